@@ -1,0 +1,211 @@
+import { type Context, Hono } from 'hono';
+import { CacheError } from '../shared/errors.ts';
+import { etagFor, headers, ifNoneMatchHits } from '../shared/headers.ts';
+import {
+  type AppEnv,
+  cachePath,
+  installErrorHandling,
+  jsonSizeLimit,
+  namespacePath,
+  requestIdMiddleware,
+  valueSizeLimit,
+  writeOptions,
+} from '../shared/http.ts';
+import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
+import { putResponseSchema } from '../shared/schemas.ts';
+import type { EdgeCache } from './edge-cache.ts';
+import { errorFrom, type OriginClient } from './origin-client.ts';
+import type { EdgeEntry } from './tier.ts';
+
+export interface EdgeAppDeps {
+  readonly cache: EdgeCache;
+  readonly origin: OriginClient;
+  /** Largest value accepted on a write, bytes. */
+  readonly maxValueBytes: number;
+  readonly metrics?: RequestMetrics;
+  readonly now?: () => number;
+  /** Whether the purge subscription is up; `/ready` answers 503 while it is not. */
+  readonly subscribed?: () => boolean;
+  readonly onUnexpectedError?: (error: unknown) => void;
+}
+
+type Env = AppEnv;
+
+/**
+ * Builds the edge's Hono app (runtime-free; `edge/node.ts` and
+ * `edge/worker.ts` wire and start it). Same REST surface as the origin
+ * (ARCHITECTURE.md §2): reads are served from the near-user tier or filled
+ * through coalesced origin loads; writes, deletes, batches and purges go to
+ * the origin.
+ *
+ * Read headers: `X-Cache` (HIT at the edge, MISS when filled, STALE when the
+ * origin answered degraded), `X-Cache-Tier`, `ETag`, `Age`, `X-Request-Id`.
+ */
+export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  const { cache, origin } = deps;
+  const metrics = deps.metrics ?? noMetrics;
+  const now = deps.now ?? Date.now;
+  app.use('*', requestIdMiddleware);
+  installErrorHandling(app, deps.onUnexpectedError);
+
+  const timed = async (operation: string, run: () => Promise<{ res: Response; tier: string; result: string }>) => {
+    const started = performance.now();
+    try {
+      const { res, tier, result } = await run();
+      metrics.request(operation, tier, result, (performance.now() - started) / 1000);
+      return res;
+    } catch (error) {
+      metrics.request(operation, 'none', 'error', (performance.now() - started) / 1000);
+      throw error;
+    }
+  };
+
+  const respond = (
+    c: Context<Env>,
+    entry: EdgeEntry,
+    status: 'HIT' | 'MISS' | 'STALE',
+    tier: string,
+    degraded: boolean,
+  ): Response => {
+    const h: Record<string, string> = {
+      [headers.cache]: status,
+      [headers.cacheTier]: tier,
+      [headers.etag]: etagFor(entry.version),
+      [headers.age]: String(Math.max(0, Math.floor((now() - entry.createdAtMs) / 1000))),
+      [headers.version]: String(entry.version),
+      [headers.requestId]: c.get('requestId'),
+    };
+    if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
+    if (degraded) h[headers.degraded] = '1';
+    if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!))
+      return new Response(null, { status: 304, headers: h });
+    return new Response(entry.value as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers: { ...h, 'Content-Type': entry.contentType },
+    });
+  };
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/ready', (c) => {
+    if (deps.subscribed && !deps.subscribed()) {
+      throw new CacheError('CACHE_005', 'Purge stream not connected', { details: { origin: origin.baseUrl } });
+    }
+    return c.json({ status: 'ready', entries: cache.tier.size, bytes: cache.tier.bytes });
+  });
+  app.get('/metrics', async (c) => {
+    const text = await metrics.render();
+    if (text === null) throw new CacheError('CACHE_001', 'No metrics on this runtime');
+    return c.text(text, 200, { 'Content-Type': metrics.contentType });
+  });
+
+  app.get('/api/v1/cache/:namespace/:key', (c) =>
+    timed('get', async () => {
+      const { namespace, key } = cachePath(c, 'get');
+      const read = await cache.read(namespace, key, c.get('requestId'));
+      if (read.kind === 'hit')
+        return { res: respond(c, read.entry, 'HIT', 'edge', false), tier: 'edge', result: 'hit' };
+      if (read.kind === 'miss') {
+        c.header(headers.cache, 'MISS');
+        throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
+      }
+      const status = read.read.status === 'STALE' ? 'STALE' : 'MISS';
+      return {
+        res: respond(c, read.entry, status, read.read.tier, read.read.degraded),
+        tier: read.read.tier,
+        result: status === 'STALE' ? 'stale' : 'miss',
+      };
+    }),
+  );
+
+  app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
+    timed('set', async () => {
+      const { namespace, key } = cachePath(c, 'set');
+      writeOptions(c, 'set'); // reject bad ttl/tags here; the origin re-validates
+      const value = new Uint8Array(await c.req.arrayBuffer());
+      const contentType = c.req.header('Content-Type') || 'application/octet-stream';
+      const ticket = cache.ledger.begin();
+      const res = await origin.request(originPath(c.req.url), {
+        method: 'PUT',
+        body: value,
+        headers: { 'Content-Type': contentType, [headers.requestId]: c.get('requestId') },
+      });
+      if (res.status !== 200) throw await errorFrom(res);
+      const body = putResponseSchema.parse(await res.json());
+      const { tags } = writeOptions(c, 'set');
+      cache.storeWrite(
+        ticket,
+        {
+          value,
+          contentType,
+          version: body.version,
+          createdAtMs: now(),
+          expiresAtMs: body.expires_at_ms,
+          tags,
+          tier: 'edge',
+          degraded: res.headers.get(headers.degraded) === '1',
+          status: 'HIT',
+        },
+        namespace,
+        key,
+      );
+      return { res: c.json(body, 200, { [headers.etag]: etagFor(body.version) }), tier: 'edge', result: 'ok' };
+    }),
+  );
+
+  app.delete('/api/v1/cache/:namespace/:key', (c) =>
+    timed('delete', async () => {
+      const { namespace, key } = cachePath(c, 'delete');
+      const res = await origin.request(originPath(c.req.url), {
+        method: 'DELETE',
+        headers: { [headers.requestId]: c.get('requestId') },
+      });
+      if (res.status !== 200) throw await errorFrom(res);
+      const body = (await res.json()) as { version: number };
+      cache.forget(namespace, key, body.version);
+      return { res: c.json(body), tier: 'edge', result: 'ok' };
+    }),
+  );
+
+  // Batches and purges are relayed as they are; the purge stream brings the effect back to every edge.
+  const forward = (operation: string, validate: (c: Context<Env>) => void) => (c: Context<Env>) =>
+    timed(operation, async () => {
+      validate(c);
+      const res = await origin.request(originPath(c.req.url), {
+        method: 'POST',
+        body: await c.req.arrayBuffer(),
+        headers: {
+          'Content-Type': c.req.header('Content-Type') ?? '',
+          [headers.requestId]: c.get('requestId'),
+        },
+      });
+      if (res.status !== 200) throw await errorFrom(res);
+      return {
+        res: new Response(res.body, { status: 200, headers: { 'Content-Type': 'application/json' } }),
+        tier: 'none',
+        result: 'ok',
+      };
+    });
+  app.post(
+    '/api/v1/cache/:namespace/batch/get',
+    jsonSizeLimit(deps.maxValueBytes),
+    forward('batch_get', (c) => namespacePath(c, 'batch_get')),
+  );
+  app.post(
+    '/api/v1/cache/:namespace/batch/set',
+    jsonSizeLimit(deps.maxValueBytes),
+    forward('batch_set', (c) => namespacePath(c, 'batch_set')),
+  );
+  app.post(
+    '/api/v1/purge',
+    jsonSizeLimit(deps.maxValueBytes),
+    forward('purge', () => {}),
+  );
+  return app;
+}
+
+/** The path and query of an incoming URL, to send on to the origin unchanged. */
+function originPath(url: string): string {
+  const u = new URL(url);
+  return `${u.pathname}${u.search}`;
+}

@@ -1,0 +1,100 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { latencyBucketsSeconds } from '../origin/metrics.ts';
+import type { RequestMetrics } from '../shared/metrics.ts';
+import type { EdgeTier } from './tier.ts';
+
+export interface EdgeNodeMetrics extends RequestMetrics {
+  readonly registry: Registry;
+  /** Count one coalesced origin load. */
+  originLoad(): void;
+  /** Count one purge-stream message applied, and how many entries it removed. */
+  purgeApplied(type: string, removed: number): void;
+  /** Count one purge-stream reconnect. */
+  reconnect(): void;
+}
+
+/**
+ * Prometheus metrics of a Node edge (prom-client): requests and latency by
+ * operation/tier/result, origin loads after coalescing, purge messages
+ * applied, stream reconnects, and the tier's entries and bytes.
+ */
+export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): EdgeNodeMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ side: 'edge' });
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'strata_requests_total',
+    help: 'Requests by operation, answering tier and result.',
+    labelNames: ['operation', 'tier', 'result'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'strata_request_duration_seconds',
+    help: 'Request latency by operation and tier.',
+    labelNames: ['operation', 'tier'] as const,
+    buckets: latencyBucketsSeconds,
+    registers: [registry],
+  });
+  const loads = new Counter({
+    name: 'strata_edge_origin_loads_total',
+    help: 'Origin loads after coalescing concurrent misses.',
+    registers: [registry],
+  });
+  const purges = new Counter({
+    name: 'strata_edge_purge_messages_total',
+    help: 'Purge-stream messages applied, by type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const purged = new Counter({
+    name: 'strata_edge_purged_entries_total',
+    help: 'Entries removed from the tier by purges and resets.',
+    registers: [registry],
+  });
+  const reconnects = new Counter({
+    name: 'strata_edge_purge_stream_reconnects_total',
+    help: 'Times the purge stream was lost.',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'strata_edge_tier_entries',
+    help: 'Entries in the near-user tier.',
+    registers: [registry],
+    collect() {
+      this.set(tier.size);
+    },
+  });
+  new Gauge({
+    name: 'strata_edge_tier_bytes',
+    help: 'Bytes counted against EDGE_MAX_BYTES.',
+    registers: [registry],
+    collect() {
+      this.set(tier.bytes);
+    },
+  });
+  new Gauge({
+    name: 'strata_edge_purge_stream_connected',
+    help: '1 while the purge stream is up.',
+    registers: [registry],
+    collect() {
+      this.set(subscribed() ? 1 : 0);
+    },
+  });
+  return {
+    registry,
+    contentType: registry.contentType,
+    request(operation, t, result, seconds) {
+      requests.inc({ operation, tier: t, result });
+      duration.observe({ operation, tier: t }, seconds);
+    },
+    async render() {
+      return await registry.metrics();
+    },
+    originLoad: () => loads.inc(),
+    purgeApplied(type, removed) {
+      purges.inc({ type });
+      purged.inc(removed);
+    },
+    reconnect: () => reconnects.inc(),
+  };
+}

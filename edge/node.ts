@@ -1,0 +1,25 @@
+/**
+ * `npm run start:edge`: one Node edge (self-hosted point of presence),
+ * configured by the env vars of ARCHITECTURE.md §3.
+ */
+import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
+import { startEdge } from './server.ts';
+
+let config: ReturnType<typeof parseConfig<typeof edgeConfigSchema>>;
+try {
+  config = parseConfig(edgeConfigSchema, process.env);
+} catch (error) {
+  process.stderr.write(`strata-edge: ${(error as Error).message}\n`);
+  process.exit(2);
+}
+const edge = await startEdge(config);
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`strata-edge: ${signal}, shutting down\n`);
+  await edge.close();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

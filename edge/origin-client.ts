@@ -1,0 +1,110 @@
+import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
+import { headers } from '../shared/headers.ts';
+
+/** What an origin read returns to the edge. Times are Unix ms. */
+export interface OriginRead {
+  readonly value: Uint8Array;
+  readonly contentType: string;
+  readonly version: number;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly tags: string[];
+  /** The origin's `X-Cache-Tier` (`redis`, `memory`, `origin-local`). */
+  readonly tier: string;
+  /** True when the origin answered from its fallback tier (`X-Cache-Degraded: 1`). */
+  readonly degraded: boolean;
+  readonly status: 'HIT' | 'STALE';
+}
+
+export interface OriginClientOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** Per-call time limit, milliseconds. */
+  timeoutMs: number;
+  /** The runtime's fetch (keep-alive by default on Node's undici and in workerd). */
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+/**
+ * HTTP client from an edge to the origin's REST API.
+ *
+ * Errors: an origin error envelope is rethrown as the same CacheError; a
+ * network failure becomes CACHE_005 (503) and a time-out CACHE_005 (504).
+ */
+export class OriginClient {
+  readonly #o: OriginClientOptions;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+
+  constructor(options: OriginClientOptions) {
+    this.#o = { ...options, baseUrl: options.baseUrl.replace(/\/+$/, '') };
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#now = options.now ?? Date.now;
+  }
+
+  get baseUrl(): string {
+    return this.#o.baseUrl;
+  }
+
+  /** Reads one entry; null on a miss (404 CACHE_001/002). */
+  async get(namespace: string, key: string, requestId?: string): Promise<OriginRead | null> {
+    const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
+      method: 'GET',
+      headers: requestId ? { [headers.requestId]: requestId } : {},
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200) throw await errorFrom(res);
+    const value = new Uint8Array(await res.arrayBuffer());
+    const h = res.headers;
+    const ageSeconds = Number(h.get(headers.age) ?? '0');
+    const tagHeader = h.get(headers.cacheTag);
+    return {
+      value,
+      contentType: h.get('Content-Type') ?? 'application/octet-stream',
+      version: Number(h.get(headers.version) ?? '0'),
+      createdAtMs: this.#now() - ageSeconds * 1000,
+      expiresAtMs: Number(h.get(headers.expiresAt) ?? '0'),
+      tags: tagHeader ? tagHeader.split(',') : [],
+      tier: h.get(headers.cacheTier) ?? 'unknown',
+      degraded: h.get(headers.degraded) === '1',
+      status: h.get(headers.cache) === 'STALE' ? 'STALE' : 'HIT',
+    };
+  }
+
+  /**
+   * Sends a request to the origin with the time limit applied.
+   * @param path absolute path with query, e.g. `/api/v1/purge`.
+   * @throws CacheError CACHE_005 (503 unreachable, 504 timed out).
+   */
+  async request(path: string, init: RequestInit): Promise<Response> {
+    try {
+      return await this.#fetch(`${this.#o.baseUrl}${path}`, {
+        ...init,
+        signal: AbortSignal.timeout(this.#o.timeoutMs),
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      throw new CacheError('CACHE_005', timedOut ? 'Origin timed out' : 'Origin unreachable', {
+        status: timedOut ? 504 : 503,
+        details: { origin: this.#o.baseUrl },
+        cause: error,
+      });
+    }
+  }
+}
+
+/** Rebuilds the origin's CacheError from its envelope; anything else becomes CACHE_005. */
+export async function errorFrom(res: Response): Promise<CacheError> {
+  const text = await res.text();
+  try {
+    const envelope = errorEnvelopeSchema.parse(JSON.parse(text));
+    const { code, message, details } = envelope.error;
+    return new CacheError(code, message, { status: res.status, details: details ?? {} });
+  } catch {
+    return new CacheError('CACHE_005', `Origin answered HTTP ${res.status}`, { details: { status: res.status } });
+  }
+}

@@ -1,0 +1,56 @@
+import { Hono } from 'hono';
+import { CacheError } from '../shared/errors.ts';
+import { installErrorHandling, requestIdMiddleware } from '../shared/http.ts';
+import type { RequestMetrics } from '../shared/metrics.ts';
+import type { CacheService } from './cache-service.ts';
+import type { PurgeHub } from './purge-hub.ts';
+import { mountCacheRoutes } from './routes/cache.ts';
+import { mountPurgeStream } from './routes/purge-stream.ts';
+
+export interface OriginAppDeps {
+  readonly service: CacheService;
+  readonly hub: PurgeHub;
+  readonly metrics: RequestMetrics;
+  /** Largest value, bytes. */
+  readonly maxValueBytes: number;
+  /** Milliseconds between purge-stream keep-alives. */
+  readonly heartbeatMs: number;
+  readonly now?: () => number;
+  /** Unexpected (non-CacheError) failures, for the log. */
+  readonly onUnexpectedError?: (error: unknown) => void;
+}
+
+/**
+ * Builds the origin's Hono app from injected parts (STYLE.md §2):
+ * the REST contract of ARCHITECTURE.md §2, the purge stream, and
+ * `/health` (liveness), `/ready` (store reachable), `/metrics`.
+ * `origin/main.ts` wires config and starts it.
+ */
+export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { requestId: string } }> {
+  const app = new Hono<{ Variables: { requestId: string } }>();
+  const now = deps.now ?? Date.now;
+  app.use('*', requestIdMiddleware);
+  installErrorHandling(app, deps.onUnexpectedError);
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/ready', async (c) => {
+    try {
+      await deps.service.store.ping();
+    } catch (error) {
+      throw new CacheError('CACHE_005', 'Store unavailable', {
+        details: { store: deps.service.store.kind },
+        cause: error,
+      });
+    }
+    return c.json({ status: 'ready', store: deps.service.store.kind, edges: deps.hub.subscribers, seq: deps.hub.seq });
+  });
+  app.get('/metrics', async (c) => {
+    const text = await deps.metrics.render();
+    if (text === null) throw new CacheError('CACHE_001', 'No metrics on this runtime');
+    return c.text(text, 200, { 'Content-Type': deps.metrics.contentType });
+  });
+
+  mountCacheRoutes(app, { service: deps.service, metrics: deps.metrics, maxValueBytes: deps.maxValueBytes, now });
+  mountPurgeStream(app, deps.hub, deps.heartbeatMs);
+  return app;
+}

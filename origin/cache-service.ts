@@ -1,0 +1,170 @@
+import { CacheError } from '../shared/errors.ts';
+import type { CacheTier } from '../shared/headers.ts';
+import type { PurgeHub } from './purge-hub.ts';
+import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store/store.ts';
+
+/** A value to write, as it arrives from REST or gRPC. */
+export interface WriteRequest {
+  readonly value: Uint8Array;
+  readonly contentType: string;
+  /** Seconds; the configured default when absent. */
+  readonly ttlSeconds?: number | undefined;
+  readonly tags?: readonly string[];
+}
+
+/** An entry and the tier that answered. */
+export interface ReadResult {
+  readonly entry: StoredEntry;
+  readonly tier: CacheTier;
+}
+
+export interface CacheServiceOptions {
+  readonly store: Store;
+  readonly hub: PurgeHub;
+  /** Seconds, for writes that give no TTL. */
+  readonly defaultTtlSeconds: number;
+  /** Largest value, bytes. */
+  readonly maxValueBytes: number;
+  readonly now?: () => number;
+  /** Called after every store failure, for logs and metrics. */
+  readonly onStoreError?: (operation: string, error: unknown) => void;
+}
+
+/**
+ * The origin's cache operations, shared by REST and gRPC so there is one
+ * copy of the logic: validate sizes, call the store, and after every
+ * acknowledged change hand a purge to the hub, which pushes it to every edge.
+ *
+ * Errors: CACHE_003 (413) for an oversized value; CACHE_005 (503) when the
+ * store fails.
+ */
+export class CacheService {
+  readonly #o: CacheServiceOptions;
+  readonly #now: () => number;
+
+  constructor(options: CacheServiceOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get store(): Store {
+    return this.#o.store;
+  }
+
+  /** The entry, or null on a miss. */
+  async get(namespace: string, key: string): Promise<ReadResult | null> {
+    const entry = await this.#call('get', () => this.#o.store.get(namespace, key));
+    return entry ? { entry, tier: this.#o.store.kind } : null;
+  }
+
+  /** Entries found by key, and the tier that answered. */
+  async getMany(
+    namespace: string,
+    keys: readonly string[],
+  ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier }> {
+    const unique = [...new Set(keys)];
+    const found = await this.#call('batch_get', () => this.#o.store.getMany(namespace, unique));
+    return { found, tier: this.#o.store.kind };
+  }
+
+  /** Writes one value, then purges older copies at every edge. */
+  async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
+    const input = this.#input(key, request);
+    const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
+    this.#o.hub.publish({
+      namespace,
+      keys: [key],
+      tags: [],
+      prefix: null,
+      version: entry.version,
+      action: 'update',
+      ts: this.#now(),
+    });
+    return entry;
+  }
+
+  /** Writes several values with one TTL, then purges older copies at every edge. */
+  async setMany(namespace: string, entries: ReadonlyMap<string, WriteRequest>): Promise<Map<string, StoredEntry>> {
+    const inputs = new Map<string, EntryInput>();
+    for (const [key, request] of entries) inputs.set(key, this.#input(key, request));
+    const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
+    if (stored.size > 0) {
+      const versions = [...stored.values()].map((e) => e.version);
+      this.#o.hub.publish({
+        namespace,
+        keys: [...stored.keys()],
+        tags: [],
+        prefix: null,
+        // Every edge copy predates the whole batch, so the lowest new version is a safe floor.
+        version: Math.min(...versions),
+        action: 'update',
+        ts: this.#now(),
+      });
+    }
+    return stored;
+  }
+
+  /** Deletes one key and purges it at every edge. */
+  async delete(namespace: string, key: string): Promise<RemovalResult> {
+    const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
+    this.#o.hub.publish({
+      namespace,
+      keys: [key],
+      tags: [],
+      prefix: null,
+      version: result.version,
+      action: 'delete',
+      ts: this.#now(),
+    });
+    return result;
+  }
+
+  /**
+   * Purges by keys, tags and prefix at the origin store and at every edge.
+   * @returns entries removed at the origin, and the purge's stream sequence.
+   */
+  async purge(
+    namespace: string,
+    selector: PurgeSelector,
+    action: 'delete' | 'update' = 'delete',
+    acknowledgedAtMs?: number,
+  ): Promise<RemovalResult & { seq: number }> {
+    const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
+    const message = this.#o.hub.publish({
+      namespace,
+      keys: [...selector.keys],
+      tags: [...selector.tags],
+      prefix: selector.prefix,
+      version: result.version,
+      action,
+      ts: acknowledgedAtMs ?? this.#now(),
+    });
+    return { ...result, seq: message.seq };
+  }
+
+  #input(key: string, request: WriteRequest): EntryInput {
+    if (request.value.byteLength > this.#o.maxValueBytes) {
+      throw new CacheError('CACHE_003', `Value exceeds ${this.#o.maxValueBytes} bytes`, {
+        status: 413,
+        details: { key, bytes: request.value.byteLength, maxBytes: this.#o.maxValueBytes },
+      });
+    }
+    const ttlSeconds = request.ttlSeconds ?? this.#o.defaultTtlSeconds;
+    return {
+      value: request.value,
+      contentType: request.contentType,
+      ttlMs: ttlSeconds * 1000,
+      tags: request.tags ?? [],
+    };
+  }
+
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof CacheError) throw error;
+      this.#o.onStoreError?.(operation, error);
+      throw new CacheError('CACHE_005', 'Store unavailable', { details: { operation }, cause: error });
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * `npm run start:origin`: the origin alone, configured by the env vars of
+ * ARCHITECTURE.md §3. A bad variable stops the process with one line naming it.
+ */
+import { originConfigSchema, parseConfig } from '../shared/config.ts';
+import { startOrigin } from './server.ts';
+
+let config: ReturnType<typeof parseConfig<typeof originConfigSchema>>;
+try {
+  config = parseConfig(originConfigSchema, process.env);
+} catch (error) {
+  process.stderr.write(`strata-origin: ${(error as Error).message}\n`);
+  process.exit(2);
+}
+const origin = await startOrigin(config);
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`strata-origin: ${signal}, shutting down\n`);
+  await origin.close();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

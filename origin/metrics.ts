@@ -1,0 +1,84 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestMetrics } from '../shared/metrics.ts';
+
+/** Latency buckets, seconds: 0.1 ms … 2.5 s. */
+export const latencyBucketsSeconds = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5,
+];
+
+export interface OriginMetrics extends RequestMetrics {
+  readonly registry: Registry;
+  readonly storeErrors: Counter<'operation'>;
+  readonly purges: Counter<'action'>;
+}
+
+/**
+ * The origin's Prometheus metrics (prom-client), in base units with
+ * Prometheus naming: `strata_requests_total`, `strata_request_duration_seconds`,
+ * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
+ * plus the process defaults. No key is ever a label.
+ *
+ * @param gauges callbacks read at scrape time (connected edges, store entries).
+ */
+export function originMetrics(gauges: { connectedEdges: () => number; storeEntries?: () => number }): OriginMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ side: 'origin' });
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'strata_requests_total',
+    help: 'Requests by operation, answering tier and result.',
+    labelNames: ['operation', 'tier', 'result'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'strata_request_duration_seconds',
+    help: 'Request latency by operation and tier.',
+    labelNames: ['operation', 'tier'] as const,
+    buckets: latencyBucketsSeconds,
+    registers: [registry],
+  });
+  const storeErrors = new Counter({
+    name: 'strata_store_errors_total',
+    help: 'Failed store calls by operation.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  const purges = new Counter({
+    name: 'strata_purges_total',
+    help: 'Purge messages published to edges, by action.',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'strata_connected_edges',
+    help: 'Edges subscribed to the purge stream now.',
+    registers: [registry],
+    collect() {
+      this.set(gauges.connectedEdges());
+    },
+  });
+  if (gauges.storeEntries) {
+    const read = gauges.storeEntries;
+    new Gauge({
+      name: 'strata_store_entries',
+      help: 'Entries held by the embedded memory store.',
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+  return {
+    registry,
+    storeErrors,
+    purges,
+    contentType: registry.contentType,
+    request(operation, tier, result, seconds) {
+      requests.inc({ operation, tier, result });
+      duration.observe({ operation, tier }, seconds);
+    },
+    async render() {
+      return await registry.metrics();
+    },
+  };
+}

@@ -1,0 +1,144 @@
+import type { Context, Hono } from 'hono';
+import { decodeValue, encodeValue } from '../../shared/bytes.ts';
+import { CacheError } from '../../shared/errors.ts';
+import { etagFor, headers, ifNoneMatchHits } from '../../shared/headers.ts';
+import type { AppEnv } from '../../shared/http.ts';
+import { cachePath, jsonBody, jsonSizeLimit, namespacePath, valueSizeLimit, writeOptions } from '../../shared/http.ts';
+import type { RequestMetrics } from '../../shared/metrics.ts';
+import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
+import type { CacheService, WriteRequest } from '../cache-service.ts';
+import type { StoredEntry } from '../store/store.ts';
+
+/** Default Content-Type of a value written without one. */
+export const defaultContentType = 'application/octet-stream';
+
+/** Headers describing a stored entry on a read (ARCHITECTURE.md §2). */
+export function entryHeaders(entry: StoredEntry, nowMs: number): Record<string, string> {
+  const h: Record<string, string> = {
+    [headers.etag]: etagFor(entry.version),
+    [headers.age]: String(Math.max(0, Math.floor((nowMs - entry.createdAtMs) / 1000))),
+    [headers.version]: String(entry.version),
+    [headers.expiresAt]: String(entry.expiresAtMs),
+  };
+  if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
+  return h;
+}
+
+/**
+ * Mounts the cache REST routes of ARCHITECTURE.md §2 on the origin.
+ * Error codes: CACHE_001 miss, CACHE_003 oversized value, CACHE_004 bad
+ * input, CACHE_005 store unavailable.
+ */
+export function mountCacheRoutes(
+  app: Hono<AppEnv>,
+  deps: { service: CacheService; metrics: RequestMetrics; maxValueBytes: number; now: () => number },
+): void {
+  const { service, metrics, now } = deps;
+  const timed = async (operation: string, run: () => Promise<{ res: Response; tier: string; result: string }>) => {
+    const started = performance.now();
+    try {
+      const { res, tier, result } = await run();
+      metrics.request(operation, tier, result, (performance.now() - started) / 1000);
+      return res;
+    } catch (error) {
+      metrics.request(operation, 'none', 'error', (performance.now() - started) / 1000);
+      throw error;
+    }
+  };
+
+  app.get('/api/v1/cache/:namespace/:key', (c) =>
+    timed('get', async () => {
+      const { namespace, key } = cachePath(c, 'get');
+      const read = await service.get(namespace, key);
+      if (!read) {
+        c.header(headers.cache, 'MISS');
+        throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
+      }
+      const { entry, tier } = read;
+      const h: Record<string, string> = {
+        ...entryHeaders(entry, now()),
+        [headers.cache]: 'HIT',
+        [headers.cacheTier]: tier,
+      };
+      if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
+        return { res: c.body(null, 304, h), tier, result: 'hit' };
+      }
+      return {
+        res: c.body(entry.value as Uint8Array<ArrayBuffer>, 200, { ...h, 'Content-Type': entry.contentType }),
+        tier,
+        result: 'hit',
+      };
+    }),
+  );
+
+  app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
+    timed('set', async () => {
+      const { namespace, key } = cachePath(c, 'set');
+      const { ttlSeconds, tags } = writeOptions(c, 'set');
+      const value = new Uint8Array(await c.req.arrayBuffer());
+      const contentType = c.req.header('Content-Type') || defaultContentType;
+      const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags });
+      c.header(headers.etag, etagFor(entry.version));
+      return {
+        res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
+        tier: service.store.kind,
+        result: 'ok',
+      };
+    }),
+  );
+
+  app.delete('/api/v1/cache/:namespace/:key', (c) =>
+    timed('delete', async () => {
+      const { namespace, key } = cachePath(c, 'delete');
+      const result = await service.delete(namespace, key);
+      return {
+        res: c.json({ namespace, key, deleted: result.removed > 0, version: result.version }),
+        tier: service.store.kind,
+        result: 'ok',
+      };
+    }),
+  );
+
+  app.post('/api/v1/cache/:namespace/batch/get', jsonSizeLimit(deps.maxValueBytes), (c) =>
+    timed('batch_get', async () => {
+      const namespace = namespacePath(c, 'batch_get');
+      const body = await jsonBody(c, batchGetRequestSchema, 'batch_get');
+      const { found, tier } = await service.getMany(namespace, body.keys);
+      const values: Record<string, string> = {};
+      const missing: string[] = [];
+      for (const key of new Set(body.keys)) {
+        const entry = found.get(key);
+        if (entry) values[key] = encodeValue(entry.value, body.encoding, key);
+        else missing.push(key);
+      }
+      return {
+        res: c.json({ values, missing_keys: missing, encoding: body.encoding }),
+        tier,
+        result: missing.length === 0 ? 'hit' : 'miss',
+      };
+    }),
+  );
+
+  app.post('/api/v1/cache/:namespace/batch/set', jsonSizeLimit(deps.maxValueBytes), (c) =>
+    timed('batch_set', async () => {
+      const namespace = namespacePath(c, 'batch_set');
+      const body = await jsonBody(c, batchSetRequestSchema, 'batch_set');
+      const entries = new Map<string, WriteRequest>();
+      const contentType =
+        body.content_type ?? (body.encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
+      for (const [key, text] of Object.entries(body.entries)) {
+        entries.set(key, { value: decodeValue(text, body.encoding), contentType, ttlSeconds: body.ttl });
+      }
+      const stored = await service.setMany(namespace, entries);
+      return { res: c.json({ stored_count: stored.size }), tier: service.store.kind, result: 'ok' };
+    }),
+  );
+
+  app.post('/api/v1/purge', jsonSizeLimit(deps.maxValueBytes), (c: Context<AppEnv>) =>
+    timed('purge', async () => {
+      const body = await jsonBody(c, purgeRequestSchema, 'purge');
+      const result = await service.purge(body.namespace, body);
+      return { res: c.json({ purged_count: result.removed, seq: result.seq }), tier: service.store.kind, result: 'ok' };
+    }),
+  );
+}

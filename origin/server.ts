@@ -1,0 +1,92 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import pino, { type Logger } from 'pino';
+import type { OriginConfig } from '../shared/config.ts';
+import { createOriginApp } from './app.ts';
+import { CacheService } from './cache-service.ts';
+import { originMetrics } from './metrics.ts';
+import { PurgeHub } from './purge-hub.ts';
+import { memoryStore } from './store/memory.ts';
+import { redisStore } from './store/redis.ts';
+import type { Store } from './store/store.ts';
+
+/** A running origin. */
+export interface RunningOrigin {
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  readonly service: CacheService;
+  readonly hub: PurgeHub;
+  readonly store: Store;
+  /** Stops accepting, ends purge streams, closes the store. */
+  close(): Promise<void>;
+}
+
+/** Picks the store the config names: Redis standalone, else the embedded memory store. */
+export function storeFromConfig(config: OriginConfig): Store {
+  if (config.REDIS_CLUSTER_NODES) {
+    throw new Error('REDIS_CLUSTER_NODES: Redis Cluster support is not built yet; use REDIS_URL');
+  }
+  if (config.REDIS_URL) return redisStore({ url: config.REDIS_URL });
+  return memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
+}
+
+/**
+ * Wires an origin from its config and listens on `ORIGIN_HOST:ORIGIN_PORT`
+ * (port 0 picks a free one). Used by `origin/main.ts`, `npm start` and tests.
+ */
+export async function startOrigin(
+  config: OriginConfig,
+  options: { logger?: Logger; store?: Store } = {},
+): Promise<RunningOrigin> {
+  const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
+  const store = options.store ?? storeFromConfig(config);
+  const hub = new PurgeHub(config.PURGE_BUFFER_SIZE);
+  const metrics = originMetrics({
+    connectedEdges: () => hub.subscribers,
+    storeEntries: 'size' in store ? () => (store as { size: number }).size : undefined,
+  });
+  const service = new CacheService({
+    store,
+    hub,
+    defaultTtlSeconds: config.CACHE_DEFAULT_TTL,
+    maxValueBytes: config.MAX_VALUE_BYTES,
+    onStoreError: (operation, error) => {
+      metrics.storeErrors.inc({ operation });
+      logger.warn({ operation, err: error }, 'store call failed');
+    },
+  });
+  hub.subscribe((message) => metrics.purges.inc({ action: message.action }));
+  const app = createOriginApp({
+    service,
+    hub,
+    metrics,
+    maxValueBytes: config.MAX_VALUE_BYTES,
+    heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
+    onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
+  });
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.ORIGIN_PORT, hostname: config.ORIGIN_HOST }, () =>
+      resolve(s as Server),
+    );
+  });
+  server.keepAliveTimeout = 65_000;
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.ORIGIN_HOST}:${port}`;
+  logger.info({ url, store: store.kind, epoch: hub.epoch }, 'origin listening');
+  return {
+    url,
+    port,
+    service,
+    hub,
+    store,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Purge streams never end by themselves; cut them so close() returns.
+      server.closeAllConnections();
+      await closed;
+      await store.close();
+    },
+  };
+}

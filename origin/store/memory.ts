@@ -1,0 +1,134 @@
+import { LRUCache } from 'lru-cache';
+import { nextVersion } from '../../shared/version.ts';
+import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+
+/** Bytes counted per entry on top of key and value, for maps and metadata. */
+const entryOverheadBytes = 128;
+
+export interface MemoryStoreOptions {
+  /** Byte budget (values + keys + overhead). Least recently used entries go first. */
+  maxBytes: number;
+  /** Clock in Unix ms; tests pass a fake one. */
+  now?: () => number;
+}
+
+/**
+ * The embedded store: byte-bounded LRU with per-entry TTL on lru-cache, with
+ * a tag index (tag → storage keys) so a tag purge touches only its members.
+ * For development and single-process use: it lives and dies with the origin.
+ */
+export function memoryStore(options: MemoryStoreOptions): Store & { readonly size: number; readonly bytes: number } {
+  const now = options.now ?? Date.now;
+  const tagIndex = new Map<string, Set<string>>();
+  // Versions of removed keys are remembered only as the store-wide floor below;
+  // nextVersion's clock floor keeps them increasing after a delete.
+  const cache = new LRUCache<string, StoredEntry>({
+    maxSize: options.maxBytes,
+    sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + entryOverheadBytes,
+    dispose: (entry, key) => unindex(key, entry.tags),
+  });
+
+  const sk = (namespace: string, key: string) => `${namespace}\u0000${key}`;
+  const tagKey = (namespace: string, tag: string) => `${namespace}\u0000${tag}`;
+
+  function unindex(storage: string, tags: readonly string[]): void {
+    const namespace = storage.slice(0, storage.indexOf('\u0000'));
+    for (const tag of tags) {
+      const members = tagIndex.get(tagKey(namespace, tag));
+      members?.delete(storage);
+      if (members?.size === 0) tagIndex.delete(tagKey(namespace, tag));
+    }
+  }
+
+  function live(storage: string): StoredEntry | null {
+    const entry = cache.get(storage);
+    if (!entry) return null;
+    if (entry.expiresAtMs <= now()) {
+      cache.delete(storage);
+      return null;
+    }
+    return entry;
+  }
+
+  function write(namespace: string, key: string, input: EntryInput): StoredEntry {
+    const storage = sk(namespace, key);
+    const previous = cache.peek(storage);
+    const t = now();
+    const entry: StoredEntry = {
+      value: input.value,
+      contentType: input.contentType,
+      version: nextVersion(previous?.version ?? 0, t),
+      createdAtMs: t,
+      expiresAtMs: t + input.ttlMs,
+      tags: [...input.tags],
+    };
+    cache.set(storage, entry, { ttl: input.ttlMs });
+    if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
+    for (const tag of entry.tags) {
+      const k = tagKey(namespace, tag);
+      const members = tagIndex.get(k) ?? new Set<string>();
+      members.add(storage);
+      tagIndex.set(k, members);
+    }
+    return entry;
+  }
+
+  function remove(storages: Iterable<string>): RemovalResult {
+    const t = now();
+    let removed = 0;
+    let version = nextVersion(0, t);
+    for (const storage of storages) {
+      const entry = cache.peek(storage);
+      if (!entry) continue;
+      version = Math.max(version, nextVersion(entry.version, t));
+      if (cache.delete(storage) && entry.expiresAtMs > t) removed += 1;
+    }
+    return { removed, version };
+  }
+
+  return {
+    kind: 'memory',
+    get size() {
+      return cache.size;
+    },
+    get bytes() {
+      return cache.calculatedSize;
+    },
+    async get(namespace, key) {
+      return live(sk(namespace, key));
+    },
+    async getMany(namespace, keys) {
+      const found = new Map<string, StoredEntry>();
+      for (const key of keys) {
+        const entry = live(sk(namespace, key));
+        if (entry) found.set(key, entry);
+      }
+      return found;
+    },
+    async set(namespace, key, input) {
+      return write(namespace, key, input);
+    },
+    async setMany(namespace, entries) {
+      const stored = new Map<string, StoredEntry>();
+      for (const [key, input] of entries) stored.set(key, write(namespace, key, input));
+      return stored;
+    },
+    async delete(namespace, key) {
+      return remove([sk(namespace, key)]);
+    },
+    async purge(namespace, selector: PurgeSelector) {
+      const targets = new Set<string>(selector.keys.map((k) => sk(namespace, k)));
+      for (const tag of selector.tags) for (const s of tagIndex.get(tagKey(namespace, tag)) ?? []) targets.add(s);
+      if (selector.prefix !== null) {
+        // The embedded store is for development; a prefix purge walks its keys.
+        const start = sk(namespace, selector.prefix);
+        for (const s of cache.keys()) if (s.startsWith(start)) targets.add(s);
+      }
+      return remove(targets);
+    },
+    async ping() {},
+    async close() {
+      cache.clear();
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import type { StoredEntry } from './store.ts';
+
+/** Redis key of an entry. Namespaces cannot hold `:`, so pairs never collide. */
+export function entryKey(namespace: string, key: string): string {
+  return `strata:e:${namespace}:${key}`;
+}
+
+/** Redis key of a tag's member set. */
+export function tagSetKey(namespace: string, tag: string): string {
+  return `strata:t:${namespace}:${tag}`;
+}
+
+/** Decodes an HMGET reply of `entryFields` into an entry, or null when absent or expired at `nowMs`. */
+export function decodeEntry(fields: (Buffer | null)[], nowMs: number): StoredEntry | null {
+  const [v, d, ct, c, e, t] = fields;
+  if (!v || !d || !e) return null;
+  const expiresAtMs = Number(e.toString());
+  if (expiresAtMs <= nowMs) return null;
+  const tags = t && t.length > 0 ? t.toString().split(',') : [];
+  return {
+    value: new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
+    contentType: ct?.toString() ?? 'application/octet-stream',
+    version: Number(v.toString()),
+    createdAtMs: Number(c?.toString() ?? '0'),
+    expiresAtMs,
+    tags,
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Lua scripts shared by the Redis standalone and Cluster drivers. Each touches
+ * one key (one hash slot), so it runs unchanged on a Cluster.
+ *
+ * An entry is one hash: `v` version, `d` bytes, `ct` content type, `c`
+ * created (Unix ms), `e` expires (Unix ms), `t` tags (comma list). Expiry is
+ * enforced by Redis with `PEXPIRE`. The version is stamped inside the script
+ * from Redis's own `TIME` as `max(current + 1, now µs)` (see
+ * `shared/version.ts`), so two origins writing the same key through one master
+ * still produce increasing versions — no origin clock is trusted.
+ */
+
+/** KEYS[1] entry; ARGV: data, content type, ttl ms, tags. Returns {version, createdMs}. */
+export const setScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local t = redis.call('TIME')
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local v = math.max(cur + 1, nowus)
+local nowms = math.floor(nowus / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1], 'ct', ARGV[2], 'c', nowms, 'e', nowms + ttl, 't', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {v, nowms}
+`;
+
+/**
+ * KEYS[1] entry; ARGV: data, content type, expires ms (absolute), tags,
+ * version, created ms. Writes only when Redis holds no entry or an older
+ * version (write-back after an outage must not overwrite newer data).
+ * Returns 1 when written, 0 when Redis held a newer or equal version.
+ */
+export const setIfNewerScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local v = tonumber(ARGV[5])
+if cur >= v then return 0 end
+local t = redis.call('TIME')
+local nowms = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+local e = tonumber(ARGV[3])
+if e <= nowms then return 0 end
+redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1], 'ct', ARGV[2], 'c', ARGV[6], 'e', e, 't', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], e)
+return 1
+`;
+
+/** KEYS[1] entry. Deletes it; returns {removed (0|1), version floor}. */
+export const deleteScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local t = redis.call('TIME')
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local v = math.max(cur + 1, nowus)
+local n = redis.call('DEL', KEYS[1])
+return {n, v}
+`;
+
+/**
+ * KEYS[1] entry; ARGV[1] version. Deletes it only when its version is below
+ * ARGV[1] (a tombstone replayed after an outage must not delete a newer
+ * write). Returns {removed (0|1), version floor}.
+ */
+export const deleteIfOlderScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local v = tonumber(ARGV[1])
+if cur >= v then return {0, cur + 1} end
+local n = redis.call('DEL', KEYS[1])
+return {n, v}
+`;
+
+/** Field order read back by HMGET. */
+export const entryFields = ['v', 'd', 'ct', 'c', 'e', 't'] as const;

@@ -1,0 +1,170 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { nextVersion } from '../../shared/version.ts';
+import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
+import { deleteIfOlderScript, deleteScript, entryFields, setIfNewerScript, setScript } from './redis-scripts.ts';
+import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+
+/** The script commands the drivers add to an ioredis client. */
+export interface StrataCommands {
+  strataSet(key: string, data: Uint8Array, contentType: string, ttlMs: number, tags: string): Promise<[number, number]>;
+  strataSetIfNewer(
+    key: string,
+    data: Uint8Array,
+    contentType: string,
+    expiresAtMs: number,
+    tags: string,
+    version: number,
+    createdAtMs: number,
+  ): Promise<number>;
+  strataDelete(key: string): Promise<[number, number]>;
+  strataDeleteIfOlder(key: string, version: number): Promise<[number, number]>;
+}
+
+/** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */
+export function defineStrataCommands(client: { defineCommand: Redis['defineCommand'] }): void {
+  client.defineCommand('strataSet', { numberOfKeys: 1, lua: setScript });
+  client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
+  client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
+  client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
+}
+
+/** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Escapes Redis glob characters so a prefix matches literally in SCAN MATCH. */
+export function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+export interface RedisStoreOptions {
+  /** `redis://[:password@]host:port[/db]` or `rediss://` for TLS. */
+  url: string;
+  /** Extra ioredis options (timeouts, TLS). */
+  redis?: RedisOptions;
+}
+
+/**
+ * The Redis standalone driver (ioredis). Entries are hashes written by Lua
+ * scripts (`redis-scripts.ts`) so version stamping and expiry are atomic.
+ * Batch reads are one pipeline, one round trip. Tags are Redis sets of
+ * entry keys, so a tag purge reads only its members.
+ *
+ * Errors: rejects with ioredis's errors (connection, timeout); the circuit
+ * breaker above the store maps them to CACHE_005.
+ */
+export function redisStore(options: RedisStoreOptions): Store & { readonly client: Redis } {
+  const client = new Redis(options.url, {
+    lazyConnect: false,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    ...options.redis,
+  });
+  defineStrataCommands(client);
+  const commands = client as unknown as Redis & StrataCommands;
+
+  async function write(namespace: string, key: string, input: EntryInput): Promise<StoredEntry> {
+    const k = entryKey(namespace, key);
+    const [version, createdAtMs] = await commands.strataSet(
+      k,
+      asBuffer(input.value),
+      input.contentType,
+      input.ttlMs,
+      input.tags.join(','),
+    );
+    if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs);
+    return {
+      value: input.value,
+      contentType: input.contentType,
+      version: Number(version),
+      createdAtMs: Number(createdAtMs),
+      expiresAtMs: Number(createdAtMs) + input.ttlMs,
+      tags: [...input.tags],
+    };
+  }
+
+  async function indexTags(namespace: string, k: string, tags: readonly string[], ttlMs: number): Promise<void> {
+    const pipeline = client.pipeline();
+    for (const tag of tags) {
+      const set = tagSetKey(namespace, tag);
+      pipeline.sadd(set, k);
+      // A tag set lives as long as its longest-lived member (GT: never shorten).
+      pipeline.pexpire(set, ttlMs, 'GT');
+      pipeline.pexpire(set, ttlMs, 'NX');
+    }
+    await pipeline.exec();
+  }
+
+  async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
+    let removed = 0;
+    let version = nextVersion(0, Date.now());
+    const pending = [...keys].map((k) => commands.strataDelete(k));
+    for (const [n, v] of await Promise.all(pending)) {
+      removed += Number(n);
+      version = Math.max(version, Number(v));
+    }
+    return { removed, version };
+  }
+
+  async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
+    let cursor = '0';
+    do {
+      const [next, batch] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+    return found;
+  }
+
+  return {
+    kind: 'redis',
+    client,
+    async get(namespace, key) {
+      const fields = await client.hmgetBuffer(entryKey(namespace, key), ...entryFields);
+      return decodeEntry(fields, Date.now());
+    },
+    async getMany(namespace, keys) {
+      const pipeline = client.pipeline();
+      for (const key of keys) pipeline.hmgetBuffer(entryKey(namespace, key), ...entryFields);
+      const replies = (await pipeline.exec()) ?? [];
+      const now = Date.now();
+      const found = new Map<string, StoredEntry>();
+      replies.forEach(([error, fields], i) => {
+        if (error) throw error;
+        const entry = decodeEntry(fields as (Buffer | null)[], now);
+        if (entry) found.set(keys[i]!, entry);
+      });
+      return found;
+    },
+    set: write,
+    async setMany(namespace, entries) {
+      const results = await Promise.all(
+        [...entries].map(async ([key, input]) => [key, await write(namespace, key, input)] as const),
+      );
+      return new Map(results);
+    },
+    async delete(namespace, key) {
+      return removeKeys([entryKey(namespace, key)]);
+    },
+    async purge(namespace, selector: PurgeSelector) {
+      const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));
+      for (const tag of selector.tags) {
+        for (const member of await client.smembers(tagSetKey(namespace, tag))) targets.add(member);
+      }
+      // SCAN walks the keyspace; acceptable for operator-driven prefix purges.
+      if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
+      const result = await removeKeys(targets);
+      if (selector.tags.length > 0) await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
+      return result;
+    },
+    async ping() {
+      await client.ping();
+    },
+    async close() {
+      client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { CacheError } from './errors.ts';
+import type { ValueEncoding } from './schemas.ts';
+
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+const encoder = new TextEncoder();
+
+/** Bytes → base64 (RFC 4648 §4), runtime-free. */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = '';
+  const chunk = 0x8000;
+  for (let i = 0; i < bytes.length; i += chunk) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
+  }
+  return btoa(binary);
+}
+
+/** Base64 → bytes; throws CACHE_004 on invalid input. */
+export function fromBase64(text: string): Uint8Array {
+  let binary: string;
+  try {
+    binary = atob(text);
+  } catch {
+    throw new CacheError('CACHE_004', 'Value is not valid base64');
+  }
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Encodes a stored value for a JSON batch response.
+ * @throws CacheError CACHE_004 when `utf8` is asked for bytes that are not UTF-8.
+ */
+export function encodeValue(bytes: Uint8Array, encoding: ValueEncoding, key: string): string {
+  if (encoding === 'base64') return toBase64(bytes);
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    throw new CacheError('CACHE_004', `Value of key is not UTF-8; ask for "encoding": "base64"`, { details: { key } });
+  }
+}
+
+/** Decodes a JSON batch value into bytes. */
+export function decodeValue(text: string, encoding: ValueEncoding): Uint8Array {
+  return encoding === 'base64' ? fromBase64(text) : encoder.encode(text);
+}

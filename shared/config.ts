@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { defaultMaxValueBytes } from './keys.ts';
+
+/**
+ * Configuration schemas (ARCHITECTURE.md §3). They parse a plain string map,
+ * so they run on any runtime; only the entry points pass `process.env` in.
+ */
+type Env = Record<string, string | undefined>;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const commaList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
+
+/** Origin configuration, parsed from env vars. */
+export const originConfigSchema = z.object({
+  ORIGIN_PORT: port.default(8080),
+  ORIGIN_HOST: z.string().default('127.0.0.1'),
+  REDIS_URL: z.string().url().optional(),
+  REDIS_CLUSTER_NODES: commaList.optional(),
+  /** Seconds, when a write gives no TTL. */
+  CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Byte budget of the embedded memory store. */
+  MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  /** Largest value, bytes. */
+  MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
+  /** Purges kept for replay to reconnecting edges. */
+  PURGE_BUFFER_SIZE: positiveInt.default(10_000),
+  /** Seconds between keep-alive comments on the purge stream. */
+  PURGE_HEARTBEAT_SECONDS: positiveInt.default(15),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+});
+export type OriginConfig = z.infer<typeof originConfigSchema>;
+
+/** Edge configuration, parsed from env vars (or Workers bindings). */
+export const edgeConfigSchema = z.object({
+  EDGE_PORT: port.default(8787),
+  EDGE_HOST: z.string().default('127.0.0.1'),
+  ORIGIN_URL: z.string().url().default('http://127.0.0.1:8080'),
+  /** Seconds: cap on how long the edge keeps an entry. */
+  EDGE_MAX_TTL_SECONDS: positiveInt.default(5),
+  /** Byte budget of the near-user tier. */
+  EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+  /** Largest value the edge accepts on a write, bytes. */
+  MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
+  /** Milliseconds an origin call may take before the edge answers CACHE_005. */
+  EDGE_ORIGIN_TIMEOUT_MS: positiveInt.default(5_000),
+  /** Name of this edge in logs and the origin's edge list. */
+  EDGE_ID: z.string().min(1).max(64).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+});
+export type EdgeConfig = z.infer<typeof edgeConfigSchema>;
+
+/**
+ * Parses `env` with `schema`; on failure throws one Error whose message names
+ * each bad variable and what is wrong, e.g. `EDGE_PORT: expected number`.
+ */
+export function parseConfig<S extends z.ZodType>(schema: S, env: Env): z.infer<S> {
+  const result = schema.safeParse(stripEmpty(env));
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+  throw new Error(`invalid configuration: ${lines.join('; ')}`);
+}
+
+// An empty variable means "unset", as in most shells' `VAR= cmd`.
+function stripEmpty(env: Env): Env {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+}

@@ -1,0 +1,40 @@
+/** Response and request header names of the REST contract (ARCHITECTURE.md §2). */
+export const headers = {
+  cache: 'X-Cache',
+  cacheTier: 'X-Cache-Tier',
+  degraded: 'X-Cache-Degraded',
+  requestId: 'X-Request-Id',
+  etag: 'ETag',
+  age: 'Age',
+  ifNoneMatch: 'If-None-Match',
+  /** Unix ms at which the entry expires; lets an edge cap its own TTL. */
+  expiresAt: 'X-Cache-Expires-At',
+  /** Entry version (also in the ETag), as a decimal string. */
+  version: 'X-Cache-Version',
+  /** Surrogate keys of an entry, comma separated. */
+  cacheTag: 'Cache-Tag',
+} as const;
+
+/** `X-Cache` values. */
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE';
+
+/** `X-Cache-Tier` values: which tier answered. */
+export type CacheTier = 'edge' | 'origin-local' | 'redis' | 'memory';
+
+/** The strong ETag of an entry version (RFC 9110 §8.8.3). */
+export function etagFor(version: number): string {
+  return `"v${version}"`;
+}
+
+/**
+ * True when an `If-None-Match` value matches `etag` (RFC 9110 §13.1.2: weak
+ * comparison, `*` matches any current entry, a comma list matches any member).
+ */
+export function ifNoneMatchHits(ifNoneMatch: string | undefined | null, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  const bare = etag.replace(/^W\//, '');
+  return ifNoneMatch.split(',').some((candidate) => {
+    const c = candidate.trim();
+    return c === '*' || c.replace(/^W\//, '') === bare;
+  });
+}

@@ -1,0 +1,121 @@
+import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { z } from 'zod';
+import { CacheError, invalidInput } from './errors.ts';
+import { headers } from './headers.ts';
+import { keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
+
+/**
+ * HTTP plumbing both the edge and the origin use, so the two surfaces answer
+ * errors, request ids and input validation identically. Runtime-free (Hono).
+ */
+
+/** Hono environment of both apps: the request id set by {@link requestIdMiddleware}. */
+export type AppEnv = { Variables: { requestId: string } };
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Echoes a well-formed `X-Request-Id` or generates one; stores it as `requestId`. */
+export const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const given = c.req.header(headers.requestId);
+  const id = given && requestIdPattern.test(given) ? given : crypto.randomUUID();
+  c.set('requestId', id);
+  c.header(headers.requestId, id);
+  await next();
+};
+
+/** Renders any thrown error as the documented envelope; unknown errors become CACHE_005. */
+export function errorResponse(c: Context, error: unknown, onUnexpected?: (error: unknown) => void): Response {
+  let cacheError: CacheError;
+  if (error instanceof CacheError) cacheError = error;
+  else {
+    onUnexpected?.(error);
+    cacheError = new CacheError('CACHE_005', 'Internal error', { cause: error });
+  }
+  const requestId = c.get('requestId') as string | undefined;
+  if (requestId) c.header(headers.requestId, requestId);
+  return c.json(cacheError.toEnvelope(), cacheError.status as 400);
+}
+
+/** Installs the envelope on errors and on unknown routes. */
+export function installErrorHandling(app: Hono<AppEnv>, onUnexpected?: (error: unknown) => void): void {
+  app.onError((error, c) => errorResponse(c, error, onUnexpected));
+  app.notFound((c) =>
+    errorResponse(c, new CacheError('CACHE_001', `No route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
+  );
+}
+
+/** Validates the `{namespace}` and `{key}` path parameters; throws CACHE_004. */
+export function cachePath(c: Context, operation: string): { namespace: string; key: string } {
+  const namespace = c.req.param('namespace') ?? '';
+  const key = c.req.param('key') ?? '';
+  const ns = namespaceSchema.safeParse(namespace);
+  if (!ns.success) throw invalidInput(ns.error, { namespace, operation });
+  const k = keySchema.safeParse(key);
+  if (!k.success) throw invalidInput(k.error, { key, operation });
+  return { namespace, key };
+}
+
+/** Validates the `{namespace}` path parameter alone; throws CACHE_004. */
+export function namespacePath(c: Context, operation: string): string {
+  const namespace = c.req.param('namespace') ?? '';
+  const ns = namespaceSchema.safeParse(namespace);
+  if (!ns.success) throw invalidInput(ns.error, { namespace, operation });
+  return namespace;
+}
+
+/** Parses `?ttl=SECONDS` and `?tags=a,b` of a write; throws CACHE_004. */
+export function writeOptions(c: Context, operation: string): { ttlSeconds: number | undefined; tags: string[] } {
+  const ttl = c.req.query('ttl');
+  let ttlSeconds: number | undefined;
+  if (ttl !== undefined) {
+    const parsed = ttlSecondsSchema.safeParse(ttl);
+    if (!parsed.success) throw invalidInput(parsed.error, { ttl, operation });
+    ttlSeconds = parsed.data;
+  }
+  const tagsQuery = c.req.query('tags');
+  const tags = tagListSchema.safeParse(tagsQuery ?? '');
+  if (!tags.success) throw invalidInput(tags.error, { tags: tagsQuery, operation });
+  return { ttlSeconds, tags: tags.data };
+}
+
+/** Reads a JSON body and validates it; malformed JSON or a schema miss throws CACHE_004. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, operation: string): Promise<z.infer<S>> {
+  const type = c.req.header('Content-Type') ?? '';
+  if (!/^application\/json\b/i.test(type)) {
+    throw new CacheError('CACHE_004', 'Content-Type must be application/json', { details: { operation } });
+  }
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    throw new CacheError('CACHE_004', 'Malformed JSON body', { details: { operation } });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw invalidInput(parsed.error, { operation });
+  return parsed.data;
+}
+
+/** Rejects bodies over `maxBytes` with 413 CACHE_003 before they are buffered whole. */
+export function valueSizeLimit(maxBytes: number): MiddlewareHandler {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new CacheError('CACHE_003', `Value exceeds ${maxBytes} bytes`, { status: 413, details: { maxBytes } });
+    },
+  });
+}
+
+/** JSON bodies (batch, purge) may carry a batch of values: allow that many values plus slack. */
+export function jsonSizeLimit(maxValueBytes: number): MiddlewareHandler {
+  const maxBytes = Math.max(maxValueBytes * 2, 8 * 1024 * 1024);
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new CacheError('CACHE_003', `Request body exceeds ${maxBytes} bytes`, {
+        status: 413,
+        details: { maxBytes },
+      });
+    },
+  });
+}

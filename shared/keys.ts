@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+/** Namespace rule: `[a-z0-9_-]{1,64}` (walking-skeleton issue). */
+export const namespaceSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, 'namespace must match [a-z0-9_-]{1,64}');
+
+/** Largest key, in bytes of UTF-8. */
+export const maxKeyBytes = 512;
+
+const encoder = new TextEncoder();
+
+/** Byte length of a string as UTF-8. */
+export function utf8Bytes(value: string): number {
+  return encoder.encode(value).byteLength;
+}
+
+// C0 controls, DEL and C1 controls (Unicode category Cc).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the rule is about control characters
+const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Key rule: 1–512 bytes of UTF-8, no control characters (C0, DEL, C1), and no
+ * lone surrogates (which cannot be encoded as UTF-8).
+ */
+export const keySchema = z
+  .string()
+  .min(1, 'key must not be empty')
+  .refine((k) => !controlCharacters.test(k), 'key must not contain control characters')
+  .refine((k) => k.isWellFormed(), 'key must be well-formed UTF-8')
+  .refine((k) => utf8Bytes(k) <= maxKeyBytes, `key must be at most ${maxKeyBytes} bytes of UTF-8`);
+
+/** Default largest value, in bytes (1 MiB). */
+export const defaultMaxValueBytes = 1024 * 1024;
+
+/** Longest TTL a write may ask for, in seconds (one year). */
+export const maxTtlSeconds = 365 * 24 * 3600;
+
+/** A TTL in whole seconds, 1 … one year. */
+export const ttlSecondsSchema = z.coerce
+  .number()
+  .int('ttl must be a whole number of seconds')
+  .min(1, 'ttl must be at least 1 second')
+  .max(maxTtlSeconds, `ttl must be at most ${maxTtlSeconds} seconds`);
+
+/** A tag (surrogate key): same character rules as a namespace but up to 128 chars, plus `:` and `.`. */
+export const tagSchema = z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, 'tag must match [A-Za-z0-9_:.-]{1,128}');
+
+/** Largest number of tags on one entry. */
+export const maxTagsPerEntry = 32;
+
+/**
+ * Parses the `tags` query value of a PUT: a comma list, empty items ignored.
+ * @returns the tags, validated with {@link tagSchema}.
+ */
+export const tagListSchema = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t.length > 0),
+  )
+  .pipe(z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`));
+
+/**
+ * The storage key of an entry: namespace and key joined so no two pairs
+ * collide (namespaces cannot contain `:`).
+ */
+export function storageKey(namespace: string, key: string): string {
+  return `${namespace}:${key}`;
+}
