@@ -20,8 +20,13 @@ export interface MemoryStoreOptions {
 export function memoryStore(options: MemoryStoreOptions): Store & { readonly size: number; readonly bytes: number } {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
-  // Versions of removed keys are remembered only as the store-wide floor below;
-  // nextVersion's clock floor keeps them increasing after a delete.
+  // Store-wide high-water mark: a key deleted and rewritten within one
+  // millisecond still gets a higher version than before.
+  let lastVersion = 0;
+  const stamp = (previous: number, t: number) => {
+    lastVersion = nextVersion(Math.max(previous, lastVersion), t);
+    return lastVersion;
+  };
   const cache = new LRUCache<string, StoredEntry>({
     maxSize: options.maxBytes,
     sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + entryOverheadBytes,
@@ -57,7 +62,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & { readonly siz
     const entry: StoredEntry = {
       value: input.value,
       contentType: input.contentType,
-      version: nextVersion(previous?.version ?? 0, t),
+      version: stamp(previous?.version ?? 0, t),
       createdAtMs: t,
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
@@ -76,14 +81,14 @@ export function memoryStore(options: MemoryStoreOptions): Store & { readonly siz
   function remove(storages: Iterable<string>): RemovalResult {
     const t = now();
     let removed = 0;
-    let version = nextVersion(0, t);
+    let version = 0;
     for (const storage of storages) {
       const entry = cache.peek(storage);
       if (!entry) continue;
-      version = Math.max(version, nextVersion(entry.version, t));
+      version = Math.max(version, entry.version);
       if (cache.delete(storage) && entry.expiresAtMs > t) removed += 1;
     }
-    return { removed, version };
+    return { removed, version: stamp(version, t) };
   }
 
   return {

@@ -42,13 +42,24 @@ redis.call('PEXPIREAT', KEYS[1], e)
 return 1
 `;
 
-/** KEYS[1] entry. Deletes it; returns {removed (0|1), version floor}. */
+/** Milliseconds a delete's tombstone (the hash with only `v`) is kept. */
+export const tombstoneTtlMs = 60_000;
+
+/**
+ * KEYS[1] entry; ARGV[1] tombstone ttl ms. Deletes the entry but keeps a
+ * tombstone holding only its version for a minute, so a rewrite within the
+ * same microsecond, or a replayed older write, still sees the higher version.
+ * Returns {removed (0|1), version floor}.
+ */
 export const deleteScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local t = redis.call('TIME')
 local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local v = math.max(cur + 1, nowus)
-local n = redis.call('DEL', KEYS[1])
+local n = redis.call('HEXISTS', KEYS[1], 'd')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', v)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {n, v}
 `;
 
@@ -61,7 +72,10 @@ export const deleteIfOlderScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local v = tonumber(ARGV[1])
 if cur >= v then return {0, cur + 1} end
-local n = redis.call('DEL', KEYS[1])
+local n = redis.call('HEXISTS', KEYS[1], 'd')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', v)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return {n, v}
 `;
 

@@ -1,7 +1,14 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
-import { deleteIfOlderScript, deleteScript, entryFields, setIfNewerScript, setScript } from './redis-scripts.ts';
+import {
+  deleteIfOlderScript,
+  deleteScript,
+  entryFields,
+  setIfNewerScript,
+  setScript,
+  tombstoneTtlMs,
+} from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
 /** The script commands the drivers add to an ioredis client. */
@@ -16,8 +23,8 @@ export interface StrataCommands {
     version: number,
     createdAtMs: number,
   ): Promise<number>;
-  strataDelete(key: string): Promise<[number, number]>;
-  strataDeleteIfOlder(key: string, version: number): Promise<[number, number]>;
+  strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
 }
 
 /** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */
@@ -99,7 +106,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
   async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
-    const pending = [...keys].map((k) => commands.strataDelete(k));
+    const pending = [...keys].map((k) => commands.strataDelete(k, tombstoneTtlMs));
     for (const [n, v] of await Promise.all(pending)) {
       removed += Number(n);
       version = Math.max(version, Number(v));

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryInput, Store } from '../../origin/store/store.ts';
+
+const enc = new TextEncoder();
+const bytes = (s: string) => enc.encode(s);
+const input = (value: string | Uint8Array, over: Partial<EntryInput> = {}): EntryInput => ({
+  value: typeof value === 'string' ? bytes(value) : value,
+  contentType: 'text/plain',
+  ttlMs: 60_000,
+  tags: [],
+  ...over,
+});
+
+let counter = 0;
+/** A namespace unique to one test, so drivers sharing a server never see each other's keys. */
+const freshNamespace = () => `conf-${process.pid}-${Date.now().toString(36)}-${counter++}`;
+
+/**
+ * The Store conformance suite (STYLE.md §1): every driver must pass it.
+ * `makeStore` is called once per suite; `close` is called after.
+ */
+export function runStoreConformance(name: string, makeStore: () => Promise<Store> | Store): void {
+  describe(`Store conformance: ${name}`, () => {
+    let store: Store;
+    beforeAll(async () => {
+      store = await makeStore();
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    it('a value written can be read back byte for byte with its content type', async () => {
+      const ns = freshNamespace();
+      const value = new Uint8Array([0, 1, 2, 255, 254, 0, 10, 13]);
+      const written = await store.set(ns, 'bin', input(value, { contentType: 'application/x-test' }));
+      const read = await store.get(ns, 'bin');
+      expect(read).not.toBeNull();
+      expect([...read!.value]).toEqual([...value]);
+      expect(read!.contentType).toBe('application/x-test');
+      expect(read!.version).toBe(written.version);
+      expect(read!.expiresAtMs).toBeGreaterThan(Date.now());
+    });
+
+    it('a key never written is a miss', async () => {
+      expect(await store.get(freshNamespace(), 'nothing')).toBeNull();
+    });
+
+    it('versions of one key only increase, across overwrite and delete', async () => {
+      const ns = freshNamespace();
+      const v1 = (await store.set(ns, 'k', input('a'))).version;
+      const v2 = (await store.set(ns, 'k', input('b'))).version;
+      const removal = await store.delete(ns, 'k');
+      const v3 = (await store.set(ns, 'k', input('c'))).version;
+      expect(v2).toBeGreaterThan(v1);
+      expect(removal.version).toBeGreaterThan(v2);
+      expect(v3).toBeGreaterThan(v2);
+      expect(new TextDecoder().decode((await store.get(ns, 'k'))!.value)).toBe('c');
+    });
+
+    it('a delete makes the key miss and reports whether it existed', async () => {
+      const ns = freshNamespace();
+      await store.set(ns, 'gone', input('x'));
+      expect((await store.delete(ns, 'gone')).removed).toBe(1);
+      expect(await store.get(ns, 'gone')).toBeNull();
+      expect((await store.delete(ns, 'gone')).removed).toBe(0);
+    });
+
+    it('an entry expires after its TTL', async () => {
+      const ns = freshNamespace();
+      await store.set(ns, 'short', input('x', { ttlMs: 150 }));
+      expect(await store.get(ns, 'short')).not.toBeNull();
+      const deadline = Date.now() + 5_000;
+      while ((await store.get(ns, 'short')) !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect(await store.get(ns, 'short')).toBeNull();
+    });
+
+    it('namespaces are isolated from each other', async () => {
+      const a = freshNamespace();
+      const b = freshNamespace();
+      await store.set(a, 'same', input('in a'));
+      expect(await store.get(b, 'same')).toBeNull();
+      await store.delete(b, 'same');
+      expect(await store.get(a, 'same')).not.toBeNull();
+    });
+
+    it('batch set then batch get equals single operations, and reports missing keys', async () => {
+      const ns = freshNamespace();
+      const entries = new Map<string, EntryInput>();
+      for (let i = 0; i < 250; i++) entries.set(`key-${i}`, input(`value-${i}`));
+      const stored = await store.setMany(ns, entries);
+      expect(stored.size).toBe(250);
+      const keys = [...entries.keys(), 'absent-1', 'absent-2'];
+      const found = await store.getMany(ns, keys);
+      expect(found.size).toBe(250);
+      for (let i = 0; i < 250; i++) {
+        const single = await store.get(ns, `key-${i}`);
+        expect(new TextDecoder().decode(found.get(`key-${i}`)!.value)).toBe(`value-${i}`);
+        expect(found.get(`key-${i}`)!.version).toBe(single!.version);
+      }
+      expect(found.has('absent-1')).toBe(false);
+    });
+
+    it('keys with unicode, spaces and punctuation round-trip', async () => {
+      const ns = freshNamespace();
+      const keys = ['ключ', 'a b', 'x:y:z', 'emoji-🙂', '*?[glob]', '{hash}tag'];
+      for (const key of keys) await store.set(ns, key, input(key));
+      for (const key of keys) expect(new TextDecoder().decode((await store.get(ns, key))!.value)).toBe(key);
+    });
+
+    it('a purge by keys, tags and prefix removes exactly the selected entries', async () => {
+      const ns = freshNamespace();
+      await store.set(ns, 'user:1', input('1', { tags: ['users'] }));
+      await store.set(ns, 'user:2', input('2', { tags: ['users', 'vip'] }));
+      await store.set(ns, 'order:1', input('o1', { tags: ['orders'] }));
+      await store.set(ns, 'order:2', input('o2'));
+      await store.set(ns, 'misc', input('m'));
+      const byTag = await store.purge(ns, { keys: [], tags: ['users'], prefix: null });
+      expect(byTag.removed).toBe(2);
+      expect(await store.get(ns, 'user:1')).toBeNull();
+      expect(await store.get(ns, 'user:2')).toBeNull();
+      expect(await store.get(ns, 'order:1')).not.toBeNull();
+      const byPrefix = await store.purge(ns, { keys: [], tags: [], prefix: 'order:' });
+      expect(byPrefix.removed).toBe(2);
+      expect(await store.get(ns, 'misc')).not.toBeNull();
+      const byKey = await store.purge(ns, { keys: ['misc', 'never'], tags: [], prefix: null });
+      expect(byKey.removed).toBe(1);
+      expect(await store.get(ns, 'misc')).toBeNull();
+    });
+
+    it('a purge version is above every version it removed', async () => {
+      const ns = freshNamespace();
+      const a = await store.set(ns, 'a', input('a', { tags: ['t'] }));
+      const b = await store.set(ns, 'b', input('b', { tags: ['t'] }));
+      const purge = await store.purge(ns, { keys: [], tags: ['t'], prefix: null });
+      expect(purge.version).toBeGreaterThan(Math.max(a.version, b.version));
+    });
+
+    it('concurrent writes to one key leave one of the written values and distinct versions', async () => {
+      const ns = freshNamespace();
+      const writes = await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(ns, 'hot', input(`w${i}`))));
+      const versions = new Set(writes.map((w) => w.version));
+      expect(versions.size).toBe(20);
+      const final = await store.get(ns, 'hot');
+      const top = writes.reduce((a, b) => (b.version > a.version ? b : a));
+      expect(final!.version).toBe(top.version);
+      expect(new TextDecoder().decode(final!.value)).toBe(new TextDecoder().decode(top.value));
+    });
+
+    it('ping resolves while the backing server is up', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}

@@ -1,0 +1,24 @@
+import pino from 'pino';
+import { startEdge, type RunningEdge } from '../../edge/server.ts';
+import { startOrigin, type RunningOrigin } from '../../origin/server.ts';
+import { edgeConfigSchema, originConfigSchema, parseConfig } from '../../shared/config.ts';
+
+const quiet = pino({ level: 'silent' });
+
+/** Starts an origin on a free port with `env` over the defaults (memory store unless REDIS_URL is given). */
+export async function originFor(env: Record<string, string> = {}): Promise<RunningOrigin> {
+  const config = parseConfig(originConfigSchema, { ORIGIN_PORT: '0', ...env });
+  return await startOrigin(config, { logger: quiet });
+}
+
+/** Starts an edge on a free port pointing at `originUrl`; resolves once its purge stream is up. */
+export async function edgeFor(originUrl: string, env: Record<string, string> = {}): Promise<RunningEdge> {
+  const config = parseConfig(edgeConfigSchema, { EDGE_PORT: '0', ORIGIN_URL: originUrl, ...env });
+  const edge = await startEdge(config, { logger: quiet });
+  const deadline = Date.now() + 10_000;
+  while (!edge.subscription.connected) {
+    if (Date.now() > deadline) throw new Error('edge did not connect to the purge stream');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return edge;
+}
