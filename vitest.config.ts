@@ -15,6 +15,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/property/**/*.test.ts'],
           environment: 'node',
+          // Properties run hundreds of cases; a generous bound, not a speed check.
+          testTimeout: 60_000,
         },
       },
       {

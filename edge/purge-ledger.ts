@@ -30,9 +30,10 @@ export interface PurgeLedgerOptions {
  * solve, Nishtala et al., NSDI 2013 §3.2.1).
  *
  * Every purge bumps a generation. A fill takes a ticket when it starts; when
- * it returns, `admit` compares: no purge since → admit; a reset since →
- * refuse; otherwise refuse iff a purge since then covers the key with a
- * higher version. When records the check needs were forgotten (bounded
+ * it returns, `admit` refuses it when a remembered purge of the key has a
+ * higher version (whenever it arrived); otherwise: no purge since → admit; a
+ * reset since → refuse; else refuse iff a tag or prefix purge since then
+ * covers the key with a higher version. When records the check needs were forgotten (bounded
  * memory), it refuses — a refused fill only costs a miss, never a stale read.
  *
  * Pure: no clock, no I/O.
@@ -91,10 +92,12 @@ export class PurgeLedger {
 
   /** May a fill that took `ticket` store `version` of this key (with these tags)? */
   admit(ticket: FillTicket, namespace: string, key: string, version: number, tags: readonly string[]): boolean {
+    // A remembered purge of this key outranks any older copy, whenever the fill began
+    // (a lagging replica or a fallback tier can answer with an old version).
+    const record = this.#keys.peek(`${namespace}\u0000${key}`);
+    if (record && record.version > version) return false;
     if (ticket.generation === this.#generation) return true;
     if (ticket.resets !== this.#resets || ticket.forgotten !== this.#forgotten) return false;
-    const record = this.#keys.peek(`${namespace}\u0000${key}`);
-    if (record && record.generation > ticket.generation && record.version > version) return false;
     for (let i = this.#patterns.length - 1; i >= 0; i--) {
       const p = this.#patterns[i]!;
       if (p.generation <= ticket.generation) break;

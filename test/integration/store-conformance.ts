@@ -70,7 +70,8 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
       await store.set(ns, 'short', input('x', { ttlMs: 150 }));
       expect(await store.get(ns, 'short')).not.toBeNull();
       const deadline = Date.now() + 5_000;
-      while ((await store.get(ns, 'short')) !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      while ((await store.get(ns, 'short')) !== null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 25));
       expect(await store.get(ns, 'short')).toBeNull();
     });
 

@@ -1,6 +1,6 @@
 import pino from 'pino';
-import { startEdge, type RunningEdge } from '../../edge/server.ts';
-import { startOrigin, type RunningOrigin } from '../../origin/server.ts';
+import { type RunningEdge, startEdge } from '../../edge/server.ts';
+import { type RunningOrigin, startOrigin } from '../../origin/server.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../../shared/config.ts';
 
 const quiet = pino({ level: 'silent' });

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { EdgeCache } from '../../edge/edge-cache.ts';
+import { memoryTier } from '../../edge/memory-tier.ts';
+import type { OriginRead } from '../../edge/origin-client.ts';
+import { deferred, originRead } from '../support/fixtures.ts';
+
+const purgeOf = (key: string, version: number, extra: { tags?: string[]; prefix?: string | null } = {}) => ({
+  type: 'purge' as const,
+  epoch: 'e',
+  seq: 1,
+  namespace: 'ns',
+  keys: extra.tags || extra.prefix ? [] : [key],
+  tags: extra.tags ?? [],
+  prefix: extra.prefix ?? null,
+  version,
+  action: 'delete' as const,
+  ts: 0,
+});
+
+describe('edge cache', () => {
+  it('coalesces 1,000 concurrent misses of one key into one origin load', async () => {
+    let loads = 0;
+    const gate = deferred<OriginRead | null>();
+    const cache = new EdgeCache({
+      tier: memoryTier({ maxBytes: 1 << 20 }),
+      maxTtlMs: 5_000,
+      load: async () => {
+        loads++;
+        return await gate.promise;
+      },
+    });
+    const reads = Array.from({ length: 1_000 }, () => cache.read('ns', 'cold'));
+    gate.resolve(originRead('v', 1));
+    const results = await Promise.all(reads);
+    expect(loads).toBe(1);
+    expect(results.every((r) => r.kind === 'fill')).toBe(true);
+    expect((await cache.read('ns', 'cold')).kind).toBe('hit');
+  });
+
+  it('a failed load reaches every joined caller and the next read tries again', async () => {
+    let loads = 0;
+    const cache = new EdgeCache({
+      tier: memoryTier({ maxBytes: 1 << 20 }),
+      maxTtlMs: 5_000,
+      load: async () => {
+        loads++;
+        if (loads === 1) throw new Error('origin down');
+        return originRead('ok', 1);
+      },
+    });
+    const results = await Promise.allSettled([cache.read('ns', 'k'), cache.read('ns', 'k')]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect((await cache.read('ns', 'k')).kind).toBe('fill');
+    expect(loads).toBe(2);
+  });
+
+  it('a purge during an in-flight fill prevents the stale value from being stored', async () => {
+    const gate = deferred<OriginRead | null>();
+    const cache = new EdgeCache({ tier: memoryTier({ maxBytes: 1 << 20 }), maxTtlMs: 5_000, load: () => gate.promise });
+    const read = cache.read('ns', 'k');
+    cache.apply(purgeOf('k', 20));
+    gate.resolve(originRead('old', 10));
+    const result = await read;
+    expect(result.kind === 'fill' && result.stored).toBe(false);
+    expect(cache.tier.get('ns', 'k')).toBeUndefined();
+  });
+
+  it('a fill that already saw the purged write is stored', async () => {
+    const gate = deferred<OriginRead | null>();
+    const cache = new EdgeCache({ tier: memoryTier({ maxBytes: 1 << 20 }), maxTtlMs: 5_000, load: () => gate.promise });
+    const read = cache.read('ns', 'k');
+    cache.apply(purgeOf('k', 20));
+    gate.resolve(originRead('new', 20));
+    const result = await read;
+    expect(result.kind === 'fill' && result.stored).toBe(true);
+  });
+
+  it('tag and prefix purges during a fill also refuse older values', async () => {
+    for (const extra of [{ tags: ['t1'] }, { prefix: 'user:' }]) {
+      const gate = deferred<OriginRead | null>();
+      const cache = new EdgeCache({
+        tier: memoryTier({ maxBytes: 1 << 20 }),
+        maxTtlMs: 5_000,
+        load: () => gate.promise,
+      });
+      const read = cache.read('ns', 'user:1');
+      cache.apply(purgeOf('user:1', 20, extra));
+      gate.resolve(originRead('old', 10, { tags: ['t1'] }));
+      const result = await read;
+      expect(result.kind === 'fill' && result.stored).toBe(false);
+    }
+  });
+
+  it('a reset drops the tier and refuses fills in flight', async () => {
+    const gate = deferred<OriginRead | null>();
+    const cache = new EdgeCache({ tier: memoryTier({ maxBytes: 1 << 20 }), maxTtlMs: 5_000, load: () => gate.promise });
+    const read = cache.read('ns', 'k');
+    cache.tier.set({
+      ...originRead('x', 1),
+      namespace: 'ns',
+      key: 'other',
+      expiresAtMs: Date.now() + 1000,
+      filledFrom: 'memory',
+    });
+    cache.apply({ type: 'reset', epoch: 'e', seq: 1, reason: 'test' });
+    gate.resolve(originRead('v', 99));
+    const result = await read;
+    expect(result.kind === 'fill' && result.stored).toBe(false);
+    expect(cache.tier.size).toBe(0);
+  });
+
+  it('keeps an entry no longer than the edge TTL cap', async () => {
+    let now = 1_000_000;
+    const cache = new EdgeCache({
+      tier: memoryTier({ maxBytes: 1 << 20, now: () => now }),
+      maxTtlMs: 2_000,
+      now: () => now,
+      load: async () => originRead('v', 1, { expiresAtMs: now + 3_600_000 }),
+    });
+    expect((await cache.read('ns', 'k')).kind).toBe('fill');
+    now += 1_999;
+    expect((await cache.read('ns', 'k')).kind).toBe('hit');
+    now += 1;
+    expect((await cache.read('ns', 'k')).kind).toBe('fill');
+  });
+
+  it('a degraded origin answer is relayed but not kept', async () => {
+    const cache = new EdgeCache({
+      tier: memoryTier({ maxBytes: 1 << 20 }),
+      maxTtlMs: 5_000,
+      load: async () => originRead('v', 1, { degraded: true, status: 'STALE', tier: 'origin-local' }),
+    });
+    const first = await cache.read('ns', 'k');
+    expect(first.kind === 'fill' && !first.stored).toBe(true);
+    expect((await cache.read('ns', 'k')).kind).toBe('fill');
+  });
+});
