@@ -10,12 +10,17 @@ export interface OriginMetrics extends RequestMetrics {
   readonly registry: Registry;
   readonly storeErrors: Counter<'operation'>;
   readonly purges: Counter<'action'>;
+  /** Invalidation events by source (`kafka`, `in-process`) and result (`applied`, `duplicate`, `failed`, `dead_lettered`). */
+  readonly invalidations: Counter<'source' | 'result'>;
+  /** Seconds from an event's `timestamp` (producer clock) to the purge handed to the hub. */
+  readonly invalidationLag: Histogram<'source'>;
 }
 
 /**
  * The origin's Prometheus metrics (prom-client), in base units with
  * Prometheus naming: `strata_requests_total`, `strata_request_duration_seconds`,
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
+ * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
  * plus the process defaults. No key is ever a label.
  *
  * @param gauges callbacks read at scrape time (connected edges, store entries).
@@ -49,6 +54,19 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     labelNames: ['action'] as const,
     registers: [registry],
   });
+  const invalidations = new Counter({
+    name: 'strata_invalidation_events_total',
+    help: 'Invalidation events by source and result (applied, duplicate, failed, dead_lettered).',
+    labelNames: ['source', 'result'] as const,
+    registers: [registry],
+  });
+  const invalidationLag = new Histogram({
+    name: 'strata_invalidation_lag_seconds',
+    help: "Seconds from an invalidation event's timestamp to its purge being handed to the hub.",
+    labelNames: ['source'] as const,
+    buckets: latencyBucketsSeconds,
+    registers: [registry],
+  });
   new Gauge({
     name: 'strata_connected_edges',
     help: 'Edges subscribed to the purge stream now.',
@@ -72,6 +90,8 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     registry,
     storeErrors,
     purges,
+    invalidations,
+    invalidationLag,
     contentType: registry.contentType,
     request(operation, tier, result, seconds) {
       requests.inc({ operation, tier, result });

@@ -5,6 +5,9 @@ import pino, { type Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
+import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
+import { mountInvalidationRoute } from './invalidation/route.ts';
+import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
 import { PurgeHub } from './purge-hub.ts';
 import { memoryStore } from './store/memory.ts';
@@ -19,7 +22,9 @@ export interface RunningOrigin {
   readonly service: CacheService;
   readonly hub: PurgeHub;
   readonly store: Store;
-  /** Stops accepting, ends purge streams, closes the store. */
+  /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
+  readonly invalidations: InvalidationSource;
+  /** Stops consuming invalidations (commits, leaves the group), stops accepting, ends purge streams, closes the store. */
   close(): Promise<void>;
 }
 
@@ -66,6 +71,8 @@ export async function startOrigin(
     heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
   });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.ORIGIN_PORT, hostname: config.ORIGIN_HOST }, () =>
       resolve(s as Server),
@@ -75,13 +82,17 @@ export async function startOrigin(
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, epoch: hub.epoch }, 'origin listening');
+  await invalidations.start();
   return {
     url,
     port,
     service,
     hub,
     store,
+    invalidations,
     async close() {
+      // Stop consuming first: the batch in hand still reaches the hub and is committed before edges are cut.
+      await invalidations.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Purge streams never end by themselves; cut them so close() returns.
       server.closeAllConnections();

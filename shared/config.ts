@@ -36,6 +36,24 @@ export const originConfigSchema = z.object({
   /** Seconds between keep-alive comments on the purge stream. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.default(15),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */
+  KAFKA_BROKERS: commaList.optional(),
+  /** Topic of invalidation events (ARCHITECTURE.md §4). */
+  KAFKA_INVALIDATION_TOPIC: z.string().min(1).default('cache.invalidation'),
+  /** Consumer group; one per region, so every region sees every event. */
+  KAFKA_GROUP_ID: z.string().min(1).default('strata-origin'),
+  /** Kafka client id, for broker logs and quotas. */
+  KAFKA_CLIENT_ID: z.string().min(1).default('strata-origin'),
+  /** Dead-letter topic for undecodable or invalid events; default `<KAFKA_INVALIDATION_TOPIC>.dlq`. */
+  KAFKA_DLQ_TOPIC: z.string().min(1).optional(),
+  /** A group with no committed offset starts at the oldest event (`true`) or only new ones (`false`). */
+  KAFKA_FROM_BEGINNING: z.stringbool().default(false),
+  /** Milliseconds without heartbeat before the broker evicts a consumer (broker minimum 6000). */
+  KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Milliseconds between consumer heartbeats (well under the session timeout). */
+  KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
+  /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
+  INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
 });
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 

@@ -1,0 +1,43 @@
+import type { Logger } from 'pino';
+import type { OriginConfig } from '../../shared/config.ts';
+import type { CacheService } from '../cache-service.ts';
+import type { OriginMetrics } from '../metrics.ts';
+import { InvalidationApplier } from './applier.ts';
+import { type InProcessSource, inProcessSource } from './in-process-source.ts';
+import { type KafkaSource, kafkaSource } from './kafka-source.ts';
+
+/**
+ * The invalidation source the config names: the Kafka consumer when
+ * `KAFKA_BROKERS` is set, else the in-process source. Both apply events
+ * through one {@link InvalidationApplier} wired to the origin's metrics
+ * (`strata_invalidation_events_total`, `strata_invalidation_lag_seconds`).
+ * Not started: call `start()`.
+ */
+export function invalidationSourceFromConfig(
+  config: OriginConfig,
+  deps: { service: CacheService; logger: Logger; metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag'> },
+): KafkaSource | InProcessSource {
+  const { metrics } = deps;
+  const applier = new InvalidationApplier({
+    service: deps.service,
+    dedupWindow: config.INVALIDATION_DEDUP_WINDOW,
+    onOutcome: (source, result, lagMs) => {
+      metrics.invalidations.inc({ source, result });
+      if (lagMs !== undefined) metrics.invalidationLag.observe({ source }, Math.max(0, lagMs) / 1000);
+    },
+  });
+  if (!config.KAFKA_BROKERS) return inProcessSource(applier);
+  return kafkaSource({
+    brokers: config.KAFKA_BROKERS,
+    topic: config.KAFKA_INVALIDATION_TOPIC,
+    groupId: config.KAFKA_GROUP_ID,
+    clientId: config.KAFKA_CLIENT_ID,
+    dlqTopic: config.KAFKA_DLQ_TOPIC,
+    fromBeginning: config.KAFKA_FROM_BEGINNING,
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
+    applier,
+    logger: deps.logger,
+    onDeadLetter: () => metrics.invalidations.inc({ source: 'kafka', result: 'dead_lettered' }),
+  });
+}

@@ -1,0 +1,274 @@
+import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, type Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { InvalidationApplier } from './applier.ts';
+import { decodeInvalidation } from './applier.ts';
+import { kafkaLogLevel, pinoLogCreator } from './kafka-log.ts';
+import type { InvalidationSource } from './source.ts';
+
+/** Header on a dead-lettered message: why it was rejected (one line). */
+export const dlqReasonHeader = 'strata-error';
+/** Headers on a dead-lettered message naming where it came from. */
+export const dlqOriginHeaders = {
+  topic: 'strata-source-topic',
+  partition: 'strata-source-partition',
+  offset: 'strata-source-offset',
+} as const;
+
+export interface KafkaSourceOptions {
+  /** Bootstrap brokers, `host:port`. */
+  readonly brokers: readonly string[];
+  /** Topic of invalidation events (`KAFKA_INVALIDATION_TOPIC`). */
+  readonly topic: string;
+  /** Consumer group (`KAFKA_GROUP_ID`). */
+  readonly groupId: string;
+  readonly clientId: string;
+  /** Dead-letter topic; default `<topic>.dlq`. */
+  readonly dlqTopic?: string | undefined;
+  /** A group without a committed offset starts at the oldest event when true, else at new ones. */
+  readonly fromBeginning: boolean;
+  /** Milliseconds; the broker evicts a silent member after this (broker minimum 6 000). */
+  readonly sessionTimeoutMs: number;
+  /** Milliseconds between heartbeats. */
+  readonly heartbeatIntervalMs: number;
+  readonly applier: InvalidationApplier;
+  readonly logger: Logger;
+  /** Told about each message sent to the dead-letter topic. */
+  readonly onDeadLetter?: (reason: string) => void;
+}
+
+/** The Kafka invalidation source, with what tests and operators may inspect. */
+export interface KafkaSource extends InvalidationSource {
+  readonly kind: 'kafka';
+  readonly topic: string;
+  readonly dlqTopic: string;
+}
+
+// Back-off while the store or the DLQ producer fails: the partition waits rather than skip an event.
+const retryMinMs = 100;
+const retryMaxMs = 2_000;
+
+/**
+ * Consumes invalidation events with kafkajs in consumer group `groupId` and
+ * applies each through the {@link InvalidationApplier} (ARCHITECTURE.md §4).
+ *
+ * - **At-least-once**: auto-commit is off; per partition, a batch's offsets
+ *   are resolved one by one after the applier purged the store and handed the
+ *   purge to the hub, and committed when the batch ends (also when it ends
+ *   early on shutdown, rebalance or error). A crash re-delivers at most the
+ *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
+ * - **Order**: partitions are processed in parallel, messages within one
+ *   partition strictly in order; producers key messages by `namespace` or
+ *   `namespace:key`, so events for one key keep their order.
+ * - **Poison messages**: an undecodable or invalid value is produced to the
+ *   dead-letter topic (original key, value and headers, plus
+ *   {@link dlqReasonHeader} and {@link dlqOriginHeaders}) and its offset is
+ *   resolved, so the partition moves on.
+ * - **Failures**: while the store (or the DLQ produce) fails the message is
+ *   retried with back-off and heartbeats, never skipped. When kafkajs gives up
+ *   after a broker outage without restarting itself, the consumer is rebuilt.
+ * - **Shutdown**: `stop()` lets the batch in hand finish, commits, and leaves
+ *   the group (LeaveGroup), so the partitions move to a peer at once.
+ *
+ * The client is kafkajs 2.x; `@confluentinc/kafka-javascript` offers the same
+ * API should it need swapping, behind the same {@link InvalidationSource}.
+ */
+export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
+  const { topic, applier, logger } = options;
+  const dlqTopic = options.dlqTopic ?? `${topic}.dlq`;
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    logLevel: kafkaLogLevel(logger),
+    logCreator: pinoLogCreator(logger),
+    connectionTimeout: 3_000,
+    retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
+  });
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false });
+  let consumer: Consumer | undefined;
+  let stopping = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let restartDelayMs = 500;
+  let flowing = false;
+  const waiters = new Set<() => void>();
+
+  const markFlowing = () => {
+    if (flowing) return;
+    flowing = true;
+    for (const w of waiters) w();
+    waiters.clear();
+  };
+
+  /** Retries `attempt` until it succeeds or this partition's batch must end; false when it must end. */
+  const persist = async (what: string, attempt: () => Promise<unknown>, p: EachBatchPayload): Promise<boolean> => {
+    let delay = retryMinMs;
+    for (;;) {
+      if (!p.isRunning() || p.isStale()) return false;
+      try {
+        await attempt();
+        return true;
+      } catch (error) {
+        logger.warn({ err: error, topic, partition: p.batch.partition, retryInMs: delay }, `${what} failed; retrying`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, retryMaxMs);
+      await p.heartbeat().catch(() => {});
+    }
+  };
+
+  const deadLetter = async (partition: number, message: KafkaMessage, reason: string) => {
+    await producer.send({
+      topic: dlqTopic,
+      messages: [
+        {
+          key: message.key,
+          value: message.value,
+          headers: {
+            ...message.headers,
+            [dlqReasonHeader]: reason,
+            [dlqOriginHeaders.topic]: topic,
+            [dlqOriginHeaders.partition]: String(partition),
+            [dlqOriginHeaders.offset]: message.offset,
+          },
+        },
+      ],
+    });
+  };
+
+  const eachBatch = async (p: EachBatchPayload) => {
+    const { partition } = p.batch;
+    let next: string | null = null;
+    try {
+      for (const message of p.batch.messages) {
+        const decoded = decodeInvalidation(message.value);
+        const done = decoded.ok
+          ? await persist('applying an invalidation', () => applier.apply(decoded.event, 'kafka'), p)
+          : await persist('dead-lettering a message', () => deadLetter(partition, message, decoded.reason), p);
+        if (!done) break;
+        if (!decoded.ok) {
+          logger.warn({ topic, partition, offset: message.offset, reason: decoded.reason }, 'event dead-lettered');
+          options.onDeadLetter?.(decoded.reason);
+        }
+        p.resolveOffset(message.offset);
+        next = (BigInt(message.offset) + 1n).toString();
+      }
+    } finally {
+      if (next !== null) {
+        await p.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+      }
+    }
+  };
+
+  const launch = async () => {
+    const c = kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs,
+      // Rebalance deadline: bounded by the session so a restart rejoins quickly.
+      rebalanceTimeout: Math.max(options.sessionTimeoutMs, 10_000),
+      maxWaitTimeInMs: 500,
+      allowAutoTopicCreation: false,
+      retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
+    });
+    consumer = c;
+    // Idempotent; the DLQ producer must be up before the first poison message.
+    await producer.connect();
+    let joined = false;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      joined = true;
+      logger.info({ topic, groupId: options.groupId, assignment: e.payload.memberAssignment }, 'joined consumer group');
+    });
+    c.on(c.events.FETCH, () => {
+      if (joined) {
+        restartDelayMs = 500;
+        markFlowing();
+      }
+    });
+    c.on(c.events.CRASH, (e) => {
+      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
+      // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
+      if (!e.payload.restart && consumer === c) scheduleRelaunch();
+    });
+    await c.connect();
+    await c.subscribe({ topic, fromBeginning: options.fromBeginning });
+    await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 3, eachBatch });
+  };
+
+  const scheduleRelaunch = () => {
+    if (stopping || restartTimer) return;
+    const old = consumer;
+    consumer = undefined;
+    const delay = restartDelayMs;
+    restartDelayMs = Math.min(restartDelayMs * 2, 10_000);
+    logger.warn({ retryInMs: delay }, 'restarting the kafka consumer');
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      void (async () => {
+        await old?.disconnect().catch(() => {});
+        if (stopping) return;
+        await launch().catch((error: unknown) => {
+          logger.warn({ err: error }, 'kafka consumer start failed');
+          scheduleRelaunch();
+        });
+      })();
+    }, delay);
+  };
+
+  const ensureTopics = async () => {
+    // Convenience for development; production topics are usually provisioned, and this is then a no-op.
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          { topic, numPartitions: 3 },
+          { topic: dlqTopic, numPartitions: 1 },
+        ],
+      });
+    } catch (error) {
+      logger.debug({ err: error }, 'could not create invalidation topics (they may exist already)');
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  };
+
+  return {
+    kind: 'kafka',
+    topic,
+    dlqTopic,
+    async start() {
+      stopping = false;
+      // In the background: an origin starts (and serves reads) while the broker is still unreachable.
+      void (async () => {
+        await ensureTopics();
+        await launch();
+      })().catch((error: unknown) => {
+        logger.warn({ err: error, brokers: options.brokers }, 'kafka not reachable yet; will keep trying');
+        scheduleRelaunch();
+      });
+    },
+    async ready(timeoutMs = 30_000) {
+      if (flowing) return;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(done);
+          reject(new Error(`kafka consumer did not start consuming ${topic} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        waiters.add(done);
+      });
+    },
+    async stop() {
+      stopping = true;
+      clearTimeout(restartTimer);
+      restartTimer = undefined;
+      // disconnect() stops fetching, waits for the batch in hand (which commits) and leaves the group.
+      await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
+      consumer = undefined;
+      await producer.disconnect().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import type { Hono } from 'hono';
+import type { AppEnv } from '../../shared/http.ts';
+import { jsonBody, jsonSizeLimit } from '../../shared/http.ts';
+import { invalidationEventSchema } from '../../shared/schemas.ts';
+import type { InProcessSource } from './in-process-source.ts';
+
+/** Path of the origin's in-process invalidation endpoint. */
+export const invalidationsPath = '/api/v1/invalidations';
+
+/**
+ * Mounts `POST /api/v1/invalidations` on the origin when no Kafka is
+ * configured: the body is one invalidation event (ARCHITECTURE.md §4,
+ * `invalidationEventSchema`), applied through the in-process source with the
+ * same validation and idempotency by `id` as a Kafka event. Answers
+ * `{ id, result: "applied" | "duplicate" }`.
+ *
+ * Errors: CACHE_004 (400) for malformed JSON or an invalid event; CACHE_005
+ * (503) when the store fails.
+ */
+export function mountInvalidationRoute(app: Hono<AppEnv>, source: InProcessSource, maxBodyBytes: number): void {
+  app.post(invalidationsPath, jsonSizeLimit(maxBodyBytes), async (c) => {
+    const event = await jsonBody(c, invalidationEventSchema, 'invalidate');
+    const result = await source.publish(event);
+    return c.json({ id: event.id, result });
+  });
+}
