@@ -1,0 +1,29 @@
+/**
+ * Bundles `edge/worker.ts` into `dist/worker.js` (ESM) with esbuild, for
+ * Miniflare tests and `wrangler deploy` (see `wrangler.toml`).
+ */
+import { resolve } from 'node:path';
+import { build } from 'esbuild';
+
+/** Output path of the bundle. */
+export const workerBundlePath = resolve(import.meta.dirname, '..', 'dist', 'worker.js');
+
+/** Builds the Worker bundle; resolves with its path. */
+export async function buildWorker(): Promise<string> {
+  await build({
+    entryPoints: [resolve(import.meta.dirname, '..', 'edge', 'worker.ts')],
+    outfile: workerBundlePath,
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2023',
+    mainFields: ['module', 'main'],
+    conditions: ['worker', 'browser', 'import'],
+    logLevel: 'warning',
+  });
+  return workerBundlePath;
+}
+
+if (import.meta.main) {
+  process.stdout.write(`${await buildWorker()}\n`);
+}
