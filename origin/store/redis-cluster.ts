@@ -1,0 +1,333 @@
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
+import { nextVersion } from '../../shared/version.ts';
+import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands } from './redis.ts';
+import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
+import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
+import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
+
+/**
+ * How the driver rides out a failover, in milliseconds.
+ *
+ * A master that dies is flagged FAIL after `cluster-node-timeout` (2000 ms in
+ * our harness and the default we document), then its replica waits
+ * `500 + random(0..500) + rank × 1000` ms before asking for votes (Redis
+ * Cluster specification, "Replica election and promotion"); with one replica
+ * per master, rank is 0. Worst case before the new master serves:
+ * `2000 + 1000 + a few ms of voting ≈ 3000 ms`.
+ *
+ * ioredis retries a command that hit a closed connection after
+ * `retryDelayOnFailover` and refreshes the slot map; every retry and every
+ * MOVED/ASK/TRYAGAIN costs one of `maxRedirections`. So a command survives
+ * `maxRedirections × retryDelayOnFailover = 20 × 200 ms = 4000 ms` of
+ * failover, above the 3000 ms worst case with a 1000 ms margin.
+ * `retryDelayOnMoved` (50 ms) lets the slot-map refresh land before a MOVED
+ * retry instead of bouncing between stale owners.
+ *
+ * The per-call timeout of the breaker (`REDIS_CALL_TIMEOUT_MS`) is shorter
+ * than that on purpose: a caller gets an answer from the local tier within
+ * the timeout, while the ioredis retry keeps going in the background and the
+ * local tier's write-back settles the key afterwards (see `resilient.ts`).
+ */
+export const failoverRetry = {
+  retryDelayOnFailoverMs: 200,
+  maxRedirections: 20,
+  retryDelayOnMovedMs: 50,
+  retryDelayOnClusterDownMs: 200,
+  retryDelayOnTryAgainMs: 100,
+} as const;
+
+/** Options of {@link redisClusterStore}. */
+export interface RedisClusterStoreOptions {
+  /** Seed nodes, `host:port`; any subset of the cluster is enough. */
+  nodes: readonly string[];
+  /** `AUTH` password for every node (`REDIS_PASSWORD`). */
+  password?: string | undefined;
+  /** Connect with TLS (`REDIS_TLS`); the Node defaults verify the certificate. */
+  tls?: boolean;
+  /** Milliseconds to open a TCP connection to one node. Default 1000. */
+  connectTimeoutMs?: number;
+  /** Extra ioredis Cluster options, applied last (tests, TLS details). */
+  cluster?: ClusterOptions;
+}
+
+/** Counters that make the driver's network use observable (tests, benchmarks). */
+export interface ClusterStoreStats {
+  /**
+   * Requests sent to a node and awaited as one unit: a pipeline counts once
+   * however many commands it holds; a single command counts once.
+   */
+  roundTrips: number;
+  /** Commands sent (pipeline members included). */
+  commands: number;
+}
+
+/** The cluster driver's extras beyond {@link Store}. */
+export interface RedisClusterStore extends Store {
+  readonly client: Cluster & StrataCommands;
+  readonly stats: ClusterStoreStats;
+}
+
+/** Parses `host:port` seeds. @throws Error on a malformed entry (config validates first). */
+export function parseClusterNodes(nodes: readonly string[]): ClusterNode[] {
+  return nodes.map((n) => {
+    const i = n.lastIndexOf(':');
+    const port = Number(n.slice(i + 1));
+    if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`bad cluster node ${n}`);
+    return { host: n.slice(0, i), port };
+  });
+}
+
+/**
+ * Groups items by the Redis Cluster node group that serves their key's hash
+ * slot, so each group can go out as one pipeline. The slot is
+ * `CRC16(key) mod 16384`, hashing only the `{hash tag}` when present (Redis
+ * Cluster specification, "Keys distribution model"; `cluster-key-slot`
+ * implements it). Items whose slot is not mapped yet get one group per slot,
+ * which ioredis routes (and redirects) on its own.
+ *
+ * @param slots ioredis's slot table: slot → node keys, master first.
+ * @returns groups in first-seen order; each keeps its items' order.
+ */
+export function groupBySlotOwner<T>(
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  slots: readonly (readonly string[] | undefined)[],
+): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const slot = calculateSlot(keyOf(item));
+    const owners = slots[slot];
+    const group = owners && owners.length > 0 ? owners.join(',') : `slot:${slot}`;
+    const list = groups.get(group);
+    if (list) list.push(item);
+    else groups.set(group, [item]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * The Redis Cluster driver (ioredis `Cluster`). Same data layout and Lua
+ * scripts as the standalone driver (`redis-scripts.ts`): every script touches
+ * one key, hence one slot, so it runs unchanged on a cluster.
+ *
+ * - **Batches**: `getMany`/`setMany` group keys by the node that owns their
+ *   slot and send one pipeline per node — a batch of 1,000 keys over 3
+ *   masters is 3 round trips, not 1,000. ioredis does not split cross-slot
+ *   `MGET`/`MSET` itself, and entries are hashes anyway.
+ * - **Expiry**: `PEXPIRE`/`PEXPIREAT` inside the scripts; Redis enforces it.
+ * - **Versions**: stamped in the script from the owning master's `TIME` as
+ *   `max(current + 1, now µs)`. A key lives on exactly one master, so its
+ *   versions are monotonic as long as that master's clock is; after a
+ *   failover the promoted replica holds the replicated `v` and continues
+ *   from `max(v + 1, its now)`. Writes acknowledged by the old master but not
+ *   yet replicated are lost by Redis itself (asynchronous replication, Redis
+ *   Cluster specification, "Write safety").
+ * - **Failover**: see {@link failoverRetry} for the retry arithmetic.
+ *
+ * Errors: rejects with ioredis errors (connection, `CLUSTERDOWN`, too many
+ * redirections); the breaker facade (`resilient.ts`) maps them to CACHE_005
+ * or serves the local tier.
+ */
+export function redisClusterStore(options: RedisClusterStoreOptions): RedisClusterStore {
+  const client = new Cluster(parseClusterNodes(options.nodes), {
+    retryDelayOnFailover: failoverRetry.retryDelayOnFailoverMs,
+    retryDelayOnMoved: failoverRetry.retryDelayOnMovedMs,
+    retryDelayOnClusterDown: failoverRetry.retryDelayOnClusterDownMs,
+    retryDelayOnTryAgain: failoverRetry.retryDelayOnTryAgainMs,
+    maxRedirections: failoverRetry.maxRedirections,
+    // Reconnect forever with a capped delay: the breaker, not the driver, decides when to give up.
+    clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+    enableAutoPipelining: true,
+    redisOptions: {
+      connectTimeout: options.connectTimeoutMs ?? 1_000,
+      maxRetriesPerRequest: 1,
+      ...(options.password ? { password: options.password } : {}),
+      ...(options.tls ? { tls: {} } : {}),
+    },
+    ...options.cluster,
+  });
+  defineStrataCommands(client);
+  const commands = client as Cluster & StrataCommands;
+  const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
+
+  function single<T>(run: () => Promise<T>): Promise<T> {
+    stats.roundTrips += 1;
+    stats.commands += 1;
+    return run();
+  }
+
+  /** Runs one pipeline per slot owner; `add` queues one item's commands. Results come back in item order. */
+  async function perNode<T>(
+    items: readonly T[],
+    keyOf: (item: T) => string,
+    add: (pipeline: ReturnType<Cluster['pipeline']>, item: T) => void,
+  ): Promise<unknown[][]> {
+    const groups = groupBySlotOwner(items, keyOf, client.slots);
+    const index = new Map<T, number>(items.map((item, i) => [item, i]));
+    const results: unknown[][] = new Array(items.length);
+    await Promise.all(
+      groups.map(async (group) => {
+        const pipeline = client.pipeline();
+        for (const item of group) add(pipeline, item);
+        stats.roundTrips += 1;
+        stats.commands += pipeline.length;
+        const replies = (await pipeline.exec()) ?? [];
+        const perItem = replies.length / group.length;
+        group.forEach((item, i) => {
+          const slice = replies.slice(i * perItem, (i + 1) * perItem);
+          for (const [error] of slice) if (error) throw error;
+          results[index.get(item)!] = slice.map(([, value]) => value);
+        });
+      }),
+    );
+    return results;
+  }
+
+  async function indexTags(entries: readonly { k: string; tags: readonly string[]; ttlMs: number }[]): Promise<void> {
+    const members = entries.flatMap(({ k, tags, ttlMs }) => tags.map((tag) => ({ k, tag, ttlMs })));
+    if (members.length === 0) return;
+    const namespaceOf = (k: string) => k.split(':')[2]!;
+    await perNode(
+      members,
+      (m) => tagSetKey(namespaceOf(m.k), m.tag),
+      (pipeline, m) => {
+        const set = tagSetKey(namespaceOf(m.k), m.tag);
+        pipeline.sadd(set, m.k);
+        // A tag set lives as long as its longest-lived member (GT: never shorten).
+        pipeline.pexpire(set, m.ttlMs, 'GT');
+        pipeline.pexpire(set, m.ttlMs, 'NX');
+      },
+    );
+  }
+
+  function stored(input: EntryInput, reply: unknown): StoredEntry {
+    const [version, createdAtMs] = reply as [number, number];
+    return {
+      value: input.value,
+      contentType: input.contentType,
+      version: Number(version),
+      createdAtMs: Number(createdAtMs),
+      expiresAtMs: Number(createdAtMs) + input.ttlMs,
+      tags: [...input.tags],
+    };
+  }
+
+  async function setMany(
+    namespace: string,
+    entries: ReadonlyMap<string, EntryInput>,
+  ): Promise<Map<string, StoredEntry>> {
+    const items = [...entries];
+    const replies = await perNode(
+      items,
+      ([key]) => entryKey(namespace, key),
+      (pipeline, [key, input]) => {
+        (pipeline as unknown as StrataCommands).strataSet(
+          entryKey(namespace, key),
+          asBuffer(input.value),
+          input.contentType,
+          input.ttlMs,
+          input.tags.join(','),
+        );
+      },
+    );
+    await indexTags(
+      items.map(([key, input]) => ({ k: entryKey(namespace, key), tags: input.tags, ttlMs: input.ttlMs })),
+    );
+    return new Map(items.map(([key, input], i) => [key, stored(input, replies[i]![0])]));
+  }
+
+  async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
+    let removed = 0;
+    let version = nextVersion(0, Date.now());
+    const list = [...keys];
+    if (list.length === 0) return { removed, version };
+    const replies = await perNode(
+      list,
+      (k) => k,
+      (pipeline, k) => (pipeline as unknown as StrataCommands).strataDelete(k, tombstoneTtlMs),
+    );
+    for (const [reply] of replies) {
+      const [n, v] = reply as [number, number];
+      removed += Number(n);
+      version = Math.max(version, Number(v));
+    }
+    return { removed, version };
+  }
+
+  /** SCAN runs per master: each node only walks its own keyspace. */
+  async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
+    await Promise.all(
+      client.nodes('master').map(async (node: Redis) => {
+        let cursor = '0';
+        do {
+          stats.roundTrips += 1;
+          stats.commands += 1;
+          const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+          cursor = next;
+          found.push(...batch);
+        } while (cursor !== '0');
+      }),
+    );
+    return found;
+  }
+
+  return {
+    kind: 'redis',
+    client: commands,
+    stats,
+    async get(namespace, key) {
+      const fields = await single(() => client.hmgetBuffer(entryKey(namespace, key), ...entryFields));
+      return decodeEntry(fields, Date.now());
+    },
+    async getMany(namespace, keys) {
+      const unique = [...new Set(keys)];
+      const replies = await perNode(
+        unique,
+        (key) => entryKey(namespace, key),
+        (pipeline, key) => pipeline.hmgetBuffer(entryKey(namespace, key), ...entryFields),
+      );
+      const now = Date.now();
+      const found = new Map<string, StoredEntry>();
+      unique.forEach((key, i) => {
+        const entry = decodeEntry(replies[i]![0] as (Buffer | null)[], now);
+        if (entry) found.set(key, entry);
+      });
+      return found;
+    },
+    async set(namespace, key, input) {
+      const result = await setMany(namespace, new Map([[key, input]]));
+      return result.get(key)!;
+    },
+    setMany,
+    async delete(namespace, key) {
+      return removeKeys([entryKey(namespace, key)]);
+    },
+    async purge(namespace, selector) {
+      const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));
+      const tagSets = selector.tags.map((t) => tagSetKey(namespace, t));
+      for (const set of tagSets) for (const member of await single(() => client.smembers(set))) targets.add(member);
+      // SCAN walks every master; acceptable for operator-driven prefix purges.
+      if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
+      const result = await removeKeys(targets);
+      if (tagSets.length > 0)
+        await perNode(
+          tagSets,
+          (s) => s,
+          (pipeline, s) => pipeline.del(s),
+        );
+      return result;
+    },
+    async ping() {
+      // Every master must answer: a cluster with one unreachable master cannot serve all keys.
+      const masters = client.nodes('master');
+      if (masters.length === 0) await single(() => client.ping());
+      else await Promise.all(masters.map((node) => single(() => node.ping())));
+    },
+    async close() {
+      client.disconnect();
+    },
+  };
+}

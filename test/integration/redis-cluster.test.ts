@@ -1,0 +1,112 @@
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
+import { RedisBreaker } from '../../origin/breaker.ts';
+import { LocalTier } from '../../origin/store/local-tier.ts';
+import { type RedisClusterStore, redisClusterStore } from '../../origin/store/redis-cluster.ts';
+import { resilientStore } from '../../origin/store/resilient.ts';
+import type { EntryInput } from '../../origin/store/store.ts';
+import { redisWriteBack } from '../../origin/store/write-back.ts';
+import { runStoreConformance } from './store-conformance.ts';
+
+let cluster: RunningRedisCluster;
+const seeds = () => cluster.env.REDIS_CLUSTER_NODES!.split(',');
+
+beforeAll(async () => {
+  cluster = await startRedisCluster({ dir: join(inject('serversDir'), `cluster-${process.pid}-conformance`) });
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+runStoreConformance('Redis Cluster (6 nodes)', () => redisClusterStore({ nodes: seeds() }));
+
+runStoreConformance('Redis Cluster behind the breaker and local tier', () => {
+  const inner = redisClusterStore({ nodes: seeds() });
+  return resilientStore({
+    inner,
+    writeBack: redisWriteBack(inner.client),
+    breaker: new RedisBreaker(),
+    local: new LocalTier({ maxBytes: 8 * 1024 * 1024, maxDirtyBytes: 8 * 1024 * 1024 }),
+    recoveryIntervalMs: 0,
+  });
+});
+
+/** `cmdstat_<command>` calls per master, from INFO commandstats (no MONITOR needed). */
+async function callsPerMaster(command: string): Promise<Map<number, number>> {
+  const masters = (await cluster.nodes()).filter((n) => n.role === 'master' && n.alive);
+  const calls = new Map<number, number>();
+  for (const master of masters) {
+    const conn = new Redis({ port: master.port, host: '127.0.0.1', lazyConnect: true });
+    await conn.connect();
+    const info = await conn.info('commandstats');
+    conn.disconnect();
+    const match = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info);
+    calls.set(master.port, Number(match?.[1] ?? 0));
+  }
+  return calls;
+}
+
+const input = (value: string): EntryInput => ({
+  value: new TextEncoder().encode(value),
+  contentType: 'text/plain',
+  ttlMs: 60_000,
+  tags: [],
+});
+
+describe('Redis Cluster batches', () => {
+  let store: RedisClusterStore;
+  beforeAll(async () => {
+    store = redisClusterStore({ nodes: seeds() });
+    await store.ping();
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it('a batch of 1,000 keys spanning all three masters goes out as one pipeline per master', async () => {
+    const ns = `batch-${Date.now().toString(36)}`;
+    const entries = new Map<string, EntryInput>();
+    for (let i = 0; i < 1000; i++) entries.set(`k${i}`, input(`v${i}`));
+
+    const setTrips = store.stats.roundTrips;
+    const stored = await store.setMany(ns, entries);
+    expect(stored.size).toBe(1000);
+    expect(store.stats.roundTrips - setTrips).toBe(3);
+
+    const before = await callsPerMaster('hmget');
+    const getTrips = store.stats.roundTrips;
+    const found = await store.getMany(ns, [...entries.keys()]);
+    const after = await callsPerMaster('hmget');
+
+    expect(found.size).toBe(1000);
+    for (const [key, entry] of found) expect(new TextDecoder().decode(entry.value)).toBe(`v${key.slice(1)}`);
+    expect(store.stats.roundTrips - getTrips).toBe(3);
+    // The server side agrees: 1,000 HMGETs in all, and every master served part of the batch.
+    const deltas = [...after].map(([port, calls]) => calls - (before.get(port) ?? 0));
+    expect(deltas).toHaveLength(3);
+    expect(deltas.reduce((a, b) => a + b, 0)).toBe(1000);
+    for (const delta of deltas) expect(delta).toBeGreaterThan(0);
+  });
+
+  it('keys sharing a {hash tag} land in one slot and one pipeline', async () => {
+    const ns = `tag-${Date.now().toString(36)}`;
+    const entries = new Map<string, EntryInput>();
+    // The hash tag is the first {...} of the whole Redis key, i.e. inside the key after the namespace.
+    for (let i = 0; i < 50; i++) entries.set(`{user:7}:field${i}`, input(`f${i}`));
+    await store.setMany(ns, entries);
+    const trips = store.stats.roundTrips;
+    const found = await store.getMany(ns, [...entries.keys()]);
+    expect(found.size).toBe(50);
+    expect(store.stats.roundTrips - trips).toBe(1);
+  });
+
+  it('entries expire in Redis itself (PEXPIRE), not only in the reader', async () => {
+    const ns = `px-${Date.now().toString(36)}`;
+    await store.set(ns, 'short', { ...input('x'), ttlMs: 5_000 });
+    const pttl = await store.client.pttl(`strata:e:${ns}:short`);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(5_000);
+  });
+});
