@@ -1,0 +1,263 @@
+/**
+ * Purge propagation benchmark: **produce → all edges purged**, through a real
+ * Kafka broker, the origin's consumer group, the purge hub and two edges'
+ * purge streams, on loopback (issue 4). `bench/run.ts` calls
+ * {@link runPurgeKafkaBench}; `node bench/purge-kafka.ts` runs it alone and
+ * prints JSON.
+ *
+ * Timing: the clock starts just before `producer.send` of the batch that
+ * carries an event and stops when the *last* of the two edges has applied
+ * the purge message naming the event's key (observed by wrapping
+ * `EdgeCache.apply`). Origin, edges and producer share this process and
+ * its event loop, so `performance.now()` is one clock; that also means the
+ * numbers include their contention for one core.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import pino from 'pino';
+import { type RunningEdge, startEdge } from '../edge/server.ts';
+import { type RunningOrigin, startOrigin } from '../origin/server.ts';
+import { startKafka } from '../scripts/services/kafka.ts';
+import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
+import type { InvalidationEvent, StreamMessage } from '../shared/schemas.ts';
+
+/** The p99 bound, milliseconds, under which a rate counts as sustained. */
+export const purgeP99TargetMs = 100;
+
+export interface PurgeKafkaBenchOptions {
+  /** Kafka bootstrap `host:port`; when absent a throwaway broker is started (and stopped) in a temp folder. */
+  readonly brokers?: string;
+  /** `REDIS_URL` for the origin's store; the embedded memory store when absent. */
+  readonly redisUrl?: string;
+  /** Events in the latency run (default 1 000; at least 1 000 for the issue's numbers). */
+  readonly events?: number;
+  /** Producer rate of the latency run, events/s (default 500). */
+  readonly latencyRatePerSec?: number;
+  /** Rates tried, ascending, for the throughput search, events/s (default 500 … 16 000). */
+  readonly rates?: readonly number[];
+  /** Seconds of traffic per throughput step (default 2; each step sends at least 1 000 events). */
+  readonly stepSeconds?: number;
+  /** Progress lines (default: none). */
+  readonly log?: (line: string) => void;
+}
+
+/** One measured run. Latencies in milliseconds, produce → both edges applied. */
+export interface PurgeLatencyRow {
+  readonly name: string;
+  /** Rate asked of the producer, events/s. */
+  readonly targetPerSec: number;
+  /** Events sent divided by the sending time, events/s. */
+  readonly achievedPerSec: number;
+  readonly events: number;
+  /** Events that did not reach both edges within the run's deadline. */
+  readonly lost: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** What {@link runPurgeKafkaBench} measured. */
+export interface PurgeKafkaBenchResult {
+  /** The latency run (`events` events at `latencyRatePerSec`). */
+  readonly latency: PurgeLatencyRow;
+  /** The throughput steps, in the order run; stops after the first step over the bound. */
+  readonly steps: readonly PurgeLatencyRow[];
+  /** Highest step rate (achieved events/s) whose p99 stayed under {@link purgeP99TargetMs} with nothing lost; 0 if none. */
+  readonly sustainedPerSec: number;
+  readonly p99TargetMs: number;
+  readonly edges: number;
+  readonly store: string;
+}
+
+/** `q`-quantile (0 < q ≤ 1) of ascending `sorted`, nearest-rank. */
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/**
+ * Runs the benchmark: starts (or uses) a broker, an origin consuming a fresh
+ * 3-partition topic, and two edges; warms up; then a latency run and a rising
+ * ladder of producer rates until p99 exceeds {@link purgeP99TargetMs}.
+ * Everything it started is stopped before it resolves.
+ *
+ * @throws when the broker cannot start, or the consumer does not join within 30 s.
+ */
+export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): Promise<PurgeKafkaBenchResult> {
+  const log = options.log ?? (() => {});
+  const events = options.events ?? 1_000;
+  const latencyRate = options.latencyRatePerSec ?? 500;
+  const rates = options.rates ?? [500, 1_000, 2_000, 4_000, 8_000, 16_000];
+  const stepSeconds = options.stepSeconds ?? 2;
+  const quiet = pino({ level: 'silent' });
+  const cleanups: (() => Promise<void>)[] = [];
+
+  try {
+    let brokers = options.brokers;
+    if (!brokers) {
+      const dir = mkdtempSync(join(tmpdir(), 'strata-bench-kafka-'));
+      log('starting a Kafka broker');
+      const kafka = await startKafka({ dir });
+      cleanups.push(async () => {
+        await kafka.stop();
+        rmSync(dir, { recursive: true, force: true });
+      });
+      brokers = kafka.brokers;
+    }
+    const topic = `bench-purge-${randomUUID().slice(0, 8)}`;
+    const client = new Kafka({ clientId: 'strata-bench', brokers: [brokers], logLevel: logLevel.NOTHING });
+    const admin = client.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3 }] });
+    await admin.disconnect();
+
+    const origin: RunningOrigin = await startOrigin(
+      parseConfig(originConfigSchema, {
+        ORIGIN_PORT: '0',
+        LOG_LEVEL: 'silent',
+        REDIS_URL: options.redisUrl,
+        KAFKA_BROKERS: brokers,
+        KAFKA_INVALIDATION_TOPIC: topic,
+        KAFKA_GROUP_ID: `${topic}-origin`,
+        KAFKA_FROM_BEGINNING: 'true',
+        KAFKA_SESSION_TIMEOUT_MS: '6000',
+        KAFKA_HEARTBEAT_INTERVAL_MS: '1000',
+        PURGE_BUFFER_SIZE: '100000',
+      }),
+      { logger: quiet },
+    );
+    cleanups.unshift(() => origin.close());
+    await origin.invalidations.ready(30_000);
+
+    const edges: RunningEdge[] = [];
+    for (let i = 0; i < 2; i++) {
+      const edge = await startEdge(
+        parseConfig(edgeConfigSchema, { EDGE_PORT: '0', ORIGIN_URL: origin.url, LOG_LEVEL: 'silent' }),
+        { logger: quiet },
+      );
+      cleanups.unshift(() => edge.close());
+      edges.push(edge);
+    }
+    const deadline = Date.now() + 10_000;
+    while (origin.hub.subscribers < edges.length || !edges.every((e) => e.subscription.connected)) {
+      if (Date.now() > deadline) throw new Error('edges did not subscribe to the purge stream');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+
+    // Arrival bookkeeping: key → how many edges applied it, and when the last one did.
+    const pending = new Map<string, { sentAt: number; edgesLeft: number; doneAt?: number }>();
+    for (const edge of edges) {
+      const apply = edge.cache.apply.bind(edge.cache);
+      edge.cache.apply = (message: StreamMessage) => {
+        const removed = apply(message);
+        if (message.type === 'purge') {
+          const at = performance.now();
+          for (const key of message.keys) {
+            const p = pending.get(key);
+            if (p && p.edgesLeft > 0 && --p.edgesLeft === 0) p.doneAt = at;
+          }
+        }
+        return removed;
+      };
+    }
+
+    const producer: Producer = client.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    cleanups.unshift(() => producer.disconnect());
+
+    const runAt = async (name: string, ratePerSec: number, count: number): Promise<PurgeLatencyRow> => {
+      const keys = Array.from({ length: count }, (_, i) => `${name}:${i}`);
+      const sends: Promise<unknown>[] = [];
+      const started = performance.now();
+      let sent = 0;
+      while (sent < count) {
+        const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * ratePerSec) + 1);
+        if (due > sent) {
+          const batch = keys.slice(sent, due);
+          const now = performance.now();
+          const messages = batch.map((key) => {
+            pending.set(key, { sentAt: now, edgesLeft: edges.length });
+            const event: InvalidationEvent = {
+              id: randomUUID(),
+              namespace: 'bench',
+              keys: [key],
+              tags: [],
+              prefix: null,
+              action: 'delete',
+              timestamp: Date.now(),
+            };
+            return { key: `bench:${key}`, value: JSON.stringify(event) };
+          });
+          sends.push(producer.send({ topic, messages }));
+          sent = due;
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const sendSeconds = Math.max((performance.now() - started) / 1000, 1 / ratePerSec);
+      await Promise.all(sends);
+      const waitUntil = Date.now() + 30_000;
+      while (keys.some((k) => pending.get(k)?.doneAt === undefined) && Date.now() < waitUntil) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const latencies: number[] = [];
+      let lost = 0;
+      for (const k of keys) {
+        const p = pending.get(k)!;
+        if (p.doneAt === undefined) lost++;
+        else latencies.push(p.doneAt - p.sentAt);
+        pending.delete(k);
+      }
+      latencies.sort((a, b) => a - b);
+      const row: PurgeLatencyRow = {
+        name,
+        targetPerSec: ratePerSec,
+        achievedPerSec: Math.round(count / sendSeconds),
+        events: count,
+        lost,
+        p50Ms: round(quantile(latencies, 0.5)),
+        p99Ms: round(quantile(latencies, 0.99)),
+        maxMs: round(latencies.at(-1) ?? Number.NaN),
+      };
+      log(
+        `${name}: ${row.events} events at ${row.achievedPerSec}/s → p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, lost ${row.lost}`,
+      );
+      return row;
+    };
+
+    await runAt('warmup', 200, 200);
+    const latency = await runAt('latency', latencyRate, events);
+    const steps: PurgeLatencyRow[] = [];
+    let sustainedPerSec = 0;
+    for (const rate of rates) {
+      const row = await runAt(`rate-${rate}`, rate, Math.max(1_000, Math.round(rate * stepSeconds)));
+      steps.push(row);
+      if (row.p99Ms >= purgeP99TargetMs || row.lost > 0) break;
+      sustainedPerSec = Math.max(sustainedPerSec, row.achievedPerSec);
+    }
+    return {
+      latency,
+      steps,
+      sustainedPerSec,
+      p99TargetMs: purgeP99TargetMs,
+      edges: edges.length,
+      store: origin.store.kind,
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const result = await runPurgeKafkaBench({
+    brokers: process.env.KAFKA_BROKERS,
+    redisUrl: process.env.REDIS_URL,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
