@@ -6,6 +6,7 @@ import type { CacheService } from './cache-service.ts';
 import type { PurgeHub } from './purge-hub.ts';
 import { mountCacheRoutes } from './routes/cache.ts';
 import { mountPurgeStream } from './routes/purge-stream.ts';
+import { isTieredStore } from './store/resilient.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -23,7 +24,8 @@ export interface OriginAppDeps {
 /**
  * Builds the origin's Hono app from injected parts (STYLE.md §2):
  * the REST contract of ARCHITECTURE.md §2, the purge stream, and
- * `/health` (liveness), `/ready` (store reachable), `/metrics`.
+ * `/health` (liveness), `/ready` (writes durable: store reachable and breaker
+ * closed; 503 CACHE_005 with the breaker state otherwise), `/metrics`.
  * `origin/main.ts` wires config and starts it.
  */
 export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { requestId: string } }> {
@@ -33,16 +35,20 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   installErrorHandling(app, deps.onUnexpectedError);
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.get('/ready', async (c) => {
+    const store = deps.service.store;
+    const health = isTieredStore(store) ? store.health() : undefined;
+    const state = health ? { breaker: health.breaker, dirty: health.dirty } : {};
     try {
-      await deps.service.store.ping();
+      await store.ping();
     } catch (error) {
       throw new CacheError('CACHE_005', 'Store unavailable', {
-        details: { store: deps.service.store.kind },
+        details: { store: store.kind, ...state },
         cause: error,
       });
     }
-    return c.json({ status: 'ready', store: deps.service.store.kind, edges: deps.hub.subscribers, seq: deps.hub.seq });
+    return c.json({ status: 'ready', store: store.kind, ...state, edges: deps.hub.subscribers, seq: deps.hub.seq });
   });
   app.get('/metrics', async (c) => {
     const text = await deps.metrics.render();

@@ -1,6 +1,7 @@
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
 import type { PurgeHub } from './purge-hub.ts';
+import { isTieredStore } from './store/resilient.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
@@ -16,6 +17,10 @@ export interface WriteRequest {
 export interface ReadResult {
   readonly entry: StoredEntry;
   readonly tier: CacheTier;
+  /** `STALE` when a local copy answered that Redis may have moved past (`X-Cache`). */
+  readonly status: 'HIT' | 'STALE';
+  /** True when Redis did not confirm the answer (`X-Cache-Degraded: 1`, see `store/resilient.ts`). */
+  readonly degraded: boolean;
 }
 
 export interface CacheServiceOptions {
@@ -53,18 +58,22 @@ export class CacheService {
 
   /** The entry, or null on a miss. */
   async get(namespace: string, key: string): Promise<ReadResult | null> {
-    const entry = await this.#call('get', () => this.#o.store.get(namespace, key));
-    return entry ? { entry, tier: this.#o.store.kind } : null;
+    const store = this.#o.store;
+    if (isTieredStore(store)) return await this.#call('get', () => store.getTiered(namespace, key));
+    const entry = await this.#call('get', () => store.get(namespace, key));
+    return entry ? { entry, tier: store.kind, status: 'HIT', degraded: false } : null;
   }
 
   /** Entries found by key, and the tier that answered. */
   async getMany(
     namespace: string,
     keys: readonly string[],
-  ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier }> {
+  ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
-    const found = await this.#call('batch_get', () => this.#o.store.getMany(namespace, unique));
-    return { found, tier: this.#o.store.kind };
+    const store = this.#o.store;
+    if (isTieredStore(store)) return await this.#call('batch_get', () => store.getManyTiered(namespace, unique));
+    const found = await this.#call('batch_get', () => store.getMany(namespace, unique));
+    return { found, tier: store.kind, degraded: false };
   }
 
   /** Writes one value, then purges older copies at every edge. */

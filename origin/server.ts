@@ -10,8 +10,10 @@ import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
 import { PurgeHub } from './purge-hub.ts';
+import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { memoryStore } from './store/memory.ts';
-import { redisStore } from './store/redis.ts';
+import { isTieredStore } from './store/resilient.ts';
+import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
 import type { Store } from './store/store.ts';
 
 /** A running origin. */
@@ -28,13 +30,13 @@ export interface RunningOrigin {
   close(): Promise<void>;
 }
 
-/** Picks the store the config names: Redis standalone, else the embedded memory store. */
-export function storeFromConfig(config: OriginConfig): Store {
-  if (config.REDIS_CLUSTER_NODES) {
-    throw new Error('REDIS_CLUSTER_NODES: Redis Cluster support is not built yet; use REDIS_URL');
-  }
-  if (config.REDIS_URL) return redisStore({ url: config.REDIS_URL });
-  return memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
+/**
+ * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`) or
+ * standalone (`REDIS_URL`), each behind the breaker and local fallback tier;
+ * else the embedded memory store.
+ */
+export function storeFromConfig(config: OriginConfig, onError?: (operation: string, error: unknown) => void): Store {
+  return resilientRedisFromConfig(config, onError) ?? memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
 }
 
 /**
@@ -46,12 +48,15 @@ export async function startOrigin(
   options: { logger?: Logger; store?: Store } = {},
 ): Promise<RunningOrigin> {
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
-  const store = options.store ?? storeFromConfig(config);
+  const store =
+    options.store ??
+    storeFromConfig(config, (operation, error) => logger.warn({ operation, err: error }, 'redis call failed'));
   const hub = new PurgeHub(config.PURGE_BUFFER_SIZE);
   const metrics = originMetrics({
     connectedEdges: () => hub.subscribers,
     storeEntries: 'size' in store ? () => (store as { size: number }).size : undefined,
   });
+  if (isTieredStore(store)) registerResilienceMetrics(metrics.registry, store);
   const service = new CacheService({
     store,
     hub,

@@ -29,6 +29,28 @@ export const originConfigSchema = z.object({
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
   /** Byte budget of the embedded memory store. */
   MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  /** `AUTH` password for Redis (standalone URL may carry its own; Cluster nodes use this). */
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  /** Connect to Redis Cluster nodes with TLS (`true`/`false`). Standalone uses a `rediss://` URL instead. */
+  REDIS_TLS: z.stringbool().default(false),
+  /** Milliseconds one Redis call may take before it counts as failed and the local tier answers. */
+  REDIS_CALL_TIMEOUT_MS: positiveInt.default(300),
+  /** Attempts for an idempotent Redis read (1 = no retry); retries back off exponentially with jitter. */
+  REDIS_READ_ATTEMPTS: positiveInt.max(5).default(2),
+  /** Failure ratio over the window that opens the circuit breaker (ICD §9.2 `threshold`), in (0, 1). */
+  BREAKER_THRESHOLD: z.coerce.number().gt(0).lt(1).default(0.5),
+  /** Seconds of the breaker's sampling window (ICD §9.2 `window`). */
+  BREAKER_WINDOW_SECONDS: positiveInt.default(60),
+  /** Calls the window must hold before the breaker may open (ICD §9.2 `min_requests`). */
+  BREAKER_MIN_REQUESTS: positiveInt.default(20),
+  /** Milliseconds an open breaker waits before a half-open probe. */
+  BREAKER_HALF_OPEN_AFTER_MS: positiveInt.default(5_000),
+  /** Milliseconds between background recovery rounds (probe, write-back); 0 = only requests trigger them. */
+  BREAKER_RECOVERY_INTERVAL_MS: z.coerce.number().int().min(0).default(1_000),
+  /** Byte budget of clean copies in the origin's local fallback tier. */
+  LOCAL_TIER_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+  /** Byte budget of writes accepted during a Redis outage; past it such writes answer 503 CACHE_005. */
+  LOCAL_TIER_MAX_DIRTY_BYTES: positiveInt.default(64 * 1024 * 1024),
   /** Largest value, bytes. */
   MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
   /** Purges kept for replay to reconnecting edges. */

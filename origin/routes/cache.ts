@@ -3,7 +3,15 @@ import { decodeValue, encodeValue } from '../../shared/bytes.ts';
 import { CacheError } from '../../shared/errors.ts';
 import { etagFor, headers, ifNoneMatchHits } from '../../shared/headers.ts';
 import type { AppEnv } from '../../shared/http.ts';
-import { cachePath, jsonBody, jsonSizeLimit, namespacePath, valueSizeLimit, writeOptions } from '../../shared/http.ts';
+import {
+  cachePath,
+  jsonBody,
+  jsonSizeLimit,
+  namespacePath,
+  valueSizeLimit,
+  withRequestId,
+  writeOptions,
+} from '../../shared/http.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
@@ -57,16 +65,19 @@ export function mountCacheRoutes(
       const { entry, tier } = read;
       const h: Record<string, string> = {
         ...entryHeaders(entry, now()),
-        [headers.cache]: 'HIT',
+        [headers.cache]: read.status,
         [headers.cacheTier]: tier,
       };
+      // Served while Redis could not confirm it (breaker open or Redis failing): say so.
+      if (read.degraded) h[headers.degraded] = '1';
+      const result = read.status === 'STALE' ? 'stale' : 'hit';
       if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
-        return { res: c.body(null, 304, h), tier, result: 'hit' };
+        return { res: c.body(null, 304, h), tier, result };
       }
       return {
         res: c.body(entry.value as Uint8Array<ArrayBuffer>, 200, { ...h, 'Content-Type': entry.contentType }),
         tier,
-        result: 'hit',
+        result,
       };
     }),
   );
@@ -103,7 +114,8 @@ export function mountCacheRoutes(
     timed('batch_get', async () => {
       const namespace = namespacePath(c, 'batch_get');
       const body = await jsonBody(c, batchGetRequestSchema, 'batch_get');
-      const { found, tier } = await service.getMany(namespace, body.keys);
+      const { found, tier, degraded } = await service.getMany(namespace, body.keys);
+      if (degraded) c.header(headers.degraded, '1');
       const values: Record<string, string> = {};
       const missing: string[] = [];
       for (const key of new Set(body.keys)) {

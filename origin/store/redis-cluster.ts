@@ -47,6 +47,8 @@ export interface RedisClusterStoreOptions {
   tls?: boolean;
   /** Milliseconds to open a TCP connection to one node. Default 1000. */
   connectTimeoutMs?: number;
+  /** Connection-level errors (node unreachable, slot refresh failed), for logs. Default: ignored. */
+  onConnectionError?: (error: unknown) => void;
   /** Extra ioredis Cluster options, applied last (tests, TLS details). */
   cluster?: ClusterOptions;
 }
@@ -147,6 +149,10 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     },
     ...options.cluster,
   });
+  // Connection errors reach callers as rejected commands; without a listener ioredis prints each one.
+  const onConnectionError = options.onConnectionError ?? (() => {});
+  client.on('error', onConnectionError);
+  client.on('node error', onConnectionError);
   defineStrataCommands(client);
   const commands = client as Cluster & StrataCommands;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };

@@ -79,6 +79,13 @@ export interface ResilientStoreOptions {
    * write dirty changes back). 0 = no timer: requests trigger rounds instead.
    */
   readonly recoveryIntervalMs: number;
+  /**
+   * Resolves when the driver's connection is usable, rejects when `signal`
+   * aborts (the per-call timeout). Calls wait on it instead of entering the
+   * client's offline queue, so a timed-out write can never be sent later,
+   * after newer changes (see {@link connectionReady}).
+   */
+  readonly ready?: (signal: AbortSignal) => Promise<void>;
   /** Clock, Unix ms; versions of local writes are stamped from it. */
   readonly now?: () => number;
   /** Called for every failed Redis call, for logs. */
@@ -112,6 +119,7 @@ export interface ResilientStoreOptions {
 export function resilientStore(options: ResilientStoreOptions): TieredStore {
   const { inner, breaker, local, writeBack } = options;
   const now = options.now ?? Date.now;
+  const ready = options.ready ?? (async () => {});
   const stats: ResilienceStats = {
     fallbackHits: 0,
     fallbackMisses: 0,
@@ -132,7 +140,9 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
   function recover(): Promise<void> {
     round ??= (async () => {
       try {
-        if (breaker.state !== 'closed' && !(await breaker.probe(() => inner.ping()))) return;
+        if (breaker.state !== 'closed' && !(await breaker.probe((signal) => ready(signal).then(() => inner.ping())))) {
+          return;
+        }
         await flush();
       } finally {
         round = null;
@@ -149,13 +159,12 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
   async function flush(): Promise<void> {
     for (const change of local.dirtyChanges()) {
       try {
-        const applied = await breaker.run(
-          () =>
-            change.kind === 'set'
-              ? writeBack.setIfNewer(change.namespace, change.key, change.entry)
-              : writeBack.deleteIfOlder(change.namespace, change.key, change.version),
-          false,
-        );
+        const applied = await breaker.run(async (signal) => {
+          await ready(signal);
+          return change.kind === 'set'
+            ? await writeBack.setIfNewer(change.namespace, change.key, change.entry)
+            : await writeBack.deleteIfOlder(change.namespace, change.key, change.version);
+        }, false);
         if (change.kind === 'set' && !applied) {
           stats.skippedNewer += 1;
           // Redis holds something newer (or the entry expired): the local copy is outdated.
@@ -173,7 +182,10 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
 
   async function call<T>(operation: string, run: () => Promise<T>, idempotent: boolean): Promise<T | Failed> {
     try {
-      return await breaker.run(run, idempotent);
+      return await breaker.run(async (signal) => {
+        await ready(signal);
+        return await run();
+      }, idempotent);
     } catch (error) {
       if (error instanceof CacheError) throw error;
       options.onError?.(operation, error);
@@ -348,7 +360,10 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       return result;
     },
     async ping() {
-      await breaker.run(() => inner.ping(), true);
+      await breaker.run(async (signal) => {
+        await ready(signal);
+        await inner.ping();
+      }, true);
     },
     async close() {
       if (timer) clearInterval(timer);
@@ -361,3 +376,34 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
 
 const failed: unique symbol = Symbol('failed');
 type Failed = typeof failed;
+
+/**
+ * A `ready` gate for an ioredis client (standalone or Cluster): resolves at
+ * once when `status` is `ready`, else on the next `ready` event; rejects when
+ * `signal` aborts. ioredis queues commands issued while it reconnects and
+ * sends them on reconnect; a write the breaker already timed out (and the
+ * local tier accepted) would then land late, stamped newer than changes made
+ * after it. Waiting here instead means a timed-out call is never sent.
+ */
+export function connectionReady(client: {
+  readonly status: string;
+  once(event: 'ready', listener: () => void): unknown;
+  off(event: 'ready', listener: () => void): unknown;
+}): (signal: AbortSignal) => Promise<void> {
+  return (signal) => {
+    if (client.status === 'ready') return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onReady = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        client.off('ready', onReady);
+        reject(new Error(`redis connection ${client.status}`));
+      };
+      if (signal.aborted) return onAbort();
+      client.once('ready', onReady);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  };
+}

@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { RedisBreaker } from '../../origin/breaker.ts';
 import { LocalTier } from '../../origin/store/local-tier.ts';
 import { type RedisClusterStore, redisClusterStore } from '../../origin/store/redis-cluster.ts';
 import { resilientStore } from '../../origin/store/resilient.ts';
 import type { EntryInput } from '../../origin/store/store.ts';
 import { redisWriteBack } from '../../origin/store/write-back.ts';
+import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { runStoreConformance } from './store-conformance.ts';
 
 let cluster: RunningRedisCluster;

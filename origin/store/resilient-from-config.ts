@@ -1,0 +1,47 @@
+import type { OriginConfig } from '../../shared/config.ts';
+import { RedisBreaker } from '../breaker.ts';
+import { LocalTier } from './local-tier.ts';
+import type { StrataCommands } from './redis.ts';
+import { redisStore } from './redis.ts';
+import { redisClusterStore } from './redis-cluster.ts';
+import { connectionReady, resilientStore, type TieredStore } from './resilient.ts';
+import { redisWriteBack } from './write-back.ts';
+
+/**
+ * Builds the Redis store the config names — Cluster when
+ * `REDIS_CLUSTER_NODES` is set, else standalone `REDIS_URL` — wrapped in the
+ * breaker and local fallback tier (`resilient.ts`), with the `BREAKER_*`,
+ * `REDIS_*` and `LOCAL_TIER_*` settings of `shared/config.ts`.
+ *
+ * @returns null when neither variable is set (the embedded store applies).
+ */
+export function resilientRedisFromConfig(
+  config: OriginConfig,
+  onError?: (operation: string, error: unknown) => void,
+): TieredStore | null {
+  const driver = config.REDIS_CLUSTER_NODES
+    ? redisClusterStore({ nodes: config.REDIS_CLUSTER_NODES, password: config.REDIS_PASSWORD, tls: config.REDIS_TLS })
+    : config.REDIS_URL
+      ? redisStore({
+          url: config.REDIS_URL,
+          redis: config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {},
+        })
+      : null;
+  if (!driver) return null;
+  return resilientStore({
+    inner: driver,
+    writeBack: redisWriteBack(driver.client as typeof driver.client & StrataCommands),
+    breaker: new RedisBreaker({
+      threshold: config.BREAKER_THRESHOLD,
+      windowMs: config.BREAKER_WINDOW_SECONDS * 1000,
+      minRequests: config.BREAKER_MIN_REQUESTS,
+      halfOpenAfterMs: config.BREAKER_HALF_OPEN_AFTER_MS,
+      callTimeoutMs: config.REDIS_CALL_TIMEOUT_MS,
+      readAttempts: config.REDIS_READ_ATTEMPTS,
+    }),
+    local: new LocalTier({ maxBytes: config.LOCAL_TIER_MAX_BYTES, maxDirtyBytes: config.LOCAL_TIER_MAX_DIRTY_BYTES }),
+    recoveryIntervalMs: config.BREAKER_RECOVERY_INTERVAL_MS,
+    ready: connectionReady(driver.client),
+    onError,
+  });
+}
