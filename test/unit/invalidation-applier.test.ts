@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { CacheService } from '../../origin/cache-service.ts';
+import { decodeInvalidation, InvalidationApplier } from '../../origin/invalidation/applier.ts';
+import { inProcessSource } from '../../origin/invalidation/in-process-source.ts';
+import { PurgeHub } from '../../origin/purge-hub.ts';
+import { memoryStore } from '../../origin/store/memory.ts';
+import type { Store } from '../../origin/store/store.ts';
+import { CacheError } from '../../shared/errors.ts';
+
+const event = (fields: Record<string, unknown> = {}) => ({
+  id: 'e1',
+  namespace: 'ns',
+  keys: ['a'],
+  action: 'delete',
+  timestamp: 1_000,
+  ...fields,
+});
+
+function setup(store: Store = memoryStore({ maxBytes: 1 << 20 })) {
+  const hub = new PurgeHub(100);
+  const service = new CacheService({ store, hub, defaultTtlSeconds: 60, maxValueBytes: 1024 });
+  const outcomes: string[] = [];
+  const applier = new InvalidationApplier({
+    service,
+    dedupWindow: 2,
+    onOutcome: (_source, outcome) => outcomes.push(outcome),
+  });
+  return { hub, store, applier, outcomes };
+}
+
+describe('decodeInvalidation', () => {
+  it('accepts a valid event and fills the defaults', () => {
+    const result = decodeInvalidation(Buffer.from(JSON.stringify(event())));
+    expect(result).toEqual({ ok: true, event: { ...event(), tags: [], prefix: null } });
+  });
+
+  it.each([
+    ['a null value', null, /empty/],
+    ['text that is not JSON', '{nope', /not JSON/],
+    ['an event with no selector', JSON.stringify(event({ keys: [] })), /keys, tags or prefix/],
+    ['an unknown action', JSON.stringify(event({ action: 'drop' })), /action/],
+    ['an unknown field', JSON.stringify(event({ extra: 1 })), /invalid event/],
+  ])('rejects %s with a one-line reason', (_name, raw, reason) => {
+    const result = decodeInvalidation(raw);
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.reason).toMatch(reason);
+      expect(result.reason).not.toContain('\n');
+    }
+  });
+});
+
+describe('InvalidationApplier', () => {
+  it('applies an event once per id within the window, and again once the id has left it', async () => {
+    const { hub, applier, outcomes } = setup();
+    const parsed = (id: string) => ({ ...event({ id }), tags: [], prefix: null }) as never;
+    expect(await applier.apply(parsed('e1'), 'kafka')).toBe('applied');
+    expect(await applier.apply(parsed('e1'), 'kafka')).toBe('duplicate');
+    expect(hub.seq).toBe(1);
+    await applier.apply(parsed('e2'), 'kafka');
+    await applier.apply(parsed('e3'), 'kafka');
+    // Window of 2: e1 was evicted, so a late redelivery is applied again (purges are idempotent).
+    expect(await applier.apply(parsed('e1'), 'kafka')).toBe('applied');
+    expect(outcomes).toEqual(['applied', 'duplicate', 'applied', 'applied', 'applied']);
+  });
+
+  it('does not remember an event whose purge failed, so its redelivery is applied', async () => {
+    const store = memoryStore({ maxBytes: 1 << 20 });
+    let failing = true;
+    const flaky: Store = {
+      ...store,
+      kind: store.kind,
+      purge: (ns, selector) => (failing ? Promise.reject(new Error('down')) : store.purge(ns, selector)),
+    };
+    const { hub, applier, outcomes } = setup(flaky);
+    const parsed = { ...event(), tags: [], prefix: null } as never;
+    await expect(applier.apply(parsed, 'kafka')).rejects.toMatchObject({ code: 'CACHE_005' });
+    expect(hub.seq).toBe(0);
+    failing = false;
+    expect(await applier.apply(parsed, 'kafka')).toBe('applied');
+    expect(hub.seq).toBe(1);
+    expect(outcomes).toEqual(['failed', 'applied']);
+  });
+});
+
+describe('in-process source', () => {
+  it('validates with the shared schema and applies through the same applier', async () => {
+    const { hub, applier } = setup();
+    const source = inProcessSource(applier);
+    await source.start();
+    await source.ready();
+    await expect(source.publish(event({ namespace: 'Bad!' }))).rejects.toBeInstanceOf(CacheError);
+    expect(await source.publish(event())).toBe('applied');
+    expect(await source.publish(event())).toBe('duplicate');
+    expect(hub.seq).toBe(1);
+    await source.stop();
+    await expect(source.publish(event({ id: 'e9' }))).rejects.toMatchObject({ code: 'CACHE_005' });
+  });
+});
