@@ -230,7 +230,8 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
       return row;
     };
 
-    await runAt('warmup', 200, 200);
+    // Two seconds of traffic first: the broker's and Node's JITs, connections and the group settle.
+    await runAt('warmup', 500, 1_000);
     const latency = await runAt('latency', latencyRate, events);
     const steps: PurgeLatencyRow[] = [];
     let sustainedPerSec = 0;

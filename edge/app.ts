@@ -9,6 +9,7 @@ import {
   namespacePath,
   requestIdMiddleware,
   valueSizeLimit,
+  withRequestId,
   writeOptions,
 } from '../shared/http.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
@@ -74,8 +75,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       [headers.etag]: etagFor(entry.version),
       [headers.age]: String(Math.max(0, Math.floor((now() - entry.createdAtMs) / 1000))),
       [headers.version]: String(entry.version),
-      [headers.requestId]: c.get('requestId'),
     };
+    withRequestId(c, h);
     if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
     if (degraded) h[headers.degraded] = '1';
     if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!))

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { latencyBucketsSeconds } from '../origin/metrics.ts';
-import type { RequestMetrics } from '../shared/metrics.ts';
+import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
 import type { EdgeTier } from './tier.ts';
 
 export interface EdgeNodeMetrics extends RequestMetrics {
@@ -35,6 +35,8 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
     buckets: latencyBucketsSeconds,
     registers: [registry],
   });
+  const requestCounter = memoByLabels((operation, tier, result) => requests.labels(operation!, tier!, result!));
+  const durationHistogram = memoByLabels((operation, tier) => duration.labels(operation!, tier!));
   const loads = new Counter({
     name: 'strata_edge_origin_loads_total',
     help: 'Origin loads after coalescing concurrent misses.',
@@ -84,8 +86,8 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
     registry,
     contentType: registry.contentType,
     request(operation, t, result, seconds) {
-      requests.inc({ operation, tier: t, result });
-      duration.observe({ operation, tier: t }, seconds);
+      requestCounter(operation, t, result).inc();
+      durationHistogram(operation, t).observe(seconds);
     },
     async render() {
       return await registry.metrics();

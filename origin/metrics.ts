@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { RequestMetrics } from '../shared/metrics.ts';
+import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
 
 /** Latency buckets, seconds: 0.1 ms … 2.5 s. */
 export const latencyBucketsSeconds = [
@@ -42,6 +42,8 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     buckets: latencyBucketsSeconds,
     registers: [registry],
   });
+  const requestCounter = memoByLabels((operation, tier, result) => requests.labels(operation!, tier!, result!));
+  const durationHistogram = memoByLabels((operation, tier) => duration.labels(operation!, tier!));
   const storeErrors = new Counter({
     name: 'strata_store_errors_total',
     help: 'Failed store calls by operation.',
@@ -94,8 +96,8 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     invalidationLag,
     contentType: registry.contentType,
     request(operation, tier, result, seconds) {
-      requests.inc({ operation, tier, result });
-      duration.observe({ operation, tier }, seconds);
+      requestCounter(operation, tier, result).inc();
+      durationHistogram(operation, tier).observe(seconds);
     },
     async render() {
       return await registry.metrics();

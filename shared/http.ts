@@ -3,26 +3,38 @@ import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
 import { headers } from './headers.ts';
-import { keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
+import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
 
 /**
  * HTTP plumbing both the edge and the origin use, so the two surfaces answer
  * errors, request ids and input validation identically. Runtime-free (Hono).
  */
 
-/** Hono environment of both apps: the request id set by {@link requestIdMiddleware}. */
-export type AppEnv = { Variables: { requestId: string } };
+/**
+ * Hono environment of both apps: the request id set by
+ * {@link requestIdMiddleware}, and whether a handler already put it on its
+ * response (the hot read path does, to keep the response headers a plain
+ * object — Hono's and @hono/node-server's fast path).
+ */
+export type AppEnv = { Variables: { requestId: string; requestIdSent?: boolean } };
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Echoes a well-formed `X-Request-Id` or generates one; stores it as `requestId`. */
+/** Echoes a well-formed `X-Request-Id` or generates one, on every response. */
 export const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
   const given = c.req.header(headers.requestId);
   const id = given && requestIdPattern.test(given) ? given : crypto.randomUUID();
   c.set('requestId', id);
-  c.header(headers.requestId, id);
   await next();
+  if (!c.get('requestIdSent')) c.res.headers.set(headers.requestId, id);
 };
+
+/** Adds the request id to a plain header object and marks it sent (see {@link AppEnv}). */
+export function withRequestId(c: Context<AppEnv>, h: Record<string, string>): Record<string, string> {
+  h[headers.requestId] = c.get('requestId');
+  c.set('requestIdSent', true);
+  return h;
+}
 
 /** Renders any thrown error as the documented envelope; unknown errors become CACHE_005. */
 export function errorResponse(c: Context, error: unknown, onUnexpected?: (error: unknown) => void): Response {
@@ -32,8 +44,6 @@ export function errorResponse(c: Context, error: unknown, onUnexpected?: (error:
     onUnexpected?.(error);
     cacheError = new CacheError('CACHE_005', 'Internal error', { cause: error });
   }
-  const requestId = c.get('requestId') as string | undefined;
-  if (requestId) c.header(headers.requestId, requestId);
   return c.json(cacheError.toEnvelope(), cacheError.status as 400);
 }
 
@@ -49,6 +59,7 @@ export function installErrorHandling(app: Hono<AppEnv>, onUnexpected?: (error: u
 export function cachePath(c: Context, operation: string): { namespace: string; key: string } {
   const namespace = c.req.param('namespace') ?? '';
   const key = c.req.param('key') ?? '';
+  if (isValidNamespace(namespace) && isValidKey(key)) return { namespace, key };
   const ns = namespaceSchema.safeParse(namespace);
   if (!ns.success) throw invalidInput(ns.error, { namespace, operation });
   const k = keySchema.safeParse(key);

@@ -68,3 +68,22 @@ export const tagListSchema = z
 export function storageKey(namespace: string, key: string): string {
   return `${namespace}:${key}`;
 }
+
+const namespacePattern = /^[a-z0-9_-]{1,64}$/;
+
+/**
+ * Fast check of the namespace rule, for the hot path; the schema above stays
+ * the source of the error message.
+ */
+export function isValidNamespace(namespace: string): boolean {
+  return namespacePattern.test(namespace);
+}
+
+/**
+ * Fast check of the key rule, for the hot path: a UTF-16 string of at most
+ * 170 code units is at most 510 bytes of UTF-8, so short keys skip encoding.
+ */
+export function isValidKey(key: string): boolean {
+  if (key.length === 0 || controlCharacters.test(key) || !key.isWellFormed()) return false;
+  return key.length <= 170 || utf8Bytes(key) <= maxKeyBytes;
+}

@@ -1,0 +1,60 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { freePort } from '../scripts/lib/ports.ts';
+import { waitFor } from '../scripts/lib/proc.ts';
+
+const root = resolve(import.meta.dirname, '..');
+
+/** A server process started for a benchmark. */
+export interface BenchProcess {
+  readonly url: string;
+  readonly pid: number;
+  /** CPU seconds (user + system) the process has used so far, from /proc. */
+  cpuSeconds(): number;
+  /** Resident set size now, bytes, from /proc. */
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+const clockTicks = 100; // USER_HZ on Linux
+
+/**
+ * Starts `node <script>` (relative to the repo) with `env` plus `portVar` set
+ * to a free port, and waits until `GET /health` answers.
+ */
+export async function startProcess(
+  script: string,
+  portVar: string,
+  env: Record<string, string> = {},
+): Promise<BenchProcess> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [resolve(root, script)], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${script} on ${url}`, async () => (await fetch(`${url}/health`)).ok, 20_000);
+  const pid = child.pid!;
+  return {
+    url,
+    pid,
+    cpuSeconds() {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime and stime are fields 14 and 15 of /proc/PID/stat (here offset by the 2 fields before ') ').
+      return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+    },
+    rssBytes() {
+      const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('VmRSS:'));
+      return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
+    },
+    async stop() {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * `npm run bench`: every benchmark, each beside a baseline measured in the
+ * same run, printed as a table. Options: `--duration S` (load seconds per
+ * measurement, default 5), `--connections N` (default 32), `--only NAME`.
+ */
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { type BenchRow, edgeBenchmarks } from './edge-bench.ts';
+import { table } from './trace.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    only: { type: 'string' },
+  },
+});
+const options = { durationSeconds: Number(args.duration), connections: Number(args.connections) };
+
+const suites: Record<string, () => Promise<BenchRow[]>> = {
+  edge: () => edgeBenchmarks(options),
+};
+
+process.stdout.write(
+  `Strata benchmarks — ${new Date().toISOString()}\nmachine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; load generator (autocannon) shares the cores\n\n`,
+);
+const rows: BenchRow[] = [];
+for (const [name, run] of Object.entries(suites)) {
+  if (args.only && args.only !== name) continue;
+  process.stderr.write(`running ${name} …\n`);
+  rows.push(...(await run()));
+}
+process.stdout.write(
+  `${table(
+    ['benchmark', 'measured', 'same-run baseline', 'result', 'target', 'met'],
+    rows.map((r) => [r.benchmark, r.subject, r.baseline, r.result, r.target, r.met]),
+  )}\n`,
+);

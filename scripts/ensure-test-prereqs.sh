@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the test suite's real servers need, on a fresh Debian machine:
+# redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
+# broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use).
+# Prints what it does; fails with the command to run by hand if it cannot install.
+set -euo pipefail
+
+need_pkgs=()
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
+command -v redis-benchmark >/dev/null 2>&1 || need_pkgs+=(redis-tools)
+command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_pkgs+=(maven)
+
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  # shellcheck disable=SC2207
+  pkgs=($(printf '%s\n' "${need_pkgs[@]}" | sort -u))
+  echo "strata: installing test prerequisites with apt-get: ${pkgs[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    || ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"; then
+    echo "strata: could not install ${pkgs[*]}. Run: sudo apt-get update && sudo apt-get install -y ${pkgs[*]}" >&2
+    exit 1
+  fi
+fi
+
+node_version=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_version" -lt 22 ]; then
+  echo "strata: npm scripts run on Node $node_version; expected the pinned Node 24 from node_modules/.bin (run 'npm ci' first)" >&2
+  exit 1
+fi
+echo "strata: prerequisites ok (node $(node -v), $(redis-server --version | cut -d' ' -f3), java $(java -version 2>&1 | head -1 | cut -d'"' -f2), $(mvn -B -v 2>/dev/null | head -1 | cut -d' ' -f1-3))"
