@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type InvalidationEvent, invalidationEventSchema } from '../shared/schemas.ts';
 
 const usage = `usage: npm run invalidate -- --namespace NS (--keys a,b | --tags t1,t2 | --prefix P)
@@ -87,6 +87,7 @@ try {
   if (brokers.length > 0) {
     const producer = new Kafka({ clientId: 'strata-invalidate', brokers, logLevel: logLevel.ERROR }).producer({
       allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
     });
     await producer.connect();
     try {

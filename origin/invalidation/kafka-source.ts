@@ -1,4 +1,4 @@
-import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, type Producer } from 'kafkajs';
+import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation } from './applier.ts';
@@ -83,7 +83,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     connectionTimeout: 3_000,
     retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
   });
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer: Producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   let consumer: Consumer | undefined;
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
@@ -218,13 +221,13 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const admin = kafka.admin();
     try {
       await admin.connect();
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [
-          { topic, numPartitions: 3 },
-          { topic: dlqTopic, numPartitions: 1 },
-        ],
-      });
+      // Only the missing ones: asking for an existing topic makes kafkajs log an error.
+      const existing = new Set(await admin.listTopics());
+      const missing = [
+        { topic, numPartitions: 3 },
+        { topic: dlqTopic, numPartitions: 1 },
+      ].filter((t) => !existing.has(t.topic));
+      if (missing.length > 0) await admin.createTopics({ waitForLeaders: true, topics: missing });
     } catch (error) {
       logger.debug({ err: error }, 'could not create invalidation topics (they may exist already)');
     } finally {
