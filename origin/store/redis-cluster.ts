@@ -3,7 +3,7 @@ import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'iore
 import { nextVersion } from '../../shared/version.ts';
 import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands } from './redis.ts';
 import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
-import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
+import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
 
 /**
@@ -37,6 +37,49 @@ export const failoverRetry = {
   retryDelayOnTryAgainMs: 100,
 } as const;
 
+/**
+ * Lua prologue that refuses a write arriving after its deadline (ARGV[n],
+ * Unix ms, compared with the master's `TIME`). Returns `{-1, 0}` instead of
+ * running the script.
+ *
+ * Why: ioredis keeps retrying a command through a failover (see
+ * {@link failoverRetry}) after the breaker's per-call timeout has already
+ * answered the caller and the local tier accepted the write as dirty. Without
+ * a deadline that retry could land seconds later, stamped with a newer
+ * version than a write the same caller made after it, and win.
+ */
+function withDeadline(script: string, deadlineArg: number): string {
+  return `
+local g = redis.call('TIME')
+if tonumber(g[1]) * 1000 + math.floor(tonumber(g[2]) / 1000) > tonumber(ARGV[${deadlineArg}]) then return {-1, 0} end
+${script}`;
+}
+
+/** `setScript` with a deadline in ARGV[5]. */
+export const setBeforeScript = withDeadline(setScript, 5);
+/** `deleteScript` with a deadline in ARGV[2]. */
+export const deleteBeforeScript = withDeadline(deleteScript, 2);
+
+/** Thrown when a write reached Redis after its deadline and was not applied. */
+export class LateWriteError extends Error {
+  constructor(key: string) {
+    super(`write to ${key} reached Redis after its deadline; not applied`);
+    this.name = 'LateWriteError';
+  }
+}
+
+interface DeadlineCommands {
+  strataSetBefore(
+    key: string,
+    data: Uint8Array,
+    contentType: string,
+    ttlMs: number,
+    tags: string,
+    deadlineMs: number,
+  ): Promise<[number, number]>;
+  strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
+}
+
 /** Options of {@link redisClusterStore}. */
 export interface RedisClusterStoreOptions {
   /** Seed nodes, `host:port`; any subset of the cluster is enough. */
@@ -47,6 +90,13 @@ export interface RedisClusterStoreOptions {
   tls?: boolean;
   /** Milliseconds to open a TCP connection to one node. Default 1000. */
   connectTimeoutMs?: number;
+  /**
+   * Milliseconds after sending within which a write or delete must reach
+   * Redis (by the master's clock), else Redis drops it and the call fails.
+   * The breaker wiring passes the per-call timeout plus 500 ms of clock-skew
+   * allowance. Default 5000.
+   */
+  writeDeadlineMs?: number;
   /** Connection-level errors (node unreachable, slot refresh failed), for logs. Default: ignored. */
   onConnectionError?: (error: unknown) => void;
   /** Extra ioredis Cluster options, applied last (tests, TLS details). */
@@ -154,7 +204,10 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   client.on('error', onConnectionError);
   client.on('node error', onConnectionError);
   defineStrataCommands(client);
+  client.defineCommand('strataSetBefore', { numberOfKeys: 1, lua: setBeforeScript });
+  client.defineCommand('strataDeleteBefore', { numberOfKeys: 1, lua: deleteBeforeScript });
   const commands = client as Cluster & StrataCommands;
+  const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
 
   function single<T>(run: () => Promise<T>): Promise<T> {
@@ -224,19 +277,24 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     entries: ReadonlyMap<string, EntryInput>,
   ): Promise<Map<string, StoredEntry>> {
     const items = [...entries];
+    const deadline = Date.now() + writeDeadlineMs;
     const replies = await perNode(
       items,
       ([key]) => entryKey(namespace, key),
       (pipeline, [key, input]) => {
-        (pipeline as unknown as StrataCommands).strataSet(
+        (pipeline as unknown as DeadlineCommands).strataSetBefore(
           entryKey(namespace, key),
           asBuffer(input.value),
           input.contentType,
           input.ttlMs,
           input.tags.join(','),
+          deadline,
         );
       },
     );
+    items.forEach(([key], i) => {
+      if (Number((replies[i]![0] as [number, number])[0]) === -1) throw new LateWriteError(entryKey(namespace, key));
+    });
     await indexTags(
       items.map(([key, input]) => ({ k: entryKey(namespace, key), tags: input.tags, ttlMs: input.ttlMs })),
     );
@@ -248,13 +306,15 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     let version = nextVersion(0, Date.now());
     const list = [...keys];
     if (list.length === 0) return { removed, version };
+    const deadline = Date.now() + writeDeadlineMs;
     const replies = await perNode(
       list,
       (k) => k,
-      (pipeline, k) => (pipeline as unknown as StrataCommands).strataDelete(k, tombstoneTtlMs),
+      (pipeline, k) => (pipeline as unknown as DeadlineCommands).strataDeleteBefore(k, tombstoneTtlMs, deadline),
     );
-    for (const [reply] of replies) {
+    for (const [i, [reply]] of replies.entries()) {
       const [n, v] = reply as [number, number];
+      if (Number(n) === -1) throw new LateWriteError(list[i]!);
       removed += Number(n);
       version = Math.max(version, Number(v));
     }

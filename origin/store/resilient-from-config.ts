@@ -7,6 +7,9 @@ import { redisClusterStore } from './redis-cluster.ts';
 import { connectionReady, resilientStore, type TieredStore } from './resilient.ts';
 import { redisWriteBack } from './write-back.ts';
 
+/** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
+export const clockSkewAllowanceMs = 500;
+
 /**
  * Builds the Redis store the config names — Cluster when
  * `REDIS_CLUSTER_NODES` is set, else standalone `REDIS_URL` — wrapped in the
@@ -20,7 +23,13 @@ export function resilientRedisFromConfig(
   onError?: (operation: string, error: unknown) => void,
 ): TieredStore | null {
   const driver = config.REDIS_CLUSTER_NODES
-    ? redisClusterStore({ nodes: config.REDIS_CLUSTER_NODES, password: config.REDIS_PASSWORD, tls: config.REDIS_TLS })
+    ? redisClusterStore({
+        nodes: config.REDIS_CLUSTER_NODES,
+        password: config.REDIS_PASSWORD,
+        tls: config.REDIS_TLS,
+        writeDeadlineMs: config.REDIS_CALL_TIMEOUT_MS + clockSkewAllowanceMs,
+        onConnectionError: (error) => onError?.('connection', error),
+      })
     : config.REDIS_URL
       ? redisStore({
           url: config.REDIS_URL,

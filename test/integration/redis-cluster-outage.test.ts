@@ -81,8 +81,8 @@ describe('origin on Redis Cluster during a full outage', () => {
     // Open: local-tier reads answer quickly and honestly labelled; nothing waits for Redis.
     const latenciesMs: number[] = [];
     await Promise.all(
-      Array.from({ length: 8 }, async (_, worker) => {
-        for (let n = 0; n < 40; n++) {
+      Array.from({ length: 4 }, async (_, worker) => {
+        for (let n = 0; n < 80; n++) {
           const i = (worker * 40 + n) % 40;
           const started = performance.now();
           const res = await call(url(a, `k${i}`));
@@ -98,6 +98,9 @@ describe('origin on Redis Cluster during a full outage', () => {
     );
     latenciesMs.sort((x, y) => x - y);
     const p99 = latenciesMs[Math.floor(latenciesMs.length * 0.99)]!;
+    console.info(
+      `degraded reads: n=${latenciesMs.length} p50=${latenciesMs[Math.floor(latenciesMs.length / 2)]!.toFixed(1)} ms p99=${p99.toFixed(1)} ms max=${latenciesMs.at(-1)!.toFixed(1)} ms`,
+    );
     expect(p99).toBeLessThan(50);
 
     // A key the local tier never saw: 503 CACHE_005 at once.

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RedisBreaker } from '../../origin/breaker.ts';
 import { LocalTier } from '../../origin/store/local-tier.ts';
-import { type RedisClusterStore, redisClusterStore } from '../../origin/store/redis-cluster.ts';
+import { LateWriteError, type RedisClusterStore, redisClusterStore } from '../../origin/store/redis-cluster.ts';
 import { resilientStore } from '../../origin/store/resilient.ts';
 import type { EntryInput } from '../../origin/store/store.ts';
 import { redisWriteBack } from '../../origin/store/write-back.ts';
@@ -100,6 +100,20 @@ describe('Redis Cluster batches', () => {
     const found = await store.getMany(ns, [...entries.keys()]);
     expect(found.size).toBe(50);
     expect(store.stats.roundTrips - trips).toBe(1);
+  });
+
+  it('a write that reaches Redis after its deadline is refused by Redis and leaves the key untouched', async () => {
+    const ns = `late-${Date.now().toString(36)}`;
+    await store.set(ns, 'k', input('kept'));
+    // A deadline already past stands for a retry that arrives after the caller gave up.
+    const late = redisClusterStore({ nodes: seeds(), writeDeadlineMs: -60_000 });
+    try {
+      await expect(late.set(ns, 'k', input('late'))).rejects.toBeInstanceOf(LateWriteError);
+      await expect(late.delete(ns, 'k')).rejects.toBeInstanceOf(LateWriteError);
+    } finally {
+      await late.close();
+    }
+    expect(new TextDecoder().decode((await store.get(ns, 'k'))!.value)).toBe('kept');
   });
 
   it('entries expire in Redis itself (PEXPIRE), not only in the reader', async () => {
