@@ -46,6 +46,8 @@ export interface KafkaSource extends InvalidationSource {
 // Back-off while the store or the DLQ producer fails: the partition waits rather than skip an event.
 const retryMinMs = 100;
 const retryMaxMs = 2_000;
+/** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
+const chunkSize = 64;
 
 /**
  * Consumes invalidation events with kafkajs in consumer group `groupId` and
@@ -56,9 +58,11 @@ const retryMaxMs = 2_000;
  *   purge to the hub, and committed when the batch ends (also when it ends
  *   early on shutdown, rebalance or error). A crash re-delivers at most the
  *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
- * - **Order**: partitions are processed in parallel, messages within one
- *   partition strictly in order; producers key messages by `namespace` or
- *   `namespace:key`, so events for one key keep their order.
+ * - **Order**: producers key messages by `namespace` or `namespace:key`, so
+ *   one key's events share a partition. Partitions are processed in
+ *   parallel; within one, up to 64 messages at a time are applied
+ *   concurrently when their message keys differ, and strictly in offset
+ *   order when they share one. Only a done prefix of offsets is committed.
  * - **Poison messages**: an undecodable or invalid value is produced to the
  *   dead-letter topic (original key, value and headers, plus
  *   {@link dlqReasonHeader} and {@link dlqOriginHeaders}) and its offset is
@@ -137,22 +141,60 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     });
   };
 
-  const eachBatch = async (p: EachBatchPayload) => {
+  /** Applies (or dead-letters) one message; false when the batch must end before it was done. */
+  const handle = async (message: KafkaMessage, p: EachBatchPayload): Promise<boolean> => {
     const { partition } = p.batch;
+    const decoded = decodeInvalidation(message.value);
+    if (decoded.ok) return await persist('applying an invalidation', () => applier.apply(decoded.event, 'kafka'), p);
+    const done = await persist('dead-lettering a message', () => deadLetter(partition, message, decoded.reason), p);
+    if (done) {
+      logger.warn({ topic, partition, offset: message.offset, reason: decoded.reason }, 'event dead-lettered');
+      options.onDeadLetter?.(decoded.reason);
+    }
+    return done;
+  };
+
+  /**
+   * Applies up to {@link chunkSize} messages at once: messages with different
+   * keys concurrently (their store round trips overlap), messages with the
+   * same key one after another, in offset order (per-key order).
+   * @returns how many leading messages of `chunk` are done: only those may be committed.
+   */
+  const applyChunk = async (chunk: KafkaMessage[], p: EachBatchPayload): Promise<number> => {
+    const done = new Array<boolean>(chunk.length).fill(false);
+    const byKey = new Map<string, number[]>();
+    chunk.forEach((message, i) => {
+      const key = message.key?.toString('latin1') ?? '';
+      const list = byKey.get(key);
+      if (list) list.push(i);
+      else byKey.set(key, [i]);
+    });
+    await Promise.all(
+      [...byKey.values()].map(async (indexes) => {
+        for (const i of indexes) {
+          if (!(await handle(chunk[i]!, p))) return;
+          done[i] = true;
+        }
+      }),
+    );
+    const firstUndone = done.indexOf(false);
+    return firstUndone === -1 ? chunk.length : firstUndone;
+  };
+
+  const eachBatch = async (p: EachBatchPayload) => {
+    const { partition, messages } = p.batch;
     let next: string | null = null;
     try {
-      for (const message of p.batch.messages) {
-        const decoded = decodeInvalidation(message.value);
-        const done = decoded.ok
-          ? await persist('applying an invalidation', () => applier.apply(decoded.event, 'kafka'), p)
-          : await persist('dead-lettering a message', () => deadLetter(partition, message, decoded.reason), p);
-        if (!done) break;
-        if (!decoded.ok) {
-          logger.warn({ topic, partition, offset: message.offset, reason: decoded.reason }, 'event dead-lettered');
-          options.onDeadLetter?.(decoded.reason);
+      for (let start = 0; start < messages.length; start += chunkSize) {
+        const chunk = messages.slice(start, start + chunkSize);
+        const done = await applyChunk(chunk, p);
+        if (done > 0) {
+          const last = chunk[done - 1]!.offset;
+          p.resolveOffset(last);
+          next = (BigInt(last) + 1n).toString();
         }
-        p.resolveOffset(message.offset);
-        next = (BigInt(message.offset) + 1n).toString();
+        if (done < chunk.length) break;
+        await p.heartbeat();
       }
     } finally {
       if (next !== null) {

@@ -149,6 +149,31 @@ describe('Kafka invalidation → origin → every edge', () => {
     expect(Number(mine[1]!.headers['strata-source-offset'])).toBeGreaterThanOrEqual(0);
   });
 
+  it('events sharing a message key reach the hub in the order they were produced', async () => {
+    const ns = uniqueName('order');
+    const seen: string[] = [];
+    const unsubscribe = origin.hub.subscribe((m) => {
+      if (m.namespace === ns) seen.push(m.keys[0] ?? m.tags[0]!);
+    });
+    try {
+      // Message key `ns` for the ordered run, interleaved with events of other message keys. Tag purges
+      // (several store round trips) alternate with key purges (one), so applying them concurrently would reorder.
+      const ordered = Array.from({ length: 60 }, (_, i) => `o${i}`);
+      const selector = (k: string, i: number) => (i % 2 === 0 ? { tags: [k] } : { keys: [k] });
+      await producer.send({
+        topic,
+        messages: ordered.flatMap((k, i) => [
+          { key: ns, value: JSON.stringify(invalidation({ namespace: ns, ...selector(k, i) })) },
+          { key: `${ns}:other${i}`, value: JSON.stringify(invalidation({ namespace: ns, keys: [`x${i}`] })) },
+        ]),
+      });
+      await eventually('all events applied', () => seen.length === 120, 10_000);
+      expect(seen.filter((k) => k.startsWith('o'))).toEqual(ordered);
+    } finally {
+      unsubscribe();
+    }
+  });
+
   it('an event delivered twice is applied once (idempotency by id)', async () => {
     const ns = uniqueName('dup');
     const event = invalidation({ namespace: ns, keys: ['k'] });
