@@ -24,6 +24,7 @@ import { type RunningOrigin, startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
 import type { InvalidationEvent, StreamMessage } from '../shared/schemas.ts';
+import type { BenchRow } from './edge-bench.ts';
 
 /** The p99 bound, milliseconds, under which a rate counts as sustained. */
 export const purgeP99TargetMs = 100;
@@ -252,6 +253,39 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
   }
+}
+
+/** Loopback targets of issue 4, milliseconds. */
+export const purgeTargets = { p50Ms: 10, p99Ms: 50 } as const;
+
+/**
+ * {@link runPurgeKafkaBench} as rows of `npm run bench`'s table: the latency
+ * run against the loopback target (anchor: CDN global purge, about 150 ms p50
+ * at Cloudflare and Fastly, 300 ms at Vercel), and the sustained rate.
+ */
+export async function purgeKafkaBenchmarks(options: PurgeKafkaBenchOptions = {}): Promise<BenchRow[]> {
+  const r = await runPurgeKafkaBench(options);
+  const l = r.latency;
+  const met = l.lost === 0 && l.p50Ms < purgeTargets.p50Ms && l.p99Ms < purgeTargets.p99Ms;
+  const ladder = r.steps.map((s) => `${s.achievedPerSec}/s→p99 ${s.p99Ms}`).join(', ');
+  return [
+    {
+      benchmark: 'purge propagation: Kafka produce → both edges purged',
+      subject: `${l.events} events at ${l.achievedPerSec}/s, ${r.edges} edges, ${r.store} store`,
+      result: `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms, lost ${l.lost}`,
+      baseline: 'CDN global purge ≈150 ms p50 (Cloudflare, Fastly), 300 ms (Vercel)',
+      target: `p50 < ${purgeTargets.p50Ms} ms, p99 < ${purgeTargets.p99Ms} ms`,
+      met: met ? 'yes' : 'no',
+    },
+    {
+      benchmark: `invalidation throughput with purge p99 < ${r.p99TargetMs} ms`,
+      subject: ladder,
+      result: `${r.sustainedPerSec} events/s`,
+      baseline: 'n/a',
+      target: `highest rate with p99 < ${r.p99TargetMs} ms`,
+      met: 'n/a',
+    },
+  ];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
