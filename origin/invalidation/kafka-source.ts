@@ -233,8 +233,16 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
       if (!e.payload.restart && consumer === c) scheduleRelaunch();
     });
+    // stop() may come while this is still connecting: never start consuming after it.
+    const abandoned = async () => {
+      if (!stopping) return false;
+      await c.disconnect().catch(() => {});
+      return true;
+    };
     await c.connect();
+    if (await abandoned()) return;
     await c.subscribe({ topic, fromBeginning: options.fromBeginning });
+    if (await abandoned()) return;
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 3, eachBatch });
   };
 

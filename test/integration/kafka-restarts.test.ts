@@ -152,6 +152,44 @@ describe('broker restart', () => {
     await kafka?.stop();
   });
 
+  it('an origin started while the broker is down serves at once and consumes once the broker is up', async () => {
+    const topic = uniqueName('late');
+    const namespace = uniqueName('late');
+    await createTopics(kafka.brokers, topic);
+    const keys = await seedKeys(namespace, 5);
+    await kafka.kill();
+    const origin = await originFor({
+      REDIS_URL: redisUrl,
+      ...kafkaOriginEnv(kafka.brokers, topic, uniqueName('group')),
+    });
+    try {
+      expect((await fetch(`${origin.url}/health`)).status).toBe(200);
+      await kafka.start();
+      await origin.invalidations.ready(60_000);
+      const producer = await connectProducer(kafka.brokers);
+      try {
+        await produceDeletes(producer, topic, namespace, keys);
+      } finally {
+        await producer.disconnect();
+      }
+      await eventually('events applied', async () => (await remaining(namespace, keys)) === 0, 30_000, 50);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  it('shutting down an origin whose broker is unreachable does not hang', async () => {
+    await kafka.kill();
+    try {
+      const origin = await originFor({ ...kafkaOriginEnv(kafka.brokers, uniqueName('gone'), uniqueName('group')) });
+      const started = Date.now();
+      await origin.close();
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await kafka.start();
+    }
+  });
+
   it('the consumer recovers by itself after the broker stops and starts mid-stream, and no event is lost', async () => {
     const topic = uniqueName('bounce');
     const namespace = uniqueName('bounce');
