@@ -50,13 +50,19 @@ export async function startOrigin(
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
   const store =
     options.store ??
-    storeFromConfig(config, (operation, error) => logger.warn({ operation, err: error }, 'redis call failed'));
+    // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
+    storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
   const hub = new PurgeHub(config.PURGE_BUFFER_SIZE);
   const metrics = originMetrics({
     connectedEdges: () => hub.subscribers,
     storeEntries: 'size' in store ? () => (store as { size: number }).size : undefined,
   });
-  if (isTieredStore(store)) registerResilienceMetrics(metrics.registry, store);
+  if (isTieredStore(store)) {
+    registerResilienceMetrics(metrics.registry, store);
+    store.breaker.onStateChange((state) =>
+      logger.warn({ breaker: state, dirty: store.local.dirtyCount }, 'redis circuit breaker changed state'),
+    );
+  }
   const service = new CacheService({
     store,
     hub,

@@ -377,13 +377,30 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
 const failed: unique symbol = Symbol('failed');
 type Failed = typeof failed;
 
+/** Thrown by {@link connectionReady} when the client is known to be disconnected. */
+export class ConnectionDownError extends Error {
+  constructor(status: string) {
+    super(`redis connection ${status}`);
+    this.name = 'ConnectionDownError';
+  }
+}
+
 /**
- * A `ready` gate for an ioredis client (standalone or Cluster): resolves at
- * once when `status` is `ready`, else on the next `ready` event; rejects when
- * `signal` aborts. ioredis queues commands issued while it reconnects and
- * sends them on reconnect; a write the breaker already timed out (and the
- * local tier accepted) would then land late, stamped newer than changes made
- * after it. Waiting here instead means a timed-out call is never sent.
+ * A `ready` gate for an ioredis client (standalone or Cluster).
+ *
+ * - `ready`: resolves at once.
+ * - first connection (`wait`, `connecting`, `connect`): waits for the
+ *   `ready` event; rejects when `signal` aborts (the per-call timeout).
+ * - lost (`reconnecting`, `close`, `end`): rejects at once with
+ *   {@link ConnectionDownError}, so during an outage a request is answered
+ *   from the local tier without waiting for a timeout, even while the
+ *   60 s sampling window still holds too many earlier successes for the
+ *   breaker to open.
+ *
+ * Either way the command is never handed to ioredis while it is not ready:
+ * ioredis queues such commands and sends them on reconnect, so a write the
+ * breaker already gave up on (and the local tier accepted) would land late,
+ * stamped newer than changes made after it.
  */
 export function connectionReady(client: {
   readonly status: string;
@@ -392,6 +409,9 @@ export function connectionReady(client: {
 }): (signal: AbortSignal) => Promise<void> {
   return (signal) => {
     if (client.status === 'ready') return Promise.resolve();
+    if (!['wait', 'connecting', 'connect'].includes(client.status)) {
+      return Promise.reject(new ConnectionDownError(client.status));
+    }
     return new Promise<void>((resolve, reject) => {
       const onReady = () => {
         signal.removeEventListener('abort', onAbort);
@@ -399,7 +419,7 @@ export function connectionReady(client: {
       };
       const onAbort = () => {
         client.off('ready', onReady);
-        reject(new Error(`redis connection ${client.status}`));
+        reject(new ConnectionDownError(client.status));
       };
       if (signal.aborted) return onAbort();
       client.once('ready', onReady);
