@@ -15,10 +15,19 @@ import {
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
-import type { StoredEntry } from '../store/store.ts';
+import { isTieredStore } from '../store/resilient.ts';
+import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
 export const defaultContentType = 'application/octet-stream';
+
+/**
+ * True when Redis was unavailable and the origin's local tier alone accepted
+ * this change (written back later; see `store/resilient.ts`).
+ */
+function acceptedLocally(service: CacheService, result: StoredEntry | RemovalResult): boolean {
+  return isTieredStore(service.store) && service.store.acceptedLocally(result);
+}
 
 /** Headers describing a stored entry on a read (ARCHITECTURE.md §2). */
 export function entryHeaders(entry: StoredEntry, nowMs: number): Record<string, string> {
@@ -90,6 +99,7 @@ export function mountCacheRoutes(
       const contentType = c.req.header('Content-Type') || defaultContentType;
       const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags });
       c.header(headers.etag, etagFor(entry.version));
+      if (acceptedLocally(service, entry)) c.header(headers.degraded, '1');
       return {
         res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
         tier: service.store.kind,
@@ -102,6 +112,7 @@ export function mountCacheRoutes(
     timed('delete', async () => {
       const { namespace, key } = cachePath(c, 'delete');
       const result = await service.delete(namespace, key);
+      if (acceptedLocally(service, result)) c.header(headers.degraded, '1');
       return {
         res: c.json({ namespace, key, deleted: result.removed > 0, version: result.version }),
         tier: service.store.kind,
@@ -142,6 +153,7 @@ export function mountCacheRoutes(
         entries.set(key, { value: decodeValue(text, body.encoding), contentType, ttlSeconds: body.ttl });
       }
       const stored = await service.setMany(namespace, entries);
+      if ([...stored.values()].some((entry) => acceptedLocally(service, entry))) c.header(headers.degraded, '1');
       return { res: c.json({ stored_count: stored.size }), tier: service.store.kind, result: 'ok' };
     }),
   );

@@ -57,6 +57,11 @@ export interface TieredStore extends Store {
   readonly stats: ResilienceStats;
   readonly breaker: RedisBreaker;
   readonly local: LocalTier;
+  /**
+   * True when a write's entry or a delete's result was accepted by the local
+   * tier only (Redis unavailable): not durable yet (`X-Cache-Degraded: 1`).
+   */
+  acceptedLocally(result: StoredEntry | RemovalResult): boolean;
   /** Probes an open breaker and writes dirty changes back now; resolves when this round is done. */
   recover(): Promise<void>;
 }
@@ -128,6 +133,7 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     skippedNewer: 0,
   };
   let round: Promise<void> | null = null;
+  const localOnly = new WeakSet<StoredEntry | RemovalResult>();
 
   const timer =
     options.recoveryIntervalMs > 0
@@ -219,6 +225,7 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       tags: [...input.tags],
     };
     accept({ kind: 'set', namespace, key, entry });
+    localOnly.add(entry);
     return entry;
   }
 
@@ -226,7 +233,9 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     const known = local.lookup(namespace, key);
     const version = nextVersion(local.knownVersion(namespace, key), now());
     accept({ kind: 'delete', namespace, key, version });
-    return { removed: known.kind === 'clean' || known.kind === 'dirty-set' ? 1 : 0, version };
+    const result = { removed: known.kind === 'clean' || known.kind === 'dirty-set' ? 1 : 0, version };
+    localOnly.add(result);
+    return result;
   }
 
   /** Merges Redis's answer with a local change Redis has not seen yet; null when the key is absent. */
@@ -265,6 +274,7 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     breaker,
     local,
     recover,
+    acceptedLocally: (result) => localOnly.has(result),
     health() {
       return { breaker: breaker.state, dirty: local.dirtyCount, durable: breaker.state === 'closed' };
     },
@@ -342,7 +352,9 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
           removed += r.removed;
           version = Math.max(version, r.version);
         }
-        return { removed, version };
+        const local = { removed, version };
+        localOnly.add(local);
+        return local;
       }
       const keys = new Set(selector.keys);
       const tags = new Set(selector.tags);

@@ -46,7 +46,11 @@ describe('origin on Redis Cluster during a full outage', () => {
 
   it('serves the local tier degraded, accepts writes, and writes them back without overwriting newer data', async () => {
     // Healthy: 40 keys written and read through Redis, which leaves clean local copies.
-    for (let i = 0; i < 40; i++) expect((await put(a, `k${i}`, `v${i}-before`)).status).toBe(200);
+    for (let i = 0; i < 40; i++) {
+      const written = await put(a, `k${i}`, `v${i}-before`);
+      expect(written.status).toBe(200);
+      expect(written.headers.get('X-Cache-Degraded')).toBeNull();
+    }
     const healthy = await call(url(a, 'k0'));
     expect(healthy.headers.get('X-Cache')).toBe('HIT');
     expect(healthy.headers.get('X-Cache-Tier')).toBe('redis');
@@ -109,7 +113,12 @@ describe('origin on Redis Cluster during a full outage', () => {
     expect((await miss.json()).error.code).toBe('CACHE_005');
 
     // Writes and deletes are accepted into the local tier and read back from it.
-    for (let i = 0; i < 10; i++) expect((await put(a, `k${i}`, `v${i}-during`)).status).toBe(200);
+    for (let i = 0; i < 10; i++) {
+      const accepted = await put(a, `k${i}`, `v${i}-during`);
+      expect(accepted.status).toBe(200);
+      // Acknowledged, but only by this origin's memory until written back: say so.
+      expect(accepted.headers.get('X-Cache-Degraded')).toBe('1');
+    }
     expect((await call(url(a, 'k10'), { method: 'DELETE' })).status).toBe(200);
     expect((await put(a, 'contested', 'old-from-a')).status).toBe(200);
     const dirtyRead = await call(url(a, 'k3'));
