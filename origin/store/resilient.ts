@@ -133,6 +133,7 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     skippedNewer: 0,
   };
   let round: Promise<void> | null = null;
+  let queued: Promise<void> | null = null;
   const localOnly = new WeakSet<StoredEntry | RemovalResult>();
 
   const timer =
@@ -143,18 +144,30 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       : null;
   timer?.unref();
 
+  /**
+   * Runs a recovery round, or — when one is already in flight, which may have
+   * started before Redis came back — one more round right after it (at most
+   * one is queued).
+   */
   function recover(): Promise<void> {
-    round ??= (async () => {
-      try {
-        if (breaker.state !== 'closed' && !(await breaker.probe((signal) => ready(signal).then(() => inner.ping())))) {
-          return;
-        }
-        await flush();
-      } finally {
+    if (!round) {
+      round = runRound().finally(() => {
         round = null;
-      }
-    })();
-    return round;
+      });
+      return round;
+    }
+    queued ??= round.then(() => {
+      queued = null;
+      return recover();
+    });
+    return queued;
+  }
+
+  async function runRound(): Promise<void> {
+    if (breaker.state !== 'closed' && !(await breaker.probe((signal) => ready(signal).then(() => inner.ping())))) {
+      return;
+    }
+    await flush();
   }
 
   /** Without a timer, requests start recovery rounds (never awaited by the request). */
@@ -379,6 +392,7 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     },
     async close() {
       if (timer) clearInterval(timer);
+      await queued;
       await round;
       await inner.close();
     },

@@ -1,0 +1,229 @@
+import { describe, expect, it } from 'vitest';
+import { RedisBreaker } from '../../origin/breaker.ts';
+import { LocalTier } from '../../origin/store/local-tier.ts';
+import { resilientStore } from '../../origin/store/resilient.ts';
+import type { EntryInput, Store, StoredEntry } from '../../origin/store/store.ts';
+import type { WriteBack } from '../../origin/store/write-back.ts';
+import { CacheError } from '../../shared/errors.ts';
+import { nextVersion } from '../../shared/version.ts';
+
+/**
+ * The facade's rules, against an in-process stand-in for Redis that can be
+ * switched off (the real-server behaviour is proven in
+ * test/integration/redis-cluster-outage.test.ts).
+ */
+function fakeRedis() {
+  const data = new Map<string, StoredEntry>();
+  const state = { down: false, now: 1_000_000 };
+  const k = (ns: string, key: string) => `${ns}:${key}`;
+  const guard = async () => {
+    if (state.down) throw new Error('ECONNREFUSED');
+  };
+  const write = (ns: string, key: string, input: EntryInput): StoredEntry => {
+    state.now += 1;
+    const entry: StoredEntry = {
+      value: input.value,
+      contentType: input.contentType,
+      version: nextVersion(data.get(k(ns, key))?.version ?? 0, state.now),
+      createdAtMs: state.now,
+      expiresAtMs: state.now + input.ttlMs,
+      tags: [...input.tags],
+    };
+    data.set(k(ns, key), entry);
+    return entry;
+  };
+  const store: Store = {
+    kind: 'redis',
+    async get(ns, key) {
+      await guard();
+      return data.get(k(ns, key)) ?? null;
+    },
+    async getMany(ns, keys) {
+      await guard();
+      return new Map(keys.flatMap((key) => (data.has(k(ns, key)) ? [[key, data.get(k(ns, key))!] as const] : [])));
+    },
+    async set(ns, key, input) {
+      await guard();
+      return write(ns, key, input);
+    },
+    async setMany(ns, entries) {
+      await guard();
+      return new Map([...entries].map(([key, input]) => [key, write(ns, key, input)]));
+    },
+    async delete(ns, key) {
+      await guard();
+      const removed = data.delete(k(ns, key)) ? 1 : 0;
+      return { removed, version: nextVersion(0, state.now) };
+    },
+    async purge(ns, selector) {
+      await guard();
+      let removed = 0;
+      for (const key of selector.keys) removed += data.delete(k(ns, key)) ? 1 : 0;
+      return { removed, version: nextVersion(0, state.now) };
+    },
+    async ping() {
+      await guard();
+    },
+    async close() {},
+  };
+  const writeBack: WriteBack = {
+    async setIfNewer(ns, key, entry) {
+      await guard();
+      if ((data.get(k(ns, key))?.version ?? 0) >= entry.version) return false;
+      data.set(k(ns, key), entry);
+      return true;
+    },
+    async deleteIfOlder(ns, key, version) {
+      await guard();
+      const current = data.get(k(ns, key));
+      if (!current || current.version >= version) return false;
+      data.delete(k(ns, key));
+      return true;
+    },
+  };
+  return { store, writeBack, data, state, write };
+}
+
+function setup(maxDirtyBytes = 1024 * 1024) {
+  const redis = fakeRedis();
+  const store = resilientStore({
+    inner: redis.store,
+    writeBack: redis.writeBack,
+    breaker: new RedisBreaker({ readAttempts: 1 }),
+    local: new LocalTier({ maxBytes: 1024 * 1024, maxDirtyBytes, now: () => redis.state.now }),
+    recoveryIntervalMs: 0,
+    now: () => redis.state.now,
+  });
+  return { redis, store };
+}
+
+const input = (value: string, tags: string[] = []): EntryInput => ({
+  value: new TextEncoder().encode(value),
+  contentType: 'text/plain',
+  ttlMs: 60_000,
+  tags,
+});
+const text = (entry: StoredEntry | undefined | null) => (entry ? new TextDecoder().decode(entry.value) : null);
+
+describe('breaker facade with local fallback tier', () => {
+  it('serves a key read before the outage from the local tier, labelled STALE and degraded', async () => {
+    const { redis, store } = setup();
+    await store.set('ns', 'a', input('one'));
+    redis.state.down = true;
+    const read = await store.getTiered('ns', 'a');
+    expect(text(read?.entry)).toBe('one');
+    expect(read).toMatchObject({ tier: 'origin-local', status: 'STALE', degraded: true });
+  });
+
+  it('answers 503 CACHE_005 for a key the local tier never saw while Redis is down', async () => {
+    const { redis, store } = setup();
+    redis.state.down = true;
+    const error = await store.getTiered('ns', 'unknown').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheError);
+    expect((error as CacheError).code).toBe('CACHE_005');
+    expect((error as CacheError).status).toBe(503);
+  });
+
+  it('accepts a write during the outage, serves it as a degraded HIT, and writes it back on recovery', async () => {
+    const { redis, store } = setup();
+    redis.state.down = true;
+    const accepted = await store.set('ns', 'w', input('offline'));
+    expect(store.acceptedLocally(accepted)).toBe(true);
+    expect(await store.getTiered('ns', 'w')).toMatchObject({ status: 'HIT', degraded: true, tier: 'origin-local' });
+    redis.state.down = false;
+    await store.recover();
+    expect(text(redis.data.get('ns:w'))).toBe('offline');
+    expect(redis.data.get('ns:w')!.version).toBe(accepted.version);
+    expect(store.health().dirty).toBe(0);
+    expect(await store.getTiered('ns', 'w')).toMatchObject({ tier: 'redis', degraded: false });
+  });
+
+  it('never overwrites a newer version that another origin wrote to Redis meanwhile', async () => {
+    const { redis, store } = setup();
+    redis.state.down = true;
+    await store.set('ns', 'c', input('older, from this origin'));
+    redis.state.down = false;
+    redis.write('ns', 'c', input('newer, from another origin'));
+    await store.recover();
+    expect(text(redis.data.get('ns:c'))).toBe('newer, from another origin');
+    expect(store.stats.skippedNewer).toBe(1);
+    expect(text((await store.getTiered('ns', 'c'))?.entry)).toBe('newer, from another origin');
+  });
+
+  it('replays a delete from the outage as a tombstone that spares a newer write', async () => {
+    const { redis, store } = setup();
+    await store.set('ns', 'd1', input('x'));
+    await store.set('ns', 'd2', input('y'));
+    redis.state.down = true;
+    const removal = await store.delete('ns', 'd1');
+    expect(removal.removed).toBe(1);
+    expect(store.acceptedLocally(removal)).toBe(true);
+    await store.delete('ns', 'd2');
+    expect(await store.getTiered('ns', 'd1')).toBeNull();
+    redis.state.down = false;
+    redis.write('ns', 'd2', input('rewritten elsewhere after the delete'));
+    await store.recover();
+    expect(redis.data.has('ns:d1')).toBe(false);
+    expect(text(redis.data.get('ns:d2'))).toBe('rewritten elsewhere after the delete');
+  });
+
+  it('until written back, a change accepted locally wins over the older value Redis still holds', async () => {
+    const { redis, store } = setup();
+    await store.set('ns', 'p', input('before'));
+    redis.state.down = true;
+    await store.set('ns', 'p', input('during'));
+    redis.state.down = false;
+    // No recovery round yet: Redis answers with the older value.
+    expect(text(redis.data.get('ns:p'))).toBe('before');
+    expect(await store.getTiered('ns', 'p')).toMatchObject({ status: 'HIT', degraded: true });
+    expect(text((await store.getTiered('ns', 'p'))?.entry)).toBe('during');
+  });
+
+  it('refuses a purge by tag or prefix during an outage, and turns a purge by keys into tombstones', async () => {
+    const { redis, store } = setup();
+    await store.set('ns', 't', input('tagged', ['red']));
+    redis.state.down = true;
+    await expect(store.purge('ns', { keys: [], tags: ['red'], prefix: null })).rejects.toMatchObject({
+      code: 'CACHE_005',
+    });
+    await expect(store.purge('ns', { keys: [], tags: [], prefix: 't' })).rejects.toMatchObject({ code: 'CACHE_005' });
+    const byKey = await store.purge('ns', { keys: ['t'], tags: [], prefix: null });
+    expect(byKey.removed).toBe(1);
+    expect(await store.getTiered('ns', 't')).toBeNull();
+  });
+
+  it('refuses outage writes past the dirty budget with CACHE_005 and keeps every accepted one', async () => {
+    const { redis, store } = setup(2_000);
+    redis.state.down = true;
+    const accepted: string[] = [];
+    let refused: unknown;
+    for (let i = 0; i < 50 && !refused; i++) {
+      try {
+        await store.set('ns', `b${i}`, input('x'.repeat(200)));
+        accepted.push(`b${i}`);
+      } catch (error) {
+        refused = error;
+      }
+    }
+    expect(refused).toMatchObject({ code: 'CACHE_005' });
+    expect(accepted.length).toBeGreaterThan(0);
+    redis.state.down = false;
+    await store.recover();
+    for (const key of accepted) expect(redis.data.has(`ns:${key}`)).toBe(true);
+  });
+
+  it('answers a batch get during the outage with the keys held locally, flagged degraded', async () => {
+    const { redis, store } = setup();
+    await store.setMany(
+      'ns',
+      new Map([
+        ['m1', input('1')],
+        ['m2', input('2')],
+      ]),
+    );
+    redis.state.down = true;
+    const batch = await store.getManyTiered('ns', ['m1', 'm2', 'never']);
+    expect([...batch.found.keys()].sort()).toEqual(['m1', 'm2']);
+    expect(batch).toMatchObject({ tier: 'origin-local', degraded: true });
+  });
+});
