@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import pino from 'pino';
 import { type RunningEdge, startEdge } from '../edge/server.ts';
+import { ensureTopics } from '../origin/invalidation/kafka-topics.ts';
 import { type RunningOrigin, startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
@@ -115,7 +116,7 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
     const client = new Kafka({ clientId: 'strata-bench', brokers: [brokers], logLevel: logLevel.NOTHING });
     const admin = client.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3 }] });
+    await ensureTopics(admin, [{ topic, numPartitions: 3 }]);
     await admin.disconnect();
 
     const origin: RunningOrigin = await startOrigin(

@@ -14,6 +14,8 @@ export interface OriginMetrics extends RequestMetrics {
   readonly invalidations: Counter<'source' | 'result'>;
   /** Seconds from an event's `timestamp` (producer clock) to the purge handed to the hub. */
   readonly invalidationLag: Histogram<'source'>;
+  /** Kafka messages behind the partition's high watermark after the last batch, by partition. */
+  readonly consumerLag: Gauge<'partition'>;
 }
 
 /**
@@ -21,6 +23,7 @@ export interface OriginMetrics extends RequestMetrics {
  * Prometheus naming: `strata_requests_total`, `strata_request_duration_seconds`,
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
  * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
+ * `strata_invalidation_consumer_lag_messages`,
  * plus the process defaults. No key is ever a label.
  *
  * @param gauges callbacks read at scrape time (connected edges, store entries).
@@ -69,6 +72,12 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     buckets: latencyBucketsSeconds,
     registers: [registry],
   });
+  const consumerLag = new Gauge({
+    name: 'strata_invalidation_consumer_lag_messages',
+    help: 'Kafka invalidation messages not yet consumed, by partition (high watermark after the last batch).',
+    labelNames: ['partition'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'strata_connected_edges',
     help: 'Edges subscribed to the purge stream now.',
@@ -94,6 +103,7 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     purges,
     invalidations,
     invalidationLag,
+    consumerLag,
     contentType: registry.contentType,
     request(operation, tier, result, seconds) {
       requestCounter(operation, tier, result).inc();

@@ -10,12 +10,17 @@ import { type KafkaSource, kafkaSource } from './kafka-source.ts';
  * The invalidation source the config names: the Kafka consumer when
  * `KAFKA_BROKERS` is set, else the in-process source. Both apply events
  * through one {@link InvalidationApplier} wired to the origin's metrics
- * (`strata_invalidation_events_total`, `strata_invalidation_lag_seconds`).
+ * (`strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
+ * `strata_invalidation_consumer_lag_messages`).
  * Not started: call `start()`.
  */
 export function invalidationSourceFromConfig(
   config: OriginConfig,
-  deps: { service: CacheService; logger: Logger; metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag'> },
+  deps: {
+    service: CacheService;
+    logger: Logger;
+    metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag' | 'consumerLag'>;
+  },
 ): KafkaSource | InProcessSource {
   const { metrics } = deps;
   const applier = new InvalidationApplier({
@@ -39,5 +44,6 @@ export function invalidationSourceFromConfig(
     applier,
     logger: deps.logger,
     onDeadLetter: () => metrics.invalidations.inc({ source: 'kafka', result: 'dead_lettered' }),
+    onLag: (partition, messages) => metrics.consumerLag.set({ partition: String(partition) }, messages),
   });
 }

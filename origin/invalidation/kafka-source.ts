@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation } from './applier.ts';
 import { kafkaLogLevel, pinoLogCreator } from './kafka-log.ts';
+import { ensureTopics } from './kafka-topics.ts';
 import type { InvalidationSource } from './source.ts';
 
 /** Header on a dead-lettered message: why it was rejected (one line). */
@@ -34,6 +35,8 @@ export interface KafkaSourceOptions {
   readonly logger: Logger;
   /** Told about each message sent to the dead-letter topic. */
   readonly onDeadLetter?: (reason: string) => void;
+  /** Told, after each batch, how many messages of `partition` are still behind its high watermark. */
+  readonly onLag?: (partition: number, messages: number) => void;
 }
 
 /** The Kafka invalidation source, with what tests and operators may inspect. */
@@ -196,6 +199,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         if (done < chunk.length) break;
         await p.heartbeat();
       }
+      options.onLag?.(partition, Number(p.batch.offsetLag()));
     } finally {
       if (next !== null) {
         await p.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
@@ -266,20 +270,21 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     }, delay);
   };
 
-  const ensureTopics = async () => {
+  const createTopics = async () => {
     // Convenience for development; production topics are usually provisioned, and this is then a no-op.
     const admin = kafka.admin();
     try {
       await admin.connect();
-      // Only the missing ones: asking for an existing topic makes kafkajs log an error.
-      const existing = new Set(await admin.listTopics());
-      const missing = [
-        { topic, numPartitions: 3 },
-        { topic: dlqTopic, numPartitions: 1 },
-      ].filter((t) => !existing.has(t.topic));
-      if (missing.length > 0) await admin.createTopics({ waitForLeaders: true, topics: missing });
+      await ensureTopics(
+        admin,
+        [
+          { topic, numPartitions: 3 },
+          { topic: dlqTopic, numPartitions: 1 },
+        ],
+        10_000,
+      );
     } catch (error) {
-      logger.debug({ err: error }, 'could not create invalidation topics (they may exist already)');
+      logger.warn({ err: error }, 'could not create the invalidation topics; consuming them anyway');
     } finally {
       await admin.disconnect().catch(() => {});
     }
@@ -293,8 +298,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       stopping = false;
       // In the background: an origin starts (and serves reads) while the broker is still unreachable.
       void (async () => {
-        await ensureTopics();
-        await launch();
+        await createTopics();
+        if (!stopping) await launch();
       })().catch((error: unknown) => {
         logger.warn({ err: error, brokers: options.brokers }, 'kafka not reachable yet; will keep trying');
         scheduleRelaunch();

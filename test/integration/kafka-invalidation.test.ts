@@ -192,6 +192,9 @@ describe('Kafka invalidation → origin → every edge', () => {
     );
     await eventually('the sentinel was applied', () => origin.hub.seq >= seqBefore + 2, 10_000);
     expect(origin.hub.seq - seqBefore).toBe(2);
+    const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+    expect(metrics).toMatch(/strata_invalidation_events_total\{[^}]*source="kafka"[^}]*result="applied"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/strata_invalidation_consumer_lag_messages\{[^}]*partition="\d"[^}]*\} 0/);
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type IHeaders, Kafka, type KafkaMessage, logLevel, type Producer } from 'kafkajs';
+import { ensureTopics } from '../../origin/invalidation/kafka-topics.ts';
 import type { InvalidationEvent } from '../../shared/schemas.ts';
 import { eventually } from './wait.ts';
 
@@ -22,13 +23,10 @@ export async function createTopics(brokers: string, topic: string, partitions = 
   const admin = client(brokers).admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic, numPartitions: partitions },
-        { topic: `${topic}.dlq`, numPartitions: 1 },
-      ],
-    });
+    await ensureTopics(admin, [
+      { topic, numPartitions: partitions },
+      { topic: `${topic}.dlq`, numPartitions: 1 },
+    ]);
   } finally {
     await admin.disconnect();
   }
