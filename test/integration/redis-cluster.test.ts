@@ -124,3 +124,40 @@ describe('Redis Cluster batches', () => {
     expect(pttl).toBeLessThanOrEqual(5_000);
   });
 });
+
+describe('Redis Cluster with a password', () => {
+  /** Runs one command on every node directly. */
+  async function onEveryNode(password: string | undefined, ...command: string[]): Promise<void> {
+    for (const port of cluster.ports) {
+      const conn = new Redis({ port, host: '127.0.0.1', password, lazyConnect: true });
+      await conn.connect();
+      await conn.call(command[0]!, ...command.slice(1));
+      conn.disconnect();
+    }
+  }
+
+  afterAll(async () => {
+    await onEveryNode('s3cret', 'CONFIG', 'SET', 'requirepass', '');
+  });
+
+  it('authenticates to every node with REDIS_PASSWORD, and is refused without it', async () => {
+    await onEveryNode(undefined, 'CONFIG', 'SET', 'masterauth', 's3cret');
+    await onEveryNode(undefined, 'CONFIG', 'SET', 'requirepass', 's3cret');
+    const ns = `auth-${Date.now().toString(36)}`;
+    const entries = new Map<string, EntryInput>(Array.from({ length: 30 }, (_, i) => [`a${i}`, input(`v${i}`)]));
+    const authed = redisClusterStore({ nodes: seeds(), password: 's3cret' });
+    try {
+      await authed.setMany(ns, entries);
+      expect((await authed.getMany(ns, [...entries.keys()])).size).toBe(30);
+    } finally {
+      await authed.close();
+    }
+    // No reconnect loop: without the password the cluster never becomes ready, and queued commands must fail.
+    const anonymous = redisClusterStore({ nodes: seeds(), cluster: { clusterRetryStrategy: () => null } });
+    try {
+      await expect(anonymous.get(ns, 'a0')).rejects.toThrow();
+    } finally {
+      await anonymous.close();
+    }
+  });
+});
