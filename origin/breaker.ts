@@ -9,7 +9,6 @@ import {
   noop,
   retry,
   SamplingBreaker,
-  TaskCancelledError,
   TimeoutStrategy,
   timeout,
   wrap,
@@ -167,11 +166,4 @@ export class RedisBreaker {
       return false;
     }
   }
-}
-
-/** True for errors that mean "Redis did not answer in time or was not called". */
-export function isUnavailable(error: unknown): boolean {
-  return (
-    error instanceof CircuitOpenError || error instanceof TaskCancelledError || error instanceof BrokenCircuitError
-  );
 }

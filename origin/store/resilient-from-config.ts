@@ -1,10 +1,11 @@
 import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
+import { connectionReady } from './connection-ready.ts';
 import { LocalTier } from './local-tier.ts';
 import type { StrataCommands } from './redis.ts';
 import { redisStore } from './redis.ts';
 import { redisClusterStore } from './redis-cluster.ts';
-import { connectionReady, resilientStore, type TieredStore } from './resilient.ts';
+import { resilientStore, type TieredStore } from './resilient.ts';
 import { redisWriteBack } from './write-back.ts';
 
 /** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
