@@ -14,6 +14,11 @@ export interface BenchProcess {
   cpuSeconds(): number;
   /** Resident set size now, bytes, from /proc. */
   rssBytes(): number;
+  /**
+   * Asks a process started from `bench/edge-with-gc.ts` to collect garbage;
+   * resolves with its live bytes (heap used + ArrayBuffers) afterwards.
+   */
+  collectGarbage(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -21,17 +26,27 @@ const clockTicks = 100; // USER_HZ on Linux
 
 /**
  * Starts `node <script>` (relative to the repo) with `env` plus `portVar` set
- * to a free port, and waits until `GET /health` answers.
+ * to a free port (and `nodeFlags` before the script), and waits until
+ * `GET /health` answers.
  */
 export async function startProcess(
   script: string,
   portVar: string,
   env: Record<string, string> = {},
+  nodeFlags: string[] = [],
 ): Promise<BenchProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [resolve(root, script)], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, resolve(root, script)], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let gcCount = 0;
+  let liveBytes = Number.NaN;
+  child.stdout?.on('data', (chunk: Buffer) => {
+    for (const m of chunk.toString().matchAll(/^gc (\d+)$/gm)) {
+      gcCount++;
+      liveBytes = Number(m[1]);
+    }
   });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${script} on ${url}`, async () => (await fetch(`${url}/health`)).ok, 20_000);
@@ -49,6 +64,12 @@ export async function startProcess(
         .split('\n')
         .find((l) => l.startsWith('VmRSS:'));
       return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
+    },
+    async collectGarbage() {
+      const target = gcCount + 1;
+      child.kill('SIGUSR2');
+      await waitFor('garbage collection', () => gcCount >= target, 10_000, 10);
+      return liveBytes;
     },
     async stop() {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every benchmark, each beside a baseline measured in the
  * same run, printed as a table. Options: `--duration S` (load seconds per
- * measurement, default 5), `--connections N` (default 32), `--only NAME`.
+ * measurement, default 5), `--connections N` (default 32), `--only NAME` (one
+ * suite), `--sections abcd` (which of the edge measurements).
  */
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -13,9 +14,14 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' },
     only: { type: 'string' },
+    sections: { type: 'string' },
   },
 });
-const options = { durationSeconds: Number(args.duration), connections: Number(args.connections) };
+const options = {
+  durationSeconds: Number(args.duration),
+  connections: Number(args.connections),
+  sections: args.sections,
+};
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   edge: () => edgeBenchmarks(options),
