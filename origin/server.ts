@@ -1,10 +1,10 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
+import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
+import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
@@ -41,7 +41,9 @@ export function storeFromConfig(config: OriginConfig, onError?: (operation: stri
 
 /**
  * Wires an origin from its config and listens on `ORIGIN_HOST:ORIGIN_PORT`
- * (port 0 picks a free one). Used by `origin/main.ts`, `npm start` and tests.
+ * (port 0 picks a free one): REST over HTTP/1.1 and h2c, and the gRPC,
+ * gRPC-web and Connect API (`origin/grpc/`, docs/grpc.md) on the same port.
+ * Used by `origin/main.ts`, `npm start` and tests.
  */
 export async function startOrigin(
   config: OriginConfig,
@@ -84,13 +86,22 @@ export async function startOrigin(
   });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
   if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.ORIGIN_PORT, hostname: config.ORIGIN_HOST }, () =>
-      resolve(s as Server),
-    );
+  const rpc = createGrpcHandler({
+    service,
+    invalidationKind: invalidations.kind,
+    metrics,
+    maxValueBytes: config.MAX_VALUE_BYTES,
+    onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
   });
-  server.keepAliveTimeout = 65_000;
-  const { port } = server.address() as AddressInfo;
+  const server = await listenSamePort({
+    rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),
+    rpc,
+    isRpcPath: (path) => path.startsWith(rpcPathPrefix),
+    port: config.ORIGIN_PORT,
+    host: config.ORIGIN_HOST,
+  });
+  server.http1.keepAliveTimeout = 65_000;
+  const { port } = server;
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, epoch: hub.epoch }, 'origin listening');
   await invalidations.start();
@@ -104,10 +115,8 @@ export async function startOrigin(
     async close() {
       // Stop consuming first: the batch in hand still reaches the hub and is committed before edges are cut.
       await invalidations.stop();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Purge streams never end by themselves; cut them so close() returns.
-      server.closeAllConnections();
-      await closed;
+      // Purge streams never end by themselves; close() cuts every connection so it returns.
+      await server.close();
       await store.close();
     },
   };

@@ -428,7 +428,7 @@ export declare type HealthResponse = Message<"strata.cache.v1.HealthResponse"> &
   brokerStatus: string;
 
   /**
-   * Circuit breaker state (`closed`, `open`, `half_open`), empty without Redis.
+   * Circuit breaker state (`closed`, `open`, `half-open`, `isolated`), empty without Redis.
    *
    * @generated from field: string breaker_state = 4;
    */

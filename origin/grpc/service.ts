@@ -1,0 +1,248 @@
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import { z } from 'zod';
+import {
+  type CacheService as CacheServiceDesc,
+  CacheSource,
+  EntryMetadataSchema,
+  type GetResponseSchema,
+} from '../../gen/strata/cache/v1/cache_pb.js';
+import { CacheError, invalidInput } from '../../shared/errors.ts';
+import type { CacheTier } from '../../shared/headers.ts';
+import {
+  isValidKey,
+  isValidNamespace,
+  keySchema,
+  maxTagsPerEntry,
+  namespaceSchema,
+  tagSchema,
+  ttlSecondsSchema,
+} from '../../shared/keys.ts';
+import type { RequestMetrics } from '../../shared/metrics.ts';
+import { maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
+import type { CacheService, WriteRequest } from '../cache-service.ts';
+import { defaultContentType } from '../routes/cache.ts';
+import { isTieredStore } from '../store/resilient.ts';
+import type { RemovalResult, StoredEntry } from '../store/store.ts';
+import { untilAborted } from './errors.ts';
+
+/** Response header of a call Redis did not confirm; the gRPC twin of REST's `X-Cache-Degraded: 1`. */
+export const degradedMetadata = 'x-cache-degraded';
+
+/** What the gRPC service needs from the origin. */
+export interface GrpcServiceDeps {
+  /** The origin's one copy of the cache logic, shared with REST. */
+  readonly service: CacheService;
+  /** Where invalidations come from (`kafka` or `in-process`), for Health's `broker_status`. */
+  readonly invalidationKind: string;
+  /** Records each call with operation `grpc_<method>` (e.g. `grpc_get`). */
+  readonly metrics?: RequestMetrics;
+}
+
+const tagsSchema = z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`);
+const contentTypeSchema = z.string().max(256, 'content_type must be at most 256 characters');
+const batchKeysSchema = z
+  .array(keySchema)
+  .min(1, 'keys must not be empty')
+  .max(maxBatchKeys, `at most ${maxBatchKeys} keys`);
+
+const sources: Record<CacheTier, CacheSource> = {
+  redis: CacheSource.REDIS,
+  'origin-local': CacheSource.LOCAL,
+  memory: CacheSource.MEMORY,
+  edge: CacheSource.UNSPECIFIED,
+};
+
+/** Validates with a zod schema; a miss is CACHE_004 (INVALID_ARGUMENT), as in REST. */
+function valid<T>(schema: z.ZodType<T>, value: unknown, details: Record<string, unknown>): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalidInput(parsed.error, details);
+  return parsed.data;
+}
+
+/** Same rules and fast path as REST's `cachePath` (shared/http.ts). */
+function validAddress(namespace: string, key: string, operation: string): void {
+  if (isValidNamespace(namespace) && isValidKey(key)) return;
+  valid(namespaceSchema, namespace, { namespace, operation });
+  valid(keySchema, key, { key, operation });
+}
+
+/** Seconds from the wire; 0 (proto3 default) means the origin's default TTL. */
+function ttlOf(ttlSeconds: bigint, operation: string): number | undefined {
+  if (ttlSeconds === 0n) return undefined;
+  return valid(ttlSecondsSchema, Number(ttlSeconds), { ttl: String(ttlSeconds), operation });
+}
+
+function metadataOf(entry: StoredEntry) {
+  return create(EntryMetadataSchema, {
+    version: BigInt(entry.version),
+    expiresAtMs: BigInt(entry.expiresAtMs),
+    contentType: entry.contentType,
+    tags: [...entry.tags],
+  });
+}
+
+/**
+ * The `strata.cache.v1.CacheService` implementation: validates input with the
+ * REST rules of `shared/keys.ts` and `shared/schemas.ts`, then calls the
+ * origin's {@link CacheService} (no second copy of cache logic). Every call
+ * runs under the client's deadline ({@link untilAborted}); errors are thrown
+ * as CacheError and mapped to gRPC codes by the handler's interceptor
+ * (`errors.ts`). A degraded answer sets the {@link degradedMetadata} header.
+ */
+export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof CacheServiceDesc> {
+  const { service } = deps;
+  const degraded = (ctx: HandlerContext) => ctx.responseHeader.set(degradedMetadata, '1');
+  const acceptedLocally = (result: StoredEntry | RemovalResult) =>
+    isTieredStore(service.store) && service.store.acceptedLocally(result);
+  const timed = async <T>(operation: string, run: () => Promise<{ out: T; tier: string; result: string }>) => {
+    const started = performance.now();
+    try {
+      const { out, tier, result } = await run();
+      deps.metrics?.request(`grpc_${operation}`, tier, result, (performance.now() - started) / 1000);
+      return out;
+    } catch (error) {
+      deps.metrics?.request(`grpc_${operation}`, 'none', 'error', (performance.now() - started) / 1000);
+      throw error;
+    }
+  };
+
+  return {
+    get: (req, ctx) =>
+      timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
+        validAddress(req.namespace, req.key, 'get');
+        const read = await untilAborted(ctx.signal, () => service.get(req.namespace, req.key));
+        if (!read) return { out: { found: false }, tier: 'none', result: 'miss' };
+        if (read.degraded) degraded(ctx);
+        const { entry } = read;
+        return {
+          out: {
+            found: true,
+            value: entry.value,
+            source: sources[read.tier],
+            version: BigInt(entry.version),
+            expiresAtMs: BigInt(entry.expiresAtMs),
+            contentType: entry.contentType,
+            tags: [...entry.tags],
+            stale: read.status === 'STALE',
+          },
+          tier: read.tier,
+          result: read.status === 'STALE' ? 'stale' : 'hit',
+        };
+      }),
+
+    set: (req, ctx) =>
+      timed('set', async () => {
+        validAddress(req.namespace, req.key, 'set');
+        if (req.encrypt) {
+          throw new CacheError('CACHE_004', 'encrypt is not supported', { details: { operation: 'set' } });
+        }
+        const write: WriteRequest = {
+          value: req.value,
+          contentType: valid(contentTypeSchema, req.contentType, { operation: 'set' }) || defaultContentType,
+          ttlSeconds: ttlOf(req.ttlSeconds, 'set'),
+          tags: valid(tagsSchema, req.tags, { operation: 'set' }),
+        };
+        const entry = await untilAborted(ctx.signal, () => service.set(req.namespace, req.key, write));
+        if (acceptedLocally(entry)) degraded(ctx);
+        return {
+          out: { success: true, version: BigInt(entry.version), expiresAtMs: BigInt(entry.expiresAtMs) },
+          tier: service.store.kind,
+          result: 'ok',
+        };
+      }),
+
+    delete: (req, ctx) =>
+      timed('delete', async () => {
+        validAddress(req.namespace, req.key, 'delete');
+        const result = await untilAborted(ctx.signal, () => service.delete(req.namespace, req.key));
+        if (acceptedLocally(result)) degraded(ctx);
+        return {
+          out: { deleted: result.removed > 0, version: BigInt(result.version) },
+          tier: service.store.kind,
+          result: 'ok',
+        };
+      }),
+
+    batchGet: (req, ctx) =>
+      timed('batch_get', async () => {
+        valid(namespaceSchema, req.namespace, { namespace: req.namespace, operation: 'batch_get' });
+        const keys = valid(batchKeysSchema, req.keys, { operation: 'batch_get' });
+        const read = await untilAborted(ctx.signal, () => service.getMany(req.namespace, keys));
+        if (read.degraded) degraded(ctx);
+        const values: Record<string, Uint8Array> = {};
+        const entries: Record<string, ReturnType<typeof metadataOf>> = {};
+        const missingKeys: string[] = [];
+        for (const key of new Set(keys)) {
+          const entry = read.found.get(key);
+          if (!entry) {
+            missingKeys.push(key);
+            continue;
+          }
+          values[key] = entry.value;
+          entries[key] = metadataOf(entry);
+        }
+        return {
+          out: { values, entries, missingKeys, source: sources[read.tier] },
+          tier: read.tier,
+          result: missingKeys.length === 0 ? 'hit' : 'miss',
+        };
+      }),
+
+    batchSet: (req, ctx) =>
+      timed('batch_set', async () => {
+        valid(namespaceSchema, req.namespace, { namespace: req.namespace, operation: 'batch_set' });
+        valid(batchKeysSchema, Object.keys(req.entries), { operation: 'batch_set' });
+        const contentType = valid(contentTypeSchema, req.contentType, { operation: 'batch_set' }) || defaultContentType;
+        const ttlSeconds = ttlOf(req.ttlSeconds, 'batch_set');
+        const writes = new Map<string, WriteRequest>();
+        for (const [key, value] of Object.entries(req.entries)) writes.set(key, { value, contentType, ttlSeconds });
+        const stored = await untilAborted(ctx.signal, () => service.setMany(req.namespace, writes));
+        if ([...stored.values()].some(acceptedLocally)) degraded(ctx);
+        const entries: Record<string, ReturnType<typeof metadataOf>> = {};
+        for (const [key, entry] of stored) entries[key] = metadataOf(entry);
+        return {
+          out: { success: true, storedCount: stored.size, entries },
+          tier: service.store.kind,
+          result: 'ok',
+        };
+      }),
+
+    purge: (req, ctx) =>
+      timed('purge', async () => {
+        const selector = valid(
+          purgeRequestSchema,
+          { namespace: req.namespace, keys: req.keys, tags: req.tags, prefix: req.prefix ?? null },
+          { operation: 'purge' },
+        );
+        const result = await untilAborted(ctx.signal, () => service.purge(selector.namespace, selector));
+        return {
+          out: { purgedCount: result.removed, seq: BigInt(result.seq) },
+          tier: service.store.kind,
+          result: 'ok',
+        };
+      }),
+
+    health: (_req, ctx) =>
+      timed('health', async () => {
+        const store = service.store;
+        let healthy = true;
+        try {
+          await untilAborted(ctx.signal, () => store.ping());
+        } catch (error) {
+          if (ctx.signal.aborted) throw error;
+          healthy = false;
+        }
+        return {
+          out: {
+            healthy,
+            redisStatus: store.kind === 'redis' ? (healthy ? 'up' : 'down') : 'not_configured',
+            brokerStatus: deps.invalidationKind,
+            breakerState: isTieredStore(store) ? store.health().breaker : '',
+          },
+          tier: store.kind,
+          result: healthy ? 'ok' : 'error',
+        };
+      }),
+  };
+}
