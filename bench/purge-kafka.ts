@@ -60,6 +60,9 @@ export interface PurgeLatencyRow {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
+  /** Same-run baseline: produce → a bare kafkajs consumer (own group, same topic) receives, ms. */
+  readonly kafkaP50Ms: number;
+  readonly kafkaP99Ms: number;
 }
 
 /** What {@link runPurgeKafkaBench} measured. */
@@ -153,7 +156,30 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
     }
 
     // Arrival bookkeeping: key → how many edges applied it, and when the last one did.
-    const pending = new Map<string, { sentAt: number; edgesLeft: number; doneAt?: number }>();
+    const pending = new Map<string, { sentAt: number; edgesLeft: number; doneAt?: number; kafkaAt?: number }>();
+
+    // Same-run baseline: a bare consumer in its own group sees the same events straight from Kafka.
+    const bare = client.consumer({ groupId: `${topic}-bare`, sessionTimeout: 6_000, heartbeatInterval: 1_000 });
+    await bare.connect();
+    cleanups.unshift(() => bare.disconnect());
+    await bare.subscribe({ topic, fromBeginning: true });
+    let bareJoined = false;
+    bare.on(bare.events.GROUP_JOIN, () => {
+      bareJoined = true;
+    });
+    await bare.run({
+      eachMessage: async ({ message }) => {
+        const at = performance.now();
+        const key = message.key?.toString().slice('bench:'.length);
+        const p = key === undefined ? undefined : pending.get(key);
+        if (p && p.kafkaAt === undefined) p.kafkaAt = at;
+      },
+    });
+    const joinDeadline = Date.now() + 30_000;
+    while (!bareJoined) {
+      if (Date.now() > joinDeadline) throw new Error('baseline consumer did not join its group');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     for (const edge of edges) {
       const apply = edge.cache.apply.bind(edge.cache);
       edge.cache.apply = (message: StreamMessage) => {
@@ -208,14 +234,17 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
         await new Promise((r) => setTimeout(r, 20));
       }
       const latencies: number[] = [];
+      const kafkaLatencies: number[] = [];
       let lost = 0;
       for (const k of keys) {
         const p = pending.get(k)!;
         if (p.doneAt === undefined) lost++;
         else latencies.push(p.doneAt - p.sentAt);
+        if (p.kafkaAt !== undefined) kafkaLatencies.push(p.kafkaAt - p.sentAt);
         pending.delete(k);
       }
       latencies.sort((a, b) => a - b);
+      kafkaLatencies.sort((a, b) => a - b);
       const row: PurgeLatencyRow = {
         name,
         targetPerSec: ratePerSec,
@@ -225,6 +254,8 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
         p50Ms: round(quantile(latencies, 0.5)),
         p99Ms: round(quantile(latencies, 0.99)),
         maxMs: round(latencies.at(-1) ?? Number.NaN),
+        kafkaP50Ms: round(quantile(kafkaLatencies, 0.5)),
+        kafkaP99Ms: round(quantile(kafkaLatencies, 0.99)),
       };
       log(
         `${name}: ${row.events} events at ${row.achievedPerSec}/s → p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, max ${row.maxMs} ms, lost ${row.lost}`,
@@ -274,7 +305,7 @@ export async function purgeKafkaBenchmarks(options: PurgeKafkaBenchOptions = {})
       benchmark: 'purge propagation: Kafka produce → both edges purged',
       subject: `${l.events} events at ${l.achievedPerSec}/s, ${r.edges} edges, ${r.store} store`,
       result: `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms, lost ${l.lost}`,
-      baseline: 'CDN global purge ≈150 ms p50 (Cloudflare, Fastly), 300 ms (Vercel)',
+      baseline: `Kafka alone (bare consumer, same events): p50 ${l.kafkaP50Ms} ms, p99 ${l.kafkaP99Ms} ms; anchor: CDN global purge ≈150 ms p50`,
       target: `p50 < ${purgeTargets.p50Ms} ms, p99 < ${purgeTargets.p99Ms} ms`,
       met: met ? 'yes' : 'no',
     },

@@ -4,9 +4,14 @@
  * measurement, default 5), `--connections N` (default 32), `--only NAME` (one
  * suite), `--sections abcd` (which of the edge measurements).
  */
-import { cpus, totalmem } from 'node:os';
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startRedis } from '../scripts/services/redis.ts';
 import { type BenchRow, edgeBenchmarks } from './edge-bench.ts';
+import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { table } from './trace.ts';
 
 const { values: args } = parseArgs({
@@ -23,8 +28,21 @@ const options = {
   sections: args.sections,
 };
 
+/** Runs `run` with a throwaway Redis (Debian's redis-server) and stops it afterwards. */
+async function withRedis<T>(run: (redisUrl: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-bench-'));
+  const redis = await startRedis({ dir });
+  try {
+    return await run(redis.url);
+  } finally {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   edge: () => edgeBenchmarks(options),
+  kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
 };
 
 process.stdout.write(
