@@ -17,6 +17,12 @@ export interface PurgeSubscriberOptions {
   retry?: { minMs: number; maxMs: number };
   /** Extra request headers (credentials). */
   headers?: Record<string, string>;
+  /**
+   * Milliseconds without any bytes (the origin sends a keep-alive comment
+   * every `PURGE_HEARTBEAT_SECONDS`) after which the connection is presumed
+   * dead and replaced. Default 45 000.
+   */
+  idleTimeoutMs?: number;
   fetch?: typeof fetch;
 }
 
@@ -65,10 +71,31 @@ export function subscribePurges(options: PurgeSubscriberOptions): PurgeSubscript
     position = `${message.epoch}:${message.seq}`;
   };
 
+  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+
   const connectOnce = async () => {
+    // One controller per connection: closing the subscription or an idle connection aborts it.
+    const connection = new AbortController();
+    const onClose = () => connection.abort();
+    abort.signal.addEventListener('abort', onClose);
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => connection.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+    };
+    armIdle();
+    try {
+      await readStream(connection.signal, armIdle);
+    } finally {
+      clearTimeout(idle);
+      abort.signal.removeEventListener('abort', onClose);
+    }
+  };
+
+  const readStream = async (signal: AbortSignal, onData: () => void) => {
     const res = await doFetch(`${options.originUrl.replace(/\/+$/, '')}${purgeStreamPath}`, {
       headers: { Accept: 'text/event-stream', ...(position ? { 'Last-Event-ID': position } : {}), ...options.headers },
-      signal: abort.signal,
+      signal,
     });
     if (res.status !== 200 || !res.body) {
       await res.body?.cancel();
@@ -83,6 +110,7 @@ export function subscribePurges(options: PurgeSubscriberOptions): PurgeSubscript
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
+        onData();
         parser.feed(decoder.decode(value, { stream: true }));
       }
     } finally {

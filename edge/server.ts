@@ -46,6 +46,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
   });
   subscription = subscribePurges({
     originUrl: config.ORIGIN_URL,
+    idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
     onMessage: (message) => {
       const removed = cache.apply(message);
       metrics.purgeApplied(message.type, removed);

@@ -92,6 +92,8 @@ export const edgeConfigSchema = z.object({
   MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
   /** Milliseconds an origin call may take before the edge answers CACHE_005. */
   EDGE_ORIGIN_TIMEOUT_MS: positiveInt.default(5_000),
+  /** Milliseconds without a byte on the purge stream (keep-alives included) before the edge reconnects. */
+  EDGE_PURGE_IDLE_TIMEOUT_MS: positiveInt.default(45_000),
   /** Name of this edge in logs and the origin's edge list. */
   EDGE_ID: z.string().min(1).max(64).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),

@@ -9,12 +9,18 @@ export interface CuttableProxy {
   cut(): void;
   /** Accepts connections again. */
   restore(): void;
+  /**
+   * Silently stops forwarding on every open connection without closing it (a
+   * half-dead peer: no FIN, no RST, no bytes); new connections work normally.
+   */
+  stallExisting(): void;
   close(): Promise<void>;
 }
 
 /** Starts a proxy to `targetPort` on 127.0.0.1. */
 export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> {
   const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   let open = true;
   const server: Server = createServer((client) => {
     if (!open) {
@@ -34,6 +40,9 @@ export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> 
     upstream.on('error', drop).on('close', drop);
     client.pipe(upstream);
     upstream.pipe(client);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.on('close', () => pairs.delete(pair));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -46,6 +55,15 @@ export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> 
     },
     restore() {
       open = true;
+    },
+    stallExisting() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        upstream.pause();
+        client.pause();
+      }
+      pairs.clear();
     },
     async close() {
       open = false;
