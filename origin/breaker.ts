@@ -99,7 +99,9 @@ export class RedisBreaker {
       breaker: new SamplingBreaker({
         threshold: o.threshold,
         duration: o.windowMs,
-        minimumRps: (o.minRequests * 1000) / o.windowMs,
+        // cockatiel compares `calls < duration × rate`; half a call below the minimum keeps floating-point
+        // rounding of `minRequests / window × window` from demanding one call more than configured.
+        minimumRps: ((o.minRequests - 0.5) * 1000) / o.windowMs,
       }),
     });
     this.#breaker.onStateChange((s) => {

@@ -83,23 +83,24 @@ describe('origin on Redis Cluster during a full outage', () => {
     expect((await notReady.json()).error.code).toBe('CACHE_005');
 
     // Open: local-tier reads answer quickly and honestly labelled; nothing waits for Redis.
+    // One request at a time, so the latency is the path's own, not queueing behind the test's other requests
+    // (the test and the origin share one event loop, on two cores shared with everything else).
     const latenciesMs: number[] = [];
-    await Promise.all(
-      Array.from({ length: 4 }, async (_, worker) => {
-        for (let n = 0; n < 80; n++) {
-          const i = (worker * 40 + n) % 40;
-          const started = performance.now();
-          const res = await call(url(a, `k${i}`));
-          const body = await res.text();
-          latenciesMs.push(performance.now() - started);
-          expect(res.status).toBe(200);
-          expect(body).toBe(`v${i}-before`);
-          expect(res.headers.get('X-Cache')).toBe('STALE');
-          expect(res.headers.get('X-Cache-Tier')).toBe('origin-local');
-          expect(res.headers.get('X-Cache-Degraded')).toBe('1');
-        }
-      }),
-    );
+    for (let n = 0; n < 400; n++) {
+      const i = n % 40;
+      const started = performance.now();
+      const res = await call(url(a, `k${i}`));
+      const body = await res.text();
+      latenciesMs.push(performance.now() - started);
+      expect(res.status).toBe(200);
+      expect(body).toBe(`v${i}-before`);
+      expect(res.headers.get('X-Cache')).toBe('STALE');
+      expect(res.headers.get('X-Cache-Tier')).toBe('origin-local');
+      expect(res.headers.get('X-Cache-Degraded')).toBe('1');
+    }
+    // Concurrent requests are answered too, each within the 3 s deadline `call` sets.
+    const burst = await Promise.all(Array.from({ length: 64 }, (_, i) => call(url(a, `k${i % 40}`))));
+    expect(burst.map((r) => r.status)).toEqual(Array(64).fill(200));
     latenciesMs.sort((x, y) => x - y);
     const p99 = latenciesMs[Math.floor(latenciesMs.length * 0.99)]!;
     console.info(
