@@ -5,8 +5,10 @@ import {
   type AppEnv,
   cachePath,
   installErrorHandling,
+  instrument,
   jsonSizeLimit,
   namespacePath,
+  type RequestLog,
   requestIdMiddleware,
   valueSizeLimit,
   withRequestId,
@@ -28,6 +30,8 @@ export interface EdgeAppDeps {
   /** Whether the purge subscription is up; `/ready` answers 503 while it is not. */
   readonly subscribed?: () => boolean;
   readonly onUnexpectedError?: (error: unknown) => void;
+  /** One record per finished request. */
+  readonly log?: RequestLog;
 }
 
 type Env = AppEnv;
@@ -50,17 +54,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
 
-  const timed = async (operation: string, run: () => Promise<{ res: Response; tier: string; result: string }>) => {
-    const started = performance.now();
-    try {
-      const { res, tier, result } = await run();
-      metrics.request(operation, tier, result, (performance.now() - started) / 1000);
-      return res;
-    } catch (error) {
-      metrics.request(operation, 'none', 'error', (performance.now() - started) / 1000);
-      throw error;
-    }
-  };
+  const timed = instrument(metrics, deps.log);
 
   const respond = (
     c: Context<Env>,
@@ -101,7 +95,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   });
 
   app.get('/api/v1/cache/:namespace/:key', (c) =>
-    timed('get', async () => {
+    timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
       const read = await cache.read(namespace, key, c.get('requestId'));
       if (read.kind === 'hit')
@@ -120,7 +114,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   );
 
   app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
-    timed('set', async () => {
+    timed(c, 'set', async () => {
       const { namespace, key } = cachePath(c, 'set');
       writeOptions(c, 'set'); // reject bad ttl/tags here; the origin re-validates
       const value = new Uint8Array(await c.req.arrayBuffer());
@@ -155,7 +149,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   );
 
   app.delete('/api/v1/cache/:namespace/:key', (c) =>
-    timed('delete', async () => {
+    timed(c, 'delete', async () => {
       const { namespace, key } = cachePath(c, 'delete');
       const res = await origin.request(originPath(c.req.url), {
         method: 'DELETE',
@@ -170,7 +164,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
 
   // Batches and purges are relayed as they are; the purge stream brings the effect back to every edge.
   const forward = (operation: string, validate: (c: Context<Env>) => void) => (c: Context<Env>) =>
-    timed(operation, async () => {
+    timed(c, operation, async () => {
       validate(c);
       const res = await origin.request(originPath(c.req.url), {
         method: 'POST',

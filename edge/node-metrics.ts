@@ -7,8 +7,11 @@ export interface EdgeNodeMetrics extends RequestMetrics {
   readonly registry: Registry;
   /** Count one coalesced origin load. */
   originLoad(): void;
-  /** Count one purge-stream message applied, and how many entries it removed. */
-  purgeApplied(type: string, removed: number): void;
+  /**
+   * Count one purge-stream message applied, how many entries it removed, and
+   * (for purges) the lag from the origin's acknowledgement (`ts`, Unix ms).
+   */
+  purgeApplied(type: string, removed: number, acknowledgedAtMs?: number): void;
   /** Count one purge-stream reconnect. */
   reconnect(): void;
 }
@@ -53,6 +56,12 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
     help: 'Entries removed from the tier by purges and resets.',
     registers: [registry],
   });
+  const lag = new Histogram({
+    name: 'strata_edge_purge_lag_seconds',
+    help: "Time from the origin's acknowledgement of a change to this edge applying its purge.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
   const reconnects = new Counter({
     name: 'strata_edge_purge_stream_reconnects_total',
     help: 'Times the purge stream was lost.',
@@ -93,9 +102,11 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       return await registry.metrics();
     },
     originLoad: () => loads.inc(),
-    purgeApplied(type, removed) {
+    purgeApplied(type, removed, acknowledgedAtMs) {
       purges.inc({ type });
       purged.inc(removed);
+      // Wall clocks of two hosts: a negative lag means skew, not time travel; clamp it.
+      if (acknowledgedAtMs !== undefined) lag.observe(Math.max(0, Date.now() - acknowledgedAtMs) / 1000);
     },
     reconnect: () => reconnects.inc(),
   };

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import type { EdgeConfig } from '../shared/config.ts';
+import { pinoRequestLog } from '../shared/request-log.ts';
 import { createEdgeApp } from './app.ts';
 import { EdgeCache } from './edge-cache.ts';
 import { memoryTier } from './memory-tier.ts';
@@ -49,7 +50,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
     onMessage: (message) => {
       const removed = cache.apply(message);
-      metrics.purgeApplied(message.type, removed);
+      metrics.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
       if (message.type === 'reset') logger.warn({ reason: message.reason }, 'purge stream reset: tier dropped');
     },
     onStateChange: (connected) => {
@@ -65,6 +66,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     metrics,
     subscribed: () => subscription?.connected ?? false,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
+    log: pinoRequestLog(logger),
   });
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.EDGE_PORT, hostname: config.EDGE_HOST }, () =>

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { CacheError } from '../shared/errors.ts';
-import { installErrorHandling, requestIdMiddleware } from '../shared/http.ts';
+import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import type { CacheService } from './cache-service.ts';
 import type { PurgeHub } from './purge-hub.ts';
@@ -19,6 +19,8 @@ export interface OriginAppDeps {
   readonly now?: () => number;
   /** Unexpected (non-CacheError) failures, for the log. */
   readonly onUnexpectedError?: (error: unknown) => void;
+  /** One record per finished cache request. */
+  readonly log?: RequestLog;
 }
 
 /**
@@ -56,7 +58,13 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     return c.text(text, 200, { 'Content-Type': deps.metrics.contentType });
   });
 
-  mountCacheRoutes(app, { service: deps.service, metrics: deps.metrics, maxValueBytes: deps.maxValueBytes, now });
+  mountCacheRoutes(app, {
+    service: deps.service,
+    metrics: deps.metrics,
+    maxValueBytes: deps.maxValueBytes,
+    now,
+    log: deps.log,
+  });
   mountPurgeStream(app, deps.hub, deps.heartbeatMs);
   return app;
 }

@@ -1,6 +1,7 @@
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
+import { pinoRequestLog } from '../shared/request-log.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
@@ -83,6 +84,7 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
+    log: pinoRequestLog(logger),
   });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
   if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
 import { headers } from './headers.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
+import type { RequestMetrics } from './metrics.ts';
 
 /**
  * HTTP plumbing both the edge and the origin use, so the two surfaces answer
@@ -129,4 +130,70 @@ export function jsonSizeLimit(maxValueBytes: number): MiddlewareHandler {
       });
     },
   });
+}
+
+/** One finished request, as logged (never a value, body or credential). */
+export interface RequestRecord {
+  readonly request_id: string;
+  readonly operation: string;
+  readonly namespace?: string;
+  /** Tier that answered, or `none`. */
+  readonly tier: string;
+  /** `hit`, `miss`, `stale`, `ok` or `error`. */
+  readonly result: string;
+  readonly status: number;
+  readonly duration_ms: number;
+  /** ICD code of an error answer. */
+  readonly error_code?: string;
+}
+
+/** Receives one record per finished request (pino on Node). */
+export type RequestLog = (record: RequestRecord) => void;
+
+/** What a route handler returns to {@link instrument}: the response and how it was answered. */
+export interface Answer {
+  readonly res: Response;
+  readonly tier: string;
+  readonly result: string;
+}
+
+/**
+ * Wraps route handlers so each request is counted and timed in `metrics`
+ * (seconds) and, when `log` is given, logged once with its request id.
+ * Errors are recorded with tier `none`, result `error` and their ICD code,
+ * then rethrown to the envelope handler.
+ */
+export function instrument(metrics: RequestMetrics, log?: RequestLog) {
+  return async (c: Context<AppEnv>, operation: string, run: () => Promise<Answer>): Promise<Response> => {
+    const started = performance.now();
+    try {
+      const { res, tier, result } = await run();
+      const seconds = (performance.now() - started) / 1000;
+      metrics.request(operation, tier, result, seconds);
+      log?.({
+        request_id: c.get('requestId'),
+        operation,
+        namespace: c.req.param('namespace'),
+        tier,
+        result,
+        status: res.status,
+        duration_ms: seconds * 1000,
+      });
+      return res;
+    } catch (error) {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.request(operation, 'none', 'error', seconds);
+      log?.({
+        request_id: c.get('requestId'),
+        operation,
+        namespace: c.req.param('namespace'),
+        tier: 'none',
+        result: 'error',
+        status: error instanceof CacheError ? error.status : 503,
+        duration_ms: seconds * 1000,
+        error_code: error instanceof CacheError ? error.code : 'CACHE_005',
+      });
+      throw error;
+    }
+  };
 }

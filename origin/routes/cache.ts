@@ -5,9 +5,11 @@ import { etagFor, headers, ifNoneMatchHits } from '../../shared/headers.ts';
 import type { AppEnv } from '../../shared/http.ts';
 import {
   cachePath,
+  instrument,
   jsonBody,
   jsonSizeLimit,
   namespacePath,
+  type RequestLog,
   valueSizeLimit,
   withRequestId,
   writeOptions,
@@ -48,23 +50,19 @@ export function entryHeaders(entry: StoredEntry, nowMs: number): Record<string, 
  */
 export function mountCacheRoutes(
   app: Hono<AppEnv>,
-  deps: { service: CacheService; metrics: RequestMetrics; maxValueBytes: number; now: () => number },
+  deps: {
+    service: CacheService;
+    metrics: RequestMetrics;
+    maxValueBytes: number;
+    now: () => number;
+    log?: RequestLog;
+  },
 ): void {
   const { service, metrics, now } = deps;
-  const timed = async (operation: string, run: () => Promise<{ res: Response; tier: string; result: string }>) => {
-    const started = performance.now();
-    try {
-      const { res, tier, result } = await run();
-      metrics.request(operation, tier, result, (performance.now() - started) / 1000);
-      return res;
-    } catch (error) {
-      metrics.request(operation, 'none', 'error', (performance.now() - started) / 1000);
-      throw error;
-    }
-  };
+  const timed = instrument(metrics, deps.log);
 
   app.get('/api/v1/cache/:namespace/:key', (c) =>
-    timed('get', async () => {
+    timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
       const read = await service.get(namespace, key);
       if (!read) {
@@ -92,7 +90,7 @@ export function mountCacheRoutes(
   );
 
   app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
-    timed('set', async () => {
+    timed(c, 'set', async () => {
       const { namespace, key } = cachePath(c, 'set');
       const { ttlSeconds, tags } = writeOptions(c, 'set');
       const value = new Uint8Array(await c.req.arrayBuffer());
@@ -109,7 +107,7 @@ export function mountCacheRoutes(
   );
 
   app.delete('/api/v1/cache/:namespace/:key', (c) =>
-    timed('delete', async () => {
+    timed(c, 'delete', async () => {
       const { namespace, key } = cachePath(c, 'delete');
       const result = await service.delete(namespace, key);
       if (acceptedLocally(service, result)) c.header(headers.degraded, '1');
@@ -122,7 +120,7 @@ export function mountCacheRoutes(
   );
 
   app.post('/api/v1/cache/:namespace/batch/get', jsonSizeLimit(deps.maxValueBytes), (c) =>
-    timed('batch_get', async () => {
+    timed(c, 'batch_get', async () => {
       const namespace = namespacePath(c, 'batch_get');
       const body = await jsonBody(c, batchGetRequestSchema, 'batch_get');
       const { found, tier, degraded } = await service.getMany(namespace, body.keys);
@@ -143,7 +141,7 @@ export function mountCacheRoutes(
   );
 
   app.post('/api/v1/cache/:namespace/batch/set', jsonSizeLimit(deps.maxValueBytes), (c) =>
-    timed('batch_set', async () => {
+    timed(c, 'batch_set', async () => {
       const namespace = namespacePath(c, 'batch_set');
       const body = await jsonBody(c, batchSetRequestSchema, 'batch_set');
       const entries = new Map<string, WriteRequest>();
@@ -159,7 +157,7 @@ export function mountCacheRoutes(
   );
 
   app.post('/api/v1/purge', jsonSizeLimit(deps.maxValueBytes), (c: Context<AppEnv>) =>
-    timed('purge', async () => {
+    timed(c, 'purge', async () => {
       const body = await jsonBody(c, purgeRequestSchema, 'purge');
       const result = await service.purge(body.namespace, body);
       return { res: c.json({ purged_count: result.removed, seq: result.seq }), tier: service.store.kind, result: 'ok' };
