@@ -9,18 +9,22 @@ import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
 /**
  * How the driver rides out a failover, in milliseconds.
  *
- * A master that dies is flagged FAIL after `cluster-node-timeout` (2000 ms in
- * our harness and the default we document), then its replica waits
+ * A master that dies is suspected (PFAIL) by each node after
+ * `cluster-node-timeout` (2000 ms in our harness), and flagged FAIL once a
+ * majority of masters' PFAIL reports have reached one node by gossip — up to
+ * about another node-timeout/2. Its replica then waits
  * `500 + random(0..500) + rank × 1000` ms before asking for votes (Redis
- * Cluster specification, "Replica election and promotion"); with one replica
- * per master, rank is 0. Worst case before the new master serves:
- * `2000 + 1000 + a few ms of voting ≈ 3000 ms`.
+ * Cluster specification, "Failure detection" and "Replica election and
+ * promotion"); with one replica per master, rank is 0. Worst case before the
+ * new master serves: `2000 + 1000 + 1000 + voting ≈ 4000 ms`. Measured in
+ * `test/integration/redis-cluster-failover.test.ts`: 3.7–4.7 s from SIGKILL
+ * until the test's 100 ms poll saw the promotion.
  *
  * ioredis retries a command that hit a closed connection after
  * `retryDelayOnFailover` and refreshes the slot map; every retry and every
  * MOVED/ASK/TRYAGAIN costs one of `maxRedirections`. So a command survives
- * `maxRedirections × retryDelayOnFailover = 20 × 200 ms = 4000 ms` of
- * failover, above the 3000 ms worst case with a 1000 ms margin.
+ * `maxRedirections × retryDelayOnFailover = 30 × 200 ms = 6000 ms` of
+ * failover: the 4000 ms worst case plus a 2000 ms margin.
  * `retryDelayOnMoved` (50 ms) lets the slot-map refresh land before a MOVED
  * retry instead of bouncing between stale owners.
  *
@@ -31,7 +35,7 @@ import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
  */
 export const failoverRetry = {
   retryDelayOnFailoverMs: 200,
-  maxRedirections: 20,
+  maxRedirections: 30,
   retryDelayOnMovedMs: 50,
   retryDelayOnClusterDownMs: 200,
   retryDelayOnTryAgainMs: 100,
