@@ -27,7 +27,7 @@ fi
 
 node_version=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_version" -lt 22 ]; then
-  echo "strata: npm scripts run on Node $node_version; expected the pinned Node 24 from node_modules/.bin (run 'npm ci' first)" >&2
+  echo "strata: npm scripts run on Node $node_version; expected the pinned Node 24 from node_modules/.bin (run 'npm install' first)" >&2
   exit 1
 fi
 echo "strata: prerequisites ok (node $(node -v), $(redis-server --version | cut -d' ' -f3), java $(java -version 2>&1 | head -1 | cut -d'"' -f2), $(mvn -B -v 2>/dev/null | head -1 | cut -d' ' -f1-3))"
