@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/services/redis.ts';
 import { type BenchRow, edgeBenchmarks } from './edge-bench.ts';
+import { grpcBenchmarks } from './grpc-bench.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
+import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { table } from './trace.ts';
 
 const { values: args } = parseArgs({
@@ -42,6 +44,8 @@ async function withRedis<T>(run: (redisUrl: string) => Promise<T>): Promise<T> {
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   edge: () => edgeBenchmarks(options),
+  'redis-cluster': () => redisClusterBenchmarks(options),
+  grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
 };
 
