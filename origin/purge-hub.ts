@@ -40,6 +40,7 @@ export class PurgeHub {
   #seq = 0;
   readonly #ring: (PurgeMessage | undefined)[];
   readonly #listeners = new Set<Listener>();
+  readonly #observers = new Set<Listener>();
 
   /**
    * @param capacity how many purges are kept for replay (≥ 1).
@@ -68,6 +69,7 @@ export class PurgeHub {
     const message: PurgeMessage = { type: 'purge', epoch: this.epoch, seq: this.#seq + 1, ...input };
     this.#seq = message.seq;
     this.#ring[message.seq % this.capacity] = message;
+    for (const observer of this.#observers) observer(message);
     for (const listener of this.#listeners) listener(message);
     return message;
   }
@@ -90,7 +92,16 @@ export class PurgeHub {
     return [hello, ...missed];
   }
 
-  /** Subscribes to live purges; returns the unsubscribe function. */
+  /**
+   * Watches every published purge without counting as an edge (metrics,
+   * health events); returns the function that stops watching.
+   */
+  observe(observer: Listener): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  /** Subscribes an edge to live purges (counted by `subscribers`); returns the unsubscribe function. */
   subscribe(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -76,7 +76,8 @@ export async function startOrigin(
       logger.warn({ operation, err: error }, 'store call failed');
     },
   });
-  hub.subscribe((message) => metrics.purges.inc({ action: message.action }));
+  // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
+  hub.observe((message) => metrics.purges.inc({ action: message.action }));
   const app = createOriginApp({
     service,
     hub,

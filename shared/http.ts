@@ -157,11 +157,17 @@ export interface Answer {
   readonly result: string;
 }
 
+/** CACHE_001 (not found) and CACHE_002 (expired): the answers of a cache miss. */
+function isMissCode(code: string): boolean {
+  return code === 'CACHE_001' || code === 'CACHE_002';
+}
+
 /**
  * Wraps route handlers so each request is counted and timed in `metrics`
  * (seconds) and, when `log` is given, logged once with its request id.
- * Errors are recorded with tier `none`, result `error` and their ICD code,
- * then rethrown to the envelope handler.
+ * Errors are recorded with tier `none` and their ICD code, then rethrown to
+ * the envelope handler; their result is `miss` for CACHE_001/CACHE_002 (a
+ * 404 read is a cache miss, counted in the hit ratio) and `error` otherwise.
  */
 export function instrument(metrics: RequestMetrics, log?: RequestLog) {
   return async (c: Context<AppEnv>, operation: string, run: () => Promise<Answer>): Promise<Response> => {
@@ -182,13 +188,15 @@ export function instrument(metrics: RequestMetrics, log?: RequestLog) {
       return res;
     } catch (error) {
       const seconds = (performance.now() - started) / 1000;
-      metrics.request(operation, 'none', 'error', seconds);
+      // A read of an absent key is the cache answering "miss", not a failure: it belongs in the hit ratio.
+      const result = error instanceof CacheError && isMissCode(error.code) ? 'miss' : 'error';
+      metrics.request(operation, 'none', result, seconds);
       log?.({
         request_id: c.get('requestId'),
         operation,
         namespace: c.req.param('namespace'),
         tier: 'none',
-        result: 'error',
+        result,
         status: error instanceof CacheError ? error.status : 503,
         duration_ms: seconds * 1000,
         error_code: error instanceof CacheError ? error.code : 'CACHE_005',

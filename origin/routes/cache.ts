@@ -97,10 +97,11 @@ export function mountCacheRoutes(
       const contentType = c.req.header('Content-Type') || defaultContentType;
       const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags });
       c.header(headers.etag, etagFor(entry.version));
-      if (acceptedLocally(service, entry)) c.header(headers.degraded, '1');
+      const local = acceptedLocally(service, entry);
+      if (local) c.header(headers.degraded, '1');
       return {
         res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
-        tier: service.store.kind,
+        tier: local ? 'origin-local' : service.store.kind,
         result: 'ok',
       };
     }),
@@ -110,10 +111,11 @@ export function mountCacheRoutes(
     timed(c, 'delete', async () => {
       const { namespace, key } = cachePath(c, 'delete');
       const result = await service.delete(namespace, key);
-      if (acceptedLocally(service, result)) c.header(headers.degraded, '1');
+      const local = acceptedLocally(service, result);
+      if (local) c.header(headers.degraded, '1');
       return {
         res: c.json({ namespace, key, deleted: result.removed > 0, version: result.version }),
-        tier: service.store.kind,
+        tier: local ? 'origin-local' : service.store.kind,
         result: 'ok',
       };
     }),

@@ -1,20 +1,30 @@
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { type RunningEdge, startEdge } from '../../edge/server.ts';
 import { type RunningOrigin, startOrigin } from '../../origin/server.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../../shared/config.ts';
 
 const quiet = pino({ level: 'silent' });
 
-/** Starts an origin on a free port with `env` over the defaults (memory store unless REDIS_URL is given). */
-export async function originFor(env: Record<string, string> = {}): Promise<RunningOrigin> {
+/**
+ * Starts an origin on a free port with `env` over the defaults (memory store
+ * unless REDIS_URL is given); silent unless a `logger` is given.
+ */
+export async function originFor(
+  env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
+): Promise<RunningOrigin> {
   const config = parseConfig(originConfigSchema, { ORIGIN_PORT: '0', ...env });
-  return await startOrigin(config, { logger: quiet });
+  return await startOrigin(config, { logger: options.logger ?? quiet });
 }
 
 /** Starts an edge on a free port pointing at `originUrl`; resolves once its purge stream is up. */
-export async function edgeFor(originUrl: string, env: Record<string, string> = {}): Promise<RunningEdge> {
+export async function edgeFor(
+  originUrl: string,
+  env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
+): Promise<RunningEdge> {
   const config = parseConfig(edgeConfigSchema, { EDGE_PORT: '0', ORIGIN_URL: originUrl, ...env });
-  const edge = await startEdge(config, { logger: quiet });
+  const edge = await startEdge(config, { logger: options.logger ?? quiet });
   const deadline = Date.now() + 10_000;
   while (!edge.subscription.connected) {
     if (Date.now() > deadline) throw new Error('edge did not connect to the purge stream');

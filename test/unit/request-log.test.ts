@@ -51,7 +51,7 @@ describe('request log', () => {
       tier: 'memory',
       status: 200,
     });
-    expect(records[2]).toMatchObject({ request_id: 'r-3', result: 'error', status: 404, error_code: 'CACHE_001' });
+    expect(records[2]).toMatchObject({ request_id: 'r-3', result: 'miss', status: 404, error_code: 'CACHE_001' });
     for (const r of records) expect(r.duration_ms).toBeGreaterThanOrEqual(0);
     expect(JSON.stringify(records)).not.toContain('secret-value');
   });
