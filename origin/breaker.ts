@@ -107,7 +107,9 @@ export class RedisBreaker {
     this.#breaker.onStateChange((s) => {
       for (const listener of this.#listeners) listener(stateNames[s]);
     });
-    const perCall = timeout(o.callTimeoutMs, TimeoutStrategy.Aggressive);
+    // abortOnReturn: false — cockatiel would otherwise abort (and build a DOMException for) every finished
+    // call's signal; only a timeout needs to abort, which is what the connection gate listens for.
+    const perCall = timeout(o.callTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
     this.#write = wrap(this.#breaker, perCall);
     const retries =
       o.readAttempts > 1
