@@ -83,6 +83,9 @@ export async function listenSamePort(options: SamePortOptions): Promise<SamePort
       resolve();
     });
   });
+  // The servers never listen themselves; 'listening' starts http1's periodic check of
+  // headersTimeout / requestTimeout, which a listening http.Server would run.
+  http1.emit('listening');
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
 
@@ -92,6 +95,8 @@ export async function listenSamePort(options: SamePortOptions): Promise<SamePort
     http2,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stops http1's timeout check; it was never listening, so the callback's error is expected.
+      http1.close(() => {});
       for (const socket of sockets) socket.destroy();
       await closed;
     },
