@@ -70,11 +70,12 @@ export function mountCacheRoutes(
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const { entry, tier } = read;
-      const h: Record<string, string> = {
+      // Plain header object with the request id in it: the response stays on the fast path.
+      const h = withRequestId(c, {
         ...entryHeaders(entry, now()),
         [headers.cache]: read.status,
         [headers.cacheTier]: tier,
-      };
+      });
       // Served while Redis could not confirm it (breaker open or Redis failing): say so.
       if (read.degraded) h[headers.degraded] = '1';
       const result = read.status === 'STALE' ? 'stale' : 'hit';

@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
@@ -70,7 +69,11 @@ describe('origin + two edges on real Redis', () => {
       const ack = await put(a, key, `new-${round}`);
       expect(ack.status).toBe(200);
       // Once edge B has applied the purge of that write, it must never answer the old value.
-      await eventually('edge B to apply the purge', () => b.subscription.position?.endsWith(`:${seqBefore + 1}`) ?? false, 2_000);
+      await eventually(
+        'edge B to apply the purge',
+        () => b.subscription.position?.endsWith(`:${seqBefore + 1}`) ?? false,
+        2_000,
+      );
       const body = await (await get(b, key)).text();
       expect(body).toBe(`new-${round}`);
     }
@@ -124,7 +127,11 @@ describe('origin + two edges on real Redis', () => {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ entries: { bs: 'after' } }),
     });
-    await eventually('edge B to serve the batch write', async () => (await (await get(b, 'bs')).text()) === 'after', 2_000);
+    await eventually(
+      'edge B to serve the batch write',
+      async () => (await (await get(b, 'bs')).text()) === 'after',
+      2_000,
+    );
   });
 
   it('a purge by keys through the REST API reaches both edges', async () => {
@@ -138,6 +145,7 @@ describe('origin + two edges on real Redis', () => {
     });
     expect(res.status).toBe(200);
     expect((await res.json()).purged_count).toBe(1);
-    for (const edge of [a, b]) await eventually('edges to miss p1', async () => (await get(edge, 'p1')).status === 404, 2_000);
+    for (const edge of [a, b])
+      await eventually('edges to miss p1', async () => (await get(edge, 'p1')).status === 404, 2_000);
   });
 });

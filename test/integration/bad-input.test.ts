@@ -33,7 +33,13 @@ describe('bad input', () => {
       status: 400,
       code: 'CACHE_004',
     },
-    { name: 'TTL zero', path: '/api/v1/cache/ns/k?ttl=0', init: { method: 'PUT', body: 'x' }, status: 400, code: 'CACHE_004' },
+    {
+      name: 'TTL zero',
+      path: '/api/v1/cache/ns/k?ttl=0',
+      init: { method: 'PUT', body: 'x' },
+      status: 400,
+      code: 'CACHE_004',
+    },
     {
       name: 'TTL fractional',
       path: '/api/v1/cache/ns/k?ttl=1.5',
