@@ -43,6 +43,9 @@ export const defaultBreakerOptions: BreakerOptions = {
   retryInitialDelayMs: 20,
 };
 
+/** Subtracted from the threshold so cockatiel's strict `>` acts as `≥` (exact below 10⁶ calls per window). */
+const thresholdNudge = 1e-9;
+
 /** Breaker states as reported by `/ready` and the metrics gauge. */
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
@@ -65,10 +68,12 @@ export class CircuitOpenError extends Error {
  * The circuit breaker around every Redis call, built from cockatiel
  * policies: `retry (reads only) → breaker → timeout`.
  *
- * - **Breaker**: cockatiel's `SamplingBreaker` — opens when more than
- *   `threshold` of the calls in the last `windowMs` failed and the window
- *   holds at least `minRequests` calls (cockatiel takes a rate, so we pass
- *   `minRequests / windowMs` per second). A timeout counts as a failure.
+ * - **Breaker**: cockatiel's `SamplingBreaker` — opens when at least
+ *   `threshold` of the calls in the last `windowMs` failed (ICD §9.2: error
+ *   rate ≥ 0.5) and the window holds at least `minRequests` calls. cockatiel
+ *   itself tests `>` and takes a rate, so we pass a threshold a hair lower
+ *   and `(minRequests − ½) / windowMs` per second. A timeout counts as a
+ *   failure.
  * - **Requests never wait on a circuit that is not closed**: cockatiel lets
  *   one probe through in half-open and parks every other caller until the
  *   probe settles, which would make requests wait for a dead Redis.
@@ -97,7 +102,9 @@ export class RedisBreaker {
     this.#breaker = circuitBreaker(handleAll, {
       halfOpenAfter: o.halfOpenAfterMs,
       breaker: new SamplingBreaker({
-        threshold: o.threshold,
+        // cockatiel opens on `failures > threshold × calls`; the ICD means "error rate ≥ threshold".
+        // A hair below turns > into ≥ for any realistic call count.
+        threshold: Math.max(Number.EPSILON, o.threshold - thresholdNudge),
         duration: o.windowMs,
         // cockatiel compares `calls < duration × rate`; half a call below the minimum keeps floating-point
         // rounding of `minRequests / window × window` from demanding one call more than configured.
