@@ -1,3 +1,14 @@
+/**
+ * Typed client of the origin's gRPC-web API for internal services
+ * (docs/grpc.md). Runs anywhere `fetch` does: Node ≥ 18, browsers, workers.
+ *
+ * Errors are `ConnectError`s from `@connectrpc/connect`; `code` is the gRPC
+ * code of ARCHITECTURE.md §2 (INVALID_ARGUMENT bad key/namespace/TTL,
+ * RESOURCE_EXHAUSTED value over the origin's `MAX_VALUE_BYTES`, UNAVAILABLE
+ * store down, DEADLINE_EXCEEDED past `timeoutMs`), and
+ * `metadata.get('x-cache-error-code')` is the ICD code (`CACHE_004`, …).
+ */
+
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { type CallOptions, type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcWebTransport } from '@connectrpc/connect-web';
@@ -9,18 +20,8 @@ import {
   type SetRequestSchema,
 } from '../gen/strata/cache/v1/cache_pb.js';
 
+/** The generated service descriptor and the `CacheSource` enum (which tier answered a read). */
 export { CacheService, CacheSource };
-
-/**
- * Typed client of the origin's gRPC-web API for internal services
- * (docs/grpc.md). Runs anywhere `fetch` does: Node ≥ 18, browsers, workers.
- *
- * Errors are `ConnectError`s from `@connectrpc/connect`; `code` is the gRPC
- * code of ARCHITECTURE.md §2 (INVALID_ARGUMENT bad key/namespace/TTL,
- * RESOURCE_EXHAUSTED value over the origin's `MAX_VALUE_BYTES`, UNAVAILABLE
- * store down, DEADLINE_EXCEEDED past `timeoutMs`), and
- * `metadata.get('x-cache-error-code')` is the ICD code (`CACHE_004`, …).
- */
 
 /** Options of {@link createCacheClient}. */
 export interface CacheClientOptions {
