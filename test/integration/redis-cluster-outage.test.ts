@@ -166,4 +166,50 @@ describe('origin on Redis Cluster during a full outage', () => {
     expect(storeA.stats.skippedNewer).toBe(1);
     expect(storeA.stats.writtenBack).toBe(11);
   });
+
+  it('a hung Redis (every node frozen) costs a read at most its call timeouts, then reads stop waiting', async () => {
+    const c = await originFor({
+      REDIS_CLUSTER_NODES: cluster.env.REDIS_CLUSTER_NODES!,
+      REDIS_CALL_TIMEOUT_MS: '300',
+      BREAKER_HALF_OPEN_AFTER_MS: '500',
+      BREAKER_RECOVERY_INTERVAL_MS: '100',
+      LOG_LEVEL: 'silent',
+    });
+    const storeC = c.store as TieredStore;
+    try {
+      await eventually('origin C ready', async () => (await call(`${c.url}/ready`)).status === 200, 15_000, 50);
+      for (let i = 0; i < 10; i++) expect((await put(c, `h${i}`, `hung-${i}`)).status).toBe(200);
+      // SIGSTOP: connections stay open and nothing answers — the "slow Redis" case, unlike a refused connection.
+      // Frozen well under cluster-node-timeout, so no failover starts when they wake up.
+      for (const port of cluster.ports) await cluster.killNode(port, 'SIGSTOP');
+      const timed = async (key: string) => {
+        const started = performance.now();
+        const res = await call(url(c, key));
+        const body = await res.text();
+        return { res, body, ms: performance.now() - started };
+      };
+      try {
+        const first = await Promise.all(Array.from({ length: 10 }, (_, i) => timed(`h${i}`)));
+        for (const [i, r] of first.entries()) {
+          expect(r.res.status).toBe(200);
+          expect(r.body).toBe(`hung-${i}`);
+          expect(r.res.headers.get('X-Cache-Degraded')).toBe('1');
+          // Two attempts of 300 ms plus back-off, with generous slack for a loaded machine; never a hang.
+          expect(r.ms).toBeLessThan(2_000);
+        }
+        expect(storeC.breaker.state).not.toBe('closed');
+        const after = await timed('h0');
+        expect(after.res.status).toBe(200);
+        expect(after.ms).toBeLessThan(250);
+      } finally {
+        for (const port of cluster.ports) await cluster.killNode(port, 'SIGCONT');
+      }
+      await eventually('origin C to close its breaker', () => storeC.breaker.state === 'closed', 15_000, 50);
+      const healthy = await call(url(c, 'h1'));
+      expect(await healthy.text()).toBe('hung-1');
+      expect(healthy.headers.get('X-Cache-Degraded')).toBeNull();
+    } finally {
+      await c.close();
+    }
+  });
 });
