@@ -16,6 +16,7 @@ import {
 } from '../shared/http.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { putResponseSchema } from '../shared/schemas.ts';
+import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './edge-cache.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import type { EdgeEntry } from './tier.ts';
@@ -32,6 +33,8 @@ export interface EdgeAppDeps {
   readonly onUnexpectedError?: (error: unknown) => void;
   /** One record per finished request. */
   readonly log?: RequestLog;
+  /** Open a SERVER span per API request; default: whether an OpenTelemetry SDK is recording now. */
+  readonly tracing?: boolean;
 }
 
 type Env = AppEnv;
@@ -51,6 +54,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   const { cache, origin } = deps;
   const metrics = deps.metrics ?? noMetrics;
   const now = deps.now ?? Date.now;
+  if (deps.tracing ?? isTracingEnabled()) app.use('/api/*', traceServerRequests('edge'));
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
 

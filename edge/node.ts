@@ -2,6 +2,8 @@
  * `npm run start:edge`: one Node edge (self-hosted point of presence),
  * configured by the env vars of ARCHITECTURE.md §3.
  */
+
+import { startTracing } from '../origin/tracing.ts';
 import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
 import { startEdge } from './server.ts';
 
@@ -12,6 +14,11 @@ try {
   process.stderr.write(`strata-edge: ${(error as Error).message}\n`);
   process.exit(2);
 }
+// Before the apps are built: they decide once whether to open spans.
+const tracing = startTracing({
+  serviceName: config.OTEL_SERVICE_NAME ?? 'strata-edge',
+  endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+});
 const edge = await startEdge(config);
 let stopping = false;
 const stop = async (signal: string) => {
@@ -19,6 +26,7 @@ const stop = async (signal: string) => {
   stopping = true;
   process.stderr.write(`strata-edge: ${signal}, shutting down\n`);
   await edge.close();
+  await tracing?.shutdown();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,5 +1,6 @@
 import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
 import { headers } from '../shared/headers.ts';
+import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
 
 /** What an origin read returns to the edge. Times are Unix ms. */
 export interface OriginRead {
@@ -24,6 +25,8 @@ export interface OriginClientOptions {
   /** The runtime's fetch (keep-alive by default on Node's undici and in workerd). */
   fetch?: typeof fetch;
   now?: () => number;
+  /** Wrap each call in a CLIENT span and send `traceparent`; default: whether an OpenTelemetry SDK is recording. */
+  tracing?: boolean;
 }
 
 /**
@@ -36,11 +39,13 @@ export class OriginClient {
   readonly #o: OriginClientOptions;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
+  readonly #tracing: boolean;
 
   constructor(options: OriginClientOptions) {
     this.#o = { ...options, baseUrl: options.baseUrl.replace(/\/+$/, '') };
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#now = options.now ?? Date.now;
+    this.#tracing = options.tracing ?? isTracingEnabled();
   }
 
   get baseUrl(): string {
@@ -80,12 +85,17 @@ export class OriginClient {
    * @param path absolute path with query, e.g. `/api/v1/purge`.
    * @throws CacheError CACHE_005 (503 unreachable, 504 timed out).
    */
-  async request(path: string, init: RequestInit): Promise<Response> {
+  async request(path: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Response> {
+    const url = `${this.#o.baseUrl}${path}`;
     try {
-      return await this.#fetch(`${this.#o.baseUrl}${path}`, {
-        ...init,
-        signal: AbortSignal.timeout(this.#o.timeoutMs),
-      });
+      if (!this.#tracing) return await this.#fetch(url, { ...init, signal: AbortSignal.timeout(this.#o.timeoutMs) });
+      return await tracedFetch(init.method ?? 'GET', new URL(url), (traceHeaders) =>
+        this.#fetch(url, {
+          ...init,
+          headers: { ...init.headers, ...traceHeaders },
+          signal: AbortSignal.timeout(this.#o.timeoutMs),
+        }),
+      );
     } catch (error) {
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
       throw new CacheError('CACHE_005', timedOut ? 'Origin timed out' : 'Origin unreachable', {

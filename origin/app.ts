@@ -2,10 +2,11 @@ import { Hono } from 'hono';
 import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
+import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import type { PurgeHub } from './purge-hub.ts';
 import { mountCacheRoutes } from './routes/cache.ts';
-import { mountPurgeStream } from './routes/purge-stream.ts';
+import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
 import { isTieredStore } from './store/resilient.ts';
 
 export interface OriginAppDeps {
@@ -21,6 +22,8 @@ export interface OriginAppDeps {
   readonly onUnexpectedError?: (error: unknown) => void;
   /** One record per finished cache request. */
   readonly log?: RequestLog;
+  /** Open a SERVER span per API request; default: whether an OpenTelemetry SDK is recording now. */
+  readonly tracing?: boolean;
 }
 
 /**
@@ -33,6 +36,12 @@ export interface OriginAppDeps {
 export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { requestId: string } }> {
   const app = new Hono<{ Variables: { requestId: string } }>();
   const now = deps.now ?? Date.now;
+  if (deps.tracing ?? isTracingEnabled()) {
+    app.use(
+      '/api/*',
+      traceServerRequests('origin', (path) => path === purgeStreamPath),
+    );
+  }
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
 

@@ -4,6 +4,7 @@
  */
 import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import { startOrigin } from './server.ts';
+import { startTracing } from './tracing.ts';
 
 let config: ReturnType<typeof parseConfig<typeof originConfigSchema>>;
 try {
@@ -12,6 +13,11 @@ try {
   process.stderr.write(`strata-origin: ${(error as Error).message}\n`);
   process.exit(2);
 }
+// Before the apps are built: they decide once whether to open spans.
+const tracing = startTracing({
+  serviceName: config.OTEL_SERVICE_NAME ?? 'strata-origin',
+  endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+});
 const origin = await startOrigin(config);
 let stopping = false;
 const stop = async (signal: string) => {
@@ -19,6 +25,7 @@ const stop = async (signal: string) => {
   stopping = true;
   process.stderr.write(`strata-origin: ${signal}, shutting down\n`);
   await origin.close();
+  await tracing?.shutdown();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop('SIGINT'));

@@ -10,12 +10,19 @@
  * at `ORIGIN_URL` (or `--origin`, default `http://127.0.0.1:8080`)
  * `/api/v1/invalidations`. `--dry-run` prints the event and sends nothing.
  *
+ * Tracing: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, the Kafka send is a
+ * PRODUCER span exported there, and its `traceparent` rides in the message
+ * headers so the origin's purge continues the trace; `TRACEPARENT` (W3C
+ * value) makes the send a child of the caller's trace, with or without an SDK.
+ *
  * Exit codes: 0 sent, 1 delivery failed, 2 bad arguments.
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { startTracing } from '../origin/tracing.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../shared/schemas.ts';
+import { withProducerSpan } from '../shared/tracing.ts';
 
 const usage = `usage: npm run invalidate -- --namespace NS (--keys a,b | --tags t1,t2 | --prefix P)
          [--action delete|update] [--id ID] [--brokers host:port,...] [--topic T] [--origin URL] [--dry-run]`;
@@ -85,6 +92,10 @@ if (args['dry-run']) {
 
 try {
   if (brokers.length > 0) {
+    const tracing = startTracing({
+      serviceName: process.env.OTEL_SERVICE_NAME ?? 'strata-invalidate',
+      endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
+    });
     const producer = new Kafka({ clientId: 'strata-invalidate', brokers, logLevel: logLevel.ERROR }).producer({
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -92,12 +103,17 @@ try {
     await producer.connect();
     try {
       const key = event.keys.length === 1 ? `${event.namespace}:${event.keys[0]}` : event.namespace;
-      const [meta] = await producer.send({ topic, messages: [{ key, value: JSON.stringify(event) }] });
+      // TRACEPARENT (env carrier convention) lets a calling job's trace continue through the origin.
+      const parent: Record<string, string> = process.env.TRACEPARENT ? { traceparent: process.env.TRACEPARENT } : {};
+      const [meta] = await withProducerSpan(topic, parent, (headers) =>
+        producer.send({ topic, messages: [{ key, value: JSON.stringify(event), headers }] }),
+      );
       process.stdout.write(
         `published ${event.id} to ${topic} partition ${meta?.partition} offset ${meta?.baseOffset} (key ${key})\n`,
       );
     } finally {
       await producer.disconnect();
+      await tracing?.shutdown();
     }
   } else {
     const res = await fetch(`${originUrl}/api/v1/invalidations`, {

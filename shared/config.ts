@@ -76,6 +76,10 @@ export const originConfigSchema = z.object({
   KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
   INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
+  /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** `service.name` of exported spans. */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
 });
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 
@@ -96,6 +100,10 @@ export const edgeConfigSchema = z.object({
   EDGE_PURGE_IDLE_TIMEOUT_MS: positiveInt.default(45_000),
   /** Name of this edge in logs and the origin's edge list. */
   EDGE_ID: z.string().min(1).max(64).optional(),
+  /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** `service.name` of exported spans. */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
 });
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>;

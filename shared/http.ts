@@ -5,6 +5,7 @@ import { CacheError, invalidInput } from './errors.ts';
 import { headers } from './headers.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
 import type { RequestMetrics } from './metrics.ts';
+import { activeTraceId } from './tracing.ts';
 
 /**
  * HTTP plumbing both the edge and the origin use, so the two surfaces answer
@@ -135,6 +136,8 @@ export function jsonSizeLimit(maxValueBytes: number): MiddlewareHandler {
 /** One finished request, as logged (never a value, body or credential). */
 export interface RequestRecord {
   readonly request_id: string;
+  /** W3C trace id (32 hex) of the request's span; absent when tracing is off. */
+  readonly trace_id?: string;
   readonly operation: string;
   readonly namespace?: string;
   /** Tier that answered, or `none`. */
@@ -178,6 +181,7 @@ export function instrument(metrics: RequestMetrics, log?: RequestLog) {
       metrics.request(operation, tier, result, seconds);
       log?.({
         request_id: c.get('requestId'),
+        trace_id: activeTraceId(),
         operation,
         namespace: c.req.param('namespace'),
         tier,
@@ -193,6 +197,7 @@ export function instrument(metrics: RequestMetrics, log?: RequestLog) {
       metrics.request(operation, 'none', result, seconds);
       log?.({
         request_id: c.get('requestId'),
+        trace_id: activeTraceId(),
         operation,
         namespace: c.req.param('namespace'),
         tier: 'none',

@@ -1,5 +1,6 @@
 import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
+import { withConsumerSpan } from '../../shared/tracing.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation } from './applier.ts';
 import { kafkaLogLevel, pinoLogCreator } from './kafka-log.ts';
@@ -148,7 +149,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const handle = async (message: KafkaMessage, p: EachBatchPayload): Promise<boolean> => {
     const { partition } = p.batch;
     const decoded = decodeInvalidation(message.value);
-    if (decoded.ok) return await persist('applying an invalidation', () => applier.apply(decoded.event, 'kafka'), p);
+    if (decoded.ok) {
+      // The purge (and its Redis calls) continue the producer's trace from the message's traceparent header.
+      return await withConsumerSpan(message.headers, { topic, partition, offset: message.offset }, () =>
+        persist('applying an invalidation', () => applier.apply(decoded.event, 'kafka'), p),
+      );
+    }
     const done = await persist('dead-lettering a message', () => deadLetter(partition, message, decoded.reason), p);
     if (done) {
       logger.warn({ topic, partition, offset: message.offset, reason: decoded.reason }, 'event dead-lettered');
