@@ -10,6 +10,7 @@ import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
+import { startObservability } from './observability.ts';
 import { PurgeHub } from './purge-hub.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { memoryStore } from './store/memory.ts';
@@ -108,6 +109,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, epoch: hub.epoch }, 'origin listening');
   await invalidations.start();
+  const observability = await startObservability({ config, metrics, store, logger, port });
   return {
     url,
     port,
@@ -116,6 +118,7 @@ export async function startOrigin(
     store,
     invalidations,
     async close() {
+      await observability.stop();
       // Stop consuming first: the batch in hand still reaches the hub and is committed before edges are cut.
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.

@@ -76,6 +76,12 @@ export const originConfigSchema = z.object({
   KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
   INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
+  /** Seconds between `cache.health.status` events (ICD §3.1.2) on Kafka; 0 = none. Needs `KAFKA_BROKERS`. */
+  HEALTH_EVENT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
+  /** Topic of the health events. */
+  KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
+  /** `service_id` of this origin in health events and logs; default the host name and port. */
+  ORIGIN_ID: z.string().min(1).max(128).optional(),
   /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** `service.name` of exported spans. */
