@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import type { EdgeConfig } from '../shared/config.ts';
@@ -10,6 +11,7 @@ import { memoryTier } from './memory-tier.ts';
 import { edgeNodeMetrics } from './node-metrics.ts';
 import { OriginClient } from './origin-client.ts';
 import { type PurgeSubscription, subscribePurges } from './purge-subscriber.ts';
+import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
 /** A running Node edge. */
 export interface RunningEdge {
@@ -77,6 +79,17 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.EDGE_HOST}:${port}`;
   logger.info({ url, origin: config.ORIGIN_URL }, 'edge listening');
+  let reporter: StatsReporter | undefined;
+  if (config.EDGE_STATS_INTERVAL_SECONDS > 0) {
+    reporter = startStatsReporter({
+      registry: metrics.registry,
+      originUrl: config.ORIGIN_URL,
+      edgeId: config.EDGE_ID ?? `${hostname()}:${port}`,
+      intervalMs: config.EDGE_STATS_INTERVAL_SECONDS * 1000,
+      timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
+      onError: (error) => logger.debug({ err: error }, 'stats report not taken'),
+    });
+  }
   return {
     url,
     port,
@@ -86,6 +99,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
       return originLoads;
     },
     async close() {
+      reporter?.stop();
       subscription?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

@@ -4,6 +4,7 @@ import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../s
 import type { RequestMetrics } from '../shared/metrics.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
+import { isDashboardPath } from './dashboard/paths.ts';
 import type { PurgeHub } from './purge-hub.ts';
 import { mountCacheRoutes } from './routes/cache.ts';
 import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
@@ -39,7 +40,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   if (deps.tracing ?? isTracingEnabled()) {
     app.use(
       '/api/*',
-      traceServerRequests('origin', (path) => path === purgeStreamPath),
+      traceServerRequests('origin', (path) => path === purgeStreamPath || isDashboardPath(path)),
     );
   }
   app.use('*', requestIdMiddleware);

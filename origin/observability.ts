@@ -1,51 +1,72 @@
 import { hostname } from 'node:os';
+import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
+import type { AppEnv } from '../shared/http.ts';
+import { mountDashboard } from './dashboard/routes.ts';
+import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
 import type { OriginMetrics } from './metrics.ts';
 import { isTieredStore } from './store/resilient.ts';
 import type { Store } from './store/store.ts';
 
-/** What `startOrigin` runs besides serving: health events (and, later, the dashboard's sampler). */
+/** The origin's dashboard and health events (docs/operating.md). */
 export interface Observability {
+  readonly stats: StatsCollector;
+  /** The health-event timer once started, when Kafka and an interval are configured. */
   readonly health: HealthEvents | undefined;
+  /** Starts sampling and health events; `port` names this origin in events by default. */
+  start(port: number): void;
   stop(): Promise<void>;
 }
 
 /**
- * Starts the origin's periodic observability work: `cache.health.status`
+ * Mounts `/dashboard`, `/api/v1/stats` and `/api/v1/edges/stats` on the
+ * origin's app (call before listening) and prepares the periodic work:
+ * dashboard points every `STATS_SAMPLE_SECONDS`, and `cache.health.status`
  * events to `KAFKA_HEALTH_TOPIC` every `HEALTH_EVENT_INTERVAL_SECONDS` when
- * `KAFKA_BROKERS` is set (docs/operating.md).
- * @param port the origin's listening port, for the default `service_id`.
+ * `KAFKA_BROKERS` is set. Nothing runs until `start()`.
  */
-export async function startObservability(deps: {
+export function observe(deps: {
   config: OriginConfig;
   metrics: OriginMetrics;
   store: Store;
   logger: Logger;
-  port: number;
-}): Promise<Observability> {
+  app: Hono<AppEnv>;
+}): Observability {
   const { config, store } = deps;
+  const stats = new StatsCollector({
+    registry: deps.metrics.registry,
+    sampleMs: config.STATS_SAMPLE_SECONDS * 1000,
+    keep: Math.ceil(config.STATS_WINDOW_SECONDS / config.STATS_SAMPLE_SECONDS),
+    // An edge missing three of its reports is gone from the list.
+    edgeExpiryMs: Math.max(15_000, config.STATS_SAMPLE_SECONDS * 3000),
+  });
+  mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS);
   let health: HealthEvents | undefined;
-  if (config.KAFKA_BROKERS && config.HEALTH_EVENT_INTERVAL_SECONDS > 0) {
-    const sink = kafkaHealthSink({
-      brokers: config.KAFKA_BROKERS,
-      clientId: `${config.KAFKA_CLIENT_ID}-health`,
-      topic: config.KAFKA_HEALTH_TOPIC,
-    });
-    health = startHealthEvents({
-      registry: deps.metrics.registry,
-      breakerState: () => (isTieredStore(store) ? store.breaker.state : undefined),
-      sink,
-      intervalMs: config.HEALTH_EVENT_INTERVAL_SECONDS * 1000,
-      serviceId: config.ORIGIN_ID ?? `${hostname()}:${deps.port}`,
-      logger: deps.logger,
-    });
-  }
   return {
-    health,
+    stats,
+    get health() {
+      return health;
+    },
+    start(port) {
+      stats.start();
+      if (!config.KAFKA_BROKERS || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
+      health = startHealthEvents({
+        registry: deps.metrics.registry,
+        breakerState: () => (isTieredStore(store) ? store.breaker.state : undefined),
+        sink: kafkaHealthSink({
+          brokers: config.KAFKA_BROKERS,
+          clientId: `${config.KAFKA_CLIENT_ID}-health`,
+          topic: config.KAFKA_HEALTH_TOPIC,
+        }),
+        intervalMs: config.HEALTH_EVENT_INTERVAL_SECONDS * 1000,
+        serviceId: config.ORIGIN_ID ?? `${hostname()}:${port}`,
+        logger: deps.logger,
+      });
+    },
     async stop() {
-      await health?.stop();
+      await Promise.all([stats.stop(), health?.stop()]);
     },
   };
 }

@@ -10,7 +10,7 @@ import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
-import { startObservability } from './observability.ts';
+import { observe } from './observability.ts';
 import { PurgeHub } from './purge-hub.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { memoryStore } from './store/memory.ts';
@@ -88,6 +88,7 @@ export async function startOrigin(
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
   });
+  const observability = observe({ config, metrics, store, logger, app });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
   if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
   const rpc = createGrpcHandler({
@@ -109,7 +110,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, epoch: hub.epoch }, 'origin listening');
   await invalidations.start();
-  const observability = await startObservability({ config, metrics, store, logger, port });
+  observability.start(port);
   return {
     url,
     port,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite's real servers need, on a fresh Debian machine:
 # redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
-# broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use).
+# broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use),
+# Chromium (the dashboard's headless browser test).
 # Prints what it does; fails with the command to run by hand if it cannot install.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_pkgs+=(maven)
+# Debian's Chromium for the dashboard test (driven by playwright-core; no browser downloads).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   # shellcheck disable=SC2207

@@ -82,6 +82,10 @@ export const originConfigSchema = z.object({
   KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
   /** `service_id` of this origin in health events and logs; default the host name and port. */
   ORIGIN_ID: z.string().min(1).max(128).optional(),
+  /** Seconds between the dashboard's points (`/api/v1/stats`). */
+  STATS_SAMPLE_SECONDS: positiveInt.max(60).default(2),
+  /** Seconds of history `/api/v1/stats` keeps (the dashboard's window). */
+  STATS_WINDOW_SECONDS: positiveInt.max(86_400).default(600),
   /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** `service.name` of exported spans. */
@@ -106,6 +110,8 @@ export const edgeConfigSchema = z.object({
   EDGE_PURGE_IDLE_TIMEOUT_MS: positiveInt.default(45_000),
   /** Name of this edge in logs and the origin's edge list. */
   EDGE_ID: z.string().min(1).max(64).optional(),
+  /** Seconds between this edge's stats reports to the origin's dashboard (`POST /api/v1/edges/stats`); 0 = none. */
+  EDGE_STATS_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(5),
   /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** `service.name` of exported spans. */

@@ -1,4 +1,6 @@
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { StatsCollector } from '../../origin/dashboard/stats-collector.ts';
 import { healthEvent } from '../../origin/health/health-events.ts';
 import { healthEventSchema } from '../../shared/health-event.ts';
 import { counterIncrease, histogramQuantile, snapshotFromMetrics, statsPoint } from '../../shared/stats.ts';
@@ -110,5 +112,36 @@ describe('dashboard and health numbers', () => {
       healthEvent({ increase: {}, seconds: 1, breaker: undefined, memoryUsage: 0, serviceId: 'x', nowMs: 0 }).data
         .status,
     ).toBe('healthy');
+  });
+
+  it("the collector's points add edge increases since each edge's previous report; a first report or a restart is no spike", async () => {
+    let now = 0;
+    const collector = new StatsCollector({
+      registry: new Registry(),
+      sampleMs: 1000,
+      keep: 3,
+      edgeExpiryMs: 10_000,
+      now: () => now,
+    });
+    const report = (id: string, hits: number) =>
+      collector.report({ edge_id: id, snapshot: { counters: { 'requests:get:edge:hit': hits }, gauges: {} } });
+    await collector.sample(); // baseline
+    report('a', 1000); // first report of a long-lived edge: baseline only
+    now = 1000;
+    expect((await collector.sample())?.edgeRps).toBe(0);
+    report('a', 1010);
+    report('a', 3); // restarted: its 3 new requests count, not −1007
+    report('b', 5);
+    report('b', 7);
+    now = 2000;
+    expect((await collector.sample())?.edgeRps).toBe(10 + 3 + 2);
+    now = 3000;
+    await collector.sample();
+    now = 4000;
+    await collector.sample();
+    expect(collector.points.map((p) => p.t)).toEqual([2000, 3000, 4000]);
+    now = 20_000;
+    await collector.sample();
+    expect(collector.edges).toEqual([]);
   });
 });

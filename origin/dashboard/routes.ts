@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { CacheError } from '../../shared/errors.ts';
+import { type AppEnv, jsonBody } from '../../shared/http.ts';
+import { breakerStates, edgeReportSchema } from '../../shared/stats.ts';
+import { edgeStatsPath, statsPath } from './paths.ts';
+import type { StatsCollector } from './stats-collector.ts';
+
+// uPlot ships a prebuilt browser bundle and stylesheet: served as they are, no build step.
+const uplotDist = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
+const assets: Record<string, { file: string; type: string }> = {
+  'uPlot.iife.min.js': { file: join(uplotDist, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uPlot.min.css': { file: join(uplotDist, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+  'dashboard.js': { file: new URL('./page.js', import.meta.url).pathname, type: 'text/javascript; charset=utf-8' },
+};
+const page = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
+
+/**
+ * Mounts the live dashboard on the origin (docs/operating.md):
+ * - `GET /dashboard`: a static page (uPlot charts) polling {@link statsPath};
+ * - `GET /dashboard/assets/<file>`: uPlot's bundle and CSS from node_modules, and the page's script;
+ * - `GET /api/v1/stats`: `{ sample_seconds, breaker_states, edges, points }`, points oldest first
+ *   (`StatsPoint` of `shared/stats.ts`);
+ * - `POST /api/v1/edges/stats`: an edge's `{ edge_id, snapshot }`; 204, or 400 CACHE_004 when malformed.
+ */
+export function mountDashboard(app: Hono<AppEnv>, collector: StatsCollector, sampleSeconds: number): void {
+  const files = new Map<string, { body: string; type: string }>();
+  for (const [name, a] of Object.entries(assets)) files.set(name, { body: readFileSync(a.file, 'utf8'), type: a.type });
+
+  app.get('/dashboard', (c) => c.html(page));
+  app.get('/dashboard/assets/:file', (c) => {
+    const file = files.get(c.req.param('file'));
+    if (!file) throw new CacheError('CACHE_001', 'No such dashboard asset');
+    return c.body(file.body, 200, { 'Content-Type': file.type, 'Cache-Control': 'public, max-age=3600' });
+  });
+  app.get(statsPath, (c) =>
+    c.json({
+      sample_seconds: sampleSeconds,
+      breaker_states: breakerStates,
+      edges: collector.edges.map((e) => ({ edge_id: e.edgeId, last_report_ms: e.lastReportMs })),
+      points: collector.points,
+    }),
+  );
+  app.post(
+    edgeStatsPath,
+    bodyLimit({
+      maxSize: 256 * 1024,
+      onError: () => {
+        throw new CacheError('CACHE_003', 'Edge report too large', { status: 413 });
+      },
+    }),
+    async (c) => {
+      collector.report(await jsonBody(c, edgeReportSchema, 'edge_stats'));
+      return c.body(null, 204);
+    },
+  );
+}

@@ -1,0 +1,116 @@
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { ensureChromium } from '../support/chromium.ts';
+import { edgeFor, originFor } from '../support/stack.ts';
+import { eventually } from '../support/wait.ts';
+
+const artifacts = resolve(import.meta.dirname, '../../test-artifacts');
+
+/**
+ * Issue 7: the live dashboard in a real browser (Debian's Chromium, driven
+ * by playwright-core), over an origin on real Redis and two edges that
+ * report their numbers.
+ */
+describe('dashboard', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('loads in headless Chromium and shows non-empty charts after traffic; a screenshot is saved', async () => {
+    const executablePath = ensureChromium();
+    const origin = await originFor({ REDIS_URL: inject('redisUrl'), STATS_SAMPLE_SECONDS: '1' });
+    cleanups.push(() => origin.close());
+    const edges = [
+      await edgeFor(origin.url, { EDGE_STATS_INTERVAL_SECONDS: '1', EDGE_ID: 'edge-a', EDGE_MAX_TTL_SECONDS: '60' }),
+      await edgeFor(origin.url, { EDGE_STATS_INTERVAL_SECONDS: '1', EDGE_ID: 'edge-b', EDGE_MAX_TTL_SECONDS: '60' }),
+    ];
+    for (const e of edges) cleanups.push(() => e.close());
+
+    // Traffic until the origin's stats hold points with reads at both layers and applied purges.
+    const ns = `dash-${crypto.randomUUID().slice(0, 8)}`;
+    let i = 0;
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) {
+        const key = `k${i++ % 20}`;
+        await (
+          await fetch(`${origin.url}/api/v1/cache/${ns}/${key}?ttl=60`, { method: 'PUT', body: 'v' })
+        ).arrayBuffer();
+        for (const e of edges) {
+          for (let r = 0; r < 5; r++) await (await fetch(`${e.url}/api/v1/cache/${ns}/${key}`)).arrayBuffer();
+          await (await fetch(`${e.url}/api/v1/cache/${ns}/absent-${i}`)).arrayBuffer();
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    cleanups.push(async () => {
+      stop = true;
+      await traffic;
+    });
+    type Stats = { edges: { edge_id: string }[]; points: Record<string, unknown>[] };
+    const stats = await eventually(
+      'stats with edge reads, origin reads and purge lag',
+      async () => {
+        const s = (await (await fetch(`${origin.url}/api/v1/stats`)).json()) as Stats;
+        const ready =
+          s.edges.length === 2 &&
+          s.points.some((p) => (p.edgeRps as number) > 0) &&
+          s.points.some((p) => p.purgeLagP99 !== null) &&
+          s.points.filter((p) => (p.hitRatio as Record<string, unknown>).edge !== null).length >= 2;
+        return ready ? s : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(stats.edges.map((e) => e.edge_id).sort()).toEqual(['edge-a', 'edge-b']);
+
+    const profile = mkdtempSync(join(tmpdir(), 'strata-chromium-'));
+    cleanups.push(() => rmSync(profile, { recursive: true, force: true }));
+    // A fresh profile per run (launchPersistentContext is how playwright takes --user-data-dir).
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath,
+      headless: true,
+      viewport: { width: 1280, height: 900 },
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (e) => failures.push(e.message));
+    page.on('requestfailed', (r) => failures.push(`${r.url()} ${r.failure()?.errorText}`));
+    const res = await page.goto(`${origin.url}/dashboard`);
+    expect(res?.status()).toBe(200);
+
+    const panels = ['hit-ratio', 'latency', 'rps', 'purge-lag', 'breaker', 'edges'];
+    // Every chart drew a canvas and holds data points (data-samples is set by the page from the series it plots).
+    await page.waitForFunction(
+      (ids) => ids.every((id) => Number(document.getElementById(id)?.dataset.samples ?? 0) > 0),
+      panels,
+      { timeout: 20_000, polling: 200 },
+    );
+    for (const id of panels) {
+      expect(await page.locator(`#${id} canvas`).count()).toBeGreaterThan(0);
+    }
+    const status = await page.locator('#status').textContent();
+    expect(status).toContain('breaker closed');
+    expect(status).toContain('edge-a');
+    expect(failures).toEqual([]);
+
+    mkdirSync(artifacts, { recursive: true });
+    const shot = join(artifacts, 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    expect(statSync(shot).size).toBeGreaterThan(10_000);
+  });
+});
