@@ -22,9 +22,14 @@ const tierKey = (namespace: string, key: string) => `${namespace}\u0000${key}`;
  */
 export function memoryTier(options: MemoryTierOptions): EdgeTier {
   const now = options.now ?? Date.now;
+  let evictions = 0;
   const cache = new LRUCache<string, EdgeEntry>({
     maxSize: options.maxBytes,
     sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + edgeEntryOverheadBytes,
+    // Only budget pressure counts: deletes (purges, expiry) and overwrites have other reasons.
+    disposeAfter: (_entry, _key, reason) => {
+      if (reason === 'evict') evictions++;
+    },
   });
 
   const dropIfOlder = (k: string, version: number): boolean => {
@@ -39,6 +44,9 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     },
     get bytes() {
       return cache.calculatedSize;
+    },
+    get evictions() {
+      return evictions;
     },
     get(namespace, key) {
       const k = tierKey(namespace, key);

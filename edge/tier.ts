@@ -45,4 +45,6 @@ export interface EdgeTier {
   readonly size: number;
   /** Bytes counted against the budget now. */
   readonly bytes: number;
+  /** Entries dropped to stay within the byte budget so far (LRU evictions; not expiries or purges). Optional: tiers that cannot tell leave it out. */
+  readonly evictions?: number;
 }
