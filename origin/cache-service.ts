@@ -148,7 +148,8 @@ export class CacheService {
       action,
       ts: acknowledgedAtMs ?? this.#now(),
     });
-    return { ...result, seq: message.seq };
+    // Keep the store's object (a tiered store recognises results it accepted only locally).
+    return Object.assign(result, { seq: message.seq });
   }
 
   #input(key: string, request: WriteRequest): EntryInput {

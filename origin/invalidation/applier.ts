@@ -1,6 +1,8 @@
 import { LRUCache } from 'lru-cache';
+import { CacheError } from '../../shared/errors.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../../shared/schemas.ts';
 import type { CacheService } from '../cache-service.ts';
+import { isTieredStore } from '../store/resilient.ts';
 import type { InvalidationSourceKind } from './source.ts';
 
 /** What happened to one event. */
@@ -75,7 +77,10 @@ export class InvalidationApplier {
 
   /**
    * Applies one validated event.
-   * @throws CacheError CACHE_005 when the store fails; the event is not marked seen.
+   * @throws CacheError CACHE_005 when the store fails, or — for a Kafka event —
+   *   when Redis is down and only the origin's local tier took the purge (the
+   *   edges are purged all the same); the event is not marked seen, so the
+   *   consumer retries it and commits the offset only once Redis has it.
    */
   async apply(event: InvalidationEvent, source: InvalidationSourceKind): Promise<ApplyOutcome> {
     if (this.#seen.has(event.id)) {
@@ -83,11 +88,19 @@ export class InvalidationApplier {
       return 'duplicate';
     }
     try {
-      await this.#o.service.purge(
+      const result = await this.#o.service.purge(
         event.namespace,
         { keys: event.keys, tags: event.tags, prefix: event.prefix },
         event.action,
       );
+      // At-least-once means the purge must be durable before Kafka forgets the event: a purge only
+      // the local tier took (Redis down) would be lost with this process, so the offset must wait.
+      const store = this.#o.service.store;
+      if (source === 'kafka' && isTieredStore(store) && store.acceptedLocally(result)) {
+        throw new CacheError('CACHE_005', 'Purge reached only the local tier; retrying until Redis takes it', {
+          details: { id: event.id, operation: 'invalidate' },
+        });
+      }
     } catch (error) {
       this.#o.onOutcome?.(source, 'failed');
       throw error;

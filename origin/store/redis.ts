@@ -50,6 +50,11 @@ export interface RedisStoreOptions {
   url: string;
   /** Extra ioredis options (timeouts, TLS). */
   redis?: RedisOptions;
+  /**
+   * Told about connection errors (refused, reset). ioredis reconnects by
+   * itself; without a listener it prints each one as an unhandled error.
+   */
+  onConnectionError?: (error: unknown) => void;
 }
 
 /**
@@ -68,6 +73,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     maxRetriesPerRequest: 1,
     ...options.redis,
   });
+  client.on('error', options.onConnectionError ?? (() => {}));
   defineStrataCommands(client);
   const commands = client as unknown as Redis & StrataCommands;
 

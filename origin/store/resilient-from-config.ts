@@ -35,6 +35,7 @@ export function resilientRedisFromConfig(
       ? redisStore({
           url: config.REDIS_URL,
           redis: config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {},
+          onConnectionError: (error) => onError?.('connection', error),
         })
       : null;
   if (!driver) return null;
