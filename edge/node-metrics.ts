@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { defaultNodeName, withIcdMetrics } from '../origin/icd-metrics.ts';
 import { latencyBucketsSeconds } from '../origin/metrics.ts';
 import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
 import type { EdgeTier } from './tier.ts';
@@ -19,7 +20,8 @@ export interface EdgeNodeMetrics extends RequestMetrics {
 /**
  * Prometheus metrics of a Node edge (prom-client): requests and latency by
  * operation/tier/result, origin loads after coalescing, purge messages
- * applied, stream reconnects, and the tier's entries and bytes.
+ * applied, stream reconnects, the tier's entries, bytes and evictions, and
+ * the ICD §6.1 names (`origin/icd-metrics.ts`).
  */
 export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): EdgeNodeMetrics {
   const registry = new Registry();
@@ -83,6 +85,15 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       this.set(tier.bytes);
     },
   });
+  new Counter({
+    name: 'strata_edge_tier_evictions_total',
+    help: 'Entries dropped from the near-user tier to stay within EDGE_MAX_BYTES.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(tier.evictions ?? 0);
+    },
+  });
   new Gauge({
     name: 'strata_edge_purge_stream_connected',
     help: '1 while the purge stream is up.',
@@ -91,7 +102,8 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       this.set(subscribed() ? 1 : 0);
     },
   });
-  return {
+  let lastLagSeconds: number | undefined;
+  const metrics: EdgeNodeMetrics = {
     registry,
     contentType: registry.contentType,
     request(operation, t, result, seconds) {
@@ -106,8 +118,19 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       purges.inc({ type });
       purged.inc(removed);
       // Wall clocks of two hosts: a negative lag means skew, not time travel; clamp it.
-      if (acknowledgedAtMs !== undefined) lag.observe(Math.max(0, Date.now() - acknowledgedAtMs) / 1000);
+      if (acknowledgedAtMs !== undefined) {
+        lastLagSeconds = Math.max(0, Date.now() - acknowledgedAtMs) / 1000;
+        lag.observe(lastLagSeconds);
+      }
     },
     reconnect: () => reconnects.inc(),
   };
+  return withIcdMetrics(metrics, registry, {
+    service: 'strata-edge',
+    node: defaultNodeName,
+    latencyBuckets: latencyBucketsSeconds,
+    status: () => (subscribed() ? 1 : 0),
+    memory: () => ({ edge_tier: tier.bytes }),
+    replicationLag: () => (lastLagSeconds === undefined ? undefined : { target: 'origin', seconds: lastLagSeconds }),
+  });
 }

@@ -1,7 +1,7 @@
+import { hostname } from 'node:os';
 import { memoryUsage } from 'node:process';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
-import { latencyBucketsSeconds } from './metrics.ts';
 
 /**
  * The metric names of the interface control document, §6.1, next to
@@ -20,14 +20,16 @@ export interface IcdMetricsOptions {
   readonly service: string;
   /** `node` label, read at scrape time (the port is known only after listening). */
   readonly node: () => string;
-  /** `zone` label of `cache_node_status` (region or availability zone; empty when unknown). */
-  readonly zone: string;
-  /** 1 healthy, 0 not (see the table). */
-  readonly status: () => number;
+  /** `zone` label of `cache_node_status` (region or availability zone); empty by default. */
+  readonly zone?: string;
+  /** 1 healthy, 0 not (see the table); may read other metrics asynchronously. */
+  readonly status: () => number | Promise<number>;
   /** Extra memory figures by `type`, bytes, read at scrape time. */
   readonly memory?: () => Record<string, number>;
   /** Edge: the origin (`target`) and the last purge lag, seconds; undefined before the first purge. */
   readonly replicationLag?: () => { target: string; seconds: number } | undefined;
+  /** Buckets of `cache_latency`, seconds (the node's `strata_request_duration_seconds` buckets). */
+  readonly latencyBuckets: number[];
   /** Window of `cache_hit_rate`, milliseconds (default 60 s). */
   readonly hitRateWindowMs?: number;
   readonly now?: () => number;
@@ -62,7 +64,7 @@ export function withIcdMetrics<M extends RequestMetrics>(
     name: 'cache_latency',
     help: 'ICD §6.1: request latency in seconds, by operation.',
     labelNames: ['service', 'operation'] as const,
-    buckets: latencyBucketsSeconds,
+    buckets: options.latencyBuckets,
     registers: [registry],
   });
   const latencyChild = memoByLabels((operation) => latency.labels(options.service, operation!));
@@ -106,9 +108,10 @@ export function withIcdMetrics<M extends RequestMetrics>(
     help: 'ICD §6.1: 1 when this node serves fully (edge: purge stream up; origin: breaker closed), else 0.',
     labelNames: ['node', 'zone'] as const,
     registers: [registry],
-    collect() {
+    async collect() {
+      const status = await options.status();
       this.reset();
-      this.set({ node: options.node(), zone: options.zone }, options.status());
+      this.set({ node: options.node(), zone: options.zone ?? '' }, status);
     },
   });
   if (options.replicationLag) {
@@ -145,4 +148,21 @@ export function withIcdMetrics<M extends RequestMetrics>(
       if (result !== 'miss') r.hits[i]! += 1;
     },
   };
+}
+
+/**
+ * An origin's `cache_node_status`: 1 unless the Redis breaker's
+ * `strata_breaker_state{state="closed"}` reads 0 (no breaker, embedded store: 1).
+ */
+export async function breakerClosedStatus(registry: Registry): Promise<number> {
+  const metric = registry.getSingleMetric('strata_breaker_state');
+  if (!metric) return 1;
+  const { values } = await metric.get();
+  const closed = values.find((v) => v.labels.state === 'closed');
+  return closed === undefined || closed.value === 1 ? 1 : 0;
+}
+
+/** Default `node` label: host name and process id (unique per process on a host). */
+export function defaultNodeName(): string {
+  return `${hostname()}:${process.pid}`;
 }

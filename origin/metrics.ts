@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
+import { breakerClosedStatus, defaultNodeName, withIcdMetrics } from './icd-metrics.ts';
 
 /** Latency buckets, seconds: 0.1 ms … 2.5 s. */
 export const latencyBucketsSeconds = [
@@ -24,7 +25,8 @@ export interface OriginMetrics extends RequestMetrics {
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
  * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
  * `strata_invalidation_consumer_lag_messages`,
- * plus the process defaults. No key is ever a label.
+ * plus the process defaults and the ICD §6.1 names (`icd-metrics.ts`).
+ * No key is ever a label.
  *
  * @param gauges callbacks read at scrape time (connected edges, store entries).
  */
@@ -97,7 +99,7 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
       },
     });
   }
-  return {
+  const metrics: OriginMetrics = {
     registry,
     storeErrors,
     purges,
@@ -113,4 +115,10 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
       return await registry.metrics();
     },
   };
+  return withIcdMetrics(metrics, registry, {
+    service: 'strata-origin',
+    node: defaultNodeName,
+    latencyBuckets: latencyBucketsSeconds,
+    status: () => breakerClosedStatus(registry),
+  });
 }

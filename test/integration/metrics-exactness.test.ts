@@ -126,6 +126,12 @@ describe('metrics after a scripted sequence', () => {
     });
     expect(value(originSamples, 'strata_dirty_entries')).toBe(1);
     expect(value(originSamples, 'strata_connected_edges')).toBe(1);
+    // The ICD §6.1 names agree: reads in the last minute, latency count per operation, the node degraded.
+    expect(value(originSamples, 'cache_hit_rate', { service: 'strata-origin', operation: 'get' })).toBe(
+      (1 + staleReads + 1 + 1) / (1 + 2 + staleReads + 1 + 1),
+    );
+    expect(value(originSamples, 'cache_latency_count', { operation: 'get' })).toBe(1 + 2 + staleReads + 1 + 1);
+    expect(value(originSamples, 'cache_node_status')).toBe(0);
 
     const edgeSamples = await scrape(e);
     expect(series(edgeSamples, 'strata_requests_total', labels)).toEqual({
@@ -140,5 +146,11 @@ describe('metrics after a scripted sequence', () => {
     // Only the delete of `a` found a copy at the edge (b and c were never read there).
     expect(value(edgeSamples, 'strata_edge_purged_entries_total')).toBe(1);
     expect(value(edgeSamples, 'strata_edge_purge_stream_reconnects_total')).toBe(0);
+    expect(value(edgeSamples, 'strata_edge_tier_evictions_total')).toBe(0);
+    // Edge reads: 2 hits and 1 stale among 6.
+    expect(value(edgeSamples, 'cache_hit_rate', { service: 'strata-edge', operation: 'get' })).toBe(0.5);
+    expect(value(edgeSamples, 'cache_node_status')).toBe(1);
+    expect(value(edgeSamples, 'cache_replication_lag', { target: 'origin' })).toBeGreaterThanOrEqual(0);
+    expect(edgeSamples.some((x) => x.name === 'cache_replication_lag')).toBe(true);
   });
 });

@@ -21,6 +21,7 @@ function setup(now: () => number) {
     memory: () => ({ edge_tier: 4096 }),
     replicationLag: () => lag,
     hitRateWindowMs: 60_000,
+    latencyBuckets: [0.001, 0.01, 0.1],
     now,
   });
   return {
