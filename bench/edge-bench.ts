@@ -1,39 +1,8 @@
-import autocannon from 'autocannon';
-import { type BenchProcess, startProcess } from './procs.ts';
+export type { BenchRow } from './load.ts';
+
+import { type BenchRow, fmt, load } from './load.ts';
+import { startProcess } from './procs.ts';
 import { percentile } from './trace.ts';
-
-/** One row of a benchmark table. */
-export interface BenchRow {
-  readonly benchmark: string;
-  readonly subject: string;
-  readonly result: string;
-  readonly baseline: string;
-  readonly target: string;
-  readonly met: 'yes' | 'no' | 'n/a';
-}
-
-/** Runs autocannon against one URL; returns req/s, p99 (ms) and the server's CPU µs per request. */
-export async function load(
-  url: string,
-  server: BenchProcess,
-  options: { connections: number; durationSeconds: number },
-): Promise<{ rps: number; p99Ms: number; cpuUsPerReq: number; errors: number; requests: number }> {
-  // A short warm-up so the JIT and connection pools are hot before counting.
-  await autocannon({ url, connections: options.connections, duration: 1 });
-  const cpuBefore = server.cpuSeconds();
-  const result = await autocannon({ url, connections: options.connections, duration: options.durationSeconds });
-  const cpu = server.cpuSeconds() - cpuBefore;
-  const requests = result.requests.total;
-  return {
-    rps: result.requests.average,
-    p99Ms: result.latency.p99,
-    cpuUsPerReq: requests > 0 ? (cpu / requests) * 1e6 : Number.NaN,
-    errors: result.errors + result.non2xx,
-    requests,
-  };
-}
-
-const fmt = (n: number, digits = 0) => n.toFixed(digits);
 
 /**
  * (a) Edge hit path vs a bare Hono route on the same runtime, (b) coalescing

@@ -1,10 +1,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import autocannon from 'autocannon';
 import { GetRequestSchema, GetResponseSchema } from '../gen/strata/cache/v1/cache_pb.js';
-import type { BenchRow } from './edge-bench.ts';
-import { type BenchProcess, startProcess } from './procs.ts';
-
-const fmt = (n: number, digits = 0) => n.toFixed(digits);
+import { type BenchRow, fmt, load } from './load.ts';
+import { startProcess } from './procs.ts';
 
 /** gRPC-web framing of one message: flags 0, 4-byte big-endian length. */
 function frame(message: Uint8Array): Buffer<ArrayBuffer> {
@@ -12,32 +9,6 @@ function frame(message: Uint8Array): Buffer<ArrayBuffer> {
   out.writeUInt32BE(message.byteLength, 1);
   out.set(message, 5);
   return out;
-}
-
-interface LoadResult {
-  rps: number;
-  p99Ms: number;
-  cpuUsPerReq: number;
-  errors: number;
-}
-
-/** autocannon with a 1 s warm-up; CPU µs per request of `server` from /proc. */
-async function load(
-  request: autocannon.Options,
-  server: BenchProcess,
-  options: { connections: number; durationSeconds: number },
-): Promise<LoadResult> {
-  await autocannon({ ...request, connections: options.connections, duration: 1 });
-  const cpuBefore = server.cpuSeconds();
-  const result = await autocannon({ ...request, connections: options.connections, duration: options.durationSeconds });
-  const cpu = server.cpuSeconds() - cpuBefore;
-  const requests = result.requests.total;
-  return {
-    rps: result.requests.average,
-    p99Ms: result.latency.p99,
-    cpuUsPerReq: requests > 0 ? (cpu / requests) * 1e6 : Number.NaN,
-    errors: result.errors + result.non2xx,
-  };
 }
 
 /**
@@ -82,7 +53,7 @@ export async function grpcBenchmarks(options: { durationSeconds: number; connect
     const ratio = grpcWeb.rps / rest.rps;
     return [
       {
-        benchmark: `(g) gRPC-web Get vs REST GET, origin ${store} hit, 1 KiB value`,
+        benchmark: `(h) gRPC-web Get vs REST GET, origin ${store} hit, 1 KiB value`,
         subject: `gRPC-web: ${fmt(grpcWeb.rps)} req/s, p99 ${fmt(grpcWeb.p99Ms, 1)} ms, ${fmt(grpcWeb.cpuUsPerReq, 1)} µs CPU/req, ${grpcWeb.errors} errors`,
         baseline: `REST: ${fmt(rest.rps)} req/s, p99 ${fmt(rest.p99Ms, 1)} ms, ${fmt(rest.cpuUsPerReq, 1)} µs CPU/req, ${rest.errors} errors`,
         result: `${fmt(100 * ratio, 1)}% of REST throughput`,

@@ -25,7 +25,7 @@ import { type RunningOrigin, startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
 import type { InvalidationEvent, StreamMessage } from '../shared/schemas.ts';
-import type { BenchRow } from './edge-bench.ts';
+import type { BenchRow } from './load.ts';
 
 /** The p99 bound, milliseconds, under which a rate counts as sustained. */
 export const purgeP99TargetMs = 100;
@@ -302,7 +302,7 @@ export async function purgeKafkaBenchmarks(options: PurgeKafkaBenchOptions = {})
   const ladder = r.steps.map((s) => `${s.achievedPerSec}/s→p99 ${s.p99Ms}`).join(', ');
   return [
     {
-      benchmark: 'purge propagation: Kafka produce → both edges purged',
+      benchmark: '(i) purge propagation: Kafka produce → both edges purged',
       subject: `${l.events} events at ${l.achievedPerSec}/s, ${r.edges} edges, ${r.store} store`,
       result: `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms, lost ${l.lost}`,
       baseline: `Kafka alone (bare consumer, same events): p50 ${l.kafkaP50Ms} ms, p99 ${l.kafkaP99Ms} ms; anchor: CDN global purge ≈150 ms p50`,
@@ -310,7 +310,7 @@ export async function purgeKafkaBenchmarks(options: PurgeKafkaBenchOptions = {})
       met: met ? 'yes' : 'no',
     },
     {
-      benchmark: `invalidation throughput with purge p99 < ${r.p99TargetMs} ms`,
+      benchmark: `(j) invalidation throughput with purge p99 < ${r.p99TargetMs} ms`,
       subject: ladder,
       result: `${r.sustainedPerSec} events/s`,
       baseline: 'n/a',

@@ -6,7 +6,7 @@ import autocannon from 'autocannon';
 import { redisClusterStore } from '../origin/store/redis-cluster.ts';
 import type { EntryInput } from '../origin/store/store.ts';
 import { startRedisCluster } from '../scripts/services/redis-cluster.ts';
-import { type BenchRow, load } from './edge-bench.ts';
+import { type BenchRow, fmt, load } from './load.ts';
 import { type BenchProcess, startProcess } from './procs.ts';
 import { percentile } from './trace.ts';
 
@@ -18,7 +18,6 @@ export interface RedisClusterBenchOptions {
   readonly connections: number;
 }
 
-const fmt = (n: number, digits = 0) => n.toFixed(digits);
 const valueBytes = 1024;
 /** Request rate of the paced degraded-mode run, per second. */
 const degradedRatePerSecond = 500;
