@@ -1,4 +1,7 @@
 import { type Context, Hono } from 'hono';
+import type { Verifier } from '../shared/auth.ts';
+import { purgeScope } from '../shared/auth.ts';
+import { authMiddleware, authorizeBody, principalOf } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { etagFor, headers, ifNoneMatchHits } from '../shared/headers.ts';
 import {
@@ -6,6 +9,7 @@ import {
   cachePath,
   installErrorHandling,
   instrument,
+  jsonBody,
   jsonSizeLimit,
   namespacePath,
   type RequestLog,
@@ -15,7 +19,7 @@ import {
   writeOptions,
 } from '../shared/http.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
-import { putResponseSchema } from '../shared/schemas.ts';
+import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './edge-cache.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
@@ -35,6 +39,8 @@ export interface EdgeAppDeps {
   readonly log?: RequestLog;
   /** Open a SERVER span per API request; default: whether an OpenTelemetry SDK is recording now. */
   readonly tracing?: boolean;
+  /** JWT verifier (docs/security.md); absent or null = authentication off. */
+  readonly auth?: Verifier | null;
 }
 
 type Env = AppEnv;
@@ -57,6 +63,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   if (deps.tracing ?? isTracingEnabled()) app.use('/api/*', traceServerRequests('edge'));
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
+  // Before any route: unauthenticated traffic stops here and never reaches the origin.
+  if (deps.auth) app.use('*', authMiddleware(deps.auth));
 
   const timed = instrument(metrics, deps.log);
 
@@ -167,9 +175,9 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   );
 
   // Batches and purges are relayed as they are; the purge stream brings the effect back to every edge.
-  const forward = (operation: string, validate: (c: Context<Env>) => void) => (c: Context<Env>) =>
+  const forward = (operation: string, validate: (c: Context<Env>) => unknown) => (c: Context<Env>) =>
     timed(c, operation, async () => {
-      validate(c);
+      await validate(c);
       const res = await origin.request(originPath(c.req.url), {
         method: 'POST',
         body: await c.req.arrayBuffer(),
@@ -198,7 +206,12 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.post(
     '/api/v1/purge',
     jsonSizeLimit(deps.maxValueBytes),
-    forward('purge', () => {}),
+    // The origin sees the edge's credential, so the caller's namespace grant is checked here.
+    forward('purge', async (c) => {
+      if (!principalOf(c)) return;
+      const body = await jsonBody(c, purgeRequestSchema, 'purge');
+      authorizeBody(c, purgeScope(body), body.namespace);
+    }),
   );
   return app;
 }

@@ -27,6 +27,8 @@ export interface OriginClientOptions {
   now?: () => number;
   /** Wrap each call in a CLIENT span and send `traceparent`; default: whether an OpenTelemetry SDK is recording. */
   tracing?: boolean;
+  /** The edge's own JWT (`EDGE_ORIGIN_TOKEN`), sent as `Authorization: Bearer` on every call. */
+  token?: string;
 }
 
 /**
@@ -87,6 +89,13 @@ export class OriginClient {
    */
   async request(path: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Response> {
     const url = `${this.#o.baseUrl}${path}`;
+    if (this.#o.token) {
+      const withToken: Record<string, string> = {
+        ...(init.headers as Record<string, string> | undefined),
+        Authorization: `Bearer ${this.#o.token}`,
+      };
+      init = { ...init, headers: withToken };
+    }
     try {
       if (!this.#tracing) return await this.#fetch(url, { ...init, signal: AbortSignal.timeout(this.#o.timeoutMs) });
       return await tracedFetch(init.method ?? 'GET', new URL(url), (traceHeaders) =>

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { EdgeConfig } from '../shared/config.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
 import { createEdgeApp } from './app.ts';
@@ -34,7 +35,9 @@ export interface RunningEdge {
 export async function startEdge(config: EdgeConfig, options: { logger?: Logger } = {}): Promise<RunningEdge> {
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-edge' });
   const tier = memoryTier({ maxBytes: config.EDGE_MAX_BYTES });
-  const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS });
+  const auth = createVerifier(authOptionsFromConfig(config));
+  const token = config.EDGE_ORIGIN_TOKEN;
+  const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS, token });
   let subscription: PurgeSubscription | undefined;
   const metrics = edgeNodeMetrics(tier, () => subscription?.connected ?? false);
   let originLoads = 0;
@@ -50,6 +53,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
   subscription = subscribePurges({
     originUrl: config.ORIGIN_URL,
     idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
+    headers: token ? { Authorization: `Bearer ${token}` } : undefined,
     onMessage: (message) => {
       const removed = cache.apply(message);
       metrics.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
@@ -69,6 +73,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     subscribed: () => subscription?.connected ?? false,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
+    auth,
   });
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.EDGE_PORT, hostname: config.EDGE_HOST }, () =>
@@ -88,6 +93,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
       intervalMs: config.EDGE_STATS_INTERVAL_SECONDS * 1000,
       timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
       onError: (error) => logger.debug({ err: error }, 'stats report not taken'),
+      token,
     });
   }
   return {

@@ -25,6 +25,8 @@ export function startStatsReporter(options: {
   intervalMs: number;
   timeoutMs: number;
   onError?: (error: unknown) => void;
+  /** The edge's own JWT for the origin (`EDGE_ORIGIN_TOKEN`). */
+  token?: string;
 }): StatsReporter {
   const url = `${options.originUrl.replace(/\/+$/, '')}${edgeStatsPath}`;
   const report = async () => {
@@ -34,7 +36,10 @@ export function startStatsReporter(options: {
     };
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: {
+        'Content-Type': 'application/json',
+        ...(options.token ? { Authorization: `Bearer ${options.token}` } : {}),
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(options.timeoutMs),
     });

@@ -9,6 +9,7 @@
  * bound's fallback clause); a Durable Object subscriber is future work.
  */
 import type { Hono } from 'hono';
+import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
 import type { AppEnv } from '../shared/http.ts';
 import { createEdgeApp } from './app.ts';
@@ -24,13 +25,19 @@ function build(env: Record<string, unknown>): Hono<AppEnv> {
     string
   >;
   const config = parseConfig(edgeConfigSchema, vars);
-  const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS });
+  const origin = new OriginClient({
+    baseUrl: config.ORIGIN_URL,
+    timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
+    token: config.EDGE_ORIGIN_TOKEN,
+  });
   const cache = new EdgeCache({
     tier: memoryTier({ maxBytes: config.EDGE_MAX_BYTES }),
     load: (ns, key, requestId) => origin.get(ns, key, requestId),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
   });
-  return createEdgeApp({ cache, origin, maxValueBytes: config.MAX_VALUE_BYTES });
+  // jose verifies with WebCrypto, so the Worker checks tokens itself like the Node edge.
+  const auth = createVerifier(authOptionsFromConfig(config));
+  return createEdgeApp({ cache, origin, maxValueBytes: config.MAX_VALUE_BYTES, auth });
 }
 
 export default {

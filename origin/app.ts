@@ -1,4 +1,6 @@
 import { Hono } from 'hono';
+import type { Verifier } from '../shared/auth.ts';
+import { authMiddleware } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
@@ -25,6 +27,8 @@ export interface OriginAppDeps {
   readonly log?: RequestLog;
   /** Open a SERVER span per API request; default: whether an OpenTelemetry SDK is recording now. */
   readonly tracing?: boolean;
+  /** JWT verifier (docs/security.md); absent or null = authentication off. */
+  readonly auth?: Verifier | null;
 }
 
 /**
@@ -45,6 +49,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   }
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
+  if (deps.auth) app.use('*', authMiddleware(deps.auth));
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.

@@ -1,5 +1,6 @@
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { OriginConfig } from '../shared/config.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
 import { createOriginApp } from './app.ts';
@@ -51,6 +52,13 @@ export async function startOrigin(
   config: OriginConfig,
   options: { logger?: Logger; store?: Store } = {},
 ): Promise<RunningOrigin> {
+  const authOptions = authOptionsFromConfig(config);
+  if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
+    throw new Error(
+      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication',
+    );
+  }
+  const auth = createVerifier(authOptions);
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
   const store =
     options.store ??
@@ -87,6 +95,7 @@ export async function startOrigin(
     heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
+    auth,
   });
   const observability = observe({ config, metrics, store, logger, app });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
@@ -97,6 +106,7 @@ export async function startOrigin(
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
+    auth,
   });
   const server = await listenSamePort({
     rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),

@@ -19,8 +19,25 @@ const commaList = z
   )
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
 
+/** JWT verification, the same on the edge and the origin (shared/auth.ts, docs/security.md). Unset = auth off. */
+const authVars = {
+  /** HS256 shared secret, at least 32 bytes. */
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 bytes').optional(),
+  /** JWKS URL for RS256/ES256/EdDSA tokens (mutually exclusive with AUTH_JWT_SECRET). */
+  AUTH_JWKS_URL: z.string().url().optional(),
+  /** Required `iss` claim, when set. */
+  AUTH_ISSUER: z.string().min(1).optional(),
+  /** Required `aud` claim, when set. */
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  /** Seconds of clock skew allowed on `exp` and `nbf`. */
+  AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  /** `production` makes the origin refuse to start without auth configured. */
+  NODE_ENV: z.string().optional(),
+};
+
 /** Origin configuration, parsed from env vars. */
 export const originConfigSchema = z.object({
+  ...authVars,
   ORIGIN_PORT: port.default(8080),
   ORIGIN_HOST: z.string().default('127.0.0.1'),
   REDIS_URL: z.string().url().optional(),
@@ -95,6 +112,9 @@ export type OriginConfig = z.infer<typeof originConfigSchema>;
 
 /** Edge configuration, parsed from env vars (or Workers bindings). */
 export const edgeConfigSchema = z.object({
+  ...authVars,
+  /** The edge's own JWT toward the origin (API calls, purge stream, stats); needs the origin's grants (docs/security.md). */
+  EDGE_ORIGIN_TOKEN: z.string().min(1).optional(),
   EDGE_PORT: port.default(8787),
   EDGE_HOST: z.string().default('127.0.0.1'),
   ORIGIN_URL: z.string().url().default('http://127.0.0.1:8080'),

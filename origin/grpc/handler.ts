@@ -16,6 +16,8 @@ import {
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
 import { CacheService as CacheServiceDesc } from '../../gen/strata/cache/v1/cache_pb.js';
+import type { Verifier } from '../../shared/auth.ts';
+import { grpcAuthInterceptor } from './auth.ts';
 import { errorCodeMetadata, toConnectError } from './errors.ts';
 import { type GrpcServiceDeps, grpcCacheService } from './service.ts';
 
@@ -31,6 +33,8 @@ export interface GrpcHandlerOptions extends GrpcServiceDeps {
   readonly maxValueBytes: number;
   /** Unexpected (non-CacheError) failures, for the log. */
   readonly onUnexpectedError?: (error: unknown) => void;
+  /** JWT verifier (docs/security.md); absent or null = authentication off. */
+  readonly auth?: Verifier | null;
 }
 
 /** Why a request body did not parse, when it did not; set by {@link guardMalformed}. */
@@ -66,7 +70,8 @@ export function createGrpcHandler(options: GrpcHandlerOptions): NodeHandlerFn {
     }
   };
   const router = createConnectRouter({
-    interceptors: [mapErrors],
+    // mapErrors outermost, so auth failures leave as UNAUTHENTICATED / PERMISSION_DENIED.
+    interceptors: options.auth ? [mapErrors, grpcAuthInterceptor(options.auth)] : [mapErrors],
     readMaxBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
   });

@@ -1,4 +1,6 @@
 import type { Hono } from 'hono';
+import { purgeScope } from '../../shared/auth.ts';
+import { authorizeBody } from '../../shared/auth-http.ts';
 import type { AppEnv } from '../../shared/http.ts';
 import { jsonBody, jsonSizeLimit } from '../../shared/http.ts';
 import { invalidationEventSchema } from '../../shared/schemas.ts';
@@ -14,12 +16,16 @@ export const invalidationsPath = '/api/v1/invalidations';
  * same validation and idempotency by `id` as a Kafka event. Answers
  * `{ id, result: "applied" | "duplicate" }`.
  *
+ * Needs `cache:delete` (`cache:flush` for a prefix) in the event's namespace when
+ * authentication is on (docs/security.md).
+ *
  * Errors: CACHE_004 (400) for malformed JSON or an invalid event; CACHE_005
  * (503) when the store fails.
  */
 export function mountInvalidationRoute(app: Hono<AppEnv>, source: InProcessSource, maxBodyBytes: number): void {
   app.post(invalidationsPath, jsonSizeLimit(maxBodyBytes), async (c) => {
     const event = await jsonBody(c, invalidationEventSchema, 'invalidate');
+    authorizeBody(c, purgeScope(event), event.namespace);
     const result = await source.publish(event);
     return c.json({ id: event.id, result });
   });

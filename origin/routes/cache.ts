@@ -1,4 +1,6 @@
 import type { Context, Hono } from 'hono';
+import { purgeScope } from '../../shared/auth.ts';
+import { authorizeBody } from '../../shared/auth-http.ts';
 import { decodeValue, encodeValue } from '../../shared/bytes.ts';
 import { CacheError } from '../../shared/errors.ts';
 import { etagFor, headers, ifNoneMatchHits } from '../../shared/headers.ts';
@@ -162,6 +164,7 @@ export function mountCacheRoutes(
   app.post('/api/v1/purge', jsonSizeLimit(deps.maxValueBytes), (c: Context<AppEnv>) =>
     timed(c, 'purge', async () => {
       const body = await jsonBody(c, purgeRequestSchema, 'purge');
+      authorizeBody(c, purgeScope(body), body.namespace);
       const result = await service.purge(body.namespace, body);
       return { res: c.json({ purged_count: result.removed, seq: result.seq }), tier: service.store.kind, result: 'ok' };
     }),

@@ -1,0 +1,47 @@
+import type { Interceptor } from '@connectrpc/connect';
+import { authorize, bearerToken, purgeScope, type Scope, unauthenticated, type Verifier } from '../../shared/auth.ts';
+
+/**
+ * The grant each RPC needs, as on REST (`shared/auth-http.ts`): `Health` is
+ * open; `Get`/`BatchGet` need `cache:read`, `Set`/`BatchSet` `cache:write`,
+ * `Delete` `cache:delete`, and `Purge` `cache:delete` (`cache:flush` with a
+ * prefix), each in the request's `namespace`.
+ */
+function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' {
+  switch (method) {
+    case 'Health':
+      return 'open';
+    case 'Get':
+    case 'BatchGet':
+      return 'cache:read';
+    case 'Set':
+    case 'BatchSet':
+      return 'cache:write';
+    case 'Delete':
+      return 'cache:delete';
+    case 'Purge':
+      return purgeScope({ prefix: message.prefix });
+    default:
+      // An RPC added later is closed until someone maps it.
+      return 'cache:flush';
+  }
+}
+
+/**
+ * Connect interceptor that verifies the `authorization: Bearer <JWT>` header
+ * (metadata, in gRPC terms) and checks the RPC's grant. Place it inside the
+ * error-mapping interceptor so failures become UNAUTHENTICATED (AUTH_001) and
+ * PERMISSION_DENIED (AUTH_002) with the ICD code in `x-cache-error-code`.
+ */
+export function grpcAuthInterceptor(verifier: Verifier): Interceptor {
+  return (next) => async (req) => {
+    const message = (req.stream ? {} : req.message) as { namespace?: string; prefix?: string };
+    const scope = rpcScope(req.method.name, message);
+    if (scope === 'open') return await next(req);
+    const token = bearerToken(req.header.get('authorization'));
+    if (!token) throw unauthenticated();
+    const principal = await verifier(token);
+    authorize(principal, scope, message.namespace ?? '');
+    return await next(req);
+  };
+}

@@ -1,0 +1,116 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import {
+  allNamespaces,
+  authorize,
+  bearerToken,
+  type Principal,
+  type Scope,
+  unauthenticated,
+  type Verifier,
+} from './auth.ts';
+
+/**
+ * The REST side of authentication (docs/security.md): one Hono middleware
+ * that verifies the bearer token and checks the grant a path needs, for the
+ * edge and the origin alike. Runtime-free.
+ */
+
+/**
+ * What a request needs: nothing (`open`), a valid token (`authenticated`), or
+ * a scope, optionally within a namespace (`"*"` = the admin grant). A
+ * namespace carried in the body is checked later with {@link authorizeBody}.
+ */
+export type Access = 'open' | 'authenticated' | { readonly scope: Scope; readonly namespace?: string };
+
+const openPaths = new Set(['/health', '/ready', '/openapi.json', '/docs', '/dashboard']);
+
+/**
+ * The grant each REST endpoint needs (ARCHITECTURE.md §2):
+ *
+ * | endpoint | grant |
+ * |---|---|
+ * | `GET /health`, `/ready`, `/openapi.json`, `/docs…`, `/dashboard` (page and assets) | open |
+ * | `GET /metrics`, `GET /api/v1/stats`, `POST /api/v1/edges/stats` | `metrics:read` |
+ * | `GET /api/v1/cache/{ns}/{key}`, `POST …/{ns}/batch/get` | `cache:read` in `ns` |
+ * | `PUT /api/v1/cache/{ns}/{key}`, `POST …/{ns}/batch/set` | `cache:write` in `ns` |
+ * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
+ * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
+ * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | anything else | a valid token (then 404) |
+ */
+export function restAccess(method: string, pathname: string): Access {
+  if (openPaths.has(pathname) || pathname.startsWith('/docs/') || pathname.startsWith('/dashboard/assets/')) {
+    return 'open';
+  }
+  if (pathname === '/metrics' || pathname === '/api/v1/stats' || pathname === '/api/v1/edges/stats') {
+    return { scope: 'metrics:read' };
+  }
+  if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
+  if (cache) {
+    const namespace = decodeSegment(cache[1]!);
+    const rest = cache[2]!;
+    if (method === 'POST' && rest === 'batch/get') return { scope: 'cache:read', namespace };
+    if (method === 'POST' && rest === 'batch/set') return { scope: 'cache:write', namespace };
+    if (method === 'GET' || method === 'HEAD') return { scope: 'cache:read', namespace };
+    if (method === 'PUT') return { scope: 'cache:write', namespace };
+    if (method === 'DELETE') return { scope: 'cache:delete', namespace };
+  }
+  return 'authenticated';
+}
+
+// A segment that does not decode cannot name a granted namespace; the route answers CACHE_004 for admins.
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+const principals = new WeakMap<Request, Principal>();
+
+/** The verified caller of a request, or undefined when authentication is off. */
+export function principalOf(c: Context): Principal | undefined {
+  return principals.get(c.req.raw);
+}
+
+/**
+ * Verifies `Authorization: Bearer <JWT>` and checks the grant of
+ * {@link restAccess} (or `access`, for tests and other surfaces).
+ *
+ * Errors: 401 AUTH_001 with `WWW-Authenticate: Bearer` (RFC 6750 §3) for a
+ * missing or bad token; 403 AUTH_002 for a missing scope or namespace;
+ * 503 CACHE_005 when the JWKS cannot be fetched.
+ */
+export function authMiddleware(verifier: Verifier, access = restAccess): MiddlewareHandler {
+  return async (c, next) => {
+    const needs = access(c.req.method, new URL(c.req.url).pathname);
+    if (needs === 'open') return next();
+    const token = bearerToken(c.req.header('Authorization'));
+    if (!token) {
+      c.header('WWW-Authenticate', 'Bearer realm="strata"');
+      throw unauthenticated();
+    }
+    let principal: Principal;
+    try {
+      principal = await verifier(token);
+    } catch (error) {
+      c.header('WWW-Authenticate', 'Bearer realm="strata", error="invalid_token"');
+      throw error;
+    }
+    if (needs !== 'authenticated') authorize(principal, needs.scope, needs.namespace);
+    principals.set(c.req.raw, principal);
+    return next();
+  };
+}
+
+/**
+ * Checks a grant for a namespace named in the body (purge, invalidation);
+ * passes when authentication is off.
+ * @throws CacheError AUTH_002 (403).
+ */
+export function authorizeBody(c: Context, scope: Scope, namespace: string): void {
+  const principal = principalOf(c);
+  if (principal) authorize(principal, scope, namespace);
+}

@@ -1,0 +1,183 @@
+import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
+import { CacheError } from './errors.ts';
+
+/**
+ * JWT authentication and authorization shared by the edge and the origin
+ * (docs/security.md). Runtime-free: `jose` runs on Node and in workerd alike.
+ *
+ * Token format (RFC 7519, JWS per RFC 7515), claims after the interface
+ * control document §7:
+ * - `service_id` (or `sub`): who calls;
+ * - `scope`: space-separated list (RFC 8693 §4.2) of {@link scopes};
+ * - `ns`: namespaces the caller may touch, `"*"` for all (admin);
+ * - `exp` (required), `nbf`, `iss`, `aud` checked with a clock-skew allowance.
+ */
+
+/** Every scope Strata knows (ICD §7.2). */
+export const scopes = ['cache:read', 'cache:write', 'cache:delete', 'cache:flush', 'metrics:read'] as const;
+export type Scope = (typeof scopes)[number];
+
+/** Namespace grant meaning "every namespace". */
+export const allNamespaces = '*';
+
+/** A verified caller. */
+export interface Principal {
+  /** `service_id`, else `sub`. */
+  readonly serviceId: string;
+  readonly scopes: ReadonlySet<string>;
+  /** Namespaces granted; contains {@link allNamespaces} for admins. */
+  readonly namespaces: ReadonlySet<string>;
+}
+
+/** Where verification keys come from and which registered claims must match. */
+export interface AuthOptions {
+  /** HS256 shared secret (UTF-8, at least 32 bytes). */
+  readonly secret?: string;
+  /** JWKS URL (RS256, ES256, EdDSA); fetched on demand, cached, refetched for an unknown `kid` (rotation). */
+  readonly jwksUrl?: string;
+  /** Required `iss`, when given. */
+  readonly issuer?: string;
+  /** Required `aud` (one of), when given. */
+  readonly audience?: string;
+  /** Allowed clock skew on `exp`/`nbf`, seconds. Default 30. */
+  readonly clockSkewSeconds?: number;
+}
+
+/** Verifies a compact JWS and returns its principal. */
+export type Verifier = (token: string) => Promise<Principal>;
+
+/** Algorithms accepted from a JWKS; HS256 alone with a secret (no `alg` confusion between the two). */
+export const jwksAlgorithms = ['RS256', 'ES256', 'EdDSA'] as const;
+
+/** Smallest HS256 secret, bytes (RFC 7518 §3.2: a key of at least the hash size). */
+export const minSecretBytes = 32;
+
+/** True when the options name a key source, i.e. authentication is on. */
+export function authConfigured(options: AuthOptions): boolean {
+  return Boolean(options.secret || options.jwksUrl);
+}
+
+/**
+ * Builds a verifier, or returns null when neither a secret nor a JWKS URL is
+ * configured (authentication off).
+ *
+ * Errors of the returned function: AUTH_001 (401) for any bad token —
+ * malformed, bad signature, expired, not yet valid, wrong issuer or audience,
+ * no `exp`, no subject — without saying which; CACHE_005 (503) when the JWKS
+ * cannot be fetched.
+ * @throws Error at build time when both sources are given or the secret is short.
+ */
+export function createVerifier(options: AuthOptions): Verifier | null {
+  if (options.secret && options.jwksUrl) throw new Error('set AUTH_JWT_SECRET or AUTH_JWKS_URL, not both');
+  let key: Uint8Array | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (options.secret) {
+    key = new TextEncoder().encode(options.secret);
+    if (key.byteLength < minSecretBytes) throw new Error(`AUTH_JWT_SECRET must be at least ${minSecretBytes} bytes`);
+    algorithms = ['HS256'];
+  } else if (options.jwksUrl) {
+    key = createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    algorithms = [...jwksAlgorithms];
+  } else {
+    return null;
+  }
+  const verifyOptions = {
+    algorithms,
+    issuer: options.issuer,
+    audience: options.audience,
+    clockTolerance: options.clockSkewSeconds ?? 30,
+    requiredClaims: ['exp'],
+  };
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } =
+        typeof key === 'function'
+          ? await jwtVerify(token, key, verifyOptions)
+          : await jwtVerify(token, key, verifyOptions));
+    } catch (error) {
+      throw verificationError(error);
+    }
+    const principal = principalOf(payload);
+    if (!principal) throw unauthenticated();
+    return principal;
+  };
+}
+
+function verificationError(error: unknown): CacheError {
+  // The key set failing to load is our outage, not the caller's fault.
+  const keySourceDown =
+    error instanceof joseErrors.JWKSTimeout ||
+    error instanceof joseErrors.JWKSInvalid ||
+    !(error instanceof joseErrors.JOSEError);
+  return keySourceDown ? new CacheError('CACHE_005', 'Key set unavailable', { cause: error }) : unauthenticated(error);
+}
+
+/** 401 AUTH_001 with the ICD's message and nothing about which check failed. */
+export function unauthenticated(cause?: unknown): CacheError {
+  return new CacheError('AUTH_001', undefined, { cause });
+}
+
+/** 403 AUTH_002 with the ICD's message and nothing about which grant was missing. */
+export function forbidden(): CacheError {
+  return new CacheError('AUTH_002');
+}
+
+function principalOf(payload: JWTPayload): Principal | null {
+  const serviceId = typeof payload.service_id === 'string' ? payload.service_id : payload.sub;
+  if (!serviceId) return null;
+  return { serviceId, scopes: new Set(listClaim(payload.scope)), namespaces: new Set(listClaim(payload.ns)) };
+}
+
+// `scope` is a space list (RFC 8693); an array is accepted too. `ns` is an array; a string is one namespace.
+function listClaim(value: unknown): string[] {
+  if (typeof value === 'string') return value.split(/\s+/).filter(Boolean);
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  return [];
+}
+
+/** The bearer token of an `Authorization` header (RFC 6750 §2.1), or undefined. */
+export function bearerToken(header: string | null | undefined): string | undefined {
+  const match = header ? /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header) : null;
+  return match?.[1];
+}
+
+/**
+ * Checks a grant: the principal holds `scope` and, when `namespace` is given,
+ * may touch it (`"*"` grants every namespace; {@link allNamespaces} as the
+ * `namespace` argument demands the admin grant itself).
+ * @throws CacheError AUTH_002 (403).
+ */
+export function authorize(principal: Principal, scope: Scope, namespace?: string): void {
+  if (!principal.scopes.has(scope)) throw forbidden();
+  if (namespace === undefined || principal.namespaces.has(allNamespaces)) return;
+  if (namespace === allNamespaces || !principal.namespaces.has(namespace)) throw forbidden();
+}
+
+/**
+ * The scope a purge needs: `cache:flush` for a prefix (one request can empty
+ * a namespace), `cache:delete` for keys and tags.
+ */
+export function purgeScope(request: { prefix?: string | null }): Scope {
+  return request.prefix !== null && request.prefix !== undefined ? 'cache:flush' : 'cache:delete';
+}
+
+/** The auth variables of the edge and origin configs (shared/config.ts). */
+export interface AuthConfig {
+  readonly AUTH_JWT_SECRET?: string;
+  readonly AUTH_JWKS_URL?: string;
+  readonly AUTH_ISSUER?: string;
+  readonly AUTH_AUDIENCE?: string;
+  readonly AUTH_CLOCK_SKEW_SECONDS?: number;
+}
+
+/** Maps the `AUTH_*` variables to {@link AuthOptions}. */
+export function authOptionsFromConfig(config: AuthConfig): AuthOptions {
+  return {
+    secret: config.AUTH_JWT_SECRET,
+    jwksUrl: config.AUTH_JWKS_URL,
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    clockSkewSeconds: config.AUTH_CLOCK_SKEW_SECONDS,
+  };
+}
