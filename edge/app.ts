@@ -18,6 +18,7 @@ import {
   withRequestId,
   writeOptions,
 } from '../shared/http.ts';
+import { rejectPathTricks } from '../shared/input-guard.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
@@ -64,6 +65,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
   // Before any route: unauthenticated traffic stops here and never reaches the origin.
+  app.use('/api/*', rejectPathTricks);
   if (deps.auth) app.use('*', authMiddleware(deps.auth));
 
   const timed = instrument(metrics, deps.log);

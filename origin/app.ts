@@ -3,6 +3,7 @@ import type { Verifier } from '../shared/auth.ts';
 import { authMiddleware } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
+import { rejectPathTricks } from '../shared/input-guard.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
@@ -49,6 +50,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   }
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
+  app.use('/api/*', rejectPathTricks);
   if (deps.auth) app.use('*', authMiddleware(deps.auth));
 
   app.get('/health', (c) => c.json({ status: 'ok' }));

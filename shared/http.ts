@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
 import { headers } from './headers.ts';
+import { parseJsonBody } from './input-guard.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { activeTraceId } from './tracing.ts';
@@ -92,18 +93,13 @@ export function writeOptions(c: Context, operation: string): { ttlSeconds: numbe
   return { ttlSeconds, tags: tags.data };
 }
 
-/** Reads a JSON body and validates it; malformed JSON or a schema miss throws CACHE_004. */
+/** Reads a JSON body and validates it; malformed JSON, nesting deeper than 32 or a schema miss throws CACHE_004. */
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, operation: string): Promise<z.infer<S>> {
   const type = c.req.header('Content-Type') ?? '';
   if (!/^application\/json\b/i.test(type)) {
     throw new CacheError('CACHE_004', 'Content-Type must be application/json', { details: { operation } });
   }
-  let raw: unknown;
-  try {
-    raw = await c.req.json();
-  } catch {
-    throw new CacheError('CACHE_004', 'Malformed JSON body', { details: { operation } });
-  }
+  const raw = parseJsonBody(await c.req.text(), operation);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw invalidInput(parsed.error, { operation });
   return parsed.data;
