@@ -72,10 +72,32 @@ function draw(points) {
   }
 }
 
+// With authentication on, /api/v1/stats needs a token with metrics:read; the page asks for one once per tab.
+const tokenKey = 'strata-dashboard-token';
+const authForm = document.getElementById('auth');
+authForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(tokenKey, document.getElementById('token').value.trim());
+  authForm.hidden = true;
+  clearTimeout(pollTimer);
+  poll();
+});
+let pollTimer;
+
 async function poll() {
   let delayMs = 2000;
   try {
-    const res = await fetch('/api/v1/stats', { cache: 'no-store' });
+    const token = sessionStorage.getItem(tokenKey);
+    const res = await fetch('/api/v1/stats', {
+      cache: 'no-store',
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+    });
+    if (res.status === 401 || res.status === 403) {
+      authForm.hidden = false;
+      document.getElementById('status').textContent =
+        res.status === 401 ? 'authentication required' : 'this token lacks metrics:read';
+      return;
+    }
     const stats = await res.json();
     breakerNames = stats.breaker_states ?? breakerNames;
     delayMs = Math.max(1, stats.sample_seconds) * 1000;
@@ -89,6 +111,6 @@ async function poll() {
   } catch (error) {
     document.getElementById('status').textContent = `stats unavailable: ${error}`;
   }
-  setTimeout(poll, delayMs);
+  pollTimer = setTimeout(poll, delayMs);
 }
 poll();

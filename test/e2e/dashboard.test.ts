@@ -1,13 +1,51 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ensureChromium } from '../support/chromium.ts';
+import { hs256Issuer } from '../support/jwt.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
 
 const artifacts = resolve(import.meta.dirname, '../../test-artifacts');
+
+const panels = ['hit-ratio', 'latency', 'rps', 'purge-lag', 'breaker', 'edges'];
+
+/** Debian's Chromium, headless, with a fresh profile; closed by `cleanups`. */
+async function openBrowser(cleanups: (() => Promise<void> | void)[]) {
+  const executablePath = ensureChromium();
+  const profile = mkdtempSync(join(tmpdir(), 'strata-chromium-'));
+  cleanups.push(() => rmSync(profile, { recursive: true, force: true }));
+  // A fresh profile per run (launchPersistentContext is how playwright takes --user-data-dir).
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  cleanups.push(() => browser.close());
+  const page = await browser.newPage();
+  return page;
+}
+
+/** Resolves once every chart holds data points (the page sets data-samples from the series it plots). */
+async function chartsFilled(page: Page) {
+  await page.waitForFunction(
+    (ids) => ids.every((id) => Number(document.getElementById(id)?.dataset.samples ?? 0) > 0),
+    panels,
+    { timeout: 20_000, polling: 200 },
+  );
+  for (const id of panels) expect(await page.locator(`#${id} canvas`).count()).toBeGreaterThan(0);
+}
 
 /**
  * Issue 7: the live dashboard in a real browser (Debian's Chromium, driven
@@ -21,7 +59,6 @@ describe('dashboard', () => {
   });
 
   it('loads in headless Chromium and shows non-empty charts after traffic; a screenshot is saved', async () => {
-    const executablePath = ensureChromium();
     const origin = await originFor({ REDIS_URL: inject('redisUrl'), STATS_SAMPLE_SECONDS: '1' });
     cleanups.push(() => origin.close());
     const edges = [
@@ -68,41 +105,14 @@ describe('dashboard', () => {
     );
     expect(stats.edges.map((e) => e.edge_id).sort()).toEqual(['edge-a', 'edge-b']);
 
-    const profile = mkdtempSync(join(tmpdir(), 'strata-chromium-'));
-    cleanups.push(() => rmSync(profile, { recursive: true, force: true }));
-    // A fresh profile per run (launchPersistentContext is how playwright takes --user-data-dir).
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    cleanups.push(() => browser.close());
-    const page = await browser.newPage();
+    const page = await openBrowser(cleanups);
     const failures: string[] = [];
     page.on('pageerror', (e) => failures.push(e.message));
     page.on('requestfailed', (r) => failures.push(`${r.url()} ${r.failure()?.errorText}`));
     const res = await page.goto(`${origin.url}/dashboard`);
     expect(res?.status()).toBe(200);
 
-    const panels = ['hit-ratio', 'latency', 'rps', 'purge-lag', 'breaker', 'edges'];
-    // Every chart drew a canvas and holds data points (data-samples is set by the page from the series it plots).
-    await page.waitForFunction(
-      (ids) => ids.every((id) => Number(document.getElementById(id)?.dataset.samples ?? 0) > 0),
-      panels,
-      { timeout: 20_000, polling: 200 },
-    );
-    for (const id of panels) {
-      expect(await page.locator(`#${id} canvas`).count()).toBeGreaterThan(0);
-    }
+    await chartsFilled(page);
     const status = await page.locator('#status').textContent();
     expect(status).toContain('breaker closed');
     expect(status).toContain('edge-a');
@@ -112,5 +122,57 @@ describe('dashboard', () => {
     const shot = join(artifacts, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     expect(statSync(shot).size).toBeGreaterThan(10_000);
+  });
+
+  it('with authentication on, asks for a metrics:read token and then draws the charts', async () => {
+    const issuer = hs256Issuer();
+    const origin = await originFor({ ...issuer.env, REDIS_URL: inject('redisUrl'), STATS_SAMPLE_SECONDS: '1' });
+    cleanups.push(() => origin.close());
+    const edgeToken = await issuer.sign({ serviceId: 'edge-auth' });
+    const edge = await edgeFor(origin.url, {
+      EDGE_ORIGIN_TOKEN: edgeToken,
+      EDGE_STATS_INTERVAL_SECONDS: '1',
+      EDGE_ID: 'edge-auth',
+    });
+    cleanups.push(() => edge.close());
+    const auth = { Authorization: `Bearer ${edgeToken}` };
+    const ns = `dash-${crypto.randomUUID().slice(0, 8)}`;
+    let stop = false;
+    const traffic = (async () => {
+      for (let i = 0; !stop; i++) {
+        await (
+          await fetch(`${origin.url}/api/v1/cache/${ns}/k${i % 5}?ttl=60`, { method: 'PUT', body: 'v', headers: auth })
+        ).arrayBuffer();
+        for (let r = 0; r < 3; r++)
+          await (await fetch(`${edge.url}/api/v1/cache/${ns}/k${i % 5}`, { headers: auth })).arrayBuffer();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    cleanups.push(async () => {
+      stop = true;
+      await traffic;
+    });
+    expect((await fetch(`${origin.url}/api/v1/stats`)).status).toBe(401);
+    await eventually(
+      'the edge reporting with its token',
+      async () => {
+        const res = await fetch(`${origin.url}/api/v1/stats`, { headers: auth });
+        const s = (await res.json()) as { edges: unknown[]; points: { purgeLagP99: number | null }[] };
+        return s.edges.length === 1 && s.points.some((p) => p.purgeLagP99 !== null);
+      },
+      30_000,
+      250,
+    );
+
+    const page = await openBrowser(cleanups);
+    await page.goto(`${origin.url}/dashboard`);
+    await page.locator('#auth').waitFor({ state: 'visible' });
+    expect(await page.locator('#status').textContent()).toBe('authentication required');
+    await page.fill('#token', await issuer.sign({ serviceId: 'operator', scope: ['metrics:read'] }));
+    await page.click('#auth button');
+    await chartsFilled(page);
+    expect(await page.locator('#status').textContent()).toContain('edge-auth');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'dashboard-auth.png'), fullPage: true });
   });
 });
