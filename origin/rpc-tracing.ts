@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http';
 import { context, propagation, SpanKind, SpanStatusCode, type TextMapGetter, trace } from '@opentelemetry/api';
 import { strataTracer } from '../shared/tracing.ts';
 
-type AnyRequest = IncomingMessage | Http2ServerRequest;
-type AnyResponse = ServerResponse | Http2ServerResponse;
+/** What the wrapper reads of a request and a response (HTTP/1.1 and HTTP/2 compatibility API alike). */
+type AnyRequest = { readonly url?: string; readonly headers: IncomingHttpHeaders };
+type AnyResponse = { readonly statusCode: number; once(event: 'close', listener: () => void): unknown };
 
 const getter: TextMapGetter<AnyRequest> = {
   keys: (req) => Object.keys(req.headers),
