@@ -137,7 +137,11 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       const res = await origin.request(originPath(c.req.url), {
         method: 'PUT',
         body: value,
-        headers: { 'Content-Type': contentType, [headers.requestId]: c.get('requestId') },
+        headers: {
+          'Content-Type': contentType,
+          [headers.requestId]: c.get('requestId'),
+          ...encryptHeader(c.req.header(headers.encrypt)),
+        },
       });
       if (res.status !== 200) throw await errorFrom(res);
       const body = putResponseSchema.parse(await res.json());
@@ -216,6 +220,11 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
     }),
   );
   return app;
+}
+
+/** Relays `X-Cache-Encrypt` to the origin, which validates it. */
+function encryptHeader(value: string | undefined): Record<string, string> {
+  return value === undefined ? {} : { [headers.encrypt]: value };
 }
 
 /** The path and query of an incoming URL, to send on to the origin unchanged. */

@@ -1,3 +1,4 @@
+import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
 import type { PurgeHub } from './purge-hub.ts';
@@ -11,6 +12,8 @@ export interface WriteRequest {
   /** Seconds; the configured default when absent. */
   readonly ttlSeconds?: number | undefined;
   readonly tags?: readonly string[];
+  /** Encrypt at rest (`?encrypt=true`, `X-Cache-Encrypt: true`, gRPC `encrypt`); see `shared/crypto.ts`. */
+  readonly encrypt?: boolean;
 }
 
 /** An entry and the tier that answered. */
@@ -33,6 +36,10 @@ export interface CacheServiceOptions {
   readonly now?: () => number;
   /** Called after every store failure, for logs and metrics. */
   readonly onStoreError?: (operation: string, error: unknown) => void;
+  /** Keys for encryption at rest (`ENCRYPTION_KEYS`); without them `encrypt` is CACHE_004. */
+  readonly keyring?: Keyring | null;
+  /** Namespaces whose every write is encrypted (`ENCRYPTED_NAMESPACES`). */
+  readonly encryptedNamespaces?: ReadonlySet<string>;
 }
 
 /**
@@ -59,9 +66,14 @@ export class CacheService {
   /** The entry, or null on a miss. */
   async get(namespace: string, key: string): Promise<ReadResult | null> {
     const store = this.#o.store;
-    if (isTieredStore(store)) return await this.#call('get', () => store.getTiered(namespace, key));
+    if (isTieredStore(store)) {
+      const read = await this.#call('get', () => store.getTiered(namespace, key));
+      return read ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : null;
+    }
     const entry = await this.#call('get', () => store.get(namespace, key));
-    return entry ? { entry, tier: store.kind, status: 'HIT', degraded: false } : null;
+    return entry
+      ? { entry: await this.#reveal(namespace, key, entry), tier: store.kind, status: 'HIT', degraded: false }
+      : null;
   }
 
   /** Entries found by key, and the tier that answered. */
@@ -71,14 +83,17 @@ export class CacheService {
   ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
     const store = this.#o.store;
-    if (isTieredStore(store)) return await this.#call('batch_get', () => store.getManyTiered(namespace, unique));
+    if (isTieredStore(store)) {
+      const read = await this.#call('batch_get', () => store.getManyTiered(namespace, unique));
+      return { ...read, found: await this.#revealAll(namespace, read.found) };
+    }
     const found = await this.#call('batch_get', () => store.getMany(namespace, unique));
-    return { found, tier: store.kind, degraded: false };
+    return { found: await this.#revealAll(namespace, found), tier: store.kind, degraded: false };
   }
 
   /** Writes one value, then purges older copies at every edge. */
   async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
-    const input = this.#input(key, request);
+    const input = await this.#input(namespace, key, request);
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
     this.#o.hub.publish({
       namespace,
@@ -95,7 +110,7 @@ export class CacheService {
   /** Writes several values with one TTL, then purges older copies at every edge. */
   async setMany(namespace: string, entries: ReadonlyMap<string, WriteRequest>): Promise<Map<string, StoredEntry>> {
     const inputs = new Map<string, EntryInput>();
-    for (const [key, request] of entries) inputs.set(key, this.#input(key, request));
+    for (const [key, request] of entries) inputs.set(key, await this.#input(namespace, key, request));
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
@@ -152,7 +167,7 @@ export class CacheService {
     return Object.assign(result, { seq: message.seq });
   }
 
-  #input(key: string, request: WriteRequest): EntryInput {
+  async #input(namespace: string, key: string, request: WriteRequest): Promise<EntryInput> {
     if (request.value.byteLength > this.#o.maxValueBytes) {
       throw new CacheError('CACHE_003', `Value exceeds ${this.#o.maxValueBytes} bytes`, {
         status: 413,
@@ -160,12 +175,42 @@ export class CacheService {
       });
     }
     const ttlSeconds = request.ttlSeconds ?? this.#o.defaultTtlSeconds;
+    let { value, contentType } = request;
+    if (contentType === encryptedContentType) {
+      throw new CacheError('CACHE_004', `Content-Type ${encryptedContentType} is reserved`, { details: { key } });
+    }
+    if (request.encrypt || this.#o.encryptedNamespaces?.has(namespace)) {
+      const keyring = this.#o.keyring;
+      if (!keyring) {
+        throw new CacheError('CACHE_004', 'Encryption is not configured (ENCRYPTION_KEYS)', { details: { key } });
+      }
+      value = await seal(keyring, namespace, key, { value, contentType });
+      contentType = encryptedContentType;
+    }
     return {
-      value: request.value,
-      contentType: request.contentType,
+      value,
+      contentType,
       ttlMs: ttlSeconds * 1000,
       tags: request.tags ?? [],
     };
+  }
+
+  /** The entry in the clear; encrypted entries are opened (CACHE_005 when that fails, never garbage). */
+  async #reveal(namespace: string, key: string, entry: StoredEntry): Promise<StoredEntry> {
+    if (entry.contentType !== encryptedContentType) return entry;
+    const keyring = this.#o.keyring;
+    if (!keyring) throw new CacheError('CACHE_005', 'Stored value is encrypted and no keys are configured');
+    try {
+      return { ...entry, ...(await open(keyring, namespace, key, entry.value)) };
+    } catch (error) {
+      this.#o.onStoreError?.('decrypt', error);
+      throw error;
+    }
+  }
+
+  async #revealAll(namespace: string, found: Map<string, StoredEntry>): Promise<Map<string, StoredEntry>> {
+    for (const [key, entry] of found) found.set(key, await this.#reveal(namespace, key, entry));
+    return found;
   }
 
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {

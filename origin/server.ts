@@ -2,6 +2,7 @@ import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { OriginConfig } from '../shared/config.ts';
+import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
@@ -59,6 +60,8 @@ export async function startOrigin(
     );
   }
   const auth = createVerifier(authOptions);
+  const keyring = config.ENCRYPTION_KEYS ? await parseKeyring(config.ENCRYPTION_KEYS) : null;
+  if (config.ENCRYPTED_NAMESPACES?.length && !keyring) throw new Error('ENCRYPTED_NAMESPACES needs ENCRYPTION_KEYS');
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
   const store =
     options.store ??
@@ -80,6 +83,8 @@ export async function startOrigin(
     hub,
     defaultTtlSeconds: config.CACHE_DEFAULT_TTL,
     maxValueBytes: config.MAX_VALUE_BYTES,
+    keyring,
+    encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
     onStoreError: (operation, error) => {
       metrics.storeErrors.inc({ operation });
       logger.warn({ operation, err: error }, 'store call failed');

@@ -38,6 +38,19 @@ const authVars = {
 /** Origin configuration, parsed from env vars. */
 export const originConfigSchema = z.object({
   ...authVars,
+  /** Keys for encryption at rest: `id:base64,…` (32-byte AES-256 keys), first = current (shared/crypto.ts). */
+  ENCRYPTION_KEYS: z.string().min(1).optional(),
+  /** Namespaces whose every write is encrypted at rest (comma list); needs ENCRYPTION_KEYS. */
+  ENCRYPTED_NAMESPACES: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'expected namespaces')))
+    .optional(),
   ORIGIN_PORT: port.default(8080),
   ORIGIN_HOST: z.string().default('127.0.0.1'),
   REDIS_URL: z.string().url().optional(),

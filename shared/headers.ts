@@ -13,6 +13,8 @@ export const headers = {
   version: 'X-Cache-Version',
   /** Surrogate keys of an entry, comma separated. */
   cacheTag: 'Cache-Tag',
+  /** On a PUT: `true` encrypts the value at rest (docs/security.md); same as `?encrypt=true`. */
+  encrypt: 'X-Cache-Encrypt',
 } as const;
 
 /** `X-Cache` values. */

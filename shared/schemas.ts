@@ -32,6 +32,8 @@ export const batchSetRequestSchema = z.strictObject({
   ttl: ttlSecondsSchema.optional(),
   encoding: valueEncodingSchema,
   content_type: z.string().max(256).optional(),
+  /** Encrypt every entry at rest (docs/security.md). */
+  encrypt: z.boolean().optional(),
 });
 export type BatchSetRequest = z.infer<typeof batchSetRequestSchema>;
 

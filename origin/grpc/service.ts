@@ -7,7 +7,7 @@ import {
   EntryMetadataSchema,
   type GetResponseSchema,
 } from '../../gen/strata/cache/v1/cache_pb.js';
-import { CacheError, invalidInput } from '../../shared/errors.ts';
+import { invalidInput } from '../../shared/errors.ts';
 import type { CacheTier } from '../../shared/headers.ts';
 import {
   isValidKey,
@@ -134,14 +134,12 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
     set: (req, ctx) =>
       timed('set', async () => {
         validAddress(req.namespace, req.key, 'set');
-        if (req.encrypt) {
-          throw new CacheError('CACHE_004', 'encrypt is not supported', { details: { operation: 'set' } });
-        }
         const write: WriteRequest = {
           value: req.value,
           contentType: valid(contentTypeSchema, req.contentType, { operation: 'set' }) || defaultContentType,
           ttlSeconds: ttlOf(req.ttlSeconds, 'set'),
           tags: valid(tagsSchema, req.tags, { operation: 'set' }),
+          encrypt: req.encrypt,
         };
         const entry = await untilAborted(ctx.signal, () => service.set(req.namespace, req.key, write));
         if (acceptedLocally(entry)) degraded(ctx);

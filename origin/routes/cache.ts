@@ -33,6 +33,16 @@ function acceptedLocally(service: CacheService, result: StoredEntry | RemovalRes
   return isTieredStore(service.store) && service.store.acceptedLocally(result);
 }
 
+/**
+ * Parses `?encrypt=` / `X-Cache-Encrypt`: `true`/`1` or `false`/`0`.
+ * @throws CacheError CACHE_004 for anything else.
+ */
+export function encryptRequested(value: string | undefined): boolean {
+  if (value === undefined || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1') return true;
+  throw new CacheError('CACHE_004', 'encrypt must be true or false', { details: { encrypt: value } });
+}
+
 /** Headers describing a stored entry on a read (ARCHITECTURE.md §2). */
 export function entryHeaders(entry: StoredEntry, nowMs: number): Record<string, string> {
   const h: Record<string, string> = {
@@ -98,7 +108,8 @@ export function mountCacheRoutes(
       const { ttlSeconds, tags } = writeOptions(c, 'set');
       const value = new Uint8Array(await c.req.arrayBuffer());
       const contentType = c.req.header('Content-Type') || defaultContentType;
-      const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags });
+      const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
+      const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt });
       c.header(headers.etag, etagFor(entry.version));
       const local = acceptedLocally(service, entry);
       if (local) c.header(headers.degraded, '1');
@@ -153,7 +164,12 @@ export function mountCacheRoutes(
       const contentType =
         body.content_type ?? (body.encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
       for (const [key, text] of Object.entries(body.entries)) {
-        entries.set(key, { value: decodeValue(text, body.encoding), contentType, ttlSeconds: body.ttl });
+        entries.set(key, {
+          value: decodeValue(text, body.encoding),
+          contentType,
+          ttlSeconds: body.ttl,
+          encrypt: body.encrypt,
+        });
       }
       const stored = await service.setMany(namespace, entries);
       if ([...stored.values()].some((entry) => acceptedLocally(service, entry))) c.header(headers.degraded, '1');

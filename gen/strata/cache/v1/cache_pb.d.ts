@@ -170,7 +170,7 @@ export declare type SetRequest = Message<"strata.cache.v1.SetRequest"> & {
   namespace: string;
 
   /**
-   * From the design; encryption at rest is not offered, so `true` is INVALID_ARGUMENT.
+   * Encrypt the value at rest (AES-256-GCM, docs/security.md); INVALID_ARGUMENT when the origin has no ENCRYPTION_KEYS.
    *
    * @generated from field: bool encrypt = 5;
    */
