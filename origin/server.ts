@@ -4,6 +4,7 @@ import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared
 import type { OriginConfig } from '../shared/config.ts';
 import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
+import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
@@ -15,6 +16,7 @@ import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
 import { PurgeHub } from './purge-hub.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
+import { traceRpc } from './rpc-tracing.ts';
 import { memoryStore } from './store/memory.ts';
 import { isTieredStore } from './store/resilient.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
@@ -115,7 +117,7 @@ export async function startOrigin(
   });
   const server = await listenSamePort({
     rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),
-    rpc,
+    rpc: traceRpc(rpc, isTracingEnabled()),
     isRpcPath: (path) => path.startsWith(rpcPathPrefix),
     port: config.ORIGIN_PORT,
     host: config.ORIGIN_HOST,

@@ -91,6 +91,28 @@ describe('tracing', () => {
     for (const s of spans) expect(JSON.stringify(s.attributes)).not.toContain(`${ns}:k`);
   });
 
+  it('a gRPC (Connect protocol) call is a SERVER span continuing traceparent, with its Redis calls as children', async () => {
+    const origin = await originFor({ REDIS_URL: inject('redisUrl') });
+    cleanups.push(() => origin.close());
+    const traceId = hex(16);
+    const res = await fetch(`${origin.url}/strata.cache.v1.CacheService/Get`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', traceparent: `00-${traceId}-${hex(8)}-01` },
+      body: JSON.stringify({ namespace: uniqueName('rpc'), key: 'absent' }),
+    });
+    await res.arrayBuffer();
+    const rpc = await eventually('the RPC span', () => spansOf(traceId).find((s) => s.kind === SpanKind.SERVER));
+    expect(rpc.name).toBe('strata.cache.v1.CacheService/Get');
+    expect(rpc.attributes).toMatchObject({
+      'rpc.system': 'connect_rpc',
+      'rpc.service': 'strata.cache.v1.CacheService',
+      'rpc.method': 'Get',
+    });
+    expect(
+      spansOf(traceId).some((s) => s.attributes['db.system'] === 'redis' && parentOf(s) === rpc.spanContext().spanId),
+    ).toBe(true);
+  });
+
   it('an invalidation produced by `npm run invalidate` continues its trace through Kafka into the purge', async () => {
     // A stand-in OTLP/HTTP collector for the script's exported producer span (JSON encoding).
     const received: unknown[] = [];
