@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isTieredStore } from '../../origin/store/resilient.ts';
 import { type RunningRedis, startRedis } from '../../scripts/services/redis.ts';
 import { scrape, series, value } from '../support/prometheus.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
@@ -125,6 +126,13 @@ describe('metrics after a scripted sequence', () => {
       'result=hit': staleReads + 2,
     });
     expect(value(originSamples, 'strata_dirty_entries')).toBe(1);
+    expect(value(originSamples, 'strata_local_tier_entries', { kind: 'dirty' })).toBe(1);
+    const store = origin.store;
+    if (!isTieredStore(store)) throw new Error('expected the Redis store behind the breaker');
+    expect(value(originSamples, 'strata_local_tier_entries', { kind: 'clean' })).toBe(store.local.cleanCount);
+    expect(store.local.cleanCount).toBeGreaterThanOrEqual(1);
+    expect(value(originSamples, 'strata_local_tier_dirty_bytes')).toBe(store.local.dirtyBytes);
+    expect(store.local.dirtyBytes).toBeGreaterThan(0);
     expect(value(originSamples, 'strata_connected_edges')).toBe(1);
     // The ICD §6.1 names agree: reads in the last minute, latency count per operation, the node degraded.
     expect(value(originSamples, 'cache_hit_rate', { service: 'strata-origin', operation: 'get' })).toBe(
