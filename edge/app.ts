@@ -1,4 +1,5 @@
 import { type Context, Hono } from 'hono';
+import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
 import { purgeScope } from '../shared/auth.ts';
 import { authMiddleware, authorizeBody, principalOf } from '../shared/auth-http.ts';
@@ -96,6 +97,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   };
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  mountApiDocs(app);
   app.get('/ready', (c) => {
     if (deps.subscribed && !deps.subscribed()) {
       throw new CacheError('CACHE_005', 'Purge stream not connected', { details: { origin: origin.baseUrl } });

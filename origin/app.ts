@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
 import { authMiddleware } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
@@ -54,6 +55,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   if (deps.auth) app.use('*', authMiddleware(deps.auth));
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  mountApiDocs(app);
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.get('/ready', async (c) => {
     const store = deps.service.store;

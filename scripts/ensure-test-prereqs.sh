@@ -2,7 +2,7 @@
 # Installs what the test suite's real servers need, on a fresh Debian machine:
 # redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
 # broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use),
-# Chromium (the dashboard's headless browser test).
+# Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv).
 # Prints what it does; fails with the command to run by hand if it cannot install.
 set -euo pipefail
 
@@ -24,6 +24,18 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
     || ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"; then
     echo "strata: could not install ${pkgs[*]}. Run: sudo apt-get update && sudo apt-get install -y ${pkgs[*]}" >&2
+    exit 1
+  fi
+fi
+
+# Schemathesis (PyPI) for the OpenAPI fuzz test, in a venv under .cache/ (gitignored).
+st_venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/schemathesis-venv"
+if [ ! -x "$st_venv/bin/schemathesis" ]; then
+  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for schemathesis. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
+  echo "strata: installing schemathesis from PyPI into $st_venv"
+  if ! { python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q 'schemathesis>=4,<5'; }; then
+    rm -rf "$st_venv"
+    echo "strata: could not install schemathesis. Run: sudo apt-get install -y python3-venv && python3 -m venv $st_venv && $st_venv/bin/pip install 'schemathesis>=4,<5'" >&2
     exit 1
   fi
 fi
