@@ -6,7 +6,7 @@ import { headers } from './headers.ts';
 import { parseJsonBody } from './input-guard.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
 import type { RequestMetrics } from './metrics.ts';
-import { activeTraceId } from './tracing.ts';
+import { activeTraceId, annotateCacheSpan } from './tracing.ts';
 
 /**
  * HTTP plumbing both the edge and the origin use, so the two surfaces answer
@@ -175,6 +175,7 @@ export function instrument(metrics: RequestMetrics, log?: RequestLog) {
       const { res, tier, result } = await run();
       const seconds = (performance.now() - started) / 1000;
       metrics.request(operation, tier, result, seconds);
+      annotateCacheSpan(operation, tier, result);
       log?.({
         request_id: c.get('requestId'),
         trace_id: activeTraceId(),
@@ -191,6 +192,7 @@ export function instrument(metrics: RequestMetrics, log?: RequestLog) {
       // A read of an absent key is the cache answering "miss", not a failure: it belongs in the hit ratio.
       const result = error instanceof CacheError && isMissCode(error.code) ? 'miss' : 'error';
       metrics.request(operation, 'none', result, seconds);
+      annotateCacheSpan(operation, 'none', result);
       log?.({
         request_id: c.get('requestId'),
         trace_id: activeTraceId(),

@@ -78,10 +78,12 @@ describe('tracing', () => {
       'url.path': `/api/v1/cache/${ns}/k`,
       'http.response.status_code': 200,
     });
+    expect(edgeServer?.attributes).toMatchObject({ 'strata.cache.tier': 'redis', 'strata.cache.result': 'miss' });
     expect(parentOf(edgeServer!)).toBe(callerSpanId);
     expect(parentOf(edgeClient!)).toBe(edgeServer!.spanContext().spanId);
     expect(edgeClient!.attributes['http.response.status_code']).toBe(200);
     expect(originServer?.name).toBe('GET /api/v1/cache/:namespace/:key');
+    expect(originServer?.attributes).toMatchObject({ 'strata.cache.tier': 'redis', 'strata.cache.result': 'hit' });
     expect(parentOf(originServer!)).toBe(edgeClient!.spanContext().spanId);
     expect(parentOf(redis)).toBe(originServer!.spanContext().spanId);
     expect(redis.kind).toBe(SpanKind.CLIENT);
