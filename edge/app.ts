@@ -25,6 +25,7 @@ import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './edge-cache.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
+import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
 import type { EdgeEntry } from './tier.ts';
 
 export interface EdgeAppDeps {
@@ -43,6 +44,8 @@ export interface EdgeAppDeps {
   readonly tracing?: boolean;
   /** JWT verifier (docs/security.md); absent or null = authentication off. */
   readonly auth?: Verifier | null;
+  /** Per-caller rate limit of the API (`EDGE_RATE_LIMIT_RPS`); absent = none. */
+  readonly rateLimiter?: TokenBucketLimiter;
 }
 
 type Env = AppEnv;
@@ -68,6 +71,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   // Before any route: unauthenticated traffic stops here and never reaches the origin.
   app.use('/api/*', rejectPathTricks);
   if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  if (deps.rateLimiter) app.use('/api/*', rateLimitMiddleware(deps.rateLimiter, now));
 
   const timed = instrument(metrics, deps.log);
 

@@ -12,6 +12,7 @@ import { memoryTier } from './memory-tier.ts';
 import { edgeNodeMetrics } from './node-metrics.ts';
 import { OriginClient } from './origin-client.ts';
 import { type PurgeSubscription, subscribePurges } from './purge-subscriber.ts';
+import { rateLimiterFromConfig } from './rate-limit.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
 /** A running Node edge. */
@@ -74,6 +75,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
     auth,
+    rateLimiter: rateLimiterFromConfig(config),
   });
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.EDGE_PORT, hostname: config.EDGE_HOST }, () =>

@@ -16,6 +16,7 @@ import { createEdgeApp } from './app.ts';
 import { EdgeCache } from './edge-cache.ts';
 import { memoryTier } from './memory-tier.ts';
 import { OriginClient } from './origin-client.ts';
+import { rateLimiterFromConfig } from './rate-limit.ts';
 
 let app: Hono<AppEnv> | undefined;
 
@@ -37,7 +38,9 @@ function build(env: Record<string, unknown>): Hono<AppEnv> {
   });
   // jose verifies with WebCrypto, so the Worker checks tokens itself like the Node edge.
   const auth = createVerifier(authOptionsFromConfig(config));
-  return createEdgeApp({ cache, origin, maxValueBytes: config.MAX_VALUE_BYTES, auth });
+  // Per isolate on Workers: a bound per instance, not a global one (docs/security.md).
+  const rateLimiter = rateLimiterFromConfig(config);
+  return createEdgeApp({ cache, origin, maxValueBytes: config.MAX_VALUE_BYTES, auth, rateLimiter });
 }
 
 export default {

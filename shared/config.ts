@@ -126,6 +126,10 @@ export type OriginConfig = z.infer<typeof originConfigSchema>;
 /** Edge configuration, parsed from env vars (or Workers bindings). */
 export const edgeConfigSchema = z.object({
   ...authVars,
+  /** Requests per second per `service_id` at the edge (token bucket refill); 0 = no rate limit (docs/security.md). */
+  EDGE_RATE_LIMIT_RPS: z.coerce.number().min(0).default(0),
+  /** Largest burst per `service_id` (bucket size); default twice the rate, at least 1. */
+  EDGE_RATE_LIMIT_BURST: positiveInt.optional(),
   /** The edge's own JWT toward the origin (API calls, purge stream, stats); needs the origin's grants (docs/security.md). */
   EDGE_ORIGIN_TOKEN: z.string().min(1).optional(),
   EDGE_PORT: port.default(8787),

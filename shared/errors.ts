@@ -46,7 +46,8 @@ const allowedStatuses: Record<ErrorCode, readonly number[]> = {
   CACHE_002: [404],
   CACHE_003: [507, 413],
   CACHE_004: [400],
-  CACHE_005: [503, 504],
+  // 429: the edge's rate limit (docs/security.md); the ICD has no code of its own for it.
+  CACHE_005: [503, 504, 429],
   AUTH_001: [401],
   AUTH_002: [403],
 };
@@ -83,9 +84,11 @@ export class CacheError extends Error {
     this.details = options.details ?? {};
   }
 
-  /** The gRPC code for this error (ARCHITECTURE.md §2); 504 maps to deadline_exceeded. */
+  /** The gRPC code for this error (ARCHITECTURE.md §2); 504 maps to deadline_exceeded, 429 to resource_exhausted. */
   get grpcCode(): GrpcCode {
-    return this.code === 'CACHE_005' && this.status === 504 ? 'deadline_exceeded' : errorTable[this.code].grpc;
+    if (this.code === 'CACHE_005' && this.status === 504) return 'deadline_exceeded';
+    if (this.code === 'CACHE_005' && this.status === 429) return 'resource_exhausted';
+    return errorTable[this.code].grpc;
   }
 
   /** The documented JSON envelope, with a `timestamp` added to `details` if absent. */

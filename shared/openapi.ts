@@ -43,6 +43,7 @@ const authErrors = {
 const commonErrors = {
   '400': error('CACHE_004: invalid namespace, key, TTL, tags or body; path tricks'),
   ...authErrors,
+  '429': error('CACHE_005: edge rate limit per service_id (Retry-After says when to retry)'),
   '503': error('CACHE_005: dependency unavailable'),
   '504': error('CACHE_005: operation timed out'),
 };
