@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { defaultNodeName, withIcdMetrics } from '../origin/icd-metrics.ts';
+import { defaultNodeName, registerIcdMetrics } from '../origin/icd-metrics.ts';
 import { latencyBucketsSeconds } from '../origin/metrics.ts';
 import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
 import type { EdgeTier } from './tier.ts';
@@ -125,12 +125,12 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
     },
     reconnect: () => reconnects.inc(),
   };
-  return withIcdMetrics(metrics, registry, {
+  registerIcdMetrics(registry, {
     service: 'strata-edge',
     node: defaultNodeName,
-    latencyBuckets: latencyBucketsSeconds,
     status: () => (subscribed() ? 1 : 0),
     memory: () => ({ edge_tier: tier.bytes }),
     replicationLag: () => (lastLagSeconds === undefined ? undefined : { target: 'origin', seconds: lastLagSeconds }),
   });
+  return metrics;
 }

@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { memoryUsage } from 'node:process';
-import { Gauge, Histogram, type Registry } from 'prom-client';
-import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
+import { Gauge, type Metric, type MetricValue, type Registry } from 'prom-client';
 
 /**
  * The metric names of the interface control document, §6.1, next to
@@ -9,16 +8,20 @@ import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
  *
  * | ICD metric | type | labels | Strata's meaning |
  * |---|---|---|---|
- * | `cache_hit_rate` | gauge | service, operation | hits (incl. stale) ÷ reads of `get`/`batch_get` over the last `hitRateWindowMs`; absent with no reads |
+ * | `cache_hit_rate` | gauge | service, operation | hits (incl. stale) ÷ reads of `get`/`batch_get` over about the last `hitRateWindowMs`; absent with no reads |
  * | `cache_latency` | histogram | service, operation | request latency, **seconds** (the ICD names no unit; Prometheus base unit) |
  * | `cache_memory_usage` | gauge | node, type | bytes: `rss`, `heap_used`, and per in-memory tier (`edge_tier`, …) |
  * | `cache_node_status` | gauge | node, zone | 1 when this node can serve fully (edge: purge stream up; origin: breaker closed), else 0 |
  * | `cache_replication_lag` | gauge | node, target | edge only: seconds from the origin's acknowledgement to this edge applying the last purge |
+ *
+ * All are computed at scrape time from the node's `strata_requests_total`
+ * and `strata_request_duration_seconds` (which must be registered on the same
+ * registry), so the request path pays nothing for them.
  */
 export interface IcdMetricsOptions {
   /** `service` label: `strata-origin` or `strata-edge`. */
   readonly service: string;
-  /** `node` label, read at scrape time (the port is known only after listening). */
+  /** `node` label, read at scrape time. */
   readonly node: () => string;
   /** `zone` label of `cache_node_status` (region or availability zone); empty by default. */
   readonly zone?: string;
@@ -28,67 +31,95 @@ export interface IcdMetricsOptions {
   readonly memory?: () => Record<string, number>;
   /** Edge: the origin (`target`) and the last purge lag, seconds; undefined before the first purge. */
   readonly replicationLag?: () => { target: string; seconds: number } | undefined;
-  /** Buckets of `cache_latency`, seconds (the node's `strata_request_duration_seconds` buckets). */
-  readonly latencyBuckets: number[];
   /** Window of `cache_hit_rate`, milliseconds (default 60 s). */
   readonly hitRateWindowMs?: number;
   readonly now?: () => number;
 }
 
 const readOperations = new Set(['get', 'batch_get']);
-const slots = 12;
+
+/** Per read operation: reads, and reads answered (hit or stale), cumulative. */
+type ReadTally = Map<string, { hits: number; reads: number }>;
 
 /**
- * Registers the ICD §6.1 metrics on `registry` and returns `metrics` with a
- * `request()` that also feeds them (one histogram observation and two array
- * increments per request).
+ * Registers the ICD §6.1 metrics on `registry` (see {@link IcdMetricsOptions}).
+ *
+ * `cache_hit_rate` keeps the tallies each scrape saw for one window and
+ * answers the change since the oldest of them (since start-up on a first
+ * scrape): with Prometheus scraping every 15 s that is the last minute.
  */
-export function withIcdMetrics<M extends RequestMetrics>(
-  metrics: M,
-  registry: Registry,
-  options: IcdMetricsOptions,
-): M {
+export function registerIcdMetrics(registry: Registry, options: IcdMetricsOptions): void {
   const now = options.now ?? Date.now;
-  const slotMs = (options.hitRateWindowMs ?? 60_000) / slots;
-  // Per read operation, a ring of `slots` time slots of (hits, reads): the window slides by one slot.
-  const rings = new Map<string, { slot: number[]; hits: number[]; reads: number[] }>();
-  const ring = (operation: string) => {
-    let r = rings.get(operation);
-    if (!r) {
-      r = { slot: new Array(slots).fill(-1), hits: new Array(slots).fill(0), reads: new Array(slots).fill(0) };
-      rings.set(operation, r);
+  const windowMs = options.hitRateWindowMs ?? 60_000;
+  const seen: { t: number; tally: ReadTally }[] = [];
+
+  const readTally = async (): Promise<ReadTally> => {
+    const tally: ReadTally = new Map();
+    const requests = registry.getSingleMetric('strata_requests_total');
+    if (!requests) return tally;
+    for (const v of (await requests.get()).values) {
+      const operation = String(v.labels.operation);
+      if (!readOperations.has(operation)) continue;
+      const t = tally.get(operation) ?? { hits: 0, reads: 0 };
+      const result = v.labels.result;
+      if (result === 'hit' || result === 'stale') t.hits += v.value;
+      if (result === 'hit' || result === 'stale' || result === 'miss') t.reads += v.value;
+      tally.set(operation, t);
     }
-    return r;
+    return tally;
   };
-  const latency = new Histogram({
-    name: 'cache_latency',
-    help: 'ICD §6.1: request latency in seconds, by operation.',
-    labelNames: ['service', 'operation'] as const,
-    buckets: options.latencyBuckets,
-    registers: [registry],
-  });
-  const latencyChild = memoByLabels((operation) => latency.labels(options.service, operation!));
+
   new Gauge({
     name: 'cache_hit_rate',
-    help: 'ICD §6.1: hits (incl. stale) per read over the last minute, by read operation.',
+    help: 'ICD §6.1: hits (incl. stale) per read over about the last minute, by read operation.',
     labelNames: ['service', 'operation'] as const,
     registers: [registry],
-    collect() {
+    async collect() {
+      const t = now();
+      const tally = await readTally();
+      while (seen.length > 0 && seen[0]!.t < t - windowMs) seen.shift();
+      const base = seen[0]?.tally;
+      seen.push({ t, tally });
       this.reset();
-      const current = Math.floor(now() / slotMs);
-      for (const [operation, r] of rings) {
-        let hits = 0;
-        let reads = 0;
-        for (let i = 0; i < slots; i++) {
-          if (r.slot[i]! > current - slots) {
-            hits += r.hits[i]!;
-            reads += r.reads[i]!;
-          }
-        }
-        if (reads > 0) this.set({ service: options.service, operation }, hits / reads);
+      for (const [operation, cur] of tally) {
+        const before = base?.get(operation) ?? { hits: 0, reads: 0 };
+        const reads = cur.reads - before.reads;
+        if (reads > 0) this.set({ service: options.service, operation }, (cur.hits - before.hits) / reads);
       }
     },
   });
+
+  // cache_latency is strata_request_duration_seconds summed over tiers, relabelled: computed when scraped.
+  const latencyName = 'cache_latency';
+  const latencyHelp = 'ICD §6.1: request latency in seconds, by operation.';
+  const latency = {
+    name: latencyName,
+    help: latencyHelp,
+    type: 'histogram',
+    aggregator: 'sum',
+    async get() {
+      const source = registry.getSingleMetric('strata_request_duration_seconds');
+      const sums = new Map<string, MetricValue<string> & { metricName: string }>();
+      if (source) {
+        for (const v of (await source.get()).values as (MetricValue<string> & { metricName?: string })[]) {
+          const metricName = (v.metricName ?? '').replace('strata_request_duration_seconds', latencyName);
+          const { operation, le } = v.labels;
+          const key = `${metricName}\u0000${operation}\u0000${le ?? ''}`;
+          const sum = sums.get(key);
+          if (sum) sum.value += v.value;
+          else {
+            const labels =
+              le === undefined ? { service: options.service, operation } : { le, service: options.service, operation };
+            sums.set(key, { metricName, labels, value: v.value });
+          }
+        }
+      }
+      return { name: latencyName, help: latencyHelp, type: 'histogram', aggregator: 'sum', values: [...sums.values()] };
+    },
+    reset() {},
+  };
+  registry.registerMetric(latency as unknown as Metric);
+
   new Gauge({
     name: 'cache_memory_usage',
     help: 'ICD §6.1: memory in bytes, by type (rss, heap_used, in-memory tiers).',
@@ -128,26 +159,6 @@ export function withIcdMetrics<M extends RequestMetrics>(
       },
     });
   }
-  const inner = metrics.request.bind(metrics);
-  // The metrics objects are plain object literals: a spread keeps every other member.
-  return {
-    ...metrics,
-    request(operation: string, tier: string, result: string, seconds: number) {
-      inner(operation, tier, result, seconds);
-      latencyChild(operation).observe(seconds);
-      if (!readOperations.has(operation) || (result !== 'hit' && result !== 'stale' && result !== 'miss')) return;
-      const r = ring(operation);
-      const slot = Math.floor(now() / slotMs);
-      const i = slot % slots;
-      if (r.slot[i] !== slot) {
-        r.slot[i] = slot;
-        r.hits[i] = 0;
-        r.reads[i] = 0;
-      }
-      r.reads[i]! += 1;
-      if (result !== 'miss') r.hits[i]! += 1;
-    },
-  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
-import { breakerClosedStatus, defaultNodeName, withIcdMetrics } from './icd-metrics.ts';
+import { breakerClosedStatus, defaultNodeName, registerIcdMetrics } from './icd-metrics.ts';
 
 /** Latency buckets, seconds: 0.1 ms … 2.5 s. */
 export const latencyBucketsSeconds = [
@@ -115,10 +115,10 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
       return await registry.metrics();
     },
   };
-  return withIcdMetrics(metrics, registry, {
+  registerIcdMetrics(registry, {
     service: 'strata-origin',
     node: defaultNodeName,
-    latencyBuckets: latencyBucketsSeconds,
     status: () => breakerClosedStatus(registry),
   });
+  return metrics;
 }
