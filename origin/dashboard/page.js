@@ -40,7 +40,7 @@ function options(panel, width) {
     height: 180,
     scales: {
       x: { time: true },
-      y: panel.range ? { range: panel.range } : { range: (_u, lo, hi) => [0, Math.max(1, hi * 1.1)] },
+      y: panel.range ? { range: panel.range } : { range: (_u, _lo, hi) => [0, Math.max(1, hi * 1.1)] },
     },
     axes,
     series: [
