@@ -100,15 +100,16 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
     });
   };
 
-  app.get('/health', (c) => c.json({ status: 'ok' }));
+  // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
+  app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
   mountApiDocs(app);
-  app.get('/ready', (c) => {
+  app.on('GET', ['/ready', '/health/ready'], (c) => {
     if (deps.subscribed && !deps.subscribed()) {
       throw new CacheError('CACHE_005', 'Purge stream not connected', { details: { origin: origin.baseUrl } });
     }
     return c.json({ status: 'ready', entries: cache.tier.size, bytes: cache.tier.bytes });
   });
-  app.get('/metrics', async (c) => {
+  app.on('GET', ['/metrics', '/health/metrics'], async (c) => {
     const text = await metrics.render();
     if (text === null) throw new CacheError('CACHE_001', 'No metrics on this runtime');
     return c.text(text, 200, { 'Content-Type': metrics.contentType });

@@ -54,10 +54,11 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.use('/api/*', rejectPathTricks);
   if (deps.auth) app.use('*', authMiddleware(deps.auth));
 
-  app.get('/health', (c) => c.json({ status: 'ok' }));
+  // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
+  app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
   mountApiDocs(app);
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
-  app.get('/ready', async (c) => {
+  app.on('GET', ['/ready', '/health/ready'], async (c) => {
     const store = deps.service.store;
     const health = isTieredStore(store) ? store.health() : undefined;
     const state = health ? { breaker: health.breaker, dirty: health.dirty } : {};
@@ -71,7 +72,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     }
     return c.json({ status: 'ready', store: store.kind, ...state, edges: deps.hub.subscribers, seq: deps.hub.seq });
   });
-  app.get('/metrics', async (c) => {
+  app.on('GET', ['/metrics', '/health/metrics'], async (c) => {
     const text = await deps.metrics.render();
     if (text === null) throw new CacheError('CACHE_001', 'No metrics on this runtime');
     return c.text(text, 200, { 'Content-Type': deps.metrics.contentType });

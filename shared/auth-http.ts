@@ -22,15 +22,23 @@ import {
  */
 export type Access = 'open' | 'authenticated' | { readonly scope: Scope; readonly namespace?: string };
 
-const openPaths = new Set(['/health', '/ready', '/openapi.json', '/docs', '/dashboard']);
+const openPaths = new Set([
+  '/health',
+  '/ready',
+  '/health/live',
+  '/health/ready',
+  '/openapi.json',
+  '/docs',
+  '/dashboard',
+]);
 
 /**
  * The grant each REST endpoint needs (ARCHITECTURE.md §2):
  *
  * | endpoint | grant |
  * |---|---|
- * | `GET /health`, `/ready`, `/openapi.json`, `/docs…`, `/dashboard` (page and assets) | open |
- * | `GET /metrics`, `GET /api/v1/stats`, `POST /api/v1/edges/stats` | `metrics:read` |
+ * | `GET /health`, `/ready`, `/health/live`, `/health/ready` (ICD §6.2), `/openapi.json`, `/docs…`, `/dashboard` (page and assets) | open |
+ * | `GET /metrics`, `/health/metrics`, `GET /api/v1/stats`, `POST /api/v1/edges/stats` | `metrics:read` |
  * | `GET /api/v1/cache/{ns}/{key}`, `POST …/{ns}/batch/get` | `cache:read` in `ns` |
  * | `PUT /api/v1/cache/{ns}/{key}`, `POST …/{ns}/batch/set` | `cache:write` in `ns` |
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
@@ -42,7 +50,12 @@ export function restAccess(method: string, pathname: string): Access {
   if (openPaths.has(pathname) || pathname.startsWith('/docs/') || pathname.startsWith('/dashboard/assets/')) {
     return 'open';
   }
-  if (pathname === '/metrics' || pathname === '/api/v1/stats' || pathname === '/api/v1/edges/stats') {
+  if (
+    pathname === '/metrics' ||
+    pathname === '/health/metrics' ||
+    pathname === '/api/v1/stats' ||
+    pathname === '/api/v1/edges/stats'
+  ) {
     return { scope: 'metrics:read' };
   }
   if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
