@@ -41,6 +41,8 @@ export interface AuthOptions {
   readonly audience?: string;
   /** Allowed clock skew on `exp`/`nbf`, seconds. Default 30. */
   readonly clockSkewSeconds?: number;
+  /** Milliseconds between JWKS refetches for an unknown `kid` (rotation). Default 30 000. */
+  readonly jwksCooldownMs?: number;
 }
 
 /** Verifies a compact JWS and returns its principal. */
@@ -76,7 +78,10 @@ export function createVerifier(options: AuthOptions): Verifier | null {
     if (key.byteLength < minSecretBytes) throw new Error(`AUTH_JWT_SECRET must be at least ${minSecretBytes} bytes`);
     algorithms = ['HS256'];
   } else if (options.jwksUrl) {
-    key = createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    key = createRemoteJWKSet(new URL(options.jwksUrl), {
+      cooldownDuration: options.jwksCooldownMs ?? 30_000,
+      cacheMaxAge: 600_000,
+    });
     algorithms = [...jwksAlgorithms];
   } else {
     return null;

@@ -26,6 +26,8 @@ export interface TokenIssuer {
   readonly env: Record<string, string>;
   sign(claims?: TokenClaims): Promise<string>;
   forge(claims?: TokenClaims): Promise<string>;
+  /** JWKS only: publishes a new RS256 key (`kid` rsa-2, …) and signs with it from now on; the old keys stay published. */
+  rotate?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function jwksIssuer(): Promise<TokenIssuer> {
   const pairs = await Promise.all(
     algorithms.map(async ({ alg, kid }) => ({ alg, kid, ...(await generateKeyPair(alg, { extractable: true })) })),
   );
+  let current: { alg: string; kid: string; privateKey: CryptoKey } | undefined;
   const keys: JWK[] = await Promise.all(
     pairs.map(async (p) => ({ ...(await exportJWK(p.publicKey)), kid: p.kid, alg: p.alg, use: 'sig' })),
   );
@@ -101,8 +104,18 @@ export async function jwksIssuer(): Promise<TokenIssuer> {
       AUTH_AUDIENCE: testAudience,
     },
     sign: (claims = {}) => {
-      const p = pairs[turn++ % pairs.length]!;
+      const p = current ?? pairs[turn++ % pairs.length]!;
       return signWith(p.privateKey, p.alg, p.kid, claims);
+    },
+    rotate: async () => {
+      const kid = `rsa-${keys.length}`;
+      const pair = {
+        alg: 'RS256' as const,
+        kid,
+        ...(await generateKeyPair('RS256', { extractable: true })),
+      };
+      keys.push({ ...(await exportJWK(pair.publicKey)), kid, alg: 'RS256', use: 'sig' });
+      current = pair;
     },
     forge: (claims = {}) => signWith(impostor.privateKey, 'RS256', 'rsa-1', claims),
     close: () =>
