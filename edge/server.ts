@@ -6,6 +6,7 @@ import pino, { type Logger } from 'pino';
 import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { EdgeConfig } from '../shared/config.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
+import { requestTimeouts } from '../shared/request-timeouts.ts';
 import { createEdgeApp } from './app.ts';
 import { EdgeCache } from './edge-cache.ts';
 import { memoryTier } from './memory-tier.ts';
@@ -78,8 +79,14 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     rateLimiter: rateLimiterFromConfig(config),
   });
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.EDGE_PORT, hostname: config.EDGE_HOST }, () =>
-      resolve(s as Server),
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: config.EDGE_PORT,
+        hostname: config.EDGE_HOST,
+        serverOptions: requestTimeouts(config.REQUEST_TIMEOUT_MS),
+      },
+      () => resolve(s as Server),
     );
   });
   server.keepAliveTimeout = 65_000;

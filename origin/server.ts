@@ -4,6 +4,7 @@ import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared
 import type { OriginConfig } from '../shared/config.ts';
 import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
+import { requestTimeouts } from '../shared/request-timeouts.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
@@ -121,6 +122,7 @@ export async function startOrigin(
     isRpcPath: (path) => path.startsWith(rpcPathPrefix),
     port: config.ORIGIN_PORT,
     host: config.ORIGIN_HOST,
+    http1Options: requestTimeouts(config.REQUEST_TIMEOUT_MS),
   });
   server.http1.keepAliveTimeout = 65_000;
   const { port } = server;

@@ -31,6 +31,8 @@ const authVars = {
   AUTH_AUDIENCE: z.string().min(1).optional(),
   /** Seconds of clock skew allowed on `exp` and `nbf`. */
   AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  /** Milliseconds a client has to send a whole HTTP/1.1 request (headers and body); slower ones get 408 (docs/security.md). */
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
   /** `production` makes the origin refuse to start without auth configured. */
   NODE_ENV: z.string().optional(),
 };

@@ -1,4 +1,9 @@
-import { createServer as createHttp1Server, type Server as Http1Server, type RequestListener } from 'node:http';
+import {
+  createServer as createHttp1Server,
+  type Server as Http1Server,
+  type RequestListener,
+  type ServerOptions,
+} from 'node:http';
 import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { NodeHandlerFn } from './handler.ts';
@@ -17,6 +22,8 @@ export interface SamePortOptions {
   /** 0 picks a free port. */
   readonly port: number;
   readonly host: string;
+  /** Options of the HTTP/1.1 server, e.g. `requestTimeout` (see `shared/request-timeouts.ts`). */
+  readonly http1Options?: ServerOptions;
 }
 
 /** A listening same-port server. */
@@ -44,7 +51,7 @@ export async function listenSamePort(options: SamePortOptions): Promise<SamePort
     if (options.isRpcPath(path)) options.rpc(req, res);
     else (options.rest as unknown as NodeHandlerFn)(req, res);
   }) as NodeHandlerFn;
-  const http1 = createHttp1Server(route as RequestListener);
+  const http1 = createHttp1Server(options.http1Options ?? {}, route as RequestListener);
   const http2 = createHttp2Server(route as unknown as Parameters<typeof createHttp2Server>[0]);
   const sockets = new Set<Socket>();
 
