@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
 import type { OriginConfig } from '../shared/config.ts';
 import type { AppEnv } from '../shared/http.ts';
 import { mountDashboard } from './dashboard/routes.ts';
@@ -9,7 +8,9 @@ import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
 import type { OriginMetrics } from './metrics.ts';
 import { isTieredStore } from './store/resilient.ts';
+import type { ConfiguredRedisStore } from './store/resilient-from-config.ts';
 import type { Store } from './store/store.ts';
+import { registerRedisNodeMetrics, registerTierMetrics } from './store-metrics.ts';
 
 /** The origin's dashboard and health events (docs/operating.md). */
 export interface Observability {
@@ -45,6 +46,8 @@ export function observe(deps: {
   });
   mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS);
   registerTierMetrics(deps.metrics.registry, store);
+  if ('redisClient' in store)
+    registerRedisNodeMetrics(deps.metrics.registry, (store as ConfiguredRedisStore).redisClient);
   let health: HealthEvents | undefined;
   return {
     stats,
@@ -71,44 +74,4 @@ export function observe(deps: {
       await Promise.all([stats.stop(), health?.stop()]);
     },
   };
-}
-
-/**
- * Size of the origin's in-memory tiers, read at scrape time:
- * `strata_store_bytes` (embedded memory store, bytes counted against
- * `MEMORY_STORE_MAX_BYTES`), `strata_local_tier_entries{kind}` (`clean`
- * copies and `dirty` changes of the fallback tier in front of Redis) and
- * `strata_local_tier_dirty_bytes` (against `LOCAL_TIER_MAX_DIRTY_BYTES`).
- */
-export function registerTierMetrics(registry: Registry, store: Store): void {
-  if ('bytes' in store && typeof store.bytes === 'number') {
-    const sized = store as Store & { readonly bytes: number };
-    new Gauge({
-      name: 'strata_store_bytes',
-      help: 'Bytes held by the embedded memory store (against MEMORY_STORE_MAX_BYTES).',
-      registers: [registry],
-      collect() {
-        this.set(sized.bytes);
-      },
-    });
-  }
-  if (!isTieredStore(store)) return;
-  new Gauge({
-    name: 'strata_local_tier_entries',
-    help: "Entries in the origin's fallback tier: clean copies and dirty changes waiting for Redis.",
-    labelNames: ['kind'] as const,
-    registers: [registry],
-    collect() {
-      this.set({ kind: 'clean' }, store.local.cleanCount);
-      this.set({ kind: 'dirty' }, store.local.dirtyCount);
-    },
-  });
-  new Gauge({
-    name: 'strata_local_tier_dirty_bytes',
-    help: 'Bytes of dirty changes in the fallback tier (against LOCAL_TIER_MAX_DIRTY_BYTES).',
-    registers: [registry],
-    collect() {
-      this.set(store.local.dirtyBytes);
-    },
-  });
 }

@@ -1,3 +1,4 @@
+import type { Cluster, Redis } from 'ioredis';
 import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
 import { connectionReady } from './connection-ready.ts';
@@ -11,6 +12,9 @@ import { redisWriteBack } from './write-back.ts';
 /** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
 export const clockSkewAllowanceMs = 500;
 
+/** A store built from config, with its ioredis client (per-node health metrics read it). */
+export type ConfiguredRedisStore = TieredStore & { readonly redisClient: Redis | Cluster };
+
 /**
  * Builds the Redis store the config names — Cluster when
  * `REDIS_CLUSTER_NODES` is set, else standalone `REDIS_URL` — wrapped in the
@@ -22,7 +26,7 @@ export const clockSkewAllowanceMs = 500;
 export function resilientRedisFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
-): TieredStore | null {
+): ConfiguredRedisStore | null {
   const driver = config.REDIS_CLUSTER_NODES
     ? redisClusterStore({
         nodes: config.REDIS_CLUSTER_NODES,
@@ -39,7 +43,7 @@ export function resilientRedisFromConfig(
         })
       : null;
   if (!driver) return null;
-  return resilientStore({
+  const store = resilientStore({
     inner: driver,
     writeBack: redisWriteBack(driver.client as typeof driver.client & StrataCommands),
     breaker: new RedisBreaker({
@@ -55,4 +59,5 @@ export function resilientRedisFromConfig(
     ready: connectionReady(driver.client),
     onError,
   });
+  return Object.assign(store, { redisClient: driver.client as Redis | Cluster });
 }

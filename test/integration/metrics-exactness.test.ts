@@ -78,6 +78,9 @@ describe('metrics after a scripted sequence', () => {
 
     // 5. Redis goes away. Reads of `b` (whose write left a clean copy in the local tier) are served
     //    STALE by the origin's local tier until the breaker opens.
+    expect(
+      value(await scrape(o), 'strata_redis_node_up', { role: 'standalone', node: `127.0.0.1:${redis.port}` }),
+    ).toBe(1);
     await redis.stop();
     redisUp = false;
     let staleReads = 0;
@@ -134,6 +137,7 @@ describe('metrics after a scripted sequence', () => {
     expect(value(originSamples, 'strata_local_tier_dirty_bytes')).toBe(store.local.dirtyBytes);
     expect(store.local.dirtyBytes).toBeGreaterThan(0);
     expect(value(originSamples, 'strata_connected_edges')).toBe(1);
+    expect(value(originSamples, 'strata_redis_node_up', { role: 'standalone' })).toBe(0);
     // The ICD §6.1 names agree: latency count per operation (all tiers), the node degraded.
     expect(value(originSamples, 'cache_latency_count', { operation: 'get' })).toBe(1 + 2 + staleReads + 1 + 1);
     expect(value(originSamples, 'cache_node_status')).toBe(0);
