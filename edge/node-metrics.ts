@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { defaultNodeName, registerIcdMetrics } from '../origin/icd-metrics.ts';
-import { latencyBucketsSeconds } from '../origin/metrics.ts';
-import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
+import { latencyBucketsSeconds, requestMetrics } from '../origin/request-metrics.ts';
+import type { RequestMetrics } from '../shared/metrics.ts';
 import type { EdgeTier } from './tier.ts';
 
 export interface EdgeNodeMetrics extends RequestMetrics {
@@ -27,21 +27,7 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
   const registry = new Registry();
   registry.setDefaultLabels({ side: 'edge' });
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
-    name: 'strata_requests_total',
-    help: 'Requests by operation, answering tier and result.',
-    labelNames: ['operation', 'tier', 'result'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'strata_request_duration_seconds',
-    help: 'Request latency by operation and tier.',
-    labelNames: ['operation', 'tier'] as const,
-    buckets: latencyBucketsSeconds,
-    registers: [registry],
-  });
-  const requestCounter = memoByLabels((operation, tier, result) => requests.labels(operation!, tier!, result!));
-  const durationHistogram = memoByLabels((operation, tier) => duration.labels(operation!, tier!));
+  const requests = requestMetrics(registry);
   const loads = new Counter({
     name: 'strata_edge_origin_loads_total',
     help: 'Origin loads after coalescing concurrent misses.',
@@ -107,8 +93,7 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
     registry,
     contentType: registry.contentType,
     request(operation, t, result, seconds) {
-      requestCounter(operation, t, result).inc();
-      durationHistogram(operation, t).observe(seconds);
+      requests.request(operation, t, result, seconds);
     },
     async render() {
       return await registry.metrics();

@@ -1,11 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { memoByLabels, type RequestMetrics } from '../shared/metrics.ts';
+import type { RequestMetrics } from '../shared/metrics.ts';
 import { breakerClosedStatus, defaultNodeName, registerIcdMetrics } from './icd-metrics.ts';
+import { latencyBucketsSeconds, requestMetrics } from './request-metrics.ts';
 
-/** Latency buckets, seconds: 0.1 ms … 2.5 s. */
-export const latencyBucketsSeconds = [
-  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5,
-];
+export { latencyBucketsSeconds } from './request-metrics.ts';
 
 export interface OriginMetrics extends RequestMetrics {
   readonly registry: Registry;
@@ -34,21 +32,7 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
   const registry = new Registry();
   registry.setDefaultLabels({ side: 'origin' });
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
-    name: 'strata_requests_total',
-    help: 'Requests by operation, answering tier and result.',
-    labelNames: ['operation', 'tier', 'result'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'strata_request_duration_seconds',
-    help: 'Request latency by operation and tier.',
-    labelNames: ['operation', 'tier'] as const,
-    buckets: latencyBucketsSeconds,
-    registers: [registry],
-  });
-  const requestCounter = memoByLabels((operation, tier, result) => requests.labels(operation!, tier!, result!));
-  const durationHistogram = memoByLabels((operation, tier) => duration.labels(operation!, tier!));
+  const requests = requestMetrics(registry);
   const storeErrors = new Counter({
     name: 'strata_store_errors_total',
     help: 'Failed store calls by operation.',
@@ -108,8 +92,7 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     consumerLag,
     contentType: registry.contentType,
     request(operation, tier, result, seconds) {
-      requestCounter(operation, tier, result).inc();
-      durationHistogram(operation, tier).observe(seconds);
+      requests.request(operation, tier, result, seconds);
     },
     async render() {
       return await registry.metrics();

@@ -25,20 +25,3 @@ export const noMetrics: RequestMetrics = {
   },
   contentType: 'text/plain',
 };
-
-/**
- * Memoises `make(labels…)` per label combination, so the hot path does one
- * Map lookup instead of hashing a label object on every observation.
- */
-export function memoByLabels<T>(make: (...labels: string[]) => T): (...labels: string[]) => T {
-  const children = new Map<string, T>();
-  return (...labels) => {
-    const id = labels.join('\u0000');
-    let child = children.get(id);
-    if (child === undefined) {
-      child = make(...labels);
-      children.set(id, child);
-    }
-    return child;
-  };
-}
