@@ -21,6 +21,8 @@ export const maxJsonDepth = 32;
  *   `%C0%AF`, surrogates), which `decodeURIComponent` rejects (RFC 3629 §3).
  */
 export function pathTrick(rawPath: string): string | null {
+  // Fast path for the hot read: with no escape and no dot segment there is nothing to decode or refuse.
+  if (!rawPath.includes('%') && !/\/\.\.?(?:\/|$)/.test(rawPath)) return null;
   for (const segment of rawPath.split('/')) {
     if (/%(2f|5c)/i.test(segment)) return 'encoded path separator';
     if (/%00/.test(segment)) return 'NUL byte';
