@@ -55,7 +55,10 @@ export async function listenSamePort(options: SamePortOptions): Promise<SamePort
   const http2 = createHttp2Server(route as unknown as Parameters<typeof createHttp2Server>[0]);
   const sockets = new Set<Socket>();
 
-  const server: NetServer = createNetServer((socket) => {
+  // noDelay: a listening http.Server turns Nagle's algorithm off on its sockets; these sockets are
+  // handed over by 'connection' instead, so do it here, or small writes (a purge on the SSE stream,
+  // a one-line answer) wait for the peer's delayed ACK, up to 40 ms on Linux.
+  const server: NetServer = createNetServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const onError = () => socket.destroy();
