@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands } from './redis.ts';
+import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis.ts';
 import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
 import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
@@ -327,21 +327,16 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
 
   /** SCAN runs per master: each node only walks its own keyspace. */
   async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
-    const found: string[] = [];
     const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
-    await Promise.all(
-      client.nodes('master').map(async (node: Redis) => {
-        let cursor = '0';
-        do {
+    const perNode = await Promise.all(
+      client.nodes('master').map((node: Redis) =>
+        scanMatching(node, match, () => {
           stats.roundTrips += 1;
           stats.commands += 1;
-          const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-          cursor = next;
-          found.push(...batch);
-        } while (cursor !== '0');
-      }),
+        }),
+      ),
     );
-    return found;
+    return perNode.flat();
   }
 
   return {

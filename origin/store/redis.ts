@@ -40,6 +40,27 @@ export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * Every key of one Redis server (a standalone server, or one Cluster master)
+ * matching a SCAN `MATCH` pattern, walked with COUNT 1000.
+ * @param onRoundTrip called once per SCAN call (for round-trip statistics).
+ */
+export async function scanMatching(
+  node: Pick<Redis, 'scan'>,
+  match: string,
+  onRoundTrip: () => void = () => {},
+): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    onRoundTrip();
+    const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found;
+}
+
 /** Escapes Redis glob characters so a prefix matches literally in SCAN MATCH. */
 export function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
@@ -121,15 +142,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
   }
 
   async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
-    const found: string[] = [];
-    const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      cursor = next;
-      found.push(...batch);
-    } while (cursor !== '0');
-    return found;
+    return await scanMatching(client, `${escapeGlob(entryKey(namespace, prefix))}*`);
   }
 
   return {

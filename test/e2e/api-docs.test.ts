@@ -1,11 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEdge } from '../../edge/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
-import { ensureChromium } from '../support/chromium.ts';
+import { launchChromium } from '../support/chromium.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 
@@ -37,23 +35,9 @@ describe('API reference', () => {
   });
 
   it('/docs renders every operation in headless Chromium; a screenshot is saved', async () => {
-    const profile = mkdtempSync(join(tmpdir(), 'strata-chromium-'));
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: ensureChromium(),
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium();
     try {
-      const page = await browser.newPage();
+      const page = await browser.context.newPage();
       const external: string[] = [];
       page.on('request', (r) => {
         if (!r.url().startsWith(edge.url)) external.push(r.url());
@@ -77,7 +61,6 @@ describe('API reference', () => {
       expect(statSync(shot).size).toBeGreaterThan(10_000);
     } finally {
       await browser.close();
-      rmSync(profile, { recursive: true, force: true });
     }
   });
 });

@@ -1,9 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { ensureChromium } from '../support/chromium.ts';
+import { launchChromium } from '../support/chromium.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -12,29 +11,11 @@ const artifacts = resolve(import.meta.dirname, '../../test-artifacts');
 
 const panels = ['hit-ratio', 'latency', 'rps', 'purge-lag', 'breaker', 'edges'];
 
-/** Debian's Chromium, headless, with a fresh profile; closed by `cleanups`. */
+/** A page in Debian's headless Chromium; the browser is closed by `cleanups`. */
 async function openBrowser(cleanups: (() => Promise<void> | void)[]) {
-  const executablePath = ensureChromium();
-  const profile = mkdtempSync(join(tmpdir(), 'strata-chromium-'));
-  cleanups.push(() => rmSync(profile, { recursive: true, force: true }));
-  // A fresh profile per run (launchPersistentContext is how playwright takes --user-data-dir).
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   cleanups.push(() => browser.close());
-  const page = await browser.newPage();
-  return page;
+  return await browser.context.newPage();
 }
 
 /** Resolves once every chart holds data points (the page sets data-samples from the series it plots). */
