@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { EdgeConfig } from '../shared/config.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
-import { requestTimeouts } from '../shared/request-timeouts.ts';
+import { answerClientErrorsWithEnvelope, requestTimeouts } from '../shared/request-timeouts.ts';
 import { createEdgeApp } from './app.ts';
 import { EdgeCache } from './edge-cache.ts';
 import { memoryTier } from './memory-tier.ts';
@@ -90,6 +90,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     );
   });
   server.keepAliveTimeout = 65_000;
+  answerClientErrorsWithEnvelope(server);
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.EDGE_HOST}:${port}`;
   logger.info({ url, origin: config.ORIGIN_URL }, 'edge listening');

@@ -45,9 +45,10 @@ const allowedStatuses: Record<ErrorCode, readonly number[]> = {
   CACHE_001: [404],
   CACHE_002: [404],
   CACHE_003: [507, 413],
-  CACHE_004: [400],
-  // 429: the edge's rate limit (docs/security.md); the ICD has no code of its own for it.
-  CACHE_005: [503, 504, 429],
+  // 431: request headers too large, answered by the HTTP parser hook (shared/request-timeouts.ts).
+  CACHE_004: [400, 431],
+  // 429: the edge's rate limit (docs/security.md); 408: a request not received in time. The ICD has no codes of their own.
+  CACHE_005: [503, 504, 429, 408],
   AUTH_001: [401],
   AUTH_002: [403],
 };

@@ -1,4 +1,6 @@
-import type { ServerOptions } from 'node:http';
+import { type Server, type ServerOptions, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CacheError } from './errors.ts';
 
 /**
  * `node:http` server options that cut slow clients (slowloris, trickled
@@ -14,4 +16,31 @@ export function requestTimeouts(requestTimeoutMs: number): ServerOptions {
     headersTimeout: Math.min(requestTimeoutMs, 10_000),
     connectionsCheckingInterval: 1_000,
   };
+}
+
+/**
+ * Makes the HTTP/1.1 parser's own refusals answer with the documented error
+ * envelope instead of Node's bare status line: headers over the size limit →
+ * 431 `CACHE_004`, a request not received within the timeouts above → 408
+ * `CACHE_005`, anything unparseable → 400 `CACHE_004`. The connection is
+ * closed after the answer (Node's `clientError` contract). Node-only.
+ */
+export function answerClientErrorsWithEnvelope(server: Pick<Server, 'on'>): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const refusal =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? new CacheError('CACHE_004', 'Request headers too large', { status: 431 })
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new CacheError('CACHE_005', 'Request not received in time', { status: 408 })
+          : new CacheError('CACHE_004', 'Malformed HTTP request');
+    const body = JSON.stringify(refusal.toEnvelope());
+    socket.end(
+      `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
 }

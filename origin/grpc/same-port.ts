@@ -6,6 +6,7 @@ import {
 } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { answerClientErrorsWithEnvelope } from '../../shared/request-timeouts.ts';
 import type { NodeHandlerFn } from './handler.ts';
 
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4). */
@@ -52,6 +53,7 @@ export async function listenSamePort(options: SamePortOptions): Promise<SamePort
     else (options.rest as unknown as NodeHandlerFn)(req, res);
   }) as NodeHandlerFn;
   const http1 = createHttp1Server(options.http1Options ?? {}, route as RequestListener);
+  answerClientErrorsWithEnvelope(http1);
   const http2 = createHttp2Server(route as unknown as Parameters<typeof createHttp2Server>[0]);
   const sockets = new Set<Socket>();
 

@@ -46,6 +46,7 @@ describe('request timeouts', () => {
       const answer = await trickle(base, head, 15_000);
       expect(answer.closed).toBe(true);
       expect(answer.text).toMatch(/^HTTP\/1\.1 408/);
+      expect(answer.text).toContain('"code":"CACHE_005"');
       expect((await fetch(`${origin.url}/api/v1/cache/ns/slow`)).status).toBe(404);
     });
 
@@ -54,6 +55,7 @@ describe('request timeouts', () => {
       const answer = await trickle(base, 'GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ', 15_000);
       expect(answer.closed).toBe(true);
       expect(answer.text).toMatch(/^HTTP\/1\.1 408/);
+      expect(answer.text).toContain('"code":"CACHE_005"');
     });
   }
 });
