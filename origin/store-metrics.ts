@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { isTieredStore } from './store/resilient.ts';
 import type { Store } from './store/store.ts';
 
@@ -14,7 +14,9 @@ import type { Store } from './store/store.ts';
  * `strata_store_bytes` (embedded memory store, bytes counted against
  * `MEMORY_STORE_MAX_BYTES`), `strata_local_tier_entries{kind}` (`clean`
  * copies and `dirty` changes of the fallback tier in front of Redis) and
- * `strata_local_tier_dirty_bytes` (against `LOCAL_TIER_MAX_DIRTY_BYTES`).
+ * `strata_local_tier_dirty_bytes` (against `LOCAL_TIER_MAX_DIRTY_BYTES`),
+ * and the evictions each tier made for its byte budget
+ * (`strata_store_evictions_total`, `strata_local_tier_evictions_total`).
  */
 export function registerTierMetrics(registry: Registry, store: Store): void {
   if ('bytes' in store && typeof store.bytes === 'number') {
@@ -28,7 +30,21 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
       },
     });
   }
+  if ('evictions' in store && typeof store.evictions === 'number') {
+    evictionCounter(
+      registry,
+      'strata_store_evictions_total',
+      'Entries the embedded memory store evicted for its byte budget.',
+      () => (store as Store & { readonly evictions: number }).evictions,
+    );
+  }
   if (!isTieredStore(store)) return;
+  evictionCounter(
+    registry,
+    'strata_local_tier_evictions_total',
+    "Clean copies the origin's fallback tier evicted for its byte budget.",
+    () => store.local.evictions,
+  );
   new Gauge({
     name: 'strata_local_tier_entries',
     help: "Entries in the origin's fallback tier: clean copies and dirty changes waiting for Redis.",
@@ -45,6 +61,21 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
     registers: [registry],
     collect() {
       this.set(store.local.dirtyBytes);
+    },
+  });
+}
+
+/** A counter that follows a monotonic count kept by the tier itself, read at scrape time. */
+function evictionCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  let seen = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read();
+      if (now > seen) this.inc(now - seen);
+      seen = now;
     },
   });
 }

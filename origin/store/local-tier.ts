@@ -42,6 +42,7 @@ export class LocalTier {
   readonly #maxDirtyBytes: number;
   readonly #now: () => number;
   #dirtyBytes = 0;
+  #evictions = 0;
 
   constructor(options: LocalTierOptions) {
     this.#now = options.now ?? Date.now;
@@ -51,7 +52,15 @@ export class LocalTier {
       sizeCalculation: (entry, key) => sizeOf(key, entry),
       // lru-cache checks TTL against performance.now(); expiresAtMs below checks our clock too.
       ttlAutopurge: false,
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict') this.#evictions++;
+      },
     });
+  }
+
+  /** Clean copies dropped to stay within the byte budget, since start. */
+  get evictions(): number {
+    return this.#evictions;
   }
 
   /** Number of dirty changes waiting for write-back. */

@@ -17,12 +17,16 @@ export interface MemoryStoreOptions {
  * a tag index (tag → storage keys) so a tag purge touches only its members.
  * For development and single-process use: it lives and dies with the origin.
  */
-export function memoryStore(options: MemoryStoreOptions): Store & { readonly size: number; readonly bytes: number } {
+export function memoryStore(
+  options: MemoryStoreOptions,
+): Store & { readonly size: number; readonly bytes: number; readonly evictions: number } {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
   // Store-wide high-water mark: a key deleted and rewritten within one
   // millisecond still gets a higher version than before.
   let lastVersion = 0;
+  // Entries dropped to stay within the byte budget, since start.
+  let evictions = 0;
   const stamp = (previous: number, t: number) => {
     lastVersion = nextVersion(Math.max(previous, lastVersion), t);
     return lastVersion;
@@ -30,7 +34,10 @@ export function memoryStore(options: MemoryStoreOptions): Store & { readonly siz
   const cache = new LRUCache<string, StoredEntry>({
     maxSize: options.maxBytes,
     sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + entryOverheadBytes,
-    dispose: (entry, key) => unindex(key, entry.tags),
+    dispose: (entry, key, reason) => {
+      unindex(key, entry.tags);
+      if (reason === 'evict') evictions++;
+    },
   });
 
   const sk = (namespace: string, key: string) => `${namespace}\u0000${key}`;
@@ -98,6 +105,9 @@ export function memoryStore(options: MemoryStoreOptions): Store & { readonly siz
     },
     get bytes() {
       return cache.calculatedSize;
+    },
+    get evictions() {
+      return evictions;
     },
     async get(namespace, key) {
       return live(sk(namespace, key));
