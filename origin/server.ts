@@ -115,6 +115,7 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     auth,
+    log: pinoRequestLog(logger),
   });
   const server = await listenSamePort({
     rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),

@@ -17,7 +17,9 @@ import {
 } from '@connectrpc/connect-node';
 import { CacheService as CacheServiceDesc } from '../../gen/strata/cache/v1/cache_pb.js';
 import type { Verifier } from '../../shared/auth.ts';
+import type { RequestLog } from '../../shared/http.ts';
 import { grpcAuthInterceptor } from './auth.ts';
+import { callLogInterceptor } from './call-log.ts';
 import { errorCodeMetadata, toConnectError } from './errors.ts';
 import { type GrpcServiceDeps, grpcCacheService } from './service.ts';
 
@@ -35,6 +37,8 @@ export interface GrpcHandlerOptions extends GrpcServiceDeps {
   readonly onUnexpectedError?: (error: unknown) => void;
   /** JWT verifier (docs/security.md); absent or null = authentication off. */
   readonly auth?: Verifier | null;
+  /** One record per call (the REST request log's format). */
+  readonly log?: RequestLog;
 }
 
 /** Why a request body did not parse, when it did not; set by {@link guardMalformed}. */
@@ -71,7 +75,12 @@ export function createGrpcHandler(options: GrpcHandlerOptions): NodeHandlerFn {
   };
   const router = createConnectRouter({
     // mapErrors outermost, so auth failures leave as UNAUTHENTICATED / PERMISSION_DENIED.
-    interceptors: options.auth ? [mapErrors, grpcAuthInterceptor(options.auth)] : [mapErrors],
+    // The call log outermost, so it records the mapped error.
+    interceptors: [
+      ...(options.log ? [callLogInterceptor(options.log)] : []),
+      mapErrors,
+      ...(options.auth ? [grpcAuthInterceptor(options.auth)] : []),
+    ],
     readMaxBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
   });
