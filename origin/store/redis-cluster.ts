@@ -2,7 +2,7 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis.ts';
-import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
 
@@ -265,15 +265,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   }
 
   function stored(input: EntryInput, reply: unknown): StoredEntry {
-    const [version, createdAtMs] = reply as [number, number];
-    return {
-      value: input.value,
-      contentType: input.contentType,
-      version: Number(version),
-      createdAtMs: Number(createdAtMs),
-      expiresAtMs: Number(createdAtMs) + input.ttlMs,
-      tags: [...input.tags],
-    };
+    return storedEntry(input, reply as [number, number]);
   }
 
   async function setMany(

@@ -1,4 +1,4 @@
-import type { StoredEntry } from './store.ts';
+import type { EntryInput, StoredEntry } from './store.ts';
 
 /** Redis key of an entry. Namespaces cannot hold `:`, so pairs never collide. */
 export function entryKey(namespace: string, key: string): string {
@@ -24,5 +24,22 @@ export function decodeEntry(fields: (Buffer | null)[], nowMs: number): StoredEnt
     createdAtMs: Number(c?.toString() ?? '0'),
     expiresAtMs,
     tags,
+  };
+}
+
+/**
+ * The entry a write stored, from its input and the set script's reply
+ * `[version, createdAtMs]` (see `setScript`); expiry is created + TTL, as the
+ * script sets it.
+ */
+export function storedEntry(input: EntryInput, reply: readonly [number | string, number | string]): StoredEntry {
+  const createdAtMs = Number(reply[1]);
+  return {
+    value: input.value,
+    contentType: input.contentType,
+    version: Number(reply[0]),
+    createdAtMs,
+    expiresAtMs: createdAtMs + input.ttlMs,
+    tags: [...input.tags],
   };
 }

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
-import { decodeEntry, entryKey, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import {
   deleteIfOlderScript,
   deleteScript,
@@ -108,14 +108,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       input.tags.join(','),
     );
     if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs);
-    return {
-      value: input.value,
-      contentType: input.contentType,
-      version: Number(version),
-      createdAtMs: Number(createdAtMs),
-      expiresAtMs: Number(createdAtMs) + input.ttlMs,
-      tags: [...input.tags],
-    };
+    return storedEntry(input, [version, createdAtMs]);
   }
 
   async function indexTags(namespace: string, k: string, tags: readonly string[], ttlMs: number): Promise<void> {
