@@ -12,6 +12,7 @@ command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_pkgs+=(maven)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Debian's Chromium for the dashboard test (driven by playwright-core; no browser downloads).
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 

@@ -65,6 +65,8 @@ export const originConfigSchema = z.object({
   REDIS_PASSWORD: z.string().min(1).optional(),
   /** Connect to Redis Cluster nodes with TLS (`true`/`false`). Standalone uses a `rediss://` URL instead. */
   REDIS_TLS: z.stringbool().default(false),
+  /** PEM file of the CA(s) that signed the Redis nodes' certificates (REDIS_TLS); unset = the system trust store. */
+  REDIS_TLS_CA_FILE: z.string().min(1).optional(),
   /** Milliseconds one Redis call may take before it counts as failed and the local tier answers. */
   REDIS_CALL_TIMEOUT_MS: positiveInt.default(300),
   /** Attempts for an idempotent Redis read (1 = no retry); retries back off exponentially with jitter. */

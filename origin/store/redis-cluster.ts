@@ -92,6 +92,8 @@ export interface RedisClusterStoreOptions {
   password?: string | undefined;
   /** Connect with TLS (`REDIS_TLS`); the Node defaults verify the certificate. */
   tls?: boolean;
+  /** CA certificate(s), PEM, that verify the nodes' certificates (`REDIS_TLS_CA_FILE`); default: the system trust store. */
+  tlsCa?: string | Buffer;
   /** Milliseconds to open a TCP connection to one node. Default 1000. */
   connectTimeoutMs?: number;
   /**
@@ -199,7 +201,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       connectTimeout: options.connectTimeoutMs ?? 1_000,
       maxRetriesPerRequest: 1,
       ...(options.password ? { password: options.password } : {}),
-      ...(options.tls ? { tls: {} } : {}),
+      ...(options.tls ? { tls: options.tlsCa ? { ca: options.tlsCa } : {} } : {}),
     },
     ...options.cluster,
   });

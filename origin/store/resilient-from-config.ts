@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
@@ -32,6 +33,7 @@ export function resilientRedisFromConfig(
         nodes: config.REDIS_CLUSTER_NODES,
         password: config.REDIS_PASSWORD,
         tls: config.REDIS_TLS,
+        ...(config.REDIS_TLS_CA_FILE ? { tlsCa: readFileSync(config.REDIS_TLS_CA_FILE) } : {}),
         writeDeadlineMs: config.REDIS_CALL_TIMEOUT_MS + clockSkewAllowanceMs,
         onConnectionError: (error) => onError?.('connection', error),
       })

@@ -19,6 +19,14 @@ export interface RedisClusterStartOptions extends StartOptions {
   nodeTimeoutMs?: number;
   /** How long (ms) to wait for the cluster to become healthy after create or {@link RunningRedisCluster.startAll}. Default 60000. */
   readyTimeoutMs?: number;
+  /**
+   * Also serve TLS: every node gets a TLS client port (`--tls-port`) next to
+   * its plain one (kept for this harness's own checks), and the cluster bus
+   * and replication run over TLS (`tls-cluster`, `tls-replication`). Clients
+   * need no certificate of their own. `env.REDIS_CLUSTER_NODES` then lists
+   * the TLS ports.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 /** One node as seen live in `CLUSTER NODES`, joined with the process this harness started for it. */
@@ -88,6 +96,8 @@ export interface RunningRedisCluster extends RunningService {
 interface NodeProcess {
   readonly port: number;
   readonly busPort: number;
+  /** TLS client port, when the cluster serves TLS. */
+  readonly tlsPort?: number;
   readonly dir: string;
   pid: number;
 }
@@ -208,6 +218,24 @@ export async function startRedisCluster(options: RedisClusterStartOptions): Prom
       // Replicas sync at once instead of the master waiting 5 s for more replicas to batch.
       '--repl-diskless-sync-delay',
       '0',
+      ...(options.tls && node.tlsPort
+        ? [
+            '--tls-port',
+            String(node.tlsPort),
+            '--tls-cert-file',
+            options.tls.certFile,
+            '--tls-key-file',
+            options.tls.keyFile,
+            '--tls-ca-cert-file',
+            options.tls.caFile,
+            '--tls-cluster',
+            'yes',
+            '--tls-replication',
+            'yes',
+            '--tls-auth-clients',
+            'no',
+          ]
+        : []),
     ]);
     node.pid = spawnServer('redis-server', args, {
       logFile: join(node.dir, `redis-${node.port}.log`),
@@ -231,10 +259,11 @@ export async function startRedisCluster(options: RedisClusterStartOptions): Prom
 
   let nodes: NodeProcess[] = [];
   for (let attempt = 1; ; attempt++) {
-    const ports = await freePorts(NODE_COUNT * 2);
+    const ports = await freePorts(NODE_COUNT * (options.tls ? 3 : 2));
     nodes = ports.slice(0, NODE_COUNT).map((port, i) => ({
       port,
       busPort: ports[NODE_COUNT + i]!,
+      ...(options.tls ? { tlsPort: ports[2 * NODE_COUNT + i]! } : {}),
       dir: join(options.dir, String(port)),
       pid: 0,
     }));
@@ -338,7 +367,7 @@ export async function startRedisCluster(options: RedisClusterStartOptions): Prom
 
   return {
     name: 'redis-cluster',
-    env: { REDIS_CLUSTER_NODES: nodes.map((n) => `127.0.0.1:${n.port}`).join(',') },
+    env: { REDIS_CLUSTER_NODES: nodes.map((n) => `127.0.0.1:${n.tlsPort ?? n.port}`).join(',') },
     get pids() {
       return nodes.map((n) => n.pid);
     },
