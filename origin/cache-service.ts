@@ -26,6 +26,12 @@ export interface ReadResult {
   readonly degraded: boolean;
 }
 
+/** A miss; `degraded` when it rests on a delete Redis has not confirmed yet (`X-Cache-Degraded: 1`). */
+export interface ReadMiss {
+  readonly entry: null;
+  readonly degraded: boolean;
+}
+
 export interface CacheServiceOptions {
   readonly store: Store;
   readonly hub: PurgeHub;
@@ -63,17 +69,17 @@ export class CacheService {
     return this.#o.store;
   }
 
-  /** The entry, or null on a miss. */
-  async get(namespace: string, key: string): Promise<ReadResult | null> {
+  /** The entry and where it came from, or a miss (`entry` null). */
+  async get(namespace: string, key: string): Promise<ReadResult | ReadMiss> {
     const store = this.#o.store;
     if (isTieredStore(store)) {
       const read = await this.#call('get', () => store.getTiered(namespace, key));
-      return read ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : null;
+      return read.entry ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : read;
     }
     const entry = await this.#call('get', () => store.get(namespace, key));
     return entry
       ? { entry: await this.#reveal(namespace, key, entry), tier: store.kind, status: 'HIT', degraded: false }
-      : null;
+      : { entry: null, degraded: false };
   }
 
   /** Entries found by key, and the tier that answered. */

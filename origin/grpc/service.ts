@@ -112,8 +112,8 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
       timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
         validAddress(req.namespace, req.key, 'get');
         const read = await untilAborted(ctx.signal, () => service.get(req.namespace, req.key));
-        if (!read) return { out: { found: false }, tier: 'none', result: 'miss' };
         if (read.degraded) degraded(ctx);
+        if (!read.entry) return { out: { found: false }, tier: 'none', result: 'miss' };
         const { entry } = read;
         return {
           out: {

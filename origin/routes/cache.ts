@@ -77,8 +77,10 @@ export function mountCacheRoutes(
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
       const read = await service.get(namespace, key);
-      if (!read) {
+      if (!read.entry) {
         c.header(headers.cache, 'MISS');
+        // A miss resting on a delete Redis has not confirmed yet: say so, like any degraded answer.
+        if (read.degraded) c.header(headers.degraded, '1');
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const { entry, tier } = read;

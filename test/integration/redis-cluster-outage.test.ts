@@ -126,7 +126,19 @@ describe('origin on Redis Cluster during a full outage', () => {
     expect(await dirtyRead.text()).toBe('v3-during');
     expect(dirtyRead.headers.get('X-Cache')).toBe('HIT');
     expect(dirtyRead.headers.get('X-Cache-Degraded')).toBe('1');
-    expect((await call(url(a, 'k10'))).status).toBe(404);
+    // A miss that rests on the local tier's delete marker is flagged like any other degraded answer.
+    const deletedRead = await call(url(a, 'k10'));
+    expect(deletedRead.status).toBe(404);
+    expect((await deletedRead.json()).error.code).toBe('CACHE_001');
+    expect(deletedRead.headers.get('X-Cache')).toBe('MISS');
+    expect(deletedRead.headers.get('X-Cache-Degraded')).toBe('1');
+    const deletedBatch = await call(`${a.url}/api/v1/cache/${ns}/batch/get`, {
+      method: 'POST',
+      body: JSON.stringify({ keys: ['k10'] }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(deletedBatch.status).toBe(200);
+    expect(deletedBatch.headers.get('X-Cache-Degraded')).toBe('1');
     expect(storeA.health().dirty).toBe(12);
 
     // The cluster returns (empty: nodes run without persistence). Origin B writes `contested`
@@ -160,6 +172,10 @@ describe('origin on Redis Cluster during a full outage', () => {
       expect(await res.text()).toBe(`v${i}-during`);
     }
     expect((await call(url(b, 'k10'))).status).toBe(404);
+    // Once the delete is written back, the miss is Redis's own: no longer flagged.
+    const settledRead = await call(url(a, 'k10'));
+    expect(settledRead.status).toBe(404);
+    expect(settledRead.headers.get('X-Cache-Degraded')).toBeNull();
     // ...but not A's older write over B's newer one.
     expect(await (await call(url(b, 'contested'))).text()).toBe('new-from-b');
     expect(await (await call(url(a, 'contested'))).text()).toBe('new-from-b');
