@@ -19,7 +19,6 @@ import {
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
-import { isTieredStore } from '../store/resilient.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
@@ -30,7 +29,7 @@ export const defaultContentType = 'application/octet-stream';
  * this change (written back later; see `store/resilient.ts`).
  */
 function acceptedLocally(service: CacheService, result: StoredEntry | RemovalResult): boolean {
-  return isTieredStore(service.store) && service.store.acceptedLocally(result);
+  return service.store.acceptedLocally(result);
 }
 
 /**

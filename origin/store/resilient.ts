@@ -1,85 +1,23 @@
 import { CacheError } from '../../shared/errors.ts';
-import type { CacheStatus, CacheTier } from '../../shared/headers.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { BreakerState, RedisBreaker } from '../breaker.ts';
+import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
-import type { WriteBack } from './write-back.ts';
+import type {
+  EntryInput,
+  PurgeSelector,
+  RemovalResult,
+  Resilience,
+  ResilienceStats,
+  Store,
+  StoredEntry,
+  TieredMiss,
+  TieredRead,
+  TieredStore,
+} from './store.ts';
+import { keySequencer, recoveryLoop, type WriteBack } from './write-back.ts';
 
-/** A read that found an entry, and where it came from. */
-export interface TieredRead {
-  readonly entry: StoredEntry;
-  readonly tier: CacheTier;
-  /** `HIT` from Redis or from a change this origin accepted; `STALE` for a local copy Redis may have moved past. */
-  readonly status: Extract<CacheStatus, 'HIT' | 'STALE'>;
-  /** True when Redis did not confirm the answer (`X-Cache-Degraded: 1`). */
-  readonly degraded: boolean;
-}
-
-/**
- * A read that found nothing. `degraded` is true when the miss depends on the
- * local tier (a delete accepted during an outage that Redis has not
- * confirmed): the answer carries `X-Cache-Degraded: 1` like any other.
- */
-export interface TieredMiss {
-  readonly entry: null;
-  readonly degraded: boolean;
-}
-
-/** A batch read and where it came from. */
-export interface TieredBatch {
-  readonly found: Map<string, StoredEntry>;
-  readonly tier: CacheTier;
-  /** True when some answer (or some miss) was not confirmed by Redis. */
-  readonly degraded: boolean;
-}
-
-/** Store health for `/ready` and metrics. */
-export interface StoreHealth {
-  readonly breaker: BreakerState;
-  /** Changes accepted locally, waiting for write-back. */
-  readonly dirty: number;
-  /** True when a write now would be acknowledged by Redis (the breaker is closed). */
-  readonly durable: boolean;
-}
-
-/** Counters of the fallback tier, read by metrics at scrape time. */
-export interface ResilienceStats {
-  /** Reads answered by the local tier because Redis could not. */
-  fallbackHits: number;
-  /** Reads refused with CACHE_005: Redis unavailable and key not held locally. */
-  fallbackMisses: number;
-  /** Writes and deletes accepted into the local tier as dirty. */
-  dirtyWrites: number;
-  /** Dirty changes written back to Redis. */
-  writtenBack: number;
-  /** Dirty changes dropped at write-back because Redis held a newer version. */
-  skippedNewer: number;
-}
-
-/** A store with a breaker and a local fallback tier in front of it. */
-export interface TieredStore extends Store {
-  /** Like `get`, telling which tier answered and whether Redis confirmed the answer (a miss included). */
-  getTiered(namespace: string, key: string): Promise<TieredRead | TieredMiss>;
-  /** Like `getMany`, telling which tier answered and whether Redis confirmed it. */
-  getManyTiered(namespace: string, keys: readonly string[]): Promise<TieredBatch>;
-  health(): StoreHealth;
-  readonly stats: ResilienceStats;
-  readonly breaker: RedisBreaker;
-  readonly local: LocalTier;
-  /**
-   * True when a write's entry or a delete's result was accepted by the local
-   * tier only (Redis unavailable): not durable yet (`X-Cache-Degraded: 1`).
-   */
-  acceptedLocally(result: StoredEntry | RemovalResult): boolean;
-  /** Probes an open breaker and writes dirty changes back now; resolves when this round is done. */
-  recover(): Promise<void>;
-}
-
-/** True when `store` is a {@link TieredStore}. */
-export function isTieredStore(store: Store): store is TieredStore {
-  return 'getTiered' in store && 'health' in store;
-}
+/** The resilient facade: a {@link TieredStore} whose breaker and local tier are its {@link Resilience}. */
+export type ResilientStore = TieredStore & Resilience & { readonly resilience: Resilience };
 
 /** Options of {@link resilientStore}. */
 export interface ResilientStoreOptions {
@@ -114,15 +52,20 @@ export interface ResilientStoreOptions {
  * - **Healthy**: every call goes to Redis through the breaker; reads and
  *   acknowledged writes leave a clean copy in the local tier.
  * - **Redis failing or circuit open**: reads answer from the local tier —
- *   `HIT` for a change accepted here, `STALE` for a clean copy — flagged
- *   degraded; a key not held locally fails fast with 503 CACHE_005. Writes
+ *   `HIT` for a change accepted here, `STALE` for a clean copy, a miss for a
+ *   delete accepted here — all flagged degraded; a key not held locally fails
+ *   fast with 503 CACHE_005. Writes
  *   and single-key deletes are accepted as dirty changes, stamped with
  *   `nextVersion(known, now)` from this origin's clock. Purges by tag or
  *   prefix are refused (CACHE_005): they cannot be replayed safely.
- * - **Recovery**: a round probes the breaker (half-open after the cool-down)
- *   and, once closed, replays dirty changes with `setIfNewer` /
- *   `deleteIfOlder`, so a newer version in Redis — from any origin — wins.
- *   Until a change is written back, reads prefer it over an older Redis value.
+ * - **Recovery** (`recoveryLoop` in `write-back.ts`): a round probes the
+ *   breaker (half-open after the cool-down) and, once closed, replays dirty
+ *   changes with `setIfNewer` / `deleteIfOlder`, so a newer version in Redis
+ *   — from any origin — wins. Until a change is written back, reads prefer it
+ *   (flagged degraded) over an older Redis value, including a read whose Redis
+ *   answer was given before the write-back settled the change.
+ * - **Order**: writes, deletes and write-back of one key reach Redis one after
+ *   the other, in the order this origin acknowledged them.
  *
  * Durability: dirty changes live in this process only; a crash during an
  * outage loses them (docs/redis-cluster.md).
@@ -131,7 +74,7 @@ export interface ResilientStoreOptions {
  * answer (read miss, tag/prefix purge, dirty budget full); the inner store's
  * CacheErrors pass through.
  */
-export function resilientStore(options: ResilientStoreOptions): TieredStore {
+export function resilientStore(options: ResilientStoreOptions): ResilientStore {
   const { inner, breaker, local, writeBack } = options;
   const now = options.now ?? Date.now;
   const ready = options.ready ?? (async () => {});
@@ -142,79 +85,28 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     writtenBack: 0,
     skippedNewer: 0,
   };
-  let round: Promise<void> | null = null;
-  let queued: Promise<void> | null = null;
   const localOnly = new WeakSet<StoredEntry | RemovalResult>();
-
-  const timer =
-    options.recoveryIntervalMs > 0
-      ? setInterval(() => {
-          if (breaker.state !== 'closed' || local.dirtyCount > 0) void recover();
-        }, options.recoveryIntervalMs)
-      : null;
-  timer?.unref();
-
   /**
-   * Runs a recovery round, or — when one is already in flight, which may have
-   * started before Redis came back — one more round right after it (at most
-   * one is queued).
+   * Per-key order of changes sent to Redis. Writes, deletes and write-back
+   * of the same key run one after the other, so Redis applies them in the
+   * order this origin acknowledges them: an in-flight write-back of a change
+   * from the outage can never land after, and undo, a newer write (Redis
+   * stamps that write's version from its own clock, which may sit below the
+   * version this origin stamped on the older change).
    */
-  function recover(): Promise<void> {
-    if (!round) {
-      round = runRound().finally(() => {
-        round = null;
-      });
-      return round;
-    }
-    queued ??= round.then(() => {
-      queued = null;
-      return recover();
-    });
-    return queued;
-  }
-
-  async function runRound(): Promise<void> {
-    if (breaker.state !== 'closed' && !(await breaker.probe((signal) => ready(signal).then(() => inner.ping())))) {
-      return;
-    }
-    await flush();
-  }
-
-  /** Without a timer, requests start recovery rounds (never awaited by the request). */
-  function nudge(): void {
-    if (timer === null && (breaker.state !== 'closed' || local.dirtyCount > 0)) void recover();
-  }
-
-  async function flush(): Promise<void> {
-    for (const change of local.dirtyChanges()) {
-      const done = await exclusive(change.namespace, [change.key], async () => {
-        // A write that reached Redis meanwhile superseded it: replaying it now could undo that write.
-        if (!local.isPending(change)) return true;
-        try {
-          const applied = await breaker.run(async (signal) => {
-            await ready(signal);
-            return change.kind === 'set'
-              ? await writeBack.setIfNewer(change.namespace, change.key, change.entry)
-              : await writeBack.deleteIfOlder(change.namespace, change.key, change.version);
-          }, false);
-          if (change.kind === 'set' && !applied) {
-            stats.skippedNewer += 1;
-            // Redis holds something newer (or the entry expired): the local copy is outdated.
-            local.dropClean(change.namespace, change.key);
-          } else {
-            stats.writtenBack += 1;
-          }
-          // Only now, with the change confirmed in Redis, may reads stop preferring it.
-          local.settle(change);
-          return true;
-        } catch (error) {
-          options.onError?.('write_back', error);
-          return false;
-        }
-      });
-      if (!done) return;
-    }
-  }
+  const exclusive = keySequencer();
+  const recovery = recoveryLoop({
+    breaker,
+    local,
+    writeBack,
+    sequence: exclusive,
+    stats,
+    ping: () => inner.ping(),
+    ready,
+    intervalMs: options.recoveryIntervalMs,
+    onError: options.onError,
+  });
+  const { recover, nudge } = recovery;
 
   async function call<T>(operation: string, run: () => Promise<T>, idempotent: boolean): Promise<T | Failed> {
     try {
@@ -242,29 +134,6 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       throw unavailable(change.kind, 'Store unavailable and the local fallback tier is full', { key: change.key });
     }
     stats.dirtyWrites += 1;
-  }
-
-  /**
-   * Per-key order of changes sent to Redis. Writes, deletes and write-back
-   * of the same key run one after the other, so Redis applies them in the
-   * order this origin acknowledges them: an in-flight write-back of a change
-   * from the outage can never land after, and undo, a newer write (Redis
-   * stamps that write's version from its own clock, which may sit below the
-   * version this origin stamped on the older change).
-   */
-  const chains = new Map<string, Promise<unknown>>();
-
-  async function exclusive<T>(namespace: string, keys: readonly string[], run: () => Promise<T>): Promise<T> {
-    const ks = [...new Set(keys.map((key) => floorKey(namespace, key)))];
-    const before = ks.map((k) => chains.get(k));
-    const mine = Promise.allSettled(before).then(run);
-    const tail = mine.catch(() => {});
-    for (const k of ks) chains.set(k, tail);
-    try {
-      return await mine;
-    } finally {
-      for (const k of ks) if (chains.get(k) === tail) chains.delete(k);
-    }
   }
 
   /**
@@ -361,12 +230,11 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     }
   }
 
-  const store: TieredStore = {
+  const resilience: Resilience = { breaker, local, stats, recover };
+  const store: ResilientStore = {
     kind: inner.kind,
-    stats,
-    breaker,
-    local,
-    recover,
+    ...resilience,
+    resilience,
     acceptedLocally: (result) => localOnly.has(result),
     health() {
       return { breaker: breaker.state, dirty: local.dirtyCount, durable: breaker.state === 'closed' };
@@ -481,9 +349,7 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       }, true);
     },
     async close() {
-      if (timer) clearInterval(timer);
-      await queued;
-      await round;
+      await recovery.close();
       await inner.close();
     },
   };
