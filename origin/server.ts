@@ -77,9 +77,10 @@ export async function startOrigin(
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
   const hub = new PurgeHub(config.PURGE_BUFFER_SIZE);
+  const { usage } = store;
   const metrics = originMetrics({
     connectedEdges: () => hub.subscribers,
-    storeEntries: store.usage ? () => store.usage!.size : undefined,
+    storeEntries: usage ? () => usage.size : undefined,
   });
   const { resilience } = store;
   if (resilience) {

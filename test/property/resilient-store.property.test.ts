@@ -31,7 +31,8 @@ import { nextVersion } from '../../shared/version.ts';
  *   and every key reads non-degraded.
  */
 
-const runs = { numRuns: Number(process.env.STRATA_PROPERTY_RUNS ?? 200) };
+// Cheap runs (about a millisecond each), and the races need many: 1000 by default.
+const runs = { numRuns: Number(process.env.STRATA_PROPERTY_RUNS ?? 1000) };
 const keys = ['a', 'b'] as const;
 type Key = (typeof keys)[number];
 
