@@ -1,0 +1,174 @@
+/**
+ * Retries and the client-side circuit breaker of the typed client
+ * (client/index.ts), built from cockatiel policies, and the client's typed
+ * errors. Mirrors the Python and Go clients (clients/).
+ */
+
+import { Code, ConnectError } from '@connectrpc/connect';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  type IPolicy,
+  noop,
+  retry,
+  SamplingBreaker,
+  wrap,
+} from 'cockatiel';
+import type { ErrorCode } from '../shared/errors.ts';
+
+/**
+ * Client-side circuit breaker. Opens when, over the last `windowMs`, at least
+ * `minRequests` calls were made and the share that failed server-side
+ * (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, ABORTED) reached
+ * `threshold`; stays open `halfOpenAfterMs`, then lets one trial call through
+ * (half-open), which closes it on success or opens it again. Client errors
+ * (CACHE_003, CACHE_004, AUTH_*) are not counted; in half-open they close the
+ * breaker, since the origin answered.
+ */
+export interface ClientBreakerOptions {
+  /** Failure ratio that opens the breaker, in (0, 1); default 0.5 (the ICD's). */
+  readonly threshold?: number;
+  /** Sliding window, milliseconds; default 60 000 (the ICD's 60 s). */
+  readonly windowMs?: number;
+  /** Calls the window must hold before the breaker may open; default 20 (the ICD's). */
+  readonly minRequests?: number;
+  /** Time open before a trial call, milliseconds; default 30 000. */
+  readonly halfOpenAfterMs?: number;
+}
+
+/**
+ * Retries of idempotent calls (get, getMany, delete, purge, health) after
+ * UNAVAILABLE: exponential back-off with decorrelated jitter (cockatiel's
+ * `ExponentialBackoff`; "Exponential Backoff And Jitter", AWS Architecture Blog, 2015).
+ */
+export interface ClientRetryOptions {
+  /** Retries after the first attempt; default 3 (the ICD's). 0 disables. */
+  readonly retries?: number;
+  /** First back-off, milliseconds; default 100. */
+  readonly initialDelayMs?: number;
+  /** Largest back-off, milliseconds; default 2 000. */
+  readonly maxDelayMs?: number;
+}
+
+const icdByRpc: Partial<Record<Code, ErrorCode>> = {
+  [Code.NotFound]: 'CACHE_001',
+  [Code.ResourceExhausted]: 'CACHE_003',
+  [Code.InvalidArgument]: 'CACHE_004',
+  [Code.Unauthenticated]: 'AUTH_001',
+  [Code.PermissionDenied]: 'AUTH_002',
+};
+
+/**
+ * A failed call. Still a `ConnectError` (`code` is the gRPC/Connect code,
+ * `metadata` the response's headers and trailers); `errorCode` is the ICD
+ * code the origin sent in `x-cache-error-code` (CACHE_001 … CACHE_005,
+ * AUTH_001, AUTH_002), or the one its `code` maps to when nothing from the
+ * origin answered (a proxy's 503, a refused connection, a client deadline:
+ * CACHE_005). `attempts` counts how many times the call was sent.
+ */
+export class CacheClientError extends ConnectError {
+  readonly errorCode: ErrorCode;
+  readonly attempts: number;
+
+  constructor(cause: ConnectError, attempts: number) {
+    super(cause.rawMessage, cause.code, cause.metadata, [], cause);
+    this.details.push(...cause.details);
+    this.name = 'CacheClientError';
+    const sent = cause.metadata.get('x-cache-error-code');
+    this.errorCode = (sent as ErrorCode | null) ?? icdByRpc[cause.code] ?? 'CACHE_005';
+    this.attempts = attempts;
+  }
+}
+
+/** CACHE_005 raised by the client itself, without calling the origin: its circuit breaker is open. */
+export class CircuitOpenError extends CacheClientError {
+  constructor(attempts: number) {
+    super(new ConnectError('client circuit breaker is open', Code.Unavailable), attempts);
+    this.name = 'CircuitOpenError';
+  }
+}
+
+/** Breaker state: `closed`, `open` or `half-open`. */
+export type ClientBreakerState = 'closed' | 'open' | 'half-open';
+
+const serverSide = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Aborted]);
+
+function codeOf(error: unknown): Code {
+  return error instanceof ConnectError ? error.code : Code.Unknown;
+}
+
+/** The policies one client uses: `retry (idempotent calls only) → breaker`. */
+export class ClientPolicies {
+  readonly #breaker;
+  readonly #retrying: IPolicy;
+  readonly #once: IPolicy;
+  readonly #listeners = new Set<(state: ClientBreakerState) => void>();
+
+  constructor(breaker: ClientBreakerOptions | false, retryOptions: ClientRetryOptions) {
+    const b = { threshold: 0.5, windowMs: 60_000, minRequests: 20, halfOpenAfterMs: 30_000, ...breaker };
+    this.#breaker = circuitBreaker(
+      handleWhen((e) => serverSide.has(codeOf(e))),
+      {
+        halfOpenAfter: b.halfOpenAfterMs,
+        breaker: new SamplingBreaker({
+          // cockatiel opens on `failures > threshold × calls`; a hair below makes it ≥, as the ICD means.
+          threshold: Math.max(Number.EPSILON, b.threshold - 1e-9),
+          duration: b.windowMs,
+          // cockatiel takes a rate and compares `calls < duration × rate`; half a call below the minimum
+          // keeps floating-point rounding from demanding one call more than configured.
+          minimumRps: ((b.minRequests - 0.5) * 1000) / b.windowMs,
+        }),
+      },
+    );
+    this.#breaker.onStateChange((s) => {
+      for (const listener of this.#listeners) listener(stateName(s));
+    });
+    const retries = retryOptions.retries ?? 3;
+    const backoff = new ExponentialBackoff({
+      initialDelay: retryOptions.initialDelayMs ?? 100,
+      maxDelay: retryOptions.maxDelayMs ?? 2_000,
+    });
+    const again =
+      retries > 0
+        ? retry(
+            handleWhen((e) => codeOf(e) === Code.Unavailable && !(e instanceof BrokenCircuitError)),
+            { maxAttempts: retries, backoff },
+          )
+        : noop;
+    this.#retrying = breaker === false ? again : wrap(again, this.#breaker);
+    this.#once = breaker === false ? noop : this.#breaker;
+  }
+
+  /** Current breaker state (`closed` when the breaker is off). */
+  get state(): ClientBreakerState {
+    return stateName(this.#breaker.state);
+  }
+
+  /** Subscribes to breaker state changes; returns the unsubscribe function. */
+  onStateChange(listener: (state: ClientBreakerState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Runs `attempt` (called once per try with its 1-based number) through the breaker, retried when idempotent.
+   * @throws CacheClientError, or CircuitOpenError when the breaker refused the call.
+   */
+  async run<T>(idempotent: boolean, attempt: (n: number) => Promise<T>): Promise<T> {
+    let n = 0;
+    try {
+      return await (idempotent ? this.#retrying : this.#once).execute(() => attempt(++n));
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) throw new CircuitOpenError(n);
+      throw new CacheClientError(ConnectError.from(error), n);
+    }
+  }
+}
+
+function stateName(s: CircuitState): ClientBreakerState {
+  if (s === CircuitState.Open || s === CircuitState.Isolated) return 'open';
+  return s === CircuitState.HalfOpen ? 'half-open' : 'closed';
+}
