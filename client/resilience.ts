@@ -68,15 +68,22 @@ const icdByRpc: Partial<Record<Code, ErrorCode>> = {
  * AUTH_001, AUTH_002), or the one its `code` maps to when nothing from the
  * origin answered (a proxy's 503, a refused connection, a client deadline:
  * CACHE_005). `attempts` counts how many times the call was sent.
+ *
+ * Its `name` stays `ConnectError`, which `ConnectError.from` and
+ * `instanceof ConnectError` need to recognise a subclass.
  */
 export class CacheClientError extends ConnectError {
   readonly errorCode: ErrorCode;
   readonly attempts: number;
 
+  /** ConnectError's own check accepts any ConnectError-shaped value; subclasses use the prototype chain. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
   constructor(cause: ConnectError, attempts: number) {
     super(cause.rawMessage, cause.code, cause.metadata, [], cause);
     this.details.push(...cause.details);
-    this.name = 'CacheClientError';
     const sent = cause.metadata.get('x-cache-error-code');
     this.errorCode = (sent as ErrorCode | null) ?? icdByRpc[cause.code] ?? 'CACHE_005';
     this.attempts = attempts;
@@ -87,7 +94,6 @@ export class CacheClientError extends ConnectError {
 export class CircuitOpenError extends CacheClientError {
   constructor(attempts: number) {
     super(new ConnectError('client circuit breaker is open', Code.Unavailable), attempts);
-    this.name = 'CircuitOpenError';
   }
 }
 
