@@ -23,7 +23,7 @@ if [ ! -f "$venv/.strata-0.13.0" ]; then
   touch "$venv/.strata-0.13.0"
 fi
 
-command -v go >/dev/null 2>&1 || { echo "strata: go is required for the Go client. Run: sudo apt-get install -y golang-go (Go >= 1.23)" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "strata: go is required for the Go client. Run: sudo apt-get install -y golang-go (Go >= 1.26)" >&2; exit 1; }
 stamp="$gobin/.strata-$go_protobuf-$go_connect"
 if [ ! -f "$stamp" ]; then
   echo "strata: go install protoc-gen-go@$go_protobuf protoc-gen-connect-go@$go_connect into $gobin"
