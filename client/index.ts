@@ -33,6 +33,7 @@ import {
   type ClientBreakerState,
   ClientPolicies,
   type ClientRetryOptions,
+  networkFailureAsUnavailable,
 } from './resilience.ts';
 
 /** The generated service descriptor and the `CacheSource` enum (which tier answered a read). */
@@ -294,7 +295,11 @@ export class CacheClient {
       };
       if (token) call.headers = { authorization: `Bearer ${token}` };
       if (opts.signal) call.signal = opts.signal;
-      return await send(call);
+      try {
+        return await send(call);
+      } catch (error) {
+        throw networkFailureAsUnavailable(error);
+      }
     });
     return { res, degraded };
   }

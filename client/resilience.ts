@@ -78,6 +78,7 @@ export class CacheClientError extends ConnectError {
 
   /** ConnectError's own check accepts any ConnectError-shaped value; subclasses use the prototype chain. */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` names (CircuitOpenError inherits this).
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 
@@ -104,6 +105,19 @@ const serverSide = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.
 
 function codeOf(error: unknown): Code {
   return error instanceof ConnectError ? error.code : Code.Unknown;
+}
+
+/**
+ * `fetch` rejects with a `TypeError` when the network fails (Fetch Standard,
+ * "network error"), which connect-web reports as UNKNOWN. A refused or reset
+ * connection is UNAVAILABLE for the Python and Go clients (and for gRPC), so
+ * it is here too: retried when idempotent, and counted by the breaker.
+ */
+export function networkFailureAsUnavailable(error: unknown): unknown {
+  const e = error instanceof ConnectError ? error : undefined;
+  const network = error instanceof TypeError || (e?.code === Code.Unknown && e.cause instanceof TypeError);
+  if (!network) return error;
+  return new ConnectError(e?.rawMessage ?? (error as Error).message, Code.Unavailable, e?.metadata, [], error);
 }
 
 /** The policies one client uses: `retry (idempotent calls only) → breaker`. */

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	cache "strata/clients/go"
 	cachev1 "strata/clients/go/gen/strata/cache/v1"
 )
@@ -24,7 +26,7 @@ var env = map[string]string{}
 func TestMain(m *testing.M) {
 	missing := []string{}
 	for _, name := range []string{"STRATA_ORIGIN_URL", "STRATA_NAMESPACE", "STRATA_TOKEN", "STRATA_OTHER_NAMESPACE",
-		"STRATA_FORGED_TOKEN", "STRATA_FLAKY_URL", "STRATA_DOWN_URL", "STRATA_MAX_VALUE_BYTES"} {
+		"STRATA_FORGED_TOKEN", "STRATA_FLAKY_URL", "STRATA_DOWN_URL", "STRATA_CLOSED_URL", "STRATA_MAX_VALUE_BYTES"} {
 		v := os.Getenv(name)
 		if v == "" {
 			missing = append(missing, name)
@@ -172,11 +174,33 @@ func TestErrorCodes(t *testing.T) {
 // arm makes the flaky proxy answer 503 to its next n requests.
 func arm(t *testing.T, n int) {
 	t.Helper()
-	res, err := http.Post(fmt.Sprintf("%s/__fail?count=%d", env["STRATA_FLAKY_URL"], n), "text/plain", nil)
+	control(t, fmt.Sprintf("/__fail?count=%d", n))
+}
+
+// control posts to the flaky proxy's control path (`/__fail?count=N`, `/__delay?ms=N`).
+func control(t *testing.T, path string) {
+	t.Helper()
+	res, err := http.Post(env["STRATA_FLAKY_URL"]+path, "text/plain", nil)
 	if err != nil || res.StatusCode != 204 {
-		t.Fatalf("arming the proxy: %v %v", res, err)
+		t.Fatalf("proxy control %s: %v %v", path, res, err)
 	}
 	res.Body.Close()
+}
+
+func TestTimeoutAndRefusedConnection(t *testing.T) {
+	ctx := context.Background()
+	control(t, "/__delay?ms=2000")
+	slow := client(func(cfg *cache.Config) { cfg.BaseURL = env["STRATA_FLAKY_URL"]; cfg.Timeout = 200 * time.Millisecond })
+	_, err := slow.Get(ctx, key("slow"))
+	e := expectCode(t, err, cache.ErrTimeout)
+	if e.RPCCode != connect.CodeDeadlineExceeded || e.Attempts != 1 {
+		t.Fatalf("a timed-out attempt: %s after %d attempts", e.RPCCode, e.Attempts)
+	}
+	_, err = client(func(cfg *cache.Config) { cfg.BaseURL = env["STRATA_CLOSED_URL"] }).Get(ctx, key("refused"))
+	e = expectCode(t, err, cache.ErrTimeout)
+	if e.RPCCode != connect.CodeUnavailable || e.Attempts != 4 {
+		t.Fatalf("a refused connection: %s after %d attempts", e.RPCCode, e.Attempts)
+	}
 }
 
 func TestRetryAfter503(t *testing.T) {

@@ -25,6 +25,7 @@ const goTests = [
   'TestEncryptAndTokenProvider',
   'TestAuthErrors',
   'TestErrorCodes',
+  'TestTimeoutAndRefusedConnection',
   'TestRetryAfter503',
   'TestBreakerOpensAndHalfOpens',
   'TestCrossLanguage',
@@ -84,7 +85,7 @@ describe('Python and Go clients against a real origin (auth on, real Redis)', ()
     await ts().set('xlang:ts', crossLanguagePayload('ts'), { contentType: 'application/octet-stream' });
   });
 
-  it('the Go suite passes: every call, auth, each reachable error code, retry after a 503, breaker; writes go, reads ts', async () => {
+  it('the Go suite passes: every call, auth, each reachable error code, timeouts, retry after a 503, breaker; writes go, reads ts', async () => {
     const go = await child(goBinary, ['-test.v', '-test.count=1'], {
       cwd: join(root, 'clients/go'),
       env: { ...stack.env, STRATA_XLANG_WRITE: 'go', STRATA_XLANG_READ: 'ts' },
@@ -105,7 +106,7 @@ describe('Python and Go clients against a real origin (auth on, real Redis)', ()
       },
     });
     expect(py.code, py.output).toBe(0);
-    expect(py.output).toMatch(/\b10 passed\b/);
+    expect(py.output).toMatch(/\b11 passed\b/);
     expect(py.output).not.toMatch(/skipped|xfail|deselected/);
   }, 120_000);
 

@@ -3,10 +3,11 @@
  * origin on the shared Redis with HS256 auth and encryption keys, an origin
  * whose Redis is a closed port (so reads answer UNAVAILABLE / CACHE_005),
  * and a proxy in front of the first that answers 503 to as many requests as
- * a test arms it for (`POST /__fail?count=N`, 204).
+ * a test arms it for (`POST /__fail?count=N`, 204), or holds the next request
+ * for `ms` milliseconds before forwarding it (`POST /__delay?ms=N`, 204).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTcpServer } from 'node:net';
 import type { RunningOrigin } from '../../origin/server.ts';
@@ -19,6 +20,8 @@ export interface ClientsStack {
   readonly down: RunningOrigin;
   /** `http://127.0.0.1:PORT` of the 503-injecting proxy. */
   readonly flakyUrl: string;
+  /** `http://127.0.0.1:PORT` where nothing listens (connection refused). */
+  readonly closedUrl: string;
   readonly namespace: string;
   /** A namespace the token does not grant (AUTH_002). */
   readonly otherNamespace: string;
@@ -30,6 +33,8 @@ export interface ClientsStack {
   readonly maxValueBytes: number;
   /** Makes the proxy answer 503 to its next `count` requests. */
   arm(count: number): void;
+  /** Makes the proxy hold its next request `ms` milliseconds before forwarding it. */
+  delay(ms: number): void;
   /** STRATA_* variables for the Python and Go suites. */
   readonly env: Record<string, string>;
   close(): Promise<void>;
@@ -44,12 +49,20 @@ async function closedPort(): Promise<number> {
 }
 
 /** An HTTP/1.1 proxy to `targetPort` that answers 503 while armed. */
-async function flakyProxy(targetPort: number): Promise<{ url: string; arm(n: number): void; server: Server }> {
+async function flakyProxy(
+  targetPort: number,
+): Promise<{ url: string; arm(n: number): void; delay(ms: number): void; server: Server }> {
   let failures = 0;
+  let delayMs = 0;
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     if (url.pathname === '/__fail') {
       failures = Number(url.searchParams.get('count') ?? '0');
+      res.writeHead(204).end();
+      return;
+    }
+    if (url.pathname === '/__delay') {
+      delayMs = Number(url.searchParams.get('ms') ?? '0');
       res.writeHead(204).end();
       return;
     }
@@ -59,6 +72,16 @@ async function flakyProxy(targetPort: number): Promise<{ url: string; arm(n: num
       res.writeHead(503, { 'content-type': 'text/plain' }).end('injected by the test proxy');
       return;
     }
+    if (delayMs > 0) {
+      // Holds the request past a client's deadline, then forwards it.
+      const wait = delayMs;
+      delayMs = 0;
+      setTimeout(() => forward(req, res), wait);
+      return;
+    }
+    forward(req, res);
+  });
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
     const upstream = request(
       { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
       (up) => {
@@ -68,13 +91,16 @@ async function flakyProxy(targetPort: number): Promise<{ url: string; arm(n: num
     );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     arm: (n) => {
       failures = n;
+    },
+    delay: (ms) => {
+      delayMs = ms;
     },
     server,
   };
@@ -98,18 +124,21 @@ export async function clientsStack(redisUrl: string): Promise<ClientsStack> {
     REDIS_CALL_TIMEOUT_MS: '100',
   });
   const proxy = await flakyProxy(origin.port);
+  const closedUrl = `http://127.0.0.1:${await closedPort()}`;
   const token = await issuer.sign({ ns: [namespace] });
   const forgedToken = await issuer.forge({ ns: [namespace] });
   return {
     origin,
     down,
     flakyUrl: proxy.url,
+    closedUrl,
     namespace,
     otherNamespace,
     token,
     forgedToken,
     maxValueBytes,
     arm: proxy.arm,
+    delay: proxy.delay,
     env: {
       STRATA_ORIGIN_URL: origin.url,
       STRATA_NAMESPACE: namespace,
@@ -118,6 +147,7 @@ export async function clientsStack(redisUrl: string): Promise<ClientsStack> {
       STRATA_FORGED_TOKEN: forgedToken,
       STRATA_FLAKY_URL: proxy.url,
       STRATA_DOWN_URL: down.url,
+      STRATA_CLOSED_URL: closedUrl,
       STRATA_MAX_VALUE_BYTES: String(maxValueBytes),
     },
     async close() {

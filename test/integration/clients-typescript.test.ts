@@ -93,6 +93,14 @@ describe('TypeScript client: token, encrypt, ICD errors, retries, breaker (auth 
     expect(down).not.toBeInstanceOf(CircuitOpenError);
   });
 
+  it('a deadline per attempt (CACHE_005, DEADLINE_EXCEEDED, not retried); a refused connection is UNAVAILABLE and retried', async () => {
+    stack.delay(2_000);
+    const late = await failure(client({ baseUrl: stack.flakyUrl, timeoutMs: 200 }).get(key('slow')));
+    expect([late.code, late.errorCode, late.attempts]).toEqual([Code.DeadlineExceeded, 'CACHE_005', 1]);
+    const refused = await failure(client({ baseUrl: stack.closedUrl }).get(key('refused')));
+    expect([refused.code, refused.errorCode, refused.attempts]).toEqual([Code.Unavailable, 'CACHE_005', 4]);
+  });
+
   it('an idempotent call succeeds after an injected 503; a write is not retried', async () => {
     const k = key('retry');
     await client().set(k, 'after-503');

@@ -18,6 +18,7 @@ NAMES = (
     "STRATA_FORGED_TOKEN",
     "STRATA_FLAKY_URL",
     "STRATA_DOWN_URL",
+    "STRATA_CLOSED_URL",
     "STRATA_MAX_VALUE_BYTES",
 )
 
@@ -46,8 +47,13 @@ def payload(lang: str) -> bytes:
     return lang.encode() + b"\x00\xff\xfe\xc3\x28" + bytes(range(256))
 
 
-def arm(env: dict[str, str], count: int) -> None:
-    """Makes the flaky proxy answer 503 to its next ``count`` requests."""
-    req = urllib.request.Request(f"{env['STRATA_FLAKY_URL']}/__fail?count={count}", method="POST", data=b"")
+def control(env: dict[str, str], path: str) -> None:
+    """Posts to the flaky proxy's control path (``/__fail?count=N``, ``/__delay?ms=N``)."""
+    req = urllib.request.Request(f"{env['STRATA_FLAKY_URL']}{path}", method="POST", data=b"")
     with urllib.request.urlopen(req) as res:
         assert res.status == 204
+
+
+def arm(env: dict[str, str], count: int) -> None:
+    """Makes the flaky proxy answer 503 to its next ``count`` requests."""
+    control(env, f"/__fail?count={count}")

@@ -4,7 +4,8 @@ import os
 import time
 
 import pytest
-from conftest import arm, payload
+from connectrpc.code import Code
+from conftest import arm, control, payload
 
 from strata_cache import (
     BreakerConfig,
@@ -90,6 +91,16 @@ def test_error_codes(env, key):
         with pytest.raises(OperationTimeoutError) as unavailable:
             down.get(key)
         assert unavailable.value.code == "CACHE_005" and unavailable.value.attempts == 4
+
+
+def test_timeout_and_refused_connection(env, key):
+    control(env, "/__delay?ms=2000")
+    with client(env, base_url=env["STRATA_FLAKY_URL"], timeout_s=0.2) as slow, pytest.raises(OperationTimeoutError) as late:
+        slow.get(key)
+    assert (late.value.rpc_code, late.value.attempts) == (Code.DEADLINE_EXCEEDED, 1)
+    with client(env, base_url=env["STRATA_CLOSED_URL"]) as c, pytest.raises(OperationTimeoutError) as refused:
+        c.get(key)
+    assert (refused.value.rpc_code, refused.value.attempts) == (Code.UNAVAILABLE, 4)
 
 
 def test_retry_after_503(env, key):
