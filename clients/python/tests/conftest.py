@@ -8,7 +8,13 @@ import os
 import time
 import urllib.request
 
+from typing import Any, TypeVar
+
 import pytest
+
+from strata_cache import RetryConfig
+
+T = TypeVar("T")
 
 NAMES = (
     "STRATA_ORIGIN_URL",
@@ -40,6 +46,16 @@ def env() -> dict[str, str]:
 @pytest.fixture
 def key(request: pytest.FixtureRequest) -> str:
     return f"py:{request.node.name}:{time.time_ns()}"
+
+
+FAST_RETRY = {"retries": 3, "base_backoff_s": 0.01, "max_backoff_s": 0.05}
+
+
+def connect(cls: type[T], env: dict[str, str], **kwargs: Any) -> T:
+    """A client of ``cls`` on the test origin with the test token and fast retries, unless overridden."""
+    kwargs.setdefault("token", env["STRATA_TOKEN"])
+    kwargs.setdefault("retry", RetryConfig(**FAST_RETRY))
+    return cls(kwargs.pop("base_url", env["STRATA_ORIGIN_URL"]), kwargs.pop("service_id", env["STRATA_NAMESPACE"]), **kwargs)
 
 
 def payload(lang: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import arm
+from conftest import arm, connect
 
 from strata_cache import (
     AsyncCacheClient,
@@ -13,18 +13,11 @@ from strata_cache import (
     InvalidCredentialsError,
     InvalidKeyError,
     OperationTimeoutError,
-    RetryConfig,
     StorageFullError,
 )
 
-FAST = RetryConfig(retries=3, base_backoff_s=0.01, max_backoff_s=0.05)
-
-
 def client(env: dict[str, str], **kwargs) -> AsyncCacheClient:
-    kwargs.setdefault("token", env["STRATA_TOKEN"])
-    kwargs.setdefault("retry", FAST)
-    return AsyncCacheClient(kwargs.pop("base_url", env["STRATA_ORIGIN_URL"]),
-                            kwargs.pop("service_id", env["STRATA_NAMESPACE"]), **kwargs)
+    return connect(AsyncCacheClient, env, **kwargs)
 
 
 def test_every_call_async(env, key):

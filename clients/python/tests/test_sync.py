@@ -5,7 +5,7 @@ import time
 
 import pytest
 from connectrpc.code import Code
-from conftest import arm, control, payload
+from conftest import arm, connect, control, payload
 
 from strata_cache import (
     BreakerConfig,
@@ -20,14 +20,8 @@ from strata_cache import (
     StorageFullError,
 )
 
-FAST = RetryConfig(retries=3, base_backoff_s=0.01, max_backoff_s=0.05)
-
-
 def client(env: dict[str, str], **kwargs) -> CacheClient:
-    kwargs.setdefault("token", env["STRATA_TOKEN"])
-    kwargs.setdefault("retry", FAST)
-    return CacheClient(kwargs.pop("base_url", env["STRATA_ORIGIN_URL"]),
-                       kwargs.pop("service_id", env["STRATA_NAMESPACE"]), **kwargs)
+    return connect(CacheClient, env, **kwargs)
 
 
 def test_every_call(env, key):

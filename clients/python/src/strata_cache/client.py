@@ -34,7 +34,7 @@ from ._gen.strata.cache.v1.cache_pb import (
     SetRequest,
 )
 from ._policy import SERVER_SIDE, Breaker, BreakerConfig, RetryConfig
-from .errors import CacheError, CircuitOpenError, InvalidCredentialsError, error_for
+from .errors import CircuitOpenError, InvalidCredentialsError, error_for
 
 T = TypeVar("T")
 
@@ -102,9 +102,19 @@ class _Base:
     def _retries(self, idempotent: bool) -> int:
         return self._retry.retries if idempotent else 0
 
-    def _failed(self, error: ConnectError, meta: ResponseMetadata, attempts: int) -> CacheError:
-        icd = meta.headers.get("x-cache-error-code") or meta.trailers.get("x-cache-error-code")
-        return error_for(icd, error.code, error.message, attempts)
+    def _admit(self, attempt: int) -> None:
+        """Raises CircuitOpenError while the breaker refuses calls."""
+        if not self._breaker.allow():
+            raise CircuitOpenError("client circuit breaker is open", rpc_code=Code.UNAVAILABLE, attempts=attempt - 1)
+
+    def _backoff_or_raise(self, error: ConnectError, meta: ResponseMetadata, attempt: int, idempotent: bool) -> float:
+        """Records a failed attempt; the back-off (seconds) before the next one, or the typed exception."""
+        server_side = error.code in SERVER_SIDE
+        self._breaker.record(server_side, server_side)
+        if error.code != Code.UNAVAILABLE or attempt > self._retries(idempotent):
+            icd = meta.headers.get("x-cache-error-code") or meta.trailers.get("x-cache-error-code")
+            raise error_for(icd, error.code, error.message, attempt) from error
+        return self._retry.backoff(attempt)
 
     @staticmethod
     def _set_request(ns: str, key: str, value: bytes, ttl: int | None, content_type: str | None,
@@ -165,21 +175,16 @@ class CacheClient(_Base):
             raise InvalidCredentialsError(f"token provider: {e}", attempts=attempts) from e
 
     def _call(self, idempotent: bool, send: Callable[[dict[str, str]], T]) -> T:
-        retries = self._retries(idempotent)
         attempt = 0
         while True:
             attempt += 1
-            if not self._breaker.allow():
-                raise CircuitOpenError("client circuit breaker is open", rpc_code=Code.UNAVAILABLE, attempts=attempt - 1)
             headers = self._headers(self._token_now(attempt))
+            self._admit(attempt)
             with ResponseMetadata() as meta:
                 try:
                     res = send(headers)
                 except ConnectError as e:
-                    self._breaker.record(e.code in SERVER_SIDE, e.code in SERVER_SIDE)
-                    if e.code != Code.UNAVAILABLE or attempt > retries:
-                        raise self._failed(e, meta, attempt) from e
-                    time.sleep(self._retry.backoff(attempt))
+                    time.sleep(self._backoff_or_raise(e, meta, attempt, idempotent))
                     continue
             self._breaker.record(False)
             return res
@@ -255,21 +260,16 @@ class AsyncCacheClient(_Base):
             raise InvalidCredentialsError(f"token provider: {e}", attempts=attempts) from e
 
     async def _call(self, idempotent: bool, send: Callable[[dict[str, str]], Awaitable[T]]) -> T:
-        retries = self._retries(idempotent)
         attempt = 0
         while True:
             attempt += 1
-            if not self._breaker.allow():
-                raise CircuitOpenError("client circuit breaker is open", rpc_code=Code.UNAVAILABLE, attempts=attempt - 1)
             headers = self._headers(await self._token_now(attempt))
+            self._admit(attempt)
             with ResponseMetadata() as meta:
                 try:
                     res = await send(headers)
                 except ConnectError as e:
-                    self._breaker.record(e.code in SERVER_SIDE, e.code in SERVER_SIDE)
-                    if e.code != Code.UNAVAILABLE or attempt > retries:
-                        raise self._failed(e, meta, attempt) from e
-                    await asyncio.sleep(self._retry.backoff(attempt))
+                    await asyncio.sleep(self._backoff_or_raise(e, meta, attempt, idempotent))
                     continue
             self._breaker.record(False)
             return res
