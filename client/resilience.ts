@@ -11,10 +11,10 @@ import {
   circuitBreaker,
   ExponentialBackoff,
   handleWhen,
+  type IBreaker,
   type IPolicy,
   noop,
   retry,
-  SamplingBreaker,
   wrap,
 } from 'cockatiel';
 import type { ErrorCode } from '../shared/errors.ts';
@@ -120,6 +120,67 @@ export function networkFailureAsUnavailable(error: unknown): unknown {
   return new ConnectError(e?.rawMessage ?? (error as Error).message, Code.Unavailable, e?.metadata, [], error);
 }
 
+/**
+ * The opening rule of {@link ClientBreakerOptions} for cockatiel's
+ * `circuitBreaker` (which runs the open → half-open → closed cycle): every
+ * call of the last `windowMs`, kept one by one. cockatiel's own
+ * `SamplingBreaker` is not used because its ring of buckets only advances
+ * one bucket per call, so after an idle gap failures older than the window
+ * still count.
+ */
+export class SlidingWindowBreaker implements IBreaker {
+  readonly #threshold: number;
+  readonly #windowMs: number;
+  readonly #minRequests: number;
+  #calls: { at: number; failed: boolean }[] = [];
+  #head = 0;
+  #failures = 0;
+
+  constructor(threshold: number, windowMs: number, minRequests: number) {
+    this.#threshold = threshold;
+    this.#windowMs = windowMs;
+    this.#minRequests = minRequests;
+  }
+
+  get state(): unknown {
+    return this.#calls.slice(this.#head);
+  }
+
+  set state(value: unknown) {
+    this.#calls = [...(value as { at: number; failed: boolean }[])];
+    this.#head = 0;
+    this.#failures = this.#calls.filter((c) => c.failed).length;
+  }
+
+  success(state: CircuitState): void {
+    if (state === CircuitState.HalfOpen) this.state = [];
+    else this.#push(false);
+  }
+
+  failure(state: CircuitState): boolean {
+    if (state !== CircuitState.Closed) return true;
+    this.#push(true);
+    const count = this.#calls.length - this.#head;
+    if (count < this.#minRequests || this.#failures / count < this.#threshold) return false;
+    this.state = [];
+    return true;
+  }
+
+  #push(failed: boolean): void {
+    const now = Date.now();
+    while (this.#head < this.#calls.length && now - (this.#calls[this.#head]?.at ?? now) > this.#windowMs) {
+      if (this.#calls[this.#head]?.failed) this.#failures--;
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#calls.length) {
+      this.#calls = this.#calls.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#calls.push({ at: now, failed });
+    if (failed) this.#failures++;
+  }
+}
+
 /** The policies one client uses: `retry (idempotent calls only) → breaker`. */
 export class ClientPolicies {
   readonly #breaker;
@@ -131,17 +192,7 @@ export class ClientPolicies {
     const b = { threshold: 0.5, windowMs: 60_000, minRequests: 20, halfOpenAfterMs: 30_000, ...breaker };
     this.#breaker = circuitBreaker(
       handleWhen((e) => serverSide.has(codeOf(e))),
-      {
-        halfOpenAfter: b.halfOpenAfterMs,
-        breaker: new SamplingBreaker({
-          // cockatiel opens on `failures > threshold × calls`; a hair below makes it ≥, as the ICD means.
-          threshold: Math.max(Number.EPSILON, b.threshold - 1e-9),
-          duration: b.windowMs,
-          // cockatiel takes a rate and compares `calls < duration × rate`; half a call below the minimum
-          // keeps floating-point rounding from demanding one call more than configured.
-          minimumRps: ((b.minRequests - 0.5) * 1000) / b.windowMs,
-        }),
-      },
+      { halfOpenAfter: b.halfOpenAfterMs, breaker: new SlidingWindowBreaker(b.threshold, b.windowMs, b.minRequests) },
     );
     this.#breaker.onStateChange((s) => {
       for (const listener of this.#listeners) listener(stateName(s));
