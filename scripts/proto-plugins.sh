@@ -13,14 +13,16 @@ py_pkgs=('connectrpc==0.13.0' 'protoc-gen-connectrpc==0.13.0' 'protoc-gen-py==0.
 go_protobuf=v1.36.12
 go_connect=v1.21.1
 
-if [ ! -f "$venv/.strata-0.13.0" ]; then
+# A stamp named after the pinned list: changing a pin reinstalls.
+py_stamp="$venv/.strata-$(printf '%s\n' "${py_pkgs[@]}" | sha256sum | cut -c1-12)"
+if [ ! -f "$py_stamp" ]; then
   command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for the Python client. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
   echo "strata: installing ${py_pkgs[*]} from PyPI into $venv"
   if ! { { [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"; } && "$venv/bin/pip" install -q "${py_pkgs[@]}"; }; then
     echo "strata: could not set up $venv. Run: sudo apt-get install -y python3-venv && python3 -m venv $venv && $venv/bin/pip install ${py_pkgs[*]}" >&2
     exit 1
   fi
-  touch "$venv/.strata-0.13.0"
+  touch "$py_stamp"
 fi
 
 command -v go >/dev/null 2>&1 || { echo "strata: go is required for the Go client. Run: sudo apt-get install -y golang-go (Go >= 1.26)" >&2; exit 1; }
