@@ -86,6 +86,9 @@ class _Base:
         self.base_url = base_url.rstrip("/")
         self.namespace = service_id
         self._token = token
+        unknown = set(options or {}) - {"encryption"}
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}: the only option is 'encryption'")
         self._encrypt = bool((options or {}).get("encryption", False))
         self._timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
         self._retry = retry or RetryConfig()
