@@ -23,10 +23,10 @@ import { rejectPathTricks } from '../shared/input-guard.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
-import type { EdgeCache } from './edge-cache.ts';
+import type { EdgeCache } from './core/edge-cache.ts';
+import type { EdgeEntry } from './core/tier.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
-import type { EdgeEntry } from './tier.ts';
 
 export interface EdgeAppDeps {
   readonly cache: EdgeCache;
@@ -51,8 +51,8 @@ export interface EdgeAppDeps {
 type Env = AppEnv;
 
 /**
- * Builds the edge's Hono app (runtime-free; `edge/node.ts` and
- * `edge/worker.ts` wire and start it). Same REST surface as the origin
+ * Builds the edge's Hono app (runtime-free; `edge/build-edge.ts` wires it and
+ * the adapters in `edge/adapters/` start it). Same REST surface as the origin
  * (ARCHITECTURE.md §2): reads are served from the near-user tier or filled
  * through coalesced origin loads; writes, deletes, batches and purges go to
  * the origin.

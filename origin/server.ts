@@ -1,10 +1,10 @@
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { requestTimeouts } from '../platform/node/request-timeouts.ts';
 import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { OriginConfig } from '../shared/config.ts';
 import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
-import { requestTimeouts } from '../shared/request-timeouts.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';

@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EdgeCache } from '../../edge/edge-cache.ts';
-import { memoryTier } from '../../edge/memory-tier.ts';
-import type { OriginRead } from '../../edge/origin-client.ts';
-import type { EdgeEntry } from '../../edge/tier.ts';
+import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
+import { memoryTier } from '../../edge/core/memory-tier.ts';
+import type { EdgeEntry } from '../../edge/core/tier.ts';
 import type { PurgeMessage } from '../../shared/schemas.ts';
 import { deferred, originRead } from '../support/fixtures.ts';
 

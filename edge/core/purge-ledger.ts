@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { PurgeMessage } from '../shared/schemas.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 
 /** What a fill remembers from when it started. */
 export interface FillTicket {

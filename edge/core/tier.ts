@@ -1,4 +1,4 @@
-import type { PurgeMessage } from '../shared/schemas.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 
 /**
  * An entry in an edge's near-user tier. Times are Unix milliseconds.
@@ -21,7 +21,7 @@ export interface EdgeEntry {
 
 /**
  * The near-user tier seam (STYLE.md §1). Synchronous, like an L1: nothing
- * here may block on I/O. Implementations: `edge/memory-tier.ts`.
+ * here may block on I/O. Implementations: `edge/core/memory-tier.ts`.
  */
 export interface EdgeTier {
   /** A live entry, or undefined (absent or expired). */

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { PurgeMessage } from '../shared/schemas.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
 /** Bytes counted per entry beyond key and value (object, map slot, strings). */
