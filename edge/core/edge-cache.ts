@@ -1,3 +1,4 @@
+import { storageKey } from '../../shared/keys.ts';
 import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
 import { PurgeLedger } from './purge-ledger.ts';
@@ -68,7 +69,7 @@ export class EdgeCache {
   async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
     const hit = this.tier.get(namespace, key);
     if (hit) return { kind: 'hit', entry: hit };
-    const { promise } = this.#coalescer.run(`${namespace}\u0000${key}`, () => this.#fill(namespace, key, requestId));
+    const { promise } = this.#coalescer.run(storageKey(namespace, key), () => this.#fill(namespace, key, requestId));
     return await promise;
   }
 
