@@ -11,7 +11,6 @@ import { CacheService } from './cache-service.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
-import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
@@ -95,6 +94,8 @@ export async function startOrigin(
   });
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   hub.observe((message) => metrics.purges.inc({ action: message.action }));
+  const observability = observe({ config, metrics, store, logger });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
   const app = createOriginApp({
     service,
     hub,
@@ -104,10 +105,9 @@ export async function startOrigin(
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
     auth,
+    invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
+    dashboard: { stats: observability.stats, sampleSeconds: config.STATS_SAMPLE_SECONDS },
   });
-  const observability = observe({ config, metrics, store, logger, app });
-  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
-  if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
   const rpc = createGrpcHandler({
     service,
     invalidationKind: invalidations.kind,

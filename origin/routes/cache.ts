@@ -1,4 +1,4 @@
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { purgeScope } from '../../shared/auth.ts';
 import { authorizeBody } from '../../shared/auth-http.ts';
 import { decodeValue, encodeValue } from '../../shared/bytes.ts';
@@ -44,20 +44,18 @@ export function encryptRequested(value: string | undefined): boolean {
 }
 
 /**
- * Mounts the cache REST routes of ARCHITECTURE.md §2 on the origin.
+ * The origin's cache REST routes (the same surface as the edge's).
  * Error codes: CACHE_001 miss, CACHE_003 oversized value, CACHE_004 bad
  * input, CACHE_005 store unavailable.
  */
-export function mountCacheRoutes(
-  app: Hono<AppEnv>,
-  deps: {
-    service: CacheService;
-    metrics: RequestMetrics;
-    maxValueBytes: number;
-    now: () => number;
-    log?: RequestLog;
-  },
-): void {
+export function cacheRoutes(deps: {
+  service: CacheService;
+  metrics: RequestMetrics;
+  maxValueBytes: number;
+  now: () => number;
+  log?: RequestLog;
+}): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   const { service, metrics, now } = deps;
   const timed = instrument(metrics, deps.log);
 
@@ -165,4 +163,5 @@ export function mountCacheRoutes(
       return { res: c.json({ purged_count: result.removed, seq: result.seq }), tier: service.store.kind, result: 'ok' };
     }),
   );
+  return app;
 }
