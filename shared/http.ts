@@ -39,16 +39,19 @@ export function withRequestId(c: Context<AppEnv>, h: Record<string, string>): Re
   return h;
 }
 
-/** The stored parts of an entry a read answers with (the origin's store entry and the edge's tier entry both fit). */
+/**
+ * A cached value and its metadata, as the origin's store holds it and a read
+ * answers with it (the edge's tier entry extends it). Times are Unix ms.
+ */
 export interface ReadEntry {
   readonly value: Uint8Array;
   readonly contentType: string;
-  /** Entry version: the `ETag` and `X-Cache-Version`. */
+  /** Monotonic per key (`shared/version.ts`): the `ETag` and `X-Cache-Version`. */
   readonly version: number;
-  /** Unix ms when the origin stored it; `Age` counts whole seconds from here. */
+  /** When the origin stored it; `Age` counts whole seconds from here. */
   readonly createdAtMs: number;
-  /** Unix ms at which it expires. */
   readonly expiresAtMs: number;
+  /** Surrogate keys (tags) recorded at write time. */
   readonly tags: readonly string[];
 }
 
