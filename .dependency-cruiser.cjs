@@ -38,13 +38,13 @@ module.exports = {
       'edge-core-imports-only-shared',
       'edge/core/ (tier, edge cache, coalescer, purge ledger) imports only shared/.',
       '^edge/core/',
-      `^(edge/(?!core/)|origin|platform|client|gen|${tooling})/`,
+      `^(edge/(?!core/)|(origin|platform|client|gen|${tooling})/)`,
     ),
     forbid(
       'edge-is-runtime-free',
       'edge/ outside its adapters imports shared/ and edge/ (not the adapters), no platform code.',
       '^edge/(?!adapters/)',
-      `^(edge/adapters/|origin|platform|client|gen|${tooling})/`,
+      `^(edge/adapters/|(origin|platform|client|gen|${tooling})/)`,
     ),
     forbid(
       'edge-adapters-never-import-origin',

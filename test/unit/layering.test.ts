@@ -22,6 +22,10 @@ const files: Record<string, string> = {
   'edge/imports-origin.ts': "import { originThing } from '../origin/thing.ts';\nexport const planted = originThing;\n",
   'platform/node/relay.ts': "export { originThing } from '../../origin/thing.ts';\n",
   'edge/adapters/node/through-relay.ts': "export { originThing as planted } from '../../../platform/node/relay.ts';\n",
+  'edge/app.ts': "import { alsoFine } from './core/fine.ts';\nexport const app = alsoFine;\n",
+  'edge/core/imports-app.ts': "import { app } from '../app.ts';\nexport const planted = app;\n",
+  'edge/imports-adapter.ts':
+    "import { planted as relayed } from './adapters/node/through-relay.ts';\nexport const planted = relayed;\n",
 };
 
 let dir: string;
@@ -46,7 +50,7 @@ describe('layering is enforced by npm run lint', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('Biome refuses a node: import in shared/ and edge/core/, and origin/ from edge/ or a relay folder', () => {
+  it('Biome refuses a node: import in shared/ and edge/core/, origin/ from edge/ or a relay folder, the app from edge/core/ and an adapter from edge/', () => {
     const { status, output } = run(bin('biome'), ['lint', '--vcs-enabled=false', '--max-diagnostics=100', '.']);
     expect(status).not.toBe(0);
     const flagged = (file: string, rule = '') => new RegExp(`^${file}:\\d+:\\d+ lint/${rule}`, 'm').test(output);
@@ -54,7 +58,11 @@ describe('layering is enforced by npm run lint', () => {
     expect(flagged('edge/core/node-builtin.ts', 'correctness/noNodejsModules')).toBe(true);
     expect(flagged('edge/imports-origin.ts', 'style/noRestrictedImports')).toBe(true);
     expect(flagged('platform/node/relay.ts', 'style/noRestrictedImports')).toBe(true);
-    for (const fine of ['shared/fine.ts', 'edge/core/fine.ts', 'origin/thing.ts']) expect(flagged(fine)).toBe(false);
+    expect(flagged('edge/core/imports-app.ts', 'style/noRestrictedImports')).toBe(true);
+    expect(flagged('edge/imports-adapter.ts', 'style/noRestrictedImports')).toBe(true);
+    for (const fine of ['shared/fine.ts', 'edge/core/fine.ts', 'edge/app.ts', 'origin/thing.ts']) {
+      expect(flagged(fine)).toBe(false);
+    }
   });
 
   it('dependency-cruiser refuses the same on resolved paths, including the edge reaching origin/ through a re-export', () => {
@@ -77,7 +85,9 @@ describe('layering is enforced by npm run lint', () => {
     expect(violations).toContain('edge/imports-origin.ts edge-is-runtime-free');
     expect(violations).toContain('platform/node/relay.ts platform-imports-only-shared');
     expect(violations).toContain('edge/adapters/node/through-relay.ts edge-client-platform-never-reach-origin');
-    const fromFine = [...violations].filter((v) => /fine\.ts|^origin\//.test(v));
+    expect(violations).toContain('edge/core/imports-app.ts edge-core-imports-only-shared');
+    expect(violations).toContain('edge/imports-adapter.ts edge-is-runtime-free');
+    const fromFine = [...violations].filter((v) => /fine\.ts|^edge\/app\.ts|^origin\//.test(v));
     expect(fromFine).toEqual([]);
   });
 });
