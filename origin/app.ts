@@ -49,7 +49,8 @@ export interface OriginAppDeps {
  * cache REST routes (`routes/cache.ts`), the purge stream
  * (`routes/purge-stream.ts`), in-process invalidations
  * (`invalidation/route.ts`) and the dashboard (`dashboard/routes.ts`).
- * `origin/server.ts` wires config and starts it.
+ * `origin/server.ts` wires config and starts it; gRPC paths on the same port
+ * never reach this app (`grpc/same-port.ts` dispatches them first).
  */
 export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { requestId: string } }> {
   const app = new Hono<{ Variables: { requestId: string } }>();
