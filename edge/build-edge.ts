@@ -26,7 +26,6 @@ export interface EdgeMetrics extends RequestMetrics {
 
 /** The part of a structured logger (pino's signature) the edge writes to. */
 export interface EdgeLogger {
-  isLevelEnabled(level: string): boolean;
   debug(record: object, message: string): void;
   info(record: object, message: string): void;
   warn(record: object, message: string): void;
