@@ -7,12 +7,14 @@ import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { EdgeConfig } from '../shared/config.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
 import { answerClientErrorsWithEnvelope, requestTimeouts } from '../shared/request-timeouts.ts';
+import type { StreamMessage } from '../shared/schemas.ts';
 import { createEdgeApp } from './app.ts';
+import type { PurgeSubscription } from './core/purge-source.ts';
 import { EdgeCache } from './edge-cache.ts';
 import { memoryTier } from './memory-tier.ts';
 import { edgeNodeMetrics } from './node-metrics.ts';
 import { OriginClient } from './origin-client.ts';
-import { type PurgeSubscription, subscribePurges } from './purge-subscriber.ts';
+import { ssePurgeSource } from './purge-sources/sse.ts';
 import { rateLimiterFromConfig } from './rate-limit.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
@@ -52,18 +54,25 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
       metrics.originLoad();
     },
   });
-  subscription = subscribePurges({
+  const applied = (message: StreamMessage) => {
+    const removed = cache.apply(message);
+    metrics.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
+  };
+  subscription = ssePurgeSource({
     originUrl: config.ORIGIN_URL,
     idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
     headers: token ? { Authorization: `Bearer ${token}` } : undefined,
-    onMessage: (message) => {
-      const removed = cache.apply(message);
-      metrics.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
-      if (message.type === 'reset') logger.warn({ reason: message.reason }, 'purge stream reset: tier dropped');
+  }).subscribe({
+    onPurge: applied,
+    onReset: (message) => {
+      applied(message);
+      logger.warn({ reason: message.reason }, 'purge stream reset: tier dropped');
     },
     onStateChange: (connected) => {
-      if (connected) logger.info({ origin: config.ORIGIN_URL }, 'purge stream connected');
-      else metrics.reconnect();
+      if (connected) {
+        metrics.purgeApplied('hello', 0);
+        logger.info({ origin: config.ORIGIN_URL }, 'purge stream connected');
+      } else metrics.reconnect();
     },
     onError: (error) => logger.debug({ err: error }, 'purge stream interrupted'),
   });

@@ -9,18 +9,18 @@ import type { RequestMetrics } from '../shared/metrics.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
-import type { PurgeHub } from './purge-hub.ts';
+import type { PurgeBus } from './purge/bus.ts';
 import { mountCacheRoutes } from './routes/cache.ts';
 import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
 import { isTieredStore } from './store/resilient.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
-  readonly hub: PurgeHub;
+  readonly bus: PurgeBus;
   readonly metrics: RequestMetrics;
   /** Largest value, bytes. */
   readonly maxValueBytes: number;
-  /** Milliseconds between purge-stream keep-alives. */
+  /** Milliseconds between purge-stream heartbeats. */
   readonly heartbeatMs: number;
   readonly now?: () => number;
   /** Unexpected (non-CacheError) failures, for the log. */
@@ -70,7 +70,13 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
         cause: error,
       });
     }
-    return c.json({ status: 'ready', store: store.kind, ...state, edges: deps.hub.subscribers, seq: deps.hub.seq });
+    return c.json({
+      status: 'ready',
+      store: store.kind,
+      ...state,
+      edges: deps.bus.subscribers,
+      seq: deps.bus.health().seq,
+    });
   });
   app.on('GET', ['/metrics', '/health/metrics'], async (c) => {
     const text = await deps.metrics.render();
@@ -85,6 +91,6 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     now,
     log: deps.log,
   });
-  mountPurgeStream(app, deps.hub, deps.heartbeatMs);
+  mountPurgeStream(app, deps.bus, deps.heartbeatMs);
   return app;
 }

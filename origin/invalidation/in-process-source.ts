@@ -18,7 +18,7 @@ export interface InProcessSource extends InvalidationSource {
 /**
  * The invalidation source used when `KAFKA_BROKERS` is unset, so `npm start`
  * without a broker takes the same path (validation, idempotency by id, store
- * purge, purge hub) as a Kafka deployment. `POST /api/v1/invalidations`
+ * purge, purge bus) as a Kafka deployment. `POST /api/v1/invalidations`
  * (`route.ts`) and `npm run invalidate` without brokers feed it.
  */
 export function inProcessSource(applier: InvalidationApplier): InProcessSource {

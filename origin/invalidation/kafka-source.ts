@@ -59,7 +59,7 @@ const chunkSize = 64;
  *
  * - **At-least-once**: auto-commit is off; per partition, a batch's offsets
  *   are resolved one by one after the applier purged the store and handed the
- *   purge to the hub, and committed when the batch ends (also when it ends
+ *   purge to the purge bus, and committed when the batch ends (also when it ends
  *   early on shutdown, rebalance or error). A crash re-delivers at most the
  *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
  * - **Order**: producers key messages by `namespace` or `namespace:key`, so

@@ -43,8 +43,7 @@ describe('edge tier properties', () => {
         tier.set(entry(key, new Uint8Array([1]), stored, Date.now() + 60_000));
         const message: PurgeMessage = {
           type: 'purge',
-          epoch: 'e',
-          seq: 1,
+          position: 'p',
           namespace: 'ns',
           keys: [key],
           tags: [],
@@ -144,8 +143,7 @@ describe('no stale set', () => {
             originVersion[op.key]! += 1;
             undelivered.push({
               type: 'purge',
-              epoch: 'e',
-              seq: ++seq,
+              position: `p${++seq}`,
               namespace: 'ns',
               keys: [String(op.key)],
               tags: [],
