@@ -6,6 +6,7 @@ import type { AppEnv } from '../shared/http.ts';
 import { mountDashboard } from './dashboard/routes.ts';
 import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
+import { kafkaConnectionFromConfig } from './kafka/client.ts';
 import type { OriginMetrics } from './metrics.ts';
 import { isTieredStore } from './store/resilient.ts';
 import type { ConfiguredRedisStore } from './store/resilient-from-config.ts';
@@ -56,13 +57,13 @@ export function observe(deps: {
     },
     start(port) {
       stats.start();
-      if (!config.KAFKA_BROKERS || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
+      const kafka = kafkaConnectionFromConfig(config);
+      if (!kafka || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
       health = startHealthEvents({
         registry: deps.metrics.registry,
         breakerState: () => (isTieredStore(store) ? store.breaker.state : undefined),
         sink: kafkaHealthSink({
-          brokers: config.KAFKA_BROKERS,
-          clientId: `${config.KAFKA_CLIENT_ID}-health`,
+          connection: { ...kafka, clientId: `${kafka.clientId}-health` },
           topic: config.KAFKA_HEALTH_TOPIC,
         }),
         intervalMs: config.HEALTH_EVENT_INTERVAL_SECONDS * 1000,
