@@ -23,6 +23,8 @@ export interface InProcessSource extends InvalidationSource {
  */
 export function inProcessSource(applier: InvalidationApplier): InProcessSource {
   let stopped = false;
+  // Events being applied now: stop() waits for them, as the Kafka source waits for its batch in hand.
+  const inFlight = new Set<Promise<unknown>>();
   return {
     kind: 'in-process',
     async start() {
@@ -31,6 +33,7 @@ export function inProcessSource(applier: InvalidationApplier): InProcessSource {
     async ready() {},
     async stop() {
       stopped = true;
+      await Promise.allSettled([...inFlight]);
     },
     async publish(event) {
       if (stopped)
@@ -39,7 +42,13 @@ export function inProcessSource(applier: InvalidationApplier): InProcessSource {
       if (!decoded.ok) {
         throw new CacheError('CACHE_004', decoded.reason, { details: { operation: 'invalidate' } });
       }
-      return await applier.apply(decoded.event, 'in-process');
+      const applying = applier.apply(decoded.event, 'in-process');
+      inFlight.add(applying);
+      try {
+        return await applying;
+      } finally {
+        inFlight.delete(applying);
+      }
     },
   };
 }
