@@ -15,14 +15,15 @@ export interface PurgeBusCapabilities {
 /** Makes a fresh, empty bus that keeps about `retainedEntries` purges for replay. */
 export type PurgeBusFactory = (options: { retainedEntries: number }) => PurgeBus | Promise<PurgeBus>;
 
-const purge = (key: string): PurgeInput => ({
+/** A purge of one key, as a caller hands it to a bus (shared with the purge source suite). */
+export const purge = (key: string): PurgeInput => ({
   namespace: 'conformance',
   keys: [key],
   tags: [],
   prefix: null,
   version: 1,
   action: 'delete',
-  ts: 0,
+  ts: Date.now(),
 });
 
 const keysOf = (events: readonly PurgeBusEvent[]) => events.map((e) => (e.type === 'purge' ? e.keys[0] : e.type));

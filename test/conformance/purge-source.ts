@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PurgeSource, PurgeSubscribeOptions, PurgeSubscription } from '../../edge/core/purge-source.ts';
-import type { PurgeInput } from '../../origin/purge/bus.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import type { PurgeMessage, ResetMessage } from '../../shared/schemas.ts';
 import { type CuttableProxy, cuttableProxy } from '../support/proxy.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
+import { purge } from './purge-bus.ts';
 
 /** What an implementation does; tests that need more are left out (shown as skipped), never counted as passed. */
 export interface PurgeSourceCapabilities {
@@ -24,16 +24,6 @@ const heartbeatSeconds = 1;
 /** Longer than a heartbeat period, so only a dead connection goes silent this long. */
 const idleTimeoutMs = 2_500;
 const deadlineMs = 15_000;
-
-const purge = (key: string): PurgeInput => ({
-  namespace: 'conformance',
-  keys: [key],
-  tags: [],
-  prefix: null,
-  version: 1,
-  action: 'delete',
-  ts: Date.now(),
-});
 
 /**
  * The edge-side `PurgeSource` contract (ARCHITECTURE.md §4, §6), run
