@@ -52,7 +52,7 @@ const retryMinMs = 100;
 const retryMaxMs = 2_000;
 /** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
 const chunkSize = 64;
-/** Per-key order follows the Kafka message key (bytes compared as latin1, so any key is distinct). */
+/** Per-key order follows the Kafka message key (read as latin1: one character per byte, so distinct keys stay distinct). */
 const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ?? '';
 
 /**
