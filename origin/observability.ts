@@ -8,9 +8,7 @@ import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
 import { kafkaConnectionFromConfig } from './kafka/client.ts';
 import type { OriginMetrics } from './metrics.ts';
-import { isTieredStore } from './store/resilient.ts';
-import type { ConfiguredRedisStore } from './store/resilient-from-config.ts';
-import type { Store } from './store/store.ts';
+import type { TieredStore } from './store/store.ts';
 import { registerRedisNodeMetrics, registerTierMetrics } from './store-metrics.ts';
 
 /** The origin's dashboard and health events (docs/operating.md). */
@@ -33,7 +31,7 @@ export interface Observability {
 export function observe(deps: {
   config: OriginConfig;
   metrics: OriginMetrics;
-  store: Store;
+  store: TieredStore;
   logger: Logger;
   app: Hono<AppEnv>;
 }): Observability {
@@ -47,8 +45,7 @@ export function observe(deps: {
   });
   mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS);
   registerTierMetrics(deps.metrics.registry, store);
-  if ('redisClient' in store)
-    registerRedisNodeMetrics(deps.metrics.registry, (store as ConfiguredRedisStore).redisClient);
+  if (store.redisClient) registerRedisNodeMetrics(deps.metrics.registry, store.redisClient);
   let health: HealthEvents | undefined;
   return {
     stats,
@@ -61,7 +58,7 @@ export function observe(deps: {
       if (!kafka || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
       health = startHealthEvents({
         registry: deps.metrics.registry,
-        breakerState: () => (isTieredStore(store) ? store.breaker.state : undefined),
+        breakerState: () => store.health().breaker ?? undefined,
         sink: kafkaHealthSink({
           connection: { ...kafka, clientId: `${kafka.clientId}-health` },
           topic: config.KAFKA_HEALTH_TOPIC,

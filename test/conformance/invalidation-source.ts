@@ -5,6 +5,7 @@ import type { InvalidationSource } from '../../origin/invalidation/source.ts';
 import type { PurgeBus } from '../../origin/purge/bus.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { InvalidationEvent } from '../../shared/schemas.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -84,7 +85,7 @@ export function invalidationSourceConformance(
     const setup = async () => {
       const bus = new GatedBus({ retainedEntries: 1_000 });
       const service = new CacheService({
-        store: memoryStore({ maxBytes: 1 << 20 }),
+        store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
         bus,
         defaultTtlSeconds: 60,
         maxValueBytes: 1024,
