@@ -30,6 +30,16 @@ export interface PurgeBus {
    */
   subscribe(from: PurgePosition | null, listener: PurgeBusListener): PurgeBusSubscription;
   /**
+   * Reads one page of the log after a position, for edges that poll instead
+   * of holding a stream (`GET /api/v1/purges?after=`). `after = null` reads
+   * nothing and tells where the head is. A position this log cannot place
+   * (another log or incarnation, older than what is kept, ahead of the head,
+   * malformed) answers `reset` with no entries; the reader drops its tier
+   * and continues from `reset.position`. At most `limit` entries (≥ 1) come
+   * back, oldest first; the reader continues from the last one's position.
+   */
+  read(after: PurgePosition | null, limit: number): Promise<PurgeReadResult>;
+  /**
    * Watches every entry this process relays without counting as a
    * subscriber (metrics). Returns the function that stops watching.
    */
@@ -74,6 +84,20 @@ export interface PurgeBusSubscription {
   readonly head: PurgePosition;
   /** Stops delivery. Idempotent. */
   close(): void;
+}
+
+/** One page of the log, from {@link PurgeBus.read}. */
+export interface PurgeReadResult {
+  /** Entries after the position asked for, oldest first; empty with a reset. */
+  readonly entries: readonly PurgeMessage[];
+  /** Non-null when the position could not be placed: drop everything, continue from `reset.position`. */
+  readonly reset: ResetMessage | null;
+  /** The log's head when the page was read. */
+  readonly head: PurgePosition;
+  /** Whether this process's tail was following the log when the page was read. */
+  readonly tailLive: boolean;
+  /** Milliseconds since the tail last confirmed it was caught up. */
+  readonly tailAgeMs: number;
 }
 
 /** The state of this process's tail of the log (ARCHITECTURE.md §6, leases). */

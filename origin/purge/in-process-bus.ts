@@ -6,6 +6,7 @@ import type {
   PurgeBusListener,
   PurgeBusSubscription,
   PurgeInput,
+  PurgeReadResult,
 } from './bus.ts';
 import { formatPosition, parsePosition } from './position.ts';
 
@@ -64,6 +65,16 @@ export class InProcessPurgeBus implements PurgeBus {
     for (const event of this.#catchUp(from)) listener(event);
     this.#listeners.add(listener);
     return { head, close: () => this.#listeners.delete(listener) };
+  }
+
+  async read(after: PurgePosition | null, limit: number): Promise<PurgeReadResult> {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError('read limit must be a positive integer');
+    const events = this.#catchUp(after);
+    const first = events[0];
+    const reset = first?.type === 'reset' ? first : null;
+    const entries = reset ? [] : (events as PurgeMessage[]).slice(0, limit);
+    const { position: head, tailLive, tailAgeMs } = this.health();
+    return { entries, reset, head, tailLive, tailAgeMs };
   }
 
   observe(observer: (message: PurgeMessage) => void): () => void {

@@ -154,6 +154,48 @@ export function purgeBusConformance(name: string, factory: PurgeBusFactory, capa
       expect(keysOf(seen)).toEqual(['reset']);
     });
 
+    it('read pages through the log after a position, oldest first, at most limit entries per page', async () => {
+      const bus = await make();
+      const start = await bus.read(null, 10);
+      expect(start.entries).toEqual([]);
+      expect(start.reset).toBeNull();
+      const published: PublishedPurge[] = [];
+      for (const key of ['k1', 'k2', 'k3', 'k4', 'k5']) published.push(await bus.publish(purge(key)));
+      await eventually(
+        'the head to reach the last purge',
+        async () => (await bus.read(null, 1)).head === published[4]!.message.position,
+      );
+      const pages: string[][] = [];
+      let after = start.head;
+      for (let i = 0; i < 4; i++) {
+        const page = await bus.read(after, 2);
+        expect(page.reset).toBeNull();
+        expect(page.entries.length).toBeLessThanOrEqual(2);
+        pages.push(page.entries.map((e) => e.keys[0]!));
+        if (page.entries.length === 0) break;
+        after = page.entries.at(-1)!.position;
+      }
+      expect(pages).toEqual([['k1', 'k2'], ['k3', 'k4'], ['k5'], []]);
+      const last = await bus.read(after, 2);
+      expect(last.head).toBe(published[4]!.message.position);
+      expect(last.tailLive).toBe(true);
+    });
+
+    it('read answers a reset, with no entries, for a position it cannot place or one older than it keeps', async () => {
+      const retained = 3;
+      const bus = await make(retained);
+      const first = await bus.publish(purge('k0'));
+      for (let i = 1; i <= retained * 4; i++) await bus.publish(purge(`k${i}`));
+      for (const from of ['another-log:x:1', 'not a position', first.message.position]) {
+        const page = await bus.read(from, 10);
+        expect(page.entries).toEqual([]);
+        expect(page.reset?.type).toBe('reset');
+        const resumed = await bus.read(page.reset!.position, 10);
+        expect(resumed.reset).toBeNull();
+      }
+      await expect(bus.read(null, 0)).rejects.toThrow();
+    });
+
     it('health reports the head position, the last seq and a live tail', async () => {
       const bus = await make();
       const before = bus.health();
