@@ -1,7 +1,7 @@
 import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
-import type { PurgeBus } from './purge/bus.ts';
+import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
@@ -90,7 +90,7 @@ export class CacheService {
   async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
     const input = await this.#input(namespace, key, request);
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
-    await this.#o.bus.publish({
+    await this.#publish('set', entry, {
       namespace,
       keys: [key],
       tags: [],
@@ -109,7 +109,7 @@ export class CacheService {
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
-      await this.#o.bus.publish({
+      await this.#publish('batch_set', [...stored.values()][0]!, {
         namespace,
         keys: [...stored.keys()],
         tags: [],
@@ -126,7 +126,7 @@ export class CacheService {
   /** Deletes one key and purges it at every edge. */
   async delete(namespace: string, key: string): Promise<RemovalResult> {
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
-    await this.#o.bus.publish({
+    await this.#publish('delete', result, {
       namespace,
       keys: [key],
       tags: [],
@@ -149,7 +149,7 @@ export class CacheService {
     acknowledgedAtMs?: number,
   ): Promise<RemovalResult & { seq: number }> {
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
-    const published = await this.#o.bus.publish({
+    const published = await this.#publish('purge', result, {
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -206,6 +206,29 @@ export class CacheService {
   async #revealAll(namespace: string, found: Map<string, StoredEntry>): Promise<Map<string, StoredEntry>> {
     for (const [key, entry] of found) found.set(key, await this.#reveal(namespace, key, entry));
     return found;
+  }
+
+  /**
+   * Puts a change's purge in the purge log; the change is acknowledged only
+   * once that resolves. A log that cannot take it (Redis down, `WAIT` timed
+   * out) fails the request with CACHE_005 (503) so the client retries; the
+   * store already holds the change, and a retry logs its purge. A change the
+   * store accepted only into its local tier (Redis unavailable, answered
+   * with `X-Cache-Degraded: 1`) stays accepted: its purge is logged when
+   * the write-back reaches Redis (`store/write-back.ts`).
+   */
+  async #publish(
+    operation: string,
+    result: StoredEntry | RemovalResult,
+    input: PurgeInput,
+  ): Promise<PublishedPurge | { seq: number }> {
+    try {
+      return await this.#o.bus.publish(input);
+    } catch (error) {
+      if (this.#o.store.acceptedLocally(result)) return { seq: 0 };
+      this.#o.onStoreError?.(`${operation}_purge_log`, error);
+      throw new CacheError('CACHE_005', 'Purge log unavailable', { details: { operation }, cause: error });
+    }
   }
 
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {

@@ -14,8 +14,8 @@ import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
-import type { PurgeBus } from './purge/bus.ts';
-import { InProcessPurgeBus } from './purge/in-process-bus.ts';
+import type { PurgeBus, PurgeInput } from './purge/bus.ts';
+import { purgeBusFromConfig } from './purge/from-config.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { memoryStore } from './store/memory.ts';
@@ -46,8 +46,9 @@ export interface RunningOrigin {
 export function storeFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
+  writeBackPurges?: (purge: PurgeInput) => Promise<unknown>,
 ): TieredStore {
-  const redis = resilientRedisFromConfig(config, onError);
+  const redis = resilientRedisFromConfig(config, onError, writeBackPurges);
   if (redis) return redis;
   const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
   return passThroughStore(memory, memory);
@@ -73,11 +74,27 @@ export async function startOrigin(
   const keyring = config.ENCRYPTION_KEYS ? await parseKeyring(config.ENCRYPTION_KEYS) : null;
   if (config.ENCRYPTED_NAMESPACES?.length && !keyring) throw new Error('ENCRYPTED_NAMESPACES needs ENCRYPTION_KEYS');
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
+  // The bus needs the store's connection and the store's write-back logs purges on the bus: bound once both exist.
+  let bus: PurgeBus | undefined;
   const store =
     options.store ??
-    // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
-    storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
-  const bus: PurgeBus = new InProcessPurgeBus({ retainedEntries: config.PURGE_BUFFER_SIZE });
+    storeFromConfig(
+      config,
+      // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
+      (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'),
+      async (purge) => {
+        if (!bus) throw new Error('purge log not open yet');
+        return await bus.publish(purge);
+      },
+    );
+  bus = await purgeBusFromConfig(config, store, {
+    logger,
+    events: {
+      onReset: (reason) => logger.warn({ reason }, 'purge log reset sent to edges'),
+      onMalformed: (id, reason) => logger.warn({ id, reason }, 'skipped a malformed purge log entry'),
+      onTailError: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'purge log tail failed; retrying'),
+    },
+  });
   const { usage } = store;
   const metrics = originMetrics({
     connectedEdges: () => bus.subscribers,

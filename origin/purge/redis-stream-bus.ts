@@ -180,19 +180,23 @@ export class RedisStreamPurgeBus implements PurgeBus {
   readonly #retentionMs: number;
   readonly #blockMs: number;
   readonly #waitTimeoutMs: number;
-  #waitReplicas: number;
+  #waitReplicas: number | null;
+  readonly #options: RedisStreamBusOptions;
   readonly #events: RedisStreamBusEvents;
   readonly #subscribers = new Set<Subscriber>();
   readonly #observers = new Set<(message: PurgeMessage) => void>();
   /** Resolvers of `publish` calls waiting for the tail to relay their entry. */
   readonly #relayWaiters = new Set<{ id: string; incarnation: string; resolve: () => void }>();
-  #incarnation = '';
+  /** `unknown` until the log was reached once (Redis down at start-up): every position then resets. */
+  #incarnation = 'unknown';
   #lastId = '0-0';
   #lastSeq = 0;
   #live = false;
   #confirmedAt = 0;
   #closed = false;
   #tailDone: Promise<void> = Promise.resolve();
+  /** Ends the tail's back-off sleep at once (close). */
+  #stopSleep: () => void = () => {};
 
   private constructor(options: RedisStreamBusOptions) {
     const { retainedEntries } = options;
@@ -205,7 +209,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#retentionMs = options.retentionSeconds * 1000;
     this.#blockMs = options.blockMs ?? 1_000;
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 1_000;
-    this.#waitReplicas = options.waitReplicas ?? 0;
+    this.#options = options;
+    this.#waitReplicas = options.waitReplicas ?? null;
     this.#events = options.events ?? {};
     const dedicated = () => {
       const c = options.client.duplicate() as (Redis | Cluster) & Commands;
@@ -225,6 +230,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
    */
   static async open(options: RedisStreamBusOptions): Promise<RedisStreamPurgeBus> {
     const bus = new RedisStreamPurgeBus(options);
+    let reachable = true;
     try {
       const head = await bus.#head(bus.#writer);
       bus.#incarnation = head.incarnation;
@@ -232,19 +238,24 @@ export class RedisStreamPurgeBus implements PurgeBus {
       bus.#lastSeq = head.seq;
       bus.#live = true;
       bus.#confirmedAt = Date.now();
-      if (options.waitReplicas === null || options.waitReplicas === undefined) {
-        bus.#waitReplicas = Math.min(1, await replicasOfLogMaster(options.client, bus.#stream));
-      }
+      await bus.#detectWaitReplicas();
     } catch (error) {
-      await bus.close();
-      throw error;
+      // Redis down at start-up: the origin still starts (degraded); the tail says it is not live and
+      // resets its edges once it reaches the log.
+      reachable = false;
+      bus.#events.onTailError?.(error, 0);
     }
-    bus.#tailDone = bus.#tail();
+    bus.#tailDone = bus.#tail(!reachable);
     return bus;
   }
 
-  /** Replicas `publish` waits for (`WAIT`). */
+  /** Replicas `publish` waits for (`WAIT`); 0 until detected when not configured. */
   get waitReplicas(): number {
+    return this.#waitReplicas ?? 0;
+  }
+
+  async #detectWaitReplicas(): Promise<number> {
+    this.#waitReplicas ??= Math.min(1, await replicasOfLogMaster(this.#options.client, this.#stream));
     return this.#waitReplicas;
   }
 
@@ -255,6 +266,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
   async publish(input: PurgeInput): Promise<PublishedPurge> {
     if (this.#closed) throw new Error('purge log is closed');
     const data = JSON.stringify(input);
+    const waitReplicas = await this.#detectWaitReplicas();
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
       strataPurgeAppend(...args: unknown[]): unknown;
     };
@@ -268,18 +280,18 @@ export class RedisStreamPurgeBus implements PurgeBus {
       this.#retentionMs,
     ) as typeof pipeline;
     // WAIT goes in the same pipeline, so on Cluster it reaches the master holding the stream.
-    if (this.#waitReplicas > 0) pipeline.wait(this.#waitReplicas, this.#waitTimeoutMs);
+    if (waitReplicas > 0) pipeline.wait(waitReplicas, this.#waitTimeoutMs);
     const results = await pipeline.exec();
     if (!results) throw new Error('purge log append failed: no reply');
     const [appendError, appended] = results[0]!;
     if (appendError) throw appendError;
     const [incarnation, seqText, id] = appended as [string, string, string];
-    if (this.#waitReplicas > 0) {
+    if (waitReplicas > 0) {
       const [waitError, acked] = results[1]!;
       if (waitError) throw waitError;
-      if (Number(acked) < this.#waitReplicas) {
+      if (Number(acked) < waitReplicas) {
         throw new Error(
-          `purge log entry reached ${acked} of ${this.#waitReplicas} replicas within ${this.#waitTimeoutMs} ms`,
+          `purge log entry reached ${acked} of ${waitReplicas} replicas within ${this.#waitTimeoutMs} ms`,
         );
       }
     }
@@ -367,7 +379,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
     for (const waiter of this.#relayWaiters) waiter.resolve();
     this.#relayWaiters.clear();
     this.#tailClient.disconnect();
-    await this.#tailDone;
+    this.#stopSleep();
+    // A command queued while ioredis was reconnecting may never settle after disconnect: do not wait on it for long.
+    await Promise.race([this.#tailDone, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     this.#writer.disconnect();
   }
 
@@ -574,9 +588,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
   }
 
   /** The tail loop: XREAD BLOCK from the last relayed id; checks the log's identity whenever idle. */
-  async #tail(): Promise<void> {
+  async #tail(startBroken: boolean): Promise<void> {
     let failures = 0;
-    let broken = false;
+    let broken = startBroken;
     while (!this.#closed) {
       try {
         if (broken) {
@@ -610,7 +624,13 @@ export class RedisStreamPurgeBus implements PurgeBus {
         // Full jitter over a capped exponential (AWS Architecture Blog, "Exponential Backoff And Jitter").
         const retryInMs = Math.round(Math.random() * Math.min(5_000, 50 * 2 ** failures));
         this.#events.onTailError?.(error, retryInMs);
-        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, retryInMs);
+          this.#stopSleep = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
     }
   }

@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
+import type { PurgeInput } from '../purge/bus.ts';
 import { connectionReady } from './connection-ready.ts';
 import { LocalTier } from './local-tier.ts';
 import { redisStore } from './redis.ts';
 import { redisClusterStore } from './redis-cluster.ts';
 import type { StrataCommands } from './redis-commands.ts';
 import { type ResilientStore, resilientStore } from './resilient.ts';
-import { redisWriteBack } from './write-back.ts';
+import { purgeLoggingWriteBack, redisWriteBack } from './write-back.ts';
 
 /** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
 export const clockSkewAllowanceMs = 500;
@@ -27,6 +28,8 @@ export type ConfiguredRedisStore = ResilientStore & { readonly redisClient: Redi
 export function resilientRedisFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
+  /** Where replayed changes log their purges (the purge bus's `publish`); unset = not logged. */
+  writeBackPurges?: (purge: PurgeInput) => Promise<unknown>,
 ): ConfiguredRedisStore | null {
   const driver = config.REDIS_CLUSTER_NODES
     ? redisClusterStore({
@@ -47,7 +50,9 @@ export function resilientRedisFromConfig(
   if (!driver) return null;
   const store = resilientStore({
     inner: driver,
-    writeBack: redisWriteBack(driver.client as typeof driver.client & StrataCommands),
+    writeBack: writeBackPurges
+      ? purgeLoggingWriteBack(redisWriteBack(driver.client as typeof driver.client & StrataCommands), writeBackPurges)
+      : redisWriteBack(driver.client as typeof driver.client & StrataCommands),
     breaker: new RedisBreaker({
       threshold: config.BREAKER_THRESHOLD,
       windowMs: config.BREAKER_WINDOW_SECONDS * 1000,
