@@ -225,7 +225,10 @@ export class CacheService {
     try {
       return await this.#o.bus.publish(input);
     } catch (error) {
-      if (this.#o.store.acceptedLocally(result)) return { seq: 0 };
+      if (this.#o.store.acceptedLocally(result)) {
+        this.#o.bus.relayLocally?.(input);
+        return { seq: 0 };
+      }
       this.#o.onStoreError?.(`${operation}_purge_log`, error);
       throw new CacheError('CACHE_005', 'Purge log unavailable', { details: { operation }, cause: error });
     }

@@ -15,7 +15,8 @@ import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
-import { purgeBusFromConfig } from './purge/from-config.ts';
+import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
+import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { memoryStore } from './store/memory.ts';
@@ -87,18 +88,29 @@ export async function startOrigin(
         return await bus.publish(purge);
       },
     );
+  // Counters exist before the bus reports into them; the bus exists before the gauges read it.
+  let metrics: ReturnType<typeof originMetrics> | undefined;
   bus = await purgeBusFromConfig(config, store, {
     logger,
     events: {
-      onReset: (reason) => logger.warn({ reason }, 'purge log reset sent to edges'),
-      onMalformed: (id, reason) => logger.warn({ id, reason }, 'skipped a malformed purge log entry'),
+      onRelayed: () => metrics?.purgeLogRelayed.inc(),
+      onReset: (reason) => {
+        metrics?.purgeLogResets.inc({ reason: resetReasonClass(reason) });
+        logger.warn({ reason }, 'purge log reset sent to edges');
+      },
+      onMalformed: (id, reason) => {
+        metrics?.purgeLogMalformed.inc();
+        logger.warn({ id, reason }, 'skipped a malformed purge log entry');
+      },
       onTailError: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'purge log tail failed; retrying'),
     },
   });
+  const logBus = bus;
   const { usage } = store;
-  const metrics = originMetrics({
-    connectedEdges: () => bus.subscribers,
+  metrics = originMetrics({
+    connectedEdges: () => logBus.subscribers,
     storeEntries: usage ? () => usage.size : undefined,
+    purgeLog: logBus instanceof RedisStreamPurgeBus ? () => logBus.lag() : undefined,
   });
   const { resilience } = store;
   if (resilience) {

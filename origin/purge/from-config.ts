@@ -38,7 +38,7 @@ export async function purgeBusFromConfig(
  * Warns (one line) when a Redis node may evict keys without a TTL
  * (`maxmemory-policy allkeys-*`): the purge log and other bookkeeping keys
  * could vanish, which resets every edge. `volatile-lfu`, with every cache
- * entry carrying a TTL, evicts only entries (docs/operations.md).
+ * entry carrying a TTL, evicts only entries (docs/operating.md).
  */
 export async function warnOnEvictingPolicy(client: Redis | Cluster, logger: Logger): Promise<void> {
   try {
@@ -57,4 +57,13 @@ export async function warnOnEvictingPolicy(client: Redis | Cluster, logger: Logg
   } catch (error) {
     logger.debug({ err: error }, 'could not read maxmemory-policy');
   }
+}
+
+/** A metric label for a reset reason: a few fixed classes, never the free text. */
+export function resetReasonClass(reason: string): string {
+  if (/incarnation/.test(reason)) return 'incarnation';
+  if (/lost/.test(reason)) return 'lost';
+  if (/skipped|older|trimmed/.test(reason)) return 'gap';
+  if (/format version/.test(reason)) return 'format';
+  return 'other';
 }

@@ -181,6 +181,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
   readonly #blockMs: number;
   readonly #waitTimeoutMs: number;
   #waitReplicas: number | null;
+  #replicasCheckedAt = 0;
   readonly #options: RedisStreamBusOptions;
   readonly #events: RedisStreamBusEvents;
   readonly #subscribers = new Set<Subscriber>();
@@ -259,12 +260,43 @@ export class RedisStreamPurgeBus implements PurgeBus {
     return this.#waitReplicas;
   }
 
+  /**
+   * Not configured (`waitReplicas` null): follows the topology, so a master
+   * left without replicas after a failover does not fail every write.
+   * Reads it at most every two seconds, or at once when `now`.
+   */
+  async #refreshWaitReplicas(now = false): Promise<void> {
+    const configured = this.#options.waitReplicas;
+    if (configured !== null && configured !== undefined) return;
+    if (!now && Date.now() - this.#replicasCheckedAt < 2_000) return;
+    this.#replicasCheckedAt = Date.now();
+    this.#waitReplicas = Math.min(1, await replicasOfLogMaster(this.#options.client, this.#stream));
+  }
+
   get subscribers(): number {
     return this.#subscribers.size;
   }
 
   async publish(input: PurgeInput): Promise<PublishedPurge> {
     if (this.#closed) throw new Error('purge log is closed');
+    // Redis unreachable: ioredis would queue the append until it reconnects; the caller needs an answer now.
+    const limitMs = this.#waitTimeoutMs + 1_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
+    });
+    let appended: { published: PublishedPurge; id: string; incarnation: string };
+    try {
+      appended = await Promise.race([this.#append(input), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    // In the log now; resolve once this replica's tail relayed it, so local subscribers have it in log order.
+    await this.#relayed(appended.id, appended.incarnation);
+    return appended.published;
+  }
+
+  async #append(input: PurgeInput): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
     const data = JSON.stringify(input);
     const waitReplicas = await this.#detectWaitReplicas();
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
@@ -290,9 +322,12 @@ export class RedisStreamPurgeBus implements PurgeBus {
       const [waitError, acked] = results[1]!;
       if (waitError) throw waitError;
       if (Number(acked) < waitReplicas) {
-        throw new Error(
-          `purge log entry reached ${acked} of ${waitReplicas} replicas within ${this.#waitTimeoutMs} ms`,
-        );
+        // Not configured and the master has no replica left (a failover took it): nothing to wait for.
+        await this.#refreshWaitReplicas(true);
+        if (this.#waitReplicas !== 0)
+          throw new Error(
+            `purge log entry reached ${acked} of ${waitReplicas} replicas within ${this.#waitTimeoutMs} ms`,
+          );
       }
     }
     const message: PurgeMessage = {
@@ -300,8 +335,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
       position: this.#position(incarnation, id),
       ...purgeFields(input),
     };
-    await this.#relayed(id, incarnation);
-    return { message, seq: Number(seqText) };
+    return { published: { message, seq: Number(seqText) }, id, incarnation };
   }
 
   subscribe(from: PurgePosition | null, listener: PurgeBusListener): PurgeBusSubscription {
@@ -356,6 +390,41 @@ export class RedisStreamPurgeBus implements PurgeBus {
     const head =
       last && compareStreamIds(parsePosition(last.position)!.offset, this.#lastId) > 0 ? last.position : position;
     return { entries, reset: null, head, tailLive, tailAgeMs };
+  }
+
+  /**
+   * The log's length and how far this replica's tail is behind its head
+   * (entries, and ms between the two entries' append times), for metrics.
+   * @throws Error when Redis cannot be reached.
+   */
+  async lag(): Promise<{ length: number; lagEntries: number; lagMs: number }> {
+    const [head, length] = await Promise.all([this.#head(this.#writer), this.#writer.xlen(this.#stream)]);
+    if (head.incarnation !== this.#incarnation) return { length, lagEntries: head.seq, lagMs: 0 };
+    const ms = (id: string) => Number(id.split('-')[0]);
+    return {
+      length,
+      lagEntries: Math.max(0, head.seq - this.#lastSeq),
+      lagMs: Math.max(0, ms(head.id) - ms(this.#lastId)),
+    };
+  }
+
+  /**
+   * Hands a purge to this replica's subscribers only, outside the log, at
+   * the position they already hold: for a change the store accepted into its
+   * local tier while Redis (and so the log) is unreachable. The log gets the
+   * purge when the change is written back.
+   */
+  relayLocally(input: PurgeInput): void {
+    const message: PurgeMessage = {
+      type: 'purge',
+      position: this.#position(this.#incarnation, this.#lastId),
+      ...purgeFields(input),
+    };
+    for (const observer of this.#observers) observer(message);
+    for (const subscriber of this.#subscribers) {
+      if (subscriber.pending) subscriber.pending.push(message);
+      else subscriber.listener(message);
+    }
   }
 
   observe(observer: (message: PurgeMessage) => void): () => void {
@@ -637,6 +706,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
 
   /** Detects a new incarnation or a stream whose last id went behind what was relayed (entries lost). */
   async #checkIdentity(): Promise<void> {
+    await this.#refreshWaitReplicas();
     const head = await this.#head(this.#tailClient);
     if (head.incarnation !== this.#incarnation) await this.#resync('purge log restarted (new incarnation)');
     else if (compareStreamIds(head.id, this.#lastId) < 0 || head.seq < this.#lastSeq)

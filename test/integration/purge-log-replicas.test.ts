@@ -185,3 +185,39 @@ describe('a replica whose Redis is gone', () => {
     expect(((await ready.json()) as { error: { code: string } }).error.code).toBe('CACHE_005');
   });
 });
+
+describe('purge log metrics', () => {
+  it('count relayed entries and skipped malformed ones, and report the log length and lag', async () => {
+    const env = regionEnv();
+    const origin = track(await originFor(env));
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      await redis.xadd(`${env.PURGE_LOG_KEY}:stream`, '*', 'written', 'by hand');
+    } finally {
+      redis.disconnect();
+    }
+    expect((await put(origin.url, 'm', 'M')).status).toBe(200);
+    const metric = (text: string, name: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+      return line === undefined ? undefined : Number(line.split(' ').at(-1));
+    };
+    const text = await eventually('the malformed entry to be counted', async () => {
+      const body = await (await fetch(`${origin.url}/metrics`)).text();
+      return metric(body, 'strata_purge_log_malformed_total') === 1 ? body : null;
+    });
+    expect(metric(text, 'strata_purge_log_relayed_total')).toBe(1);
+    expect(metric(text, 'strata_purge_log_length')).toBe(2);
+    expect(metric(text, 'strata_purge_log_lag_entries')).toBe(0);
+  });
+});
+
+describe('a change whose purge the log cannot confirm', () => {
+  it('answers 503 CACHE_005 when WAIT gets fewer replicas than required, so the client retries', async () => {
+    const origin = track(
+      await originFor({ ...regionEnv(), PURGE_LOG_WAIT_REPLICAS: '1', PURGE_LOG_WAIT_TIMEOUT_MS: '100' }),
+    );
+    const res = await put(origin.url, 'unconfirmed', 'U');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('CACHE_005');
+  });
+});
