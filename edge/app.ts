@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono';
 import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
 import { purgeScope } from '../shared/auth.ts';
-import { authMiddleware, authorizeBody, principalOf } from '../shared/auth-http.ts';
+import { authMiddleware, authorizeBody, principalOf, recordRefusals } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { etagFor, headers, ifNoneMatchHits } from '../shared/headers.ts';
 import {
@@ -70,7 +70,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   installErrorHandling(app, deps.onUnexpectedError);
   // Before any route: unauthenticated traffic stops here and never reaches the origin.
   app.use('/api/*', rejectPathTricks);
-  if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(metrics, deps.log)));
   if (deps.rateLimiter) app.use('/api/*', rateLimitMiddleware(deps.rateLimiter, now));
 
   const timed = instrument(metrics, deps.log);

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
-import { authMiddleware } from '../shared/auth-http.ts';
+import { authMiddleware, recordRefusals } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
@@ -52,7 +52,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
   app.use('/api/*', rejectPathTricks);
-  if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(deps.metrics, deps.log)));
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));

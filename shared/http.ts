@@ -138,12 +138,14 @@ export interface RequestRecord {
   readonly namespace?: string;
   /** Tier that answered, or `none`. */
   readonly tier: string;
-  /** `hit`, `miss`, `stale`, `ok` or `error`. */
+  /** `hit`, `miss`, `stale`, `ok`, `error`, or `refused` (401/403 before the route). */
   readonly result: string;
   readonly status: number;
   readonly duration_ms: number;
   /** ICD code of an error answer. */
   readonly error_code?: string;
+  /** The caller's `service_id`, on a refusal whose token was valid (403). */
+  readonly service_id?: string;
 }
 
 /** Receives one record per finished request (pino on Node). */
