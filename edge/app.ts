@@ -21,6 +21,7 @@ import {
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
+import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './edge-cache.ts';
@@ -70,6 +71,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   installErrorHandling(app, deps.onUnexpectedError);
   // Before any route: unauthenticated traffic stops here and never reaches the origin.
   app.use('/api/*', rejectPathTricks);
+  app.use('/api/*', rejectUnknownQuery);
   if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(metrics, deps.log)));
   if (deps.rateLimiter) app.use('/api/*', rateLimitMiddleware(deps.rateLimiter, now));
 

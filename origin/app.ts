@@ -6,6 +6,7 @@ import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
+import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
@@ -52,6 +53,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
   app.use('/api/*', rejectPathTricks);
+  app.use('/api/*', rejectUnknownQuery);
   if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(deps.metrics, deps.log)));
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
