@@ -104,7 +104,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
-  mountApiDocs(app);
+  mountApiDocs(app, { side: 'edge', maxValueBytes: deps.maxValueBytes });
   app.on('GET', ['/ready', '/health/ready'], (c) => {
     if (deps.subscribed && !deps.subscribed()) {
       throw new CacheError('CACHE_005', 'Purge stream not connected', { details: { origin: origin.baseUrl } });

@@ -58,7 +58,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
-  mountApiDocs(app);
+  mountApiDocs(app, { side: 'origin', maxValueBytes: deps.maxValueBytes });
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.on('GET', ['/ready', '/health/ready'], async (c) => {
     const store = deps.service.store;

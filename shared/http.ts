@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
 import { headers } from './headers.ts';
 import { parseJsonBody } from './input-guard.ts';
-import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
+import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlQuerySchema } from './keys.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { activeTraceId, annotateCacheSpan } from './tracing.ts';
 
@@ -83,7 +83,7 @@ export function writeOptions(c: Context, operation: string): { ttlSeconds: numbe
   const ttl = c.req.query('ttl');
   let ttlSeconds: number | undefined;
   if (ttl !== undefined) {
-    const parsed = ttlSecondsSchema.safeParse(ttl);
+    const parsed = ttlQuerySchema.safeParse(ttl);
     if (!parsed.success) throw invalidInput(parsed.error, { ttl, operation });
     ttlSeconds = parsed.data;
   }

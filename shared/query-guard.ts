@@ -24,9 +24,9 @@ export function allowedQueryParameters(method: string, pathname: string): readon
 }
 
 /**
- * Middleware refusing a query parameter the route does not take with 400
- * CACHE_004 naming it (`details.parameter`, and the accepted ones in
- * `details.allowed`). Mount on `/api/*`.
+ * Middleware refusing a query parameter the route does not take, or one
+ * given twice, with 400 CACHE_004 naming it (`details.parameter`, and the
+ * accepted ones in `details.allowed`). Mount on `/api/*`.
  */
 export const rejectUnknownQuery: MiddlewareHandler = async (c, next) => {
   const url = c.req.url;
@@ -35,7 +35,14 @@ export const rejectUnknownQuery: MiddlewareHandler = async (c, next) => {
   if (q === -1) return next();
   const search = new URLSearchParams(url.slice(q + 1));
   const allowed = allowedQueryParameters(c.req.method, c.req.path);
+  const seen = new Set<string>();
   for (const name of search.keys()) {
+    if (seen.has(name)) {
+      throw new CacheError('CACHE_004', `Query parameter "${name}" given more than once`, {
+        details: { parameter: name },
+      });
+    }
+    seen.add(name);
     if (!allowed.includes(name)) {
       const accepted = allowed.length > 0 ? `; this route takes ${allowed.join(', ')}` : '; this route takes none';
       throw new CacheError('CACHE_004', `Unknown query parameter "${name}"${accepted}`, {
