@@ -1,7 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { isTieredStore } from './store/resilient.ts';
-import type { Store } from './store/store.ts';
+import type { TieredStore } from './store/store.ts';
 
 /*
  * Store-side gauges of the origin's /metrics, read at scrape time: sizes of
@@ -18,32 +17,31 @@ import type { Store } from './store/store.ts';
  * and the evictions each tier made for its byte budget
  * (`strata_store_evictions_total`, `strata_local_tier_evictions_total`).
  */
-export function registerTierMetrics(registry: Registry, store: Store): void {
-  if ('bytes' in store && typeof store.bytes === 'number') {
-    const sized = store as Store & { readonly bytes: number };
+export function registerTierMetrics(registry: Registry, store: TieredStore): void {
+  const { usage } = store;
+  if (usage) {
     new Gauge({
       name: 'strata_store_bytes',
       help: 'Bytes held by the embedded memory store (against MEMORY_STORE_MAX_BYTES).',
       registers: [registry],
       collect() {
-        this.set(sized.bytes);
+        this.set(usage.bytes);
       },
     });
-  }
-  if ('evictions' in store && typeof store.evictions === 'number') {
     evictionCounter(
       registry,
       'strata_store_evictions_total',
       'Entries the embedded memory store evicted for its byte budget.',
-      () => (store as Store & { readonly evictions: number }).evictions,
+      () => usage.evictions,
     );
   }
-  if (!isTieredStore(store)) return;
+  const local = store.resilience?.local;
+  if (!local) return;
   evictionCounter(
     registry,
     'strata_local_tier_evictions_total',
     "Clean copies the origin's fallback tier evicted for its byte budget.",
-    () => store.local.evictions,
+    () => local.evictions,
   );
   new Gauge({
     name: 'strata_local_tier_entries',
@@ -51,8 +49,8 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
     labelNames: ['kind'] as const,
     registers: [registry],
     collect() {
-      this.set({ kind: 'clean' }, store.local.cleanCount);
-      this.set({ kind: 'dirty' }, store.local.dirtyCount);
+      this.set({ kind: 'clean' }, local.cleanCount);
+      this.set({ kind: 'dirty' }, local.dirtyCount);
     },
   });
   new Gauge({
@@ -60,7 +58,7 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
     help: 'Bytes of dirty changes in the fallback tier (against LOCAL_TIER_MAX_DIRTY_BYTES).',
     registers: [registry],
     collect() {
-      this.set(store.local.dirtyBytes);
+      this.set(local.dirtyBytes);
     },
   });
 }

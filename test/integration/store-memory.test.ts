@@ -1,4 +1,11 @@
 import { memoryStore } from '../../origin/store/memory.ts';
-import { runStoreConformance } from './store-conformance.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
+import { storeConformance } from '../conformance/store.ts';
 
-runStoreConformance('embedded memory', () => memoryStore({ maxBytes: 64 * 1024 * 1024 }));
+const maxBytes = 64 * 1024 * 1024;
+
+storeConformance('embedded memory', () => memoryStore({ maxBytes }));
+
+storeConformance('embedded memory behind the pass-through facade', () => passThroughStore(memoryStore({ maxBytes })), {
+  tiered: (store) => store,
+});
