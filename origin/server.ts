@@ -77,7 +77,7 @@ export async function startOrigin(
     options.store ??
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
-  if (!options.store && isTieredStore(store)) {
+  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_URL)) {
     const variable = config.REDIS_CLUSTER_NODES ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
     await checkStoreAtStart(store, { variable, required: config.REDIS_REQUIRED_AT_START, logger }).catch(
       async (error: unknown) => {
