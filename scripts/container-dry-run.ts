@@ -21,6 +21,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { logicalLines } from './lib/logical-lines.ts';
 import { waitFor } from './lib/proc.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -39,21 +40,10 @@ const say = (message: string) => process.stdout.write(`container-dry-run: ${mess
 
 /** Dockerfile instructions, continuation lines joined, comments dropped. */
 function instructions(text: string): { op: string; arg: string }[] {
-  const out: { op: string; arg: string }[] = [];
-  let pending = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (pending === '' && (line === '' || line.startsWith('#'))) continue;
-    if (line.endsWith('\\')) {
-      pending += `${line.slice(0, -1)} `;
-      continue;
-    }
-    const full = (pending + line).trim();
-    pending = '';
-    const space = full.indexOf(' ');
-    out.push({ op: full.slice(0, space).toUpperCase(), arg: full.slice(space + 1).trim() });
-  }
-  return out;
+  return logicalLines(text).map((line) => {
+    const space = line.indexOf(' ');
+    return { op: line.slice(0, space).toUpperCase(), arg: line.slice(space + 1).trim() };
+  });
 }
 
 /** `KEY=value KEY2=value2` of an ENV line (no quoting in our recipe). */

@@ -20,11 +20,11 @@
  * Exit codes: 0 sent, 1 delivery failed, 2 bad arguments.
  */
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { startTracing } from '../origin/tracing.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../shared/schemas.ts';
 import { withProducerSpan } from '../shared/tracing.ts';
+import { parseCli } from './lib/cli.ts';
 import { bearerHeaders, cliToken, refusedHint, tokenOption } from './lib/cli-token.ts';
 
 const usage = `usage: npm run invalidate -- --namespace NS (--keys a,b | --tags t1,t2 | --prefix P)
@@ -42,35 +42,19 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-let args: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      namespace: { type: 'string' },
-      keys: { type: 'string' },
-      tags: { type: 'string' },
-      prefix: { type: 'string' },
-      action: { type: 'string', default: 'delete' },
-      id: { type: 'string' },
-      brokers: { type: 'string' },
-      topic: { type: 'string' },
-      origin: { type: 'string' },
-      ...tokenOption,
-      'dry-run': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  }).values;
-}
-try {
-  args = parse();
-} catch (error) {
-  fail(`${(error as Error).message}\n${usage}`, 2);
-}
-if (args.help) {
-  process.stdout.write(`${usage}\n`);
-  process.exit(0);
-}
+const args = parseCli('invalidate', usage, {
+  namespace: { type: 'string' },
+  keys: { type: 'string' },
+  tags: { type: 'string' },
+  prefix: { type: 'string' },
+  action: { type: 'string', default: 'delete' },
+  id: { type: 'string' },
+  brokers: { type: 'string' },
+  topic: { type: 'string' },
+  origin: { type: 'string' },
+  ...tokenOption,
+  'dry-run': { type: 'boolean', default: false },
+});
 
 const parsed = invalidationEventSchema.safeParse({
   id: args.id ?? randomUUID(),

@@ -13,8 +13,8 @@
  * Defaults: every scope, every namespace (`*`), one hour, service id `cli`.
  * Exit codes: 0 printed, 2 bad arguments or no secret.
  */
-import { parseArgs } from 'node:util';
 import { type Scope, scopes } from '../shared/auth.ts';
+import { parseCli } from './lib/cli.ts';
 import { devIssuer, devSecretPath, readDevSecret, signServiceToken } from './lib/dev-auth.ts';
 
 const usage = `usage: npm run token -- [--scope "cache:read cache:write"] [--ns ns1,ns2|*] [--ttl SECONDS] [--service-id ID]
@@ -25,28 +25,12 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-let args: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      scope: { type: 'string', default: scopes.join(' ') },
-      ns: { type: 'string', default: '*' },
-      ttl: { type: 'string', default: '3600' },
-      'service-id': { type: 'string', default: 'cli' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  }).values;
-}
-try {
-  args = parse();
-} catch (error) {
-  fail(`${(error as Error).message}\n${usage}`);
-}
-if (args.help) {
-  process.stdout.write(`${usage}\n`);
-  process.exit(0);
-}
+const args = parseCli('token', usage, {
+  scope: { type: 'string', default: scopes.join(' ') },
+  ns: { type: 'string', default: '*' },
+  ttl: { type: 'string', default: '3600' },
+  'service-id': { type: 'string', default: 'cli' },
+});
 
 const words = (s: string) => s.split(/[\s,]+/).filter(Boolean);
 const requested = words(args.scope);

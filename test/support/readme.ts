@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { logicalLines } from '../../scripts/lib/logical-lines.ts';
 import { repoRoot } from './spawn-entry.ts';
 
 /** One fenced code block of the README: its language tag, the section it is in, and its text. */
@@ -52,17 +53,5 @@ export function consoleCommands(text: string): Transcript[] {
 
 /** The commands of a `sh` block: `\` continuations joined, comments and blank lines dropped. */
 export function shellCommands(text: string): string[] {
-  const out: string[] = [];
-  let pending = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (pending === '' && (line === '' || line.startsWith('#'))) continue;
-    if (line.endsWith('\\')) {
-      pending += `${line.slice(0, -1)} `;
-      continue;
-    }
-    out.push((pending + line).trim());
-    pending = '';
-  }
-  return out;
+  return logicalLines(text);
 }
