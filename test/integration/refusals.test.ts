@@ -43,6 +43,35 @@ describe('refused requests are logged once and counted, on the edge and the orig
     await issuer?.close();
   });
 
+  it('gRPC: a call without a token and one outside its namespace are each logged once as refused and counted', async () => {
+    const metrics = () =>
+      fetch(`${origin.url}/metrics`, { headers: { Authorization: `Bearer ${metricsToken}` } }).then((r) => r.text());
+    const labels = { operation: 'grpc_get', tier: 'none', result: 'refused' };
+    const before = requestsTotal(await metrics(), labels);
+    const outsider = await issuer.sign({ serviceId: 'outsider', scope: ['cache:read'], ns: ['other'] });
+    for (const [id, token, status] of [
+      ['rpc-anon', undefined, 401],
+      ['rpc-outsider', outsider, 403],
+    ] as const) {
+      const res = await fetch(`${origin.url}/strata.cache.v1.CacheService/Get`, {
+        method: 'POST',
+        body: JSON.stringify({ namespace: 'demo', key: 'k' }),
+        headers: {
+          'Content-Type': 'application/json',
+          'X-Request-Id': id,
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        },
+      });
+      await res.text();
+      expect(res.ok).toBe(false);
+      const lines = originLog.records().filter((r) => r.request_id === id);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ operation: 'rpc_get', result: 'refused', status });
+    }
+    expect(originLog.lines.join('\n')).not.toContain(outsider);
+    expect(requestsTotal(await metrics(), labels)).toBe(before + 2);
+  });
+
   for (const side of ['edge', 'origin'] as const) {
     it(`${side}: a request without a token is one log line with request id and AUTH_001, and a refused count`, async () => {
       const base = side === 'edge' ? edge.url : origin.url;
