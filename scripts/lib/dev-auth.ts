@@ -8,10 +8,10 @@ export const devIssuer = 'strata-dev';
 
 /**
  * Where development mode keeps its HS256 secret between runs: `.strata/dev-secret`
- * under the working directory (git-ignored), mode 0600, so `npm run token`
- * mints tokens `npm start` accepts and a restart keeps printed tokens valid.
+ * in the repository (git-ignored), mode 0600, so `npm run token` mints tokens
+ * `npm start` accepts and a restart keeps printed tokens valid.
  */
-export const devSecretPath = resolve('.strata', 'dev-secret');
+export const devSecretPath = resolve(import.meta.dirname, '..', '..', '.strata', 'dev-secret');
 
 /** A random HS256 secret for development: 32 bytes, base64url (43 characters). */
 export function randomDevSecret(): string {
