@@ -5,10 +5,11 @@
  * and unreachable, production without auth) with one line naming the
  * variable or port and what to do (exit 1). The stack only at `LOG_LEVEL=debug`.
  */
+
+import { exitOnStartupFailure } from '../platform/node/startup-failure.ts';
+import { startTracing } from '../platform/node/tracing.ts';
 import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import { startOrigin } from './server.ts';
-import { exitOnStartupFailure } from './startup.ts';
-import { startTracing } from './tracing.ts';
 
 let config: ReturnType<typeof parseConfig<typeof originConfigSchema>>;
 try {

@@ -18,9 +18,9 @@
  */
 import { existsSync } from 'node:fs';
 import { defaultTracePath } from '../bench/trace.ts';
-import { startEdge } from '../edge/server.ts';
+import { startEdge } from '../edge/adapters/node/server.ts';
 import { startOrigin } from '../origin/server.ts';
-import { exitOnStartupFailure } from '../origin/startup.ts';
+import { exitOnStartupFailure } from '../platform/node/startup-failure.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
 import { devIssuer, devSecretPath, loadOrCreateDevSecret, signServiceToken } from './lib/dev-auth.ts';
 

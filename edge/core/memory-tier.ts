@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { PurgeMessage } from '../shared/schemas.ts';
+import { storageKey } from '../../shared/keys.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
 /** Bytes counted per entry beyond key and value (object, map slot, strings). */
@@ -11,9 +12,6 @@ export interface MemoryTierOptions {
   /** Unix-ms clock; tests pass a fake one. */
   now?: () => number;
 }
-
-/** Storage key inside the tier. */
-const tierKey = (namespace: string, key: string) => `${namespace}\u0000${key}`;
 
 /**
  * The in-memory near-user tier: a byte-bounded LRU (lru-cache `maxSize`)
@@ -49,7 +47,7 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
       return evictions;
     },
     get(namespace, key) {
-      const k = tierKey(namespace, key);
+      const k = storageKey(namespace, key);
       const entry = cache.get(k);
       if (!entry) return undefined;
       if (entry.expiresAtMs <= now()) {
@@ -61,22 +59,22 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     set(entry) {
       const ttl = entry.expiresAtMs - now();
       if (ttl <= 0) return false;
-      const k = tierKey(entry.namespace, entry.key);
+      const k = storageKey(entry.namespace, entry.key);
       const existing = cache.peek(k);
       if (existing && existing.version > entry.version) return false;
       cache.set(k, entry, { ttl: Math.ceil(ttl) });
       return cache.has(k);
     },
     delete(namespace, key) {
-      cache.delete(tierKey(namespace, key));
+      cache.delete(storageKey(namespace, key));
     },
     purge(message: PurgeMessage) {
       let removed = 0;
-      for (const key of message.keys) if (dropIfOlder(tierKey(message.namespace, key), message.version)) removed++;
+      for (const key of message.keys) if (dropIfOlder(storageKey(message.namespace, key), message.version)) removed++;
       if (message.tags.length > 0 || message.prefix !== null) {
         // The tier is small (a byte budget of recent entries); walking it is cheaper than an index on every fill.
         const tags = new Set(message.tags);
-        const prefix = message.prefix === null ? null : tierKey(message.namespace, message.prefix);
+        const prefix = message.prefix === null ? null : storageKey(message.namespace, message.prefix);
         for (const [k, entry] of cache.entries()) {
           if (entry.namespace !== message.namespace) continue;
           const hit = (prefix !== null && k.startsWith(prefix)) || entry.tags.some((t) => tags.has(t));

@@ -1,12 +1,12 @@
 /**
  * `npm run start:edge`: one Node edge (self-hosted point of presence),
- * configured by the env vars of the README's configuration table. Bad
- * configuration exits 2, a failure to start 1, each with one line.
+ * configured by the environment variables in the README. Bad configuration
+ * exits 2, a failure to start (port in use) 1, each with one line.
  */
 
-import { exitOnStartupFailure } from '../origin/startup.ts';
-import { startTracing } from '../origin/tracing.ts';
-import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
+import { exitOnStartupFailure } from '../../../platform/node/startup-failure.ts';
+import { startTracing } from '../../../platform/node/tracing.ts';
+import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
 import { startEdge } from './server.ts';
 
 let config: ReturnType<typeof parseConfig<typeof edgeConfigSchema>>;
