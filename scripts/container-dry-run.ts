@@ -21,6 +21,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { signServiceToken } from './lib/dev-auth.ts';
 import { logicalLines } from './lib/logical-lines.ts';
 import { waitFor } from './lib/proc.ts';
 
@@ -60,10 +61,41 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Starts an image command (`node` = the Node running this script) in `cwd` with only `env` and PATH. */
+function start(argv: string[], cwd: string, env: Record<string, string>) {
+  const [program, ...rest] = argv;
+  say(`start ${argv.join(' ')}`);
+  const child = spawn(program === 'node' ? process.execPath : program!, rest, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      if (code !== 0) fail(`${argv.join(' ')} exited ${code} on SIGTERM`);
+    },
+  };
+}
+
+/** Waits until every path answers 200 on the loopback port. */
+async function probe(port: number, paths: string[]): Promise<void> {
+  for (const path of paths) {
+    await waitFor(
+      `GET ${path} = 200`,
+      async () => (await fetch(`http://127.0.0.1:${port}${path}`)).status === 200,
+      30_000,
+    );
+  }
+}
+
 const steps = instructions(readFileSync(args.dockerfile, 'utf8'));
 const env: Record<string, string> = {};
 let workdir: string | undefined;
 let cmd: string[] | undefined;
+let edgeCmd: string[] | undefined;
 const scratch = mkdtempSync(join(tmpdir(), 'strata-image-'));
 try {
   for (const { op, arg } of steps) {
@@ -90,42 +122,43 @@ try {
       if (run.status !== 0) fail(`RUN ${arg}: exit ${run.status}`);
     } else if (op === 'ENV') Object.assign(env, envPairs(arg));
     else if (op === 'CMD') cmd = JSON.parse(arg) as string[];
-    else if (op !== 'USER' && op !== 'EXPOSE') fail(`unknown instruction ${op}`, 2);
+    else if (op === 'LABEL' && arg.startsWith('strata.edge-command=')) {
+      edgeCmd = JSON.parse(JSON.parse(arg.slice('strata.edge-command='.length)) as string) as string[];
+    } else if (op !== 'USER' && op !== 'EXPOSE') fail(`unknown instruction ${op}`, 2);
   }
   if (!workdir || !cmd) fail('the Dockerfile needs WORKDIR and CMD', 2);
 
-  const port = await freePort();
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
-  const runEnv = {
-    PATH: process.env.PATH ?? '',
+  const originPort = await freePort();
+  const origin = start(cmd, workdir, {
     ...env,
     ORIGIN_HOST: '127.0.0.1',
-    ORIGIN_PORT: String(port),
+    ORIGIN_PORT: String(originPort),
     AUTH_JWT_SECRET: secret,
-  };
-  // `node` in the CMD is the image's Node: here, the one running this script.
-  const [program, ...rest] = cmd;
-  say(`CMD ${cmd.join(' ')} (port ${port})`);
-  const child = spawn(program === 'node' ? process.execPath : program!, rest, {
-    cwd: workdir,
-    env: runEnv,
-    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   try {
-    for (const path of ['/health', '/ready']) {
-      await waitFor(
-        `GET ${path} = 200`,
-        async () => (await fetch(`http://127.0.0.1:${port}${path}`)).status === 200,
-        30_000,
-      );
+    await probe(originPort, ['/health', '/ready']);
+    say('the origin starts: /health and /ready answer 200');
+    if (edgeCmd) {
+      const edgePort = await freePort();
+      const edge = start(edgeCmd, workdir, {
+        ...env,
+        EDGE_HOST: '127.0.0.1',
+        EDGE_PORT: String(edgePort),
+        ORIGIN_URL: `http://127.0.0.1:${originPort}`,
+        AUTH_JWT_SECRET: secret,
+        EDGE_ORIGIN_TOKEN: await signServiceToken(secret, { serviceId: 'dry-run-edge' }, 600),
+      });
+      try {
+        await probe(edgePort, ['/health', '/ready']);
+        say('the edge starts: /health and /ready answer 200');
+      } finally {
+        await edge.stop();
+      }
     }
-    say('the image starts: /health and /ready answer 200');
   } finally {
-    child.kill('SIGTERM');
+    await origin.stop();
   }
-  const code = await exited;
-  if (code !== 0) fail(`the server exited ${code} on SIGTERM`);
   say('stopped cleanly on SIGTERM');
 } finally {
   if (!args.keep) rmSync(scratch, { recursive: true, force: true });

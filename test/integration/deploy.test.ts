@@ -41,7 +41,8 @@ describe('deployment recipes', () => {
     });
     const output = `${run.stdout}\n${run.stderr}`;
     expect({ code: run.status, output }).toMatchObject({ code: 0 });
-    expect(output).toContain('/health and /ready answer 200');
+    expect(output).toContain('the origin starts: /health and /ready answer 200');
+    expect(output).toContain('the edge starts: /health and /ready answer 200');
     expect(output).toContain('stopped cleanly on SIGTERM');
   });
 });

@@ -70,7 +70,7 @@ describe('start-up failures are one line naming the variable, with a non-zero ex
 
   it('an edge port in use names EDGE_PORT', async () => {
     const port = String(portOf(held));
-    const { code, stderr } = await runToExit('edge/node.ts', {
+    const { code, stderr } = await runToExit('edge/adapters/node/main.ts', {
       EDGE_PORT: port,
       LOG_LEVEL: 'silent',
       EDGE_STATS_INTERVAL_SECONDS: '0',
