@@ -13,6 +13,8 @@ export const queryParameters = {
   put: ['ttl', 'tags', 'encrypt'],
   /** `GET /api/v1/purge/stream`: the position to resume after (same as `Last-Event-ID`). */
   purgeStream: ['since'],
+  /** `GET /api/v1/purges`: the polling edges' page of the purge log after a position. */
+  purgePage: ['after'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The query parameters `method` on `pathname` accepts (empty for most API routes). */
