@@ -101,6 +101,9 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     local,
     writeBack,
     sequence: exclusive,
+    // Redis now holds this version (a tombstone, for a delete): stamp later local changes above it.
+    settled: (change) =>
+      seen(change.namespace, change.key, change.kind === 'set' ? change.entry.version : change.version),
     stats,
     ping: () => inner.ping(),
     ready,
