@@ -25,8 +25,7 @@ describe('edge memory tier', () => {
     tier.set(entry('a'));
     tier.purge({
       type: 'purge',
-      epoch: 'e',
-      seq: 1,
+      position: 'p',
       namespace: 'n',
       keys: ['a'],
       tags: [],
