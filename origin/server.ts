@@ -19,6 +19,7 @@ import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
+import { checkStoreAtStart } from './startup.ts';
 import { memoryStore } from './store/memory.ts';
 import { passThroughStore } from './store/pass-through.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
@@ -68,7 +69,7 @@ export async function startOrigin(
   const authOptions = authOptionsFromConfig(config);
   if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
     throw new Error(
-      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication',
+      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication; set one of them (docs/security.md)',
     );
   }
   const auth = createVerifier(authOptions);
@@ -88,6 +89,15 @@ export async function startOrigin(
         return await bus.publish(purge);
       },
     );
+  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_URL)) {
+    const variable = config.REDIS_CLUSTER_NODES ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
+    await checkStoreAtStart(store, { variable, required: config.REDIS_REQUIRED_AT_START, logger }).catch(
+      async (error: unknown) => {
+        await store.close();
+        throw error;
+      },
+    );
+  }
   // Counters exist before the bus reports into them; the bus exists before the gauges read it.
   let metrics: ReturnType<typeof originMetrics> | undefined;
   bus = await purgeBusFromConfig(config, store, {
