@@ -14,6 +14,7 @@ import { edgeBenchmarks } from './edge-bench.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
+import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { table } from './trace.ts';
 
@@ -48,6 +49,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
+  'purge-log': () => withRedis((redisUrl) => purgeLogBenchmarks({ redisUrl })),
 };
 
 process.stdout.write(

@@ -29,6 +29,8 @@ describe('purge log on Redis Cluster while the master holding it is killed', () 
       REDIS_CLUSTER_NODES: cluster.env.REDIS_CLUSTER_NODES!,
       BREAKER_RECOVERY_INTERVAL_MS: '200',
       PURGE_HEARTBEAT_SECONDS: '1',
+      // Both replicas on the default log, whose slot the test looks up.
+      PURGE_LOG_KEY: defaultPurgeLogKey,
     };
     origins.push(await originFor(env), await originFor(env));
     for (const origin of origins) edges.push(await edgeFor(origin.url, { EDGE_MAX_TTL_SECONDS: '60' }));
