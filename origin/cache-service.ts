@@ -43,6 +43,8 @@ export interface CacheServiceOptions {
   readonly now?: () => number;
   /** Called after every store failure, for logs and metrics. */
   readonly onStoreError?: (operation: string, error: unknown) => void;
+  /** Crash tests only (`STRATA_FAULT`): where this process SIGKILLs itself on a change. */
+  readonly fault?: 'crash-after-store-write' | 'crash-after-log-append';
   /** Keys for encryption at rest (`ENCRYPTION_KEYS`); without them `encrypt` is CACHE_004. */
   readonly keyring?: Keyring | null;
   /** Namespaces whose every write is encrypted (`ENCRYPTED_NAMESPACES`). */
@@ -222,8 +224,11 @@ export class CacheService {
     result: StoredEntry | RemovalResult,
     input: PurgeInput,
   ): Promise<PublishedPurge | { seq: number }> {
+    if (this.#o.fault === 'crash-after-store-write') process.kill(process.pid, 'SIGKILL');
     try {
-      return await this.#o.bus.publish(input);
+      const published = await this.#o.bus.publish(input);
+      if (this.#o.fault === 'crash-after-log-append') process.kill(process.pid, 'SIGKILL');
+      return published;
     } catch (error) {
       if (this.#o.store.acceptedLocally(result)) {
         this.#o.bus.relayLocally?.(input);

@@ -136,6 +136,7 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
+    ...(config.STRATA_FAULT ? { fault: config.STRATA_FAULT } : {}),
     onStoreError: (operation, error) => {
       metrics.storeErrors.inc({ operation });
       logger.warn({ operation, err: error }, 'store call failed');

@@ -114,6 +114,13 @@ export const originConfigSchema = z.object({
   PURGE_LOG_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).optional(),
   /** Milliseconds `WAIT` may take; past it the change answers 503 CACHE_005 (the client retries). */
   PURGE_LOG_WAIT_TIMEOUT_MS: positiveInt.default(1_000),
+  /**
+   * Fault injection for crash tests only: the origin SIGKILLs itself after the
+   * store took a change and before its purge is logged
+   * (`crash-after-store-write`), or after the purge is logged and before the
+   * change is acknowledged (`crash-after-log-append`). Never set in production.
+   */
+  STRATA_FAULT: z.enum(['crash-after-store-write', 'crash-after-log-append']).optional(),
   /** Seconds between `heartbeat` events on the purge stream. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.default(15),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
