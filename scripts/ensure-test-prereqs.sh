@@ -2,7 +2,8 @@
 # Installs what the test suite's real servers need, on a fresh Debian machine:
 # redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
 # broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use),
-# Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv).
+# Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv),
+# libCacheSim's Python bindings (PyPI, in a venv; the eviction reference test).
 # Prints what it does; fails with the command to run by hand if it cannot install.
 set -euo pipefail
 
@@ -37,6 +38,18 @@ if [ ! -x "$st_venv/bin/schemathesis" ]; then
   if ! { python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q 'schemathesis>=4,<5'; }; then
     rm -rf "$st_venv"
     echo "strata: could not install schemathesis. Run: sudo apt-get install -y python3-venv && python3 -m venv $st_venv && $st_venv/bin/pip install 'schemathesis>=4,<5'" >&2
+    exit 1
+  fi
+fi
+
+# libCacheSim's Python bindings (PyPI `libcachesim`, pinned) for the eviction reference test, in a venv under .cache/.
+lcs_venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/libcachesim-venv"
+if ! "$lcs_venv/bin/python" -c 'import libcachesim' >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for libcachesim. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
+  echo "strata: installing libcachesim from PyPI into $lcs_venv"
+  if ! { python3 -m venv "$lcs_venv" && "$lcs_venv/bin/pip" install -q 'libcachesim==0.3.5'; }; then
+    rm -rf "$lcs_venv"
+    echo "strata: could not install libcachesim. Run: sudo apt-get install -y python3-venv && python3 -m venv $lcs_venv && $lcs_venv/bin/pip install 'libcachesim==0.3.5'" >&2
     exit 1
   fi
 fi
