@@ -36,7 +36,7 @@ export interface RunningEdge {
  */
 export async function startEdge(config: EdgeConfig, options: { logger?: Logger } = {}): Promise<RunningEdge> {
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-edge' });
-  const tier = memoryTier({ maxBytes: config.EDGE_MAX_BYTES });
+  const tier = memoryTier({ maxBytes: config.EDGE_MAX_BYTES, policy: config.EVICTION_POLICY });
   const auth = createVerifier(authOptionsFromConfig(config));
   const token = config.EDGE_ORIGIN_TOKEN;
   const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS, token });

@@ -32,7 +32,7 @@ function build(env: Record<string, unknown>): Hono<AppEnv> {
     token: config.EDGE_ORIGIN_TOKEN,
   });
   const cache = new EdgeCache({
-    tier: memoryTier({ maxBytes: config.EDGE_MAX_BYTES }),
+    tier: memoryTier({ maxBytes: config.EDGE_MAX_BYTES, policy: config.EVICTION_POLICY }),
     load: (ns, key, requestId) => origin.get(ns, key, requestId),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
   });

@@ -43,7 +43,10 @@ export interface RunningOrigin {
  * else the embedded memory store.
  */
 export function storeFromConfig(config: OriginConfig, onError?: (operation: string, error: unknown) => void): Store {
-  return resilientRedisFromConfig(config, onError) ?? memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
+  return (
+    resilientRedisFromConfig(config, onError) ??
+    memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES, policy: config.EVICTION_POLICY })
+  );
 }
 
 /**

@@ -1,5 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import type { EvictionCounts } from '../shared/eviction/index.ts';
+import { evictionCounter } from './eviction-metrics.ts';
 import { isTieredStore } from './store/resilient.ts';
 import type { Store } from './store/store.ts';
 
@@ -15,8 +17,9 @@ import type { Store } from './store/store.ts';
  * `MEMORY_STORE_MAX_BYTES`), `strata_local_tier_entries{kind}` (`clean`
  * copies and `dirty` changes of the fallback tier in front of Redis) and
  * `strata_local_tier_dirty_bytes` (against `LOCAL_TIER_MAX_DIRTY_BYTES`),
- * and the evictions each tier made for its byte budget
- * (`strata_store_evictions_total`, `strata_local_tier_evictions_total`).
+ * and the evictions of each tier by `policy` and `reason` (`evict`: for the
+ * byte budget; `expire`: found past its TTL) (`strata_store_evictions_total`,
+ * `strata_local_tier_evictions_total`).
  */
 export function registerTierMetrics(registry: Registry, store: Store): void {
   if ('bytes' in store && typeof store.bytes === 'number') {
@@ -30,20 +33,23 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
       },
     });
   }
-  if ('evictions' in store && typeof store.evictions === 'number') {
+  if ('evictionsByReason' in store && 'policy' in store) {
+    const evicting = store as Store & { readonly evictionsByReason: EvictionCounts; readonly policy: string };
     evictionCounter(
       registry,
       'strata_store_evictions_total',
-      'Entries the embedded memory store evicted for its byte budget.',
-      () => (store as Store & { readonly evictions: number }).evictions,
+      'Entries the embedded memory store evicted, by policy and reason (evict: byte budget; expire: TTL).',
+      evicting.policy,
+      () => evicting.evictionsByReason,
     );
   }
   if (!isTieredStore(store)) return;
   evictionCounter(
     registry,
     'strata_local_tier_evictions_total',
-    "Clean copies the origin's fallback tier evicted for its byte budget.",
-    () => store.local.evictions,
+    "Clean copies the origin's fallback tier evicted, by policy and reason (evict: byte budget; expire: TTL).",
+    store.local.policy,
+    () => store.local.evictionsByReason,
   );
   new Gauge({
     name: 'strata_local_tier_entries',
@@ -61,21 +67,6 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
     registers: [registry],
     collect() {
       this.set(store.local.dirtyBytes);
-    },
-  });
-}
-
-/** A counter that follows a monotonic count kept by the tier itself, read at scrape time. */
-function evictionCounter(registry: Registry, name: string, help: string, read: () => number): void {
-  let seen = 0;
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      const now = read();
-      if (now > seen) this.inc(now - seen);
-      seen = now;
     },
   });
 }

@@ -3,8 +3,16 @@ import { LruCache } from './lru.ts';
 import type { EvictionCache, EvictionCacheOptions, EvictionPolicy } from './policy.ts';
 import { S3FifoCache } from './s3fifo.ts';
 
-export type { DisposeReason, EvictionCache, EvictionCacheOptions, EvictionPolicy, SetOptions } from './policy.ts';
-export { evictionPolicies } from './policy.ts';
+export type {
+  DisposeReason,
+  EvictionCache,
+  EvictionCacheOptions,
+  EvictionCounts,
+  EvictionPolicy,
+  EvictionReason,
+  SetOptions,
+} from './policy.ts';
+export { evictionCounts, evictionPolicies } from './policy.ts';
 
 /**
  * The default policy: S3-FIFO, which had the highest read hit ratio on the

@@ -76,3 +76,23 @@ export interface EvictionCache<V> {
   /** Live entries, in no promised order; safe against deletes made while iterating. */
   entries(): IterableIterator<[string, V]>;
 }
+
+/** The dispose reasons counted as evictions on /metrics: budget pressure and TTL. */
+export type EvictionReason = 'evict' | 'expire';
+
+/** Entries a tier dropped, by {@link EvictionReason}, since start. */
+export type EvictionCounts = Readonly<Record<EvictionReason, number>>;
+
+/**
+ * A counter of evictions by reason and the dispose callback that feeds it;
+ * deletes and replacements are not evictions and are not counted.
+ */
+export function evictionCounts(): { readonly counts: EvictionCounts; count(reason: DisposeReason): void } {
+  const counts = { evict: 0, expire: 0 };
+  return {
+    counts,
+    count(reason) {
+      if (reason === 'evict' || reason === 'expire') counts[reason]++;
+    },
+  };
+}

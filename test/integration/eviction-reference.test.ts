@@ -46,7 +46,12 @@ describe.each(budgets)('eviction against libCacheSim at %d bytes', (maxBytes) =>
     const theirs = reference.get(id(policy, maxBytes))!;
     expect(ours.reads).toBe(theirs.reads);
     expect(theirs.reads).toBeGreaterThan(0);
-    return { ours: hitRatioPercent(ours), theirs: hitRatioPercent(theirs), oursHits: ours.readHits, theirHits: theirs.readHits };
+    return {
+      ours: hitRatioPercent(ours),
+      theirs: hitRatioPercent(theirs),
+      oursHits: ours.readHits,
+      theirHits: theirs.readHits,
+    };
   };
 
   it('LRU has exactly libCacheSim LRU read hit ratio', () => {

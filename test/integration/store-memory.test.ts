@@ -1,4 +1,7 @@
 import { memoryStore } from '../../origin/store/memory.ts';
+import { evictionPolicies } from '../../shared/eviction/index.ts';
 import { runStoreConformance } from './store-conformance.ts';
 
-runStoreConformance('embedded memory', () => memoryStore({ maxBytes: 64 * 1024 * 1024 }));
+for (const policy of evictionPolicies) {
+  runStoreConformance(`embedded memory (${policy})`, () => memoryStore({ maxBytes: 64 * 1024 * 1024, policy }));
+}

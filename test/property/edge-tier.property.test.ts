@@ -4,6 +4,7 @@ import { EdgeCache } from '../../edge/edge-cache.ts';
 import { memoryTier } from '../../edge/memory-tier.ts';
 import type { OriginRead } from '../../edge/origin-client.ts';
 import type { EdgeEntry } from '../../edge/tier.ts';
+import { evictionPolicies } from '../../shared/eviction/index.ts';
 import type { PurgeMessage } from '../../shared/schemas.ts';
 import { deferred, originRead } from '../support/fixtures.ts';
 
@@ -24,11 +25,11 @@ const entry = (key: string, value: Uint8Array, version: number, expiresAtMs: num
 
 const keyArb = fc.string({ minLength: 1, maxLength: 20 });
 
-describe('edge tier properties', () => {
+describe.each(evictionPolicies)('edge tier properties (%s)', (policy) => {
   it('round-trip: a stored value is read back unchanged', () => {
     fc.assert(
       fc.property(keyArb, fc.uint8Array({ maxLength: 2048 }), fc.nat(), (key, value, version) => {
-        const tier = memoryTier({ maxBytes: 1 << 20 });
+        const tier = memoryTier({ maxBytes: 1 << 20, policy });
         expect(tier.set(entry(key, value, version, Date.now() + 60_000))).toBe(true);
         expect([...(tier.get('ns', key)?.value ?? [])]).toEqual([...value]);
       }),
@@ -39,7 +40,7 @@ describe('edge tier properties', () => {
   it('delete ⇒ miss, and a purge ⇒ miss for every older version', () => {
     fc.assert(
       fc.property(keyArb, fc.nat({ max: 1000 }), fc.nat({ max: 1000 }), (key, stored, purged) => {
-        const tier = memoryTier({ maxBytes: 1 << 20 });
+        const tier = memoryTier({ maxBytes: 1 << 20, policy });
         tier.set(entry(key, new Uint8Array([1]), stored, Date.now() + 60_000));
         const message: PurgeMessage = {
           type: 'purge',
@@ -70,7 +71,7 @@ describe('edge tier properties', () => {
         fc.integer({ min: 0, max: 200_000 }),
         (key, ttlMs, elapsed) => {
           let now = 1_700_000_000_000;
-          const tier = memoryTier({ maxBytes: 1 << 20, now: () => now });
+          const tier = memoryTier({ maxBytes: 1 << 20, now: () => now, policy });
           tier.set(entry(key, new Uint8Array([7]), 1, now + ttlMs));
           now += elapsed;
           expect(tier.get('ns', key) !== undefined).toBe(elapsed < ttlMs);
@@ -83,7 +84,7 @@ describe('edge tier properties', () => {
   it('the tier never holds more bytes than its budget', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(keyArb, fc.integer({ min: 0, max: 5000 })), { maxLength: 200 }), (writes) => {
-        const tier = memoryTier({ maxBytes: 20_000 });
+        const tier = memoryTier({ maxBytes: 20_000, policy });
         for (const [key, size] of writes) tier.set(entry(key, new Uint8Array(size), 1, Date.now() + 60_000));
         expect(tier.bytes).toBeLessThanOrEqual(20_000);
       }),
@@ -107,7 +108,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('respond' as const), fill: fc.nat({ max: 7 }) }),
 );
 
-describe('no stale set', () => {
+describe.each(evictionPolicies)('no stale set (%s)', (policy) => {
   it('under random interleavings of writes, fills and purge deliveries, the tier never holds a version older than a delivered purge', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), async (ops) => {
@@ -124,7 +125,7 @@ describe('no stale set', () => {
         const fills: Fill[] = [];
         const pendingGates: Array<{ key: number; gate: ReturnType<typeof deferred<OriginRead | null>> }> = [];
         const cache = new EdgeCache({
-          tier: memoryTier({ maxBytes: 1 << 20 }),
+          tier: memoryTier({ maxBytes: 1 << 20, policy }),
           maxTtlMs: 60_000,
           load: async (_ns, key) => {
             const gate = deferred<OriginRead | null>();
