@@ -44,7 +44,7 @@ export function observe(deps: {
     // An edge missing three of its reports is gone from the list.
     edgeExpiryMs: Math.max(15_000, config.STATS_SAMPLE_SECONDS * 3000),
   });
-  mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS);
+  mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS, config.EVICTION_POLICY);
   registerTierMetrics(deps.metrics.registry, store);
   if ('redisClient' in store)
     registerRedisNodeMetrics(deps.metrics.registry, (store as ConfiguredRedisStore).redisClient);
