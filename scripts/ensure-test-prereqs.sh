@@ -30,29 +30,25 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   fi
 fi
 
-# Schemathesis (PyPI) for the OpenAPI fuzz test, in a venv under .cache/ (gitignored).
-st_venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/schemathesis-venv"
-if [ ! -x "$st_venv/bin/schemathesis" ]; then
-  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for schemathesis. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
-  echo "strata: installing schemathesis from PyPI into $st_venv"
-  if ! { python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q 'schemathesis>=4,<5'; }; then
-    rm -rf "$st_venv"
-    echo "strata: could not install schemathesis. Run: sudo apt-get install -y python3-venv && python3 -m venv $st_venv && $st_venv/bin/pip install 'schemathesis>=4,<5'" >&2
+# ensure_venv NAME CHECK SPEC: a venv .cache/NAME-venv (gitignored) in which the shell test CHECK
+# (run with $venv set) passes, else one made and filled with `pip install SPEC`.
+ensure_venv() {
+  local name="$1" check="$2" spec="$3"
+  venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/$name-venv"
+  eval "$check" && return 0
+  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for $name. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
+  echo "strata: installing $name from PyPI into $venv"
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "$spec"; }; then
+    rm -rf "$venv"
+    echo "strata: could not install $name. Run: sudo apt-get install -y python3-venv && python3 -m venv $venv && $venv/bin/pip install '$spec'" >&2
     exit 1
   fi
-fi
+}
 
-# libCacheSim's Python bindings (PyPI `libcachesim`, pinned) for the eviction reference test, in a venv under .cache/.
-lcs_venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/libcachesim-venv"
-if ! "$lcs_venv/bin/python" -c 'import libcachesim' >/dev/null 2>&1; then
-  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for libcachesim. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
-  echo "strata: installing libcachesim from PyPI into $lcs_venv"
-  if ! { python3 -m venv "$lcs_venv" && "$lcs_venv/bin/pip" install -q 'libcachesim==0.3.5'; }; then
-    rm -rf "$lcs_venv"
-    echo "strata: could not install libcachesim. Run: sudo apt-get install -y python3-venv && python3 -m venv $lcs_venv && $lcs_venv/bin/pip install 'libcachesim==0.3.5'" >&2
-    exit 1
-  fi
-fi
+# Schemathesis (PyPI) for the OpenAPI fuzz test.
+ensure_venv schemathesis '[ -x "$venv/bin/schemathesis" ]' 'schemathesis>=4,<5'
+# libCacheSim's Python bindings (PyPI `libcachesim`, pinned) for the eviction reference test.
+ensure_venv libcachesim '"$venv/bin/python" -c "import libcachesim" >/dev/null 2>&1' 'libcachesim==0.3.5'
 
 node_version=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_version" -lt 22 ]; then
