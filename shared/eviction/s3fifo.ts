@@ -52,8 +52,15 @@ export class S3FifoCache<V> extends IndexedCache<V, S3Entry<V>> implements Evict
   readonly #mainMaxBytes: number;
   #smallBytes = 0;
   #mainBytes = 0;
-  // Insertion-ordered map as a FIFO of keys → the byte size they had.
-  readonly #ghost = new Map<string, number>();
+  // The ghost: key → [serial, bytes] of live ghost entries, and a FIFO of [key, serial] in
+  // remembering order. A key forgotten on a ghost hit leaves a stale FIFO slot behind (its
+  // serial no longer matches), skipped when trimming and dropped when the FIFO is compacted;
+  // so every ghost operation is O(1) amortized. (A Map's own insertion order would do, but
+  // V8 walks the holes of deleted entries when asked for the oldest one: quadratic.)
+  readonly #ghost = new Map<string, { serial: number; sizeBytes: number }>();
+  #ghostFifo: { key: string; serial: number }[] = [];
+  #ghostHead = 0;
+  #ghostSerial = 0;
   #ghostBytes = 0;
   #ghostHit = false;
   // Until the first eviction, new keys overflow into main once small is full, so the whole budget fills.
@@ -185,20 +192,33 @@ export class S3FifoCache<V> extends IndexedCache<V, S3Entry<V>> implements Evict
 
   #remember(key: string, sizeBytes: number): void {
     this.#forget(key);
-    this.#ghost.set(key, sizeBytes);
+    const serial = ++this.#ghostSerial;
+    this.#ghost.set(key, { serial, sizeBytes });
+    this.#ghostFifo.push({ key, serial });
     this.#ghostBytes += sizeBytes;
     while (this.#ghostBytes > this.#mainMaxBytes) {
-      const oldest = this.#ghost.keys().next().value as string;
-      this.#forget(oldest);
+      const oldest = this.#ghostFifo[this.#ghostHead++]!;
+      if (this.#ghost.get(oldest.key)?.serial === oldest.serial) this.#forget(oldest.key);
     }
+    const slots = this.#ghostFifo.length - this.#ghostHead;
+    if (this.#ghostHead > 1024 && this.#ghostHead > slots) this.#compactGhost();
+    else if (slots > 2 * this.#ghost.size + 1024) this.#compactGhost();
+  }
+
+  /** Drops consumed and stale slots from the ghost FIFO. */
+  #compactGhost(): void {
+    this.#ghostFifo = this.#ghostFifo
+      .slice(this.#ghostHead)
+      .filter((slot) => this.#ghost.get(slot.key)?.serial === slot.serial);
+    this.#ghostHead = 0;
   }
 
   /** Removes `key` from the ghost. @returns whether it was there. */
   #forget(key: string): boolean {
-    const sizeBytes = this.#ghost.get(key);
-    if (sizeBytes === undefined) return false;
+    const held = this.#ghost.get(key);
+    if (held === undefined) return false;
     this.#ghost.delete(key);
-    this.#ghostBytes -= sizeBytes;
+    this.#ghostBytes -= held.sizeBytes;
     return true;
   }
 }

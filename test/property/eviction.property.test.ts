@@ -180,6 +180,34 @@ describe('S3-FIFO queues', () => {
     expect(cache.inGhost('cold')).toBe(false);
   });
 
+  it("the ghost stays within main's byte budget and remembers the latest evictions through many thousands of them", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 3_000 }), { minLength: 5_000, maxLength: 8_000 }), (keys) => {
+        const cache = new S3FifoCache<number>({ maxBytes: 20_000 });
+        for (const k of keys) {
+          cache.set(String(k), k, { sizeBytes: 100 });
+          const q = cache.queues;
+          expect(q.ghost.bytes).toBeLessThanOrEqual(q.main.maxBytes);
+          expect(q.ghost.bytes).toBe(q.ghost.entries * 100);
+        }
+        let ghosts = 0;
+        for (let k = 0; k <= 3_000; k++) {
+          if (!cache.inGhost(String(k))) continue;
+          ghosts++;
+          expect(cache.has(String(k))).toBe(false);
+        }
+        expect(ghosts).toBe(cache.queues.ghost.entries);
+        // A key the ghost remembers comes back straight into main.
+        const remembered = [...Array(3_001).keys()].find((k) => cache.inGhost(String(k)));
+        if (remembered !== undefined) {
+          cache.set(String(remembered), 0, { sizeBytes: 100 });
+          expect(cache.inspect(String(remembered))?.queue).toBe('main');
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('main reinserts an accessed entry with its counter decremented instead of evicting it', () => {
     const cache = new S3FifoCache<number>({ maxBytes: 1_000 });
     for (let i = 0; i < 10; i++) cache.set(`k${i}`, i, { sizeBytes: 100 });
