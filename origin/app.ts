@@ -12,7 +12,6 @@ import { isDashboardPath } from './dashboard/paths.ts';
 import type { PurgeHub } from './purge-hub.ts';
 import { mountCacheRoutes } from './routes/cache.ts';
 import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
-import { isTieredStore } from './store/resilient.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -60,8 +59,8 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.on('GET', ['/ready', '/health/ready'], async (c) => {
     const store = deps.service.store;
-    const health = isTieredStore(store) ? store.health() : undefined;
-    const state = health ? { breaker: health.breaker, dirty: health.dirty } : {};
+    const health = store.health();
+    const state = health.breaker ? { breaker: health.breaker, dirty: health.dirty } : {};
     try {
       await store.ping();
     } catch (error) {

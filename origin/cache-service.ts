@@ -2,8 +2,7 @@ import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
 import type { PurgeHub } from './purge-hub.ts';
-import { isTieredStore } from './store/resilient.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store/store.ts';
+import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
 export interface WriteRequest {
@@ -26,8 +25,15 @@ export interface ReadResult {
   readonly degraded: boolean;
 }
 
+/** A miss; `degraded` when it rests on a delete Redis has not confirmed yet (`X-Cache-Degraded: 1`). */
+export interface ReadMiss {
+  readonly entry: null;
+  readonly degraded: boolean;
+}
+
 export interface CacheServiceOptions {
-  readonly store: Store;
+  /** Tiered reads, health and "accepted locally": `store/resilient.ts` over Redis, `store/pass-through.ts` over memory. */
+  readonly store: TieredStore;
   readonly hub: PurgeHub;
   /** Seconds, for writes that give no TTL. */
   readonly defaultTtlSeconds: number;
@@ -59,21 +65,14 @@ export class CacheService {
     this.#now = options.now ?? Date.now;
   }
 
-  get store(): Store {
+  get store(): TieredStore {
     return this.#o.store;
   }
 
-  /** The entry, or null on a miss. */
-  async get(namespace: string, key: string): Promise<ReadResult | null> {
-    const store = this.#o.store;
-    if (isTieredStore(store)) {
-      const read = await this.#call('get', () => store.getTiered(namespace, key));
-      return read ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : null;
-    }
-    const entry = await this.#call('get', () => store.get(namespace, key));
-    return entry
-      ? { entry: await this.#reveal(namespace, key, entry), tier: store.kind, status: 'HIT', degraded: false }
-      : null;
+  /** The entry and where it came from, or a miss (`entry` null). */
+  async get(namespace: string, key: string): Promise<ReadResult | ReadMiss> {
+    const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
+    return read.entry ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : read;
   }
 
   /** Entries found by key, and the tier that answered. */
@@ -82,13 +81,8 @@ export class CacheService {
     keys: readonly string[],
   ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
-    const store = this.#o.store;
-    if (isTieredStore(store)) {
-      const read = await this.#call('batch_get', () => store.getManyTiered(namespace, unique));
-      return { ...read, found: await this.#revealAll(namespace, read.found) };
-    }
-    const found = await this.#call('batch_get', () => store.getMany(namespace, unique));
-    return { found: await this.#revealAll(namespace, found), tier: store.kind, degraded: false };
+    const read = await this.#call('batch_get', () => this.#o.store.getManyTiered(namespace, unique));
+    return { ...read, found: await this.#revealAll(namespace, read.found) };
   }
 
   /** Writes one value, then purges older copies at every edge. */

@@ -7,9 +7,7 @@ import { mountDashboard } from './dashboard/routes.ts';
 import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
 import type { OriginMetrics } from './metrics.ts';
-import { isTieredStore } from './store/resilient.ts';
-import type { ConfiguredRedisStore } from './store/resilient-from-config.ts';
-import type { Store } from './store/store.ts';
+import type { TieredStore } from './store/store.ts';
 import { registerRedisNodeMetrics, registerTierMetrics } from './store-metrics.ts';
 
 /** The origin's dashboard and health events (docs/operating.md). */
@@ -32,7 +30,7 @@ export interface Observability {
 export function observe(deps: {
   config: OriginConfig;
   metrics: OriginMetrics;
-  store: Store;
+  store: TieredStore;
   logger: Logger;
   app: Hono<AppEnv>;
 }): Observability {
@@ -46,8 +44,7 @@ export function observe(deps: {
   });
   mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS, config.EVICTION_POLICY);
   registerTierMetrics(deps.metrics.registry, store);
-  if ('redisClient' in store)
-    registerRedisNodeMetrics(deps.metrics.registry, (store as ConfiguredRedisStore).redisClient);
+  if (store.redisClient) registerRedisNodeMetrics(deps.metrics.registry, store.redisClient);
   let health: HealthEvents | undefined;
   return {
     stats,
@@ -59,7 +56,7 @@ export function observe(deps: {
       if (!config.KAFKA_BROKERS || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
       health = startHealthEvents({
         registry: deps.metrics.registry,
-        breakerState: () => (isTieredStore(store) ? store.breaker.state : undefined),
+        breakerState: () => store.health().breaker ?? undefined,
         sink: kafkaHealthSink({
           brokers: config.KAFKA_BROKERS,
           clientId: `${config.KAFKA_CLIENT_ID}-health`,

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BreakerState } from './breaker.ts';
-import type { TieredStore } from './store/resilient.ts';
+import type { Resilience } from './store/store.ts';
 
 const breakerStates: readonly BreakerState[] = ['closed', 'open', 'half-open', 'isolated'];
 
@@ -12,7 +12,7 @@ const breakerStates: readonly BreakerState[] = ['closed', 'open', 'half-open', '
  * `strata_dirty_entries` (changes waiting for write-back) and
  * `strata_write_back_total{result}` (`written`, `skipped_newer`).
  */
-export function registerResilienceMetrics(registry: Registry, store: TieredStore): void {
+export function registerResilienceMetrics(registry: Registry, store: Resilience): void {
   new Gauge({
     name: 'strata_breaker_state',
     help: 'Circuit breaker around Redis: 1 for the current state.',

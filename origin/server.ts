@@ -19,9 +19,9 @@ import { PurgeHub } from './purge-hub.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { memoryStore } from './store/memory.ts';
-import { isTieredStore } from './store/resilient.ts';
+import { passThroughStore } from './store/pass-through.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
-import type { Store } from './store/store.ts';
+import type { TieredStore } from './store/store.ts';
 
 /** A running origin. */
 export interface RunningOrigin {
@@ -30,7 +30,7 @@ export interface RunningOrigin {
   readonly port: number;
   readonly service: CacheService;
   readonly hub: PurgeHub;
-  readonly store: Store;
+  readonly store: TieredStore;
   /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
   readonly invalidations: InvalidationSource;
   /** Stops consuming invalidations (commits, leaves the group), stops accepting, ends purge streams, closes the store. */
@@ -42,11 +42,14 @@ export interface RunningOrigin {
  * standalone (`REDIS_URL`), each behind the breaker and local fallback tier;
  * else the embedded memory store.
  */
-export function storeFromConfig(config: OriginConfig, onError?: (operation: string, error: unknown) => void): Store {
-  return (
-    resilientRedisFromConfig(config, onError) ??
-    memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES, policy: config.EVICTION_POLICY })
-  );
+export function storeFromConfig(
+  config: OriginConfig,
+  onError?: (operation: string, error: unknown) => void,
+): TieredStore {
+  const redis = resilientRedisFromConfig(config, onError);
+  if (redis) return redis;
+  const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES, policy: config.EVICTION_POLICY });
+  return passThroughStore(memory, memory);
 }
 
 /**
@@ -57,7 +60,7 @@ export function storeFromConfig(config: OriginConfig, onError?: (operation: stri
  */
 export async function startOrigin(
   config: OriginConfig,
-  options: { logger?: Logger; store?: Store } = {},
+  options: { logger?: Logger; store?: TieredStore } = {},
 ): Promise<RunningOrigin> {
   const authOptions = authOptionsFromConfig(config);
   if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
@@ -74,14 +77,16 @@ export async function startOrigin(
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
   const hub = new PurgeHub(config.PURGE_BUFFER_SIZE);
+  const { usage } = store;
   const metrics = originMetrics({
     connectedEdges: () => hub.subscribers,
-    storeEntries: 'size' in store ? () => (store as { size: number }).size : undefined,
+    storeEntries: usage ? () => usage.size : undefined,
   });
-  if (isTieredStore(store)) {
-    registerResilienceMetrics(metrics.registry, store);
-    store.breaker.onStateChange((state) =>
-      logger.warn({ breaker: state, dirty: store.local.dirtyCount }, 'redis circuit breaker changed state'),
+  const { resilience } = store;
+  if (resilience) {
+    registerResilienceMetrics(metrics.registry, resilience);
+    resilience.breaker.onStateChange((state) =>
+      logger.warn({ breaker: state, dirty: resilience.local.dirtyCount }, 'redis circuit breaker changed state'),
     );
   }
   const service = new CacheService({

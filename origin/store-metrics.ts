@@ -1,9 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
-import type { EvictionCounts } from '../shared/eviction/index.ts';
 import { evictionCounter } from './eviction-metrics.ts';
-import { isTieredStore } from './store/resilient.ts';
-import type { Store } from './store/store.ts';
+import type { TieredStore } from './store/store.ts';
 
 /*
  * Store-side gauges of the origin's /metrics, read at scrape time: sizes of
@@ -21,35 +19,33 @@ import type { Store } from './store/store.ts';
  * byte budget; `expire`: found past its TTL) (`strata_store_evictions_total`,
  * `strata_local_tier_evictions_total`).
  */
-export function registerTierMetrics(registry: Registry, store: Store): void {
-  if ('bytes' in store && typeof store.bytes === 'number') {
-    const sized = store as Store & { readonly bytes: number };
+export function registerTierMetrics(registry: Registry, store: TieredStore): void {
+  const { usage } = store;
+  if (usage) {
     new Gauge({
       name: 'strata_store_bytes',
       help: 'Bytes held by the embedded memory store (against MEMORY_STORE_MAX_BYTES).',
       registers: [registry],
       collect() {
-        this.set(sized.bytes);
+        this.set(usage.bytes);
       },
     });
-  }
-  if ('evictionsByReason' in store && 'policy' in store) {
-    const evicting = store as Store & { readonly evictionsByReason: EvictionCounts; readonly policy: string };
     evictionCounter(
       registry,
       'strata_store_evictions_total',
       'Entries the embedded memory store evicted, by policy and reason (evict: byte budget; expire: TTL).',
-      evicting.policy,
-      () => evicting.evictionsByReason,
+      usage.policy ?? 'unknown',
+      () => usage.evictionsByReason ?? { evict: usage.evictions, expire: 0 },
     );
   }
-  if (!isTieredStore(store)) return;
+  const local = store.resilience?.local;
+  if (!local) return;
   evictionCounter(
     registry,
     'strata_local_tier_evictions_total',
     "Clean copies the origin's fallback tier evicted, by policy and reason (evict: byte budget; expire: TTL).",
-    store.local.policy,
-    () => store.local.evictionsByReason,
+    local.policy,
+    () => local.evictionsByReason,
   );
   new Gauge({
     name: 'strata_local_tier_entries',
@@ -57,8 +53,8 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
     labelNames: ['kind'] as const,
     registers: [registry],
     collect() {
-      this.set({ kind: 'clean' }, store.local.cleanCount);
-      this.set({ kind: 'dirty' }, store.local.dirtyCount);
+      this.set({ kind: 'clean' }, local.cleanCount);
+      this.set({ kind: 'dirty' }, local.dirtyCount);
     },
   });
   new Gauge({
@@ -66,7 +62,7 @@ export function registerTierMetrics(registry: Registry, store: Store): void {
     help: 'Bytes of dirty changes in the fallback tier (against LOCAL_TIER_MAX_DIRTY_BYTES).',
     registers: [registry],
     collect() {
-      this.set(store.local.dirtyBytes);
+      this.set(local.dirtyBytes);
     },
   });
 }

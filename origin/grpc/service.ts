@@ -22,7 +22,6 @@ import type { RequestMetrics } from '../../shared/metrics.ts';
 import { maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import { defaultContentType } from '../routes/cache.ts';
-import { isTieredStore } from '../store/resilient.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 import { untilAborted } from './errors.ts';
 
@@ -93,8 +92,7 @@ function metadataOf(entry: StoredEntry) {
 export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof CacheServiceDesc> {
   const { service } = deps;
   const degraded = (ctx: HandlerContext) => ctx.responseHeader.set(degradedMetadata, '1');
-  const acceptedLocally = (result: StoredEntry | RemovalResult) =>
-    isTieredStore(service.store) && service.store.acceptedLocally(result);
+  const acceptedLocally = (result: StoredEntry | RemovalResult) => service.store.acceptedLocally(result);
   const timed = async <T>(operation: string, run: () => Promise<{ out: T; tier: string; result: string }>) => {
     const started = performance.now();
     try {
@@ -112,8 +110,8 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
       timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
         validAddress(req.namespace, req.key, 'get');
         const read = await untilAborted(ctx.signal, () => service.get(req.namespace, req.key));
-        if (!read) return { out: { found: false }, tier: 'none', result: 'miss' };
         if (read.degraded) degraded(ctx);
+        if (!read.entry) return { out: { found: false }, tier: 'none', result: 'miss' };
         const { entry } = read;
         return {
           out: {
@@ -236,7 +234,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
             healthy,
             redisStatus: store.kind === 'redis' ? (healthy ? 'up' : 'down') : 'not_configured',
             brokerStatus: deps.invalidationKind,
-            breakerState: isTieredStore(store) ? store.health().breaker : '',
+            breakerState: store.health().breaker ?? '',
           },
           tier: store.kind,
           result: healthy ? 'ok' : 'error',

@@ -2,7 +2,6 @@ import { LRUCache } from 'lru-cache';
 import { CacheError } from '../../shared/errors.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../../shared/schemas.ts';
 import type { CacheService } from '../cache-service.ts';
-import { isTieredStore } from '../store/resilient.ts';
 import type { InvalidationSourceKind } from './source.ts';
 
 /** What happened to one event. */
@@ -96,7 +95,7 @@ export class InvalidationApplier {
       // At-least-once means the purge must be durable before Kafka forgets the event: a purge only
       // the local tier took (Redis down) would be lost with this process, so the offset must wait.
       const store = this.#o.service.store;
-      if (source === 'kafka' && isTieredStore(store) && store.acceptedLocally(result)) {
+      if (source === 'kafka' && store.acceptedLocally(result)) {
         throw new CacheError('CACHE_005', 'Purge reached only the local tier; retrying until Redis takes it', {
           details: { id: event.id, operation: 'invalidate' },
         });

@@ -19,7 +19,6 @@ import {
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
-import { isTieredStore } from '../store/resilient.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
@@ -30,7 +29,7 @@ export const defaultContentType = 'application/octet-stream';
  * this change (written back later; see `store/resilient.ts`).
  */
 function acceptedLocally(service: CacheService, result: StoredEntry | RemovalResult): boolean {
-  return isTieredStore(service.store) && service.store.acceptedLocally(result);
+  return service.store.acceptedLocally(result);
 }
 
 /**
@@ -77,8 +76,10 @@ export function mountCacheRoutes(
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
       const read = await service.get(namespace, key);
-      if (!read) {
+      if (!read.entry) {
         c.header(headers.cache, 'MISS');
+        // A miss resting on a delete Redis has not confirmed yet: say so, like any degraded answer.
+        if (read.degraded) c.header(headers.degraded, '1');
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const { entry, tier } = read;

@@ -149,6 +149,11 @@ export class LocalTier {
     return [...this.#dirty.values()];
   }
 
+  /** True while `change` is the key's current dirty change (not settled, discarded or replaced). */
+  isPending(change: DirtyChange): boolean {
+    return this.#dirty.get(storageKey(change.namespace, change.key)) === change;
+  }
+
   /**
    * Removes a dirty change once it is settled in Redis, but only if it is
    * still the current one (a newer local change to the key stays).

@@ -1,8 +1,8 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
+import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
 import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
 

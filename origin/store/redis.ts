@@ -1,70 +1,9 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import {
-  deleteIfOlderScript,
-  deleteScript,
-  entryFields,
-  setIfNewerScript,
-  setScript,
-  tombstoneTtlMs,
-} from './redis-scripts.ts';
+import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
-
-/** The script commands the drivers add to an ioredis client. */
-export interface StrataCommands {
-  strataSet(key: string, data: Uint8Array, contentType: string, ttlMs: number, tags: string): Promise<[number, number]>;
-  strataSetIfNewer(
-    key: string,
-    data: Uint8Array,
-    contentType: string,
-    expiresAtMs: number,
-    tags: string,
-    version: number,
-    createdAtMs: number,
-  ): Promise<number>;
-  strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
-  strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
-}
-
-/** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */
-export function defineStrataCommands(client: { defineCommand: Redis['defineCommand'] }): void {
-  client.defineCommand('strataSet', { numberOfKeys: 1, lua: setScript });
-  client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
-  client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
-  client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
-}
-
-/** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */
-export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
- * Every key of one Redis server (a standalone server, or one Cluster master)
- * matching a SCAN `MATCH` pattern, walked with COUNT 1000.
- * @param onRoundTrip called once per SCAN call (for round-trip statistics).
- */
-export async function scanMatching(
-  node: Pick<Redis, 'scan'>,
-  match: string,
-  onRoundTrip: () => void = () => {},
-): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    onRoundTrip();
-    const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    found.push(...batch);
-  } while (cursor !== '0');
-  return found;
-}
-
-/** Escapes Redis glob characters so a prefix matches literally in SCAN MATCH. */
-export function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, '\\$&');
-}
 
 export interface RedisStoreOptions {
   /** `redis://[:password@]host:port[/db]` or `rediss://` for TLS. */

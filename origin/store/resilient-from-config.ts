@@ -4,17 +4,17 @@ import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
 import { connectionReady } from './connection-ready.ts';
 import { LocalTier } from './local-tier.ts';
-import type { StrataCommands } from './redis.ts';
 import { redisStore } from './redis.ts';
 import { redisClusterStore } from './redis-cluster.ts';
-import { resilientStore, type TieredStore } from './resilient.ts';
+import type { StrataCommands } from './redis-commands.ts';
+import { type ResilientStore, resilientStore } from './resilient.ts';
 import { redisWriteBack } from './write-back.ts';
 
 /** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
 export const clockSkewAllowanceMs = 500;
 
 /** A store built from config, with its ioredis client (per-node health metrics read it). */
-export type ConfiguredRedisStore = TieredStore & { readonly redisClient: Redis | Cluster };
+export type ConfiguredRedisStore = ResilientStore & { readonly redisClient: Redis | Cluster };
 
 /**
  * Builds the Redis store the config names — Cluster when

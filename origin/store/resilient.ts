@@ -1,75 +1,23 @@
 import { CacheError } from '../../shared/errors.ts';
-import type { CacheStatus, CacheTier } from '../../shared/headers.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { BreakerState, RedisBreaker } from '../breaker.ts';
-import type { DirtyChange, LocalTier } from './local-tier.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
-import type { WriteBack } from './write-back.ts';
+import type { RedisBreaker } from '../breaker.ts';
+import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
+import type {
+  EntryInput,
+  PurgeSelector,
+  RemovalResult,
+  Resilience,
+  ResilienceStats,
+  Store,
+  StoredEntry,
+  TieredMiss,
+  TieredRead,
+  TieredStore,
+} from './store.ts';
+import { keySequencer, recoveryLoop, type WriteBack } from './write-back.ts';
 
-/** A read and where it came from. */
-export interface TieredRead {
-  readonly entry: StoredEntry;
-  readonly tier: CacheTier;
-  /** `HIT` from Redis or from a change this origin accepted; `STALE` for a local copy Redis may have moved past. */
-  readonly status: Extract<CacheStatus, 'HIT' | 'STALE'>;
-  /** True when Redis did not confirm the answer (`X-Cache-Degraded: 1`). */
-  readonly degraded: boolean;
-}
-
-/** A batch read and where it came from. */
-export interface TieredBatch {
-  readonly found: Map<string, StoredEntry>;
-  readonly tier: CacheTier;
-  /** True when some answer (or some miss) was not confirmed by Redis. */
-  readonly degraded: boolean;
-}
-
-/** Store health for `/ready` and metrics. */
-export interface StoreHealth {
-  readonly breaker: BreakerState;
-  /** Changes accepted locally, waiting for write-back. */
-  readonly dirty: number;
-  /** True when a write now would be acknowledged by Redis (the breaker is closed). */
-  readonly durable: boolean;
-}
-
-/** Counters of the fallback tier, read by metrics at scrape time. */
-export interface ResilienceStats {
-  /** Reads answered by the local tier because Redis could not. */
-  fallbackHits: number;
-  /** Reads refused with CACHE_005: Redis unavailable and key not held locally. */
-  fallbackMisses: number;
-  /** Writes and deletes accepted into the local tier as dirty. */
-  dirtyWrites: number;
-  /** Dirty changes written back to Redis. */
-  writtenBack: number;
-  /** Dirty changes dropped at write-back because Redis held a newer version. */
-  skippedNewer: number;
-}
-
-/** A store with a breaker and a local fallback tier in front of it. */
-export interface TieredStore extends Store {
-  /** Like `get`, telling which tier answered and whether Redis confirmed it. */
-  getTiered(namespace: string, key: string): Promise<TieredRead | null>;
-  /** Like `getMany`, telling which tier answered and whether Redis confirmed it. */
-  getManyTiered(namespace: string, keys: readonly string[]): Promise<TieredBatch>;
-  health(): StoreHealth;
-  readonly stats: ResilienceStats;
-  readonly breaker: RedisBreaker;
-  readonly local: LocalTier;
-  /**
-   * True when a write's entry or a delete's result was accepted by the local
-   * tier only (Redis unavailable): not durable yet (`X-Cache-Degraded: 1`).
-   */
-  acceptedLocally(result: StoredEntry | RemovalResult): boolean;
-  /** Probes an open breaker and writes dirty changes back now; resolves when this round is done. */
-  recover(): Promise<void>;
-}
-
-/** True when `store` is a {@link TieredStore}. */
-export function isTieredStore(store: Store): store is TieredStore {
-  return 'getTiered' in store && 'health' in store;
-}
+/** The resilient facade: a {@link TieredStore} whose breaker and local tier are its {@link Resilience}. */
+export type ResilientStore = TieredStore & Resilience & { readonly resilience: Resilience };
 
 /** Options of {@link resilientStore}. */
 export interface ResilientStoreOptions {
@@ -104,15 +52,20 @@ export interface ResilientStoreOptions {
  * - **Healthy**: every call goes to Redis through the breaker; reads and
  *   acknowledged writes leave a clean copy in the local tier.
  * - **Redis failing or circuit open**: reads answer from the local tier —
- *   `HIT` for a change accepted here, `STALE` for a clean copy — flagged
- *   degraded; a key not held locally fails fast with 503 CACHE_005. Writes
+ *   `HIT` for a change accepted here, `STALE` for a clean copy, a miss for a
+ *   delete accepted here — all flagged degraded; a key not held locally fails
+ *   fast with 503 CACHE_005. Writes
  *   and single-key deletes are accepted as dirty changes, stamped with
  *   `nextVersion(known, now)` from this origin's clock. Purges by tag or
  *   prefix are refused (CACHE_005): they cannot be replayed safely.
- * - **Recovery**: a round probes the breaker (half-open after the cool-down)
- *   and, once closed, replays dirty changes with `setIfNewer` /
- *   `deleteIfOlder`, so a newer version in Redis — from any origin — wins.
- *   Until a change is written back, reads prefer it over an older Redis value.
+ * - **Recovery** (`recoveryLoop` in `write-back.ts`): a round probes the
+ *   breaker (half-open after the cool-down) and, once closed, replays dirty
+ *   changes with `setIfNewer` / `deleteIfOlder`, so a newer version in Redis
+ *   — from any origin — wins. Until a change is written back, reads prefer it
+ *   (flagged degraded) over an older Redis value, including a read whose Redis
+ *   answer was given before the write-back settled the change.
+ * - **Order**: writes, deletes and write-back of one key reach Redis one after
+ *   the other, in the order this origin acknowledged them.
  *
  * Durability: dirty changes live in this process only; a crash during an
  * outage loses them (docs/redis-cluster.md).
@@ -121,7 +74,7 @@ export interface ResilientStoreOptions {
  * answer (read miss, tag/prefix purge, dirty budget full); the inner store's
  * CacheErrors pass through.
  */
-export function resilientStore(options: ResilientStoreOptions): TieredStore {
+export function resilientStore(options: ResilientStoreOptions): ResilientStore {
   const { inner, breaker, local, writeBack } = options;
   const now = options.now ?? Date.now;
   const ready = options.ready ?? (async () => {});
@@ -132,72 +85,28 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     writtenBack: 0,
     skippedNewer: 0,
   };
-  let round: Promise<void> | null = null;
-  let queued: Promise<void> | null = null;
   const localOnly = new WeakSet<StoredEntry | RemovalResult>();
-
-  const timer =
-    options.recoveryIntervalMs > 0
-      ? setInterval(() => {
-          if (breaker.state !== 'closed' || local.dirtyCount > 0) void recover();
-        }, options.recoveryIntervalMs)
-      : null;
-  timer?.unref();
-
   /**
-   * Runs a recovery round, or — when one is already in flight, which may have
-   * started before Redis came back — one more round right after it (at most
-   * one is queued).
+   * Per-key order of changes sent to Redis. Writes, deletes and write-back
+   * of the same key run one after the other, so Redis applies them in the
+   * order this origin acknowledges them: an in-flight write-back of a change
+   * from the outage can never land after, and undo, a newer write (Redis
+   * stamps that write's version from its own clock, which may sit below the
+   * version this origin stamped on the older change).
    */
-  function recover(): Promise<void> {
-    if (!round) {
-      round = runRound().finally(() => {
-        round = null;
-      });
-      return round;
-    }
-    queued ??= round.then(() => {
-      queued = null;
-      return recover();
-    });
-    return queued;
-  }
-
-  async function runRound(): Promise<void> {
-    if (breaker.state !== 'closed' && !(await breaker.probe((signal) => ready(signal).then(() => inner.ping())))) {
-      return;
-    }
-    await flush();
-  }
-
-  /** Without a timer, requests start recovery rounds (never awaited by the request). */
-  function nudge(): void {
-    if (timer === null && (breaker.state !== 'closed' || local.dirtyCount > 0)) void recover();
-  }
-
-  async function flush(): Promise<void> {
-    for (const change of local.dirtyChanges()) {
-      try {
-        const applied = await breaker.run(async (signal) => {
-          await ready(signal);
-          return change.kind === 'set'
-            ? await writeBack.setIfNewer(change.namespace, change.key, change.entry)
-            : await writeBack.deleteIfOlder(change.namespace, change.key, change.version);
-        }, false);
-        if (change.kind === 'set' && !applied) {
-          stats.skippedNewer += 1;
-          // Redis holds something newer (or the entry expired): the local copy is outdated.
-          local.dropClean(change.namespace, change.key);
-        } else {
-          stats.writtenBack += 1;
-        }
-        local.settle(change);
-      } catch (error) {
-        options.onError?.('write_back', error);
-        return;
-      }
-    }
-  }
+  const exclusive = keySequencer();
+  const recovery = recoveryLoop({
+    breaker,
+    local,
+    writeBack,
+    sequence: exclusive,
+    stats,
+    ping: () => inner.ping(),
+    ready,
+    intervalMs: options.recoveryIntervalMs,
+    onError: options.onError,
+  });
+  const { recover, nudge } = recovery;
 
   async function call<T>(operation: string, run: () => Promise<T>, idempotent: boolean): Promise<T | Failed> {
     try {
@@ -227,12 +136,38 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     stats.dirtyWrites += 1;
   }
 
+  /**
+   * Versions Redis returned for a key (reads, writes, deletes), kept while the
+   * clock has not moved past them. A local change is stamped above them, so a
+   * change accepted during an outage is never ordered before one Redis already
+   * acknowledged in the same millisecond — even when the local tier no longer
+   * holds that version (a delete dropped the clean copy, or a racing read
+   * replaced it with an older one).
+   */
+  const floors = new Map<string, number>();
+  const floorKey = (namespace: string, key: string) => `${namespace}\u0000${key}`;
+
+  function seen(namespace: string, key: string, version: number): void {
+    const k = floorKey(namespace, key);
+    if ((floors.get(k) ?? 0) < version) floors.set(k, version);
+    if (floors.size > maxFloors) {
+      // Any version below now × 1000 is already under every new stamp (`nextVersion`).
+      const past = now() * 1000;
+      for (const [f, v] of floors) if (v < past) floors.delete(f);
+    }
+  }
+
+  function stamp(namespace: string, key: string): number {
+    const floor = floors.get(floorKey(namespace, key)) ?? 0;
+    return nextVersion(Math.max(local.knownVersion(namespace, key), floor), now());
+  }
+
   function writeLocally(namespace: string, key: string, input: EntryInput): StoredEntry {
     const t = now();
     const entry: StoredEntry = {
       value: input.value,
       contentType: input.contentType,
-      version: nextVersion(local.knownVersion(namespace, key), t),
+      version: stamp(namespace, key),
       createdAtMs: t,
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
@@ -244,30 +179,44 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
 
   function deleteLocally(namespace: string, key: string): RemovalResult {
     const known = local.lookup(namespace, key);
-    const version = nextVersion(local.knownVersion(namespace, key), now());
+    const version = stamp(namespace, key);
     accept({ kind: 'delete', namespace, key, version });
     const result = { removed: known.kind === 'clean' || known.kind === 'dirty-set' ? 1 : 0, version };
     localOnly.add(result);
     return result;
   }
 
-  /** Merges Redis's answer with a local change Redis has not seen yet; null when the key is absent. */
-  function reconcile(namespace: string, key: string, fromRedis: StoredEntry | null): TieredRead | null {
-    const known = local.lookup(namespace, key);
-    if (known.kind === 'dirty-set' && (!fromRedis || known.entry.version > fromRedis.version)) {
-      return { entry: known.entry, tier: 'origin-local', status: 'HIT', degraded: true };
+  /**
+   * Merges Redis's answer with the changes this origin accepted that Redis had
+   * not confirmed: those pending when the read was sent (`before`) and those
+   * pending now. Taking both closes the race with write-back and with a
+   * concurrent acknowledged write: either may settle a pending change between
+   * Redis's answer and this merge, and Redis's answer, read before that,
+   * must not then win over the change.
+   */
+  function reconcile(
+    namespace: string,
+    key: string,
+    before: LocalLookup,
+    fromRedis: StoredEntry | null,
+  ): TieredRead | TieredMiss {
+    if (fromRedis) seen(namespace, key, fromRedis.version);
+    const change = newest(pending(before), pending(local.lookup(namespace, key)));
+    if (change && (!fromRedis || change.version > fromRedis.version)) {
+      if (change.entry) return { entry: change.entry, tier: 'origin-local', status: 'HIT', degraded: true };
+      // Redis confirms the absence only when it holds nothing either.
+      return { entry: null, degraded: fromRedis !== null };
     }
-    if (known.kind === 'dirty-delete' && (!fromRedis || known.version > fromRedis.version)) return null;
     if (!fromRedis) {
       local.dropClean(namespace, key);
-      return null;
+      return { entry: null, degraded: false };
     }
     local.putClean(namespace, key, fromRedis);
     return { entry: fromRedis, tier: inner.kind, status: 'HIT', degraded: false };
   }
 
   /** The local tier's answer while Redis cannot give one; undefined when it knows nothing. */
-  function fallback(namespace: string, key: string): TieredRead | null | undefined {
+  function fallback(namespace: string, key: string): TieredRead | TieredMiss | undefined {
     const known = local.lookup(namespace, key);
     switch (known.kind) {
       case 'dirty-set':
@@ -275,27 +224,27 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       case 'clean':
         return { entry: known.entry, tier: 'origin-local', status: 'STALE', degraded: true };
       case 'dirty-delete':
-        return null;
+        return { entry: null, degraded: true };
       default:
         return undefined;
     }
   }
 
-  const store: TieredStore = {
+  const resilience: Resilience = { breaker, local, stats, recover };
+  const store: ResilientStore = {
     kind: inner.kind,
-    stats,
-    breaker,
-    local,
-    recover,
+    ...resilience,
+    resilience,
     acceptedLocally: (result) => localOnly.has(result),
     health() {
       return { breaker: breaker.state, dirty: local.dirtyCount, durable: breaker.state === 'closed' };
     },
     async getTiered(namespace, key) {
+      const before = local.lookup(namespace, key);
       const fromRedis = await call('get', () => inner.get(namespace, key), true);
       if (fromRedis !== failed) {
         if (local.dirtyCount > 0) nudge();
-        return reconcile(namespace, key, fromRedis);
+        return reconcile(namespace, key, before, fromRedis);
       }
       const answer = fallback(namespace, key);
       if (answer === undefined) {
@@ -307,83 +256,92 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
     },
     async getManyTiered(namespace, keys) {
       const unique = [...new Set(keys)];
+      const before = new Map(unique.map((key) => [key, local.lookup(namespace, key)]));
       const fromRedis = await call('batch_get', () => inner.getMany(namespace, unique), true);
       const found = new Map<string, StoredEntry>();
       let degraded = fromRedis === failed;
       for (const key of unique) {
         const read =
-          fromRedis === failed ? fallback(namespace, key) : reconcile(namespace, key, fromRedis.get(key) ?? null);
-        if (read) {
-          found.set(key, read.entry);
-          degraded ||= read.degraded;
-        }
+          fromRedis === failed
+            ? fallback(namespace, key)
+            : reconcile(namespace, key, before.get(key)!, fromRedis.get(key) ?? null);
+        if (read?.entry) found.set(key, read.entry);
+        degraded ||= read?.degraded ?? false;
       }
       if (fromRedis === failed) stats.fallbackHits += found.size;
       return { found, tier: fromRedis === failed ? 'origin-local' : inner.kind, degraded };
     },
     async get(namespace, key) {
-      return (await store.getTiered(namespace, key))?.entry ?? null;
+      return (await store.getTiered(namespace, key)).entry;
     },
     async getMany(namespace, keys) {
       return (await store.getManyTiered(namespace, keys)).found;
     },
-    async set(namespace, key, input) {
-      const written = await call('set', () => inner.set(namespace, key, input), false);
-      if (written === failed) return writeLocally(namespace, key, input);
-      local.discardDirty(namespace, key);
-      local.putClean(namespace, key, written);
-      return written;
-    },
-    async setMany(namespace, entries) {
-      const written = await call('batch_set', () => inner.setMany(namespace, entries), false);
-      if (written === failed) {
-        return new Map([...entries].map(([key, input]) => [key, writeLocally(namespace, key, input)]));
-      }
-      for (const [key, entry] of written) {
+    set: (namespace, key, input) =>
+      exclusive(namespace, [key], async () => {
+        const written = await call('set', () => inner.set(namespace, key, input), false);
+        if (written === failed) return writeLocally(namespace, key, input);
+        seen(namespace, key, written.version);
         local.discardDirty(namespace, key);
-        local.putClean(namespace, key, entry);
-      }
-      return written;
-    },
-    async delete(namespace, key) {
-      const removed = await call('delete', () => inner.delete(namespace, key), false);
-      if (removed === failed) return deleteLocally(namespace, key);
-      local.discardDirty(namespace, key);
-      local.dropClean(namespace, key);
-      return removed;
-    },
-    async purge(namespace, selector: PurgeSelector) {
-      const result = await call('purge', () => inner.purge(namespace, selector), false);
-      if (result === failed) {
-        if (selector.tags.length > 0 || selector.prefix !== null) {
-          throw unavailable('purge', 'Store unavailable: a purge by tag or prefix needs Redis');
+        local.putClean(namespace, key, written);
+        return written;
+      }),
+    setMany: (namespace, entries) =>
+      exclusive(namespace, [...entries.keys()], async () => {
+        const written = await call('batch_set', () => inner.setMany(namespace, entries), false);
+        if (written === failed) {
+          return new Map([...entries].map(([key, input]) => [key, writeLocally(namespace, key, input)]));
         }
-        let removed = 0;
-        let version = nextVersion(0, now());
-        for (const key of new Set(selector.keys)) {
-          const r = deleteLocally(namespace, key);
-          removed += r.removed;
-          version = Math.max(version, r.version);
+        for (const [key, entry] of written) {
+          seen(namespace, key, entry.version);
+          local.discardDirty(namespace, key);
+          local.putClean(namespace, key, entry);
         }
-        const local = { removed, version };
-        localOnly.add(local);
-        return local;
-      }
-      const keys = new Set(selector.keys);
-      const tags = new Set(selector.tags);
-      const doomed = local.matching(
-        namespace,
-        (key, entry) =>
-          keys.has(key) ||
-          (selector.prefix !== null && key.startsWith(selector.prefix)) ||
-          (entry?.tags.some((t) => tags.has(t)) ?? false),
-      );
-      for (const key of doomed) {
+        return written;
+      }),
+    delete: (namespace, key) =>
+      exclusive(namespace, [key], async () => {
+        const removed = await call('delete', () => inner.delete(namespace, key), false);
+        if (removed === failed) return deleteLocally(namespace, key);
+        seen(namespace, key, removed.version);
         local.discardDirty(namespace, key);
         local.dropClean(namespace, key);
-      }
-      return result;
-    },
+        return removed;
+      }),
+    purge: (namespace, selector: PurgeSelector) =>
+      exclusive(namespace, selector.keys, async () => {
+        const result = await call('purge', () => inner.purge(namespace, selector), false);
+        if (result === failed) {
+          if (selector.tags.length > 0 || selector.prefix !== null) {
+            throw unavailable('purge', 'Store unavailable: a purge by tag or prefix needs Redis');
+          }
+          let removed = 0;
+          let version = nextVersion(0, now());
+          for (const key of new Set(selector.keys)) {
+            const r = deleteLocally(namespace, key);
+            removed += r.removed;
+            version = Math.max(version, r.version);
+          }
+          const local = { removed, version };
+          localOnly.add(local);
+          return local;
+        }
+        const keys = new Set(selector.keys);
+        const tags = new Set(selector.tags);
+        const doomed = local.matching(
+          namespace,
+          (key, entry) =>
+            keys.has(key) ||
+            (selector.prefix !== null && key.startsWith(selector.prefix)) ||
+            (entry?.tags.some((t) => tags.has(t)) ?? false),
+        );
+        for (const key of new Set([...doomed, ...selector.keys])) {
+          seen(namespace, key, result.version);
+          local.discardDirty(namespace, key);
+          local.dropClean(namespace, key);
+        }
+        return result;
+      }),
     async ping() {
       await breaker.run(async (signal) => {
         await ready(signal);
@@ -391,13 +349,31 @@ export function resilientStore(options: ResilientStoreOptions): TieredStore {
       }, true);
     },
     async close() {
-      if (timer) clearInterval(timer);
-      await queued;
-      await round;
+      await recovery.close();
       await inner.close();
     },
   };
   return store;
+}
+
+/** Floors kept before the ones the clock has passed are pruned. */
+const maxFloors = 1024;
+
+/** A change accepted locally that Redis had not confirmed; `entry` null for a delete. */
+interface Pending {
+  readonly version: number;
+  readonly entry: StoredEntry | null;
+}
+
+function pending(known: LocalLookup): Pending | null {
+  if (known.kind === 'dirty-set') return { version: known.entry.version, entry: known.entry };
+  if (known.kind === 'dirty-delete') return { version: known.version, entry: null };
+  return null;
+}
+
+function newest(a: Pending | null, b: Pending | null): Pending | null {
+  if (!a || !b) return a ?? b;
+  return b.version >= a.version ? b : a;
 }
 
 const failed: unique symbol = Symbol('failed');

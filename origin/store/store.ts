@@ -1,7 +1,17 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { CacheStatus, CacheTier } from '../../shared/headers.ts';
+import type { BreakerState, RedisBreaker } from '../breaker.ts';
+import type { LocalTier } from './local-tier.ts';
+
 /**
  * The origin's storage seam. One interface, one small file per driver
  * (memory, Redis standalone, Redis Cluster), one conformance suite in
- * `test/integration/store-conformance.ts` that every driver must pass.
+ * `test/conformance/store.ts` that every driver, and the facades over them,
+ * must pass.
+ *
+ * The origin itself talks to a {@link TieredStore}: the resilient facade
+ * (`resilient.ts`) over a Redis driver, or the pass-through facade
+ * (`pass-through.ts`) over the embedded memory store.
  */
 
 /** A stored value and its metadata. Times are Unix milliseconds. */
@@ -65,4 +75,104 @@ export interface Store {
   ping(): Promise<void>;
   /** Releases connections. */
   close(): Promise<void>;
+}
+
+/** A read that found an entry, and where it came from. */
+export interface TieredRead {
+  readonly entry: StoredEntry;
+  readonly tier: CacheTier;
+  /** `HIT` from the store or from a change this origin accepted; `STALE` for a local copy Redis may have moved past. */
+  readonly status: Extract<CacheStatus, 'HIT' | 'STALE'>;
+  /** True when Redis did not confirm the answer (`X-Cache-Degraded: 1`). */
+  readonly degraded: boolean;
+}
+
+/**
+ * A read that found nothing. `degraded` is true when the miss depends on the
+ * local tier (a delete accepted during an outage that Redis has not
+ * confirmed): the answer carries `X-Cache-Degraded: 1` like any other.
+ */
+export interface TieredMiss {
+  readonly entry: null;
+  readonly degraded: boolean;
+}
+
+/** A batch read and where it came from. */
+export interface TieredBatch {
+  readonly found: Map<string, StoredEntry>;
+  readonly tier: CacheTier;
+  /** True when some answer (or some miss) was not confirmed by Redis. */
+  readonly degraded: boolean;
+}
+
+/** Store health for `/ready` and metrics. */
+export interface StoreHealth {
+  /** The circuit breaker's state; null for a store without one (the embedded store). */
+  readonly breaker: BreakerState | null;
+  /** Changes accepted locally, waiting for write-back. */
+  readonly dirty: number;
+  /** True when a write now would be durable in the store (for Redis: the breaker is closed). */
+  readonly durable: boolean;
+}
+
+/** Counters of the fallback tier, read by metrics at scrape time. */
+export interface ResilienceStats {
+  /** Reads answered by the local tier because Redis could not. */
+  fallbackHits: number;
+  /** Reads refused with CACHE_005: Redis unavailable and key not held locally. */
+  fallbackMisses: number;
+  /** Writes and deletes accepted into the local tier as dirty. */
+  dirtyWrites: number;
+  /** Dirty changes written back to Redis. */
+  writtenBack: number;
+  /** Dirty changes dropped at write-back because Redis held a newer version. */
+  skippedNewer: number;
+}
+
+/** The breaker and local fallback tier in front of a remote store (`resilient.ts`). */
+export interface Resilience {
+  readonly breaker: RedisBreaker;
+  readonly local: LocalTier;
+  readonly stats: ResilienceStats;
+  /** Probes an open breaker and writes dirty changes back now; resolves when this round is done. */
+  recover(): Promise<void>;
+}
+
+/** Size of an embedded store, read by metrics at scrape time. */
+export interface StoreUsage {
+  /** Entries held. */
+  readonly size: number;
+  /** Bytes counted against the store's budget (values + keys + overhead). */
+  readonly bytes: number;
+  /** Entries evicted for the byte budget, since start. */
+  readonly evictions: number;
+  /** Entries dropped by reason (`evict`: byte budget; `expire`: found past its TTL), since start. */
+  readonly evictionsByReason?: Readonly<Record<'evict' | 'expire', number>>;
+  /** The eviction policy (`EVICTION_POLICY`). */
+  readonly policy?: string;
+}
+
+/**
+ * The store the origin serves from: a {@link Store} that also tells where each
+ * read came from and whether Redis confirmed it (BentoCache's `RemoteCache`
+ * facade shape). Capabilities only some stores have are optional members
+ * (unstorage style), never found by inspecting a store's type.
+ */
+export interface TieredStore extends Store {
+  /** Like `get`, telling which tier answered and whether Redis confirmed the answer (a miss included). */
+  getTiered(namespace: string, key: string): Promise<TieredRead | TieredMiss>;
+  /** Like `getMany`, telling which tier answered and whether Redis confirmed it. */
+  getManyTiered(namespace: string, keys: readonly string[]): Promise<TieredBatch>;
+  health(): StoreHealth;
+  /**
+   * True when a write's entry or a delete's result was accepted by the local
+   * tier only (Redis unavailable): not durable yet (`X-Cache-Degraded: 1`).
+   */
+  acceptedLocally(result: StoredEntry | RemovalResult): boolean;
+  /** Present when a breaker and local fallback tier stand in front of the store. */
+  readonly resilience?: Resilience;
+  /** Present for a store held in this process (entries, bytes, evictions). */
+  readonly usage?: StoreUsage;
+  /** Present for a Redis store built from config: its client, for per-node health metrics. */
+  readonly redisClient?: Redis | Cluster;
 }

@@ -1,8 +1,10 @@
 import type { Cluster, Redis } from 'ioredis';
-import { asBuffer, type StrataCommands } from './redis.ts';
+import type { RedisBreaker } from '../breaker.ts';
+import type { DirtyChange, LocalTier } from './local-tier.ts';
 import { entryKey, tagSetKey } from './redis-codec.ts';
+import { asBuffer, type StrataCommands } from './redis-commands.ts';
 import { tombstoneTtlMs } from './redis-scripts.ts';
-import type { StoredEntry } from './store.ts';
+import type { ResilienceStats, StoredEntry } from './store.ts';
 
 /**
  * Conditional writes used to replay the local tier's dirty entries after an
@@ -60,6 +62,150 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
     async deleteIfOlder(namespace, key, version) {
       const [removed] = await client.strataDeleteIfOlder(entryKey(namespace, key), version, tombstoneTtlMs);
       return Number(removed) === 1;
+    },
+  };
+}
+
+/**
+ * Runs `run` after every earlier call that named one of the same keys, so
+ * changes to a key reach Redis in the order this origin started them.
+ */
+export type KeySequencer = <T>(namespace: string, keys: readonly string[], run: () => Promise<T>) => Promise<T>;
+
+/** A {@link KeySequencer}: per-key promise chains, dropped once a key has nothing in flight. */
+export function keySequencer(): KeySequencer {
+  const chains = new Map<string, Promise<unknown>>();
+  return async (namespace, keys, run) => {
+    const ks = [...new Set(keys.map((key) => `${namespace}\u0000${key}`))];
+    const mine = Promise.allSettled(ks.map((k) => chains.get(k))).then(run);
+    const tail = mine.catch(() => {});
+    for (const k of ks) chains.set(k, tail);
+    try {
+      return await mine;
+    } finally {
+      for (const k of ks) if (chains.get(k) === tail) chains.delete(k);
+    }
+  };
+}
+
+/** Options of {@link recoveryLoop}. */
+export interface RecoveryLoopOptions {
+  readonly breaker: RedisBreaker;
+  readonly local: LocalTier;
+  readonly writeBack: WriteBack;
+  /** Shared with the facade's own writes: a change is never written back concurrently with a newer one. */
+  readonly sequence: KeySequencer;
+  /** Counters `writtenBack` and `skippedNewer` are updated here. */
+  readonly stats: ResilienceStats;
+  /** Resolves when Redis answers (the half-open probe's call). */
+  readonly ping: (signal: AbortSignal) => Promise<void>;
+  /** Resolves when the connection is usable; see `ResilientStoreOptions.ready`. */
+  readonly ready: (signal: AbortSignal) => Promise<void>;
+  /** Milliseconds between background rounds; 0 = no timer, rounds start on {@link RecoveryLoop.nudge}. */
+  readonly intervalMs: number;
+  readonly onError?: (operation: string, error: unknown) => void;
+}
+
+/** The background recovery of the resilient facade. */
+export interface RecoveryLoop {
+  /**
+   * Runs a round — probe an open breaker; once closed, write dirty changes
+   * back in acceptance order — or, when one is already in flight (it may have
+   * started before Redis came back), one more right after it (at most one is
+   * queued). Resolves when that round is done.
+   */
+  recover(): Promise<void>;
+  /** Without a timer, requests start rounds this way (never awaited by the request). */
+  nudge(): void;
+  /** Stops the timer and waits for the rounds in flight. */
+  close(): Promise<void>;
+}
+
+/**
+ * Recovery after a Redis outage: probes the breaker (half-open after its
+ * cool-down) and, once it is closed, replays each dirty change of the local
+ * tier with {@link WriteBack.setIfNewer} / {@link WriteBack.deleteIfOlder}, so
+ * a newer version in Redis — from any origin — wins. A change is settled
+ * (removed from the local tier, so reads stop preferring it) only after Redis
+ * confirmed it; a change superseded meanwhile by a write that reached Redis is
+ * not replayed. A failed write-back ends the round; the next round retries.
+ */
+export function recoveryLoop(options: RecoveryLoopOptions): RecoveryLoop {
+  const { breaker, local, writeBack, stats, ready } = options;
+  let round: Promise<void> | null = null;
+  let queued: Promise<void> | null = null;
+  const needed = () => breaker.state !== 'closed' || local.dirtyCount > 0;
+
+  const timer =
+    options.intervalMs > 0
+      ? setInterval(() => {
+          if (needed()) void recover();
+        }, options.intervalMs)
+      : null;
+  timer?.unref();
+
+  function recover(): Promise<void> {
+    if (!round) {
+      round = runRound().finally(() => {
+        round = null;
+      });
+      return round;
+    }
+    queued ??= round.then(() => {
+      queued = null;
+      return recover();
+    });
+    return queued;
+  }
+
+  async function runRound(): Promise<void> {
+    if (
+      breaker.state !== 'closed' &&
+      !(await breaker.probe((signal) => ready(signal).then(() => options.ping(signal))))
+    ) {
+      return;
+    }
+    for (const change of local.dirtyChanges()) {
+      if (!(await options.sequence(change.namespace, [change.key], () => replay(change)))) return;
+    }
+  }
+
+  /** Writes one change back; false when Redis failed (the round stops). */
+  async function replay(change: DirtyChange): Promise<boolean> {
+    // A write that reached Redis meanwhile superseded it: replaying it now could undo that write.
+    if (!local.isPending(change)) return true;
+    try {
+      const applied = await breaker.run(async (signal) => {
+        await ready(signal);
+        return change.kind === 'set'
+          ? await writeBack.setIfNewer(change.namespace, change.key, change.entry)
+          : await writeBack.deleteIfOlder(change.namespace, change.key, change.version);
+      }, false);
+      if (change.kind === 'set' && !applied) {
+        stats.skippedNewer += 1;
+        // Redis holds something newer (or the entry expired): the local copy is outdated.
+        local.dropClean(change.namespace, change.key);
+      } else {
+        stats.writtenBack += 1;
+      }
+      // Only now, with the change confirmed in Redis, may reads stop preferring it.
+      local.settle(change);
+      return true;
+    } catch (error) {
+      options.onError?.('write_back', error);
+      return false;
+    }
+  }
+
+  return {
+    recover,
+    nudge() {
+      if (timer === null && needed()) void recover();
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      await queued;
+      await round;
     },
   };
 }

@@ -243,4 +243,16 @@ describe('gRPC on an origin whose Redis is down (closed port, behind the breaker
     expect(await viaRest.text()).toBe('kept locally');
     expect(await web.health()).toMatchObject({ healthy: false, redisStatus: 'down' });
   });
+
+  it('a miss that rests on a delete accepted only by the local tier is found=false with x-cache-degraded: 1, like REST', async () => {
+    await web.set('gone', 'about to go');
+    const deleted = await fetch(`${origin.url}/api/v1/cache/${ns}/gone`, { method: 'DELETE' });
+    expect(deleted.headers.get('X-Cache-Degraded')).toBe('1');
+    const viaGrpc = await gjs.call('Get', { namespace: ns, key: 'gone' });
+    expect(viaGrpc.message).toMatchObject({ found: false });
+    expect(viaGrpc.header.get('x-cache-degraded')).toEqual(['1']);
+    const viaRest = await fetch(`${origin.url}/api/v1/cache/${ns}/gone`);
+    expect(viaRest.status).toBe(404);
+    expect(viaRest.headers.get('X-Cache-Degraded')).toBe('1');
+  });
 });

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isTieredStore } from '../../origin/store/resilient.ts';
 import { type RunningRedis, startRedis } from '../../scripts/services/redis.ts';
 import { scrape, series, value } from '../support/prometheus.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
@@ -130,8 +129,8 @@ describe('metrics after a scripted sequence', () => {
     });
     expect(value(originSamples, 'strata_dirty_entries')).toBe(1);
     expect(value(originSamples, 'strata_local_tier_entries', { kind: 'dirty' })).toBe(1);
-    const store = origin.store;
-    if (!isTieredStore(store)) throw new Error('expected the Redis store behind the breaker');
+    const store = origin.store.resilience;
+    if (!store) throw new Error('expected the Redis store behind the breaker');
     expect(value(originSamples, 'strata_local_tier_entries', { kind: 'clean' })).toBe(store.local.cleanCount);
     expect(store.local.cleanCount).toBeGreaterThanOrEqual(1);
     expect(value(originSamples, 'strata_local_tier_dirty_bytes')).toBe(store.local.dirtyBytes);

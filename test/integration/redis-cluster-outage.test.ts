@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningOrigin } from '../../origin/server.ts';
-import { isTieredStore, type TieredStore } from '../../origin/store/resilient.ts';
+import type { Resilience, TieredStore } from '../../origin/store/store.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -15,6 +15,7 @@ describe('origin on Redis Cluster during a full outage', () => {
   let a: RunningOrigin;
   let b: RunningOrigin | undefined;
   let storeA: TieredStore;
+  let fallbackA: Resilience;
   const ns = 'outage';
   const url = (origin: RunningOrigin, key: string) => `${origin.url}/api/v1/cache/${ns}/${key}`;
   /** Every request carries a deadline: a hanging request fails the test instead of stalling it. */
@@ -33,8 +34,9 @@ describe('origin on Redis Cluster during a full outage', () => {
       BREAKER_RECOVERY_INTERVAL_MS: '0',
       LOG_LEVEL: 'silent',
     });
-    if (!isTieredStore(a.store)) throw new Error('a Redis origin must run behind the breaker facade');
     storeA = a.store;
+    if (!storeA.resilience) throw new Error('a Redis origin must run behind the breaker facade');
+    fallbackA = storeA.resilience;
     await eventually('origin A ready', async () => (await call(`${a.url}/ready`)).status === 200, 15_000, 50);
   });
 
@@ -66,14 +68,14 @@ describe('origin on Redis Cluster during a full outage', () => {
       expect(res.headers.get('X-Cache-Degraded')).toBe('1');
       expect(await res.text()).toBe(`v${i}-before`);
     }
-    expect(storeA.breaker.state).toBe('closed');
+    expect(fallbackA.breaker.state).toBe('closed');
 
     // Past the threshold (failure ratio 1.0 ≥ 0.5 over ≥ 20 samples) it opens.
     await eventually(
       'the breaker to open',
       async () => {
         await Promise.all(Array.from({ length: 10 }, (_, i) => call(url(a, `k${i}`)).then((r) => r.arrayBuffer())));
-        return storeA.breaker.state === 'open';
+        return fallbackA.breaker.state === 'open';
       },
       20_000,
       0,
@@ -126,7 +128,19 @@ describe('origin on Redis Cluster during a full outage', () => {
     expect(await dirtyRead.text()).toBe('v3-during');
     expect(dirtyRead.headers.get('X-Cache')).toBe('HIT');
     expect(dirtyRead.headers.get('X-Cache-Degraded')).toBe('1');
-    expect((await call(url(a, 'k10'))).status).toBe(404);
+    // A miss that rests on the local tier's delete marker is flagged like any other degraded answer.
+    const deletedRead = await call(url(a, 'k10'));
+    expect(deletedRead.status).toBe(404);
+    expect((await deletedRead.json()).error.code).toBe('CACHE_001');
+    expect(deletedRead.headers.get('X-Cache')).toBe('MISS');
+    expect(deletedRead.headers.get('X-Cache-Degraded')).toBe('1');
+    const deletedBatch = await call(`${a.url}/api/v1/cache/${ns}/batch/get`, {
+      method: 'POST',
+      body: JSON.stringify({ keys: ['k10'] }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(deletedBatch.status).toBe(200);
+    expect(deletedBatch.headers.get('X-Cache-Degraded')).toBe('1');
     expect(storeA.health().dirty).toBe(12);
 
     // The cluster returns (empty: nodes run without persistence). Origin B writes `contested`
@@ -160,11 +174,15 @@ describe('origin on Redis Cluster during a full outage', () => {
       expect(await res.text()).toBe(`v${i}-during`);
     }
     expect((await call(url(b, 'k10'))).status).toBe(404);
+    // Once the delete is written back, the miss is Redis's own: no longer flagged.
+    const settledRead = await call(url(a, 'k10'));
+    expect(settledRead.status).toBe(404);
+    expect(settledRead.headers.get('X-Cache-Degraded')).toBeNull();
     // ...but not A's older write over B's newer one.
     expect(await (await call(url(b, 'contested'))).text()).toBe('new-from-b');
     expect(await (await call(url(a, 'contested'))).text()).toBe('new-from-b');
-    expect(storeA.stats.skippedNewer).toBe(1);
-    expect(storeA.stats.writtenBack).toBe(11);
+    expect(fallbackA.stats.skippedNewer).toBe(1);
+    expect(fallbackA.stats.writtenBack).toBe(11);
   });
 
   it('a hung Redis (every node frozen) costs a read at most its call timeouts, then reads stop waiting', async () => {
@@ -175,7 +193,8 @@ describe('origin on Redis Cluster during a full outage', () => {
       BREAKER_RECOVERY_INTERVAL_MS: '100',
       LOG_LEVEL: 'silent',
     });
-    const storeC = c.store as TieredStore;
+    const breakerC = c.store.resilience?.breaker;
+    if (!breakerC) throw new Error('a Redis origin must run behind the breaker facade');
     try {
       await eventually('origin C ready', async () => (await call(`${c.url}/ready`)).status === 200, 15_000, 50);
       for (let i = 0; i < 10; i++) expect((await put(c, `h${i}`, `hung-${i}`)).status).toBe(200);
@@ -197,14 +216,14 @@ describe('origin on Redis Cluster during a full outage', () => {
           // Two attempts of 300 ms plus back-off, with generous slack for a loaded machine; never a hang.
           expect(r.ms).toBeLessThan(2_000);
         }
-        expect(storeC.breaker.state).not.toBe('closed');
+        expect(breakerC.state).not.toBe('closed');
         const after = await timed('h0');
         expect(after.res.status).toBe(200);
         expect(after.ms).toBeLessThan(250);
       } finally {
         for (const port of cluster.ports) await cluster.killNode(port, 'SIGCONT');
       }
-      await eventually('origin C to close its breaker', () => storeC.breaker.state === 'closed', 15_000, 50);
+      await eventually('origin C to close its breaker', () => breakerC.state === 'closed', 15_000, 50);
       const healthy = await call(url(c, 'h1'));
       expect(await healthy.text()).toBe('hung-1');
       expect(healthy.headers.get('X-Cache-Degraded')).toBeNull();

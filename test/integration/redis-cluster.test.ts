@@ -1,14 +1,9 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { RedisBreaker } from '../../origin/breaker.ts';
-import { LocalTier } from '../../origin/store/local-tier.ts';
 import { LateWriteError, type RedisClusterStore, redisClusterStore } from '../../origin/store/redis-cluster.ts';
-import { resilientStore } from '../../origin/store/resilient.ts';
 import type { EntryInput } from '../../origin/store/store.ts';
-import { redisWriteBack } from '../../origin/store/write-back.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
-import { runStoreConformance } from './store-conformance.ts';
 
 let cluster: RunningRedisCluster;
 const seeds = () => cluster.env.REDIS_CLUSTER_NODES!.split(',');
@@ -18,19 +13,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await cluster?.stop();
-});
-
-runStoreConformance('Redis Cluster (6 nodes)', () => redisClusterStore({ nodes: seeds() }));
-
-runStoreConformance('Redis Cluster behind the breaker and local tier', () => {
-  const inner = redisClusterStore({ nodes: seeds() });
-  return resilientStore({
-    inner,
-    writeBack: redisWriteBack(inner.client),
-    breaker: new RedisBreaker(),
-    local: new LocalTier({ maxBytes: 8 * 1024 * 1024, maxDirtyBytes: 8 * 1024 * 1024 }),
-    recoveryIntervalMs: 0,
-  });
 });
 
 /** `cmdstat_<command>` calls per master, from INFO commandstats (no MONITOR needed). */

@@ -1,7 +1,14 @@
 import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import { evictionPolicies } from '../../shared/eviction/index.ts';
-import { runStoreConformance } from './store-conformance.ts';
+import { storeConformance } from '../conformance/store.ts';
+
+const maxBytes = 64 * 1024 * 1024;
 
 for (const policy of evictionPolicies) {
-  runStoreConformance(`embedded memory (${policy})`, () => memoryStore({ maxBytes: 64 * 1024 * 1024, policy }));
+  storeConformance(`embedded memory (${policy})`, () => memoryStore({ maxBytes, policy }));
 }
+
+storeConformance('embedded memory behind the pass-through facade', () => passThroughStore(memoryStore({ maxBytes })), {
+  tiered: (store) => store,
+});

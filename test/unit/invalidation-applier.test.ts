@@ -4,6 +4,7 @@ import { decodeInvalidation, InvalidationApplier } from '../../origin/invalidati
 import { inProcessSource } from '../../origin/invalidation/in-process-source.ts';
 import { PurgeHub } from '../../origin/purge-hub.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { Store } from '../../origin/store/store.ts';
 import { CacheError } from '../../shared/errors.ts';
 
@@ -18,7 +19,7 @@ const event = (fields: Record<string, unknown> = {}) => ({
 
 function setup(store: Store = memoryStore({ maxBytes: 1 << 20 })) {
   const hub = new PurgeHub(100);
-  const service = new CacheService({ store, hub, defaultTtlSeconds: 60, maxValueBytes: 1024 });
+  const service = new CacheService({ store: passThroughStore(store), hub, defaultTtlSeconds: 60, maxValueBytes: 1024 });
   const outcomes: string[] = [];
   const applier = new InvalidationApplier({
     service,

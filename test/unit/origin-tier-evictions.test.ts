@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { LocalTier } from '../../origin/store/local-tier.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import { registerTierMetrics } from '../../origin/store-metrics.ts';
 import { evictionPolicies } from '../../shared/eviction/index.ts';
 
@@ -21,7 +22,7 @@ describe.each(evictionPolicies)('origin tier evictions (%s)', (policy) => {
     expect(store.evictions).toBeGreaterThan(0);
     expect(store.evictions).toBe(10 - store.size);
     const registry = new Registry();
-    registerTierMetrics(registry, store);
+    registerTierMetrics(registry, passThroughStore(store, store));
     expect(await registry.getSingleMetricAsString('strata_store_evictions_total')).toContain(
       `strata_store_evictions_total{policy="${policy}",reason="evict"} ${store.evictions}`,
     );

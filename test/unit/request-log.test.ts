@@ -3,6 +3,7 @@ import { createOriginApp } from '../../origin/app.ts';
 import { CacheService } from '../../origin/cache-service.ts';
 import { PurgeHub } from '../../origin/purge-hub.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { RequestRecord } from '../../shared/http.ts';
 import { noMetrics } from '../../shared/metrics.ts';
 import { pinoRequestLog } from '../../shared/request-log.ts';
@@ -10,7 +11,7 @@ import { pinoRequestLog } from '../../shared/request-log.ts';
 function appWithLog(records: RequestRecord[]) {
   const hub = new PurgeHub(16);
   const service = new CacheService({
-    store: memoryStore({ maxBytes: 1 << 20 }),
+    store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
     hub,
     defaultTtlSeconds: 60,
     maxValueBytes: 1024,

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RedisBreaker } from '../../origin/breaker.ts';
 import { LocalTier } from '../../origin/store/local-tier.ts';
 import { resilientStore } from '../../origin/store/resilient.ts';
@@ -15,6 +15,8 @@ import { nextVersion } from '../../shared/version.ts';
 function fakeRedis() {
   const data = new Map<string, StoredEntry>();
   const state = { down: false, now: 1_000_000 };
+  /** Pauses between Redis's answer to a read and the facade seeing it, and before a write-back reaches Redis. */
+  const hooks: { afterGet?: () => Promise<void>; beforeWriteBack?: () => Promise<void> } = {};
   const k = (ns: string, key: string) => `${ns}:${key}`;
   const guard = async () => {
     if (state.down) throw new Error('ECONNREFUSED');
@@ -36,7 +38,9 @@ function fakeRedis() {
     kind: 'redis',
     async get(ns, key) {
       await guard();
-      return data.get(k(ns, key)) ?? null;
+      const found = data.get(k(ns, key)) ?? null;
+      await hooks.afterGet?.();
+      return found;
     },
     async getMany(ns, keys) {
       await guard();
@@ -68,12 +72,14 @@ function fakeRedis() {
   };
   const writeBack: WriteBack = {
     async setIfNewer(ns, key, entry) {
+      await hooks.beforeWriteBack?.();
       await guard();
       if ((data.get(k(ns, key))?.version ?? 0) >= entry.version) return false;
       data.set(k(ns, key), entry);
       return true;
     },
     async deleteIfOlder(ns, key, version) {
+      await hooks.beforeWriteBack?.();
       await guard();
       const current = data.get(k(ns, key));
       if (!current || current.version >= version) return false;
@@ -81,7 +87,7 @@ function fakeRedis() {
       return true;
     },
   };
-  return { store, writeBack, data, state, write };
+  return { store, writeBack, data, state, hooks, write };
 }
 
 function setup(maxDirtyBytes = 1024 * 1024) {
@@ -104,6 +110,51 @@ const input = (value: string, tags: string[] = []): EntryInput => ({
   tags,
 });
 const text = (entry: StoredEntry | undefined | null) => (entry ? new TextDecoder().decode(entry.value) : null);
+
+/** A pause point: `wait` blocks its caller until `release`; `reached` tells the test it got there. */
+function gate() {
+  let release!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const g = {
+    reached: false,
+    release,
+    wait: () => {
+      g.reached = true;
+      return opened;
+    },
+  };
+  return g;
+}
+
+/** PUT acknowledged by Redis, Redis lost, DELETE accepted locally, a GET during the outage, Redis back. */
+async function deletedDuringOutage() {
+  const { redis, store } = setup();
+  await store.set('ns', 'k', input('c7-1238'));
+  redis.state.down = true;
+  redis.state.now += 2_000;
+  const removal = await store.delete('ns', 'k');
+  expect(store.acceptedLocally(removal)).toBe(true);
+  // The miss comes from the local tier's delete marker: flagged, not an ordinary miss.
+  expect(await store.getTiered('ns', 'k')).toEqual({ entry: null, degraded: true });
+  // Let the recovery round that request started fail while Redis is still down.
+  await store.recover();
+  expect(store.health().dirty).toBe(1);
+  redis.state.down = false;
+  redis.state.now += 1_000;
+  return { redis, store };
+}
+
+/** Starts a GET and returns once Redis has answered it (with the value it held then), before the facade sees the answer. */
+async function readPausedAfterRedis(redis: ReturnType<typeof fakeRedis>, store: ReturnType<typeof setup>['store']) {
+  const paused = gate();
+  redis.hooks.afterGet = paused.wait;
+  const read = store.getTiered('ns', 'k');
+  await vi.waitUntil(() => paused.reached, { timeout: 5_000 });
+  delete redis.hooks.afterGet;
+  return { paused, read };
+}
 
 describe('breaker facade with local fallback tier', () => {
   it('serves a key read before the outage from the local tier, labelled STALE and degraded', async () => {
@@ -159,7 +210,7 @@ describe('breaker facade with local fallback tier', () => {
     expect(removal.removed).toBe(1);
     expect(store.acceptedLocally(removal)).toBe(true);
     await store.delete('ns', 'd2');
-    expect(await store.getTiered('ns', 'd1')).toBeNull();
+    expect(await store.getTiered('ns', 'd1')).toEqual({ entry: null, degraded: true });
     redis.state.down = false;
     redis.write('ns', 'd2', input('rewritten elsewhere after the delete'));
     await store.recover();
@@ -189,7 +240,7 @@ describe('breaker facade with local fallback tier', () => {
     await expect(store.purge('ns', { keys: [], tags: [], prefix: 't' })).rejects.toMatchObject({ code: 'CACHE_005' });
     const byKey = await store.purge('ns', { keys: ['t'], tags: [], prefix: null });
     expect(byKey.removed).toBe(1);
-    expect(await store.getTiered('ns', 't')).toBeNull();
+    expect(await store.getTiered('ns', 't')).toEqual({ entry: null, degraded: true });
   });
 
   it('refuses outage writes past the dirty budget with CACHE_005 and keeps every accepted one', async () => {
@@ -225,5 +276,66 @@ describe('breaker facade with local fallback tier', () => {
     const batch = await store.getManyTiered('ns', ['m1', 'm2', 'never']);
     expect([...batch.found.keys()].sort()).toEqual(['m1', 'm2']);
     expect(batch).toMatchObject({ tier: 'origin-local', degraded: true });
+  });
+
+  describe('a delete accepted during an outage stays deleted through recovery', () => {
+    it('a GET whose Redis answer predates the write-back of the delete answers a degraded miss, not the deleted value', async () => {
+      const { redis, store } = await deletedDuringOutage();
+      const { paused, read } = await readPausedAfterRedis(redis, store);
+      await store.recover();
+      expect(redis.data.has('ns:k')).toBe(false);
+      expect(store.health().dirty).toBe(0);
+      paused.release();
+      expect(await read).toEqual({ entry: null, degraded: true });
+      expect(await store.getTiered('ns', 'k')).toEqual({ entry: null, degraded: false });
+    });
+
+    it('a GET whose Redis answer predates a newer acknowledged PUT answers a degraded miss, then the newer value', async () => {
+      const { redis, store } = await deletedDuringOutage();
+      const { paused, read } = await readPausedAfterRedis(redis, store);
+      const newer = await store.set('ns', 'k', input('c7-1250'));
+      expect(store.acceptedLocally(newer)).toBe(false);
+      paused.release();
+      expect(await read).toEqual({ entry: null, degraded: true });
+      const after = await store.getTiered('ns', 'k');
+      expect(text(after.entry)).toBe('c7-1250');
+      expect(after).toMatchObject({ tier: 'redis', status: 'HIT', degraded: false });
+    });
+
+    it('while the write-back of the delete is paused, a GET answers a degraded miss; once it lands, a plain miss', async () => {
+      const { redis, store } = await deletedDuringOutage();
+      const paused = gate();
+      redis.hooks.beforeWriteBack = paused.wait;
+      const round = store.recover();
+      await vi.waitUntil(() => paused.reached, { timeout: 5_000 });
+      expect(text(redis.data.get('ns:k'))).toBe('c7-1238');
+      expect(await store.getTiered('ns', 'k')).toEqual({ entry: null, degraded: true });
+      expect(await store.getManyTiered('ns', ['k'])).toMatchObject({ found: new Map(), degraded: true });
+      paused.release();
+      await round;
+      expect(redis.data.has('ns:k')).toBe(false);
+      expect(await store.getTiered('ns', 'k')).toEqual({ entry: null, degraded: false });
+      expect(await store.getManyTiered('ns', ['k'])).toMatchObject({ found: new Map(), degraded: false });
+    });
+  });
+
+  it('a write-back in flight never lands after, and undoes, a delete acknowledged by Redis meanwhile', async () => {
+    const { redis, store } = setup();
+    redis.state.down = true;
+    await store.set('ns', 'k', input('offline'));
+    await store.recover();
+    redis.state.down = false;
+    const paused = gate();
+    redis.hooks.beforeWriteBack = paused.wait;
+    const round = store.recover();
+    await vi.waitUntil(() => paused.reached, { timeout: 5_000 });
+    const removal = store.delete('ns', 'k');
+    // Give the delete every chance to reach Redis first (it must wait for the write-back instead).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    paused.release();
+    await round;
+    expect(store.acceptedLocally(await removal)).toBe(false);
+    expect(redis.data.has('ns:k')).toBe(false);
+    expect(await store.getTiered('ns', 'k')).toEqual({ entry: null, degraded: false });
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EntryInput, Store } from '../../origin/store/store.ts';
+import type { EntryInput, Store, TieredStore } from '../../origin/store/store.ts';
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -15,15 +15,31 @@ let counter = 0;
 /** A namespace unique to one test, so drivers sharing a server never see each other's keys. */
 const freshNamespace = () => `conf-${process.pid}-${Date.now().toString(36)}-${counter++}`;
 
+/** What a store under test offers beyond {@link Store}. */
+export interface StoreCapabilities<S extends Store> {
+  /**
+   * For a {@link TieredStore} (the facades the origin serves from): how to
+   * reach its tiered reads, health and "accepted locally" — the identity
+   * function, type-checked. Runs the tiered checks against a healthy store.
+   */
+  readonly tiered?: (store: S) => TieredStore;
+}
+
 /**
- * The Store conformance suite (STYLE.md §1): every driver must pass it.
- * `makeStore` is called once per suite; `close` is called after.
+ * The `Store` conformance suite (STYLE.md §1; the shape of unstorage's
+ * `testDriver` and BentoCache's `test_suite.ts`): every driver, and every
+ * facade over one, must pass it. `make` is called once per suite, `close`
+ * after; capability flags add the checks only some stores can pass.
  */
-export function runStoreConformance(name: string, makeStore: () => Promise<Store> | Store): void {
+export function storeConformance<S extends Store>(
+  name: string,
+  make: () => Promise<S> | S,
+  capabilities: StoreCapabilities<S> = {},
+): void {
   describe(`Store conformance: ${name}`, () => {
-    let store: Store;
+    let store: S;
     beforeAll(async () => {
-      store = await makeStore();
+      store = await make();
     });
     afterAll(async () => {
       await store?.close();
@@ -150,5 +166,31 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
     it('ping resolves while the backing server is up', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });
+
+    const asTiered = capabilities.tiered;
+    if (asTiered) {
+      it('tiered reads agree with plain reads, name the store as tier and are not degraded while it is healthy', async () => {
+        const tiered = asTiered(store);
+        const ns = freshNamespace();
+        const written = await tiered.set(ns, 'k', input('v'));
+        expect(tiered.acceptedLocally(written)).toBe(false);
+        const read = await tiered.getTiered(ns, 'k');
+        expect(read).toMatchObject({ tier: tiered.kind, status: 'HIT', degraded: false });
+        expect(read.entry?.version).toBe(written.version);
+        expect(read.entry?.version).toBe((await tiered.get(ns, 'k'))?.version);
+        const batch = await tiered.getManyTiered(ns, ['k', 'absent']);
+        expect(batch).toMatchObject({ tier: tiered.kind, degraded: false });
+        expect([...batch.found.keys()]).toEqual(['k']);
+        const removal = await tiered.delete(ns, 'k');
+        expect(tiered.acceptedLocally(removal)).toBe(false);
+        expect(await tiered.getTiered(ns, 'k')).toEqual({ entry: null, degraded: false });
+      });
+
+      it('health reports a durable store with nothing waiting for write-back', () => {
+        const health = asTiered(store).health();
+        expect(health).toMatchObject({ dirty: 0, durable: true });
+        expect([null, 'closed']).toContain(health.breaker);
+      });
+    }
   });
 }
