@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import pino from 'pino';
-import { type RunningEdge, startEdge } from '../edge/server.ts';
+import { type RunningEdge, startEdge } from '../edge/adapters/node/server.ts';
 import { ensureTopics } from '../origin/invalidation/kafka-topics.ts';
 import { type RunningOrigin, startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';

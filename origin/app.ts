@@ -9,9 +9,13 @@ import type { RequestMetrics } from '../shared/metrics.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
+import { dashboardRoutes } from './dashboard/routes.ts';
+import type { StatsCollector } from './dashboard/stats-collector.ts';
+import type { InProcessSource } from './invalidation/in-process-source.ts';
+import { invalidationRoutes } from './invalidation/route.ts';
 import type { PurgeHub } from './purge-hub.ts';
-import { mountCacheRoutes } from './routes/cache.ts';
-import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
+import { cacheRoutes } from './routes/cache.ts';
+import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -30,14 +34,26 @@ export interface OriginAppDeps {
   readonly tracing?: boolean;
   /** JWT verifier (docs/security.md); absent or null = authentication off. */
   readonly auth?: Verifier | null;
+  /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
+  readonly invalidations?: InProcessSource;
+  /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
+  readonly dashboard?: {
+    readonly stats: StatsCollector;
+    readonly sampleSeconds: number;
+    readonly evictionPolicy?: string;
+  };
 }
 
 /**
- * Builds the origin's Hono app from injected parts (STYLE.md §2):
- * the REST contract of ARCHITECTURE.md §2, the purge stream, and
- * `/health` (liveness), `/ready` (writes durable: store reachable and breaker
- * closed; 503 CACHE_005 with the breaker state otherwise), `/metrics`.
- * `origin/main.ts` wires config and starts it.
+ * Builds the origin's Hono app from injected parts; its whole route table
+ * is here: `/health` (liveness), `/ready` (writes durable: store reachable
+ * and breaker closed; 503 CACHE_005 with the breaker state otherwise),
+ * `/metrics`, `/openapi.json` and `/docs`, then one sub-app each for the
+ * cache REST routes (`routes/cache.ts`), the purge stream
+ * (`routes/purge-stream.ts`), in-process invalidations
+ * (`invalidation/route.ts`) and the dashboard (`dashboard/routes.ts`).
+ * `origin/server.ts` wires config and starts it; gRPC paths on the same port
+ * never reach this app (`grpc/same-port.ts` dispatches them first).
  */
 export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { requestId: string } }> {
   const app = new Hono<{ Variables: { requestId: string } }>();
@@ -77,13 +93,11 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     return c.text(text, 200, { 'Content-Type': deps.metrics.contentType });
   });
 
-  mountCacheRoutes(app, {
-    service: deps.service,
-    metrics: deps.metrics,
-    maxValueBytes: deps.maxValueBytes,
-    now,
-    log: deps.log,
-  });
-  mountPurgeStream(app, deps.hub, deps.heartbeatMs);
+  const { maxValueBytes } = deps;
+  app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
+  app.route('/', purgeStreamRoutes(deps.hub, deps.heartbeatMs));
+  if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
+  if (deps.dashboard)
+    app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));
   return app;
 }

@@ -1,9 +1,6 @@
 import { hostname } from 'node:os';
-import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
-import type { AppEnv } from '../shared/http.ts';
-import { mountDashboard } from './dashboard/routes.ts';
 import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
 import type { OriginMetrics } from './metrics.ts';
@@ -21,8 +18,8 @@ export interface Observability {
 }
 
 /**
- * Mounts `/dashboard`, `/api/v1/stats` and `/api/v1/edges/stats` on the
- * origin's app (call before listening) and prepares the periodic work:
+ * Prepares the collector behind `/dashboard`, `/api/v1/stats` and
+ * `/api/v1/edges/stats` (the app mounts those routes) and the periodic work:
  * dashboard points every `STATS_SAMPLE_SECONDS`, and `cache.health.status`
  * events to `KAFKA_HEALTH_TOPIC` every `HEALTH_EVENT_INTERVAL_SECONDS` when
  * `KAFKA_BROKERS` is set. Nothing runs until `start()`.
@@ -32,7 +29,6 @@ export function observe(deps: {
   metrics: OriginMetrics;
   store: TieredStore;
   logger: Logger;
-  app: Hono<AppEnv>;
 }): Observability {
   const { config, store } = deps;
   const stats = new StatsCollector({
@@ -42,7 +38,6 @@ export function observe(deps: {
     // An edge missing three of its reports is gone from the list.
     edgeExpiryMs: Math.max(15_000, config.STATS_SAMPLE_SECONDS * 3000),
   });
-  mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS, config.EVICTION_POLICY);
   registerTierMetrics(deps.metrics.registry, store);
   if (store.redisClient) registerRedisNodeMetrics(deps.metrics.registry, store.redisClient);
   let health: HealthEvents | undefined;

@@ -1,17 +1,16 @@
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { requestTimeouts } from '../platform/node/request-timeouts.ts';
 import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { OriginConfig } from '../shared/config.ts';
 import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
-import { requestTimeouts } from '../shared/request-timeouts.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
-import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
@@ -103,6 +102,8 @@ export async function startOrigin(
   });
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   hub.observe((message) => metrics.purges.inc({ action: message.action }));
+  const observability = observe({ config, metrics, store, logger });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
   const app = createOriginApp({
     service,
     hub,
@@ -112,10 +113,13 @@ export async function startOrigin(
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
     auth,
+    invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
+    dashboard: {
+      stats: observability.stats,
+      sampleSeconds: config.STATS_SAMPLE_SECONDS,
+      evictionPolicy: config.EVICTION_POLICY,
+    },
   });
-  const observability = observe({ config, metrics, store, logger, app });
-  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
-  if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
   const rpc = createGrpcHandler({
     service,
     invalidationKind: invalidations.kind,

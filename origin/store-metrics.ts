@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
-import { evictionCounter } from './eviction-metrics.ts';
+import { evictionCounter } from '../platform/node/eviction-metrics.ts';
 import type { TieredStore } from './store/store.ts';
 
 /*

@@ -3,6 +3,7 @@
 # redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
 # broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use),
 # Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv),
+# the Python and Go clients' toolchains (a venv, protoc plugins, Go modules),
 # libCacheSim's Python bindings (PyPI, in a venv; the eviction reference test).
 # Prints what it does; fails with the command to run by hand if it cannot install.
 set -euo pipefail
@@ -49,6 +50,17 @@ ensure_venv() {
 ensure_venv schemathesis '[ -x "$venv/bin/schemathesis" ]' 'schemathesis>=4,<5'
 # libCacheSim's Python bindings (PyPI `libcachesim`, pinned) for the eviction reference test.
 ensure_venv libcachesim '"$venv/bin/python" -c "import libcachesim" >/dev/null 2>&1' 'libcachesim==0.3.5'
+
+# The Python and Go clients (clients/): the pinned protoc plugins `npm run proto:gen`
+# and `proto:check` use, and the Python client's test venv (.cache/clients-venv:
+# connectrpc, pytest), by scripts/proto-plugins.sh; the Go client's modules via the Go
+# module proxy. `go` itself must be on the machine.
+command -v go >/dev/null 2>&1 || { echo "strata: go (>= 1.26, as clients/go/go.mod says) is required for the Go client. Run: sudo apt-get install -y golang-go" >&2; exit 1; }
+bash "$(dirname "$0")/proto-plugins.sh"
+if ! (cd "$(dirname "$0")/../clients/go" && go mod download); then
+  echo "strata: could not download the Go client's modules. Run: cd clients/go && go mod download" >&2
+  exit 1
+fi
 
 node_version=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_version" -lt 22 ]; then

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CacheError } from '../../shared/errors.ts';
 import { type AppEnv, jsonBody } from '../../shared/http.ts';
@@ -19,19 +19,19 @@ const assets: Record<string, { file: string; type: string }> = {
 const page = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
 
 /**
- * Mounts the live dashboard on the origin (docs/operating.md):
+ * The routes of the origin's live dashboard (docs/operating.md):
  * - `GET /dashboard`: a static page (uPlot charts) polling {@link statsPath};
  * - `GET /dashboard/assets/<file>`: uPlot's bundle and CSS from node_modules, and the page's script;
  * - `GET /api/v1/stats`: `{ sample_seconds, breaker_states, eviction_policy, edges, points }`, points
  *   oldest first (`StatsPoint` of `shared/stats.ts`); `eviction_policy` is the in-memory tiers' `EVICTION_POLICY`;
  * - `POST /api/v1/edges/stats`: an edge's `{ edge_id, snapshot }`; 204, or 400 CACHE_004 when malformed.
  */
-export function mountDashboard(
-  app: Hono<AppEnv>,
+export function dashboardRoutes(
   collector: StatsCollector,
   sampleSeconds: number,
-  evictionPolicy: string,
-): void {
+  evictionPolicy = 'unknown',
+): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   const files = new Map<string, { body: string; type: string }>();
   for (const [name, a] of Object.entries(assets)) files.set(name, { body: readFileSync(a.file, 'utf8'), type: a.type });
 
@@ -63,4 +63,5 @@ export function mountDashboard(
       return c.body(null, 204);
     },
   );
+  return app;
 }

@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { AppEnv } from '../../shared/http.ts';
 import type { StreamMessage } from '../../shared/schemas.ts';
@@ -20,7 +20,8 @@ export const purgeStreamPath = '/api/v1/purge/stream';
  * that falls more than the hub's buffer behind gets a `reset` instead of an
  * unbounded queue.
  */
-export function mountPurgeStream(app: Hono<AppEnv>, hub: PurgeHub, heartbeatMs: number): void {
+export function purgeStreamRoutes(hub: PurgeHub, heartbeatMs: number): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   app.get(purgeStreamPath, (c) => {
     const from = parsePosition(c.req.header('Last-Event-ID') ?? c.req.query('since'));
     return streamSSE(c, async (stream) => {
@@ -59,4 +60,5 @@ export function mountPurgeStream(app: Hono<AppEnv>, hub: PurgeHub, heartbeatMs: 
       }
     });
   });
+  return app;
 }

@@ -1,6 +1,6 @@
 import type { Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { redisStore } from '../../origin/store/redis.ts';
 import type { Store } from '../../origin/store/store.ts';

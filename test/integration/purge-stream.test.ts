@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { type CuttableProxy, cuttableProxy } from '../support/proxy.ts';
 import { edgeFor, originFor } from '../support/stack.ts';

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { EdgeCache } from '../../edge/edge-cache.ts';
-import { memoryTier } from '../../edge/memory-tier.ts';
-import type { OriginRead } from '../../edge/origin-client.ts';
+import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
+import { memoryTier } from '../../edge/core/memory-tier.ts';
 import { deferred, originRead } from '../support/fixtures.ts';
 
 const purgeOf = (key: string, version: number, extra: { tags?: string[]; prefix?: string | null } = {}) => ({

@@ -1,8 +1,8 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { edgeEntryOverheadBytes, memoryTier } from '../../edge/memory-tier.ts';
-import type { EdgeEntry } from '../../edge/tier.ts';
-import { evictionCounter } from '../../origin/eviction-metrics.ts';
+import { edgeEntryOverheadBytes, memoryTier } from '../../edge/core/memory-tier.ts';
+import type { EdgeEntry } from '../../edge/core/tier.ts';
+import { evictionCounter } from '../../platform/node/eviction-metrics.ts';
 import { evictionPolicies } from '../../shared/eviction/index.ts';
 
 const entry = (key: string, version = 1, expiresAtMs = Date.now() + 60_000): EdgeEntry => ({

@@ -8,7 +8,7 @@ import {
   SimpleSpanProcessor,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-node';
-import { strataTracer } from '../shared/tracing.ts';
+import { strataTracer } from '../../shared/tracing.ts';
 
 /**
  * The OpenTelemetry SDK of the Node entry points (origin and Node edge; the

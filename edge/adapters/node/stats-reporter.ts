@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import { type EdgeReport, type MetricJson, snapshotFromMetrics } from '../shared/stats.ts';
+import { type EdgeReport, type MetricJson, snapshotFromMetrics } from '../../../shared/stats.ts';
 
 /** Path on the origin that takes edge reports (`origin/dashboard/paths.ts`). */
 const edgeStatsPath = '/api/v1/edges/stats';

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { PurgeMessage } from '../shared/schemas.ts';
+import { storageKey } from '../../shared/keys.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 
 /** What a fill remembers from when it started. */
 export interface FillTicket {
@@ -65,7 +66,7 @@ export class PurgeLedger {
   record(message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'>): void {
     this.#generation++;
     for (const key of message.keys) {
-      const k = `${message.namespace}\u0000${key}`;
+      const k = storageKey(message.namespace, key);
       const previous = this.#keys.get(k);
       this.#keys.set(k, { version: Math.max(previous?.version ?? 0, message.version), generation: this.#generation });
     }
@@ -94,7 +95,7 @@ export class PurgeLedger {
   admit(ticket: FillTicket, namespace: string, key: string, version: number, tags: readonly string[]): boolean {
     // A remembered purge of this key outranks any older copy, whenever the fill began
     // (a lagging replica or a fallback tier can answer with an old version).
-    const record = this.#keys.peek(`${namespace}\u0000${key}`);
+    const record = this.#keys.peek(storageKey(namespace, key));
     if (record && record.version > version) return false;
     if (ticket.generation === this.#generation) return true;
     if (ticket.resets !== this.#resets || ticket.forgotten !== this.#forgotten) return false;

@@ -1,6 +1,6 @@
 import { type Server, type ServerOptions, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CacheError } from './errors.ts';
+import { CacheError } from '../../shared/errors.ts';
 
 /**
  * `node:http` server options that cut slow clients (slowloris, trickled

@@ -3,8 +3,9 @@ import {
   defaultEvictionPolicy,
   type EvictionPolicy,
   evictionCounts,
-} from '../shared/eviction/index.ts';
-import type { PurgeMessage } from '../shared/schemas.ts';
+} from '../../shared/eviction/index.ts';
+import { storageKey } from '../../shared/keys.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
 /** Bytes counted per entry beyond key and value (object, map slot, strings). */
@@ -18,9 +19,6 @@ export interface MemoryTierOptions {
   /** Which entries go first when the budget is full (`EVICTION_POLICY`); default S3-FIFO. */
   policy?: EvictionPolicy;
 }
-
-/** Storage key inside the tier. */
-const tierKey = (namespace: string, key: string) => `${namespace}\u0000${key}`;
 
 /**
  * The in-memory near-user tier: a byte-bounded cache of the configured
@@ -58,7 +56,7 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     },
     policy: cache.policy,
     get(namespace, key) {
-      const k = tierKey(namespace, key);
+      const k = storageKey(namespace, key);
       const entry = cache.get(k);
       if (!entry) return undefined;
       if (entry.expiresAtMs <= now()) {
@@ -70,22 +68,22 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     set(entry) {
       const ttl = entry.expiresAtMs - now();
       if (ttl <= 0) return false;
-      const k = tierKey(entry.namespace, entry.key);
+      const k = storageKey(entry.namespace, entry.key);
       const existing = cache.peek(k);
       if (existing && existing.version > entry.version) return false;
       cache.set(k, entry, { sizeBytes: entry.value.byteLength + k.length * 2 + edgeEntryOverheadBytes, ttlMs: ttl });
       return cache.has(k);
     },
     delete(namespace, key) {
-      cache.delete(tierKey(namespace, key));
+      cache.delete(storageKey(namespace, key));
     },
     purge(message: PurgeMessage) {
       let removed = 0;
-      for (const key of message.keys) if (dropIfOlder(tierKey(message.namespace, key), message.version)) removed++;
+      for (const key of message.keys) if (dropIfOlder(storageKey(message.namespace, key), message.version)) removed++;
       if (message.tags.length > 0 || message.prefix !== null) {
         // The tier is small (a byte budget of recent entries); walking it is cheaper than an index on every fill.
         const tags = new Set(message.tags);
-        const prefix = message.prefix === null ? null : tierKey(message.namespace, message.prefix);
+        const prefix = message.prefix === null ? null : storageKey(message.namespace, message.prefix);
         for (const [k, entry] of cache.entries()) {
           if (entry.namespace !== message.namespace) continue;
           const hit = (prefix !== null && k.startsWith(prefix)) || entry.tags.some((t) => tags.has(t));

@@ -1,27 +1,22 @@
-import type { PurgeMessage } from '../shared/schemas.ts';
+import type { ReadEntry } from '../../shared/http.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
 
 /**
- * An entry in an edge's near-user tier. Times are Unix milliseconds.
+ * An entry in an edge's near-user tier: the entry as the origin stored it
+ * (times in Unix milliseconds; `Age` counts from `createdAtMs`), where
  * `expiresAtMs` is when this edge stops serving it: the earlier of the
  * entry's own expiry and the edge's TTL cap (`EDGE_MAX_TTL_SECONDS`).
  */
-export interface EdgeEntry {
+export interface EdgeEntry extends ReadEntry {
   readonly namespace: string;
   readonly key: string;
-  readonly value: Uint8Array;
-  readonly contentType: string;
-  readonly version: number;
-  /** When the origin created the entry; `Age` is counted from here. */
-  readonly createdAtMs: number;
-  readonly expiresAtMs: number;
-  readonly tags: readonly string[];
   /** Which origin tier filled it (`redis`, `memory`, …), for `X-Cache-Tier` diagnostics. */
   readonly filledFrom: string;
 }
 
 /**
  * The near-user tier seam (STYLE.md §1). Synchronous, like an L1: nothing
- * here may block on I/O. Implementations: `edge/memory-tier.ts`.
+ * here may block on I/O. Implementations: `edge/core/memory-tier.ts`.
  */
 export interface EdgeTier {
   /** A live entry, or undefined (absent or expired). */

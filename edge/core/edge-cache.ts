@@ -1,8 +1,23 @@
-import type { StreamMessage } from '../shared/schemas.ts';
+import { storageKey } from '../../shared/keys.ts';
+import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
-import type { OriginRead } from './origin-client.ts';
 import { PurgeLedger } from './purge-ledger.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
+
+/** What an origin read returns to the edge. Times are Unix ms. */
+export interface OriginRead {
+  readonly value: Uint8Array;
+  readonly contentType: string;
+  readonly version: number;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly tags: string[];
+  /** The origin's `X-Cache-Tier` (`redis`, `memory`, `origin-local`). */
+  readonly tier: string;
+  /** True when the origin answered from its fallback tier (`X-Cache-Degraded: 1`). */
+  readonly degraded: boolean;
+  readonly status: 'HIT' | 'STALE';
+}
 
 /** Loads one entry from the origin; null on a miss. */
 export type OriginLoader = (namespace: string, key: string, requestId?: string) => Promise<OriginRead | null>;
@@ -54,7 +69,7 @@ export class EdgeCache {
   async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
     const hit = this.tier.get(namespace, key);
     if (hit) return { kind: 'hit', entry: hit };
-    const { promise } = this.#coalescer.run(`${namespace}\u0000${key}`, () => this.#fill(namespace, key, requestId));
+    const { promise } = this.#coalescer.run(storageKey(namespace, key), () => this.#fill(namespace, key, requestId));
     return await promise;
   }
 

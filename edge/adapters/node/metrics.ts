@@ -1,28 +1,20 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { evictionCounter } from '../origin/eviction-metrics.ts';
-import { defaultNodeName, registerIcdMetrics } from '../origin/icd-metrics.ts';
-import { latencyBucketsSeconds, requestMetrics } from '../origin/request-metrics.ts';
-import type { RequestMetrics } from '../shared/metrics.ts';
-import type { EdgeTier } from './tier.ts';
+import { evictionCounter } from '../../../platform/node/eviction-metrics.ts';
+import { defaultNodeName, registerIcdMetrics } from '../../../platform/node/icd-metrics.ts';
+import { requestMetrics } from '../../../platform/node/request-metrics.ts';
+import type { EdgeMetrics } from '../../build-edge.ts';
+import type { EdgeTier } from '../../core/tier.ts';
 
-export interface EdgeNodeMetrics extends RequestMetrics {
+/** An edge's metrics on Node: a prom-client registry behind them. */
+export interface EdgeNodeMetrics extends EdgeMetrics {
   readonly registry: Registry;
-  /** Count one coalesced origin load. */
-  originLoad(): void;
-  /**
-   * Count one purge-stream message applied, how many entries it removed, and
-   * (for purges) the lag from the origin's acknowledgement (`ts`, Unix ms).
-   */
-  purgeApplied(type: string, removed: number, acknowledgedAtMs?: number): void;
-  /** Count one purge-stream reconnect. */
-  reconnect(): void;
 }
 
 /**
  * Prometheus metrics of a Node edge (prom-client): requests and latency by
  * operation/tier/result, origin loads after coalescing, purge messages
  * applied, stream reconnects, the tier's entries, bytes and evictions, and
- * the ICD §6.1 names (`origin/icd-metrics.ts`).
+ * the ICD §6.1 names (`platform/node/icd-metrics.ts`).
  */
 export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): EdgeNodeMetrics {
   const registry = new Registry();

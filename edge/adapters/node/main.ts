@@ -1,10 +1,10 @@
 /**
  * `npm run start:edge`: one Node edge (self-hosted point of presence),
- * configured by the env vars of ARCHITECTURE.md §3.
+ * configured by the environment variables in the README.
  */
 
-import { startTracing } from '../origin/tracing.ts';
-import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
+import { startTracing } from '../../../platform/node/tracing.ts';
+import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
 import { startEdge } from './server.ts';
 
 let config: ReturnType<typeof parseConfig<typeof edgeConfigSchema>>;

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import type { EvictionCounts } from '../shared/eviction/index.ts';
+import type { EvictionCounts } from '../../shared/eviction/index.ts';
 
 /** A counter by `policy` and `reason` that follows monotonic counts kept by the tier itself, read at scrape time. */
 export function evictionCounter(
