@@ -1,6 +1,6 @@
 import { type BaseEntry, IndexedCache } from './entry.ts';
 import { type Linked, LinkedQueue } from './list.ts';
-import type { EvictionCache, EvictionCacheOptions } from './policy.ts';
+import type { EvictionCache, EvictionCacheOptions, SetOptions } from './policy.ts';
 
 /** Share of the byte budget given to the small (probationary) FIFO. */
 export const s3fifoSmallRatio = 0.1;
@@ -96,7 +96,7 @@ export class S3FifoCache<V> extends IndexedCache<V, S3Entry<V>> implements Evict
     return this.#ghost.has(key);
   }
 
-  override set(key: string, value: V, options: { sizeBytes: number; ttlMs?: number }): boolean {
+  override set(key: string, value: V, options: SetOptions): boolean {
     // The ghost is consulted before evictions run, as libCacheSim's find does.
     this.#ghostHit = !this.index.has(key) && this.#forget(key);
     try {
