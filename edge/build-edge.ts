@@ -3,12 +3,14 @@ import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { EdgeConfig } from '../shared/config.ts';
 import type { AppEnv, RequestLog } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
+import type { StreamMessage } from '../shared/schemas.ts';
 import { createEdgeApp } from './app.ts';
 import { EdgeCache } from './core/edge-cache.ts';
 import { memoryTier } from './core/memory-tier.ts';
+import type { PurgeSubscription } from './core/purge-source.ts';
 import type { EdgeTier } from './core/tier.ts';
 import { OriginClient } from './origin-client.ts';
-import { type PurgeSubscription, subscribePurges } from './purge-subscriber.ts';
+import { ssePurgeSource } from './purge-sources/sse.ts';
 import { rateLimiterFromConfig } from './rate-limit.ts';
 
 /** What an edge counts beyond requests; a runtime that has no metrics passes none. */
@@ -91,18 +93,25 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     },
   });
   if (parts.purgeStream) {
-    subscription = subscribePurges({
+    const applied = (message: StreamMessage) => {
+      const removed = cache.apply(message);
+      metrics?.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
+    };
+    subscription = ssePurgeSource({
       originUrl: config.ORIGIN_URL,
       idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
       headers: token ? { Authorization: `Bearer ${token}` } : undefined,
-      onMessage: (message) => {
-        const removed = cache.apply(message);
-        metrics?.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
-        if (message.type === 'reset') logger?.warn({ reason: message.reason }, 'purge stream reset: tier dropped');
+    }).subscribe({
+      onPurge: applied,
+      onReset: (message) => {
+        applied(message);
+        logger?.warn({ reason: message.reason }, 'purge stream reset: tier dropped');
       },
       onStateChange: (connected) => {
-        if (connected) logger?.info({ origin: config.ORIGIN_URL }, 'purge stream connected');
-        else metrics?.reconnect();
+        if (connected) {
+          metrics?.purgeApplied('hello', 0);
+          logger?.info({ origin: config.ORIGIN_URL }, 'purge stream connected');
+        } else metrics?.reconnect();
       },
       onError: (error) => logger?.debug({ err: error }, 'purge stream interrupted'),
     });

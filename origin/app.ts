@@ -13,17 +13,17 @@ import { dashboardRoutes } from './dashboard/routes.ts';
 import type { StatsCollector } from './dashboard/stats-collector.ts';
 import type { InProcessSource } from './invalidation/in-process-source.ts';
 import { invalidationRoutes } from './invalidation/route.ts';
-import type { PurgeHub } from './purge-hub.ts';
+import type { PurgeBus } from './purge/bus.ts';
 import { cacheRoutes } from './routes/cache.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
-  readonly hub: PurgeHub;
+  readonly bus: PurgeBus;
   readonly metrics: RequestMetrics;
   /** Largest value, bytes. */
   readonly maxValueBytes: number;
-  /** Milliseconds between purge-stream keep-alives. */
+  /** Milliseconds between purge-stream heartbeats. */
   readonly heartbeatMs: number;
   readonly now?: () => number;
   /** Unexpected (non-CacheError) failures, for the log. */
@@ -85,7 +85,13 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
         cause: error,
       });
     }
-    return c.json({ status: 'ready', store: store.kind, ...state, edges: deps.hub.subscribers, seq: deps.hub.seq });
+    return c.json({
+      status: 'ready',
+      store: store.kind,
+      ...state,
+      edges: deps.bus.subscribers,
+      seq: deps.bus.health().seq,
+    });
   });
   app.on('GET', ['/metrics', '/health/metrics'], async (c) => {
     const text = await deps.metrics.render();
@@ -95,7 +101,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
 
   const { maxValueBytes } = deps;
   app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
-  app.route('/', purgeStreamRoutes(deps.hub, deps.heartbeatMs));
+  app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
     app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
 import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
+import { kafkaConnectionFromConfig } from './kafka/client.ts';
 import type { OriginMetrics } from './metrics.ts';
 import type { TieredStore } from './store/store.ts';
 import { registerRedisNodeMetrics, registerTierMetrics } from './store-metrics.ts';
@@ -48,13 +49,13 @@ export function observe(deps: {
     },
     start(port) {
       stats.start();
-      if (!config.KAFKA_BROKERS || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
+      const kafka = kafkaConnectionFromConfig(config);
+      if (!kafka || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
       health = startHealthEvents({
         registry: deps.metrics.registry,
         breakerState: () => store.health().breaker ?? undefined,
         sink: kafkaHealthSink({
-          brokers: config.KAFKA_BROKERS,
-          clientId: `${config.KAFKA_CLIENT_ID}-health`,
+          connection: { ...kafka, clientId: `${kafka.clientId}-health` },
           topic: config.KAFKA_HEALTH_TOPIC,
         }),
         intervalMs: config.HEALTH_EVENT_INTERVAL_SECONDS * 1000,

@@ -32,8 +32,7 @@ const minute = 60_000;
 function purgeOf(over: Partial<PurgeMessage> & Pick<PurgeMessage, 'version'>): PurgeMessage {
   return {
     type: 'purge',
-    epoch: 'e',
-    seq: 1,
+    position: 'p',
     namespace: 'ns',
     keys: [],
     tags: [],
@@ -264,7 +263,7 @@ async function noStaleSet(tier: EdgeTier, ops: readonly Op[]): Promise<void> {
     if (op.kind === 'write') {
       originVersion[op.key]! += 1;
       undelivered.push(
-        purgeOf({ seq: ++seq, keys: [String(op.key)], version: originVersion[op.key]!, action: 'update' }),
+        purgeOf({ position: `p${++seq}`, keys: [String(op.key)], version: originVersion[op.key]!, action: 'update' }),
       );
     } else if (op.kind === 'deliver') {
       const message = undelivered.shift();

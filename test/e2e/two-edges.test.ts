@@ -65,7 +65,7 @@ describe('origin + two edges on real Redis', () => {
       const key = `race-${round % 5}`;
       await put(a, key, `old-${round}`);
       expect(await (await get(b, key)).text()).toBe(`old-${round}`);
-      const seqBefore = origin.hub.seq;
+      const seqBefore = origin.bus.health().seq;
       const ack = await put(a, key, `new-${round}`);
       expect(ack.status).toBe(200);
       // Once edge B has applied the purge of that write, it must never answer the old value.

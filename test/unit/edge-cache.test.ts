@@ -5,8 +5,7 @@ import { deferred, originRead } from '../support/fixtures.ts';
 
 const purgeOf = (key: string, version: number, extra: { tags?: string[]; prefix?: string | null } = {}) => ({
   type: 'purge' as const,
-  epoch: 'e',
-  seq: 1,
+  position: 'p',
   namespace: 'ns',
   keys: extra.tags || extra.prefix ? [] : [key],
   tags: extra.tags ?? [],
@@ -101,7 +100,7 @@ describe('edge cache', () => {
       expiresAtMs: Date.now() + 1000,
       filledFrom: 'memory',
     });
-    cache.apply({ type: 'reset', epoch: 'e', seq: 1, reason: 'test' });
+    cache.apply({ type: 'reset', position: 'p', reason: 'test' });
     gate.resolve(originRead('v', 99));
     const result = await read;
     expect(result.kind === 'fill' && result.stored).toBe(false);

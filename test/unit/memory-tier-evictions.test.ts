@@ -28,8 +28,7 @@ describe.each(evictionPolicies)('edge memory tier (%s)', (policy) => {
     tier.set(entry('a'));
     tier.purge({
       type: 'purge',
-      epoch: 'e',
-      seq: 1,
+      position: 'p',
       namespace: 'n',
       keys: ['a'],
       tags: [],

@@ -8,7 +8,7 @@ import type { EdgeConfig } from '../../../shared/config.ts';
 import { pinoRequestLog } from '../../../shared/request-log.ts';
 import { buildEdge } from '../../build-edge.ts';
 import type { EdgeCache } from '../../core/edge-cache.ts';
-import type { PurgeSubscription } from '../../purge-subscriber.ts';
+import type { PurgeSubscription } from '../../core/purge-source.ts';
 import { edgeNodeMetrics } from './metrics.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 

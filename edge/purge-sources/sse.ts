@@ -1,77 +1,92 @@
 import { createParser } from 'eventsource-parser';
-import { type StreamMessage, streamMessageSchema } from '../shared/schemas.ts';
+import { type PurgePosition, purgeStreamEventSchema } from '../../shared/schemas.ts';
+import type {
+  PurgeConfirmation,
+  PurgeHandlers,
+  PurgeSource,
+  PurgeSubscribeOptions,
+  PurgeSubscription,
+} from '../core/purge-source.ts';
 
 /** Path of the origin's purge stream (see `origin/routes/purge-stream.ts`). */
 export const purgeStreamPath = '/api/v1/purge/stream';
 
-export interface PurgeSubscriberOptions {
+export interface SsePurgeSourceOptions {
   /** Origin base URL. */
-  originUrl: string;
-  /** Applies one message; called in stream order. */
-  onMessage(message: StreamMessage): void;
-  /** Told when the subscription goes up (after `hello`) or down. */
-  onStateChange?(connected: boolean): void;
-  /** Reports a dropped connection or a bad message. */
-  onError?(error: unknown): void;
-  /** Reconnect back-off, milliseconds: doubles from `minMs` up to `maxMs`, with jitter. */
-  retry?: { minMs: number; maxMs: number };
+  readonly originUrl: string;
+  /** Reconnect back-off, milliseconds: doubles from `minMs` up to `maxMs`, with jitter. Default 100 to 5 000. */
+  readonly retry?: { minMs: number; maxMs: number };
   /** Extra request headers (credentials). */
-  headers?: Record<string, string>;
+  readonly headers?: Record<string, string> | undefined;
   /**
-   * Milliseconds without any bytes (the origin sends a keep-alive comment
-   * every `PURGE_HEARTBEAT_SECONDS`) after which the connection is presumed
-   * dead and replaced. Default 45 000.
+   * Milliseconds without any bytes (the origin sends a heartbeat every
+   * `PURGE_HEARTBEAT_SECONDS`) after which the connection is presumed dead
+   * and replaced. Default 45 000.
    */
-  idleTimeoutMs?: number;
-  fetch?: typeof fetch;
-}
-
-/** A live subscription. */
-export interface PurgeSubscription {
-  /** `epoch:seq` of the last message applied, or null before the first. */
-  readonly position: string | null;
-  readonly connected: boolean;
-  /** Ends the subscription for good. */
-  close(): void;
+  readonly idleTimeoutMs?: number;
+  readonly fetch?: typeof fetch;
+  /** Clock for confirmation times, Unix ms. */
+  readonly now?: () => number;
 }
 
 /**
- * Holds one persistent Server-Sent Events subscription to the origin's purge
- * stream and reconnects with back-off, sending `Last-Event-ID` (the last
- * `epoch:seq` applied) so the origin replays the gap or answers `reset`.
- * Runtime-free: `fetch` and web streams only.
+ * The `stream` purge source: one persistent Server-Sent Events subscription
+ * to the origin's purge stream, reconnecting with back-off and sending
+ * `Last-Event-ID` (the last position applied) so the origin replays the gap
+ * or answers `reset`. Heartbeats (`{position, tail_live, tail_age_ms}`)
+ * record the last confirmation. Runtime-free: `fetch`, web streams and
+ * `eventsource-parser` only.
  *
  * The position only advances on messages that were applied, so a connection
  * that drops halfway through a replay resumes where it stopped.
  */
-export function subscribePurges(options: PurgeSubscriberOptions): PurgeSubscription {
+export function ssePurgeSource(options: SsePurgeSourceOptions): PurgeSource {
+  return { subscribe: (handlers, subscribeOptions) => subscribeSse(options, handlers, subscribeOptions) };
+}
+
+function subscribeSse(
+  options: SsePurgeSourceOptions,
+  handlers: PurgeHandlers,
+  subscribeOptions: PurgeSubscribeOptions = {},
+): PurgeSubscription {
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const now = options.now ?? Date.now;
   const retry = options.retry ?? { minMs: 100, maxMs: 5_000 };
+  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
   const abort = new AbortController();
-  let position: string | null = null;
+  let position: PurgePosition | null = subscribeOptions.from ?? null;
+  let confirmation: PurgeConfirmation | null = null;
   let connected = false;
   let closed = false;
 
   const setConnected = (value: boolean) => {
     if (connected === value) return;
     connected = value;
-    options.onStateChange?.(value);
+    handlers.onStateChange?.(value);
   };
 
   const handle = (data: string) => {
-    const message = streamMessageSchema.parse(JSON.parse(data));
-    if (message.type === 'hello') {
-      // A fresh edge starts at the hub's present; one with a position waits for the replay.
-      if (position === null) position = `${message.epoch}:${message.seq}`;
-      setConnected(true);
-      options.onMessage(message);
-      return;
+    if (closed) return;
+    const message = purgeStreamEventSchema.parse(JSON.parse(data));
+    switch (message.type) {
+      case 'hello':
+        // A fresh edge starts at the log's head; one with a position waits for the replay.
+        position ??= message.position;
+        setConnected(true);
+        return;
+      case 'purge':
+        handlers.onPurge(message);
+        position = message.position;
+        return;
+      case 'reset':
+        handlers.onReset(message);
+        position = message.position;
+        return;
+      case 'heartbeat':
+        confirmation = { atMs: now(), tailLive: message.tail_live };
+        return;
     }
-    options.onMessage(message);
-    position = `${message.epoch}:${message.seq}`;
   };
-
-  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
 
   const connectOnce = async () => {
     // One controller per connection: closing the subscription or an idle connection aborts it.
@@ -101,9 +116,7 @@ export function subscribePurges(options: PurgeSubscriberOptions): PurgeSubscript
       await res.body?.cancel();
       throw new Error(`purge stream answered HTTP ${res.status}`);
     }
-    const parser = createParser({
-      onEvent: (event) => handle(event.data),
-    });
+    const parser = createParser({ onEvent: (event) => handle(event.data) });
     const decoder = new TextDecoder();
     const reader = res.body.getReader();
     try {
@@ -124,12 +137,12 @@ export function subscribePurges(options: PurgeSubscriberOptions): PurgeSubscript
       const startedAt = Date.now();
       try {
         await connectOnce();
-        if (!closed) options.onError?.(new Error('purge stream ended'));
+        if (!closed) handlers.onError?.(new Error('purge stream ended'));
       } catch (error) {
-        if (!closed) options.onError?.(error);
+        if (!closed) handlers.onError?.(error);
       }
-      setConnected(false);
       if (closed) break;
+      setConnected(false);
       // A connection that stayed up a while earns a fast reconnect.
       if (Date.now() - startedAt > retry.maxMs) delay = retry.minMs;
       const wait = delay / 2 + Math.random() * (delay / 2);
@@ -140,16 +153,20 @@ export function subscribePurges(options: PurgeSubscriberOptions): PurgeSubscript
   void loop();
 
   return {
-    get position() {
-      return position;
-    },
     get connected() {
       return connected;
     },
+    get position() {
+      return position;
+    },
+    get confirmation() {
+      return confirmation;
+    },
     close() {
+      if (closed) return;
+      setConnected(false);
       closed = true;
       abort.abort();
-      setConnected(false);
     },
   };
 }
