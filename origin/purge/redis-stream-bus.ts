@@ -69,18 +69,23 @@ interface Subscriber {
 
 type StreamEntry = [id: string, fields: string[]];
 
-// Appends one entry atomically: creates the incarnation when the bookkeeping
-// hash is missing (a fresh or wiped Redis; a stream without it is from an
-// unknown lifetime and is dropped), numbers the entry, trims by count and age.
-// KEYS: stream, meta. ARGV: fresh incarnation, format version, data, maxlen, retention ms.
-const appendScript = `
+// The log's incarnation in `inc`, created when the bookkeeping hash is
+// missing (a fresh or wiped Redis); a stream left without it is from an
+// unknown lifetime and is dropped. KEYS: stream, meta. ARGV[1]: a fresh id.
+const ensureIncarnation = `
 local inc = redis.call('HGET', KEYS[2], 'inc')
 if not inc then
   redis.call('DEL', KEYS[1])
   inc = ARGV[1]
   redis.call('HSET', KEYS[2], 'inc', inc, 'seq', 0)
 end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+`;
+
+// Appends one entry atomically: creates the incarnation when the bookkeeping
+// hash is missing (a fresh or wiped Redis; a stream without it is from an
+// unknown lifetime and is dropped), numbers the entry, trims by count and age.
+// KEYS: stream, meta. ARGV: fresh incarnation, format version, data, maxlen, retention ms.
+const appendScript = `${ensureIncarnation}local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', 'v', ARGV[2], 'inc', inc, 'seq', seq, 'data', ARGV[3])
 local t = redis.call('TIME')
 local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[5])
@@ -91,14 +96,7 @@ return {inc, tostring(seq), id}
 // Reads (or creates) the incarnation, the head (last id ever added, which
 // outlives trimming) and the oldest entry kept with its number.
 // KEYS: stream, meta. ARGV: fresh incarnation.
-const headScript = `
-local inc = redis.call('HGET', KEYS[2], 'inc')
-if not inc then
-  redis.call('DEL', KEYS[1])
-  inc = ARGV[1]
-  redis.call('HSET', KEYS[2], 'inc', inc, 'seq', 0)
-end
-local seq = redis.call('HGET', KEYS[2], 'seq')
+const headScript = `${ensureIncarnation}local seq = redis.call('HGET', KEYS[2], 'seq')
 local id = '0-0'
 local oldest = ''
 local oldestSeq = '0'
