@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
 import { connectionReady } from './connection-ready.ts';
@@ -7,6 +7,7 @@ import { LocalTier } from './local-tier.ts';
 import { redisStore } from './redis.ts';
 import { redisClusterStore } from './redis-cluster.ts';
 import type { StrataCommands } from './redis-commands.ts';
+import { waitForReplicas } from './replica-wait.ts';
 import { type ResilientStore, resilientStore } from './resilient.ts';
 import { redisWriteBack } from './write-back.ts';
 
@@ -17,17 +18,63 @@ export const clockSkewAllowanceMs = 500;
 export type ConfiguredRedisStore = ResilientStore & { readonly redisClient: Redis | Cluster };
 
 /**
+ * Reconnect delay in ms after `attempt` failed attempts (1-based):
+ * `REDIS_RECONNECT_BASE_MS` doubled each time, capped at
+ * `REDIS_RECONNECT_MAX_MS`. The driver reconnects forever; the breaker,
+ * not the driver, decides when callers stop waiting for Redis.
+ */
+export function reconnectDelayMs(config: OriginConfig, attempt: number): number {
+  return Math.min(
+    config.REDIS_RECONNECT_BASE_MS * 2 ** Math.min(Math.max(attempt - 1, 0), 30),
+    config.REDIS_RECONNECT_MAX_MS,
+  );
+}
+
+/**
+ * The ioredis connection settings every mode shares: `REDIS_CONNECT_TIMEOUT_MS`
+ * (TCP/TLS connect) and the reconnect back-off of {@link reconnectDelayMs}.
+ * Per-call time-outs and read retries are the breaker's (`REDIS_CALL_TIMEOUT_MS`,
+ * `REDIS_READ_ATTEMPTS`), not ioredis's.
+ */
+export function redisConnectionOptions(config: OriginConfig): RedisOptions {
+  return {
+    connectTimeout: config.REDIS_CONNECT_TIMEOUT_MS,
+    retryStrategy: (attempt) => reconnectDelayMs(config, attempt),
+  };
+}
+
+/** Checks the Redis mode variables; throws an Error naming the conflict. */
+function checkRedisMode(config: OriginConfig): void {
+  const modes = [config.REDIS_CLUSTER_NODES && 'REDIS_CLUSTER_NODES', config.REDIS_SENTINELS && 'REDIS_SENTINELS'];
+  if (modes.every(Boolean))
+    throw new Error('invalid configuration: set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both');
+  if (Boolean(config.REDIS_SENTINELS) !== Boolean(config.REDIS_SENTINEL_MASTER)) {
+    throw new Error('invalid configuration: REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together');
+  }
+  if (config.REDIS_CLUSTER_NODES && config.REDIS_WAIT_REPLICAS > 0) {
+    throw new Error('invalid configuration: REDIS_WAIT_REPLICAS applies to standalone and Sentinel, not Cluster');
+  }
+}
+
+/**
  * Builds the Redis store the config names — Cluster when
- * `REDIS_CLUSTER_NODES` is set, else standalone `REDIS_URL` — wrapped in the
+ * `REDIS_CLUSTER_NODES` is set, Sentinel when `REDIS_SENTINELS` and
+ * `REDIS_SENTINEL_MASTER` are (ioredis asks the sentinels for the master and
+ * follows it through failover), else standalone `REDIS_URL` — wrapped in the
  * breaker and local fallback tier (`resilient.ts`), with the `BREAKER_*`,
- * `REDIS_*` and `LOCAL_TIER_*` settings of `shared/config.ts`.
+ * `REDIS_*` and `LOCAL_TIER_*` settings of `shared/config.ts`. With
+ * `REDIS_WAIT_REPLICAS` > 0 each write waits for replicas (`replica-wait.ts`).
  *
- * @returns null when neither variable is set (the embedded store applies).
+ * @returns null when none of the three is set (the embedded store applies).
+ * @throws Error when the mode variables conflict.
  */
 export function resilientRedisFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
 ): ConfiguredRedisStore | null {
+  checkRedisMode(config);
+  const onConnectionError = (error: unknown) => onError?.('connection', error);
+  const connection = redisConnectionOptions(config);
   const driver = config.REDIS_CLUSTER_NODES
     ? redisClusterStore({
         nodes: config.REDIS_CLUSTER_NODES,
@@ -35,18 +82,43 @@ export function resilientRedisFromConfig(
         tls: config.REDIS_TLS,
         ...(config.REDIS_TLS_CA_FILE ? { tlsCa: readFileSync(config.REDIS_TLS_CA_FILE) } : {}),
         writeDeadlineMs: config.REDIS_CALL_TIMEOUT_MS + clockSkewAllowanceMs,
-        onConnectionError: (error) => onError?.('connection', error),
+        connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+        cluster: { clusterRetryStrategy: (attempt) => reconnectDelayMs(config, attempt) },
+        onConnectionError,
       })
-    : config.REDIS_URL
+    : config.REDIS_SENTINELS && config.REDIS_SENTINEL_MASTER
       ? redisStore({
-          url: config.REDIS_URL,
-          redis: config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {},
-          onConnectionError: (error) => onError?.('connection', error),
+          redis: {
+            ...connection,
+            sentinels: config.REDIS_SENTINELS.map((address) => {
+              const colon = address.lastIndexOf(':');
+              return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
+            }),
+            name: config.REDIS_SENTINEL_MASTER,
+            sentinelRetryStrategy: (attempt) => reconnectDelayMs(config, attempt),
+            // Subscribe to the sentinels' +switch-master to reconnect at once on failover.
+            failoverDetector: true,
+            ...(config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {}),
+          },
+          onConnectionError,
         })
-      : null;
+      : config.REDIS_URL
+        ? redisStore({
+            url: config.REDIS_URL,
+            redis: { ...connection, ...(config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {}) },
+            onConnectionError,
+          })
+        : null;
   if (!driver) return null;
+  const inner =
+    config.REDIS_WAIT_REPLICAS > 0 && !config.REDIS_CLUSTER_NODES
+      ? waitForReplicas(driver, driver.client as Redis, {
+          replicas: config.REDIS_WAIT_REPLICAS,
+          timeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
+        })
+      : driver;
   const store = resilientStore({
-    inner: driver,
+    inner,
     writeBack: redisWriteBack(driver.client as typeof driver.client & StrataCommands),
     breaker: new RedisBreaker({
       threshold: config.BREAKER_THRESHOLD,
