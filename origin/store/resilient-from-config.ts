@@ -9,6 +9,7 @@ import { redisClusterStore } from './redis-cluster.ts';
 import type { StrataCommands } from './redis-commands.ts';
 import { waitForReplicas } from './replica-wait.ts';
 import { type ResilientStore, resilientStore } from './resilient.ts';
+import type { Store } from './store.ts';
 import { redisWriteBack } from './write-back.ts';
 
 /** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
@@ -56,69 +57,95 @@ function checkRedisMode(config: OriginConfig): void {
   }
 }
 
+/** The bare Redis driver a config names, and its ioredis client. */
+export interface ConfiguredRedisDriver {
+  /** The driver, behind the `WAIT` facade when `REDIS_WAIT_REPLICAS` > 0. */
+  readonly store: Store;
+  readonly client: Redis | Cluster;
+}
+
 /**
- * Builds the Redis store the config names — Cluster when
+ * Builds the Redis driver the config names — Cluster when
  * `REDIS_CLUSTER_NODES` is set, Sentinel when `REDIS_SENTINELS` and
  * `REDIS_SENTINEL_MASTER` are (ioredis asks the sentinels for the master and
- * follows it through failover), else standalone `REDIS_URL` — wrapped in the
- * breaker and local fallback tier (`resilient.ts`), with the `BREAKER_*`,
- * `REDIS_*` and `LOCAL_TIER_*` settings of `shared/config.ts`. With
+ * follows it through failover), else standalone `REDIS_URL` — with the
+ * connection settings of {@link redisConnectionOptions}. With
  * `REDIS_WAIT_REPLICAS` > 0 each write waits for replicas (`replica-wait.ts`).
  *
  * @returns null when none of the three is set (the embedded store applies).
  * @throws Error when the mode variables conflict.
  */
-export function resilientRedisFromConfig(
+export function redisDriverFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
-): ConfiguredRedisStore | null {
+): ConfiguredRedisDriver | null {
   checkRedisMode(config);
   const onConnectionError = (error: unknown) => onError?.('connection', error);
   const connection = redisConnectionOptions(config);
-  const driver = config.REDIS_CLUSTER_NODES
-    ? redisClusterStore({
-        nodes: config.REDIS_CLUSTER_NODES,
-        password: config.REDIS_PASSWORD,
-        tls: config.REDIS_TLS,
-        ...(config.REDIS_TLS_CA_FILE ? { tlsCa: readFileSync(config.REDIS_TLS_CA_FILE) } : {}),
-        writeDeadlineMs: config.REDIS_CALL_TIMEOUT_MS + clockSkewAllowanceMs,
-        connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
-        cluster: { clusterRetryStrategy: (attempt) => reconnectDelayMs(config, attempt) },
-        onConnectionError,
-      })
-    : config.REDIS_SENTINELS && config.REDIS_SENTINEL_MASTER
+  const password = config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {};
+  if (config.REDIS_CLUSTER_NODES) {
+    const driver = redisClusterStore({
+      nodes: config.REDIS_CLUSTER_NODES,
+      password: config.REDIS_PASSWORD,
+      tls: config.REDIS_TLS,
+      ...(config.REDIS_TLS_CA_FILE ? { tlsCa: readFileSync(config.REDIS_TLS_CA_FILE) } : {}),
+      writeDeadlineMs: config.REDIS_CALL_TIMEOUT_MS + clockSkewAllowanceMs,
+      connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+      cluster: { clusterRetryStrategy: (attempt) => reconnectDelayMs(config, attempt) },
+      onConnectionError,
+    });
+    return { store: driver, client: driver.client };
+  }
+  const driver =
+    config.REDIS_SENTINELS && config.REDIS_SENTINEL_MASTER
       ? redisStore({
           redis: {
             ...connection,
+            ...password,
             sentinels: config.REDIS_SENTINELS.map((address) => {
               const colon = address.lastIndexOf(':');
               return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
             }),
             name: config.REDIS_SENTINEL_MASTER,
             sentinelRetryStrategy: (attempt) => reconnectDelayMs(config, attempt),
-            // Subscribe to the sentinels' +switch-master to reconnect at once on failover.
-            failoverDetector: true,
-            ...(config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {}),
+            // No `failoverDetector`: on +switch-master it disconnects the connector, and
+            // when that lands while ioredis is already reconnecting (the usual case after
+            // a crash) the reconnect rejects and the client ends for good ("Connection is
+            // closed." forever; seen in the failover test with ioredis 5.11). A crashed or
+            // demoted master closes our connection anyway, which makes ioredis ask again.
           },
           onConnectionError,
         })
       : config.REDIS_URL
-        ? redisStore({
-            url: config.REDIS_URL,
-            redis: { ...connection, ...(config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {}) },
-            onConnectionError,
-          })
+        ? redisStore({ url: config.REDIS_URL, redis: { ...connection, ...password }, onConnectionError })
         : null;
   if (!driver) return null;
-  const inner =
-    config.REDIS_WAIT_REPLICAS > 0 && !config.REDIS_CLUSTER_NODES
-      ? waitForReplicas(driver, driver.client as Redis, {
+  const store =
+    config.REDIS_WAIT_REPLICAS > 0
+      ? waitForReplicas(driver, driver.client, {
           replicas: config.REDIS_WAIT_REPLICAS,
           timeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
         })
       : driver;
+  return { store, client: driver.client };
+}
+
+/**
+ * Builds the Redis driver of {@link redisDriverFromConfig} wrapped in the
+ * breaker and local fallback tier (`resilient.ts`), with the `BREAKER_*`,
+ * `REDIS_*` and `LOCAL_TIER_*` settings of `shared/config.ts`.
+ *
+ * @returns null when no Redis is configured (the embedded store applies).
+ * @throws Error when the mode variables conflict.
+ */
+export function resilientRedisFromConfig(
+  config: OriginConfig,
+  onError?: (operation: string, error: unknown) => void,
+): ConfiguredRedisStore | null {
+  const driver = redisDriverFromConfig(config, onError);
+  if (!driver) return null;
   const store = resilientStore({
-    inner,
+    inner: driver.store,
     writeBack: redisWriteBack(driver.client as typeof driver.client & StrataCommands),
     breaker: new RedisBreaker({
       threshold: config.BREAKER_THRESHOLD,

@@ -32,6 +32,12 @@ export interface RunningRedisSentinel extends RunningService {
   /** SIGKILLs the data node on `port` and waits until its process is gone. */
   killNode(port: number): Promise<void>;
   /**
+   * Starts the data node on `port` again, empty (no persistence) and without
+   * `replicaof`: the sentinels turn a returning old master into a replica of the
+   * current one. Resolves once it answers PING.
+   */
+  restartNode(port: number): Promise<void>;
+  /**
    * Waits (default 30000 ms) until a majority of sentinels name a live master other
    * than `oldPort` that answers as `role:master`.
    * @returns the new master's port.
@@ -97,11 +103,11 @@ export async function startRedisSentinel(options: RedisSentinelStartOptions): Pr
   const [masterPort] = dataPorts as [number];
   const pids = new Map<number, number>();
 
-  for (const port of dataPorts) {
+  const spawnData = (port: number, replicaOf?: number): void => {
     const dir = join(options.dir, String(port));
     mkdirSync(dir, { recursive: true });
     const extra = ['--repl-diskless-sync-delay', '0'];
-    if (port !== masterPort) extra.push('--replicaof', '127.0.0.1', String(masterPort));
+    if (replicaOf !== undefined) extra.push('--replicaof', '127.0.0.1', String(replicaOf));
     pids.set(
       port,
       spawnServer('redis-server', redisServerArgs(port, dir, extra), {
@@ -109,7 +115,8 @@ export async function startRedisSentinel(options: RedisSentinelStartOptions): Pr
         detached: options.detached,
       }).pid,
     );
-  }
+  };
+  for (const port of dataPorts) spawnData(port, port === masterPort ? undefined : masterPort);
   for (const port of sentinelPorts) {
     const dir = join(options.dir, `sentinel-${port}`);
     mkdirSync(dir, { recursive: true });
@@ -190,7 +197,9 @@ export async function startRedisSentinel(options: RedisSentinelStartOptions): Pr
       REDIS_SENTINELS: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
       REDIS_SENTINEL_MASTER: sentinelMasterName,
     },
-    pids: [...pids.values()],
+    get pids() {
+      return [...pids.values()];
+    },
     dir: options.dir,
     dataPorts,
     sentinelPorts,
@@ -201,6 +210,16 @@ export async function startRedisSentinel(options: RedisSentinelStartOptions): Pr
         throw new Error(`port ${port} is not a data node of this set-up`);
       killPid(pid, 'SIGKILL');
       await waitFor(`node ${port} to exit`, () => !isAlive(pid), 5_000, 20);
+    },
+    async restartNode(port) {
+      if (!dataPorts.includes(port)) throw new Error(`port ${port} is not a data node of this set-up`);
+      if (isAlive(pids.get(port)!)) throw new Error(`node ${port} is still running`);
+      spawnData(port);
+      await waitFor(
+        `node ${port} to answer`,
+        async () => (await redisCommand(port, 'PING')).startsWith('+PONG'),
+        15_000,
+      );
     },
     async waitForFailover(oldPort, timeoutMs = 30_000) {
       let found = 0;
