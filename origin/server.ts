@@ -96,6 +96,11 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
+    compressMinBytes: config.COMPRESS_MIN_BYTES,
+    onCompressed: (before, after) => {
+      metrics.compressionInputBytes.inc(before);
+      metrics.compressionOutputBytes.inc(after);
+    },
     onStoreError: (operation, error) => {
       metrics.storeErrors.inc({ operation });
       logger.warn({ operation, err: error }, 'store call failed');

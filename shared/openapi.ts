@@ -170,6 +170,13 @@ export function openApiDocument(): Json {
               description: 'encrypt at rest (needs ENCRYPTION_KEYS at the origin)',
               schema: { type: 'string', enum: ['true', 'false'] },
             },
+            {
+              name: 'X-Cache-Compress',
+              in: 'header',
+              description:
+                'store compressed with zstd when that saves space (true), never (false); absent = values above COMPRESS_MIN_BYTES',
+              schema: { type: 'string', enum: ['true', 'false'] },
+            },
           ],
           requestBody: {
             required: true,
