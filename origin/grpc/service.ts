@@ -193,7 +193,8 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
         const contentType = valid(contentTypeSchema, req.contentType, { operation: 'batch_set' }) || defaultContentType;
         const ttlSeconds = ttlOf(req.ttlSeconds, 'batch_set');
         const writes = new Map<string, WriteRequest>();
-        for (const [key, value] of Object.entries(req.entries)) writes.set(key, { value, contentType, ttlSeconds, compress: req.compress });
+        for (const [key, value] of Object.entries(req.entries))
+          writes.set(key, { value, contentType, ttlSeconds, compress: req.compress });
         const stored = await untilAborted(ctx.signal, () => service.setMany(req.namespace, writes));
         if ([...stored.values()].some(acceptedLocally)) degraded(ctx);
         const entries: Record<string, ReturnType<typeof metadataOf>> = {};
