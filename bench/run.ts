@@ -10,6 +10,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/services/redis.ts';
+import { compressionBenchmarks } from './compression.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
@@ -48,6 +49,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
+  compression: () => compressionBenchmarks(),
 };
 
 process.stdout.write(
