@@ -123,7 +123,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
         headers: {
           'Content-Type': contentType,
           [headers.requestId]: c.get('requestId'),
-          ...encryptHeader(c.req.header(headers.encrypt)),
+          ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
+          ...relayed(headers.compress, c.req.header(headers.compress)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);
@@ -205,9 +206,9 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   return app;
 }
 
-/** Relays `X-Cache-Encrypt` to the origin, which validates it. */
-function encryptHeader(value: string | undefined): Record<string, string> {
-  return value === undefined ? {} : { [headers.encrypt]: value };
+/** Relays a write option header (`X-Cache-Encrypt`, `X-Cache-Compress`) to the origin, which validates it. */
+function relayed(name: string, value: string | undefined): Record<string, string> {
+  return value === undefined ? {} : { [name]: value };
 }
 
 /** The path and query of an incoming URL, to send on to the origin unchanged. */
