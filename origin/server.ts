@@ -40,8 +40,9 @@ export interface RunningOrigin {
 }
 
 /**
- * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`) or
- * standalone (`REDIS_URL`), each behind the breaker and local fallback tier;
+ * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`),
+ * Sentinel (`REDIS_SENTINELS`) or standalone (`REDIS_URL`), each behind the
+ * breaker and local fallback tier;
  * else the embedded memory store.
  */
 export function storeFromConfig(
@@ -78,8 +79,12 @@ export async function startOrigin(
     options.store ??
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
-  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_URL)) {
-    const variable = config.REDIS_CLUSTER_NODES ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
+  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_SENTINELS || config.REDIS_URL)) {
+    const variable = config.REDIS_CLUSTER_NODES
+      ? 'REDIS_CLUSTER_NODES'
+      : config.REDIS_SENTINELS
+        ? 'REDIS_SENTINELS'
+        : 'REDIS_URL';
     await checkStoreAtStart(store, { variable, required: config.REDIS_REQUIRED_AT_START, logger }).catch(
       async (error: unknown) => {
         await store.close();
