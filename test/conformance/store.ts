@@ -169,9 +169,9 @@ export function storeConformance<S extends Store>(
       expect(new TextDecoder().decode(final!.value)).toBe(new TextDecoder().decode(top.value));
     });
 
-    it('through the origin service, any value round-trips byte-exact with compression on, off or by size, encrypted or not', async () => {
-      const ns = freshNamespace();
-      const service = new CacheService({
+    /** The origin's service over this store: compression above 1 KiB, an encryption key. */
+    const serviceOverStore = async () =>
+      new CacheService({
         store: capabilities.tiered ? capabilities.tiered(store) : passThroughStore(store),
         bus: new InProcessPurgeBus({ retainedEntries: 16 }),
         defaultTtlSeconds: 60,
@@ -179,6 +179,10 @@ export function storeConformance<S extends Store>(
         keyring: await parseKeyring(`k1:${Buffer.alloc(32, 7).toString('base64')}`),
         compressMinBytes: 1024,
       });
+
+    it('through the origin service, any value round-trips byte-exact with compression on, off or by size, encrypted or not', async () => {
+      const ns = freshNamespace();
+      const service = await serviceOverStore();
       const value = fc.oneof(
         fc.uint8Array({ maxLength: 4096 }),
         // Compressible: a short random pattern repeated past the threshold.
@@ -219,13 +223,7 @@ export function storeConformance<S extends Store>(
 
     it('a compressible value above the threshold is stored compressed, and one with compress=false is not', async () => {
       const ns = freshNamespace();
-      const service = new CacheService({
-        store: capabilities.tiered ? capabilities.tiered(store) : passThroughStore(store),
-        bus: new InProcessPurgeBus({ retainedEntries: 16 }),
-        defaultTtlSeconds: 60,
-        maxValueBytes: 256 * 1024,
-        compressMinBytes: 1024,
-      });
+      const service = await serviceOverStore();
       const text = bytes('{"id":1,"name":"strata","tags":["a","b"]}'.repeat(200));
       await service.set(ns, 'auto', { value: text, contentType: 'application/json' });
       await service.set(ns, 'off', { value: text, contentType: 'application/json', compress: false });
