@@ -9,8 +9,10 @@ import type { RequestMetrics } from '../shared/metrics.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
+import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import type { PurgeHub } from './purge-hub.ts';
 import { mountCacheRoutes } from './routes/cache.ts';
+import { mountLockRoutes } from './routes/locks.ts';
 import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
 
 export interface OriginAppDeps {
@@ -30,6 +32,8 @@ export interface OriginAppDeps {
   readonly tracing?: boolean;
   /** JWT verifier (docs/security.md); absent or null = authentication off. */
   readonly auth?: Verifier | null;
+  /** Distributed locks (docs/locks.md); default: locks on the service's store, without metrics. */
+  readonly locks?: LockService;
 }
 
 /**
@@ -82,6 +86,12 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     metrics: deps.metrics,
     maxValueBytes: deps.maxValueBytes,
     now,
+    log: deps.log,
+  });
+  mountLockRoutes(app, {
+    locks: deps.locks ?? new LockService({ store: lockStoreFor(deps.service.store) }),
+    metrics: deps.metrics,
+    tier: deps.service.store.kind,
     log: deps.log,
   });
   mountPurgeStream(app, deps.hub, deps.heartbeatMs);

@@ -13,6 +13,8 @@ import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
+import { lockMetrics } from './locks/lock-metrics.ts';
+import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
 import { PurgeHub } from './purge-hub.ts';
@@ -103,8 +105,13 @@ export async function startOrigin(
   });
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   hub.observe((message) => metrics.purges.inc({ action: message.action }));
+  const locks = new LockService({
+    store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
+    metrics: lockMetrics(metrics.registry),
+  });
   const app = createOriginApp({
     service,
+    locks,
     hub,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -118,6 +125,7 @@ export async function startOrigin(
   if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
   const rpc = createGrpcHandler({
     service,
+    locks,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
