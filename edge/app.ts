@@ -24,6 +24,7 @@ import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './edge-cache.ts';
+import { mountLockPassThrough } from './locks.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
 import type { EdgeEntry } from './tier.ts';
@@ -226,6 +227,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       authorizeBody(c, purgeScope(body), body.namespace);
     }),
   );
+  mountLockPassThrough(app, origin, timed);
   return app;
 }
 
