@@ -16,11 +16,19 @@ import type { LockStore } from './lock-store.ts';
 export function guardedLockStore(
   inner: LockStore,
   breaker: RedisBreaker,
-  onError?: (operation: string, error: unknown) => void,
+  options: {
+    /** Resolves when the connection can take a call (`store/connection-ready.ts`); rejects to fail fast. */
+    ready?: (signal: AbortSignal) => Promise<void>;
+    onError?: (operation: string, error: unknown) => void;
+  } = {},
 ): LockStore {
+  const { ready, onError } = options;
   async function call<T>(operation: string, run: () => Promise<T>, idempotent: boolean): Promise<T> {
     try {
-      return await breaker.run(run, idempotent);
+      return await breaker.run(async (signal) => {
+        await ready?.(signal);
+        return await run();
+      }, idempotent);
     } catch (error) {
       onError?.(operation, error);
       const timedOut = error instanceof TaskCancelledError;

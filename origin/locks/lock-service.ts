@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { CacheError, invalidInput } from '../../shared/errors.ts';
 import { keySchema, namespaceSchema } from '../../shared/keys.ts';
+import { connectionReady } from '../store/connection-ready.ts';
 import type { TieredStore } from '../store/store.ts';
 import { guardedLockStore } from './guarded.ts';
 import type { LockMetrics } from './lock-metrics.ts';
@@ -65,7 +66,10 @@ function notHolder(namespace: string, name: string, operation: string, holder?: 
  */
 export function lockStoreFor(store: TieredStore, onError?: (operation: string, error: unknown) => void): LockStore {
   if (store.redisClient && store.resilience) {
-    return guardedLockStore(redisLockStore(store.redisClient), store.resilience.breaker, onError);
+    return guardedLockStore(redisLockStore(store.redisClient), store.resilience.breaker, {
+      ready: connectionReady(store.redisClient),
+      onError,
+    });
   }
   return memoryLockStore();
 }
