@@ -13,6 +13,7 @@ import { startRedis } from '../scripts/services/redis.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
+import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { table } from './trace.ts';
@@ -48,6 +49,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
+  locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
 };
 
 process.stdout.write(
