@@ -3,13 +3,13 @@ import { redisLockStore } from '../origin/locks/redis.ts';
 import { type BenchRow, fmt } from './load.ts';
 import { percentile } from './trace.ts';
 
-/** One contention run: how many acquire/release cycles completed, attempts made, and call latency. */
-interface ContentionResult {
-  readonly cyclesPerSecond: number;
-  readonly attemptsPerSecond: number;
-  readonly acquireP50Ms: number;
-  readonly acquireP99Ms: number;
-  readonly cycleP99Ms: number;
+/** One contention run: cycles completed, attempts made, seconds, and each call's latency (ms). */
+interface ContentionRun {
+  readonly cycles: number;
+  readonly attempts: number;
+  readonly seconds: number;
+  readonly acquireMs: number[];
+  readonly cycleMs: number[];
 }
 
 /**
@@ -20,7 +20,7 @@ interface ContentionResult {
 async function contend(
   options: { contenders: number; locks: number; durationMs: number },
   tryAcquire: (name: string) => Promise<(() => Promise<void>) | null>,
-): Promise<ContentionResult> {
+): Promise<ContentionRun> {
   const acquireMs: number[] = [];
   const cycleMs: number[] = [];
   let cycles = 0;
@@ -42,20 +42,25 @@ async function contend(
     }
   };
   await Promise.all(Array.from({ length: options.contenders }, (_, i) => loop(i)));
-  const seconds = (performance.now() - started) / 1000;
+  return { cycles, attempts, seconds: (performance.now() - started) / 1000, acquireMs, cycleMs };
+}
+
+/** Pools runs of one subject: rates over their total time, percentiles over all their samples. */
+function pooled(runs: readonly ContentionRun[]) {
+  const seconds = runs.reduce((n, r) => n + r.seconds, 0);
   return {
-    cyclesPerSecond: cycles / seconds,
-    attemptsPerSecond: attempts / seconds,
-    acquireP50Ms: percentile(acquireMs, 50),
-    acquireP99Ms: percentile(acquireMs, 99),
-    cycleP99Ms: percentile(cycleMs, 99),
+    cyclesPerSecond: runs.reduce((n, r) => n + r.cycles, 0) / seconds,
+    attemptsPerSecond: runs.reduce((n, r) => n + r.attempts, 0) / seconds,
+    acquireMs: runs.flatMap((r) => r.acquireMs),
+    cycleMs: runs.flatMap((r) => r.cycleMs),
   };
 }
 
-function describe(r: ContentionResult): string {
+function describe(p: ReturnType<typeof pooled>): string {
   return (
-    `${fmt(r.cyclesPerSecond, 0)} acquire+release/s (${fmt(r.attemptsPerSecond, 0)} attempts/s), ` +
-    `acquire p50 ${fmt(r.acquireP50Ms, 2)} ms, p99 ${fmt(r.acquireP99Ms, 2)} ms; cycle p99 ${fmt(r.cycleP99Ms, 2)} ms`
+    `${fmt(p.cyclesPerSecond, 0)} acquire+release/s (${fmt(p.attemptsPerSecond, 0)} attempts/s), ` +
+    `acquire p50 ${fmt(percentile(p.acquireMs, 50), 2)} ms, p99 ${fmt(percentile(p.acquireMs, 99), 2)} ms; ` +
+    `cycle p99 ${fmt(percentile(p.cycleMs, 99), 2)} ms`
   );
 }
 
@@ -64,29 +69,38 @@ function describe(r: ContentionResult): string {
  * (one Lua script per acquire and per release, fencing token from `TIME`)
  * against, in the same run, the bare pattern it replaces: `SET key token NX
  * PX ttl` and `DEL` with ioredis, no token history and no fencing. 32
- * contenders over 4 lock names (8 per lock). Reported; no target.
+ * contenders over 4 lock names (8 per lock). Each subject runs twice, in
+ * the order bare, Strata, Strata, bare, so that drift in the shared machine's
+ * speed weighs on both alike; rates and percentiles pool both runs.
+ * Reported; no target.
  */
 export async function lockBenchmarks(options: { redisUrl: string; durationSeconds: number }): Promise<BenchRow[]> {
   const shape = { contenders: 32, locks: 4, durationMs: options.durationSeconds * 1000 };
   const client = new Redis(options.redisUrl, { enableAutoPipelining: true });
   try {
     const store = redisLockStore(client);
-    const bare = await contend(shape, async (name) => {
+    const bareAttempt = async (name: string) => {
       const ok = await client.set(`bare:${name}`, '1', 'PX', 30_000, 'NX');
       return ok === 'OK'
         ? async () => {
             await client.del(`bare:${name}`);
           }
         : null;
-    });
-    const strata = await contend(shape, async (name) => {
+    };
+    const strataAttempt = async (name: string) => {
       const outcome = await store.acquire('bench', name, 30_000);
       if (!outcome.acquired) return null;
       const { token } = outcome.grant;
       return async () => {
         await store.release('bench', name, token);
       };
-    });
+    };
+    const perRun = { ...shape, durationMs: shape.durationMs / 2 };
+    const bareRuns = [await contend(perRun, bareAttempt)];
+    const strataRuns = [await contend(perRun, strataAttempt), await contend(perRun, strataAttempt)];
+    bareRuns.push(await contend(perRun, bareAttempt));
+    const bare = pooled(bareRuns);
+    const strata = pooled(strataRuns);
     return [
       {
         benchmark: '(v) locks: acquire/release, 32 contenders on 4 locks, Redis',
