@@ -20,11 +20,11 @@ export async function edgeBenchmarks(options: {
   const want = (section: string) => !options.sections || options.sections.includes(section);
   const valueBytes = 1024;
   const origin = await startProcess('origin/main.ts', 'ORIGIN_PORT');
-  const edge = await startProcess('edge/node.ts', 'EDGE_PORT', {
+  const edge = await startProcess('edge/adapters/node/main.ts', 'EDGE_PORT', {
     ORIGIN_URL: origin.url,
     EDGE_MAX_TTL_SECONDS: '3600',
   });
-  const edgeB = await startProcess('edge/node.ts', 'EDGE_PORT', {
+  const edgeB = await startProcess('edge/adapters/node/main.ts', 'EDGE_PORT', {
     ORIGIN_URL: origin.url,
     EDGE_MAX_TTL_SECONDS: '3600',
   });

@@ -1,11 +1,11 @@
 /**
  * A Node edge for the memory benchmark only: the same `startEdge` as
- * `edge/node.ts`, run with `--expose-gc`, collecting garbage on SIGUSR2 so the
+ * `edge/adapters/node/main.ts`, run with `--expose-gc`, collecting garbage on SIGUSR2 so the
  * benchmark can read memory that is live, not merely not yet collected; it
  * answers each collection with `gc <live bytes>` on stdout. Configured by the usual env vars.
  */
 
-import { startEdge } from '../edge/server.ts';
+import { startEdge } from '../edge/adapters/node/server.ts';
 import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
 
 const edge = await startEdge(parseConfig(edgeConfigSchema, process.env));

@@ -1,6 +1,6 @@
 /**
  * Purge propagation benchmark: **produce → all edges purged**, through a real
- * Kafka broker, the origin's consumer group, the purge hub and two edges'
+ * Kafka broker, the origin's consumer group, the purge bus and two edges'
  * purge streams, on loopback (issue 4). `bench/run.ts` calls
  * {@link runPurgeKafkaBench}; `node bench/purge-kafka.ts` runs it alone and
  * prints JSON.
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import pino from 'pino';
-import { type RunningEdge, startEdge } from '../edge/server.ts';
+import { type RunningEdge, startEdge } from '../edge/adapters/node/server.ts';
 import { ensureTopics } from '../origin/invalidation/kafka-topics.ts';
 import { type RunningOrigin, startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';
@@ -158,7 +158,7 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
       edges.push(edge);
     }
     const deadline = Date.now() + 10_000;
-    while (origin.hub.subscribers < edges.length || !edges.every((e) => e.subscription.connected)) {
+    while (origin.bus.subscribers < edges.length || !edges.every((e) => e.subscription.connected)) {
       if (Date.now() > deadline) throw new Error('edges did not subscribe to the purge stream');
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -2,11 +2,18 @@
  * Typed client of the origin's gRPC-web API for internal services
  * (docs/grpc.md). Runs anywhere `fetch` does: Node ≥ 18, browsers, workers.
  *
- * Errors are `ConnectError`s from `@connectrpc/connect`; `code` is the gRPC
- * code of ARCHITECTURE.md §2 (INVALID_ARGUMENT bad key/namespace/TTL,
- * RESOURCE_EXHAUSTED value over the origin's `MAX_VALUE_BYTES`, UNAVAILABLE
- * store down, DEADLINE_EXCEEDED past `timeoutMs`), and
- * `metadata.get('x-cache-error-code')` is the ICD code (`CACHE_004`, …).
+ * Same behaviour as the Python and Go clients (clients/): a bearer token
+ * (fixed or from a provider called before every attempt), the encrypt
+ * option, a per-attempt timeout (default 5 s), retries of idempotent calls
+ * after UNAVAILABLE with exponential back-off and jitter (default 3), and a
+ * client-side circuit breaker (threshold 0.5, window 60 s, at least 20 calls).
+ *
+ * Errors are {@link CacheClientError}s, which are `ConnectError`s from
+ * `@connectrpc/connect`: `code` is the gRPC code (INVALID_ARGUMENT bad
+ * key/namespace/TTL, RESOURCE_EXHAUSTED value over the origin's
+ * `MAX_VALUE_BYTES`, UNAVAILABLE store down, DEADLINE_EXCEEDED past
+ * `timeoutMs`, UNAUTHENTICATED, PERMISSION_DENIED) and `errorCode` the ICD
+ * code (`CACHE_004`, `AUTH_001`, …), also in `metadata.get('x-cache-error-code')`.
  */
 
 import type { MessageInitShape } from '@bufbuild/protobuf';
@@ -19,9 +26,29 @@ import {
   type HealthResponse,
   type SetRequestSchema,
 } from '../gen/strata/cache/v1/cache_pb.js';
+import {
+  CacheClientError,
+  CircuitOpenError,
+  type ClientBreakerOptions,
+  type ClientBreakerState,
+  ClientPolicies,
+  type ClientRetryOptions,
+  networkFailureAsUnavailable,
+} from './resilience.ts';
 
 /** The generated service descriptor and the `CacheSource` enum (which tier answered a read). */
-export { CacheService, CacheSource };
+export {
+  CacheClientError,
+  CacheService,
+  CacheSource,
+  CircuitOpenError,
+  type ClientBreakerOptions,
+  type ClientBreakerState,
+  type ClientRetryOptions,
+};
+
+/** A bearer token, or a provider called before every attempt (token rotation). */
+export type TokenSource = string | (() => string | Promise<string>);
 
 /** Options of {@link createCacheClient}. */
 export interface CacheClientOptions {
@@ -29,8 +56,16 @@ export interface CacheClientOptions {
   readonly baseUrl: string;
   /** Namespace every call uses, `[a-z0-9_-]{1,64}` (the seed's `service_id`). */
   readonly namespace: string;
-  /** Default deadline per call, milliseconds; none when absent. */
+  /** Bearer JWT sent as `authorization: Bearer <token>`, or a provider of one called before every attempt. */
+  readonly token?: TokenSource;
+  /** Encrypt every `set` at rest at the origin (AES-256-GCM); CACHE_004 when the origin has no ENCRYPTION_KEYS. */
+  readonly encrypt?: boolean;
+  /** Deadline of each attempt, milliseconds; default 5 000 (the ICD's 5 s). */
   readonly timeoutMs?: number;
+  /** Retries of idempotent calls (get, getMany, delete, purge, health) after UNAVAILABLE; default 3. */
+  readonly retry?: ClientRetryOptions;
+  /** Client-side circuit breaker (ICD defaults); `false` turns it off. */
+  readonly breaker?: ClientBreakerOptions | false;
   /** Another transport (e.g. connect-node's gRPC over HTTP/2); default gRPC-web over `fetch`. */
   readonly transport?: Transport;
 }
@@ -71,6 +106,8 @@ export interface WriteOpts extends CallOpts {
   readonly contentType?: string;
   /** Surrogate keys for purge by tag (single set only). */
   readonly tags?: readonly string[];
+  /** Encrypt at rest (single set only); the client's `encrypt` when absent. */
+  readonly encrypt?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -106,19 +143,36 @@ export class CacheClient {
   /** The generated Connect client, for fields the wrapper does not surface. */
   readonly rpc: Client<typeof CacheService>;
   readonly namespace: string;
-  readonly #timeoutMs: number | undefined;
+  readonly #timeoutMs: number;
+  readonly #token: TokenSource | undefined;
+  readonly #encrypt: boolean;
+  readonly #policies: ClientPolicies;
 
   constructor(options: CacheClientOptions) {
     const transport = options.transport ?? createGrpcWebTransport({ baseUrl: options.baseUrl });
     this.rpc = createClient(CacheService, transport);
     this.namespace = options.namespace;
-    this.#timeoutMs = options.timeoutMs;
+    this.#timeoutMs = options.timeoutMs ?? 5_000;
+    this.#token = options.token;
+    this.#encrypt = options.encrypt ?? false;
+    this.#policies = new ClientPolicies(options.breaker ?? {}, options.retry ?? {});
+  }
+
+  /** The client-side breaker's state. */
+  get breakerState(): ClientBreakerState {
+    return this.#policies.state;
+  }
+
+  /** Subscribes to the client-side breaker's state changes; returns the unsubscribe function. */
+  onBreakerStateChange(listener: (state: ClientBreakerState) => void): () => void {
+    return this.#policies.onStateChange(listener);
   }
 
   /** The entry, or null on a miss; `degraded` when Redis did not confirm it. */
   async get(key: string, opts: CallOpts = {}): Promise<(CacheEntry & Degraded) | null> {
-    const { call, degraded } = this.#call(opts);
-    const res = await this.rpc.get({ namespace: this.namespace, key }, call);
+    const { res, degraded } = await this.#run(true, opts, (call) =>
+      this.rpc.get({ namespace: this.namespace, key }, call),
+    );
     if (!res.found) return null;
     return {
       value: res.value,
@@ -128,7 +182,7 @@ export class CacheClient {
       tags: res.tags,
       source: res.source,
       stale: res.stale,
-      degraded: degraded(),
+      degraded,
     };
   }
 
@@ -138,7 +192,6 @@ export class CacheClient {
     value: CacheValue,
     opts: WriteOpts = {},
   ): Promise<{ version: number; expiresAtMs: number } & Degraded> {
-    const { call, degraded } = this.#call(opts);
     const req: MessageInitShape<typeof SetRequestSchema> = {
       namespace: this.namespace,
       key,
@@ -146,16 +199,18 @@ export class CacheClient {
       ttlSeconds: BigInt(opts.ttlSeconds ?? 0),
       contentType: defaultType(value, opts.contentType),
       tags: [...(opts.tags ?? [])],
+      encrypt: opts.encrypt ?? this.#encrypt,
     };
-    const res = await this.rpc.set(req, call);
-    return { version: Number(res.version), expiresAtMs: Number(res.expiresAtMs), degraded: degraded() };
+    const { res, degraded } = await this.#run(false, opts, (call) => this.rpc.set(req, call));
+    return { version: Number(res.version), expiresAtMs: Number(res.expiresAtMs), degraded };
   }
 
   /** Deletes one key and purges it at every edge; `deleted` is false when it was absent. */
   async delete(key: string, opts: CallOpts = {}): Promise<{ deleted: boolean; version: number } & Degraded> {
-    const { call, degraded } = this.#call(opts);
-    const res = await this.rpc.delete({ namespace: this.namespace, key }, call);
-    return { deleted: res.deleted, version: Number(res.version), degraded: degraded() };
+    const { res, degraded } = await this.#run(true, opts, (call) =>
+      this.rpc.delete({ namespace: this.namespace, key }, call),
+    );
+    return { deleted: res.deleted, version: Number(res.version), degraded };
   }
 
   /** Reads up to 1000 keys: found entries by key, and the keys that missed. */
@@ -163,13 +218,14 @@ export class CacheClient {
     keys: readonly string[],
     opts: CallOpts = {},
   ): Promise<{ values: Map<string, CacheEntry>; missingKeys: string[]; source: CacheSource } & Degraded> {
-    const { call, degraded } = this.#call(opts);
-    const res = await this.rpc.batchGet({ namespace: this.namespace, keys: [...keys] }, call);
+    const { res, degraded } = await this.#run(true, opts, (call) =>
+      this.rpc.batchGet({ namespace: this.namespace, keys: [...keys] }, call),
+    );
     const values = new Map<string, CacheEntry>();
     for (const [key, value] of Object.entries(res.values)) {
       values.set(key, fromMetadata(value, res.entries[key], res.source));
     }
-    return { values, missingKeys: res.missingKeys, source: res.source, degraded: degraded() };
+    return { values, missingKeys: res.missingKeys, source: res.source, degraded };
   }
 
   /** Writes up to 1000 values with one TTL and content type. */
@@ -177,20 +233,21 @@ export class CacheClient {
     entries: Readonly<Record<string, CacheValue>> | ReadonlyMap<string, CacheValue>,
     opts: Omit<WriteOpts, 'tags'> = {},
   ): Promise<{ storedCount: number; versions: Map<string, number> } & Degraded> {
-    const { call, degraded } = this.#call(opts);
     const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
     const first = pairs[0]?.[1] ?? '';
-    const res = await this.rpc.batchSet(
-      {
-        namespace: this.namespace,
-        entries: Object.fromEntries(pairs.map(([k, v]) => [k, bytesOf(v)])),
-        ttlSeconds: BigInt(opts.ttlSeconds ?? 0),
-        contentType: defaultType(first, opts.contentType),
-      },
-      call,
+    const { res, degraded } = await this.#run(false, opts, (call) =>
+      this.rpc.batchSet(
+        {
+          namespace: this.namespace,
+          entries: Object.fromEntries(pairs.map(([k, v]) => [k, bytesOf(v)])),
+          ttlSeconds: BigInt(opts.ttlSeconds ?? 0),
+          contentType: defaultType(first, opts.contentType),
+        },
+        call,
+      ),
     );
     const versions = new Map(Object.entries(res.entries).map(([k, m]) => [k, Number(m.version)]));
-    return { storedCount: res.storedCount, versions, degraded: degraded() };
+    return { storedCount: res.storedCount, versions, degraded };
   }
 
   /** Purges by keys, tags or key prefix in this namespace, at the origin and every edge. */
@@ -198,35 +255,53 @@ export class CacheClient {
     selector: { keys?: readonly string[]; tags?: readonly string[]; prefix?: string },
     opts: CallOpts = {},
   ): Promise<{ purgedCount: number; seq: number }> {
-    const { call } = this.#call(opts);
-    const res = await this.rpc.purge(
-      {
-        namespace: this.namespace,
-        keys: [...(selector.keys ?? [])],
-        tags: [...(selector.tags ?? [])],
-        ...(selector.prefix === undefined ? {} : { prefix: selector.prefix }),
-      },
-      call,
+    const { res } = await this.#run(true, opts, (call) =>
+      this.rpc.purge(
+        {
+          namespace: this.namespace,
+          keys: [...(selector.keys ?? [])],
+          tags: [...(selector.tags ?? [])],
+          ...(selector.prefix === undefined ? {} : { prefix: selector.prefix }),
+        },
+        call,
+      ),
     );
     return { purgedCount: res.purgedCount, seq: Number(res.seq) };
   }
 
   /** Store reachability, breaker state and invalidation source. */
   async health(opts: CallOpts = {}): Promise<HealthResponse> {
-    return await this.rpc.health({}, this.#call(opts).call);
+    return (await this.#run(true, opts, (call) => this.rpc.health({}, call))).res;
   }
 
-  #call(opts: CallOpts): { call: CallOptions; degraded: () => boolean } {
+  /**
+   * One call through the policies: each attempt gets the token, the deadline
+   * and a fresh `degraded` flag from the response header.
+   */
+  async #run<T>(
+    idempotent: boolean,
+    opts: CallOpts,
+    send: (call: CallOptions) => Promise<T>,
+  ): Promise<{ res: T; degraded: boolean }> {
     let degraded = false;
-    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
-    const call: CallOptions = {
-      onHeader: (h) => {
-        degraded = h.get('x-cache-degraded') === '1';
-      },
-    };
-    if (timeoutMs !== undefined) call.timeoutMs = timeoutMs;
-    if (opts.signal) call.signal = opts.signal;
-    return { call, degraded: () => degraded };
+    const res = await this.#policies.run(idempotent, async () => {
+      degraded = false;
+      const token = typeof this.#token === 'function' ? await this.#token() : this.#token;
+      const call: CallOptions = {
+        timeoutMs: opts.timeoutMs ?? this.#timeoutMs,
+        onHeader: (h) => {
+          degraded = h.get('x-cache-degraded') === '1';
+        },
+      };
+      if (token) call.headers = { authorization: `Bearer ${token}` };
+      if (opts.signal) call.signal = opts.signal;
+      try {
+        return await send(call);
+      } catch (error) {
+        throw networkFailureAsUnavailable(error);
+      }
+    });
+    return { res, degraded };
   }
 }
 

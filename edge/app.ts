@@ -4,7 +4,7 @@ import type { Verifier } from '../shared/auth.ts';
 import { purgeScope } from '../shared/auth.ts';
 import { authMiddleware, authorizeBody, principalOf } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
-import { etagFor, headers, ifNoneMatchHits } from '../shared/headers.ts';
+import { etagFor, headers } from '../shared/headers.ts';
 import {
   type AppEnv,
   cachePath,
@@ -14,20 +14,19 @@ import {
   jsonSizeLimit,
   namespacePath,
   type RequestLog,
+  readResponse,
   requestIdMiddleware,
   valueSizeLimit,
-  withRequestId,
   writeOptions,
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
-import type { EdgeCache } from './edge-cache.ts';
+import type { EdgeCache } from './core/edge-cache.ts';
 import { mountLockPassThrough } from './locks.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
-import type { EdgeEntry } from './tier.ts';
 
 export interface EdgeAppDeps {
   readonly cache: EdgeCache;
@@ -52,8 +51,8 @@ export interface EdgeAppDeps {
 type Env = AppEnv;
 
 /**
- * Builds the edge's Hono app (runtime-free; `edge/node.ts` and
- * `edge/worker.ts` wire and start it). Same REST surface as the origin
+ * Builds the edge's Hono app (runtime-free; `edge/build-edge.ts` wires it and
+ * the adapters in `edge/adapters/` start it). Same REST surface as the origin
  * (ARCHITECTURE.md §2): reads are served from the near-user tier or filled
  * through coalesced origin loads; writes, deletes, batches and purges go to
  * the origin.
@@ -76,31 +75,6 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
 
   const timed = instrument(metrics, deps.log);
 
-  const respond = (
-    c: Context<Env>,
-    entry: EdgeEntry,
-    status: 'HIT' | 'MISS' | 'STALE',
-    tier: string,
-    degraded: boolean,
-  ): Response => {
-    const h: Record<string, string> = {
-      [headers.cache]: status,
-      [headers.cacheTier]: tier,
-      [headers.etag]: etagFor(entry.version),
-      [headers.age]: String(Math.max(0, Math.floor((now() - entry.createdAtMs) / 1000))),
-      [headers.version]: String(entry.version),
-    };
-    withRequestId(c, h);
-    if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
-    if (degraded) h[headers.degraded] = '1';
-    if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!))
-      return new Response(null, { status: 304, headers: h });
-    return new Response(entry.value as Uint8Array<ArrayBuffer>, {
-      status: 200,
-      headers: { ...h, 'Content-Type': entry.contentType },
-    });
-  };
-
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
   mountApiDocs(app);
@@ -120,15 +94,17 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
       const read = await cache.read(namespace, key, c.get('requestId'));
-      if (read.kind === 'hit')
-        return { res: respond(c, read.entry, 'HIT', 'edge', false), tier: 'edge', result: 'hit' };
+      if (read.kind === 'hit') {
+        const res = readResponse(c, read.entry, { status: 'HIT', tier: 'edge', degraded: false, nowMs: now() });
+        return { res, tier: 'edge', result: 'hit' };
+      }
       if (read.kind === 'miss') {
         c.header(headers.cache, 'MISS');
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const status = read.read.status === 'STALE' ? 'STALE' : 'MISS';
       return {
-        res: respond(c, read.entry, status, read.read.tier, read.read.degraded),
+        res: readResponse(c, read.entry, { status, tier: read.read.tier, degraded: read.read.degraded, nowMs: now() }),
         tier: read.read.tier,
         result: status === 'STALE' ? 'stale' : 'miss',
       };

@@ -1,21 +1,7 @@
 import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
 import { headers } from '../shared/headers.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
-
-/** What an origin read returns to the edge. Times are Unix ms. */
-export interface OriginRead {
-  readonly value: Uint8Array;
-  readonly contentType: string;
-  readonly version: number;
-  readonly createdAtMs: number;
-  readonly expiresAtMs: number;
-  readonly tags: string[];
-  /** The origin's `X-Cache-Tier` (`redis`, `memory`, `origin-local`). */
-  readonly tier: string;
-  /** True when the origin answered from its fallback tier (`X-Cache-Degraded: 1`). */
-  readonly degraded: boolean;
-  readonly status: 'HIT' | 'STALE';
-}
+import type { OriginRead } from './core/edge-cache.ts';
 
 export interface OriginClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */

@@ -9,19 +9,23 @@ import type { RequestMetrics } from '../shared/metrics.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
+import { dashboardRoutes } from './dashboard/routes.ts';
+import type { StatsCollector } from './dashboard/stats-collector.ts';
+import type { InProcessSource } from './invalidation/in-process-source.ts';
+import { invalidationRoutes } from './invalidation/route.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
-import type { PurgeHub } from './purge-hub.ts';
-import { mountCacheRoutes } from './routes/cache.ts';
-import { mountLockRoutes } from './routes/locks.ts';
-import { mountPurgeStream, purgeStreamPath } from './routes/purge-stream.ts';
+import type { PurgeBus } from './purge/bus.ts';
+import { cacheRoutes } from './routes/cache.ts';
+import { lockRoutes } from './routes/locks.ts';
+import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
-  readonly hub: PurgeHub;
+  readonly bus: PurgeBus;
   readonly metrics: RequestMetrics;
   /** Largest value, bytes. */
   readonly maxValueBytes: number;
-  /** Milliseconds between purge-stream keep-alives. */
+  /** Milliseconds between purge-stream heartbeats. */
   readonly heartbeatMs: number;
   readonly now?: () => number;
   /** Unexpected (non-CacheError) failures, for the log. */
@@ -34,14 +38,22 @@ export interface OriginAppDeps {
   readonly auth?: Verifier | null;
   /** Distributed locks (docs/locks.md); default: locks on the service's store, without metrics. */
   readonly locks?: LockService;
+  /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
+  readonly invalidations?: InProcessSource;
+  /** The dashboard's collector and sample interval (seconds); absent = no dashboard routes. */
+  readonly dashboard?: { readonly stats: StatsCollector; readonly sampleSeconds: number };
 }
 
 /**
- * Builds the origin's Hono app from injected parts (STYLE.md §2):
- * the REST contract of ARCHITECTURE.md §2, the purge stream, and
- * `/health` (liveness), `/ready` (writes durable: store reachable and breaker
- * closed; 503 CACHE_005 with the breaker state otherwise), `/metrics`.
- * `origin/main.ts` wires config and starts it.
+ * Builds the origin's Hono app from injected parts; its whole route table
+ * is here: `/health` (liveness), `/ready` (writes durable: store reachable
+ * and breaker closed; 503 CACHE_005 with the breaker state otherwise),
+ * `/metrics`, `/openapi.json` and `/docs`, then one sub-app each for the
+ * cache REST routes (`routes/cache.ts`), the locks (`routes/locks.ts`), the purge stream
+ * (`routes/purge-stream.ts`), in-process invalidations
+ * (`invalidation/route.ts`) and the dashboard (`dashboard/routes.ts`).
+ * `origin/server.ts` wires config and starts it; gRPC paths on the same port
+ * never reach this app (`grpc/same-port.ts` dispatches them first).
  */
 export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { requestId: string } }> {
   const app = new Hono<{ Variables: { requestId: string } }>();
@@ -73,7 +85,13 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
         cause: error,
       });
     }
-    return c.json({ status: 'ready', store: store.kind, ...state, edges: deps.hub.subscribers, seq: deps.hub.seq });
+    return c.json({
+      status: 'ready',
+      store: store.kind,
+      ...state,
+      edges: deps.bus.subscribers,
+      seq: deps.bus.health().seq,
+    });
   });
   app.on('GET', ['/metrics', '/health/metrics'], async (c) => {
     const text = await deps.metrics.render();
@@ -81,19 +99,19 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     return c.text(text, 200, { 'Content-Type': deps.metrics.contentType });
   });
 
-  mountCacheRoutes(app, {
-    service: deps.service,
-    metrics: deps.metrics,
-    maxValueBytes: deps.maxValueBytes,
-    now,
-    log: deps.log,
-  });
-  mountLockRoutes(app, {
-    locks: deps.locks ?? new LockService({ store: lockStoreFor(deps.service.store) }),
-    metrics: deps.metrics,
-    tier: deps.service.store.kind,
-    log: deps.log,
-  });
-  mountPurgeStream(app, deps.hub, deps.heartbeatMs);
+  const { maxValueBytes } = deps;
+  app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
+  app.route(
+    '/',
+    lockRoutes({
+      locks: deps.locks ?? new LockService({ store: lockStoreFor(deps.service.store) }),
+      metrics: deps.metrics,
+      tier: deps.service.store.kind,
+      log: deps.log,
+    }),
+  );
+  app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
+  if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
+  if (deps.dashboard) app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds));
   return app;
 }

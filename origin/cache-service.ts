@@ -1,7 +1,7 @@
 import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
-import type { PurgeHub } from './purge-hub.ts';
+import type { PurgeBus } from './purge/bus.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
@@ -34,7 +34,8 @@ export interface ReadMiss {
 export interface CacheServiceOptions {
   /** Tiered reads, health and "accepted locally": `store/resilient.ts` over Redis, `store/pass-through.ts` over memory. */
   readonly store: TieredStore;
-  readonly hub: PurgeHub;
+  /** Where every acknowledged change is published for the edges. */
+  readonly bus: PurgeBus;
   /** Seconds, for writes that give no TTL. */
   readonly defaultTtlSeconds: number;
   /** Largest value, bytes. */
@@ -51,7 +52,7 @@ export interface CacheServiceOptions {
 /**
  * The origin's cache operations, shared by REST and gRPC so there is one
  * copy of the logic: validate sizes, call the store, and after every
- * acknowledged change hand a purge to the hub, which pushes it to every edge.
+ * acknowledged change publish a purge to the purge bus, which relays it to every edge.
  *
  * Errors: CACHE_003 (413) for an oversized value; CACHE_005 (503) when the
  * store fails.
@@ -89,7 +90,7 @@ export class CacheService {
   async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
     const input = await this.#input(namespace, key, request);
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
-    this.#o.hub.publish({
+    await this.#o.bus.publish({
       namespace,
       keys: [key],
       tags: [],
@@ -108,7 +109,7 @@ export class CacheService {
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
-      this.#o.hub.publish({
+      await this.#o.bus.publish({
         namespace,
         keys: [...stored.keys()],
         tags: [],
@@ -125,7 +126,7 @@ export class CacheService {
   /** Deletes one key and purges it at every edge. */
   async delete(namespace: string, key: string): Promise<RemovalResult> {
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
-    this.#o.hub.publish({
+    await this.#o.bus.publish({
       namespace,
       keys: [key],
       tags: [],
@@ -139,7 +140,7 @@ export class CacheService {
 
   /**
    * Purges by keys, tags and prefix at the origin store and at every edge.
-   * @returns entries removed at the origin, and the purge's stream sequence.
+   * @returns entries removed at the origin, and the purge's number in the purge log (`seq`).
    */
   async purge(
     namespace: string,
@@ -148,7 +149,7 @@ export class CacheService {
     acknowledgedAtMs?: number,
   ): Promise<RemovalResult & { seq: number }> {
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
-    const message = this.#o.hub.publish({
+    const published = await this.#o.bus.publish({
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -158,7 +159,7 @@ export class CacheService {
       ts: acknowledgedAtMs ?? this.#now(),
     });
     // Keep the store's object (a tiered store recognises results it accepted only locally).
-    return Object.assign(result, { seq: message.seq });
+    return Object.assign(result, { seq: published.seq });
   }
 
   async #input(namespace: string, key: string, request: WriteRequest): Promise<EntryInput> {

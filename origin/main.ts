@@ -2,9 +2,10 @@
  * `npm run start:origin`: the origin alone, configured by the env vars of
  * ARCHITECTURE.md §3. A bad variable stops the process with one line naming it.
  */
+
+import { startTracing } from '../platform/node/tracing.ts';
 import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import { startOrigin } from './server.ts';
-import { startTracing } from './tracing.ts';
 
 let config: ReturnType<typeof parseConfig<typeof originConfigSchema>>;
 try {

@@ -1,9 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { breakerClosedStatus, defaultNodeName, registerIcdMetrics } from '../platform/node/icd-metrics.ts';
+import { latencyBucketsSeconds, requestMetrics } from '../platform/node/request-metrics.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
-import { breakerClosedStatus, defaultNodeName, registerIcdMetrics } from './icd-metrics.ts';
-import { latencyBucketsSeconds, requestMetrics } from './request-metrics.ts';
 
-export { latencyBucketsSeconds } from './request-metrics.ts';
+export { latencyBucketsSeconds } from '../platform/node/request-metrics.ts';
 
 export interface OriginMetrics extends RequestMetrics {
   readonly registry: Registry;
@@ -23,7 +23,7 @@ export interface OriginMetrics extends RequestMetrics {
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
  * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
  * `strata_invalidation_consumer_lag_messages`,
- * plus the process defaults and the ICD §6.1 names (`icd-metrics.ts`).
+ * plus the process defaults and the ICD §6.1 names (`platform/node/icd-metrics.ts`).
  * No key is ever a label.
  *
  * @param gauges callbacks read at scrape time (connected edges, store entries).

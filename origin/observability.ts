@@ -1,11 +1,9 @@
 import { hostname } from 'node:os';
-import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { OriginConfig } from '../shared/config.ts';
-import type { AppEnv } from '../shared/http.ts';
-import { mountDashboard } from './dashboard/routes.ts';
 import { StatsCollector } from './dashboard/stats-collector.ts';
 import { type HealthEvents, kafkaHealthSink, startHealthEvents } from './health/health-events.ts';
+import { kafkaConnectionFromConfig } from './kafka/client.ts';
 import type { OriginMetrics } from './metrics.ts';
 import type { TieredStore } from './store/store.ts';
 import { registerRedisNodeMetrics, registerTierMetrics } from './store-metrics.ts';
@@ -21,8 +19,8 @@ export interface Observability {
 }
 
 /**
- * Mounts `/dashboard`, `/api/v1/stats` and `/api/v1/edges/stats` on the
- * origin's app (call before listening) and prepares the periodic work:
+ * Prepares the collector behind `/dashboard`, `/api/v1/stats` and
+ * `/api/v1/edges/stats` (the app mounts those routes) and the periodic work:
  * dashboard points every `STATS_SAMPLE_SECONDS`, and `cache.health.status`
  * events to `KAFKA_HEALTH_TOPIC` every `HEALTH_EVENT_INTERVAL_SECONDS` when
  * `KAFKA_BROKERS` is set. Nothing runs until `start()`.
@@ -32,7 +30,6 @@ export function observe(deps: {
   metrics: OriginMetrics;
   store: TieredStore;
   logger: Logger;
-  app: Hono<AppEnv>;
 }): Observability {
   const { config, store } = deps;
   const stats = new StatsCollector({
@@ -42,7 +39,6 @@ export function observe(deps: {
     // An edge missing three of its reports is gone from the list.
     edgeExpiryMs: Math.max(15_000, config.STATS_SAMPLE_SECONDS * 3000),
   });
-  mountDashboard(deps.app, stats, config.STATS_SAMPLE_SECONDS);
   registerTierMetrics(deps.metrics.registry, store);
   if (store.redisClient) registerRedisNodeMetrics(deps.metrics.registry, store.redisClient);
   let health: HealthEvents | undefined;
@@ -53,13 +49,13 @@ export function observe(deps: {
     },
     start(port) {
       stats.start();
-      if (!config.KAFKA_BROKERS || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
+      const kafka = kafkaConnectionFromConfig(config);
+      if (!kafka || config.HEALTH_EVENT_INTERVAL_SECONDS === 0) return;
       health = startHealthEvents({
         registry: deps.metrics.registry,
         breakerState: () => store.health().breaker ?? undefined,
         sink: kafkaHealthSink({
-          brokers: config.KAFKA_BROKERS,
-          clientId: `${config.KAFKA_CLIENT_ID}-health`,
+          connection: { ...kafka, clientId: `${kafka.clientId}-health` },
           topic: config.KAFKA_HEALTH_TOPIC,
         }),
         intervalMs: config.HEALTH_EVENT_INTERVAL_SECONDS * 1000,

@@ -1,23 +1,23 @@
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { requestTimeouts } from '../platform/node/request-timeouts.ts';
 import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { OriginConfig } from '../shared/config.ts';
 import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
-import { requestTimeouts } from '../shared/request-timeouts.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
-import { mountInvalidationRoute } from './invalidation/route.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { lockMetrics } from './locks/lock-metrics.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
-import { PurgeHub } from './purge-hub.ts';
+import type { PurgeBus } from './purge/bus.ts';
+import { InProcessPurgeBus } from './purge/in-process-bus.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { memoryStore } from './store/memory.ts';
@@ -31,7 +31,8 @@ export interface RunningOrigin {
   readonly url: string;
   readonly port: number;
   readonly service: CacheService;
-  readonly hub: PurgeHub;
+  /** Where acknowledged changes are published and edges subscribe. */
+  readonly bus: PurgeBus;
   readonly store: TieredStore;
   /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
   readonly invalidations: InvalidationSource;
@@ -78,10 +79,10 @@ export async function startOrigin(
     options.store ??
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
-  const hub = new PurgeHub(config.PURGE_BUFFER_SIZE);
+  const bus: PurgeBus = new InProcessPurgeBus({ retainedEntries: config.PURGE_BUFFER_SIZE });
   const { usage } = store;
   const metrics = originMetrics({
-    connectedEdges: () => hub.subscribers,
+    connectedEdges: () => bus.subscribers,
     storeEntries: usage ? () => usage.size : undefined,
   });
   const { resilience } = store;
@@ -93,7 +94,7 @@ export async function startOrigin(
   }
   const service = new CacheService({
     store,
-    hub,
+    bus,
     defaultTtlSeconds: config.CACHE_DEFAULT_TTL,
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
@@ -104,25 +105,26 @@ export async function startOrigin(
     },
   });
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
-  hub.observe((message) => metrics.purges.inc({ action: message.action }));
+  bus.observe((message) => metrics.purges.inc({ action: message.action }));
+  const observability = observe({ config, metrics, store, logger });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
   const locks = new LockService({
     store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
     metrics: lockMetrics(metrics.registry),
   });
   const app = createOriginApp({
     service,
+    bus,
     locks,
-    hub,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
     heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
     auth,
+    invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
+    dashboard: { stats: observability.stats, sampleSeconds: config.STATS_SAMPLE_SECONDS },
   });
-  const observability = observe({ config, metrics, store, logger, app });
-  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
-  if (invalidations.kind === 'in-process') mountInvalidationRoute(app, invalidations, config.MAX_VALUE_BYTES);
   const rpc = createGrpcHandler({
     service,
     locks,
@@ -144,22 +146,23 @@ export async function startOrigin(
   server.http1.keepAliveTimeout = 65_000;
   const { port } = server;
   const url = `http://${config.ORIGIN_HOST}:${port}`;
-  logger.info({ url, store: store.kind, epoch: hub.epoch }, 'origin listening');
+  logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
   observability.start(port);
   return {
     url,
     port,
     service,
-    hub,
+    bus,
     store,
     invalidations,
     async close() {
       await observability.stop();
-      // Stop consuming first: the batch in hand still reaches the hub and is committed before edges are cut.
+      // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.
       await server.close();
+      await bus.close();
       await store.close();
     },
   };

@@ -1,5 +1,5 @@
 /**
- * Bundles `edge/worker.ts` into `dist/worker.js` (ESM) with esbuild, for
+ * Bundles `edge/adapters/workers/index.ts` into `dist/worker.js` (ESM) with esbuild, for
  * Miniflare tests and `wrangler deploy` (see `wrangler.toml`).
  */
 import { resolve } from 'node:path';
@@ -11,7 +11,7 @@ export const workerBundlePath = resolve(import.meta.dirname, '..', 'dist', 'work
 /** Builds the Worker bundle; resolves with its path. */
 export async function buildWorker(): Promise<string> {
   await build({
-    entryPoints: [resolve(import.meta.dirname, '..', 'edge', 'worker.ts')],
+    entryPoints: [resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts')],
     outfile: workerBundlePath,
     bundle: true,
     format: 'esm',

@@ -2,7 +2,8 @@
 # Installs what the test suite's real servers need, on a fresh Debian machine:
 # redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
 # broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use),
-# Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv).
+# Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv),
+# the Python and Go clients' toolchains (a venv, protoc plugins, Go modules).
 # Prints what it does; fails with the command to run by hand if it cannot install.
 set -euo pipefail
 
@@ -39,6 +40,17 @@ if [ ! -x "$st_venv/bin/schemathesis" ]; then
     echo "strata: could not install schemathesis. Run: sudo apt-get install -y python3-venv && python3 -m venv $st_venv && $st_venv/bin/pip install 'schemathesis>=4,<5'" >&2
     exit 1
   fi
+fi
+
+# The Python and Go clients (clients/): the pinned protoc plugins `npm run proto:gen`
+# and `proto:check` use, and the Python client's test venv (.cache/clients-venv:
+# connectrpc, pytest), by scripts/proto-plugins.sh; the Go client's modules via the Go
+# module proxy. `go` itself must be on the machine.
+command -v go >/dev/null 2>&1 || { echo "strata: go (>= 1.26, as clients/go/go.mod says) is required for the Go client. Run: sudo apt-get install -y golang-go" >&2; exit 1; }
+bash "$(dirname "$0")/proto-plugins.sh"
+if ! (cd "$(dirname "$0")/../clients/go" && go mod download); then
+  echo "strata: could not download the Go client's modules. Run: cd clients/go && go mod download" >&2
+  exit 1
 fi
 
 node_version=$(node -p 'process.versions.node.split(".")[0]')

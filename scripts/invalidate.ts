@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { startTracing } from '../origin/tracing.ts';
+import { startTracing } from '../platform/node/tracing.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../shared/schemas.ts';
 import { withProducerSpan } from '../shared/tracing.ts';
 

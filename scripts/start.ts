@@ -10,7 +10,7 @@
  * admin token, and a loud notice (docs/security.md). With a secret and no
  * `EDGE_ORIGIN_TOKEN`, the edge's own token is minted from the secret.
  */
-import { startEdge } from '../edge/server.ts';
+import { startEdge } from '../edge/adapters/node/server.ts';
 import { startOrigin } from '../origin/server.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
 import { devIssuer, randomDevSecret, signServiceToken } from './lib/dev-auth.ts';

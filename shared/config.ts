@@ -89,7 +89,7 @@ export const originConfigSchema = z.object({
   MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
   /** Purges kept for replay to reconnecting edges. */
   PURGE_BUFFER_SIZE: positiveInt.default(10_000),
-  /** Seconds between keep-alive comments on the purge stream. */
+  /** Seconds between `heartbeat` events on the purge stream. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.default(15),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
   /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */
@@ -147,7 +147,7 @@ export const edgeConfigSchema = z.object({
   MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
   /** Milliseconds an origin call may take before the edge answers CACHE_005. */
   EDGE_ORIGIN_TIMEOUT_MS: positiveInt.default(5_000),
-  /** Milliseconds without a byte on the purge stream (keep-alives included) before the edge reconnects. */
+  /** Milliseconds without a byte on the purge stream (heartbeats included) before the edge reconnects. */
   EDGE_PURGE_IDLE_TIMEOUT_MS: positiveInt.default(45_000),
   /** Name of this edge in logs and the origin's edge list. */
   EDGE_ID: z.string().min(1).max(64).optional(),

@@ -50,7 +50,7 @@ const allowedStatuses: Record<ErrorCode, readonly number[]> = {
   CACHE_001: [404],
   CACHE_002: [404],
   CACHE_003: [507, 413],
-  // 431: request headers too large, answered by the HTTP parser hook (shared/request-timeouts.ts).
+  // 431: request headers too large, answered by the HTTP parser hook (platform/node/request-timeouts.ts).
   CACHE_004: [400, 431],
   // 429: the edge's rate limit (docs/security.md); 408: a request not received in time. The ICD has no codes of their own.
   CACHE_005: [503, 504, 429, 408],

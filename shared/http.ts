@@ -2,7 +2,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
-import { headers } from './headers.ts';
+import { type CacheStatus, etagFor, headers, ifNoneMatchHits } from './headers.ts';
 import { parseJsonBody } from './input-guard.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
 import type { RequestMetrics } from './metrics.ts';
@@ -37,6 +37,65 @@ export function withRequestId(c: Context<AppEnv>, h: Record<string, string>): Re
   h[headers.requestId] = c.get('requestId');
   c.set('requestIdSent', true);
   return h;
+}
+
+/**
+ * A cached value and its metadata, as the origin's store holds it and a read
+ * answers with it (the edge's tier entry extends it). Times are Unix ms.
+ */
+export interface ReadEntry {
+  readonly value: Uint8Array;
+  readonly contentType: string;
+  /** Monotonic per key (`shared/version.ts`): the `ETag` and `X-Cache-Version`. */
+  readonly version: number;
+  /** When the origin stored it; `Age` counts whole seconds from here. */
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  /** Surrogate keys (tags) recorded at write time. */
+  readonly tags: readonly string[];
+}
+
+/** Where a read was answered from and how, for the response headers. */
+export interface ReadSource {
+  /** `X-Cache`. */
+  readonly status: CacheStatus;
+  /** `X-Cache-Tier`. */
+  readonly tier: string;
+  /** Answered from the origin's fallback tier: `X-Cache-Degraded: 1`. */
+  readonly degraded: boolean;
+  /** Now, Unix ms, for `Age`. */
+  readonly nowMs: number;
+  /** Send `X-Cache-Expires-At` (the origin does, so an edge can cap its own TTL). */
+  readonly exposeExpiry?: boolean;
+}
+
+/**
+ * The one response to a read, at the edge and at the origin (same REST
+ * surface): `X-Cache`, `X-Cache-Tier`, `ETag` (RFC 9110 §8.8.3), `Age`
+ * (RFC 9111 §5.1, seconds), `X-Cache-Version`, `Cache-Tag`,
+ * `X-Cache-Degraded`, `X-Request-Id`; 304 with the same headers and no body
+ * when `If-None-Match` matches (RFC 9110 §13.1.2), else 200 with the value and
+ * its `Content-Type`. The headers stay a plain object (see {@link AppEnv}).
+ */
+export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadSource): Response {
+  const h: Record<string, string> = {
+    [headers.cache]: source.status,
+    [headers.cacheTier]: source.tier,
+    [headers.etag]: etagFor(entry.version),
+    [headers.age]: String(Math.max(0, Math.floor((source.nowMs - entry.createdAtMs) / 1000))),
+    [headers.version]: String(entry.version),
+  };
+  if (source.exposeExpiry) h[headers.expiresAt] = String(entry.expiresAtMs);
+  if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
+  if (source.degraded) h[headers.degraded] = '1';
+  withRequestId(c, h);
+  if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
+    return new Response(null, { status: 304, headers: h });
+  }
+  return new Response(entry.value as Uint8Array<ArrayBuffer>, {
+    status: 200,
+    headers: { ...h, 'Content-Type': entry.contentType },
+  });
 }
 
 /** Renders any thrown error as the documented envelope; unknown errors become CACHE_005. */

@@ -61,12 +61,27 @@ export const tagListSchema = z
   )
   .pipe(z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`));
 
+/** Joins the parts of a composite key: NUL, which neither a namespace, a key nor a tag may contain. */
+const compositeSeparator = '\u0000';
+
 /**
- * The storage key of an entry: namespace and key joined so no two pairs
- * collide (namespaces cannot contain `:`).
+ * The one composite key of a namespace and a key (or a tag) in in-process
+ * maps: the edge tier, coalescer and purge ledger, the origin's memory store
+ * and local fallback tier. Two different pairs never give the same string,
+ * because the separator (NUL) is refused in namespaces, keys and tags.
  */
 export function storageKey(namespace: string, key: string): string {
-  return `${namespace}:${key}`;
+  return `${namespace}${compositeSeparator}${key}`;
+}
+
+/** What every {@link storageKey} of `namespace` starts with (for prefix scans). */
+export function storageKeyPrefix(namespace: string): string {
+  return `${namespace}${compositeSeparator}`;
+}
+
+/** The namespace part of a {@link storageKey}. */
+export function namespaceOfStorageKey(composite: string): string {
+  return composite.slice(0, composite.indexOf(compositeSeparator));
 }
 
 const namespacePattern = /^[a-z0-9_-]{1,64}$/;

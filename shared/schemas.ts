@@ -69,15 +69,27 @@ export const purgeResponseSchema = z.object({ purged_count: z.number().int(), se
 export type PurgeResponse = z.infer<typeof purgeResponseSchema>;
 
 /**
- * One purge on the purge stream (origin → every edge). `seq` increases by one
- * per message within an `epoch` (one origin process lifetime). An edge drops
- * its entries for the selected keys whose version is below `version`; entries
- * at or above it were written by or after the change and stay.
+ * A position in a purge log: opaque to everyone but the purge bus that
+ * issued it (it names the log, the log's incarnation and an offset, see
+ * `origin/purge/position.ts`). An edge stores the last one it applied and
+ * sends it back (`Last-Event-ID`) to resume; only the bus compares positions.
+ */
+export const purgePositionSchema = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[\x21-\x7e]+$/, 'a purge position is printable ASCII without spaces');
+export type PurgePosition = z.infer<typeof purgePositionSchema>;
+
+/**
+ * One purge on the purge stream (origin → every edge), at `position` in the
+ * purge log. An edge drops its entries for the selected keys whose version is
+ * below `version`; entries at or above it were written by or after the
+ * change and stay.
  */
 export const purgeMessageSchema = z.object({
   type: z.literal('purge'),
-  epoch: z.string().min(1),
-  seq: z.number().int().positive(),
+  position: purgePositionSchema,
   namespace: namespaceSchema,
   keys: z.array(z.string()),
   tags: z.array(z.string()),
@@ -90,30 +102,56 @@ export const purgeMessageSchema = z.object({
 });
 export type PurgeMessage = z.infer<typeof purgeMessageSchema>;
 
-/** Tells an edge the gap since its last sequence cannot be replayed: drop the whole tier. */
+/**
+ * Tells an edge the gap since its position cannot be replayed (too old, or
+ * from another log or incarnation): drop the whole tier and continue from
+ * `position`.
+ */
 export const resetMessageSchema = z.object({
   type: z.literal('reset'),
-  epoch: z.string().min(1),
-  seq: z.number().int().nonnegative(),
+  position: purgePositionSchema,
   reason: z.string(),
 });
 export type ResetMessage = z.infer<typeof resetMessageSchema>;
 
-/** First message on a subscription: the hub's epoch and current sequence. */
+/** First message on a subscription: the log's head when it began (where an edge without a position starts). */
 export const helloMessageSchema = z.object({
   type: z.literal('hello'),
-  epoch: z.string().min(1),
-  seq: z.number().int().nonnegative(),
+  position: purgePositionSchema,
 });
 export type HelloMessage = z.infer<typeof helloMessageSchema>;
 
-/** Any message on the purge stream. */
+/**
+ * Sent every `PURGE_HEARTBEAT_SECONDS` on an idle or busy stream: the edge
+ * has everything up to `position`; `tail_live` says whether the origin's own
+ * tail of the purge log is live, and `tail_age_ms` how long ago (ms) it last
+ * confirmed so. An edge counts a heartbeat with a live tail as a confirmation
+ * that its view of the log is fresh (leases, Gray and Cheriton, SOSP 1989).
+ */
+export const heartbeatMessageSchema = z.object({
+  type: z.literal('heartbeat'),
+  position: purgePositionSchema,
+  tail_live: z.boolean(),
+  tail_age_ms: z.number().int().nonnegative(),
+});
+export type HeartbeatMessage = z.infer<typeof heartbeatMessageSchema>;
+
+/** A message that changes or starts an edge's view of the log: what the edge applies. */
 export const streamMessageSchema = z.discriminatedUnion('type', [
   purgeMessageSchema,
   resetMessageSchema,
   helloMessageSchema,
 ]);
 export type StreamMessage = z.infer<typeof streamMessageSchema>;
+
+/** Any event on the purge stream (SSE `event:` names the `type`). */
+export const purgeStreamEventSchema = z.discriminatedUnion('type', [
+  purgeMessageSchema,
+  resetMessageSchema,
+  helloMessageSchema,
+  heartbeatMessageSchema,
+]);
+export type PurgeStreamEvent = z.infer<typeof purgeStreamEventSchema>;
 
 /**
  * Invalidation event on Kafka (ARCHITECTURE.md §4). Message key is the

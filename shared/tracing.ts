@@ -13,7 +13,7 @@ import type { MiddlewareHandler } from 'hono';
 /**
  * Tracing with the OpenTelemetry API alone (runtime-free: no SDK, no Node
  * imports). Without an SDK registered every call here is the API's no-op;
- * the Node entry points register one (`origin/tracing.ts`) when
+ * the Node entry points register one (`platform/node/tracing.ts`) when
  * `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Context travels as W3C Trace Context
  * (`traceparent`, `tracestate`; https://www.w3.org/TR/trace-context/).
  *

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CacheError } from '../../shared/errors.ts';
 import { type AppEnv, jsonBody } from '../../shared/http.ts';
@@ -19,14 +19,15 @@ const assets: Record<string, { file: string; type: string }> = {
 const page = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
 
 /**
- * Mounts the live dashboard on the origin (docs/operating.md):
+ * The routes of the origin's live dashboard (docs/operating.md):
  * - `GET /dashboard`: a static page (uPlot charts) polling {@link statsPath};
  * - `GET /dashboard/assets/<file>`: uPlot's bundle and CSS from node_modules, and the page's script;
  * - `GET /api/v1/stats`: `{ sample_seconds, breaker_states, edges, points }`, points oldest first
  *   (`StatsPoint` of `shared/stats.ts`);
  * - `POST /api/v1/edges/stats`: an edge's `{ edge_id, snapshot }`; 204, or 400 CACHE_004 when malformed.
  */
-export function mountDashboard(app: Hono<AppEnv>, collector: StatsCollector, sampleSeconds: number): void {
+export function dashboardRoutes(collector: StatsCollector, sampleSeconds: number): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   const files = new Map<string, { body: string; type: string }>();
   for (const [name, a] of Object.entries(assets)) files.set(name, { body: readFileSync(a.file, 'utf8'), type: a.type });
 
@@ -57,4 +58,5 @@ export function mountDashboard(app: Hono<AppEnv>, collector: StatsCollector, sam
       return c.body(null, 204);
     },
   );
+  return app;
 }

@@ -6,7 +6,7 @@ import {
 } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { answerClientErrorsWithEnvelope } from '../../shared/request-timeouts.ts';
+import { answerClientErrorsWithEnvelope } from '../../platform/node/request-timeouts.ts';
 import type { NodeHandlerFn } from './handler.ts';
 
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4). */
@@ -23,7 +23,7 @@ export interface SamePortOptions {
   /** 0 picks a free port. */
   readonly port: number;
   readonly host: string;
-  /** Options of the HTTP/1.1 server, e.g. `requestTimeout` (see `shared/request-timeouts.ts`). */
+  /** Options of the HTTP/1.1 server, e.g. `requestTimeout` (see `platform/node/request-timeouts.ts`). */
   readonly http1Options?: ServerOptions;
 }
 

@@ -1,10 +1,11 @@
 import { getHeapStatistics } from 'node:v8';
-import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { HealthEvent } from '../../shared/health-event.ts';
 import { counterIncrease, type MetricJson, requestCount, snapshotFromMetrics } from '../../shared/stats.ts';
 import { ensureTopics } from '../invalidation/kafka-topics.ts';
+import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 
 /**
  * Builds the ICD §3.1.2 event from one interval's counter increases at the
@@ -56,8 +57,8 @@ export interface HealthSink {
  * health events, never the origin; a failed connect is retried on the next
  * publish.
  */
-export function kafkaHealthSink(options: { brokers: string[]; clientId: string; topic: string }): HealthSink {
-  const kafka = new Kafka({ clientId: options.clientId, brokers: options.brokers, logLevel: logLevel.NOTHING });
+export function kafkaHealthSink(options: { connection: KafkaConnection; topic: string }): HealthSink {
+  const kafka = kafkaClient(options.connection);
   const producer: Producer = kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,

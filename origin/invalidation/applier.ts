@@ -6,7 +6,7 @@ import type { InvalidationSourceKind } from './source.ts';
 
 /** What happened to one event. */
 export type ApplyOutcome =
-  /** Purged at the store and handed to the purge hub. */
+  /** Purged at the store and published to the purge bus. */
   | 'applied'
   /** Its `id` was applied recently (inside the dedup window); nothing done. */
   | 'duplicate';
@@ -50,7 +50,7 @@ export interface InvalidationApplierOptions {
 /**
  * The one path every invalidation takes, whatever its source: skip an event
  * whose `id` was applied within the last `dedupWindow` ids, else purge the
- * store (keys, tag members, prefix) and publish to the purge hub through
+ * store (keys, tag members, prefix) and publish to the purge bus through
  * {@link CacheService.purge}. The id is remembered only after that
  * succeeded, so a failed event is applied again on redelivery.
  *

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { OriginConfig } from '../../shared/config.ts';
 import type { CacheService } from '../cache-service.ts';
+import { kafkaConnectionFromConfig } from '../kafka/client.ts';
 import type { OriginMetrics } from '../metrics.ts';
 import { InvalidationApplier } from './applier.ts';
 import { type InProcessSource, inProcessSource } from './in-process-source.ts';
@@ -31,12 +32,12 @@ export function invalidationSourceFromConfig(
       if (lagMs !== undefined) metrics.invalidationLag.observe({ source }, Math.max(0, lagMs) / 1000);
     },
   });
-  if (!config.KAFKA_BROKERS) return inProcessSource(applier);
+  const connection = kafkaConnectionFromConfig(config);
+  if (!connection) return inProcessSource(applier);
   return kafkaSource({
-    brokers: config.KAFKA_BROKERS,
+    connection,
     topic: config.KAFKA_INVALIDATION_TOPIC,
     groupId: config.KAFKA_GROUP_ID,
-    clientId: config.KAFKA_CLIENT_ID,
     dlqTopic: config.KAFKA_DLQ_TOPIC,
     fromBeginning: config.KAFKA_FROM_BEGINNING,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,

@@ -18,11 +18,13 @@ export interface InProcessSource extends InvalidationSource {
 /**
  * The invalidation source used when `KAFKA_BROKERS` is unset, so `npm start`
  * without a broker takes the same path (validation, idempotency by id, store
- * purge, purge hub) as a Kafka deployment. `POST /api/v1/invalidations`
+ * purge, purge bus) as a Kafka deployment. `POST /api/v1/invalidations`
  * (`route.ts`) and `npm run invalidate` without brokers feed it.
  */
 export function inProcessSource(applier: InvalidationApplier): InProcessSource {
   let stopped = false;
+  // Events being applied now: stop() waits for them, as the Kafka source waits for its batch in hand.
+  const inFlight = new Set<Promise<unknown>>();
   return {
     kind: 'in-process',
     async start() {
@@ -31,6 +33,7 @@ export function inProcessSource(applier: InvalidationApplier): InProcessSource {
     async ready() {},
     async stop() {
       stopped = true;
+      await Promise.allSettled([...inFlight]);
     },
     async publish(event) {
       if (stopped)
@@ -39,7 +42,13 @@ export function inProcessSource(applier: InvalidationApplier): InProcessSource {
       if (!decoded.ok) {
         throw new CacheError('CACHE_004', decoded.reason, { details: { operation: 'invalidate' } });
       }
-      return await applier.apply(decoded.event, 'in-process');
+      const applying = applier.apply(decoded.event, 'in-process');
+      inFlight.add(applying);
+      try {
+        return await applying;
+      } finally {
+        inFlight.delete(applying);
+      }
     },
   };
 }

@@ -1,10 +1,11 @@
-import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, Partitioners, type Producer } from 'kafkajs';
+import { type Consumer, type EachBatchPayload, type KafkaMessage, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
+import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation } from './applier.ts';
-import { kafkaLogLevel, pinoLogCreator } from './kafka-log.ts';
 import { ensureTopics } from './kafka-topics.ts';
+import { applyInKeyOrder } from './partition-scheduler.ts';
 import type { InvalidationSource } from './source.ts';
 
 /** Header on a dead-lettered message: why it was rejected (one line). */
@@ -17,13 +18,12 @@ export const dlqOriginHeaders = {
 } as const;
 
 export interface KafkaSourceOptions {
-  /** Bootstrap brokers, `host:port`. */
-  readonly brokers: readonly string[];
+  /** Brokers and client id (`KAFKA_BROKERS`, `KAFKA_CLIENT_ID`). */
+  readonly connection: KafkaConnection;
   /** Topic of invalidation events (`KAFKA_INVALIDATION_TOPIC`). */
   readonly topic: string;
   /** Consumer group (`KAFKA_GROUP_ID`). */
   readonly groupId: string;
-  readonly clientId: string;
   /** Dead-letter topic; default `<topic>.dlq`. */
   readonly dlqTopic?: string | undefined;
   /** A group without a committed offset starts at the oldest event when true, else at new ones. */
@@ -52,6 +52,8 @@ const retryMinMs = 100;
 const retryMaxMs = 2_000;
 /** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
 const chunkSize = 64;
+/** Per-key order follows the Kafka message key (read as latin1: one character per byte, so distinct keys stay distinct). */
+const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ?? '';
 
 /**
  * Consumes invalidation events with kafkajs in consumer group `groupId` and
@@ -59,7 +61,7 @@ const chunkSize = 64;
  *
  * - **At-least-once**: auto-commit is off; per partition, a batch's offsets
  *   are resolved one by one after the applier purged the store and handed the
- *   purge to the hub, and committed when the batch ends (also when it ends
+ *   purge to the purge bus, and committed when the batch ends (also when it ends
  *   early on shutdown, rebalance or error). A crash re-delivers at most the
  *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
  * - **Order**: producers key messages by `namespace` or `namespace:key`, so
@@ -83,12 +85,9 @@ const chunkSize = 64;
 export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const { topic, applier, logger } = options;
   const dlqTopic = options.dlqTopic ?? `${topic}.dlq`;
-  const kafka = new Kafka({
-    clientId: options.clientId,
-    brokers: [...options.brokers],
-    logLevel: kafkaLogLevel(logger),
-    logCreator: pinoLogCreator(logger),
-    connectionTimeout: 3_000,
+  const kafka = kafkaClient(options.connection, {
+    logger,
+    connectionTimeoutMs: 3_000,
     retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
   });
   const producer: Producer = kafka.producer({
@@ -163,40 +162,13 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     return done;
   };
 
-  /**
-   * Applies up to {@link chunkSize} messages at once: messages with different
-   * keys concurrently (their store round trips overlap), messages with the
-   * same key one after another, in offset order (per-key order).
-   * @returns how many leading messages of `chunk` are done: only those may be committed.
-   */
-  const applyChunk = async (chunk: KafkaMessage[], p: EachBatchPayload): Promise<number> => {
-    const done = new Array<boolean>(chunk.length).fill(false);
-    const byKey = new Map<string, number[]>();
-    chunk.forEach((message, i) => {
-      const key = message.key?.toString('latin1') ?? '';
-      const list = byKey.get(key);
-      if (list) list.push(i);
-      else byKey.set(key, [i]);
-    });
-    await Promise.all(
-      [...byKey.values()].map(async (indexes) => {
-        for (const i of indexes) {
-          if (!(await handle(chunk[i]!, p))) return;
-          done[i] = true;
-        }
-      }),
-    );
-    const firstUndone = done.indexOf(false);
-    return firstUndone === -1 ? chunk.length : firstUndone;
-  };
-
   const eachBatch = async (p: EachBatchPayload) => {
     const { partition, messages } = p.batch;
     let next: string | null = null;
     try {
       for (let start = 0; start < messages.length; start += chunkSize) {
         const chunk = messages.slice(start, start + chunkSize);
-        const done = await applyChunk(chunk, p);
+        const done = await applyInKeyOrder(chunk, messageKey, (message) => handle(message, p));
         if (done > 0) {
           const last = chunk[done - 1]!.offset;
           p.resolveOffset(last);
@@ -307,7 +279,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         await createTopics();
         if (!stopping) await launch();
       })().catch((error: unknown) => {
-        logger.warn({ err: error, brokers: options.brokers }, 'kafka not reachable yet; will keep trying');
+        logger.warn({ err: error, brokers: options.connection.brokers }, 'kafka not reachable yet; will keep trying');
         scheduleRelaunch();
       });
     },

@@ -1,9 +1,9 @@
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { purgeScope } from '../../shared/auth.ts';
 import { authorizeBody } from '../../shared/auth-http.ts';
 import { decodeValue, encodeValue } from '../../shared/bytes.ts';
 import { CacheError } from '../../shared/errors.ts';
-import { etagFor, headers, ifNoneMatchHits } from '../../shared/headers.ts';
+import { etagFor, headers } from '../../shared/headers.ts';
 import type { AppEnv } from '../../shared/http.ts';
 import {
   cachePath,
@@ -12,8 +12,8 @@ import {
   jsonSizeLimit,
   namespacePath,
   type RequestLog,
+  readResponse,
   valueSizeLimit,
-  withRequestId,
   writeOptions,
 } from '../../shared/http.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
@@ -42,33 +42,19 @@ export function encryptRequested(value: string | undefined): boolean {
   throw new CacheError('CACHE_004', 'encrypt must be true or false', { details: { encrypt: value } });
 }
 
-/** Headers describing a stored entry on a read (ARCHITECTURE.md §2). */
-export function entryHeaders(entry: StoredEntry, nowMs: number): Record<string, string> {
-  const h: Record<string, string> = {
-    [headers.etag]: etagFor(entry.version),
-    [headers.age]: String(Math.max(0, Math.floor((nowMs - entry.createdAtMs) / 1000))),
-    [headers.version]: String(entry.version),
-    [headers.expiresAt]: String(entry.expiresAtMs),
-  };
-  if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
-  return h;
-}
-
 /**
- * Mounts the cache REST routes of ARCHITECTURE.md §2 on the origin.
+ * The origin's cache REST routes (the same surface as the edge's).
  * Error codes: CACHE_001 miss, CACHE_003 oversized value, CACHE_004 bad
  * input, CACHE_005 store unavailable.
  */
-export function mountCacheRoutes(
-  app: Hono<AppEnv>,
-  deps: {
-    service: CacheService;
-    metrics: RequestMetrics;
-    maxValueBytes: number;
-    now: () => number;
-    log?: RequestLog;
-  },
-): void {
+export function cacheRoutes(deps: {
+  service: CacheService;
+  metrics: RequestMetrics;
+  maxValueBytes: number;
+  now: () => number;
+  log?: RequestLog;
+}): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   const { service, metrics, now } = deps;
   const timed = instrument(metrics, deps.log);
 
@@ -83,23 +69,15 @@ export function mountCacheRoutes(
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const { entry, tier } = read;
-      // Plain header object with the request id in it: the response stays on the fast path.
-      const h = withRequestId(c, {
-        ...entryHeaders(entry, now()),
-        [headers.cache]: read.status,
-        [headers.cacheTier]: tier,
-      });
-      // Served while Redis could not confirm it (breaker open or Redis failing): say so.
-      if (read.degraded) h[headers.degraded] = '1';
-      const result = read.status === 'STALE' ? 'stale' : 'hit';
-      if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
-        return { res: c.body(null, 304, h), tier, result };
-      }
-      return {
-        res: c.body(entry.value as Uint8Array<ArrayBuffer>, 200, { ...h, 'Content-Type': entry.contentType }),
+      // Served while Redis could not confirm it (breaker open or Redis failing): the builder says so.
+      const res = readResponse(c, entry, {
+        status: read.status,
         tier,
-        result,
-      };
+        degraded: read.degraded,
+        nowMs: now(),
+        exposeExpiry: true,
+      });
+      return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
   );
 
@@ -186,4 +164,5 @@ export function mountCacheRoutes(
       return { res: c.json({ purged_count: result.removed, seq: result.seq }), tier: service.store.kind, result: 'ok' };
     }),
   );
+  return app;
 }

@@ -1,4 +1,4 @@
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { CacheError } from '../../shared/errors.ts';
 import { headers } from '../../shared/headers.ts';
 import { type AppEnv, instrument, type RequestLog } from '../../shared/http.ts';
@@ -31,7 +31,7 @@ function token(c: Context, operation: string): number {
 }
 
 /**
- * Mounts the lock routes (docs/locks.md) on the origin:
+ * The origin's lock routes (docs/locks.md), as a sub-app for `origin/app.ts`:
  *
  * | method | path | answer |
  * |---|---|---|
@@ -44,10 +44,13 @@ function token(c: Context, operation: string): number {
  * hold the lock; CACHE_001 (404) GET of a free lock; CACHE_005 (503) store
  * unavailable (never answered from the fallback tier).
  */
-export function mountLockRoutes(
-  app: Hono<AppEnv>,
-  deps: { locks: LockService; metrics: RequestMetrics; tier: string; log?: RequestLog },
-): void {
+export function lockRoutes(deps: {
+  locks: LockService;
+  metrics: RequestMetrics;
+  tier: string;
+  log?: RequestLog;
+}): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   const { locks, tier } = deps;
   const timed = instrument(deps.metrics, deps.log);
 
@@ -97,4 +100,5 @@ export function mountLockRoutes(
       };
     }),
   );
+  return app;
 }

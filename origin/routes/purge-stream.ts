@@ -1,41 +1,50 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { AppEnv } from '../../shared/http.ts';
-import type { StreamMessage } from '../../shared/schemas.ts';
-import { formatPosition, type PurgeHub, parsePosition } from '../purge-hub.ts';
+import type { HeartbeatMessage, PurgeStreamEvent } from '../../shared/schemas.ts';
+import type { PurgeBus } from '../purge/bus.ts';
 
 /** Path of the purge stream every edge subscribes to. */
 export const purgeStreamPath = '/api/v1/purge/stream';
 
 /**
  * Mounts the purge stream: Server-Sent Events, one persistent response per
- * edge. SSE was chosen over WebSocket because it is one-way (origin → edge,
- * exactly our flow), is plain HTTP through any proxy, and has resumption
- * built in: the client sends `Last-Event-ID` (here `epoch:seq`) on reconnect,
- * which is the replay protocol of ARCHITECTURE.md §4. The edge reads it with
- * `fetch`, so the same subscriber runs on Node and in workerd.
+ * edge, fed by the {@link PurgeBus}. SSE was chosen over WebSocket because
+ * it is one-way (origin → edge, exactly our flow), is plain HTTP through any
+ * proxy, and has resumption built in: the client sends `Last-Event-ID` (or
+ * `?since=`), the opaque position of the last purge it applied, and the bus
+ * replays the gap or answers `reset` (ARCHITECTURE.md §4). The edge reads it
+ * with `fetch`, so the same source runs on Node and in workerd.
  *
- * Each event: `id: epoch:seq`, `event: hello | purge | reset`, `data: JSON`.
- * A comment line every `heartbeatMs` keeps idle connections alive. An edge
- * that falls more than the hub's buffer behind gets a `reset` instead of an
- * unbounded queue.
+ * Events (`event:` is the message `type`, `data:` its JSON, shapes in
+ * `shared/schemas.ts`): `hello` first, then `purge` and `reset` with
+ * `id: <position>`, and every `heartbeatMs` a `heartbeat` (no `id`) carrying
+ * `{position, tail_live, tail_age_ms}`: the position this edge has been sent
+ * up to and the bus's tail state. An edge that falls more than the bus's
+ * `retainedEntries` behind gets a `reset` instead of an unbounded queue.
  */
-export function mountPurgeStream(app: Hono<AppEnv>, hub: PurgeHub, heartbeatMs: number): void {
+export function purgeStreamRoutes(bus: PurgeBus, heartbeatMs: number): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   app.get(purgeStreamPath, (c) => {
-    const from = parsePosition(c.req.header('Last-Event-ID') ?? c.req.query('since'));
+    const from = c.req.header('Last-Event-ID') ?? c.req.query('since') ?? null;
     return streamSSE(c, async (stream) => {
-      let queue: StreamMessage[] = hub.catchUp(from);
+      let queue: PurgeStreamEvent[] = [];
       let wake: (() => void) | undefined;
       let closed = false;
-      const unsubscribe = hub.subscribe((message) => {
-        queue.push(message);
-        if (queue.length > hub.capacity) {
-          queue = [{ type: 'reset', epoch: hub.epoch, seq: hub.seq, reason: 'edge fell behind the purge stream' }];
+      let beat = false;
+      const subscription = bus.subscribe(from || null, (event) => {
+        queue.push(event);
+        if (queue.length > bus.retainedEntries) {
+          queue = [{ type: 'reset', position: event.position, reason: 'edge fell behind the purge stream' }];
         }
         wake?.();
       });
+      queue = [{ type: 'hello', position: subscription.head }, ...queue];
+      // What this edge has been sent up to: the position a heartbeat confirms.
+      let sent = subscription.head;
       const heartbeat = setInterval(() => {
-        void stream.write(': keep-alive\n\n').catch(() => {});
+        beat = true;
+        wake?.();
       }, heartbeatMs);
       stream.onAbort(() => {
         closed = true;
@@ -47,16 +56,30 @@ export function mountPurgeStream(app: Hono<AppEnv>, hub: PurgeHub, heartbeatMs: 
             const batch = queue;
             queue = [];
             for (const m of batch) {
-              await stream.writeSSE({ id: formatPosition(m.epoch, m.seq), event: m.type, data: JSON.stringify(m) });
+              await stream.writeSSE({ id: m.position, event: m.type, data: JSON.stringify(m) });
+              sent = m.position;
             }
           }
-          if (!closed) await new Promise<void>((resolve) => (wake = resolve));
+          if (beat && !closed) {
+            beat = false;
+            const { tailLive, tailAgeMs } = bus.health();
+            const message: HeartbeatMessage = {
+              type: 'heartbeat',
+              position: sent,
+              tail_live: tailLive,
+              tail_age_ms: Math.round(tailAgeMs),
+            };
+            await stream.writeSSE({ event: message.type, data: JSON.stringify(message) });
+            continue;
+          }
+          if (!closed && queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
           wake = undefined;
         }
       } finally {
         clearInterval(heartbeat);
-        unsubscribe();
+        subscription.close();
       }
     });
   });
+  return app;
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { storageKey, storageKeyPrefix } from '../../shared/keys.ts';
 import type { StoredEntry } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
@@ -157,7 +158,7 @@ export class LocalTier {
 
   /** Keys of clean copies and dirty changes in a namespace matching a predicate on the entry (for purges). */
   matching(namespace: string, match: (key: string, entry: StoredEntry | null) => boolean): string[] {
-    const prefix = `${namespace}\u0000`;
+    const prefix = storageKeyPrefix(namespace);
     const keys = new Set<string>();
     for (const [k, entry] of this.#clean.entries()) {
       if (k.startsWith(prefix) && match(k.slice(prefix.length), entry)) keys.add(k.slice(prefix.length));
@@ -176,10 +177,6 @@ export class LocalTier {
     this.#dirty.clear();
     this.#dirtyBytes = 0;
   }
-}
-
-function storageKey(namespace: string, key: string): string {
-  return `${namespace}\u0000${key}`;
 }
 
 function sizeOf(k: string, entry: StoredEntry): number {

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
@@ -40,11 +41,11 @@ export function memoryStore(
     },
   });
 
-  const sk = (namespace: string, key: string) => `${namespace}\u0000${key}`;
-  const tagKey = (namespace: string, tag: string) => `${namespace}\u0000${tag}`;
+  const sk = storageKey;
+  const tagKey = storageKey;
 
   function unindex(storage: string, tags: readonly string[]): void {
-    const namespace = storage.slice(0, storage.indexOf('\u0000'));
+    const namespace = namespaceOfStorageKey(storage);
     for (const tag of tags) {
       const members = tagIndex.get(tagKey(namespace, tag));
       members?.delete(storage);

@@ -1,4 +1,5 @@
 import { CacheError } from '../../shared/errors.ts';
+import { storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
@@ -145,7 +146,7 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
    * replaced it with an older one).
    */
   const floors = new Map<string, number>();
-  const floorKey = (namespace: string, key: string) => `${namespace}\u0000${key}`;
+  const floorKey = storageKey;
 
   function seen(namespace: string, key: string, version: number): void {
     const k = floorKey(namespace, key);

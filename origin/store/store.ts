@@ -14,17 +14,10 @@ import type { LocalTier } from './local-tier.ts';
  * (`pass-through.ts`) over the embedded memory store.
  */
 
-/** A stored value and its metadata. Times are Unix milliseconds. */
-export interface StoredEntry {
-  readonly value: Uint8Array;
-  readonly contentType: string;
-  /** Monotonic per key; see `shared/version.ts`. */
-  readonly version: number;
-  readonly createdAtMs: number;
-  readonly expiresAtMs: number;
-  /** Surrogate keys (tags) recorded at write time. */
-  readonly tags: readonly string[];
-}
+import type { ReadEntry } from '../../shared/http.ts';
+
+/** A stored value and its metadata: the entry a read answers with (`shared/http.ts`). */
+export type StoredEntry = ReadEntry;
 
 /** What a write supplies; the store assigns version and times. */
 export interface EntryInput {

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { storageKey } from '../../shared/keys.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalTier } from './local-tier.ts';
 import { entryKey, tagSetKey } from './redis-codec.ts';
@@ -76,7 +77,7 @@ export type KeySequencer = <T>(namespace: string, keys: readonly string[], run: 
 export function keySequencer(): KeySequencer {
   const chains = new Map<string, Promise<unknown>>();
   return async (namespace, keys, run) => {
-    const ks = [...new Set(keys.map((key) => `${namespace}\u0000${key}`))];
+    const ks = [...new Set(keys.map((key) => storageKey(namespace, key)))];
     const mine = Promise.allSettled(ks.map((k) => chains.get(k))).then(run);
     const tail = mine.catch(() => {});
     for (const k of ks) chains.set(k, tail);

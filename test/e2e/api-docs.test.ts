@@ -1,7 +1,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { launchChromium } from '../support/chromium.ts';
 import { hs256Issuer } from '../support/jwt.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -65,7 +65,7 @@ describe('origin + two edges on real Redis', () => {
       const key = `race-${round % 5}`;
       await put(a, key, `old-${round}`);
       expect(await (await get(b, key)).text()).toBe(`old-${round}`);
-      const seqBefore = origin.hub.seq;
+      const seqBefore = origin.bus.health().seq;
       const ack = await put(a, key, `new-${round}`);
       expect(ack.status).toBe(200);
       // Once edge B has applied the purge of that write, it must never answer the old value.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { type Scope, scopes } from '../../shared/auth.ts';
 import { hs256Issuer, jwksIssuer, type TokenIssuer } from '../support/jwt.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { errorEnvelopeSchema } from '../../shared/errors.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
@@ -96,14 +96,14 @@ describe('bad input', () => {
     for (const c of cases) {
       it(`${side}: ${c.name} → ${c.status} ${c.code}, and nothing is stored`, async () => {
         const base = side === 'edge' ? edge.url : origin.url;
-        const before = origin.hub.seq;
+        const before = origin.bus.health().seq;
         const res = await fetch(`${base}${c.path}`, c.init);
         expect(res.status).toBe(c.status);
         const envelope = errorEnvelopeSchema.parse(await res.json());
         expect(envelope.error.code).toBe(c.code);
         expect(envelope.error.message.length).toBeGreaterThan(0);
         expect(typeof envelope.error.details?.timestamp).toBe('string');
-        expect(origin.hub.seq).toBe(before);
+        expect(origin.bus.health().seq).toBe(before);
       });
     }
 

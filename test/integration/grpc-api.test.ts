@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type CacheClient, CacheSource, createCacheClient, text } from '../../client/index.ts';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { bufCurl, type GrpcJsClient, grpcJsClient } from '../support/grpc-clients.ts';
 import { edgeFor, originFor } from '../support/stack.ts';

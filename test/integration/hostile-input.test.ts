@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { errorEnvelopeSchema } from '../../shared/errors.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
@@ -74,12 +74,12 @@ describe('hostile input', () => {
 
     for (const [name, path] of tricks) {
       it(`${side}: ${name} is 400 CACHE_004 on read and write, and no purge is published`, async () => {
-        const seq = origin.hub.seq;
+        const seq = origin.bus.health().seq;
         const get = await raw(base(), 'GET', path);
         expect([get.status, codeOf(get)]).toEqual([400, 'CACHE_004']);
         const put = await raw(base(), 'PUT', path, 'x');
         expect([put.status, codeOf(put)]).toEqual([400, 'CACHE_004']);
-        expect(origin.hub.seq).toBe(seq);
+        expect(origin.bus.health().seq).toBe(seq);
       });
     }
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CacheService } from '../../origin/cache-service.ts';
 import { InvalidationApplier } from '../../origin/invalidation/applier.ts';
-import { PurgeHub } from '../../origin/purge-hub.ts';
+import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { resilientRedisFromConfig } from '../../origin/store/resilient-from-config.ts';
 import type { TieredStore } from '../../origin/store/store.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
@@ -28,10 +28,10 @@ describe('invalidation durability with Redis down', () => {
       BREAKER_RECOVERY_INTERVAL_MS: '0',
     });
     store = resilientRedisFromConfig(config);
-    const hub = new PurgeHub(16);
+    const bus = new InProcessPurgeBus({ retainedEntries: 16 });
     const published: PurgeMessage[] = [];
-    hub.subscribe((m) => published.push(m));
-    const service = new CacheService({ store: store!, hub, defaultTtlSeconds: 60, maxValueBytes: 1024 });
+    bus.observe((m) => published.push(m));
+    const service = new CacheService({ store: store!, bus, defaultTtlSeconds: 60, maxValueBytes: 1024 });
     const outcomes: string[] = [];
     const applier = new InvalidationApplier({ service, dedupWindow: 10, onOutcome: (_s, o) => outcomes.push(o) });
     const event = {

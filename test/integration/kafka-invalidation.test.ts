@@ -1,6 +1,6 @@
 import type { Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { redisStore } from '../../origin/store/redis.ts';
 import type { Store } from '../../origin/store/store.ts';
@@ -149,10 +149,10 @@ describe('Kafka invalidation → origin → every edge', () => {
     expect(Number(mine[1]!.headers['strata-source-offset'])).toBeGreaterThanOrEqual(0);
   });
 
-  it('events sharing a message key reach the hub in the order they were produced', async () => {
+  it('events sharing a message key reach the purge bus in the order they were produced', async () => {
     const ns = uniqueName('order');
     const seen: string[] = [];
-    const unsubscribe = origin.hub.subscribe((m) => {
+    const unsubscribe = origin.bus.observe((m) => {
       if (m.namespace === ns) seen.push(m.keys[0] ?? m.tags[0]!);
     });
     try {
@@ -178,7 +178,7 @@ describe('Kafka invalidation → origin → every edge', () => {
     const ns = uniqueName('dup');
     const event = invalidation({ namespace: ns, keys: ['k'] });
     const sentinel = invalidation({ namespace: ns, keys: ['k'] });
-    const seqBefore = origin.hub.seq;
+    const seqBefore = origin.bus.health().seq;
     // Same message key, same partition: the sentinel is applied after both copies.
     await produceEvents(producer, topic, [event, event, sentinel]);
     await eventually(
@@ -190,8 +190,8 @@ describe('Kafka invalidation → origin → every edge', () => {
       10_000,
       50,
     );
-    await eventually('the sentinel was applied', () => origin.hub.seq >= seqBefore + 2, 10_000);
-    expect(origin.hub.seq - seqBefore).toBe(2);
+    await eventually('the sentinel was applied', () => origin.bus.health().seq >= seqBefore + 2, 10_000);
+    expect(origin.bus.health().seq - seqBefore).toBe(2);
     const metrics = await (await fetch(`${origin.url}/metrics`)).text();
     expect(metrics).toMatch(/strata_invalidation_events_total\{[^}]*source="kafka"[^}]*result="applied"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/strata_invalidation_consumer_lag_messages\{[^}]*partition="\d"[^}]*\} 0/);
@@ -227,15 +227,15 @@ describe('edge disconnected from the purge stream', () => {
   async function partitionedPurge(ns: string, events: ReturnType<typeof invalidation>[]) {
     proxy.cut();
     await eventually('edge noticed the disconnect', () => !edge.subscription.connected);
-    const seq = cutOrigin.hub.seq;
+    const seq = cutOrigin.bus.health().seq;
     await produceEvents(producer, cutTopic, events);
-    await eventually('origin applied the purges', () => cutOrigin.hub.seq >= seq + events.length, 10_000);
+    await eventually('origin applied the purges', () => cutOrigin.bus.health().seq >= seq + events.length, 10_000);
     // While cut off, the edge may still serve what it holds (bounded by EDGE_MAX_TTL_SECONDS).
     expect(inTier(edge, ns, 'k0')).toBe(true);
     proxy.restore();
     await eventually(
       'edge caught up with the origin',
-      () => edge.subscription.connected && edge.subscription.position === `${cutOrigin.hub.epoch}:${cutOrigin.hub.seq}`,
+      () => edge.subscription.connected && edge.subscription.position === cutOrigin.bus.health().position,
       15_000,
     );
   }

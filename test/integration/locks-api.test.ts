@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLockClient, type LockClient } from '../../client/index.ts';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { headers } from '../../shared/headers.ts';
 import { hs256Issuer } from '../support/jwt.ts';

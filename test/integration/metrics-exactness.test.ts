@@ -98,7 +98,7 @@ describe('metrics after a scripted sequence', () => {
     expect(await put(o, 'c')).toEqual({ status: 200, degraded: '1' });
     expect(await get(o, 'c')).toEqual({ status: 200, cache: 'HIT', tier: 'origin-local' });
 
-    // set a, set b, delete a, and the locally accepted set of c: the hub purges edges for each.
+    // set a, set b, delete a, and the locally accepted set of c: the purge bus purges edges for each.
     await eventually('4 purges applied at the edge', async () => (await edgePurges()) === 4);
 
     const originSamples = await scrape(o);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { redisClusterStore } from '../../origin/store/redis-cluster.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningEdge } from '../../edge/server.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 

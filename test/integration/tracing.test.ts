@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTracing, type Tracing } from '../../origin/tracing.ts';
+import { startTracing, type Tracing } from '../../platform/node/tracing.ts';
 import { createTopics, kafkaOriginEnv, uniqueName } from '../support/kafka.ts';
 import { captureLog } from '../support/log-capture.ts';
 import { edgeFor, originFor } from '../support/stack.ts';

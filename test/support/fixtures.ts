@@ -1,4 +1,4 @@
-import type { OriginRead } from '../../edge/origin-client.ts';
+import type { OriginRead } from '../../edge/core/edge-cache.ts';
 
 /** An origin read as the edge's loader returns it. */
 export function originRead(value: string, version: number, over: Partial<OriginRead> = {}): OriginRead {

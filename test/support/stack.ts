@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { type RunningEdge, startEdge } from '../../edge/server.ts';
+import { type RunningEdge, startEdge } from '../../edge/adapters/node/server.ts';
 import { type RunningOrigin, startOrigin } from '../../origin/server.ts';
 import { edgeConfigSchema, originConfigSchema, parseConfig } from '../../shared/config.ts';
 

@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { EdgeCache } from '../../edge/edge-cache.ts';
-import { memoryTier } from '../../edge/memory-tier.ts';
-import type { OriginRead } from '../../edge/origin-client.ts';
+import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
+import { memoryTier } from '../../edge/core/memory-tier.ts';
 import { deferred, originRead } from '../support/fixtures.ts';
 
 const purgeOf = (key: string, version: number, extra: { tags?: string[]; prefix?: string | null } = {}) => ({
   type: 'purge' as const,
-  epoch: 'e',
-  seq: 1,
+  position: 'p',
   namespace: 'ns',
   keys: extra.tags || extra.prefix ? [] : [key],
   tags: extra.tags ?? [],
@@ -102,7 +100,7 @@ describe('edge cache', () => {
       expiresAtMs: Date.now() + 1000,
       filledFrom: 'memory',
     });
-    cache.apply({ type: 'reset', epoch: 'e', seq: 1, reason: 'test' });
+    cache.apply({ type: 'reset', position: 'p', reason: 'test' });
     gate.resolve(originRead('v', 99));
     const result = await read;
     expect(result.kind === 'fill' && result.stored).toBe(false);

@@ -1,6 +1,6 @@
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { registerIcdMetrics } from '../../origin/icd-metrics.ts';
+import { registerIcdMetrics } from '../../platform/node/icd-metrics.ts';
 import { parseSamples, value } from '../support/prometheus.ts';
 
 function setup(now: () => number) {

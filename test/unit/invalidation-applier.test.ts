@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CacheService } from '../../origin/cache-service.ts';
 import { decodeInvalidation, InvalidationApplier } from '../../origin/invalidation/applier.ts';
 import { inProcessSource } from '../../origin/invalidation/in-process-source.ts';
-import { PurgeHub } from '../../origin/purge-hub.ts';
+import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { Store } from '../../origin/store/store.ts';
@@ -18,15 +18,15 @@ const event = (fields: Record<string, unknown> = {}) => ({
 });
 
 function setup(store: Store = memoryStore({ maxBytes: 1 << 20 })) {
-  const hub = new PurgeHub(100);
-  const service = new CacheService({ store: passThroughStore(store), hub, defaultTtlSeconds: 60, maxValueBytes: 1024 });
+  const bus = new InProcessPurgeBus({ retainedEntries: 100 });
+  const service = new CacheService({ store: passThroughStore(store), bus, defaultTtlSeconds: 60, maxValueBytes: 1024 });
   const outcomes: string[] = [];
   const applier = new InvalidationApplier({
     service,
     dedupWindow: 2,
     onOutcome: (_source, outcome) => outcomes.push(outcome),
   });
-  return { hub, store, applier, outcomes };
+  return { bus, store, applier, outcomes };
 }
 
 describe('decodeInvalidation', () => {
@@ -53,11 +53,11 @@ describe('decodeInvalidation', () => {
 
 describe('InvalidationApplier', () => {
   it('applies an event once per id within the window, and again once the id has left it', async () => {
-    const { hub, applier, outcomes } = setup();
+    const { bus, applier, outcomes } = setup();
     const parsed = (id: string) => ({ ...event({ id }), tags: [], prefix: null }) as never;
     expect(await applier.apply(parsed('e1'), 'kafka')).toBe('applied');
     expect(await applier.apply(parsed('e1'), 'kafka')).toBe('duplicate');
-    expect(hub.seq).toBe(1);
+    expect(bus.health().seq).toBe(1);
     await applier.apply(parsed('e2'), 'kafka');
     await applier.apply(parsed('e3'), 'kafka');
     // Window of 2: e1 was evicted, so a late redelivery is applied again (purges are idempotent).
@@ -73,27 +73,27 @@ describe('InvalidationApplier', () => {
       kind: store.kind,
       purge: (ns, selector) => (failing ? Promise.reject(new Error('down')) : store.purge(ns, selector)),
     };
-    const { hub, applier, outcomes } = setup(flaky);
+    const { bus, applier, outcomes } = setup(flaky);
     const parsed = { ...event(), tags: [], prefix: null } as never;
     await expect(applier.apply(parsed, 'kafka')).rejects.toMatchObject({ code: 'CACHE_005' });
-    expect(hub.seq).toBe(0);
+    expect(bus.health().seq).toBe(0);
     failing = false;
     expect(await applier.apply(parsed, 'kafka')).toBe('applied');
-    expect(hub.seq).toBe(1);
+    expect(bus.health().seq).toBe(1);
     expect(outcomes).toEqual(['failed', 'applied']);
   });
 });
 
 describe('in-process source', () => {
   it('validates with the shared schema and applies through the same applier', async () => {
-    const { hub, applier } = setup();
+    const { bus, applier } = setup();
     const source = inProcessSource(applier);
     await source.start();
     await source.ready();
     await expect(source.publish(event({ namespace: 'Bad!' }))).rejects.toBeInstanceOf(CacheError);
     expect(await source.publish(event())).toBe('applied');
     expect(await source.publish(event())).toBe('duplicate');
-    expect(hub.seq).toBe(1);
+    expect(bus.health().seq).toBe(1);
     await source.stop();
     await expect(source.publish(event({ id: 'e9' }))).rejects.toMatchObject({ code: 'CACHE_005' });
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { edgeEntryOverheadBytes, memoryTier } from '../../edge/memory-tier.ts';
-import type { EdgeEntry } from '../../edge/tier.ts';
+import { edgeEntryOverheadBytes, memoryTier } from '../../edge/core/memory-tier.ts';
+import type { EdgeEntry } from '../../edge/core/tier.ts';
 
 const entry = (key: string, version = 1): EdgeEntry => ({
   namespace: 'n',
@@ -25,8 +25,7 @@ describe('edge memory tier', () => {
     tier.set(entry('a'));
     tier.purge({
       type: 'purge',
-      epoch: 'e',
-      seq: 1,
+      position: 'p',
       namespace: 'n',
       keys: ['a'],
       tags: [],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createOriginApp } from '../../origin/app.ts';
 import { CacheService } from '../../origin/cache-service.ts';
-import { PurgeHub } from '../../origin/purge-hub.ts';
+import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { RequestRecord } from '../../shared/http.ts';
@@ -9,16 +9,16 @@ import { noMetrics } from '../../shared/metrics.ts';
 import { pinoRequestLog } from '../../shared/request-log.ts';
 
 function appWithLog(records: RequestRecord[]) {
-  const hub = new PurgeHub(16);
+  const bus = new InProcessPurgeBus({ retainedEntries: 16 });
   const service = new CacheService({
     store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
-    hub,
+    bus,
     defaultTtlSeconds: 60,
     maxValueBytes: 1024,
   });
   return createOriginApp({
     service,
-    hub,
+    bus,
     metrics: noMetrics,
     maxValueBytes: 1024,
     heartbeatMs: 60_000,

@@ -4,7 +4,7 @@ import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { traceRpc } from '../../origin/rpc-tracing.ts';
-import { startTracing, type Tracing } from '../../origin/tracing.ts';
+import { startTracing, type Tracing } from '../../platform/node/tracing.ts';
 import { activeTraceId } from '../../shared/tracing.ts';
 
 describe('RPC server spans', () => {

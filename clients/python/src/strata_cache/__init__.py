@@ -1,0 +1,36 @@
+"""Strata cache client for Python: ``CacheClient`` (sync) and ``AsyncCacheClient`` (asyncio)."""
+
+from ._gen.strata.cache.v1.cache_pb import CacheSource
+from ._policy import BreakerConfig, RetryConfig
+from .client import AsyncCacheClient, CacheClient, Entry, GetManyResult, SetResult
+from .errors import (
+    CacheError,
+    CircuitOpenError,
+    InsufficientPermissionsError,
+    InvalidCredentialsError,
+    InvalidKeyError,
+    KeyExpiredError,
+    KeyNotFoundError,
+    OperationTimeoutError,
+    StorageFullError,
+)
+
+__all__ = [
+    "AsyncCacheClient",
+    "BreakerConfig",
+    "CacheClient",
+    "CacheError",
+    "CacheSource",
+    "CircuitOpenError",
+    "Entry",
+    "GetManyResult",
+    "InsufficientPermissionsError",
+    "InvalidCredentialsError",
+    "InvalidKeyError",
+    "KeyExpiredError",
+    "KeyNotFoundError",
+    "OperationTimeoutError",
+    "RetryConfig",
+    "SetResult",
+    "StorageFullError",
+]

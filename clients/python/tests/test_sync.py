@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from connectrpc.code import Code
+from conftest import arm, connect, control, payload
+
+from strata_cache import (
+    BreakerConfig,
+    CacheClient,
+    CacheSource,
+    CircuitOpenError,
+    InsufficientPermissionsError,
+    InvalidCredentialsError,
+    InvalidKeyError,
+    OperationTimeoutError,
+    RetryConfig,
+    StorageFullError,
+)
+
+def client(env: dict[str, str], **kwargs) -> CacheClient:
+    return connect(CacheClient, env, **kwargs)
+
+
+def test_every_call(env, key):
+    with client(env) as c:
+        assert c.get(key) is None
+        written = c.set(key, b"hello", ttl=3600, content_type="text/plain", tags=["py-tag"])
+        assert written.version > 0 and written.expires_at_ms > time.time() * 1000
+        entry = c.get(key)
+        assert entry is not None
+        assert (entry.value, entry.content_type, entry.version, entry.tags) == (b"hello", "text/plain", written.version, ("py-tag",))
+        assert entry.source in (CacheSource.REDIS, CacheSource.MEMORY)
+        assert c.delete(key) is True
+        assert c.delete(key) is False
+        a, b, absent = f"{key}:a", f"{key}:b", f"{key}:absent"
+        assert c.set_many({a: b"A", b: b"B"}, ttl=600) == 2
+        many = c.get_many([a, b, absent])
+        assert {k: e.value for k, e in many.values.items()} == {a: b"A", b: b"B"}
+        assert many.values[a].version > 0
+        assert many.missing_keys == (absent,)
+        c.set(f"{key}:t", b"t", tags=["py-purge"])
+        assert c.purge(tags=["py-purge"]) >= 1
+        assert c.get(f"{key}:t") is None
+        assert c.purge(prefix=f"{key}:") == 2
+        assert c.health().healthy is True
+
+
+def test_encrypt_and_token_provider(env, key):
+    calls = []
+
+    def provider() -> str:
+        calls.append(1)
+        return env["STRATA_TOKEN"]
+
+    with client(env, token=provider, options={"encryption": True}) as c:
+        c.set(key, payload("enc"))
+        entry = c.get(key)
+        assert entry is not None and entry.value == payload("enc")
+    assert len(calls) == 2
+
+
+def test_auth_errors(env, key):
+    with client(env, token=None) as c, pytest.raises(InvalidCredentialsError) as missing:
+        c.get(key)
+    assert missing.value.code == "AUTH_001" and missing.value.attempts == 1
+    with client(env, token=env["STRATA_FORGED_TOKEN"]) as c, pytest.raises(InvalidCredentialsError):
+        c.get(key)
+    with client(env, service_id=env["STRATA_OTHER_NAMESPACE"]) as c, pytest.raises(InsufficientPermissionsError) as denied:
+        c.get(key)
+    assert denied.value.code == "AUTH_002"
+
+
+def test_error_codes(env, key):
+    with client(env) as c:
+        with pytest.raises(InvalidKeyError) as bad:
+            c.get("bad\x00key")
+        assert bad.value.code == "CACHE_004"
+        with pytest.raises(StorageFullError) as big:
+            c.set(key, bytes(int(env["STRATA_MAX_VALUE_BYTES"]) + 1))
+        assert big.value.code == "CACHE_003"
+    with client(env, base_url=env["STRATA_DOWN_URL"]) as down:
+        with pytest.raises(OperationTimeoutError) as unavailable:
+            down.get(key)
+        assert unavailable.value.code == "CACHE_005" and unavailable.value.attempts == 4
+
+
+def test_timeout_and_refused_connection(env, key):
+    control(env, "/__delay?ms=2000")
+    with client(env, base_url=env["STRATA_FLAKY_URL"], timeout_s=0.2) as slow, pytest.raises(OperationTimeoutError) as late:
+        slow.get(key)
+    assert (late.value.rpc_code, late.value.attempts) == (Code.DEADLINE_EXCEEDED, 1)
+    with client(env, base_url=env["STRATA_CLOSED_URL"]) as c, pytest.raises(OperationTimeoutError) as refused:
+        c.get(key)
+    assert (refused.value.rpc_code, refused.value.attempts) == (Code.UNAVAILABLE, 4)
+
+
+def test_retry_after_503(env, key):
+    with client(env) as direct:
+        direct.set(key, b"after-503")
+    with client(env, base_url=env["STRATA_FLAKY_URL"]) as c:
+        arm(env, 1)
+        entry = c.get(key)
+        assert entry is not None and entry.value == b"after-503"
+        arm(env, 1)
+        with pytest.raises(OperationTimeoutError) as write:
+            c.set(key, b"x")
+        assert write.value.attempts == 1
+    arm(env, 0)
+
+
+def test_breaker_opens_and_half_opens(env, key):
+    breaker = BreakerConfig(threshold=0.5, window_s=60, min_requests=4, half_open_after_s=0.3)
+    with client(env, base_url=env["STRATA_FLAKY_URL"], retry=RetryConfig(retries=0), breaker=breaker) as c:
+        arm(env, 1000)
+        try:
+            for _ in range(4):
+                with pytest.raises(OperationTimeoutError) as failed:
+                    c.get(key)
+                assert not isinstance(failed.value, CircuitOpenError)
+            assert c.breaker_state == "open"
+            with pytest.raises(CircuitOpenError):
+                c.get(key)
+        finally:
+            arm(env, 0)
+        deadline = time.monotonic() + 10
+        while c.breaker_state != "half-open":
+            assert time.monotonic() < deadline, "breaker never half-opened"
+            time.sleep(0.02)
+        assert c.get(key) is None
+        assert c.breaker_state == "closed"
+
+
+def test_cross_language(env):
+    write, read = os.environ.get("STRATA_XLANG_WRITE", ""), os.environ.get("STRATA_XLANG_READ", "")
+    assert write or read, "set STRATA_XLANG_WRITE and/or STRATA_XLANG_READ"
+    with client(env) as c:
+        if write:
+            c.set(f"xlang:{write}", payload(write), content_type="application/octet-stream")
+        for lang in filter(None, read.split(",")):
+            entry = c.get(f"xlang:{lang}")
+            assert entry is not None and entry.value == payload(lang), f"value written by {lang}"

@@ -1,0 +1,33 @@
+/**
+ * `npm run start:edge`: one Node edge (self-hosted point of presence),
+ * configured by the environment variables in the README.
+ */
+
+import { startTracing } from '../../../platform/node/tracing.ts';
+import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
+import { startEdge } from './server.ts';
+
+let config: ReturnType<typeof parseConfig<typeof edgeConfigSchema>>;
+try {
+  config = parseConfig(edgeConfigSchema, process.env);
+} catch (error) {
+  process.stderr.write(`strata-edge: ${(error as Error).message}\n`);
+  process.exit(2);
+}
+// Before the apps are built: they decide once whether to open spans.
+const tracing = startTracing({
+  serviceName: config.OTEL_SERVICE_NAME ?? 'strata-edge',
+  endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+});
+const edge = await startEdge(config);
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`strata-edge: ${signal}, shutting down\n`);
+  await edge.close();
+  await tracing?.shutdown();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,0 +1,87 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { serve } from '@hono/node-server';
+import pino, { type Logger } from 'pino';
+import { answerClientErrorsWithEnvelope, requestTimeouts } from '../../../platform/node/request-timeouts.ts';
+import type { EdgeConfig } from '../../../shared/config.ts';
+import { pinoRequestLog } from '../../../shared/request-log.ts';
+import { buildEdge } from '../../build-edge.ts';
+import type { EdgeCache } from '../../core/edge-cache.ts';
+import type { PurgeSubscription } from '../../core/purge-source.ts';
+import { edgeNodeMetrics } from './metrics.ts';
+import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
+
+/** A running Node edge. */
+export interface RunningEdge {
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  readonly cache: EdgeCache;
+  readonly subscription: PurgeSubscription;
+  /** Origin loads so far (after coalescing). */
+  readonly originLoads: number;
+  /** Stops the purge subscription and the server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a Node edge (`@hono/node-server`): the edge `buildEdge` wires, with
+ * the purge stream, Prometheus metrics and a pino log; listens on
+ * `EDGE_HOST:EDGE_PORT` (0 = a free port) and reports its counters to the
+ * origin's dashboard every `EDGE_STATS_INTERVAL_SECONDS`. Used by
+ * `npm run start:edge`, `npm start`, tests and benchmarks.
+ */
+export async function startEdge(config: EdgeConfig, options: { logger?: Logger } = {}): Promise<RunningEdge> {
+  const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-edge' });
+  const edge = buildEdge(config, {
+    purgeStream: true,
+    metrics: edgeNodeMetrics,
+    logger,
+    requestLog: pinoRequestLog(logger),
+  });
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve(
+      {
+        fetch: edge.app.fetch,
+        port: config.EDGE_PORT,
+        hostname: config.EDGE_HOST,
+        serverOptions: requestTimeouts(config.REQUEST_TIMEOUT_MS),
+      },
+      () => resolve(s as Server),
+    );
+  });
+  server.keepAliveTimeout = 65_000;
+  answerClientErrorsWithEnvelope(server);
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.EDGE_HOST}:${port}`;
+  logger.info({ url, origin: config.ORIGIN_URL }, 'edge listening');
+  let reporter: StatsReporter | undefined;
+  if (config.EDGE_STATS_INTERVAL_SECONDS > 0 && edge.metrics) {
+    reporter = startStatsReporter({
+      registry: edge.metrics.registry,
+      originUrl: config.ORIGIN_URL,
+      edgeId: config.EDGE_ID ?? `${hostname()}:${port}`,
+      intervalMs: config.EDGE_STATS_INTERVAL_SECONDS * 1000,
+      timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
+      onError: (error) => logger.debug({ err: error }, 'stats report not taken'),
+      token: config.EDGE_ORIGIN_TOKEN,
+    });
+  }
+  return {
+    url,
+    port,
+    cache: edge.cache,
+    subscription: edge.subscription!,
+    get originLoads() {
+      return edge.originLoads;
+    },
+    async close() {
+      reporter?.stop();
+      edge.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

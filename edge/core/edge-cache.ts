@@ -1,0 +1,132 @@
+import { storageKey } from '../../shared/keys.ts';
+import type { StreamMessage } from '../../shared/schemas.ts';
+import { Coalescer } from './coalesce.ts';
+import { PurgeLedger } from './purge-ledger.ts';
+import type { EdgeEntry, EdgeTier } from './tier.ts';
+
+/** What an origin read returns to the edge. Times are Unix ms. */
+export interface OriginRead {
+  readonly value: Uint8Array;
+  readonly contentType: string;
+  readonly version: number;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly tags: string[];
+  /** The origin's `X-Cache-Tier` (`redis`, `memory`, `origin-local`). */
+  readonly tier: string;
+  /** True when the origin answered from its fallback tier (`X-Cache-Degraded: 1`). */
+  readonly degraded: boolean;
+  readonly status: 'HIT' | 'STALE';
+}
+
+/** Loads one entry from the origin; null on a miss. */
+export type OriginLoader = (namespace: string, key: string, requestId?: string) => Promise<OriginRead | null>;
+
+/** The outcome of an edge read. */
+export type EdgeRead =
+  | { readonly kind: 'hit'; readonly entry: EdgeEntry }
+  | { readonly kind: 'fill'; readonly entry: EdgeEntry; readonly read: OriginRead; readonly stored: boolean }
+  | { readonly kind: 'miss' };
+
+export interface EdgeCacheOptions {
+  readonly tier: EdgeTier;
+  readonly load: OriginLoader;
+  /** Cap on how long an entry is kept, milliseconds (`EDGE_MAX_TTL_SECONDS` × 1000). */
+  readonly maxTtlMs: number;
+  readonly now?: () => number;
+  readonly ledger?: PurgeLedger;
+  /** Told about each origin load (a coalesced miss), for metrics and benchmarks. */
+  readonly onOriginLoad?: () => void;
+}
+
+/**
+ * The edge's tiering core, free of HTTP: serves hits from the tier,
+ * coalesces concurrent misses per key into one origin load, stores fills
+ * only when the purge ledger admits them (no stale set), and applies the
+ * purge stream. Entries are kept at most `maxTtlMs`, which bounds staleness
+ * even when purges are lost (ARCHITECTURE.md §4, consistency bound).
+ */
+export class EdgeCache {
+  readonly tier: EdgeTier;
+  readonly ledger: PurgeLedger;
+  readonly #o: EdgeCacheOptions;
+  readonly #now: () => number;
+  readonly #coalescer = new Coalescer<EdgeRead>();
+
+  constructor(options: EdgeCacheOptions) {
+    this.#o = options;
+    this.tier = options.tier;
+    this.ledger = options.ledger ?? new PurgeLedger();
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Loads in flight now. */
+  get inflight(): number {
+    return this.#coalescer.inflight;
+  }
+
+  /** Reads through the tier; concurrent misses for one key share one origin load. */
+  async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
+    const hit = this.tier.get(namespace, key);
+    if (hit) return { kind: 'hit', entry: hit };
+    const { promise } = this.#coalescer.run(storageKey(namespace, key), () => this.#fill(namespace, key, requestId));
+    return await promise;
+  }
+
+  /**
+   * Stores what this edge just wrote through to the origin (write-through),
+   * under the same no-stale-set rule as a fill.
+   * @param ticket taken with `ledger.begin()` before the write was sent.
+   */
+  storeWrite(ticket: ReturnType<PurgeLedger['begin']>, read: OriginRead, namespace: string, key: string): boolean {
+    return this.#store(ticket, read, namespace, key).stored;
+  }
+
+  /** Applies one purge-stream message: a purge drops older copies, a reset drops everything. */
+  apply(message: StreamMessage): number {
+    if (message.type === 'purge') {
+      this.ledger.record(message);
+      return this.tier.purge(message);
+    }
+    if (message.type === 'reset') {
+      this.ledger.reset();
+      const n = this.tier.size;
+      this.tier.clear();
+      return n;
+    }
+    return 0;
+  }
+
+  /** Drops one key locally after this edge deleted it at the origin (`version`: the delete's floor). */
+  forget(namespace: string, key: string, version: number): void {
+    this.ledger.record({ namespace, keys: [key], tags: [], prefix: null, version });
+    this.tier.delete(namespace, key);
+  }
+
+  async #fill(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
+    const ticket = this.ledger.begin();
+    this.#o.onOriginLoad?.();
+    const read = await this.#o.load(namespace, key, requestId);
+    if (!read) return { kind: 'miss' };
+    const { entry, stored } = this.#store(ticket, read, namespace, key);
+    return { kind: 'fill', entry, read, stored };
+  }
+
+  #store(ticket: ReturnType<PurgeLedger['begin']>, read: OriginRead, namespace: string, key: string) {
+    const entry: EdgeEntry = {
+      namespace,
+      key,
+      value: read.value,
+      contentType: read.contentType,
+      version: read.version,
+      createdAtMs: read.createdAtMs,
+      expiresAtMs: Math.min(read.expiresAtMs, this.#now() + this.#o.maxTtlMs),
+      tags: read.tags,
+      filledFrom: read.tier,
+    };
+    // A degraded origin answer may be stale; it is relayed but not kept.
+    const stored =
+      !read.degraded && this.ledger.admit(ticket, namespace, key, read.version, read.tags) && this.tier.set(entry);
+    return { entry, stored };
+  }
+}

@@ -1,0 +1,90 @@
+import { LRUCache } from 'lru-cache';
+import { storageKey } from '../../shared/keys.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
+import type { EdgeEntry, EdgeTier } from './tier.ts';
+
+/** Bytes counted per entry beyond key and value (object, map slot, strings). */
+export const edgeEntryOverheadBytes = 160;
+
+export interface MemoryTierOptions {
+  /** Byte budget (`EDGE_MAX_BYTES`): values + keys + overhead. */
+  maxBytes: number;
+  /** Unix-ms clock; tests pass a fake one. */
+  now?: () => number;
+}
+
+/**
+ * The in-memory near-user tier: a byte-bounded LRU (lru-cache `maxSize`)
+ * whose entries expire at their `expiresAtMs`. Values larger than the whole
+ * budget are not kept.
+ */
+export function memoryTier(options: MemoryTierOptions): EdgeTier {
+  const now = options.now ?? Date.now;
+  let evictions = 0;
+  const cache = new LRUCache<string, EdgeEntry>({
+    maxSize: options.maxBytes,
+    sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + edgeEntryOverheadBytes,
+    // Only budget pressure counts: deletes (purges, expiry) and overwrites have other reasons.
+    disposeAfter: (_entry, _key, reason) => {
+      if (reason === 'evict') evictions++;
+    },
+  });
+
+  const dropIfOlder = (k: string, version: number): boolean => {
+    const entry = cache.peek(k);
+    if (entry && entry.version < version) return cache.delete(k);
+    return false;
+  };
+
+  return {
+    get size() {
+      return cache.size;
+    },
+    get bytes() {
+      return cache.calculatedSize;
+    },
+    get evictions() {
+      return evictions;
+    },
+    get(namespace, key) {
+      const k = storageKey(namespace, key);
+      const entry = cache.get(k);
+      if (!entry) return undefined;
+      if (entry.expiresAtMs <= now()) {
+        cache.delete(k);
+        return undefined;
+      }
+      return entry;
+    },
+    set(entry) {
+      const ttl = entry.expiresAtMs - now();
+      if (ttl <= 0) return false;
+      const k = storageKey(entry.namespace, entry.key);
+      const existing = cache.peek(k);
+      if (existing && existing.version > entry.version) return false;
+      cache.set(k, entry, { ttl: Math.ceil(ttl) });
+      return cache.has(k);
+    },
+    delete(namespace, key) {
+      cache.delete(storageKey(namespace, key));
+    },
+    purge(message: PurgeMessage) {
+      let removed = 0;
+      for (const key of message.keys) if (dropIfOlder(storageKey(message.namespace, key), message.version)) removed++;
+      if (message.tags.length > 0 || message.prefix !== null) {
+        // The tier is small (a byte budget of recent entries); walking it is cheaper than an index on every fill.
+        const tags = new Set(message.tags);
+        const prefix = message.prefix === null ? null : storageKey(message.namespace, message.prefix);
+        for (const [k, entry] of cache.entries()) {
+          if (entry.namespace !== message.namespace) continue;
+          const hit = (prefix !== null && k.startsWith(prefix)) || entry.tags.some((t) => tags.has(t));
+          if (hit && dropIfOlder(k, message.version)) removed++;
+        }
+      }
+      return removed;
+    },
+    clear() {
+      cache.clear();
+    },
+  };
+}

@@ -1,0 +1,305 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
+import type { EdgeEntry, EdgeTier } from '../../edge/core/tier.ts';
+import type { PurgeMessage } from '../../shared/schemas.ts';
+import { deferred, originRead } from '../support/fixtures.ts';
+
+/** What the suite asks a factory for: a fresh, empty tier. */
+export interface EdgeTierFactoryOptions {
+  /** Byte budget of the tier (`EDGE_MAX_BYTES`). */
+  readonly maxBytes: number;
+  /** Unix-ms clock the tier must use when it has the `injectedClock` capability. */
+  readonly now: () => number;
+}
+
+/** What an implementation can do; a case that needs a missing capability is skipped, and says so in its name. */
+export interface EdgeTierCapabilities {
+  /** Takes the suite's clock (`now`), so expiry can be tested with fake time. */
+  readonly injectedClock: boolean;
+  /** Keeps `bytes` within `maxBytes` at every moment. */
+  readonly byteBudget: boolean;
+}
+
+export interface EdgeTierSuiteOptions {
+  /** fast-check runs per property (at least 100). */
+  readonly numRuns: number;
+}
+
+const minute = 60_000;
+
+/** A purge message of namespace `ns` (fields the tier reads; the rest are fixed). */
+function purgeOf(over: Partial<PurgeMessage> & Pick<PurgeMessage, 'version'>): PurgeMessage {
+  return {
+    type: 'purge',
+    position: 'p',
+    namespace: 'ns',
+    keys: [],
+    tags: [],
+    prefix: null,
+    action: 'delete',
+    ts: 0,
+    ...over,
+  };
+}
+
+/**
+ * The `EdgeTier` conformance suite (one per seam, like unstorage's
+ * `testDriver` and BentoCache's exported test suite): every near-user tier
+ * must pass it. `makeTier` is called once per case (or per property run) and
+ * must return an empty tier. Uses only vitest, fast-check and web-standard
+ * APIs, so it also runs inside workerd. Every tier call is awaited, so a tier
+ * that answers with promises runs the same cases.
+ */
+export function runEdgeTierConformance(
+  name: string,
+  makeTier: (options: EdgeTierFactoryOptions) => EdgeTier,
+  capabilities: EdgeTierCapabilities,
+  options: EdgeTierSuiteOptions,
+): void {
+  const runs = { numRuns: options.numRuns };
+  const fresh = (maxBytes = 1 << 20, now: () => number = Date.now) => makeTier({ maxBytes, now });
+  // Entries live a minute past the real clock unless a case says otherwise.
+  const entry = (key: string, value: Uint8Array, version: number, over: Partial<EdgeEntry> = {}): EdgeEntry => ({
+    namespace: 'ns',
+    key,
+    value,
+    contentType: 'application/octet-stream',
+    version,
+    createdAtMs: 0,
+    expiresAtMs: Date.now() + minute,
+    tags: [],
+    filledFrom: 'memory',
+    ...over,
+  });
+  const keyArb = fc.string({ minLength: 1, maxLength: 20 });
+
+  describe(`EdgeTier conformance: ${name}`, () => {
+    it('round-trip: a stored value is read back unchanged, with its content type, version and tags', async () => {
+      await fc.assert(
+        fc.asyncProperty(keyArb, fc.uint8Array({ maxLength: 2048 }), fc.nat(), async (key, value, version) => {
+          const tier = fresh();
+          expect(await tier.set(entry(key, value, version, { contentType: 'text/x-test', tags: ['t'] }))).toBe(true);
+          const held = await tier.get('ns', key);
+          expect([...(held?.value ?? [])]).toEqual([...value]);
+          expect(held?.contentType).toBe('text/x-test');
+          expect(held?.version).toBe(version);
+          expect(held?.tags).toEqual(['t']);
+        }),
+        runs,
+      );
+    });
+
+    it('a key never stored, or stored in another namespace, is a miss', async () => {
+      const tier = fresh();
+      await tier.set(entry('k', new Uint8Array([1]), 1, { namespace: 'other' }));
+      expect(await tier.get('ns', 'k')).toBeUndefined();
+      expect(await tier.get('ns', 'never')).toBeUndefined();
+    });
+
+    it('delete ⇒ miss, and a purge ⇒ miss for every older version', async () => {
+      await fc.assert(
+        fc.asyncProperty(keyArb, fc.nat({ max: 1000 }), fc.nat({ max: 1000 }), async (key, stored, purged) => {
+          const tier = fresh();
+          await tier.set(entry(key, new Uint8Array([1]), stored));
+          const removed = await tier.purge(purgeOf({ keys: [key], version: purged }));
+          expect((await tier.get('ns', key)) === undefined).toBe(stored < purged);
+          expect(removed).toBe(stored < purged ? 1 : 0);
+          await tier.delete('ns', key);
+          expect(await tier.get('ns', key)).toBeUndefined();
+        }),
+        runs,
+      );
+    });
+
+    it('a set never replaces a higher version of the same key: the tier holds the highest version written', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          keyArb,
+          fc.array(fc.nat({ max: 50 }), { minLength: 1, maxLength: 10 }),
+          async (key, versions) => {
+            const tier = fresh();
+            for (const version of versions) await tier.set(entry(key, new Uint8Array([version % 256]), version));
+            expect((await tier.get('ns', key))?.version).toBe(Math.max(...versions));
+          },
+        ),
+        runs,
+      );
+    });
+
+    it('a purge by tag or prefix removes the older matching entries of its namespace and nothing else', async () => {
+      const tier = fresh();
+      const one = new Uint8Array([1]);
+      await tier.set(entry('user:1', one, 5, { tags: ['red'] }));
+      await tier.set(entry('user:2', one, 20, { tags: ['red'] }));
+      await tier.set(entry('item:1', one, 5, { tags: ['blue'] }));
+      await tier.set(entry('user:3', one, 5, { namespace: 'other', tags: ['red'] }));
+      expect(await tier.purge(purgeOf({ tags: ['red'], version: 10 }))).toBe(1);
+      expect(await tier.get('ns', 'user:1')).toBeUndefined();
+      expect(await tier.get('ns', 'user:2')).toBeDefined();
+      expect(await tier.get('ns', 'item:1')).toBeDefined();
+      expect(await tier.get('other', 'user:3')).toBeDefined();
+
+      await tier.set(entry('user:4', one, 5));
+      expect(await tier.purge(purgeOf({ prefix: 'user:', version: 10 }))).toBe(1);
+      expect(await tier.get('ns', 'user:4')).toBeUndefined();
+      expect(await tier.get('ns', 'user:2')).toBeDefined();
+      expect(await tier.get('ns', 'item:1')).toBeDefined();
+      expect(await tier.get('other', 'user:3')).toBeDefined();
+    });
+
+    it('clear drops every entry and size and bytes count what is held', async () => {
+      const tier = fresh();
+      expect(tier.size).toBe(0);
+      await tier.set(entry('a', new Uint8Array(10), 1));
+      await tier.set(entry('b', new Uint8Array(10), 1));
+      expect(tier.size).toBe(2);
+      expect(tier.bytes).toBeGreaterThanOrEqual(20);
+      await tier.clear();
+      expect(tier.size).toBe(0);
+      expect(await tier.get('ns', 'a')).toBeUndefined();
+    });
+
+    it('an entry already expired is not stored', async () => {
+      const tier = fresh();
+      expect(await tier.set(entry('old', new Uint8Array([1]), 1, { expiresAtMs: Date.now() - 1 }))).toBe(false);
+      expect(await tier.get('ns', 'old')).toBeUndefined();
+    });
+
+    // A missing capability shows as a skipped case, never as a pass.
+    it.skipIf(!capabilities.injectedClock)(
+      'TTL expiry with a fake clock: served strictly before expiry, never at or after it',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            keyArb,
+            fc.integer({ min: 1, max: 100_000 }),
+            fc.integer({ min: 0, max: 200_000 }),
+            async (key, ttlMs, elapsed) => {
+              let now = 1_700_000_000_000;
+              const tier = fresh(1 << 20, () => now);
+              await tier.set(entry(key, new Uint8Array([7]), 1, { expiresAtMs: now + ttlMs }));
+              now += elapsed;
+              expect((await tier.get('ns', key)) !== undefined).toBe(elapsed < ttlMs);
+            },
+          ),
+          runs,
+        );
+      },
+    );
+
+    it.skipIf(!capabilities.byteBudget)('the tier never holds more bytes than its budget', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(keyArb, fc.integer({ min: 0, max: 5000 })), { maxLength: 200 }),
+          async (writes) => {
+            const tier = fresh(20_000);
+            for (const [key, size] of writes) {
+              await tier.set(entry(key, new Uint8Array(size), 1));
+              expect(tier.bytes).toBeLessThanOrEqual(20_000);
+            }
+          },
+        ),
+        runs,
+      );
+    });
+
+    it('no stale set: under random interleavings of writes, fills and purge deliveries, the tier never holds a version older than a delivered purge', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => noStaleSet(fresh(), ops)),
+        { numRuns: Math.ceil(options.numRuns * 1.5) },
+      );
+    });
+  });
+}
+
+type Op =
+  | { kind: 'write'; key: number }
+  | { kind: 'deliver' }
+  | { kind: 'startFill'; key: number }
+  | { kind: 'originReads'; fill: number }
+  | { kind: 'respond'; fill: number };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('write' as const), key: fc.integer({ min: 0, max: 2 }) }),
+  fc.record({ kind: fc.constant('deliver' as const) }),
+  fc.record({ kind: fc.constant('startFill' as const), key: fc.integer({ min: 0, max: 2 }) }),
+  fc.record({ kind: fc.constant('originReads' as const), fill: fc.nat({ max: 7 }) }),
+  fc.record({ kind: fc.constant('respond' as const), fill: fc.nat({ max: 7 }) }),
+);
+
+/** Plays one interleaving against an edge cache over `tier` and checks the no-stale-set rule after every step. */
+async function noStaleSet(tier: EdgeTier, ops: readonly Op[]): Promise<void> {
+  // The origin: current version per key; each write queues a purge for the edge.
+  const originVersion = [1, 1, 1];
+  const undelivered: PurgeMessage[] = [];
+  const deliveredFloor = [0, 0, 0];
+  type Gate = ReturnType<typeof deferred<OriginRead | null>>;
+  type Fill = { key: number; gate: Gate; snapshot?: number; done: Promise<unknown> };
+  const fills: Fill[] = [];
+  const pendingGates: Array<{ key: number; gate: Gate }> = [];
+  const cache = new EdgeCache({
+    tier,
+    maxTtlMs: minute,
+    load: async (_ns, key) => {
+      const gate = deferred<OriginRead | null>();
+      pendingGates.push({ key: Number(key), gate });
+      return await gate.promise;
+    },
+  });
+  const check = () => {
+    for (let k = 0; k < 3; k++) {
+      const held = cache.tier.get('ns', String(k));
+      if (held) expect(held.version).toBeGreaterThanOrEqual(deliveredFloor[k]!);
+    }
+  };
+  const deliver = (message: PurgeMessage) => {
+    cache.apply(message);
+    const k = Number(message.keys[0]);
+    deliveredFloor[k] = Math.max(deliveredFloor[k]!, message.version);
+  };
+  let seq = 0;
+  for (const op of ops) {
+    if (op.kind === 'write') {
+      originVersion[op.key]! += 1;
+      undelivered.push(
+        purgeOf({ position: `p${++seq}`, keys: [String(op.key)], version: originVersion[op.key]!, action: 'update' }),
+      );
+    } else if (op.kind === 'deliver') {
+      const message = undelivered.shift();
+      if (message) deliver(message);
+    } else if (op.kind === 'startFill') {
+      const before = pendingGates.length;
+      const done = cache.read('ns', String(op.key)).catch(() => {});
+      await Promise.resolve();
+      if (pendingGates.length > before) {
+        const started = pendingGates[pendingGates.length - 1]!;
+        fills.push({ key: op.key, gate: started.gate, done });
+      }
+    } else if (op.kind === 'originReads') {
+      const fill = fills[op.fill];
+      if (fill && fill.snapshot === undefined) fill.snapshot = originVersion[fill.key]!;
+    } else {
+      const fill = fills[op.fill];
+      if (fill) {
+        // The origin read happens no later than the response.
+        const version = fill.snapshot ?? originVersion[fill.key]!;
+        fill.gate.resolve(originRead(`v${version}`, version));
+        await fill.done;
+      }
+    }
+    check();
+  }
+  // Deliver everything still queued: the tier must then hold only current versions.
+  for (const message of undelivered.splice(0)) deliver(message);
+  for (const fill of fills) {
+    const version = fill.snapshot ?? originVersion[fill.key]!;
+    fill.gate.resolve(originRead(`v${version}`, version));
+    await fill.done;
+  }
+  check();
+  for (let k = 0; k < 3; k++) {
+    const held = cache.tier.get('ns', String(k));
+    if (held && deliveredFloor[k]! > 0) expect(held.version).toBe(originVersion[k]);
+  }
+}
