@@ -111,6 +111,7 @@ export async function startOrigin(
   const locks = new LockService({
     store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
     metrics: lockMetrics(metrics.registry),
+    maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
   });
   const app = createOriginApp({
     service,

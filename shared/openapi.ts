@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { errorEnvelopeSchema } from './errors.ts';
 import { headers } from './headers.ts';
 import { maxKeyBytes, maxTagsPerEntry, maxTtlSeconds } from './keys.ts';
+import { lockOpenApiPaths } from './lock-api.ts';
 import {
   batchGetRequestSchema,
   batchGetResponseSchema,
@@ -269,6 +270,7 @@ export function openApiDocument(): Json {
           },
         },
       },
+      ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
     },
   };
 }

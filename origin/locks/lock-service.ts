@@ -13,7 +13,7 @@ import { redisLockStore } from './redis.ts';
 
 /** Longest lock TTL, seconds (one day). */
 export const maxLockTtlSeconds = 86_400;
-/** Longest time an acquire waits for a held lock, seconds; larger `wait` values are capped to it. */
+/** Longest time an acquire may wait for a held lock, seconds; larger `wait` values are capped to it (`LOCK_MAX_WAIT_SECONDS` may lower it). */
 export const maxLockWaitSeconds = 30;
 
 /** `ttl` of an acquire or renew: whole seconds, 1 to {@link maxLockTtlSeconds}. */
@@ -86,15 +86,19 @@ export class LockService {
   readonly #store: LockStore;
   readonly #metrics: LockMetrics;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #maxWaitSeconds: number;
 
   constructor(options: {
     store: LockStore;
     metrics?: LockMetrics;
+    /** Cap on `wait`, seconds (`LOCK_MAX_WAIT_SECONDS`); default and ceiling {@link maxLockWaitSeconds}. */
+    maxWaitSeconds?: number;
     /** Resolves after `ms`; rejects when `signal` aborts. Default: a timer. */
     sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   }) {
     this.#store = options.store;
     this.#metrics = options.metrics ?? noLockMetrics;
+    this.#maxWaitSeconds = Math.min(options.maxWaitSeconds ?? maxLockWaitSeconds, maxLockWaitSeconds);
     this.#sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
   }
 
@@ -111,7 +115,7 @@ export class LockService {
     waitSeconds = 0,
     signal?: AbortSignal,
   ): Promise<LockGrant> {
-    const deadline = Date.now() + Math.min(waitSeconds, maxLockWaitSeconds) * 1000;
+    const deadline = Date.now() + Math.min(waitSeconds, this.#maxWaitSeconds) * 1000;
     let backoffMs: number = lockWaitBackoffMs.initial;
     let contended = false;
     for (;;) {

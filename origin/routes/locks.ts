@@ -2,6 +2,7 @@ import { type Context, Hono } from 'hono';
 import { CacheError } from '../../shared/errors.ts';
 import { headers } from '../../shared/headers.ts';
 import { type AppEnv, instrument, type RequestLog } from '../../shared/http.ts';
+import type { LockGrantResponse, LockReleaseResponse } from '../../shared/lock-api.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import {
   type LockService,
@@ -14,6 +15,10 @@ import {
 
 /** Path of one lock; the edge relays the same paths to the origin. */
 export const lockPath = '/api/v1/locks/:namespace/:name';
+
+function grantBody(namespace: string, name: string, grant: { token: number; expiresAtMs: number }): LockGrantResponse {
+  return { namespace, name, token: grant.token, expires_at_ms: grant.expiresAtMs };
+}
 
 function address(c: Context, operation: string): { namespace: string; name: string } {
   const namespace = c.req.param('namespace') ?? '';
@@ -31,7 +36,8 @@ function token(c: Context, operation: string): number {
 }
 
 /**
- * The origin's lock routes (docs/locks.md), as a sub-app for `origin/app.ts`:
+ * The origin's lock routes (docs/locks.md), as a sub-app for `origin/app.ts`
+ * (wire shapes in `shared/lock-api.ts`):
  *
  * | method | path | answer |
  * |---|---|---|
@@ -61,7 +67,7 @@ export function lockRoutes(deps: {
       const wait = lockParam(lockWaitSecondsSchema, c.req.query('wait') ?? 0, 'wait', 'lock_acquire');
       const grant = await locks.acquire(namespace, name, ttl, wait, c.req.raw.signal);
       return {
-        res: c.json({ namespace, name, token: grant.token, expires_at_ms: grant.expiresAtMs }),
+        res: c.json(grantBody(namespace, name, grant)),
         tier,
         result: 'ok',
       };
@@ -74,7 +80,7 @@ export function lockRoutes(deps: {
       const ttl = lockParam(lockTtlSecondsSchema, c.req.query('ttl'), 'ttl', 'lock_renew');
       const grant = await locks.renew(namespace, name, token(c, 'lock_renew'), ttl);
       return {
-        res: c.json({ namespace, name, token: grant.token, expires_at_ms: grant.expiresAtMs }),
+        res: c.json(grantBody(namespace, name, grant)),
         tier,
         result: 'ok',
       };
@@ -85,7 +91,8 @@ export function lockRoutes(deps: {
     timed(c, 'lock_release', async () => {
       const { namespace, name } = address(c, 'lock_release');
       await locks.release(namespace, name, token(c, 'lock_release'));
-      return { res: c.json({ namespace, name, released: true }), tier, result: 'ok' };
+      const body: LockReleaseResponse = { namespace, name, released: true };
+      return { res: c.json(body), tier, result: 'ok' };
     }),
   );
 
@@ -94,7 +101,7 @@ export function lockRoutes(deps: {
       const { namespace, name } = address(c, 'lock_get');
       const holder = await locks.inspect(namespace, name);
       return {
-        res: c.json({ namespace, name, token: holder.token, expires_at_ms: holder.expiresAtMs }),
+        res: c.json(grantBody(namespace, name, holder)),
         tier,
         result: 'hit',
       };

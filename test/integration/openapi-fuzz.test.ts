@@ -52,7 +52,8 @@ describe('OpenAPI contract fuzzed by Schemathesis', () => {
     }
     mkdirSync(workDir, { recursive: true });
     const issuer = hs256Issuer();
-    origin = await originFor({ ...issuer.env, MAX_VALUE_BYTES: '65536' });
+    // A lock acquire may wait for a held lock; the fuzzer's request timeout (10 s) must not cut it off.
+    origin = await originFor({ ...issuer.env, MAX_VALUE_BYTES: '65536', LOCK_MAX_WAIT_SECONDS: '1' });
     edge = await edgeFor(origin.url, {
       ...issuer.env,
       EDGE_ORIGIN_TOKEN: await issuer.sign({ ns: ['*'] }),

@@ -22,13 +22,14 @@ function heldStore(holderExpiresAtMs: () => number): LockStore & { calls: number
  * A service over a {@link heldStore} whose holder lapses `holderLeftMs` after each poll, on a fake clock
  * that the fake sleep advances; `delays` records each pause.
  */
-function onFakeClock(holderLeftMs: number) {
+function onFakeClock(holderLeftMs: number, maxWaitSeconds?: number) {
   let nowMs = 1_000_000;
   vi.spyOn(Date, 'now').mockImplementation(() => nowMs);
   const store = heldStore(() => nowMs + holderLeftMs);
   const delays: number[] = [];
   const service = new LockService({
     store,
+    ...(maxWaitSeconds === undefined ? {} : { maxWaitSeconds }),
     sleep: async (ms) => {
       delays.push(ms);
       nowMs += ms;
@@ -64,6 +65,12 @@ describe('LockService waiting acquire', () => {
     await expect(service.acquire('ns', 'job', 30, 3_600)).rejects.toMatchObject({ code: 'LOCK_001' });
     expect(delays.reduce((a, b) => a + b, 0)).toBe(maxLockWaitSeconds * 1000);
     for (const ms of delays) expect(ms).toBeLessThanOrEqual(3);
+  });
+
+  it('waits no longer than a lower configured cap (LOCK_MAX_WAIT_SECONDS)', async () => {
+    const { delays, service } = onFakeClock(60_000, 1.5);
+    await expect(service.acquire('ns', 'job', 30, 20)).rejects.toMatchObject({ code: 'LOCK_001' });
+    expect(delays.reduce((a, b) => a + b, 0)).toBe(1_500);
   });
 
   it('does not wait at all without `wait`', async () => {
