@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { headers } from './headers.ts';
+import { queryParameters } from './query-guard.ts';
 
 /*
  * Wire shapes of the lock REST API (docs/locks.md) and its OpenAPI paths.
@@ -32,7 +33,7 @@ type Json = Record<string, unknown>;
  * helpers (`shared/openapi.ts`) so errors and parameters read the same.
  */
 export function lockOpenApiPaths(parts: {
-  readonly error: (description: string) => Json;
+  readonly error: (description: string, code: string, message: string) => Json;
   readonly commonErrors: Json;
   readonly namespaceParam: Json;
   /** The `{key}` path parameter; a lock's name follows the key rules. */
@@ -46,7 +47,7 @@ export function lockOpenApiPaths(parts: {
     content: { 'application/json': { schema: parts.schema(lockGrantResponseSchema, 'output') } },
   });
   const ttl = (description: string) => ({
-    name: 'ttl',
+    name: queryParameters.lockRenew[0],
     in: 'query',
     required: true,
     description,
@@ -59,7 +60,7 @@ export function lockOpenApiPaths(parts: {
     description: 'The fencing token of the grant',
     schema: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
   };
-  const held = error('LOCK_001: the lock is held, or the token does not hold it');
+  const held = error('LOCK_001: the lock is held, or the token does not hold it', 'LOCK_001', 'Lock is held');
   return {
     '/api/v1/locks/{namespace}/{name}': {
       parameters: [namespaceParam, nameParam],
@@ -69,7 +70,7 @@ export function lockOpenApiPaths(parts: {
         parameters: [
           ttl('Lease, whole seconds'),
           {
-            name: 'wait',
+            name: queryParameters.lockAcquire[1],
             in: 'query',
             required: false,
             description: 'Seconds to wait for a held lock (fractions allowed); values above 30 count as 30',
@@ -81,7 +82,11 @@ export function lockOpenApiPaths(parts: {
       get: {
         operationId: 'getLock',
         summary: 'The holder of a lock (cache:lock)',
-        responses: { '200': grant('held'), '404': error('CACHE_001: the lock is free'), ...commonErrors },
+        responses: {
+          '200': grant('held'),
+          '404': error('CACHE_001: the lock is free', 'CACHE_001', 'Lock not held'),
+          ...commonErrors,
+        },
       },
       delete: {
         operationId: 'releaseLock',
