@@ -5,7 +5,7 @@ import type { AcquireOutcome, LockStore } from './lock-store.ts';
  * Keys of one lock, sharing one hash slot through the `{namespace:name}` hash
  * tag (Redis Cluster specification, "Hash tags"): a name holding `}` ends the
  * tag early, but both keys then still share the same text up to it.
- * - `strata:l:{ns:name}`: the holder's token, a string with PX expiry;
+ * - `strata:l:{ns:name}`: the holder's token, a string expiring at the lease's end (PXAT);
  * - `strata:l:{ns:name}:n`: hash `t` last token granted, `r` 1 when it was
  *   released. No expiry: it is what keeps tokens growing.
  */
@@ -17,6 +17,8 @@ export function lockKeys(namespace: string, name: string): [string, string] {
 }
 
 // Each script reads Redis's own TIME; numbers stored as `%.0f` so µs tokens never turn into exponent notation.
+// Expiry is absolute (PXAT / PEXPIREAT, read back with PEXPIRETIME, Redis ≥ 7.0), so every answer names the
+// same expires_at_ms for one grant; `nowms + PTTL` could differ by a millisecond between calls.
 const clock = `
 local t = redis.call('TIME')
 local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -27,14 +29,14 @@ local nowms = math.floor(nowus / 1000)
 export const acquireLockScript = `${clock}
 local held = redis.call('GET', KEYS[1])
 if held then
-  return {0, tonumber(held), nowms + redis.call('PTTL', KEYS[1]), nowus, 0}
+  return {0, tonumber(held), redis.call('PEXPIRETIME', KEYS[1]), nowus, 0}
 end
 local last = tonumber(redis.call('HGET', KEYS[2], 't') or '0')
 local expired = 0
 if last > 0 and redis.call('HGET', KEYS[2], 'r') ~= '1' then expired = 1 end
 local token = math.max(last + 1, nowus)
 local ttl = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', token), 'PX', ttl)
+redis.call('SET', KEYS[1], string.format('%.0f', token), 'PXAT', nowms + ttl)
 redis.call('HSET', KEYS[2], 't', string.format('%.0f', token), 'r', '0')
 return {1, token, nowms + ttl, nowus, expired}
 `;
@@ -44,7 +46,7 @@ export const renewLockScript = `${clock}
 local held = redis.call('GET', KEYS[1])
 if not held or tonumber(held) ~= tonumber(ARGV[1]) then return {0, 0, nowus} end
 local ttl = tonumber(ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIREAT', KEYS[1], nowms + ttl)
 return {1, nowms + ttl, nowus}
 `;
 
@@ -61,7 +63,7 @@ return {1, nowus}
 export const inspectLockScript = `${clock}
 local held = redis.call('GET', KEYS[1])
 if not held then return {0, 0} end
-return {tonumber(held), nowms + redis.call('PTTL', KEYS[1])}
+return {tonumber(held), redis.call('PEXPIRETIME', KEYS[1])}
 `;
 
 interface LockCommands {
