@@ -14,9 +14,12 @@ import { untilAborted } from './errors.ts';
 type LockRpcs = Pick<ServiceImpl<typeof CacheServiceDesc>, 'acquireLock' | 'renewLock' | 'releaseLock' | 'getLock'>;
 type Timed = <T>(operation: string, run: () => Promise<{ out: T; tier: string; result: string }>) => Promise<T>;
 
-/** A token from the wire: a positive int64 that fits a double exactly; else CACHE_004. */
+/**
+ * A token from the wire: a positive int64, else CACHE_004. One above 2^53 − 1
+ * holds no grant (see `lockTokenSchema`), so it answers LOCK_001 as in REST.
+ */
 function tokenOf(token: bigint, operation: string): number {
-  if (token <= 0n || token > BigInt(Number.MAX_SAFE_INTEGER)) {
+  if (token <= 0n) {
     throw new CacheError('CACHE_004', 'token must be a positive integer', {
       details: { token: String(token), operation },
     });

@@ -28,12 +28,16 @@ export const lockWaitSecondsSchema = z.coerce
   .finite('wait must be a number of seconds')
   .min(0, 'wait must not be negative')
   .transform((s) => Math.min(s, maxLockWaitSeconds));
-/** A fencing token from the wire: a positive integer in decimal. */
+/**
+ * A fencing token from the wire: a positive integer of at most 16 decimal
+ * digits. One above 2^53 − 1 loses precision as a number, but no grant has
+ * such a token (microseconds reach it in the year 2255), so it simply holds
+ * nothing: LOCK_001, like any other token that is not the holder's.
+ */
 export const lockTokenSchema = z
   .string()
-  .regex(/^[1-9][0-9]{0,15}$/, 'token must be a positive integer')
-  .transform(Number)
-  .refine(Number.isSafeInteger, 'token is too large');
+  .regex(/^[1-9][0-9]{0,15}$/, 'token must be a positive integer of at most 16 digits')
+  .transform(Number);
 
 /** Back-off of a waiting acquire, milliseconds: first delay and cap (doubling, full jitter). */
 export const lockWaitBackoffMs = { initial: 10, max: 250 } as const;

@@ -109,6 +109,10 @@ for (const store of ['memory', 'redis'] as const) {
         expect(res.status, token).toBe(400);
         expect(await errorCode(res)).toBe('CACHE_004');
       }
+      // 16 digits but above 2^53 − 1: no grant can have it, so it holds nothing.
+      const huge = await lock.release('9564008793358547');
+      expect(huge.status).toBe(409);
+      expect(await errorCode(huge)).toBe('LOCK_001');
       const badNs = await fetch(`${origin.url}/api/v1/locks/Bad/x?ttl=5`, { method: 'POST' });
       expect(badNs.status).toBe(400);
     });
