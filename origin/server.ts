@@ -12,6 +12,8 @@ import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
+import { lockMetrics } from './locks/lock-metrics.ts';
+import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus } from './purge/bus.ts';
@@ -126,9 +128,15 @@ export async function startOrigin(
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  const locks = new LockService({
+    store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
+    metrics: lockMetrics(metrics.registry),
+    maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
+  });
   const app = createOriginApp({
     service,
     bus,
+    locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
     heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
@@ -144,6 +152,7 @@ export async function startOrigin(
   });
   const rpc = createGrpcHandler({
     service,
+    locks,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,

@@ -10,6 +10,7 @@ import {
   tagSchema,
   ttlSecondsSchema,
 } from './keys.ts';
+import { lockOpenApiPaths } from './lock-api.ts';
 import { queryParameters } from './query-guard.ts';
 import {
   batchGetRequestSchema,
@@ -577,6 +578,11 @@ export function openApiDocument(
           : {}),
       },
     },
-    paths: { ...healthPaths, ...cachePaths, ...originPaths },
+    paths: {
+      ...healthPaths,
+      ...cachePaths,
+      ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
+      ...originPaths,
+    },
   };
 }
