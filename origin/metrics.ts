@@ -21,6 +21,10 @@ export interface OriginMetrics extends RequestMetrics {
   readonly purgeLogResets: Counter<'reason'>;
   /** Purge log entries skipped because they were not log entries (written by hand, corrupted). */
   readonly purgeLogMalformed: Counter;
+  /** Bytes of values stored compressed, before compression. */
+  readonly compressionInputBytes: Counter;
+  /** Bytes those values take stored (the compressed envelope). */
+  readonly compressionOutputBytes: Counter;
 }
 
 /** What the region's purge log reports at scrape time (absent for an in-process log). */
@@ -39,6 +43,7 @@ export interface PurgeLogGauges {
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
  * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
  * `strata_invalidation_consumer_lag_messages`,
+ * `strata_compression_input_bytes_total`, `strata_compression_output_bytes_total`,
  * plus the process defaults and the ICD §6.1 names (`platform/node/icd-metrics.ts`).
  * No key is ever a label.
  *
@@ -83,6 +88,16 @@ export function originMetrics(gauges: {
     name: 'strata_invalidation_consumer_lag_messages',
     help: 'Kafka invalidation messages not yet consumed, by partition (high watermark after the last batch).',
     labelNames: ['partition'] as const,
+    registers: [registry],
+  });
+  const compressionInputBytes = new Counter({
+    name: 'strata_compression_input_bytes_total',
+    help: 'Bytes of values stored compressed, before compression.',
+    registers: [registry],
+  });
+  const compressionOutputBytes = new Counter({
+    name: 'strata_compression_output_bytes_total',
+    help: 'Bytes of values stored compressed, as stored (after compression).',
     registers: [registry],
   });
   new Gauge({
@@ -154,6 +169,8 @@ export function originMetrics(gauges: {
     purgeLogResets,
     purgeLogMalformed,
     storeErrors,
+    compressionInputBytes,
+    compressionOutputBytes,
     purges,
     invalidations,
     invalidationLag,

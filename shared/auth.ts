@@ -14,7 +14,15 @@ import { CacheError } from './errors.ts';
  */
 
 /** Every scope Strata knows (ICD §7.2). */
-export const scopes = ['cache:read', 'cache:write', 'cache:delete', 'cache:flush', 'metrics:read'] as const;
+export const scopes = [
+  'cache:read',
+  'cache:write',
+  'cache:delete',
+  'cache:flush',
+  'metrics:read',
+  // Distributed locks (docs/locks.md): acquire, renew, release and inspect in the namespace.
+  'cache:lock',
+] as const;
 export type Scope = (typeof scopes)[number];
 
 /** Namespace grant meaning "every namespace". */
