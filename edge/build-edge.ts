@@ -99,7 +99,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     };
     subscription = ssePurgeSource({
       originUrl: config.ORIGIN_URL,
-      idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
+      idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS ?? config.EDGE_LEASE_MS,
       headers: token ? { Authorization: `Bearer ${token}` } : undefined,
     }).subscribe({
       onPurge: applied,

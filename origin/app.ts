@@ -16,6 +16,7 @@ import { invalidationRoutes } from './invalidation/route.ts';
 import type { PurgeBus } from './purge/bus.ts';
 import { cacheRoutes } from './routes/cache.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
+import { purgePollRoutes } from './routes/purges.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -98,6 +99,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   const { maxValueBytes } = deps;
   app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
+  app.route('/', purgePollRoutes(deps.bus));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard) app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds));
   return app;

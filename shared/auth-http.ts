@@ -44,6 +44,7 @@ const openPaths = new Set([
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {
@@ -59,6 +60,7 @@ export function restAccess(method: string, pathname: string): Access {
     return { scope: 'metrics:read' };
   }
   if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  if (pathname === '/api/v1/purges') return { scope: 'purge:read', namespace: allNamespaces };
   const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
   if (cache) {
     const namespace = decodeSegment(cache[1]!);

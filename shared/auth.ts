@@ -13,8 +13,18 @@ import { CacheError } from './errors.ts';
  * - `exp` (required), `nbf`, `iss`, `aud` checked with a clock-skew allowance.
  */
 
-/** Every scope Strata knows (ICD §7.2). */
-export const scopes = ['cache:read', 'cache:write', 'cache:delete', 'cache:flush', 'metrics:read'] as const;
+/**
+ * Every scope Strata knows (ICD §7.2), plus `purge:read`: reading the purge
+ * log (`GET /api/v1/purges`), which an edge's own token carries.
+ */
+export const scopes = [
+  'cache:read',
+  'cache:write',
+  'cache:delete',
+  'cache:flush',
+  'metrics:read',
+  'purge:read',
+] as const;
 export type Scope = (typeof scopes)[number];
 
 /** Namespace grant meaning "every namespace". */
