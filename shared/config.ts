@@ -157,8 +157,11 @@ export const edgeConfigSchema = z
     EDGE_PORT: port.default(8787),
     EDGE_HOST: z.string().default('127.0.0.1'),
     ORIGIN_URL: z.string().url().default('http://127.0.0.1:8080'),
-    /** Seconds: cap on how long the edge keeps an entry. */
-    EDGE_MAX_TTL_SECONDS: positiveInt.default(5),
+    /**
+     * Seconds: cap on how long the edge keeps an entry. Not the staleness
+     * bound (the lease is: `EDGE_LEASE_MS`), only a cap on memory held for cold keys.
+     */
+    EDGE_MAX_TTL_SECONDS: positiveInt.default(300),
     /** Byte budget of the near-user tier. */
     EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
     /** Largest value the edge accepts on a write, bytes. */

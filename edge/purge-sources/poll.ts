@@ -62,9 +62,7 @@ export interface PollSubscription extends PurgeSubscription {
  * failed poll: reported to `onError`, the subscription goes down, no
  * confirmation is recorded, and the position stays where it was.
  */
-export function pollPurgeSource(options: PollPurgeSourceOptions): PurgeSource & {
-  subscribe(handlers: PurgeHandlers, subscribeOptions?: PurgeSubscribeOptions): PollSubscription;
-} {
+export function pollPurgeSource(options: PollPurgeSourceOptions): PurgeSource<PollSubscription> {
   return { subscribe: (handlers, subscribeOptions) => subscribePoll(options, handlers, subscribeOptions) };
 }
 

@@ -20,13 +20,24 @@ export interface SsePurgeSourceOptions {
   readonly headers?: Record<string, string> | undefined;
   /**
    * Milliseconds without any bytes (the origin sends a heartbeat every
-   * `PURGE_HEARTBEAT_SECONDS`) after which the connection is presumed dead
-   * and replaced. Default 45 000.
+   * `PURGE_HEARTBEAT_MS`) after which the connection is presumed dead
+   * and replaced (`EDGE_PURGE_IDLE_TIMEOUT_MS`, at most the lease). Default 3 000.
    */
   readonly idleTimeoutMs?: number;
   readonly fetch?: typeof fetch;
   /** Clock for confirmation times, Unix ms. */
   readonly now?: () => number;
+}
+
+/** A stream subscription that can be asked to renew the edge's lease now. */
+export interface RenewableSubscription extends PurgeSubscription {
+  /**
+   * One renewal attempt: reconnects now (skipping a back-off, or replacing a
+   * connection that stopped confirming) and resolves true at the next
+   * heartbeat, false when the connection fails or none comes within
+   * `idleTimeoutMs`. Never rejects.
+   */
+  renew(): Promise<boolean>;
 }
 
 /**
@@ -40,7 +51,7 @@ export interface SsePurgeSourceOptions {
  * The position only advances on messages that were applied, so a connection
  * that drops halfway through a replay resumes where it stopped.
  */
-export function ssePurgeSource(options: SsePurgeSourceOptions): PurgeSource {
+export function ssePurgeSource(options: SsePurgeSourceOptions): PurgeSource<RenewableSubscription> {
   return { subscribe: (handlers, subscribeOptions) => subscribeSse(options, handlers, subscribeOptions) };
 }
 
@@ -48,16 +59,23 @@ function subscribeSse(
   options: SsePurgeSourceOptions,
   handlers: PurgeHandlers,
   subscribeOptions: PurgeSubscribeOptions = {},
-): PurgeSubscription {
+): RenewableSubscription {
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
   const now = options.now ?? Date.now;
   const retry = options.retry ?? { minMs: 100, maxMs: 5_000 };
-  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 3_000;
   const abort = new AbortController();
   let position: PurgePosition | null = subscribeOptions.from ?? null;
   let confirmation: PurgeConfirmation | null = null;
   let connected = false;
   let closed = false;
+  let connection: AbortController | undefined;
+  let wakeRetry: (() => void) | undefined;
+  // Renewals waiting for the next confirmation (true) or a failed connection (false).
+  let waiters: ((confirmed: boolean) => void)[] = [];
+  const settle = (confirmed: boolean) => {
+    for (const w of waiters.splice(0)) w(confirmed);
+  };
 
   const setConnected = (value: boolean) => {
     if (connected === value) return;
@@ -84,24 +102,26 @@ function subscribeSse(
         return;
       case 'heartbeat':
         confirmation = { atMs: now(), tailLive: message.tail_live };
+        settle(true);
         return;
     }
   };
 
   const connectOnce = async () => {
-    // One controller per connection: closing the subscription or an idle connection aborts it.
-    const connection = new AbortController();
-    const onClose = () => connection.abort();
+    // One controller per connection: closing the subscription, an idle connection or a renewal aborts it.
+    connection = new AbortController();
+    const onClose = () => connection?.abort();
     abort.signal.addEventListener('abort', onClose);
     let idle: ReturnType<typeof setTimeout> | undefined;
     const armIdle = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => connection.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+      idle = setTimeout(() => connection?.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
     };
     armIdle();
     try {
       await readStream(connection.signal, armIdle);
     } finally {
+      connection = undefined;
       clearTimeout(idle);
       abort.signal.removeEventListener('abort', onClose);
     }
@@ -142,11 +162,20 @@ function subscribeSse(
         if (!closed) handlers.onError?.(error);
       }
       if (closed) break;
+      settle(false);
       setConnected(false);
       // A connection that stayed up a while earns a fast reconnect.
       if (Date.now() - startedAt > retry.maxMs) delay = retry.minMs;
       const wait = delay / 2 + Math.random() * (delay / 2);
-      await new Promise((r) => setTimeout(r, wait));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        // A renewal skips the back-off.
+        wakeRetry = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeRetry = undefined;
       delay = Math.min(delay * 2, retry.maxMs);
     }
   };
@@ -162,10 +191,29 @@ function subscribeSse(
     get confirmation() {
       return confirmation;
     },
+    renew() {
+      if (closed) return Promise.resolve(false);
+      const confirmed = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== done);
+          resolve(false);
+        }, idleTimeoutMs);
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          resolve(ok);
+        };
+        waiters.push(done);
+      });
+      // Waiting out a back-off: reconnect now. Connected but unconfirmed for a whole lease: replace the connection.
+      if (wakeRetry) wakeRetry();
+      else if (connected) connection?.abort(new Error('lease lapsed: renewing the purge stream'));
+      return confirmed;
+    },
     close() {
       if (closed) return;
       setConnected(false);
       closed = true;
+      settle(false);
       abort.abort();
     },
   };
