@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono';
 import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
 import { purgeScope } from '../shared/auth.ts';
-import { authMiddleware, authorizeBody, principalOf } from '../shared/auth-http.ts';
+import { authMiddleware, authorizeBody, principalOf, recordRefusals } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { etagFor, headers } from '../shared/headers.ts';
 import {
@@ -21,6 +21,7 @@ import {
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
+import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './core/edge-cache.ts';
@@ -73,14 +74,15 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   installErrorHandling(app, deps.onUnexpectedError);
   // Before any route: unauthenticated traffic stops here and never reaches the origin.
   app.use('/api/*', rejectPathTricks);
-  if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  app.use('/api/*', rejectUnknownQuery);
+  if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(metrics, deps.log)));
   if (deps.rateLimiter) app.use('/api/*', rateLimitMiddleware(deps.rateLimiter, now));
 
   const timed = instrument(metrics, deps.log);
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
-  mountApiDocs(app);
+  mountApiDocs(app, { side: 'edge', maxValueBytes: deps.maxValueBytes });
   app.on('GET', ['/ready', '/health/ready'], async (c) => {
     if (deps.subscribed && !(await deps.subscribed())) {
       const error = deps.purgeError?.();

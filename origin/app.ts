@@ -1,11 +1,12 @@
 import { Hono } from 'hono';
 import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
-import { authMiddleware } from '../shared/auth-http.ts';
+import { authMiddleware, recordRefusals } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
+import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
@@ -64,11 +65,12 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
   app.use('/api/*', rejectPathTricks);
-  if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  app.use('/api/*', rejectUnknownQuery);
+  if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(deps.metrics, deps.log)));
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
-  mountApiDocs(app);
+  mountApiDocs(app, { side: 'origin', maxValueBytes: deps.maxValueBytes });
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.on('GET', ['/ready', '/health/ready'], async (c) => {
     const store = deps.service.store;

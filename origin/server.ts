@@ -18,6 +18,7 @@ import type { PurgeBus } from './purge/bus.ts';
 import { InProcessPurgeBus } from './purge/in-process-bus.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
+import { checkStoreAtStart } from './startup.ts';
 import { memoryStore } from './store/memory.ts';
 import { passThroughStore } from './store/pass-through.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
@@ -66,7 +67,7 @@ export async function startOrigin(
   const authOptions = authOptionsFromConfig(config);
   if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
     throw new Error(
-      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication',
+      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication; set one of them (docs/security.md)',
     );
   }
   const auth = createVerifier(authOptions);
@@ -77,6 +78,15 @@ export async function startOrigin(
     options.store ??
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
+  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_URL)) {
+    const variable = config.REDIS_CLUSTER_NODES ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
+    await checkStoreAtStart(store, { variable, required: config.REDIS_REQUIRED_AT_START, logger }).catch(
+      async (error: unknown) => {
+        await store.close();
+        throw error;
+      },
+    );
+  }
   const bus: PurgeBus = new InProcessPurgeBus({ retainedEntries: config.PURGE_BUFFER_SIZE });
   const { usage } = store;
   const metrics = originMetrics({

@@ -59,3 +59,14 @@ if [ "$node_version" -lt 22 ]; then
   exit 1
 fi
 echo "strata: prerequisites ok (node $(node -v), $(redis-server --version | cut -d' ' -f3), java $(java -version 2>&1 | head -1 | cut -d'"' -f2), $(mvn -B -v 2>/dev/null | head -1 | cut -d' ' -f1-3))"
+
+# systemd-analyze checks the deployment's unit files (test/integration/deploy.test.ts).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "strata: installing systemd (for systemd-analyze) with apt-get"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; then
+    echo "strata: could not install systemd. Run: sudo apt-get update && sudo apt-get install -y systemd" >&2
+    exit 1
+  fi
+fi

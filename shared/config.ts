@@ -55,7 +55,14 @@ export const originConfigSchema = z.object({
     .optional(),
   ORIGIN_PORT: port.default(8080),
   ORIGIN_HOST: z.string().default('127.0.0.1'),
-  REDIS_URL: z.string().url().optional(),
+  /** Standalone Redis, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s/]/, 'expected redis://host:port or rediss://host:port, e.g. redis://127.0.0.1:6379')
+    .pipe(z.string().url())
+    .optional(),
+  /** Refuse to start (`true`) when Redis does not answer at start-up, instead of starting degraded on the local tier. */
+  REDIS_REQUIRED_AT_START: z.stringbool().default(false),
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),

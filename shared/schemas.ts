@@ -163,7 +163,12 @@ export const maxPurgePollLimit = 1_000;
  */
 export const purgePollQuerySchema = z.object({
   after: purgePositionSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(maxPurgePollLimit).default(500),
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,4}$/, 'limit must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(maxPurgePollLimit))
+    .default(500),
 });
 export type PurgePollQuery = z.infer<typeof purgePollQuerySchema>;
 

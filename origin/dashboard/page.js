@@ -95,7 +95,11 @@ async function poll() {
     if (res.status === 401 || res.status === 403) {
       authForm.hidden = false;
       document.getElementById('status').textContent =
-        res.status === 401 ? 'authentication required' : 'this token lacks metrics:read';
+        res.status === 401
+          ? token
+            ? 'authentication required: this token was refused (expired, or signed with another secret)'
+            : 'authentication required'
+          : 'this token lacks metrics:read';
       return;
     }
     const stats = await res.json();
