@@ -64,6 +64,21 @@ describe.each(edgeRuntimes)('lease on $name: a silently cut link', (runtime) => 
     }
     expect(late).toEqual([]);
     expect(unreachable).toBeGreaterThan(0);
+    if (runtime.name !== 'workerd') {
+      // Node and Deno expose the lease on /metrics (Workers have no scrape).
+      const metrics = await (await edge.fetch('/metrics')).text();
+      const sample = (name: string) =>
+        Number(
+          metrics
+            .split('\n')
+            .find((l) => l.startsWith(name))
+            ?.split(' ')
+            .pop() ?? Number.NaN,
+        );
+      expect(sample('strata_edge_lease_lapses_total')).toBeGreaterThanOrEqual(1);
+      expect(sample('strata_edge_revalidations_total{outcome="error"')).toBeGreaterThanOrEqual(1);
+      expect(sample('strata_edge_lease_age_seconds')).toBeGreaterThan(leaseMs / 1000);
+    }
 
     proxy.restore();
     await eventually(
