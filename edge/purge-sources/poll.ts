@@ -1,11 +1,6 @@
 import { type PurgePollResponse, type PurgePosition, purgePollResponseSchema } from '../../shared/schemas.ts';
-import type {
-  PurgeConfirmation,
-  PurgeHandlers,
-  PurgeSource,
-  PurgeSubscribeOptions,
-  PurgeSubscription,
-} from '../core/purge-source.ts';
+import type { PurgeHandlers, PurgeSource, PurgeSubscribeOptions, PurgeSubscription } from '../core/purge-source.ts';
+import { sourceState, subscriptionOf } from './source-state.ts';
 
 /** Path of the origin's purge log poll (see `origin/routes/purges.ts`). */
 export const purgePollPath = '/api/v1/purges';
@@ -76,22 +71,14 @@ function subscribePoll(
   const pageSize = options.pageSize ?? 500;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const base = options.originUrl.replace(/\/+$/, '');
-  let position: PurgePosition | null = subscribeOptions.from ?? null;
-  let confirmation: PurgeConfirmation | null = null;
-  let connected = false;
-  let closed = false;
+  const state = sourceState(handlers, subscribeOptions.from);
+  const { setConnected } = state;
   let inflight: Promise<boolean> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
-  const setConnected = (value: boolean) => {
-    if (connected === value || closed) return;
-    connected = value;
-    handlers.onStateChange?.(value);
-  };
-
   const readPage = async (): Promise<PurgePollResponse> => {
     const query = new URLSearchParams({ limit: String(pageSize) });
-    if (position !== null) query.set('after', position);
+    if (state.position !== null) query.set('after', state.position);
     const res = await doFetch(`${base}${purgePollPath}?${query}`, {
       headers: { Accept: 'application/json', ...options.headers },
       signal: AbortSignal.timeout(timeoutMs),
@@ -110,38 +97,38 @@ function subscribePoll(
       for (;;) {
         const sentAtMs = now();
         const page = await readPage();
-        if (closed) return false;
+        if (state.closed) return false;
         if (page.reset && previousWasReset) throw new Error('purge poll: a reset answered with another reset');
         previousWasReset = page.reset !== null;
         if (page.reset) {
           handlers.onReset(page.reset);
-          position = page.reset.position;
-        } else if (position === null) {
+          state.position = page.reset.position;
+        } else if (state.position === null) {
           // A fresh subscription starts at the log's head.
-          position = page.head;
+          state.position = page.head;
         }
         for (const entry of page.entries) {
-          if (closed) return false;
+          if (state.closed) return false;
           handlers.onPurge(entry);
-          position = entry.position;
+          state.position = entry.position;
         }
         if (page.reset || page.entries.length >= pageSize) continue;
-        confirmation = { atMs: sentAtMs, tailLive: page.tail_live };
+        state.confirmation = { atMs: sentAtMs, tailLive: page.tail_live };
         setConnected(true);
         return true;
       }
     } catch (error) {
-      if (closed) return false;
+      if (state.closed) return false;
       handlers.onError?.(error);
       setConnected(false);
       return false;
     }
   };
 
-  const fresh = () => confirmation !== null && now() - confirmation.atMs < options.pollMs;
+  const fresh = () => state.confirmation !== null && now() - state.confirmation.atMs < options.pollMs;
 
   const refresh = (): Promise<boolean> => {
-    if (closed) return Promise.resolve(false);
+    if (state.closed) return Promise.resolve(false);
     if (fresh()) return Promise.resolve(true);
     inflight ??= pollNow().finally(() => {
       inflight = undefined;
@@ -150,7 +137,7 @@ function subscribePoll(
   };
 
   const schedule = () => {
-    if (closed || options.background === false) return;
+    if (state.closed || options.background === false) return;
     timer = setTimeout(() => {
       void refresh().finally(schedule);
     }, options.pollMs);
@@ -158,25 +145,16 @@ function subscribePoll(
 
   if (options.background !== false) void refresh().finally(schedule);
 
-  return {
-    get connected() {
-      return connected;
-    },
-    get position() {
-      return position;
-    },
-    get confirmation() {
-      return confirmation;
-    },
+  return subscriptionOf(state, {
     refresh,
     expire() {
-      confirmation = null;
+      state.confirmation = null;
     },
     close() {
-      if (closed) return;
+      if (state.closed) return;
       setConnected(false);
-      closed = true;
+      state.closed = true;
       clearTimeout(timer);
     },
-  };
+  });
 }

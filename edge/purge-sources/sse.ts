@@ -1,12 +1,7 @@
 import { createParser } from 'eventsource-parser';
 import { type PurgePosition, purgeStreamEventSchema } from '../../shared/schemas.ts';
-import type {
-  PurgeConfirmation,
-  PurgeHandlers,
-  PurgeSource,
-  PurgeSubscribeOptions,
-  PurgeSubscription,
-} from '../core/purge-source.ts';
+import type { PurgeHandlers, PurgeSource, PurgeSubscribeOptions, PurgeSubscription } from '../core/purge-source.ts';
+import { sourceState, subscriptionOf } from './source-state.ts';
 
 /** Path of the origin's purge stream (see `origin/routes/purge-stream.ts`). */
 export const purgeStreamPath = '/api/v1/purge/stream';
@@ -65,10 +60,8 @@ function subscribeSse(
   const retry = options.retry ?? { minMs: 100, maxMs: 5_000 };
   const idleTimeoutMs = options.idleTimeoutMs ?? 3_000;
   const abort = new AbortController();
-  let position: PurgePosition | null = subscribeOptions.from ?? null;
-  let confirmation: PurgeConfirmation | null = null;
-  let connected = false;
-  let closed = false;
+  const state = sourceState(handlers, subscribeOptions.from);
+  const { setConnected } = state;
   let connection: AbortController | undefined;
   let wakeRetry: (() => void) | undefined;
   // Renewals waiting for the next confirmation (true) or a failed connection (false).
@@ -77,31 +70,25 @@ function subscribeSse(
     for (const w of waiters.splice(0)) w(confirmed);
   };
 
-  const setConnected = (value: boolean) => {
-    if (connected === value) return;
-    connected = value;
-    handlers.onStateChange?.(value);
-  };
-
   const handle = (data: string) => {
-    if (closed) return;
+    if (state.closed) return;
     const message = purgeStreamEventSchema.parse(JSON.parse(data));
     switch (message.type) {
       case 'hello':
         // A fresh edge starts at the log's head; one with a position waits for the replay.
-        position ??= message.position;
+        state.position ??= message.position;
         setConnected(true);
         return;
       case 'purge':
         handlers.onPurge(message);
-        position = message.position;
+        state.position = message.position;
         return;
       case 'reset':
         handlers.onReset(message);
-        position = message.position;
+        state.position = message.position;
         return;
       case 'heartbeat':
-        confirmation = { atMs: now(), tailLive: message.tail_live };
+        state.confirmation = { atMs: now(), tailLive: message.tail_live };
         settle(true);
         return;
     }
@@ -129,7 +116,11 @@ function subscribeSse(
 
   const readStream = async (signal: AbortSignal, onData: () => void) => {
     const res = await doFetch(`${options.originUrl.replace(/\/+$/, '')}${purgeStreamPath}`, {
-      headers: { Accept: 'text/event-stream', ...(position ? { 'Last-Event-ID': position } : {}), ...options.headers },
+      headers: {
+        Accept: 'text/event-stream',
+        ...(state.position ? { 'Last-Event-ID': state.position } : {}),
+        ...options.headers,
+      },
       signal,
     });
     if (res.status !== 200 || !res.body) {
@@ -153,15 +144,15 @@ function subscribeSse(
 
   const loop = async () => {
     let delay = retry.minMs;
-    while (!closed) {
+    while (!state.closed) {
       const startedAt = Date.now();
       try {
         await connectOnce();
-        if (!closed) handlers.onError?.(new Error('purge stream ended'));
+        if (!state.closed) handlers.onError?.(new Error('purge stream ended'));
       } catch (error) {
-        if (!closed) handlers.onError?.(error);
+        if (!state.closed) handlers.onError?.(error);
       }
-      if (closed) break;
+      if (state.closed) break;
       settle(false);
       setConnected(false);
       // A connection that stayed up a while earns a fast reconnect.
@@ -181,18 +172,9 @@ function subscribeSse(
   };
   void loop();
 
-  return {
-    get connected() {
-      return connected;
-    },
-    get position() {
-      return position;
-    },
-    get confirmation() {
-      return confirmation;
-    },
+  return subscriptionOf(state, {
     renew() {
-      if (closed) return Promise.resolve(false);
+      if (state.closed) return Promise.resolve(false);
       const confirmed = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => {
           waiters = waiters.filter((w) => w !== done);
@@ -206,15 +188,15 @@ function subscribeSse(
       });
       // Waiting out a back-off: reconnect now. Connected but unconfirmed for a whole lease: replace the connection.
       if (wakeRetry) wakeRetry();
-      else if (connected) connection?.abort(new Error('lease lapsed: renewing the purge stream'));
+      else if (state.connected) connection?.abort(new Error('lease lapsed: renewing the purge stream'));
       return confirmed;
     },
     close() {
-      if (closed) return;
+      if (state.closed) return;
       setConnected(false);
-      closed = true;
+      state.closed = true;
       settle(false);
       abort.abort();
     },
-  };
+  });
 }
