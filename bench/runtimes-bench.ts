@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { Miniflare } from 'miniflare';
 import { buildWorker } from '../scripts/build-worker.ts';
 import { signServiceToken } from '../scripts/lib/dev-auth.ts';
@@ -14,7 +16,9 @@ const deno = {
 
 /**
  * (n) the edge hit path on Deno beside the Node edge and a bare Hono route on
- * each runtime (1 KiB, authentication on); (p) the Workers edge's added
+ * each runtime (1 KiB, authentication on); (o) the whole production trace
+ * replayed through a Deno edge and a Node edge (`npm run replay`: hit ratio
+ * per tier, throughput, errors); (p) the Workers edge's added
  * latency from polling the purge log: p50/p99 of a hit with no poll due and
  * with a poll due on every request (workerd via Miniflare, sequential).
  * Reported without targets.
@@ -74,6 +78,35 @@ export async function runtimeBenchmarks(options: {
         met: 'n/a',
       });
     }
+    if (want('o')) {
+      // (o) the whole production trace through a fresh Deno edge and a fresh Node edge, one after the other,
+      // each over its own namespace so the second run starts as cold as the first.
+      const replays: [string, string][] = [];
+      for (const [name, script, runtime] of [
+        ['Deno edge', 'edge/adapters/deno/main.ts', deno],
+        ['Node edge', 'edge/adapters/node/main.ts', undefined],
+      ] as const) {
+        const edgeEnv = { ...auth, ORIGIN_URL: origin.url, EDGE_ORIGIN_TOKEN: token, EDGE_STATS_INTERVAL_SECONDS: '0' };
+        const edge = await startProcess(script, 'EDGE_PORT', edgeEnv, [], runtime);
+        started.push(edge);
+        const namespace = `trace-${name.startsWith('Deno') ? 'deno' : 'node'}`;
+        const { stdout } = await promisify(execFile)(
+          process.execPath,
+          [resolve(root, 'scripts/replay.ts'), '--edge', edge.url, '--namespace', namespace, '--token', token],
+          { maxBuffer: 1 << 20 },
+        ).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
+        replays.push([name, summary(stdout)]);
+        await edge.stop();
+      }
+      rows.push({
+        benchmark: '(o) real-trace replay (whole trace, concurrency 16)',
+        subject: `${replays[0]![0]}: ${replays[0]![1]}`,
+        baseline: `${replays[1]![0]}: ${replays[1]![1]}`,
+        result: 'see the two rows of the replay table',
+        target: 'reported',
+        met: 'n/a',
+      });
+    }
     if (want('p')) {
       const hits = async (pollMs: string) => {
         const mf = new Miniflare({
@@ -125,4 +158,14 @@ export async function runtimeBenchmarks(options: {
     await origin.stop();
   }
   return rows;
+}
+
+/** The hit ratios, throughput and errors of `npm run replay`'s table, on one line. */
+function summary(table: string): string {
+  const wanted = ['edge hit ratio', 'origin store hit ratio', 'overall hit ratio', 'throughput', 'errors'];
+  return table
+    .split('\n')
+    .filter((line) => wanted.some((w) => line.startsWith(w)))
+    .map((line) => line.replace(/\s{2,}/g, ': '))
+    .join(', ');
 }
