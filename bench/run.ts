@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/services/redis.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
+import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
@@ -50,6 +51,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
+  eviction: () => evictionBenchmarks(),
 };
 
 process.stdout.write(

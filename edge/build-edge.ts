@@ -101,7 +101,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
 ): BuiltEdge<M> {
   const { logger } = parts;
   const now = parts.now ?? Date.now;
-  const tier = parts.tier ?? memoryTier({ maxBytes: config.EDGE_MAX_BYTES });
+  const tier = parts.tier ?? memoryTier({ maxBytes: config.EDGE_MAX_BYTES, policy: config.EVICTION_POLICY });
   const token = config.EDGE_ORIGIN_TOKEN;
   const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS, token });
   const polling = parts.purgeSource === 'poll';

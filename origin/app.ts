@@ -38,8 +38,12 @@ export interface OriginAppDeps {
   readonly auth?: Verifier | null;
   /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
   readonly invalidations?: InProcessSource;
-  /** The dashboard's collector and sample interval (seconds); absent = no dashboard routes. */
-  readonly dashboard?: { readonly stats: StatsCollector; readonly sampleSeconds: number };
+  /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
+  readonly dashboard?: {
+    readonly stats: StatsCollector;
+    readonly sampleSeconds: number;
+    readonly evictionPolicy?: string;
+  };
 }
 
 /**
@@ -103,6 +107,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   app.route('/', purgePollRoutes(deps.bus));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
-  if (deps.dashboard) app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds));
+  if (deps.dashboard)
+    app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));
   return app;
 }

@@ -50,7 +50,7 @@ export function storeFromConfig(
 ): TieredStore {
   const redis = resilientRedisFromConfig(config, onError);
   if (redis) return redis;
-  const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
+  const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES, policy: config.EVICTION_POLICY });
   return passThroughStore(memory, memory);
 }
 
@@ -126,7 +126,11 @@ export async function startOrigin(
     log: pinoRequestLog(logger),
     auth,
     invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
-    dashboard: { stats: observability.stats, sampleSeconds: config.STATS_SAMPLE_SECONDS },
+    dashboard: {
+      stats: observability.stats,
+      sampleSeconds: config.STATS_SAMPLE_SECONDS,
+      evictionPolicy: config.EVICTION_POLICY,
+    },
   });
   const rpc = createGrpcHandler({
     service,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
 import { defaultMaxValueBytes } from './keys.ts';
 
 /**
@@ -18,6 +19,9 @@ const commaList = z
       .filter(Boolean),
   )
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
+
+/** Eviction policy of the in-memory tiers (embedded store, fallback tier, edge tier): `lru`, `lfu` (with dynamic aging) or `s3fifo`. */
+const evictionPolicy = z.enum(evictionPolicies).default(defaultEvictionPolicy);
 
 /** JWT verification, the same on the edge and the origin (shared/auth.ts, docs/security.md). Unset = auth off. */
 const authVars = {
@@ -68,6 +72,8 @@ export const originConfigSchema = z.object({
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
   /** Byte budget of the embedded memory store. */
   MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  /** Eviction policy of the embedded memory store and the fallback tier. */
+  EVICTION_POLICY: evictionPolicy,
   /** `AUTH` password for Redis (standalone URL may carry its own; Cluster nodes use this). */
   REDIS_PASSWORD: z.string().min(1).optional(),
   /** Connect to Redis Cluster nodes with TLS (`true`/`false`). Standalone uses a `rediss://` URL instead. */
@@ -171,6 +177,8 @@ export const edgeConfigSchema = z
     EDGE_MAX_TTL_SECONDS: positiveInt.default(300),
     /** Byte budget of the near-user tier. */
     EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+    /** Eviction policy of the near-user tier. */
+    EVICTION_POLICY: evictionPolicy,
     /** Largest value the edge accepts on a write, bytes. */
     MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
     /** Milliseconds an origin call may take before the edge answers CACHE_005. */

@@ -108,8 +108,14 @@ async function poll() {
     draw(stats.points);
     const last = stats.points.at(-1);
     const edges = stats.edges.map((e) => e.edge_id).join(', ') || 'none reporting';
+    const ratios = last
+      ? Object.entries(last.hitRatio)
+          .filter(([, r]) => r !== null && r !== undefined)
+          .map(([tier, r]) => `${tier} ${(r * 100).toFixed(1)}%`)
+          .join(', ')
+      : '';
     document.getElementById('status').textContent = last
-      ? `${stats.points.length} samples, every ${stats.sample_seconds} s · breaker ${last.breaker === null ? 'n/a (embedded store)' : breakerNames[last.breaker]} · edges: ${edges}`
+      ? `${stats.points.length} samples, every ${stats.sample_seconds} s · breaker ${last.breaker === null ? 'n/a (embedded store)' : breakerNames[last.breaker]} · eviction ${stats.eviction_policy} · hit ratio: ${ratios || 'no gets yet'} · edges: ${edges}`
       : 'waiting for the first samples…';
     document.body.dataset.polls = String(Number(document.body.dataset.polls ?? 0) + 1);
   } catch (error) {

@@ -56,7 +56,11 @@ export function resilientRedisFromConfig(
       callTimeoutMs: config.REDIS_CALL_TIMEOUT_MS,
       readAttempts: config.REDIS_READ_ATTEMPTS,
     }),
-    local: new LocalTier({ maxBytes: config.LOCAL_TIER_MAX_BYTES, maxDirtyBytes: config.LOCAL_TIER_MAX_DIRTY_BYTES }),
+    local: new LocalTier({
+      maxBytes: config.LOCAL_TIER_MAX_BYTES,
+      maxDirtyBytes: config.LOCAL_TIER_MAX_DIRTY_BYTES,
+      policy: config.EVICTION_POLICY,
+    }),
     recoveryIntervalMs: config.BREAKER_RECOVERY_INTERVAL_MS,
     ready: connectionReady(driver.client),
     onError,

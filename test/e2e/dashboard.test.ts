@@ -96,6 +96,8 @@ describe('dashboard', () => {
     await chartsFilled(page);
     const status = await page.locator('#status').textContent();
     expect(status).toContain('breaker closed');
+    expect(status).toContain('eviction s3fifo');
+    expect(status).toMatch(/hit ratio: .*\d+\.\d%/);
     expect(status).toContain('edge-a');
     expect(failures).toEqual([]);
 
