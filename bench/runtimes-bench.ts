@@ -166,6 +166,6 @@ function summary(table: string): string {
   return table
     .split('\n')
     .filter((line) => wanted.some((w) => line.startsWith(w)))
-    .map((line) => line.replace(/\s{2,}/g, ': '))
+    .map((line) => line.trim().replace(/\s{2,}/g, ': '))
     .join(', ');
 }
