@@ -10,10 +10,12 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/services/redis.ts';
+import { compressionBenchmarks } from './compression.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
 import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
+import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
@@ -52,6 +54,8 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
   eviction: () => evictionBenchmarks(),
+  compression: () => compressionBenchmarks(),
+  locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
 };
 
 process.stdout.write(

@@ -309,3 +309,4 @@ export class CacheClient {
 export function createCacheClient(options: CacheClientOptions): CacheClient {
   return new CacheClient(options);
 }
+export { createLockClient, type HeldLock, LockClient, type LockLease } from './locks.ts';

@@ -25,6 +25,7 @@ import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './core/edge-cache.ts';
+import { mountLockPassThrough } from './locks.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
 
@@ -132,7 +133,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
         headers: {
           'Content-Type': contentType,
           [headers.requestId]: c.get('requestId'),
-          ...encryptHeader(c.req.header(headers.encrypt)),
+          ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
+          ...relayed(headers.compress, c.req.header(headers.compress)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);
@@ -212,12 +214,13 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       authorizeBody(c, purgeScope(body), body.namespace);
     }),
   );
+  mountLockPassThrough(app, origin, timed);
   return app;
 }
 
-/** Relays `X-Cache-Encrypt` to the origin, which validates it. */
-function encryptHeader(value: string | undefined): Record<string, string> {
-  return value === undefined ? {} : { [headers.encrypt]: value };
+/** Relays a write option header (`X-Cache-Encrypt`, `X-Cache-Compress`) to the origin, which validates it. */
+function relayed(name: string, value: string | undefined): Record<string, string> {
+  return value === undefined ? {} : { [name]: value };
 }
 
 /** The path and query of an incoming URL, to send on to the origin unchanged. */

@@ -12,6 +12,8 @@ import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
+import { lockMetrics } from './locks/lock-metrics.ts';
+import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus } from './purge/bus.ts';
@@ -40,8 +42,9 @@ export interface RunningOrigin {
 }
 
 /**
- * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`) or
- * standalone (`REDIS_URL`), each behind the breaker and local fallback tier;
+ * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`),
+ * Sentinel (`REDIS_SENTINELS`) or standalone (`REDIS_URL`), each behind the
+ * breaker and local fallback tier;
  * else the embedded memory store.
  */
 export function storeFromConfig(
@@ -78,8 +81,12 @@ export async function startOrigin(
     options.store ??
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
-  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_URL)) {
-    const variable = config.REDIS_CLUSTER_NODES ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
+  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_SENTINELS || config.REDIS_URL)) {
+    const variable = config.REDIS_CLUSTER_NODES
+      ? 'REDIS_CLUSTER_NODES'
+      : config.REDIS_SENTINELS
+        ? 'REDIS_SENTINELS'
+        : 'REDIS_URL';
     await checkStoreAtStart(store, { variable, required: config.REDIS_REQUIRED_AT_START, logger }).catch(
       async (error: unknown) => {
         await store.close();
@@ -107,6 +114,11 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
+    compressMinBytes: config.COMPRESS_MIN_BYTES,
+    onCompressed: (before, after) => {
+      metrics.compressionInputBytes.inc(before);
+      metrics.compressionOutputBytes.inc(after);
+    },
     onStoreError: (operation, error) => {
       metrics.storeErrors.inc({ operation });
       logger.warn({ operation, err: error }, 'store call failed');
@@ -116,9 +128,15 @@ export async function startOrigin(
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  const locks = new LockService({
+    store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
+    metrics: lockMetrics(metrics.registry),
+    maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
+  });
   const app = createOriginApp({
     service,
     bus,
+    locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
     heartbeatMs: purgeHeartbeatMs(config),
@@ -134,6 +152,7 @@ export async function startOrigin(
   });
   const rpc = createGrpcHandler({
     service,
+    locks,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,

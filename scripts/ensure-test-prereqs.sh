@@ -62,6 +62,11 @@ if ! (cd "$(dirname "$0")/../clients/go" && go mod download); then
   exit 1
 fi
 
+# Redis Sentinel (scripts/services/redis-sentinel.ts) runs as `redis-server <conf> --sentinel`:
+# Debian's redis-server package ships the same binary the redis-sentinel package links to.
+redis_help=$(redis-server --help 2>&1 || true)
+[[ $redis_help == *--sentinel* ]] || { echo "strata: this redis-server cannot run as a sentinel (--sentinel); install Debian's redis-server >= 5" >&2; exit 1; }
+
 node_version=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_version" -lt 22 ]; then
   echo "strata: npm scripts run on Node $node_version; expected the pinned Node 24 from node_modules/.bin (run 'npm install' first)" >&2

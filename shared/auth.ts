@@ -24,6 +24,8 @@ export const scopes = [
   'cache:flush',
   'metrics:read',
   'purge:read',
+  // Distributed locks (docs/locks.md): acquire, renew, release and inspect in the namespace.
+  'cache:lock',
 ] as const;
 export type Scope = (typeof scopes)[number];
 

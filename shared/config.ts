@@ -70,6 +70,8 @@ export const originConfigSchema = z.object({
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Longest a lock acquire waits for a held lock, seconds (docs/locks.md); larger `wait` values count as this. */
+  LOCK_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(30).default(30),
   /** Byte budget of the embedded memory store. */
   MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
   /** Eviction policy of the embedded memory store and the fallback tier. */
@@ -82,6 +84,22 @@ export const originConfigSchema = z.object({
   REDIS_TLS_CA_FILE: z.string().min(1).optional(),
   /** Milliseconds one Redis call may take before it counts as failed and the local tier answers. */
   REDIS_CALL_TIMEOUT_MS: positiveInt.default(300),
+  /** Redis Sentinel addresses `host:port,...`; with REDIS_SENTINEL_MASTER the origin follows that master through failover (docs/redis-sentinel.md). */
+  REDIS_SENTINELS: commaList.optional(),
+  /** Name of the master the sentinels monitor (`sentinel monitor <name> ...`); needs REDIS_SENTINELS. */
+  REDIS_SENTINEL_MASTER: z.string().min(1).optional(),
+  /** Replicas that must acknowledge each write (`WAIT n timeout` after it); 0 = asynchronous replication only. */
+  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
+  /** Milliseconds a write waits for REDIS_WAIT_REPLICAS acknowledgements before it answers anyway (the `WAIT` timeout). */
+  REDIS_WAIT_TIMEOUT_MS: positiveInt.default(100),
+  /** Milliseconds to open a TCP (and TLS) connection to one Redis node or sentinel before the attempt counts as failed. */
+  REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(1_000),
+  /** Milliseconds before the first reconnect attempt; each further attempt doubles it, up to REDIS_RECONNECT_MAX_MS. */
+  REDIS_RECONNECT_BASE_MS: positiveInt.default(50),
+  /** Milliseconds: the cap on the reconnect back-off. */
+  REDIS_RECONNECT_MAX_MS: positiveInt.default(2_000),
+  /** Values larger than this many bytes are stored compressed with zstd when that saves space (docs/compression.md); 0 = never compress. */
+  COMPRESS_MIN_BYTES: z.coerce.number().int().min(0).default(1024),
   /** Attempts for an idempotent Redis read (1 = no retry); retries back off exponentially with jitter. */
   REDIS_READ_ATTEMPTS: positiveInt.max(5).default(2),
   /** Failure ratio over the window that opens the circuit breaker (ICD §9.2 `threshold`), in (0, 1). */

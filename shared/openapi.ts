@@ -10,6 +10,7 @@ import {
   tagSchema,
   ttlSecondsSchema,
 } from './keys.ts';
+import { lockOpenApiPaths } from './lock-api.ts';
 import { queryParameters } from './query-guard.ts';
 import {
   batchGetRequestSchema,
@@ -254,6 +255,13 @@ export function openApiDocument(
             name: queryParameters.put[2],
             in: 'query',
             description: 'encrypt at rest (needs ENCRYPTION_KEYS at the origin)',
+            schema: { type: 'string', enum: ['true', 'false', '1', '0'] },
+          },
+          {
+            name: headers.compress,
+            in: 'header',
+            description:
+              'store compressed with zstd when that saves space (true) or never (false); absent = values above COMPRESS_MIN_BYTES; ignored when encrypting',
             schema: { type: 'string', enum: ['true', 'false', '1', '0'] },
           },
         ],
@@ -601,6 +609,11 @@ export function openApiDocument(
           : {}),
       },
     },
-    paths: { ...healthPaths, ...cachePaths, ...originPaths },
+    paths: {
+      ...healthPaths,
+      ...cachePaths,
+      ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
+      ...originPaths,
+    },
   };
 }
