@@ -47,6 +47,7 @@ const openPaths = new Set([
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
  * | anything else | a valid token (then 404) |
  */
@@ -63,6 +64,7 @@ export function restAccess(method: string, pathname: string): Access {
     return { scope: 'metrics:read' };
   }
   if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  if (pathname === '/api/v1/purges') return { scope: 'purge:read', namespace: allNamespaces };
   const lock = /^\/api\/v1\/locks\/([^/]*)\//.exec(pathname);
   if (lock) return { scope: 'cache:lock', namespace: decodeSegment(lock[1]!) };
   const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
