@@ -43,6 +43,13 @@ export interface RunningRedisSentinel extends RunningService {
    * @returns the new master's port.
    */
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
+  /**
+   * The highest `config-epoch` a live sentinel reports for the master: 0 at
+   * start, raised by every completed failover (by more than one when an
+   * election failed first). Comparing two readings tells whether the
+   * sentinels failed over in between.
+   */
+  configEpoch(): Promise<number>;
 }
 
 /** Runs one command against a sentinel or data node with a short-lived ioredis client. */
@@ -236,6 +243,21 @@ export async function startRedisSentinel(options: RedisSentinelStartOptions): Pr
         100,
       );
       return found;
+    },
+    async configEpoch() {
+      let highest = -1;
+      for (const port of sentinelPorts.filter((p) => isAlive(pids.get(p)!))) {
+        try {
+          highest = Math.max(
+            highest,
+            Number(pairs(await ask(port, 'SENTINEL', 'MASTER', sentinelMasterName)).get('config-epoch')),
+          );
+        } catch {
+          // A sentinel that does not answer reports nothing.
+        }
+      }
+      if (highest < 0) throw new Error('no sentinel reports a config-epoch');
+      return highest;
     },
     stop: stopAll,
   };

@@ -19,13 +19,20 @@ interface LossReport {
   readonly waitReplicas: number;
   /** Writes the store acknowledged (resolved), in all. */
   readonly acknowledged: number;
-  /** Acknowledged writes missing from the new master. */
+  /** Acknowledged writes missing from the master the sentinels name at the end. */
   readonly lost: number;
   /** Writes that were rejected or timed out (never acknowledged). */
   readonly refused: number;
   /** Acknowledged writes lost among those acknowledged after the new master was found. */
   readonly lostAfterFailover: number;
   readonly failoverMs: number;
+  /**
+   * Whether the sentinels failed over again after the one the kill caused:
+   * they judged the live new master down (it answered PING later than
+   * `down-after-milliseconds`, as happens on a loaded machine) while the
+   * stream ran. Seen under load; it makes the first new master a replica.
+   */
+  readonly failedOverAgain: boolean;
 }
 
 /**
@@ -33,7 +40,8 @@ interface LossReport {
  * driver the config builds, SIGKILLs the master mid-stream, waits for the
  * sentinels to promote a replica, restarts the old master (it rejoins as a
  * replica) and waits for the stream to resume on the new master, then reads
- * back every acknowledged key from the new master.
+ * back every acknowledged key from the master the sentinels name at the end
+ * (not the first one promoted: the sentinels may fail over again meanwhile).
  */
 async function measureLoss(waitReplicas: number): Promise<LossReport> {
   const sentinel = await startRedisSentinel({
@@ -83,33 +91,53 @@ async function measureLoss(waitReplicas: number): Promise<LossReport> {
     const newMaster = await sentinel.waitForFailover(oldMaster);
     failedOver = true;
     const failoverMs = Date.now() - killedAt;
+    const epochAfterFailover = await sentinel.configEpoch();
     // The old master comes back empty; the sentinels make it a replica of the new one.
     await sentinel.restartNode(oldMaster);
     await until('writes on the new master', () => ackedAfterFailover.size >= WRITES_AFTER_FAILOVER, 60_000);
     stop = true;
     await Promise.all(writers);
 
-    // Read back from the new master directly, in chunks, apart from the client under test.
-    const reader = redisStore({ url: `redis://127.0.0.1:${newMaster}` });
-    try {
-      expect(((await reader.client.call('ROLE')) as unknown[])[0]).toBe('master');
-      const lostKeys: string[] = [];
-      for (let i = 0; i < acked.length; i += 250) {
-        const chunk = acked.slice(i, i + 250);
-        const found = await reader.getMany(namespace, chunk);
-        lostKeys.push(...chunk.filter((k) => !found.has(k)));
+    // Read back from the master a majority of sentinels names now, directly, in
+    // chunks, apart from the client under test. It is `newMaster` unless the
+    // sentinels failed over again; then `newMaster` may be a replica by now,
+    // resynchronised from the next master. A failover during the read-back
+    // (the node stops being master, or the epoch moves) makes it read again.
+    const readBack = async (port: number): Promise<string[] | null> => {
+      const reader = redisStore({ url: `redis://127.0.0.1:${port}` });
+      try {
+        if (((await reader.client.call('ROLE')) as unknown[])[0] !== 'master') return null;
+        const lostKeys: string[] = [];
+        for (let i = 0; i < acked.length; i += 250) {
+          const chunk = acked.slice(i, i + 250);
+          const found = await reader.getMany(namespace, chunk);
+          lostKeys.push(...chunk.filter((k) => !found.has(k)));
+        }
+        return lostKeys;
+      } finally {
+        await reader.close();
       }
-      return {
-        waitReplicas,
-        acknowledged: acked.length,
-        lost: lostKeys.length,
-        refused,
-        lostAfterFailover: lostKeys.filter((k) => ackedAfterFailover.has(k)).length,
-        failoverMs,
-      };
-    } finally {
-      await reader.close();
+    };
+    let failedOverAgain = false;
+    let lostKeys: string[] | null = null;
+    const readDeadline = Date.now() + 60_000;
+    while (lostKeys === null) {
+      if (Date.now() > readDeadline) throw new Error('timed out waiting for a stable master to read back from');
+      const [finalMaster, epoch] = [await sentinel.masterPort(), await sentinel.configEpoch()];
+      if (finalMaster !== newMaster || epoch !== epochAfterFailover) failedOverAgain = true;
+      lostKeys = await readBack(finalMaster);
+      if ((await sentinel.masterPort()) !== finalMaster || (await sentinel.configEpoch()) !== epoch) lostKeys = null;
+      if (lostKeys === null) await new Promise((r) => setTimeout(r, 100));
     }
+    return {
+      waitReplicas,
+      acknowledged: acked.length,
+      lost: lostKeys.length,
+      refused,
+      lostAfterFailover: lostKeys.filter((k) => ackedAfterFailover.has(k)).length,
+      failoverMs,
+      failedOverAgain,
+    };
   } finally {
     stop = true;
     await driver.store.close();
@@ -125,8 +153,11 @@ describe('Redis Sentinel failover under a write stream (SIGKILL of the master)',
     reports.push(report);
     console.info('sentinel failover, REDIS_WAIT_REPLICAS=0:', JSON.stringify(report));
     expect(report.acknowledged).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL + WRITES_AFTER_FAILOVER);
-    expect(report.lostAfterFailover).toBe(0);
     expect(report.lost).toBeLessThanOrEqual(report.acknowledged);
+    // Guaranteed only while the kill's failover is the only one: when Sentinel
+    // fails over a live master, that master keeps answering writes until it is
+    // demoted, and they are lost (split brain; see docs/redis-sentinel.md).
+    if (!report.failedOverAgain) expect(report.lostAfterFailover).toBe(0);
   }, 180_000);
 
   it('with WAIT for 1 of 2 replicas: counted, not guaranteed (Sentinel may promote the replica that did not confirm)', async () => {
@@ -134,13 +165,17 @@ describe('Redis Sentinel failover under a write stream (SIGKILL of the master)',
     reports.push(report);
     console.info('sentinel failover, REDIS_WAIT_REPLICAS=1:', JSON.stringify(report));
     expect(report.acknowledged).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL + WRITES_AFTER_FAILOVER);
-    expect(report.lostAfterFailover).toBe(0);
+    // As without WAIT: after a second failover, a write that only the replica
+    // Sentinel did not promote confirmed is lost with the demoted master.
+    if (!report.failedOverAgain) expect(report.lostAfterFailover).toBe(0);
   }, 180_000);
 
   it('with WAIT for both replicas: no acknowledged write is lost when only the master dies', async () => {
     // Every acknowledged write was confirmed by both replicas before its answer,
     // so whichever replica Sentinel promotes holds it. This holds for this fault
-    // (one SIGKILL, replicas alive); WAIT is not consensus and promises nothing
+    // (one SIGKILL, replicas alive), also when the sentinels fail over again:
+    // a write both replicas confirmed is on whichever one is promoted next, and
+    // the read-back goes to the final master. WAIT is not consensus and promises nothing
     // when a replica dies too or the network splits.
     const report = await measureLoss(2);
     reports.push(report);
