@@ -32,11 +32,14 @@ export interface RunningRedisSentinel extends RunningService {
   /** SIGKILLs the data node on `port` and waits until its process is gone. */
   killNode(port: number): Promise<void>;
   /**
-   * Starts the data node on `port` again, empty (no persistence) and without
-   * `replicaof`: the sentinels turn a returning old master into a replica of the
-   * current one. Resolves once it answers PING.
+   * Starts the data node on `port` again, empty (no persistence). Without
+   * `replicaOf` it comes back as a master until the sentinels turn it into a
+   * replica of the current one (several seconds; clients that reach it meanwhile
+   * write to a master whose data the resync then wipes). With `replicaOf` (a
+   * port) it starts as that node's replica, as an operator restarting a failed
+   * master should. Resolves once it answers PING.
    */
-  restartNode(port: number): Promise<void>;
+  restartNode(port: number, replicaOf?: number): Promise<void>;
   /**
    * Waits (default 30000 ms) until a majority of sentinels name a live master other
    * than `oldPort` that answers as `role:master`.
@@ -218,10 +221,10 @@ export async function startRedisSentinel(options: RedisSentinelStartOptions): Pr
       killPid(pid, 'SIGKILL');
       await waitFor(`node ${port} to exit`, () => !isAlive(pid), 5_000, 20);
     },
-    async restartNode(port) {
+    async restartNode(port, replicaOf) {
       if (!dataPorts.includes(port)) throw new Error(`port ${port} is not a data node of this set-up`);
       if (isAlive(pids.get(port)!)) throw new Error(`node ${port} is still running`);
-      spawnData(port);
+      spawnData(port, replicaOf);
       await waitFor(
         `node ${port} to answer`,
         async () => (await redisCommand(port, 'PING')).startsWith('+PONG'),

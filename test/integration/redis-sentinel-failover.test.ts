@@ -11,7 +11,11 @@ const WRITERS = 8;
 const WRITES_BEFORE_KILL = 2_000;
 /** Acknowledged writes after the failover before the stream stops. */
 const WRITES_AFTER_FAILOVER = 500;
+/** Sentinels' `down-after-milliseconds` for this test. */
+const DOWN_AFTER_MS = 3_000;
 const namespace = 'failover';
+/** Printed when a run saw a second failover, of a live master: its loss figures are not asserted. */
+const SECOND_FAILOVER = 'the sentinels failed over a live master too; only the counts are reported';
 /** Value size, bytes: large enough that replication has work to lag behind. */
 const value = new Uint8Array(8 * 1024).fill(120);
 
@@ -46,6 +50,9 @@ interface LossReport {
 async function measureLoss(waitReplicas: number): Promise<LossReport> {
   const sentinel = await startRedisSentinel({
     dir: join(inject('serversDir'), `sentinel-${process.pid}-failover-wait${waitReplicas}`),
+    // At 1000 ms a loaded machine made the sentinels judge the just-promoted,
+    // live master down and fail over again; 3000 ms makes that rare.
+    downAfterMs: DOWN_AFTER_MS,
   });
   const driver = redisDriverFromConfig(
     parseConfig(originConfigSchema, {
@@ -92,8 +99,10 @@ async function measureLoss(waitReplicas: number): Promise<LossReport> {
     failedOver = true;
     const failoverMs = Date.now() - killedAt;
     const epochAfterFailover = await sentinel.configEpoch();
-    // The old master comes back empty; the sentinels make it a replica of the new one.
-    await sentinel.restartNode(oldMaster);
+    // The old master comes back empty, as a replica of the new one: restarted as
+    // a bare master it would take writes from a client sent to it by a sentinel
+    // that has not learned of the failover yet, until the resync wipes them.
+    await sentinel.restartNode(oldMaster, newMaster);
     await until('writes on the new master', () => ackedAfterFailover.size >= WRITES_AFTER_FAILOVER, 60_000);
     stop = true;
     await Promise.all(writers);
@@ -158,6 +167,7 @@ describe('Redis Sentinel failover under a write stream (SIGKILL of the master)',
     // fails over a live master, that master keeps answering writes until it is
     // demoted, and they are lost (split brain; see docs/redis-sentinel.md).
     if (!report.failedOverAgain) expect(report.lostAfterFailover).toBe(0);
+    else console.warn(SECOND_FAILOVER);
   }, 180_000);
 
   it('with WAIT for 1 of 2 replicas: counted, not guaranteed (Sentinel may promote the replica that did not confirm)', async () => {
@@ -168,19 +178,20 @@ describe('Redis Sentinel failover under a write stream (SIGKILL of the master)',
     // As without WAIT: after a second failover, a write that only the replica
     // Sentinel did not promote confirmed is lost with the demoted master.
     if (!report.failedOverAgain) expect(report.lostAfterFailover).toBe(0);
+    else console.warn(SECOND_FAILOVER);
   }, 180_000);
 
   it('with WAIT for both replicas: no acknowledged write is lost when only the master dies', async () => {
     // Every acknowledged write was confirmed by both replicas before its answer,
     // so whichever replica Sentinel promotes holds it. This holds for this fault
-    // (one SIGKILL, replicas alive), also when the sentinels fail over again:
-    // a write both replicas confirmed is on whichever one is promoted next, and
-    // the read-back goes to the final master. WAIT is not consensus and promises nothing
-    // when a replica dies too or the network splits.
+    // (one SIGKILL, replicas alive). WAIT is not consensus and promises nothing
+    // when a replica dies too, the network splits, or the sentinels fail over a
+    // live master (seen under load at 1000 ms down-after: 6 of 2,552 lost).
     const report = await measureLoss(2);
     reports.push(report);
     console.info('sentinel failover, REDIS_WAIT_REPLICAS=2:', JSON.stringify(report));
     expect(report.acknowledged).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL + WRITES_AFTER_FAILOVER);
-    expect(report.lost).toBe(0);
+    if (!report.failedOverAgain) expect(report.lost).toBe(0);
+    else console.warn(SECOND_FAILOVER);
   }, 180_000);
 });
