@@ -96,7 +96,13 @@ export const purgeMessageSchema = z.object({
   prefix: z.string().nullable(),
   /** Version floor: entries with a lower version are stale. */
   version: z.number().int().nonnegative(),
-  action: z.enum(['delete', 'update']),
+  /**
+   * `flush`: the whole namespace was flushed (`keys` and `tags` empty,
+   * `prefix` null). `version` is then the namespace's new version, a floor
+   * above every entry version written before the flush: an edge drops the
+   * namespace's copies below it and refuses older fills from then on.
+   */
+  action: z.enum(['delete', 'update', 'flush']),
   /** Unix ms when the origin acknowledged the change (for purge-lag metrics). */
   ts: z.number().int(),
 });
