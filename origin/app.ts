@@ -13,8 +13,11 @@ import { dashboardRoutes } from './dashboard/routes.ts';
 import type { StatsCollector } from './dashboard/stats-collector.ts';
 import type { InProcessSource } from './invalidation/in-process-source.ts';
 import { invalidationRoutes } from './invalidation/route.ts';
+import type { NamespaceReports } from './namespaces/report.ts';
 import type { PurgeBus } from './purge/bus.ts';
+import type { Reloader } from './reload.ts';
 import { cacheRoutes } from './routes/cache.ts';
+import { namespaceRoutes } from './routes/namespaces.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 
 export interface OriginAppDeps {
@@ -38,6 +41,10 @@ export interface OriginAppDeps {
   readonly invalidations?: InProcessSource;
   /** The dashboard's collector and sample interval (seconds); absent = no dashboard routes. */
   readonly dashboard?: { readonly stats: StatsCollector; readonly sampleSeconds: number };
+  /** Namespace stats and versions; absent = no management routes. */
+  readonly reports?: NamespaceReports;
+  /** Serves `POST /api/v1/reload` when present. */
+  readonly reloader?: Reloader;
 }
 
 /**
@@ -47,7 +54,8 @@ export interface OriginAppDeps {
  * `/metrics`, `/openapi.json` and `/docs`, then one sub-app each for the
  * cache REST routes (`routes/cache.ts`), the purge stream
  * (`routes/purge-stream.ts`), in-process invalidations
- * (`invalidation/route.ts`) and the dashboard (`dashboard/routes.ts`).
+ * (`invalidation/route.ts`), the dashboard (`dashboard/routes.ts`) and the
+ * management routes (`routes/namespaces.ts`: flush, stats, reload).
  * `origin/server.ts` wires config and starts it; gRPC paths on the same port
  * never reach this app (`grpc/same-port.ts` dispatches them first).
  */
@@ -100,5 +108,8 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard) app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds));
+  if (deps.reports) {
+    app.route('/', namespaceRoutes({ service: deps.service, reports: deps.reports, reloader: deps.reloader }));
+  }
   return app;
 }

@@ -44,6 +44,10 @@ const openPaths = new Set([
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | `GET /api/v1/namespaces` | `metrics:read` |
+ * | `GET /api/v1/namespaces/{ns}`, `GET …/{ns}/stats` | `metrics:read` in `ns` |
+ * | `POST /api/v1/namespaces/{ns}/flush` | `cache:flush` in `ns` |
+ * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {
@@ -59,6 +63,13 @@ export function restAccess(method: string, pathname: string): Access {
     return { scope: 'metrics:read' };
   }
   if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  if (pathname === '/api/v1/namespaces') return { scope: 'metrics:read' };
+  if (pathname === '/api/v1/reload') return { scope: 'cache:reload', namespace: allNamespaces };
+  const managed = /^\/api\/v1\/namespaces\/([^/]*)(\/stats|\/flush)?$/.exec(pathname);
+  if (managed) {
+    const namespace = decodeSegment(managed[1]!);
+    return managed[2] === '/flush' ? { scope: 'cache:flush', namespace } : { scope: 'metrics:read', namespace };
+  }
   const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
   if (cache) {
     const namespace = decodeSegment(cache[1]!);

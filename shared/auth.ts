@@ -14,7 +14,14 @@ import { CacheError } from './errors.ts';
  */
 
 /** Every scope Strata knows (ICD §7.2). */
-export const scopes = ['cache:read', 'cache:write', 'cache:delete', 'cache:flush', 'metrics:read'] as const;
+export const scopes = [
+  'cache:read',
+  'cache:write',
+  'cache:delete',
+  'cache:flush',
+  'cache:reload',
+  'metrics:read',
+] as const;
 export type Scope = (typeof scopes)[number];
 
 /** Namespace grant meaning "every namespace". */

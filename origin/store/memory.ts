@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import type { EntryInput, NamespaceUsage, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
@@ -18,9 +18,12 @@ export interface MemoryStoreOptions {
  * a tag index (tag → storage keys) so a tag purge touches only its members.
  * For development and single-process use: it lives and dies with the origin.
  */
-export function memoryStore(
-  options: MemoryStoreOptions,
-): Store & { readonly size: number; readonly bytes: number; readonly evictions: number } {
+export function memoryStore(options: MemoryStoreOptions): Store & {
+  readonly size: number;
+  readonly bytes: number;
+  readonly evictions: number;
+  namespaceUsage(namespace: string, floor: number): NamespaceUsage;
+} {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
   // Store-wide high-water mark: a key deleted and rewritten within one
@@ -109,6 +112,23 @@ export function memoryStore(
     },
     get evictions() {
       return evictions;
+    },
+    namespaceUsage(namespace, floor) {
+      // A walk of the embedded store (development scale); entries below the floor were flushed and are dropped here.
+      const start = sk(namespace, '');
+      const t = now();
+      let entries = 0;
+      let bytes = 0;
+      for (const [storage, entry] of [...cache.entries()]) {
+        if (!storage.startsWith(start)) continue;
+        if (entry.version < floor || entry.expiresAtMs <= t) {
+          cache.delete(storage);
+          continue;
+        }
+        entries++;
+        bytes += cache.info(storage)?.size ?? entry.value.byteLength;
+      }
+      return { entries, bytes };
     },
     async get(namespace, key) {
       return live(sk(namespace, key));
