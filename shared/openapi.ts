@@ -7,9 +7,14 @@ import {
   batchGetResponseSchema,
   batchSetRequestSchema,
   batchSetResponseSchema,
+  flushResponseSchema,
+  namespaceStatsSchema,
+  namespacesOverviewSchema,
+  namespaceVersionInfoSchema,
   purgeRequestSchema,
   purgeResponseSchema,
   putResponseSchema,
+  reloadResponseSchema,
 } from './schemas.ts';
 
 /**
@@ -35,6 +40,10 @@ const envelope = { $ref: '#/components/schemas/ErrorEnvelope' };
 const error = (description: string) => ({
   description,
   content: { 'application/json': { schema: envelope } },
+});
+const jsonResponse = (description: string, component: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${component}` } } },
 });
 const authErrors = {
   '401': error('AUTH_001: missing or invalid credentials (when authentication is on)'),
@@ -114,6 +123,11 @@ export function openApiDocument(): Json {
         PurgeRequest: schema(purgeRequestSchema, 'input'),
         PurgeResponse: schema(purgeResponseSchema, 'output'),
         PutResponse: schema(putResponseSchema, 'output'),
+        FlushResponse: schema(flushResponseSchema, 'output'),
+        NamespaceStats: schema(namespaceStatsSchema, 'output'),
+        NamespacesOverview: schema(namespacesOverviewSchema, 'output'),
+        NamespaceVersion: schema(namespaceVersionInfoSchema, 'output'),
+        ReloadResponse: schema(reloadResponseSchema, 'output'),
       },
     },
     paths: {
@@ -266,6 +280,54 @@ export function openApiDocument(): Json {
             },
             '413': error('CACHE_003: body too large'),
             ...commonErrors,
+          },
+        },
+      },
+      '/api/v1/namespaces': {
+        get: {
+          operationId: 'namespacesStats',
+          summary: 'Stats of every namespace seen since start or ever flushed, and the store footprint (metrics:read)',
+          responses: {
+            '200': jsonResponse('per-namespace stats', 'NamespacesOverview'),
+            ...commonErrors,
+          },
+        },
+      },
+      '/api/v1/namespaces/{namespace}': {
+        parameters: [namespaceParam],
+        get: {
+          operationId: 'namespaceVersion',
+          summary: "A namespace's current version and who set each one, newest first (metrics:read)",
+          responses: { '200': jsonResponse('version and history', 'NamespaceVersion'), ...commonErrors },
+        },
+      },
+      '/api/v1/namespaces/{namespace}/stats': {
+        parameters: [namespaceParam],
+        get: {
+          operationId: 'namespaceStats',
+          summary: 'Entries, bytes, hit ratio per tier, operations per second, evictions, store memory (metrics:read)',
+          responses: { '200': jsonResponse('stats', 'NamespaceStats'), ...commonErrors },
+        },
+      },
+      '/api/v1/namespaces/{namespace}/flush': {
+        parameters: [namespaceParam],
+        post: {
+          operationId: 'flushNamespace',
+          summary: 'Flush a namespace in O(1): bump its version; older entries vanish for every reader (cache:flush)',
+          responses: { '200': jsonResponse('flushed: the new version', 'FlushResponse'), ...commonErrors },
+        },
+      },
+      '/api/v1/reload': {
+        post: {
+          operationId: 'reload',
+          summary:
+            'Re-read the run-time configuration: limits, default TTL, encryption keys, log level (cache:reload, admin)',
+          responses: {
+            '200': jsonResponse('variables now in force, and changed ones that need a restart', 'ReloadResponse'),
+            ...commonErrors,
+            '400': error(
+              'CACHE_004: the new configuration is invalid (the message names the variable); nothing changed',
+            ),
           },
         },
       },
