@@ -10,7 +10,9 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/services/redis.ts';
+import { compressionBenchmarks } from './compression.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
+import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
@@ -48,6 +50,8 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
+  eviction: () => evictionBenchmarks(),
+  compression: () => compressionBenchmarks(),
 };
 
 process.stdout.write(

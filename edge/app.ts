@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono';
 import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
 import { purgeScope } from '../shared/auth.ts';
-import { authMiddleware, authorizeBody, principalOf } from '../shared/auth-http.ts';
+import { authMiddleware, authorizeBody, principalOf, recordRefusals } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { etagFor, headers } from '../shared/headers.ts';
 import {
@@ -21,6 +21,7 @@ import {
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
+import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './core/edge-cache.ts';
@@ -69,14 +70,15 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   installErrorHandling(app, deps.onUnexpectedError);
   // Before any route: unauthenticated traffic stops here and never reaches the origin.
   app.use('/api/*', rejectPathTricks);
-  if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  app.use('/api/*', rejectUnknownQuery);
+  if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(metrics, deps.log)));
   if (deps.rateLimiter) app.use('/api/*', rateLimitMiddleware(deps.rateLimiter, now));
 
   const timed = instrument(metrics, deps.log);
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
-  mountApiDocs(app);
+  mountApiDocs(app, { side: 'edge', maxValueBytes: deps.maxValueBytes });
   app.on('GET', ['/ready', '/health/ready'], (c) => {
     if (deps.subscribed && !deps.subscribed()) {
       throw new CacheError('CACHE_005', 'Purge stream not connected', { details: { origin: origin.baseUrl } });
@@ -123,7 +125,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
         headers: {
           'Content-Type': contentType,
           [headers.requestId]: c.get('requestId'),
-          ...encryptHeader(c.req.header(headers.encrypt)),
+          ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
+          ...relayed(headers.compress, c.req.header(headers.compress)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);
@@ -230,9 +233,9 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   return app;
 }
 
-/** Relays `X-Cache-Encrypt` to the origin, which validates it. */
-function encryptHeader(value: string | undefined): Record<string, string> {
-  return value === undefined ? {} : { [headers.encrypt]: value };
+/** Relays a write option header (`X-Cache-Encrypt`, `X-Cache-Compress`) to the origin, which validates it. */
+function relayed(name: string, value: string | undefined): Record<string, string> {
+  return value === undefined ? {} : { [name]: value };
 }
 
 /** The path and query of an incoming URL, to send on to the origin unchanged. */

@@ -76,7 +76,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
   parts: EdgeRuntimeParts<M>,
 ): BuiltEdge<M> {
   const { logger } = parts;
-  const tier = parts.tier ?? memoryTier({ maxBytes: config.EDGE_MAX_BYTES });
+  const tier = parts.tier ?? memoryTier({ maxBytes: config.EDGE_MAX_BYTES, policy: config.EVICTION_POLICY });
   const token = config.EDGE_ORIGIN_TOKEN;
   const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS, token });
   let subscription: PurgeSubscription | undefined;

@@ -1,11 +1,12 @@
 import { Hono } from 'hono';
 import { mountApiDocs } from '../shared/api-docs.ts';
 import type { Verifier } from '../shared/auth.ts';
-import { authMiddleware } from '../shared/auth-http.ts';
+import { authMiddleware, recordRefusals } from '../shared/auth-http.ts';
 import { CacheError } from '../shared/errors.ts';
 import { installErrorHandling, type RequestLog, requestIdMiddleware } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
+import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { CacheService } from './cache-service.ts';
 import { isDashboardPath } from './dashboard/paths.ts';
@@ -39,8 +40,12 @@ export interface OriginAppDeps {
   readonly auth?: Verifier | null;
   /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
   readonly invalidations?: InProcessSource;
-  /** The dashboard's collector and sample interval (seconds); absent = no dashboard routes. */
-  readonly dashboard?: { readonly stats: StatsCollector; readonly sampleSeconds: number };
+  /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
+  readonly dashboard?: {
+    readonly stats: StatsCollector;
+    readonly sampleSeconds: number;
+    readonly evictionPolicy?: string;
+  };
   /** Namespace stats and versions; absent = no management routes. */
   readonly reports?: NamespaceReports;
   /** Serves `POST /api/v1/reload` when present. */
@@ -71,11 +76,12 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
   app.use('/api/*', rejectPathTricks);
-  if (deps.auth) app.use('*', authMiddleware(deps.auth));
+  app.use('/api/*', rejectUnknownQuery);
+  if (deps.auth) app.use('*', authMiddleware(deps.auth, undefined, recordRefusals(deps.metrics, deps.log)));
 
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
-  mountApiDocs(app);
+  mountApiDocs(app, { side: 'origin', maxValueBytes: deps.maxValueBytes });
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.on('GET', ['/ready', '/health/ready'], async (c) => {
     const store = deps.service.store;
@@ -107,7 +113,8 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
-  if (deps.dashboard) app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds));
+  if (deps.dashboard)
+    app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));
   if (deps.reports) {
     app.route('/', namespaceRoutes({ service: deps.service, reports: deps.reports, reloader: deps.reloader }));
   }

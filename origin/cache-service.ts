@@ -1,6 +1,7 @@
 import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
+import { compressedContentType, compressValue, decompressValue } from './compression.ts';
 import { NamespaceRegistry } from './namespaces/registry.ts';
 import { NamespaceCounters } from './namespaces/stats.ts';
 import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
@@ -16,6 +17,12 @@ export interface WriteRequest {
   readonly tags?: readonly string[];
   /** Encrypt at rest (`?encrypt=true`, `X-Cache-Encrypt: true`, gRPC `encrypt`); see `shared/crypto.ts`. */
   readonly encrypt?: boolean;
+  /**
+   * Store compressed (`X-Cache-Compress`, batch `compress`, gRPC `compress`):
+   * `true` whenever that saves space, `false` never, absent when larger than
+   * `compressMinBytes`. Ignored for an encrypted write (stored uncompressed).
+   */
+  readonly compress?: boolean | undefined;
 }
 
 /** An entry and the tier that answered. */
@@ -50,6 +57,10 @@ export interface CacheServiceOptions {
   readonly keyring?: Keyring | null;
   /** Namespaces whose every write is encrypted (`ENCRYPTED_NAMESPACES`). */
   readonly encryptedNamespaces?: ReadonlySet<string>;
+  /** Bytes: values larger than this are stored compressed when that saves space (`COMPRESS_MIN_BYTES`); 0 or absent = only on request. */
+  readonly compressMinBytes?: number;
+  /** Told about each value stored compressed: bytes before and after (the envelope), for metrics. */
+  readonly onCompressed?: (beforeBytes: number, afterBytes: number) => void;
   /**
    * Namespace versions (flush). Default: versions held in this process,
    * following `bus` for other replicas' flushes.
@@ -73,8 +84,16 @@ export interface FlushResult extends NamespaceVersion {
  * copy of the logic: validate sizes, call the store, and after every
  * acknowledged change publish a purge to the purge bus, which relays it to every edge.
  *
- * Errors: CACHE_003 (413) for an oversized value; CACHE_005 (503) when the
- * store fails.
+ * Compression lives here, not in a store facade, for the same reason
+ * encryption does: one place serves REST, gRPC and batch alike, the entry is
+ * compressed before any tier sees it (Redis, the local fallback tier and the
+ * memory store all hold and count the stored, compressed bytes), and the
+ * choice "encrypted, so never compressed" is made where both are known.
+ * Edges only ever see values in the clear (`compression.ts`).
+ *
+ * Errors: CACHE_003 (413) for an oversized value; CACHE_004 for a reserved
+ * content type; CACHE_005 (503) when the store fails or a stored value
+ * cannot be opened.
  */
 export class CacheService {
   #o: CacheServiceOptions;
@@ -261,8 +280,8 @@ export class CacheService {
     }
     const ttlSeconds = request.ttlSeconds ?? this.#o.defaultTtlSeconds;
     let { value, contentType } = request;
-    if (contentType === encryptedContentType) {
-      throw new CacheError('CACHE_004', `Content-Type ${encryptedContentType} is reserved`, { details: { key } });
+    if (contentType === encryptedContentType || contentType === compressedContentType) {
+      throw new CacheError('CACHE_004', `Content-Type ${contentType} is reserved`, { details: { key } });
     }
     if (request.encrypt || this.#o.encryptedNamespaces?.has(namespace)) {
       const keyring = this.#o.keyring;
@@ -271,6 +290,14 @@ export class CacheService {
       }
       value = await seal(keyring, namespace, key, { value, contentType });
       contentType = encryptedContentType;
+    } else if (this.#compresses(request)) {
+      // Never after encryption: compressed length would leak information about the plaintext.
+      const compressed = await compressValue({ value, contentType });
+      if (compressed) {
+        this.#o.onCompressed?.(value.byteLength, compressed.byteLength);
+        value = compressed;
+        contentType = compressedContentType;
+      }
     }
     return {
       value,
@@ -280,8 +307,22 @@ export class CacheService {
     };
   }
 
-  /** The entry in the clear; encrypted entries are opened (CACHE_005 when that fails, never garbage). */
+  #compresses(request: WriteRequest): boolean {
+    if (request.compress !== undefined) return request.compress;
+    const min = this.#o.compressMinBytes ?? 0;
+    return min > 0 && request.value.byteLength > min;
+  }
+
+  /** The entry in the clear; encrypted entries are opened, compressed ones inflated (CACHE_005 when that fails, never garbage). */
   async #reveal(namespace: string, key: string, entry: StoredEntry): Promise<StoredEntry> {
+    if (entry.contentType === compressedContentType) {
+      try {
+        return { ...entry, ...(await decompressValue(entry.value, this.#o.maxValueBytes)) };
+      } catch (error) {
+        this.#o.onStoreError?.('decompress', error);
+        throw new CacheError('CACHE_005', 'Stored value could not be decompressed', { details: { key }, cause: error });
+      }
+    }
     if (entry.contentType !== encryptedContentType) return entry;
     const keyring = this.#o.keyring;
     if (!keyring) throw new CacheError('CACHE_005', 'Stored value is encrypted and no keys are configured');

@@ -1,8 +1,12 @@
 /**
- * `npm run start:origin`: the origin alone, configured by the env vars of
- * ARCHITECTURE.md §3. A bad variable stops the process with one line naming it.
+ * `npm run start:origin`: the origin alone, configured by the env vars of the
+ * README's configuration table. A bad variable stops the process with one
+ * line naming it (exit 2); a failure to start (port in use, Redis required
+ * and unreachable, production without auth) with one line naming the
+ * variable or port and what to do (exit 1). The stack only at `LOG_LEVEL=debug`.
  */
 
+import { exitOnStartupFailure } from '../platform/node/startup-failure.ts';
 import { startTracing } from '../platform/node/tracing.ts';
 import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import { envWithConfigFile } from './reload.ts';
@@ -12,15 +16,19 @@ let config: ReturnType<typeof parseConfig<typeof originConfigSchema>>;
 try {
   config = parseConfig(originConfigSchema, await envWithConfigFile(process.env));
 } catch (error) {
-  process.stderr.write(`strata-origin: ${(error as Error).message}\n`);
-  process.exit(2);
+  exitOnStartupFailure('strata-origin', error, { code: 2, debug: process.env.LOG_LEVEL === 'debug' });
 }
 // Before the apps are built: they decide once whether to open spans.
 const tracing = startTracing({
   serviceName: config.OTEL_SERVICE_NAME ?? 'strata-origin',
   endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
 });
-const origin = await startOrigin(config, { reloadEnv: () => envWithConfigFile(process.env) });
+const origin = await startOrigin(config, { reloadEnv: () => envWithConfigFile(process.env) }).catch((error: unknown) =>
+  exitOnStartupFailure('strata-origin', error, {
+    ports: { ORIGIN_PORT: config.ORIGIN_PORT },
+    debug: config.LOG_LEVEL === 'debug',
+  }),
+);
 // SIGHUP re-reads the run-time configuration (and STRATA_CONFIG_FILE); an invalid one is refused and logged.
 process.on('SIGHUP', () => {
   origin.reload().then(

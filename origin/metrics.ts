@@ -15,6 +15,10 @@ export interface OriginMetrics extends RequestMetrics {
   readonly invalidationLag: Histogram<'source'>;
   /** Kafka messages behind the partition's high watermark after the last batch, by partition. */
   readonly consumerLag: Gauge<'partition'>;
+  /** Bytes of values stored compressed, before compression. */
+  readonly compressionInputBytes: Counter;
+  /** Bytes those values take stored (the compressed envelope). */
+  readonly compressionOutputBytes: Counter;
 }
 
 /**
@@ -23,6 +27,7 @@ export interface OriginMetrics extends RequestMetrics {
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
  * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
  * `strata_invalidation_consumer_lag_messages`,
+ * `strata_compression_input_bytes_total`, `strata_compression_output_bytes_total`,
  * plus the process defaults and the ICD §6.1 names (`platform/node/icd-metrics.ts`).
  * No key is ever a label.
  *
@@ -64,6 +69,16 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
     labelNames: ['partition'] as const,
     registers: [registry],
   });
+  const compressionInputBytes = new Counter({
+    name: 'strata_compression_input_bytes_total',
+    help: 'Bytes of values stored compressed, before compression.',
+    registers: [registry],
+  });
+  const compressionOutputBytes = new Counter({
+    name: 'strata_compression_output_bytes_total',
+    help: 'Bytes of values stored compressed, as stored (after compression).',
+    registers: [registry],
+  });
   new Gauge({
     name: 'strata_connected_edges',
     help: 'Edges subscribed to the purge stream now.',
@@ -86,6 +101,8 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
   const metrics: OriginMetrics = {
     registry,
     storeErrors,
+    compressionInputBytes,
+    compressionOutputBytes,
     purges,
     invalidations,
     invalidationLag,

@@ -22,6 +22,7 @@ import { InProcessPurgeBus } from './purge/in-process-bus.ts';
 import { type Env, Reloader, type ReloadResult } from './reload.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
+import { checkStoreAtStart } from './startup.ts';
 import { memoryStore } from './store/memory.ts';
 import { passThroughStore } from './store/pass-through.ts';
 import { redisFootprint, redisNamespaceVersions } from './store/redis-namespaces.ts';
@@ -49,8 +50,9 @@ export interface RunningOrigin {
 }
 
 /**
- * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`) or
- * standalone (`REDIS_URL`), each behind the breaker and local fallback tier;
+ * Picks the store the config names: Redis Cluster (`REDIS_CLUSTER_NODES`),
+ * Sentinel (`REDIS_SENTINELS`) or standalone (`REDIS_URL`), each behind the
+ * breaker and local fallback tier;
  * else the embedded memory store.
  */
 export function storeFromConfig(
@@ -59,7 +61,7 @@ export function storeFromConfig(
 ): TieredStore {
   const redis = resilientRedisFromConfig(config, onError);
   if (redis) return redis;
-  const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES });
+  const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES, policy: config.EVICTION_POLICY });
   return passThroughStore(memory, memory);
 }
 
@@ -81,7 +83,7 @@ export async function startOrigin(
   const authOptions = authOptionsFromConfig(config);
   if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
     throw new Error(
-      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication',
+      'NODE_ENV=production needs AUTH_JWT_SECRET or AUTH_JWKS_URL: refusing to serve without authentication; set one of them (docs/security.md)',
     );
   }
   const auth = createVerifier(authOptions);
@@ -92,6 +94,19 @@ export async function startOrigin(
     options.store ??
     // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
     storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
+  if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_SENTINELS || config.REDIS_URL)) {
+    const variable = config.REDIS_CLUSTER_NODES
+      ? 'REDIS_CLUSTER_NODES'
+      : config.REDIS_SENTINELS
+        ? 'REDIS_SENTINELS'
+        : 'REDIS_URL';
+    await checkStoreAtStart(store, { variable, required: config.REDIS_REQUIRED_AT_START, logger }).catch(
+      async (error: unknown) => {
+        await store.close();
+        throw error;
+      },
+    );
+  }
   const bus: PurgeBus = new InProcessPurgeBus({ retainedEntries: config.PURGE_BUFFER_SIZE });
   const { usage } = store;
   const metrics = originMetrics({
@@ -119,6 +134,11 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
+    compressMinBytes: config.COMPRESS_MIN_BYTES,
+    onCompressed: (before, after) => {
+      metrics.compressionInputBytes.inc(before);
+      metrics.compressionOutputBytes.inc(after);
+    },
     onStoreError: (operation, error) => {
       metrics.storeErrors.inc({ operation });
       logger.warn({ operation, err: error }, 'store call failed');
@@ -145,7 +165,11 @@ export async function startOrigin(
     log: pinoRequestLog(logger),
     auth,
     invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
-    dashboard: { stats: observability.stats, sampleSeconds: config.STATS_SAMPLE_SECONDS },
+    dashboard: {
+      stats: observability.stats,
+      sampleSeconds: config.STATS_SAMPLE_SECONDS,
+      evictionPolicy: config.EVICTION_POLICY,
+    },
     reports,
     reloader,
   });

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { evictionCounter } from '../platform/node/eviction-metrics.ts';
 import type { TieredStore } from './store/store.ts';
 
 /*
@@ -14,8 +15,9 @@ import type { TieredStore } from './store/store.ts';
  * `MEMORY_STORE_MAX_BYTES`), `strata_local_tier_entries{kind}` (`clean`
  * copies and `dirty` changes of the fallback tier in front of Redis) and
  * `strata_local_tier_dirty_bytes` (against `LOCAL_TIER_MAX_DIRTY_BYTES`),
- * and the evictions each tier made for its byte budget
- * (`strata_store_evictions_total`, `strata_local_tier_evictions_total`).
+ * and the evictions of each tier by `policy` and `reason` (`evict`: for the
+ * byte budget; `expire`: found past its TTL) (`strata_store_evictions_total`,
+ * `strata_local_tier_evictions_total`).
  */
 export function registerTierMetrics(registry: Registry, store: TieredStore): void {
   const { usage } = store;
@@ -31,8 +33,9 @@ export function registerTierMetrics(registry: Registry, store: TieredStore): voi
     evictionCounter(
       registry,
       'strata_store_evictions_total',
-      'Entries the embedded memory store evicted for its byte budget.',
-      () => usage.evictions,
+      'Entries the embedded memory store evicted, by policy and reason (evict: byte budget; expire: TTL).',
+      usage.policy ?? 'unknown',
+      () => usage.evictionsByReason ?? { evict: usage.evictions, expire: 0 },
     );
   }
   const local = store.resilience?.local;
@@ -40,8 +43,9 @@ export function registerTierMetrics(registry: Registry, store: TieredStore): voi
   evictionCounter(
     registry,
     'strata_local_tier_evictions_total',
-    "Clean copies the origin's fallback tier evicted for its byte budget.",
-    () => local.evictions,
+    "Clean copies the origin's fallback tier evicted, by policy and reason (evict: byte budget; expire: TTL).",
+    local.policy,
+    () => local.evictionsByReason,
   );
   new Gauge({
     name: 'strata_local_tier_entries',
@@ -59,21 +63,6 @@ export function registerTierMetrics(registry: Registry, store: TieredStore): voi
     registers: [registry],
     collect() {
       this.set(local.dirtyBytes);
-    },
-  });
-}
-
-/** A counter that follows a monotonic count kept by the tier itself, read at scrape time. */
-function evictionCounter(registry: Registry, name: string, help: string, read: () => number): void {
-  let seen = 0;
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      const now = read();
-      if (now > seen) this.inc(now - seen);
-      seen = now;
     },
   });
 }

@@ -3,7 +3,8 @@
 # redis-server + redis-cli (standalone and Cluster), Java 17 + Maven (the Kafka
 # broker, whose jars scripts/kafka/pom.xml fetches from Maven Central on first use),
 # Chromium (the dashboard's headless browser test), Schemathesis (PyPI, in a venv),
-# the Python and Go clients' toolchains (a venv, protoc plugins, Go modules).
+# the Python and Go clients' toolchains (a venv, protoc plugins, Go modules),
+# libCacheSim's Python bindings (PyPI, in a venv; the eviction reference test).
 # Prints what it does; fails with the command to run by hand if it cannot install.
 set -euo pipefail
 
@@ -30,17 +31,25 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   fi
 fi
 
-# Schemathesis (PyPI) for the OpenAPI fuzz test, in a venv under .cache/ (gitignored).
-st_venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/schemathesis-venv"
-if [ ! -x "$st_venv/bin/schemathesis" ]; then
-  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for schemathesis. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
-  echo "strata: installing schemathesis from PyPI into $st_venv"
-  if ! { python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q 'schemathesis>=4,<5'; }; then
-    rm -rf "$st_venv"
-    echo "strata: could not install schemathesis. Run: sudo apt-get install -y python3-venv && python3 -m venv $st_venv && $st_venv/bin/pip install 'schemathesis>=4,<5'" >&2
+# ensure_venv NAME CHECK SPEC: a venv .cache/NAME-venv (gitignored) in which the shell test CHECK
+# (run with $venv set) passes, else one made and filled with `pip install SPEC`.
+ensure_venv() {
+  local name="$1" check="$2" spec="$3"
+  venv="$(cd "$(dirname "$0")/.." && pwd)/.cache/$name-venv"
+  eval "$check" && return 0
+  command -v python3 >/dev/null 2>&1 || { echo "strata: python3 is required for $name. Run: sudo apt-get install -y python3 python3-venv" >&2; exit 1; }
+  echo "strata: installing $name from PyPI into $venv"
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "$spec"; }; then
+    rm -rf "$venv"
+    echo "strata: could not install $name. Run: sudo apt-get install -y python3-venv && python3 -m venv $venv && $venv/bin/pip install '$spec'" >&2
     exit 1
   fi
-fi
+}
+
+# Schemathesis (PyPI) for the OpenAPI fuzz test.
+ensure_venv schemathesis '[ -x "$venv/bin/schemathesis" ]' 'schemathesis>=4,<5'
+# libCacheSim's Python bindings (PyPI `libcachesim`, pinned) for the eviction reference test.
+ensure_venv libcachesim '"$venv/bin/python" -c "import libcachesim" >/dev/null 2>&1' 'libcachesim==0.3.5'
 
 # The Python and Go clients (clients/): the pinned protoc plugins `npm run proto:gen`
 # and `proto:check` use, and the Python client's test venv (.cache/clients-venv:
@@ -53,9 +62,25 @@ if ! (cd "$(dirname "$0")/../clients/go" && go mod download); then
   exit 1
 fi
 
+# Redis Sentinel (scripts/services/redis-sentinel.ts) runs as `redis-server <conf> --sentinel`:
+# Debian's redis-server package ships the same binary the redis-sentinel package links to.
+redis_help=$(redis-server --help 2>&1 || true)
+[[ $redis_help == *--sentinel* ]] || { echo "strata: this redis-server cannot run as a sentinel (--sentinel); install Debian's redis-server >= 5" >&2; exit 1; }
+
 node_version=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_version" -lt 22 ]; then
   echo "strata: npm scripts run on Node $node_version; expected the pinned Node 24 from node_modules/.bin (run 'npm install' first)" >&2
   exit 1
 fi
 echo "strata: prerequisites ok (node $(node -v), $(redis-server --version | cut -d' ' -f3), java $(java -version 2>&1 | head -1 | cut -d'"' -f2), $(mvn -B -v 2>/dev/null | head -1 | cut -d' ' -f1-3))"
+
+# systemd-analyze checks the deployment's unit files (test/integration/deploy.test.ts).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "strata: installing systemd (for systemd-analyze) with apt-get"
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; then
+    echo "strata: could not install systemd. Run: sudo apt-get update && sudo apt-get install -y systemd" >&2
+    exit 1
+  fi
+fi

@@ -1,6 +1,6 @@
 /**
  * `npm run invalidate -- --namespace ns --keys a,b` (or `--tags t1,t2`, `--prefix user:1:`):
- * publishes one invalidation event (ARCHITECTURE.md §4, validated with
+ * publishes one invalidation event (docs/kafka.md, validated with
  * `invalidationEventSchema`) so an operator can purge by hand.
  *
  * With `KAFKA_BROKERS` (or `--brokers`) set it is produced to
@@ -8,7 +8,9 @@
  * keyed `namespace:key` for a single key and `namespace` otherwise, so per-key
  * order holds. Without brokers it is POSTed to the origin's in-process source
  * at `ORIGIN_URL` (or `--origin`, default `http://127.0.0.1:8080`)
- * `/api/v1/invalidations`. `--dry-run` prints the event and sends nothing.
+ * `/api/v1/invalidations` with `--token` or `STRATA_TOKEN` as its bearer
+ * token (`cache:delete` in the namespace, `cache:flush` for a prefix).
+ * `--dry-run` prints the event and sends nothing.
  *
  * Tracing: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, the Kafka send is a
  * PRODUCER span exported there, and its `traceparent` rides in the message
@@ -18,14 +20,16 @@
  * Exit codes: 0 sent, 1 delivery failed, 2 bad arguments.
  */
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { startTracing } from '../platform/node/tracing.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../shared/schemas.ts';
 import { withProducerSpan } from '../shared/tracing.ts';
+import { parseCli } from './lib/cli.ts';
+import { bearerHeaders, cliToken, refusedHint, tokenOption } from './lib/cli-token.ts';
 
 const usage = `usage: npm run invalidate -- --namespace NS (--keys a,b | --tags t1,t2 | --prefix P)
-         [--action delete|update] [--id ID] [--brokers host:port,...] [--topic T] [--origin URL] [--dry-run]`;
+         [--action delete|update] [--id ID] [--brokers host:port,...] [--topic T] [--origin URL] [--token JWT] [--dry-run]
+the origin (no brokers) needs a token: --token, or STRATA_TOKEN in the environment`;
 
 const list = (s: string | undefined) =>
   (s ?? '')
@@ -38,34 +42,19 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-let args: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      namespace: { type: 'string' },
-      keys: { type: 'string' },
-      tags: { type: 'string' },
-      prefix: { type: 'string' },
-      action: { type: 'string', default: 'delete' },
-      id: { type: 'string' },
-      brokers: { type: 'string' },
-      topic: { type: 'string' },
-      origin: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  }).values;
-}
-try {
-  args = parse();
-} catch (error) {
-  fail(`${(error as Error).message}\n${usage}`, 2);
-}
-if (args.help) {
-  process.stdout.write(`${usage}\n`);
-  process.exit(0);
-}
+const args = parseCli('invalidate', usage, {
+  namespace: { type: 'string' },
+  keys: { type: 'string' },
+  tags: { type: 'string' },
+  prefix: { type: 'string' },
+  action: { type: 'string', default: 'delete' },
+  id: { type: 'string' },
+  brokers: { type: 'string' },
+  topic: { type: 'string' },
+  origin: { type: 'string' },
+  ...tokenOption,
+  'dry-run': { type: 'boolean', default: false },
+});
 
 const parsed = invalidationEventSchema.safeParse({
   id: args.id ?? randomUUID(),
@@ -116,13 +105,14 @@ try {
       await tracing?.shutdown();
     }
   } else {
+    const token = cliToken(args.token, process.env);
     const res = await fetch(`${originUrl}/api/v1/invalidations`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...bearerHeaders(token) },
       body: JSON.stringify(event),
     });
     const body = await res.text();
-    if (!res.ok) fail(`origin ${originUrl} answered HTTP ${res.status}: ${body}`, 1);
+    if (!res.ok) fail(`origin ${originUrl} answered HTTP ${res.status}${refusedHint(res.status, token)}: ${body}`, 1);
     process.stdout.write(`applied by ${originUrl}: ${body}\n`);
   }
 } catch (error) {

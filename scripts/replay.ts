@@ -1,12 +1,16 @@
 /**
- * `npm run replay -- --trace <csv> --edge <url> [--limit N] [--concurrency C] [--namespace NS]`
+ * `npm run replay -- --trace <csv> --edge <url> [--limit N] [--concurrency C] [--namespace NS] [--token JWT]`
  *
  * Replays a production access trace through an edge, cache-aside: a read
  * that misses is filled with a write of the trace's size. Ends with a table:
  * requests, hit ratio per tier, p50/p95/p99 latency (ms), throughput, errors.
+ *
+ * Credential: `--token`, else `STRATA_TOKEN` (`cache:read cache:write` in the
+ * namespace). Exit codes: 0 no errors, 1 some requests failed.
  */
 import { parseArgs } from 'node:util';
 import { defaultTracePath, loadTrace, percentile, table } from '../bench/trace.ts';
+import { bearerHeaders, cliToken, refusedHint, tokenOption } from './lib/cli-token.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -16,13 +20,25 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     namespace: { type: 'string', default: 'trace' },
     ttl: { type: 'string', default: '3600' },
+    ...tokenOption,
   },
 });
+const token = cliToken(args.token, process.env);
+const auth = bearerHeaders(token);
 
 const limit = args.limit ? Number(args.limit) : Number.POSITIVE_INFINITY;
 const concurrency = Number(args.concurrency);
-if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
-const requests = loadTrace(args.trace, limit);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  process.stderr.write('replay: --concurrency must be a positive integer\n');
+  process.exit(2);
+}
+let requests: ReturnType<typeof loadTrace>;
+try {
+  requests = loadTrace(args.trace, limit);
+} catch (error) {
+  process.stderr.write(`replay: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 const base = `${args.edge.replace(/\/+$/, '')}/api/v1/cache/${args.namespace}`;
 const payload = new Uint8Array(Math.max(1, ...requests.map((r) => r.size))).map((_, i) => i & 0xff);
 
@@ -34,10 +50,10 @@ async function write(key: string, size: number): Promise<void> {
   const res = await fetch(`${base}/${key}?ttl=${args.ttl}`, {
     method: 'PUT',
     body: payload.subarray(0, size),
-    headers: { 'Content-Type': 'application/octet-stream' },
+    headers: { 'Content-Type': 'application/octet-stream', ...auth },
   });
   await res.arrayBuffer();
-  if (res.status !== 200) throw new Error(`PUT ${key}: HTTP ${res.status}`);
+  if (res.status !== 200) throw new Error(`PUT ${key}: HTTP ${res.status}${refusedHint(res.status, token)}`);
 }
 
 async function one(i: number): Promise<void> {
@@ -49,7 +65,7 @@ async function one(i: number): Promise<void> {
       await write(r.key, r.size);
     } else {
       stats.reads++;
-      const res = await fetch(`${base}/${r.key}`);
+      const res = await fetch(`${base}/${r.key}`, { headers: auth });
       await res.arrayBuffer();
       if (res.status === 200) {
         if (res.headers.get('X-Cache-Tier') === 'edge') stats.edgeHits++;
@@ -58,7 +74,7 @@ async function one(i: number): Promise<void> {
         stats.misses++;
         stats.fills++;
         await write(r.key, r.size);
-      } else throw new Error(`GET ${r.key}: HTTP ${res.status}`);
+      } else throw new Error(`GET ${r.key}: HTTP ${res.status}${refusedHint(res.status, token)}`);
     }
   } catch (error) {
     stats.errors++;

@@ -8,6 +8,7 @@ import { isAlive, stopPid } from './lib/proc.ts';
 import { startKafka } from './services/kafka.ts';
 import { startRedis } from './services/redis.ts';
 import { startRedisCluster } from './services/redis-cluster.ts';
+import { startRedisSentinel } from './services/redis-sentinel.ts';
 import type { RunningService, StartOptions } from './services/types.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -20,6 +21,7 @@ const starters: Record<string, Starter> = {
   redis: startRedis,
   kafka: startKafka,
   'redis-cluster': startRedisCluster,
+  'redis-sentinel': startRedisSentinel,
 };
 
 interface State {

@@ -1,14 +1,16 @@
 import type { Env, Hono } from 'hono';
-import { openApiDocument } from './openapi.ts';
+import { type OpenApiOptions, openApiDocument } from './openapi.ts';
 
 /**
  * `GET /openapi.json` (the OpenAPI 3.1 document of `shared/openapi.ts`) and
  * `GET /docs`, a self-contained API reference page that renders it in the
  * browser: no CDN, no build step, no assets beyond the one HTML response,
- * so it works on Node and Workers alike. Both are open (no token).
+ * so it works on Node and Workers alike. Both are open (no token). The page
+ * shows each operation's parameters with their rules, and an example request
+ * and response (curl with `$STRATA_TOKEN`, as `npm start` prints it).
  */
-export function mountApiDocs<E extends Env>(app: Hono<E>): void {
-  const document = openApiDocument();
+export function mountApiDocs<E extends Env>(app: Hono<E>, options: OpenApiOptions): void {
+  const document = openApiDocument(options);
   app.get('/openapi.json', (c) => c.json(document));
   app.get('/docs', (c) => c.html(docsPage));
 }
@@ -31,6 +33,7 @@ const docsPage = `<!doctype html>
   pre { background: #f0f2f5; padding: .6rem; overflow-x: auto; border-radius: 4px; }
   table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid #eee; }
   .status { font-weight: 600; }
+  details summary { cursor: pointer; margin: .4rem 0; font-weight: 600; }
 </style>
 </head>
 <body>
@@ -46,6 +49,37 @@ const docsPage = `<!doctype html>
     return e;
   };
   const resolve = (s) => (s && s.$ref ? spec.components.schemas[s.$ref.split('/').pop()] : s);
+  const rule = (schema, description) => {
+    const parts = [];
+    if (description) parts.push(description);
+    else if (schema) {
+      if (schema.type) parts.push(schema.type);
+      if (schema.minimum !== undefined) parts.push('≥ ' + schema.minimum);
+      if (schema.maximum !== undefined) parts.push('≤ ' + schema.maximum);
+      if (schema.pattern) parts.push('matches ' + schema.pattern);
+      if (schema.enum) parts.push('one of ' + schema.enum.join(', '));
+    }
+    return parts.join('; ');
+  };
+  const origin = location.origin;
+  const curl = (method, path, params, body, security) => {
+    let url = path;
+    const query = [];
+    for (const p of params) {
+      if (p.in === 'path') url = url.replace('{' + p.name + '}', encodeURIComponent(p.example ?? p.name));
+      else if (p.in === 'query' && p.example !== undefined) query.push(p.name + '=' + encodeURIComponent(p.example));
+    }
+    const parts = ['curl -i'];
+    if (method !== 'get') parts.push('-X ' + method.toUpperCase());
+    if (!(security && security.length === 0)) parts.push('-H "Authorization: Bearer $STRATA_TOKEN"');
+    if (body) {
+      parts.push("-H 'Content-Type: " + body.type + "'");
+      const text = typeof body.example === 'string' ? body.example : JSON.stringify(body.example);
+      parts.push("--data-binary '" + text.replace(/'/g, "'\\''") + "'");
+    }
+    parts.push("'" + origin + url + (query.length ? '?' + query.join('&') : '') + "'");
+    return parts.join(' \\\n    ');
+  };
   document.getElementById('title').textContent = spec.info.title;
   document.getElementById('version').textContent = 'version ' + spec.info.version + ' · OpenAPI ' + spec.openapi;
   document.getElementById('description').textContent = spec.info.description;
@@ -59,18 +93,26 @@ const docsPage = `<!doctype html>
       box.append(el('p', { textContent: op.summary || '' }));
       const params = [...(item.parameters || []), ...(op.parameters || [])];
       if (params.length) {
-        const t = el('table', {}, el('tr', {}, el('th', { textContent: 'parameter' }), el('th', { textContent: 'in' }), el('th', { textContent: 'schema' })));
-        for (const p of params) t.append(el('tr', {}, el('td', {}, el('code', { textContent: p.name })), el('td', { textContent: p.in }), el('td', {}, el('code', { textContent: JSON.stringify(p.schema) }))));
+        const t = el('table', {}, el('tr', {}, el('th', { textContent: 'parameter' }), el('th', { textContent: 'in' }), el('th', { textContent: 'rule' }), el('th', { textContent: 'example' })));
+        for (const p of params) t.append(el('tr', {}, el('td', {}, el('code', { textContent: p.name })), el('td', { textContent: p.in }), el('td', { textContent: rule(p.schema, p.description) }), el('td', {}, el('code', { textContent: p.example === undefined ? '' : String(p.example) }))));
         box.append(t);
       }
+      let body;
       if (op.requestBody) {
         for (const [type, media] of Object.entries(op.requestBody.content)) {
-          box.append(el('h3', { textContent: 'Request body · ' + type }));
-          if (media.schema) box.append(el('pre', { textContent: JSON.stringify(resolve(media.schema), null, 2) }));
+          const d = el('details', {}, el('summary', { textContent: 'Request body · ' + type + ' (schema)' }));
+          if (media.schema) d.append(el('pre', { textContent: JSON.stringify(resolve(media.schema), null, 2) }));
+          box.append(d);
+          if (body === undefined && media.example !== undefined) body = { type, example: media.example };
         }
       }
-      const r = el('table', {}, el('tr', {}, el('th', { textContent: 'status' }), el('th', { textContent: 'meaning' })));
-      for (const [status, res] of Object.entries(op.responses)) r.append(el('tr', {}, el('td', { className: 'status', textContent: status }), el('td', { textContent: res.description })));
+      box.append(el('h3', { textContent: 'Example' }), el('pre', { className: 'example', textContent: curl(method, path, params, body, op.security) }));
+      const r = el('table', {}, el('tr', {}, el('th', { textContent: 'status' }), el('th', { textContent: 'meaning' }), el('th', { textContent: 'example' })));
+      for (const [status, res] of Object.entries(op.responses)) {
+        const media = res.content ? Object.values(res.content)[0] : undefined;
+        const ex = media && media.example !== undefined ? (typeof media.example === 'string' ? media.example : JSON.stringify(media.example)) : '';
+        r.append(el('tr', {}, el('td', { className: 'status', textContent: status }), el('td', { textContent: res.description }), el('td', {}, el('code', { textContent: ex }))));
+      }
       box.append(el('h3', { textContent: 'Responses' }), r);
       ops.append(box);
     }

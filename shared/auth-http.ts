@@ -8,6 +8,9 @@ import {
   unauthenticated,
   type Verifier,
 } from './auth.ts';
+import { CacheError } from './errors.ts';
+import type { AppEnv, RequestLog } from './http.ts';
+import type { RequestMetrics } from './metrics.ts';
 
 /**
  * The REST side of authentication (docs/security.md): one Hono middleware
@@ -100,30 +103,90 @@ export function principalOf(c: Context): Principal | undefined {
 }
 
 /**
+ * The `operation` label of a REST request, as the routes count it in
+ * `strata_requests_total`, from its method and path alone (a refused request
+ * never reaches its route).
+ */
+export function restOperation(method: string, pathname: string): string {
+  if (pathname === '/api/v1/purge') return 'purge';
+  if (pathname === '/api/v1/purge/stream') return 'purge_stream';
+  if (pathname === '/api/v1/invalidations') return 'invalidate';
+  if (pathname === '/metrics' || pathname === '/health/metrics') return 'metrics';
+  if (pathname === '/api/v1/stats' || pathname === '/api/v1/edges/stats') return 'stats';
+  const cache = /^\/api\/v1\/cache\/[^/]*\/(.*)$/.exec(pathname);
+  if (cache) {
+    if (method === 'POST' && cache[1] === 'batch/get') return 'batch_get';
+    if (method === 'POST' && cache[1] === 'batch/set') return 'batch_set';
+    if (method === 'GET' || method === 'HEAD') return 'get';
+    if (method === 'PUT') return 'set';
+    if (method === 'DELETE') return 'delete';
+  }
+  return 'other';
+}
+
+/** A request the middleware refused (401 AUTH_001 or 403 AUTH_002); never carries the token. */
+export interface Refusal {
+  /** `X-Request-Id` of the request (echoed or generated). */
+  readonly requestId: string;
+  /** {@link restOperation} of the request. */
+  readonly operation: string;
+  /** The namespace of the path, when it names one. */
+  readonly namespace?: string;
+  /** The verified caller, when the token was valid but lacked a grant (403). */
+  readonly serviceId?: string;
+  readonly code: 'AUTH_001' | 'AUTH_002';
+  readonly status: 401 | 403;
+  /** Milliseconds from the middleware's start to the refusal. */
+  readonly durationMs: number;
+}
+
+/**
  * Verifies `Authorization: Bearer <JWT>` and checks the grant of
- * {@link restAccess} (or `access`, for tests and other surfaces).
+ * {@link restAccess} (or `access`, for tests and other surfaces); calls
+ * `onRefused` once for every 401 and 403, so refusals are logged and counted.
  *
  * Errors: 401 AUTH_001 with `WWW-Authenticate: Bearer` (RFC 6750 §3) for a
  * missing or bad token; 403 AUTH_002 for a missing scope or namespace;
  * 503 CACHE_005 when the JWKS cannot be fetched.
  */
-export function authMiddleware(verifier: Verifier, access = restAccess): MiddlewareHandler {
+export function authMiddleware(
+  verifier: Verifier,
+  access = restAccess,
+  onRefused?: (refusal: Refusal) => void,
+): MiddlewareHandler {
   return async (c, next) => {
-    const needs = access(c.req.method, new URL(c.req.url).pathname);
+    const pathname = new URL(c.req.url).pathname;
+    const needs = access(c.req.method, pathname);
     if (needs === 'open') return next();
-    const token = bearerToken(c.req.header('Authorization'));
-    if (!token) {
-      c.header('WWW-Authenticate', 'Bearer realm="strata"');
-      throw unauthenticated();
-    }
-    let principal: Principal;
+    const started = performance.now();
+    let principal: Principal | undefined;
     try {
-      principal = await verifier(token);
+      const token = bearerToken(c.req.header('Authorization'));
+      if (!token) {
+        c.header('WWW-Authenticate', 'Bearer realm="strata"');
+        throw unauthenticated();
+      }
+      try {
+        principal = await verifier(token);
+      } catch (error) {
+        c.header('WWW-Authenticate', 'Bearer realm="strata", error="invalid_token"');
+        throw error;
+      }
+      if (needs !== 'authenticated') authorize(principal, needs.scope, needs.namespace);
     } catch (error) {
-      c.header('WWW-Authenticate', 'Bearer realm="strata", error="invalid_token"');
+      if (onRefused && error instanceof CacheError && (error.code === 'AUTH_001' || error.code === 'AUTH_002')) {
+        onRefused({
+          requestId: (c as Context<AppEnv>).get('requestId') ?? '',
+          operation: restOperation(c.req.method, pathname),
+          namespace: needs !== 'authenticated' && needs.namespace !== allNamespaces ? needs.namespace : undefined,
+          serviceId: principal?.serviceId,
+          code: error.code,
+          status: error.code === 'AUTH_001' ? 401 : 403,
+          durationMs: performance.now() - started,
+        });
+      }
       throw error;
     }
-    if (needs !== 'authenticated') authorize(principal, needs.scope, needs.namespace);
     principals.set(c.req.raw, principal);
     return next();
   };
@@ -137,4 +200,27 @@ export function authMiddleware(verifier: Verifier, access = restAccess): Middlew
 export function authorizeBody(c: Context, scope: Scope, namespace: string): void {
   const principal = principalOf(c);
   if (principal) authorize(principal, scope, namespace);
+}
+
+/**
+ * Logs and counts refusals: one `strata_requests_total{tier="none",
+ * result="refused"}` and one request-log line per refusal, with the request
+ * id, the caller's service id when the token was valid (403), and the code;
+ * never the token.
+ */
+export function recordRefusals(metrics: RequestMetrics, log?: RequestLog): (refusal: Refusal) => void {
+  return (r) => {
+    metrics.request(r.operation, 'none', 'refused', r.durationMs / 1000);
+    log?.({
+      request_id: r.requestId,
+      operation: r.operation,
+      ...(r.namespace === undefined ? {} : { namespace: r.namespace }),
+      ...(r.serviceId === undefined ? {} : { service_id: r.serviceId }),
+      tier: 'none',
+      result: 'refused',
+      status: r.status,
+      duration_ms: r.durationMs,
+      error_code: r.code,
+    });
+  };
 }

@@ -14,8 +14,12 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-/** Base64 → bytes; throws CACHE_004 on invalid input. */
+// Canonical, padded base64 (RFC 4648 §4): what the OpenAPI description states; atob alone also takes whitespace and missing padding.
+const canonicalBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Base64 → bytes; throws CACHE_004 on anything but canonical, padded base64. */
 export function fromBase64(text: string): Uint8Array {
+  if (!canonicalBase64.test(text)) throw new CacheError('CACHE_004', 'Value is not valid base64');
   let binary: string;
   try {
     binary = atob(text);

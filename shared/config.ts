@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
 import { defaultMaxValueBytes } from './keys.ts';
 
 /**
@@ -18,6 +19,9 @@ const commaList = z
       .filter(Boolean),
   )
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
+
+/** Eviction policy of the in-memory tiers (embedded store, fallback tier, edge tier): `lru`, `lfu` (with dynamic aging) or `s3fifo`. */
+const evictionPolicy = z.enum(evictionPolicies).default(defaultEvictionPolicy);
 
 /** JWT verification, the same on the edge and the origin (shared/auth.ts, docs/security.md). Unset = auth off. */
 const authVars = {
@@ -55,12 +59,21 @@ export const originConfigSchema = z.object({
     .optional(),
   ORIGIN_PORT: port.default(8080),
   ORIGIN_HOST: z.string().default('127.0.0.1'),
-  REDIS_URL: z.string().url().optional(),
+  /** Standalone Redis, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s/]/, 'expected redis://host:port or rediss://host:port, e.g. redis://127.0.0.1:6379')
+    .pipe(z.string().url())
+    .optional(),
+  /** Refuse to start (`true`) when Redis does not answer at start-up, instead of starting degraded on the local tier. */
+  REDIS_REQUIRED_AT_START: z.stringbool().default(false),
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
   /** Byte budget of the embedded memory store. */
   MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  /** Eviction policy of the embedded memory store and the fallback tier. */
+  EVICTION_POLICY: evictionPolicy,
   /** `AUTH` password for Redis (standalone URL may carry its own; Cluster nodes use this). */
   REDIS_PASSWORD: z.string().min(1).optional(),
   /** Connect to Redis Cluster nodes with TLS (`true`/`false`). Standalone uses a `rediss://` URL instead. */
@@ -69,6 +82,22 @@ export const originConfigSchema = z.object({
   REDIS_TLS_CA_FILE: z.string().min(1).optional(),
   /** Milliseconds one Redis call may take before it counts as failed and the local tier answers. */
   REDIS_CALL_TIMEOUT_MS: positiveInt.default(300),
+  /** Redis Sentinel addresses `host:port,...`; with REDIS_SENTINEL_MASTER the origin follows that master through failover (docs/redis-sentinel.md). */
+  REDIS_SENTINELS: commaList.optional(),
+  /** Name of the master the sentinels monitor (`sentinel monitor <name> ...`); needs REDIS_SENTINELS. */
+  REDIS_SENTINEL_MASTER: z.string().min(1).optional(),
+  /** Replicas that must acknowledge each write (`WAIT n timeout` after it); 0 = asynchronous replication only. */
+  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
+  /** Milliseconds a write waits for REDIS_WAIT_REPLICAS acknowledgements before it answers anyway (the `WAIT` timeout). */
+  REDIS_WAIT_TIMEOUT_MS: positiveInt.default(100),
+  /** Milliseconds to open a TCP (and TLS) connection to one Redis node or sentinel before the attempt counts as failed. */
+  REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(1_000),
+  /** Milliseconds before the first reconnect attempt; each further attempt doubles it, up to REDIS_RECONNECT_MAX_MS. */
+  REDIS_RECONNECT_BASE_MS: positiveInt.default(50),
+  /** Milliseconds: the cap on the reconnect back-off. */
+  REDIS_RECONNECT_MAX_MS: positiveInt.default(2_000),
+  /** Values larger than this many bytes are stored compressed with zstd when that saves space (docs/compression.md); 0 = never compress. */
+  COMPRESS_MIN_BYTES: z.coerce.number().int().min(0).default(1024),
   /** Attempts for an idempotent Redis read (1 = no retry); retries back off exponentially with jitter. */
   REDIS_READ_ATTEMPTS: positiveInt.max(5).default(2),
   /** Failure ratio over the window that opens the circuit breaker (ICD §9.2 `threshold`), in (0, 1). */
@@ -145,6 +174,8 @@ export const edgeConfigSchema = z.object({
   EDGE_MAX_TTL_SECONDS: positiveInt.default(5),
   /** Byte budget of the near-user tier. */
   EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+  /** Eviction policy of the near-user tier. */
+  EVICTION_POLICY: evictionPolicy,
   /** Largest value the edge accepts on a write, bytes. */
   MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
   /** Milliseconds an origin call may take before the edge answers CACHE_005. */

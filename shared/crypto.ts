@@ -56,7 +56,13 @@ export async function parseKeyring(spec: string): Promise<Keyring> {
 
 function base64Bytes(text: string): Uint8Array<ArrayBuffer> | null {
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return null;
-  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  let binary: string;
+  try {
+    binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  } catch {
+    // atob throws a DOMException for a bad length; the caller names the variable instead.
+    return null;
+  }
   return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }
 

@@ -15,6 +15,8 @@ export const headers = {
   cacheTag: 'Cache-Tag',
   /** On a PUT: `true` encrypts the value at rest (docs/security.md); same as `?encrypt=true`. */
   encrypt: 'X-Cache-Encrypt',
+  /** On a PUT: `true` stores the value compressed when that saves space, `false` never; absent = the origin's threshold (docs/compression.md). */
+  compress: 'X-Cache-Compress',
 } as const;
 
 /** `X-Cache` values. */

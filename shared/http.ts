@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
 import { type CacheStatus, etagFor, headers, ifNoneMatchHits } from './headers.ts';
 import { parseJsonBody } from './input-guard.ts';
-import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlSecondsSchema } from './keys.ts';
+import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlQuerySchema } from './keys.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { activeTraceId, annotateCacheSpan } from './tracing.ts';
 
@@ -142,7 +142,7 @@ export function writeOptions(c: Context, operation: string): { ttlSeconds: numbe
   const ttl = c.req.query('ttl');
   let ttlSeconds: number | undefined;
   if (ttl !== undefined) {
-    const parsed = ttlSecondsSchema.safeParse(ttl);
+    const parsed = ttlQuerySchema.safeParse(ttl);
     if (!parsed.success) throw invalidInput(parsed.error, { ttl, operation });
     ttlSeconds = parsed.data;
   }
@@ -199,12 +199,14 @@ export interface RequestRecord {
   readonly namespace?: string;
   /** Tier that answered, or `none`. */
   readonly tier: string;
-  /** `hit`, `miss`, `stale`, `ok` or `error`. */
+  /** `hit`, `miss`, `stale`, `ok`, `error`, or `refused` (401/403 before the route). */
   readonly result: string;
   readonly status: number;
   readonly duration_ms: number;
   /** ICD code of an error answer. */
   readonly error_code?: string;
+  /** The caller's `service_id`, on a refusal whose token was valid (403). */
+  readonly service_id?: string;
 }
 
 /** Receives one record per finished request (pino on Node). */

@@ -34,12 +34,22 @@ export const defaultMaxValueBytes = 1024 * 1024;
 /** Longest TTL a write may ask for, in seconds (one year). */
 export const maxTtlSeconds = 365 * 24 * 3600;
 
-/** A TTL in whole seconds, 1 … one year. */
-export const ttlSecondsSchema = z.coerce
-  .number()
+/** Shortest TTL a write may ask for, in seconds. */
+export const minTtlSeconds = 1;
+
+/** A TTL in whole seconds, 1 … one year, as a JSON number. */
+export const ttlSecondsSchema = z
+  .number({ error: 'ttl must be a whole number of seconds' })
   .int('ttl must be a whole number of seconds')
-  .min(1, 'ttl must be at least 1 second')
+  .min(minTtlSeconds, 'ttl must be at least 1 second')
   .max(maxTtlSeconds, `ttl must be at most ${maxTtlSeconds} seconds`);
+
+/** A TTL in a query string: decimal digits only (no sign, exponent, hex or spaces), then {@link ttlSecondsSchema}. */
+export const ttlQuerySchema = z
+  .string()
+  .regex(/^[0-9]{1,12}$/, 'ttl must be a whole number of seconds')
+  .transform(Number)
+  .pipe(ttlSecondsSchema);
 
 /** A tag (surrogate key): same character rules as a namespace but up to 128 chars, plus `:` and `.`. */
 export const tagSchema = z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, 'tag must match [A-Za-z0-9_:.-]{1,128}');
@@ -48,17 +58,13 @@ export const tagSchema = z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, 'tag must 
 export const maxTagsPerEntry = 32;
 
 /**
- * Parses the `tags` query value of a PUT: a comma list, empty items ignored.
+ * Parses the `tags` query value of a PUT: a comma list with no empty item or
+ * space (`a,b`); the empty string means no tags.
  * @returns the tags, validated with {@link tagSchema}.
  */
 export const tagListSchema = z
   .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((t) => t.trim())
-      .filter((t) => t.length > 0),
-  )
+  .transform((s) => (s === '' ? [] : s.split(',')))
   .pipe(z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`));
 
 /** Joins the parts of a composite key: NUL, which neither a namespace, a key nor a tag may contain. */

@@ -7,7 +7,7 @@ export interface RequestMetrics {
    * Records one finished request.
    * @param operation e.g. `get`, `set`, `delete`, `batch_get`, `purge`.
    * @param tier the tier that answered (`edge`, `redis`, `memory`, `origin-local`) or `none`.
-   * @param result `hit`, `miss`, `stale`, `ok` or `error`.
+   * @param result `hit`, `miss`, `stale`, `ok`, `error` or `refused` (401/403 AUTH_001/AUTH_002).
    * @param seconds duration in seconds.
    */
   request(operation: string, tier: string, result: string, seconds: number): void;

@@ -34,6 +34,8 @@ export const batchSetRequestSchema = z.strictObject({
   content_type: z.string().max(256).optional(),
   /** Encrypt every entry at rest (docs/security.md). */
   encrypt: z.boolean().optional(),
+  /** Store every entry compressed when that saves space (`true`), never (`false`), or by the origin's threshold (absent); docs/compression.md. */
+  compress: z.boolean().optional(),
 });
 export type BatchSetRequest = z.infer<typeof batchSetRequestSchema>;
 

@@ -1,4 +1,9 @@
-import { LRUCache } from 'lru-cache';
+import {
+  createEvictionCache,
+  defaultEvictionPolicy,
+  type EvictionPolicy,
+  evictionCounts,
+} from '../../shared/eviction/index.ts';
 import { storageKey } from '../../shared/keys.ts';
 import type { PurgeMessage } from '../../shared/schemas.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
@@ -11,23 +16,23 @@ export interface MemoryTierOptions {
   maxBytes: number;
   /** Unix-ms clock; tests pass a fake one. */
   now?: () => number;
+  /** Which entries go first when the budget is full (`EVICTION_POLICY`); default S3-FIFO. */
+  policy?: EvictionPolicy;
 }
 
 /**
- * The in-memory near-user tier: a byte-bounded LRU (lru-cache `maxSize`)
- * whose entries expire at their `expiresAtMs`. Values larger than the whole
- * budget are not kept.
+ * The in-memory near-user tier: a byte-bounded cache of the configured
+ * eviction policy (shared/eviction/) whose entries expire at their
+ * `expiresAtMs`. Values larger than the whole budget are not kept.
  */
 export function memoryTier(options: MemoryTierOptions): EdgeTier {
   const now = options.now ?? Date.now;
-  let evictions = 0;
-  const cache = new LRUCache<string, EdgeEntry>({
-    maxSize: options.maxBytes,
-    sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + edgeEntryOverheadBytes,
-    // Only budget pressure counts: deletes (purges, expiry) and overwrites have other reasons.
-    disposeAfter: (_entry, _key, reason) => {
-      if (reason === 'evict') evictions++;
-    },
+  const evicted = evictionCounts();
+  const cache = createEvictionCache<EdgeEntry>(options.policy ?? defaultEvictionPolicy, {
+    maxBytes: options.maxBytes,
+    now,
+    // Budget pressure and expiry count; deletes (purges) and overwrites have other reasons.
+    onDispose: (_entry, _key, reason) => evicted.count(reason),
   });
 
   const dropIfOlder = (k: string, version: number): boolean => {
@@ -41,11 +46,15 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
       return cache.size;
     },
     get bytes() {
-      return cache.calculatedSize;
+      return cache.bytes;
     },
     get evictions() {
-      return evictions;
+      return evicted.counts.evict;
     },
+    get evictionsByReason() {
+      return evicted.counts;
+    },
+    policy: cache.policy,
     get(namespace, key) {
       const k = storageKey(namespace, key);
       const entry = cache.get(k);
@@ -62,7 +71,7 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
       const k = storageKey(entry.namespace, entry.key);
       const existing = cache.peek(k);
       if (existing && existing.version > entry.version) return false;
-      cache.set(k, entry, { ttl: Math.ceil(ttl) });
+      cache.set(k, entry, { sizeBytes: entry.value.byteLength + k.length * 2 + edgeEntryOverheadBytes, ttlMs: ttl });
       return cache.has(k);
     },
     delete(namespace, key) {

@@ -41,6 +41,10 @@ export interface EdgeTier {
   readonly size: number;
   /** Bytes counted against the budget now. */
   readonly bytes: number;
-  /** Entries dropped to stay within the byte budget so far (LRU evictions; not expiries or purges). Optional: tiers that cannot tell leave it out. */
+  /** Entries dropped to stay within the byte budget so far (not expiries or purges). Optional: tiers that cannot tell leave it out. */
   readonly evictions?: number;
+  /** Entries dropped so far by reason: `evict` (byte budget), `expire` (found past their TTL). Optional. */
+  readonly evictionsByReason?: Readonly<Record<'evict' | 'expire', number>>;
+  /** The eviction policy (`lru`, `lfu`, `s3fifo`), when the tier has one. */
+  readonly policy?: string;
 }

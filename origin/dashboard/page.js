@@ -95,7 +95,11 @@ async function poll() {
     if (res.status === 401 || res.status === 403) {
       authForm.hidden = false;
       document.getElementById('status').textContent =
-        res.status === 401 ? 'authentication required' : 'this token lacks metrics:read';
+        res.status === 401
+          ? token
+            ? 'authentication required: this token was refused (expired, or signed with another secret)'
+            : 'authentication required'
+          : 'this token lacks metrics:read';
       return;
     }
     const stats = await res.json();
@@ -104,8 +108,14 @@ async function poll() {
     draw(stats.points);
     const last = stats.points.at(-1);
     const edges = stats.edges.map((e) => e.edge_id).join(', ') || 'none reporting';
+    const ratios = last
+      ? Object.entries(last.hitRatio)
+          .filter(([, r]) => r !== null && r !== undefined)
+          .map(([tier, r]) => `${tier} ${(r * 100).toFixed(1)}%`)
+          .join(', ')
+      : '';
     document.getElementById('status').textContent = last
-      ? `${stats.points.length} samples, every ${stats.sample_seconds} s · breaker ${last.breaker === null ? 'n/a (embedded store)' : breakerNames[last.breaker]} · edges: ${edges}`
+      ? `${stats.points.length} samples, every ${stats.sample_seconds} s · breaker ${last.breaker === null ? 'n/a (embedded store)' : breakerNames[last.breaker]} · eviction ${stats.eviction_policy} · hit ratio: ${ratios || 'no gets yet'} · edges: ${edges}`
       : 'waiting for the first samples…';
     document.body.dataset.polls = String(Number(document.body.dataset.polls ?? 0) + 1);
   } catch (error) {

@@ -22,11 +22,15 @@ const page = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
  * The routes of the origin's live dashboard (docs/operating.md):
  * - `GET /dashboard`: a static page (uPlot charts) polling {@link statsPath};
  * - `GET /dashboard/assets/<file>`: uPlot's bundle and CSS from node_modules, and the page's script;
- * - `GET /api/v1/stats`: `{ sample_seconds, breaker_states, edges, points }`, points oldest first
- *   (`StatsPoint` of `shared/stats.ts`);
+ * - `GET /api/v1/stats`: `{ sample_seconds, breaker_states, eviction_policy, edges, points }`, points
+ *   oldest first (`StatsPoint` of `shared/stats.ts`); `eviction_policy` is the in-memory tiers' `EVICTION_POLICY`;
  * - `POST /api/v1/edges/stats`: an edge's `{ edge_id, snapshot }`; 204, or 400 CACHE_004 when malformed.
  */
-export function dashboardRoutes(collector: StatsCollector, sampleSeconds: number): Hono<AppEnv> {
+export function dashboardRoutes(
+  collector: StatsCollector,
+  sampleSeconds: number,
+  evictionPolicy = 'unknown',
+): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const files = new Map<string, { body: string; type: string }>();
   for (const [name, a] of Object.entries(assets)) files.set(name, { body: readFileSync(a.file, 'utf8'), type: a.type });
@@ -41,6 +45,7 @@ export function dashboardRoutes(collector: StatsCollector, sampleSeconds: number
     c.json({
       sample_seconds: sampleSeconds,
       breaker_states: breakerStates,
+      eviction_policy: evictionPolicy,
       edges: collector.edges.map((e) => ({ edge_id: e.edgeId, last_report_ms: e.lastReportMs })),
       points: collector.points,
     }),

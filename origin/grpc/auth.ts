@@ -1,5 +1,6 @@
 import type { Interceptor } from '@connectrpc/connect';
 import { authorize, bearerToken, purgeScope, type Scope, unauthenticated, type Verifier } from '../../shared/auth.ts';
+import { CacheError } from '../../shared/errors.ts';
 
 /**
  * The grant each RPC needs, as on REST (`shared/auth-http.ts`): `Health` is
@@ -32,16 +33,30 @@ function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' 
  * (metadata, in gRPC terms) and checks the RPC's grant. Place it inside the
  * error-mapping interceptor so failures become UNAUTHENTICATED (AUTH_001) and
  * PERMISSION_DENIED (AUTH_002) with the ICD code in `x-cache-error-code`.
+ * `onRefused` hears each refusal with the call's metric operation
+ * (`grpc_get`, `grpc_batch_set`, …) and its duration in seconds.
  */
-export function grpcAuthInterceptor(verifier: Verifier): Interceptor {
+export function grpcAuthInterceptor(
+  verifier: Verifier,
+  onRefused?: (operation: string, code: 'AUTH_001' | 'AUTH_002', seconds: number) => void,
+): Interceptor {
   return (next) => async (req) => {
     const message = (req.stream ? {} : req.message) as { namespace?: string; prefix?: string };
     const scope = rpcScope(req.method.name, message);
     if (scope === 'open') return await next(req);
-    const token = bearerToken(req.header.get('authorization'));
-    if (!token) throw unauthenticated();
-    const principal = await verifier(token);
-    authorize(principal, scope, message.namespace ?? '');
+    const started = performance.now();
+    try {
+      const token = bearerToken(req.header.get('authorization'));
+      if (!token) throw unauthenticated();
+      const principal = await verifier(token);
+      authorize(principal, scope, message.namespace ?? '');
+    } catch (error) {
+      if (onRefused && error instanceof CacheError && (error.code === 'AUTH_001' || error.code === 'AUTH_002')) {
+        const operation = `grpc_${req.method.name.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase()}`;
+        onRefused(operation, error.code, (performance.now() - started) / 1000);
+      }
+      throw error;
+    }
     return await next(req);
   };
 }

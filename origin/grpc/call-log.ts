@@ -9,7 +9,7 @@ const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
  * One {@link RequestLog} record per RPC, as REST writes per request:
  * `request_id` (the `x-request-id` metadata when well-formed, else
  * generated), `operation` (`rpc_get`, `rpc_batch_set`, …), the request's
- * namespace, `result` `ok` or `error`, the HTTP status REST would have
+ * namespace, `result` `ok`, `error` or `refused` (AUTH_001/AUTH_002), the HTTP status REST would have
  * answered (from the ICD code of the error; 200 on success), `duration_ms`
  * and `error_code`. Mount outermost, so it sees the mapped error. Never logs
  * keys' values or credentials.
@@ -43,7 +43,8 @@ export function callLogInterceptor(log: RequestLog): Interceptor {
         operation,
         namespace,
         tier: 'none',
-        result: 'error',
+        // As on REST: a call turned away for its token is `refused`, not an error of the cache.
+        result: code === 'AUTH_001' || code === 'AUTH_002' ? 'refused' : 'error',
         status: code && code in errorTable ? errorTable[code].http : connectError.code === Code.Canceled ? 499 : 500,
         duration_ms: performance.now() - started,
         error_code: code ?? `grpc_${Code[connectError.code]?.toLowerCase() ?? 'unknown'}`,

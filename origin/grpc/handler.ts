@@ -79,7 +79,13 @@ export function createGrpcHandler(options: GrpcHandlerOptions): NodeHandlerFn {
     interceptors: [
       ...(options.log ? [callLogInterceptor(options.log)] : []),
       mapErrors,
-      ...(options.auth ? [grpcAuthInterceptor(options.auth)] : []),
+      ...(options.auth
+        ? [
+            grpcAuthInterceptor(options.auth, (operation, _code, seconds) =>
+              options.metrics?.request(operation, 'none', 'refused', seconds),
+            ),
+          ]
+        : []),
     ],
     readMaxBytes,
     acceptCompression: [compressionGzip, compressionBrotli],

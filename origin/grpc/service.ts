@@ -138,6 +138,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
           ttlSeconds: ttlOf(req.ttlSeconds, 'set'),
           tags: valid(tagsSchema, req.tags, { operation: 'set' }),
           encrypt: req.encrypt,
+          compress: req.compress,
         };
         const entry = await untilAborted(ctx.signal, () => service.set(req.namespace, req.key, write));
         if (acceptedLocally(entry)) degraded(ctx);
@@ -192,7 +193,8 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
         const contentType = valid(contentTypeSchema, req.contentType, { operation: 'batch_set' }) || defaultContentType;
         const ttlSeconds = ttlOf(req.ttlSeconds, 'batch_set');
         const writes = new Map<string, WriteRequest>();
-        for (const [key, value] of Object.entries(req.entries)) writes.set(key, { value, contentType, ttlSeconds });
+        for (const [key, value] of Object.entries(req.entries))
+          writes.set(key, { value, contentType, ttlSeconds, compress: req.compress });
         const stored = await untilAborted(ctx.signal, () => service.setMany(req.namespace, writes));
         if ([...stored.values()].some(acceptedLocally)) degraded(ctx);
         const entries: Record<string, ReturnType<typeof metadataOf>> = {};

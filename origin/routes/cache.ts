@@ -37,9 +37,23 @@ function acceptedLocally(service: CacheService, result: StoredEntry | RemovalRes
  * @throws CacheError CACHE_004 for anything else.
  */
 export function encryptRequested(value: string | undefined): boolean {
-  if (value === undefined || value === 'false' || value === '0') return false;
+  return booleanOption('encrypt', value) ?? false;
+}
+
+/**
+ * Parses `X-Cache-Compress`: `true`/`1`, `false`/`0`, or absent (undefined:
+ * the origin's `COMPRESS_MIN_BYTES` decides).
+ * @throws CacheError CACHE_004 for anything else.
+ */
+export function compressRequested(value: string | undefined): boolean | undefined {
+  return booleanOption('compress', value);
+}
+
+function booleanOption(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1') return true;
-  throw new CacheError('CACHE_004', 'encrypt must be true or false', { details: { encrypt: value } });
+  throw new CacheError('CACHE_004', `${name} must be true or false`, { details: { [name]: value } });
 }
 
 /**
@@ -92,7 +106,8 @@ export function cacheRoutes(deps: {
         const value = new Uint8Array(await c.req.arrayBuffer());
         const contentType = c.req.header('Content-Type') || defaultContentType;
         const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
-        const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt });
+        const compress = compressRequested(c.req.header(headers.compress));
+        const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt, compress });
         c.header(headers.etag, etagFor(entry.version));
         const local = acceptedLocally(service, entry);
         if (local) c.header(headers.degraded, '1');
@@ -152,6 +167,7 @@ export function cacheRoutes(deps: {
           contentType,
           ttlSeconds: body.ttl,
           encrypt: body.encrypt,
+          compress: body.compress,
         });
       }
       const stored = await service.setMany(namespace, entries);

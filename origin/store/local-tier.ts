@@ -1,4 +1,11 @@
-import { LRUCache } from 'lru-cache';
+import {
+  createEvictionCache,
+  defaultEvictionPolicy,
+  type EvictionCache,
+  type EvictionCounts,
+  type EvictionPolicy,
+  evictionCounts,
+} from '../../shared/eviction/index.ts';
 import { storageKey, storageKeyPrefix } from '../../shared/keys.ts';
 import type { StoredEntry } from './store.ts';
 
@@ -19,8 +26,10 @@ export type LocalLookup =
 
 /** Options of {@link LocalTier}. */
 export interface LocalTierOptions {
-  /** Byte budget of clean copies (values + keys + overhead); least recently used go first. */
+  /** Byte budget of clean copies (values + keys + overhead). */
   readonly maxBytes: number;
+  /** Which clean copies go first when the budget is full (`EVICTION_POLICY`); default S3-FIFO. */
+  readonly policy?: EvictionPolicy;
   /** Byte budget of dirty changes; past it, writes during an outage are refused. */
   readonly maxDirtyBytes: number;
   /** Clock, Unix ms. */
@@ -30,38 +39,45 @@ export interface LocalTierOptions {
 /**
  * The origin's local fallback tier: synchronous, in-process, byte-bounded.
  *
- * - **Clean copies** of entries read from or written to Redis, in an
- *   lru-cache with each entry's own TTL: what a degraded read can serve.
+ * - **Clean copies** of entries read from or written to Redis, in a
+ *   byte-budgeted cache of the configured eviction policy with each entry's
+ *   own TTL: what a degraded read can serve.
  * - **Dirty changes** (writes and deletes accepted while Redis was
- *   unavailable), kept apart from the LRU so eviction never drops an
+ *   unavailable), kept apart from the clean copies so eviction never drops an
  *   acknowledged write. Bounded by `maxDirtyBytes`; {@link putDirty} refuses
  *   past it. They live in process memory only: an origin crash loses them.
  */
 export class LocalTier {
-  readonly #clean: LRUCache<string, StoredEntry>;
+  readonly #clean: EvictionCache<StoredEntry>;
+  readonly #evicted = evictionCounts();
   readonly #dirty = new Map<string, DirtyChange>();
   readonly #maxDirtyBytes: number;
   readonly #now: () => number;
   #dirtyBytes = 0;
-  #evictions = 0;
 
   constructor(options: LocalTierOptions) {
     this.#now = options.now ?? Date.now;
     this.#maxDirtyBytes = options.maxDirtyBytes;
-    this.#clean = new LRUCache<string, StoredEntry>({
-      maxSize: options.maxBytes,
-      sizeCalculation: (entry, key) => sizeOf(key, entry),
-      // lru-cache checks TTL against performance.now(); expiresAtMs below checks our clock too.
-      ttlAutopurge: false,
-      dispose: (_entry, _key, reason) => {
-        if (reason === 'evict') this.#evictions++;
-      },
+    this.#clean = createEvictionCache<StoredEntry>(options.policy ?? defaultEvictionPolicy, {
+      maxBytes: options.maxBytes,
+      now: this.#now,
+      onDispose: (_entry, _key, reason) => this.#evicted.count(reason),
     });
+  }
+
+  /** The eviction policy of the clean copies. */
+  get policy(): EvictionPolicy {
+    return this.#clean.policy;
   }
 
   /** Clean copies dropped to stay within the byte budget, since start. */
   get evictions(): number {
-    return this.#evictions;
+    return this.#evicted.counts.evict;
+  }
+
+  /** Clean copies dropped for the budget (`evict`) or found past their TTL (`expire`), since start. */
+  get evictionsByReason(): EvictionCounts {
+    return this.#evicted.counts;
   }
 
   /** Number of dirty changes waiting for write-back. */
@@ -103,7 +119,8 @@ export class LocalTier {
   putClean(namespace: string, key: string, entry: StoredEntry): void {
     const ttl = entry.expiresAtMs - this.#now();
     if (ttl <= 0) return;
-    this.#clean.set(storageKey(namespace, key), entry, { ttl });
+    const k = storageKey(namespace, key);
+    this.#clean.set(k, entry, { sizeBytes: sizeOf(k, entry), ttlMs: ttl });
   }
 
   /** Forgets the clean copy of a key (Redis said it is gone). */

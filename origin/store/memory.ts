@@ -1,4 +1,10 @@
-import { LRUCache } from 'lru-cache';
+import {
+  createEvictionCache,
+  defaultEvictionPolicy,
+  type EvictionCounts,
+  type EvictionPolicy,
+  evictionCounts,
+} from '../../shared/eviction/index.ts';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { EntryInput, NamespaceUsage, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
@@ -6,22 +12,33 @@ import type { EntryInput, NamespaceUsage, PurgeSelector, RemovalResult, Store, S
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
 
+/** Bytes an entry counts against the budget. */
+const sizeOf = (storage: string, entry: StoredEntry) =>
+  entry.value.byteLength + storage.length * 2 + entryOverheadBytes;
+
 export interface MemoryStoreOptions {
-  /** Byte budget (values + keys + overhead). Least recently used entries go first. */
+  /** Byte budget (values + keys + overhead). */
   maxBytes: number;
+  /** Which entries go first when the budget is full (`EVICTION_POLICY`); default S3-FIFO. */
+  policy?: EvictionPolicy;
   /** Clock in Unix ms; tests pass a fake one. */
   now?: () => number;
 }
 
 /**
- * The embedded store: byte-bounded LRU with per-entry TTL on lru-cache, with
+ * The embedded store: a byte-bounded cache with per-entry TTL and the
+ * eviction policy of `options.policy` (shared/eviction/), with
  * a tag index (tag → storage keys) so a tag purge touches only its members.
  * For development and single-process use: it lives and dies with the origin.
  */
 export function memoryStore(options: MemoryStoreOptions): Store & {
   readonly size: number;
   readonly bytes: number;
+  /** Entries dropped for the byte budget, since start. */
   readonly evictions: number;
+  /** Entries dropped for the budget (`evict`) or found past their TTL (`expire`), since start. */
+  readonly evictionsByReason: EvictionCounts;
+  readonly policy: EvictionPolicy;
   namespaceUsage(namespace: string, floor: number): NamespaceUsage;
 } {
   const now = options.now ?? Date.now;
@@ -29,18 +46,18 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
   // Store-wide high-water mark: a key deleted and rewritten within one
   // millisecond still gets a higher version than before.
   let lastVersion = 0;
-  // Entries dropped to stay within the byte budget, since start.
-  let evictions = 0;
+  const evicted = evictionCounts();
+  const policy = options.policy ?? defaultEvictionPolicy;
   const stamp = (previous: number, t: number) => {
     lastVersion = nextVersion(Math.max(previous, lastVersion), t);
     return lastVersion;
   };
-  const cache = new LRUCache<string, StoredEntry>({
-    maxSize: options.maxBytes,
-    sizeCalculation: (entry, key) => entry.value.byteLength + key.length * 2 + entryOverheadBytes,
-    dispose: (entry, key, reason) => {
+  const cache = createEvictionCache<StoredEntry>(policy, {
+    maxBytes: options.maxBytes,
+    now,
+    onDispose: (entry, key, reason) => {
       unindex(key, entry.tags);
-      if (reason === 'evict') evictions++;
+      evicted.count(reason);
     },
   });
 
@@ -78,7 +95,10 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
     };
-    cache.set(storage, entry, { ttl: input.ttlMs });
+    cache.set(storage, entry, {
+      sizeBytes: sizeOf(storage, entry),
+      ttlMs: input.ttlMs,
+    });
     if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
     for (const tag of entry.tags) {
       const k = tagKey(namespace, tag);
@@ -108,11 +128,15 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       return cache.size;
     },
     get bytes() {
-      return cache.calculatedSize;
+      return cache.bytes;
     },
     get evictions() {
-      return evictions;
+      return evicted.counts.evict;
     },
+    get evictionsByReason() {
+      return evicted.counts;
+    },
+    policy,
     namespaceUsage(namespace, floor) {
       // A walk of the embedded store (development scale); entries below the floor were flushed and are dropped here.
       const start = sk(namespace, '');
@@ -126,7 +150,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
           continue;
         }
         entries++;
-        bytes += cache.info(storage)?.size ?? entry.value.byteLength;
+        bytes += sizeOf(storage, entry);
       }
       return { entries, bytes };
     },
@@ -158,7 +182,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       if (selector.prefix !== null) {
         // The embedded store is for development; a prefix purge walks its keys.
         const start = sk(namespace, selector.prefix);
-        for (const s of cache.keys()) if (s.startsWith(start)) targets.add(s);
+        for (const [s] of cache.entries()) if (s.startsWith(start)) targets.add(s);
       }
       return remove(targets);
     },

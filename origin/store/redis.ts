@@ -6,9 +6,12 @@ import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
 export interface RedisStoreOptions {
-  /** `redis://[:password@]host:port[/db]` or `rediss://` for TLS. */
-  url: string;
-  /** Extra ioredis options (timeouts, TLS). */
+  /**
+   * `redis://[:password@]host:port[/db]` or `rediss://` for TLS. Absent for
+   * Sentinel, whose `sentinels` and master `name` come in `redis`.
+   */
+  url?: string;
+  /** Extra ioredis options (timeouts, TLS, Sentinel). */
   redis?: RedisOptions;
   /**
    * Told about connection errors (refused, reset). ioredis reconnects by
@@ -18,7 +21,8 @@ export interface RedisStoreOptions {
 }
 
 /**
- * The Redis standalone driver (ioredis). Entries are hashes written by Lua
+ * The Redis standalone driver (ioredis), also used for a master found through
+ * Redis Sentinel. Entries are hashes written by Lua
  * scripts (`redis-scripts.ts`) so version stamping and expiry are atomic.
  * Batch reads are one pipeline, one round trip. Tags are Redis sets of
  * entry keys, so a tag purge reads only its members.
@@ -27,12 +31,13 @@ export interface RedisStoreOptions {
  * breaker above the store maps them to CACHE_005.
  */
 export function redisStore(options: RedisStoreOptions): Store & { readonly client: Redis } {
-  const client = new Redis(options.url, {
+  const redisOptions: RedisOptions = {
     lazyConnect: false,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     ...options.redis,
-  });
+  };
+  const client = options.url ? new Redis(options.url, redisOptions) : new Redis(redisOptions);
   client.on('error', options.onConnectionError ?? (() => {}));
   defineStrataCommands(client);
   const commands = client as unknown as Redis & StrataCommands;

@@ -101,6 +101,9 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     local,
     writeBack,
     sequence: exclusive,
+    // Redis now holds this version (a tombstone, for a delete): stamp later local changes above it.
+    settled: (change) =>
+      seen(change.namespace, change.key, change.kind === 'set' ? change.entry.version : change.version),
     stats,
     ping: () => inner.ping(),
     ready,
@@ -138,12 +141,13 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
   }
 
   /**
-   * Versions Redis returned for a key (reads, writes, deletes), kept while the
-   * clock has not moved past them. A local change is stamped above them, so a
-   * change accepted during an outage is never ordered before one Redis already
-   * acknowledged in the same millisecond — even when the local tier no longer
-   * holds that version (a delete dropped the clean copy, or a racing read
-   * replaced it with an older one).
+   * Versions Redis returned for a key (reads, writes, deletes) or confirmed
+   * by write-back (a settled change; a tombstone, for a delete), kept while
+   * the clock has not moved past them. A local change is stamped above them,
+   * so a change accepted during an outage is never ordered before one Redis
+   * already acknowledged in the same millisecond — even when the local tier
+   * no longer holds that version (a delete dropped the clean copy, a racing
+   * read replaced it with an older one, or the change was settled).
    */
   const floors = new Map<string, number>();
   const floorKey = storageKey;

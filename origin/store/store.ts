@@ -139,6 +139,10 @@ export interface StoreUsage {
   readonly bytes: number;
   /** Entries evicted for the byte budget, since start. */
   readonly evictions: number;
+  /** Entries dropped by reason (`evict`: byte budget; `expire`: found past its TTL), since start. */
+  readonly evictionsByReason?: Readonly<Record<'evict' | 'expire', number>>;
+  /** The eviction policy (`EVICTION_POLICY`). */
+  readonly policy?: string;
   /**
    * One namespace's live entries at or above `floor` (its namespace version);
    * entries below it are reclaimed on the way. Optional.

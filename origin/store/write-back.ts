@@ -96,6 +96,14 @@ export interface RecoveryLoopOptions {
   readonly writeBack: WriteBack;
   /** Shared with the facade's own writes: a change is never written back concurrently with a newer one. */
   readonly sequence: KeySequencer;
+  /**
+   * Called once Redis confirmed a change (written back, or skipped because
+   * Redis held a newer or equal version): Redis now holds the change's
+   * version or a higher one, tombstone included, so a later local change to
+   * the key must be stamped above it, even though the local tier forgets the
+   * settled change.
+   */
+  readonly settled: (change: DirtyChange) => void;
   /** Counters `writtenBack` and `skippedNewer` are updated here. */
   readonly stats: ResilienceStats;
   /** Resolves when Redis answers (the half-open probe's call). */
@@ -190,6 +198,7 @@ export function recoveryLoop(options: RecoveryLoopOptions): RecoveryLoop {
         stats.writtenBack += 1;
       }
       // Only now, with the change confirmed in Redis, may reads stop preferring it.
+      options.settled(change);
       local.settle(change);
       return true;
     } catch (error) {

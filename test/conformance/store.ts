@@ -1,6 +1,12 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CacheService } from '../../origin/cache-service.ts';
+import { compressedContentType } from '../../origin/compression.ts';
 import type { NamespaceVersionStore } from '../../origin/namespaces/versions.ts';
+import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { EntryInput, Store, TieredStore } from '../../origin/store/store.ts';
+import { encryptedContentType, parseKeyring } from '../../shared/crypto.ts';
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -167,6 +173,70 @@ export function storeConformance<S extends Store>(
       const top = writes.reduce((a, b) => (b.version > a.version ? b : a));
       expect(final!.version).toBe(top.version);
       expect(new TextDecoder().decode(final!.value)).toBe(new TextDecoder().decode(top.value));
+    });
+
+    /** The origin's service over this store: compression above 1 KiB, an encryption key. */
+    const serviceOverStore = async () =>
+      new CacheService({
+        store: capabilities.tiered ? capabilities.tiered(store) : passThroughStore(store),
+        bus: new InProcessPurgeBus({ retainedEntries: 16 }),
+        defaultTtlSeconds: 60,
+        maxValueBytes: 256 * 1024,
+        keyring: await parseKeyring(`k1:${Buffer.alloc(32, 7).toString('base64')}`),
+        compressMinBytes: 1024,
+      });
+
+    it('through the origin service, any value round-trips byte-exact with compression on, off or by size, encrypted or not', async () => {
+      const ns = freshNamespace();
+      const service = await serviceOverStore();
+      const value = fc.oneof(
+        fc.uint8Array({ maxLength: 4096 }),
+        // Compressible: a short random pattern repeated past the threshold.
+        fc
+          .tuple(fc.uint8Array({ minLength: 1, maxLength: 16 }), fc.integer({ min: 1, max: 4000 }))
+          .map(([unit, times]) => Uint8Array.from({ length: unit.length * times }, (_, i) => unit[i % unit.length]!)),
+      );
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          value,
+          fc.constantFrom('application/octet-stream', 'text/plain; charset=utf-8', 'application/x-ü'),
+          fc.constantFrom(true, false, undefined),
+          fc.boolean(),
+          async (bytes, contentType, compress, encrypt) => {
+            const key = `p${n++}`;
+            await service.set(ns, key, { value: bytes, contentType, compress, encrypt });
+            const read = await service.get(ns, key);
+            expect(read.entry).not.toBeNull();
+            expect(Buffer.from(read.entry!.value).equals(Buffer.from(bytes))).toBe(true);
+            expect(read.entry!.contentType).toBe(contentType);
+            const stored = (await store.get(ns, key))!;
+            if (encrypt) expect(stored.contentType).toBe(encryptedContentType);
+            else if (stored.contentType === compressedContentType) {
+              expect(compress).not.toBe(false);
+              expect(stored.value.byteLength).toBeLessThan(bytes.byteLength);
+            } else {
+              expect(stored.contentType).toBe(contentType);
+              expect(Buffer.from(stored.value).equals(Buffer.from(bytes))).toBe(true);
+            }
+            const batch = await service.getMany(ns, [key]);
+            expect(Buffer.from(batch.found.get(key)!.value).equals(Buffer.from(bytes))).toBe(true);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+
+    it('a compressible value above the threshold is stored compressed, and one with compress=false is not', async () => {
+      const ns = freshNamespace();
+      const service = await serviceOverStore();
+      const text = bytes('{"id":1,"name":"strata","tags":["a","b"]}'.repeat(200));
+      await service.set(ns, 'auto', { value: text, contentType: 'application/json' });
+      await service.set(ns, 'off', { value: text, contentType: 'application/json', compress: false });
+      const auto = (await store.get(ns, 'auto'))!;
+      expect(auto.contentType).toBe(compressedContentType);
+      expect(auto.value.byteLength).toBeLessThan(text.byteLength / 10);
+      expect((await store.get(ns, 'off'))!.value.byteLength).toBe(text.byteLength);
     });
 
     it('ping resolves while the backing server is up', async () => {

@@ -96,6 +96,8 @@ describe('dashboard', () => {
     await chartsFilled(page);
     const status = await page.locator('#status').textContent();
     expect(status).toContain('breaker closed');
+    expect(status).toContain('eviction s3fifo');
+    expect(status).toMatch(/hit ratio: .*\d+\.\d%/);
     expect(status).toContain('edge-a');
     expect(failures).toEqual([]);
 
@@ -149,6 +151,10 @@ describe('dashboard', () => {
     await page.goto(`${origin.url}/dashboard`);
     await page.locator('#auth').waitFor({ state: 'visible' });
     expect(await page.locator('#status').textContent()).toBe('authentication required');
+    // Without a token the page says where one comes from.
+    const help = await page.locator('#token-help').textContent();
+    expect(help).toContain('npm start');
+    expect(help).toContain('npm run token -- --scope metrics:read');
     await page.fill('#token', await issuer.sign({ serviceId: 'operator', scope: ['metrics:read'] }));
     await page.click('#auth button');
     await chartsFilled(page);

@@ -18,6 +18,14 @@ describe('configuration', () => {
     expect(() => parseConfig(originConfigSchema, { CACHE_DEFAULT_TTL: '-1' })).toThrow(/CACHE_DEFAULT_TTL/);
   });
 
+  it('EVICTION_POLICY defaults to s3fifo on both sides, accepts lru and lfu, and rejects anything else', () => {
+    expect(parseConfig(originConfigSchema, {}).EVICTION_POLICY).toBe('s3fifo');
+    expect(parseConfig(edgeConfigSchema, {}).EVICTION_POLICY).toBe('s3fifo');
+    expect(parseConfig(originConfigSchema, { EVICTION_POLICY: 'lru' }).EVICTION_POLICY).toBe('lru');
+    expect(parseConfig(edgeConfigSchema, { EVICTION_POLICY: 'lfu' }).EVICTION_POLICY).toBe('lfu');
+    expect(() => parseConfig(edgeConfigSchema, { EVICTION_POLICY: 'arc' })).toThrow(/EVICTION_POLICY/);
+  });
+
   it('an empty variable counts as unset', () => {
     expect(parseConfig(originConfigSchema, { REDIS_URL: '' }).REDIS_URL).toBeUndefined();
   });

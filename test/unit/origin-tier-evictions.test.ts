@@ -4,6 +4,7 @@ import { LocalTier } from '../../origin/store/local-tier.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import { registerTierMetrics } from '../../origin/store-metrics.ts';
+import { evictionPolicies } from '../../shared/eviction/index.ts';
 
 const value = (n: number) => ({
   value: new Uint8Array(n),
@@ -12,9 +13,9 @@ const value = (n: number) => ({
   tags: [],
 });
 
-describe('origin tier evictions', () => {
+describe.each(evictionPolicies)('origin tier evictions (%s)', (policy) => {
   it('the embedded store counts entries evicted for its budget, not deletes, and exports them', async () => {
-    const store = memoryStore({ maxBytes: 5_000 });
+    const store = memoryStore({ maxBytes: 5_000, policy });
     await store.set('ns', 'gone-by-delete', value(100));
     await store.delete('ns', 'gone-by-delete');
     for (let i = 0; i < 10; i++) await store.set('ns', `k${i}`, value(1_000));
@@ -23,16 +24,16 @@ describe('origin tier evictions', () => {
     const registry = new Registry();
     registerTierMetrics(registry, passThroughStore(store, store));
     expect(await registry.getSingleMetricAsString('strata_store_evictions_total')).toContain(
-      `strata_store_evictions_total ${store.evictions}`,
+      `strata_store_evictions_total{policy="${policy}",reason="evict"} ${store.evictions}`,
     );
     await store.set('ns', 'one-more', value(1_000));
     expect(await registry.getSingleMetricAsString('strata_store_evictions_total')).toContain(
-      `strata_store_evictions_total ${store.evictions}`,
+      `strata_store_evictions_total{policy="${policy}",reason="evict"} ${store.evictions}`,
     );
   });
 
   it("the origin's fallback tier counts clean copies evicted for its budget", () => {
-    const tier = new LocalTier({ maxBytes: 5_000, maxDirtyBytes: 5_000 });
+    const tier = new LocalTier({ maxBytes: 5_000, maxDirtyBytes: 5_000, policy });
     const now = Date.now();
     for (let i = 0; i < 10; i++) {
       tier.putClean('ns', `k${i}`, {

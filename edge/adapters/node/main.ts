@@ -1,8 +1,10 @@
 /**
  * `npm run start:edge`: one Node edge (self-hosted point of presence),
- * configured by the environment variables in the README.
+ * configured by the environment variables in the README. Bad configuration
+ * exits 2, a failure to start (port in use) 1, each with one line.
  */
 
+import { exitOnStartupFailure } from '../../../platform/node/startup-failure.ts';
 import { startTracing } from '../../../platform/node/tracing.ts';
 import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
 import { startEdge } from './server.ts';
@@ -11,15 +13,19 @@ let config: ReturnType<typeof parseConfig<typeof edgeConfigSchema>>;
 try {
   config = parseConfig(edgeConfigSchema, process.env);
 } catch (error) {
-  process.stderr.write(`strata-edge: ${(error as Error).message}\n`);
-  process.exit(2);
+  exitOnStartupFailure('strata-edge', error, { code: 2, debug: process.env.LOG_LEVEL === 'debug' });
 }
 // Before the apps are built: they decide once whether to open spans.
 const tracing = startTracing({
   serviceName: config.OTEL_SERVICE_NAME ?? 'strata-edge',
   endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
 });
-const edge = await startEdge(config);
+const edge = await startEdge(config).catch((error: unknown) =>
+  exitOnStartupFailure('strata-edge', error, {
+    ports: { EDGE_PORT: config.EDGE_PORT },
+    debug: config.LOG_LEVEL === 'debug',
+  }),
+);
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { evictionCounter } from '../../../platform/node/eviction-metrics.ts';
 import { defaultNodeName, registerIcdMetrics } from '../../../platform/node/icd-metrics.ts';
 import { requestMetrics } from '../../../platform/node/request-metrics.ts';
 import type { EdgeMetrics } from '../../build-edge.ts';
@@ -63,15 +64,13 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       this.set(tier.bytes);
     },
   });
-  new Counter({
-    name: 'strata_edge_tier_evictions_total',
-    help: 'Entries dropped from the near-user tier to stay within EDGE_MAX_BYTES.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(tier.evictions ?? 0);
-    },
-  });
+  evictionCounter(
+    registry,
+    'strata_edge_tier_evictions_total',
+    'Entries dropped from the near-user tier, by policy and reason (evict: to stay within EDGE_MAX_BYTES; expire: TTL).',
+    tier.policy ?? 'unknown',
+    () => tier.evictionsByReason ?? { evict: tier.evictions ?? 0, expire: 0 },
+  );
   new Gauge({
     name: 'strata_edge_purge_stream_connected',
     help: '1 while the purge stream is up.',

@@ -40,7 +40,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     logger,
     requestLog: pinoRequestLog(logger),
   });
-  const server = await new Promise<Server>((resolve) => {
+  const server = await new Promise<Server>((resolve, reject) => {
     const s = serve(
       {
         fetch: edge.app.fetch,
@@ -48,8 +48,13 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
         hostname: config.EDGE_HOST,
         serverOptions: requestTimeouts(config.REQUEST_TIMEOUT_MS),
       },
-      () => resolve(s as Server),
+      () => {
+        s.off('error', reject);
+        resolve(s as Server);
+      },
     );
+    // A bind failure (EADDRINUSE) rejects instead of crashing as an unhandled 'error' event.
+    s.once('error', reject);
   });
   server.keepAliveTimeout = 65_000;
   answerClientErrorsWithEnvelope(server);

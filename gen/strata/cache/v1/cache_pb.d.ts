@@ -189,6 +189,14 @@ export declare type SetRequest = Message<"strata.cache.v1.SetRequest"> & {
    * @generated from field: repeated string tags = 7;
    */
   tags: string[];
+
+  /**
+   * Store compressed with zstd when that saves space (true) or never (false); unset = values above the
+   * origin's COMPRESS_MIN_BYTES. Ignored when encrypting: an encrypted value is stored uncompressed.
+   *
+   * @generated from field: optional bool compress = 8;
+   */
+  compress?: boolean | undefined;
 };
 
 /**
@@ -354,6 +362,13 @@ export declare type BatchSetRequest = Message<"strata.cache.v1.BatchSetRequest">
    * @generated from field: string content_type = 4;
    */
   contentType: string;
+
+  /**
+   * As SetRequest.compress, for every entry.
+   *
+   * @generated from field: optional bool compress = 5;
+   */
+  compress?: boolean | undefined;
 };
 
 /**

@@ -330,7 +330,10 @@ type SetRequest struct {
 	// Stored with the value and served by REST as Content-Type; default application/octet-stream.
 	ContentType string `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Surrogate keys for Purge by tag: at most 32, each `[A-Za-z0-9_:.-]{1,128}`.
-	Tags          []string `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
+	Tags []string `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Store compressed with zstd when that saves space (true) or never (false); unset = values above the
+	// origin's COMPRESS_MIN_BYTES. Ignored when encrypting: an encrypted value is stored uncompressed.
+	Compress      *bool `protobuf:"varint,8,opt,name=compress,proto3,oneof" json:"compress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,6 +415,13 @@ func (x *SetRequest) GetTags() []string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *SetRequest) GetCompress() bool {
+	if x != nil && x.Compress != nil {
+		return *x.Compress
+	}
+	return false
 }
 
 type SetResponse struct {
@@ -710,7 +720,9 @@ type BatchSetRequest struct {
 	TtlSeconds int64  `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	Namespace  string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Content type of every entry; default application/octet-stream.
-	ContentType   string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// As SetRequest.compress, for every entry.
+	Compress      *bool `protobuf:"varint,5,opt,name=compress,proto3,oneof" json:"compress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -771,6 +783,13 @@ func (x *BatchSetRequest) GetContentType() string {
 		return x.ContentType
 	}
 	return ""
+}
+
+func (x *BatchSetRequest) GetCompress() bool {
+	if x != nil && x.Compress != nil {
+		return *x.Compress
+	}
+	return false
 }
 
 type BatchSetResponse struct {
@@ -1089,7 +1108,7 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\rexpires_at_ms\x18\x05 \x01(\x03R\vexpiresAtMs\x12!\n" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04tags\x18\a \x03(\tR\x04tags\x12\x14\n" +
-	"\x05stale\x18\b \x01(\bR\x05stale\"\xc4\x01\n" +
+	"\x05stale\x18\b \x01(\bR\x05stale\"\xf2\x01\n" +
 	"\n" +
 	"SetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1099,7 +1118,9 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aencrypt\x18\x05 \x01(\bR\aencrypt\x12!\n" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12\x12\n" +
-	"\x04tags\x18\a \x03(\tR\x04tags\"e\n" +
+	"\x04tags\x18\a \x03(\tR\x04tags\x12\x1f\n" +
+	"\bcompress\x18\b \x01(\bH\x00R\bcompress\x88\x01\x01B\v\n" +
+	"\t_compress\"e\n" +
 	"\vSetResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\"\n" +
@@ -1123,16 +1144,18 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1aZ\n" +
 	"\fEntriesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
-	"\x05value\x18\x02 \x01(\v2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01\"\xf8\x01\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01\"\xa6\x02\n" +
 	"\x0fBatchSetRequest\x12G\n" +
 	"\aentries\x18\x01 \x03(\v2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\aentries\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
 	"ttlSeconds\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n" +
-	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x1a:\n" +
+	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x1f\n" +
+	"\bcompress\x18\x05 \x01(\bH\x00R\bcompress\x88\x01\x01\x1a:\n" +
 	"\fEntriesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xf5\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01B\v\n" +
+	"\t_compress\"\xf5\x01\n" +
 	"\x10BatchSetResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12!\n" +
 	"\fstored_count\x18\x02 \x01(\x05R\vstoredCount\x12H\n" +
@@ -1240,6 +1263,8 @@ func file_strata_cache_v1_cache_proto_init() {
 	if File_strata_cache_v1_cache_proto != nil {
 		return
 	}
+	file_strata_cache_v1_cache_proto_msgTypes[3].OneofWrappers = []any{}
+	file_strata_cache_v1_cache_proto_msgTypes[9].OneofWrappers = []any{}
 	file_strata_cache_v1_cache_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -186,7 +186,7 @@ class GetResponse(Message[_GetResponseFields]):
         tags: list[str]
         stale: bool
 
-_SetRequestFields: TypeAlias = Literal["key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags"]
+_SetRequestFields: TypeAlias = Literal["key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags", "compress"]
 
 class SetRequest(Message[_SetRequestFields]):
     """
@@ -231,9 +231,16 @@ class SetRequest(Message[_SetRequestFields]):
             ```proto
             repeated string tags = 7;
             ```
+        compress:
+            Store compressed with zstd when that saves space (true) or never (false); unset = values above the
+            origin's COMPRESS_MIN_BYTES. Ignored when encrypting: an encrypted value is stored uncompressed.
+
+            ```proto
+            optional bool compress = 8;
+            ```
     """
 
-    __slots__ = ("key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags")
+    __slots__ = ("key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags", "compress")
 
     if TYPE_CHECKING:
 
@@ -247,6 +254,7 @@ class SetRequest(Message[_SetRequestFields]):
             encrypt: bool = False,
             content_type: str = "",
             tags: list[str] | None = None,
+            compress: bool | None = None,
         ) -> None:
             pass
 
@@ -257,6 +265,7 @@ class SetRequest(Message[_SetRequestFields]):
         encrypt: bool
         content_type: str
         tags: list[str]
+        compress: bool
 
 _SetResponseFields: TypeAlias = Literal["success", "version", "expires_at_ms"]
 
@@ -454,7 +463,7 @@ class BatchGetResponse(Message[_BatchGetResponseFields]):
         entries: dict[str, EntryMetadata]
         source: CacheSource
 
-_BatchSetRequestFields: TypeAlias = Literal["entries", "ttl_seconds", "namespace", "content_type"]
+_BatchSetRequestFields: TypeAlias = Literal["entries", "ttl_seconds", "namespace", "content_type", "compress"]
 
 class BatchSetRequest(Message[_BatchSetRequestFields]):
     """
@@ -485,9 +494,15 @@ class BatchSetRequest(Message[_BatchSetRequestFields]):
             ```proto
             string content_type = 4;
             ```
+        compress:
+            As SetRequest.compress, for every entry.
+
+            ```proto
+            optional bool compress = 5;
+            ```
     """
 
-    __slots__ = ("entries", "ttl_seconds", "namespace", "content_type")
+    __slots__ = ("entries", "ttl_seconds", "namespace", "content_type", "compress")
 
     if TYPE_CHECKING:
 
@@ -498,6 +513,7 @@ class BatchSetRequest(Message[_BatchSetRequestFields]):
             ttl_seconds: int = 0,
             namespace: str = "",
             content_type: str = "",
+            compress: bool | None = None,
         ) -> None:
             pass
 
@@ -505,6 +521,7 @@ class BatchSetRequest(Message[_BatchSetRequestFields]):
         ttl_seconds: int
         namespace: str
         content_type: str
+        compress: bool
 
 _BatchSetResponseFields: TypeAlias = Literal["success", "stored_count", "entries"]
 
@@ -750,7 +767,7 @@ class CacheSource(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xc4\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xf8\x01\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\x92\x04\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponseb\x06proto3',
+    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xf2\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01B\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa6\x02\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\x92\x04\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponseb\x06proto3',
     [],
     {
         "EntryMetadata": EntryMetadata,
