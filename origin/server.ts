@@ -125,7 +125,9 @@ export async function startOrigin(
     store.redisClient ? redisNamespaceVersions(store.redisClient) : memoryNamespaceVersions(),
     bus,
   );
-  await namespaces.load();
+  await namespaces.loadOrRetry(1_000, (error) =>
+    logger.warn({ err: error }, 'could not read namespace versions yet; retrying'),
+  );
   const service = new CacheService({
     store,
     bus,

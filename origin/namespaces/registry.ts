@@ -12,6 +12,8 @@ export class NamespaceRegistry {
   readonly #store: NamespaceVersionStore;
   readonly #floors = new Map<string, number>();
   readonly #stopObserving: () => void;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
 
   constructor(store: NamespaceVersionStore, bus: Pick<PurgeBus, 'observe'>) {
     this.#store = store;
@@ -23,6 +25,22 @@ export class NamespaceRegistry {
   /** Reads every namespace's current version from the store (call once at start). */
   async load(): Promise<void> {
     for (const [namespace, record] of await this.#store.all()) this.#raise(namespace, record.version);
+  }
+
+  /**
+   * Like `load`, but a store that cannot answer now (an outage at start) does
+   * not stop the origin: the load is retried every `retryMs` until it works.
+   * @param onError told about each failed attempt.
+   */
+  async loadOrRetry(retryMs: number, onError: (error: unknown) => void): Promise<void> {
+    try {
+      await this.load();
+    } catch (error) {
+      if (this.#closed) return;
+      onError(error);
+      this.#retry = setTimeout(() => void this.loadOrRetry(retryMs, onError), retryMs);
+      this.#retry.unref?.();
+    }
   }
 
   /** The namespace's version as this replica knows it: entries below it are invisible (0 = never flushed). */
@@ -49,6 +67,8 @@ export class NamespaceRegistry {
 
   /** Stops following the purge bus. */
   close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
     this.#stopObserving();
   }
 

@@ -1,5 +1,16 @@
+import { CacheError } from '../../shared/errors.ts';
 import type { NamespaceStats, NamespacesOverview, NamespaceVersionInfo, StoreFootprint } from '../../shared/schemas.ts';
 import type { CacheService } from '../cache-service.ts';
+
+/** Runs a store read for a report; a failure is CACHE_005 (503), like any store failure. */
+async function fromStore<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof CacheError) throw error;
+    throw new CacheError('CACHE_005', 'Store unavailable', { details: { operation }, cause: error });
+  }
+}
 
 /** Reads the store's footprint: memory used and its limit (bytes), keys, evictions. */
 export type FootprintReader = () => Promise<StoreFootprint>;
@@ -21,7 +32,7 @@ export class NamespaceReports {
 
   /** The namespace's current version and its history (newest first). */
   async version(namespace: string): Promise<NamespaceVersionInfo> {
-    const history = await this.#service.namespaces.history(namespace);
+    const history = await fromStore('version', () => this.#service.namespaces.history(namespace));
     const current = Math.max(history[0]?.version ?? 0, this.#service.namespaces.floor(namespace));
     return {
       namespace,
@@ -49,14 +60,15 @@ export class NamespaceReports {
       writes: counts.writes,
       deletes: counts.deletes,
       ops_per_second: service.counters.opsPerSecond(namespace),
-      store: footprint ?? (await this.#footprint()),
+      store: footprint ?? (await fromStore('stats', this.#footprint)),
     };
   }
 
   /** Every namespace seen since start or ever flushed, with the store's footprint once. */
   async overview(): Promise<NamespacesOverview> {
-    const store = await this.#footprint();
-    const names = new Set([...this.#service.counters.namespaces(), ...(await this.#service.namespaces.all()).keys()]);
+    const store = await fromStore('stats', this.#footprint);
+    const flushed = await fromStore('stats', () => this.#service.namespaces.all());
+    const names = new Set([...this.#service.counters.namespaces(), ...flushed.keys()]);
     const namespaces = await Promise.all([...names].sort().map((n) => this.stats(n, store)));
     return { namespaces, store };
   }
