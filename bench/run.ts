@@ -15,6 +15,7 @@ import { edgeBenchmarks } from './edge-bench.ts';
 import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
+import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { table } from './trace.ts';
@@ -52,6 +53,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
   eviction: () => evictionBenchmarks(),
   compression: () => compressionBenchmarks(),
+  locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
 };
 
 process.stdout.write(

@@ -321,3 +321,4 @@ export {
   type NamespaceVersionInfo,
   type ReloadResponse,
 } from './admin.ts';
+export { createLockClient, type HeldLock, LockClient, type LockLease } from './locks.ts';

@@ -25,6 +25,7 @@ import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './core/edge-cache.ts';
+import { mountLockPassThrough } from './locks.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
 
@@ -205,6 +206,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       authorizeBody(c, purgeScope(body), body.namespace);
     }),
   );
+  mountLockPassThrough(app, origin, timed);
 
   // Management routes go to the origin uncached (the grant was checked above); a flush comes back
   // to every edge through the purge stream as a namespace-wide floor.

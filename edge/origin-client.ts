@@ -40,6 +40,11 @@ export class OriginClient {
     return this.#o.baseUrl;
   }
 
+  /** Per-call time limit, milliseconds. */
+  get timeoutMs(): number {
+    return this.#o.timeoutMs;
+  }
+
   /** Reads one entry; null on a miss (404 CACHE_001/002). */
   async get(namespace: string, key: string, requestId?: string): Promise<OriginRead | null> {
     const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {

@@ -14,10 +14,12 @@ import { dashboardRoutes } from './dashboard/routes.ts';
 import type { StatsCollector } from './dashboard/stats-collector.ts';
 import type { InProcessSource } from './invalidation/in-process-source.ts';
 import { invalidationRoutes } from './invalidation/route.ts';
+import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import type { NamespaceReports } from './namespaces/report.ts';
 import type { PurgeBus } from './purge/bus.ts';
 import type { Reloader } from './reload.ts';
 import { cacheRoutes } from './routes/cache.ts';
+import { lockRoutes } from './routes/locks.ts';
 import { namespaceRoutes } from './routes/namespaces.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 
@@ -38,6 +40,8 @@ export interface OriginAppDeps {
   readonly tracing?: boolean;
   /** JWT verifier (docs/security.md); absent or null = authentication off. */
   readonly auth?: Verifier | null;
+  /** Distributed locks (docs/locks.md); default: locks on the service's store, without metrics. */
+  readonly locks?: LockService;
   /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
   readonly invalidations?: InProcessSource;
   /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
@@ -57,7 +61,7 @@ export interface OriginAppDeps {
  * is here: `/health` (liveness), `/ready` (writes durable: store reachable
  * and breaker closed; 503 CACHE_005 with the breaker state otherwise),
  * `/metrics`, `/openapi.json` and `/docs`, then one sub-app each for the
- * cache REST routes (`routes/cache.ts`), the purge stream
+ * cache REST routes (`routes/cache.ts`), the locks (`routes/locks.ts`), the purge stream
  * (`routes/purge-stream.ts`), in-process invalidations
  * (`invalidation/route.ts`), the dashboard (`dashboard/routes.ts`) and the
  * management routes (`routes/namespaces.ts`: flush, stats, reload).
@@ -111,6 +115,15 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
 
   const { maxValueBytes } = deps;
   app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
+  app.route(
+    '/',
+    lockRoutes({
+      locks: deps.locks ?? new LockService({ store: lockStoreFor(deps.service.store) }),
+      metrics: deps.metrics,
+      tier: deps.service.store.kind,
+      log: deps.log,
+    }),
+  );
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)

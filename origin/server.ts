@@ -12,6 +12,8 @@ import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
+import { lockMetrics } from './locks/lock-metrics.ts';
+import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
 import { NamespaceRegistry } from './namespaces/registry.ts';
 import { type FootprintReader, NamespaceReports } from './namespaces/report.ts';
@@ -157,9 +159,15 @@ export async function startOrigin(
     logger,
   });
   const reports = new NamespaceReports(service, footprintReader(store, config.MEMORY_STORE_MAX_BYTES));
+  const locks = new LockService({
+    store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
+    metrics: lockMetrics(metrics.registry),
+    maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
+  });
   const app = createOriginApp({
     service,
     bus,
+    locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
     heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
@@ -177,6 +185,7 @@ export async function startOrigin(
   });
   const rpc = createGrpcHandler({
     service,
+    locks,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,

@@ -51,6 +51,7 @@ const openPaths = new Set([
  * | `GET /api/v1/namespaces/{ns}`, `GET …/{ns}/stats` | `metrics:read` in `ns` |
  * | `POST /api/v1/namespaces/{ns}/flush` | `cache:flush` in `ns` |
  * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
+ * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {
@@ -73,6 +74,8 @@ export function restAccess(method: string, pathname: string): Access {
     const namespace = decodeSegment(managed[1]!);
     return managed[2] === '/flush' ? { scope: 'cache:flush', namespace } : { scope: 'metrics:read', namespace };
   }
+  const lock = /^\/api\/v1\/locks\/([^/]*)\//.exec(pathname);
+  if (lock) return { scope: 'cache:lock', namespace: decodeSegment(lock[1]!) };
   const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
   if (cache) {
     const namespace = decodeSegment(cache[1]!);

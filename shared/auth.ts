@@ -21,6 +21,8 @@ export const scopes = [
   'cache:flush',
   'cache:reload',
   'metrics:read',
+  // Distributed locks (docs/locks.md): acquire, renew, release and inspect in the namespace.
+  'cache:lock',
 ] as const;
 export type Scope = (typeof scopes)[number];
 

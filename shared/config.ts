@@ -70,6 +70,8 @@ export const originConfigSchema = z.object({
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Longest a lock acquire waits for a held lock, seconds (docs/locks.md); larger `wait` values count as this. */
+  LOCK_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(30).default(30),
   /** Byte budget of the embedded memory store. */
   MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
   /** Eviction policy of the embedded memory store and the fallback tier. */

@@ -12,6 +12,7 @@ export const errorCodes = [
   'CACHE_005',
   'AUTH_001',
   'AUTH_002',
+  'LOCK_001',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
@@ -23,7 +24,8 @@ export type GrpcCode =
   | 'unavailable'
   | 'deadline_exceeded'
   | 'unauthenticated'
-  | 'permission_denied';
+  | 'permission_denied'
+  | 'aborted';
 
 /**
  * The one table that maps an ICD code to HTTP status and gRPC code. Where a
@@ -38,6 +40,9 @@ export const errorTable: Record<ErrorCode, { http: number; grpc: GrpcCode; messa
   CACHE_005: { http: 503, grpc: 'unavailable', message: 'Operation timeout' },
   AUTH_001: { http: 401, grpc: 'unauthenticated', message: 'Invalid credentials' },
   AUTH_002: { http: 403, grpc: 'permission_denied', message: 'Insufficient permissions' },
+  // ABORTED, not FAILED_PRECONDITION: gRPC's status guide gives ABORTED to a lost test-and-set or sequencer check,
+  // which the caller retries at a higher level (acquire again); FAILED_PRECONDITION means "do not retry as is".
+  LOCK_001: { http: 409, grpc: 'aborted', message: 'Lock held by another token' },
 };
 
 /** Alternative HTTP statuses allowed per code (ARCHITECTURE.md §2). */
@@ -51,6 +56,7 @@ const allowedStatuses: Record<ErrorCode, readonly number[]> = {
   CACHE_005: [503, 504, 429, 408],
   AUTH_001: [401],
   AUTH_002: [403],
+  LOCK_001: [409],
 };
 
 /** `details` of the error envelope: free-form, but `key`, `operation` and `timestamp` are conventional. */

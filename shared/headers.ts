@@ -17,6 +17,8 @@ export const headers = {
   encrypt: 'X-Cache-Encrypt',
   /** On a PUT: `true` stores the value compressed when that saves space, `false` never; absent = the origin's threshold (docs/compression.md). */
   compress: 'X-Cache-Compress',
+  /** On a lock renew or release: the fencing token of the grant (docs/locks.md). */
+  lockToken: 'X-Lock-Token',
 } as const;
 
 /** `X-Cache` values. */

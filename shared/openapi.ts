@@ -10,6 +10,7 @@ import {
   tagSchema,
   ttlSecondsSchema,
 } from './keys.ts';
+import { lockOpenApiPaths } from './lock-api.ts';
 import { queryParameters } from './query-guard.ts';
 import {
   batchGetRequestSchema,
@@ -645,6 +646,12 @@ export function openApiDocument(
           : {}),
       },
     },
-    paths: { ...healthPaths, ...cachePaths, ...managementPaths, ...originPaths },
+    paths: {
+      ...healthPaths,
+      ...cachePaths,
+      ...managementPaths,
+      ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
+      ...originPaths,
+    },
   };
 }

@@ -7,7 +7,7 @@ import { CacheError } from './errors.ts';
  * default TTL. Runtime-free; the OpenAPI description lists the same names.
  */
 
-/** Query parameters by route: `PUT` of a cache entry and the purge stream; every other API route takes none. */
+/** Query parameters by route: `PUT` of a cache entry, the purge stream and page, lock acquire and renew; every other API route takes none. */
 export const queryParameters = {
   /** `PUT /api/v1/cache/{namespace}/{key}`: TTL seconds, comma list of tags, encrypt at rest. */
   put: ['ttl', 'tags', 'encrypt'],
@@ -15,11 +15,17 @@ export const queryParameters = {
   purgeStream: ['since'],
   /** `GET /api/v1/purges`: the polling edges' page of the purge log after a position. */
   purgePage: ['after'],
+  /** `POST /api/v1/locks/{namespace}/{name}`: lease seconds, seconds to wait for a held lock (docs/locks.md). */
+  lockAcquire: ['ttl', 'wait'],
+  /** `PUT /api/v1/locks/{namespace}/{name}/renew`: new lease seconds. */
+  lockRenew: ['ttl'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The query parameters `method` on `pathname` accepts (empty for most API routes). */
 export function allowedQueryParameters(method: string, pathname: string): readonly string[] {
   if (method === 'PUT' && /^\/api\/v1\/cache\/[^/]+\/.+$/.test(pathname)) return queryParameters.put;
+  if (method === 'POST' && /^\/api\/v1\/locks\/[^/]+\/[^/]+$/.test(pathname)) return queryParameters.lockAcquire;
+  if (method === 'PUT' && /^\/api\/v1\/locks\/[^/]+\/[^/]+\/renew$/.test(pathname)) return queryParameters.lockRenew;
   if ((method === 'GET' || method === 'HEAD') && pathname === '/api/v1/purge/stream')
     return queryParameters.purgeStream;
   return [];

@@ -5,8 +5,8 @@ import { CacheError } from '../../shared/errors.ts';
 /**
  * The grant each RPC needs, as on REST (`shared/auth-http.ts`): `Health` is
  * open; `Get`/`BatchGet` need `cache:read`, `Set`/`BatchSet` `cache:write`,
- * `Delete` `cache:delete`, and `Purge` `cache:delete` (`cache:flush` with a
- * prefix), each in the request's `namespace`.
+ * `Delete` `cache:delete`, `Purge` `cache:delete` (`cache:flush` with a
+ * prefix), and the lock RPCs `cache:lock`, each in the request's `namespace`.
  */
 function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' {
   switch (method) {
@@ -22,6 +22,11 @@ function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' 
       return 'cache:delete';
     case 'Purge':
       return purgeScope({ prefix: message.prefix });
+    case 'AcquireLock':
+    case 'RenewLock':
+    case 'ReleaseLock':
+    case 'GetLock':
+      return 'cache:lock';
     default:
       // An RPC added later is closed until someone maps it.
       return 'cache:flush';

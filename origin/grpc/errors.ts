@@ -13,6 +13,7 @@ const connectCodes: Record<GrpcCode, Code> = {
   deadline_exceeded: Code.DeadlineExceeded,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
+  aborted: Code.Aborted,
 };
 
 /**

@@ -21,9 +21,11 @@ import {
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import { maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
+import { LockService, lockStoreFor } from '../locks/lock-service.ts';
 import { defaultContentType } from '../routes/cache.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 import { untilAborted } from './errors.ts';
+import { grpcLockRpcs } from './lock-rpcs.ts';
 
 /** Response header of a call Redis did not confirm; the gRPC twin of REST's `X-Cache-Degraded: 1`. */
 export const degradedMetadata = 'x-cache-degraded';
@@ -36,6 +38,8 @@ export interface GrpcServiceDeps {
   readonly invalidationKind: string;
   /** Records each call with operation `grpc_<method>` (e.g. `grpc_get`). */
   readonly metrics?: RequestMetrics;
+  /** Distributed locks, shared with REST; default: locks on the service's store, without metrics. */
+  readonly locks?: LockService;
 }
 
 const tagsSchema = z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`);
@@ -105,7 +109,9 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
     }
   };
 
+  const locks = deps.locks ?? new LockService({ store: lockStoreFor(service.store) });
   return {
+    ...grpcLockRpcs(locks, timed, service.store.kind),
     get: (req, ctx) =>
       timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
         validAddress(req.namespace, req.key, 'get');

@@ -62,7 +62,13 @@ describe('OpenAPI contract fuzzed by Schemathesis', () => {
     const issuer = hs256Issuer();
     // Keys configured, so `?encrypt=true`, which the description allows, is accepted.
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
-    origin = await originFor({ ...issuer.env, MAX_VALUE_BYTES: '65536', ENCRYPTION_KEYS: `fuzz:${key}` });
+    // A lock acquire may wait for a held lock; the fuzzer's request timeout (10 s) must not cut it off.
+    origin = await originFor({
+      ...issuer.env,
+      MAX_VALUE_BYTES: '65536',
+      ENCRYPTION_KEYS: `fuzz:${key}`,
+      LOCK_MAX_WAIT_SECONDS: '1',
+    });
     edge = await edgeFor(origin.url, {
       ...issuer.env,
       EDGE_ORIGIN_TOKEN: await issuer.sign({ ns: ['*'] }),

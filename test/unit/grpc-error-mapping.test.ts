@@ -12,6 +12,7 @@ describe('gRPC error mapping (ARCHITECTURE.md §2 table)', () => {
     CACHE_005: Code.Unavailable,
     AUTH_001: Code.Unauthenticated,
     AUTH_002: Code.PermissionDenied,
+    LOCK_001: Code.Aborted,
   };
 
   it.each([...errorCodes])('%s maps to its gRPC code and carries the ICD code in metadata', (code) => {

@@ -519,6 +519,219 @@ export declare type PurgeResponse = Message<"strata.cache.v1.PurgeResponse"> & {
 export declare const PurgeResponseSchema: GenMessage<PurgeResponse>;
 
 /**
+ * Locks share the namespace rules of entries; `name` follows the key rules.
+ * Locks are never served from the origin's fallback tier: while the store is
+ * unavailable every lock call is UNAVAILABLE (CACHE_005).
+ *
+ * @generated from message strata.cache.v1.AcquireLockRequest
+ */
+export declare type AcquireLockRequest = Message<"strata.cache.v1.AcquireLockRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Lease, whole seconds, 1 to 86400.
+   *
+   * @generated from field: int64 ttl_seconds = 3;
+   */
+  ttlSeconds: bigint;
+
+  /**
+   * How long to wait for a held lock, seconds (fractions allowed); 0 = do not wait; capped at 30.
+   *
+   * @generated from field: double wait_seconds = 4;
+   */
+  waitSeconds: number;
+};
+
+/**
+ * Describes the message strata.cache.v1.AcquireLockRequest.
+ * Use `create(AcquireLockRequestSchema)` to create a new message.
+ */
+export declare const AcquireLockRequestSchema: GenMessage<AcquireLockRequest>;
+
+/**
+ * @generated from message strata.cache.v1.AcquireLockResponse
+ */
+export declare type AcquireLockResponse = Message<"strata.cache.v1.AcquireLockResponse"> & {
+  /**
+   * Fencing token: larger than every earlier grant's token of this lock.
+   *
+   * @generated from field: int64 token = 1;
+   */
+  token: bigint;
+
+  /**
+   * Unix milliseconds at which the lease ends unless renewed.
+   *
+   * @generated from field: int64 expires_at_ms = 2;
+   */
+  expiresAtMs: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.AcquireLockResponse.
+ * Use `create(AcquireLockResponseSchema)` to create a new message.
+ */
+export declare const AcquireLockResponseSchema: GenMessage<AcquireLockResponse>;
+
+/**
+ * @generated from message strata.cache.v1.RenewLockRequest
+ */
+export declare type RenewLockRequest = Message<"strata.cache.v1.RenewLockRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 token = 3;
+   */
+  token: bigint;
+
+  /**
+   * New lease from now, whole seconds, 1 to 86400.
+   *
+   * @generated from field: int64 ttl_seconds = 4;
+   */
+  ttlSeconds: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.RenewLockRequest.
+ * Use `create(RenewLockRequestSchema)` to create a new message.
+ */
+export declare const RenewLockRequestSchema: GenMessage<RenewLockRequest>;
+
+/**
+ * @generated from message strata.cache.v1.RenewLockResponse
+ */
+export declare type RenewLockResponse = Message<"strata.cache.v1.RenewLockResponse"> & {
+  /**
+   * @generated from field: int64 token = 1;
+   */
+  token: bigint;
+
+  /**
+   * Unix milliseconds.
+   *
+   * @generated from field: int64 expires_at_ms = 2;
+   */
+  expiresAtMs: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.RenewLockResponse.
+ * Use `create(RenewLockResponseSchema)` to create a new message.
+ */
+export declare const RenewLockResponseSchema: GenMessage<RenewLockResponse>;
+
+/**
+ * @generated from message strata.cache.v1.ReleaseLockRequest
+ */
+export declare type ReleaseLockRequest = Message<"strata.cache.v1.ReleaseLockRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 token = 3;
+   */
+  token: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.ReleaseLockRequest.
+ * Use `create(ReleaseLockRequestSchema)` to create a new message.
+ */
+export declare const ReleaseLockRequestSchema: GenMessage<ReleaseLockRequest>;
+
+/**
+ * @generated from message strata.cache.v1.ReleaseLockResponse
+ */
+export declare type ReleaseLockResponse = Message<"strata.cache.v1.ReleaseLockResponse"> & {
+  /**
+   * @generated from field: bool released = 1;
+   */
+  released: boolean;
+};
+
+/**
+ * Describes the message strata.cache.v1.ReleaseLockResponse.
+ * Use `create(ReleaseLockResponseSchema)` to create a new message.
+ */
+export declare const ReleaseLockResponseSchema: GenMessage<ReleaseLockResponse>;
+
+/**
+ * @generated from message strata.cache.v1.GetLockRequest
+ */
+export declare type GetLockRequest = Message<"strata.cache.v1.GetLockRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message strata.cache.v1.GetLockRequest.
+ * Use `create(GetLockRequestSchema)` to create a new message.
+ */
+export declare const GetLockRequestSchema: GenMessage<GetLockRequest>;
+
+/**
+ * @generated from message strata.cache.v1.GetLockResponse
+ */
+export declare type GetLockResponse = Message<"strata.cache.v1.GetLockResponse"> & {
+  /**
+   * @generated from field: bool held = 1;
+   */
+  held: boolean;
+
+  /**
+   * The holder's fencing token; 0 when free.
+   *
+   * @generated from field: int64 token = 2;
+   */
+  token: bigint;
+
+  /**
+   * Unix milliseconds; 0 when free.
+   *
+   * @generated from field: int64 expires_at_ms = 3;
+   */
+  expiresAtMs: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.GetLockResponse.
+ * Use `create(GetLockResponseSchema)` to create a new message.
+ */
+export declare const GetLockResponseSchema: GenMessage<GetLockResponse>;
+
+/**
  * Which tier answered a read.
  *
  * @generated from enum strata.cache.v1.CacheSource
@@ -636,6 +849,47 @@ export declare const CacheService: GenService<{
     methodKind: "unary";
     input: typeof PurgeRequestSchema;
     output: typeof PurgeResponseSchema;
+  },
+  /**
+   * Acquires a distributed lock and answers its fencing token (docs/locks.md).
+   * A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+   *
+   * @generated from rpc strata.cache.v1.CacheService.AcquireLock
+   */
+  acquireLock: {
+    methodKind: "unary";
+    input: typeof AcquireLockRequestSchema;
+    output: typeof AcquireLockResponseSchema;
+  },
+  /**
+   * Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+   *
+   * @generated from rpc strata.cache.v1.CacheService.RenewLock
+   */
+  renewLock: {
+    methodKind: "unary";
+    input: typeof RenewLockRequestSchema;
+    output: typeof RenewLockResponseSchema;
+  },
+  /**
+   * Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+   *
+   * @generated from rpc strata.cache.v1.CacheService.ReleaseLock
+   */
+  releaseLock: {
+    methodKind: "unary";
+    input: typeof ReleaseLockRequestSchema;
+    output: typeof ReleaseLockResponseSchema;
+  },
+  /**
+   * The current holder of a lock; a free lock is `held = false`, not an error.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.GetLock
+   */
+  getLock: {
+    methodKind: "unary";
+    input: typeof GetLockRequestSchema;
+    output: typeof GetLockResponseSchema;
   },
 }>;
 

@@ -1086,6 +1086,473 @@ func (x *PurgeResponse) GetSeq() int64 {
 	return 0
 }
 
+// Locks share the namespace rules of entries; `name` follows the key rules.
+// Locks are never served from the origin's fallback tier: while the store is
+// unavailable every lock call is UNAVAILABLE (CACHE_005).
+type AcquireLockRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Lease, whole seconds, 1 to 86400.
+	TtlSeconds int64 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// How long to wait for a held lock, seconds (fractions allowed); 0 = do not wait; capped at 30.
+	WaitSeconds   float64 `protobuf:"fixed64,4,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireLockRequest) Reset() {
+	*x = AcquireLockRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireLockRequest) ProtoMessage() {}
+
+func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
+func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AcquireLockRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AcquireLockRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AcquireLockRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *AcquireLockRequest) GetWaitSeconds() float64 {
+	if x != nil {
+		return x.WaitSeconds
+	}
+	return 0
+}
+
+type AcquireLockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fencing token: larger than every earlier grant's token of this lock.
+	Token int64 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Unix milliseconds at which the lease ends unless renewed.
+	ExpiresAtMs   int64 `protobuf:"varint,2,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireLockResponse) Reset() {
+	*x = AcquireLockResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireLockResponse) ProtoMessage() {}
+
+func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
+func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AcquireLockResponse) GetToken() int64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *AcquireLockResponse) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
+type RenewLockRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Token     int64                  `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"`
+	// New lease from now, whole seconds, 1 to 86400.
+	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLockRequest) Reset() {
+	*x = RenewLockRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLockRequest) ProtoMessage() {}
+
+func (x *RenewLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLockRequest.ProtoReflect.Descriptor instead.
+func (*RenewLockRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RenewLockRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RenewLockRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RenewLockRequest) GetToken() int64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *RenewLockRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+type RenewLockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token int64                  `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Unix milliseconds.
+	ExpiresAtMs   int64 `protobuf:"varint,2,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLockResponse) Reset() {
+	*x = RenewLockResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLockResponse) ProtoMessage() {}
+
+func (x *RenewLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLockResponse.ProtoReflect.Descriptor instead.
+func (*RenewLockResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RenewLockResponse) GetToken() int64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *RenewLockResponse) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
+type ReleaseLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Token         int64                  `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLockRequest) Reset() {
+	*x = ReleaseLockRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLockRequest) ProtoMessage() {}
+
+func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReleaseLockRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ReleaseLockRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReleaseLockRequest) GetToken() int64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+type ReleaseLockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Released      bool                   `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLockResponse) Reset() {
+	*x = ReleaseLockResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLockResponse) ProtoMessage() {}
+
+func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReleaseLockResponse) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
+type GetLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLockRequest) Reset() {
+	*x = GetLockRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLockRequest) ProtoMessage() {}
+
+func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLockRequest.ProtoReflect.Descriptor instead.
+func (*GetLockRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetLockRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetLockRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetLockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Held  bool                   `protobuf:"varint,1,opt,name=held,proto3" json:"held,omitempty"`
+	// The holder's fencing token; 0 when free.
+	Token int64 `protobuf:"varint,2,opt,name=token,proto3" json:"token,omitempty"`
+	// Unix milliseconds; 0 when free.
+	ExpiresAtMs   int64 `protobuf:"varint,3,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLockResponse) Reset() {
+	*x = GetLockResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLockResponse) ProtoMessage() {}
+
+func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLockResponse.ProtoReflect.Descriptor instead.
+func (*GetLockResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetLockResponse) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *GetLockResponse) GetToken() int64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *GetLockResponse) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
 var File_strata_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_strata_cache_v1_cache_proto_rawDesc = "" +
@@ -1177,12 +1644,43 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\a_prefix\"D\n" +
 	"\rPurgeResponse\x12!\n" +
 	"\fpurged_count\x18\x01 \x01(\x05R\vpurgedCount\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq*t\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\x8a\x01\n" +
+	"\x12AcquireLockRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
+	"ttlSeconds\x12!\n" +
+	"\fwait_seconds\x18\x04 \x01(\x01R\vwaitSeconds\"O\n" +
+	"\x13AcquireLockResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\x03R\x05token\x12\"\n" +
+	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\"{\n" +
+	"\x10RenewLockRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"M\n" +
+	"\x11RenewLockResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\x03R\x05token\x12\"\n" +
+	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\"\\\n" +
+	"\x12ReleaseLockRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\x03R\x05token\"1\n" +
+	"\x13ReleaseLockResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\bR\breleased\"B\n" +
+	"\x0eGetLockRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"_\n" +
+	"\x0fGetLockResponse\x12\x12\n" +
+	"\x04held\x18\x01 \x01(\bR\x04held\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\x03R\x05token\x12\"\n" +
+	"\rexpires_at_ms\x18\x03 \x01(\x03R\vexpiresAtMs*t\n" +
 	"\vCacheSource\x12\x1c\n" +
 	"\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n" +
 	"\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CACHE_SOURCE_MEMORY\x10\x032\x92\x04\n" +
+	"\x13CACHE_SOURCE_MEMORY\x10\x032\xe8\x06\n" +
 	"\fCacheService\x12@\n" +
 	"\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n" +
 	"\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n" +
@@ -1190,7 +1688,11 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\bBatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n" +
 	"\bBatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n" +
 	"\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n" +
-	"\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponseb\x06proto3"
+	"\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n" +
+	"\vAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n" +
+	"\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a\".strata.cache.v1.RenewLockResponse\x12X\n" +
+	"\vReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n" +
+	"\aGetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponseb\x06proto3"
 
 var (
 	file_strata_cache_v1_cache_proto_rawDescOnce sync.Once
@@ -1205,36 +1707,44 @@ func file_strata_cache_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_strata_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_strata_cache_v1_cache_proto_goTypes = []any{
-	(CacheSource)(0),         // 0: strata.cache.v1.CacheSource
-	(*EntryMetadata)(nil),    // 1: strata.cache.v1.EntryMetadata
-	(*GetRequest)(nil),       // 2: strata.cache.v1.GetRequest
-	(*GetResponse)(nil),      // 3: strata.cache.v1.GetResponse
-	(*SetRequest)(nil),       // 4: strata.cache.v1.SetRequest
-	(*SetResponse)(nil),      // 5: strata.cache.v1.SetResponse
-	(*DeleteRequest)(nil),    // 6: strata.cache.v1.DeleteRequest
-	(*DeleteResponse)(nil),   // 7: strata.cache.v1.DeleteResponse
-	(*BatchGetRequest)(nil),  // 8: strata.cache.v1.BatchGetRequest
-	(*BatchGetResponse)(nil), // 9: strata.cache.v1.BatchGetResponse
-	(*BatchSetRequest)(nil),  // 10: strata.cache.v1.BatchSetRequest
-	(*BatchSetResponse)(nil), // 11: strata.cache.v1.BatchSetResponse
-	(*HealthRequest)(nil),    // 12: strata.cache.v1.HealthRequest
-	(*HealthResponse)(nil),   // 13: strata.cache.v1.HealthResponse
-	(*PurgeRequest)(nil),     // 14: strata.cache.v1.PurgeRequest
-	(*PurgeResponse)(nil),    // 15: strata.cache.v1.PurgeResponse
-	nil,                      // 16: strata.cache.v1.BatchGetResponse.ValuesEntry
-	nil,                      // 17: strata.cache.v1.BatchGetResponse.EntriesEntry
-	nil,                      // 18: strata.cache.v1.BatchSetRequest.EntriesEntry
-	nil,                      // 19: strata.cache.v1.BatchSetResponse.EntriesEntry
+	(CacheSource)(0),            // 0: strata.cache.v1.CacheSource
+	(*EntryMetadata)(nil),       // 1: strata.cache.v1.EntryMetadata
+	(*GetRequest)(nil),          // 2: strata.cache.v1.GetRequest
+	(*GetResponse)(nil),         // 3: strata.cache.v1.GetResponse
+	(*SetRequest)(nil),          // 4: strata.cache.v1.SetRequest
+	(*SetResponse)(nil),         // 5: strata.cache.v1.SetResponse
+	(*DeleteRequest)(nil),       // 6: strata.cache.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 7: strata.cache.v1.DeleteResponse
+	(*BatchGetRequest)(nil),     // 8: strata.cache.v1.BatchGetRequest
+	(*BatchGetResponse)(nil),    // 9: strata.cache.v1.BatchGetResponse
+	(*BatchSetRequest)(nil),     // 10: strata.cache.v1.BatchSetRequest
+	(*BatchSetResponse)(nil),    // 11: strata.cache.v1.BatchSetResponse
+	(*HealthRequest)(nil),       // 12: strata.cache.v1.HealthRequest
+	(*HealthResponse)(nil),      // 13: strata.cache.v1.HealthResponse
+	(*PurgeRequest)(nil),        // 14: strata.cache.v1.PurgeRequest
+	(*PurgeResponse)(nil),       // 15: strata.cache.v1.PurgeResponse
+	(*AcquireLockRequest)(nil),  // 16: strata.cache.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil), // 17: strata.cache.v1.AcquireLockResponse
+	(*RenewLockRequest)(nil),    // 18: strata.cache.v1.RenewLockRequest
+	(*RenewLockResponse)(nil),   // 19: strata.cache.v1.RenewLockResponse
+	(*ReleaseLockRequest)(nil),  // 20: strata.cache.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil), // 21: strata.cache.v1.ReleaseLockResponse
+	(*GetLockRequest)(nil),      // 22: strata.cache.v1.GetLockRequest
+	(*GetLockResponse)(nil),     // 23: strata.cache.v1.GetLockResponse
+	nil,                         // 24: strata.cache.v1.BatchGetResponse.ValuesEntry
+	nil,                         // 25: strata.cache.v1.BatchGetResponse.EntriesEntry
+	nil,                         // 26: strata.cache.v1.BatchSetRequest.EntriesEntry
+	nil,                         // 27: strata.cache.v1.BatchSetResponse.EntriesEntry
 }
 var file_strata_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: strata.cache.v1.GetResponse.source:type_name -> strata.cache.v1.CacheSource
-	16, // 1: strata.cache.v1.BatchGetResponse.values:type_name -> strata.cache.v1.BatchGetResponse.ValuesEntry
-	17, // 2: strata.cache.v1.BatchGetResponse.entries:type_name -> strata.cache.v1.BatchGetResponse.EntriesEntry
+	24, // 1: strata.cache.v1.BatchGetResponse.values:type_name -> strata.cache.v1.BatchGetResponse.ValuesEntry
+	25, // 2: strata.cache.v1.BatchGetResponse.entries:type_name -> strata.cache.v1.BatchGetResponse.EntriesEntry
 	0,  // 3: strata.cache.v1.BatchGetResponse.source:type_name -> strata.cache.v1.CacheSource
-	18, // 4: strata.cache.v1.BatchSetRequest.entries:type_name -> strata.cache.v1.BatchSetRequest.EntriesEntry
-	19, // 5: strata.cache.v1.BatchSetResponse.entries:type_name -> strata.cache.v1.BatchSetResponse.EntriesEntry
+	26, // 4: strata.cache.v1.BatchSetRequest.entries:type_name -> strata.cache.v1.BatchSetRequest.EntriesEntry
+	27, // 5: strata.cache.v1.BatchSetResponse.entries:type_name -> strata.cache.v1.BatchSetResponse.EntriesEntry
 	1,  // 6: strata.cache.v1.BatchGetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
 	1,  // 7: strata.cache.v1.BatchSetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
 	2,  // 8: strata.cache.v1.CacheService.Get:input_type -> strata.cache.v1.GetRequest
@@ -1244,15 +1754,23 @@ var file_strata_cache_v1_cache_proto_depIdxs = []int32{
 	10, // 12: strata.cache.v1.CacheService.BatchSet:input_type -> strata.cache.v1.BatchSetRequest
 	12, // 13: strata.cache.v1.CacheService.Health:input_type -> strata.cache.v1.HealthRequest
 	14, // 14: strata.cache.v1.CacheService.Purge:input_type -> strata.cache.v1.PurgeRequest
-	3,  // 15: strata.cache.v1.CacheService.Get:output_type -> strata.cache.v1.GetResponse
-	5,  // 16: strata.cache.v1.CacheService.Set:output_type -> strata.cache.v1.SetResponse
-	7,  // 17: strata.cache.v1.CacheService.Delete:output_type -> strata.cache.v1.DeleteResponse
-	9,  // 18: strata.cache.v1.CacheService.BatchGet:output_type -> strata.cache.v1.BatchGetResponse
-	11, // 19: strata.cache.v1.CacheService.BatchSet:output_type -> strata.cache.v1.BatchSetResponse
-	13, // 20: strata.cache.v1.CacheService.Health:output_type -> strata.cache.v1.HealthResponse
-	15, // 21: strata.cache.v1.CacheService.Purge:output_type -> strata.cache.v1.PurgeResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
+	16, // 15: strata.cache.v1.CacheService.AcquireLock:input_type -> strata.cache.v1.AcquireLockRequest
+	18, // 16: strata.cache.v1.CacheService.RenewLock:input_type -> strata.cache.v1.RenewLockRequest
+	20, // 17: strata.cache.v1.CacheService.ReleaseLock:input_type -> strata.cache.v1.ReleaseLockRequest
+	22, // 18: strata.cache.v1.CacheService.GetLock:input_type -> strata.cache.v1.GetLockRequest
+	3,  // 19: strata.cache.v1.CacheService.Get:output_type -> strata.cache.v1.GetResponse
+	5,  // 20: strata.cache.v1.CacheService.Set:output_type -> strata.cache.v1.SetResponse
+	7,  // 21: strata.cache.v1.CacheService.Delete:output_type -> strata.cache.v1.DeleteResponse
+	9,  // 22: strata.cache.v1.CacheService.BatchGet:output_type -> strata.cache.v1.BatchGetResponse
+	11, // 23: strata.cache.v1.CacheService.BatchSet:output_type -> strata.cache.v1.BatchSetResponse
+	13, // 24: strata.cache.v1.CacheService.Health:output_type -> strata.cache.v1.HealthResponse
+	15, // 25: strata.cache.v1.CacheService.Purge:output_type -> strata.cache.v1.PurgeResponse
+	17, // 26: strata.cache.v1.CacheService.AcquireLock:output_type -> strata.cache.v1.AcquireLockResponse
+	19, // 27: strata.cache.v1.CacheService.RenewLock:output_type -> strata.cache.v1.RenewLockResponse
+	21, // 28: strata.cache.v1.CacheService.ReleaseLock:output_type -> strata.cache.v1.ReleaseLockResponse
+	23, // 29: strata.cache.v1.CacheService.GetLock:output_type -> strata.cache.v1.GetLockResponse
+	19, // [19:30] is the sub-list for method output_type
+	8,  // [8:19] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -1272,7 +1790,7 @@ func file_strata_cache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_cache_v1_cache_proto_rawDesc), len(file_strata_cache_v1_cache_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -59,6 +59,16 @@ const (
 	CacheServiceHealthProcedure = "/strata.cache.v1.CacheService/Health"
 	// CacheServicePurgeProcedure is the fully-qualified name of the CacheService's Purge RPC.
 	CacheServicePurgeProcedure = "/strata.cache.v1.CacheService/Purge"
+	// CacheServiceAcquireLockProcedure is the fully-qualified name of the CacheService's AcquireLock
+	// RPC.
+	CacheServiceAcquireLockProcedure = "/strata.cache.v1.CacheService/AcquireLock"
+	// CacheServiceRenewLockProcedure is the fully-qualified name of the CacheService's RenewLock RPC.
+	CacheServiceRenewLockProcedure = "/strata.cache.v1.CacheService/RenewLock"
+	// CacheServiceReleaseLockProcedure is the fully-qualified name of the CacheService's ReleaseLock
+	// RPC.
+	CacheServiceReleaseLockProcedure = "/strata.cache.v1.CacheService/ReleaseLock"
+	// CacheServiceGetLockProcedure is the fully-qualified name of the CacheService's GetLock RPC.
+	CacheServiceGetLockProcedure = "/strata.cache.v1.CacheService/GetLock"
 )
 
 // CacheServiceClient is a client for the strata.cache.v1.CacheService service.
@@ -77,6 +87,15 @@ type CacheServiceClient interface {
 	Health(context.Context, *connect.Request[v1.HealthRequest]) (*connect.Response[v1.HealthResponse], error)
 	// Purges by keys, tags or key prefix within a namespace, at the origin and every edge.
 	Purge(context.Context, *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error)
+	// Acquires a distributed lock and answers its fencing token (docs/locks.md).
+	// A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+	AcquireLock(context.Context, *connect.Request[v1.AcquireLockRequest]) (*connect.Response[v1.AcquireLockResponse], error)
+	// Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+	RenewLock(context.Context, *connect.Request[v1.RenewLockRequest]) (*connect.Response[v1.RenewLockResponse], error)
+	// Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+	ReleaseLock(context.Context, *connect.Request[v1.ReleaseLockRequest]) (*connect.Response[v1.ReleaseLockResponse], error)
+	// The current holder of a lock; a free lock is `held = false`, not an error.
+	GetLock(context.Context, *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error)
 }
 
 // NewCacheServiceClient constructs a client for the strata.cache.v1.CacheService service. By
@@ -132,18 +151,46 @@ func NewCacheServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(cacheServiceMethods.ByName("Purge")),
 			connect.WithClientOptions(opts...),
 		),
+		acquireLock: connect.NewClient[v1.AcquireLockRequest, v1.AcquireLockResponse](
+			httpClient,
+			baseURL+CacheServiceAcquireLockProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("AcquireLock")),
+			connect.WithClientOptions(opts...),
+		),
+		renewLock: connect.NewClient[v1.RenewLockRequest, v1.RenewLockResponse](
+			httpClient,
+			baseURL+CacheServiceRenewLockProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("RenewLock")),
+			connect.WithClientOptions(opts...),
+		),
+		releaseLock: connect.NewClient[v1.ReleaseLockRequest, v1.ReleaseLockResponse](
+			httpClient,
+			baseURL+CacheServiceReleaseLockProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("ReleaseLock")),
+			connect.WithClientOptions(opts...),
+		),
+		getLock: connect.NewClient[v1.GetLockRequest, v1.GetLockResponse](
+			httpClient,
+			baseURL+CacheServiceGetLockProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("GetLock")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // cacheServiceClient implements CacheServiceClient.
 type cacheServiceClient struct {
-	get      *connect.Client[v1.GetRequest, v1.GetResponse]
-	set      *connect.Client[v1.SetRequest, v1.SetResponse]
-	delete   *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
-	batchGet *connect.Client[v1.BatchGetRequest, v1.BatchGetResponse]
-	batchSet *connect.Client[v1.BatchSetRequest, v1.BatchSetResponse]
-	health   *connect.Client[v1.HealthRequest, v1.HealthResponse]
-	purge    *connect.Client[v1.PurgeRequest, v1.PurgeResponse]
+	get         *connect.Client[v1.GetRequest, v1.GetResponse]
+	set         *connect.Client[v1.SetRequest, v1.SetResponse]
+	delete      *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	batchGet    *connect.Client[v1.BatchGetRequest, v1.BatchGetResponse]
+	batchSet    *connect.Client[v1.BatchSetRequest, v1.BatchSetResponse]
+	health      *connect.Client[v1.HealthRequest, v1.HealthResponse]
+	purge       *connect.Client[v1.PurgeRequest, v1.PurgeResponse]
+	acquireLock *connect.Client[v1.AcquireLockRequest, v1.AcquireLockResponse]
+	renewLock   *connect.Client[v1.RenewLockRequest, v1.RenewLockResponse]
+	releaseLock *connect.Client[v1.ReleaseLockRequest, v1.ReleaseLockResponse]
+	getLock     *connect.Client[v1.GetLockRequest, v1.GetLockResponse]
 }
 
 // Get calls strata.cache.v1.CacheService.Get.
@@ -181,6 +228,26 @@ func (c *cacheServiceClient) Purge(ctx context.Context, req *connect.Request[v1.
 	return c.purge.CallUnary(ctx, req)
 }
 
+// AcquireLock calls strata.cache.v1.CacheService.AcquireLock.
+func (c *cacheServiceClient) AcquireLock(ctx context.Context, req *connect.Request[v1.AcquireLockRequest]) (*connect.Response[v1.AcquireLockResponse], error) {
+	return c.acquireLock.CallUnary(ctx, req)
+}
+
+// RenewLock calls strata.cache.v1.CacheService.RenewLock.
+func (c *cacheServiceClient) RenewLock(ctx context.Context, req *connect.Request[v1.RenewLockRequest]) (*connect.Response[v1.RenewLockResponse], error) {
+	return c.renewLock.CallUnary(ctx, req)
+}
+
+// ReleaseLock calls strata.cache.v1.CacheService.ReleaseLock.
+func (c *cacheServiceClient) ReleaseLock(ctx context.Context, req *connect.Request[v1.ReleaseLockRequest]) (*connect.Response[v1.ReleaseLockResponse], error) {
+	return c.releaseLock.CallUnary(ctx, req)
+}
+
+// GetLock calls strata.cache.v1.CacheService.GetLock.
+func (c *cacheServiceClient) GetLock(ctx context.Context, req *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error) {
+	return c.getLock.CallUnary(ctx, req)
+}
+
 // CacheServiceHandler is an implementation of the strata.cache.v1.CacheService service.
 type CacheServiceHandler interface {
 	// Reads one entry. A miss is `found = false`, not an error (as in the design).
@@ -197,6 +264,15 @@ type CacheServiceHandler interface {
 	Health(context.Context, *connect.Request[v1.HealthRequest]) (*connect.Response[v1.HealthResponse], error)
 	// Purges by keys, tags or key prefix within a namespace, at the origin and every edge.
 	Purge(context.Context, *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error)
+	// Acquires a distributed lock and answers its fencing token (docs/locks.md).
+	// A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+	AcquireLock(context.Context, *connect.Request[v1.AcquireLockRequest]) (*connect.Response[v1.AcquireLockResponse], error)
+	// Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+	RenewLock(context.Context, *connect.Request[v1.RenewLockRequest]) (*connect.Response[v1.RenewLockResponse], error)
+	// Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+	ReleaseLock(context.Context, *connect.Request[v1.ReleaseLockRequest]) (*connect.Response[v1.ReleaseLockResponse], error)
+	// The current holder of a lock; a free lock is `held = false`, not an error.
+	GetLock(context.Context, *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error)
 }
 
 // NewCacheServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -248,6 +324,30 @@ func NewCacheServiceHandler(svc CacheServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(cacheServiceMethods.ByName("Purge")),
 		connect.WithHandlerOptions(opts...),
 	)
+	cacheServiceAcquireLockHandler := connect.NewUnaryHandler(
+		CacheServiceAcquireLockProcedure,
+		svc.AcquireLock,
+		connect.WithSchema(cacheServiceMethods.ByName("AcquireLock")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceRenewLockHandler := connect.NewUnaryHandler(
+		CacheServiceRenewLockProcedure,
+		svc.RenewLock,
+		connect.WithSchema(cacheServiceMethods.ByName("RenewLock")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceReleaseLockHandler := connect.NewUnaryHandler(
+		CacheServiceReleaseLockProcedure,
+		svc.ReleaseLock,
+		connect.WithSchema(cacheServiceMethods.ByName("ReleaseLock")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceGetLockHandler := connect.NewUnaryHandler(
+		CacheServiceGetLockProcedure,
+		svc.GetLock,
+		connect.WithSchema(cacheServiceMethods.ByName("GetLock")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.cache.v1.CacheService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CacheServiceGetProcedure:
@@ -264,6 +364,14 @@ func NewCacheServiceHandler(svc CacheServiceHandler, opts ...connect.HandlerOpti
 			cacheServiceHealthHandler.ServeHTTP(w, r)
 		case CacheServicePurgeProcedure:
 			cacheServicePurgeHandler.ServeHTTP(w, r)
+		case CacheServiceAcquireLockProcedure:
+			cacheServiceAcquireLockHandler.ServeHTTP(w, r)
+		case CacheServiceRenewLockProcedure:
+			cacheServiceRenewLockHandler.ServeHTTP(w, r)
+		case CacheServiceReleaseLockProcedure:
+			cacheServiceReleaseLockHandler.ServeHTTP(w, r)
+		case CacheServiceGetLockProcedure:
+			cacheServiceGetLockHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -299,4 +407,20 @@ func (UnimplementedCacheServiceHandler) Health(context.Context, *connect.Request
 
 func (UnimplementedCacheServiceHandler) Purge(context.Context, *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.Purge is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) AcquireLock(context.Context, *connect.Request[v1.AcquireLockRequest]) (*connect.Response[v1.AcquireLockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.AcquireLock is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) RenewLock(context.Context, *connect.Request[v1.RenewLockRequest]) (*connect.Response[v1.RenewLockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.RenewLock is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) ReleaseLock(context.Context, *connect.Request[v1.ReleaseLockRequest]) (*connect.Response[v1.ReleaseLockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.ReleaseLock is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) GetLock(context.Context, *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.GetLock is not implemented"))
 }

@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import cache_pb
-from .cache_pb import BatchGetRequest, BatchGetResponse, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse, GetRequest, GetResponse, HealthRequest, HealthResponse, PurgeRequest, PurgeResponse, SetRequest, SetResponse
+from .cache_pb import AcquireLockRequest, AcquireLockResponse, BatchGetRequest, BatchGetResponse, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse, GetLockRequest, GetLockResponse, GetRequest, GetResponse, HealthRequest, HealthResponse, PurgeRequest, PurgeResponse, ReleaseLockRequest, ReleaseLockResponse, RenewLockRequest, RenewLockResponse, SetRequest, SetResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -78,6 +78,31 @@ class CacheService(Protocol):
     async def purge(self, request: PurgeRequest, ctx: RequestContext[PurgeRequest, PurgeResponse], /) -> PurgeResponse:
         """
         Purges by keys, tags or key prefix within a namespace, at the origin and every edge.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def acquire_lock(self, request: AcquireLockRequest, ctx: RequestContext[AcquireLockRequest, AcquireLockResponse], /) -> AcquireLockResponse:
+        """
+        Acquires a distributed lock and answers its fencing token (docs/locks.md).
+        A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def renew_lock(self, request: RenewLockRequest, ctx: RequestContext[RenewLockRequest, RenewLockResponse], /) -> RenewLockResponse:
+        """
+        Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def release_lock(self, request: ReleaseLockRequest, ctx: RequestContext[ReleaseLockRequest, ReleaseLockResponse], /) -> ReleaseLockResponse:
+        """
+        Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_lock(self, request: GetLockRequest, ctx: RequestContext[GetLockRequest, GetLockResponse], /) -> GetLockResponse:
+        """
+        The current holder of a lock; a free lock is `held = false`, not an error.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -175,6 +200,50 @@ class CacheServiceASGIApplication(ConnectASGIApplication[CacheService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.purge,
+                ),
+                "/strata.cache.v1.CacheService/AcquireLock": Endpoint.unary(
+                    method=MethodInfo(
+                        name="AcquireLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=AcquireLockRequest,
+                        output=AcquireLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.acquire_lock,
+                ),
+                "/strata.cache.v1.CacheService/RenewLock": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RenewLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=RenewLockRequest,
+                        output=RenewLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.renew_lock,
+                ),
+                "/strata.cache.v1.CacheService/ReleaseLock": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ReleaseLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ReleaseLockRequest,
+                        output=ReleaseLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.release_lock,
+                ),
+                "/strata.cache.v1.CacheService/GetLock": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=GetLockRequest,
+                        output=GetLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_lock,
                 ),
             },
             interceptors=interceptors,
@@ -359,6 +428,99 @@ class CacheServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def acquire_lock(
+        self,
+        request: AcquireLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AcquireLockResponse:
+        """
+        Acquires a distributed lock and answers its fencing token (docs/locks.md).
+        A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="AcquireLock",
+                service_name="strata.cache.v1.CacheService",
+                input=AcquireLockRequest,
+                output=AcquireLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def renew_lock(
+        self,
+        request: RenewLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> RenewLockResponse:
+        """
+        Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RenewLock",
+                service_name="strata.cache.v1.CacheService",
+                input=RenewLockRequest,
+                output=RenewLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def release_lock(
+        self,
+        request: ReleaseLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReleaseLockResponse:
+        """
+        Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReleaseLock",
+                service_name="strata.cache.v1.CacheService",
+                input=ReleaseLockRequest,
+                output=ReleaseLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def get_lock(
+        self,
+        request: GetLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetLockResponse:
+        """
+        The current holder of a lock; a free lock is `held = false`, not an error.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetLock",
+                service_name="strata.cache.v1.CacheService",
+                input=GetLockRequest,
+                output=GetLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class CacheServiceSync(Protocol):
     """
@@ -408,6 +570,31 @@ class CacheServiceSync(Protocol):
     def purge(self, request: PurgeRequest, ctx: RequestContext[PurgeRequest, PurgeResponse], /) -> PurgeResponse:
         """
         Purges by keys, tags or key prefix within a namespace, at the origin and every edge.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def acquire_lock(self, request: AcquireLockRequest, ctx: RequestContext[AcquireLockRequest, AcquireLockResponse], /) -> AcquireLockResponse:
+        """
+        Acquires a distributed lock and answers its fencing token (docs/locks.md).
+        A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def renew_lock(self, request: RenewLockRequest, ctx: RequestContext[RenewLockRequest, RenewLockResponse], /) -> RenewLockResponse:
+        """
+        Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def release_lock(self, request: ReleaseLockRequest, ctx: RequestContext[ReleaseLockRequest, ReleaseLockResponse], /) -> ReleaseLockResponse:
+        """
+        Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_lock(self, request: GetLockRequest, ctx: RequestContext[GetLockRequest, GetLockResponse], /) -> GetLockResponse:
+        """
+        The current holder of a lock; a free lock is `held = false`, not an error.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -503,6 +690,50 @@ class CacheServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.purge,
+                ),
+                "/strata.cache.v1.CacheService/AcquireLock": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="AcquireLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=AcquireLockRequest,
+                        output=AcquireLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.acquire_lock,
+                ),
+                "/strata.cache.v1.CacheService/RenewLock": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RenewLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=RenewLockRequest,
+                        output=RenewLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.renew_lock,
+                ),
+                "/strata.cache.v1.CacheService/ReleaseLock": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ReleaseLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ReleaseLockRequest,
+                        output=ReleaseLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.release_lock,
+                ),
+                "/strata.cache.v1.CacheService/GetLock": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetLock",
+                        service_name="strata.cache.v1.CacheService",
+                        input=GetLockRequest,
+                        output=GetLockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_lock,
                 ),
             },
             interceptors=interceptors,
@@ -681,6 +912,99 @@ class CacheServiceClientSync(ConnectClientSync):
                 service_name="strata.cache.v1.CacheService",
                 input=PurgeRequest,
                 output=PurgeResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def acquire_lock(
+        self,
+        request: AcquireLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> AcquireLockResponse:
+        """
+        Acquires a distributed lock and answers its fencing token (docs/locks.md).
+        A lock still held after `wait_seconds` is ABORTED (LOCK_001).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="AcquireLock",
+                service_name="strata.cache.v1.CacheService",
+                input=AcquireLockRequest,
+                output=AcquireLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def renew_lock(
+        self,
+        request: RenewLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> RenewLockResponse:
+        """
+        Extends the lease of the grant holding `token`; any other token is ABORTED (LOCK_001).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RenewLock",
+                service_name="strata.cache.v1.CacheService",
+                input=RenewLockRequest,
+                output=RenewLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def release_lock(
+        self,
+        request: ReleaseLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReleaseLockResponse:
+        """
+        Releases the lock held by `token`; any other token is ABORTED (LOCK_001).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReleaseLock",
+                service_name="strata.cache.v1.CacheService",
+                input=ReleaseLockRequest,
+                output=ReleaseLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_lock(
+        self,
+        request: GetLockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetLockResponse:
+        """
+        The current holder of a lock; a free lock is `held = false`, not an error.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetLock",
+                service_name="strata.cache.v1.CacheService",
+                input=GetLockRequest,
+                output=GetLockResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

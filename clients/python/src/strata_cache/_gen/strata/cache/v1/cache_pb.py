@@ -727,6 +727,328 @@ class PurgeResponse(Message[_PurgeResponseFields]):
         purged_count: int
         seq: int
 
+_AcquireLockRequestFields: TypeAlias = Literal["namespace", "name", "ttl_seconds", "wait_seconds"]
+
+class AcquireLockRequest(Message[_AcquireLockRequestFields]):
+    """
+    Locks share the namespace rules of entries; `name` follows the key rules.
+    Locks are never served from the origin's fallback tier: while the store is
+    unavailable every lock call is UNAVAILABLE (CACHE_005).
+
+    ```proto
+    message strata.cache.v1.AcquireLockRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        name:
+            ```proto
+            string name = 2;
+            ```
+        ttl_seconds:
+            Lease, whole seconds, 1 to 86400.
+
+            ```proto
+            int64 ttl_seconds = 3;
+            ```
+        wait_seconds:
+            How long to wait for a held lock, seconds (fractions allowed); 0 = do not wait; capped at 30.
+
+            ```proto
+            double wait_seconds = 4;
+            ```
+    """
+
+    __slots__ = ("namespace", "name", "ttl_seconds", "wait_seconds")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            name: str = "",
+            ttl_seconds: int = 0,
+            wait_seconds: float = 0,
+        ) -> None:
+            pass
+
+        namespace: str
+        name: str
+        ttl_seconds: int
+        wait_seconds: float
+
+_AcquireLockResponseFields: TypeAlias = Literal["token", "expires_at_ms"]
+
+class AcquireLockResponse(Message[_AcquireLockResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.AcquireLockResponse
+    ```
+
+    Attributes:
+        token:
+            Fencing token: larger than every earlier grant's token of this lock.
+
+            ```proto
+            int64 token = 1;
+            ```
+        expires_at_ms:
+            Unix milliseconds at which the lease ends unless renewed.
+
+            ```proto
+            int64 expires_at_ms = 2;
+            ```
+    """
+
+    __slots__ = ("token", "expires_at_ms")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            token: int = 0,
+            expires_at_ms: int = 0,
+        ) -> None:
+            pass
+
+        token: int
+        expires_at_ms: int
+
+_RenewLockRequestFields: TypeAlias = Literal["namespace", "name", "token", "ttl_seconds"]
+
+class RenewLockRequest(Message[_RenewLockRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.RenewLockRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        name:
+            ```proto
+            string name = 2;
+            ```
+        token:
+            ```proto
+            int64 token = 3;
+            ```
+        ttl_seconds:
+            New lease from now, whole seconds, 1 to 86400.
+
+            ```proto
+            int64 ttl_seconds = 4;
+            ```
+    """
+
+    __slots__ = ("namespace", "name", "token", "ttl_seconds")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            name: str = "",
+            token: int = 0,
+            ttl_seconds: int = 0,
+        ) -> None:
+            pass
+
+        namespace: str
+        name: str
+        token: int
+        ttl_seconds: int
+
+_RenewLockResponseFields: TypeAlias = Literal["token", "expires_at_ms"]
+
+class RenewLockResponse(Message[_RenewLockResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.RenewLockResponse
+    ```
+
+    Attributes:
+        token:
+            ```proto
+            int64 token = 1;
+            ```
+        expires_at_ms:
+            Unix milliseconds.
+
+            ```proto
+            int64 expires_at_ms = 2;
+            ```
+    """
+
+    __slots__ = ("token", "expires_at_ms")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            token: int = 0,
+            expires_at_ms: int = 0,
+        ) -> None:
+            pass
+
+        token: int
+        expires_at_ms: int
+
+_ReleaseLockRequestFields: TypeAlias = Literal["namespace", "name", "token"]
+
+class ReleaseLockRequest(Message[_ReleaseLockRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.ReleaseLockRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        name:
+            ```proto
+            string name = 2;
+            ```
+        token:
+            ```proto
+            int64 token = 3;
+            ```
+    """
+
+    __slots__ = ("namespace", "name", "token")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            name: str = "",
+            token: int = 0,
+        ) -> None:
+            pass
+
+        namespace: str
+        name: str
+        token: int
+
+_ReleaseLockResponseFields: TypeAlias = Literal["released"]
+
+class ReleaseLockResponse(Message[_ReleaseLockResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.ReleaseLockResponse
+    ```
+
+    Attributes:
+        released:
+            ```proto
+            bool released = 1;
+            ```
+    """
+
+    __slots__ = ("released",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            released: bool = False,
+        ) -> None:
+            pass
+
+        released: bool
+
+_GetLockRequestFields: TypeAlias = Literal["namespace", "name"]
+
+class GetLockRequest(Message[_GetLockRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.GetLockRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        name:
+            ```proto
+            string name = 2;
+            ```
+    """
+
+    __slots__ = ("namespace", "name")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            name: str = "",
+        ) -> None:
+            pass
+
+        namespace: str
+        name: str
+
+_GetLockResponseFields: TypeAlias = Literal["held", "token", "expires_at_ms"]
+
+class GetLockResponse(Message[_GetLockResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.GetLockResponse
+    ```
+
+    Attributes:
+        held:
+            ```proto
+            bool held = 1;
+            ```
+        token:
+            The holder's fencing token; 0 when free.
+
+            ```proto
+            int64 token = 2;
+            ```
+        expires_at_ms:
+            Unix milliseconds; 0 when free.
+
+            ```proto
+            int64 expires_at_ms = 3;
+            ```
+    """
+
+    __slots__ = ("held", "token", "expires_at_ms")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            held: bool = False,
+            token: int = 0,
+            expires_at_ms: int = 0,
+        ) -> None:
+            pass
+
+        held: bool
+        token: int
+        expires_at_ms: int
+
 class CacheSource(Enum):
     """
     Which tier answered a read.
@@ -767,7 +1089,7 @@ class CacheSource(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xf2\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01B\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa6\x02\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\x92\x04\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponseb\x06proto3',
+    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xf2\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01B\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa6\x02\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xe8\x06\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponseb\x06proto3',
     [],
     {
         "EntryMetadata": EntryMetadata,
@@ -785,6 +1107,14 @@ _DESC = file_desc(
         "HealthResponse": HealthResponse,
         "PurgeRequest": PurgeRequest,
         "PurgeResponse": PurgeResponse,
+        "AcquireLockRequest": AcquireLockRequest,
+        "AcquireLockResponse": AcquireLockResponse,
+        "RenewLockRequest": RenewLockRequest,
+        "RenewLockResponse": RenewLockResponse,
+        "ReleaseLockRequest": ReleaseLockRequest,
+        "ReleaseLockResponse": ReleaseLockResponse,
+        "GetLockRequest": GetLockRequest,
+        "GetLockResponse": GetLockResponse,
         "CacheSource": CacheSource,
     },
 )
