@@ -27,7 +27,7 @@ import { traceRpc } from './rpc-tracing.ts';
 import { checkStoreAtStart } from './startup.ts';
 import { memoryStore } from './store/memory.ts';
 import { passThroughStore } from './store/pass-through.ts';
-import { redisFootprint, redisNamespaceVersions } from './store/redis-namespaces.ts';
+import { redisFootprint, redisNamespaceVersions, startRedisReclaimer } from './store/redis-namespaces.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
 import type { TieredStore } from './store/store.ts';
 
@@ -158,6 +158,15 @@ export async function startOrigin(
     service,
     logger,
   });
+  // Flushed entries on Redis are unlinked in the background, at most 1,000 keys a second.
+  const reclaimer = store.redisClient
+    ? startRedisReclaimer({
+        client: store.redisClient,
+        floors: () => namespaces.floors(),
+        keysPerSecond: 1_000,
+        onError: (error) => logger.debug({ err: error }, 'reclaim of flushed entries failed; retrying'),
+      })
+    : null;
   const reports = new NamespaceReports(service, footprintReader(store, config.MEMORY_STORE_MAX_BYTES));
   const locks = new LockService({
     store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
@@ -217,6 +226,7 @@ export async function startOrigin(
     reload: () => reloader.reload(),
     async close() {
       namespaces.close();
+      await reclaimer?.stop();
       await observability.stop();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();

@@ -48,6 +48,11 @@ export class NamespaceRegistry {
     return this.#floors.get(namespace) ?? 0;
   }
 
+  /** Every flushed namespace's version as this replica knows it. */
+  floors(): ReadonlyMap<string, number> {
+    return this.#floors;
+  }
+
   /** Bumps the namespace's version in the store and raises the floor here before returning. */
   async bump(namespace: string, by: string, minimum: number): Promise<NamespaceVersion> {
     const record = await this.#store.bump(namespace, by, minimum);

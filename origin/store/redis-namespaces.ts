@@ -1,5 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { type NamespaceVersion, type NamespaceVersionStore, namespaceHistoryLimit } from '../namespaces/versions.ts';
+import { entryKey } from './redis-codec.ts';
+import { escapeGlob } from './redis-commands.ts';
 
 /**
  * Bookkeeping keys of namespace versions. Both carry the hash tag
@@ -104,5 +106,109 @@ export async function redisFootprint(client: Redis | Cluster): Promise<RedisFoot
     limitBytes: limit,
     keys: sum((p) => p.keys),
     evictions: sum((p) => p.evictions),
+  };
+}
+
+/** KEYS[1] entry; ARGV[1] namespace version. Unlinks the entry when written before the flush. Returns 1 when unlinked. */
+const unlinkIfOlderScript = `
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v < tonumber(ARGV[1]) then redis.call('UNLINK', KEYS[1]) return 1 end
+return 0
+`;
+
+/** Options of {@link startRedisReclaimer}. */
+export interface RedisReclaimerOptions {
+  readonly client: Redis | Cluster;
+  /** Every flushed namespace's version as this origin knows it (`NamespaceRegistry.floors`). */
+  readonly floors: () => ReadonlyMap<string, number>;
+  /** Entries examined per second at most (bounds the load a reclaim puts on Redis). */
+  readonly keysPerSecond: number;
+  /** Told about a failed pass (retried on the next one). */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** A running reclaimer. */
+export interface RedisReclaimer {
+  /** Entries unlinked so far. */
+  readonly reclaimed: number;
+  /** Stops after the current key; resolves when stopped. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Reclaims flushed entries lazily: for each namespace whose version rose
+ * since its last pass, SCANs its entry keys on every master and UNLINKs
+ * those below the namespace version (checked and unlinked in one script, so
+ * an entry rewritten meanwhile stays), at most `keysPerSecond` keys a second.
+ */
+export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclaimer {
+  const done = new Map<string, number>();
+  let stopped = false;
+  let reclaimed = 0;
+  let budget = options.keysPerSecond;
+  let windowStart = Date.now();
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref?.();
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  const take = async () => {
+    if (budget <= 0) {
+      await pause(Math.max(0, windowStart + 1000 - Date.now()));
+      budget = options.keysPerSecond;
+      windowStart = Date.now();
+    }
+    budget--;
+  };
+  const nodes = (): Redis[] =>
+    'nodes' in options.client && typeof options.client.nodes === 'function'
+      ? options.client.nodes('master')
+      : [options.client as Redis];
+
+  async function pass(namespace: string, floor: number): Promise<void> {
+    const match = `${escapeGlob(entryKey(namespace, ''))}*`;
+    for (const node of nodes()) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 100);
+        cursor = next;
+        for (const key of keys) {
+          if (stopped) return;
+          await take();
+          reclaimed += Number(await options.client.eval(unlinkIfOlderScript, 1, key, String(floor)));
+        }
+      } while (cursor !== '0' && !stopped);
+    }
+  }
+
+  const loop = (async () => {
+    while (!stopped) {
+      for (const [namespace, floor] of options.floors()) {
+        if (stopped || (done.get(namespace) ?? 0) >= floor) continue;
+        try {
+          await pass(namespace, floor);
+          if (!stopped) done.set(namespace, floor);
+        } catch (error) {
+          options.onError?.(error);
+        }
+      }
+      if (!stopped) await pause(1000);
+    }
+  })();
+
+  return {
+    get reclaimed() {
+      return reclaimed;
+    },
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+    },
   };
 }

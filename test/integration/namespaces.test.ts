@@ -1,6 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import { envWithConfigFile } from '../../origin/reload.ts';
@@ -100,6 +101,24 @@ describe('namespace flush through two edges on real Redis', () => {
     const info = namespaceVersionInfoSchema.parse(await (await fetch(`${a.url}/api/v1/namespaces/${ns}`)).json());
     expect(info.version).toBe(flushed.version);
     expect(info.history[0]).toMatchObject({ version: flushed.version, service_id: 'anonymous' });
+  });
+
+  it('flushed entries are reclaimed from Redis in the background; entries written after the flush stay', async () => {
+    const other = `${ns}r`;
+    for (let i = 0; i < 30; i++) {
+      expect(
+        (await fetch(`${origin.url}/api/v1/cache/${other}/old${i}?ttl=300`, { method: 'PUT', body: 'x' })).status,
+      ).toBe(200);
+    }
+    expect((await fetch(`${origin.url}/api/v1/namespaces/${other}/flush`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${origin.url}/api/v1/cache/${other}/kept?ttl=300`, { method: 'PUT', body: 'y' })).status).toBe(
+      200,
+    );
+    const redis = origin.store.redisClient as Redis;
+    const keys = async () => (await redis.keys(`strata:e:${other}:*`)).sort();
+    await eventually('old entries unlinked', async () => (await keys()).length === 1, 10_000, 50);
+    expect(await keys()).toEqual([`strata:e:${other}:kept`]);
+    expect(await (await fetch(`${origin.url}/api/v1/cache/${other}/kept`)).text()).toBe('y');
   });
 
   it('an origin started after a flush learns the version from Redis and hides older entries', async () => {
