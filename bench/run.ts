@@ -17,6 +17,7 @@ import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
 import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
+import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { table } from './trace.ts';
 
@@ -51,6 +52,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
+  'purge-log': () => withRedis((redisUrl) => purgeLogBenchmarks({ redisUrl })),
   eviction: () => evictionBenchmarks(),
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),

@@ -99,6 +99,13 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
         cause: error,
       });
     }
+    // A replica whose tail of the purge log is broken cannot tell its edges about other replicas' writes.
+    const tail = deps.bus.health();
+    if (!tail.tailLive) {
+      throw new CacheError('CACHE_005', 'Purge log tail not live', {
+        details: { store: store.kind, ...state, tail_age_ms: Math.round(tail.tailAgeMs) },
+      });
+    }
     return c.json({
       status: 'ready',
       store: store.kind,

@@ -5,7 +5,7 @@ import { compressedContentType, compressValue, decompressValue } from './compres
 import { NamespaceRegistry } from './namespaces/registry.ts';
 import { NamespaceCounters } from './namespaces/stats.ts';
 import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
-import type { PurgeBus } from './purge/bus.ts';
+import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
@@ -53,6 +53,8 @@ export interface CacheServiceOptions {
   readonly now?: () => number;
   /** Called after every store failure, for logs and metrics. */
   readonly onStoreError?: (operation: string, error: unknown) => void;
+  /** Crash tests only (`STRATA_FAULT`): where this process SIGKILLs itself on a change. */
+  readonly fault?: 'crash-after-store-write' | 'crash-after-log-append';
   /** Keys for encryption at rest (`ENCRYPTION_KEYS`); without them `encrypt` is CACHE_004. */
   readonly keyring?: Keyring | null;
   /** Namespaces whose every write is encrypted (`ENCRYPTED_NAMESPACES`). */
@@ -153,15 +155,19 @@ export class CacheService {
   async flush(namespace: string, by: string): Promise<FlushResult> {
     const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1));
     this.#seen(record.version);
-    const published = await this.#o.bus.publish({
-      namespace,
-      keys: [],
-      tags: [],
-      prefix: null,
-      version: record.version,
-      action: 'flush',
-      ts: record.flushedAtMs,
-    });
+    // The version is bumped already; a flush whose purge the log cannot take answers 503 so the caller
+    // retries (another bump), and this replica hides the old entries either way.
+    const published = await this.#call('flush_purge_log', () =>
+      this.#o.bus.publish({
+        namespace,
+        keys: [],
+        tags: [],
+        prefix: null,
+        version: record.version,
+        action: 'flush',
+        ts: record.flushedAtMs,
+      }),
+    );
     this.counters.delete(namespace);
     return { ...record, seq: published.seq };
   }
@@ -185,7 +191,7 @@ export class CacheService {
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
     this.#seen(entry.version);
     this.counters.write(namespace);
-    await this.#o.bus.publish({
+    await this.#publish('set', entry, {
       namespace,
       keys: [key],
       tags: [],
@@ -206,7 +212,7 @@ export class CacheService {
     this.counters.write(namespace, stored.size);
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
-      await this.#o.bus.publish({
+      await this.#publish('batch_set', [...stored.values()][0]!, {
         namespace,
         keys: [...stored.keys()],
         tags: [],
@@ -224,7 +230,7 @@ export class CacheService {
   async delete(namespace: string, key: string): Promise<RemovalResult> {
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
     this.counters.delete(namespace);
-    await this.#o.bus.publish({
+    await this.#publish('delete', result, {
       namespace,
       keys: [key],
       tags: [],
@@ -248,7 +254,7 @@ export class CacheService {
   ): Promise<RemovalResult & { seq: number }> {
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
     this.counters.delete(namespace);
-    const published = await this.#o.bus.publish({
+    const published = await this.#publish('purge', result, {
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -337,6 +343,35 @@ export class CacheService {
   async #revealAll(namespace: string, found: Map<string, StoredEntry>): Promise<Map<string, StoredEntry>> {
     for (const [key, entry] of found) found.set(key, await this.#reveal(namespace, key, entry));
     return found;
+  }
+
+  /**
+   * Puts a change's purge in the purge log; the change is acknowledged only
+   * once that resolves. A log that cannot take it (Redis down, `WAIT` timed
+   * out) fails the request with CACHE_005 (503) so the client retries; the
+   * store already holds the change, and a retry logs its purge. A change the
+   * store accepted only into its local tier (Redis unavailable, answered
+   * with `X-Cache-Degraded: 1`) stays accepted: its purge is logged when
+   * the write-back reaches Redis (`store/write-back.ts`).
+   */
+  async #publish(
+    operation: string,
+    result: StoredEntry | RemovalResult,
+    input: PurgeInput,
+  ): Promise<PublishedPurge | { seq: number }> {
+    if (this.#o.fault === 'crash-after-store-write') process.kill(process.pid, 'SIGKILL');
+    try {
+      const published = await this.#o.bus.publish(input);
+      if (this.#o.fault === 'crash-after-log-append') process.kill(process.pid, 'SIGKILL');
+      return published;
+    } catch (error) {
+      if (this.#o.store.acceptedLocally(result)) {
+        this.#o.bus.relayLocally?.(input);
+        return { seq: 0 };
+      }
+      this.#o.onStoreError?.(`${operation}_purge_log`, error);
+      throw new CacheError('CACHE_005', 'Purge log unavailable', { details: { operation }, cause: error });
+    }
   }
 
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {

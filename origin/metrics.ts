@@ -15,10 +15,26 @@ export interface OriginMetrics extends RequestMetrics {
   readonly invalidationLag: Histogram<'source'>;
   /** Kafka messages behind the partition's high watermark after the last batch, by partition. */
   readonly consumerLag: Gauge<'partition'>;
+  /** Purge log entries this replica relayed to its edges. */
+  readonly purgeLogRelayed: Counter;
+  /** `reset`s this replica's tail sent to its edges, by reason class (`incarnation`, `lost`, `gap`, `format`, `other`). */
+  readonly purgeLogResets: Counter<'reason'>;
+  /** Purge log entries skipped because they were not log entries (written by hand, corrupted). */
+  readonly purgeLogMalformed: Counter;
   /** Bytes of values stored compressed, before compression. */
   readonly compressionInputBytes: Counter;
   /** Bytes those values take stored (the compressed envelope). */
   readonly compressionOutputBytes: Counter;
+}
+
+/** What the region's purge log reports at scrape time (absent for an in-process log). */
+export interface PurgeLogGauges {
+  /** Entries in the log now. */
+  readonly length: number;
+  /** Entries between the log's head and what this replica relayed. */
+  readonly lagEntries: number;
+  /** Milliseconds between the head's append time and that of the last entry this replica relayed. */
+  readonly lagMs: number;
 }
 
 /**
@@ -33,7 +49,12 @@ export interface OriginMetrics extends RequestMetrics {
  *
  * @param gauges callbacks read at scrape time (connected edges, store entries).
  */
-export function originMetrics(gauges: { connectedEdges: () => number; storeEntries?: () => number }): OriginMetrics {
+export function originMetrics(gauges: {
+  connectedEdges: () => number;
+  storeEntries?: () => number;
+  /** The purge log's length and this replica's lag, read at scrape time; unset = no such gauges. */
+  purgeLog?: () => Promise<PurgeLogGauges | null>;
+}): OriginMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ side: 'origin' });
   collectDefaultMetrics({ register: registry });
@@ -98,8 +119,55 @@ export function originMetrics(gauges: { connectedEdges: () => number; storeEntri
       },
     });
   }
+  const purgeLogRelayed = new Counter({
+    name: 'strata_purge_log_relayed_total',
+    help: 'Purge log entries this replica relayed to its edges.',
+    registers: [registry],
+  });
+  const purgeLogResets = new Counter({
+    name: 'strata_purge_log_resets_total',
+    help: 'Resets this replica sent to its edges because of the purge log, by reason class.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const purgeLogMalformed = new Counter({
+    name: 'strata_purge_log_malformed_total',
+    help: 'Purge log entries skipped because they were not valid log entries.',
+    registers: [registry],
+  });
+  if (gauges.purgeLog) {
+    const read = gauges.purgeLog;
+    // One read per scrape feeds all three gauges.
+    let pending: Promise<PurgeLogGauges | null> | null = null;
+    const sample = () => {
+      pending ??= read()
+        .catch(() => null)
+        .finally(() => setTimeout(() => (pending = null), 0));
+      return pending;
+    };
+    const gauge = (name: string, help: string, pick: (g: PurgeLogGauges) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          const g = await sample();
+          if (g) this.set(pick(g));
+        },
+      });
+    gauge('strata_purge_log_length', 'Entries in the region purge log.', (g) => g.length);
+    gauge('strata_purge_log_lag_entries', 'Purge log entries this replica has not relayed yet.', (g) => g.lagEntries);
+    gauge(
+      'strata_purge_log_lag_seconds',
+      "Seconds between the purge log head's append time and the last entry this replica relayed.",
+      (g) => g.lagMs / 1000,
+    );
+  }
   const metrics: OriginMetrics = {
     registry,
+    purgeLogRelayed,
+    purgeLogResets,
+    purgeLogMalformed,
     storeErrors,
     compressionInputBytes,
     compressionOutputBytes,

@@ -19,8 +19,9 @@ import { NamespaceRegistry } from './namespaces/registry.ts';
 import { type FootprintReader, NamespaceReports } from './namespaces/report.ts';
 import { memoryNamespaceVersions } from './namespaces/versions.ts';
 import { observe } from './observability.ts';
-import type { PurgeBus } from './purge/bus.ts';
-import { InProcessPurgeBus } from './purge/in-process-bus.ts';
+import type { PurgeBus, PurgeInput } from './purge/bus.ts';
+import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
+import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
 import { type Env, Reloader, type ReloadResult } from './reload.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
@@ -60,8 +61,9 @@ export interface RunningOrigin {
 export function storeFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
+  writeBackPurges?: (purge: PurgeInput) => Promise<unknown>,
 ): TieredStore {
-  const redis = resilientRedisFromConfig(config, onError);
+  const redis = resilientRedisFromConfig(config, onError, writeBackPurges);
   if (redis) return redis;
   const memory = memoryStore({ maxBytes: config.MEMORY_STORE_MAX_BYTES, policy: config.EVICTION_POLICY });
   return passThroughStore(memory, memory);
@@ -92,10 +94,19 @@ export async function startOrigin(
   const keyring = config.ENCRYPTION_KEYS ? await parseKeyring(config.ENCRYPTION_KEYS) : null;
   if (config.ENCRYPTED_NAMESPACES?.length && !keyring) throw new Error('ENCRYPTED_NAMESPACES needs ENCRYPTION_KEYS');
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-origin' });
+  // The bus needs the store's connection and the store's write-back logs purges on the bus: bound once both exist.
+  let bus: PurgeBus | undefined;
   const store =
     options.store ??
-    // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
-    storeFromConfig(config, (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'));
+    storeFromConfig(
+      config,
+      // Per-call failures are debug: during an outage every request fails, and the breaker's transitions say it once.
+      (operation, error) => logger.debug({ operation, err: error }, 'redis call failed'),
+      async (purge) => {
+        if (!bus) throw new Error('purge log not open yet');
+        return await bus.publish(purge);
+      },
+    );
   if (!options.store && (config.REDIS_CLUSTER_NODES || config.REDIS_SENTINELS || config.REDIS_URL)) {
     const variable = config.REDIS_CLUSTER_NODES
       ? 'REDIS_CLUSTER_NODES'
@@ -109,11 +120,29 @@ export async function startOrigin(
       },
     );
   }
-  const bus: PurgeBus = new InProcessPurgeBus({ retainedEntries: config.PURGE_BUFFER_SIZE });
+  // Counters exist before the bus reports into them; the bus exists before the gauges read it.
+  let metrics: ReturnType<typeof originMetrics> | undefined;
+  bus = await purgeBusFromConfig(config, store, {
+    logger,
+    events: {
+      onRelayed: () => metrics?.purgeLogRelayed.inc(),
+      onReset: (reason) => {
+        metrics?.purgeLogResets.inc({ reason: resetReasonClass(reason) });
+        logger.warn({ reason }, 'purge log reset sent to edges');
+      },
+      onMalformed: (id, reason) => {
+        metrics?.purgeLogMalformed.inc();
+        logger.warn({ id, reason }, 'skipped a malformed purge log entry');
+      },
+      onTailError: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'purge log tail failed; retrying'),
+    },
+  });
+  const logBus = bus;
   const { usage } = store;
-  const metrics = originMetrics({
-    connectedEdges: () => bus.subscribers,
+  metrics = originMetrics({
+    connectedEdges: () => logBus.subscribers,
     storeEntries: usage ? () => usage.size : undefined,
+    purgeLog: logBus instanceof RedisStreamPurgeBus ? () => logBus.lag() : undefined,
   });
   const { resilience } = store;
   if (resilience) {
@@ -138,6 +167,7 @@ export async function startOrigin(
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
+    ...(config.STRATA_FAULT ? { fault: config.STRATA_FAULT } : {}),
     compressMinBytes: config.COMPRESS_MIN_BYTES,
     onCompressed: (before, after) => {
       metrics.compressionInputBytes.inc(before);

@@ -120,6 +120,31 @@ export const originConfigSchema = z.object({
   MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
   /** Purges kept for replay to reconnecting edges. */
   PURGE_BUFFER_SIZE: positiveInt.default(10_000),
+  /**
+   * Which purge log the origin uses: `auto` = the region's log on the store's
+   * Redis (a Redis Stream every replica shares) when the store is Redis or
+   * Redis Cluster, else this process's memory; `none` = this process's
+   * memory even on Redis, only for a deliberate single replica.
+   */
+  PURGE_BUS: z.enum(['auto', 'none']).default('auto'),
+  /** Redis key prefix of the region's purge log (`<prefix>:stream`, `<prefix>:meta`); keep one `{hash tag}` for Redis Cluster. Replicas of one region share it. */
+  PURGE_LOG_KEY: z
+    .string()
+    .regex(/^[^{}]*\{[^{}]+\}[^{}]*$/, 'expected one {hash tag}')
+    .default('{strata:purge-log}'),
+  /** Seconds the Redis purge log keeps a purge; an edge further behind (or away longer) gets `reset`. */
+  PURGE_LOG_RETENTION_SECONDS: positiveInt.default(3_600),
+  /** Redis replicas that must hold a purge before its change is acknowledged (`WAIT`); unset = 1 when the log's master has replicas, else 0. */
+  PURGE_LOG_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).optional(),
+  /** Milliseconds `WAIT` may take; past it the change answers 503 CACHE_005 (the client retries). */
+  PURGE_LOG_WAIT_TIMEOUT_MS: positiveInt.default(1_000),
+  /**
+   * Fault injection for crash tests only: the origin SIGKILLs itself after the
+   * store took a change and before its purge is logged
+   * (`crash-after-store-write`), or after the purge is logged and before the
+   * change is acknowledged (`crash-after-log-append`). Never set in production.
+   */
+  STRATA_FAULT: z.enum(['crash-after-store-write', 'crash-after-log-append']).optional(),
   /** Seconds between `heartbeat` events on the purge stream. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.default(15),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),

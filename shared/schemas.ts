@@ -111,6 +111,21 @@ export const purgeMessageSchema = z.object({
 export type PurgeMessage = z.infer<typeof purgeMessageSchema>;
 
 /**
+ * Format version of entries in the region's purge log (the Redis Stream
+ * field `v`). A replica that reads an entry of another version cannot know
+ * what it purges, so it answers `reset` to its edges (rolling upgrades).
+ */
+export const purgeLogFormatVersion = '1';
+
+/**
+ * The `data` field of a purge log entry: a purge without its position (the
+ * position is where the entry sits). Unknown fields are ignored, so a newer
+ * origin may add optional ones without a format version change.
+ */
+export const purgeLogEntrySchema = purgeMessageSchema.omit({ type: true, position: true });
+export type PurgeLogEntry = z.infer<typeof purgeLogEntrySchema>;
+
+/**
  * Tells an edge the gap since its position cannot be replayed (too old, or
  * from another log or incarnation): drop the whole tier and continue from
  * `position`.

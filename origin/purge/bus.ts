@@ -54,6 +54,12 @@ export interface PurgeBus {
    * stream may queue for one slow edge.
    */
   readonly retainedEntries: number;
+  /**
+   * Optional, for a log held outside this process: hands a purge to this
+   * process's subscribers only, when the log cannot take it and the change
+   * was accepted degraded (the log gets it at write-back).
+   */
+  relayLocally?(input: PurgeInput): void;
   /** Ends every subscription and releases connections. Idempotent. */
   close(): Promise<void>;
 }

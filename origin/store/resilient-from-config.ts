@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { OriginConfig } from '../../shared/config.ts';
 import { RedisBreaker } from '../breaker.ts';
+import type { PurgeInput } from '../purge/bus.ts';
 import { connectionReady } from './connection-ready.ts';
 import { LocalTier } from './local-tier.ts';
 import { redisStore } from './redis.ts';
@@ -10,7 +11,7 @@ import type { StrataCommands } from './redis-commands.ts';
 import { waitForReplicas } from './replica-wait.ts';
 import { type ResilientStore, resilientStore } from './resilient.ts';
 import type { Store } from './store.ts';
-import { redisWriteBack } from './write-back.ts';
+import { purgeLoggingWriteBack, redisWriteBack } from './write-back.ts';
 
 /** Milliseconds of origin-vs-Redis clock difference tolerated by write deadlines. */
 export const clockSkewAllowanceMs = 500;
@@ -141,12 +142,16 @@ export function redisDriverFromConfig(
 export function resilientRedisFromConfig(
   config: OriginConfig,
   onError?: (operation: string, error: unknown) => void,
+  /** Where replayed changes log their purges (the purge bus's `publish`); unset = not logged. */
+  writeBackPurges?: (purge: PurgeInput) => Promise<unknown>,
 ): ConfiguredRedisStore | null {
   const driver = redisDriverFromConfig(config, onError);
   if (!driver) return null;
   const store = resilientStore({
     inner: driver.store,
-    writeBack: redisWriteBack(driver.client as typeof driver.client & StrataCommands),
+    writeBack: writeBackPurges
+      ? purgeLoggingWriteBack(redisWriteBack(driver.client as typeof driver.client & StrataCommands), writeBackPurges)
+      : redisWriteBack(driver.client as typeof driver.client & StrataCommands),
     breaker: new RedisBreaker({
       threshold: config.BREAKER_THRESHOLD,
       windowMs: config.BREAKER_WINDOW_SECONDS * 1000,

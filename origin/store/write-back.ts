@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { storageKey } from '../../shared/keys.ts';
 import type { RedisBreaker } from '../breaker.ts';
+import type { PurgeInput } from '../purge/bus.ts';
 import type { DirtyChange, LocalTier } from './local-tier.ts';
 import { entryKey, tagSetKey } from './redis-codec.ts';
 import { asBuffer, type StrataCommands } from './redis-commands.ts';
@@ -63,6 +64,32 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
     async deleteIfOlder(namespace, key, version) {
       const [removed] = await client.strataDeleteIfOlder(entryKey(namespace, key), version, tombstoneTtlMs);
       return Number(removed) === 1;
+    },
+  };
+}
+
+/**
+ * Wraps a {@link WriteBack} so every change it replays also puts its purge
+ * in the purge log (`log`, the purge bus's `publish`): a write accepted into
+ * the local tier during an outage reaches the edges of every replica once
+ * Redis has it. The purge goes out whether or not Redis took the change (a
+ * newer version there was purged when it was written; an extra purge with an
+ * older floor drops nothing newer). When `log` rejects, so does the call, and
+ * the change stays dirty and is replayed (and logged) again.
+ */
+export function purgeLoggingWriteBack(inner: WriteBack, log: (purge: PurgeInput) => Promise<unknown>): WriteBack {
+  const purge = (namespace: string, key: string, version: number, action: PurgeInput['action']) =>
+    log({ namespace, keys: [key], tags: [], prefix: null, version, action, ts: Date.now() });
+  return {
+    async setIfNewer(namespace, key, entry) {
+      const written = await inner.setIfNewer(namespace, key, entry);
+      await purge(namespace, key, entry.version, 'update');
+      return written;
+    },
+    async deleteIfOlder(namespace, key, version) {
+      const removed = await inner.deleteIfOlder(namespace, key, version);
+      await purge(namespace, key, version, 'delete');
+      return removed;
     },
   };
 }

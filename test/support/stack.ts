@@ -5,6 +5,10 @@ import { edgeConfigSchema, originConfigSchema, parseConfig } from '../../shared/
 
 const quiet = pino({ level: 'silent' });
 
+let purgeLogs = 0;
+/** A purge log key no other origin of this test run uses (one `{hash tag}`, as on Cluster). */
+export const ownPurgeLogKey = (): string => `{test-purge-log-${process.pid}-${++purgeLogs}}`;
+
 /**
  * Starts an origin on a free port with `env` over the defaults (memory store
  * unless REDIS_URL is given); silent unless a `logger` is given.
@@ -13,7 +17,8 @@ export async function originFor(
   env: Record<string, string> = {},
   options: { logger?: Logger } = {},
 ): Promise<RunningOrigin> {
-  const config = parseConfig(originConfigSchema, { ORIGIN_PORT: '0', ...env });
+  // A purge log of its own unless the test shares one on purpose: test files run in parallel on one Redis.
+  const config = parseConfig(originConfigSchema, { ORIGIN_PORT: '0', PURGE_LOG_KEY: ownPurgeLogKey(), ...env });
   return await startOrigin(config, { logger: options.logger ?? quiet });
 }
 
