@@ -14,7 +14,7 @@ import {
   namespaceVersionInfoSchema,
   reloadResponseSchema,
 } from '../../shared/schemas.ts';
-import { edgeFor, originFor } from '../support/stack.ts';
+import { edgeFor, originFor, ownPurgeLogKey } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
 
 const versionOf = (res: Response) => Number(/^"v(\d+)"$/.exec(res.headers.get('ETag') ?? '')?.[1]);
@@ -119,6 +119,38 @@ describe('namespace flush through two edges on real Redis', () => {
     await eventually('old entries unlinked', async () => (await keys()).length === 1, 10_000, 50);
     expect(await keys()).toEqual([`strata:e:${other}:kept`]);
     expect(await (await fetch(`${origin.url}/api/v1/cache/${other}/kept`)).text()).toBe('y');
+  });
+
+  it('a flush acknowledged by one replica reaches another replica on the same purge log, and its edge', async () => {
+    const key = ownPurgeLogKey();
+    const first = await originFor({ REDIS_URL: inject('redisUrl'), PURGE_LOG_KEY: key });
+    const second = await originFor({ REDIS_URL: inject('redisUrl'), PURGE_LOG_KEY: key });
+    const edge = await edgeFor(second.url, { EDGE_MAX_TTL_SECONDS: '60' });
+    const shared = `${ns}s`;
+    try {
+      expect(
+        (await fetch(`${first.url}/api/v1/cache/${shared}/k?ttl=300`, { method: 'PUT', body: 'old' })).status,
+      ).toBe(200);
+      expect((await fetch(`${edge.url}/api/v1/cache/${shared}/k`)).status).toBe(200);
+      const flushed = flushResponseSchema.parse(
+        await (await fetch(`${first.url}/api/v1/namespaces/${shared}/flush`, { method: 'POST' })).json(),
+      );
+      await eventually(
+        'second replica learnt the flush',
+        () => second.service.namespaces.floor(shared) === flushed.version,
+      );
+      await eventually(
+        'edge of the second replica applied it',
+        () => edge.cache.ledger.floor(shared) === flushed.version,
+      );
+      for (const base of [first.url, second.url, edge.url]) {
+        expect((await fetch(`${base}/api/v1/cache/${shared}/k`)).status).toBe(404);
+      }
+    } finally {
+      await edge.close();
+      await second.close();
+      await first.close();
+    }
   });
 
   it('an origin started after a flush learns the version from Redis and hides older entries', async () => {
