@@ -59,6 +59,12 @@ module.exports = {
       '^(platform/|edge/adapters/(?!workers/))',
     ),
     forbid(
+      'deno-adapter-has-no-node-platform',
+      'The Deno adapter imports no Node platform code or another runtime adapter.',
+      '^edge/adapters/deno/',
+      '^(platform/|edge/adapters/(?!deno/))',
+    ),
+    forbid(
       'node-adapter-stays-in-its-runtime',
       'The Node adapter imports no other runtime adapter.',
       '^edge/adapters/node/',

@@ -34,9 +34,11 @@ export async function startProcess(
   portVar: string,
   env: Record<string, string> = {},
   nodeFlags: string[] = [],
+  /** Another runtime's executable and its arguments before the script (default: this Node). */
+  runtime: { bin: string; args: string[] } = { bin: process.execPath, args: [] },
 ): Promise<BenchProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, resolve(root, script)], {
+  const child: ChildProcess = spawn(runtime.bin, [...runtime.args, ...nodeFlags, resolve(root, script)], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, each beside a baseline measured in the
  * same run, printed as a table. Options: `--duration S` (load seconds per
  * measurement, default 5), `--connections N` (default 32), `--only NAME` (one
- * suite), `--sections abcd` (which of the edge measurements).
+ * suite), `--sections abcd` (which of the edge measurements; `n`, `p` for the runtimes suite).
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
+import { runtimeBenchmarks } from './runtimes-bench.ts';
 import { table } from './trace.ts';
 
 const { values: args } = parseArgs({
@@ -49,6 +50,7 @@ async function withRedis<T>(run: (redisUrl: string) => Promise<T>): Promise<T> {
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   edge: () => edgeBenchmarks(options),
+  runtimes: () => runtimeBenchmarks(options),
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),

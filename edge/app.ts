@@ -37,7 +37,11 @@ export interface EdgeAppDeps {
   readonly metrics?: RequestMetrics;
   readonly now?: () => number;
   /** Whether the purge subscription is up; `/ready` answers 503 while it is not. */
-  readonly subscribed?: () => boolean;
+  readonly subscribed?: () => boolean | Promise<boolean>;
+  /** Why the purge source last failed, shown by `/ready` while it is down. */
+  readonly purgeError?: () => string | undefined;
+  /** Told after this edge relayed a purge or a batch write that the origin acknowledged. */
+  readonly onRelayedChange?: () => void;
   readonly onUnexpectedError?: (error: unknown) => void;
   /** One record per finished request. */
   readonly log?: RequestLog;
@@ -80,9 +84,12 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   // ICD §6.2 names the same three endpoints /health/live, /health/ready and /health/metrics.
   app.on('GET', ['/health', '/health/live'], (c) => c.json({ status: 'ok' }));
   mountApiDocs(app, { side: 'edge', maxValueBytes: deps.maxValueBytes });
-  app.on('GET', ['/ready', '/health/ready'], (c) => {
-    if (deps.subscribed && !deps.subscribed()) {
-      throw new CacheError('CACHE_005', 'Purge stream not connected', { details: { origin: origin.baseUrl } });
+  app.on('GET', ['/ready', '/health/ready'], async (c) => {
+    if (deps.subscribed && !(await deps.subscribed())) {
+      const error = deps.purgeError?.();
+      throw new CacheError('CACHE_005', 'Purge stream not connected', {
+        details: { origin: origin.baseUrl, ...(error ? { error } : {}) },
+      });
     }
     return c.json({ status: 'ready', entries: cache.tier.size, bytes: cache.tier.bytes });
   });
@@ -180,6 +187,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
         },
       });
       if (res.status !== 200) throw await errorFrom(res);
+      if (operation !== 'batch_get') deps.onRelayedChange?.();
       return {
         res: new Response(res.body, { status: 200, headers: { 'Content-Type': 'application/json' } }),
         tier: 'none',

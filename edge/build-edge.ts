@@ -5,11 +5,13 @@ import type { AppEnv, RequestLog } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import type { StreamMessage } from '../shared/schemas.ts';
 import { createEdgeApp } from './app.ts';
-import { EdgeCache } from './core/edge-cache.ts';
+import { EdgeCache, type RevalidationOutcome } from './core/edge-cache.ts';
+import { Lease } from './core/lease.ts';
 import { memoryTier } from './core/memory-tier.ts';
-import type { PurgeSubscription } from './core/purge-source.ts';
+import type { PurgeHandlers, PurgeSubscription } from './core/purge-source.ts';
 import type { EdgeTier } from './core/tier.ts';
 import { OriginClient } from './origin-client.ts';
+import { pollPurgeSource } from './purge-sources/poll.ts';
 import { ssePurgeSource } from './purge-sources/sse.ts';
 import { rateLimiterFromConfig } from './rate-limit.ts';
 
@@ -24,6 +26,18 @@ export interface EdgeMetrics extends RequestMetrics {
   purgeApplied(type: string, removed: number, acknowledgedAtMs?: number): void;
   /** Count one purge-stream reconnect. */
   reconnect(): void;
+  /** Count one lapse of the edge's lease (a lease that held was found expired). */
+  leaseLapse(): void;
+  /** Count one per-key revalidation with the origin while the lease was lapsed, by outcome. */
+  revalidation(outcome: RevalidationOutcome): void;
+}
+
+/** What a runtime's metrics may read from the edge besides its tier. */
+export interface EdgeMetricsSources {
+  /** Whether the purge source is in contact with the origin. */
+  readonly subscribed: () => boolean;
+  /** Milliseconds since the last confirmation with a live tail (the lease's age); null before the first. */
+  readonly leaseAgeMs: () => number | null;
 }
 
 /** The part of a structured logger (pino's signature) the edge writes to. */
@@ -36,12 +50,19 @@ export interface EdgeLogger {
 
 /** What differs per runtime; everything else `buildEdge` wires the same way everywhere. */
 export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
-  /** Follow the origin's purge stream: only runtimes that can hold a connection open (Node, not Workers isolates). */
-  readonly purgeStream: boolean;
+  /**
+   * How the edge follows the purge log: `stream` holds the origin's purge
+   * stream open (Node, Deno); `poll` reads `GET /api/v1/purges` on demand
+   * before serving from the tier, at most every `EDGE_PURGE_POLL_MS`
+   * (Workers isolates, which cannot hold a connection between requests).
+   */
+  readonly purgeSource: 'stream' | 'poll';
   /** The near-user tier; default: the memory tier with a budget of `EDGE_MAX_BYTES`. */
   readonly tier?: EdgeTier;
-  /** Builds the runtime's metrics over the tier and the purge-stream state; default: none. */
-  readonly metrics?: (tier: EdgeTier, subscribed: () => boolean) => M;
+  /** Builds the runtime's metrics over the tier and the purge source's state; default: none. */
+  readonly metrics?: (tier: EdgeTier, sources: EdgeMetricsSources) => M;
+  /** Clock, Unix ms (leases, confirmations); default `Date.now`. */
+  readonly now?: () => number;
   /** Structured log of stream events and unexpected errors; default: none. */
   readonly logger?: EdgeLogger;
   /** One record per finished request; default: none. */
@@ -55,8 +76,10 @@ export interface BuiltEdge<M extends EdgeMetrics = EdgeMetrics> {
   readonly origin: OriginClient;
   /** The runtime's metrics, when it gave a factory. */
   readonly metrics: M | undefined;
-  /** The purge-stream subscription, when `purgeStream` was asked for. */
-  readonly subscription: PurgeSubscription | undefined;
+  /** The purge source's subscription. */
+  readonly subscription: PurgeSubscription;
+  /** The edge's lease on its tier. */
+  readonly lease: Lease;
   /** Origin loads so far (after coalescing). */
   readonly originLoads: number;
   /** Stops the purge subscription (the adapter stops its own server). */
@@ -66,9 +89,10 @@ export interface BuiltEdge<M extends EdgeMetrics = EdgeMetrics> {
 /**
  * Wires one edge from its config and the runtime's parts: the tier, the
  * origin client (`ORIGIN_URL`, `EDGE_ORIGIN_TIMEOUT_MS`, `EDGE_ORIGIN_TOKEN`),
- * the edge cache (`EDGE_MAX_TTL_SECONDS`), the JWT verifier, the rate limit
- * and, where the runtime can hold it, the purge-stream subscription; then
- * builds the Hono app (`edge/app.ts`). Runtime-free: the adapters in
+ * the purge source (stream or poll), the lease on the tier
+ * (`EDGE_LEASE_MS`, `EDGE_PURGE_POLL_MS`), the edge cache
+ * (`EDGE_MAX_TTL_SECONDS`), the JWT verifier and the rate limit; then builds
+ * the Hono app (`edge/app.ts`). Runtime-free: the adapters in
  * `edge/adapters/<runtime>/` call it and only start what it returns.
  */
 export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
@@ -76,53 +100,101 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
   parts: EdgeRuntimeParts<M>,
 ): BuiltEdge<M> {
   const { logger } = parts;
+  const now = parts.now ?? Date.now;
   const tier = parts.tier ?? memoryTier({ maxBytes: config.EDGE_MAX_BYTES, policy: config.EVICTION_POLICY });
   const token = config.EDGE_ORIGIN_TOKEN;
   const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS, token });
+  const polling = parts.purgeSource === 'poll';
   let subscription: PurgeSubscription | undefined;
+  let lastError: string | undefined;
   const subscribed = () => subscription?.connected ?? false;
-  const metrics = parts.metrics?.(tier, subscribed);
+  const lease: Lease = new Lease({
+    leaseMs: config.EDGE_LEASE_MS,
+    renewAfterMs: polling ? config.EDGE_PURGE_POLL_MS : config.EDGE_LEASE_MS,
+    confirmation: () => subscription?.confirmation ?? null,
+    renew: () => renew(),
+    now,
+    onLapse: () => {
+      metrics?.leaseLapse();
+      logger?.warn({ leaseMs: config.EDGE_LEASE_MS }, 'lease lapsed: renewing, revalidating hits meanwhile');
+    },
+  });
+  const metrics = parts.metrics?.(tier, { subscribed, leaseAgeMs: () => lease.ageMs });
   let originLoads = 0;
   const cache = new EdgeCache({
     tier,
     load: (ns, key, requestId) => origin.get(ns, key, requestId),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
+    now,
+    lease,
+    revalidate: (ns, key, version, requestId) => origin.revalidate(ns, key, version, requestId),
+    onRevalidation: (outcome) => metrics?.revalidation(outcome),
     onOriginLoad: () => {
       originLoads++;
       metrics?.originLoad();
     },
   });
-  if (parts.purgeStream) {
-    const applied = (message: StreamMessage) => {
-      const removed = cache.apply(message);
-      metrics?.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
-    };
-    subscription = ssePurgeSource({
+  const applied = (message: StreamMessage) => {
+    const removed = cache.apply(message);
+    metrics?.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
+  };
+  const handlers: PurgeHandlers = {
+    onPurge: applied,
+    onReset: (message) => {
+      applied(message);
+      logger?.warn({ reason: message.reason }, 'purge log reset: tier dropped');
+    },
+    onStateChange: (connected) => {
+      if (connected) {
+        lastError = undefined;
+        metrics?.purgeApplied('hello', 0);
+        logger?.info({ origin: config.ORIGIN_URL, source: parts.purgeSource }, 'purge log followed');
+      } else metrics?.reconnect();
+    },
+    onError: (error) => {
+      lastError = error instanceof Error ? error.message : String(error);
+      logger?.debug({ err: error }, 'purge source interrupted');
+    },
+  };
+  const headers = token ? { Authorization: `Bearer ${token}` } : undefined;
+  let renew: () => Promise<boolean>;
+  let refresh: (() => Promise<boolean>) | undefined;
+  let expire: (() => void) | undefined;
+  if (polling) {
+    const poll = pollPurgeSource({
       originUrl: config.ORIGIN_URL,
-      idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS,
-      headers: token ? { Authorization: `Bearer ${token}` } : undefined,
-    }).subscribe({
-      onPurge: applied,
-      onReset: (message) => {
-        applied(message);
-        logger?.warn({ reason: message.reason }, 'purge stream reset: tier dropped');
-      },
-      onStateChange: (connected) => {
-        if (connected) {
-          metrics?.purgeApplied('hello', 0);
-          logger?.info({ origin: config.ORIGIN_URL }, 'purge stream connected');
-        } else metrics?.reconnect();
-      },
-      onError: (error) => logger?.debug({ err: error }, 'purge stream interrupted'),
-    });
+      pollMs: config.EDGE_PURGE_POLL_MS,
+      // Timers do not outlive a request in an isolate: reads poll when the view is due.
+      background: false,
+      timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
+      headers,
+      now,
+    }).subscribe(handlers);
+    subscription = poll;
+    renew = () => poll.refresh();
+    refresh = () => poll.refresh();
+    expire = () => poll.expire();
+  } else {
+    const stream = ssePurgeSource({
+      originUrl: config.ORIGIN_URL,
+      idleTimeoutMs: config.EDGE_PURGE_IDLE_TIMEOUT_MS ?? config.EDGE_LEASE_MS,
+      headers,
+      now,
+    }).subscribe(handlers);
+    subscription = stream;
+    renew = () => stream.renew();
   }
   const app = createEdgeApp({
     cache,
     origin,
     maxValueBytes: config.MAX_VALUE_BYTES,
     metrics,
-    // Without a stream there is nothing to wait for: readiness does not depend on it.
-    subscribed: parts.purgeStream ? subscribed : undefined,
+    now,
+    // A polling edge checks the log when asked, so `/ready` reports a poll it just made.
+    subscribed: refresh ? async () => (await refresh()) || subscribed() : subscribed,
+    purgeError: () => lastError,
+    // This edge's own relayed purges and batch writes: the next read polls first (a stream brings them at once).
+    onRelayedChange: expire,
     onUnexpectedError: logger ? (error) => logger.error({ err: error }, 'unexpected error') : undefined,
     log: parts.requestLog,
     // jose verifies with WebCrypto, so every runtime checks tokens itself.
@@ -136,6 +208,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     origin,
     metrics,
     subscription,
+    lease,
     get originLoads() {
       return originLoads;
     },

@@ -1,5 +1,5 @@
 import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
-import { headers } from '../shared/headers.ts';
+import { etagFor, headers } from '../shared/headers.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
 import type { OriginRead } from './core/edge-cache.ts';
 
@@ -56,6 +56,38 @@ export class OriginClient {
       return null;
     }
     if (res.status !== 200) throw await errorFrom(res);
+    return await this.#readOf(res);
+  }
+
+  /**
+   * Revalidates a copy at `version` (`If-None-Match: <ETag of version>`,
+   * RFC 9110 §13.1.2): `not-modified` on 304, the current entry on 200,
+   * null on a miss.
+   * @throws CacheError CACHE_005 when the origin cannot be reached, or its error.
+   */
+  async revalidate(
+    namespace: string,
+    key: string,
+    version: number,
+    requestId?: string,
+  ): Promise<OriginRead | 'not-modified' | null> {
+    const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
+      method: 'GET',
+      headers: { [headers.ifNoneMatch]: etagFor(version), ...(requestId ? { [headers.requestId]: requestId } : {}) },
+    });
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return 'not-modified';
+    }
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200) throw await errorFrom(res);
+    return await this.#readOf(res);
+  }
+
+  async #readOf(res: Response): Promise<OriginRead> {
     const value = new Uint8Array(await res.arrayBuffer());
     const h = res.headers;
     const ageSeconds = Number(h.get(headers.age) ?? '0');

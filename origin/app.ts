@@ -22,6 +22,7 @@ import { cacheRoutes } from './routes/cache.ts';
 import { lockRoutes } from './routes/locks.ts';
 import { namespaceRoutes } from './routes/namespaces.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
+import { purgePollRoutes } from './routes/purges.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -132,6 +133,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     }),
   );
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
+  app.route('/', purgePollRoutes(deps.bus));
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
     app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));

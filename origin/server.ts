@@ -2,7 +2,7 @@ import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { requestTimeouts } from '../platform/node/request-timeouts.ts';
 import { authConfigured, authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
-import type { OriginConfig } from '../shared/config.ts';
+import { type OriginConfig, purgeHeartbeatMs } from '../shared/config.ts';
 import { parseKeyring } from '../shared/crypto.ts';
 import { pinoRequestLog } from '../shared/request-log.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
@@ -209,7 +209,7 @@ export async function startOrigin(
     locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
-    heartbeatMs: config.PURGE_HEARTBEAT_SECONDS * 1000,
+    heartbeatMs: purgeHeartbeatMs(config),
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     log: pinoRequestLog(logger),
     auth,

@@ -51,6 +51,7 @@ const openPaths = new Set([
  * | `GET /api/v1/namespaces/{ns}`, `GET …/{ns}/stats` | `metrics:read` in `ns` |
  * | `POST /api/v1/namespaces/{ns}/flush` | `cache:flush` in `ns` |
  * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
+ * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
  * | anything else | a valid token (then 404) |
  */
@@ -74,6 +75,7 @@ export function restAccess(method: string, pathname: string): Access {
     const namespace = decodeSegment(managed[1]!);
     return managed[2] === '/flush' ? { scope: 'cache:flush', namespace } : { scope: 'metrics:read', namespace };
   }
+  if (pathname === '/api/v1/purges') return { scope: 'purge:read', namespace: allNamespaces };
   const lock = /^\/api\/v1\/locks\/([^/]*)\//.exec(pathname);
   if (lock) return { scope: 'cache:lock', namespace: decodeSegment(lock[1]!) };
   const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);

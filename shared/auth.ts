@@ -13,7 +13,10 @@ import { CacheError } from './errors.ts';
  * - `exp` (required), `nbf`, `iss`, `aud` checked with a clock-skew allowance.
  */
 
-/** Every scope Strata knows (ICD §7.2). */
+/**
+ * Every scope Strata knows (ICD §7.2), plus `purge:read`: reading the purge
+ * log (`GET /api/v1/purges`), which an edge's own token carries.
+ */
 export const scopes = [
   'cache:read',
   'cache:write',
@@ -21,6 +24,7 @@ export const scopes = [
   'cache:flush',
   'cache:reload',
   'metrics:read',
+  'purge:read',
   // Distributed locks (docs/locks.md): acquire, renew, release and inspect in the namespace.
   'cache:lock',
 ] as const;

@@ -145,8 +145,14 @@ export const originConfigSchema = z.object({
    * change is acknowledged (`crash-after-log-append`). Never set in production.
    */
   STRATA_FAULT: z.enum(['crash-after-store-write', 'crash-after-log-append']).optional(),
-  /** Seconds between `heartbeat` events on the purge stream. */
-  PURGE_HEARTBEAT_SECONDS: positiveInt.default(15),
+  /**
+   * Milliseconds between `heartbeat` events on the purge stream; at most a
+   * third of the edges' `EDGE_LEASE_MS` so a lease survives a lost heartbeat.
+   * Default 1000 (or `PURGE_HEARTBEAT_SECONDS` × 1000 when only that is set).
+   */
+  PURGE_HEARTBEAT_MS: positiveInt.optional(),
+  /** Seconds between heartbeats: the older spelling of `PURGE_HEARTBEAT_MS`, still honoured when that is unset. */
+  PURGE_HEARTBEAT_SECONDS: positiveInt.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
   /** A file of `KEY=VALUE` lines that overrides the environment; re-read on every reload (`POST /api/v1/reload`, SIGHUP). */
   STRATA_CONFIG_FILE: z.string().min(1).optional(),
@@ -185,40 +191,77 @@ export const originConfigSchema = z.object({
 });
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 
+/** Default milliseconds between purge-stream heartbeats: a third of the default edge lease. */
+export const defaultPurgeHeartbeatMs = 1_000;
+
+/** Milliseconds between purge-stream heartbeats: `PURGE_HEARTBEAT_MS`, else `PURGE_HEARTBEAT_SECONDS` × 1000, else 1000. */
+export function purgeHeartbeatMs(config: Pick<OriginConfig, 'PURGE_HEARTBEAT_MS' | 'PURGE_HEARTBEAT_SECONDS'>): number {
+  return (
+    config.PURGE_HEARTBEAT_MS ??
+    (config.PURGE_HEARTBEAT_SECONDS === undefined ? defaultPurgeHeartbeatMs : config.PURGE_HEARTBEAT_SECONDS * 1000)
+  );
+}
+
 /** Edge configuration, parsed from env vars (or Workers bindings). */
-export const edgeConfigSchema = z.object({
-  ...authVars,
-  /** Requests per second per `service_id` at the edge (token bucket refill); 0 = no rate limit (docs/security.md). */
-  EDGE_RATE_LIMIT_RPS: z.coerce.number().min(0).default(0),
-  /** Largest burst per `service_id` (bucket size); default twice the rate, at least 1. */
-  EDGE_RATE_LIMIT_BURST: positiveInt.optional(),
-  /** The edge's own JWT toward the origin (API calls, purge stream, stats); needs the origin's grants (docs/security.md). */
-  EDGE_ORIGIN_TOKEN: z.string().min(1).optional(),
-  EDGE_PORT: port.default(8787),
-  EDGE_HOST: z.string().default('127.0.0.1'),
-  ORIGIN_URL: z.string().url().default('http://127.0.0.1:8080'),
-  /** Seconds: cap on how long the edge keeps an entry. */
-  EDGE_MAX_TTL_SECONDS: positiveInt.default(5),
-  /** Byte budget of the near-user tier. */
-  EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
-  /** Eviction policy of the near-user tier. */
-  EVICTION_POLICY: evictionPolicy,
-  /** Largest value the edge accepts on a write, bytes. */
-  MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
-  /** Milliseconds an origin call may take before the edge answers CACHE_005. */
-  EDGE_ORIGIN_TIMEOUT_MS: positiveInt.default(5_000),
-  /** Milliseconds without a byte on the purge stream (heartbeats included) before the edge reconnects. */
-  EDGE_PURGE_IDLE_TIMEOUT_MS: positiveInt.default(45_000),
-  /** Name of this edge in logs and the origin's edge list. */
-  EDGE_ID: z.string().min(1).max(64).optional(),
-  /** Seconds between this edge's stats reports to the origin's dashboard (`POST /api/v1/edges/stats`); 0 = none. */
-  EDGE_STATS_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(5),
-  /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
-  /** `service.name` of exported spans. */
-  OTEL_SERVICE_NAME: z.string().min(1).optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
-});
+export const edgeConfigSchema = z
+  .object({
+    ...authVars,
+    /** Requests per second per `service_id` at the edge (token bucket refill); 0 = no rate limit (docs/security.md). */
+    EDGE_RATE_LIMIT_RPS: z.coerce.number().min(0).default(0),
+    /** Largest burst per `service_id` (bucket size); default twice the rate, at least 1. */
+    EDGE_RATE_LIMIT_BURST: positiveInt.optional(),
+    /** The edge's own JWT toward the origin (API calls, purge stream, stats); needs the origin's grants (docs/security.md). */
+    EDGE_ORIGIN_TOKEN: z.string().min(1).optional(),
+    EDGE_PORT: port.default(8787),
+    EDGE_HOST: z.string().default('127.0.0.1'),
+    ORIGIN_URL: z.string().url().default('http://127.0.0.1:8080'),
+    /**
+     * Seconds: cap on how long the edge keeps an entry. Not the staleness
+     * bound (the lease is: `EDGE_LEASE_MS`), only a cap on memory held for cold keys.
+     */
+    EDGE_MAX_TTL_SECONDS: positiveInt.default(300),
+    /** Byte budget of the near-user tier. */
+    EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+    /** Eviction policy of the near-user tier. */
+    EVICTION_POLICY: evictionPolicy,
+    /** Largest value the edge accepts on a write, bytes. */
+    MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
+    /** Milliseconds an origin call may take before the edge answers CACHE_005. */
+    EDGE_ORIGIN_TIMEOUT_MS: positiveInt.default(5_000),
+    /**
+     * Milliseconds without a byte on the purge stream (heartbeats included)
+     * before the edge replaces it; at most `EDGE_LEASE_MS`. Default: `EDGE_LEASE_MS`.
+     */
+    EDGE_PURGE_IDLE_TIMEOUT_MS: positiveInt.optional(),
+    /**
+     * Milliseconds an edge may serve from its tier after the origin last
+     * confirmed (heartbeat or poll with `tail_live`) that its view of the purge
+     * log is complete. Past it the edge renews, then revalidates per key.
+     */
+    EDGE_LEASE_MS: positiveInt.default(3_000),
+    /**
+     * Milliseconds a polling edge (Workers) lets its view of the purge log age
+     * before it polls again (`GET /api/v1/purges`); less than `EDGE_LEASE_MS`.
+     */
+    EDGE_PURGE_POLL_MS: positiveInt.default(1_000),
+    /** Name of this edge in logs and the origin's edge list. */
+    EDGE_ID: z.string().min(1).max(64).optional(),
+    /** Seconds between this edge's stats reports to the origin's dashboard (`POST /api/v1/edges/stats`); 0 = none. */
+    EDGE_STATS_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(5),
+    /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+    /** `service.name` of exported spans. */
+    OTEL_SERVICE_NAME: z.string().min(1).optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  })
+  .refine((c) => c.EDGE_PURGE_POLL_MS < c.EDGE_LEASE_MS, {
+    path: ['EDGE_PURGE_POLL_MS'],
+    message: 'must be less than EDGE_LEASE_MS',
+  })
+  .refine((c) => c.EDGE_PURGE_IDLE_TIMEOUT_MS === undefined || c.EDGE_PURGE_IDLE_TIMEOUT_MS <= c.EDGE_LEASE_MS, {
+    path: ['EDGE_PURGE_IDLE_TIMEOUT_MS'],
+    message: 'must be at most EDGE_LEASE_MS',
+  });
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>;
 
 /**

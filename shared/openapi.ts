@@ -20,9 +20,11 @@ import {
   flushResponseSchema,
   invalidationEventSchema,
   maxBatchKeys,
+  maxPurgePollLimit,
   namespaceStatsSchema,
   namespacesOverviewSchema,
   namespaceVersionInfoSchema,
+  purgePollResponseSchema,
   purgeRequestSchema,
   purgeResponseSchema,
   putResponseSchema,
@@ -509,6 +511,31 @@ export function openApiDocument(
               },
             },
           },
+          '/api/v1/purges': {
+            get: {
+              operationId: 'purgePage',
+              summary:
+                'One page of the purge log after a position, for edges that poll instead of holding the stream (purge:read in every namespace): the entries after `after`, or a `reset`, plus `tail_live`',
+              parameters: [
+                {
+                  name: queryParameters.purgePage[0],
+                  in: 'query',
+                  description: 'the last position the edge applied; absent: read nothing and learn the head',
+                  schema: { type: 'string', minLength: 1, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' },
+                },
+                {
+                  name: queryParameters.purgePage[1],
+                  in: 'query',
+                  description: `most entries to return (default 500)`,
+                  schema: { type: 'integer', minimum: 1, maximum: maxPurgePollLimit },
+                },
+              ],
+              responses: {
+                '200': { description: 'a page of the log', content: json('PurgePage') },
+                ...commonErrors,
+              },
+            },
+          },
           '/api/v1/invalidations': {
             post: {
               operationId: 'invalidate',
@@ -642,7 +669,11 @@ export function openApiDocument(
           required: ['namespace', 'key', 'deleted', 'version'],
         },
         ...(options.side === 'origin'
-          ? { InvalidationEvent: invalidationEvent, EdgeReport: schema(edgeReportSchema, 'input') }
+          ? {
+              InvalidationEvent: invalidationEvent,
+              EdgeReport: schema(edgeReportSchema, 'input'),
+              PurgePage: schema(purgePollResponseSchema, 'output'),
+            }
           : {}),
       },
     },

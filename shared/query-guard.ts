@@ -13,8 +13,8 @@ export const queryParameters = {
   put: ['ttl', 'tags', 'encrypt'],
   /** `GET /api/v1/purge/stream`: the position to resume after (same as `Last-Event-ID`). */
   purgeStream: ['since'],
-  /** `GET /api/v1/purges`: the polling edges' page of the purge log after a position. */
-  purgePage: ['after'],
+  /** `GET /api/v1/purges`: the polling edges' page of the purge log after a position, at most `limit` entries. */
+  purgePage: ['after', 'limit'],
   /** `POST /api/v1/locks/{namespace}/{name}`: lease seconds, seconds to wait for a held lock (docs/locks.md). */
   lockAcquire: ['ttl', 'wait'],
   /** `PUT /api/v1/locks/{namespace}/{name}/renew`: new lease seconds. */
@@ -28,6 +28,7 @@ export function allowedQueryParameters(method: string, pathname: string): readon
   if (method === 'PUT' && /^\/api\/v1\/locks\/[^/]+\/[^/]+\/renew$/.test(pathname)) return queryParameters.lockRenew;
   if ((method === 'GET' || method === 'HEAD') && pathname === '/api/v1/purge/stream')
     return queryParameters.purgeStream;
+  if ((method === 'GET' || method === 'HEAD') && pathname === '/api/v1/purges') return queryParameters.purgePage;
   return [];
 }
 

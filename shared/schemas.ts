@@ -176,6 +176,41 @@ export const purgeStreamEventSchema = z.discriminatedUnion('type', [
 ]);
 export type PurgeStreamEvent = z.infer<typeof purgeStreamEventSchema>;
 
+/** Most entries one poll answer carries (`GET /api/v1/purges?limit=`). */
+export const maxPurgePollLimit = 1_000;
+
+/**
+ * Query of `GET /api/v1/purges`: `after`, the last position the edge applied
+ * (absent: read nothing, learn the head), and `limit`, the most entries to
+ * return (1 to {@link maxPurgePollLimit}, default 500).
+ */
+export const purgePollQuerySchema = z.object({
+  after: purgePositionSchema.optional(),
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,4}$/, 'limit must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(maxPurgePollLimit))
+    .default(500),
+});
+export type PurgePollQuery = z.infer<typeof purgePollQuerySchema>;
+
+/**
+ * Answer of `GET /api/v1/purges`: the entries after `after`, oldest first
+ * (continue from the last one's position, or from `head` when there are
+ * none), or a `reset` (drop the tier, continue from `reset.position`);
+ * `tail_live` and `tail_age_ms` (ms) as in a heartbeat: a poll answer with a
+ * live tail confirms the edge's view like a heartbeat does.
+ */
+export const purgePollResponseSchema = z.object({
+  entries: z.array(purgeMessageSchema),
+  reset: resetMessageSchema.nullable(),
+  head: purgePositionSchema,
+  tail_live: z.boolean(),
+  tail_age_ms: z.number().int().nonnegative(),
+});
+export type PurgePollResponse = z.infer<typeof purgePollResponseSchema>;
+
 /**
  * Invalidation event on Kafka (ARCHITECTURE.md §4). Message key is the
  * namespace or `namespace:key` so per-key order holds. Idempotent by `id`.

@@ -1,6 +1,7 @@
 import { storageKey } from '../../shared/keys.ts';
 import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
+import type { Lease } from './lease.ts';
 import { PurgeLedger } from './purge-ledger.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
@@ -22,6 +23,21 @@ export interface OriginRead {
 /** Loads one entry from the origin; null on a miss. */
 export type OriginLoader = (namespace: string, key: string, requestId?: string) => Promise<OriginRead | null>;
 
+/**
+ * Asks the origin whether the copy at `version` is still current
+ * (`If-None-Match`): `not-modified` (304, keep it), a newer read, or null
+ * when the key is gone. Throws (CACHE_005) when the origin cannot be reached.
+ */
+export type OriginRevalidator = (
+  namespace: string,
+  key: string,
+  version: number,
+  requestId?: string,
+) => Promise<OriginRead | 'not-modified' | null>;
+
+/** How a per-key revalidation ended: `not_modified`, `modified`, `gone` or `error` (origin unreachable). */
+export type RevalidationOutcome = 'not_modified' | 'modified' | 'gone' | 'error';
+
 /** The outcome of an edge read. */
 export type EdgeRead =
   | { readonly kind: 'hit'; readonly entry: EdgeEntry }
@@ -37,6 +53,16 @@ export interface EdgeCacheOptions {
   readonly ledger?: PurgeLedger;
   /** Told about each origin load (a coalesced miss), for metrics and benchmarks. */
   readonly onOriginLoad?: () => void;
+  /**
+   * The edge's lease on its tier; absent: hits are served as long as the
+   * entry lives (a tier no purge source feeds). With a lease, a hit is
+   * served only while it holds; otherwise the copy is revalidated.
+   */
+  readonly lease?: Lease;
+  /** Per-key revalidation with the origin while the lease is lapsed; required with `lease`. */
+  readonly revalidate?: OriginRevalidator;
+  /** Told how each (coalesced) revalidation ended. */
+  readonly onRevalidation?: (outcome: RevalidationOutcome) => void;
 }
 
 /**
@@ -52,6 +78,7 @@ export class EdgeCache {
   readonly #o: EdgeCacheOptions;
   readonly #now: () => number;
   readonly #coalescer = new Coalescer<EdgeRead>();
+  readonly #revalidations = new Coalescer<EdgeRead>();
 
   constructor(options: EdgeCacheOptions) {
     this.#o = options;
@@ -68,9 +95,23 @@ export class EdgeCache {
   /** Reads through the tier; concurrent misses for one key share one origin load. */
   async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
     const hit = this.tier.get(namespace, key);
-    if (hit && hit.version >= this.ledger.floor(namespace)) return { kind: 'hit', entry: hit };
     // A copy below the namespace's flush floor is invisible (a tier that could not apply the flush).
-    if (hit) this.tier.delete(namespace, key);
+    if (hit && hit.version < this.ledger.floor(namespace)) {
+      this.tier.delete(namespace, key);
+    } else if (hit) {
+      const lease = this.#o.lease;
+      if (!lease) return { kind: 'hit', entry: hit };
+      const ensured = lease.ensure();
+      if (ensured === true) return { kind: 'hit', entry: hit };
+      if (await ensured) {
+        // The renewal may have applied purges: look again.
+        const again = this.tier.get(namespace, key);
+        if (again) return { kind: 'hit', entry: again };
+      } else {
+        const current = this.tier.get(namespace, key);
+        if (current) return await this.#revalidate(namespace, key, current, requestId);
+      }
+    }
     const { promise } = this.#coalescer.run(storageKey(namespace, key), () => this.#fill(namespace, key, requestId));
     return await promise;
   }
@@ -107,6 +148,36 @@ export class EdgeCache {
   forget(namespace: string, key: string, version: number): void {
     this.ledger.record({ namespace, keys: [key], tags: [], prefix: null, version });
     this.tier.delete(namespace, key);
+  }
+
+  /** Asks the origin about one copy while the lease is lapsed; concurrent reads of the key share one request. */
+  async #revalidate(namespace: string, key: string, copy: EdgeEntry, requestId?: string): Promise<EdgeRead> {
+    const revalidate = this.#o.revalidate;
+    if (!revalidate) throw new Error('EdgeCache: a lease needs a revalidator');
+    const { promise } = this.#revalidations.run(storageKey(namespace, key), async () => {
+      const ticket = this.ledger.begin();
+      let answer: Awaited<ReturnType<OriginRevalidator>>;
+      try {
+        answer = await revalidate(namespace, key, copy.version, requestId);
+      } catch (error) {
+        this.#o.onRevalidation?.('error');
+        throw error;
+      }
+      if (answer === 'not-modified') {
+        this.#o.onRevalidation?.('not_modified');
+        return { kind: 'hit', entry: copy };
+      }
+      if (answer === null) {
+        this.#o.onRevalidation?.('gone');
+        this.tier.delete(namespace, key);
+        return { kind: 'miss' };
+      }
+      this.#o.onRevalidation?.('modified');
+      const { entry, stored } = this.#store(ticket, answer, namespace, key);
+      if (!stored) this.tier.delete(namespace, key);
+      return { kind: 'fill', entry, read: answer, stored };
+    });
+    return await promise;
   }
 
   async #fill(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {

@@ -10,9 +10,9 @@ import type { PurgeMessage, PurgePosition, ResetMessage } from '../../shared/sch
  * Positions are opaque: a source stores the last one it applied and sends it
  * back; it never parses or compares them.
  */
-export interface PurgeSource {
+export interface PurgeSource<S extends PurgeSubscription = PurgeSubscription> {
   /** Starts following the log; `handlers` are called in log order, one at a time. */
-  subscribe(handlers: PurgeHandlers, options?: PurgeSubscribeOptions): PurgeSubscription;
+  subscribe(handlers: PurgeHandlers, options?: PurgeSubscribeOptions): S;
 }
 
 /** Where a subscription's events go. */

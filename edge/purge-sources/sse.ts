@@ -1,12 +1,7 @@
 import { createParser } from 'eventsource-parser';
 import { type PurgePosition, purgeStreamEventSchema } from '../../shared/schemas.ts';
-import type {
-  PurgeConfirmation,
-  PurgeHandlers,
-  PurgeSource,
-  PurgeSubscribeOptions,
-  PurgeSubscription,
-} from '../core/purge-source.ts';
+import type { PurgeHandlers, PurgeSource, PurgeSubscribeOptions, PurgeSubscription } from '../core/purge-source.ts';
+import { sourceState, subscriptionOf } from './source-state.ts';
 
 /** Path of the origin's purge stream (see `origin/routes/purge-stream.ts`). */
 export const purgeStreamPath = '/api/v1/purge/stream';
@@ -20,13 +15,24 @@ export interface SsePurgeSourceOptions {
   readonly headers?: Record<string, string> | undefined;
   /**
    * Milliseconds without any bytes (the origin sends a heartbeat every
-   * `PURGE_HEARTBEAT_SECONDS`) after which the connection is presumed dead
-   * and replaced. Default 45 000.
+   * `PURGE_HEARTBEAT_MS`) after which the connection is presumed dead
+   * and replaced (`EDGE_PURGE_IDLE_TIMEOUT_MS`, at most the lease). Default 3 000.
    */
   readonly idleTimeoutMs?: number;
   readonly fetch?: typeof fetch;
   /** Clock for confirmation times, Unix ms. */
   readonly now?: () => number;
+}
+
+/** A stream subscription that can be asked to renew the edge's lease now. */
+export interface RenewableSubscription extends PurgeSubscription {
+  /**
+   * One renewal attempt: reconnects now (skipping a back-off, or replacing a
+   * connection that stopped confirming) and resolves true at the next
+   * heartbeat, false when the connection fails or none comes within
+   * `idleTimeoutMs`. Never rejects.
+   */
+  renew(): Promise<boolean>;
 }
 
 /**
@@ -40,7 +46,7 @@ export interface SsePurgeSourceOptions {
  * The position only advances on messages that were applied, so a connection
  * that drops halfway through a replay resumes where it stopped.
  */
-export function ssePurgeSource(options: SsePurgeSourceOptions): PurgeSource {
+export function ssePurgeSource(options: SsePurgeSourceOptions): PurgeSource<RenewableSubscription> {
   return { subscribe: (handlers, subscribeOptions) => subscribeSse(options, handlers, subscribeOptions) };
 }
 
@@ -48,60 +54,61 @@ function subscribeSse(
   options: SsePurgeSourceOptions,
   handlers: PurgeHandlers,
   subscribeOptions: PurgeSubscribeOptions = {},
-): PurgeSubscription {
+): RenewableSubscription {
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
   const now = options.now ?? Date.now;
   const retry = options.retry ?? { minMs: 100, maxMs: 5_000 };
-  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 3_000;
   const abort = new AbortController();
-  let position: PurgePosition | null = subscribeOptions.from ?? null;
-  let confirmation: PurgeConfirmation | null = null;
-  let connected = false;
-  let closed = false;
-
-  const setConnected = (value: boolean) => {
-    if (connected === value) return;
-    connected = value;
-    handlers.onStateChange?.(value);
+  const state = sourceState(handlers, subscribeOptions.from);
+  const { setConnected } = state;
+  let connection: AbortController | undefined;
+  let wakeRetry: (() => void) | undefined;
+  // Renewals waiting for the next confirmation (true) or a failed connection (false).
+  let waiters: ((confirmed: boolean) => void)[] = [];
+  const settle = (confirmed: boolean) => {
+    for (const w of waiters.splice(0)) w(confirmed);
   };
 
   const handle = (data: string) => {
-    if (closed) return;
+    if (state.closed) return;
     const message = purgeStreamEventSchema.parse(JSON.parse(data));
     switch (message.type) {
       case 'hello':
         // A fresh edge starts at the log's head; one with a position waits for the replay.
-        position ??= message.position;
+        state.position ??= message.position;
         setConnected(true);
         return;
       case 'purge':
         handlers.onPurge(message);
-        position = message.position;
+        state.position = message.position;
         return;
       case 'reset':
         handlers.onReset(message);
-        position = message.position;
+        state.position = message.position;
         return;
       case 'heartbeat':
-        confirmation = { atMs: now(), tailLive: message.tail_live };
+        state.confirmation = { atMs: now(), tailLive: message.tail_live };
+        settle(true);
         return;
     }
   };
 
   const connectOnce = async () => {
-    // One controller per connection: closing the subscription or an idle connection aborts it.
-    const connection = new AbortController();
-    const onClose = () => connection.abort();
+    // One controller per connection: closing the subscription, an idle connection or a renewal aborts it.
+    connection = new AbortController();
+    const onClose = () => connection?.abort();
     abort.signal.addEventListener('abort', onClose);
     let idle: ReturnType<typeof setTimeout> | undefined;
     const armIdle = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => connection.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+      idle = setTimeout(() => connection?.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
     };
     armIdle();
     try {
       await readStream(connection.signal, armIdle);
     } finally {
+      connection = undefined;
       clearTimeout(idle);
       abort.signal.removeEventListener('abort', onClose);
     }
@@ -109,7 +116,11 @@ function subscribeSse(
 
   const readStream = async (signal: AbortSignal, onData: () => void) => {
     const res = await doFetch(`${options.originUrl.replace(/\/+$/, '')}${purgeStreamPath}`, {
-      headers: { Accept: 'text/event-stream', ...(position ? { 'Last-Event-ID': position } : {}), ...options.headers },
+      headers: {
+        Accept: 'text/event-stream',
+        ...(state.position ? { 'Last-Event-ID': state.position } : {}),
+        ...options.headers,
+      },
       signal,
     });
     if (res.status !== 200 || !res.body) {
@@ -133,40 +144,59 @@ function subscribeSse(
 
   const loop = async () => {
     let delay = retry.minMs;
-    while (!closed) {
+    while (!state.closed) {
       const startedAt = Date.now();
       try {
         await connectOnce();
-        if (!closed) handlers.onError?.(new Error('purge stream ended'));
+        if (!state.closed) handlers.onError?.(new Error('purge stream ended'));
       } catch (error) {
-        if (!closed) handlers.onError?.(error);
+        if (!state.closed) handlers.onError?.(error);
       }
-      if (closed) break;
+      if (state.closed) break;
+      settle(false);
       setConnected(false);
       // A connection that stayed up a while earns a fast reconnect.
       if (Date.now() - startedAt > retry.maxMs) delay = retry.minMs;
       const wait = delay / 2 + Math.random() * (delay / 2);
-      await new Promise((r) => setTimeout(r, wait));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        // A renewal skips the back-off.
+        wakeRetry = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeRetry = undefined;
       delay = Math.min(delay * 2, retry.maxMs);
     }
   };
   void loop();
 
-  return {
-    get connected() {
-      return connected;
-    },
-    get position() {
-      return position;
-    },
-    get confirmation() {
-      return confirmation;
+  return subscriptionOf(state, {
+    renew() {
+      if (state.closed) return Promise.resolve(false);
+      const confirmed = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== done);
+          resolve(false);
+        }, idleTimeoutMs);
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          resolve(ok);
+        };
+        waiters.push(done);
+      });
+      // Waiting out a back-off: reconnect now. Connected but unconfirmed for a whole lease: replace the connection.
+      if (wakeRetry) wakeRetry();
+      else if (state.connected) connection?.abort(new Error('lease lapsed: renewing the purge stream'));
+      return confirmed;
     },
     close() {
-      if (closed) return;
+      if (state.closed) return;
       setConnected(false);
-      closed = true;
+      state.closed = true;
+      settle(false);
       abort.abort();
     },
-  };
+  });
 }

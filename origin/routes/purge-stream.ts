@@ -31,7 +31,8 @@ export function purgeStreamRoutes(bus: PurgeBus, heartbeatMs: number): Hono<AppE
       let queue: PurgeStreamEvent[] = [];
       let wake: (() => void) | undefined;
       let closed = false;
-      let beat = false;
+      // A heartbeat right after `hello`: a reconnecting edge renews its lease at once.
+      let beat = true;
       const subscription = bus.subscribe(from || null, (event) => {
         queue.push(event);
         if (queue.length > bus.retainedEntries) {

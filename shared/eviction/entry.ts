@@ -74,16 +74,28 @@ export abstract class IndexedCache<V, E extends BaseEntry<V>> {
     }
     if (present) {
       const old = present.value;
-      present.value = value;
       const deltaBytes = sizeBytes - present.sizeBytes;
-      this.#bytes += deltaBytes;
-      present.sizeBytes = sizeBytes;
-      this.resized(present, deltaBytes);
+      if (this.#bytes + deltaBytes > this.maxBytes) {
+        // A growing overwrite that overflows: room is made among the other entries, so the
+        // entry being written is never the one evicted (it re-enters the policy as a re-insert).
+        this.index.delete(key);
+        this.#bytes -= present.sizeBytes;
+        this.unlink(present);
+        while (this.#bytes + sizeBytes > this.maxBytes) this.evictOne();
+        present.sizeBytes = sizeBytes;
+        this.index.set(key, present);
+        this.#bytes += sizeBytes;
+        this.link(present);
+      } else {
+        this.#bytes += deltaBytes;
+        present.sizeBytes = sizeBytes;
+        this.resized(present, deltaBytes);
+      }
+      present.value = value;
       present.expiresAtMs = expiresAtMs;
       this.touch(present);
       if (old !== value) this.#onDispose?.(old, key, 'set');
-      while (this.#bytes > this.maxBytes) this.evictOne();
-      return this.index.get(key) === present;
+      return true;
     }
     while (this.#bytes + sizeBytes > this.maxBytes) this.evictOne();
     const entry = this.create(key, value, sizeBytes, expiresAtMs);

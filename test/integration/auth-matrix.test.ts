@@ -138,6 +138,15 @@ const endpoints: Endpoint[] = [
     ok: 200,
     request: () => ({ method: 'GET', path: '/api/v1/purge/stream' }),
   },
+  {
+    name: 'GET /api/v1/purges',
+    targets: ['origin'],
+    scope: 'purge:read',
+    namespaced: true,
+    admin: true,
+    ok: 200,
+    request: () => ({ method: 'GET', path: '/api/v1/purges' }),
+  },
 ];
 
 type Case = { name: string; token: (e: Endpoint) => Promise<string | undefined>; expect: (e: Endpoint) => number };

@@ -103,7 +103,20 @@ describe.each(evictionPolicies)('eviction policy %s', (policy) => {
       fc.property(budget, fc.array(op, { maxLength: 300 }), (maxBytes, ops) => {
         run(maxBytes, ops);
       }),
-      runs,
+      {
+        ...runs,
+        // Found by this property: an overwrite that grows to the whole budget once evicted the entry being written.
+        examples: [
+          [
+            488,
+            [
+              { kind: 'set', key: 0, sizeBytes: 1, ttlMs: undefined },
+              { kind: 'set', key: 1, sizeBytes: 1, ttlMs: undefined },
+              { kind: 'set', key: 0, sizeBytes: 488, ttlMs: undefined },
+            ],
+          ],
+        ],
+      },
     );
   });
 

@@ -14,6 +14,12 @@ export interface CuttableProxy {
    * half-dead peer: no FIN, no RST, no bytes); new connections work normally.
    */
   stallExisting(): void;
+  /**
+   * A dead network: stalls every open connection ({@link CuttableProxy.stallExisting})
+   * and accepts new ones without ever forwarding a byte or closing them,
+   * until {@link CuttableProxy.restore}.
+   */
+  blackhole(): void;
   close(): Promise<void>;
 }
 
@@ -22,9 +28,16 @@ export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> 
   const sockets = new Set<Socket>();
   const pairs = new Set<[Socket, Socket]>();
   let open = true;
+  let silent = false;
   const server: Server = createServer((client) => {
     if (!open) {
       client.destroy();
+      return;
+    }
+    if (silent) {
+      // Held open, never answered: what a client sees behind a dead link.
+      sockets.add(client);
+      client.pause();
       return;
     }
     const upstream = connect(targetPort, '127.0.0.1');
@@ -44,6 +57,15 @@ export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> 
     pairs.add(pair);
     client.on('close', () => pairs.delete(pair));
   });
+  const stallExisting = () => {
+    for (const [client, upstream] of pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      upstream.pause();
+      client.pause();
+    }
+    pairs.clear();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -55,16 +77,13 @@ export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> 
     },
     restore() {
       open = true;
+      silent = false;
     },
-    stallExisting() {
-      for (const [client, upstream] of pairs) {
-        client.unpipe(upstream);
-        upstream.unpipe(client);
-        upstream.pause();
-        client.pause();
-      }
-      pairs.clear();
+    blackhole() {
+      silent = true;
+      stallExisting();
     },
+    stallExisting,
     async close() {
       open = false;
       for (const s of sockets) s.destroy();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { edgeConfigSchema, originConfigSchema, parseConfig } from '../../shared/config.ts';
+import { edgeConfigSchema, originConfigSchema, parseConfig, purgeHeartbeatMs } from '../../shared/config.ts';
 
 describe('configuration', () => {
   it('embedded defaults need no variables', () => {
@@ -28,5 +28,25 @@ describe('configuration', () => {
 
   it('an empty variable counts as unset', () => {
     expect(parseConfig(originConfigSchema, { REDIS_URL: '' }).REDIS_URL).toBeUndefined();
+  });
+
+  it('heartbeats default to 1000 ms; PURGE_HEARTBEAT_MS wins over the older PURGE_HEARTBEAT_SECONDS', () => {
+    expect(purgeHeartbeatMs(parseConfig(originConfigSchema, {}))).toBe(1_000);
+    expect(purgeHeartbeatMs(parseConfig(originConfigSchema, { PURGE_HEARTBEAT_SECONDS: '2' }))).toBe(2_000);
+    const both = parseConfig(originConfigSchema, { PURGE_HEARTBEAT_SECONDS: '2', PURGE_HEARTBEAT_MS: '250' });
+    expect(purgeHeartbeatMs(both)).toBe(250);
+  });
+
+  it('the edge poll interval must be under the lease, and the stream idle timeout at most the lease', () => {
+    const edge = parseConfig(edgeConfigSchema, {});
+    expect(edge.EDGE_LEASE_MS).toBe(3_000);
+    expect(edge.EDGE_PURGE_POLL_MS).toBe(1_000);
+    expect(() => parseConfig(edgeConfigSchema, { EDGE_PURGE_POLL_MS: '3000' })).toThrow(/EDGE_PURGE_POLL_MS/);
+    expect(() => parseConfig(edgeConfigSchema, { EDGE_PURGE_IDLE_TIMEOUT_MS: '3001' })).toThrow(
+      /EDGE_PURGE_IDLE_TIMEOUT_MS/,
+    );
+    expect(
+      parseConfig(edgeConfigSchema, { EDGE_LEASE_MS: '9000', EDGE_PURGE_POLL_MS: '5000' }).EDGE_PURGE_POLL_MS,
+    ).toBe(5_000);
   });
 });

@@ -2,7 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { evictionCounter } from '../../../platform/node/eviction-metrics.ts';
 import { defaultNodeName, registerIcdMetrics } from '../../../platform/node/icd-metrics.ts';
 import { requestMetrics } from '../../../platform/node/request-metrics.ts';
-import type { EdgeMetrics } from '../../build-edge.ts';
+import type { EdgeMetrics, EdgeMetricsSources } from '../../build-edge.ts';
 import type { EdgeTier } from '../../core/tier.ts';
 
 /** An edge's metrics on Node: a prom-client registry behind them. */
@@ -13,10 +13,11 @@ export interface EdgeNodeMetrics extends EdgeMetrics {
 /**
  * Prometheus metrics of a Node edge (prom-client): requests and latency by
  * operation/tier/result, origin loads after coalescing, purge messages
- * applied, stream reconnects, the tier's entries, bytes and evictions, and
+ * applied, stream reconnects, the lease's age, lapses and per-key
+ * revalidations by outcome, the tier's entries, bytes and evictions, and
  * the ICD §6.1 names (`platform/node/icd-metrics.ts`).
  */
-export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): EdgeNodeMetrics {
+export function edgeNodeMetrics(tier: EdgeTier, { subscribed, leaseAgeMs }: EdgeMetricsSources): EdgeNodeMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ side: 'edge' });
   collectDefaultMetrics({ register: registry });
@@ -79,6 +80,26 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       this.set(subscribed() ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'strata_edge_lease_age_seconds',
+    help: "Seconds since the origin last confirmed this edge's view of the purge log with a live tail (-1 before the first).",
+    registers: [registry],
+    collect() {
+      const age = leaseAgeMs();
+      this.set(age === null ? -1 : age / 1000);
+    },
+  });
+  const lapses = new Counter({
+    name: 'strata_edge_lease_lapses_total',
+    help: 'Times the lease on the tier lapsed (no live confirmation within EDGE_LEASE_MS).',
+    registers: [registry],
+  });
+  const revalidations = new Counter({
+    name: 'strata_edge_revalidations_total',
+    help: 'Per-key revalidations with the origin while the lease was lapsed, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   let lastLagSeconds: number | undefined;
   const metrics: EdgeNodeMetrics = {
     registry,
@@ -100,6 +121,8 @@ export function edgeNodeMetrics(tier: EdgeTier, subscribed: () => boolean): Edge
       }
     },
     reconnect: () => reconnects.inc(),
+    leaseLapse: () => lapses.inc(),
+    revalidation: (outcome) => revalidations.inc({ outcome }),
   };
   registerIcdMetrics(registry, {
     service: 'strata-edge',

@@ -35,7 +35,7 @@ export interface RunningEdge {
 export async function startEdge(config: EdgeConfig, options: { logger?: Logger } = {}): Promise<RunningEdge> {
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-edge' });
   const edge = buildEdge(config, {
-    purgeStream: true,
+    purgeSource: 'stream',
     metrics: edgeNodeMetrics,
     logger,
     requestLog: pinoRequestLog(logger),
@@ -77,7 +77,7 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     url,
     port,
     cache: edge.cache,
-    subscription: edge.subscription!,
+    subscription: edge.subscription,
     get originLoads() {
       return edge.originLoads;
     },

@@ -4,9 +4,11 @@
  * edge's environment variables).
  *
  * The tier lives in the isolate's memory, so it is per-isolate and short-lived.
- * A Worker cannot hold the purge stream open between requests, so on Workers
- * staleness is bounded by `EDGE_MAX_TTL_SECONDS` alone (the consistency
- * bound's fallback clause).
+ * A Worker cannot hold the purge stream open between requests, so it polls
+ * the purge log (`GET /api/v1/purges`): before serving a hit, the isolate
+ * makes sure its view is at most `EDGE_PURGE_POLL_MS` old (one poll at a
+ * time, shared by concurrent requests), and it serves from its tier only
+ * while its lease (`EDGE_LEASE_MS`) holds.
  */
 import type { Hono } from 'hono';
 import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
@@ -20,7 +22,7 @@ function build(env: Record<string, unknown>): Hono<AppEnv> {
     string,
     string
   >;
-  return buildEdge(parseConfig(edgeConfigSchema, vars), { purgeStream: false }).app;
+  return buildEdge(parseConfig(edgeConfigSchema, vars), { purgeSource: 'poll' }).app;
 }
 
 export default {

@@ -1,0 +1,91 @@
+import { Miniflare } from 'miniflare';
+import { buildWorker } from '../../scripts/build-worker.ts';
+import { denoEdgeFor } from './deno.ts';
+import { edgeFor } from './stack.ts';
+import { eventually } from './wait.ts';
+
+/** An edge under test on some runtime, reached through `fetch`. */
+export interface EdgeUnderTest {
+  /** Sends a request to the edge (`path` with query, e.g. `/api/v1/cache/ns/k`). */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** One runtime the edge runs on. */
+export interface EdgeRuntime {
+  readonly name: 'node' | 'deno' | 'workerd';
+  /** Starts an edge pointing at `originUrl` with `env` over the defaults; resolves once `/ready` answers 200. */
+  start(originUrl: string, env?: Record<string, string>): Promise<EdgeUnderTest>;
+}
+
+const readyWithin = 20_000;
+
+async function ready(edge: EdgeUnderTest): Promise<EdgeUnderTest> {
+  await eventually(
+    'the edge to be ready',
+    async () => {
+      try {
+        const res = await edge.fetch('/ready');
+        await res.body?.cancel();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    readyWithin,
+  );
+  return edge;
+}
+
+const over = (base: string) => (path: string, init?: RequestInit) => fetch(`${base}${path}`, init);
+
+/** Node (`@hono/node-server`), in this process. */
+export const nodeRuntime: EdgeRuntime = {
+  name: 'node',
+  async start(originUrl, env = {}) {
+    const edge = await edgeFor(originUrl, { EDGE_STATS_INTERVAL_SECONDS: '0', ...env });
+    return await ready({ fetch: over(edge.url), close: () => edge.close() });
+  },
+};
+
+/** Deno (`Deno.serve`), a real `deno` process. */
+export const denoRuntime: EdgeRuntime = {
+  name: 'deno',
+  async start(originUrl, env = {}) {
+    const edge = await denoEdgeFor(originUrl, env);
+    return await ready({
+      fetch: over(edge.url),
+      close: async () => {
+        await edge.close();
+      },
+    });
+  },
+};
+
+/** Cloudflare Workers: the bundled Worker in workerd (Miniflare). */
+export const workerdRuntime: EdgeRuntime = {
+  name: 'workerd',
+  async start(originUrl, env = {}) {
+    const mf = new Miniflare({
+      modules: true,
+      scriptPath: await buildWorker(),
+      compatibilityDate: '2025-09-01',
+      bindings: { ORIGIN_URL: originUrl, ...env },
+    });
+    await mf.ready;
+    return await ready({
+      fetch: async (path, init) => {
+        // Miniflare's own Response type: hand the test a standard one.
+        const res = await mf.dispatchFetch(`http://edge.test${path}`, init as never);
+        return new Response(await res.arrayBuffer(), {
+          status: res.status,
+          headers: Object.fromEntries(res.headers.entries()),
+        });
+      },
+      close: () => mf.dispose(),
+    });
+  },
+};
+
+/** Every runtime the edge ships on. */
+export const edgeRuntimes: readonly EdgeRuntime[] = [nodeRuntime, denoRuntime, workerdRuntime];
