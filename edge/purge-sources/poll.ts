@@ -1,4 +1,4 @@
-import { type PurgePollResponse, type PurgePosition, purgePollResponseSchema } from '../../shared/schemas.ts';
+import { type PurgePollResponse, purgePollResponseSchema } from '../../shared/schemas.ts';
 import type { PurgeHandlers, PurgeSource, PurgeSubscribeOptions, PurgeSubscription } from '../core/purge-source.ts';
 import { sourceState, subscriptionOf } from './source-state.ts';
 

@@ -1,5 +1,5 @@
 import { createParser } from 'eventsource-parser';
-import { type PurgePosition, purgeStreamEventSchema } from '../../shared/schemas.ts';
+import { purgeStreamEventSchema } from '../../shared/schemas.ts';
 import type { PurgeHandlers, PurgeSource, PurgeSubscribeOptions, PurgeSubscription } from '../core/purge-source.ts';
 import { sourceState, subscriptionOf } from './source-state.ts';
 
