@@ -13,6 +13,10 @@ import { edgeFor, originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
 
 const root = resolve(import.meta.dirname, '../..');
+// An origin serves before its Redis connection is up (answering from its local tier meanwhile), and such
+// answers make no Redis call to trace: the tests wait until the store answers `/ready`.
+const untilReady = (url: string) =>
+  eventually('the origin to reach its store', async () => (await fetch(`${url}/ready`)).status === 200, 15_000);
 const hex = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('hex');
 
 /**
@@ -45,6 +49,7 @@ describe('tracing', () => {
     const edgeLog = captureLog('strata-edge', 'info');
     const origin = await originFor({ REDIS_URL: inject('redisUrl') }, { logger: originLog.logger });
     cleanups.push(() => origin.close());
+    await untilReady(origin.url);
     const edge = await edgeFor(origin.url, {}, { logger: edgeLog.logger });
     cleanups.push(() => edge.close());
     const ns = uniqueName('traced');
@@ -96,6 +101,7 @@ describe('tracing', () => {
   it('a gRPC (Connect protocol) call is a SERVER span continuing traceparent, with its Redis calls as children', async () => {
     const origin = await originFor({ REDIS_URL: inject('redisUrl') });
     cleanups.push(() => origin.close());
+    await untilReady(origin.url);
     const traceId = hex(16);
     const res = await fetch(`${origin.url}/strata.cache.v1.CacheService/Get`, {
       method: 'POST',
