@@ -3,6 +3,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { PurgeBusEvent } from '../../origin/purge/bus.ts';
 import { RedisStreamPurgeBus } from '../../origin/purge/redis-stream-bus.ts';
+import { startRedis } from '../../scripts/services/redis.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { purge, purgeBusConformance } from '../conformance/purge-bus.ts';
 import { eventually } from '../support/wait.ts';
@@ -144,16 +145,25 @@ describe('Redis Stream purge log: what only a shared log does', () => {
   });
 
   it('a tail whose Redis is gone reports tailLive false and recovers', async () => {
-    const key = freshKey();
-    const bus = await open(key);
+    // A Redis of its own: pausing the shared one would stall every other test file using it.
+    const own = await startRedis({ dir: join(inject('serversDir'), `redis-${process.pid}-paused-tail`) });
+    const client = new Redis(own.url, { lazyConnect: true });
+    const bus = await RedisStreamPurgeBus.open({
+      client,
+      retainedEntries: 100,
+      retentionSeconds: 3600,
+      key: freshKey(),
+    });
     try {
       expect(bus.health().tailLive).toBe(true);
-      await standalone.client('PAUSE', 4000, 'ALL');
+      await client.client('PAUSE', 4000, 'ALL');
       await eventually('the tail to be reported stale', () => !bus.health().tailLive, 10_000);
       await eventually('the tail to recover', () => bus.health().tailLive, 10_000);
     } finally {
-      await standalone.client('UNPAUSE');
+      await client.client('UNPAUSE').catch(() => {});
       await bus.close();
+      client.disconnect();
+      await own.stop();
     }
   });
 
