@@ -30,8 +30,7 @@ export interface EdgeTier {
   delete(namespace: string, key: string): void;
   /**
    * Applies a purge: removes the named keys, tag members and prefix matches
-   * of its namespace whose version is below `message.version`; a `flush`
-   * removes every entry of the namespace below it.
+   * of its namespace whose version is below `message.version`.
    * @returns how many entries were removed.
    */
   purge(message: PurgeMessage): number;
