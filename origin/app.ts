@@ -14,6 +14,7 @@ import { dashboardRoutes } from './dashboard/routes.ts';
 import type { StatsCollector } from './dashboard/stats-collector.ts';
 import type { InProcessSource } from './invalidation/in-process-source.ts';
 import { invalidationRoutes } from './invalidation/route.ts';
+import { listingRoutes } from './listing/routes.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import type { NamespaceReports } from './namespaces/report.ts';
 import type { PurgeBus } from './purge/bus.ts';
@@ -122,6 +123,16 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   });
 
   const { maxValueBytes } = deps;
+  // Before the cache routes: `/api/v1/cache/{namespace}/pattern/{pattern}` is a listing, not a key.
+  app.route(
+    '/',
+    listingRoutes({
+      store: deps.service.store,
+      floor: (namespace) => deps.service.namespaces.floor(namespace),
+      metrics: deps.metrics,
+      log: deps.log,
+    }),
+  );
   app.route('/', cacheRoutes({ service: deps.service, metrics: deps.metrics, maxValueBytes, now, log: deps.log }));
   app.route(
     '/',

@@ -70,6 +70,8 @@ export function restAccess(method: string, pathname: string): Access {
   if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
   if (pathname === '/api/v1/namespaces') return { scope: 'metrics:read' };
   if (pathname === '/api/v1/reload') return { scope: 'cache:reload', namespace: allNamespaces };
+  const listing = /^\/api\/v1\/namespaces\/([^/]*)\/keys$/.exec(pathname);
+  if (listing) return { scope: 'cache:read', namespace: decodeSegment(listing[1]!) };
   const managed = /^\/api\/v1\/namespaces\/([^/]*)(\/stats|\/flush)?$/.exec(pathname);
   if (managed) {
     const namespace = decodeSegment(managed[1]!);
@@ -118,8 +120,10 @@ export function restOperation(method: string, pathname: string): string {
   if (pathname === '/api/v1/invalidations') return 'invalidate';
   if (pathname === '/metrics' || pathname === '/health/metrics') return 'metrics';
   if (pathname === '/api/v1/stats' || pathname === '/api/v1/edges/stats') return 'stats';
+  if (/^\/api\/v1\/namespaces\/[^/]*\/keys$/.test(pathname)) return 'list';
   const cache = /^\/api\/v1\/cache\/[^/]*\/(.*)$/.exec(pathname);
   if (cache) {
+    if (method === 'GET' && cache[1]!.startsWith('pattern/')) return 'list';
     if (method === 'POST' && cache[1] === 'batch/get') return 'batch_get';
     if (method === 'POST' && cache[1] === 'batch/set') return 'batch_set';
     if (method === 'GET' || method === 'HEAD') return 'get';

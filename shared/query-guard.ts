@@ -19,6 +19,10 @@ export const queryParameters = {
   lockAcquire: ['ttl', 'wait'],
   /** `PUT /api/v1/locks/{namespace}/{name}/renew`: new lease seconds. */
   lockRenew: ['ttl'],
+  /** `GET /api/v1/namespaces/{namespace}/keys`: glob, opaque cursor, work bound. */
+  listKeys: ['match', 'cursor', 'count'],
+  /** `GET /api/v1/cache/{namespace}/pattern/{pattern}`: work bound of the first page. */
+  listPattern: ['count'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The query parameters `method` on `pathname` accepts (empty for most API routes). */
@@ -29,6 +33,9 @@ export function allowedQueryParameters(method: string, pathname: string): readon
   if ((method === 'GET' || method === 'HEAD') && pathname === '/api/v1/purge/stream')
     return queryParameters.purgeStream;
   if ((method === 'GET' || method === 'HEAD') && pathname === '/api/v1/purges') return queryParameters.purgePage;
+  if (method === 'GET' && /^\/api\/v1\/namespaces\/[^/]+\/keys$/.test(pathname)) return queryParameters.listKeys;
+  if (method === 'GET' && /^\/api\/v1\/cache\/[^/]+\/pattern\/[^/]+$/.test(pathname))
+    return queryParameters.listPattern;
   return [];
 }
 

@@ -7,7 +7,18 @@ import {
 } from '../../shared/eviction/index.ts';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { EntryInput, NamespaceUsage, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import { parseGlob } from '../listing/glob.ts';
+import { namespaceKeyIndex } from './memory-key-index.ts';
+import type {
+  EntryInput,
+  KeyPage,
+  ListedKey,
+  NamespaceUsage,
+  PurgeSelector,
+  RemovalResult,
+  Store,
+  StoredEntry,
+} from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
@@ -43,6 +54,8 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
 } {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
+  // Sorted keys per namespace: listing and prefix purge read a range, never the whole store.
+  const keyIndex = namespaceKeyIndex();
   // Store-wide high-water mark: a key deleted and rewritten within one
   // millisecond still gets a higher version than before.
   let lastVersion = 0;
@@ -57,6 +70,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     now,
     onDispose: (entry, key, reason) => {
       unindex(key, entry.tags);
+      if (reason !== 'set') keyIndex.remove(key);
       evicted.count(reason);
     },
   });
@@ -100,6 +114,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       ttlMs: input.ttlMs,
     });
     if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
+    keyIndex.add(namespace, key);
     for (const tag of entry.tags) {
       const k = tagKey(namespace, tag);
       const members = tagIndex.get(k) ?? new Set<string>();
@@ -180,15 +195,34 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       const targets = new Set<string>(selector.keys.map((k) => sk(namespace, k)));
       for (const tag of selector.tags) for (const s of tagIndex.get(tagKey(namespace, tag)) ?? []) targets.add(s);
       if (selector.prefix !== null) {
-        // The embedded store is for development; a prefix purge walks its keys.
-        const start = sk(namespace, selector.prefix);
-        for (const [s] of cache.entries()) if (s.startsWith(start)) targets.add(s);
+        for (const key of keyIndex.withPrefix(namespace, selector.prefix)) targets.add(sk(namespace, key));
       }
       return remove(targets);
+    },
+    async listKeys(namespace, request): Promise<KeyPage> {
+      const glob = parseGlob(request.match);
+      const { examined, done } = keyIndex.range(namespace, glob.literalPrefix, request.cursor, request.count);
+      const t = now();
+      const keys: ListedKey[] = [];
+      for (const key of examined) {
+        if (!glob.matches(key)) continue;
+        // peek, not get: a listing is not a use of the entry (it must not change what eviction keeps).
+        const entry = cache.peek(sk(namespace, key));
+        if (!entry || entry.expiresAtMs <= t) continue;
+        keys.push({
+          key,
+          sizeBytes: entry.value.byteLength,
+          expiresAtMs: entry.expiresAtMs,
+          version: entry.version,
+          tags: entry.tags,
+        });
+      }
+      return { keys, cursor: done ? null : (examined.at(-1) ?? null) };
     },
     async ping() {},
     async close() {
       cache.clear();
+      keyIndex.clear();
     },
   };
 }

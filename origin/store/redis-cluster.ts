@@ -3,8 +3,16 @@ import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'iore
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import {
+  clusterTopology,
+  decodeClusterCursor,
+  encodeClusterCursor,
+  listedKeys,
+  listFields,
+  scanPattern,
+} from './redis-listing.ts';
 import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
-import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
+import type { EntryInput, KeyListRequest, KeyPage, RemovalResult, Store, StoredEntry } from './store.ts';
 
 /**
  * How the driver rides out a failover, in milliseconds.
@@ -333,10 +341,46 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     return perNode.flat();
   }
 
+  /**
+   * One SCAN on one master per call. The cursor names the topology the
+   * listing began under and the master it is on; masters are walked in
+   * order, so every master is listed once.
+   */
+  async function listKeys(namespace: string, request: KeyListRequest): Promise<KeyPage> {
+    const match = scanPattern(namespace, request.match);
+    let topology = clusterTopology(client.slots);
+    if (!topology) {
+      await single(() => client.ping()); // the slot map fills once the client is connected
+      topology = clusterTopology(client.slots);
+    }
+    if (!topology) throw new Error('cluster slot map incomplete');
+    const at =
+      request.cursor === null
+        ? { fingerprint: topology.fingerprint, master: 0, scan: '0' }
+        : decodeClusterCursor(request.cursor, topology);
+    const address = topology.masters[at.master]!;
+    const node = client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === address);
+    if (!node) throw new Error(`cluster master ${address} not connected`);
+    const [next, found] = await single(() => node.scan(at.scan, 'MATCH', match, 'COUNT', request.count));
+    const replies = await perNode(
+      found,
+      (k) => k,
+      (pipeline, k) => pipeline.hmgetBuffer(k, ...listFields).hstrlen(k, 'd'),
+    );
+    const per = replies.map(([fields, size]) => [fields as (Buffer | null)[], Number(size)] as const);
+    const keys = listedKeys(namespace, found, per, Date.now());
+    if (next !== '0') return { keys, cursor: encodeClusterCursor({ ...at, scan: next }) };
+    if (at.master + 1 < topology.masters.length) {
+      return { keys, cursor: encodeClusterCursor({ ...at, master: at.master + 1, scan: '0' }) };
+    }
+    return { keys, cursor: null };
+  }
+
   return {
     kind: 'redis',
     client: commands,
     stats,
+    listKeys,
     async get(namespace, key) {
       const fields = await single(() => client.hmgetBuffer(entryKey(namespace, key), ...entryFields));
       return decodeEntry(fields, Date.now());

@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import { listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
@@ -122,6 +123,19 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       const result = await removeKeys(targets);
       if (selector.tags.length > 0) await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
       return result;
+    },
+    async listKeys(namespace, request) {
+      const match = scanPattern(namespace, request.match);
+      const [next, found] = await client.scan(scanCursor(request.cursor), 'MATCH', match, 'COUNT', request.count);
+      const pipeline = client.pipeline();
+      for (const k of found) pipeline.hmgetBuffer(k, ...listFields).hstrlen(k, 'd');
+      const replies = (await pipeline.exec()) ?? [];
+      const per = found.map((_, i) => {
+        const [[e1, fields], [e2, size]] = [replies[2 * i]!, replies[2 * i + 1]!];
+        if (e1 || e2) throw e1 ?? e2;
+        return [fields as (Buffer | null)[], Number(size)] as const;
+      });
+      return { keys: listedKeys(namespace, found, per, Date.now()), cursor: next === '0' ? null : next };
     },
     async ping() {
       await client.ping();

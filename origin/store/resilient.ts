@@ -5,6 +5,7 @@ import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
 import type {
   EntryInput,
+  KeyListRequest,
   PurgeSelector,
   RemovalResult,
   Resilience,
@@ -347,6 +348,16 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
         }
         return result;
       }),
+    // A listing reads Redis only (changes held in the local tier are not listed): unavailable while it is down.
+    ...(inner.listKeys
+      ? {
+          async listKeys(namespace: string, request: KeyListRequest) {
+            const page = await call('list', () => inner.listKeys!(namespace, request), true);
+            if (page === failed) throw unavailable('list', 'Store unavailable: listing keys needs Redis');
+            return page;
+          },
+        }
+      : {}),
     async ping() {
       await breaker.run(async (signal) => {
         await ready(signal);

@@ -64,6 +64,8 @@ export interface Store {
   delete(namespace: string, key: string): Promise<RemovalResult>;
   /** Removes the entries a selector names: keys, tag members and keys with the prefix. */
   purge(namespace: string, selector: PurgeSelector): Promise<RemovalResult>;
+  /** Keys matching a glob, a page at a time (see {@link KeyListing}); every driver has it, facades forward it. */
+  listKeys?(namespace: string, request: KeyListRequest): Promise<KeyPage>;
   /** Resolves when the backing server answers; rejects otherwise. */
   ping(): Promise<void>;
   /** Releases connections. */
@@ -181,4 +183,50 @@ export interface TieredStore extends Store {
   readonly usage?: StoreUsage;
   /** Present for a Redis store built from config: its client, for per-node health metrics. */
   readonly redisClient?: Redis | Cluster;
+}
+
+/** One page request of a key listing (`Store.listKeys`). */
+export interface KeyListRequest {
+  /** Glob with Redis `SCAN MATCH` semantics (`origin/listing/glob.ts`), validated by the caller. */
+  readonly match: string;
+  /** The store's cursor from the previous page; null for the first page. */
+  readonly cursor: string | null;
+  /**
+   * Work bound of this call, as `SCAN`'s `COUNT`: about this many stored keys
+   * are examined, so a page may hold fewer (even none) while the listing
+   * goes on. 1 … 1,000.
+   */
+  readonly count: number;
+}
+
+/** A key a listing found, with its metadata. */
+export interface ListedKey {
+  readonly key: string;
+  /** Bytes of the stored value (after compression or encryption, as stored). */
+  readonly sizeBytes: number;
+  /** Unix ms when the entry expires. */
+  readonly expiresAtMs: number;
+  /** The entry's version (compared with the namespace version to hide flushed entries). */
+  readonly version: number;
+  readonly tags: readonly string[];
+}
+
+/** One page of a key listing. */
+export interface KeyPage {
+  readonly keys: readonly ListedKey[];
+  /** Where the next page starts; null when the listing is done. Opaque, store-specific. */
+  readonly cursor: string | null;
+}
+
+/**
+ * Key listing, a capability of every driver (memory: a sorted index; Redis:
+ * `SCAN MATCH`; Cluster: `SCAN` on each master in turn). Guarantee, as
+ * `SCAN`'s: a key present for the whole listing is returned; a key written
+ * or deleted during it may or may not be.
+ *
+ * Errors: CACHE_004 for a cursor this store did not issue; CACHE_005 (503)
+ * when the Cluster's topology changed since the listing began (restart it).
+ */
+export interface KeyListing {
+  listKeys(namespace: string, request: KeyListRequest): Promise<KeyPage>;
 }

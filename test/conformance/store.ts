@@ -7,6 +7,7 @@ import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { EntryInput, Store, TieredStore } from '../../origin/store/store.ts';
 import { encryptedContentType, parseKeyring } from '../../shared/crypto.ts';
+import { keyListingConformance } from './store-listing.ts';
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -302,6 +303,8 @@ export function storeConformance<S extends Store>(
         for (const v of after) expect(v).toBeGreaterThanOrEqual(flushed.version);
       });
     }
+
+    keyListingConformance(() => store);
 
     const asTiered = capabilities.tiered;
     if (asTiered) {
