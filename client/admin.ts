@@ -12,6 +12,7 @@
  */
 
 import type { z } from 'zod';
+import { type KeyPageBody, keyPageSchema, type ListedKeyBody } from '../shared/listing.ts';
 import {
   type FlushResponse,
   flushResponseSchema,
@@ -25,7 +26,22 @@ import {
   reloadResponseSchema,
 } from '../shared/schemas.ts';
 
-export type { FlushResponse, NamespaceStats, NamespacesOverview, NamespaceVersionInfo, ReloadResponse };
+export type {
+  FlushResponse,
+  KeyPageBody,
+  ListedKeyBody,
+  NamespaceStats,
+  NamespacesOverview,
+  NamespaceVersionInfo,
+  ReloadResponse,
+};
+
+/** A key listing call: glob (default `*`), the previous page's cursor, work bound (1 … 1,000, default 100). */
+export interface ListKeysQuery {
+  readonly match?: string;
+  readonly cursor?: string;
+  readonly count?: number;
+}
 
 /** A refused management call: HTTP `status` and the envelope's `code` (`CACHE_004`, `AUTH_002`, …). */
 export class AdminClientError extends Error {
@@ -62,6 +78,15 @@ export interface AdminClient {
   version(namespace: string): Promise<NamespaceVersionInfo>;
   /** Re-reads the run-time configuration (scope `cache:reload`, admin). */
   reload(): Promise<ReloadResponse>;
+  /**
+   * One page of the namespace's keys matching a glob (scope `cache:read`);
+   * `cursor` null when done. A page may be empty while the listing goes on.
+   * `CACHE_004` for a malformed glob or cursor; `CACHE_005` (503) when the
+   * store is unavailable or a Cluster's topology changed (start again).
+   */
+  listKeys(namespace: string, query?: ListKeysQuery): Promise<KeyPageBody>;
+  /** Every key matching a glob, page after page, until the listing is done. */
+  keys(namespace: string, query?: Omit<ListKeysQuery, 'cursor'>): AsyncGenerator<ListedKeyBody>;
 }
 
 /** Creates a management client. */
@@ -89,5 +114,23 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     statsAll: () => call('GET', '/api/v1/namespaces', namespacesOverviewSchema),
     version: (namespace) => call('GET', ns(namespace), namespaceVersionInfoSchema),
     reload: () => call('POST', '/api/v1/reload', reloadResponseSchema),
+    listKeys: (namespace, query = {}) => call('GET', `${ns(namespace)}/keys${listQuery(query)}`, keyPageSchema),
+    async *keys(namespace, query = {}) {
+      let cursor: string | undefined;
+      do {
+        const page = await call('GET', `${ns(namespace)}/keys${listQuery({ ...query, cursor })}`, keyPageSchema);
+        yield* page.keys;
+        cursor = page.cursor ?? undefined;
+      } while (cursor !== undefined);
+    },
   };
+}
+
+function listQuery(query: ListKeysQuery): string {
+  const params = new URLSearchParams();
+  if (query.match !== undefined) params.set('match', query.match);
+  if (query.cursor !== undefined) params.set('cursor', query.cursor);
+  if (query.count !== undefined) params.set('count', String(query.count));
+  const text = params.toString();
+  return text ? `?${text}` : '';
 }

@@ -239,6 +239,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/namespaces', relay('stats'));
   app.get('/api/v1/namespaces/:namespace', relay('version'));
   app.get('/api/v1/namespaces/:namespace/stats', relay('stats'));
+  app.get('/api/v1/namespaces/:namespace/keys', relay('list'));
+  app.get('/api/v1/cache/:namespace/pattern/:pattern', relay('list'));
   app.post('/api/v1/reload', relay('reload'));
   return app;
 }

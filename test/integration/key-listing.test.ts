@@ -1,9 +1,17 @@
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createAdminClient } from '../../client/index.ts';
+import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { restAccess, restOperation } from '../../shared/auth-http.ts';
 import { errorEnvelopeSchema } from '../../shared/errors.ts';
 import { keyPageSchema } from '../../shared/listing.ts';
-import { originFor } from '../support/stack.ts';
+import { edgeFor, originFor } from '../support/stack.ts';
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, '../..');
 
 describe('key listing over REST on real Redis', () => {
   let origin: RunningOrigin;
@@ -107,6 +115,64 @@ describe('key listing over REST on real Redis', () => {
     const { status, body } = await list('count=50000');
     expect(status).toBe(200);
     expect(keyPageSchema.parse(body).keys.length).toBeLessThanOrEqual(1000);
+  });
+});
+
+describe('key listing through the typed client, an edge and the CLI', () => {
+  let origin: RunningOrigin;
+  let edge: RunningEdge;
+  const ns = `listcli${Date.now().toString(36)}`;
+  const keys = Array.from({ length: 30 }, (_, i) => `item:${String(i).padStart(2, '0')}`);
+
+  beforeAll(async () => {
+    origin = await originFor({});
+    edge = await edgeFor(origin.url);
+    for (const key of keys) {
+      const res = await fetch(`${origin.url}/api/v1/cache/${ns}/${key}?ttl=600&tags=t`, { method: 'PUT', body: key });
+      expect(res.status).toBe(200);
+    }
+    await fetch(`${origin.url}/api/v1/cache/${ns}/other?ttl=600`, { method: 'PUT', body: 'o' });
+  });
+  afterAll(async () => {
+    await edge?.close();
+    await origin?.close();
+  });
+
+  it('the client walks every page through an edge, which relays the listing uncached', async () => {
+    const client = createAdminClient({ baseUrl: edge.url });
+    const listed: string[] = [];
+    for await (const key of client.keys(ns, { match: 'item:*', count: 7 })) listed.push(key.key);
+    expect(listed).toEqual(keys);
+    const page = await client.listKeys(ns, { match: 'item:1?', count: 1000 });
+    expect(page.keys.map((k) => k.key)).toEqual(keys.filter((k) => k.startsWith('item:1')));
+    expect(page.cursor).toBeNull();
+    await expect(client.listKeys(ns, { match: '[' })).rejects.toMatchObject({ status: 400, code: 'CACHE_004' });
+  });
+
+  it('npm run keys prints one line per key, and JSON lines with --json', async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [join(root, 'scripts/keys.ts'), ...args], {
+        cwd: root,
+        env: { PATH: process.env.PATH, ORIGIN_URL: origin.url },
+      });
+    const { stdout } = await cli(ns, '--match', 'item:0*', '--count', '3');
+    const lines = stdout.trim().split('\n');
+    expect(lines.map((l) => l.split('\t')[0])).toEqual(keys.slice(0, 10));
+    const [key, size, ttl, version, tags] = lines[0]!.split('\t');
+    expect(key).toBe('item:00');
+    expect(Number(size)).toBe('item:00'.length);
+    expect(Number(ttl)).toBeGreaterThan(590);
+    expect(Number(version)).toBeGreaterThan(0);
+    expect(tags).toBe('t');
+    const json = await cli(ns, '--json', '--limit', '2');
+    expect(
+      json.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).key),
+    ).toEqual(['item:00', 'item:01']);
+    await expect(cli(ns, '--match', '[')).rejects.toMatchObject({ code: 1 });
+    await expect(cli()).rejects.toMatchObject({ code: 2 });
   });
 });
 
