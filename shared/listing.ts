@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { namespaceSchema } from './keys.ts';
+import { queryParameters } from './query-guard.ts';
 
 /**
  * Wire shapes of key listing: `GET /api/v1/namespaces/{namespace}/keys`
@@ -55,3 +56,76 @@ export const keyPageSchema = z.object({
   cursor: z.string().nullable(),
 });
 export type KeyPageBody = z.infer<typeof keyPageSchema>;
+
+type Json = Record<string, unknown>;
+
+/**
+ * The OpenAPI paths of key listing (both sides: edges relay them uncached),
+ * from the same schemas and limits the handlers use; `shared/openapi.ts`
+ * passes its shared parts in.
+ */
+export function listingOpenApiPaths(parts: {
+  readonly commonErrors: Json;
+  readonly namespaceParam: Json;
+  readonly schema: (s: z.ZodType, io: 'input' | 'output') => Json;
+}): Json {
+  const { commonErrors, namespaceParam } = parts;
+  const page = (description: string) => ({
+    description,
+    content: { 'application/json': { schema: parts.schema(keyPageSchema, 'output') } },
+  });
+  const count = {
+    name: queryParameters.listKeys[2],
+    in: 'query',
+    description: `work bound of the call, as SCAN's COUNT: about this many stored keys are examined (default ${defaultListCount}; larger than ${maxListCount} is capped to ${maxListCount}), so a page may hold fewer keys, even none, while \`cursor\` is not null`,
+    schema: { type: 'integer', minimum: 1, maximum: 999_999_999 },
+  };
+  const glob =
+    'glob with Redis SCAN MATCH semantics on the UTF-8 bytes of the key: `*` any run, `?` one byte, `[abc]`, `[a-z]`, `[^a]`, `\\` escapes; an unclosed `[`, an empty class or a trailing `\\` is a 400 CACHE_004';
+  return {
+    '/api/v1/namespaces/{namespace}/keys': {
+      parameters: [namespaceParam],
+      get: {
+        operationId: 'listKeys',
+        summary:
+          "One page of the namespace's keys matching a glob, with size, TTL left, version and tags; follow `cursor` until it is null. Entries of a flushed namespace version are never listed (cache:read)",
+        parameters: [
+          {
+            name: queryParameters.listKeys[0],
+            in: 'query',
+            description: `${glob} (default \`*\`)`,
+            schema: { type: 'string', minLength: 1, maxLength: 1024 },
+          },
+          {
+            name: queryParameters.listKeys[1],
+            in: 'query',
+            description:
+              'opaque cursor of the previous page, for the same namespace and glob; a malformed one is a 400 CACHE_004. On Redis Cluster a 503 CACHE_005 means the topology changed: start again without a cursor',
+            schema: { type: 'string', minLength: 1, maxLength: maxCursorLength },
+          },
+          count,
+        ],
+        responses: { '200': page('a page of keys'), ...commonErrors },
+      },
+    },
+    '/api/v1/cache/{namespace}/pattern/{pattern}': {
+      parameters: [
+        namespaceParam,
+        {
+          name: 'pattern',
+          in: 'path',
+          required: true,
+          description: `${glob}; percent-encode \`/\` and \`?\``,
+          schema: { type: 'string', minLength: 1, maxLength: 1024 },
+        },
+      ],
+      get: {
+        operationId: 'listKeysByPattern',
+        summary:
+          'The first page of `GET /api/v1/namespaces/{namespace}/keys?match={pattern}` (the pattern endpoint of the interface control document; cache:read)',
+        parameters: [{ ...count, name: queryParameters.listPattern[0] }],
+        responses: { '200': page('the first page of keys'), ...commonErrors },
+      },
+    },
+  };
+}

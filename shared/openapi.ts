@@ -10,6 +10,7 @@ import {
   tagSchema,
   ttlSecondsSchema,
 } from './keys.ts';
+import { listingOpenApiPaths } from './listing.ts';
 import { lockOpenApiPaths } from './lock-api.ts';
 import { queryParameters } from './query-guard.ts';
 import {
@@ -682,6 +683,7 @@ export function openApiDocument(
       ...cachePaths,
       ...managementPaths,
       ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
+      ...listingOpenApiPaths({ commonErrors, namespaceParam, schema }),
       ...originPaths,
     },
   };
