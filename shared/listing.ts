@@ -59,6 +59,17 @@ export type KeyPageBody = z.infer<typeof keyPageSchema>;
 
 type Json = Record<string, unknown>;
 
+const controls = String.raw`\u0000-\u001f\u007f-\u009f`;
+const classMember = String.raw`[^\]\\^\-${controls}]`;
+/**
+ * A regular expression (ECMA-262, for JSON Schema) of globs the server
+ * accepts: escaped characters, plain characters, and classes of escaped
+ * characters, characters and ranges (`[a-z]`, `[^ab]`). It describes a
+ * subset (no `^` or `-` as a class member; use `\^`, `\-`), so every string
+ * it matches is a valid glob. At most 256 characters (1,024 bytes of UTF-8).
+ */
+export const globJsonPattern = String.raw`^(?:\\[^${controls}]|[^\\\[${controls}]|\[\^?(?:\\[^${controls}]|${classMember}-${classMember}|${classMember})+\])+$`;
+
 /**
  * The OpenAPI paths of key listing (both sides: edges relay them uncached),
  * from the same schemas and limits the handlers use; `shared/openapi.ts`
@@ -94,7 +105,7 @@ export function listingOpenApiPaths(parts: {
             name: queryParameters.listKeys[0],
             in: 'query',
             description: `${glob} (default \`*\`)`,
-            schema: { type: 'string', minLength: 1, maxLength: 1024 },
+            schema: { type: 'string', minLength: 1, maxLength: 256, pattern: globJsonPattern },
           },
           {
             name: queryParameters.listKeys[1],
@@ -116,7 +127,7 @@ export function listingOpenApiPaths(parts: {
           in: 'path',
           required: true,
           description: `${glob}; percent-encode \`/\` and \`?\``,
-          schema: { type: 'string', minLength: 1, maxLength: 1024 },
+          schema: { type: 'string', minLength: 1, maxLength: 256, pattern: globJsonPattern },
         },
       ],
       get: {

@@ -1,8 +1,16 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import { asBuffer, defineStrataCommands, type StrataCommands } from './redis-commands.ts';
+import {
+  indexKeysOf,
+  lexRange,
+  slotIndexKeys,
+  slotRegistrar,
+  slotRegistryKey,
+  withKeyIndex,
+} from './redis-key-index.ts';
 import {
   clusterTopology,
   decodeClusterCursor,
@@ -68,9 +76,9 @@ ${script}`;
 }
 
 /** `setScript` with a deadline in ARGV[5]. */
-export const setBeforeScript = withDeadline(setScript, 5);
+export const setBeforeScript = withDeadline(withKeyIndex(setScript), 5);
 /** `deleteScript` with a deadline in ARGV[2]. */
-export const deleteBeforeScript = withDeadline(deleteScript, 2);
+export const deleteBeforeScript = withDeadline(withKeyIndex(deleteScript), 2);
 
 /** Thrown when a write reached Redis after its deadline and was not applied. */
 export class LateWriteError extends Error {
@@ -83,13 +91,21 @@ export class LateWriteError extends Error {
 interface DeadlineCommands {
   strataSetBefore(
     key: string,
+    byKey: string,
+    byExpiry: string,
     data: Uint8Array,
     contentType: string,
     ttlMs: number,
     tags: string,
     deadlineMs: number,
   ): Promise<[number, number]>;
-  strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
+  strataDeleteBefore(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    tombstoneTtlMs: number,
+    deadlineMs: number,
+  ): Promise<[number, number]>;
 }
 
 /** Options of {@link redisClusterStore}. */
@@ -218,11 +234,12 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   client.on('error', onConnectionError);
   client.on('node error', onConnectionError);
   defineStrataCommands(client);
-  client.defineCommand('strataSetBefore', { numberOfKeys: 1, lua: setBeforeScript });
-  client.defineCommand('strataDeleteBefore', { numberOfKeys: 1, lua: deleteBeforeScript });
+  client.defineCommand('strataSetBefore', { numberOfKeys: 3, lua: setBeforeScript });
+  client.defineCommand('strataDeleteBefore', { numberOfKeys: 3, lua: deleteBeforeScript });
   const commands = client as Cluster & StrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
+  const registerSlots = slotRegistrar((key, slots) => single(() => client.sadd(key, ...slots)));
 
   function single<T>(run: () => Promise<T>): Promise<T> {
     stats.roundTrips += 1;
@@ -283,13 +300,16 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     entries: ReadonlyMap<string, EntryInput>,
   ): Promise<Map<string, StoredEntry>> {
     const items = [...entries];
+    await registerSlots(items.map(([key]) => entryKey(namespace, key)));
     const deadline = Date.now() + writeDeadlineMs;
     const replies = await perNode(
       items,
       ([key]) => entryKey(namespace, key),
       (pipeline, [key, input]) => {
+        const k = entryKey(namespace, key);
         (pipeline as unknown as DeadlineCommands).strataSetBefore(
-          entryKey(namespace, key),
+          k,
+          ...indexKeysOf(true, k),
           asBuffer(input.value),
           input.contentType,
           input.ttlMs,
@@ -316,7 +336,13 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     const replies = await perNode(
       list,
       (k) => k,
-      (pipeline, k) => (pipeline as unknown as DeadlineCommands).strataDeleteBefore(k, tombstoneTtlMs, deadline),
+      (pipeline, k) =>
+        (pipeline as unknown as DeadlineCommands).strataDeleteBefore(
+          k,
+          ...indexKeysOf(true, k),
+          tombstoneTtlMs,
+          deadline,
+        ),
     );
     for (const [i, [reply]] of replies.entries()) {
       const [n, v] = reply as [number, number];
@@ -327,18 +353,19 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     return { removed, version };
   }
 
-  /** SCAN runs per master: each node only walks its own keyspace. */
-  async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
-    const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
-    const perNode = await Promise.all(
-      client.nodes('master').map((node: Redis) =>
-        scanMatching(node, match, () => {
-          stats.roundTrips += 1;
-          stats.commands += 1;
-        }),
-      ),
+  /**
+   * The entry keys with a prefix, from the namespace's key index in every
+   * hash slot: one pipeline of ZRANGEBYLEX per master, no keyspace walk.
+   */
+  async function indexedPrefix(namespace: string, prefix: string): Promise<string[]> {
+    const [min, max] = lexRange(entryKey(namespace, prefix));
+    const slots = await single(() => client.smembers(slotRegistryKey(namespace)));
+    const replies = await perNode(
+      slots.map((slot) => slotIndexKeys(namespace, Number(slot))[0]),
+      (byKey) => byKey,
+      (pipeline, byKey) => pipeline.zrangebylex(byKey, min, max),
     );
-    return perNode.flat();
+    return replies.flatMap(([members]) => members as string[]);
   }
 
   /**
@@ -412,8 +439,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));
       const tagSets = selector.tags.map((t) => tagSetKey(namespace, t));
       for (const set of tagSets) for (const member of await single(() => client.smembers(set))) targets.add(member);
-      // SCAN walks every master; acceptable for operator-driven prefix purges.
-      if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
+      if (selector.prefix !== null) for (const k of await indexedPrefix(namespace, selector.prefix)) targets.add(k);
       const result = await removeKeys(targets);
       if (tagSets.length > 0)
         await perNode(

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { withKeyIndex } from './redis-key-index.ts';
 import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript } from './redis-scripts.ts';
 
 /*
@@ -6,11 +7,25 @@ import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript } from '
  * write-back share, so the drivers never import each other.
  */
 
-/** The script commands the drivers add to an ioredis client. */
+/**
+ * The script commands the drivers add to an ioredis client. Each takes the
+ * entry key, then the namespace's key-index pair for that entry
+ * (`redis-key-index.ts` `indexKeysOf`: by key, by expiry).
+ */
 export interface StrataCommands {
-  strataSet(key: string, data: Uint8Array, contentType: string, ttlMs: number, tags: string): Promise<[number, number]>;
+  strataSet(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    data: Uint8Array,
+    contentType: string,
+    ttlMs: number,
+    tags: string,
+  ): Promise<[number, number]>;
   strataSetIfNewer(
     key: string,
+    byKey: string,
+    byExpiry: string,
     data: Uint8Array,
     contentType: string,
     expiresAtMs: number,
@@ -18,42 +33,30 @@ export interface StrataCommands {
     version: number,
     createdAtMs: number,
   ): Promise<number>;
-  strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
-  strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataDelete(key: string, byKey: string, byExpiry: string, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataDeleteIfOlder(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    version: number,
+    tombstoneTtlMs: number,
+  ): Promise<[number, number]>;
 }
 
-/** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */
+/**
+ * Registers the Lua scripts on a standalone or Cluster client (EVALSHA with
+ * EVAL fallback), each keeping the namespace's key index in the same script.
+ */
 export function defineStrataCommands(client: { defineCommand: Redis['defineCommand'] }): void {
-  client.defineCommand('strataSet', { numberOfKeys: 1, lua: setScript });
-  client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
-  client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
-  client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
+  client.defineCommand('strataSet', { numberOfKeys: 3, lua: withKeyIndex(setScript) });
+  client.defineCommand('strataSetIfNewer', { numberOfKeys: 3, lua: withKeyIndex(setIfNewerScript) });
+  client.defineCommand('strataDelete', { numberOfKeys: 3, lua: withKeyIndex(deleteScript) });
+  client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 3, lua: withKeyIndex(deleteIfOlderScript) });
 }
 
 /** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
- * Every key of one Redis server (a standalone server, or one Cluster master)
- * matching a SCAN `MATCH` pattern, walked with COUNT 1000.
- * @param onRoundTrip called once per SCAN call (for round-trip statistics).
- */
-export async function scanMatching(
-  node: Pick<Redis, 'scan'>,
-  match: string,
-  onRoundTrip: () => void = () => {},
-): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    onRoundTrip();
-    const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    found.push(...batch);
-  } while (cursor !== '0');
-  return found;
 }
 
 /** Escapes Redis glob characters so a prefix matches literally in SCAN MATCH. */

@@ -1,7 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import { asBuffer, defineStrataCommands, type StrataCommands } from './redis-commands.ts';
+import { indexKeysOf, lexRange, standaloneIndexKeys } from './redis-key-index.ts';
 import { listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
@@ -47,6 +48,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     const k = entryKey(namespace, key);
     const [version, createdAtMs] = await commands.strataSet(
       k,
+      ...standaloneIndexKeys(namespace),
       asBuffer(input.value),
       input.contentType,
       input.ttlMs,
@@ -71,7 +73,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
   async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
-    const pending = [...keys].map((k) => commands.strataDelete(k, tombstoneTtlMs));
+    const pending = [...keys].map((k) => commands.strataDelete(k, ...indexKeysOf(false, k), tombstoneTtlMs));
     for (const [n, v] of await Promise.all(pending)) {
       removed += Number(n);
       version = Math.max(version, Number(v));
@@ -79,8 +81,10 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     return { removed, version };
   }
 
-  async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
-    return await scanMatching(client, `${escapeGlob(entryKey(namespace, prefix))}*`);
+  /** The entry keys with a prefix, from the namespace's key index (one ZRANGEBYLEX, no keyspace walk). */
+  async function indexedPrefix(namespace: string, prefix: string): Promise<string[]> {
+    const [min, max] = lexRange(entryKey(namespace, prefix));
+    return await client.zrangebylex(standaloneIndexKeys(namespace)[0], min, max);
   }
 
   return {
@@ -118,8 +122,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       for (const tag of selector.tags) {
         for (const member of await client.smembers(tagSetKey(namespace, tag))) targets.add(member);
       }
-      // SCAN walks the keyspace; acceptable for operator-driven prefix purges.
-      if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
+      if (selector.prefix !== null) for (const k of await indexedPrefix(namespace, selector.prefix)) targets.add(k);
       const result = await removeKeys(targets);
       if (selector.tags.length > 0) await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
       return result;

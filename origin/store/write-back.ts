@@ -5,6 +5,7 @@ import type { PurgeInput } from '../purge/bus.ts';
 import type { DirtyChange, LocalTier } from './local-tier.ts';
 import { entryKey, tagSetKey } from './redis-codec.ts';
 import { asBuffer, type StrataCommands } from './redis-commands.ts';
+import { indexKeysOf, isCluster, slotRegistrar } from './redis-key-index.ts';
 import { tombstoneTtlMs } from './redis-scripts.ts';
 import type { ResilienceStats, StoredEntry } from './store.ts';
 
@@ -36,11 +37,14 @@ export interface WriteBack {
  * Errors: rejects with the client's errors; callers keep the entry dirty.
  */
 export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): WriteBack {
+  const registerSlots = slotRegistrar((key, slots) => client.sadd(key, ...slots));
   return {
     async setIfNewer(namespace, key, entry) {
       const k = entryKey(namespace, key);
+      if (isCluster(client)) await registerSlots([k]);
       const written = await client.strataSetIfNewer(
         k,
+        ...indexKeysOf(isCluster(client), k),
         asBuffer(entry.value),
         entry.contentType,
         entry.expiresAtMs,
@@ -62,7 +66,13 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
       return Number(written) === 1;
     },
     async deleteIfOlder(namespace, key, version) {
-      const [removed] = await client.strataDeleteIfOlder(entryKey(namespace, key), version, tombstoneTtlMs);
+      const k = entryKey(namespace, key);
+      const [removed] = await client.strataDeleteIfOlder(
+        k,
+        ...indexKeysOf(isCluster(client), k),
+        version,
+        tombstoneTtlMs,
+      );
       return Number(removed) === 1;
     },
   };

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseGlob } from '../../origin/listing/glob.ts';
 import { decodeListCursor, encodeListCursor } from '../../origin/listing/key-listing.ts';
@@ -7,6 +8,7 @@ import {
   encodeClusterCursor,
   scanCursor,
 } from '../../origin/store/redis-listing.ts';
+import { globJsonPattern } from '../../shared/listing.ts';
 
 describe('glob matching (Redis SCAN MATCH semantics)', () => {
   const cases: [string, string, boolean][] = [
@@ -38,6 +40,21 @@ describe('glob matching (Redis SCAN MATCH semantics)', () => {
 
   it.each(['', '[abc', '[]', '[^]', 'trailing\\', 'a\u0001', 'x'.repeat(1025)])('refuses %j with CACHE_004', (glob) => {
     expect(() => parseGlob(glob)).toThrow(expect.objectContaining({ code: 'CACHE_004' }));
+  });
+});
+
+describe('the glob pattern the OpenAPI description states', () => {
+  it('property: every string it matches is a glob the server accepts', () => {
+    const described = new RegExp(globJsonPattern, 'u');
+    const chars = fc.constantFrom('a', 'z', 'é', '*', '?', '[', ']', '^', '-', '\\', ':', ' ');
+    fc.assert(
+      fc.property(fc.array(chars, { minLength: 1, maxLength: 12 }), (cs) => {
+        const glob = cs.join('');
+        if (described.test(glob)) expect(() => parseGlob(glob)).not.toThrow();
+      }),
+      { numRuns: 2000 },
+    );
+    expect(described.test('user:[a-c]*\\*')).toBe(true);
   });
 });
 
