@@ -1,11 +1,21 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
+import { type Glob, parseGlob } from '../listing/glob.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import { asBuffer, defineStrataCommands, type StrataCommands } from './redis-commands.ts';
 import { indexKeysOf, lexRange, standaloneIndexKeys } from './redis-key-index.ts';
-import { listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
+import { badCursor, listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import type {
+  EntryInput,
+  KeyListRequest,
+  KeyPage,
+  ListedKey,
+  PurgeSelector,
+  RemovalResult,
+  Store,
+  StoredEntry,
+} from './store.ts';
 
 export interface RedisStoreOptions {
   /**
@@ -87,6 +97,38 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     return await client.zrangebylex(standaloneIndexKeys(namespace)[0], min, max);
   }
 
+  /** The listed keys among entry keys: one pipeline of HMGET and HSTRLEN. */
+  async function describe(namespace: string, found: readonly string[]): Promise<ListedKey[]> {
+    const pipeline = client.pipeline();
+    for (const k of found) pipeline.hmgetBuffer(k, ...listFields).hstrlen(k, 'd');
+    const replies = (await pipeline.exec()) ?? [];
+    const per = found.map((_, i) => {
+      const [[e1, fields], [e2, size]] = [replies[2 * i]!, replies[2 * i + 1]!];
+      if (e1 || e2) throw e1 ?? e2;
+      return [fields as (Buffer | null)[], Number(size)] as const;
+    });
+    return listedKeys(namespace, found, per, Date.now());
+  }
+
+  /**
+   * A listing whose glob starts with literal text reads the namespace's key
+   * index from that prefix with ZRANGEBYLEX: in key order, each key once,
+   * `count` index members per call. The cursor is `>` and the last key read.
+   */
+  async function listFromIndex(namespace: string, glob: Glob, request: KeyListRequest): Promise<KeyPage> {
+    if (request.cursor !== null && !request.cursor.startsWith('>')) throw badCursor(request.cursor);
+    const [min, max] = lexRange(entryKey(namespace, glob.literalPrefix));
+    const from = request.cursor === null ? min : Buffer.from(`(${entryKey(namespace, request.cursor.slice(1))}`);
+    const members = await client.zrangebylex(standaloneIndexKeys(namespace)[0], from, max, 'LIMIT', 0, request.count);
+    const prefixLength = entryKey(namespace, '').length;
+    const matching = members.filter((m) => glob.matches(m.slice(prefixLength)));
+    const last = members.at(-1);
+    return {
+      keys: await describe(namespace, matching),
+      cursor: members.length < request.count || last === undefined ? null : `>${last.slice(prefixLength)}`,
+    };
+  }
+
   return {
     kind: 'redis',
     client,
@@ -129,16 +171,10 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     },
     async listKeys(namespace, request) {
       const match = scanPattern(namespace, request.match);
+      const glob = parseGlob(request.match);
+      if (glob.literalPrefix !== '') return await listFromIndex(namespace, glob, request);
       const [next, found] = await client.scan(scanCursor(request.cursor), 'MATCH', match, 'COUNT', request.count);
-      const pipeline = client.pipeline();
-      for (const k of found) pipeline.hmgetBuffer(k, ...listFields).hstrlen(k, 'd');
-      const replies = (await pipeline.exec()) ?? [];
-      const per = found.map((_, i) => {
-        const [[e1, fields], [e2, size]] = [replies[2 * i]!, replies[2 * i + 1]!];
-        if (e1 || e2) throw e1 ?? e2;
-        return [fields as (Buffer | null)[], Number(size)] as const;
-      });
-      return { keys: listedKeys(namespace, found, per, Date.now()), cursor: next === '0' ? null : next };
+      return { keys: await describe(namespace, found), cursor: next === '0' ? null : next };
     },
     async ping() {
       await client.ping();
