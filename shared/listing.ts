@@ -68,7 +68,21 @@ const classMember = String.raw`[^\]\\^\-${controls}]`;
  * subset (no `^` or `-` as a class member; use `\^`, `\-`), so every string
  * it matches is a valid glob. At most 256 characters (1,024 bytes of UTF-8).
  */
-export const globJsonPattern = String.raw`^(?:\\[^${controls}]|[^\\\[${controls}]|\[\^?(?:\\[^${controls}]|${classMember}-${classMember}|${classMember})+\])+$`;
+export const globJsonPattern = globPattern(true);
+
+/**
+ * {@link globJsonPattern} for a path segment (the pattern alias): the server
+ * refuses `/`, `\` and dot segments in any path, so no escapes there.
+ */
+export const globPathJsonPattern = globPattern(false);
+
+function globPattern(escapes: boolean): string {
+  const escaped = escapes ? String.raw`\\[^${controls}]|` : '';
+  const plain = escapes ? String.raw`[^\\\[${controls}]` : String.raw`[^\\\[/${controls}]`;
+  const member = escapes ? classMember : String.raw`[^\]\\^\-/${controls}]`;
+  const start = escapes ? '^' : String.raw`^(?!\.{1,2}$)`;
+  return String.raw`${start}(?:${escaped}${plain}|\[\^?(?:${escaped}${member}-${member}|${member})+\])+$`;
+}
 
 /**
  * The OpenAPI paths of key listing (both sides: edges relay them uncached),
@@ -126,8 +140,8 @@ export function listingOpenApiPaths(parts: {
           name: 'pattern',
           in: 'path',
           required: true,
-          description: `${glob}; percent-encode \`/\` and \`?\``,
-          schema: { type: 'string', minLength: 1, maxLength: 256, pattern: globJsonPattern },
+          description: `${glob}; in the path no \`/\`, \`\\\` or dot segment (percent-encode \`?\`), so use the query form for escapes`,
+          schema: { type: 'string', minLength: 1, maxLength: 256, pattern: globPathJsonPattern },
         },
       ],
       get: {

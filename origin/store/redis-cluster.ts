@@ -6,6 +6,7 @@ import { asBuffer, defineStrataCommands, type StrataCommands } from './redis-com
 import {
   indexKeysOf,
   lexRange,
+  type SlotRegistration,
   slotIndexKeys,
   slotRegistrar,
   slotRegistryKey,
@@ -239,7 +240,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   const commands = client as Cluster & StrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
-  const registerSlots = slotRegistrar((key, slots) => single(() => client.sadd(key, ...slots)));
+  const registrar = slotRegistrar();
 
   function single<T>(run: () => Promise<T>): Promise<T> {
     stats.roundTrips += 1;
@@ -300,24 +301,34 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     entries: ReadonlyMap<string, EntryInput>,
   ): Promise<Map<string, StoredEntry>> {
     const items = [...entries];
-    await registerSlots(items.map(([key]) => entryKey(namespace, key)));
+    // Slot registrations ride in the pipeline of the master holding the registry, ahead of that master's writes.
+    const due = registrar.due(items.map(([key]) => entryKey(namespace, key)));
     const deadline = Date.now() + writeDeadlineMs;
-    const replies = await perNode(
-      items,
-      ([key]) => entryKey(namespace, key),
-      (pipeline, [key, input]) => {
-        const k = entryKey(namespace, key);
-        (pipeline as unknown as DeadlineCommands).strataSetBefore(
-          k,
-          ...indexKeysOf(true, k),
-          asBuffer(input.value),
-          input.contentType,
-          input.ttlMs,
-          input.tags.join(','),
-          deadline,
-        );
-      },
-    );
+    const all: (readonly [string, EntryInput] | SlotRegistration)[] = [...due, ...items];
+    const replies = (
+      await perNode(
+        all,
+        (item) => ('registry' in item ? item.registry : entryKey(namespace, item[0])),
+        (pipeline, item) => {
+          if ('registry' in item) {
+            pipeline.sadd(item.registry, ...item.slots);
+            return;
+          }
+          const [key, input] = item;
+          const k = entryKey(namespace, key);
+          (pipeline as unknown as DeadlineCommands).strataSetBefore(
+            k,
+            ...indexKeysOf(true, k),
+            asBuffer(input.value),
+            input.contentType,
+            input.ttlMs,
+            input.tags.join(','),
+            deadline,
+          );
+        },
+      )
+    ).slice(due.length);
+    registrar.done(due);
     items.forEach(([key], i) => {
       if (Number((replies[i]![0] as [number, number])[0]) === -1) throw new LateWriteError(entryKey(namespace, key));
     });

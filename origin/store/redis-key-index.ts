@@ -136,25 +136,42 @@ export function slotRegistryKey(namespace: string): string {
 /** How long a process trusts that a slot it registered is still in the registry, milliseconds. */
 const registrationTrustMs = 60_000;
 
+/** One `SADD` of hash slots into a namespace's {@link slotRegistryKey}. */
+export interface SlotRegistration {
+  readonly registry: string;
+  readonly slots: readonly number[];
+}
+
 /**
- * Registers the hash slots of entry keys in their namespace's
- * {@link slotRegistryKey} before they are written, remembering
- * registrations for a minute so steady writes cost no extra command.
+ * Which hash slots of entry keys still need registering in their namespace's
+ * {@link slotRegistryKey} (send those with, or before, the writes), and
+ * remembers acknowledged registrations for a minute, so steady writes cost
+ * no extra command.
  */
-export function slotRegistrar(sadd: (key: string, slots: number[]) => Promise<unknown>) {
+export function slotRegistrar(): {
+  due(entryKeys: readonly string[]): SlotRegistration[];
+  done(registrations: readonly SlotRegistration[]): void;
+} {
   const registered = new Map<string, number>();
-  return async (entryKeys: readonly string[]): Promise<void> => {
-    const now = Date.now();
-    const pending = new Map<string, Set<number>>();
-    for (const k of entryKeys) {
-      const namespace = namespaceOfEntryKey(k);
-      const slot = calculateSlot(k);
-      if ((registered.get(`${namespace}:${slot}`) ?? 0) > now - registrationTrustMs) continue;
-      const slots = pending.get(namespace) ?? new Set<number>();
-      slots.add(slot);
-      pending.set(namespace, slots);
-    }
-    await Promise.all([...pending].map(([namespace, slots]) => sadd(slotRegistryKey(namespace), [...slots])));
-    for (const [namespace, slots] of pending) for (const slot of slots) registered.set(`${namespace}:${slot}`, now);
+  const id = (registry: string, slot: number) => `${registry}\u0000${slot}`;
+  return {
+    due(entryKeys) {
+      const now = Date.now();
+      const pending = new Map<string, Set<number>>();
+      for (const k of entryKeys) {
+        const registry = slotRegistryKey(namespaceOfEntryKey(k));
+        const slot = calculateSlot(k);
+        if ((registered.get(id(registry, slot)) ?? 0) > now - registrationTrustMs) continue;
+        const slots = pending.get(registry) ?? new Set<number>();
+        slots.add(slot);
+        pending.set(registry, slots);
+      }
+      return [...pending].map(([registry, slots]) => ({ registry, slots: [...slots] }));
+    },
+    done(registrations) {
+      const now = Date.now();
+      for (const { registry, slots } of registrations)
+        for (const slot of slots) registered.set(id(registry, slot), now);
+    },
   };
 }

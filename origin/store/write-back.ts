@@ -37,11 +37,15 @@ export interface WriteBack {
  * Errors: rejects with the client's errors; callers keep the entry dirty.
  */
 export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): WriteBack {
-  const registerSlots = slotRegistrar((key, slots) => client.sadd(key, ...slots));
+  const registrar = slotRegistrar();
   return {
     async setIfNewer(namespace, key, entry) {
       const k = entryKey(namespace, key);
-      if (isCluster(client)) await registerSlots([k]);
+      if (isCluster(client)) {
+        const due = registrar.due([k]);
+        for (const { registry, slots } of due) await client.sadd(registry, ...slots);
+        registrar.done(due);
+      }
       const written = await client.strataSetIfNewer(
         k,
         ...indexKeysOf(isCluster(client), k),
