@@ -13,6 +13,9 @@ export const maxListCount = 1000;
 /** `count` when the caller gives none. */
 export const defaultListCount = 100;
 
+/** Longest glob, in bytes of UTF-8 (twice the longest key). */
+export const maxGlobBytes = 1024;
+
 /** Longest opaque cursor accepted, in characters. */
 export const maxCursorLength = 2048;
 
@@ -60,13 +63,14 @@ export type KeyPageBody = z.infer<typeof keyPageSchema>;
 type Json = Record<string, unknown>;
 
 const controls = String.raw`\u0000-\u001f\u007f-\u009f`;
-const classMember = String.raw`[^\]\\^\-${controls}]`;
+
 /**
- * A regular expression (ECMA-262, for JSON Schema) of globs the server
- * accepts: escaped characters, plain characters, and classes of escaped
- * characters, characters and ranges (`[a-z]`, `[^ab]`). It describes a
- * subset (no `^` or `-` as a class member; use `\^`, `\-`), so every string
- * it matches is a valid glob. At most 256 characters (1,024 bytes of UTF-8).
+ * A regular expression (ECMA-262, for JSON Schema) of exactly the globs the
+ * server accepts (`origin/listing/glob.ts`): escaped characters, plain
+ * characters, and classes of escaped characters, single characters and
+ * ranges; a `^` right after `[` negates, and a character followed by `-`
+ * and another character starts a range. Byte length (at most 1,024 bytes of
+ * UTF-8) is stated beside it as `x-max-utf8-bytes`.
  */
 export const globJsonPattern = globPattern(true);
 
@@ -76,12 +80,16 @@ export const globJsonPattern = globPattern(true);
  */
 export const globPathJsonPattern = globPattern(false);
 
-function globPattern(escapes: boolean): string {
-  const escaped = escapes ? String.raw`\\[^${controls}]|` : '';
-  const plain = escapes ? String.raw`[^\\\[${controls}]` : String.raw`[^\\\[/${controls}]`;
-  const member = escapes ? classMember : String.raw`[^\]\\^\-/${controls}]`;
-  const start = escapes ? '^' : String.raw`^(?!\.{1,2}$)`;
-  return String.raw`${start}(?:${escaped}${plain}|\[\^?(?:${escaped}${member}-${member}|${member})+\])+$`;
+function globPattern(inQuery: boolean): string {
+  const banned = inQuery ? controls : `/${controls}`;
+  // After '-' in a class any character ends a range; in a path a backslash never arrives.
+  const any = inQuery ? `[^${controls}]` : String.raw`[^\\${banned}]`;
+  const escaped = inQuery ? String.raw`\\[^${controls}]|` : '';
+  const plain = String.raw`[^\\\[${banned}]`;
+  const start = String.raw`[^\]\\${banned}]`;
+  const item = String.raw`(?:${escaped}${start}-${any}|${start}(?!-${any}))`;
+  const head = inQuery ? '^' : String.raw`^(?!\.{1,2}$)`;
+  return String.raw`${head}(?:${escaped}${plain}|\[(?:\^${item}+|(?!\^)${item}+)\])+$`;
 }
 
 /**
@@ -119,7 +127,13 @@ export function listingOpenApiPaths(parts: {
             name: queryParameters.listKeys[0],
             in: 'query',
             description: `${glob} (default \`*\`)`,
-            schema: { type: 'string', minLength: 1, maxLength: 256, pattern: globJsonPattern },
+            schema: {
+              type: 'string',
+              minLength: 1,
+              maxLength: maxGlobBytes,
+              pattern: globJsonPattern,
+              'x-max-utf8-bytes': maxGlobBytes,
+            },
           },
           {
             name: queryParameters.listKeys[1],
@@ -141,7 +155,13 @@ export function listingOpenApiPaths(parts: {
           in: 'path',
           required: true,
           description: `${glob}; in the path no \`/\`, \`\\\` or dot segment (percent-encode \`?\`), so use the query form for escapes`,
-          schema: { type: 'string', minLength: 1, maxLength: 256, pattern: globPathJsonPattern },
+          schema: {
+            type: 'string',
+            minLength: 1,
+            maxLength: maxGlobBytes,
+            pattern: globPathJsonPattern,
+            'x-max-utf8-bytes': maxGlobBytes,
+          },
         },
       ],
       get: {

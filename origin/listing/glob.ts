@@ -1,4 +1,5 @@
 import { CacheError } from '../../shared/errors.ts';
+import { maxGlobBytes } from '../../shared/listing.ts';
 
 /**
  * Glob patterns of key listing, with the semantics of Redis `SCAN MATCH` /
@@ -17,9 +18,6 @@ import { CacheError } from '../../shared/errors.ts';
  * (`[]`, `[^]`), a trailing lone `\`, a control character, or a pattern
  * longer than {@link maxGlobBytes} is refused with CACHE_004.
  */
-
-/** Longest glob, in bytes of UTF-8 (twice the longest key). */
-export const maxGlobBytes = 1024;
 
 type Token =
   | { readonly kind: 'byte'; readonly byte: number }

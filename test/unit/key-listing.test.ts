@@ -8,7 +8,7 @@ import {
   encodeClusterCursor,
   scanCursor,
 } from '../../origin/store/redis-listing.ts';
-import { globJsonPattern } from '../../shared/listing.ts';
+import { globJsonPattern, globPathJsonPattern } from '../../shared/listing.ts';
 
 describe('glob matching (Redis SCAN MATCH semantics)', () => {
   const cases: [string, string, boolean][] = [
@@ -44,17 +44,37 @@ describe('glob matching (Redis SCAN MATCH semantics)', () => {
 });
 
 describe('the glob pattern the OpenAPI description states', () => {
-  it('property: every string it matches is a glob the server accepts', () => {
+  const chars = fc.constantFrom('a', 'z', 'é', '*', '?', '[', ']', '^', '-', '\\', ':', '/', '.', '\u0001');
+  const accepted = (glob: string) => {
+    try {
+      parseGlob(glob);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('property: a string matches the query form exactly when the server accepts it as a glob', () => {
     const described = new RegExp(globJsonPattern, 'u');
-    const chars = fc.constantFrom('a', 'z', 'é', '*', '?', '[', ']', '^', '-', '\\', ':', ' ');
     fc.assert(
-      fc.property(fc.array(chars, { minLength: 1, maxLength: 12 }), (cs) => {
+      fc.property(fc.array(chars, { minLength: 1, maxLength: 10 }), (cs) => {
         const glob = cs.join('');
-        if (described.test(glob)) expect(() => parseGlob(glob)).not.toThrow();
+        expect(described.test(glob)).toBe(accepted(glob));
       }),
-      { numRuns: 2000 },
+      { numRuns: 5000 },
     );
-    expect(described.test('user:[a-c]*\\*')).toBe(true);
+  });
+
+  it('property: the path form matches exactly the accepted globs with no slash, backslash or dot segment', () => {
+    const described = new RegExp(globPathJsonPattern, 'u');
+    fc.assert(
+      fc.property(fc.array(chars, { minLength: 1, maxLength: 10 }), (cs) => {
+        const glob = cs.join('');
+        const pathSafe = !/[/\\]/.test(glob) && glob !== '.' && glob !== '..';
+        expect(described.test(glob)).toBe(pathSafe && accepted(glob));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
 
