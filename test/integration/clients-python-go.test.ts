@@ -142,7 +142,11 @@ describe('Python and Go clients against a real origin (auth on, real Redis)', ()
 
   it("each client's per-write compress option is kept in the store as asked", async () => {
     for (const lang of ['ts', 'py', 'go']) {
-      for (const [k, compressed] of [['on', true], ['many', true], ['off', false]] as const) {
+      for (const [k, compressed] of [
+        ['on', true],
+        ['many', true],
+        ['off', false],
+      ] as const) {
         const stored = await stack.origin.store.get(stack.namespace, `compress:${lang}:${k}`);
         expect(stored, `${lang} ${k}`).not.toBeNull();
         expect(stored!.contentType === compressedContentType, `${lang} ${k}`).toBe(compressed);
