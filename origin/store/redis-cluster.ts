@@ -1,17 +1,8 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, type ClusterNode, type ClusterOptions } from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, type StrataCommands } from './redis-commands.ts';
-import {
-  indexKeysOf,
-  lexRange,
-  type SlotRegistration,
-  slotIndexKeys,
-  slotRegistrar,
-  slotRegistryKey,
-  withKeyIndex,
-} from './redis-key-index.ts';
+import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
 import {
   clusterTopology,
   decodeClusterCursor,
@@ -77,9 +68,9 @@ ${script}`;
 }
 
 /** `setScript` with a deadline in ARGV[5]. */
-export const setBeforeScript = withDeadline(withKeyIndex(setScript), 5);
+export const setBeforeScript = withDeadline(setScript, 5);
 /** `deleteScript` with a deadline in ARGV[2]. */
-export const deleteBeforeScript = withDeadline(withKeyIndex(deleteScript), 2);
+export const deleteBeforeScript = withDeadline(deleteScript, 2);
 
 /** Thrown when a write reached Redis after its deadline and was not applied. */
 export class LateWriteError extends Error {
@@ -92,21 +83,13 @@ export class LateWriteError extends Error {
 interface DeadlineCommands {
   strataSetBefore(
     key: string,
-    byKey: string,
-    byExpiry: string,
     data: Uint8Array,
     contentType: string,
     ttlMs: number,
     tags: string,
     deadlineMs: number,
   ): Promise<[number, number]>;
-  strataDeleteBefore(
-    key: string,
-    byKey: string,
-    byExpiry: string,
-    tombstoneTtlMs: number,
-    deadlineMs: number,
-  ): Promise<[number, number]>;
+  strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
 }
 
 /** Options of {@link redisClusterStore}. */
@@ -235,12 +218,11 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   client.on('error', onConnectionError);
   client.on('node error', onConnectionError);
   defineStrataCommands(client);
-  client.defineCommand('strataSetBefore', { numberOfKeys: 3, lua: setBeforeScript });
-  client.defineCommand('strataDeleteBefore', { numberOfKeys: 3, lua: deleteBeforeScript });
+  client.defineCommand('strataSetBefore', { numberOfKeys: 1, lua: setBeforeScript });
+  client.defineCommand('strataDeleteBefore', { numberOfKeys: 1, lua: deleteBeforeScript });
   const commands = client as Cluster & StrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
-  const registrar = slotRegistrar();
 
   function single<T>(run: () => Promise<T>): Promise<T> {
     stats.roundTrips += 1;
@@ -301,34 +283,21 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     entries: ReadonlyMap<string, EntryInput>,
   ): Promise<Map<string, StoredEntry>> {
     const items = [...entries];
-    // Slot registrations ride in the pipeline of the master holding the registry, ahead of that master's writes.
-    const due = registrar.due(items.map(([key]) => entryKey(namespace, key)));
     const deadline = Date.now() + writeDeadlineMs;
-    const all: (readonly [string, EntryInput] | SlotRegistration)[] = [...due, ...items];
-    const replies = (
-      await perNode(
-        all,
-        (item) => ('registry' in item ? item.registry : entryKey(namespace, item[0])),
-        (pipeline, item) => {
-          if ('registry' in item) {
-            pipeline.sadd(item.registry, ...item.slots);
-            return;
-          }
-          const [key, input] = item;
-          const k = entryKey(namespace, key);
-          (pipeline as unknown as DeadlineCommands).strataSetBefore(
-            k,
-            ...indexKeysOf(true, k),
-            asBuffer(input.value),
-            input.contentType,
-            input.ttlMs,
-            input.tags.join(','),
-            deadline,
-          );
-        },
-      )
-    ).slice(due.length);
-    registrar.done(due);
+    const replies = await perNode(
+      items,
+      ([key]) => entryKey(namespace, key),
+      (pipeline, [key, input]) => {
+        (pipeline as unknown as DeadlineCommands).strataSetBefore(
+          entryKey(namespace, key),
+          asBuffer(input.value),
+          input.contentType,
+          input.ttlMs,
+          input.tags.join(','),
+          deadline,
+        );
+      },
+    );
     items.forEach(([key], i) => {
       if (Number((replies[i]![0] as [number, number])[0]) === -1) throw new LateWriteError(entryKey(namespace, key));
     });
@@ -347,13 +316,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     const replies = await perNode(
       list,
       (k) => k,
-      (pipeline, k) =>
-        (pipeline as unknown as DeadlineCommands).strataDeleteBefore(
-          k,
-          ...indexKeysOf(true, k),
-          tombstoneTtlMs,
-          deadline,
-        ),
+      (pipeline, k) => (pipeline as unknown as DeadlineCommands).strataDeleteBefore(k, tombstoneTtlMs, deadline),
     );
     for (const [i, [reply]] of replies.entries()) {
       const [n, v] = reply as [number, number];
@@ -364,19 +327,18 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     return { removed, version };
   }
 
-  /**
-   * The entry keys with a prefix, from the namespace's key index in every
-   * hash slot: one pipeline of ZRANGEBYLEX per master, no keyspace walk.
-   */
-  async function indexedPrefix(namespace: string, prefix: string): Promise<string[]> {
-    const [min, max] = lexRange(entryKey(namespace, prefix));
-    const slots = await single(() => client.smembers(slotRegistryKey(namespace)));
-    const replies = await perNode(
-      slots.map((slot) => slotIndexKeys(namespace, Number(slot))[0]),
-      (byKey) => byKey,
-      (pipeline, byKey) => pipeline.zrangebylex(byKey, min, max),
+  /** SCAN runs per master: each node only walks its own keyspace. */
+  async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
+    const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
+    const perNode = await Promise.all(
+      client.nodes('master').map((node: Redis) =>
+        scanMatching(node, match, () => {
+          stats.roundTrips += 1;
+          stats.commands += 1;
+        }),
+      ),
     );
-    return replies.flatMap(([members]) => members as string[]);
+    return perNode.flat();
   }
 
   /**
@@ -450,7 +412,8 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));
       const tagSets = selector.tags.map((t) => tagSetKey(namespace, t));
       for (const set of tagSets) for (const member of await single(() => client.smembers(set))) targets.add(member);
-      if (selector.prefix !== null) for (const k of await indexedPrefix(namespace, selector.prefix)) targets.add(k);
+      // SCAN walks every master; acceptable for operator-driven prefix purges.
+      if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
       const result = await removeKeys(targets);
       if (tagSets.length > 0)
         await perNode(

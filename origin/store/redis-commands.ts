@@ -7,13 +7,29 @@ import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript } from '
  * write-back share, so the drivers never import each other.
  */
 
-/**
- * The script commands the drivers add to an ioredis client. Each takes the
- * entry key, then the namespace's key-index pair for that entry
- * (`redis-key-index.ts` `indexKeysOf`: by key, by expiry).
- */
+/** The script commands the drivers add to an ioredis client. */
 export interface StrataCommands {
-  strataSet(
+  strataSet(key: string, data: Uint8Array, contentType: string, ttlMs: number, tags: string): Promise<[number, number]>;
+  strataSetIfNewer(
+    key: string,
+    data: Uint8Array,
+    contentType: string,
+    expiresAtMs: number,
+    tags: string,
+    version: number,
+    createdAtMs: number,
+  ): Promise<number>;
+  strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
+}
+
+/**
+ * The same scripts on a standalone server (or a Sentinel master), each
+ * also keeping the namespace's key index (`redis-key-index.ts`): after the
+ * entry key come the index pair, by key and by expiry.
+ */
+export interface IndexedStrataCommands {
+  strataSetIndexed(
     key: string,
     byKey: string,
     byExpiry: string,
@@ -22,7 +38,7 @@ export interface StrataCommands {
     ttlMs: number,
     tags: string,
   ): Promise<[number, number]>;
-  strataSetIfNewer(
+  strataSetIfNewerIndexed(
     key: string,
     byKey: string,
     byExpiry: string,
@@ -33,8 +49,8 @@ export interface StrataCommands {
     version: number,
     createdAtMs: number,
   ): Promise<number>;
-  strataDelete(key: string, byKey: string, byExpiry: string, tombstoneTtlMs: number): Promise<[number, number]>;
-  strataDeleteIfOlder(
+  strataDeleteIndexed(key: string, byKey: string, byExpiry: string, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataDeleteIfOlderIndexed(
     key: string,
     byKey: string,
     byExpiry: string,
@@ -43,20 +59,46 @@ export interface StrataCommands {
   ): Promise<[number, number]>;
 }
 
-/**
- * Registers the Lua scripts on a standalone or Cluster client (EVALSHA with
- * EVAL fallback), each keeping the namespace's key index in the same script.
- */
+/** Registers the {@link IndexedStrataCommands} on a standalone client. */
+export function defineIndexedStrataCommands(client: { defineCommand: Redis['defineCommand'] }): void {
+  client.defineCommand('strataSetIndexed', { numberOfKeys: 3, lua: withKeyIndex(setScript) });
+  client.defineCommand('strataSetIfNewerIndexed', { numberOfKeys: 3, lua: withKeyIndex(setIfNewerScript) });
+  client.defineCommand('strataDeleteIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteScript) });
+  client.defineCommand('strataDeleteIfOlderIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteIfOlderScript) });
+}
+
+/** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */
 export function defineStrataCommands(client: { defineCommand: Redis['defineCommand'] }): void {
-  client.defineCommand('strataSet', { numberOfKeys: 3, lua: withKeyIndex(setScript) });
-  client.defineCommand('strataSetIfNewer', { numberOfKeys: 3, lua: withKeyIndex(setIfNewerScript) });
-  client.defineCommand('strataDelete', { numberOfKeys: 3, lua: withKeyIndex(deleteScript) });
-  client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 3, lua: withKeyIndex(deleteIfOlderScript) });
+  client.defineCommand('strataSet', { numberOfKeys: 1, lua: setScript });
+  client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
+  client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
+  client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
 }
 
 /** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Every key of one Redis server (a standalone server, or one Cluster master)
+ * matching a SCAN `MATCH` pattern, walked with COUNT 1000.
+ * @param onRoundTrip called once per SCAN call (for round-trip statistics).
+ */
+export async function scanMatching(
+  node: Pick<Redis, 'scan'>,
+  match: string,
+  onRoundTrip: () => void = () => {},
+): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    onRoundTrip();
+    const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found;
 }
 
 /** Escapes Redis glob characters so a prefix matches literally in SCAN MATCH. */

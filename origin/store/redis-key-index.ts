@@ -1,4 +1,3 @@
-import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
@@ -11,15 +10,15 @@ import type { Cluster, Redis } from 'ioredis';
  *
  * Both sets are kept by the same Lua script as every write and delete
  * ({@link withKeyIndex}), so the index never disagrees with a change Redis
- * acknowledged. A script on a Cluster may only touch keys of one hash slot,
- * and entry keys carry no hash tag (entries spread over every master), so:
+ * acknowledged. One pair per namespace, `strata:i:{ns}` and `strata:ie:{ns}`,
+ * on a standalone server (and a Sentinel master).
  *
- * - standalone (and Sentinel): one pair per namespace, `strata:i:{ns}` and
- *   `strata:ie:{ns}`;
- * - Cluster: one pair per namespace and hash slot, whose hash tag is a short
- *   string that hashes to the entry's own slot (`strata:i:{tag}:ns`). A
- *   prefix purge reads the namespace's index in every slot, one pipeline per
- *   master (Redis Cluster specification, "Hash tags").
+ * Not on Redis Cluster (yet): a script there may only touch keys of one hash
+ * slot, and entry keys carry no hash tag, so the index would have to be one
+ * pair per namespace and slot (hash-tagged to the entry's slot) plus a
+ * registry of the slots in use; that design cost availability during a
+ * failover (the registry's master) and write-back ordering in tests, so the
+ * Cluster driver keeps `SCAN` on every master for prefix purges.
  *
  * Entries written before the index existed are not in it: they leave by
  * their TTL, or by a namespace flush.
@@ -61,32 +60,6 @@ return reply
 `;
 }
 
-/** Number of hash slots of a Redis Cluster. */
-const slotCount = 16384;
-
-let slotTags: string[] | undefined;
-
-/**
- * A short string per hash slot that hashes to that slot (base-36 counters,
- * first found wins): about 160,000 CRC16s, computed once on first use.
- */
-function tagOfSlot(slot: number): string {
-  if (!slotTags) {
-    const tags = new Array<string>(slotCount);
-    let found = 0;
-    for (let i = 0; found < slotCount; i++) {
-      const tag = i.toString(36);
-      const s = calculateSlot(tag);
-      if (tags[s] === undefined) {
-        tags[s] = tag;
-        found++;
-      }
-    }
-    slotTags = tags;
-  }
-  return slotTags[slot]!;
-}
-
 /** True for an ioredis Cluster client. */
 export function isCluster(client: Redis | Cluster): client is Cluster {
   return client.isCluster === true;
@@ -97,21 +70,14 @@ export function standaloneIndexKeys(namespace: string): [string, string] {
   return [`strata:i:{${namespace}}`, `strata:ie:{${namespace}}`];
 }
 
-/** The index pair of a namespace in one Cluster hash slot: `[by key, by expiry]`. */
-export function slotIndexKeys(namespace: string, slot: number): [string, string] {
-  const tag = tagOfSlot(slot);
-  return [`strata:i:{${tag}}:${namespace}`, `strata:ie:{${tag}}:${namespace}`];
-}
-
 /** The namespace of an entry key (`strata:e:{namespace}:{key}`; namespaces hold no `:`). */
 function namespaceOfEntryKey(entryKey: string): string {
   return entryKey.slice(9, entryKey.indexOf(':', 9));
 }
 
-/** The index pair an entry key's script must touch, for the kind of client. */
-export function indexKeysOf(clustered: boolean, entryKey: string): [string, string] {
-  const namespace = namespaceOfEntryKey(entryKey);
-  return clustered ? slotIndexKeys(namespace, calculateSlot(entryKey)) : standaloneIndexKeys(namespace);
+/** The index pair an entry key's script touches on a standalone server. */
+export function indexKeysOf(entryKey: string): [string, string] {
+  return standaloneIndexKeys(namespaceOfEntryKey(entryKey));
 }
 
 /**
@@ -121,57 +87,4 @@ export function indexKeysOf(clustered: boolean, entryKey: string): [string, stri
  */
 export function lexRange(entryKeyPrefix: string): [Buffer, Buffer] {
   return [Buffer.from(`[${entryKeyPrefix}`), Buffer.concat([Buffer.from(`(${entryKeyPrefix}`), Buffer.from([0xff])])];
-}
-
-/**
- * The set of hash slots in which a namespace has (or had) an index on a
- * Cluster, so a prefix purge reads those slots' indexes, not all 16,384.
- * A slot is added before the first write to it (an extra slot is harmless,
- * a missing one is not); it stays after the slot empties.
- */
-export function slotRegistryKey(namespace: string): string {
-  return `strata:is:{${namespace}}`;
-}
-
-/** How long a process trusts that a slot it registered is still in the registry, milliseconds. */
-const registrationTrustMs = 60_000;
-
-/** One `SADD` of hash slots into a namespace's {@link slotRegistryKey}. */
-export interface SlotRegistration {
-  readonly registry: string;
-  readonly slots: readonly number[];
-}
-
-/**
- * Which hash slots of entry keys still need registering in their namespace's
- * {@link slotRegistryKey} (send those with, or before, the writes), and
- * remembers acknowledged registrations for a minute, so steady writes cost
- * no extra command.
- */
-export function slotRegistrar(): {
-  due(entryKeys: readonly string[]): SlotRegistration[];
-  done(registrations: readonly SlotRegistration[]): void;
-} {
-  const registered = new Map<string, number>();
-  const id = (registry: string, slot: number) => `${registry}\u0000${slot}`;
-  return {
-    due(entryKeys) {
-      const now = Date.now();
-      const pending = new Map<string, Set<number>>();
-      for (const k of entryKeys) {
-        const registry = slotRegistryKey(namespaceOfEntryKey(k));
-        const slot = calculateSlot(k);
-        if ((registered.get(id(registry, slot)) ?? 0) > now - registrationTrustMs) continue;
-        const slots = pending.get(registry) ?? new Set<number>();
-        slots.add(slot);
-        pending.set(registry, slots);
-      }
-      return [...pending].map(([registry, slots]) => ({ registry, slots: [...slots] }));
-    },
-    done(registrations) {
-      const now = Date.now();
-      for (const { registry, slots } of registrations)
-        for (const slot of slots) registered.set(id(registry, slot), now);
-    },
-  };
 }

@@ -2,7 +2,13 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { type Glob, parseGlob } from '../listing/glob.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, type StrataCommands } from './redis-commands.ts';
+import {
+  asBuffer,
+  defineIndexedStrataCommands,
+  defineStrataCommands,
+  type IndexedStrataCommands,
+  type StrataCommands,
+} from './redis-commands.ts';
 import { indexKeysOf, lexRange, standaloneIndexKeys } from './redis-key-index.ts';
 import { badCursor, listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
@@ -51,12 +57,14 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
   };
   const client = options.url ? new Redis(options.url, redisOptions) : new Redis(redisOptions);
   client.on('error', options.onConnectionError ?? (() => {}));
+  // The plain commands serve the write-back's type; this driver's own writes keep the key index.
   defineStrataCommands(client);
-  const commands = client as unknown as Redis & StrataCommands;
+  defineIndexedStrataCommands(client);
+  const commands = client as unknown as Redis & StrataCommands & IndexedStrataCommands;
 
   async function write(namespace: string, key: string, input: EntryInput): Promise<StoredEntry> {
     const k = entryKey(namespace, key);
-    const [version, createdAtMs] = await commands.strataSet(
+    const [version, createdAtMs] = await commands.strataSetIndexed(
       k,
       ...standaloneIndexKeys(namespace),
       asBuffer(input.value),
@@ -83,7 +91,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
   async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
-    const pending = [...keys].map((k) => commands.strataDelete(k, ...indexKeysOf(false, k), tombstoneTtlMs));
+    const pending = [...keys].map((k) => commands.strataDeleteIndexed(k, ...indexKeysOf(k), tombstoneTtlMs));
     for (const [n, v] of await Promise.all(pending)) {
       removed += Number(n);
       version = Math.max(version, Number(v));

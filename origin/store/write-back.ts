@@ -4,8 +4,13 @@ import type { RedisBreaker } from '../breaker.ts';
 import type { PurgeInput } from '../purge/bus.ts';
 import type { DirtyChange, LocalTier } from './local-tier.ts';
 import { entryKey, tagSetKey } from './redis-codec.ts';
-import { asBuffer, type StrataCommands } from './redis-commands.ts';
-import { indexKeysOf, isCluster, slotRegistrar } from './redis-key-index.ts';
+import {
+  asBuffer,
+  defineIndexedStrataCommands,
+  type IndexedStrataCommands,
+  type StrataCommands,
+} from './redis-commands.ts';
+import { isCluster, standaloneIndexKeys } from './redis-key-index.ts';
 import { tombstoneTtlMs } from './redis-scripts.ts';
 import type { ResilienceStats, StoredEntry } from './store.ts';
 
@@ -37,25 +42,23 @@ export interface WriteBack {
  * Errors: rejects with the client's errors; callers keep the entry dirty.
  */
 export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): WriteBack {
-  const registrar = slotRegistrar();
+  // On a standalone server the namespace's key index is kept by the same scripts (`redis-key-index.ts`).
+  const indexed = isCluster(client) ? null : (client as unknown as Redis & IndexedStrataCommands);
+  if (indexed) defineIndexedStrataCommands(indexed);
   return {
     async setIfNewer(namespace, key, entry) {
       const k = entryKey(namespace, key);
-      if (isCluster(client)) {
-        const due = registrar.due([k]);
-        for (const { registry, slots } of due) await client.sadd(registry, ...slots);
-        registrar.done(due);
-      }
-      const written = await client.strataSetIfNewer(
-        k,
-        ...indexKeysOf(isCluster(client), k),
+      const args = [
         asBuffer(entry.value),
         entry.contentType,
         entry.expiresAtMs,
         entry.tags.join(','),
         entry.version,
         entry.createdAtMs,
-      );
+      ] as const;
+      const written = indexed
+        ? await indexed.strataSetIfNewerIndexed(k, ...standaloneIndexKeys(namespace), ...args)
+        : await client.strataSetIfNewer(k, ...args);
       if (Number(written) === 1 && entry.tags.length > 0) {
         const ttlMs = Math.max(1, entry.expiresAtMs - Date.now());
         await Promise.all(
@@ -71,12 +74,9 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
     },
     async deleteIfOlder(namespace, key, version) {
       const k = entryKey(namespace, key);
-      const [removed] = await client.strataDeleteIfOlder(
-        k,
-        ...indexKeysOf(isCluster(client), k),
-        version,
-        tombstoneTtlMs,
-      );
+      const [removed] = indexed
+        ? await indexed.strataDeleteIfOlderIndexed(k, ...standaloneIndexKeys(namespace), version, tombstoneTtlMs)
+        : await client.strataDeleteIfOlder(k, version, tombstoneTtlMs);
       return Number(removed) === 1;
     },
   };
