@@ -226,6 +226,8 @@ export async function startOrigin(
   const rpc = createGrpcHandler({
     service,
     locks,
+    reports,
+    reloader,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
