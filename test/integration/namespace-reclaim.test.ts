@@ -1,6 +1,8 @@
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { redisStore } from '../../origin/store/redis.ts';
+import { redisClusterStore } from '../../origin/store/redis-cluster.ts';
 import {
   namespaceVersionKeys,
   type RedisReclaimer,
@@ -8,6 +10,7 @@ import {
   redisNamespaceVersions,
   startRedisReclaimer,
 } from '../../origin/store/redis-namespaces.ts';
+import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { eventually } from '../support/wait.ts';
 
 const unique = (prefix: string) => `${prefix}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -108,5 +111,47 @@ describe('namespace reclaimer on a shared Redis', () => {
     expect(after.some((c) => c.name === reclaimConnectionName)).toBe(false);
     // The last command on the store's connection is still the test's own PING.
     expect(after.find((c) => c.name === 'test-store')?.cmd).toBe('ping');
+  });
+});
+
+describe('namespace reclaimer on Redis Cluster', () => {
+  let cluster: RunningRedisCluster;
+  let store: ReturnType<typeof redisClusterStore>;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ dir: join(inject('serversDir'), `cluster-${process.pid}-reclaim`) });
+    store = redisClusterStore({ nodes: cluster.env.REDIS_CLUSTER_NODES!.split(',') });
+    await store.ping();
+  });
+  afterAll(async () => {
+    await store?.close();
+    await cluster?.stop();
+  });
+
+  it('walks every master on a connection of its own and unlinks only the flushed namespace’s older entries', async () => {
+    const ns = unique('rc');
+    const neighbour = `${ns}x`;
+    // 60 keys land in many slots, so on every master.
+    for (let i = 0; i < 60; i++) {
+      await store.set(ns, `old${i}`, entry);
+      await store.set(neighbour, `n${i}`, entry);
+    }
+    const flushed = await redisNamespaceVersions(store.client).bump(ns, 'test', 0);
+    await store.set(ns, 'new', entry);
+    const reclaimer = startRedisReclaimer({
+      client: store.client,
+      floors: () => new Map([[ns, flushed.version]]),
+      callsPerSecond: 1_000,
+      idleMs: 20,
+    });
+    try {
+      await reclaimer.idle();
+      expect(reclaimer.reclaimed).toBe(60);
+    } finally {
+      await reclaimer.stop();
+    }
+    const keysOf = async (namespace: string) =>
+      (await Promise.all(store.client.nodes('master').map((n) => n.keys(`strata:e:${namespace}:*`)))).flat().sort();
+    expect(await keysOf(ns)).toEqual([`strata:e:${ns}:new`]);
+    expect(await keysOf(neighbour)).toHaveLength(60);
   });
 });
