@@ -188,12 +188,13 @@ export async function startOrigin(
     service,
     logger,
   });
-  // Flushed entries on Redis are unlinked in the background, at most 1,000 keys a second.
+  // Flushed entries on Redis are unlinked in the background, on a connection of the reclaimer's own, at most
+  // 1,000 calls a second, and only for flushes no replica has reclaimed yet.
   const reclaimer = store.redisClient
     ? startRedisReclaimer({
         client: store.redisClient,
         floors: () => namespaces.floors(),
-        keysPerSecond: 1_000,
+        callsPerSecond: 1_000,
         onError: (error) => logger.debug({ err: error }, 'reclaim of flushed entries failed; retrying'),
       })
     : null;
@@ -225,6 +226,8 @@ export async function startOrigin(
   const rpc = createGrpcHandler({
     service,
     locks,
+    reports,
+    reloader,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,

@@ -13,6 +13,10 @@ export const namespaceVersionKeys = {
   current: 'strata:{strata-ns}:current',
   /** List per namespace, newest first, trimmed to {@link namespaceHistoryLimit}. */
   history: (namespace: string) => `strata:{strata-ns}:history:${namespace}`,
+  /** Hash: namespace → the highest version below which every entry was reclaimed (unlinked). */
+  reclaimed: 'strata:{strata-ns}:reclaimed',
+  /** String per namespace: the replica walking it now (a lease with a TTL). */
+  reclaiming: (namespace: string) => `strata:{strata-ns}:reclaiming:${namespace}`,
 } as const;
 
 /**
@@ -116,14 +120,38 @@ if v < tonumber(ARGV[1]) then redis.call('UNLINK', KEYS[1]) return 1 end
 return 0
 `;
 
+/** KEYS[1] the reclaimed hash; ARGV: namespace, version. Records the version unless a higher one is there. */
+const markReclaimedScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+`;
+
+/** KEYS[1] a reclaim lease; ARGV[1] its holder. Deletes the lease only while this holder has it. */
+const releaseLeaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;
+
+/** Name of the reclaimer's own connection (`CLIENT LIST`). */
+export const reclaimConnectionName = 'strata-reclaim';
+
 /** Options of {@link startRedisReclaimer}. */
 export interface RedisReclaimerOptions {
+  /** The store's client; the reclaimer never sends on it, it opens a connection of its own from it. */
   readonly client: Redis | Cluster;
   /** Every flushed namespace's version as this origin knows it (`NamespaceRegistry.floors`). */
   readonly floors: () => ReadonlyMap<string, number>;
-  /** Entries examined per second at most (bounds the load a reclaim puts on Redis). */
-  readonly keysPerSecond: number;
-  /** Told about a failed pass (retried on the next one). */
+  /**
+   * Redis calls per second at most (one SCAN page of up to 100 keys, or one
+   * entry checked and unlinked, is one call); one call in flight at a time.
+   */
+  readonly callsPerSecond: number;
+  /** Time between looks at the floors when there is nothing to do, ms (default 1000). No Redis call is made then. */
+  readonly idleMs?: number;
+  /** Lease on one namespace's reclaim, so one replica walks it at a time, ms (default 30 000; renewed per SCAN page). */
+  readonly leaseMs?: number;
+  /** Told about a failed pass (retried on a later round). */
   readonly onError?: (error: unknown) => void;
 }
 
@@ -131,84 +159,193 @@ export interface RedisReclaimerOptions {
 export interface RedisReclaimer {
   /** Entries unlinked so far. */
   readonly reclaimed: number;
-  /** Stops after the current key; resolves when stopped. */
+  /** Redis calls made so far (SCAN pages, entry checks, bookkeeping). */
+  readonly calls: number;
+  /** Resolves at the end of the next round that found nothing left to reclaim (its own connection closed). */
+  idle(): Promise<void>;
+  /** Stops after the current call; resolves when stopped and its connection is closed. */
   stop(): Promise<void>;
 }
 
-/**
- * Reclaims flushed entries lazily: for each namespace whose version rose
- * since its last pass, SCANs its entry keys on every master and UNLINKs
- * those below the namespace version (checked and unlinked in one script, so
- * an entry rewritten meanwhile stays), at most `keysPerSecond` keys a second.
- */
-export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclaimer {
-  const done = new Map<string, number>();
-  let stopped = false;
-  let reclaimed = 0;
-  let budget = options.keysPerSecond;
-  let windowStart = Date.now();
-  let wake: (() => void) | undefined;
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref?.();
-      wake = () => {
-        clearTimeout(timer);
+function isCluster(client: Redis | Cluster): client is Cluster {
+  return client.isCluster;
+}
+
+/** A connection of the reclaimer's own, with the store client's settings, ready to use. */
+async function openReclaimConnection(client: Redis | Cluster): Promise<Redis | Cluster> {
+  const own = isCluster(client)
+    ? client.duplicate([], {
+        enableAutoPipelining: false,
+        redisOptions: { ...client.options.redisOptions, connectionName: reclaimConnectionName },
+      })
+    : client.duplicate({ enableAutoPipelining: false, connectionName: reclaimConnectionName });
+  own.on('error', () => {});
+  if (own.status !== 'ready') {
+    await new Promise<void>((resolve, reject) => {
+      const onReady = () => {
+        own.off('end', onEnd);
         resolve();
       };
+      const onEnd = () => {
+        own.off('ready', onReady);
+        reject(new Error('reclaim connection closed before it was ready'));
+      };
+      own.once('ready', onReady);
+      own.once('end', onEnd);
+    }).catch((error: unknown) => {
+      own.disconnect();
+      throw error;
     });
-  const take = async () => {
+  }
+  return own;
+}
+
+/**
+ * Reclaims flushed entries lazily, once per flush across all replicas. Reads
+ * and writes never wait for it and never share its connection: a connection
+ * of its own (named {@link reclaimConnectionName}, without auto-pipelining)
+ * is opened only while there is work and closed when there is none, so a
+ * foreground command is never batched with, or queued behind, a reclaim
+ * call. With no flush newer than what this replica has seen reclaimed, a
+ * round makes no Redis call at all.
+ *
+ * A namespace is walked only when its version rose above the version
+ * recorded as reclaimed in `strata:{strata-ns}:reclaimed` (shared by every
+ * replica and kept across restarts), under a lease so one replica walks it
+ * at a time. The walk SCANs that namespace's entry keys on every master and
+ * UNLINKs those below the namespace version, checked and unlinked in one
+ * script so an entry rewritten meanwhile stays; entries of other namespaces
+ * and of the current version are never touched. At most `callsPerSecond`
+ * calls a second, one at a time.
+ */
+export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclaimer {
+  const idleMs = options.idleMs ?? 1_000;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const holder = `${process.pid}-${crypto.randomUUID()}`;
+  const { reclaimed: reclaimedKey, reclaiming } = namespaceVersionKeys;
+  // Per namespace, the version this replica knows to be reclaimed (by it or another replica).
+  const done = new Map<string, number>();
+  let own: Redis | Cluster | undefined;
+  let stopped = false;
+  let reclaimed = 0;
+  let calls = 0;
+  let budget = options.callsPerSecond;
+  let windowStart = Date.now();
+  // Sleeps end early on stop; the idle sleep also when someone waits for `idle()` (the budget sleep never).
+  const sleepers = new Set<() => void>();
+  let wakeIdle: (() => void) | undefined;
+  let idleWaiters: (() => void)[] = [];
+  const pause = (ms: number, onIdle = false) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        if (wakeIdle === done) wakeIdle = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref?.();
+      sleepers.add(done);
+      if (onIdle) wakeIdle = done;
+    });
+  const call = async <T>(run: () => Promise<T>): Promise<T> => {
     if (budget <= 0) {
       await pause(Math.max(0, windowStart + 1000 - Date.now()));
-      budget = options.keysPerSecond;
+      budget = options.callsPerSecond;
       windowStart = Date.now();
     }
+    if (stopped) throw new Error('reclaimer stopped');
     budget--;
+    calls++;
+    return await run();
   };
-  const nodes = (): Redis[] =>
-    'nodes' in options.client && typeof options.client.nodes === 'function'
-      ? options.client.nodes('master')
-      : [options.client as Redis];
+  const close = async () => {
+    const connection = own;
+    own = undefined;
+    if (connection) await connection.quit().catch(() => connection.disconnect());
+  };
+  const masters = (connection: Redis | Cluster): Redis[] =>
+    isCluster(connection) ? connection.nodes('master') : [connection];
 
-  async function pass(namespace: string, floor: number): Promise<void> {
+  async function pass(connection: Redis | Cluster, namespace: string, floor: number): Promise<boolean> {
     const match = `${escapeGlob(entryKey(namespace, ''))}*`;
-    for (const node of nodes()) {
+    for (const node of masters(connection)) {
       let cursor = '0';
       do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 100);
+        const [next, keys] = await call(() => node.scan(cursor, 'MATCH', match, 'COUNT', 100));
         cursor = next;
+        await call(() => connection.pexpire(reclaiming(namespace), leaseMs));
         for (const key of keys) {
-          if (stopped) return;
-          await take();
-          reclaimed += Number(await options.client.eval(unlinkIfOlderScript, 1, key, String(floor)));
+          if (stopped) return false;
+          reclaimed += Number(await call(() => connection.eval(unlinkIfOlderScript, 1, key, String(floor))));
         }
       } while (cursor !== '0' && !stopped);
+    }
+    return !stopped;
+  }
+
+  async function round(pending: [string, number][]): Promise<void> {
+    own ??= await openReclaimConnection(options.client);
+    const connection = own;
+    const recorded = await call(() => connection.hgetall(reclaimedKey));
+    for (const [namespace, floor] of pending) {
+      if (stopped) return;
+      if (Number(recorded[namespace] ?? 0) >= floor) {
+        done.set(namespace, floor);
+        continue;
+      }
+      // Another replica holds the lease: look again next round.
+      const leased = await call(() => connection.set(reclaiming(namespace), holder, 'PX', leaseMs, 'NX'));
+      if (leased !== 'OK') continue;
+      try {
+        if (await pass(connection, namespace, floor)) {
+          await call(() => connection.eval(markReclaimedScript, 1, reclaimedKey, namespace, String(floor)));
+          done.set(namespace, floor);
+        }
+      } finally {
+        await call(() => connection.eval(releaseLeaseScript, 1, reclaiming(namespace), holder));
+      }
     }
   }
 
   const loop = (async () => {
     while (!stopped) {
-      for (const [namespace, floor] of options.floors()) {
-        if (stopped || (done.get(namespace) ?? 0) >= floor) continue;
+      const pending = [...options.floors()].filter(([namespace, floor]) => (done.get(namespace) ?? 0) < floor);
+      if (pending.length > 0) {
         try {
-          await pass(namespace, floor);
-          if (!stopped) done.set(namespace, floor);
+          await round(pending);
         } catch (error) {
-          options.onError?.(error);
+          if (!stopped) options.onError?.(error);
+          await close();
         }
+      } else {
+        await close();
+        for (const resolve of idleWaiters.splice(0)) resolve();
       }
-      if (!stopped) await pause(1000);
+      if (!stopped) await pause(idleMs, true);
     }
+    await close();
   })();
 
   return {
     get reclaimed() {
       return reclaimed;
     },
+    get calls() {
+      return calls;
+    },
+    idle() {
+      return new Promise<void>((resolve) => {
+        idleWaiters.push(resolve);
+        wakeIdle?.();
+      });
+    },
     async stop() {
       stopped = true;
-      wake?.();
+      for (const wake of [...sleepers]) wake();
       await loop;
+      for (const resolve of idleWaiters.splice(0)) resolve();
+      idleWaiters = [];
     },
   };
 }
