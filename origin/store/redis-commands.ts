@@ -29,35 +29,16 @@ export interface StrataCommands {
  * entry key come the index pair, by key and by expiry.
  */
 export interface IndexedStrataCommands {
-  strataSetIndexed(
-    key: string,
-    byKey: string,
-    byExpiry: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-  ): Promise<[number, number]>;
-  strataSetIfNewerIndexed(
-    key: string,
-    byKey: string,
-    byExpiry: string,
-    data: Uint8Array,
-    contentType: string,
-    expiresAtMs: number,
-    tags: string,
-    version: number,
-    createdAtMs: number,
-  ): Promise<number>;
-  strataDeleteIndexed(key: string, byKey: string, byExpiry: string, tombstoneTtlMs: number): Promise<[number, number]>;
-  strataDeleteIfOlderIndexed(
-    key: string,
-    byKey: string,
-    byExpiry: string,
-    version: number,
-    tombstoneTtlMs: number,
-  ): Promise<[number, number]>;
+  strataSetIndexed: WithIndex<StrataCommands['strataSet']>;
+  strataSetIfNewerIndexed: WithIndex<StrataCommands['strataSetIfNewer']>;
+  strataDeleteIndexed: WithIndex<StrataCommands['strataDelete']>;
+  strataDeleteIfOlderIndexed: WithIndex<StrataCommands['strataDeleteIfOlder']>;
 }
+
+/** A script command with the index pair (by key, by expiry) after its entry key. */
+type WithIndex<F> = F extends (key: string, ...rest: infer A) => infer R
+  ? (key: string, byKey: string, byExpiry: string, ...rest: A) => R
+  : never;
 
 /** Registers the {@link IndexedStrataCommands} on a standalone client. */
 export function defineIndexedStrataCommands(client: { defineCommand: Redis['defineCommand'] }): void {

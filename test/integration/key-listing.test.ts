@@ -155,7 +155,7 @@ describe('key listing through the typed client, an edge and the CLI', () => {
         cwd: root,
         env: { PATH: process.env.PATH, ORIGIN_URL: origin.url },
       });
-    const { stdout } = await cli(ns, '--match', 'item:0*', '--count', '3');
+    const { stdout } = await cli('--namespace', ns, '--match', 'item:0*', '--count', '3');
     const lines = stdout.trim().split('\n');
     expect(lines.map((l) => l.split('\t')[0])).toEqual(keys.slice(0, 10));
     const [key, size, ttl, version, tags] = lines[0]!.split('\t');
@@ -164,14 +164,14 @@ describe('key listing through the typed client, an edge and the CLI', () => {
     expect(Number(ttl)).toBeGreaterThan(590);
     expect(Number(version)).toBeGreaterThan(0);
     expect(tags).toBe('t');
-    const json = await cli(ns, '--json', '--limit', '2');
+    const json = await cli('--namespace', ns, '--json', '--limit', '2');
     expect(
       json.stdout
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l).key),
     ).toEqual(['item:00', 'item:01']);
-    await expect(cli(ns, '--match', '[')).rejects.toMatchObject({ code: 1 });
+    await expect(cli('--namespace', ns, '--match', '[')).rejects.toMatchObject({ code: 1 });
     await expect(cli()).rejects.toMatchObject({ code: 2 });
   });
 });
