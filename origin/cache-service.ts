@@ -161,6 +161,9 @@ export class CacheService {
 
   /**
    * Purges by keys, tags and prefix at the origin store and at every edge.
+   * @param originRegion set when applying another region's invalidation: the
+   *   purge log entry carries it (`origin_region`), so this region's forwarder
+   *   does not send it back to Kafka.
    * @returns entries removed at the origin, and the purge's number in the purge log (`seq`).
    */
   async purge(
@@ -168,9 +171,10 @@ export class CacheService {
     selector: PurgeSelector,
     action: 'delete' | 'update' = 'delete',
     acknowledgedAtMs?: number,
+    originRegion?: string,
   ): Promise<RemovalResult & { seq: number }> {
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
-    const published = await this.#publish('purge', result, {
+    const input: PurgeInput = {
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -178,7 +182,9 @@ export class CacheService {
       version: result.version,
       action,
       ts: acknowledgedAtMs ?? this.#now(),
-    });
+    };
+    if (originRegion !== undefined) Object.assign(input, { origin_region: originRegion });
+    const published = await this.#publish('purge', result, input);
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
   }

@@ -19,6 +19,7 @@ import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
 import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
+import { type Regions, regionsFromConfig } from './regions/regions.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { checkStoreAtStart } from './startup.ts';
@@ -38,6 +39,8 @@ export interface RunningOrigin {
   readonly store: TieredStore;
   /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
   readonly invalidations: InvalidationSource;
+  /** Cross-region forwarding and receiving (docs/regions.md). */
+  readonly regions: Regions;
   /** Stops consuming invalidations (commits, leaves the group), stops accepting, ends purge streams, closes the store. */
   close(): Promise<void>;
 }
@@ -157,7 +160,13 @@ export async function startOrigin(
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
-  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  const regions = regionsFromConfig(config, {
+    service,
+    redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
+    registry: metrics.registry,
+    logger,
+  });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics, regions });
   const locks = new LockService({
     store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
     metrics: lockMetrics(metrics.registry),
@@ -174,6 +183,7 @@ export async function startOrigin(
     log: pinoRequestLog(logger),
     auth,
     invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
+    regions,
     dashboard: {
       stats: observability.stats,
       sampleSeconds: config.STATS_SAMPLE_SECONDS,
@@ -203,6 +213,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
+  regions.start();
   observability.start(port);
   return {
     url,
@@ -211,8 +222,11 @@ export async function startOrigin(
     bus,
     store,
     invalidations,
+    regions,
     async close() {
       await observability.stop();
+      // Release the forwarding lease first, so a peer takes over at once.
+      await regions.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
 import { defaultMaxValueBytes } from './keys.ts';
+import { regionSchema } from './schemas.ts';
 
 /**
  * Configuration schemas (ARCHITECTURE.md §3). They parse a plain string map,
@@ -41,205 +42,197 @@ const authVars = {
   NODE_ENV: z.string().optional(),
 };
 
+/** Origin configuration fields; {@link originConfigSchema} adds the checks across fields. */
+const originConfigFields = z.object({
+  ...authVars,
+  /** Keys for encryption at rest: `id:base64,…` (32-byte AES-256 keys), first = current (shared/crypto.ts). */
+  ENCRYPTION_KEYS: z.string().min(1).optional(),
+  /** Namespaces whose every write is encrypted at rest (comma list); needs ENCRYPTION_KEYS. */
+  ENCRYPTED_NAMESPACES: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'expected namespaces')))
+    .optional(),
+  ORIGIN_PORT: port.default(8080),
+  ORIGIN_HOST: z.string().default('127.0.0.1'),
+  /** Standalone Redis, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s/]/, 'expected redis://host:port or rediss://host:port, e.g. redis://127.0.0.1:6379')
+    .pipe(z.string().url())
+    .optional(),
+  /** Refuse to start (`true`) when Redis does not answer at start-up, instead of starting degraded on the local tier. */
+  REDIS_REQUIRED_AT_START: z.stringbool().default(false),
+  REDIS_CLUSTER_NODES: commaList.optional(),
+  /** Seconds, when a write gives no TTL. */
+  CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Longest a lock acquire waits for a held lock, seconds (docs/locks.md); larger `wait` values count as this. */
+  LOCK_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(30).default(30),
+  /** Byte budget of the embedded memory store. */
+  MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
+  /** Eviction policy of the embedded memory store and the fallback tier. */
+  EVICTION_POLICY: evictionPolicy,
+  /** `AUTH` password for Redis (standalone URL may carry its own; Cluster nodes use this). */
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  /** Connect to Redis Cluster nodes with TLS (`true`/`false`). Standalone uses a `rediss://` URL instead. */
+  REDIS_TLS: z.stringbool().default(false),
+  /** PEM file of the CA(s) that signed the Redis nodes' certificates (REDIS_TLS); unset = the system trust store. */
+  REDIS_TLS_CA_FILE: z.string().min(1).optional(),
+  /** Milliseconds one Redis call may take before it counts as failed and the local tier answers. */
+  REDIS_CALL_TIMEOUT_MS: positiveInt.default(300),
+  /** Redis Sentinel addresses `host:port,...`; with REDIS_SENTINEL_MASTER the origin follows that master through failover (docs/redis-sentinel.md). */
+  REDIS_SENTINELS: commaList.optional(),
+  /** Name of the master the sentinels monitor (`sentinel monitor <name> ...`); needs REDIS_SENTINELS. */
+  REDIS_SENTINEL_MASTER: z.string().min(1).optional(),
+  /** Replicas that must acknowledge each write (`WAIT n timeout` after it); 0 = asynchronous replication only. */
+  REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
+  /** Milliseconds a write waits for REDIS_WAIT_REPLICAS acknowledgements before it answers anyway (the `WAIT` timeout). */
+  REDIS_WAIT_TIMEOUT_MS: positiveInt.default(100),
+  /** Milliseconds to open a TCP (and TLS) connection to one Redis node or sentinel before the attempt counts as failed. */
+  REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(1_000),
+  /** Milliseconds before the first reconnect attempt; each further attempt doubles it, up to REDIS_RECONNECT_MAX_MS. */
+  REDIS_RECONNECT_BASE_MS: positiveInt.default(50),
+  /** Milliseconds: the cap on the reconnect back-off. */
+  REDIS_RECONNECT_MAX_MS: positiveInt.default(2_000),
+  /** Values larger than this many bytes are stored compressed with zstd when that saves space (docs/compression.md); 0 = never compress. */
+  COMPRESS_MIN_BYTES: z.coerce.number().int().min(0).default(1024),
+  /** Attempts for an idempotent Redis read (1 = no retry); retries back off exponentially with jitter. */
+  REDIS_READ_ATTEMPTS: positiveInt.max(5).default(2),
+  /** Failure ratio over the window that opens the circuit breaker (ICD §9.2 `threshold`), in (0, 1). */
+  BREAKER_THRESHOLD: z.coerce.number().gt(0).lt(1).default(0.5),
+  /** Seconds of the breaker's sampling window (ICD §9.2 `window`). */
+  BREAKER_WINDOW_SECONDS: positiveInt.default(60),
+  /** Calls the window must hold before the breaker may open (ICD §9.2 `min_requests`). */
+  BREAKER_MIN_REQUESTS: positiveInt.default(20),
+  /** Milliseconds an open breaker waits before a half-open probe. */
+  BREAKER_HALF_OPEN_AFTER_MS: positiveInt.default(5_000),
+  /** Milliseconds between background recovery rounds (probe, write-back); 0 = only requests trigger them. */
+  BREAKER_RECOVERY_INTERVAL_MS: z.coerce.number().int().min(0).default(1_000),
+  /** Byte budget of clean copies in the origin's local fallback tier. */
+  LOCAL_TIER_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+  /** Byte budget of writes accepted during a Redis outage; past it such writes answer 503 CACHE_005. */
+  LOCAL_TIER_MAX_DIRTY_BYTES: positiveInt.default(64 * 1024 * 1024),
+  /** Largest value, bytes. */
+  MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
+  /** Purges kept for replay to reconnecting edges. */
+  PURGE_BUFFER_SIZE: positiveInt.default(10_000),
+  /**
+   * Which purge log the origin uses: `auto` = the region's log on the store's
+   * Redis (a Redis Stream every replica shares) when the store is Redis or
+   * Redis Cluster, else this process's memory; `none` = this process's
+   * memory even on Redis, only for a deliberate single replica.
+   */
+  PURGE_BUS: z.enum(['auto', 'none']).default('auto'),
+  /** Redis key prefix of the region's purge log (`<prefix>:stream`, `<prefix>:meta`); keep one `{hash tag}` for Redis Cluster. Replicas of one region share it. */
+  PURGE_LOG_KEY: z
+    .string()
+    .regex(/^[^{}]*\{[^{}]+\}[^{}]*$/, 'expected one {hash tag}')
+    .default('{strata:purge-log}'),
+  /** Seconds the Redis purge log keeps a purge; an edge further behind (or away longer) gets `reset`. */
+  PURGE_LOG_RETENTION_SECONDS: positiveInt.default(3_600),
+  /** Redis replicas that must hold a purge before its change is acknowledged (`WAIT`); unset = 1 when the log's master has replicas, else 0. */
+  PURGE_LOG_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).optional(),
+  /** Milliseconds `WAIT` may take; past it the change answers 503 CACHE_005 (the client retries). */
+  PURGE_LOG_WAIT_TIMEOUT_MS: positiveInt.default(1_000),
+  /**
+   * Fault injection for crash tests only: the origin SIGKILLs itself after the
+   * store took a change and before its purge is logged
+   * (`crash-after-store-write`), or after the purge is logged and before the
+   * change is acknowledged (`crash-after-log-append`). Never set in production.
+   */
+  STRATA_FAULT: z.enum(['crash-after-store-write', 'crash-after-log-append']).optional(),
+  /**
+   * Milliseconds between `heartbeat` events on the purge stream; at most a
+   * third of the edges' `EDGE_LEASE_MS` so a lease survives a lost heartbeat.
+   * Default 1000 (or `PURGE_HEARTBEAT_SECONDS` × 1000 when only that is set).
+   */
+  PURGE_HEARTBEAT_MS: positiveInt.optional(),
+  /** Seconds between heartbeats: the older spelling of `PURGE_HEARTBEAT_MS`, still honoured when that is unset. */
+  PURGE_HEARTBEAT_SECONDS: positiveInt.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */
+  KAFKA_BROKERS: commaList.optional(),
+  /** Topic of invalidation events (ARCHITECTURE.md §4). */
+  KAFKA_INVALIDATION_TOPIC: z.string().min(1).default('cache.invalidation'),
+  /** Consumer group; one per region, so every region sees every event. Default `strata-origin-<STRATA_REGION>` (`strata-origin` in region `local`). */
+  KAFKA_GROUP_ID: z.string().min(1).optional(),
+  /** Kafka client id, for broker logs and quotas. */
+  KAFKA_CLIENT_ID: z.string().min(1).default('strata-origin'),
+  /** Dead-letter topic for undecodable or invalid events; default `<KAFKA_INVALIDATION_TOPIC>.dlq`. */
+  KAFKA_DLQ_TOPIC: z.string().min(1).optional(),
+  /** A group with no committed offset starts at the oldest event (`true`) or only new ones (`false`). */
+  KAFKA_FROM_BEGINNING: z.stringbool().default(false),
+  /** Milliseconds without heartbeat before the broker evicts a consumer (broker minimum 6000). */
+  KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Milliseconds between consumer heartbeats (well under the session timeout). */
+  KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
+  /** Connect to Kafka with TLS (`true`/`false`); the broker's certificate is checked against KAFKA_SSL_CA_FILE or the system trust store. */
+  KAFKA_SSL: z.stringbool().default(false),
+  /** PEM file of the CA(s) that signed the brokers' certificates; needs KAFKA_SSL=true. */
+  KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
+  /** SASL mechanism (PLAIN, RFC 4616; SCRAM, RFC 5802 / RFC 7677); unset = no SASL. Needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD. */
+  KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  /** SASL user name (KAFKA_SASL_MECHANISM). */
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  /** SASL password (KAFKA_SASL_MECHANISM); never logged. */
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  /** This origin's region: events it forwards carry it as `origin_region`; events from it are not applied again here (docs/regions.md). */
+  STRATA_REGION: regionSchema.default('local'),
+  /** Forward this region's purges to the invalidation topic for other regions; takes effect with KAFKA_BROKERS and a Redis store. */
+  REGION_FORWARD: z.stringbool().default(true),
+  /** Milliseconds the forwarder lease lasts without renewal: a dead forwarding replica is replaced within about this. */
+  REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
+  /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
+  INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
+  /** Seconds between `cache.health.status` events (ICD §3.1.2) on Kafka; 0 = none. Needs `KAFKA_BROKERS`. */
+  HEALTH_EVENT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
+  /** Topic of the health events. */
+  KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
+  /** `service_id` of this origin in health events and logs; default the host name and port. */
+  ORIGIN_ID: z.string().min(1).max(128).optional(),
+  /** Seconds between the dashboard's points (`/api/v1/stats`). */
+  STATS_SAMPLE_SECONDS: positiveInt.max(60).default(2),
+  /** Seconds of history `/api/v1/stats` keeps (the dashboard's window). */
+  STATS_WINDOW_SECONDS: positiveInt.max(86_400).default(600),
+  /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** `service.name` of exported spans. */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+});
+
 /** Kafka security settings that only make sense together: one issue per variable, one line each. */
-function checkKafkaSecurity(
-  c: {
-    KAFKA_SSL: boolean;
-    KAFKA_SSL_CA_FILE?: string | undefined;
-    KAFKA_SASL_MECHANISM?: string | undefined;
-    KAFKA_SASL_USERNAME?: string | undefined;
-    KAFKA_SASL_PASSWORD?: string | undefined;
-  },
-  ctx: z.RefinementCtx,
-): void {
+function checkKafkaSecurity(c: z.infer<typeof originConfigFields>, ctx: z.RefinementCtx): void {
   if (c.KAFKA_SSL_CA_FILE && !c.KAFKA_SSL)
     ctx.addIssue({ code: 'custom', path: ['KAFKA_SSL_CA_FILE'], message: 'needs KAFKA_SSL=true' });
-  if (c.KAFKA_SASL_MECHANISM) {
-    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const)
-      if (!c[name])
-        ctx.addIssue({
-          code: 'custom',
-          path: [name],
-          message: `required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`,
-        });
-  } else {
-    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const)
-      if (c[name])
-        ctx.addIssue({
-          code: 'custom',
-          path: [name],
-          message: 'needs KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512)',
-        });
+  for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+    if (c.KAFKA_SASL_MECHANISM && !c[name])
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`,
+      });
+    if (!c.KAFKA_SASL_MECHANISM && c[name])
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: 'needs KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512)',
+      });
   }
 }
 
+/** The consumer group: `KAFKA_GROUP_ID`, else `strata-origin-<STRATA_REGION>` (`strata-origin` in region `local`). */
+export function kafkaGroupId(config: Pick<OriginConfig, 'KAFKA_GROUP_ID' | 'STRATA_REGION'>): string {
+  if (config.KAFKA_GROUP_ID) return config.KAFKA_GROUP_ID;
+  return config.STRATA_REGION === 'local' ? 'strata-origin' : `strata-origin-${config.STRATA_REGION}`;
+}
+
 /** Origin configuration, parsed from env vars. */
-export const originConfigSchema = z
-  .object({
-    ...authVars,
-    /** Keys for encryption at rest: `id:base64,…` (32-byte AES-256 keys), first = current (shared/crypto.ts). */
-    ENCRYPTION_KEYS: z.string().min(1).optional(),
-    /** Namespaces whose every write is encrypted at rest (comma list); needs ENCRYPTION_KEYS. */
-    ENCRYPTED_NAMESPACES: z
-      .string()
-      .transform((s) =>
-        s
-          .split(',')
-          .map((x) => x.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'expected namespaces')))
-      .optional(),
-    ORIGIN_PORT: port.default(8080),
-    ORIGIN_HOST: z.string().default('127.0.0.1'),
-    /** Standalone Redis, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
-    REDIS_URL: z
-      .string()
-      .regex(/^rediss?:\/\/[^\s/]/, 'expected redis://host:port or rediss://host:port, e.g. redis://127.0.0.1:6379')
-      .pipe(z.string().url())
-      .optional(),
-    /** Refuse to start (`true`) when Redis does not answer at start-up, instead of starting degraded on the local tier. */
-    REDIS_REQUIRED_AT_START: z.stringbool().default(false),
-    REDIS_CLUSTER_NODES: commaList.optional(),
-    /** Seconds, when a write gives no TTL. */
-    CACHE_DEFAULT_TTL: positiveInt.default(3600),
-    /** Longest a lock acquire waits for a held lock, seconds (docs/locks.md); larger `wait` values count as this. */
-    LOCK_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(30).default(30),
-    /** Byte budget of the embedded memory store. */
-    MEMORY_STORE_MAX_BYTES: positiveInt.default(256 * 1024 * 1024),
-    /** Eviction policy of the embedded memory store and the fallback tier. */
-    EVICTION_POLICY: evictionPolicy,
-    /** `AUTH` password for Redis (standalone URL may carry its own; Cluster nodes use this). */
-    REDIS_PASSWORD: z.string().min(1).optional(),
-    /** Connect to Redis Cluster nodes with TLS (`true`/`false`). Standalone uses a `rediss://` URL instead. */
-    REDIS_TLS: z.stringbool().default(false),
-    /** PEM file of the CA(s) that signed the Redis nodes' certificates (REDIS_TLS); unset = the system trust store. */
-    REDIS_TLS_CA_FILE: z.string().min(1).optional(),
-    /** Milliseconds one Redis call may take before it counts as failed and the local tier answers. */
-    REDIS_CALL_TIMEOUT_MS: positiveInt.default(300),
-    /** Redis Sentinel addresses `host:port,...`; with REDIS_SENTINEL_MASTER the origin follows that master through failover (docs/redis-sentinel.md). */
-    REDIS_SENTINELS: commaList.optional(),
-    /** Name of the master the sentinels monitor (`sentinel monitor <name> ...`); needs REDIS_SENTINELS. */
-    REDIS_SENTINEL_MASTER: z.string().min(1).optional(),
-    /** Replicas that must acknowledge each write (`WAIT n timeout` after it); 0 = asynchronous replication only. */
-    REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
-    /** Milliseconds a write waits for REDIS_WAIT_REPLICAS acknowledgements before it answers anyway (the `WAIT` timeout). */
-    REDIS_WAIT_TIMEOUT_MS: positiveInt.default(100),
-    /** Milliseconds to open a TCP (and TLS) connection to one Redis node or sentinel before the attempt counts as failed. */
-    REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(1_000),
-    /** Milliseconds before the first reconnect attempt; each further attempt doubles it, up to REDIS_RECONNECT_MAX_MS. */
-    REDIS_RECONNECT_BASE_MS: positiveInt.default(50),
-    /** Milliseconds: the cap on the reconnect back-off. */
-    REDIS_RECONNECT_MAX_MS: positiveInt.default(2_000),
-    /** Values larger than this many bytes are stored compressed with zstd when that saves space (docs/compression.md); 0 = never compress. */
-    COMPRESS_MIN_BYTES: z.coerce.number().int().min(0).default(1024),
-    /** Attempts for an idempotent Redis read (1 = no retry); retries back off exponentially with jitter. */
-    REDIS_READ_ATTEMPTS: positiveInt.max(5).default(2),
-    /** Failure ratio over the window that opens the circuit breaker (ICD §9.2 `threshold`), in (0, 1). */
-    BREAKER_THRESHOLD: z.coerce.number().gt(0).lt(1).default(0.5),
-    /** Seconds of the breaker's sampling window (ICD §9.2 `window`). */
-    BREAKER_WINDOW_SECONDS: positiveInt.default(60),
-    /** Calls the window must hold before the breaker may open (ICD §9.2 `min_requests`). */
-    BREAKER_MIN_REQUESTS: positiveInt.default(20),
-    /** Milliseconds an open breaker waits before a half-open probe. */
-    BREAKER_HALF_OPEN_AFTER_MS: positiveInt.default(5_000),
-    /** Milliseconds between background recovery rounds (probe, write-back); 0 = only requests trigger them. */
-    BREAKER_RECOVERY_INTERVAL_MS: z.coerce.number().int().min(0).default(1_000),
-    /** Byte budget of clean copies in the origin's local fallback tier. */
-    LOCAL_TIER_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
-    /** Byte budget of writes accepted during a Redis outage; past it such writes answer 503 CACHE_005. */
-    LOCAL_TIER_MAX_DIRTY_BYTES: positiveInt.default(64 * 1024 * 1024),
-    /** Largest value, bytes. */
-    MAX_VALUE_BYTES: positiveInt.default(defaultMaxValueBytes),
-    /** Purges kept for replay to reconnecting edges. */
-    PURGE_BUFFER_SIZE: positiveInt.default(10_000),
-    /**
-     * Which purge log the origin uses: `auto` = the region's log on the store's
-     * Redis (a Redis Stream every replica shares) when the store is Redis or
-     * Redis Cluster, else this process's memory; `none` = this process's
-     * memory even on Redis, only for a deliberate single replica.
-     */
-    PURGE_BUS: z.enum(['auto', 'none']).default('auto'),
-    /** Redis key prefix of the region's purge log (`<prefix>:stream`, `<prefix>:meta`); keep one `{hash tag}` for Redis Cluster. Replicas of one region share it. */
-    PURGE_LOG_KEY: z
-      .string()
-      .regex(/^[^{}]*\{[^{}]+\}[^{}]*$/, 'expected one {hash tag}')
-      .default('{strata:purge-log}'),
-    /** Seconds the Redis purge log keeps a purge; an edge further behind (or away longer) gets `reset`. */
-    PURGE_LOG_RETENTION_SECONDS: positiveInt.default(3_600),
-    /** Redis replicas that must hold a purge before its change is acknowledged (`WAIT`); unset = 1 when the log's master has replicas, else 0. */
-    PURGE_LOG_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).optional(),
-    /** Milliseconds `WAIT` may take; past it the change answers 503 CACHE_005 (the client retries). */
-    PURGE_LOG_WAIT_TIMEOUT_MS: positiveInt.default(1_000),
-    /**
-     * Fault injection for crash tests only: the origin SIGKILLs itself after the
-     * store took a change and before its purge is logged
-     * (`crash-after-store-write`), or after the purge is logged and before the
-     * change is acknowledged (`crash-after-log-append`). Never set in production.
-     */
-    STRATA_FAULT: z.enum(['crash-after-store-write', 'crash-after-log-append']).optional(),
-    /**
-     * Milliseconds between `heartbeat` events on the purge stream; at most a
-     * third of the edges' `EDGE_LEASE_MS` so a lease survives a lost heartbeat.
-     * Default 1000 (or `PURGE_HEARTBEAT_SECONDS` × 1000 when only that is set).
-     */
-    PURGE_HEARTBEAT_MS: positiveInt.optional(),
-    /** Seconds between heartbeats: the older spelling of `PURGE_HEARTBEAT_MS`, still honoured when that is unset. */
-    PURGE_HEARTBEAT_SECONDS: positiveInt.optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
-    /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */
-    KAFKA_BROKERS: commaList.optional(),
-    /** Topic of invalidation events (ARCHITECTURE.md §4). */
-    KAFKA_INVALIDATION_TOPIC: z.string().min(1).default('cache.invalidation'),
-    /** Consumer group; one per region, so every region sees every event. */
-    KAFKA_GROUP_ID: z.string().min(1).default('strata-origin'),
-    /** Kafka client id, for broker logs and quotas. */
-    KAFKA_CLIENT_ID: z.string().min(1).default('strata-origin'),
-    /** Dead-letter topic for undecodable or invalid events; default `<KAFKA_INVALIDATION_TOPIC>.dlq`. */
-    KAFKA_DLQ_TOPIC: z.string().min(1).optional(),
-    /** A group with no committed offset starts at the oldest event (`true`) or only new ones (`false`). */
-    KAFKA_FROM_BEGINNING: z.stringbool().default(false),
-    /** Milliseconds without heartbeat before the broker evicts a consumer (broker minimum 6000). */
-    KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
-    /** Milliseconds between consumer heartbeats (well under the session timeout). */
-    KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
-    /** Connect to Kafka with TLS (`true`/`false`); the broker's certificate is checked against KAFKA_SSL_CA_FILE or the system trust store. */
-    KAFKA_SSL: z.stringbool().default(false),
-    /** PEM file of the CA(s) that signed the brokers' certificates; needs KAFKA_SSL=true. */
-    KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
-    /** SASL mechanism (RFC 4616 PLAIN, RFC 7677 / RFC 5802 SCRAM); unset = no SASL. Needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD. */
-    KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
-    /** SASL user name (KAFKA_SASL_MECHANISM). */
-    KAFKA_SASL_USERNAME: z.string().min(1).optional(),
-    /** SASL password (KAFKA_SASL_MECHANISM); never logged. */
-    KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
-    /** This origin's region: invalidation events it forwards carry it as `origin_region`, and events from it are not applied twice (docs/regions.md). */
-    STRATA_REGION: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a region name: lowercase letters, digits, - and _ (at most 63)')
-      .default('local'),
-    /** Forward this region's purges to the invalidation topic for other regions (`true` when KAFKA_BROKERS is set and the store is Redis). */
-    REGION_FORWARD: z.stringbool().default(true),
-    /** Milliseconds the forwarder lease lasts without renewal: a dead forwarding replica is replaced after at most this. */
-    REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
-    /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
-    INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
-    /** Seconds between `cache.health.status` events (ICD §3.1.2) on Kafka; 0 = none. Needs `KAFKA_BROKERS`. */
-    HEALTH_EVENT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
-    /** Topic of the health events. */
-    KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
-    /** `service_id` of this origin in health events and logs; default the host name and port. */
-    ORIGIN_ID: z.string().min(1).max(128).optional(),
-    /** Seconds between the dashboard's points (`/api/v1/stats`). */
-    STATS_SAMPLE_SECONDS: positiveInt.max(60).default(2),
-    /** Seconds of history `/api/v1/stats` keeps (the dashboard's window). */
-    STATS_WINDOW_SECONDS: positiveInt.max(86_400).default(600),
-    /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`); traces go to `<url>/v1/traces`. Unset = no tracing. */
-    OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
-    /** `service.name` of exported spans. */
-    OTEL_SERVICE_NAME: z.string().min(1).optional(),
-  })
-  .superRefine(checkKafkaSecurity);
+export const originConfigSchema = originConfigFields.superRefine(checkKafkaSecurity);
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 
 /** Default milliseconds between purge-stream heartbeats: a third of the default edge lease. */
