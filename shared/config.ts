@@ -183,8 +183,11 @@ const originConfigFields = z.object({
   KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
   /** This origin's region: events it forwards carry it as `origin_region`; events from it are not applied again here (docs/regions.md). */
   STRATA_REGION: regionSchema.default('local'),
-  /** Forward this region's purges to the invalidation topic for other regions; takes effect with KAFKA_BROKERS and a Redis store. */
-  REGION_FORWARD: z.stringbool().default(true),
+  /**
+   * Forward this region's purges to the invalidation topic for other regions (with KAFKA_BROKERS and a Redis store);
+   * default: on when STRATA_REGION is set to a region other than `local`.
+   */
+  REGION_FORWARD: z.stringbool().optional(),
   /** Milliseconds the forwarder lease lasts without renewal: a dead forwarding replica is replaced within about this. */
   REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */

@@ -40,8 +40,9 @@ export interface Regions {
 /**
  * Builds the cross-region part of an origin from its config:
  *
- * - a {@link RegionForwarder} when `KAFKA_BROKERS` is set, `REGION_FORWARD`
- *   is true and the store is Redis (the purge log is a Redis Stream);
+ * - a {@link RegionForwarder} when `KAFKA_BROKERS` is set, forwarding is on
+ *   (`REGION_FORWARD`, by default whenever `STRATA_REGION` is not `local`)
+ *   and the store is Redis (the purge log is a Redis Stream);
  * - metrics: `strata_cross_region_lag_seconds{source_region}` (histogram:
  *   seconds from the acknowledgement in the source region to the purge here),
  *   `strata_cross_region_behind_seconds` (gauge: seconds since this origin
@@ -93,7 +94,8 @@ export function regionsFromConfig(
   });
 
   let forwarder: RegionForwarder | null = null;
-  if (connection && config.REGION_FORWARD && deps.redisClient) {
+  const forwarding = config.REGION_FORWARD ?? region !== 'local';
+  if (connection && forwarding && deps.redisClient) {
     const leaderGauge = new Gauge({
       name: 'strata_region_forwarder_leader',
       help: 'Whether this replica forwards its region purges to Kafka now (1) or waits for the lease (0).',

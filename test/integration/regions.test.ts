@@ -68,6 +68,10 @@ const inEdgeTier = (ns: string, key: string) => edgeB.cache.tier.get(ns, key) !=
 const seedB = (ns: string, key: string, value: string) =>
   b.store.set(ns, key, { value: text.encode(value), contentType: 'text/plain', ttlMs: 600_000, tags: [] });
 
+/** Whether the origin at `url` holds its region's forwarding lease now (`/ready`). */
+const forwards = async (url: string): Promise<boolean> =>
+  ((await (await fetch(`${url}/ready`)).json()) as { region?: { forwarder?: boolean } }).region?.forwarder === true;
+
 /** The sum of one metric's samples whose labels include all of `labels`, from an origin's `/metrics`. */
 async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   const body = await (await fetch(`${url}/metrics`)).text();
@@ -216,12 +220,15 @@ describe('invalidations across regions', () => {
 
   it('SIGKILL of the forwarding replica mid-stream: the other takes over, nothing lost or reordered per key', async () => {
     const ns = uniqueName('xr-kill');
-    const ready = await Promise.all(
-      replicasA.map(
-        async (r) => ((await (await fetch(`${r.url}/ready`)).json()) as { region: { forwarder: boolean } }).region,
-      ),
+    const leader = await eventually(
+      'a region A forwarder',
+      async () => {
+        for (const r of replicasA) if (await forwards(r.url)) return r;
+        return undefined;
+      },
+      10_000,
+      100,
     );
-    const leader = replicasA[ready.findIndex((r) => r.forwarder)]!;
     const survivor = replicasA.find((r) => r !== leader)!;
     const writes = 60;
     for (let i = 0; i < writes; i++) {
@@ -249,12 +256,7 @@ describe('invalidations across regions', () => {
         expect(m! > pm! || (m === pm && s! > ps!)).toBe(true);
       }
     }
-    await eventually(
-      'the survivor forwards',
-      async () =>
-        ((await (await fetch(`${survivor.url}/ready`)).json()) as { region: { forwarder: boolean } }).region.forwarder,
-      10_000,
-    );
+    await eventually('the survivor forwards', () => forwards(survivor.url), 10_000);
   });
 
   it('retention exceeded while Kafka is unreachable: the region sends a reset, and B holds nothing of the touched namespace', async () => {
