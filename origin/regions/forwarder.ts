@@ -53,6 +53,8 @@ export interface ForwarderStatus {
   readonly region: string;
   /** Whether this replica holds the region's forwarding lease now. */
   readonly leader: boolean;
+  /** Unix ms since when it has held the lease without a break; 0 when it does not hold it. */
+  readonly leaderSince: number;
   /** `seq` of the last purge log entry Kafka acknowledged (0 before the first, or when not known here). */
   readonly forwardedSeq: number;
   /** Unix ms of the last successful Kafka send or idle confirmation by this replica (0 = never). */
@@ -118,6 +120,7 @@ export class RegionForwarder {
   readonly #blockMs: number;
   readonly #batchSize: number;
   #leader = false;
+  #leaderSince = 0;
   #closed = false;
   #loop: Promise<void> = Promise.resolve();
   #renewTimer: NodeJS.Timeout | undefined;
@@ -153,6 +156,7 @@ export class RegionForwarder {
     return {
       region: this.#o.region,
       leader: this.#leader,
+      leaderSince: this.#leaderSince,
       forwardedSeq: this.#forwarded?.seq ?? 0,
       confirmedAt: this.#confirmedAt,
       lastError: this.#lastError,
@@ -199,6 +203,7 @@ export class RegionForwarder {
   #setLeader(leader: boolean): void {
     if (this.#leader === leader) return;
     this.#leader = leader;
+    this.#leaderSince = leader ? Date.now() : 0;
     this.#o.events?.onLeadership?.(leader);
     this.#o.logger.info({ region: this.#o.region, replica: this.#o.replicaId, leader }, 'region forwarder lease');
   }
@@ -257,7 +262,9 @@ export class RegionForwarder {
     clearInterval(this.#renewTimer);
     this.#renewTimer = setInterval(
       () => {
-        void (this.#leaseClient.eval(renewScript, 1, this.#lease, this.#o.replicaId) as Promise<number>).then(
+        void (
+          this.#leaseClient.eval(renewScript, 1, this.#lease, this.#o.replicaId, this.#o.leaseMs) as Promise<number>
+        ).then(
           (renewed) => {
             if (Number(renewed) !== 1) this.#lose('lease expired or taken');
           },

@@ -108,5 +108,9 @@ describe('a partition between regions', () => {
     expect(lagSeconds).toBeGreaterThanOrEqual(3);
     expect(lagSeconds * 1000).toBeLessThanOrEqual(healedAfterMs + 1_000);
     await eventually('B caught up again', async () => (await behind()) < 2, 20_000, 200);
+    // A's forwarder kept its lease all along (renewed every third of REGION_FORWARD_LEASE_MS, never lost).
+    const held = a.regions.forwarder?.status();
+    expect(held?.leader).toBe(true);
+    expect(held!.leaderSince).toBeLessThan(cutAt);
   });
 });

@@ -12,6 +12,7 @@ import type { RunningOrigin } from '../../origin/server.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
 import { type RunningRedis, startRedis } from '../../scripts/services/redis.ts';
 import { connectProducer, createTopics, readTopic, uniqueName } from '../support/kafka.ts';
+import { scrape, value } from '../support/prometheus.ts';
 import { cleanEnv, type Spawned, spawnEntry } from '../support/spawn-entry.ts';
 import { edgeFor, originFor, ownPurgeLogKey } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -72,16 +73,9 @@ const seedB = (ns: string, key: string, value: string) =>
 const forwards = async (url: string): Promise<boolean> =>
   ((await (await fetch(`${url}/ready`)).json()) as { region?: { forwarder?: boolean } }).region?.forwarder === true;
 
-/** The sum of one metric's samples whose labels include all of `labels`, from an origin's `/metrics`. */
-async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const body = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0;
-  for (const line of body.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
+/** One sample of an origin's `/metrics` (0 when absent). */
+const metric = async (url: string, name: string, labels: Record<string, string> = {}) =>
+  value(await scrape(url), name, labels);
 
 /** Events on the topic that `match` (a namespace, or a predicate), in partition order per message key, until `done` holds for them. */
 async function topicEvents(
@@ -171,7 +165,12 @@ describe('invalidations across regions', () => {
     // A's replicas read their own region's event back and skip it.
     await eventually(
       'A skipped its own event',
-      async () => (await metric(replicasA[0]!.url, 'strata_invalidation_events_total', { result: 'own_region' })) > 0,
+      async () => {
+        const own = await Promise.all(
+          replicasA.map((r) => metric(r.url, 'strata_invalidation_events_total', { result: 'own_region' })),
+        );
+        return own.some((n) => n > 0);
+      },
       10_000,
     );
     // B applied it through its own purge log, marked as A's: B's forwarder does not send it back.
