@@ -107,6 +107,9 @@ async function up(cluster: boolean): Promise<void> {
           ORIGIN_ID: `origin-${region}${n + 1}`,
           STRATA_REGION: region,
           KAFKA_BROKERS: listen,
+          // Rejoin the region's group within seconds after `heal` (the default session is 30 s).
+          KAFKA_SESSION_TIMEOUT_MS: '6000',
+          KAFKA_HEARTBEAT_INTERVAL_MS: '1000',
           AUTH_JWT_SECRET: secret,
           AUTH_ISSUER: issuer,
         };
@@ -174,7 +177,7 @@ function print(state: RigState): void {
     `  curl -s -H "Authorization: Bearer $STRATA_TOKEN" ${b?.edges[0]}/api/v1/cache/demo/k   # cached at b's edge`,
     `  curl -s -X PUT -H "Authorization: Bearer $STRATA_TOKEN" --data 'from-a' '${a?.origins[0]}/api/v1/cache/demo/k?ttl=600'`,
     `  curl -s -H "Authorization: Bearer $STRATA_TOKEN" ${b?.edges[0]}/api/v1/cache/demo/k   # 404: purged in b`,
-    `  curl -s ${b?.origins[0]}/metrics | grep strata_cross_region`,
+    `  curl -s -H "Authorization: Bearer $STRATA_TOKEN" ${b?.origins[0]}/metrics | grep strata_cross_region`,
     '  npm run rig -- cut a b   |   npm run rig -- heal   |   npm run rig -- down',
   );
   process.stdout.write(`${lines.join('\n')}\n`);
