@@ -393,6 +393,19 @@ export class RegionForwarder {
       const { entry } = d;
       if (entry.origin_region !== undefined && entry.origin_region !== this.#o.region) continue;
       namespaces.add(entry.namespace);
+      if ((entry.action as string) === 'flush') {
+        // A namespace flush (a version bump) crosses as a reset of that one namespace: other regions flush it too.
+        const flush: RegionResetEvent = {
+          id: `${this.#o.region}:${d.inc}:${d.id}`,
+          type: 'reset',
+          origin_region: this.#o.region,
+          namespaces: [entry.namespace],
+          reason: 'namespace flushed',
+          timestamp: entry.ts,
+        };
+        events.push({ key: entry.namespace, value: JSON.stringify(flush), ts: entry.ts });
+        continue;
+      }
       if (entry.keys.length === 0 && entry.tags.length === 0 && entry.prefix === null) continue;
       const event: InvalidationEvent = {
         id: `${this.#o.region}:${d.inc}:${d.id}`,
