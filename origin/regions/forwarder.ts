@@ -393,7 +393,7 @@ export class RegionForwarder {
       const { entry } = d;
       if (entry.origin_region !== undefined && entry.origin_region !== this.#o.region) continue;
       namespaces.add(entry.namespace);
-      if ((entry.action as string) === 'flush') {
+      if (entry.action === 'flush') {
         // A namespace flush (a version bump) crosses as a reset of that one namespace: other regions flush it too.
         const flush: RegionResetEvent = {
           id: `${this.#o.region}:${d.inc}:${d.id}`,

@@ -50,9 +50,9 @@ export interface Regions {
  *   `strata_region_forwarder_leader`, `strata_region_forwarded_total`,
  *   `strata_region_forward_backlog_entries` and
  *   `strata_region_resets_total{direction,source_region}`;
- * - the reset receiver: purges every key of each named namespace through
- *   {@link CacheService.purge} (store, then this region's purge log and so
- *   its edges).
+ * - the reset receiver: flushes each named namespace through
+ *   {@link CacheService.flush} (its version goes up in this region's store,
+ *   then this region's purge log tells its replicas and edges).
  */
 export function regionsFromConfig(
   config: OriginConfig,
@@ -151,14 +151,18 @@ export function regionsFromConfig(
       caughtUpAt = now();
     },
     async resetNamespaces(namespaces, sourceRegion) {
-      if (namespaces === null)
-        logger.error(
-          { sourceRegion },
-          'region reset without a namespace list (the source region had never forwarded a purge): nothing to empty',
+      let targets = namespaces;
+      if (targets === null) {
+        // Unknown: every namespace this origin has served since it started or that was ever flushed.
+        targets = [...new Set([...service.counters.namespaces(), ...(await service.namespaces.all()).keys()])];
+        logger.warn(
+          { sourceRegion, namespaces: targets },
+          'region reset without a namespace list: flushing every namespace this origin knows',
         );
-      for (const namespace of namespaces ?? []) {
-        // An empty prefix selects every key of the namespace, in the store and at the edges.
-        await service.purge(namespace, { keys: [], tags: [], prefix: '' }, 'delete', undefined, sourceRegion);
+      }
+      for (const namespace of targets) {
+        // A flush: the namespace's version goes up, so every entry written before is gone here and at the edges.
+        await service.flush(namespace, `region:${sourceRegion}`, sourceRegion);
       }
       resets.inc({ direction: 'received', source_region: sourceRegion });
     },
