@@ -217,6 +217,26 @@ describe('invalidations across regions', () => {
     expect(dead.some((m) => m.value === poison)).toBe(true);
   });
 
+  it("a namespace flush in region A flushes it in region B, and B's flush is not sent back", async () => {
+    const ns = uniqueName('xr-flush');
+    await seedB(ns, 'k', 'b-old');
+    expect((await edgeGet(ns, 'k')).body).toBe('b-old');
+    const res = await fetch(`${replicasA[0]!.url}/api/v1/namespaces/${ns}/flush`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    await eventually(
+      'B edge no longer serves the namespace',
+      async () => (await edgeGet(ns, 'k')).status === 404,
+      20_000,
+    );
+    expect((await b.service.get(ns, 'k')).entry).toBeNull();
+    // One flush crossed, from A; B's own flush (marked as A's) stayed in B.
+    const flushes = await topicEvents(
+      (event) => event.type === 'reset' && Array.isArray(event.namespaces) && event.namespaces.includes(ns),
+      (seen) => seen.length >= 1,
+    );
+    expect(flushes.map((f) => [f.event.origin_region, f.event.reason])).toEqual([['a', 'namespace flushed']]);
+  });
+
   it('SIGKILL of the forwarding replica mid-stream: the other takes over, nothing lost or reordered per key', async () => {
     const ns = uniqueName('xr-kill');
     const leader = await eventually(
@@ -289,8 +309,13 @@ describe('invalidations across regions', () => {
         resetsBefore,
       30_000,
     );
-    expect(await b.store.get(ns, 'old')).toBeNull();
-    await eventually('B edge dropped the namespace', () => !inEdgeTier(ns, 'old'), 10_000);
+    // The namespace was flushed in B: its old entries are invisible to B's origin and edge.
+    expect((await b.service.get(ns, 'old')).entry).toBeNull();
+    await eventually(
+      'B edge no longer serves the namespace',
+      async () => (await edgeGet(ns, 'old')).status === 404,
+      10_000,
+    );
     const [reset] = await topicEvents(
       (event) => event.type === 'reset' && event.origin_region === 'c',
       (seen) => seen.length >= 1,
