@@ -104,6 +104,8 @@ export function invalidationMessageKey(event: Pick<InvalidationEvent, 'namespace
  *   cannot read, make it send a region-wide `reset` event first, naming the
  *   namespaces the forwarder has seen in this region (`<key>:forwarder:namespaces`),
  *   or null when it has seen none.
+ * - A namespace flush in the log crosses as a `reset` of that one
+ *   namespace, in log order with the region's other events.
  * - Entries that apply another region's invalidation (`origin_region` set)
  *   are acknowledged without being sent: they came from Kafka.
  */
