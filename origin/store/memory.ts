@@ -7,7 +7,7 @@ import {
 } from '../../shared/eviction/index.ts';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry, SwapResults } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
@@ -163,6 +163,18 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
         for (const [s] of cache.entries()) if (s.startsWith(start)) targets.add(s);
       }
       return remove(targets);
+    },
+    async swap(namespace, changes) {
+      // One synchronous check-then-apply: nothing else runs in between on this event loop.
+      for (const change of changes) {
+        if ((live(sk(namespace, change.key))?.version ?? 0) !== change.expectedVersion) return { kind: 'conflict' };
+      }
+      const results = new Map<string, StoredEntry | RemovalResult>();
+      for (const { key, action } of changes) {
+        if (action.kind === 'set') results.set(key, write(namespace, key, action.input));
+        else if (action.kind === 'delete') results.set(key, remove([sk(namespace, key)]));
+      }
+      return { kind: 'swapped', results: results as SwapResults };
     },
     async ping() {},
     async close() {

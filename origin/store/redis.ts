@@ -1,7 +1,14 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import {
+  asBuffer,
+  defineStrataCommands,
+  escapeGlob,
+  type StrataCommands,
+  scanMatching,
+  swapEntries,
+} from './redis-commands.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
@@ -123,6 +130,7 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       if (selector.tags.length > 0) await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
       return result;
     },
+    swap: (namespace, changes) => swapEntries(commands, namespace, changes),
     async ping() {
       await client.ping();
     },

@@ -14,8 +14,10 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-storeConformance('Redis Cluster (6 nodes)', () =>
-  redisClusterStore({ nodes: cluster.env.REDIS_CLUSTER_NODES!.split(',') }),
+storeConformance(
+  'Redis Cluster (6 nodes)',
+  () => redisClusterStore({ nodes: cluster.env.REDIS_CLUSTER_NODES!.split(',') }),
+  { hashSlots: true },
 );
 
 storeConformance(
@@ -24,5 +26,5 @@ storeConformance(
     resilientRedisFromConfig(
       parseConfig(originConfigSchema, { REDIS_CLUSTER_NODES: cluster.env.REDIS_CLUSTER_NODES }),
     )!,
-  { tiered: (store) => store },
+  { tiered: (store) => store, hashSlots: true },
 );
