@@ -20,6 +20,7 @@ import { cacheRoutes } from './routes/cache.ts';
 import { lockRoutes } from './routes/locks.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 import { purgePollRoutes } from './routes/purges.ts';
+import { originUpstashRoutes } from './upstash/routes.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -126,6 +127,16 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   );
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   app.route('/', purgePollRoutes(deps.bus));
+  app.route(
+    '/',
+    originUpstashRoutes({
+      service: deps.service,
+      auth: deps.auth,
+      maxValueBytes,
+      now,
+      defaultTtlSeconds: deps.service.defaultTtlSeconds,
+    }),
+  );
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
     app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));

@@ -3,7 +3,15 @@ import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
+import type {
+  EntryInput,
+  PurgeSelector,
+  RemovalResult,
+  StoredEntry,
+  SwapChange,
+  SwapOutcome,
+  TieredStore,
+} from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
 export interface WriteRequest {
@@ -20,6 +28,20 @@ export interface WriteRequest {
    * `compressMinBytes`. Ignored for an encrypted write (stored uncompressed).
    */
   readonly compress?: boolean | undefined;
+}
+
+/**
+ * One key of {@link CacheService.swap}: the version read (0 = absent) and the
+ * change, whose value goes through the same checks, encryption and
+ * compression as any write. `ttlMs` is milliseconds (> 0).
+ */
+export interface SwapRequest {
+  readonly key: string;
+  readonly expectedVersion: number;
+  readonly action:
+    | { readonly kind: 'set'; readonly request: WriteRequest; readonly ttlMs: number }
+    | { readonly kind: 'delete' }
+    | { readonly kind: 'check' };
 }
 
 /** An entry and the tier that answered. */
@@ -89,6 +111,11 @@ export class CacheService {
 
   get store(): TieredStore {
     return this.#o.store;
+  }
+
+  /** Seconds, for writes that give no TTL (`CACHE_DEFAULT_TTL`). */
+  get defaultTtlSeconds(): number {
+    return this.#o.defaultTtlSeconds;
   }
 
   /** The entry and where it came from, or a miss (`entry` null). */
@@ -181,6 +208,41 @@ export class CacheService {
     });
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
+  }
+
+  /**
+   * Atomic compare-and-swap (`Store.swap`): applies every change only if
+   * every key still holds the version read, then purges the changed keys at
+   * every edge like any write. `conflict` tells the caller to read again.
+   * Errors: as `set`; CACHE_005 when the store has no compare-and-swap or
+   * Redis is unavailable (a conditional write is never accepted locally).
+   */
+  async swap(namespace: string, changes: readonly SwapRequest[]): Promise<SwapOutcome> {
+    const store = this.#o.store;
+    if (!store.swap) throw new CacheError('CACHE_005', 'This store has no atomic compare-and-swap');
+    const swap = store.swap.bind(store);
+    const prepared: SwapChange[] = [];
+    for (const { key, expectedVersion, action } of changes) {
+      if (action.kind !== 'set') prepared.push({ key, expectedVersion, action });
+      else {
+        const input = { ...(await this.#input(namespace, key, action.request)), ttlMs: action.ttlMs };
+        prepared.push({ key, expectedVersion, action: { kind: 'set', input } });
+      }
+    }
+    const outcome = await this.#call('swap', () => swap(namespace, prepared));
+    if (outcome.kind !== 'swapped' || outcome.results.size === 0) return outcome;
+    const results = [...outcome.results.values()];
+    await this.#publish('swap', results[0]!, {
+      namespace,
+      keys: [...outcome.results.keys()],
+      tags: [],
+      prefix: null,
+      // Every edge copy predates the whole swap, so the lowest new version is a safe floor.
+      version: Math.min(...results.map((r) => r.version)),
+      action: results.some((r) => 'value' in r) ? 'update' : 'delete',
+      ts: this.#now(),
+    });
+    return outcome;
   }
 
   async #input(namespace: string, key: string, request: WriteRequest): Promise<EntryInput> {

@@ -1,0 +1,32 @@
+import { Hono } from 'hono';
+import type { Verifier } from '../../shared/auth.ts';
+import { headers } from '../../shared/headers.ts';
+import type { AppEnv } from '../../shared/http.ts';
+import { mountUpstash } from '../../shared/upstash-http.ts';
+import { type UpstashExecutorOptions, upstashExecutor } from './executor.ts';
+
+export interface OriginUpstashDeps extends UpstashExecutorOptions {
+  readonly auth?: Verifier | null | undefined;
+}
+
+/**
+ * The origin's Upstash protocol at `/upstash/{namespace}` (docs in the
+ * README, "Upstash clients"): every command runs against the store through
+ * {@link upstashExecutor}. The answer carries the highest version written as
+ * `upstash-sync-token` and `X-Cache-Version`, so an edge relaying a write can
+ * drop its older copies at once.
+ */
+export function originUpstashRoutes(deps: OriginUpstashDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const executor = upstashExecutor(deps);
+  mountUpstash(app, {
+    auth: deps.auth,
+    maxBodyBytes: Math.max(deps.maxValueBytes * 2, 8 * 1024 * 1024),
+    async run({ namespace, request, c }) {
+      const done = await executor.execute(namespace, request);
+      if (done.version > 0) c.header(headers.version, String(done.version));
+      return { outcomes: done.outcomes, syncToken: done.version };
+    },
+  });
+  return app;
+}
