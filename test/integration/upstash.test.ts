@@ -6,20 +6,11 @@ import type { RunningOrigin } from '../../origin/server.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { hs256Issuer, type TokenIssuer } from '../support/jwt.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
-import { expectedScenario, upstashScenario } from '../support/upstash-scenario.ts';
+import { expectScenario } from '../support/upstash-runtimes.ts';
+import { upstashScenario } from '../support/upstash-scenario.ts';
 import { eventually } from '../support/wait.ts';
 
 const ns = 'upstash';
-
-/** Asserts a scenario record field by field, so a failure names the field. */
-function expectScenario(record: Record<string, unknown>): void {
-  const expected = expectedScenario();
-  const wrong = Object.entries(expected)
-    .filter(([field, check]) => !check(record[field]))
-    .map(([field]) => ({ field, got: record[field] }));
-  expect(wrong).toEqual([]);
-  expect(Object.keys(record).sort()).toEqual(Object.keys(expected).sort());
-}
 
 /** One raw protocol request, as the client sends it. */
 async function post(url: string, token: string | null, body: unknown, headers: Record<string, string> = {}) {
