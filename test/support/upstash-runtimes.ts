@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import { expect } from 'vitest';
+import { bundleForWorkers } from '../../scripts/build-worker.ts';
 import { denoBin } from './deno.ts';
 import { expectedScenario, type UpstashScenarioInput } from './upstash-scenario.ts';
 
@@ -32,19 +32,10 @@ export async function scenarioOnDeno(input: UpstashScenarioInput): Promise<Recor
 
 /** Bundles `upstash-worker.ts` (the client's Cloudflare build) for workerd; resolves with the bundle's path. */
 export async function buildUpstashWorker(): Promise<string> {
-  const outfile = resolve(root, 'dist', 'upstash-scenario-worker.js');
-  await build({
-    entryPoints: [resolve(root, 'test/support/upstash-worker.ts')],
-    outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2023',
-    mainFields: ['module', 'main'],
-    conditions: ['worker', 'browser', 'import'],
-    logLevel: 'warning',
-  });
-  return outfile;
+  return await bundleForWorkers(
+    resolve(root, 'test/support/upstash-worker.ts'),
+    resolve(root, 'dist', 'upstash-scenario-worker.js'),
+  );
 }
 
 /** Runs the Upstash scenario with the client inside workerd (Miniflare); resolves with its record. */
