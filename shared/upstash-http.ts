@@ -43,6 +43,14 @@ export interface UpstashMountOptions {
   /** Largest request body, bytes. */
   readonly maxBodyBytes: number;
   readonly run: (call: UpstashCall) => Promise<UpstashAnswer>;
+  /**
+   * Per-caller rate limit (the edge's `EDGE_RATE_LIMIT_RPS`), asked once per
+   * request with the caller's service id (`anonymous` without auth); a
+   * refusal answers 429 with `Retry-After`.
+   */
+  readonly rateLimit?: (
+    caller: string,
+  ) => { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
 }
 
 /**
@@ -61,6 +69,11 @@ export function mountUpstash(app: Hono<AppEnv>, options: UpstashMountOptions): v
     const base64 = wantsBase64(c.req.header(encodingHeader));
     try {
       const principal = options.auth ? await authenticate(options.auth, c.req.header('Authorization')) : undefined;
+      const decision = options.rateLimit?.(principal?.serviceId ?? 'anonymous');
+      if (decision && !decision.ok) {
+        c.header('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
+        throw new UpstashError(429, 'ERR rate limit exceeded');
+      }
       // Namespaces are [a-z0-9_-]: nothing to percent-decode.
       const namespace = c.req.param('namespace') ?? '';
       if (!isValidNamespace(namespace))

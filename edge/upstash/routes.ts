@@ -8,6 +8,7 @@ import { mountUpstash, upstashBasePath } from '../../shared/upstash-http.ts';
 import { encodingHeader, syncTokenHeader, UpstashError } from '../../shared/upstash-protocol.ts';
 import type { EdgeCache } from '../core/edge-cache.ts';
 import type { OriginClient } from '../origin-client.ts';
+import type { TokenBucketLimiter } from '../rate-limit.ts';
 
 /** Milliseconds allowed, on top of the lease, between a write's version (the store's clock) and this edge's clock. */
 export const syncClockSkewMs = 1_000;
@@ -23,6 +24,8 @@ export interface EdgeUpstashDeps {
   readonly now?: () => number;
   /** Told after this edge relayed a write the origin acknowledged. */
   readonly onRelayedChange?: () => void;
+  /** Per-caller rate limit (`EDGE_RATE_LIMIT_RPS`), as on the REST API; absent = none. */
+  readonly rateLimiter?: TokenBucketLimiter | undefined;
 }
 
 /**
@@ -46,6 +49,7 @@ export function edgeUpstashRoutes(deps: EdgeUpstashDeps): Hono<AppEnv> {
   mountUpstash(app, {
     auth: deps.auth,
     maxBodyBytes: Math.max(deps.maxValueBytes * 2, 8 * 1024 * 1024),
+    ...(deps.rateLimiter ? { rateLimit: (caller: string) => deps.rateLimiter!.take(caller, now()) } : {}),
     async run({ namespace, request, rest, body, syncToken, c }) {
       if (request.kind !== 'multi-exec' && request.commands.every(servedAtEdge)) {
         const keys = [...new Set(request.commands.flatMap(keysOf))].filter(isValidKey);

@@ -144,6 +144,36 @@ describe('the Upstash protocol with the real @upstash/redis client, Node edges o
   });
 });
 
+describe('the Upstash protocol under the edge rate limit', () => {
+  let issuer: TokenIssuer;
+  let origin: RunningOrigin;
+  let edge: RunningEdge;
+  beforeAll(async () => {
+    issuer = hs256Issuer();
+    origin = await originFor(issuer.env);
+    const env = { ...issuer.env, EDGE_ORIGIN_TOKEN: await issuer.sign({ serviceId: 'edge' }) };
+    edge = await edgeFor(origin.url, { ...env, EDGE_RATE_LIMIT_RPS: '0.01', EDGE_RATE_LIMIT_BURST: '2' });
+  });
+  afterAll(async () => {
+    await edge?.close();
+    await origin?.close();
+    await issuer?.close();
+  });
+
+  it('counts Upstash requests against the caller, and refuses past the burst with 429 and Retry-After', async () => {
+    const token = await issuer.sign({ serviceId: 'busy', ns: [ns] });
+    const statuses: number[] = [];
+    let last: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 0; i < 3; i++) {
+      last = await post(`${edge.url}/upstash/${ns}`, token, ['PING']);
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(last!.body).toEqual({ error: 'ERR rate limit exceeded' });
+    expect(Number(last!.headers.get('Retry-After'))).toBeGreaterThan(0);
+  });
+});
+
 describe('multi-exec on an origin over Redis Cluster', () => {
   let cluster: RunningRedisCluster;
   let origin: RunningOrigin;
