@@ -132,6 +132,8 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
     originUpstashRoutes({
       service: deps.service,
       auth: deps.auth,
+      metrics: deps.metrics,
+      log: deps.log,
       maxValueBytes,
       now,
       defaultTtlSeconds: deps.service.defaultTtlSeconds,

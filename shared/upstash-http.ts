@@ -1,8 +1,9 @@
 import type { Context, Hono } from 'hono';
 import { authorize, bearerToken, type Principal, type Verifier } from './auth.ts';
 import { CacheError } from './errors.ts';
-import { type AppEnv, withRequestId } from './http.ts';
+import { type AppEnv, type RequestLog, withRequestId } from './http.ts';
 import { isValidNamespace } from './keys.ts';
+import type { RequestMetrics } from './metrics.ts';
 import { scopeOf } from './upstash-commands.ts';
 import {
   asUpstashError,
@@ -35,7 +36,14 @@ export interface UpstashCall {
 }
 
 /** The answer: outcomes and the sync token to send back, or a response relayed as it is. */
-export type UpstashAnswer = { readonly outcomes: readonly Outcome[]; readonly syncToken: number } | Response;
+export type UpstashAnswer =
+  | {
+      readonly outcomes: readonly Outcome[];
+      readonly syncToken: number;
+      /** The tier that answered (`edge`, `redis`, `memory`, …), for metrics and the request log. */
+      readonly tier: string;
+    }
+  | Response;
 
 export interface UpstashMountOptions {
   /** JWT verifier; null or absent = authentication off. */
@@ -51,6 +59,10 @@ export interface UpstashMountOptions {
   readonly rateLimit?: (
     caller: string,
   ) => { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
+  /** Counts each request as operation `upstash` (result `ok`, `error` or `refused`); absent = not counted. */
+  readonly metrics?: RequestMetrics | undefined;
+  /** One record per request, as REST requests are logged (never a value or token). */
+  readonly log?: RequestLog | undefined;
 }
 
 /**
@@ -65,6 +77,23 @@ export interface UpstashMountOptions {
  */
 export function mountUpstash(app: Hono<AppEnv>, options: UpstashMountOptions): void {
   const handle = async (c: Context<AppEnv>): Promise<Response> => {
+    const started = performance.now();
+    const { res, tier } = await answer(c);
+    const seconds = (performance.now() - started) / 1000;
+    const result = res.status === 200 ? 'ok' : res.status === 401 || res.status === 403 ? 'refused' : 'error';
+    options.metrics?.request('upstash', tier, result, seconds);
+    options.log?.({
+      request_id: c.get('requestId'),
+      operation: 'upstash',
+      namespace: c.req.param('namespace'),
+      tier,
+      result,
+      status: res.status,
+      duration_ms: seconds * 1000,
+    });
+    return res;
+  };
+  const answer = async (c: Context<AppEnv>): Promise<{ res: Response; tier: string }> => {
     let syncToken = parseSyncToken(c.req.header(syncTokenHeader));
     const base64 = wantsBase64(c.req.header(encodingHeader));
     try {
@@ -83,24 +112,21 @@ export function mountUpstash(app: Hono<AppEnv>, options: UpstashMountOptions): v
       const rest = pathname.slice(`${upstashBasePath}/${namespace}`.length).replace(/^\//, '');
       const request = parseRequest(c.req.method, rest, body);
       if (principal) for (const command of request.commands) checkGrant(principal, command, namespace);
-      const answer = await options.run({ namespace, request, rest, body, syncToken, c });
-      if (answer instanceof Response) return answer;
-      syncToken = Math.max(syncToken, answer.syncToken);
+      const ran = await options.run({ namespace, request, rest, body, syncToken, c });
+      if (ran instanceof Response) return { res: ran, tier: 'none' };
+      syncToken = Math.max(syncToken, ran.syncToken);
       const h = withRequestId(c, { [syncTokenHeader]: String(syncToken) });
       if (request.kind === 'single') {
-        const outcome = answer.outcomes[0]!;
-        return c.json(encodeOutcome(outcome, base64), 'error' in outcome ? 400 : 200, h);
+        const outcome = ran.outcomes[0]!;
+        return { res: c.json(encodeOutcome(outcome, base64), 'error' in outcome ? 400 : 200, h), tier: ran.tier };
       }
-      return c.json(
-        answer.outcomes.map((o) => encodeOutcome(o, base64)),
-        200,
-        h,
-      );
+      const encoded = ran.outcomes.map((o) => encodeOutcome(o, base64));
+      return { res: c.json(encoded, 200, h), tier: ran.tier };
     } catch (error) {
       const failure = asUpstashError(error);
       const h = withRequestId(c, { [syncTokenHeader]: String(syncToken) });
       if (failure.status === 401) h['WWW-Authenticate'] = 'Bearer realm="strata"';
-      return c.json({ error: failure.message }, failure.status as 400, h);
+      return { res: c.json({ error: failure.message }, failure.status as 400, h), tier: 'none' };
     }
   };
   app.on(['GET', 'POST'], [`${upstashBasePath}/:namespace`, `${upstashBasePath}/:namespace/*`], handle);

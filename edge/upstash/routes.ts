@@ -1,8 +1,9 @@
 import { Hono } from 'hono';
 import type { Verifier } from '../../shared/auth.ts';
 import { headers } from '../../shared/headers.ts';
-import type { AppEnv } from '../../shared/http.ts';
+import type { AppEnv, RequestLog } from '../../shared/http.ts';
 import { isValidKey } from '../../shared/keys.ts';
+import type { RequestMetrics } from '../../shared/metrics.ts';
 import { isWrite, type KeyValue, keysOf, runCommands, servedAtEdge } from '../../shared/upstash-commands.ts';
 import { mountUpstash, upstashBasePath } from '../../shared/upstash-http.ts';
 import { encodingHeader, syncTokenHeader, UpstashError } from '../../shared/upstash-protocol.ts';
@@ -26,6 +27,8 @@ export interface EdgeUpstashDeps {
   readonly onRelayedChange?: () => void;
   /** Per-caller rate limit (`EDGE_RATE_LIMIT_RPS`), as on the REST API; absent = none. */
   readonly rateLimiter?: TokenBucketLimiter | undefined;
+  readonly metrics?: RequestMetrics | undefined;
+  readonly log?: RequestLog | undefined;
 }
 
 /**
@@ -48,6 +51,8 @@ export function edgeUpstashRoutes(deps: EdgeUpstashDeps): Hono<AppEnv> {
   const { cache, origin } = deps;
   mountUpstash(app, {
     auth: deps.auth,
+    metrics: deps.metrics,
+    log: deps.log,
     maxBodyBytes: Math.max(deps.maxValueBytes * 2, 8 * 1024 * 1024),
     ...(deps.rateLimiter ? { rateLimit: (caller: string) => deps.rateLimiter!.take(caller, now()) } : {}),
     async run({ namespace, request, rest, body, syncToken, c }) {
@@ -66,7 +71,7 @@ export function edgeUpstashRoutes(deps: EdgeUpstashDeps): Hono<AppEnv> {
             defaultTtlMs: 0,
             maxValueBytes: deps.maxValueBytes,
           });
-          return { outcomes: run.outcomes, syncToken: 0 };
+          return { outcomes: run.outcomes, syncToken: 0, tier: 'edge' };
         }
       }
       const relayHeaders: Record<string, string> = {

@@ -142,6 +142,43 @@ describe('the Upstash protocol with the real @upstash/redis client, Node edges o
     });
     expect(await path.json()).toEqual({ result: 'OK' });
   });
+
+  it('counts Upstash requests in strata_requests_total: served at the edge, relayed, and refused', async () => {
+    const admin = await issuer.sign({ serviceId: 'admin' });
+    const counted = async (url: string, tier: string, result: string) => {
+      const text = await (await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${admin}` } })).text();
+      const line = text
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('strata_requests_total{') &&
+            l.includes('operation="upstash"') &&
+            l.includes(`tier="${tier}"`) &&
+            l.includes(`result="${result}"`),
+        );
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    const before = {
+      edgeOk: await counted(a.url, 'edge', 'ok'),
+      relayed: await counted(a.url, 'none', 'ok'),
+      refused: await counted(a.url, 'none', 'refused'),
+      originOk: await counted(origin.url, 'redis', 'ok'),
+    };
+    await post(`${a.url}/upstash/${ns}`, token, ['PING']);
+    await post(`${a.url}/upstash/${ns}`, token, ['SET', `${prefix()}:m`, '1']);
+    await post(`${a.url}/upstash/${ns}`, null, ['PING']);
+    expect({
+      edgeOk: await counted(a.url, 'edge', 'ok'),
+      relayed: await counted(a.url, 'none', 'ok'),
+      refused: await counted(a.url, 'none', 'refused'),
+      originOk: await counted(origin.url, 'redis', 'ok'),
+    }).toEqual({
+      edgeOk: before.edgeOk + 1,
+      relayed: before.relayed + 1,
+      refused: before.refused + 1,
+      originOk: before.originOk + 1,
+    });
+  });
 });
 
 describe('the Upstash protocol under the edge rate limit', () => {
