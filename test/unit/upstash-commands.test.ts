@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fromBase64, toBase64 } from '../../shared/bytes.ts';
 import { type KeyValue, runCommands } from '../../shared/upstash-commands.ts';
 import { encodeReply, parseRequest, parseSyncToken, UpstashError } from '../../shared/upstash-protocol.ts';
 
@@ -79,6 +81,17 @@ describe('Upstash command semantics over a snapshot', () => {
 });
 
 describe('Upstash wire format', () => {
+  it('base64 of any bytes is what the Node Buffer gives, and decodes back byte for byte', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 4096 }), (bytes) => {
+        const text = toBase64(bytes);
+        expect(text).toBe(Buffer.from(bytes).toString('base64'));
+        expect([...fromBase64(text)]).toEqual([...bytes]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('base64 encodes every string reply except the status OK', () => {
     expect(encodeReply([{ status: 'OK' }, { status: 'PONG' }, enc.encode('OK'), null, 3], true)).toEqual([
       'OK',
