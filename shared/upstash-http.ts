@@ -1,9 +1,9 @@
 import type { Context, Hono } from 'hono';
 import { authorize, bearerToken, type Principal, type Verifier } from './auth.ts';
 import { CacheError } from './errors.ts';
-import { type AppEnv, type RequestLog, withRequestId } from './http.ts';
+import { type AppEnv, instrument, type RequestLog, withRequestId } from './http.ts';
 import { isValidNamespace } from './keys.ts';
-import type { RequestMetrics } from './metrics.ts';
+import { noMetrics, type RequestMetrics } from './metrics.ts';
 import { scopeOf } from './upstash-commands.ts';
 import {
   asUpstashError,
@@ -76,23 +76,14 @@ export interface UpstashMountOptions {
  * single command, 413, 503.
  */
 export function mountUpstash(app: Hono<AppEnv>, options: UpstashMountOptions): void {
-  const handle = async (c: Context<AppEnv>): Promise<Response> => {
-    const started = performance.now();
-    const { res, tier } = await answer(c);
-    const seconds = (performance.now() - started) / 1000;
-    const result = res.status === 200 ? 'ok' : res.status === 401 || res.status === 403 ? 'refused' : 'error';
-    options.metrics?.request('upstash', tier, result, seconds);
-    options.log?.({
-      request_id: c.get('requestId'),
-      operation: 'upstash',
-      namespace: c.req.param('namespace'),
-      tier,
-      result,
-      status: res.status,
-      duration_ms: seconds * 1000,
+  // Counted and logged as operation `upstash`, like the REST routes (`instrument`).
+  const timed = instrument(options.metrics ?? noMetrics, options.log);
+  const handle = (c: Context<AppEnv>): Promise<Response> =>
+    timed(c, 'upstash', async () => {
+      const { res, tier } = await answer(c);
+      const result = res.status === 200 ? 'ok' : res.status === 401 || res.status === 403 ? 'refused' : 'error';
+      return { res, tier, result };
     });
-    return res;
-  };
   const answer = async (c: Context<AppEnv>): Promise<{ res: Response; tier: string }> => {
     let syncToken = parseSyncToken(c.req.header(syncTokenHeader));
     const base64 = wantsBase64(c.req.header(encodingHeader));
