@@ -13,11 +13,8 @@ export const crossSlotError = "CROSSSLOT Keys in request don't hash to the same 
 export const maxSwapAttempts = 50;
 
 export interface UpstashExecutorOptions {
+  /** The default TTL and value limit are read from its settings at each request (they may be reloaded). */
   readonly service: CacheService;
-  /** Seconds, for keys written without a TTL (`CACHE_DEFAULT_TTL`). */
-  readonly defaultTtlSeconds: number;
-  /** Largest value, bytes. */
-  readonly maxValueBytes: number;
   readonly now?: () => number;
 }
 
@@ -52,11 +49,8 @@ export function upstashExecutor(options: UpstashExecutorOptions) {
       const snapshot = new Map<string, KeyValue>();
       for (const [key, entry] of read) snapshot.set(key, entry);
       const nowMs = now();
-      const run = runCommands(commands, snapshot, {
-        nowMs,
-        defaultTtlMs: options.defaultTtlSeconds * 1000,
-        maxValueBytes: options.maxValueBytes,
-      });
+      const { defaultTtlSeconds, maxValueBytes } = service.settings;
+      const run = runCommands(commands, snapshot, { nowMs, defaultTtlMs: defaultTtlSeconds * 1000, maxValueBytes });
       if (run.changed.size === 0) return { outcomes: run.outcomes, version: 0 };
       const changes: SwapRequest[] = [];
       for (const [key, state] of run.changed) {

@@ -7,6 +7,8 @@ import { mountUpstash } from '../../shared/upstash-http.ts';
 import { type UpstashExecutorOptions, upstashExecutor } from './executor.ts';
 
 export interface OriginUpstashDeps extends UpstashExecutorOptions {
+  /** Largest value, bytes (bounds the request body). */
+  readonly maxValueBytes: number;
   readonly auth?: Verifier | null | undefined;
   readonly metrics?: RequestMetrics | undefined;
   readonly log?: RequestLog | undefined;

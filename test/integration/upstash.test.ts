@@ -124,6 +124,24 @@ describe('the Upstash protocol with the real @upstash/redis client, Node edges o
     expect(await rest.text()).toBe('42');
   });
 
+  it('after a namespace flush the keys read as absent, and SET NX and INCR write them anew', async () => {
+    const admin = await issuer.sign({ serviceId: 'admin' });
+    const flushed = 'upstash-flush';
+    const redis = new Redis({ url: `${a.url}/upstash/${flushed}`, token: admin, enableTelemetry: false });
+    const key = `${prefix()}:f`;
+    await redis.set(key, 'before');
+    await redis.set(`${key}:n`, 41);
+    const flush = await fetch(`${origin.url}/api/v1/namespaces/${flushed}/flush`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${admin}` },
+    });
+    expect(flush.status).toBe(200);
+    await eventually('the flush to reach the edge', async () => (await redis.get(key)) === null, 10_000);
+    expect(await redis.set(key, 'after', { nx: true })).toBe('OK');
+    expect(await redis.incr(`${key}:n`)).toBe(1);
+    expect(await redis.get(key)).toBe('after');
+  });
+
   it('raw protocol errors use the Upstash shape and status codes', async () => {
     const base = `${a.url}/upstash/${ns}`;
     expect(await post(base, token, ['HGETALL', 'k'])).toMatchObject({
