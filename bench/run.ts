@@ -21,6 +21,7 @@ import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
 import { table } from './trace.ts';
+import { upstashBenchmarks } from './upstash.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,6 +59,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   eviction: () => evictionBenchmarks(),
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
+  upstash: () => upstashBenchmarks(options),
 };
 
 process.stdout.write(

@@ -28,6 +28,7 @@ import type { EdgeCache } from './core/edge-cache.ts';
 import { mountLockPassThrough } from './locks.ts';
 import { errorFrom, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
+import { edgeUpstashRoutes } from './upstash/routes.ts';
 
 export interface EdgeAppDeps {
   readonly cache: EdgeCache;
@@ -51,6 +52,8 @@ export interface EdgeAppDeps {
   readonly auth?: Verifier | null;
   /** Per-caller rate limit of the API (`EDGE_RATE_LIMIT_RPS`); absent = none. */
   readonly rateLimiter?: TokenBucketLimiter;
+  /** The lease on the tier (`EDGE_LEASE_MS`), for the Upstash protocol's read-your-writes; default 3000. */
+  readonly leaseMs?: number;
 }
 
 type Env = AppEnv;
@@ -242,6 +245,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/namespaces/:namespace/keys', relay('list'));
   app.get('/api/v1/cache/:namespace/pattern/:pattern', relay('list'));
   app.post('/api/v1/reload', relay('reload'));
+  app.route('/', edgeUpstashRoutes({ ...deps, leaseMs: deps.leaseMs ?? 3000, now }));
   return app;
 }
 

@@ -201,6 +201,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     auth: createVerifier(authOptionsFromConfig(config)),
     // Per process or isolate: a bound per instance, not a global one (docs/security.md).
     rateLimiter: rateLimiterFromConfig(config),
+    leaseMs: config.EDGE_LEASE_MS,
   });
   return {
     app,

@@ -24,6 +24,7 @@ import { lockRoutes } from './routes/locks.ts';
 import { namespaceRoutes } from './routes/namespaces.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 import { purgePollRoutes } from './routes/purges.ts';
+import { originUpstashRoutes } from './upstash/routes.ts';
 
 export interface OriginAppDeps {
   readonly service: CacheService;
@@ -148,6 +149,17 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   );
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   app.route('/', purgePollRoutes(deps.bus));
+  app.route(
+    '/',
+    originUpstashRoutes({
+      service: deps.service,
+      auth: deps.auth,
+      metrics: deps.metrics,
+      log: deps.log,
+      maxValueBytes,
+      now,
+    }),
+  );
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
     app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));

@@ -6,7 +6,15 @@ import { NamespaceRegistry } from './namespaces/registry.ts';
 import { NamespaceCounters } from './namespaces/stats.ts';
 import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
+import type {
+  EntryInput,
+  PurgeSelector,
+  RemovalResult,
+  StoredEntry,
+  SwapChange,
+  SwapOutcome,
+  TieredStore,
+} from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
 export interface WriteRequest {
@@ -23,6 +31,20 @@ export interface WriteRequest {
    * `compressMinBytes`. Ignored for an encrypted write (stored uncompressed).
    */
   readonly compress?: boolean | undefined;
+}
+
+/**
+ * One key of {@link CacheService.swap}: the version read (0 = absent) and the
+ * change, whose value goes through the same checks, encryption and
+ * compression as any write. `ttlMs` is milliseconds (> 0).
+ */
+export interface SwapRequest {
+  readonly key: string;
+  readonly expectedVersion: number;
+  readonly action:
+    | { readonly kind: 'set'; readonly request: WriteRequest; readonly ttlMs: number }
+    | { readonly kind: 'delete' }
+    | { readonly kind: 'check' };
 }
 
 /** An entry and the tier that answered. */
@@ -274,6 +296,51 @@ export class CacheService {
     const published = await this.#publish('purge', result, input);
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
+  }
+
+  /**
+   * Atomic compare-and-swap (`Store.swap`): applies every change only if
+   * every key still holds the version read, then purges the changed keys at
+   * every edge like any write. `conflict` tells the caller to read again.
+   * Errors: as `set`; CACHE_005 when the store has no compare-and-swap or
+   * Redis is unavailable (a conditional write is never accepted locally).
+   */
+  async swap(namespace: string, changes: readonly SwapRequest[]): Promise<SwapOutcome> {
+    const store = this.#o.store;
+    if (!store.swap) throw new CacheError('CACHE_005', 'This store has no atomic compare-and-swap');
+    const swap = store.swap.bind(store);
+    // A key the caller read as absent may still hold an entry hidden by a namespace flush: expect that one.
+    const absent = changes.filter((c) => c.expectedVersion === 0).map((c) => c.key);
+    const hidden = new Map<string, number>();
+    if (absent.length > 0) {
+      const raw = await this.#call('swap', () => store.getMany(namespace, absent));
+      for (const [key, entry] of raw) if (!this.#visible(namespace, entry)) hidden.set(key, entry.version);
+    }
+    const prepared: SwapChange[] = [];
+    for (const change of changes) {
+      const { key, action } = change;
+      const expectedVersion = change.expectedVersion === 0 ? (hidden.get(key) ?? 0) : change.expectedVersion;
+      if (action.kind !== 'set') prepared.push({ key, expectedVersion, action });
+      else {
+        const input = { ...(await this.#input(namespace, key, action.request)), ttlMs: action.ttlMs };
+        prepared.push({ key, expectedVersion, action: { kind: 'set', input } });
+      }
+    }
+    const outcome = await this.#call('swap', () => swap(namespace, prepared));
+    if (outcome.kind !== 'swapped' || outcome.results.size === 0) return outcome;
+    const results = [...outcome.results.values()];
+    for (const r of results) this.#seen(r.version);
+    await this.#publish('swap', results[0]!, {
+      namespace,
+      keys: [...outcome.results.keys()],
+      tags: [],
+      prefix: null,
+      // Every edge copy predates the whole swap, so the lowest new version is a safe floor.
+      version: Math.min(...results.map((r) => r.version)),
+      action: results.some((r) => 'value' in r) ? 'update' : 'delete',
+      ts: this.#now(),
+    });
+    return outcome;
   }
 
   /** False for an entry written before the namespace's last flush (invisible, reclaimed lazily). */

@@ -10,9 +10,17 @@ export const workerBundlePath = resolve(import.meta.dirname, '..', 'dist', 'work
 
 /** Builds the Worker bundle; resolves with its path. */
 export async function buildWorker(): Promise<string> {
+  return await bundleForWorkers(
+    resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts'),
+    workerBundlePath,
+  );
+}
+
+/** Bundles one Worker module (`entry`) for workerd into `outfile` (ESM, runtime-neutral); resolves with its path. */
+export async function bundleForWorkers(entry: string, outfile: string): Promise<string> {
   await build({
-    entryPoints: [resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts')],
-    outfile: workerBundlePath,
+    entryPoints: [entry],
+    outfile,
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -21,7 +29,7 @@ export async function buildWorker(): Promise<string> {
     conditions: ['worker', 'browser', 'import'],
     logLevel: 'warning',
   });
-  return workerBundlePath;
+  return outfile;
 }
 
 if (import.meta.main) {

@@ -53,12 +53,15 @@ const openPaths = new Set([
  * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
  * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
+ * | `/upstash/{ns}…` | checked per command by `shared/upstash/http.ts` (`cache:read`, `cache:write`, `cache:delete` in `ns`) |
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {
   if (openPaths.has(pathname) || pathname.startsWith('/docs/') || pathname.startsWith('/dashboard/assets/')) {
     return 'open';
   }
+  // The Upstash protocol checks the token and each command's grant itself, answering in its own error shape.
+  if (pathname.startsWith('/upstash/')) return 'open';
   if (
     pathname === '/metrics' ||
     pathname === '/health/metrics' ||

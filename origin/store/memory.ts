@@ -18,6 +18,7 @@ import type {
   RemovalResult,
   Store,
   StoredEntry,
+  SwapResults,
 } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
@@ -218,6 +219,18 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
         });
       }
       return { keys, cursor: done ? null : (examined.at(-1) ?? null) };
+    },
+    async swap(namespace, changes) {
+      // One synchronous check-then-apply: nothing else runs in between on this event loop.
+      for (const change of changes) {
+        if ((live(sk(namespace, change.key))?.version ?? 0) !== change.expectedVersion) return { kind: 'conflict' };
+      }
+      const results = new Map<string, StoredEntry | RemovalResult>();
+      for (const { key, action } of changes) {
+        if (action.kind === 'set') results.set(key, write(namespace, key, action.input));
+        else if (action.kind === 'delete') results.set(key, remove([sk(namespace, key)]));
+      }
+      return { kind: 'swapped', results: results as SwapResults };
     },
     async ping() {},
     async close() {

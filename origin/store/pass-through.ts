@@ -28,6 +28,7 @@ export function passThroughStore(inner: Store, usage?: StoreUsage): TieredStore 
     delete: (namespace, key) => inner.delete(namespace, key),
     purge: (namespace, selector) => inner.purge(namespace, selector),
     ...(inner.listKeys ? { listKeys: inner.listKeys.bind(inner) } : {}),
+    ...(inner.swap ? { swap: inner.swap.bind(inner) } : {}),
     ping: () => inner.ping(),
     close: () => inner.close(),
   };

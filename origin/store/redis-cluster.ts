@@ -2,7 +2,14 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import {
+  asBuffer,
+  defineStrataCommands,
+  escapeGlob,
+  type StrataCommands,
+  scanMatching,
+  swapEntries,
+} from './redis-commands.ts';
 import {
   clusterTopology,
   decodeClusterCursor,
@@ -422,6 +429,12 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
           (pipeline, s) => pipeline.del(s),
         );
       return result;
+    },
+    async swap(namespace, changes) {
+      // A script's keys must share one slot; Redis would refuse it with CROSSSLOT, so do not send it.
+      const slots = new Set(changes.map((c) => calculateSlot(entryKey(namespace, c.key))));
+      if (slots.size > 1) return { kind: 'cross-slot' };
+      return await single(() => swapEntries(commands, namespace, changes));
     },
     async ping() {
       // Every master must answer: a cluster with one unreachable master cannot serve all keys.

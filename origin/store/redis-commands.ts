@@ -1,6 +1,15 @@
 import type { Redis } from 'ioredis';
-import { withKeyIndex } from './redis-key-index.ts';
-import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript } from './redis-scripts.ts';
+import { entryKey, storedEntry } from './redis-codec.ts';
+import { withKeyIndex, withSwapKeyIndex } from './redis-key-index.ts';
+import {
+  deleteIfOlderScript,
+  deleteScript,
+  setIfNewerScript,
+  setScript,
+  swapScript,
+  tombstoneTtlMs,
+} from './redis-scripts.ts';
+import type { RemovalResult, StoredEntry, SwapChange, SwapOutcome } from './store.ts';
 
 /*
  * ioredis helpers both Redis drivers (standalone and Cluster) and the
@@ -21,6 +30,7 @@ export interface StrataCommands {
   ): Promise<number>;
   strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
   strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataSwap(numKeys: number, ...keysAndArgs: (string | number | Buffer)[]): Promise<number[]>;
 }
 
 /**
@@ -33,6 +43,8 @@ export interface IndexedStrataCommands {
   strataSetIfNewerIndexed: WithIndex<StrataCommands['strataSetIfNewer']>;
   strataDeleteIndexed: WithIndex<StrataCommands['strataDelete']>;
   strataDeleteIfOlderIndexed: WithIndex<StrataCommands['strataDeleteIfOlder']>;
+  /** `strataSwap` with the index pair after the entry keys (counted in `numKeys`). */
+  strataSwapIndexed: StrataCommands['strataSwap'];
 }
 
 /** A script command with the index pair (by key, by expiry) after its entry key. */
@@ -46,6 +58,7 @@ export function defineIndexedStrataCommands(client: { defineCommand: Redis['defi
   client.defineCommand('strataSetIfNewerIndexed', { numberOfKeys: 3, lua: withKeyIndex(setIfNewerScript) });
   client.defineCommand('strataDeleteIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteScript) });
   client.defineCommand('strataDeleteIfOlderIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteIfOlderScript) });
+  client.defineCommand('strataSwapIndexed', { lua: withSwapKeyIndex(swapScript) });
 }
 
 /** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */
@@ -54,6 +67,45 @@ export function defineStrataCommands(client: { defineCommand: Redis['defineComma
   client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
   client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
   client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
+  // The key count varies per call: the caller passes it first (EVALSHA's numkeys).
+  client.defineCommand('strataSwap', { lua: swapScript });
+}
+
+/**
+ * `Store.swap` on a standalone or Cluster client: one `swapScript` call over
+ * the changes' entry keys (a Cluster caller checks first that they share a
+ * slot), decoded into the swap's outcome.
+ */
+export async function swapEntries(
+  client: StrataCommands,
+  namespace: string,
+  changes: readonly SwapChange[],
+  index?: {
+    readonly keys: readonly [string, string];
+    readonly client: Pick<IndexedStrataCommands, 'strataSwapIndexed'>;
+  },
+): Promise<SwapOutcome> {
+  if (changes.length === 0) return { kind: 'swapped', results: new Map() };
+  const keys = changes.map((c) => entryKey(namespace, c.key));
+  const args: (string | number | Buffer)[] = [tombstoneTtlMs];
+  for (const { expectedVersion, action } of changes) {
+    if (action.kind === 'set') {
+      const { input } = action;
+      args.push(expectedVersion, 's', asBuffer(input.value), input.contentType, input.ttlMs, input.tags.join(','));
+    } else args.push(expectedVersion, action.kind === 'delete' ? 'd' : 'c', '', '', 0, '');
+  }
+  const reply = index
+    ? await index.client.strataSwapIndexed(keys.length + 2, ...keys, ...index.keys, ...args)
+    : await client.strataSwap(keys.length, ...keys, ...args);
+  if (Number(reply[0]) !== 1) return { kind: 'conflict' };
+  const results = new Map<string, StoredEntry | RemovalResult>();
+  changes.forEach(({ key, action }, i) => {
+    const version = Number(reply[1 + i * 2]);
+    const extra = Number(reply[2 + i * 2]);
+    if (action.kind === 'set') results.set(key, storedEntry(action.input, [version, extra]));
+    else if (action.kind === 'delete') results.set(key, { removed: extra, version });
+  });
+  return { kind: 'swapped', results };
 }
 
 /** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */

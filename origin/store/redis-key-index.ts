@@ -60,6 +60,38 @@ return reply
 `;
 }
 
+/**
+ * The swap script (`swapScript`) on a standalone server, keeping the key
+ * index as {@link withKeyIndex} does for the single-key scripts: the index
+ * pair (by key, by expiry) comes after the entry keys, and after a swap
+ * every entry key is added to or removed from the index as it now stands.
+ * A conflict changes nothing, the index included.
+ */
+export function withSwapKeyIndex(swap: string): string {
+  return `
+local n = #KEYS - 2
+local EK = {}
+for i = 1, n do EK[i] = KEYS[i] end
+local byKey, byExpiry = KEYS[n + 1], KEYS[n + 2]
+local function body()
+${swap.replaceAll('ipairs(KEYS)', 'ipairs(EK)')}
+end
+local reply = body()
+if reply[1] ~= 1 then return reply end
+for _, k in ipairs(EK) do
+  local e = redis.call('HGET', k, 'e')
+  if e then
+    redis.call('ZADD', byKey, 0, k)
+    redis.call('ZADD', byExpiry, tonumber(e), k)
+  else
+    redis.call('ZREM', byKey, k)
+    redis.call('ZREM', byExpiry, k)
+  end
+end
+return reply
+`;
+}
+
 /** True for an ioredis Cluster client. */
 export function isCluster(client: Redis | Cluster): client is Cluster {
   return client.isCluster === true;

@@ -81,3 +81,54 @@ return {n, v}
 
 /** Field order read back by HMGET. */
 export const entryFields = ['v', 'd', 'ct', 'c', 'e', 't'] as const;
+
+/**
+ * Atomic compare-and-swap over KEYS (entries). ARGV[1] tombstone ttl ms; then
+ * six per key: expected version (0 = absent), action (`s` set, `d` delete,
+ * `c` check only), data, content type, ttl ms, tags. Applies nothing unless
+ * every key's live version (0 when absent, a tombstone or past `e`) equals
+ * its expected one; then stamps versions as `setScript` and `deleteScript`
+ * do. Returns {0} on a conflict, else {1} followed by one pair per key:
+ * {version, created ms} for a set, {version floor, removed (0|1)} for a
+ * delete, {0, 0} for a check. Redis runs a script atomically (EVAL), so no
+ * other command sees a half-applied swap.
+ */
+export const swapScript = `
+local t = redis.call('TIME')
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowms = math.floor(nowus / 1000)
+for i, k in ipairs(KEYS) do
+  local b = 1 + (i - 1) * 6
+  local h = redis.call('HMGET', k, 'v', 'd', 'e')
+  local live = 0
+  if h[2] and h[3] and tonumber(h[3]) > nowms then live = tonumber(h[1]) end
+  if live ~= tonumber(ARGV[b + 1]) then return {0} end
+end
+local out = {1}
+for i, k in ipairs(KEYS) do
+  local b = 1 + (i - 1) * 6
+  local op = ARGV[b + 2]
+  if op == 'c' then
+    table.insert(out, 0)
+    table.insert(out, 0)
+  else
+    local cur = tonumber(redis.call('HGET', k, 'v') or '0')
+    local v = math.max(cur + 1, nowus)
+    if op == 's' then
+      local ttl = tonumber(ARGV[b + 5])
+      redis.call('HSET', k, 'v', v, 'd', ARGV[b + 3], 'ct', ARGV[b + 4], 'c', nowms, 'e', nowms + ttl, 't', ARGV[b + 6])
+      redis.call('PEXPIRE', k, ttl)
+      table.insert(out, v)
+      table.insert(out, nowms)
+    else
+      local n = redis.call('HEXISTS', k, 'd')
+      redis.call('DEL', k)
+      redis.call('HSET', k, 'v', v)
+      redis.call('PEXPIRE', k, tonumber(ARGV[1]))
+      table.insert(out, v)
+      table.insert(out, n)
+    end
+  end
+end
+return out
+`;

@@ -8,6 +8,7 @@ import {
   defineStrataCommands,
   type IndexedStrataCommands,
   type StrataCommands,
+  swapEntries,
 } from './redis-commands.ts';
 import { indexKeysOf, lexRange, standaloneIndexKeys } from './redis-key-index.ts';
 import { badCursor, listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
@@ -184,6 +185,9 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       const [next, found] = await client.scan(scanCursor(request.cursor), 'MATCH', match, 'COUNT', request.count);
       return { keys: await describe(namespace, found), cursor: next === '0' ? null : next };
     },
+    // Conditional writes keep the key index too (prefix purge and listing read it).
+    swap: (namespace, changes) =>
+      swapEntries(commands, namespace, changes, { keys: standaloneIndexKeys(namespace), client: commands }),
     async ping() {
       await client.ping();
     },

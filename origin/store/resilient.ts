@@ -12,6 +12,7 @@ import type {
   ResilienceStats,
   Store,
   StoredEntry,
+  SwapChange,
   TieredMiss,
   TieredRead,
   TieredStore,
@@ -356,6 +357,29 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
             if (page === failed) throw unavailable('list', 'Store unavailable: listing keys needs Redis');
             return page;
           },
+        }
+      : {}),
+    ...(inner.swap
+      ? {
+          swap: (namespace: string, changes: readonly SwapChange[]) =>
+            exclusive(
+              namespace,
+              changes.map((c) => c.key),
+              async () => {
+                const swap = inner.swap!.bind(inner);
+                const outcome = await call('swap', () => swap(namespace, changes), false);
+                // A conditional write needs Redis's answer: it is never accepted into the local tier.
+                if (outcome === failed) throw unavailable('swap', 'Store unavailable: a conditional write needs Redis');
+                if (outcome.kind !== 'swapped') return outcome;
+                for (const [key, result] of outcome.results) {
+                  seen(namespace, key, result.version);
+                  local.discardDirty(namespace, key);
+                  if ('value' in result) local.putClean(namespace, key, result);
+                  else local.dropClean(namespace, key);
+                }
+                return outcome;
+              },
+            ),
         }
       : {}),
     async ping() {

@@ -46,6 +46,35 @@ export interface RemovalResult {
   readonly version: number;
 }
 
+/**
+ * One key of an atomic compare-and-swap ({@link Store.swap}): the version the
+ * key must hold now, and what to do with it when every key of the swap does.
+ */
+export interface SwapChange {
+  readonly key: string;
+  /** Version of the live entry the caller read; 0 = the key must be absent (or expired). */
+  readonly expectedVersion: number;
+  /** `set` writes `input`, `delete` removes the entry, `check` only requires the version (a read in a transaction). */
+  readonly action:
+    | { readonly kind: 'set'; readonly input: EntryInput }
+    | { readonly kind: 'delete' }
+    | { readonly kind: 'check' };
+}
+
+/** What a swap did, by key, for the keys it set (their new entries) or deleted (removal results). */
+export type SwapResults = ReadonlyMap<string, StoredEntry | RemovalResult>;
+
+/**
+ * The outcome of {@link Store.swap}: applied, refused because some key no
+ * longer held its expected version (`conflict`: read again and retry), or
+ * refused because the keys live in different Redis Cluster hash slots
+ * (`cross-slot`, which Redis answers `CROSSSLOT` for a transaction).
+ */
+export type SwapOutcome =
+  | { readonly kind: 'swapped'; readonly results: SwapResults }
+  | { readonly kind: 'conflict' }
+  | { readonly kind: 'cross-slot' };
+
 /** The storage kinds, also used as `X-Cache-Tier` of an origin hit. */
 export type StoreKind = 'memory' | 'redis';
 
@@ -66,6 +95,16 @@ export interface Store {
   purge(namespace: string, selector: PurgeSelector): Promise<RemovalResult>;
   /** Keys matching a glob, a page at a time (see {@link KeyListing}); every driver has it, facades forward it. */
   listKeys?(namespace: string, request: KeyListRequest): Promise<KeyPage>;
+  /**
+   * Atomic compare-and-swap over keys of one namespace: applies every change
+   * only when every key still holds its `expectedVersion`; new versions are
+   * stamped as by `set` and `delete`. On Redis one Lua script (atomic by
+   * Redis's single-threaded execution); on Cluster only for keys in one hash
+   * slot (Redis Cluster specification, "Keys distribution model"). The
+   * building block of conditional writes (the Upstash protocol's `SET NX`,
+   * `INCR`, `MULTI/EXEC`). Optional: a store without it cannot serve them.
+   */
+  swap?(namespace: string, changes: readonly SwapChange[]): Promise<SwapOutcome>;
   /** Resolves when the backing server answers; rejects otherwise. */
   ping(): Promise<void>;
   /** Releases connections. */

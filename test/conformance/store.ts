@@ -5,7 +5,7 @@ import { compressedContentType } from '../../origin/compression.ts';
 import type { NamespaceVersionStore } from '../../origin/namespaces/versions.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
-import type { EntryInput, Store, TieredStore } from '../../origin/store/store.ts';
+import type { EntryInput, Store, StoredEntry, SwapChange, TieredStore } from '../../origin/store/store.ts';
 import { encryptedContentType, parseKeyring } from '../../shared/crypto.ts';
 import { keyListingConformance } from './store-listing.ts';
 
@@ -31,6 +31,8 @@ export interface StoreCapabilities<S extends Store> {
    * function, type-checked. Runs the tiered checks against a healthy store.
    */
   readonly tiered?: (store: S) => TieredStore;
+  /** Keys in different Redis Cluster hash slots cannot be swapped together (`cross-slot`). */
+  readonly hashSlots?: boolean;
   /**
    * Where the store keeps namespace versions (flush): runs the flush checks,
    * entry versions against the namespace version, with concurrent writers.
@@ -175,6 +177,78 @@ export function storeConformance<S extends Store>(
       expect(final!.version).toBe(top.version);
       expect(new TextDecoder().decode(final!.value)).toBe(new TextDecoder().decode(top.value));
     });
+
+    const swap = (ns: string, changes: readonly SwapChange[]) => {
+      expect(store.swap, 'every driver offers compare-and-swap').toBeTypeOf('function');
+      return store.swap!(ns, changes);
+    };
+    const set = (value: string) => ({ kind: 'set', input: input(value) }) as const;
+
+    it('a swap applies every change when every key holds its expected version, with higher versions', async () => {
+      const ns = freshNamespace();
+      const a = await store.set(ns, '{s}a', input('a0'));
+      const outcome = await swap(ns, [
+        { key: '{s}a', expectedVersion: a.version, action: set('a1') },
+        { key: '{s}b', expectedVersion: 0, action: set('b1') },
+      ]);
+      expect(outcome.kind).toBe('swapped');
+      if (outcome.kind !== 'swapped') return;
+      const newA = outcome.results.get('{s}a') as StoredEntry;
+      expect(newA.version).toBeGreaterThan(a.version);
+      const read = await store.getMany(ns, ['{s}a', '{s}b']);
+      expect(new TextDecoder().decode(read.get('{s}a')!.value)).toBe('a1');
+      expect(read.get('{s}a')!.version).toBe(newA.version);
+      expect(new TextDecoder().decode(read.get('{s}b')!.value)).toBe('b1');
+      const removal = await swap(ns, [
+        { key: '{s}b', expectedVersion: read.get('{s}b')!.version, action: { kind: 'delete' } },
+      ]);
+      expect(removal.kind).toBe('swapped');
+      expect(await store.get(ns, '{s}b')).toBeNull();
+    });
+
+    it('a swap applies nothing when any key moved past its expected version, a check included', async () => {
+      const ns = freshNamespace();
+      const a = await store.set(ns, '{s}a', input('a0'));
+      const b = await store.set(ns, '{s}b', input('b0'));
+      await store.set(ns, '{s}b', input('b-moved'));
+      const outcome = await swap(ns, [
+        { key: '{s}a', expectedVersion: a.version, action: set('a1') },
+        { key: '{s}b', expectedVersion: b.version, action: { kind: 'check' } },
+      ]);
+      expect(outcome).toEqual({ kind: 'conflict' });
+      expect(new TextDecoder().decode((await store.get(ns, '{s}a'))!.value)).toBe('a0');
+      // Expecting absence fails on a live key, and succeeds after a delete (its tombstone counts as absent).
+      expect(await swap(ns, [{ key: '{s}a', expectedVersion: 0, action: set('x') }])).toEqual({ kind: 'conflict' });
+      await store.delete(ns, '{s}a');
+      const after = await swap(ns, [{ key: '{s}a', expectedVersion: 0, action: set('x') }]);
+      expect(after.kind).toBe('swapped');
+    });
+
+    it('concurrent read-increment-swap loops lose no increment', async () => {
+      const ns = freshNamespace();
+      const increment = async () => {
+        for (;;) {
+          const current = await store.get(ns, 'n');
+          const next = String(Number(current ? new TextDecoder().decode(current.value) : '0') + 1);
+          const outcome = await swap(ns, [{ key: 'n', expectedVersion: current?.version ?? 0, action: set(next) }]);
+          if (outcome.kind === 'swapped') return;
+        }
+      };
+      await Promise.all(Array.from({ length: 10 }, increment));
+      expect(new TextDecoder().decode((await store.get(ns, 'n'))!.value)).toBe('10');
+    });
+
+    if (capabilities.hashSlots) {
+      it('keys in different hash slots are refused as cross-slot, and nothing is written', async () => {
+        const ns = freshNamespace();
+        const outcome = await swap(ns, [
+          { key: 'alpha', expectedVersion: 0, action: set('1') },
+          { key: 'beta', expectedVersion: 0, action: set('2') },
+        ]);
+        expect(outcome).toEqual({ kind: 'cross-slot' });
+        expect(await store.getMany(ns, ['alpha', 'beta'])).toEqual(new Map());
+      });
+    }
 
     /** The origin's service over this store: compression above 1 KiB, an encryption key. */
     const serviceOverStore = async () =>

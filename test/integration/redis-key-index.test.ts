@@ -41,6 +41,27 @@ describe('the per-namespace key index on real Redis', () => {
     expect(await indexed(ns)).toEqual(['c']);
   });
 
+  it('conditional writes (swap) keep the index too, so a prefix purge finds what they wrote', async () => {
+    const ns = fresh();
+    const swapped = await store.swap!(ns, [
+      { key: 'cas:1', expectedVersion: 0, action: { kind: 'set', input: input('1') } },
+      { key: 'cas:2', expectedVersion: 0, action: { kind: 'set', input: input('2') } },
+    ]);
+    expect(swapped.kind).toBe('swapped');
+    expect(await indexed(ns)).toEqual(['cas:1', 'cas:2']);
+    // A conflicting swap changes nothing, the index included.
+    const conflict = await store.swap!(ns, [
+      { key: 'cas:3', expectedVersion: 42, action: { kind: 'set', input: input('3') } },
+    ]);
+    expect(conflict.kind).toBe('conflict');
+    expect(await indexed(ns)).toEqual(['cas:1', 'cas:2']);
+    const v1 = (await store.get(ns, 'cas:1'))!.version;
+    await store.swap!(ns, [{ key: 'cas:1', expectedVersion: v1, action: { kind: 'delete' } }]);
+    expect(await indexed(ns)).toEqual(['cas:2']);
+    await store.purge(ns, { keys: [], tags: [], prefix: 'cas:' });
+    expect(await store.get(ns, 'cas:2')).toBeNull();
+  });
+
   it('drops expired members as later writes come, so the index does not grow with expired keys', async () => {
     const ns = fresh();
     for (let i = 0; i < 5; i++) await store.set(ns, `short${i}`, input('s', 1));

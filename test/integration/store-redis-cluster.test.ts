@@ -19,6 +19,7 @@ storeConformance(
   'Redis Cluster (6 nodes)',
   () => redisClusterStore({ nodes: cluster.env.REDIS_CLUSTER_NODES!.split(',') }),
   {
+    hashSlots: true,
     namespaceVersions: (store) => redisNamespaceVersions(store.client),
   },
 );
@@ -29,5 +30,5 @@ storeConformance(
     resilientRedisFromConfig(
       parseConfig(originConfigSchema, { REDIS_CLUSTER_NODES: cluster.env.REDIS_CLUSTER_NODES }),
     )!,
-  { tiered: (store) => store },
+  { tiered: (store) => store, hashSlots: true },
 );

@@ -6,6 +6,8 @@ import { eventually } from './wait.ts';
 
 /** An edge under test on some runtime, reached through `fetch`. */
 export interface EdgeUnderTest {
+  /** `http://127.0.0.1:PORT`, for clients that take a base URL. */
+  readonly url: string;
   /** Sends a request to the edge (`path` with query, e.g. `/api/v1/cache/ns/k`). */
   fetch(path: string, init?: RequestInit): Promise<Response>;
   close(): Promise<void>;
@@ -44,7 +46,7 @@ export const nodeRuntime: EdgeRuntime = {
   name: 'node',
   async start(originUrl, env = {}) {
     const edge = await edgeFor(originUrl, { EDGE_STATS_INTERVAL_SECONDS: '0', ...env });
-    return await ready({ fetch: over(edge.url), close: () => edge.close() });
+    return await ready({ url: edge.url, fetch: over(edge.url), close: () => edge.close() });
   },
 };
 
@@ -54,6 +56,7 @@ export const denoRuntime: EdgeRuntime = {
   async start(originUrl, env = {}) {
     const edge = await denoEdgeFor(originUrl, env);
     return await ready({
+      url: edge.url,
       fetch: over(edge.url),
       close: async () => {
         await edge.close();
@@ -72,8 +75,9 @@ export const workerdRuntime: EdgeRuntime = {
       compatibilityDate: '2025-09-01',
       bindings: { ORIGIN_URL: originUrl, ...env },
     });
-    await mf.ready;
+    const url = (await mf.ready).origin;
     return await ready({
+      url,
       fetch: async (path, init) => {
         // Miniflare's own Response type: hand the test a standard one.
         const res = await mf.dispatchFetch(`http://edge.test${path}`, init as never);
