@@ -8,11 +8,26 @@ import { build } from 'esbuild';
 /** Output path of the bundle. */
 export const workerBundlePath = resolve(import.meta.dirname, '..', 'dist', 'worker.js');
 
-/** Builds the Worker bundle; resolves with its path. */
-export async function buildWorker(): Promise<string> {
+/** Another entry to bundle the same way (a test Worker); default: the edge Worker into `dist/worker.js`. */
+export interface WorkerBundleOptions {
+  /** Entry module, absolute path. */
+  readonly entry: string;
+  /** Output file, absolute path. */
+  readonly outfile: string;
+  /** Module specifiers replaced by other modules (absolute paths), e.g. a test framework shim. */
+  readonly alias?: Record<string, string>;
+  /** Identifiers replaced by constant expressions (esbuild `define`). */
+  readonly define?: Record<string, string>;
+}
+
+/** Builds the Worker bundle (or the one `options` names); resolves with its path. */
+export async function buildWorker(options?: WorkerBundleOptions): Promise<string> {
+  const outfile = options?.outfile ?? workerBundlePath;
   await build({
-    entryPoints: [resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts')],
-    outfile: workerBundlePath,
+    entryPoints: [options?.entry ?? resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts')],
+    outfile,
+    alias: options?.alias,
+    define: options?.define,
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -21,7 +36,7 @@ export async function buildWorker(): Promise<string> {
     conditions: ['worker', 'browser', 'import'],
     logLevel: 'warning',
   });
-  return workerBundlePath;
+  return outfile;
 }
 
 if (import.meta.main) {

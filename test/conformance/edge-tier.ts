@@ -20,6 +20,12 @@ export interface EdgeTierFactoryOptions {
   readonly maxBytes: number;
   /** Unix-ms clock the tier must use when it has the `injectedClock` capability. */
   readonly now: () => number;
+  /**
+   * With the `sharedStorage` capability: a tier this one must share its
+   * storage with (a second instance, as another isolate of a colo); absent:
+   * fresh storage.
+   */
+  readonly shareWith?: TierUnderTest;
 }
 
 /** What an implementation can do; a case that needs a missing capability is skipped, and says so in its name. */
@@ -28,6 +34,8 @@ export interface EdgeTierCapabilities {
   readonly injectedClock: boolean;
   /** Keeps `bytes` within `maxBytes` at every moment. */
   readonly byteBudget: boolean;
+  /** Several instances can share one storage (`shareWith`), each applying purges on its own: shared tiers. */
+  readonly sharedStorage?: boolean;
 }
 
 export interface EdgeTierSuiteOptions {
@@ -213,6 +221,56 @@ export function runEdgeTierConformance(
         runs,
       );
     });
+
+    // A shared tier's instances each follow the purge log on their own and cannot enumerate the storage.
+    it.skipIf(!capabilities.sharedStorage)(
+      'shared storage: a purge applied by one instance refuses the older copies another instance stored, by key, tag and prefix',
+      async () => {
+        const writer = fresh();
+        const reader = makeTier({ maxBytes: 1 << 20, now: Date.now, shareWith: writer });
+        const one = new Uint8Array([1]);
+        await writer.set(entry('user:1', one, 5, { tags: ['red'] }));
+        await writer.set(entry('user:2', one, 20, { tags: ['red'] }));
+        await writer.set(entry('item:1', one, 5));
+        await writer.set(entry('item:2', one, 5));
+        await writer.set(entry('other:1', one, 5));
+        expect((await reader.get('ns', 'user:1'))?.version).toBe(5);
+        await reader.purge(purgeOf({ tags: ['red'], version: 10 }));
+        await reader.purge(purgeOf({ prefix: 'item:', version: 10 }));
+        expect(await reader.get('ns', 'user:1')).toBeUndefined();
+        expect((await reader.get('ns', 'user:2'))?.version).toBe(20);
+        expect(await reader.get('ns', 'item:1')).toBeUndefined();
+        expect(await reader.get('ns', 'item:2')).toBeUndefined();
+        expect((await reader.get('ns', 'other:1'))?.version).toBe(5);
+        // The writer applied no purge: its own view still serves the copy (until its purge source brings it).
+        expect((await writer.get('ns', 'user:1'))?.version).toBe(5);
+        await reader.purge(purgeOf({ keys: ['other:1'], version: 10 }));
+        expect(await reader.get('ns', 'other:1')).toBeUndefined();
+        await writer.set(entry('user:1', one, 11, { tags: ['red'] }));
+        expect((await reader.get('ns', 'user:1'))?.version).toBe(11);
+      },
+    );
+
+    it.skipIf(!capabilities.sharedStorage || !capabilities.injectedClock)(
+      'shared storage: an instance refuses copies filled up to its last clear (a reset, or its start), and serves later fills',
+      async () => {
+        let now = 1_700_000_000_000;
+        const clock = () => now;
+        const writer = fresh(1 << 20, clock);
+        const reader = makeTier({ maxBytes: 1 << 20, now: clock, shareWith: writer });
+        const one = new Uint8Array([1]);
+        const live = { expiresAtMs: now + minute };
+        await writer.set(entry('a', one, 1, live));
+        now += 1;
+        expect((await reader.get('ns', 'a'))?.version).toBe(1);
+        await reader.clear();
+        expect(await reader.get('ns', 'a')).toBeUndefined();
+        expect((await writer.get('ns', 'a'))?.version).toBe(1);
+        now += 1;
+        await writer.set(entry('a', one, 2, live));
+        expect((await reader.get('ns', 'a'))?.version).toBe(2);
+      },
+    );
 
     it('no stale set: under random interleavings of writes, fills and purge deliveries, the tier never holds a version older than a delivered purge', async () => {
       await fc.assert(
