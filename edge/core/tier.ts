@@ -80,9 +80,9 @@ export interface SharedEdgeTier {
   /**
    * Applies a purge: reads refuse entries of its keys, tags and prefix below
    * `message.version` from the call on (before the returned promise
-   * settles); the named keys and the matching entries this instance stored
-   * are deleted.
-   * @returns how many entries this instance knew of and removed.
+   * settles); the matching older entries this instance stored are deleted
+   * (others' copies are refused, not deleted: it cannot know their versions).
+   * @returns how many entries this instance stored and removed.
    */
   purge(message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'>): Promise<number>;
   /** A reset: from now on, reads refuse every entry filled until now. */

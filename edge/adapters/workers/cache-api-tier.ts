@@ -73,9 +73,12 @@ interface Known {
  *   entries whose origin read came after its view begins;
  * - its version is at least every purge this isolate applied to its key,
  *   its tags and the prefixes that cover it ({@link PurgeFloors}).
- * Purges by key also delete the entry, and purges by tag or prefix delete
- * the matching entries this isolate stored itself; other isolates' copies
- * are refused by the floors and age out with their `max-age`.
+ * A purge also deletes the matching older entries this isolate stored
+ * itself (by key, tag or prefix). Copies other isolates stored are refused
+ * by the floors, deleted by the isolate that stored them when its own view
+ * brings the purge, and otherwise age out with their `max-age`. (Deleting
+ * every purged key's URL would also drop the fresh copy another isolate just
+ * filled after the write that caused the purge.)
  *
  * A set reads the current entry first and keeps a higher version; two
  * isolates racing on one key can still overwrite a newer entry with an older
@@ -187,26 +190,19 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
     async purge(message) {
       // Floors first, synchronously: reads refuse older copies from now on, whatever the deletes do.
       floors.record(message);
-      const doomed = new Set<string>();
-      for (const key of message.keys) doomed.add(url(message.namespace, key));
+      const keys = new Set(message.keys);
       const tags = new Set(message.tags);
-      let removed = 0;
+      const doomed: string[] = [];
       for (const [u, k] of known) {
-        if (k.namespace !== message.namespace || k.version >= message.version) {
-          if (k.namespace === message.namespace && message.keys.includes(k.key)) doomed.delete(u);
-          continue;
-        }
+        if (k.namespace !== message.namespace || k.version >= message.version) continue;
         const matches =
-          message.keys.includes(k.key) ||
+          keys.has(k.key) ||
           (message.prefix !== null && k.key.startsWith(message.prefix)) ||
           k.tags.some((t) => tags.has(t));
-        if (matches) {
-          doomed.add(u);
-          removed++;
-        }
+        if (matches) doomed.push(u);
       }
-      await Promise.all([...doomed].map(remove));
-      return removed;
+      await Promise.all(doomed.map(remove));
+      return doomed.length;
     },
     async clear() {
       trustAfterMs = Math.max(trustAfterMs, now());
