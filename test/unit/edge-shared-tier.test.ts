@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
+import { EdgeCache } from '../../edge/core/edge-cache.ts';
 import { Lease } from '../../edge/core/lease.ts';
 import { memoryTier } from '../../edge/core/memory-tier.ts';
 import { PurgeFloors } from '../../edge/core/purge-floors.ts';
