@@ -107,8 +107,9 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       const { namespace, key } = cachePath(c, 'get');
       const read = await cache.read(namespace, key, c.get('requestId'));
       if (read.kind === 'hit') {
-        const res = readResponse(c, read.entry, { status: 'HIT', tier: 'edge', degraded: false, nowMs: now() });
-        return { res, tier: 'edge', result: 'hit' };
+        const tier = read.from === undefined ? 'edge' : `edge-${read.from}`;
+        const res = readResponse(c, read.entry, { status: 'HIT', tier, degraded: false, nowMs: now() });
+        return { res, tier, result: 'hit' };
       }
       if (read.kind === 'miss') {
         c.header(headers.cache, 'MISS');

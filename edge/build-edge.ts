@@ -5,11 +5,11 @@ import type { AppEnv, RequestLog } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import type { StreamMessage } from '../shared/schemas.ts';
 import { createEdgeApp } from './app.ts';
-import { EdgeCache, type RevalidationOutcome } from './core/edge-cache.ts';
+import { EdgeCache, type RevalidationOutcome, type SharedTierOutcome } from './core/edge-cache.ts';
 import { Lease } from './core/lease.ts';
 import { memoryTier } from './core/memory-tier.ts';
 import type { PurgeHandlers, PurgeSubscription } from './core/purge-source.ts';
-import type { EdgeTier } from './core/tier.ts';
+import type { EdgeTier, SharedEdgeTier } from './core/tier.ts';
 import { OriginClient } from './origin-client.ts';
 import { pollPurgeSource } from './purge-sources/poll.ts';
 import { ssePurgeSource } from './purge-sources/sse.ts';
@@ -30,6 +30,8 @@ export interface EdgeMetrics extends RequestMetrics {
   leaseLapse(): void;
   /** Count one per-key revalidation with the origin while the lease was lapsed, by outcome. */
   revalidation(outcome: RevalidationOutcome): void;
+  /** Count one shared-tier lookup by outcome (`hit`, `miss`), or one failed call to it (`error`); runtimes without a shared tier may leave it out. */
+  sharedTier?(outcome: SharedTierOutcome): void;
 }
 
 /** What a runtime's metrics may read from the edge besides its tier. */
@@ -59,6 +61,8 @@ export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
   readonly purgeSource: 'stream' | 'poll';
   /** The near-user tier; default: the memory tier with a budget of `EDGE_MAX_BYTES`. */
   readonly tier?: EdgeTier;
+  /** A second tier behind `tier`, shared with other instances (the Workers Cache API); default: none. */
+  readonly shared?: SharedEdgeTier;
   /** Builds the runtime's metrics over the tier and the purge source's state; default: none. */
   readonly metrics?: (tier: EdgeTier, sources: EdgeMetricsSources) => M;
   /** Clock, Unix ms (leases, confirmations); default `Date.now`. */
@@ -129,6 +133,8 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     lease,
     revalidate: (ns, key, version, requestId) => origin.revalidate(ns, key, version, requestId),
     onRevalidation: (outcome) => metrics?.revalidation(outcome),
+    shared: parts.shared,
+    onSharedTier: (outcome) => metrics?.sharedTier?.(outcome),
     onOriginLoad: () => {
       originLoads++;
       metrics?.originLoad();
@@ -138,6 +144,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     const removed = cache.apply(message);
     metrics?.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
   };
+  let caughtUp = false;
   const handlers: PurgeHandlers = {
     onPurge: applied,
     onReset: (message) => {
@@ -146,6 +153,9 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     },
     onStateChange: (connected) => {
       if (connected) {
+        // The view of the purge log starts here: shared-tier entries filled before it are not trusted.
+        if (!caughtUp) cache.distrustShared();
+        caughtUp = true;
         lastError = undefined;
         metrics?.purgeApplied('hello', 0);
         logger?.info({ origin: config.ORIGIN_URL, source: parts.purgeSource }, 'purge log followed');

@@ -16,6 +16,7 @@ export function textEdgeMetrics(tier: EdgeTier, sources: EdgeMetricsSources): Ed
   const requests = new Map<string, { count: number; seconds: number }>();
   const purges = new Map<string, number>();
   const revalidations = new Map<string, number>();
+  const sharedTier = new Map<string, number>();
   let originLoads = 0;
   let purged = 0;
   let reconnects = 0;
@@ -45,6 +46,9 @@ export function textEdgeMetrics(tier: EdgeTier, sources: EdgeMetricsSources): Ed
     },
     revalidation: (outcome) => {
       bump(revalidations, labels({ outcome }));
+    },
+    sharedTier: (outcome) => {
+      bump(sharedTier, labels({ outcome }));
     },
     async render() {
       const age = sources.leaseAgeMs();
@@ -88,6 +92,12 @@ export function textEdgeMetrics(tier: EdgeTier, sources: EdgeMetricsSources): Ed
         'counter',
         'Per-key revalidations with the origin while the lease was lapsed, by outcome.',
         [...revalidations],
+      );
+      metric(
+        'strata_edge_shared_tier_lookups_total',
+        'counter',
+        'Lookups in the shared second tier (Workers Cache API) by outcome (hit; miss: absent or refused), and failed calls to it (error).',
+        [...sharedTier],
       );
       metric('strata_edge_tier_entries', 'gauge', 'Entries in the near-user tier.', [['', tier.size]]);
       metric('strata_edge_tier_bytes', 'gauge', 'Bytes counted against EDGE_MAX_BYTES.', [['', tier.bytes]]);

@@ -8,19 +8,26 @@ import { build } from 'esbuild';
 /** Output path of the bundle. */
 export const workerBundlePath = resolve(import.meta.dirname, '..', 'dist', 'worker.js');
 
-/** Builds the Worker bundle; resolves with its path. */
-export async function buildWorker(): Promise<string> {
-  return await bundleForWorkers(
-    resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts'),
-    workerBundlePath,
-  );
+/** Another entry to bundle the same way (a test Worker); default: the edge Worker into `dist/worker.js`. */
+export interface WorkerBundleOptions {
+  /** Entry module, absolute path. */
+  readonly entry: string;
+  /** Output file, absolute path. */
+  readonly outfile: string;
+  /** Module specifiers replaced by other modules (absolute paths), e.g. a test framework shim. */
+  readonly alias?: Record<string, string>;
+  /** Identifiers replaced by constant expressions (esbuild `define`). */
+  readonly define?: Record<string, string>;
 }
 
-/** Bundles one Worker module (`entry`) for workerd into `outfile` (ESM, runtime-neutral); resolves with its path. */
-export async function bundleForWorkers(entry: string, outfile: string): Promise<string> {
+/** Builds the Worker bundle (or the one `options` names); resolves with its path. */
+export async function buildWorker(options?: WorkerBundleOptions): Promise<string> {
+  const outfile = options?.outfile ?? workerBundlePath;
   await build({
-    entryPoints: [entry],
+    entryPoints: [options?.entry ?? resolve(import.meta.dirname, '..', 'edge', 'adapters', 'workers', 'index.ts')],
     outfile,
+    alias: options?.alias,
+    define: options?.define,
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -30,6 +37,11 @@ export async function bundleForWorkers(entry: string, outfile: string): Promise<
     logLevel: 'warning',
   });
   return outfile;
+}
+
+/** Bundles one Worker module (`entry`) for workerd into `outfile` (ESM, runtime-neutral); resolves with its path. */
+export async function bundleForWorkers(entry: string, outfile: string): Promise<string> {
+  return await buildWorker({ entry, outfile });
 }
 
 if (import.meta.main) {

@@ -293,6 +293,12 @@ export const edgeConfigSchema = z
      * before it polls again (`GET /api/v1/purges`); less than `EDGE_LEASE_MS`.
      */
     EDGE_PURGE_POLL_MS: positiveInt.default(1_000),
+    /**
+     * Workers only: keep a second tier in the colo's Cache API
+     * (`caches.default`), shared by the isolates of a colo, behind each
+     * isolate's memory tier. Other runtimes ignore it.
+     */
+    EDGE_CACHE_API: z.stringbool().default(false),
     /** Name of this edge in logs and the origin's edge list. */
     EDGE_ID: z.string().min(1).max(64).optional(),
     /** Seconds between this edge's stats reports to the origin's dashboard (`POST /api/v1/edges/stats`); 0 = none. */

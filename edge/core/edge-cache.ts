@@ -3,7 +3,7 @@ import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
 import type { Lease } from './lease.ts';
 import { PurgeLedger } from './purge-ledger.ts';
-import type { EdgeEntry, EdgeTier } from './tier.ts';
+import type { EdgeEntry, EdgeTier, SharedEdgeTier } from './tier.ts';
 
 /** What an origin read returns to the edge. Times are Unix ms. */
 export interface OriginRead {
@@ -40,7 +40,12 @@ export type RevalidationOutcome = 'not_modified' | 'modified' | 'gone' | 'error'
 
 /** The outcome of an edge read. */
 export type EdgeRead =
-  | { readonly kind: 'hit'; readonly entry: EdgeEntry }
+  | {
+      readonly kind: 'hit';
+      readonly entry: EdgeEntry;
+      /** The shared tier's name when the hit came from it (absent: the memory tier). */
+      readonly from?: string;
+    }
   | { readonly kind: 'fill'; readonly entry: EdgeEntry; readonly read: OriginRead; readonly stored: boolean }
   | { readonly kind: 'miss' };
 
@@ -63,7 +68,18 @@ export interface EdgeCacheOptions {
   readonly revalidate?: OriginRevalidator;
   /** Told how each (coalesced) revalidation ended. */
   readonly onRevalidation?: (outcome: RevalidationOutcome) => void;
+  /**
+   * A second tier behind `tier` (the Workers Cache API): looked up after a
+   * memory miss, only while the lease holds, before the origin; filled with
+   * every fill the memory tier stores; told every purge, reset and delete.
+   */
+  readonly shared?: SharedEdgeTier;
+  /** Told how each (coalesced) shared-tier lookup ended, and of each failed call to the shared tier. */
+  readonly onSharedTier?: (outcome: SharedTierOutcome) => void;
 }
+
+/** How a shared-tier lookup ended (`hit`, `miss`: absent or refused), or `error`: a call to it failed. */
+export type SharedTierOutcome = 'hit' | 'miss' | 'error';
 
 /**
  * The edge's tiering core, free of HTTP: serves hits from the tier,
@@ -133,10 +149,12 @@ export class EdgeCache {
   apply(message: StreamMessage): number {
     if (message.type === 'purge') {
       this.ledger.record(message);
+      this.#shared((shared) => shared.purge(message));
       return this.tier.purge(message);
     }
     if (message.type === 'reset') {
       this.ledger.reset();
+      this.#shared((shared) => shared.clear());
       const n = this.tier.size;
       this.tier.clear();
       return n;
@@ -147,7 +165,52 @@ export class EdgeCache {
   /** Drops one key locally after this edge deleted it at the origin (`version`: the delete's floor). */
   forget(namespace: string, key: string, version: number): void {
     this.ledger.record({ namespace, keys: [key], tags: [], prefix: null, version });
+    this.#shared((shared) => shared.purge({ namespace, keys: [key], tags: [], prefix: null, version }));
     this.tier.delete(namespace, key);
+  }
+
+  /**
+   * Stops trusting the shared tier's entries filled until now (an isolate
+   * whose purge source just caught up for the first time cannot know the
+   * purges before it). No-op without a shared tier.
+   */
+  distrustShared(): void {
+    this.#shared((shared) => shared.clear());
+  }
+
+  /**
+   * Hands one change to the shared tier. Its floors apply at the call; the
+   * deletes that follow are best effort (a failure leaves a copy the floors refuse).
+   */
+  #shared(change: (shared: SharedEdgeTier) => Promise<unknown>): void {
+    const shared = this.#o.shared;
+    if (shared) change(shared).catch(() => this.#o.onSharedTier?.('error'));
+  }
+
+  /** A shared-tier hit admitted to the memory tier, or undefined (lease lapsed, miss). */
+  async #fromShared(shared: SharedEdgeTier, namespace: string, key: string): Promise<EdgeRead | undefined> {
+    const lease = this.#o.lease;
+    if (lease) {
+      const ensured = lease.ensure();
+      if (ensured !== true && !(await ensured)) return undefined;
+    }
+    const ticket = this.ledger.begin();
+    let held: EdgeEntry | undefined;
+    try {
+      held = await shared.get(namespace, key);
+    } catch {
+      this.#o.onSharedTier?.('error');
+      return undefined;
+    }
+    // A purge applied to this isolate while the lookup ran refuses the copy here too.
+    if (!held || !this.ledger.admit(ticket, namespace, key, held.version, held.tags)) {
+      this.#o.onSharedTier?.('miss');
+      return undefined;
+    }
+    this.#o.onSharedTier?.('hit');
+    const entry = { ...held, expiresAtMs: Math.min(held.expiresAtMs, this.#now() + this.#o.maxTtlMs) };
+    this.tier.set(entry);
+    return { kind: 'hit', entry, from: shared.name };
   }
 
   /** Asks the origin about one copy while the lease is lapsed; concurrent reads of the key share one request. */
@@ -181,12 +244,21 @@ export class EdgeCache {
   }
 
   async #fill(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
+    if (this.#o.shared) {
+      const fromShared = await this.#fromShared(this.#o.shared, namespace, key);
+      if (fromShared) return fromShared;
+    }
     const ticket = this.ledger.begin();
+    const filledAtMs = this.#now();
     this.#o.onOriginLoad?.();
     const read = await this.#o.load(namespace, key, requestId);
     // An origin replica that has not learnt of a flush yet may still answer with an older version: never relay it.
     if (!read || read.version < this.ledger.floor(namespace)) return { kind: 'miss' };
     const { entry, stored } = this.#store(ticket, read, namespace, key);
+    if (stored && this.#o.shared) {
+      // Awaited: an isolate's work may be cut off once its answer is sent.
+      await this.#o.shared.set(entry, filledAtMs).catch(() => this.#o.onSharedTier?.('error'));
+    }
     return { kind: 'fill', entry, read, stored };
   }
 

@@ -48,3 +48,50 @@ export interface EdgeTier {
   /** The eviction policy (`lru`, `lfu`, `s3fifo`), when the tier has one. */
   readonly policy?: string;
 }
+
+/**
+ * A second, shared tier behind the isolate's or process's memory tier (the
+ * L1 sync / L2 async split of BentoCache): asynchronous, possibly shared
+ * with other instances that follow the purge log on their own, and unable to
+ * enumerate what it holds, so it cannot remove tag or prefix matches by
+ * walking. Instead it applies purges as version floors checked on every
+ * read (plus deletes of the keys it knows), and a reset as a time floor:
+ * entries filled before the floor are not trusted. The edge consults it
+ * after a memory miss and before the origin, only while its lease holds.
+ * Implementations: `edge/adapters/workers/cache-api-tier.ts` (the Workers
+ * Cache API).
+ */
+export interface SharedEdgeTier {
+  /**
+   * A live entry that passes every floor, or undefined (absent, expired,
+   * filled before the last reset, or older than a purge applied here).
+   */
+  get(namespace: string, key: string): Promise<EdgeEntry | undefined>;
+  /**
+   * Stores `entry` unless it is expired or the tier holds the same key at a
+   * higher version.
+   * @param filledAtMs Unix ms on this instance's clock when the read that
+   *   produced the entry was sent to the origin; default: now. Reads refuse
+   *   entries filled at or before the last reset.
+   * @returns true when stored.
+   */
+  set(entry: EdgeEntry, filledAtMs?: number): Promise<boolean>;
+  /** Removes one key. */
+  delete(namespace: string, key: string): Promise<void>;
+  /**
+   * Applies a purge: reads refuse entries of its keys, tags and prefix below
+   * `message.version` from the call on (before the returned promise
+   * settles); the matching older entries this instance stored are deleted
+   * (others' copies are refused, not deleted: it cannot know their versions).
+   * @returns how many entries this instance stored and removed.
+   */
+  purge(message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'>): Promise<number>;
+  /** A reset: from now on, reads refuse every entry filled until now. */
+  clear(): Promise<void>;
+  /** Entries this instance stored and believes still held. */
+  readonly size: number;
+  /** Bytes of those entries (values + keys). */
+  readonly bytes: number;
+  /** Name in `X-Cache-Tier` answers and metrics (`cache-api`). */
+  readonly name: string;
+}

@@ -1,9 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
-import type { EdgeEntry, EdgeTier } from '../../edge/core/tier.ts';
+import { memoryTier } from '../../edge/core/memory-tier.ts';
+import type { EdgeEntry, EdgeTier, SharedEdgeTier } from '../../edge/core/tier.ts';
 import type { PurgeMessage } from '../../shared/schemas.ts';
 import { deferred, originRead } from '../support/fixtures.ts';
+
+/** A tier the suite runs against: a near-user tier, or a shared second tier (whose calls answer with promises). */
+export type TierUnderTest = EdgeTier | SharedEdgeTier;
+
+/** Whether `tier` is a shared tier (it has a `name`; near-user tiers do not). */
+function isShared(tier: TierUnderTest): tier is SharedEdgeTier {
+  return 'name' in tier && typeof tier.name === 'string';
+}
 
 /** What the suite asks a factory for: a fresh, empty tier. */
 export interface EdgeTierFactoryOptions {
@@ -11,6 +20,12 @@ export interface EdgeTierFactoryOptions {
   readonly maxBytes: number;
   /** Unix-ms clock the tier must use when it has the `injectedClock` capability. */
   readonly now: () => number;
+  /**
+   * With the `sharedStorage` capability: a tier this one must share its
+   * storage with (a second instance, as another isolate of a colo); absent:
+   * fresh storage.
+   */
+  readonly shareWith?: TierUnderTest;
 }
 
 /** What an implementation can do; a case that needs a missing capability is skipped, and says so in its name. */
@@ -19,6 +34,8 @@ export interface EdgeTierCapabilities {
   readonly injectedClock: boolean;
   /** Keeps `bytes` within `maxBytes` at every moment. */
   readonly byteBudget: boolean;
+  /** Several instances can share one storage (`shareWith`), each applying purges on its own: shared tiers. */
+  readonly sharedStorage?: boolean;
 }
 
 export interface EdgeTierSuiteOptions {
@@ -48,12 +65,13 @@ function purgeOf(over: Partial<PurgeMessage> & Pick<PurgeMessage, 'version'>): P
  * `testDriver` and BentoCache's exported test suite): every near-user tier
  * must pass it. `makeTier` is called once per case (or per property run) and
  * must return an empty tier. Uses only vitest, fast-check and web-standard
- * APIs, so it also runs inside workerd. Every tier call is awaited, so a tier
- * that answers with promises runs the same cases.
+ * APIs, so it also runs inside workerd (`test/workers/`). Every tier call is
+ * awaited, so a shared tier, whose calls answer with promises, runs the same
+ * cases; its no-stale-set property runs it behind a memory tier, as the edge does.
  */
 export function runEdgeTierConformance(
   name: string,
-  makeTier: (options: EdgeTierFactoryOptions) => EdgeTier,
+  makeTier: (options: EdgeTierFactoryOptions) => TierUnderTest,
   capabilities: EdgeTierCapabilities,
   options: EdgeTierSuiteOptions,
 ): void {
@@ -204,6 +222,56 @@ export function runEdgeTierConformance(
       );
     });
 
+    // A shared tier's instances each follow the purge log on their own and cannot enumerate the storage.
+    it.skipIf(!capabilities.sharedStorage)(
+      'shared storage: a purge applied by one instance refuses the older copies another instance stored, by key, tag and prefix',
+      async () => {
+        const writer = fresh();
+        const reader = makeTier({ maxBytes: 1 << 20, now: Date.now, shareWith: writer });
+        const one = new Uint8Array([1]);
+        await writer.set(entry('user:1', one, 5, { tags: ['red'] }));
+        await writer.set(entry('user:2', one, 20, { tags: ['red'] }));
+        await writer.set(entry('item:1', one, 5));
+        await writer.set(entry('item:2', one, 5));
+        await writer.set(entry('other:1', one, 5));
+        expect((await reader.get('ns', 'user:1'))?.version).toBe(5);
+        await reader.purge(purgeOf({ tags: ['red'], version: 10 }));
+        await reader.purge(purgeOf({ prefix: 'item:', version: 10 }));
+        expect(await reader.get('ns', 'user:1')).toBeUndefined();
+        expect((await reader.get('ns', 'user:2'))?.version).toBe(20);
+        expect(await reader.get('ns', 'item:1')).toBeUndefined();
+        expect(await reader.get('ns', 'item:2')).toBeUndefined();
+        expect((await reader.get('ns', 'other:1'))?.version).toBe(5);
+        // The writer applied no purge: its own view still serves the copy (until its purge source brings it).
+        expect((await writer.get('ns', 'user:1'))?.version).toBe(5);
+        await reader.purge(purgeOf({ keys: ['other:1'], version: 10 }));
+        expect(await reader.get('ns', 'other:1')).toBeUndefined();
+        await writer.set(entry('user:1', one, 11, { tags: ['red'] }));
+        expect((await reader.get('ns', 'user:1'))?.version).toBe(11);
+      },
+    );
+
+    it.skipIf(!capabilities.sharedStorage || !capabilities.injectedClock)(
+      'shared storage: an instance refuses copies filled up to its last clear (a reset, or its start), and serves later fills',
+      async () => {
+        let now = 1_700_000_000_000;
+        const clock = () => now;
+        const writer = fresh(1 << 20, clock);
+        const reader = makeTier({ maxBytes: 1 << 20, now: clock, shareWith: writer });
+        const one = new Uint8Array([1]);
+        const live = { expiresAtMs: now + minute };
+        await writer.set(entry('a', one, 1, live));
+        now += 1;
+        expect((await reader.get('ns', 'a'))?.version).toBe(1);
+        await reader.clear();
+        expect(await reader.get('ns', 'a')).toBeUndefined();
+        expect((await writer.get('ns', 'a'))?.version).toBe(1);
+        now += 1;
+        await writer.set(entry('a', one, 2, live));
+        expect((await reader.get('ns', 'a'))?.version).toBe(2);
+      },
+    );
+
     it('no stale set: under random interleavings of writes, fills and purge deliveries, the tier never holds a version older than a delivered purge', async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => noStaleSet(fresh(), ops)),
@@ -229,28 +297,34 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 /** Plays one interleaving against an edge cache over `tier` and checks the no-stale-set rule after every step. */
-async function noStaleSet(tier: EdgeTier, ops: readonly Op[]): Promise<void> {
+async function noStaleSet(tier: TierUnderTest, ops: readonly Op[]): Promise<void> {
   // The origin: current version per key; each write queues a purge for the edge.
   const originVersion = [1, 1, 1];
   const undelivered: PurgeMessage[] = [];
   const deliveredFloor = [0, 0, 0];
   type Gate = ReturnType<typeof deferred<OriginRead | null>>;
-  type Fill = { key: number; gate: Gate; snapshot?: number; done: Promise<unknown> };
+  type Fill = { key: number; gate: Gate; snapshot?: number; done: Promise<unknown>; responded?: boolean };
   const fills: Fill[] = [];
   const pendingGates: Array<{ key: number; gate: Gate }> = [];
+  let loadStarted: (() => void) | undefined;
+  const shared = isShared(tier) ? tier : undefined;
   const cache = new EdgeCache({
-    tier,
+    // A shared tier sits behind a memory tier, as at the edge.
+    tier: shared ? memoryTier({ maxBytes: 1 << 20 }) : (tier as EdgeTier),
+    shared,
     maxTtlMs: minute,
     load: async (_ns, key) => {
       const gate = deferred<OriginRead | null>();
       pendingGates.push({ key: Number(key), gate });
+      loadStarted?.();
       return await gate.promise;
     },
   });
-  const check = () => {
+  /** What the tiers would serve for key `k`: the memory tier's copy, and the shared tier's. */
+  const held = async (k: number) => [cache.tier.get('ns', String(k)), await shared?.get('ns', String(k))];
+  const check = async () => {
     for (let k = 0; k < 3; k++) {
-      const held = cache.tier.get('ns', String(k));
-      if (held) expect(held.version).toBeGreaterThanOrEqual(deliveredFloor[k]!);
+      for (const copy of await held(k)) if (copy) expect(copy.version).toBeGreaterThanOrEqual(deliveredFloor[k]!);
     }
   };
   const deliver = (message: PurgeMessage) => {
@@ -270,8 +344,15 @@ async function noStaleSet(tier: EdgeTier, ops: readonly Op[]): Promise<void> {
       if (message) deliver(message);
     } else if (op.kind === 'startFill') {
       const before = pendingGates.length;
+      // A read of a key with a fill in flight joins it (or hits the memory tier): it starts no load.
+      const joins = fills.some((f) => f.key === op.key && !f.responded);
+      const started = deferred<void>();
+      loadStarted = () => started.resolve();
       const done = cache.read('ns', String(op.key)).catch(() => {});
-      await Promise.resolve();
+      // A shared-tier lookup comes first: wait until the read loads from the origin or ends.
+      if (joins) await Promise.resolve();
+      else await Promise.race([started.promise, done]);
+      loadStarted = undefined;
       if (pendingGates.length > before) {
         const started = pendingGates[pendingGates.length - 1]!;
         fills.push({ key: op.key, gate: started.gate, done });
@@ -285,21 +366,22 @@ async function noStaleSet(tier: EdgeTier, ops: readonly Op[]): Promise<void> {
         // The origin read happens no later than the response.
         const version = fill.snapshot ?? originVersion[fill.key]!;
         fill.gate.resolve(originRead(`v${version}`, version));
+        fill.responded = true;
         await fill.done;
       }
     }
-    check();
+    await check();
   }
   // Deliver everything still queued: the tier must then hold only current versions.
   for (const message of undelivered.splice(0)) deliver(message);
   for (const fill of fills) {
     const version = fill.snapshot ?? originVersion[fill.key]!;
     fill.gate.resolve(originRead(`v${version}`, version));
+    fill.responded = true;
     await fill.done;
   }
-  check();
+  await check();
   for (let k = 0; k < 3; k++) {
-    const held = cache.tier.get('ns', String(k));
-    if (held && deliveredFloor[k]! > 0) expect(held.version).toBe(originVersion[k]);
+    for (const copy of await held(k)) if (copy && deliveredFloor[k]! > 0) expect(copy.version).toBe(originVersion[k]);
   }
 }

@@ -76,20 +76,55 @@ export const workerdRuntime: EdgeRuntime = {
       bindings: { ORIGIN_URL: originUrl, ...env },
     });
     const url = (await mf.ready).origin;
-    return await ready({
-      url,
-      fetch: async (path, init) => {
-        // Miniflare's own Response type: hand the test a standard one.
-        const res = await mf.dispatchFetch(`http://edge.test${path}`, init as never);
-        return new Response(await res.arrayBuffer(), {
-          status: res.status,
-          headers: Object.fromEntries(res.headers.entries()),
-        });
-      },
-      close: () => mf.dispose(),
-    });
+    return await ready({ url, fetch: dispatchTo(mf, 'edge.test'), close: () => mf.dispose() });
   },
 };
+
+/** Sends a request into Miniflare for host `host`; hands the test a standard Response (not Miniflare's own type). */
+function dispatchTo(mf: Miniflare, host: string): EdgeUnderTest['fetch'] {
+  return async (path, init) => {
+    const res = await mf.dispatchFetch(`http://${host}${path}`, init as never);
+    return new Response(await res.arrayBuffer(), {
+      status: res.status,
+      headers: Object.fromEntries(res.headers.entries()),
+    });
+  };
+}
+
+/**
+ * Several Workers edges in one workerd (Miniflare), as the isolates of one
+ * data center: each its own isolate (memory tier, purge poll, lease), all
+ * sharing the Cache API as their second tier (`EDGE_CACHE_API=true`).
+ * Requests go to the isolates in turn. Resolves once every isolate is ready.
+ */
+export async function startWorkerdIsolates(
+  originUrl: string,
+  env: Record<string, string> = {},
+  isolates = 2,
+): Promise<EdgeUnderTest> {
+  const scriptPath = await buildWorker();
+  const names = Array.from({ length: isolates }, (_, i) => `isolate${i}`);
+  const mf = new Miniflare({
+    workers: names.map((name) => ({
+      name,
+      routes: [`${name}.edge.test/*`],
+      modules: true,
+      scriptPath,
+      compatibilityDate: '2025-09-01',
+      bindings: { ORIGIN_URL: originUrl, EDGE_CACHE_API: 'true', ...env },
+    })),
+  });
+  // A client given this URL reaches the first isolate; tests reach each isolate through `fetch`.
+  const url = (await mf.ready).origin;
+  const fetchers = names.map((name) => dispatchTo(mf, `${name}.edge.test`));
+  for (const f of fetchers) await ready({ url, fetch: f, close: async () => {} });
+  let turn = 0;
+  return {
+    url,
+    fetch: (path, init) => fetchers[turn++ % fetchers.length]!(path, init),
+    close: () => mf.dispose(),
+  };
+}
 
 /** Every runtime the edge ships on. */
 export const edgeRuntimes: readonly EdgeRuntime[] = [nodeRuntime, denoRuntime, workerdRuntime];

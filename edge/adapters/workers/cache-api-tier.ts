@@ -1,0 +1,213 @@
+/**
+ * The Workers Cache API (`caches.default`, shared by the isolates of a
+ * Cloudflare colo) as the Workers edge's second tier, behind the isolate's
+ * memory tier. https://developers.cloudflare.com/workers/runtime-apis/cache/
+ */
+import { PurgeFloors, type PurgeFloorsOptions } from '../../core/purge-floors.ts';
+import type { EdgeEntry, SharedEdgeTier } from '../../core/tier.ts';
+
+/** Default synthetic origin of the tier's URLs; never fetched, only a cache key. */
+export const defaultCacheApiBaseUrl = 'https://strata-edge-tier.invalid/';
+
+/** Longest `max-age` given to the Cache API, seconds (entries carry their own expiry, checked on read). */
+const maxAgeCapSeconds = 365 * 24 * 3600;
+
+/** Response headers that carry an entry's metadata. */
+const meta = {
+  version: 'X-Strata-Version',
+  createdAt: 'X-Strata-Created-At-Ms',
+  expiresAt: 'X-Strata-Expires-At-Ms',
+  filledAt: 'X-Strata-Filled-At-Ms',
+  filledFrom: 'X-Strata-Filled-From',
+  tags: 'X-Strata-Tags',
+} as const;
+
+export interface CacheApiTierOptions extends PurgeFloorsOptions {
+  /** The cache: `caches.default` in a Worker, or one from `caches.open(name)`. */
+  readonly cache: Cache;
+  /**
+   * Synthetic origin of entry URLs (`<base><namespace>/<key>`, both
+   * percent-encoded); default {@link defaultCacheApiBaseUrl}. Two tiers on one
+   * cache with different bases never see each other's entries.
+   */
+  readonly baseUrl?: string;
+  /** Unix-ms clock; tests pass a fake one. */
+  readonly now?: () => number;
+  /**
+   * Unix ms: entries filled at or before it are refused until the first
+   * {@link SharedEdgeTier.clear}. Default: now (the instance's start; the
+   * edge also clears when its purge source first catches up).
+   */
+  readonly trustAfterMs?: number;
+}
+
+/** The URL under which a tier with base `baseUrl` stores `namespace`/`key`. */
+export function cacheApiEntryUrl(baseUrl: string, namespace: string, key: string): string {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  return `${base}${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`;
+}
+
+interface Known {
+  readonly namespace: string;
+  readonly key: string;
+  readonly version: number;
+  readonly tags: readonly string[];
+  readonly bytes: number;
+}
+
+/**
+ * A `SharedEdgeTier` over the Cache API. Each entry is one `Response` under
+ * `<base><namespace>/<key>`: the value as body, `Content-Type`, and the
+ * entry's version, times, tags and origin tier as `X-Strata-*` headers;
+ * `Cache-Control: max-age` follows the entry's expiry (which reads check
+ * again on the tier's clock).
+ *
+ * The Cache API deletes by URL only and is written by every isolate of the
+ * colo, each following the purge log on its own, so a read accepts an
+ * entry only when:
+ * - it is not expired;
+ * - it was filled (its origin read was sent) after this isolate's last reset
+ *   of trust: its start, the moment its purge source first caught up, and
+ *   every `reset` of the purge log since. An isolate cannot know the purges
+ *   it missed before it started following the log, so it trusts only
+ *   entries whose origin read came after its view begins;
+ * - its version is at least every purge this isolate applied to its key,
+ *   its tags and the prefixes that cover it ({@link PurgeFloors}).
+ * A purge also deletes the matching older entries this isolate stored
+ * itself (by key, tag or prefix). Copies other isolates stored are refused
+ * by the floors, deleted by the isolate that stored them when its own view
+ * brings the purge, and otherwise age out with their `max-age`. (Deleting
+ * every purged key's URL would also drop the fresh copy another isolate just
+ * filled after the write that caused the purge.)
+ *
+ * A set reads the current entry first and keeps a higher version; two
+ * isolates racing on one key can still overwrite a newer entry with an older
+ * one, which the floors refuse once the newer write's purge arrives (the
+ * same bound as the memory tier). Times compare clocks of the colo's
+ * machines, which the platform keeps in sync.
+ */
+export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
+  const { cache } = options;
+  const now = options.now ?? Date.now;
+  const base = options.baseUrl ?? defaultCacheApiBaseUrl;
+  const floors = new PurgeFloors(options);
+  let trustAfterMs = options.trustAfterMs ?? now();
+  /** Entries this isolate stored, by URL: for size, bytes and deletes of tag and prefix matches. */
+  const known = new Map<string, Known>();
+  let bytes = 0;
+
+  const url = (namespace: string, key: string) => cacheApiEntryUrl(base, namespace, key);
+  const forget = (u: string) => {
+    const k = known.get(u);
+    if (!k) return false;
+    known.delete(u);
+    bytes -= k.bytes;
+    return true;
+  };
+  const remove = async (u: string): Promise<void> => {
+    forget(u);
+    await cache.delete(u);
+  };
+
+  const read = async (
+    namespace: string,
+    key: string,
+  ): Promise<{ entry: EdgeEntry; filledAtMs: number } | undefined> => {
+    const res = await cache.match(url(namespace, key));
+    if (!res) return undefined;
+    const number = (name: string) => Number(res.headers.get(name));
+    const value = new Uint8Array(await res.arrayBuffer());
+    const entry: EdgeEntry = {
+      namespace,
+      key,
+      value,
+      contentType: res.headers.get('Content-Type') ?? 'application/octet-stream',
+      version: number(meta.version),
+      createdAtMs: number(meta.createdAt),
+      expiresAtMs: number(meta.expiresAt),
+      tags: JSON.parse(decodeURIComponent(res.headers.get(meta.tags) ?? '%5B%5D')) as string[],
+      filledFrom: res.headers.get(meta.filledFrom) ?? 'edge',
+    };
+    return { entry, filledAtMs: number(meta.filledAt) };
+  };
+
+  return {
+    name: 'cache-api',
+    get size() {
+      return known.size;
+    },
+    get bytes() {
+      return bytes;
+    },
+    async get(namespace, key) {
+      const held = await read(namespace, key);
+      if (!held) return undefined;
+      const { entry, filledAtMs } = held;
+      // Checked after the await: a purge or reset applied meanwhile counts.
+      const trusted =
+        entry.expiresAtMs > now() &&
+        filledAtMs > trustAfterMs &&
+        floors.admits(namespace, key, entry.version, entry.tags);
+      return trusted ? entry : undefined;
+    },
+    async set(entry, filledAtMs = now()) {
+      const ttlMs = entry.expiresAtMs - now();
+      if (ttlMs <= 0) return false;
+      const u = url(entry.namespace, entry.key);
+      const existing = (await read(entry.namespace, entry.key))?.entry;
+      if (existing && existing.version > entry.version && existing.expiresAtMs > now()) return false;
+      const maxAge = Math.min(maxAgeCapSeconds, Math.ceil(ttlMs / 1000));
+      await cache.put(
+        u,
+        new Response(entry.value as Uint8Array<ArrayBuffer>, {
+          headers: {
+            'Content-Type': entry.contentType,
+            'Cache-Control': `max-age=${maxAge}`,
+            [meta.version]: String(entry.version),
+            [meta.createdAt]: String(entry.createdAtMs),
+            [meta.expiresAt]: String(entry.expiresAtMs),
+            [meta.filledAt]: String(filledAtMs),
+            [meta.filledFrom]: entry.filledFrom,
+            [meta.tags]: encodeURIComponent(JSON.stringify(entry.tags)),
+          },
+        }),
+      );
+      forget(u);
+      const size = entry.value.byteLength + (entry.namespace.length + entry.key.length) * 2;
+      known.set(u, {
+        namespace: entry.namespace,
+        key: entry.key,
+        version: entry.version,
+        tags: entry.tags,
+        bytes: size,
+      });
+      bytes += size;
+      return true;
+    },
+    async delete(namespace, key) {
+      await remove(url(namespace, key));
+    },
+    async purge(message) {
+      // Floors first, synchronously: reads refuse older copies from now on, whatever the deletes do.
+      floors.record(message);
+      const keys = new Set(message.keys);
+      const tags = new Set(message.tags);
+      const doomed: string[] = [];
+      for (const [u, k] of known) {
+        if (k.namespace !== message.namespace || k.version >= message.version) continue;
+        const matches =
+          keys.has(k.key) ||
+          (message.prefix !== null && k.key.startsWith(message.prefix)) ||
+          k.tags.some((t) => tags.has(t));
+        if (matches) doomed.push(u);
+      }
+      await Promise.all(doomed.map(remove));
+      return doomed.length;
+    },
+    async clear() {
+      trustAfterMs = Math.max(trustAfterMs, now());
+      const urls = [...known.keys()];
+      await Promise.all(urls.map(remove));
+    },
+  };
+}
