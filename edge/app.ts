@@ -20,6 +20,7 @@ import {
   writeOptions,
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
+import { freshness, graceFields, staleReasonOf } from '../shared/lifecycle.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
@@ -104,8 +105,26 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       const { namespace, key } = cachePath(c, 'get');
       const read = await cache.read(namespace, key, c.get('requestId'));
       if (read.kind === 'hit') {
-        const res = readResponse(c, read.entry, { status: 'HIT', tier: 'edge', degraded: false, nowMs: now() });
-        return { res, tier: 'edge', result: 'hit' };
+        const t = now();
+        const fresh = freshness(read.entry, t) === 'fresh';
+        const res = readResponse(c, read.entry, {
+          status: fresh ? 'HIT' : 'STALE',
+          tier: 'edge',
+          degraded: false,
+          nowMs: t,
+          staleReason: fresh ? undefined : staleReasonOf(read.entry),
+        });
+        return { res, tier: 'edge', result: fresh ? 'hit' : 'stale' };
+      }
+      if (read.kind === 'stale-if-error') {
+        const res = readResponse(c, read.entry, {
+          status: 'STALE',
+          tier: 'edge',
+          degraded: false,
+          nowMs: now(),
+          staleReason: 'error',
+        });
+        return { res, tier: 'edge', result: 'stale' };
       }
       if (read.kind === 'miss') {
         c.header(headers.cache, 'MISS');
@@ -113,7 +132,13 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       }
       const status = read.read.status === 'STALE' ? 'STALE' : 'MISS';
       return {
-        res: readResponse(c, read.entry, { status, tier: read.read.tier, degraded: read.read.degraded, nowMs: now() }),
+        res: readResponse(c, read.entry, {
+          status,
+          tier: read.read.tier,
+          degraded: read.read.degraded,
+          nowMs: now(),
+          staleReason: read.read.staleReason,
+        }),
         tier: read.read.tier,
         result: status === 'STALE' ? 'stale' : 'miss',
       };
@@ -123,7 +148,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
     timed(c, 'set', async () => {
       const { namespace, key } = cachePath(c, 'set');
-      writeOptions(c, 'set'); // reject bad ttl/tags here; the origin re-validates
+      const { tags, grace } = writeOptions(c, 'set'); // reject bad ttl/tags/Cache-Control here; the origin re-validates
       const value = new Uint8Array(await c.req.arrayBuffer());
       const contentType = c.req.header('Content-Type') || 'application/octet-stream';
       const ticket = cache.ledger.begin();
@@ -135,11 +160,11 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           [headers.requestId]: c.get('requestId'),
           ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
           ...relayed(headers.compress, c.req.header(headers.compress)),
+          ...relayed(headers.cacheControl, c.req.header(headers.cacheControl)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);
       const body = putResponseSchema.parse(await res.json());
-      const { tags } = writeOptions(c, 'set');
       cache.storeWrite(
         ticket,
         {
@@ -152,6 +177,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           tier: 'edge',
           degraded: res.headers.get(headers.degraded) === '1',
           status: 'HIT',
+          ...graceFields(grace),
         },
         namespace,
         key,
@@ -184,6 +210,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
         headers: {
           'Content-Type': c.req.header('Content-Type') ?? '',
           [headers.requestId]: c.get('requestId'),
+          ...relayed(headers.cacheControl, c.req.header(headers.cacheControl)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);

@@ -1,5 +1,6 @@
 import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
 import { etagFor, headers } from '../shared/headers.ts';
+import { graceFields, parseGrace, type StaleReason } from '../shared/lifecycle.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
 import type { OriginRead } from './core/edge-cache.ts';
 
@@ -102,6 +103,8 @@ export class OriginClient {
       tier: h.get(headers.cacheTier) ?? 'unknown',
       degraded: h.get(headers.degraded) === '1',
       status: h.get(headers.cache) === 'STALE' ? 'STALE' : 'HIT',
+      ...graceFields(parseGrace(h.get(headers.grace))),
+      ...staleOf(h.get(headers.staleReason), this.#now()),
     };
   }
 
@@ -149,4 +152,13 @@ export async function errorFrom(res: Response): Promise<CacheError> {
   } catch {
     return new CacheError('CACHE_005', `Origin answered HTTP ${res.status}`, { details: { status: res.status } });
   }
+}
+
+const staleReasons: readonly string[] = ['revalidating', 'error', 'soft-purge'] satisfies StaleReason[];
+
+/** The stale fields of an origin answer from its `X-Cache-Stale-Reason`: a soft purge marks the copy too. */
+function staleOf(reason: string | null, nowMs: number): Pick<OriginRead, 'staleReason' | 'softPurgedAtMs'> {
+  if (reason === null || !staleReasons.includes(reason)) return {};
+  const staleReason = reason as StaleReason;
+  return staleReason === 'soft-purge' ? { staleReason, softPurgedAtMs: nowMs } : { staleReason };
 }

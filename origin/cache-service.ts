@@ -1,6 +1,7 @@
 import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
+import { freshness, type GraceWindows, type StaleReason, staleReasonOf } from '../shared/lifecycle.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
@@ -20,6 +21,8 @@ export interface WriteRequest {
    * `compressMinBytes`. Ignored for an encrypted write (stored uncompressed).
    */
   readonly compress?: boolean | undefined;
+  /** Grace windows after the TTL (`Cache-Control` `stale-while-revalidate` / `stale-if-error`, RFC 5861). */
+  readonly grace?: GraceWindows | undefined;
 }
 
 /** An entry and the tier that answered. */
@@ -30,6 +33,8 @@ export interface ReadResult {
   readonly status: 'HIT' | 'STALE';
   /** True when Redis did not confirm the answer (`X-Cache-Degraded: 1`, see `store/resilient.ts`). */
   readonly degraded: boolean;
+  /** Set when the entry is past its TTL and served within `stale-while-revalidate` (`X-Cache-Stale-Reason`). */
+  readonly staleReason?: StaleReason | undefined;
 }
 
 /** A miss; `degraded` when it rests on a delete Redis has not confirmed yet (`X-Cache-Degraded: 1`). */
@@ -91,10 +96,20 @@ export class CacheService {
     return this.#o.store;
   }
 
-  /** The entry and where it came from, or a miss (`entry` null). */
+  /**
+   * The entry and where it came from, or a miss (`entry` null). An entry
+   * past its TTL is answered STALE while within `stale-while-revalidate`
+   * (reason `revalidating`, or `soft-purge`), and is a miss after that:
+   * only an edge whose origin fails may serve `stale-if-error`.
+   */
   async get(namespace: string, key: string): Promise<ReadResult | ReadMiss> {
     const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
-    return read.entry ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : read;
+    if (!read.entry) return read;
+    const state = freshness(read.entry, this.#now());
+    if (state === 'error-only' || state === 'gone') return { entry: null, degraded: read.degraded };
+    const entry = await this.#reveal(namespace, key, read.entry);
+    if (state === 'fresh') return { ...read, entry };
+    return { ...read, entry, status: 'STALE', staleReason: staleReasonOf(read.entry) };
   }
 
   /** Entries found by key, and the tier that answered. */
@@ -104,6 +119,12 @@ export class CacheService {
   ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
     const read = await this.#call('batch_get', () => this.#o.store.getManyTiered(namespace, unique));
+    // A batch answers fresh entries and stale ones within stale-while-revalidate, like single reads.
+    const now = this.#now();
+    for (const [key, entry] of read.found) {
+      const state = freshness(entry, now);
+      if (state !== 'fresh' && state !== 'stale') read.found.delete(key);
+    }
     return { ...read, found: await this.#revealAll(namespace, read.found) };
   }
 
@@ -216,6 +237,7 @@ export class CacheService {
       contentType,
       ttlMs: ttlSeconds * 1000,
       tags: request.tags ?? [],
+      grace: request.grace,
     };
   }
 

@@ -17,6 +17,12 @@ export const headers = {
   encrypt: 'X-Cache-Encrypt',
   /** On a PUT: `true` stores the value compressed when that saves space, `false` never; absent = the origin's threshold (docs/compression.md). */
   compress: 'X-Cache-Compress',
+  /** On a STALE read: why (`revalidating`, `error`, `soft-purge`; RFC 5861). */
+  staleReason: 'X-Cache-Stale-Reason',
+  /** Origin to edge, on reads: the entry's grace windows in ms, `swr=<ms>;sie=<ms>` (`shared/lifecycle.ts`). */
+  grace: 'X-Cache-Grace',
+  /** On a write: `max-age`, `stale-while-revalidate`, `stale-if-error`; on a read: what remains (RFC 9111, RFC 5861). */
+  cacheControl: 'Cache-Control',
   /** On a lock renew or release: the fencing token of the grant (docs/locks.md). */
   lockToken: 'X-Lock-Token',
 } as const;

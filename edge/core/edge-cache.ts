@@ -1,4 +1,6 @@
+import { CacheError } from '../../shared/errors.ts';
 import { storageKey } from '../../shared/keys.ts';
+import { freshness, graceFields, type StaleReason } from '../../shared/lifecycle.ts';
 import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
 import type { Lease } from './lease.ts';
@@ -18,6 +20,13 @@ export interface OriginRead {
   /** True when the origin answered from its fallback tier (`X-Cache-Degraded: 1`). */
   readonly degraded: boolean;
   readonly status: 'HIT' | 'STALE';
+  /** The origin's `X-Cache-Stale-Reason` on a STALE answer. */
+  readonly staleReason?: StaleReason | undefined;
+  /** Grace windows after `expiresAtMs`, ms (the origin's `X-Cache-Grace`). */
+  readonly staleWhileRevalidateMs?: number | undefined;
+  readonly staleIfErrorMs?: number | undefined;
+  /** Set when the origin answered a soft-purged entry. */
+  readonly softPurgedAtMs?: number | undefined;
 }
 
 /** Loads one entry from the origin; null on a miss. */
@@ -42,7 +51,9 @@ export type RevalidationOutcome = 'not_modified' | 'modified' | 'gone' | 'error'
 export type EdgeRead =
   | { readonly kind: 'hit'; readonly entry: EdgeEntry }
   | { readonly kind: 'fill'; readonly entry: EdgeEntry; readonly read: OriginRead; readonly stored: boolean }
-  | { readonly kind: 'miss' };
+  | { readonly kind: 'miss' }
+  /** The origin failed and the writer's `stale-if-error` window covers this copy (RFC 5861 §4). */
+  | { readonly kind: 'stale-if-error'; readonly entry: EdgeEntry };
 
 export interface EdgeCacheOptions {
   readonly tier: EdgeTier;
@@ -92,9 +103,43 @@ export class EdgeCache {
     return this.#coalescer.inflight;
   }
 
-  /** Reads through the tier; concurrent misses for one key share one origin load. */
+  /**
+   * Reads through the tier; concurrent misses for one key share one origin
+   * load. A copy within its fresh lifetime or `stale-while-revalidate` is a
+   * hit (the caller tells fresh from stale with `freshness`). When the
+   * origin is unreachable or fails (CACHE_005) and the writer's
+   * `stale-if-error` window still covers the copy, the copy is answered as
+   * `stale-if-error`: the one answer an edge gives past its lease
+   * (RFC 5861 §4; the README's consistency bound names it).
+   */
   async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
-    const hit = this.tier.get(namespace, key);
+    const copy = this.tier.get(namespace, key);
+    try {
+      return await this.#readThrough(namespace, key, copy, requestId);
+    } catch (error) {
+      // Look again: a purge that arrived meanwhile removed the copy, and a removed copy is never served.
+      const current = this.tier.get(namespace, key);
+      if (current && withinStaleIfError(current, this.#now()) && isOriginFailure(error)) {
+        return { kind: 'stale-if-error', entry: current };
+      }
+      throw error;
+    }
+  }
+
+  /** Is this copy a hit now: fresh, or stale within `stale-while-revalidate`? */
+  #servable(entry: EdgeEntry | undefined): entry is EdgeEntry {
+    if (!entry) return false;
+    const state = freshness(entry, this.#now());
+    return state === 'fresh' || state === 'stale';
+  }
+
+  async #readThrough(
+    namespace: string,
+    key: string,
+    copy: EdgeEntry | undefined,
+    requestId?: string,
+  ): Promise<EdgeRead> {
+    const hit = this.#servable(copy) ? copy : undefined;
     if (hit) {
       const lease = this.#o.lease;
       if (!lease) return { kind: 'hit', entry: hit };
@@ -103,10 +148,10 @@ export class EdgeCache {
       if (await ensured) {
         // The renewal may have applied purges: look again.
         const again = this.tier.get(namespace, key);
-        if (again) return { kind: 'hit', entry: again };
+        if (this.#servable(again)) return { kind: 'hit', entry: again };
       } else {
         const current = this.tier.get(namespace, key);
-        if (current) return await this.#revalidate(namespace, key, current, requestId);
+        if (this.#servable(current)) return await this.#revalidate(namespace, key, current, requestId);
       }
     }
     const { promise } = this.#coalescer.run(storageKey(namespace, key), () => this.#fill(namespace, key, requestId));
@@ -193,10 +238,31 @@ export class EdgeCache {
       expiresAtMs: Math.min(read.expiresAtMs, this.#now() + this.#o.maxTtlMs),
       tags: read.tags,
       filledFrom: read.tier,
+      // Grace follows the entry's own expiry; a copy cut short by the TTL cap gets none.
+      ...(read.expiresAtMs <= this.#now() + this.#o.maxTtlMs
+        ? {
+            ...graceFields({
+              staleWhileRevalidateMs: read.staleWhileRevalidateMs ?? 0,
+              staleIfErrorMs: read.staleIfErrorMs ?? 0,
+            }),
+            ...(read.softPurgedAtMs !== undefined ? { softPurgedAtMs: read.softPurgedAtMs } : {}),
+          }
+        : {}),
     };
     // A degraded origin answer may be stale; it is relayed but not kept.
     const stored =
       !read.degraded && this.ledger.admit(ticket, namespace, key, read.version, read.tags) && this.tier.set(entry);
     return { entry, stored };
   }
+}
+
+/** True while `stale-if-error` covers the copy: the writer gave the window and it has not run out (RFC 5861 §4). */
+export function withinStaleIfError(entry: EdgeEntry, nowMs: number): boolean {
+  const windowMs = entry.staleIfErrorMs ?? 0;
+  return windowMs > 0 && nowMs < entry.expiresAtMs + windowMs;
+}
+
+/** The origin could not answer: unreachable, timed out or failing (any 5xx); not a refusal, a rate limit or a bad request. */
+export function isOriginFailure(error: unknown): boolean {
+  return !(error instanceof CacheError) || error.status >= 500;
 }

@@ -19,7 +19,11 @@ export interface EdgeEntry extends ReadEntry {
  * here may block on I/O. Implementations: `edge/core/memory-tier.ts`.
  */
 export interface EdgeTier {
-  /** A live entry, or undefined (absent or expired). */
+  /**
+   * An entry within its fresh lifetime or grace windows (until
+   * `keepUntilMs` of `shared/lifecycle.ts`), or undefined; the caller tells
+   * fresh from stale with `freshness`.
+   */
   get(namespace: string, key: string): EdgeEntry | undefined;
   /**
    * Stores `entry` unless the tier holds the same key at a higher version.

@@ -89,7 +89,7 @@ export class InvalidationApplier {
     try {
       const result = await this.#o.service.purge(
         event.namespace,
-        { keys: event.keys, tags: event.tags, prefix: event.prefix },
+        { keys: event.keys, tags: event.tags, prefix: event.prefix, soft: event.soft },
         event.action,
       );
       // At-least-once means the purge must be durable before Kafka forgets the event: a purge only

@@ -16,8 +16,14 @@ import {
   valueSizeLimit,
   writeOptions,
 } from '../../shared/http.ts';
+import { type GraceWindows, parseWriteCacheControl, writeLifetime } from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
-import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
+import {
+  type BatchSetRequest,
+  batchGetRequestSchema,
+  batchSetRequestSchema,
+  purgeRequestSchema,
+} from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
@@ -57,6 +63,24 @@ function booleanOption(name: string, value: string | undefined): boolean | undef
 }
 
 /**
+ * TTL and grace of a batch set: the body's `ttl`, `stale_while_revalidate`
+ * and `stale_if_error` (seconds), or the request's `Cache-Control`; a body
+ * field wins over the header's directive.
+ * @throws CacheError CACHE_004 when `ttl` and `max-age` differ.
+ */
+export function batchLifetime(
+  cacheControl: string | undefined,
+  body: Pick<BatchSetRequest, 'ttl' | 'stale_while_revalidate' | 'stale_if_error'>,
+): { ttlSeconds: number | undefined; grace: GraceWindows } {
+  const control = parseWriteCacheControl(cacheControl);
+  return writeLifetime(body.ttl, {
+    ...control,
+    staleWhileRevalidateSeconds: body.stale_while_revalidate ?? control.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: body.stale_if_error ?? control.staleIfErrorSeconds,
+  });
+}
+
+/**
  * The origin's cache REST routes (the same surface as the edge's).
  * Error codes: CACHE_001 miss, CACHE_003 oversized value, CACHE_004 bad
  * input, CACHE_005 store unavailable.
@@ -90,6 +114,7 @@ export function cacheRoutes(deps: {
         degraded: read.degraded,
         nowMs: now(),
         exposeExpiry: true,
+        staleReason: read.staleReason,
       });
       return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
@@ -98,12 +123,20 @@ export function cacheRoutes(deps: {
   app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
     timed(c, 'set', async () => {
       const { namespace, key } = cachePath(c, 'set');
-      const { ttlSeconds, tags } = writeOptions(c, 'set');
+      const { ttlSeconds, tags, grace } = writeOptions(c, 'set');
       const value = new Uint8Array(await c.req.arrayBuffer());
       const contentType = c.req.header('Content-Type') || defaultContentType;
       const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
       const compress = compressRequested(c.req.header(headers.compress));
-      const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt, compress });
+      const entry = await service.set(namespace, key, {
+        value,
+        contentType,
+        ttlSeconds,
+        tags,
+        encrypt,
+        compress,
+        grace,
+      });
       c.header(headers.etag, etagFor(entry.version));
       const local = acceptedLocally(service, entry);
       if (local) c.header(headers.degraded, '1');
@@ -154,6 +187,7 @@ export function cacheRoutes(deps: {
     timed(c, 'batch_set', async () => {
       const namespace = namespacePath(c, 'batch_set');
       const body = await jsonBody(c, batchSetRequestSchema, 'batch_set');
+      const { ttlSeconds, grace } = batchLifetime(c.req.header(headers.cacheControl), body);
       const entries = new Map<string, WriteRequest>();
       const contentType =
         body.content_type ?? (body.encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
@@ -161,7 +195,8 @@ export function cacheRoutes(deps: {
         entries.set(key, {
           value: decodeValue(text, body.encoding),
           contentType,
-          ttlSeconds: body.ttl,
+          ttlSeconds,
+          grace,
           encrypt: body.encrypt,
           compress: body.compress,
         });

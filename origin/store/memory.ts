@@ -6,6 +6,7 @@ import {
   evictionCounts,
 } from '../../shared/eviction/index.ts';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
+import { graceFields, graceMs, keepUntilMs, softPurged } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
@@ -71,7 +72,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
   function live(storage: string): StoredEntry | null {
     const entry = cache.get(storage);
     if (!entry) return null;
-    if (entry.expiresAtMs <= now()) {
+    if (keepUntilMs(entry) <= now()) {
       cache.delete(storage);
       return null;
     }
@@ -89,19 +90,25 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       createdAtMs: t,
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
+      ...graceFields(input.grace),
     };
     cache.set(storage, entry, {
       sizeBytes: entry.value.byteLength + storage.length * 2 + entryOverheadBytes,
-      ttlMs: input.ttlMs,
+      ttlMs: input.ttlMs + graceMs(entry),
     });
     if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
-    for (const tag of entry.tags) {
+    index(storage, entry.tags);
+    return entry;
+  }
+
+  function index(storage: string, tags: readonly string[]): void {
+    const namespace = namespaceOfStorageKey(storage);
+    for (const tag of tags) {
       const k = tagKey(namespace, tag);
       const members = tagIndex.get(k) ?? new Set<string>();
       members.add(storage);
       tagIndex.set(k, members);
     }
-    return entry;
   }
 
   function remove(storages: Iterable<string>): RemovalResult {
@@ -112,9 +119,37 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       const entry = cache.peek(storage);
       if (!entry) continue;
       version = Math.max(version, entry.version);
-      if (cache.delete(storage) && entry.expiresAtMs > t) removed += 1;
+      if (cache.delete(storage) && keepUntilMs(entry) > t) removed += 1;
     }
     return { removed, version: stamp(version, t) };
+  }
+
+  /** Soft purge: each live entry is marked stale under a new version; one without grace left goes. */
+  function markStale(storages: Iterable<string>): RemovalResult {
+    const t = now();
+    let marked = 0;
+    let version = 0;
+    const gone: string[] = [];
+    for (const storage of storages) {
+      const entry = cache.peek(storage);
+      if (!entry) continue;
+      version = Math.max(version, entry.version);
+      if (keepUntilMs(entry) <= t) continue;
+      marked += 1;
+      const stale = { ...softPurged(entry, t), version: stamp(entry.version, t) };
+      const leftMs = keepUntilMs(stale) - t;
+      if (leftMs <= 0) gone.push(storage);
+      else {
+        // An overwrite disposes the old value, which unindexes its tags: index them again.
+        cache.set(storage, stale, {
+          sizeBytes: stale.value.byteLength + storage.length * 2 + entryOverheadBytes,
+          ttlMs: leftMs,
+        });
+        if (cache.has(storage)) index(storage, stale.tags);
+      }
+    }
+    const removal = remove(gone);
+    return { removed: marked, version: stamp(Math.max(version, removal.version), t) };
   }
 
   return {
@@ -162,7 +197,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
         const start = sk(namespace, selector.prefix);
         for (const [s] of cache.entries()) if (s.startsWith(start)) targets.add(s);
       }
-      return remove(targets);
+      return selector.soft ? markStale(targets) : remove(targets);
     },
     async ping() {},
     async close() {

@@ -1,9 +1,10 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
+import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
-import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
 import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
-import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
+import { deleteScript, entryFields, setScript, softPurgeScript, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
 
 /**
@@ -59,10 +60,12 @@ if tonumber(g[1]) * 1000 + math.floor(tonumber(g[2]) / 1000) > tonumber(ARGV[${d
 ${script}`;
 }
 
-/** `setScript` with a deadline in ARGV[5]. */
-export const setBeforeScript = withDeadline(setScript, 5);
+/** `setScript` with a deadline in ARGV[7]. */
+export const setBeforeScript = withDeadline(setScript, 7);
 /** `deleteScript` with a deadline in ARGV[2]. */
 export const deleteBeforeScript = withDeadline(deleteScript, 2);
+/** `softPurgeScript` with a deadline in ARGV[2]. */
+export const softPurgeBeforeScript = withDeadline(softPurgeScript, 2);
 
 /** Thrown when a write reached Redis after its deadline and was not applied. */
 export class LateWriteError extends Error {
@@ -79,9 +82,12 @@ interface DeadlineCommands {
     contentType: string,
     ttlMs: number,
     tags: string,
+    staleWhileRevalidateMs: number,
+    staleIfErrorMs: number,
     deadlineMs: number,
   ): Promise<[number, number]>;
   strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
+  strataSoftPurgeBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
 }
 
 /** Options of {@link redisClusterStore}. */
@@ -212,6 +218,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   defineStrataCommands(client);
   client.defineCommand('strataSetBefore', { numberOfKeys: 1, lua: setBeforeScript });
   client.defineCommand('strataDeleteBefore', { numberOfKeys: 1, lua: deleteBeforeScript });
+  client.defineCommand('strataSoftPurgeBefore', { numberOfKeys: 1, lua: softPurgeBeforeScript });
   const commands = client as Cluster & StrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
@@ -286,6 +293,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
           input.contentType,
           input.ttlMs,
           input.tags.join(','),
+          ...graceArgs(input.grace),
           deadline,
         );
       },
@@ -294,12 +302,16 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       if (Number((replies[i]![0] as [number, number])[0]) === -1) throw new LateWriteError(entryKey(namespace, key));
     });
     await indexTags(
-      items.map(([key, input]) => ({ k: entryKey(namespace, key), tags: input.tags, ttlMs: input.ttlMs })),
+      items.map(([key, input]) => ({
+        k: entryKey(namespace, key),
+        tags: input.tags,
+        ttlMs: input.ttlMs + graceMs(input.grace ?? {}),
+      })),
     );
     return new Map(items.map(([key, input], i) => [key, stored(input, replies[i]![0])]));
   }
 
-  async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
+  async function removeKeys(keys: Iterable<string>, soft = false): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
     const list = [...keys];
@@ -308,7 +320,11 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     const replies = await perNode(
       list,
       (k) => k,
-      (pipeline, k) => (pipeline as unknown as DeadlineCommands).strataDeleteBefore(k, tombstoneTtlMs, deadline),
+      (pipeline, k) => {
+        const commands = pipeline as unknown as DeadlineCommands;
+        if (soft) commands.strataSoftPurgeBefore(k, tombstoneTtlMs, deadline);
+        else commands.strataDeleteBefore(k, tombstoneTtlMs, deadline);
+      },
     );
     for (const [i, [reply]] of replies.entries()) {
       const [n, v] = reply as [number, number];
@@ -370,8 +386,9 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       for (const set of tagSets) for (const member of await single(() => client.smembers(set))) targets.add(member);
       // SCAN walks every master; acceptable for operator-driven prefix purges.
       if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
-      const result = await removeKeys(targets);
-      if (tagSets.length > 0)
+      const result = await removeKeys(targets, selector.soft);
+      // Soft-purged entries stay tag members, so a later purge of the tag still finds them.
+      if (tagSets.length > 0 && !selector.soft)
         await perNode(
           tagSets,
           (s) => s,

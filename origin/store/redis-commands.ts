@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript } from './redis-scripts.ts';
+import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript, softPurgeScript } from './redis-scripts.ts';
 
 /*
  * ioredis helpers both Redis drivers (standalone and Cluster) and the
@@ -8,7 +8,15 @@ import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript } from '
 
 /** The script commands the drivers add to an ioredis client. */
 export interface StrataCommands {
-  strataSet(key: string, data: Uint8Array, contentType: string, ttlMs: number, tags: string): Promise<[number, number]>;
+  strataSet(
+    key: string,
+    data: Uint8Array,
+    contentType: string,
+    ttlMs: number,
+    tags: string,
+    staleWhileRevalidateMs: number,
+    staleIfErrorMs: number,
+  ): Promise<[number, number]>;
   strataSetIfNewer(
     key: string,
     data: Uint8Array,
@@ -17,8 +25,11 @@ export interface StrataCommands {
     tags: string,
     version: number,
     createdAtMs: number,
+    staleWhileRevalidateMs: number,
+    staleIfErrorMs: number,
   ): Promise<number>;
   strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataSoftPurge(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
   strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
 }
 
@@ -28,6 +39,7 @@ export function defineStrataCommands(client: { defineCommand: Redis['defineComma
   client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
   client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
   client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
+  client.defineCommand('strataSoftPurge', { numberOfKeys: 1, lua: softPurgeScript });
 }
 
 /** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
-import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
 import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
@@ -50,8 +51,9 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       input.contentType,
       input.ttlMs,
       input.tags.join(','),
+      ...graceArgs(input.grace),
     );
-    if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs);
+    if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs + graceMs(input.grace ?? {}));
     return storedEntry(input, [version, createdAtMs]);
   }
 
@@ -67,10 +69,12 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     await pipeline.exec();
   }
 
-  async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
+  async function removeKeys(keys: Iterable<string>, soft = false): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
-    const pending = [...keys].map((k) => commands.strataDelete(k, tombstoneTtlMs));
+    const pending = [...keys].map((k) =>
+      soft ? commands.strataSoftPurge(k, tombstoneTtlMs) : commands.strataDelete(k, tombstoneTtlMs),
+    );
     for (const [n, v] of await Promise.all(pending)) {
       removed += Number(n);
       version = Math.max(version, Number(v));
@@ -119,8 +123,11 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       }
       // SCAN walks the keyspace; acceptable for operator-driven prefix purges.
       if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
-      const result = await removeKeys(targets);
-      if (selector.tags.length > 0) await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
+      const result = await removeKeys(targets, selector.soft);
+      // Soft-purged entries stay tag members, so a later purge of the tag still finds them.
+      if (selector.tags.length > 0 && !selector.soft) {
+        await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
+      }
       return result;
     },
     async ping() {

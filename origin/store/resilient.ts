@@ -1,5 +1,6 @@
 import { CacheError } from '../../shared/errors.ts';
 import { storageKey } from '../../shared/keys.ts';
+import { graceFields } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
@@ -176,6 +177,7 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
       createdAtMs: t,
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
+      ...graceFields(input.grace),
     };
     accept({ kind: 'set', namespace, key, entry });
     localOnly.add(entry);

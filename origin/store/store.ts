@@ -15,6 +15,7 @@ import type { LocalTier } from './local-tier.ts';
  */
 
 import type { ReadEntry } from '../../shared/http.ts';
+import type { GraceWindows } from '../../shared/lifecycle.ts';
 
 /** A stored value and its metadata: the entry a read answers with (`shared/http.ts`). */
 export type StoredEntry = ReadEntry;
@@ -26,6 +27,8 @@ export interface EntryInput {
   /** Time to live, milliseconds (> 0). */
   readonly ttlMs: number;
   readonly tags: readonly string[];
+  /** Grace windows after the TTL (RFC 5861); absent = none. The store keeps the entry through the longer one. */
+  readonly grace?: GraceWindows | undefined;
 }
 
 /** Which stored entries a purge removes, within one namespace. */
@@ -34,6 +37,12 @@ export interface PurgeSelector {
   readonly tags: readonly string[];
   /** Key prefix, or null. */
   readonly prefix: string | null;
+  /**
+   * Soft purge: mark the entries stale (fresh lifetime ends now, grace
+   * windows kept, `softPurgedAtMs` set, version bumped) instead of removing
+   * them; an entry with no grace left is removed. Default false.
+   */
+  readonly soft?: boolean | undefined;
 }
 
 /** Result of a delete or purge: how many entries went, and the version floor it set. */
@@ -52,9 +61,13 @@ export type StoreKind = 'memory' | 'redis';
 export interface Store {
   /** `memory` for the embedded store, `redis` for standalone and Cluster. */
   readonly kind: StoreKind;
-  /** The entry, or null when absent or expired. */
+  /**
+   * The entry, or null when absent or past its last grace window. An entry
+   * past `expiresAtMs` but within grace is returned: the caller decides
+   * (`shared/lifecycle.ts` `freshness`) whether it may serve it.
+   */
   get(namespace: string, key: string): Promise<StoredEntry | null>;
-  /** Entries found, by key; absent and expired keys are left out. */
+  /** Entries found, by key; absent keys and keys past their grace are left out (stale ones are returned, as by `get`). */
   getMany(namespace: string, keys: readonly string[]): Promise<Map<string, StoredEntry>>;
   /** Writes one entry and returns it with its new version. */
   set(namespace: string, key: string, input: EntryInput): Promise<StoredEntry>;
