@@ -171,7 +171,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           value,
           contentType,
           version: body.version,
-          createdAtMs: now(),
+          createdAtMs: body.created_at_ms ?? now(),
           expiresAtMs: body.expires_at_ms,
           tags,
           tier: 'edge',

@@ -97,7 +97,7 @@ export class OriginClient {
       value,
       contentType: h.get('Content-Type') ?? 'application/octet-stream',
       version: Number(h.get(headers.version) ?? '0'),
-      createdAtMs: this.#now() - ageSeconds * 1000,
+      createdAtMs: Number(h.get(headers.createdAt) ?? Number.NaN) || this.#now() - ageSeconds * 1000,
       expiresAtMs: Number(h.get(headers.expiresAt) ?? '0'),
       tags: tagHeader ? tagHeader.split(',') : [],
       tier: h.get(headers.cacheTier) ?? 'unknown',

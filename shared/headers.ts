@@ -9,6 +9,8 @@ export const headers = {
   ifNoneMatch: 'If-None-Match',
   /** Unix ms at which the entry expires; lets an edge cap its own TTL. */
   expiresAt: 'X-Cache-Expires-At',
+  /** Unix ms at which the origin stored the entry, so an edge's `Age` is exact (sent with `X-Cache-Expires-At`). */
+  createdAt: 'X-Cache-Created-At',
   /** Entry version (also in the ETag), as a decimal string. */
   version: 'X-Cache-Version',
   /** Surrogate keys of an entry, comma separated. */

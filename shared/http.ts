@@ -109,6 +109,7 @@ export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadS
   if (source.staleReason) h[headers.staleReason] = source.staleReason;
   if (source.exposeExpiry) {
     h[headers.expiresAt] = String(entry.expiresAtMs);
+    h[headers.createdAt] = String(entry.createdAtMs);
     if (graceMs(entry) > 0) h[headers.grace] = formatGrace(entry);
   }
   if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');

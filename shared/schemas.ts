@@ -61,6 +61,8 @@ export const putResponseSchema = z.object({
   key: z.string(),
   version: z.number().int(),
   expires_at_ms: z.number().int(),
+  /** When the origin stored it (Unix ms); `Age` counts from here. */
+  created_at_ms: z.number().int().optional(),
 });
 export type PutResponse = z.infer<typeof putResponseSchema>;
 

@@ -141,7 +141,13 @@ export function cacheRoutes(deps: {
       const local = acceptedLocally(service, entry);
       if (local) c.header(headers.degraded, '1');
       return {
-        res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
+        res: c.json({
+          namespace,
+          key,
+          version: entry.version,
+          expires_at_ms: entry.expiresAtMs,
+          created_at_ms: entry.createdAtMs,
+        }),
         tier: local ? 'origin-local' : service.store.kind,
         result: 'ok',
       };

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import {
+  formatGrace,
+  parseGrace,
+  parseWriteCacheControl,
+  readCacheControl,
+  writeLifetime,
+} from '../../shared/lifecycle.ts';
+
+describe('entry lifecycle headers', () => {
+  it('a write’s Cache-Control gives the TTL and both grace windows, ignoring other directives', () => {
+    expect(parseWriteCacheControl('max-age=60, stale-while-revalidate=30, Stale-If-Error="600", public')).toEqual({
+      maxAgeSeconds: 60,
+      staleWhileRevalidateSeconds: 30,
+      staleIfErrorSeconds: 600,
+    });
+    expect(writeLifetime(undefined, { maxAgeSeconds: 60, staleIfErrorSeconds: 5 })).toEqual({
+      ttlSeconds: 60,
+      grace: { staleWhileRevalidateMs: 0, staleIfErrorMs: 5_000 },
+    });
+  });
+
+  it('malformed or out-of-range directives, and a ttl that differs from max-age, are CACHE_004', () => {
+    for (const bad of [
+      'max-age=0',
+      'max-age=-1',
+      'max-age',
+      'stale-if-error=1e3',
+      'stale-while-revalidate=99999999999',
+    ])
+      expect(() => parseWriteCacheControl(bad), bad).toThrow(expect.objectContaining({ code: 'CACHE_004' }));
+    expect(() => writeLifetime(30, { maxAgeSeconds: 60 })).toThrow(expect.objectContaining({ code: 'CACHE_004' }));
+    expect(writeLifetime(60, { maxAgeSeconds: 60 }).ttlSeconds).toBe(60);
+  });
+
+  it('a read’s Cache-Control tells what remains through max-age − Age, and keeps the writer’s windows', () => {
+    const entry = { createdAtMs: 0, expiresAtMs: 60_000, staleWhileRevalidateMs: 30_000, staleIfErrorMs: 600_000 };
+    expect(readCacheControl(entry, 10, 10_500)).toBe('max-age=59, stale-while-revalidate=30, stale-if-error=600');
+    // Stale: max-age is the lifetime, at most Age.
+    expect(readCacheControl(entry, 70, 70_000)).toBe('max-age=60, stale-while-revalidate=30, stale-if-error=600');
+    expect(readCacheControl({ createdAtMs: 0, expiresAtMs: 5_000 }, 1, 1_000)).toBe('max-age=5');
+  });
+
+  it('the origin-to-edge grace header round-trips exactly, and a malformed one gives no grace', () => {
+    const grace = { staleWhileRevalidateMs: 1_234, staleIfErrorMs: 0 };
+    expect(parseGrace(formatGrace(grace))).toEqual(grace);
+    expect(parseGrace('swr=1;sie=x')).toEqual({ staleWhileRevalidateMs: 0, staleIfErrorMs: 0 });
+  });
+});
