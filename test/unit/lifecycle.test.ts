@@ -1,4 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { CacheService } from '../../origin/cache-service.ts';
+import { decodeInvalidation, InvalidationApplier } from '../../origin/invalidation/applier.ts';
+import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
+import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import {
   formatGrace,
   parseGrace,
@@ -45,5 +50,31 @@ describe('entry lifecycle headers', () => {
     const grace = { staleWhileRevalidateMs: 1_234, staleIfErrorMs: 0 };
     expect(parseGrace(formatGrace(grace))).toEqual(grace);
     expect(parseGrace('swr=1;sie=x')).toEqual({ staleWhileRevalidateMs: 0, staleIfErrorMs: 0 });
+  });
+});
+
+describe('soft purge from an invalidation event', () => {
+  it('an event with "soft": true marks the entry stale instead of removing it; without it the entry goes', async () => {
+    const service = new CacheService({
+      store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
+      bus: new InProcessPurgeBus({ retainedEntries: 16 }),
+      defaultTtlSeconds: 60,
+      maxValueBytes: 1024,
+    });
+    const applier = new InvalidationApplier({ service, dedupWindow: 16 });
+    const grace = { staleWhileRevalidateMs: 60_000, staleIfErrorMs: 0 };
+    for (const key of ['a', 'b']) {
+      await service.set('ns', key, { value: new TextEncoder().encode(key), contentType: 'text/plain', grace });
+    }
+    const decode = (raw: object) => {
+      const result = decodeInvalidation(Buffer.from(JSON.stringify(raw)));
+      if (!result.ok) throw new Error(result.reason);
+      return result.event;
+    };
+    const base = { namespace: 'ns', action: 'delete', timestamp: Date.now() };
+    await applier.apply(decode({ ...base, id: 's', keys: ['a'], soft: true }), 'in-process');
+    await applier.apply(decode({ ...base, id: 'h', keys: ['b'] }), 'in-process');
+    expect(await service.get('ns', 'a')).toMatchObject({ status: 'STALE', staleReason: 'soft-purge' });
+    expect((await service.get('ns', 'b')).entry).toBeNull();
   });
 });
