@@ -20,7 +20,7 @@ import {
   writeOptions,
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
-import { freshness, graceFields, staleReasonOf } from '../shared/lifecycle.ts';
+import { freshness, graceFields, preferWaitSeconds, staleReasonOf } from '../shared/lifecycle.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
@@ -103,7 +103,12 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const read = await cache.read(namespace, key, c.get('requestId'));
+      const read = await cache.read(
+        namespace,
+        key,
+        c.get('requestId'),
+        preferWaitSeconds(c.req.header(headers.prefer)),
+      );
       if (read.kind === 'hit') {
         const t = now();
         const fresh = freshness(read.entry, t) === 'fresh';
@@ -128,6 +133,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       }
       if (read.kind === 'miss') {
         c.header(headers.cache, 'MISS');
+        if (read.lease) c.header(headers.lease, read.lease);
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const status = read.read.status === 'STALE' ? 'STALE' : 'MISS';
@@ -138,6 +144,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           degraded: read.read.degraded,
           nowMs: now(),
           staleReason: read.read.staleReason,
+          lease: read.lease,
         }),
         tier: read.read.tier,
         result: status === 'STALE' ? 'stale' : 'miss',
@@ -161,6 +168,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
           ...relayed(headers.compress, c.req.header(headers.compress)),
           ...relayed(headers.cacheControl, c.req.header(headers.cacheControl)),
+          ...relayed(headers.lease, c.req.header(headers.lease)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);

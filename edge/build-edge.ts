@@ -123,7 +123,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
   let originLoads = 0;
   const cache = new EdgeCache({
     tier,
-    load: (ns, key, requestId) => origin.get(ns, key, requestId),
+    load: (ns, key, requestId, waitSeconds) => origin.get(ns, key, requestId, waitSeconds),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
     now,
     lease,

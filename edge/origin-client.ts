@@ -2,7 +2,7 @@ import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
 import { etagFor, headers } from '../shared/headers.ts';
 import { graceFields, parseGrace, type StaleReason } from '../shared/lifecycle.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
-import type { OriginRead } from './core/edge-cache.ts';
+import type { OriginMiss, OriginRead } from './core/edge-cache.ts';
 
 export interface OriginClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -46,15 +46,32 @@ export class OriginClient {
     return this.#o.timeoutMs;
   }
 
-  /** Reads one entry; null on a miss (404 CACHE_001/002). */
-  async get(namespace: string, key: string, requestId?: string): Promise<OriginRead | null> {
-    const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
-      method: 'GET',
-      headers: requestId ? { [headers.requestId]: requestId } : {},
-    });
+  /**
+   * Reads one entry; null on a miss (404 CACHE_001/002), or the miss with the
+   * refresh lease the origin granted. `waitSeconds` > 0 sends
+   * `Prefer: wait=<s>` (and allows the call that long beyond its time limit).
+   */
+  async get(
+    namespace: string,
+    key: string,
+    requestId?: string,
+    waitSeconds = 0,
+  ): Promise<OriginRead | OriginMiss | null> {
+    const res = await this.request(
+      `/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`,
+      {
+        method: 'GET',
+        headers: {
+          ...(requestId ? { [headers.requestId]: requestId } : {}),
+          ...(waitSeconds > 0 ? { [headers.prefer]: `wait=${waitSeconds}` } : {}),
+        },
+      },
+      waitSeconds * 1000,
+    );
     if (res.status === 404) {
+      const lease = res.headers.get(headers.lease);
       await res.body?.cancel();
-      return null;
+      return lease ? { miss: true, lease } : null;
     }
     if (res.status !== 200) throw await errorFrom(res);
     return await this.#readOf(res);
@@ -105,6 +122,7 @@ export class OriginClient {
       status: h.get(headers.cache) === 'STALE' ? 'STALE' : 'HIT',
       ...graceFields(parseGrace(h.get(headers.grace))),
       ...staleOf(h.get(headers.staleReason), this.#now()),
+      ...(h.get(headers.lease) ? { lease: h.get(headers.lease)! } : {}),
     };
   }
 
@@ -113,7 +131,12 @@ export class OriginClient {
    * @param path absolute path with query, e.g. `/api/v1/purge`.
    * @throws CacheError CACHE_005 (503 unreachable, 504 timed out).
    */
-  async request(path: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Response> {
+  async request(
+    path: string,
+    init: RequestInit & { headers?: Record<string, string> },
+    extraTimeMs = 0,
+  ): Promise<Response> {
+    const timeoutMs = this.#o.timeoutMs + extraTimeMs;
     const url = `${this.#o.baseUrl}${path}`;
     if (this.#o.token) {
       const withToken: Record<string, string> = {
@@ -123,12 +146,12 @@ export class OriginClient {
       init = { ...init, headers: withToken };
     }
     try {
-      if (!this.#tracing) return await this.#fetch(url, { ...init, signal: AbortSignal.timeout(this.#o.timeoutMs) });
+      if (!this.#tracing) return await this.#fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
       return await tracedFetch(init.method ?? 'GET', new URL(url), (traceHeaders) =>
         this.#fetch(url, {
           ...init,
           headers: { ...init.headers, ...traceHeaders },
-          signal: AbortSignal.timeout(this.#o.timeoutMs),
+          signal: AbortSignal.timeout(timeoutMs),
         }),
       );
     } catch (error) {

@@ -1,10 +1,23 @@
 import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
-import { freshness, type GraceWindows, type StaleReason, staleReasonOf } from '../shared/lifecycle.ts';
+import {
+  freshness,
+  type GraceWindows,
+  maxPreferWaitSeconds as maxWaitSeconds,
+  type StaleReason,
+  staleReasonOf,
+} from '../shared/lifecycle.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
+import {
+  type EntryInput,
+  LeaseLostError,
+  type PurgeSelector,
+  type RemovalResult,
+  type StoredEntry,
+  type TieredStore,
+} from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
 export interface WriteRequest {
@@ -23,6 +36,21 @@ export interface WriteRequest {
   readonly compress?: boolean | undefined;
   /** Grace windows after the TTL (`Cache-Control` `stale-while-revalidate` / `stale-if-error`, RFC 5861). */
   readonly grace?: GraceWindows | undefined;
+  /** The refresh lease this write completes (`X-Cache-Lease`); CACHE_006 (412) when it no longer holds. */
+  readonly leaseId?: string | undefined;
+}
+
+/** How a read may wait, and what it is told to refresh. */
+export interface ReadOptions {
+  /** On a full miss whose lease another caller holds: wait up to this many seconds for its write (RFC 7240 `Prefer: wait`). */
+  readonly waitSeconds?: number;
+  /** Ends a wait early (the caller went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** A read's refresh lease, when this caller is the one to refresh the key (`X-Cache-Lease`). */
+export interface Leased {
+  readonly lease?: string | undefined;
 }
 
 /** An entry and the tier that answered. */
@@ -65,6 +93,14 @@ export interface CacheServiceOptions {
   readonly compressMinBytes?: number;
   /** Told about each value stored compressed: bytes before and after (the envelope), for metrics. */
   readonly onCompressed?: (beforeBytes: number, afterBytes: number) => void;
+  /** Lifetime of a refresh lease, ms (`LEASE_TTL_MS`); 0 grants none. Default 10000. */
+  readonly leaseMs?: number;
+  /** β of XFetch early refresh (`XFETCH_BETA`); 0 turns it off. Default 1. */
+  readonly xfetchBeta?: number;
+  /** Uniform random in (0, 1], for XFetch; tests pass a fixed one. */
+  readonly random?: () => number;
+  /** How often a waiting read looks for the lease holder's write, ms. Default 25. */
+  readonly waitPollMs?: number;
 }
 
 /**
@@ -102,14 +138,66 @@ export class CacheService {
    * (reason `revalidating`, or `soft-purge`), and is a miss after that:
    * only an edge whose origin fails may serve `stale-if-error`.
    */
-  async get(namespace: string, key: string): Promise<ReadResult | ReadMiss> {
+  async get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
+    const read = await this.#getOnce(namespace, key);
+    if (read.entry || read.lease !== undefined || !options.waitSeconds) return read;
+    // A full miss another caller is refreshing: wait for its write (or for its lease to lapse, then take it).
+    const deadline = this.#now() + Math.min(options.waitSeconds, maxWaitSeconds) * 1000;
+    const pollMs = this.#o.waitPollMs ?? 25;
+    let last: (ReadResult | ReadMiss) & Leased = read;
+    while (this.#now() < deadline && !options.signal?.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - this.#now()))));
+      last = await this.#getOnce(namespace, key);
+      if (last.entry || last.lease !== undefined) return last;
+    }
+    return last;
+  }
+
+  /**
+   * One read and its lease: a stale answer or a full miss is offered the
+   * key's refresh lease (granted to one caller at a time), and a fresh one
+   * near expiry with XFetch's probability (Vattani et al., VLDB 2015:
+   * refresh when `now − Δ·β·ln(rand) ≥ expiry`, Δ the last refresh's time).
+   */
+  async #getOnce(namespace: string, key: string): Promise<(ReadResult | ReadMiss) & Leased> {
     const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
-    if (!read.entry) return read;
-    const state = freshness(read.entry, this.#now());
-    if (state === 'error-only' || state === 'gone') return { entry: null, degraded: read.degraded };
+    const now = this.#now();
+    const state = read.entry ? freshness(read.entry, now) : 'gone';
+    const seen = read.entry?.version ?? 0;
+    if (!read.entry || state === 'error-only' || state === 'gone') {
+      return { entry: null, degraded: read.degraded, ...(await this.#lease(namespace, key, seen, read.degraded)) };
+    }
     const entry = await this.#reveal(namespace, key, read.entry);
-    if (state === 'fresh') return { ...read, entry };
-    return { ...read, entry, status: 'STALE', staleReason: staleReasonOf(read.entry) };
+    if (state === 'fresh') {
+      const early = this.#xfetch(read.entry, now) ? await this.#lease(namespace, key, seen, read.degraded) : {};
+      return { ...read, entry, ...early };
+    }
+    return {
+      ...read,
+      entry,
+      status: 'STALE',
+      staleReason: staleReasonOf(read.entry),
+      ...(await this.#lease(namespace, key, seen, read.degraded)),
+    };
+  }
+
+  /** XFetch's early-refresh test for a fresh entry with a known refresh time Δ. */
+  #xfetch(entry: StoredEntry, now: number): boolean {
+    const beta = this.#o.xfetchBeta ?? 1;
+    if (beta <= 0 || !entry.refreshMs) return false;
+    const random = (this.#o.random ?? Math.random)() || Number.MIN_VALUE;
+    return now - entry.refreshMs * beta * Math.log(random) >= entry.expiresAtMs;
+  }
+
+  /** Tries to take the key's refresh lease for this caller; none while degraded (only Redis knows who holds it). */
+  async #lease(namespace: string, key: string, seenVersion: number, degraded: boolean): Promise<Leased> {
+    const leaseMs = this.#o.leaseMs ?? 10_000;
+    const grant = this.#o.store.grantLease;
+    if (degraded || leaseMs <= 0 || !grant) return {};
+    const lease = await this.#call('lease', () =>
+      grant.call(this.#o.store, namespace, key, crypto.randomUUID(), leaseMs, seenVersion),
+    );
+    return lease ? { lease: lease.id } : {};
   }
 
   /** Entries found by key, and the tier that answered. */
@@ -238,6 +326,7 @@ export class CacheService {
       ttlMs: ttlSeconds * 1000,
       tags: request.tags ?? [],
       grace: request.grace,
+      leaseId: request.leaseId,
     };
   }
 
@@ -307,6 +396,11 @@ export class CacheService {
       return await run();
     } catch (error) {
       if (error instanceof CacheError) throw error;
+      if (error instanceof LeaseLostError) {
+        throw new CacheError('CACHE_006', 'Refresh lease lost: it expired, or a newer value was written', {
+          details: { operation },
+        });
+      }
       this.#o.onStoreError?.(operation, error);
       throw new CacheError('CACHE_005', 'Store unavailable', { details: { operation }, cause: error });
     }

@@ -145,6 +145,8 @@ export async function startOrigin(
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
     ...(config.STRATA_FAULT ? { fault: config.STRATA_FAULT } : {}),
     compressMinBytes: config.COMPRESS_MIN_BYTES,
+    leaseMs: config.LEASE_TTL_MS,
+    xfetchBeta: config.XFETCH_BETA,
     onCompressed: (before, after) => {
       metrics.compressionInputBytes.inc(before);
       metrics.compressionOutputBytes.inc(after);

@@ -70,6 +70,10 @@ export const originConfigSchema = z.object({
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Lifetime of a refresh lease, ms: how long one caller alone may refresh a stale or missing key. */
+  LEASE_TTL_MS: positiveInt.default(10_000),
+  /** β of probabilistic early refresh (XFetch, Vattani et al., VLDB 2015); 0 turns it off. */
+  XFETCH_BETA: z.coerce.number().min(0).max(100).default(1),
   /** Longest a lock acquire waits for a held lock, seconds (docs/locks.md); larger `wait` values count as this. */
   LOCK_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(30).default(30),
   /** Byte budget of the embedded memory store. */

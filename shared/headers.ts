@@ -25,6 +25,10 @@ export const headers = {
   grace: 'X-Cache-Grace',
   /** On a write: `max-age`, `stale-while-revalidate`, `stale-if-error`; on a read: what remains (RFC 9111, RFC 5861). */
   cacheControl: 'Cache-Control',
+  /** On a read: the refresh lease this caller holds; on a write: the lease it completes (CACHE_006 when lost). */
+  lease: 'X-Cache-Lease',
+  /** On a read: `wait=<seconds>` waits for another caller's refresh on a full miss (RFC 7240 §4.3). */
+  prefer: 'Prefer',
   /** On a lock renew or release: the fencing token of the grant (docs/locks.md). */
   lockToken: 'X-Lock-Token',
 } as const;

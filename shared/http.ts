@@ -69,6 +69,8 @@ export interface ReadEntry {
   readonly staleIfErrorMs?: number | undefined;
   /** When a soft purge marked the entry stale, Unix ms; absent when never soft-purged. */
   readonly softPurgedAtMs?: number | undefined;
+  /** How long its last refresh took, ms, from lease grant to the lease's write (Δ of XFetch); absent when unknown. */
+  readonly refreshMs?: number | undefined;
 }
 
 /** Where a read was answered from and how, for the response headers. */
@@ -85,6 +87,8 @@ export interface ReadSource {
   readonly exposeExpiry?: boolean;
   /** With `status` STALE: `X-Cache-Stale-Reason`. */
   readonly staleReason?: StaleReason | undefined;
+  /** The refresh lease handed to this caller: `X-Cache-Lease`. */
+  readonly lease?: string | undefined;
 }
 
 /**
@@ -107,6 +111,7 @@ export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadS
     [headers.cacheControl]: readCacheControl(entry, ageSeconds, source.nowMs),
   };
   if (source.staleReason) h[headers.staleReason] = source.staleReason;
+  if (source.lease) h[headers.lease] = source.lease;
   if (source.exposeExpiry) {
     h[headers.expiresAt] = String(entry.expiresAtMs);
     h[headers.createdAt] = String(entry.createdAtMs);

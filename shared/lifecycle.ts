@@ -187,3 +187,25 @@ export function graceFields(grace: GraceWindows | undefined): Partial<GraceWindo
     ...(grace.staleIfErrorMs > 0 ? { staleIfErrorMs: grace.staleIfErrorMs } : {}),
   };
 }
+
+/** Longest `Prefer: wait` honoured, seconds. */
+export const maxPreferWaitSeconds = 10;
+
+/**
+ * The `wait` preference of a read (RFC 7240 §4.3: `Prefer: wait=<seconds>`),
+ * in whole seconds capped at {@link maxPreferWaitSeconds}; 0 when absent or
+ * malformed (a preference the server does not understand is ignored, §2).
+ */
+export function preferWaitSeconds(prefer: string | undefined | null): number {
+  if (!prefer) return 0;
+  for (const part of prefer.split(/[,;]/)) {
+    const match = /^\s*wait\s*=\s*"?([0-9]{1,6})"?\s*$/i.exec(part);
+    if (match) return Math.min(Number(match[1]), maxPreferWaitSeconds);
+  }
+  return 0;
+}
+
+/** A refresh lease token as it travels in `X-Cache-Lease`: printable, bounded. */
+export function isLeaseToken(value: string): boolean {
+  return /^[A-Za-z0-9._:-]{1,128}$/.test(value);
+}

@@ -27,10 +27,27 @@ export interface OriginRead {
   readonly staleIfErrorMs?: number | undefined;
   /** Set when the origin answered a soft-purged entry. */
   readonly softPurgedAtMs?: number | undefined;
+  /** The refresh lease the origin granted with this answer (`X-Cache-Lease`). */
+  readonly lease?: string | undefined;
 }
 
-/** Loads one entry from the origin; null on a miss. */
-export type OriginLoader = (namespace: string, key: string, requestId?: string) => Promise<OriginRead | null>;
+/** An origin miss that came with the key's refresh lease. */
+export interface OriginMiss {
+  readonly miss: true;
+  readonly lease?: string | undefined;
+}
+
+/**
+ * Loads one entry from the origin; null (or an {@link OriginMiss}) on a miss.
+ * `waitSeconds` asks the origin to wait for another caller's refresh on a full
+ * miss (`Prefer: wait`).
+ */
+export type OriginLoader = (
+  namespace: string,
+  key: string,
+  requestId?: string,
+  waitSeconds?: number,
+) => Promise<OriginRead | OriginMiss | null>;
 
 /**
  * Asks the origin whether the copy at `version` is still current
@@ -50,8 +67,15 @@ export type RevalidationOutcome = 'not_modified' | 'modified' | 'gone' | 'error'
 /** The outcome of an edge read. */
 export type EdgeRead =
   | { readonly kind: 'hit'; readonly entry: EdgeEntry }
-  | { readonly kind: 'fill'; readonly entry: EdgeEntry; readonly read: OriginRead; readonly stored: boolean }
-  | { readonly kind: 'miss' }
+  | {
+      readonly kind: 'fill';
+      readonly entry: EdgeEntry;
+      readonly read: OriginRead;
+      readonly stored: boolean;
+      /** The refresh lease, handed to one of the readers a load served. */
+      readonly lease?: string | undefined;
+    }
+  | { readonly kind: 'miss'; readonly lease?: string | undefined }
   /** The origin failed and the writer's `stale-if-error` window covers this copy (RFC 5861 §4). */
   | { readonly kind: 'stale-if-error'; readonly entry: EdgeEntry };
 
@@ -112,10 +136,10 @@ export class EdgeCache {
    * `stale-if-error`: the one answer an edge gives past its lease
    * (RFC 5861 §4; the README's consistency bound names it).
    */
-  async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
+  async read(namespace: string, key: string, requestId?: string, waitSeconds = 0): Promise<EdgeRead> {
     const copy = this.tier.get(namespace, key);
     try {
-      return await this.#readThrough(namespace, key, copy, requestId);
+      return await this.#readThrough(namespace, key, copy, requestId, waitSeconds);
     } catch (error) {
       // Look again: a purge that arrived meanwhile removed the copy, and a removed copy is never served.
       const current = this.tier.get(namespace, key);
@@ -137,7 +161,8 @@ export class EdgeCache {
     namespace: string,
     key: string,
     copy: EdgeEntry | undefined,
-    requestId?: string,
+    requestId: string | undefined,
+    waitSeconds: number,
   ): Promise<EdgeRead> {
     const hit = this.#servable(copy) ? copy : undefined;
     if (hit) {
@@ -154,8 +179,14 @@ export class EdgeCache {
         if (this.#servable(current)) return await this.#revalidate(namespace, key, current, requestId);
       }
     }
-    const { promise } = this.#coalescer.run(storageKey(namespace, key), () => this.#fill(namespace, key, requestId));
-    return await promise;
+    // Readers willing to wait share one waiting load; the others one plain load.
+    const flight = `${storageKey(namespace, key)}${waitSeconds > 0 ? `\u0000wait${waitSeconds}` : ''}`;
+    const { promise, leader } = this.#coalescer.run(flight, () => this.#fill(namespace, key, requestId, waitSeconds));
+    const result = await promise;
+    // One holder per key: of the readers one load served, only the one that started it gets the lease.
+    if (leader || result.kind === 'hit' || result.kind === 'stale-if-error' || result.lease === undefined)
+      return result;
+    return { ...result, lease: undefined };
   }
 
   /**
@@ -218,13 +249,14 @@ export class EdgeCache {
     return await promise;
   }
 
-  async #fill(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
+  async #fill(namespace: string, key: string, requestId: string | undefined, waitSeconds: number): Promise<EdgeRead> {
     const ticket = this.ledger.begin();
     this.#o.onOriginLoad?.();
-    const read = await this.#o.load(namespace, key, requestId);
+    const read = await this.#o.load(namespace, key, requestId, waitSeconds);
     if (!read) return { kind: 'miss' };
+    if ('miss' in read) return { kind: 'miss', lease: read.lease };
     const { entry, stored } = this.#store(ticket, read, namespace, key);
-    return { kind: 'fill', entry, read, stored };
+    return { kind: 'fill', entry, read, stored, lease: read.lease };
   }
 
   #store(ticket: ReturnType<PurgeLedger['begin']>, read: OriginRead, namespace: string, key: string) {

@@ -16,7 +16,13 @@ import {
   valueSizeLimit,
   writeOptions,
 } from '../../shared/http.ts';
-import { type GraceWindows, parseWriteCacheControl, writeLifetime } from '../../shared/lifecycle.ts';
+import {
+  type GraceWindows,
+  isLeaseToken,
+  parseWriteCacheControl,
+  preferWaitSeconds,
+  writeLifetime,
+} from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import {
   type BatchSetRequest,
@@ -53,6 +59,16 @@ export function encryptRequested(value: string | undefined): boolean {
  */
 export function compressRequested(value: string | undefined): boolean | undefined {
   return booleanOption('compress', value);
+}
+
+/**
+ * Parses the `X-Cache-Lease` of a write: absent, or a lease token.
+ * @throws CacheError CACHE_004 for a malformed token.
+ */
+export function leaseHeader(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!isLeaseToken(value)) throw new CacheError('CACHE_004', 'X-Cache-Lease is not a lease token');
+  return value;
 }
 
 function booleanOption(name: string, value: string | undefined): boolean | undefined {
@@ -99,9 +115,11 @@ export function cacheRoutes(deps: {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const read = await service.get(namespace, key);
+      const waitSeconds = preferWaitSeconds(c.req.header(headers.prefer));
+      const read = await service.get(namespace, key, { waitSeconds, signal: c.req.raw.signal });
       if (!read.entry) {
         c.header(headers.cache, 'MISS');
+        if (read.lease) c.header(headers.lease, read.lease);
         // A miss resting on a delete Redis has not confirmed yet: say so, like any degraded answer.
         if (read.degraded) c.header(headers.degraded, '1');
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
@@ -115,6 +133,7 @@ export function cacheRoutes(deps: {
         nowMs: now(),
         exposeExpiry: true,
         staleReason: read.staleReason,
+        lease: read.lease,
       });
       return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
@@ -128,6 +147,7 @@ export function cacheRoutes(deps: {
       const contentType = c.req.header('Content-Type') || defaultContentType;
       const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
       const compress = compressRequested(c.req.header(headers.compress));
+      const leaseId = leaseHeader(c.req.header(headers.lease));
       const entry = await service.set(namespace, key, {
         value,
         contentType,
@@ -136,6 +156,7 @@ export function cacheRoutes(deps: {
         encrypt,
         compress,
         grace,
+        leaseId,
       });
       c.header(headers.etag, etagFor(entry.version));
       const local = acceptedLocally(service, entry);

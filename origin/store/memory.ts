@@ -8,7 +8,15 @@ import {
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { graceFields, graceMs, keepUntilMs, softPurged } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import {
+  type EntryInput,
+  LeaseLostError,
+  type PurgeSelector,
+  type RefreshLease,
+  type RemovalResult,
+  type Store,
+  type StoredEntry,
+} from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
@@ -39,6 +47,8 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
 } {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
+  // Refresh leases by storage key; an expired one is replaced on the next grant.
+  const leases = new Map<string, RefreshLease & { expiresAtMs: number; grantedAtMs: number }>();
   // Store-wide high-water mark: a key deleted and rewritten within one
   // millisecond still gets a higher version than before.
   let lastVersion = 0;
@@ -83,6 +93,12 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     const storage = sk(namespace, key);
     const previous = cache.peek(storage);
     const t = now();
+    const lease = leases.get(storage);
+    if (input.leaseId !== undefined) {
+      const holds = lease?.id === input.leaseId && lease.expiresAtMs > t && lease.version === (previous?.version ?? 0);
+      if (!holds) throw new LeaseLostError(storage);
+    }
+    leases.delete(storage);
     const entry: StoredEntry = {
       value: input.value,
       contentType: input.contentType,
@@ -91,6 +107,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
       ...graceFields(input.grace),
+      ...(input.leaseId !== undefined && lease ? { refreshMs: t - lease.grantedAtMs } : {}),
     };
     cache.set(storage, entry, {
       sizeBytes: entry.value.byteLength + storage.length * 2 + entryOverheadBytes,
@@ -116,6 +133,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     let removed = 0;
     let version = 0;
     for (const storage of storages) {
+      leases.delete(storage);
       const entry = cache.peek(storage);
       if (!entry) continue;
       version = Math.max(version, entry.version);
@@ -131,6 +149,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     let version = 0;
     const gone: string[] = [];
     for (const storage of storages) {
+      leases.delete(storage);
       const entry = cache.peek(storage);
       if (!entry) continue;
       version = Math.max(version, entry.version);
@@ -198,6 +217,18 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
         for (const [s] of cache.entries()) if (s.startsWith(start)) targets.add(s);
       }
       return selector.soft ? markStale(targets) : remove(targets);
+    },
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      const storage = sk(namespace, key);
+      const t = now();
+      const held = leases.get(storage);
+      if (held && held.expiresAtMs > t) return null;
+      const current = cache.peek(storage);
+      // Written since the caller read it: the caller should read again, not refresh.
+      if (current && current.version !== seenVersion && keepUntilMs(current) > t) return null;
+      const version = current?.version ?? 0;
+      leases.set(storage, { id, version, expiresAtMs: t + leaseMs, grantedAtMs: t });
+      return { id, version };
     },
     async ping() {},
     async close() {

@@ -27,6 +27,7 @@ export function passThroughStore(inner: Store, usage?: StoreUsage): TieredStore 
     setMany: (namespace, entries) => inner.setMany(namespace, entries),
     delete: (namespace, key) => inner.delete(namespace, key),
     purge: (namespace, selector) => inner.purge(namespace, selector),
+    ...(inner.grantLease ? { grantLease: inner.grantLease.bind(inner) } : {}),
     ping: () => inner.ping(),
     close: () => inner.close(),
   };

@@ -3,9 +3,17 @@ import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'iore
 import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import {
+  asBuffer,
+  defineStrataCommands,
+  escapeGlob,
+  grantLeaseOn,
+  leaseLostReply,
+  type StrataCommands,
+  scanMatching,
+} from './redis-commands.ts';
 import { deleteScript, entryFields, setScript, softPurgeScript, tombstoneTtlMs } from './redis-scripts.ts';
-import type { EntryInput, RemovalResult, Store, StoredEntry } from './store.ts';
+import { type EntryInput, LeaseLostError, type RemovalResult, type Store, type StoredEntry } from './store.ts';
 
 /**
  * How the driver rides out a failover, in milliseconds.
@@ -60,8 +68,8 @@ if tonumber(g[1]) * 1000 + math.floor(tonumber(g[2]) / 1000) > tonumber(ARGV[${d
 ${script}`;
 }
 
-/** `setScript` with a deadline in ARGV[7]. */
-export const setBeforeScript = withDeadline(setScript, 7);
+/** `setScript` with a deadline in ARGV[8]. */
+export const setBeforeScript = withDeadline(setScript, 8);
 /** `deleteScript` with a deadline in ARGV[2]. */
 export const deleteBeforeScript = withDeadline(deleteScript, 2);
 /** `softPurgeScript` with a deadline in ARGV[2]. */
@@ -84,6 +92,7 @@ interface DeadlineCommands {
     tags: string,
     staleWhileRevalidateMs: number,
     staleIfErrorMs: number,
+    leaseId: string,
     deadlineMs: number,
   ): Promise<[number, number]>;
   strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
@@ -294,12 +303,15 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
           input.ttlMs,
           input.tags.join(','),
           ...graceArgs(input.grace),
+          input.leaseId ?? '',
           deadline,
         );
       },
     );
     items.forEach(([key], i) => {
-      if (Number((replies[i]![0] as [number, number])[0]) === -1) throw new LateWriteError(entryKey(namespace, key));
+      const status = Number((replies[i]![0] as [number, number])[0]);
+      if (status === -1) throw new LateWriteError(entryKey(namespace, key));
+      if (status === leaseLostReply) throw new LeaseLostError(entryKey(namespace, key));
     });
     await indexTags(
       items.map(([key, input]) => ({
@@ -395,6 +407,9 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
           (pipeline, s) => pipeline.del(s),
         );
       return result;
+    },
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      return await single(() => grantLeaseOn(commands, entryKey(namespace, key), id, leaseMs, seenVersion));
     },
     async ping() {
       // Every master must answer: a cluster with one unreachable master cannot serve all keys.

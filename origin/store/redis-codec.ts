@@ -13,13 +13,14 @@ export function tagSetKey(namespace: string, tag: string): string {
 
 /** Decodes an HMGET reply of `entryFields` into an entry, or null when absent or past its grace at `nowMs`. */
 export function decodeEntry(fields: (Buffer | null)[], nowMs: number): StoredEntry | null {
-  const [v, d, ct, c, e, t, w, i, p] = fields;
+  const [v, d, ct, c, e, t, w, i, p, r] = fields;
   if (!v || !d || !e) return null;
   const expiresAtMs = Number(e.toString());
   const lifecycle = {
     ...(w ? { staleWhileRevalidateMs: Number(w.toString()) } : {}),
     ...(i ? { staleIfErrorMs: Number(i.toString()) } : {}),
     ...(p ? { softPurgedAtMs: Number(p.toString()) } : {}),
+    ...(r ? { refreshMs: Number(r.toString()) } : {}),
   };
   if (expiresAtMs + graceMs(lifecycle) <= nowMs) return null;
   const tags = t && t.length > 0 ? t.toString().split(',') : [];

@@ -1,5 +1,13 @@
 import type { Redis } from 'ioredis';
-import { deleteIfOlderScript, deleteScript, setIfNewerScript, setScript, softPurgeScript } from './redis-scripts.ts';
+import {
+  deleteIfOlderScript,
+  deleteScript,
+  leaseGrantScript,
+  setIfNewerScript,
+  setScript,
+  softPurgeScript,
+} from './redis-scripts.ts';
+import type { RefreshLease } from './store.ts';
 
 /*
  * ioredis helpers both Redis drivers (standalone and Cluster) and the
@@ -16,7 +24,9 @@ export interface StrataCommands {
     tags: string,
     staleWhileRevalidateMs: number,
     staleIfErrorMs: number,
+    leaseId: string,
   ): Promise<[number, number]>;
+  strataLeaseGrant(key: string, leaseId: string, leaseMs: number, seenVersion: number): Promise<[number, number]>;
   strataSetIfNewer(
     key: string,
     data: Uint8Array,
@@ -40,6 +50,7 @@ export function defineStrataCommands(client: { defineCommand: Redis['defineComma
   client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
   client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
   client.defineCommand('strataSoftPurge', { numberOfKeys: 1, lua: softPurgeScript });
+  client.defineCommand('strataLeaseGrant', { numberOfKeys: 1, lua: leaseGrantScript });
 }
 
 /** A Buffer view of bytes (ioredis sends Buffers as binary, other views as text). */
@@ -72,3 +83,18 @@ export async function scanMatching(
 export function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
 }
+
+/** Grants a refresh lease with `leaseGrantScript` (both drivers): the lease, or null while another holds it. */
+export async function grantLeaseOn(
+  commands: Pick<StrataCommands, 'strataLeaseGrant'>,
+  entryKey: string,
+  id: string,
+  leaseMs: number,
+  seenVersion: number,
+): Promise<RefreshLease | null> {
+  const [granted, version] = await commands.strataLeaseGrant(entryKey, id, leaseMs, seenVersion);
+  return Number(granted) === 1 ? { id, version: Number(version) } : null;
+}
+
+/** The set scripts' reply for a write whose refresh lease no longer holds. */
+export const leaseLostReply = -2;

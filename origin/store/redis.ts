@@ -2,9 +2,24 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
-import { asBuffer, defineStrataCommands, escapeGlob, type StrataCommands, scanMatching } from './redis-commands.ts';
+import {
+  asBuffer,
+  defineStrataCommands,
+  escapeGlob,
+  grantLeaseOn,
+  leaseLostReply,
+  type StrataCommands,
+  scanMatching,
+} from './redis-commands.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import {
+  type EntryInput,
+  LeaseLostError,
+  type PurgeSelector,
+  type RemovalResult,
+  type Store,
+  type StoredEntry,
+} from './store.ts';
 
 export interface RedisStoreOptions {
   /**
@@ -52,7 +67,9 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       input.ttlMs,
       input.tags.join(','),
       ...graceArgs(input.grace),
+      input.leaseId ?? '',
     );
+    if (Number(version) === leaseLostReply) throw new LeaseLostError(k);
     if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs + graceMs(input.grace ?? {}));
     return storedEntry(input, [version, createdAtMs]);
   }
@@ -129,6 +146,9 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
         await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
       }
       return result;
+    },
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      return await grantLeaseOn(commands, entryKey(namespace, key), id, leaseMs, seenVersion);
     },
     async ping() {
       await client.ping();

@@ -4,17 +4,18 @@ import { graceFields } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
-import type {
-  EntryInput,
-  PurgeSelector,
-  RemovalResult,
-  Resilience,
-  ResilienceStats,
-  Store,
-  StoredEntry,
-  TieredMiss,
-  TieredRead,
-  TieredStore,
+import {
+  type EntryInput,
+  LeaseLostError,
+  type PurgeSelector,
+  type RemovalResult,
+  type Resilience,
+  type ResilienceStats,
+  type Store,
+  type StoredEntry,
+  type TieredMiss,
+  type TieredRead,
+  type TieredStore,
 } from './store.ts';
 import { keySequencer, recoveryLoop, type WriteBack } from './write-back.ts';
 
@@ -286,7 +287,17 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     },
     set: (namespace, key, input) =>
       exclusive(namespace, [key], async () => {
-        const written = await call('set', () => inner.set(namespace, key, input), false);
+        // A lost lease is Redis answering, not failing: it passes the breaker as a value.
+        const written = await call(
+          'set',
+          () => inner.set(namespace, key, input).catch((e) => (e instanceof LeaseLostError ? e : Promise.reject(e))),
+          false,
+        );
+        if (written instanceof LeaseLostError) throw written;
+        if (written === failed && input.leaseId !== undefined) {
+          // Only Redis knows who holds the lease; the local tier cannot take a lease's write.
+          throw unavailable('set', 'Store unavailable: a write under a refresh lease needs Redis');
+        }
         if (written === failed) return writeLocally(namespace, key, input);
         seen(namespace, key, written.version);
         local.discardDirty(namespace, key);
@@ -349,6 +360,11 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
         }
         return result;
       }),
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      if (!inner.grantLease) return null;
+      const granted = await call('lease', () => inner.grantLease!(namespace, key, id, leaseMs, seenVersion), true);
+      return granted === failed ? null : granted;
+    },
     async ping() {
       await breaker.run(async (signal) => {
         await ready(signal);

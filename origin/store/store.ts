@@ -29,6 +29,29 @@ export interface EntryInput {
   readonly tags: readonly string[];
   /** Grace windows after the TTL (RFC 5861); absent = none. The store keeps the entry through the longer one. */
   readonly grace?: GraceWindows | undefined;
+  /**
+   * The refresh lease this write completes (its id from {@link Store.grantLease}):
+   * the write happens only while that lease is the key's, unexpired, and the
+   * entry's version is the one it was granted at; otherwise the store throws
+   * {@link LeaseLostError} and writes nothing.
+   */
+  readonly leaseId?: string | undefined;
+}
+
+/** A refresh lease (memcache leases, Nishtala et al., NSDI 2013): one holder per key at a time. */
+export interface RefreshLease {
+  /** Opaque id the holder presents with its write (`X-Cache-Lease`). */
+  readonly id: string;
+  /** The entry's version when granted (0 when absent); a write under the lease needs it unchanged. */
+  readonly version: number;
+}
+
+/** Thrown by `set` when the write's refresh lease no longer holds; the service answers 412 CACHE_006. */
+export class LeaseLostError extends Error {
+  constructor(key: string) {
+    super(`refresh lease of ${key} no longer holds`);
+    this.name = 'LeaseLostError';
+  }
 }
 
 /** Which stored entries a purge removes, within one namespace. */
@@ -77,6 +100,19 @@ export interface Store {
   delete(namespace: string, key: string): Promise<RemovalResult>;
   /** Removes the entries a selector names: keys, tag members and keys with the prefix. */
   purge(namespace: string, selector: PurgeSelector): Promise<RemovalResult>;
+  /**
+   * Grants the key's refresh lease for `leaseMs` unless another is
+   * outstanding, or a live entry of a version other than `seenVersion` (the
+   * one the caller read; 0 for a miss) is there now: null then. Optional: a
+   * store without it grants none.
+   */
+  grantLease?(
+    namespace: string,
+    key: string,
+    id: string,
+    leaseMs: number,
+    seenVersion: number,
+  ): Promise<RefreshLease | null>;
   /** Resolves when the backing server answers; rejects otherwise. */
   ping(): Promise<void>;
   /** Releases connections. */

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import type { EntryInput, Store } from '../../origin/store/store.ts';
+import { type EntryInput, LeaseLostError, type Store } from '../../origin/store/store.ts';
 import { freshness } from '../../shared/lifecycle.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -104,5 +104,51 @@ export function storeLifecycleConformance(store: () => Store, freshNamespace: ()
     expect(read.version).toBe(rewritten.version);
     expect(read.softPurgedAtMs).toBeUndefined();
     expect(freshness(read, Date.now())).toBe('fresh');
+  });
+}
+
+/** The refresh-lease part of the `Store` conformance suite, for stores that grant leases. */
+export function storeLeaseConformance(store: () => Store, freshNamespace: () => string): void {
+  it('one refresh lease per key at a time; its write completes the refresh, records Δ, and spends the lease', async () => {
+    const s = store();
+    if (!s.grantLease) throw new Error('store grants no leases');
+    const ns = freshNamespace();
+    const lease = await s.grantLease(ns, 'k', 'lease-1', 5_000, 0);
+    expect(lease).toEqual({ id: 'lease-1', version: 0 });
+    expect(await s.grantLease(ns, 'k', 'lease-2', 5_000, 0)).toBeNull();
+    const written = await s.set(ns, 'k', input('v', { leaseId: 'lease-1' }));
+    const read = (await s.get(ns, 'k'))!;
+    expect(read.version).toBe(written.version);
+    expect(read.refreshMs).toBeGreaterThanOrEqual(0);
+    await expect(s.set(ns, 'k', input('again', { leaseId: 'lease-1' }))).rejects.toBeInstanceOf(LeaseLostError);
+  });
+
+  it('a lease write after a newer write, or with another key’s lease, is refused and writes nothing', async () => {
+    const s = store();
+    const ns = freshNamespace();
+    const old = await s.set(ns, 'k', input('old'));
+    expect(await s.grantLease!(ns, 'k', 'mine', 5_000, old.version)).toEqual({ id: 'mine', version: old.version });
+    expect(await s.grantLease!(ns, 'other', 'theirs', 5_000, 0)).not.toBeNull();
+    await expect(s.set(ns, 'k', input('wrong key', { leaseId: 'theirs' }))).rejects.toBeInstanceOf(LeaseLostError);
+    await s.set(ns, 'k', input('newer'));
+    await expect(s.set(ns, 'k', input('stale set', { leaseId: 'mine' }))).rejects.toBeInstanceOf(LeaseLostError);
+    expect(new TextDecoder().decode((await s.get(ns, 'k'))!.value)).toBe('newer');
+  });
+
+  it('no lease is granted to a caller that read a version no longer there', async () => {
+    const s = store();
+    const ns = freshNamespace();
+    await s.set(ns, 'k', input('written after the caller missed'));
+    expect(await s.grantLease!(ns, 'k', 'late', 5_000, 0)).toBeNull();
+  });
+
+  it('an expired lease can be taken by the next caller, and the old holder’s write is refused', async () => {
+    const s = store();
+    const ns = freshNamespace();
+    expect(await s.grantLease!(ns, 'k', 'first', 100, 0)).not.toBeNull();
+    const second = await eventually('the first lease to expire', () => s.grantLease!(ns, 'k', 'second', 5_000, 0));
+    expect(second.id).toBe('second');
+    await expect(s.set(ns, 'k', input('late', { leaseId: 'first' }))).rejects.toBeInstanceOf(LeaseLostError);
+    await s.set(ns, 'k', input('refreshed', { leaseId: 'second' }));
   });
 }

@@ -6,7 +6,7 @@ import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { EntryInput, Store, TieredStore } from '../../origin/store/store.ts';
 import { encryptedContentType, parseKeyring } from '../../shared/crypto.ts';
-import { storeLifecycleConformance } from './store-lifecycle.ts';
+import { storeLeaseConformance, storeLifecycleConformance } from './store-lifecycle.ts';
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -235,6 +235,7 @@ export function storeConformance<S extends Store>(
     });
 
     storeLifecycleConformance(() => store, freshNamespace);
+    storeLeaseConformance(() => store, freshNamespace);
 
     it('ping resolves while the backing server is up', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
