@@ -65,7 +65,7 @@ export function restCache(options: RestCacheOptions): RestCache {
       const wait = Math.min(opts.waitSeconds ?? 5, 10);
       const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
       while (Date.now() < deadline) {
-        const res = await doFetch(url(key), { headers: { ...auth, Prefer: `wait=${wait}` } });
+        const res = await doFetch(url(key), { headers: { ...auth, Prefer: `lease, wait=${wait}` } });
         if (res.status === 200) return { value: new Uint8Array(await res.arrayBuffer()), loaded: false };
         if (res.status !== 404) throw await failure(res);
         await res.body?.cancel();

@@ -20,7 +20,7 @@ import {
   writeOptions,
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
-import { freshness, graceFields, preferWaitSeconds, staleReasonOf } from '../shared/lifecycle.ts';
+import { freshness, graceFields, readPreferences, staleReasonOf } from '../shared/lifecycle.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
@@ -103,12 +103,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const read = await cache.read(
-        namespace,
-        key,
-        c.get('requestId'),
-        preferWaitSeconds(c.req.header(headers.prefer)),
-      );
+      const read = await cache.read(namespace, key, c.get('requestId'), readPreferences(c.req.header(headers.prefer)));
       if (read.kind === 'hit') {
         const t = now();
         const fresh = freshness(read.entry, t) === 'fresh';

@@ -123,7 +123,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
   let originLoads = 0;
   const cache = new EdgeCache({
     tier,
-    load: (ns, key, requestId, waitSeconds) => origin.get(ns, key, requestId, waitSeconds),
+    load: (ns, key, requestId, preferences) => origin.get(ns, key, requestId, preferences),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
     now,
     lease,

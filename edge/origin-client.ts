@@ -1,6 +1,12 @@
 import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
 import { etagFor, headers } from '../shared/headers.ts';
-import { graceFields, parseGrace, type StaleReason } from '../shared/lifecycle.ts';
+import {
+  formatPreferences,
+  graceFields,
+  parseGrace,
+  type ReadPreferences,
+  type StaleReason,
+} from '../shared/lifecycle.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
 import type { OriginMiss, OriginRead } from './core/edge-cache.ts';
 
@@ -55,15 +61,17 @@ export class OriginClient {
     namespace: string,
     key: string,
     requestId?: string,
-    waitSeconds = 0,
+    preferences?: ReadPreferences,
   ): Promise<OriginRead | OriginMiss | null> {
+    const prefer = preferences ? formatPreferences(preferences) : undefined;
+    const waitSeconds = preferences?.waitSeconds ?? 0;
     const res = await this.request(
       `/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`,
       {
         method: 'GET',
         headers: {
           ...(requestId ? { [headers.requestId]: requestId } : {}),
-          ...(waitSeconds > 0 ? { [headers.prefer]: `wait=${waitSeconds}` } : {}),
+          ...(prefer ? { [headers.prefer]: prefer } : {}),
         },
       },
       waitSeconds * 1000,

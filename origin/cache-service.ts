@@ -40,8 +40,10 @@ export interface WriteRequest {
   readonly leaseId?: string | undefined;
 }
 
-/** How a read may wait, and what it is told to refresh. */
+/** How a read may wait, and whether it takes part in refreshing (`Prefer: lease`). */
 export interface ReadOptions {
+  /** Offer this caller the key's refresh lease when the entry is missing, stale or due for early refresh. */
+  readonly lease?: boolean;
   /** On a full miss whose lease another caller holds: wait up to this many seconds for its write (RFC 7240 `Prefer: wait`). */
   readonly waitSeconds?: number;
   /** Ends a wait early (the caller went away). */
@@ -139,7 +141,8 @@ export class CacheService {
    * only an edge whose origin fails may serve `stale-if-error`.
    */
   async get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
-    const read = await this.#getOnce(namespace, key);
+    const wantsLease = options.lease === true || (options.waitSeconds ?? 0) > 0;
+    const read = await this.#getOnce(namespace, key, wantsLease);
     if (read.entry || read.lease !== undefined || !options.waitSeconds) return read;
     // A full miss another caller is refreshing: wait for its write (or for its lease to lapse, then take it).
     const deadline = this.#now() + Math.min(options.waitSeconds, maxWaitSeconds) * 1000;
@@ -147,7 +150,7 @@ export class CacheService {
     let last: (ReadResult | ReadMiss) & Leased = read;
     while (this.#now() < deadline && !options.signal?.aborted) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - this.#now()))));
-      last = await this.#getOnce(namespace, key);
+      last = await this.#getOnce(namespace, key, wantsLease);
       if (last.entry || last.lease !== undefined) return last;
     }
     return last;
@@ -159,17 +162,23 @@ export class CacheService {
    * near expiry with XFetch's probability (Vattani et al., VLDB 2015:
    * refresh when `now − Δ·β·ln(rand) ≥ expiry`, Δ the last refresh's time).
    */
-  async #getOnce(namespace: string, key: string): Promise<(ReadResult | ReadMiss) & Leased> {
+  async #getOnce(namespace: string, key: string, wantsLease: boolean): Promise<(ReadResult | ReadMiss) & Leased> {
     const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
     const now = this.#now();
     const state = read.entry ? freshness(read.entry, now) : 'gone';
     const seen = read.entry?.version ?? 0;
     if (!read.entry || state === 'error-only' || state === 'gone') {
-      return { entry: null, degraded: read.degraded, ...(await this.#lease(namespace, key, seen, read.degraded)) };
+      return {
+        entry: null,
+        degraded: read.degraded,
+        ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)),
+      };
     }
     const entry = await this.#reveal(namespace, key, read.entry);
     if (state === 'fresh') {
-      const early = this.#xfetch(read.entry, now) ? await this.#lease(namespace, key, seen, read.degraded) : {};
+      const early = this.#xfetch(read.entry, now)
+        ? await this.#lease(namespace, key, seen, read.degraded || !wantsLease)
+        : {};
       return { ...read, entry, ...early };
     }
     return {
@@ -177,7 +186,7 @@ export class CacheService {
       entry,
       status: 'STALE',
       staleReason: staleReasonOf(read.entry),
-      ...(await this.#lease(namespace, key, seen, read.degraded)),
+      ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)),
     };
   }
 
@@ -189,11 +198,14 @@ export class CacheService {
     return now - entry.refreshMs * beta * Math.log(random) >= entry.expiresAtMs;
   }
 
-  /** Tries to take the key's refresh lease for this caller; none while degraded (only Redis knows who holds it). */
-  async #lease(namespace: string, key: string, seenVersion: number, degraded: boolean): Promise<Leased> {
+  /**
+   * Tries to take the key's refresh lease for this caller; none when `skip`
+   * (the caller did not ask, or the answer is degraded: only Redis knows who holds it).
+   */
+  async #lease(namespace: string, key: string, seenVersion: number, skip: boolean): Promise<Leased> {
     const leaseMs = this.#o.leaseMs ?? 10_000;
     const grant = this.#o.store.grantLease;
-    if (degraded || leaseMs <= 0 || !grant) return {};
+    if (skip || leaseMs <= 0 || !grant) return {};
     const lease = await this.#call('lease', () =>
       grant.call(this.#o.store, namespace, key, crypto.randomUUID(), leaseMs, seenVersion),
     );

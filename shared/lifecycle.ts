@@ -191,18 +191,39 @@ export function graceFields(grace: GraceWindows | undefined): Partial<GraceWindo
 /** Longest `Prefer: wait` honoured, seconds. */
 export const maxPreferWaitSeconds = 10;
 
+/** What a read prefers (RFC 7240 `Prefer`): to be offered the refresh lease, and how long to wait for another's. */
+export interface ReadPreferences {
+  /** `lease` (or any `wait`): the caller refreshes the key when handed its lease. */
+  readonly lease: boolean;
+  /** `wait=<seconds>`: whole seconds, capped at {@link maxPreferWaitSeconds}; 0 when absent. */
+  readonly waitSeconds: number;
+}
+
 /**
- * The `wait` preference of a read (RFC 7240 §4.3: `Prefer: wait=<seconds>`),
- * in whole seconds capped at {@link maxPreferWaitSeconds}; 0 when absent or
- * malformed (a preference the server does not understand is ignored, §2).
+ * Parses a read's `Prefer` (RFC 7240): `lease` asks to be offered the key's
+ * refresh lease, `wait=<seconds>` (§4.3) to wait on a full miss for the
+ * holder's write, and implies `lease`. Preferences the server does not
+ * understand, and malformed ones, are ignored (§2).
  */
-export function preferWaitSeconds(prefer: string | undefined | null): number {
-  if (!prefer) return 0;
-  for (const part of prefer.split(/[,;]/)) {
-    const match = /^\s*wait\s*=\s*"?([0-9]{1,6})"?\s*$/i.exec(part);
-    if (match) return Math.min(Number(match[1]), maxPreferWaitSeconds);
+export function readPreferences(prefer: string | undefined | null): ReadPreferences {
+  let lease = false;
+  let waitSeconds = 0;
+  for (const part of (prefer ?? '').split(/[,;]/)) {
+    const token = part.trim().toLowerCase();
+    if (token === 'lease') lease = true;
+    const match = /^wait\s*=\s*"?([0-9]{1,6})"?$/.exec(token);
+    if (match) {
+      lease = true;
+      waitSeconds = Math.min(Number(match[1]), maxPreferWaitSeconds);
+    }
   }
-  return 0;
+  return { lease, waitSeconds };
+}
+
+/** The `Prefer` an edge sends the origin for a reader's preferences; undefined when there are none. */
+export function formatPreferences(preferences: ReadPreferences): string | undefined {
+  if (preferences.waitSeconds > 0) return `lease, wait=${preferences.waitSeconds}`;
+  return preferences.lease ? 'lease' : undefined;
 }
 
 /** A refresh lease token as it travels in `X-Cache-Lease`: printable, bounded. */

@@ -1,6 +1,15 @@
 import { CacheError } from '../../shared/errors.ts';
 import { storageKey } from '../../shared/keys.ts';
-import { freshness, graceFields, type StaleReason } from '../../shared/lifecycle.ts';
+import {
+  formatPreferences,
+  freshness,
+  graceFields,
+  type ReadPreferences,
+  type StaleReason,
+} from '../../shared/lifecycle.ts';
+
+const noPreferences: ReadPreferences = { lease: false, waitSeconds: 0 };
+
 import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
 import type { Lease } from './lease.ts';
@@ -46,7 +55,7 @@ export type OriginLoader = (
   namespace: string,
   key: string,
   requestId?: string,
-  waitSeconds?: number,
+  preferences?: ReadPreferences,
 ) => Promise<OriginRead | OriginMiss | null>;
 
 /**
@@ -136,10 +145,10 @@ export class EdgeCache {
    * `stale-if-error`: the one answer an edge gives past its lease
    * (RFC 5861 §4; the README's consistency bound names it).
    */
-  async read(namespace: string, key: string, requestId?: string, waitSeconds = 0): Promise<EdgeRead> {
+  async read(namespace: string, key: string, requestId?: string, preferences = noPreferences): Promise<EdgeRead> {
     const copy = this.tier.get(namespace, key);
     try {
-      return await this.#readThrough(namespace, key, copy, requestId, waitSeconds);
+      return await this.#readThrough(namespace, key, copy, requestId, preferences);
     } catch (error) {
       // Look again: a purge that arrived meanwhile removed the copy, and a removed copy is never served.
       const current = this.tier.get(namespace, key);
@@ -162,7 +171,7 @@ export class EdgeCache {
     key: string,
     copy: EdgeEntry | undefined,
     requestId: string | undefined,
-    waitSeconds: number,
+    preferences: ReadPreferences,
   ): Promise<EdgeRead> {
     const hit = this.#servable(copy) ? copy : undefined;
     if (hit) {
@@ -180,8 +189,9 @@ export class EdgeCache {
       }
     }
     // Readers willing to wait share one waiting load; the others one plain load.
-    const flight = `${storageKey(namespace, key)}${waitSeconds > 0 ? `\u0000wait${waitSeconds}` : ''}`;
-    const { promise, leader } = this.#coalescer.run(flight, () => this.#fill(namespace, key, requestId, waitSeconds));
+    const prefer = formatPreferences(preferences);
+    const flight = `${storageKey(namespace, key)}${prefer ? `\u0000${prefer}` : ''}`;
+    const { promise, leader } = this.#coalescer.run(flight, () => this.#fill(namespace, key, requestId, preferences));
     const result = await promise;
     // One holder per key: of the readers one load served, only the one that started it gets the lease.
     if (leader || result.kind === 'hit' || result.kind === 'stale-if-error' || result.lease === undefined)
@@ -249,10 +259,15 @@ export class EdgeCache {
     return await promise;
   }
 
-  async #fill(namespace: string, key: string, requestId: string | undefined, waitSeconds: number): Promise<EdgeRead> {
+  async #fill(
+    namespace: string,
+    key: string,
+    requestId: string | undefined,
+    preferences: ReadPreferences,
+  ): Promise<EdgeRead> {
     const ticket = this.ledger.begin();
     this.#o.onOriginLoad?.();
-    const read = await this.#o.load(namespace, key, requestId, waitSeconds);
+    const read = await this.#o.load(namespace, key, requestId, preferences);
     if (!read) return { kind: 'miss' };
     if ('miss' in read) return { kind: 'miss', lease: read.lease };
     const { entry, stored } = this.#store(ticket, read, namespace, key);

@@ -20,7 +20,7 @@ import {
   type GraceWindows,
   isLeaseToken,
   parseWriteCacheControl,
-  preferWaitSeconds,
+  readPreferences,
   writeLifetime,
 } from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
@@ -115,8 +115,8 @@ export function cacheRoutes(deps: {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const waitSeconds = preferWaitSeconds(c.req.header(headers.prefer));
-      const read = await service.get(namespace, key, { waitSeconds, signal: c.req.raw.signal });
+      const preferences = readPreferences(c.req.header(headers.prefer));
+      const read = await service.get(namespace, key, { ...preferences, signal: c.req.raw.signal });
       if (!read.entry) {
         c.header(headers.cache, 'MISS');
         if (read.lease) c.header(headers.lease, read.lease);

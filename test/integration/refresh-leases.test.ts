@@ -34,11 +34,16 @@ describe('refresh leases', () => {
   });
 
   const url = (base: string, key: string) => `${base}/api/v1/cache/${ns}/${encodeURIComponent(key)}`;
-  const get = (base: string, key: string, headers: Record<string, string> = {}) => fetch(url(base, key), { headers });
+  // Every read here takes part in refreshing (`Prefer: lease`); a plain read is never handed a lease.
+  const get = (base: string, key: string, headers: Record<string, string> = {}) =>
+    fetch(url(base, key), { headers: { Prefer: 'lease', ...headers } });
   const put = (base: string, key: string, body: string, headers: Record<string, string> = {}) =>
     fetch(url(base, key), { method: 'PUT', body, headers: { 'Content-Type': 'text/plain', ...headers } });
 
   it('a full miss gives one caller the lease; its write completes the refresh and the token is then spent', async () => {
+    const plain = await fetch(url(origin.url, 'cold'));
+    expect(plain.status).toBe(404);
+    expect(plain.headers.get('X-Cache-Lease')).toBeNull();
     const first = await get(origin.url, 'cold');
     expect(first.status).toBe(404);
     const lease = first.headers.get('X-Cache-Lease');

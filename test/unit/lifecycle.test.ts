@@ -6,9 +6,11 @@ import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import {
   formatGrace,
+  formatPreferences,
   parseGrace,
   parseWriteCacheControl,
   readCacheControl,
+  readPreferences,
   writeLifetime,
 } from '../../shared/lifecycle.ts';
 
@@ -44,6 +46,16 @@ describe('entry lifecycle headers', () => {
     // Stale: max-age is the lifetime, at most Age.
     expect(readCacheControl(entry, 70, 70_000)).toBe('max-age=60, stale-while-revalidate=30, stale-if-error=600');
     expect(readCacheControl({ createdAtMs: 0, expiresAtMs: 5_000 }, 1, 1_000)).toBe('max-age=5');
+  });
+
+  it('Prefer asks for the lease and a wait in whole seconds capped at 10; unknown or malformed preferences are ignored', () => {
+    expect(readPreferences('lease')).toEqual({ lease: true, waitSeconds: 0 });
+    expect(readPreferences('respond-async, wait=5')).toEqual({ lease: true, waitSeconds: 5 });
+    expect(readPreferences('wait=600')).toEqual({ lease: true, waitSeconds: 10 });
+    expect(readPreferences('wait=1.5; handling=lenient')).toEqual({ lease: false, waitSeconds: 0 });
+    expect(readPreferences(undefined)).toEqual({ lease: false, waitSeconds: 0 });
+    expect(formatPreferences({ lease: true, waitSeconds: 3 })).toBe('lease, wait=3');
+    expect(formatPreferences({ lease: false, waitSeconds: 0 })).toBeUndefined();
   });
 
   it('the origin-to-edge grace header round-trips exactly, and a malformed one gives no grace', () => {
