@@ -174,6 +174,18 @@ export class EdgeCache {
     preferences: ReadPreferences,
   ): Promise<EdgeRead> {
     const hit = this.#servable(copy) ? copy : undefined;
+    if (hit && preferences.lease && freshness(hit, this.#now()) !== 'fresh') {
+      // A stale copy and a reader that refreshes: only the origin can hand out the key's lease. The readers
+      // share one request; if the origin cannot answer, the copy is still within stale-while-revalidate.
+      try {
+        return await this.#coalescedFill(namespace, key, requestId, preferences);
+      } catch (error) {
+        if (!isOriginFailure(error)) throw error;
+        const current = this.tier.get(namespace, key);
+        if (this.#servable(current)) return { kind: 'hit', entry: current };
+        throw error;
+      }
+    }
     if (hit) {
       const lease = this.#o.lease;
       if (!lease) return { kind: 'hit', entry: hit };
@@ -188,6 +200,16 @@ export class EdgeCache {
         if (this.#servable(current)) return await this.#revalidate(namespace, key, current, requestId);
       }
     }
+    return await this.#coalescedFill(namespace, key, requestId, preferences);
+  }
+
+  /** One origin load per key and preferences, shared by concurrent readers; the lease goes to the one that started it. */
+  async #coalescedFill(
+    namespace: string,
+    key: string,
+    requestId: string | undefined,
+    preferences: ReadPreferences,
+  ): Promise<EdgeRead> {
     // Readers willing to wait share one waiting load; the others one plain load.
     const prefer = formatPreferences(preferences);
     const flight = `${storageKey(namespace, key)}${prefer ? `\u0000${prefer}` : ''}`;

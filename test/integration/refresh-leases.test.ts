@@ -91,6 +91,28 @@ describe('refresh leases', () => {
     expect(await fresh.text()).toBe('new');
   });
 
+  it('an edge holding a stale copy asks the origin for the lease and hands it to one reader', async () => {
+    await put(a.url, 'edge-stale', 'old', { 'Cache-Control': 'max-age=1, stale-while-revalidate=60' });
+    expect((await fetch(url(a.url, 'edge-stale'))).headers.get('X-Cache')).toBe('HIT');
+    // A plain reader gets the stale copy from the edge's tier, without a lease.
+    const plain = await eventually('the copy to go stale', async () => {
+      const res = await fetch(url(a.url, 'edge-stale'));
+      return res.headers.get('X-Cache') === 'STALE' ? res : null;
+    });
+    expect(plain.headers.get('X-Cache-Tier')).toBe('edge');
+    expect(plain.headers.get('X-Cache-Lease')).toBeNull();
+    const leased = await get(a.url, 'edge-stale');
+    expect(leased.headers.get('X-Cache')).toBe('STALE');
+    expect(await leased.text()).toBe('old');
+    const lease = leased.headers.get('X-Cache-Lease');
+    expect(lease).toBeTruthy();
+    const other = await get(b.url, 'edge-stale');
+    expect(other.headers.get('X-Cache')).toBe('STALE');
+    expect(other.headers.get('X-Cache-Lease')).toBeNull();
+    expect((await put(a.url, 'edge-stale', 'new', { 'X-Cache-Lease': lease! })).status).toBe(200);
+    expect(await (await get(b.url, 'edge-stale')).text()).toBe('new');
+  });
+
   it('an abandoned lease expires: the next reader gets a new one, and the old token is refused', async () => {
     const abandoned = (await get(shortLeases.url, 'abandoned')).headers.get('X-Cache-Lease');
     expect(abandoned).toBeTruthy();
