@@ -125,6 +125,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     tier,
     load: (ns, key, requestId, preferences) => origin.get(ns, key, requestId, preferences),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
+    negativeTtlMs: config.EDGE_NEGATIVE_TTL_MS,
     now,
     lease,
     revalidate: (ns, key, version, requestId) => origin.revalidate(ns, key, version, requestId),

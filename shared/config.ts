@@ -222,6 +222,8 @@ export const edgeConfigSchema = z
      * bound (the lease is: `EDGE_LEASE_MS`), only a cap on memory held for cold keys.
      */
     EDGE_MAX_TTL_SECONDS: positiveInt.default(300),
+    /** Milliseconds an edge remembers an origin miss (negative caching); any write or purge of the key clears it. 0 = off. */
+    EDGE_NEGATIVE_TTL_MS: z.coerce.number().int().min(0).default(0),
     /** Byte budget of the near-user tier. */
     EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
     /** Eviction policy of the near-user tier. */

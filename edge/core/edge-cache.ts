@@ -13,6 +13,7 @@ const noPreferences: ReadPreferences = { lease: false, waitSeconds: 0 };
 import type { StreamMessage } from '../../shared/schemas.ts';
 import { Coalescer } from './coalesce.ts';
 import type { Lease } from './lease.ts';
+import { NegativeCache } from './negative-cache.ts';
 import { PurgeLedger } from './purge-ledger.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
@@ -107,6 +108,8 @@ export interface EdgeCacheOptions {
   readonly revalidate?: OriginRevalidator;
   /** Told how each (coalesced) revalidation ended. */
   readonly onRevalidation?: (outcome: RevalidationOutcome) => void;
+  /** How long an origin miss is remembered, ms (`EDGE_NEGATIVE_TTL_MS`); 0 or absent = never. */
+  readonly negativeTtlMs?: number;
 }
 
 /**
@@ -123,12 +126,14 @@ export class EdgeCache {
   readonly #now: () => number;
   readonly #coalescer = new Coalescer<EdgeRead>();
   readonly #revalidations = new Coalescer<EdgeRead>();
+  readonly #negative: NegativeCache;
 
   constructor(options: EdgeCacheOptions) {
     this.#o = options;
     this.tier = options.tier;
     this.ledger = options.ledger ?? new PurgeLedger();
     this.#now = options.now ?? Date.now;
+    this.#negative = new NegativeCache({ ttlMs: options.negativeTtlMs ?? 0, now: this.#now });
   }
 
   /** Loads in flight now. */
@@ -147,6 +152,10 @@ export class EdgeCache {
    */
   async read(namespace: string, key: string, requestId?: string, preferences = noPreferences): Promise<EdgeRead> {
     const copy = this.tier.get(namespace, key);
+    // A remembered miss, while this edge's view of the purge log is confirmed; a refresher always asks the origin.
+    if (!copy && !preferences.lease && this.#negative.has(namespace, key)) {
+      if (!this.#o.lease || this.#o.lease.ensure() === true) return { kind: 'miss' };
+    }
     try {
       return await this.#readThrough(namespace, key, copy, requestId, preferences);
     } catch (error) {
@@ -227,11 +236,13 @@ export class EdgeCache {
    * @param ticket taken with `ledger.begin()` before the write was sent.
    */
   storeWrite(ticket: ReturnType<PurgeLedger['begin']>, read: OriginRead, namespace: string, key: string): boolean {
+    this.#negative.forget(namespace, key);
     return this.#store(ticket, read, namespace, key).stored;
   }
 
   /** Applies one purge-stream message: a purge drops older copies, a reset drops everything. */
   apply(message: StreamMessage): number {
+    this.#negative.apply(message);
     if (message.type === 'purge') {
       this.ledger.record(message);
       return this.tier.purge(message);
@@ -249,6 +260,7 @@ export class EdgeCache {
   forget(namespace: string, key: string, version: number): void {
     this.ledger.record({ namespace, keys: [key], tags: [], prefix: null, version });
     this.tier.delete(namespace, key);
+    this.#negative.forget(namespace, key);
   }
 
   /** Asks the origin about one copy while the lease is lapsed; concurrent reads of the key share one request. */
@@ -290,7 +302,11 @@ export class EdgeCache {
     const ticket = this.ledger.begin();
     this.#o.onOriginLoad?.();
     const read = await this.#o.load(namespace, key, requestId, preferences);
-    if (!read) return { kind: 'miss' };
+    if (!read) {
+      // Remembered only if no purge at all arrived while the load was out: a write of the key may be among them.
+      if (this.ledger.begin().generation === ticket.generation) this.#negative.remember(namespace, key);
+      return { kind: 'miss' };
+    }
     if ('miss' in read) return { kind: 'miss', lease: read.lease };
     const { entry, stored } = this.#store(ticket, read, namespace, key);
     return { kind: 'fill', entry, read, stored, lease: read.lease };
