@@ -20,7 +20,14 @@ import {
   writeOptions,
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
-import { freshness, graceFields, readPreferences, staleReasonOf } from '../shared/lifecycle.ts';
+import {
+  freshness,
+  graceFields,
+  parseGrace,
+  readPreferences,
+  requestsNoCache,
+  staleReasonOf,
+} from '../shared/lifecycle.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
@@ -103,7 +110,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const read = await cache.read(namespace, key, c.get('requestId'), readPreferences(c.req.header(headers.prefer)));
+      const read = await cache.read(namespace, key, c.get('requestId'), {
+        ...readPreferences(c.req.header(headers.prefer)),
+        strong: requestsNoCache(c.req.header(headers.cacheControl)),
+      });
       if (read.kind === 'hit') {
         const t = now();
         const fresh = freshness(read.entry, t) === 'fresh';
@@ -113,6 +123,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           degraded: false,
           nowMs: t,
           staleReason: fresh ? undefined : staleReasonOf(read.entry),
+          strong: read.entry.strong,
         });
         return { res, tier: 'edge', result: fresh ? 'hit' : 'stale' };
       }
@@ -140,6 +151,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           nowMs: now(),
           staleReason: read.read.staleReason,
           lease: read.lease,
+          strong: read.read.strong,
         }),
         tier: read.read.tier,
         result: status === 'STALE' ? 'stale' : 'miss',
@@ -180,7 +192,8 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           tier: 'edge',
           degraded: res.headers.get(headers.degraded) === '1',
           status: 'HIT',
-          ...graceFields(grace),
+          ...graceFields(res.headers.has(headers.grace) ? parseGrace(res.headers.get(headers.grace)) : grace),
+          ...(res.headers.get(headers.consistency) === 'strong' ? { strong: true } : {}),
         },
         namespace,
         key,

@@ -128,7 +128,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     negativeTtlMs: config.EDGE_NEGATIVE_TTL_MS,
     now,
     lease,
-    revalidate: (ns, key, version, requestId) => origin.revalidate(ns, key, version, requestId),
+    revalidate: (ns, key, version, requestId, strong) => origin.revalidate(ns, key, version, requestId, strong),
     onRevalidation: (outcome) => metrics?.revalidation(outcome),
     onOriginLoad: () => {
       originLoads++;

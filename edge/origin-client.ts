@@ -72,6 +72,7 @@ export class OriginClient {
         headers: {
           ...(requestId ? { [headers.requestId]: requestId } : {}),
           ...(prefer ? { [headers.prefer]: prefer } : {}),
+          ...(preferences?.strong ? { [headers.cacheControl]: 'no-cache' } : {}),
         },
       },
       waitSeconds * 1000,
@@ -96,10 +97,15 @@ export class OriginClient {
     key: string,
     version: number,
     requestId?: string,
+    strong = false,
   ): Promise<OriginRead | 'not-modified' | null> {
     const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
       method: 'GET',
-      headers: { [headers.ifNoneMatch]: etagFor(version), ...(requestId ? { [headers.requestId]: requestId } : {}) },
+      headers: {
+        [headers.ifNoneMatch]: etagFor(version),
+        ...(requestId ? { [headers.requestId]: requestId } : {}),
+        ...(strong ? { [headers.cacheControl]: 'no-cache' } : {}),
+      },
     });
     if (res.status === 304) {
       await res.body?.cancel();
@@ -131,6 +137,7 @@ export class OriginClient {
       ...graceFields(parseGrace(h.get(headers.grace))),
       ...staleOf(h.get(headers.staleReason), this.#now()),
       ...(h.get(headers.lease) ? { lease: h.get(headers.lease)! } : {}),
+      ...(h.get(headers.consistency) === 'strong' ? { strong: true } : {}),
     };
   }
 

@@ -4,11 +4,13 @@ import type { CacheTier } from '../shared/headers.ts';
 import {
   freshness,
   type GraceWindows,
+  graceMs,
   maxPreferWaitSeconds as maxWaitSeconds,
   type StaleReason,
   staleReasonOf,
 } from '../shared/lifecycle.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
+import type { CacheProfiles } from './lifecycle/profiles.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
 import {
   type EntryInput,
@@ -44,6 +46,8 @@ export interface WriteRequest {
 export interface ReadOptions {
   /** Offer this caller the key's refresh lease when the entry is missing, stale or due for early refresh. */
   readonly lease?: boolean;
+  /** Read as `strong` whatever the key's profile (`Cache-Control: no-cache`). */
+  readonly strong?: boolean;
   /** On a full miss whose lease another caller holds: wait up to this many seconds for its write (RFC 7240 `Prefer: wait`). */
   readonly waitSeconds?: number;
   /** Ends a wait early (the caller went away). */
@@ -65,6 +69,8 @@ export interface ReadResult {
   readonly degraded: boolean;
   /** Set when the entry is past its TTL and served within `stale-while-revalidate` (`X-Cache-Stale-Reason`). */
   readonly staleReason?: StaleReason | undefined;
+  /** True when the key's profile is `strong` (`X-Cache-Consistency: strong`). */
+  readonly strong?: boolean;
 }
 
 /** A miss; `degraded` when it rests on a delete Redis has not confirmed yet (`X-Cache-Degraded: 1`). */
@@ -103,6 +109,8 @@ export interface CacheServiceOptions {
   readonly random?: () => number;
   /** How often a waiting read looks for the lease holder's write, ms. Default 25. */
   readonly waitPollMs?: number;
+  /** Per-namespace or per-prefix defaults and consistency (`CACHE_PROFILES`). */
+  readonly profiles?: CacheProfiles;
 }
 
 /**
@@ -134,6 +142,11 @@ export class CacheService {
     return this.#o.store;
   }
 
+  /** True when the key's profile is `strong` (`CACHE_PROFILES`). */
+  isStrong(namespace: string, key: string): boolean {
+    return this.#o.profiles?.of(namespace, key)?.consistency === 'strong';
+  }
+
   /**
    * The entry and where it came from, or a miss (`entry` null). An entry
    * past its TTL is answered STALE while within `stale-while-revalidate`
@@ -142,7 +155,9 @@ export class CacheService {
    */
   async get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
     const wantsLease = options.lease === true || (options.waitSeconds ?? 0) > 0;
-    const read = await this.#getOnce(namespace, key, wantsLease);
+    const profileStrong = this.#o.profiles?.of(namespace, key)?.consistency === 'strong';
+    const strong = options.strong === true || profileStrong;
+    const read = this.#strictly(await this.#getOnce(namespace, key, wantsLease), strong, profileStrong, key);
     if (read.entry || read.lease !== undefined || !options.waitSeconds) return read;
     // A full miss another caller is refreshing: wait for its write (or for its lease to lapse, then take it).
     const deadline = this.#now() + Math.min(options.waitSeconds, maxWaitSeconds) * 1000;
@@ -150,7 +165,7 @@ export class CacheService {
     let last: (ReadResult | ReadMiss) & Leased = read;
     while (this.#now() < deadline && !options.signal?.aborted) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - this.#now()))));
-      last = await this.#getOnce(namespace, key, wantsLease);
+      last = this.#strictly(await this.#getOnce(namespace, key, wantsLease), strong, profileStrong, key);
       if (last.entry || last.lease !== undefined) return last;
     }
     return last;
@@ -188,6 +203,28 @@ export class CacheService {
       staleReason: staleReasonOf(read.entry),
       ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)),
     };
+  }
+
+  /**
+   * A strong read (profile `strong`, or `Cache-Control: no-cache`) answers
+   * only what the store confirms now: never the fallback tier (CACHE_005
+   * while the store is down), never a stale entry (a miss instead).
+   */
+  #strictly<R extends (ReadResult | ReadMiss) & Leased>(
+    read: R,
+    strong: boolean,
+    profileStrong: boolean,
+    key: string,
+  ): R {
+    if (!strong) return read;
+    if (read.degraded) {
+      throw new CacheError('CACHE_005', 'Store unavailable: a strong read is never answered from the fallback tier', {
+        status: 503,
+        details: { key, operation: 'get' },
+      });
+    }
+    if (read.entry && read.status === 'STALE') return { entry: null, degraded: false, lease: read.lease } as R;
+    return read.entry && profileStrong ? { ...read, strong: true } : read;
   }
 
   /** XFetch's early-refresh test for a fresh entry with a known refresh time Δ. */
@@ -311,7 +348,15 @@ export class CacheService {
         details: { key, bytes: request.value.byteLength, maxBytes: this.#o.maxValueBytes },
       });
     }
-    const ttlSeconds = request.ttlSeconds ?? this.#o.defaultTtlSeconds;
+    const profile = this.#o.profiles?.of(namespace, key);
+    const ttlSeconds = request.ttlSeconds ?? profile?.ttl ?? this.#o.defaultTtlSeconds;
+    const given = request.grace && graceMs(request.grace) > 0 ? request.grace : undefined;
+    const profileGrace = profile && {
+      staleWhileRevalidateMs: (profile.stale_while_revalidate ?? 0) * 1000,
+      staleIfErrorMs: (profile.stale_if_error ?? 0) * 1000,
+    };
+    // A strong key is never served stale, so it keeps no grace.
+    const grace = profile?.consistency === 'strong' ? undefined : (given ?? profileGrace);
     let { value, contentType } = request;
     if (contentType === encryptedContentType || contentType === compressedContentType) {
       throw new CacheError('CACHE_004', `Content-Type ${contentType} is reserved`, { details: { key } });
@@ -337,7 +382,7 @@ export class CacheService {
       contentType,
       ttlMs: ttlSeconds * 1000,
       tags: request.tags ?? [],
-      grace: request.grace,
+      grace,
       leaseId: request.leaseId,
     };
   }

@@ -70,6 +70,8 @@ export const originConfigSchema = z.object({
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Path of a JSON file of cache profiles (per namespace or key prefix: TTL, grace, consistency); unset = none. */
+  CACHE_PROFILES: z.string().min(1).optional(),
   /** Lifetime of a refresh lease, ms: how long one caller alone may refresh a stale or missing key. */
   LEASE_TTL_MS: positiveInt.default(10_000),
   /** β of probabilistic early refresh (XFetch, Vattani et al., VLDB 2015); 0 turns it off. */

@@ -29,6 +29,8 @@ export const headers = {
   lease: 'X-Cache-Lease',
   /** On a read: `wait=<seconds>` waits for another caller's refresh on a full miss (RFC 7240 §4.3). */
   prefer: 'Prefer',
+  /** On a read of a key whose profile is `strong`: every read is revalidated at the origin (`CACHE_PROFILES`). */
+  consistency: 'X-Cache-Consistency',
   /** On a lock renew or release: the fencing token of the grant (docs/locks.md). */
   lockToken: 'X-Lock-Token',
 } as const;

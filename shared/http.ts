@@ -89,6 +89,8 @@ export interface ReadSource {
   readonly staleReason?: StaleReason | undefined;
   /** The refresh lease handed to this caller: `X-Cache-Lease`. */
   readonly lease?: string | undefined;
+  /** The key's profile is `strong`: `X-Cache-Consistency: strong`. */
+  readonly strong?: boolean | undefined;
 }
 
 /**
@@ -112,6 +114,7 @@ export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadS
   };
   if (source.staleReason) h[headers.staleReason] = source.staleReason;
   if (source.lease) h[headers.lease] = source.lease;
+  if (source.strong) h[headers.consistency] = 'strong';
   if (source.exposeExpiry) {
     h[headers.expiresAt] = String(entry.expiresAtMs);
     h[headers.createdAt] = String(entry.createdAtMs);

@@ -197,6 +197,13 @@ export interface ReadPreferences {
   readonly lease: boolean;
   /** `wait=<seconds>`: whole seconds, capped at {@link maxPreferWaitSeconds}; 0 when absent. */
   readonly waitSeconds: number;
+  /** `Cache-Control: no-cache` on the read (RFC 9111 §5.2.1.4): answer only what the store confirms now. */
+  readonly strong?: boolean;
+}
+
+/** True when a read's `Cache-Control` holds `no-cache` (RFC 9111 §5.2.1.4). */
+export function requestsNoCache(cacheControl: string | undefined | null): boolean {
+  return (cacheControl ?? '').split(',').some((d) => d.trim().toLowerCase() === 'no-cache');
 }
 
 /**
@@ -221,7 +228,7 @@ export function readPreferences(prefer: string | undefined | null): ReadPreferen
 }
 
 /** The `Prefer` an edge sends the origin for a reader's preferences; undefined when there are none. */
-export function formatPreferences(preferences: ReadPreferences): string | undefined {
+export function formatPreferences(preferences: Pick<ReadPreferences, 'lease' | 'waitSeconds'>): string | undefined {
   if (preferences.waitSeconds > 0) return `lease, wait=${preferences.waitSeconds}`;
   return preferences.lease ? 'lease' : undefined;
 }

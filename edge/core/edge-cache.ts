@@ -39,6 +39,8 @@ export interface OriginRead {
   readonly softPurgedAtMs?: number | undefined;
   /** The refresh lease the origin granted with this answer (`X-Cache-Lease`). */
   readonly lease?: string | undefined;
+  /** The key's profile is `strong` (`X-Cache-Consistency`): the edge revalidates every read of it. */
+  readonly strong?: boolean | undefined;
 }
 
 /** An origin miss that came with the key's refresh lease. */
@@ -69,6 +71,7 @@ export type OriginRevalidator = (
   key: string,
   version: number,
   requestId?: string,
+  strong?: boolean,
 ) => Promise<OriginRead | 'not-modified' | null>;
 
 /** How a per-key revalidation ended: `not_modified`, `modified`, `gone` or `error` (origin unreachable). */
@@ -183,6 +186,11 @@ export class EdgeCache {
     preferences: ReadPreferences,
   ): Promise<EdgeRead> {
     const hit = this.#servable(copy) ? copy : undefined;
+    if (hit && (hit.strong || preferences.strong)) {
+      // Strong: the origin confirms every read (If-None-Match; a 304 keeps the copy). No stale fallback either.
+      const answer = await this.#revalidate(namespace, key, hit, requestId, true);
+      return answer.kind === 'hit' && freshness(answer.entry, this.#now()) !== 'fresh' ? { kind: 'miss' } : answer;
+    }
     if (hit && preferences.lease && freshness(hit, this.#now()) !== 'fresh') {
       // A stale copy and a reader that refreshes: only the origin can hand out the key's lease. The readers
       // share one request; if the origin cannot answer, the copy is still within stale-while-revalidate.
@@ -220,7 +228,7 @@ export class EdgeCache {
     preferences: ReadPreferences,
   ): Promise<EdgeRead> {
     // Readers willing to wait share one waiting load; the others one plain load.
-    const prefer = formatPreferences(preferences);
+    const prefer = `${formatPreferences(preferences) ?? ''}${preferences.strong ? ';no-cache' : ''}`;
     const flight = `${storageKey(namespace, key)}${prefer ? `\u0000${prefer}` : ''}`;
     const { promise, leader } = this.#coalescer.run(flight, () => this.#fill(namespace, key, requestId, preferences));
     const result = await promise;
@@ -264,14 +272,20 @@ export class EdgeCache {
   }
 
   /** Asks the origin about one copy while the lease is lapsed; concurrent reads of the key share one request. */
-  async #revalidate(namespace: string, key: string, copy: EdgeEntry, requestId?: string): Promise<EdgeRead> {
+  async #revalidate(
+    namespace: string,
+    key: string,
+    copy: EdgeEntry,
+    requestId?: string,
+    strong = false,
+  ): Promise<EdgeRead> {
     const revalidate = this.#o.revalidate;
     if (!revalidate) throw new Error('EdgeCache: a lease needs a revalidator');
     const { promise } = this.#revalidations.run(storageKey(namespace, key), async () => {
       const ticket = this.ledger.begin();
       let answer: Awaited<ReturnType<OriginRevalidator>>;
       try {
-        answer = await revalidate(namespace, key, copy.version, requestId);
+        answer = await revalidate(namespace, key, copy.version, requestId, strong);
       } catch (error) {
         this.#o.onRevalidation?.('error');
         throw error;
@@ -323,6 +337,7 @@ export class EdgeCache {
       expiresAtMs: Math.min(read.expiresAtMs, this.#now() + this.#o.maxTtlMs),
       tags: read.tags,
       filledFrom: read.tier,
+      ...(read.strong ? { strong: true } : {}),
       // Grace follows the entry's own expiry; a copy cut short by the TTL cap gets none.
       ...(read.expiresAtMs <= this.#now() + this.#o.maxTtlMs
         ? {

@@ -12,6 +12,8 @@ export interface EdgeEntry extends ReadEntry {
   readonly key: string;
   /** Which origin tier filled it (`redis`, `memory`, …), for `X-Cache-Tier` diagnostics. */
   readonly filledFrom: string;
+  /** The key's profile is `strong`: every read of the copy is revalidated at the origin. */
+  readonly strong?: boolean;
 }
 
 /**

@@ -17,10 +17,13 @@ import {
   writeOptions,
 } from '../../shared/http.ts';
 import {
+  formatGrace,
   type GraceWindows,
+  graceMs,
   isLeaseToken,
   parseWriteCacheControl,
   readPreferences,
+  requestsNoCache,
   writeLifetime,
 } from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
@@ -116,7 +119,8 @@ export function cacheRoutes(deps: {
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
       const preferences = readPreferences(c.req.header(headers.prefer));
-      const read = await service.get(namespace, key, { ...preferences, signal: c.req.raw.signal });
+      const strong = requestsNoCache(c.req.header(headers.cacheControl));
+      const read = await service.get(namespace, key, { ...preferences, strong, signal: c.req.raw.signal });
       if (!read.entry) {
         c.header(headers.cache, 'MISS');
         if (read.lease) c.header(headers.lease, read.lease);
@@ -134,6 +138,7 @@ export function cacheRoutes(deps: {
         exposeExpiry: true,
         staleReason: read.staleReason,
         lease: read.lease,
+        strong: read.strong,
       });
       return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
@@ -159,6 +164,9 @@ export function cacheRoutes(deps: {
         leaseId,
       });
       c.header(headers.etag, etagFor(entry.version));
+      // The edge keeps its copy with the lifecycle the origin gave it (profile defaults included).
+      if (graceMs(entry) > 0) c.header(headers.grace, formatGrace(entry));
+      if (service.isStrong(namespace, key)) c.header(headers.consistency, 'strong');
       const local = acceptedLocally(service, entry);
       if (local) c.header(headers.degraded, '1');
       return {
