@@ -11,6 +11,9 @@ import {
 } from '../shared/lifecycle.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
 import type { CacheProfiles } from './lifecycle/profiles.ts';
+import { NamespaceRegistry } from './namespaces/registry.ts';
+import { NamespaceCounters } from './namespaces/stats.ts';
+import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
 import {
   type EntryInput,
@@ -111,6 +114,22 @@ export interface CacheServiceOptions {
   readonly waitPollMs?: number;
   /** Per-namespace or per-prefix defaults and consistency (`CACHE_PROFILES`). */
   readonly profiles?: CacheProfiles;
+  /**
+   * Namespace versions (flush). Default: versions held in this process,
+   * following `bus` for other replicas' flushes.
+   */
+  readonly namespaces?: NamespaceRegistry;
+}
+
+/** The settings `reconfigure` may change while the origin runs (`POST /api/v1/reload`, SIGHUP). */
+export type RuntimeSettings = Pick<
+  CacheServiceOptions,
+  'defaultTtlSeconds' | 'maxValueBytes' | 'keyring' | 'encryptedNamespaces'
+>;
+
+/** What a flush answers: the namespace's new version and the purge's number in the purge log. */
+export interface FlushResult extends NamespaceVersion {
+  readonly seq: number;
 }
 
 /**
@@ -130,16 +149,39 @@ export interface CacheServiceOptions {
  * cannot be opened.
  */
 export class CacheService {
-  readonly #o: CacheServiceOptions;
+  #o: CacheServiceOptions;
   readonly #now: () => number;
+  readonly namespaces: NamespaceRegistry;
+  /** Per-namespace operation counters (stats). */
+  readonly counters: NamespaceCounters;
+  // The highest entry version this origin has written or read (removal floors
+  // are left out: they may come from this host's clock, not the store's). A
+  // flush's version is above it, so no entry this origin saw survives the flush.
+  #highWater = 0;
 
   constructor(options: CacheServiceOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.namespaces = options.namespaces ?? new NamespaceRegistry(memoryNamespaceVersions(this.#now), options.bus);
+    this.counters = new NamespaceCounters(this.#now);
   }
 
   get store(): TieredStore {
     return this.#o.store;
+  }
+
+  /** The settings in force now (limits, default TTL, keys). */
+  get settings(): RuntimeSettings {
+    const { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces } = this.#o;
+    return { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces };
+  }
+
+  /**
+   * Replaces the settings that may change at run time; requests that start
+   * afterwards use them, requests in flight finish with the old ones.
+   */
+  reconfigure(settings: RuntimeSettings): void {
+    this.#o = { ...this.#o, ...settings };
   }
 
   /** True when the key's profile is `strong` (`CACHE_PROFILES`). */
@@ -154,6 +196,13 @@ export class CacheService {
    * only an edge whose origin fails may serve `stale-if-error`.
    */
   async get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
+    const read = await this.#read(namespace, key, options);
+    if (read.entry) this.counters.hit(namespace, read.tier);
+    else this.counters.miss(namespace);
+    return read;
+  }
+
+  async #read(namespace: string, key: string, options: ReadOptions): Promise<(ReadResult | ReadMiss) & Leased> {
     const wantsLease = options.lease === true || (options.waitSeconds ?? 0) > 0;
     const profileStrong = this.#o.profiles?.of(namespace, key)?.consistency === 'strong';
     const strong = options.strong === true || profileStrong;
@@ -178,7 +227,10 @@ export class CacheService {
    * refresh when `now − Δ·β·ln(rand) ≥ expiry`, Δ the last refresh's time).
    */
   async #getOnce(namespace: string, key: string, wantsLease: boolean): Promise<(ReadResult | ReadMiss) & Leased> {
-    const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
+    const tiered = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
+    // An entry below its namespace's flush version is invisible.
+    const read =
+      tiered.entry && !this.#visible(namespace, tiered.entry) ? { entry: null, degraded: tiered.degraded } : tiered;
     const now = this.#now();
     const state = read.entry ? freshness(read.entry, now) : 'gone';
     const seen = read.entry?.version ?? 0;
@@ -249,6 +301,34 @@ export class CacheService {
     return lease ? { lease: lease.id } : {};
   }
 
+  /**
+   * Flushes a namespace in O(1): bumps its version (`namespaces/versions.ts`),
+   * raises this replica's floor at once, then publishes a `flush` purge so
+   * other replicas and every edge raise theirs. Entries written before are
+   * invisible from then on and reclaimed lazily.
+   * @param by the caller's `service_id`, kept in the version history.
+   * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged).
+   */
+  async flush(namespace: string, by: string): Promise<FlushResult> {
+    const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1));
+    this.#seen(record.version);
+    // The version is bumped already; a flush whose purge the log cannot take answers 503 so the caller
+    // retries (another bump), and this replica hides the old entries either way.
+    const published = await this.#call('flush_purge_log', () =>
+      this.#o.bus.publish({
+        namespace,
+        keys: [],
+        tags: [],
+        prefix: null,
+        version: record.version,
+        action: 'flush',
+        ts: record.flushedAtMs,
+      }),
+    );
+    this.counters.delete(namespace);
+    return { ...record, seq: published.seq };
+  }
+
   /** Entries found by key, and the tier that answered. */
   async getMany(
     namespace: string,
@@ -262,6 +342,9 @@ export class CacheService {
       const state = freshness(entry, now);
       if (state !== 'fresh' && state !== 'stale') read.found.delete(key);
     }
+    for (const [key, entry] of read.found) if (!this.#visible(namespace, entry)) read.found.delete(key);
+    if (read.found.size > 0) this.counters.hit(namespace, read.tier, read.found.size);
+    if (unique.length > read.found.size) this.counters.miss(namespace, unique.length - read.found.size);
     return { ...read, found: await this.#revealAll(namespace, read.found) };
   }
 
@@ -269,6 +352,8 @@ export class CacheService {
   async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
     const input = await this.#input(namespace, key, request);
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
+    this.#seen(entry.version);
+    this.counters.write(namespace);
     await this.#publish('set', entry, {
       namespace,
       keys: [key],
@@ -286,6 +371,8 @@ export class CacheService {
     const inputs = new Map<string, EntryInput>();
     for (const [key, request] of entries) inputs.set(key, await this.#input(namespace, key, request));
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
+    for (const entry of stored.values()) this.#seen(entry.version);
+    this.counters.write(namespace, stored.size);
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
       await this.#publish('batch_set', [...stored.values()][0]!, {
@@ -305,6 +392,7 @@ export class CacheService {
   /** Deletes one key and purges it at every edge. */
   async delete(namespace: string, key: string): Promise<RemovalResult> {
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
+    this.counters.delete(namespace);
     await this.#publish('delete', result, {
       namespace,
       keys: [key],
@@ -328,6 +416,7 @@ export class CacheService {
     acknowledgedAtMs?: number,
   ): Promise<RemovalResult & { seq: number }> {
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
+    this.counters.delete(namespace);
     const published = await this.#publish('purge', result, {
       namespace,
       keys: [...selector.keys],
@@ -339,6 +428,16 @@ export class CacheService {
     });
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
+  }
+
+  /** False for an entry written before the namespace's last flush (invisible, reclaimed lazily). */
+  #visible(namespace: string, entry: StoredEntry): boolean {
+    this.#seen(entry.version);
+    return entry.version >= this.namespaces.floor(namespace);
+  }
+
+  #seen(version: number): void {
+    if (version > this.#highWater) this.#highWater = version;
   }
 
   async #input(namespace: string, key: string, request: WriteRequest): Promise<EntryInput> {

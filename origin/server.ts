@@ -16,15 +16,20 @@ import { loadCacheProfiles } from './lifecycle/profiles.ts';
 import { lockMetrics } from './locks/lock-metrics.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
+import { NamespaceRegistry } from './namespaces/registry.ts';
+import { type FootprintReader, NamespaceReports } from './namespaces/report.ts';
+import { memoryNamespaceVersions } from './namespaces/versions.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
 import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
+import { type Env, Reloader, type ReloadResult } from './reload.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { checkStoreAtStart } from './startup.ts';
 import { memoryStore } from './store/memory.ts';
 import { passThroughStore } from './store/pass-through.ts';
+import { redisFootprint, redisNamespaceVersions, startRedisReclaimer } from './store/redis-namespaces.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
 import type { TieredStore } from './store/store.ts';
 
@@ -39,6 +44,11 @@ export interface RunningOrigin {
   readonly store: TieredStore;
   /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
   readonly invalidations: InvalidationSource;
+  /**
+   * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
+   * @throws CacheError CACHE_004 naming the invalid variable; the old configuration stays.
+   */
+  reload(): Promise<ReloadResult>;
   /** Stops consuming invalidations (commits, leaves the group), stops accepting, ends purge streams, closes the store. */
   close(): Promise<void>;
 }
@@ -68,7 +78,12 @@ export function storeFromConfig(
  */
 export async function startOrigin(
   config: OriginConfig,
-  options: { logger?: Logger; store?: TieredStore } = {},
+  options: {
+    logger?: Logger;
+    store?: TieredStore;
+    /** The environment a reload reads (entry points: `process.env` with `STRATA_CONFIG_FILE`); absent = a reload changes nothing. */
+    reloadEnv?: () => Promise<Env>;
+  } = {},
 ): Promise<RunningOrigin> {
   const authOptions = authOptionsFromConfig(config);
   if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
@@ -137,9 +152,18 @@ export async function startOrigin(
       logger.warn({ breaker: state, dirty: resilience.local.dirtyCount }, 'redis circuit breaker changed state'),
     );
   }
+  // Namespace versions live beside the entries: a bookkeeping hash on Redis, in process for the embedded store.
+  const namespaces = new NamespaceRegistry(
+    store.redisClient ? redisNamespaceVersions(store.redisClient) : memoryNamespaceVersions(),
+    bus,
+  );
+  await namespaces.loadOrRetry(1_000, (error) =>
+    logger.warn({ err: error }, 'could not read namespace versions yet; retrying'),
+  );
   const service = new CacheService({
     store,
     bus,
+    namespaces,
     defaultTtlSeconds: config.CACHE_DEFAULT_TTL,
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
@@ -162,6 +186,23 @@ export async function startOrigin(
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  const reloader = new Reloader({
+    initial: config,
+    env: options.reloadEnv,
+    service,
+    logger,
+  });
+  // Flushed entries on Redis are unlinked in the background, on a connection of the reclaimer's own, at most
+  // 1,000 calls a second, and only for flushes no replica has reclaimed yet.
+  const reclaimer = store.redisClient
+    ? startRedisReclaimer({
+        client: store.redisClient,
+        floors: () => namespaces.floors(),
+        callsPerSecond: 1_000,
+        onError: (error) => logger.debug({ err: error }, 'reclaim of flushed entries failed; retrying'),
+      })
+    : null;
+  const reports = new NamespaceReports(service, footprintReader(store, config.MEMORY_STORE_MAX_BYTES));
   const locks = new LockService({
     store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
     metrics: lockMetrics(metrics.registry),
@@ -183,10 +224,14 @@ export async function startOrigin(
       sampleSeconds: config.STATS_SAMPLE_SECONDS,
       evictionPolicy: config.EVICTION_POLICY,
     },
+    reports,
+    reloader,
   });
   const rpc = createGrpcHandler({
     service,
     locks,
+    reports,
+    reloader,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -215,7 +260,10 @@ export async function startOrigin(
     bus,
     store,
     invalidations,
+    reload: () => reloader.reload(),
     async close() {
+      namespaces.close();
+      await reclaimer?.stop();
       await observability.stop();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
@@ -225,4 +273,28 @@ export async function startOrigin(
       await store.close();
     },
   };
+}
+
+/** The store's footprint for management stats: Redis `INFO`, or the embedded store's usage and budget. */
+function footprintReader(store: TieredStore, memoryLimitBytes: number): FootprintReader {
+  const { redisClient, usage } = store;
+  if (redisClient) {
+    return async () => {
+      const f = await redisFootprint(redisClient);
+      return {
+        kind: 'redis',
+        memory_bytes: f.memoryBytes,
+        memory_limit_bytes: f.limitBytes,
+        keys: f.keys,
+        evictions: f.evictions,
+      };
+    };
+  }
+  return async () => ({
+    kind: store.kind,
+    memory_bytes: usage?.bytes ?? 0,
+    memory_limit_bytes: usage ? memoryLimitBytes : null,
+    keys: usage?.size ?? 0,
+    evictions: usage?.evictions ?? 0,
+  });
 }

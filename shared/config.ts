@@ -160,6 +160,8 @@ export const originConfigSchema = z.object({
   /** Seconds between heartbeats: the older spelling of `PURGE_HEARTBEAT_MS`, still honoured when that is unset. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  /** A file of `KEY=VALUE` lines that overrides the environment; re-read on every reload (`POST /api/v1/reload`, SIGHUP). */
+  STRATA_CONFIG_FILE: z.string().min(1).optional(),
   /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */
   KAFKA_BROKERS: commaList.optional(),
   /** Topic of invalidation events (ARCHITECTURE.md §4). */

@@ -154,7 +154,12 @@ export class EdgeCache {
    * (RFC 5861 §4; the README's consistency bound names it).
    */
   async read(namespace: string, key: string, requestId?: string, preferences = noPreferences): Promise<EdgeRead> {
-    const copy = this.tier.get(namespace, key);
+    let copy = this.tier.get(namespace, key);
+    // A copy below the namespace's flush floor is invisible (a tier that could not apply the flush).
+    if (copy && copy.version < this.ledger.floor(namespace)) {
+      this.tier.delete(namespace, key);
+      copy = undefined;
+    }
     // A remembered miss, while this edge's view of the purge log is confirmed; a refresher always asks the origin.
     if (!copy && !preferences.lease && this.#negative.has(namespace, key)) {
       if (!this.#o.lease || this.#o.lease.ensure() === true) return { kind: 'miss' };
@@ -248,7 +253,11 @@ export class EdgeCache {
     return this.#store(ticket, read, namespace, key).stored;
   }
 
-  /** Applies one purge-stream message: a purge drops older copies, a reset drops everything. */
+  /**
+   * Applies one purge-stream message: a purge drops older copies, a flush
+   * drops the namespace's copies below its new version (and raises the
+   * namespace floor in the ledger), a reset drops everything.
+   */
   apply(message: StreamMessage): number {
     this.#negative.apply(message);
     if (message.type === 'purge') {
@@ -322,6 +331,8 @@ export class EdgeCache {
       return { kind: 'miss' };
     }
     if ('miss' in read) return { kind: 'miss', lease: read.lease };
+    // An origin replica that has not learnt of a flush yet may still answer with an older version: never relay it.
+    if (read.version < this.ledger.floor(namespace)) return { kind: 'miss' };
     const { entry, stored } = this.#store(ticket, read, namespace, key);
     return { kind: 'fill', entry, read, stored, lease: read.lease };
   }

@@ -144,43 +144,47 @@ export function cacheRoutes(deps: {
     }),
   );
 
-  app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
-    timed(c, 'set', async () => {
-      const { namespace, key } = cachePath(c, 'set');
-      const { ttlSeconds, tags, grace } = writeOptions(c, 'set');
-      const value = new Uint8Array(await c.req.arrayBuffer());
-      const contentType = c.req.header('Content-Type') || defaultContentType;
-      const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
-      const compress = compressRequested(c.req.header(headers.compress));
-      const leaseId = leaseHeader(c.req.header(headers.lease));
-      const entry = await service.set(namespace, key, {
-        value,
-        contentType,
-        ttlSeconds,
-        tags,
-        encrypt,
-        compress,
-        grace,
-        leaseId,
-      });
-      c.header(headers.etag, etagFor(entry.version));
-      // The edge keeps its copy with the lifecycle the origin gave it (profile defaults included).
-      if (graceMs(entry) > 0) c.header(headers.grace, formatGrace(entry));
-      if (service.isStrong(namespace, key)) c.header(headers.consistency, 'strong');
-      const local = acceptedLocally(service, entry);
-      if (local) c.header(headers.degraded, '1');
-      return {
-        res: c.json({
-          namespace,
-          key,
-          version: entry.version,
-          expires_at_ms: entry.expiresAtMs,
-          created_at_ms: entry.createdAtMs,
-        }),
-        tier: local ? 'origin-local' : service.store.kind,
-        result: 'ok',
-      };
-    }),
+  // The limit in force now (`POST /api/v1/reload` may change it).
+  app.put(
+    '/api/v1/cache/:namespace/:key',
+    valueSizeLimit(() => service.settings.maxValueBytes),
+    (c) =>
+      timed(c, 'set', async () => {
+        const { namespace, key } = cachePath(c, 'set');
+        const { ttlSeconds, tags, grace } = writeOptions(c, 'set');
+        const value = new Uint8Array(await c.req.arrayBuffer());
+        const contentType = c.req.header('Content-Type') || defaultContentType;
+        const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
+        const compress = compressRequested(c.req.header(headers.compress));
+        const leaseId = leaseHeader(c.req.header(headers.lease));
+        const entry = await service.set(namespace, key, {
+          value,
+          contentType,
+          ttlSeconds,
+          tags,
+          encrypt,
+          compress,
+          grace,
+          leaseId,
+        });
+        c.header(headers.etag, etagFor(entry.version));
+        // The edge keeps its copy with the lifecycle the origin gave it (profile defaults included).
+        if (graceMs(entry) > 0) c.header(headers.grace, formatGrace(entry));
+        if (service.isStrong(namespace, key)) c.header(headers.consistency, 'strong');
+        const local = acceptedLocally(service, entry);
+        if (local) c.header(headers.degraded, '1');
+        return {
+          res: c.json({
+            namespace,
+            key,
+            version: entry.version,
+            expires_at_ms: entry.expiresAtMs,
+            created_at_ms: entry.createdAtMs,
+          }),
+          tier: local ? 'origin-local' : service.store.kind,
+          result: 'ok',
+        };
+      }),
   );
 
   app.delete('/api/v1/cache/:namespace/:key', (c) =>

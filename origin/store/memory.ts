@@ -11,6 +11,7 @@ import { nextVersion } from '../../shared/version.ts';
 import {
   type EntryInput,
   LeaseLostError,
+  type NamespaceUsage,
   type PurgeSelector,
   type RefreshLease,
   type RemovalResult,
@@ -20,6 +21,10 @@ import {
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
+
+/** Bytes an entry counts against the budget. */
+const sizeOf = (storage: string, entry: StoredEntry) =>
+  entry.value.byteLength + storage.length * 2 + entryOverheadBytes;
 
 export interface MemoryStoreOptions {
   /** Byte budget (values + keys + overhead). */
@@ -44,6 +49,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
   /** Entries dropped for the budget (`evict`) or found past their TTL (`expire`), since start. */
   readonly evictionsByReason: EvictionCounts;
   readonly policy: EvictionPolicy;
+  namespaceUsage(namespace: string, floor: number): NamespaceUsage;
 } {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
@@ -110,7 +116,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       ...(input.leaseId !== undefined && lease ? { refreshMs: t - lease.grantedAtMs } : {}),
     };
     cache.set(storage, entry, {
-      sizeBytes: entry.value.byteLength + storage.length * 2 + entryOverheadBytes,
+      sizeBytes: sizeOf(storage, entry),
       ttlMs: input.ttlMs + graceMs(entry),
     });
     if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
@@ -161,7 +167,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       else {
         // An overwrite disposes the old value, which unindexes its tags: index them again.
         cache.set(storage, stale, {
-          sizeBytes: stale.value.byteLength + storage.length * 2 + entryOverheadBytes,
+          sizeBytes: sizeOf(storage, stale),
           ttlMs: leftMs,
         });
         if (cache.has(storage)) index(storage, stale.tags);
@@ -186,6 +192,23 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       return evicted.counts;
     },
     policy,
+    namespaceUsage(namespace, floor) {
+      // A walk of the embedded store (development scale); entries below the floor were flushed and are dropped here.
+      const start = sk(namespace, '');
+      const t = now();
+      let entries = 0;
+      let bytes = 0;
+      for (const [storage, entry] of [...cache.entries()]) {
+        if (!storage.startsWith(start)) continue;
+        if (entry.version < floor || entry.expiresAtMs <= t) {
+          cache.delete(storage);
+          continue;
+        }
+        entries++;
+        bytes += sizeOf(storage, entry);
+      }
+      return { entries, bytes };
+    },
     async get(namespace, key) {
       return live(sk(namespace, key));
     },
