@@ -1,4 +1,5 @@
 import { CacheError } from '../../shared/errors.ts';
+import type { ReadEntry } from '../../shared/http.ts';
 import { storageKey } from '../../shared/keys.ts';
 import {
   formatPreferences,
@@ -17,8 +18,8 @@ import { NegativeCache } from './negative-cache.ts';
 import { PurgeLedger } from './purge-ledger.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
-/** What an origin read returns to the edge. Times are Unix ms. */
-export interface OriginRead {
+/** What an origin read returns to the edge. Times are Unix ms; grace windows from `X-Cache-Grace`. */
+export interface OriginRead extends Pick<ReadEntry, 'staleWhileRevalidateMs' | 'staleIfErrorMs' | 'softPurgedAtMs'> {
   readonly value: Uint8Array;
   readonly contentType: string;
   readonly version: number;
@@ -32,11 +33,6 @@ export interface OriginRead {
   readonly status: 'HIT' | 'STALE';
   /** The origin's `X-Cache-Stale-Reason` on a STALE answer. */
   readonly staleReason?: StaleReason | undefined;
-  /** Grace windows after `expiresAtMs`, ms (the origin's `X-Cache-Grace`). */
-  readonly staleWhileRevalidateMs?: number | undefined;
-  readonly staleIfErrorMs?: number | undefined;
-  /** Set when the origin answered a soft-purged entry. */
-  readonly softPurgedAtMs?: number | undefined;
   /** The refresh lease the origin granted with this answer (`X-Cache-Lease`). */
   readonly lease?: string | undefined;
   /** The key's profile is `strong` (`X-Cache-Consistency`): the edge revalidates every read of it. */
