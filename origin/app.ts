@@ -45,6 +45,8 @@ export interface OriginAppDeps {
   readonly locks?: LockService;
   /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
   readonly invalidations?: InProcessSource;
+  /** Cross-region state for `/ready` (`region`); absent = not shown. */
+  readonly regions?: { readiness(): unknown };
   /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
   readonly dashboard?: {
     readonly stats: StatsCollector;
@@ -113,6 +115,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
       ...state,
       edges: deps.bus.subscribers,
       seq: deps.bus.health().seq,
+      ...(deps.regions ? { region: deps.regions.readiness() } : {}),
     });
   });
   app.on('GET', ['/metrics', '/health/metrics'], async (c) => {

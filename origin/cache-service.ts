@@ -307,9 +307,11 @@ export class CacheService {
    * other replicas and every edge raise theirs. Entries written before are
    * invisible from then on and reclaimed lazily.
    * @param by the caller's `service_id`, kept in the version history.
+   * @param originRegion set when another region's reset or flush asks for it: the purge log entry carries it
+   *   (`origin_region`), so this region's forwarder does not send it back.
    * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged).
    */
-  async flush(namespace: string, by: string): Promise<FlushResult> {
+  async flush(namespace: string, by: string, originRegion?: string): Promise<FlushResult> {
     const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1));
     this.#seen(record.version);
     // The version is bumped already; a flush whose purge the log cannot take answers 503 so the caller
@@ -323,6 +325,7 @@ export class CacheService {
         version: record.version,
         action: 'flush',
         ts: record.flushedAtMs,
+        ...(originRegion === undefined ? {} : { origin_region: originRegion }),
       }),
     );
     this.counters.delete(namespace);
@@ -407,6 +410,9 @@ export class CacheService {
 
   /**
    * Purges by keys, tags and prefix at the origin store and at every edge.
+   * @param originRegion set when applying another region's invalidation: the
+   *   purge log entry carries it (`origin_region`), so this region's forwarder
+   *   does not send it back to Kafka.
    * @returns entries removed at the origin, and the purge's number in the purge log (`seq`).
    */
   async purge(
@@ -414,10 +420,11 @@ export class CacheService {
     selector: PurgeSelector,
     action: 'delete' | 'update' = 'delete',
     acknowledgedAtMs?: number,
+    originRegion?: string,
   ): Promise<RemovalResult & { seq: number }> {
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
     this.counters.delete(namespace);
-    const published = await this.#publish('purge', result, {
+    const input: PurgeInput = {
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -425,7 +432,9 @@ export class CacheService {
       version: result.version,
       action,
       ts: acknowledgedAtMs ?? this.#now(),
-    });
+    };
+    if (originRegion !== undefined) Object.assign(input, { origin_region: originRegion });
+    const published = await this.#publish('purge', result, input);
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
   }

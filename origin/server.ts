@@ -23,6 +23,7 @@ import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
 import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
+import { type Regions, regionsFromConfig } from './regions/regions.ts';
 import { type Env, Reloader, type ReloadResult } from './reload.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
@@ -44,6 +45,8 @@ export interface RunningOrigin {
   readonly store: TieredStore;
   /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
   readonly invalidations: InvalidationSource;
+  /** Cross-region forwarding and receiving (docs/regions.md). */
+  readonly regions: Regions;
   /**
    * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
    * @throws CacheError CACHE_004 naming the invalid variable; the old configuration stays.
@@ -185,7 +188,13 @@ export async function startOrigin(
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
-  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  const regions = regionsFromConfig(config, {
+    service,
+    redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
+    registry: metrics.registry,
+    logger,
+  });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics, regions });
   const reloader = new Reloader({
     initial: config,
     env: options.reloadEnv,
@@ -219,6 +228,7 @@ export async function startOrigin(
     log: pinoRequestLog(logger),
     auth,
     invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
+    regions,
     dashboard: {
       stats: observability.stats,
       sampleSeconds: config.STATS_SAMPLE_SECONDS,
@@ -252,6 +262,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
+  regions.start();
   observability.start(port);
   return {
     url,
@@ -260,11 +271,14 @@ export async function startOrigin(
     bus,
     store,
     invalidations,
+    regions,
     reload: () => reloader.reload(),
     async close() {
       namespaces.close();
       await reclaimer?.stop();
       await observability.stop();
+      // Release the forwarding lease first, so a peer takes over at once.
+      await regions.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.

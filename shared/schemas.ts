@@ -138,7 +138,14 @@ export const purgeLogFormatVersion = '1';
  * position is where the entry sits). Unknown fields are ignored, so a newer
  * origin may add optional ones without a format version change.
  */
-export const purgeLogEntrySchema = purgeMessageSchema.omit({ type: true, position: true });
+export const purgeLogEntrySchema = purgeMessageSchema.omit({ type: true, position: true }).extend({
+  /**
+   * Set when the purge applies another region's invalidation (`STRATA_REGION`
+   * of the region that acknowledged the change): the region's forwarder does
+   * not send it back to Kafka. Absent for the region's own changes.
+   */
+  origin_region: z.string().optional(),
+});
 export type PurgeLogEntry = z.infer<typeof purgeLogEntrySchema>;
 
 /**
@@ -227,6 +234,11 @@ export const purgePollResponseSchema = z.object({
 });
 export type PurgePollResponse = z.infer<typeof purgePollResponseSchema>;
 
+/** A region name (`STRATA_REGION`): lowercase letters, digits, `-` and `_`, at most 63. */
+export const regionSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a region name: lowercase letters, digits, - and _ (at most 63)');
+
 /**
  * Invalidation event on Kafka (ARCHITECTURE.md §4). Message key is the
  * namespace or `namespace:key` so per-key order holds. Idempotent by `id`.
@@ -243,9 +255,30 @@ export const invalidationEventSchema = z
     soft: z.boolean().optional(),
     /** Unix ms when the producer created the event. */
     timestamp: z.number().int().nonnegative(),
+    /** Region (`STRATA_REGION`) whose purge log the event was forwarded from; absent for events from other producers. */
+    origin_region: regionSchema.optional(),
   })
   .refine((e) => e.keys.length > 0 || e.tags.length > 0 || e.prefix !== null, 'give keys, tags or prefix');
 export type InvalidationEvent = z.infer<typeof invalidationEventSchema>;
+
+/**
+ * A region-wide reset on the invalidation topic: region `origin_region` lost
+ * purges before forwarding them (its forwarder fell behind the purge log's
+ * retention). Other regions empty `namespaces` (every namespace when null)
+ * of anything they hold, in their stores and edges. Idempotent by `id`.
+ */
+export const regionResetEventSchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  type: z.literal('reset'),
+  origin_region: regionSchema,
+  /** Namespaces the source region has touched; null = unknown, reset them all. */
+  namespaces: z.array(namespaceSchema).max(10_000).nullable(),
+  /** One line: why the source region reset. */
+  reason: z.string().max(500),
+  /** Unix ms when the source region detected the loss. */
+  timestamp: z.number().int().nonnegative(),
+});
+export type RegionResetEvent = z.infer<typeof regionResetEventSchema>;
 
 /** The store's footprint in management stats: memory used and its limit (bytes), keys held, evictions since start. */
 export const storeFootprintSchema = z.object({

@@ -171,8 +171,16 @@ function isCluster(client: Redis | Cluster): client is Cluster {
   return client.isCluster;
 }
 
-/** A connection of the reclaimer's own, with the store client's settings, ready to use. */
-async function openReclaimConnection(client: Redis | Cluster): Promise<Redis | Cluster> {
+/**
+ * A connection of the reclaimer's own, with the store client's settings,
+ * ready to use; gives up (and closes it) after `timeoutMs` or when `signal`
+ * aborts, so a reclaimer never waits on a store that is down.
+ */
+async function openReclaimConnection(
+  client: Redis | Cluster,
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<Redis | Cluster> {
   const own = isCluster(client)
     ? client.duplicate([], {
         enableAutoPipelining: false,
@@ -180,22 +188,32 @@ async function openReclaimConnection(client: Redis | Cluster): Promise<Redis | C
       })
     : client.duplicate({ enableAutoPipelining: false, connectionName: reclaimConnectionName });
   own.on('error', () => {});
-  if (own.status !== 'ready') {
+  if (own.status === 'ready') return own;
+  try {
     await new Promise<void>((resolve, reject) => {
-      const onReady = () => {
-        own.off('end', onEnd);
-        resolve();
-      };
-      const onEnd = () => {
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
         own.off('ready', onReady);
-        reject(new Error('reclaim connection closed before it was ready'));
+        own.off('end', onEnd);
+        signal.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
       };
+      const onReady = () => settle();
+      const onEnd = () => settle(new Error('reclaim connection closed before it was ready'));
+      const onAbort = () => settle(new Error('reclaimer stopped'));
+      const timer = setTimeout(
+        () => settle(new Error(`reclaim connection not ready after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       own.once('ready', onReady);
       own.once('end', onEnd);
-    }).catch((error: unknown) => {
-      own.disconnect();
-      throw error;
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
     });
+  } catch (error) {
+    own.disconnect();
+    throw error;
   }
   return own;
 }
@@ -225,6 +243,7 @@ export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclai
   const { reclaimed: reclaimedKey, reclaiming } = namespaceVersionKeys;
   // Per namespace, the version this replica knows to be reclaimed (by it or another replica).
   const done = new Map<string, number>();
+  const stopping = new AbortController();
   let own: Redis | Cluster | undefined;
   let stopped = false;
   let reclaimed = 0;
@@ -262,7 +281,10 @@ export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclai
   const close = async () => {
     const connection = own;
     own = undefined;
-    if (connection) await connection.quit().catch(() => connection.disconnect());
+    if (!connection) return;
+    // QUIT waits behind queued commands while reconnecting: only a ready connection is closed politely.
+    if (connection.status === 'ready') await connection.quit().catch(() => connection.disconnect());
+    else connection.disconnect();
   };
   const masters = (connection: Redis | Cluster): Redis[] =>
     isCluster(connection) ? connection.nodes('master') : [connection];
@@ -285,7 +307,7 @@ export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclai
   }
 
   async function round(pending: [string, number][]): Promise<void> {
-    own ??= await openReclaimConnection(options.client);
+    own ??= await openReclaimConnection(options.client, stopping.signal, 5_000);
     const connection = own;
     const recorded = await call(() => connection.hgetall(reclaimedKey));
     for (const [namespace, floor] of pending) {
@@ -342,6 +364,7 @@ export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclai
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       for (const wake of [...sleepers]) wake();
       await loop;
       for (const resolve of idleWaiters.splice(0)) resolve();

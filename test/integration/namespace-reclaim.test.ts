@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -111,6 +113,34 @@ describe('namespace reclaimer on a shared Redis', () => {
     expect(after.some((c) => c.name === reclaimConnectionName)).toBe(false);
     // The last command on the store's connection is still the test's own PING.
     expect(after.find((c) => c.name === 'test-store')?.cmd).toBe('ping');
+  });
+});
+
+describe('namespace reclaimer with its store down', () => {
+  it('stops (and so lets the origin close) while waiting for a connection that never comes', async () => {
+    // A port nothing listens on: taken from the OS, then freed.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // As the store's client: connecting at once and retrying for ever.
+    const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
+    client.on('error', () => {});
+    const errors: unknown[] = [];
+    const reclaimer = startRedisReclaimer({
+      client,
+      floors: () => new Map([['down', 1]]),
+      callsPerSecond: 1_000,
+      onError: (error) => errors.push(error),
+    });
+    const stopped = await Promise.race([
+      reclaimer.stop().then(() => 'stopped'),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 15_000)),
+    ]);
+    expect(stopped).toBe('stopped');
+    expect(reclaimer.calls).toBe(0);
+    expect(errors).toEqual([]);
+    client.disconnect();
   });
 });
 
