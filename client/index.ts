@@ -36,6 +36,14 @@ import {
   networkFailureAsUnavailable,
 } from './resilience.ts';
 
+/** `getOrSet` with refresh leases over REST (an edge or the origin). */
+export {
+  type GetOrSetOptions,
+  type GetOrSetResult,
+  type RestCache,
+  type RestCacheOptions,
+  restCache,
+} from './get-or-set.ts';
 /** The generated service descriptor and the `CacheSource` enum (which tier answered a read). */
 export {
   CacheClientError,

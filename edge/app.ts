@@ -20,6 +20,14 @@ import {
   writeOptions,
 } from '../shared/http.ts';
 import { rejectPathTricks } from '../shared/input-guard.ts';
+import {
+  freshness,
+  graceFields,
+  parseGrace,
+  readPreferences,
+  requestsNoCache,
+  staleReasonOf,
+} from '../shared/lifecycle.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { rejectUnknownQuery } from '../shared/query-guard.ts';
 import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
@@ -105,19 +113,50 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const read = await cache.read(namespace, key, c.get('requestId'));
+      const read = await cache.read(namespace, key, c.get('requestId'), {
+        ...readPreferences(c.req.header(headers.prefer)),
+        strong: requestsNoCache(c.req.header(headers.cacheControl)),
+      });
       if (read.kind === 'hit') {
+        const t = now();
+        const fresh = freshness(read.entry, t) === 'fresh';
         const tier = read.from === undefined ? 'edge' : `edge-${read.from}`;
-        const res = readResponse(c, read.entry, { status: 'HIT', tier, degraded: false, nowMs: now() });
-        return { res, tier, result: 'hit' };
+        const res = readResponse(c, read.entry, {
+          status: fresh ? 'HIT' : 'STALE',
+          tier,
+          degraded: false,
+          nowMs: t,
+          staleReason: fresh ? undefined : staleReasonOf(read.entry),
+          strong: read.entry.strong,
+        });
+        return { res, tier, result: fresh ? 'hit' : 'stale' };
+      }
+      if (read.kind === 'stale-if-error') {
+        const res = readResponse(c, read.entry, {
+          status: 'STALE',
+          tier: 'edge',
+          degraded: false,
+          nowMs: now(),
+          staleReason: 'error',
+        });
+        return { res, tier: 'edge', result: 'stale' };
       }
       if (read.kind === 'miss') {
         c.header(headers.cache, 'MISS');
+        if (read.lease) c.header(headers.lease, read.lease);
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
       }
       const status = read.read.status === 'STALE' ? 'STALE' : 'MISS';
       return {
-        res: readResponse(c, read.entry, { status, tier: read.read.tier, degraded: read.read.degraded, nowMs: now() }),
+        res: readResponse(c, read.entry, {
+          status,
+          tier: read.read.tier,
+          degraded: read.read.degraded,
+          nowMs: now(),
+          staleReason: read.read.staleReason,
+          lease: read.lease,
+          strong: read.read.strong,
+        }),
         tier: read.read.tier,
         result: status === 'STALE' ? 'stale' : 'miss',
       };
@@ -127,7 +166,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
     timed(c, 'set', async () => {
       const { namespace, key } = cachePath(c, 'set');
-      writeOptions(c, 'set'); // reject bad ttl/tags here; the origin re-validates
+      const { tags, grace } = writeOptions(c, 'set'); // reject bad ttl/tags/Cache-Control here; the origin re-validates
       const value = new Uint8Array(await c.req.arrayBuffer());
       const contentType = c.req.header('Content-Type') || 'application/octet-stream';
       const ticket = cache.ledger.begin();
@@ -139,23 +178,26 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           [headers.requestId]: c.get('requestId'),
           ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
           ...relayed(headers.compress, c.req.header(headers.compress)),
+          ...relayed(headers.cacheControl, c.req.header(headers.cacheControl)),
+          ...relayed(headers.lease, c.req.header(headers.lease)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);
       const body = putResponseSchema.parse(await res.json());
-      const { tags } = writeOptions(c, 'set');
       cache.storeWrite(
         ticket,
         {
           value,
           contentType,
           version: body.version,
-          createdAtMs: now(),
+          createdAtMs: body.created_at_ms ?? now(),
           expiresAtMs: body.expires_at_ms,
           tags,
           tier: 'edge',
           degraded: res.headers.get(headers.degraded) === '1',
           status: 'HIT',
+          ...graceFields(res.headers.has(headers.grace) ? parseGrace(res.headers.get(headers.grace)) : grace),
+          ...(res.headers.get(headers.consistency) === 'strong' ? { strong: true } : {}),
         },
         namespace,
         key,
@@ -188,6 +230,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
         headers: {
           'Content-Type': c.req.header('Content-Type') ?? '',
           [headers.requestId]: c.get('requestId'),
+          ...relayed(headers.cacheControl, c.req.header(headers.cacheControl)),
         },
       });
       if (res.status !== 200) throw await errorFrom(res);

@@ -127,11 +127,12 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
   let originLoads = 0;
   const cache = new EdgeCache({
     tier,
-    load: (ns, key, requestId) => origin.get(ns, key, requestId),
+    load: (ns, key, requestId, preferences) => origin.get(ns, key, requestId, preferences),
     maxTtlMs: config.EDGE_MAX_TTL_SECONDS * 1000,
+    negativeTtlMs: config.EDGE_NEGATIVE_TTL_MS,
     now,
     lease,
-    revalidate: (ns, key, version, requestId) => origin.revalidate(ns, key, version, requestId),
+    revalidate: (ns, key, version, requestId, strong) => origin.revalidate(ns, key, version, requestId, strong),
     onRevalidation: (outcome) => metrics?.revalidation(outcome),
     shared: parts.shared,
     onSharedTier: (outcome) => metrics?.sharedTier?.(outcome),

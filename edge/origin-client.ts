@@ -1,7 +1,14 @@
 import { CacheError, errorEnvelopeSchema } from '../shared/errors.ts';
 import { etagFor, headers } from '../shared/headers.ts';
+import {
+  formatPreferences,
+  graceFields,
+  parseGrace,
+  type ReadPreferences,
+  type StaleReason,
+} from '../shared/lifecycle.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
-import type { OriginRead } from './core/edge-cache.ts';
+import type { OriginMiss, OriginRead } from './core/edge-cache.ts';
 
 export interface OriginClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -45,15 +52,35 @@ export class OriginClient {
     return this.#o.timeoutMs;
   }
 
-  /** Reads one entry; null on a miss (404 CACHE_001/002). */
-  async get(namespace: string, key: string, requestId?: string): Promise<OriginRead | null> {
-    const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
-      method: 'GET',
-      headers: requestId ? { [headers.requestId]: requestId } : {},
-    });
+  /**
+   * Reads one entry; null on a miss (404 CACHE_001/002), or the miss with the
+   * refresh lease the origin granted. `waitSeconds` > 0 sends
+   * `Prefer: wait=<s>` (and allows the call that long beyond its time limit).
+   */
+  async get(
+    namespace: string,
+    key: string,
+    requestId?: string,
+    preferences?: ReadPreferences,
+  ): Promise<OriginRead | OriginMiss | null> {
+    const prefer = preferences ? formatPreferences(preferences) : undefined;
+    const waitSeconds = preferences?.waitSeconds ?? 0;
+    const res = await this.request(
+      `/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`,
+      {
+        method: 'GET',
+        headers: {
+          ...(requestId ? { [headers.requestId]: requestId } : {}),
+          ...(prefer ? { [headers.prefer]: prefer } : {}),
+          ...(preferences?.strong ? { [headers.cacheControl]: 'no-cache' } : {}),
+        },
+      },
+      waitSeconds * 1000,
+    );
     if (res.status === 404) {
+      const lease = res.headers.get(headers.lease);
       await res.body?.cancel();
-      return null;
+      return lease ? { miss: true, lease } : null;
     }
     if (res.status !== 200) throw await errorFrom(res);
     return await this.#readOf(res);
@@ -70,10 +97,15 @@ export class OriginClient {
     key: string,
     version: number,
     requestId?: string,
+    strong = false,
   ): Promise<OriginRead | 'not-modified' | null> {
     const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
       method: 'GET',
-      headers: { [headers.ifNoneMatch]: etagFor(version), ...(requestId ? { [headers.requestId]: requestId } : {}) },
+      headers: {
+        [headers.ifNoneMatch]: etagFor(version),
+        ...(requestId ? { [headers.requestId]: requestId } : {}),
+        ...(strong ? { [headers.cacheControl]: 'no-cache' } : {}),
+      },
     });
     if (res.status === 304) {
       await res.body?.cancel();
@@ -96,12 +128,16 @@ export class OriginClient {
       value,
       contentType: h.get('Content-Type') ?? 'application/octet-stream',
       version: Number(h.get(headers.version) ?? '0'),
-      createdAtMs: this.#now() - ageSeconds * 1000,
+      createdAtMs: Number(h.get(headers.createdAt) ?? Number.NaN) || this.#now() - ageSeconds * 1000,
       expiresAtMs: Number(h.get(headers.expiresAt) ?? '0'),
       tags: tagHeader ? tagHeader.split(',') : [],
       tier: h.get(headers.cacheTier) ?? 'unknown',
       degraded: h.get(headers.degraded) === '1',
       status: h.get(headers.cache) === 'STALE' ? 'STALE' : 'HIT',
+      ...graceFields(parseGrace(h.get(headers.grace))),
+      ...staleOf(h.get(headers.staleReason), this.#now()),
+      ...(h.get(headers.lease) ? { lease: h.get(headers.lease)! } : {}),
+      ...(h.get(headers.consistency) === 'strong' ? { strong: true } : {}),
     };
   }
 
@@ -110,7 +146,12 @@ export class OriginClient {
    * @param path absolute path with query, e.g. `/api/v1/purge`.
    * @throws CacheError CACHE_005 (503 unreachable, 504 timed out).
    */
-  async request(path: string, init: RequestInit & { headers?: Record<string, string> }): Promise<Response> {
+  async request(
+    path: string,
+    init: RequestInit & { headers?: Record<string, string> },
+    extraTimeMs = 0,
+  ): Promise<Response> {
+    const timeoutMs = this.#o.timeoutMs + extraTimeMs;
     const url = `${this.#o.baseUrl}${path}`;
     if (this.#o.token) {
       const withToken: Record<string, string> = {
@@ -120,12 +161,12 @@ export class OriginClient {
       init = { ...init, headers: withToken };
     }
     try {
-      if (!this.#tracing) return await this.#fetch(url, { ...init, signal: AbortSignal.timeout(this.#o.timeoutMs) });
+      if (!this.#tracing) return await this.#fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
       return await tracedFetch(init.method ?? 'GET', new URL(url), (traceHeaders) =>
         this.#fetch(url, {
           ...init,
           headers: { ...init.headers, ...traceHeaders },
-          signal: AbortSignal.timeout(this.#o.timeoutMs),
+          signal: AbortSignal.timeout(timeoutMs),
         }),
       );
     } catch (error) {
@@ -149,4 +190,13 @@ export async function errorFrom(res: Response): Promise<CacheError> {
   } catch {
     return new CacheError('CACHE_005', `Origin answered HTTP ${res.status}`, { details: { status: res.status } });
   }
+}
+
+const staleReasons: readonly string[] = ['revalidating', 'error', 'soft-purge'] satisfies StaleReason[];
+
+/** The stale fields of an origin answer from its `X-Cache-Stale-Reason`: a soft purge marks the copy too. */
+function staleOf(reason: string | null, nowMs: number): Pick<OriginRead, 'staleReason' | 'softPurgedAtMs'> {
+  if (reason === null || !staleReasons.includes(reason)) return {};
+  const staleReason = reason as StaleReason;
+  return staleReason === 'soft-purge' ? { staleReason, softPurgedAtMs: nowMs } : { staleReason };
 }

@@ -1,19 +1,29 @@
 import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto.ts';
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
+import {
+  freshness,
+  type GraceWindows,
+  graceMs,
+  maxPreferWaitSeconds as maxWaitSeconds,
+  type StaleReason,
+  staleReasonOf,
+} from '../shared/lifecycle.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
+import type { CacheProfiles } from './lifecycle/profiles.ts';
 import { NamespaceRegistry } from './namespaces/registry.ts';
 import { NamespaceCounters } from './namespaces/stats.ts';
 import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
-import type {
-  EntryInput,
-  PurgeSelector,
-  RemovalResult,
-  StoredEntry,
-  SwapChange,
-  SwapOutcome,
-  TieredStore,
+import {
+  type EntryInput,
+  LeaseLostError,
+  type PurgeSelector,
+  type RemovalResult,
+  type StoredEntry,
+  type SwapChange,
+  type SwapOutcome,
+  type TieredStore,
 } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
@@ -31,6 +41,27 @@ export interface WriteRequest {
    * `compressMinBytes`. Ignored for an encrypted write (stored uncompressed).
    */
   readonly compress?: boolean | undefined;
+  /** Grace windows after the TTL (`Cache-Control` `stale-while-revalidate` / `stale-if-error`, RFC 5861). */
+  readonly grace?: GraceWindows | undefined;
+  /** The refresh lease this write completes (`X-Cache-Lease`); CACHE_006 (412) when it no longer holds. */
+  readonly leaseId?: string | undefined;
+}
+
+/** How a read may wait, and whether it takes part in refreshing (`Prefer: lease`). */
+export interface ReadOptions {
+  /** Offer this caller the key's refresh lease when the entry is missing, stale or due for early refresh. */
+  readonly lease?: boolean;
+  /** Read as `strong` whatever the key's profile (`Cache-Control: no-cache`). */
+  readonly strong?: boolean;
+  /** On a full miss whose lease another caller holds: wait up to this many seconds for its write (RFC 7240 `Prefer: wait`). */
+  readonly waitSeconds?: number;
+  /** Ends a wait early (the caller went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** A read's refresh lease, when this caller is the one to refresh the key (`X-Cache-Lease`). */
+export interface Leased {
+  readonly lease?: string | undefined;
 }
 
 /**
@@ -55,6 +86,10 @@ export interface ReadResult {
   readonly status: 'HIT' | 'STALE';
   /** True when Redis did not confirm the answer (`X-Cache-Degraded: 1`, see `store/resilient.ts`). */
   readonly degraded: boolean;
+  /** Set when the entry is past its TTL and served within `stale-while-revalidate` (`X-Cache-Stale-Reason`). */
+  readonly staleReason?: StaleReason | undefined;
+  /** True when the key's profile is `strong` (`X-Cache-Consistency: strong`). */
+  readonly strong?: boolean;
 }
 
 /** A miss; `degraded` when it rests on a delete Redis has not confirmed yet (`X-Cache-Degraded: 1`). */
@@ -85,6 +120,16 @@ export interface CacheServiceOptions {
   readonly compressMinBytes?: number;
   /** Told about each value stored compressed: bytes before and after (the envelope), for metrics. */
   readonly onCompressed?: (beforeBytes: number, afterBytes: number) => void;
+  /** Lifetime of a refresh lease, ms (`LEASE_TTL_MS`); 0 grants none. Default 10000. */
+  readonly leaseMs?: number;
+  /** β of XFetch early refresh (`XFETCH_BETA`); 0 turns it off. Default 1. */
+  readonly xfetchBeta?: number;
+  /** Uniform random in (0, 1], for XFetch; tests pass a fixed one. */
+  readonly random?: () => number;
+  /** How often a waiting read looks for the lease holder's write, ms. Default 25. */
+  readonly waitPollMs?: number;
+  /** Per-namespace or per-prefix defaults and consistency (`CACHE_PROFILES`). */
+  readonly profiles?: CacheProfiles;
   /**
    * Namespace versions (flush). Default: versions held in this process,
    * following `bus` for other replicas' flushes.
@@ -155,15 +200,121 @@ export class CacheService {
     this.#o = { ...this.#o, ...settings };
   }
 
-  /** The entry and where it came from, or a miss (`entry` null). */
-  async get(namespace: string, key: string): Promise<ReadResult | ReadMiss> {
-    const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
-    if (read.entry && this.#visible(namespace, read.entry)) {
-      this.counters.hit(namespace, read.tier);
-      return { ...read, entry: await this.#reveal(namespace, key, read.entry) };
+  /** True when the key's profile is `strong` (`CACHE_PROFILES`). */
+  isStrong(namespace: string, key: string): boolean {
+    return this.#o.profiles?.of(namespace, key)?.consistency === 'strong';
+  }
+
+  /**
+   * The entry and where it came from, or a miss (`entry` null). An entry
+   * past its TTL is answered STALE while within `stale-while-revalidate`
+   * (reason `revalidating`, or `soft-purge`), and is a miss after that:
+   * only an edge whose origin fails may serve `stale-if-error`.
+   */
+  async get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
+    const read = await this.#read(namespace, key, options);
+    if (read.entry) this.counters.hit(namespace, read.tier);
+    else this.counters.miss(namespace);
+    return read;
+  }
+
+  async #read(namespace: string, key: string, options: ReadOptions): Promise<(ReadResult | ReadMiss) & Leased> {
+    const wantsLease = options.lease === true || (options.waitSeconds ?? 0) > 0;
+    const profileStrong = this.#o.profiles?.of(namespace, key)?.consistency === 'strong';
+    const strong = options.strong === true || profileStrong;
+    const read = this.#strictly(await this.#getOnce(namespace, key, wantsLease), strong, profileStrong, key);
+    if (read.entry || read.lease !== undefined || !options.waitSeconds) return read;
+    // A full miss another caller is refreshing: wait for its write (or for its lease to lapse, then take it).
+    const deadline = this.#now() + Math.min(options.waitSeconds, maxWaitSeconds) * 1000;
+    const pollMs = this.#o.waitPollMs ?? 25;
+    let last: (ReadResult | ReadMiss) & Leased = read;
+    while (this.#now() < deadline && !options.signal?.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - this.#now()))));
+      last = this.#strictly(await this.#getOnce(namespace, key, wantsLease), strong, profileStrong, key);
+      if (last.entry || last.lease !== undefined) return last;
     }
-    this.counters.miss(namespace);
-    return { entry: null, degraded: read.degraded };
+    return last;
+  }
+
+  /**
+   * One read and its lease: a stale answer or a full miss is offered the
+   * key's refresh lease (granted to one caller at a time), and a fresh one
+   * near expiry with XFetch's probability (Vattani et al., VLDB 2015:
+   * refresh when `now − Δ·β·ln(rand) ≥ expiry`, Δ the last refresh's time).
+   */
+  async #getOnce(namespace: string, key: string, wantsLease: boolean): Promise<(ReadResult | ReadMiss) & Leased> {
+    const tiered = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
+    // An entry below its namespace's flush version is invisible.
+    const read =
+      tiered.entry && !this.#visible(namespace, tiered.entry) ? { entry: null, degraded: tiered.degraded } : tiered;
+    const now = this.#now();
+    const state = read.entry ? freshness(read.entry, now) : 'gone';
+    const seen = read.entry?.version ?? 0;
+    if (!read.entry || state === 'error-only' || state === 'gone') {
+      return {
+        entry: null,
+        degraded: read.degraded,
+        ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)),
+      };
+    }
+    const entry = await this.#reveal(namespace, key, read.entry);
+    if (state === 'fresh') {
+      const early = this.#xfetch(read.entry, now)
+        ? await this.#lease(namespace, key, seen, read.degraded || !wantsLease)
+        : {};
+      return { ...read, entry, ...early };
+    }
+    return {
+      ...read,
+      entry,
+      status: 'STALE',
+      staleReason: staleReasonOf(read.entry),
+      ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)),
+    };
+  }
+
+  /**
+   * A strong read (profile `strong`, or `Cache-Control: no-cache`) answers
+   * only what the store confirms now: never the fallback tier (CACHE_005
+   * while the store is down), never a stale entry (a miss instead).
+   */
+  #strictly<R extends (ReadResult | ReadMiss) & Leased>(
+    read: R,
+    strong: boolean,
+    profileStrong: boolean,
+    key: string,
+  ): R {
+    if (!strong) return read;
+    if (read.degraded) {
+      throw new CacheError('CACHE_005', 'Store unavailable: a strong read is never answered from the fallback tier', {
+        status: 503,
+        details: { key, operation: 'get' },
+      });
+    }
+    if (read.entry && read.status === 'STALE') return { entry: null, degraded: false, lease: read.lease } as R;
+    return read.entry && profileStrong ? { ...read, strong: true } : read;
+  }
+
+  /** XFetch's early-refresh test for a fresh entry with a known refresh time Δ. */
+  #xfetch(entry: StoredEntry, now: number): boolean {
+    const beta = this.#o.xfetchBeta ?? 1;
+    if (beta <= 0 || !entry.refreshMs) return false;
+    const random = (this.#o.random ?? Math.random)() || Number.MIN_VALUE;
+    return now - entry.refreshMs * beta * Math.log(random) >= entry.expiresAtMs;
+  }
+
+  /**
+   * Tries to take the key's refresh lease for this caller; none when `skip`
+   * (the caller did not ask, or the answer is degraded: only Redis knows who holds it).
+   */
+  async #lease(namespace: string, key: string, seenVersion: number, skip: boolean): Promise<Leased> {
+    const leaseMs = this.#o.leaseMs ?? 10_000;
+    const grant = this.#o.store.grantLease;
+    if (skip || leaseMs <= 0 || !grant) return {};
+    const lease = await this.#call('lease', () =>
+      grant.call(this.#o.store, namespace, key, crypto.randomUUID(), leaseMs, seenVersion),
+    );
+    return lease ? { lease: lease.id } : {};
   }
 
   /**
@@ -204,6 +355,12 @@ export class CacheService {
   ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
     const read = await this.#call('batch_get', () => this.#o.store.getManyTiered(namespace, unique));
+    // A batch answers fresh entries and stale ones within stale-while-revalidate, like single reads.
+    const now = this.#now();
+    for (const [key, entry] of read.found) {
+      const state = freshness(entry, now);
+      if (state !== 'fresh' && state !== 'stale') read.found.delete(key);
+    }
     for (const [key, entry] of read.found) if (!this.#visible(namespace, entry)) read.found.delete(key);
     if (read.found.size > 0) this.counters.hit(namespace, read.tier, read.found.size);
     if (unique.length > read.found.size) this.counters.miss(namespace, unique.length - read.found.size);
@@ -360,7 +517,15 @@ export class CacheService {
         details: { key, bytes: request.value.byteLength, maxBytes: this.#o.maxValueBytes },
       });
     }
-    const ttlSeconds = request.ttlSeconds ?? this.#o.defaultTtlSeconds;
+    const profile = this.#o.profiles?.of(namespace, key);
+    const ttlSeconds = request.ttlSeconds ?? profile?.ttl ?? this.#o.defaultTtlSeconds;
+    const given = request.grace && graceMs(request.grace) > 0 ? request.grace : undefined;
+    const profileGrace = profile && {
+      staleWhileRevalidateMs: (profile.stale_while_revalidate ?? 0) * 1000,
+      staleIfErrorMs: (profile.stale_if_error ?? 0) * 1000,
+    };
+    // A strong key is never served stale, so it keeps no grace.
+    const grace = profile?.consistency === 'strong' ? undefined : (given ?? profileGrace);
     let { value, contentType } = request;
     if (contentType === encryptedContentType || contentType === compressedContentType) {
       throw new CacheError('CACHE_004', `Content-Type ${contentType} is reserved`, { details: { key } });
@@ -386,6 +551,8 @@ export class CacheService {
       contentType,
       ttlMs: ttlSeconds * 1000,
       tags: request.tags ?? [],
+      grace,
+      leaseId: request.leaseId,
     };
   }
 
@@ -455,6 +622,11 @@ export class CacheService {
       return await run();
     } catch (error) {
       if (error instanceof CacheError) throw error;
+      if (error instanceof LeaseLostError) {
+        throw new CacheError('CACHE_006', 'Refresh lease lost: it expired, or a newer value was written', {
+          details: { operation },
+        });
+      }
       this.#o.onStoreError?.(operation, error);
       throw new CacheError('CACHE_005', 'Store unavailable', { details: { operation }, cause: error });
     }

@@ -12,6 +12,7 @@ import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
+import { loadCacheProfiles } from './lifecycle/profiles.ts';
 import { lockMetrics } from './locks/lock-metrics.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
@@ -172,6 +173,9 @@ export async function startOrigin(
     encryptedNamespaces: new Set(config.ENCRYPTED_NAMESPACES ?? []),
     ...(config.STRATA_FAULT ? { fault: config.STRATA_FAULT } : {}),
     compressMinBytes: config.COMPRESS_MIN_BYTES,
+    leaseMs: config.LEASE_TTL_MS,
+    ...(config.CACHE_PROFILES ? { profiles: loadCacheProfiles(config.CACHE_PROFILES) } : {}),
+    xfetchBeta: config.XFETCH_BETA,
     onCompressed: (before, after) => {
       metrics.compressionInputBytes.inc(before);
       metrics.compressionOutputBytes.inc(after);

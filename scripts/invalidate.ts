@@ -31,7 +31,7 @@ import { parseCli } from './lib/cli.ts';
 import { bearerHeaders, cliToken, refusedHint, tokenOption } from './lib/cli-token.ts';
 
 const usage = `usage: npm run invalidate -- --namespace NS (--keys a,b | --tags t1,t2 | --prefix P)
-         [--action delete|update] [--id ID] [--brokers host:port,...] [--topic T] [--origin URL] [--token JWT] [--dry-run]
+         [--action delete|update] [--soft] [--id ID] [--brokers host:port,...] [--topic T] [--origin URL] [--token JWT] [--dry-run]
 the origin (no brokers) needs a token: --token, or STRATA_TOKEN in the environment`;
 
 const list = (s: string | undefined) =>
@@ -51,6 +51,7 @@ const args = parseCli('invalidate', usage, {
   tags: { type: 'string' },
   prefix: { type: 'string' },
   action: { type: 'string', default: 'delete' },
+  soft: { type: 'boolean', default: false },
   id: { type: 'string' },
   brokers: { type: 'string' },
   topic: { type: 'string' },
@@ -66,6 +67,7 @@ const parsed = invalidationEventSchema.safeParse({
   tags: list(args.tags),
   prefix: args.prefix ?? null,
   action: args.action,
+  soft: args.soft,
   timestamp: Date.now(),
 });
 if (!parsed.success) {

@@ -71,6 +71,12 @@ const originConfigFields = z.object({
   REDIS_CLUSTER_NODES: commaList.optional(),
   /** Seconds, when a write gives no TTL. */
   CACHE_DEFAULT_TTL: positiveInt.default(3600),
+  /** Path of a JSON file of cache profiles (per namespace or key prefix: TTL, grace, consistency); unset = none. */
+  CACHE_PROFILES: z.string().min(1).optional(),
+  /** Lifetime of a refresh lease, ms: how long one caller alone may refresh a stale or missing key. */
+  LEASE_TTL_MS: positiveInt.default(10_000),
+  /** β of probabilistic early refresh (XFetch, Vattani et al., VLDB 2015); 0 turns it off. */
+  XFETCH_BETA: z.coerce.number().min(0).max(100).default(1),
   /** Longest a lock acquire waits for a held lock, seconds (docs/locks.md); larger `wait` values count as this. */
   LOCK_MAX_WAIT_SECONDS: z.coerce.number().min(0).max(30).default(30),
   /** Byte budget of the embedded memory store. */
@@ -269,6 +275,8 @@ export const edgeConfigSchema = z
      * bound (the lease is: `EDGE_LEASE_MS`), only a cap on memory held for cold keys.
      */
     EDGE_MAX_TTL_SECONDS: positiveInt.default(300),
+    /** Milliseconds an edge remembers an origin miss (negative caching); any write or purge of the key clears it. 0 = off. */
+    EDGE_NEGATIVE_TTL_MS: z.coerce.number().int().min(0).default(0),
     /** Byte budget of the near-user tier. */
     EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
     /** Eviction policy of the near-user tier. */

@@ -10,6 +10,7 @@ export const errorCodes = [
   'CACHE_003',
   'CACHE_004',
   'CACHE_005',
+  'CACHE_006',
   'AUTH_001',
   'AUTH_002',
   'LOCK_001',
@@ -25,7 +26,8 @@ export type GrpcCode =
   | 'deadline_exceeded'
   | 'unauthenticated'
   | 'permission_denied'
-  | 'aborted';
+  | 'aborted'
+  | 'failed_precondition';
 
 /**
  * The one table that maps an ICD code to HTTP status and gRPC code. Where a
@@ -38,6 +40,9 @@ export const errorTable: Record<ErrorCode, { http: number; grpc: GrpcCode; messa
   CACHE_003: { http: 507, grpc: 'resource_exhausted', message: 'Storage full' },
   CACHE_004: { http: 400, grpc: 'invalid_argument', message: 'Invalid key format' },
   CACHE_005: { http: 503, grpc: 'unavailable', message: 'Operation timeout' },
+  // A write carrying a refresh lease that no longer holds (expired, or a newer version was written): the
+  // precondition of the write failed (RFC 9110 §15.5.13), and gRPC's FAILED_PRECONDITION says "do not retry as is".
+  CACHE_006: { http: 412, grpc: 'failed_precondition', message: 'Refresh lease lost' },
   AUTH_001: { http: 401, grpc: 'unauthenticated', message: 'Invalid credentials' },
   AUTH_002: { http: 403, grpc: 'permission_denied', message: 'Insufficient permissions' },
   // ABORTED, not FAILED_PRECONDITION: gRPC's status guide gives ABORTED to a lost test-and-set or sequencer check,
@@ -54,6 +59,7 @@ const allowedStatuses: Record<ErrorCode, readonly number[]> = {
   CACHE_004: [400, 431],
   // 429: the edge's rate limit (docs/security.md); 408: a request not received in time. The ICD has no codes of their own.
   CACHE_005: [503, 504, 429, 408],
+  CACHE_006: [412],
   AUTH_001: [401],
   AUTH_002: [403],
   LOCK_001: [409],

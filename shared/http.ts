@@ -5,6 +5,15 @@ import { CacheError, invalidInput } from './errors.ts';
 import { type CacheStatus, etagFor, headers, ifNoneMatchHits } from './headers.ts';
 import { parseJsonBody } from './input-guard.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlQuerySchema } from './keys.ts';
+import {
+  formatGrace,
+  type GraceWindows,
+  graceMs,
+  parseWriteCacheControl,
+  readCacheControl,
+  type StaleReason,
+  writeLifetime,
+} from './lifecycle.ts';
 import type { RequestMetrics } from './metrics.ts';
 import { activeTraceId, annotateCacheSpan } from './tracing.ts';
 
@@ -50,9 +59,18 @@ export interface ReadEntry {
   readonly version: number;
   /** When the origin stored it; `Age` counts whole seconds from here. */
   readonly createdAtMs: number;
+  /** End of the fresh lifetime; grace windows follow it (`shared/lifecycle.ts`). */
   readonly expiresAtMs: number;
   /** Surrogate keys (tags) recorded at write time. */
   readonly tags: readonly string[];
+  /** `stale-while-revalidate` window after `expiresAtMs`, ms; absent = 0 (RFC 5861 §3). */
+  readonly staleWhileRevalidateMs?: number | undefined;
+  /** `stale-if-error` window after `expiresAtMs`, ms; absent = 0 (RFC 5861 §4). */
+  readonly staleIfErrorMs?: number | undefined;
+  /** When a soft purge marked the entry stale, Unix ms; absent when never soft-purged. */
+  readonly softPurgedAtMs?: number | undefined;
+  /** How long its last refresh took, ms, from lease grant to the lease's write (Δ of XFetch); absent when unknown. */
+  readonly refreshMs?: number | undefined;
 }
 
 /** Where a read was answered from and how, for the response headers. */
@@ -65,27 +83,43 @@ export interface ReadSource {
   readonly degraded: boolean;
   /** Now, Unix ms, for `Age`. */
   readonly nowMs: number;
-  /** Send `X-Cache-Expires-At` (the origin does, so an edge can cap its own TTL). */
+  /** Send `X-Cache-Expires-At` and `X-Cache-Grace` (the origin does, so an edge keeps the same lifecycle). */
   readonly exposeExpiry?: boolean;
+  /** With `status` STALE: `X-Cache-Stale-Reason`. */
+  readonly staleReason?: StaleReason | undefined;
+  /** The refresh lease handed to this caller: `X-Cache-Lease`. */
+  readonly lease?: string | undefined;
+  /** The key's profile is `strong`: `X-Cache-Consistency: strong`. */
+  readonly strong?: boolean | undefined;
 }
 
 /**
  * The one response to a read, at the edge and at the origin (same REST
  * surface): `X-Cache`, `X-Cache-Tier`, `ETag` (RFC 9110 §8.8.3), `Age`
- * (RFC 9111 §5.1, seconds), `X-Cache-Version`, `Cache-Tag`,
+ * (RFC 9111 §5.1, seconds), `Cache-Control` (what remains, `shared/lifecycle.ts`),
+ * `X-Cache-Stale-Reason` on a STALE answer, `X-Cache-Version`, `Cache-Tag`,
  * `X-Cache-Degraded`, `X-Request-Id`; 304 with the same headers and no body
  * when `If-None-Match` matches (RFC 9110 §13.1.2), else 200 with the value and
  * its `Content-Type`. The headers stay a plain object (see {@link AppEnv}).
  */
 export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadSource): Response {
+  const ageSeconds = Math.max(0, Math.floor((source.nowMs - entry.createdAtMs) / 1000));
   const h: Record<string, string> = {
     [headers.cache]: source.status,
     [headers.cacheTier]: source.tier,
     [headers.etag]: etagFor(entry.version),
-    [headers.age]: String(Math.max(0, Math.floor((source.nowMs - entry.createdAtMs) / 1000))),
+    [headers.age]: String(ageSeconds),
     [headers.version]: String(entry.version),
+    [headers.cacheControl]: readCacheControl(entry, ageSeconds, source.nowMs),
   };
-  if (source.exposeExpiry) h[headers.expiresAt] = String(entry.expiresAtMs);
+  if (source.staleReason) h[headers.staleReason] = source.staleReason;
+  if (source.lease) h[headers.lease] = source.lease;
+  if (source.strong) h[headers.consistency] = 'strong';
+  if (source.exposeExpiry) {
+    h[headers.expiresAt] = String(entry.expiresAtMs);
+    h[headers.createdAt] = String(entry.createdAtMs);
+    if (graceMs(entry) > 0) h[headers.grace] = formatGrace(entry);
+  }
   if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
   if (source.degraded) h[headers.degraded] = '1';
   withRequestId(c, h);
@@ -137,8 +171,15 @@ export function namespacePath(c: Context, operation: string): string {
   return namespace;
 }
 
-/** Parses `?ttl=SECONDS` and `?tags=a,b` of a write; throws CACHE_004. */
-export function writeOptions(c: Context, operation: string): { ttlSeconds: number | undefined; tags: string[] } {
+/**
+ * Parses `?ttl=SECONDS`, `?tags=a,b` and the `Cache-Control` of a write
+ * (`max-age` stands for `ttl`; grace windows per RFC 5861); throws CACHE_004,
+ * also when `ttl` and `max-age` differ.
+ */
+export function writeOptions(
+  c: Context,
+  operation: string,
+): { ttlSeconds: number | undefined; tags: string[]; grace: GraceWindows } {
   const ttl = c.req.query('ttl');
   let ttlSeconds: number | undefined;
   if (ttl !== undefined) {
@@ -149,7 +190,8 @@ export function writeOptions(c: Context, operation: string): { ttlSeconds: numbe
   const tagsQuery = c.req.query('tags');
   const tags = tagListSchema.safeParse(tagsQuery ?? '');
   if (!tags.success) throw invalidInput(tags.error, { tags: tagsQuery, operation });
-  return { ttlSeconds, tags: tags.data };
+  const lifetime = writeLifetime(ttlSeconds, parseWriteCacheControl(c.req.header(headers.cacheControl)));
+  return { ttlSeconds: lifetime.ttlSeconds, tags: tags.data, grace: lifetime.grace };
 }
 
 /** Reads a JSON body and validates it; malformed JSON, nesting deeper than 32 or a schema miss throws CACHE_004. */

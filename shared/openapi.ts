@@ -154,6 +154,20 @@ const readHeaders = {
   [headers.etag]: { schema: { type: 'string' } },
   [headers.age]: { schema: { type: 'string' } },
   [headers.requestId]: { schema: { type: 'string' } },
+  [headers.cacheControl]: {
+    description:
+      'what remains: max-age − Age is the fresh time left (RFC 9111 §4.2.3), then the grace windows (RFC 5861)',
+    schema: { type: 'string' },
+  },
+  [headers.staleReason]: {
+    description: 'on X-Cache: STALE, why it was served stale',
+    schema: { type: 'string', enum: ['revalidating', 'error', 'soft-purge'] },
+  },
+  [headers.lease]: {
+    description:
+      'the refresh lease handed to this reader (with Prefer: lease): load the value and PUT it with this header',
+    schema: { type: 'string' },
+  },
 };
 
 const openGet = (operationId: string, summary: string, ok: Json, extra: Json = {}) => ({
@@ -229,6 +243,16 @@ export function openApiDocument(
       get: {
         operationId: 'getEntry',
         summary: 'Read one entry (cache:read)',
+        parameters: [
+          {
+            name: headers.prefer,
+            in: 'header',
+            description:
+              "RFC 7240: `lease` asks for the refresh lease of a stale or missing entry; `wait=<seconds>` (whole, at most 10) also waits on a full miss for the lease holder's write",
+            schema: { type: 'string' },
+            example: 'lease, wait=5',
+          },
+        ],
         responses: {
           '200': {
             description: 'the stored bytes with their Content-Type',
@@ -268,6 +292,20 @@ export function openApiDocument(
             schema: { type: 'string', enum: ['true', 'false', '1', '0'] },
           },
           {
+            name: headers.cacheControl,
+            in: 'header',
+            description:
+              'max-age (the TTL; must equal ttl when both are given), stale-while-revalidate and stale-if-error in whole seconds (RFC 5861)',
+            schema: { type: 'string' },
+            example: 'max-age=300, stale-while-revalidate=60, stale-if-error=600',
+          },
+          {
+            name: headers.lease,
+            in: 'header',
+            description: 'the refresh lease this write completes; 412 CACHE_006 when it no longer holds',
+            schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+          },
+          {
             name: headers.compress,
             in: 'header',
             description:
@@ -296,6 +334,11 @@ export function openApiDocument(
             links: entryLinks,
           },
           ...tooLarge(`value over MAX_VALUE_BYTES (${maxValueBytes} bytes)`),
+          '412': error(
+            'CACHE_006: the refresh lease expired, or a newer value was written',
+            'CACHE_006',
+            'Refresh lease lost',
+          ),
           ...commonErrors,
         },
       },

@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import { keySchema, namespaceSchema, tagSchema, ttlSecondsSchema } from './keys.ts';
+import { maxGraceSeconds } from './lifecycle.ts';
+
+/** A grace window in a JSON body: whole seconds, 0 to a year. */
+const graceSecondsSchema = z
+  .number({ error: 'a grace window must be a whole number of seconds' })
+  .int('a grace window must be a whole number of seconds')
+  .min(0)
+  .max(maxGraceSeconds);
 
 /** Largest number of keys in one batch or purge request. */
 export const maxBatchKeys = 1000;
@@ -30,6 +38,10 @@ export const batchSetRequestSchema = z.strictObject({
     .refine((e) => Object.keys(e).length >= 1, 'entries must not be empty')
     .refine((e) => Object.keys(e).length <= maxBatchKeys, `at most ${maxBatchKeys} entries`),
   ttl: ttlSecondsSchema.optional(),
+  /** Seconds an entry may be served stale after `ttl` while it is refreshed (RFC 5861 §3). */
+  stale_while_revalidate: graceSecondsSchema.optional(),
+  /** Seconds an entry may be served stale after `ttl` when the origin fails (RFC 5861 §4). */
+  stale_if_error: graceSecondsSchema.optional(),
   encoding: valueEncodingSchema,
   content_type: z.string().max(256).optional(),
   /** Encrypt every entry at rest (docs/security.md). */
@@ -49,6 +61,8 @@ export const putResponseSchema = z.object({
   key: z.string(),
   version: z.number().int(),
   expires_at_ms: z.number().int(),
+  /** When the origin stored it (Unix ms); `Age` counts from here. */
+  created_at_ms: z.number().int().optional(),
 });
 export type PutResponse = z.infer<typeof putResponseSchema>;
 
@@ -62,6 +76,8 @@ export const purgeRequestSchema = z
     keys: z.array(keySchema).max(maxBatchKeys).default([]),
     tags: z.array(tagSchema).max(maxBatchKeys).default([]),
     prefix: keySchema.nullable().default(null),
+    /** Soft purge: mark the entries stale (served in grace, flagged `soft-purge`) instead of removing them. */
+    soft: z.boolean().default(false),
   })
   .refine((p) => p.keys.length > 0 || p.tags.length > 0 || p.prefix !== null, 'give keys, tags or prefix');
 export type PurgeRequest = z.infer<typeof purgeRequestSchema>;
@@ -235,6 +251,8 @@ export const invalidationEventSchema = z
     tags: z.array(tagSchema).max(maxBatchKeys).default([]),
     prefix: keySchema.nullable().default(null),
     action: z.enum(['delete', 'update']),
+    /** Soft purge: mark the entries stale instead of removing them (absent = false). */
+    soft: z.boolean().optional(),
     /** Unix ms when the producer created the event. */
     timestamp: z.number().int().nonnegative(),
     /** Region (`STRATA_REGION`) whose purge log the event was forwarded from; absent for events from other producers. */

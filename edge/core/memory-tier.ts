@@ -5,6 +5,7 @@ import {
   evictionCounts,
 } from '../../shared/eviction/index.ts';
 import { storageKey } from '../../shared/keys.ts';
+import { keepUntilMs } from '../../shared/lifecycle.ts';
 import type { PurgeMessage } from '../../shared/schemas.ts';
 import type { EdgeEntry, EdgeTier } from './tier.ts';
 
@@ -22,8 +23,8 @@ export interface MemoryTierOptions {
 
 /**
  * The in-memory near-user tier: a byte-bounded cache of the configured
- * eviction policy (shared/eviction/) whose entries expire at their
- * `expiresAtMs`. Values larger than the whole budget are not kept.
+ * eviction policy (shared/eviction/) whose entries are kept until their
+ * `expiresAtMs` plus the longer grace window (`shared/lifecycle.ts`). Values larger than the whole budget are not kept.
  */
 export function memoryTier(options: MemoryTierOptions): EdgeTier {
   const now = options.now ?? Date.now;
@@ -59,14 +60,14 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
       const k = storageKey(namespace, key);
       const entry = cache.get(k);
       if (!entry) return undefined;
-      if (entry.expiresAtMs <= now()) {
+      if (keepUntilMs(entry) <= now()) {
         cache.delete(k);
         return undefined;
       }
       return entry;
     },
     set(entry) {
-      const ttl = entry.expiresAtMs - now();
+      const ttl = keepUntilMs(entry) - now();
       if (ttl <= 0) return false;
       const k = storageKey(entry.namespace, entry.key);
       const existing = cache.peek(k);

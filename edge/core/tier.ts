@@ -12,6 +12,8 @@ export interface EdgeEntry extends ReadEntry {
   readonly key: string;
   /** Which origin tier filled it (`redis`, `memory`, …), for `X-Cache-Tier` diagnostics. */
   readonly filledFrom: string;
+  /** The key's profile is `strong`: every read of the copy is revalidated at the origin. */
+  readonly strong?: boolean;
 }
 
 /**
@@ -19,7 +21,11 @@ export interface EdgeEntry extends ReadEntry {
  * here may block on I/O. Implementations: `edge/core/memory-tier.ts`.
  */
 export interface EdgeTier {
-  /** A live entry, or undefined (absent or expired). */
+  /**
+   * An entry within its fresh lifetime or grace windows (until
+   * `keepUntilMs` of `shared/lifecycle.ts`), or undefined; the caller tells
+   * fresh from stale with `freshness`.
+   */
   get(namespace: string, key: string): EdgeEntry | undefined;
   /**
    * Stores `entry` unless the tier holds the same key at a higher version.

@@ -14,6 +14,7 @@ const connectCodes: Record<GrpcCode, Code> = {
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
   aborted: Code.Aborted,
+  failed_precondition: Code.FailedPrecondition,
 };
 
 /**

@@ -128,7 +128,7 @@ export class InvalidationApplier {
       // and its name (so this region's forwarder does not send it back).
       const result = await this.#o.service.purge(
         event.namespace,
-        { keys: event.keys, tags: event.tags, prefix: event.prefix },
+        { keys: event.keys, tags: event.tags, prefix: event.prefix, soft: event.soft },
         event.action,
         fromRegion === undefined ? undefined : event.timestamp,
         fromRegion,

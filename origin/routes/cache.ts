@@ -16,8 +16,23 @@ import {
   valueSizeLimit,
   writeOptions,
 } from '../../shared/http.ts';
+import {
+  formatGrace,
+  type GraceWindows,
+  graceMs,
+  isLeaseToken,
+  parseWriteCacheControl,
+  readPreferences,
+  requestsNoCache,
+  writeLifetime,
+} from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
-import { batchGetRequestSchema, batchSetRequestSchema, purgeRequestSchema } from '../../shared/schemas.ts';
+import {
+  type BatchSetRequest,
+  batchGetRequestSchema,
+  batchSetRequestSchema,
+  purgeRequestSchema,
+} from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
@@ -49,11 +64,39 @@ export function compressRequested(value: string | undefined): boolean | undefine
   return booleanOption('compress', value);
 }
 
+/**
+ * Parses the `X-Cache-Lease` of a write: absent, or a lease token.
+ * @throws CacheError CACHE_004 for a malformed token.
+ */
+export function leaseHeader(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!isLeaseToken(value)) throw new CacheError('CACHE_004', 'X-Cache-Lease is not a lease token');
+  return value;
+}
+
 function booleanOption(name: string, value: string | undefined): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1') return true;
   throw new CacheError('CACHE_004', `${name} must be true or false`, { details: { [name]: value } });
+}
+
+/**
+ * TTL and grace of a batch set: the body's `ttl`, `stale_while_revalidate`
+ * and `stale_if_error` (seconds), or the request's `Cache-Control`; a body
+ * field wins over the header's directive.
+ * @throws CacheError CACHE_004 when `ttl` and `max-age` differ.
+ */
+export function batchLifetime(
+  cacheControl: string | undefined,
+  body: Pick<BatchSetRequest, 'ttl' | 'stale_while_revalidate' | 'stale_if_error'>,
+): { ttlSeconds: number | undefined; grace: GraceWindows } {
+  const control = parseWriteCacheControl(cacheControl);
+  return writeLifetime(body.ttl, {
+    ...control,
+    staleWhileRevalidateSeconds: body.stale_while_revalidate ?? control.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: body.stale_if_error ?? control.staleIfErrorSeconds,
+  });
 }
 
 /**
@@ -75,9 +118,12 @@ export function cacheRoutes(deps: {
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
       const { namespace, key } = cachePath(c, 'get');
-      const read = await service.get(namespace, key);
+      const preferences = readPreferences(c.req.header(headers.prefer));
+      const strong = requestsNoCache(c.req.header(headers.cacheControl));
+      const read = await service.get(namespace, key, { ...preferences, strong, signal: c.req.raw.signal });
       if (!read.entry) {
         c.header(headers.cache, 'MISS');
+        if (read.lease) c.header(headers.lease, read.lease);
         // A miss resting on a delete Redis has not confirmed yet: say so, like any degraded answer.
         if (read.degraded) c.header(headers.degraded, '1');
         throw new CacheError('CACHE_001', undefined, { details: { key, operation: 'get' } });
@@ -90,6 +136,9 @@ export function cacheRoutes(deps: {
         degraded: read.degraded,
         nowMs: now(),
         exposeExpiry: true,
+        staleReason: read.staleReason,
+        lease: read.lease,
+        strong: read.strong,
       });
       return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
@@ -102,17 +151,36 @@ export function cacheRoutes(deps: {
     (c) =>
       timed(c, 'set', async () => {
         const { namespace, key } = cachePath(c, 'set');
-        const { ttlSeconds, tags } = writeOptions(c, 'set');
+        const { ttlSeconds, tags, grace } = writeOptions(c, 'set');
         const value = new Uint8Array(await c.req.arrayBuffer());
         const contentType = c.req.header('Content-Type') || defaultContentType;
         const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
         const compress = compressRequested(c.req.header(headers.compress));
-        const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt, compress });
+        const leaseId = leaseHeader(c.req.header(headers.lease));
+        const entry = await service.set(namespace, key, {
+          value,
+          contentType,
+          ttlSeconds,
+          tags,
+          encrypt,
+          compress,
+          grace,
+          leaseId,
+        });
         c.header(headers.etag, etagFor(entry.version));
+        // The edge keeps its copy with the lifecycle the origin gave it (profile defaults included).
+        if (graceMs(entry) > 0) c.header(headers.grace, formatGrace(entry));
+        if (service.isStrong(namespace, key)) c.header(headers.consistency, 'strong');
         const local = acceptedLocally(service, entry);
         if (local) c.header(headers.degraded, '1');
         return {
-          res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
+          res: c.json({
+            namespace,
+            key,
+            version: entry.version,
+            expires_at_ms: entry.expiresAtMs,
+            created_at_ms: entry.createdAtMs,
+          }),
           tier: local ? 'origin-local' : service.store.kind,
           result: 'ok',
         };
@@ -158,6 +226,7 @@ export function cacheRoutes(deps: {
     timed(c, 'batch_set', async () => {
       const namespace = namespacePath(c, 'batch_set');
       const body = await jsonBody(c, batchSetRequestSchema, 'batch_set');
+      const { ttlSeconds, grace } = batchLifetime(c.req.header(headers.cacheControl), body);
       const entries = new Map<string, WriteRequest>();
       const contentType =
         body.content_type ?? (body.encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
@@ -165,7 +234,8 @@ export function cacheRoutes(deps: {
         entries.set(key, {
           value: decodeValue(text, body.encoding),
           contentType,
-          ttlSeconds: body.ttl,
+          ttlSeconds,
+          grace,
           encrypt: body.encrypt,
           compress: body.compress,
         });

@@ -7,6 +7,7 @@ import {
   evictionCounts,
 } from '../../shared/eviction/index.ts';
 import { storageKey, storageKeyPrefix } from '../../shared/keys.ts';
+import { keepUntilMs } from '../../shared/lifecycle.ts';
 import type { StoredEntry } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
@@ -101,9 +102,9 @@ export class LocalTier {
     const now = this.#now();
     const dirty = this.#dirty.get(k);
     if (dirty?.kind === 'delete') return { kind: 'dirty-delete', version: dirty.version };
-    if (dirty?.kind === 'set' && dirty.entry.expiresAtMs > now) return { kind: 'dirty-set', entry: dirty.entry };
+    if (dirty?.kind === 'set' && keepUntilMs(dirty.entry) > now) return { kind: 'dirty-set', entry: dirty.entry };
     const clean = this.#clean.get(k);
-    if (clean && clean.expiresAtMs > now) return { kind: 'clean', entry: clean };
+    if (clean && keepUntilMs(clean) > now) return { kind: 'clean', entry: clean };
     return { kind: 'unknown' };
   }
 
@@ -117,7 +118,7 @@ export class LocalTier {
 
   /** Keeps a clean copy of an entry Redis holds (after a read or an acknowledged write). */
   putClean(namespace: string, key: string, entry: StoredEntry): void {
-    const ttl = entry.expiresAtMs - this.#now();
+    const ttl = keepUntilMs(entry) - this.#now();
     if (ttl <= 0) return;
     const k = storageKey(namespace, key);
     this.#clean.set(k, entry, { sizeBytes: sizeOf(k, entry), ttlMs: ttl });

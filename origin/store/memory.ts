@@ -6,19 +6,22 @@ import {
   evictionCounts,
 } from '../../shared/eviction/index.ts';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
+import { graceFields, graceMs, keepUntilMs, softPurged } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import { parseGlob } from '../listing/glob.ts';
 import { namespaceKeyIndex } from './memory-key-index.ts';
-import type {
-  EntryInput,
-  KeyPage,
-  ListedKey,
-  NamespaceUsage,
-  PurgeSelector,
-  RemovalResult,
-  Store,
-  StoredEntry,
-  SwapResults,
+import {
+  type EntryInput,
+  type KeyPage,
+  LeaseLostError,
+  type ListedKey,
+  type NamespaceUsage,
+  type PurgeSelector,
+  type RefreshLease,
+  type RemovalResult,
+  type Store,
+  type StoredEntry,
+  type SwapResults,
 } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
@@ -57,6 +60,8 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
   const tagIndex = new Map<string, Set<string>>();
   // Sorted keys per namespace: listing and prefix purge read a range, never the whole store.
   const keyIndex = namespaceKeyIndex();
+  // Refresh leases by storage key; an expired one is replaced on the next grant.
+  const leases = new Map<string, RefreshLease & { expiresAtMs: number; grantedAtMs: number }>();
   // Store-wide high-water mark: a key deleted and rewritten within one
   // millisecond still gets a higher version than before.
   let lastVersion = 0;
@@ -91,7 +96,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
   function live(storage: string): StoredEntry | null {
     const entry = cache.get(storage);
     if (!entry) return null;
-    if (entry.expiresAtMs <= now()) {
+    if (keepUntilMs(entry) <= now()) {
       cache.delete(storage);
       return null;
     }
@@ -102,6 +107,12 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     const storage = sk(namespace, key);
     const previous = cache.peek(storage);
     const t = now();
+    const lease = leases.get(storage);
+    if (input.leaseId !== undefined) {
+      const holds = lease?.id === input.leaseId && lease.expiresAtMs > t && lease.version === (previous?.version ?? 0);
+      if (!holds) throw new LeaseLostError(storage);
+    }
+    leases.delete(storage);
     const entry: StoredEntry = {
       value: input.value,
       contentType: input.contentType,
@@ -109,20 +120,27 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       createdAtMs: t,
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
+      ...graceFields(input.grace),
+      ...(input.leaseId !== undefined && lease ? { refreshMs: t - lease.grantedAtMs } : {}),
     };
     cache.set(storage, entry, {
       sizeBytes: sizeOf(storage, entry),
-      ttlMs: input.ttlMs,
+      ttlMs: input.ttlMs + graceMs(entry),
     });
     if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
     keyIndex.add(namespace, key);
-    for (const tag of entry.tags) {
+    index(storage, entry.tags);
+    return entry;
+  }
+
+  function index(storage: string, tags: readonly string[]): void {
+    const namespace = namespaceOfStorageKey(storage);
+    for (const tag of tags) {
       const k = tagKey(namespace, tag);
       const members = tagIndex.get(k) ?? new Set<string>();
       members.add(storage);
       tagIndex.set(k, members);
     }
-    return entry;
   }
 
   function remove(storages: Iterable<string>): RemovalResult {
@@ -130,12 +148,42 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     let removed = 0;
     let version = 0;
     for (const storage of storages) {
+      leases.delete(storage);
       const entry = cache.peek(storage);
       if (!entry) continue;
       version = Math.max(version, entry.version);
-      if (cache.delete(storage) && entry.expiresAtMs > t) removed += 1;
+      if (cache.delete(storage) && keepUntilMs(entry) > t) removed += 1;
     }
     return { removed, version: stamp(version, t) };
+  }
+
+  /** Soft purge: each live entry is marked stale under a new version; one without grace left goes. */
+  function markStale(storages: Iterable<string>): RemovalResult {
+    const t = now();
+    let marked = 0;
+    let version = 0;
+    const gone: string[] = [];
+    for (const storage of storages) {
+      leases.delete(storage);
+      const entry = cache.peek(storage);
+      if (!entry) continue;
+      version = Math.max(version, entry.version);
+      if (keepUntilMs(entry) <= t) continue;
+      marked += 1;
+      const stale = { ...softPurged(entry, t), version: stamp(entry.version, t) };
+      const leftMs = keepUntilMs(stale) - t;
+      if (leftMs <= 0) gone.push(storage);
+      else {
+        // An overwrite disposes the old value, which unindexes its tags: index them again.
+        cache.set(storage, stale, {
+          sizeBytes: sizeOf(storage, stale),
+          ttlMs: leftMs,
+        });
+        if (cache.has(storage)) index(storage, stale.tags);
+      }
+    }
+    const removal = remove(gone);
+    return { removed: marked, version: stamp(Math.max(version, removal.version), t) };
   }
 
   return {
@@ -198,7 +246,19 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       if (selector.prefix !== null) {
         for (const key of keyIndex.withPrefix(namespace, selector.prefix)) targets.add(sk(namespace, key));
       }
-      return remove(targets);
+      return selector.soft ? markStale(targets) : remove(targets);
+    },
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      const storage = sk(namespace, key);
+      const t = now();
+      const held = leases.get(storage);
+      if (held && held.expiresAtMs > t) return null;
+      const current = cache.peek(storage);
+      // Written since the caller read it: the caller should read again, not refresh.
+      if (current && current.version !== seenVersion && keepUntilMs(current) > t) return null;
+      const version = current?.version ?? 0;
+      leases.set(storage, { id, version, expiresAtMs: t + leaseMs, grantedAtMs: t });
+      return { id, version };
     },
     async listKeys(namespace, request): Promise<KeyPage> {
       const glob = parseGlob(request.match);

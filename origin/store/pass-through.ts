@@ -29,6 +29,7 @@ export function passThroughStore(inner: Store, usage?: StoreUsage): TieredStore 
     purge: (namespace, selector) => inner.purge(namespace, selector),
     ...(inner.listKeys ? { listKeys: inner.listKeys.bind(inner) } : {}),
     ...(inner.swap ? { swap: inner.swap.bind(inner) } : {}),
+    ...(inner.grantLease ? { grantLease: inner.grantLease.bind(inner) } : {}),
     ping: () => inner.ping(),
     close: () => inner.close(),
   };

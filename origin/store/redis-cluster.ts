@@ -1,11 +1,14 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
+import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
-import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
   defineStrataCommands,
   escapeGlob,
+  grantLeaseOn,
+  leaseLostReply,
   type StrataCommands,
   scanMatching,
   swapEntries,
@@ -18,8 +21,16 @@ import {
   listFields,
   scanPattern,
 } from './redis-listing.ts';
-import { deleteScript, entryFields, setScript, tombstoneTtlMs } from './redis-scripts.ts';
-import type { EntryInput, KeyListRequest, KeyPage, RemovalResult, Store, StoredEntry } from './store.ts';
+import { deleteScript, entryFields, setScript, softPurgeScript, tombstoneTtlMs } from './redis-scripts.ts';
+import {
+  type EntryInput,
+  type KeyListRequest,
+  type KeyPage,
+  LeaseLostError,
+  type RemovalResult,
+  type Store,
+  type StoredEntry,
+} from './store.ts';
 
 /**
  * How the driver rides out a failover, in milliseconds.
@@ -74,10 +85,12 @@ if tonumber(g[1]) * 1000 + math.floor(tonumber(g[2]) / 1000) > tonumber(ARGV[${d
 ${script}`;
 }
 
-/** `setScript` with a deadline in ARGV[5]. */
-export const setBeforeScript = withDeadline(setScript, 5);
+/** `setScript` with a deadline in ARGV[8]. */
+export const setBeforeScript = withDeadline(setScript, 8);
 /** `deleteScript` with a deadline in ARGV[2]. */
 export const deleteBeforeScript = withDeadline(deleteScript, 2);
+/** `softPurgeScript` with a deadline in ARGV[2]. */
+export const softPurgeBeforeScript = withDeadline(softPurgeScript, 2);
 
 /** Thrown when a write reached Redis after its deadline and was not applied. */
 export class LateWriteError extends Error {
@@ -94,9 +107,13 @@ interface DeadlineCommands {
     contentType: string,
     ttlMs: number,
     tags: string,
+    staleWhileRevalidateMs: number,
+    staleIfErrorMs: number,
+    leaseId: string,
     deadlineMs: number,
   ): Promise<[number, number]>;
   strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
+  strataSoftPurgeBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
 }
 
 /** Options of {@link redisClusterStore}. */
@@ -227,6 +244,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   defineStrataCommands(client);
   client.defineCommand('strataSetBefore', { numberOfKeys: 1, lua: setBeforeScript });
   client.defineCommand('strataDeleteBefore', { numberOfKeys: 1, lua: deleteBeforeScript });
+  client.defineCommand('strataSoftPurgeBefore', { numberOfKeys: 1, lua: softPurgeBeforeScript });
   const commands = client as Cluster & StrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
@@ -301,20 +319,28 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
           input.contentType,
           input.ttlMs,
           input.tags.join(','),
+          ...graceArgs(input.grace),
+          input.leaseId ?? '',
           deadline,
         );
       },
     );
     items.forEach(([key], i) => {
-      if (Number((replies[i]![0] as [number, number])[0]) === -1) throw new LateWriteError(entryKey(namespace, key));
+      const status = Number((replies[i]![0] as [number, number])[0]);
+      if (status === -1) throw new LateWriteError(entryKey(namespace, key));
+      if (status === leaseLostReply) throw new LeaseLostError(entryKey(namespace, key));
     });
     await indexTags(
-      items.map(([key, input]) => ({ k: entryKey(namespace, key), tags: input.tags, ttlMs: input.ttlMs })),
+      items.map(([key, input]) => ({
+        k: entryKey(namespace, key),
+        tags: input.tags,
+        ttlMs: input.ttlMs + graceMs(input.grace ?? {}),
+      })),
     );
     return new Map(items.map(([key, input], i) => [key, stored(input, replies[i]![0])]));
   }
 
-  async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
+  async function removeKeys(keys: Iterable<string>, soft = false): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
     const list = [...keys];
@@ -323,7 +349,11 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     const replies = await perNode(
       list,
       (k) => k,
-      (pipeline, k) => (pipeline as unknown as DeadlineCommands).strataDeleteBefore(k, tombstoneTtlMs, deadline),
+      (pipeline, k) => {
+        const commands = pipeline as unknown as DeadlineCommands;
+        if (soft) commands.strataSoftPurgeBefore(k, tombstoneTtlMs, deadline);
+        else commands.strataDeleteBefore(k, tombstoneTtlMs, deadline);
+      },
     );
     for (const [i, [reply]] of replies.entries()) {
       const [n, v] = reply as [number, number];
@@ -421,8 +451,9 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       for (const set of tagSets) for (const member of await single(() => client.smembers(set))) targets.add(member);
       // SCAN walks every master; acceptable for operator-driven prefix purges.
       if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
-      const result = await removeKeys(targets);
-      if (tagSets.length > 0)
+      const result = await removeKeys(targets, selector.soft);
+      // Soft-purged entries stay tag members, so a later purge of the tag still finds them.
+      if (tagSets.length > 0 && !selector.soft)
         await perNode(
           tagSets,
           (s) => s,
@@ -435,6 +466,9 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       const slots = new Set(changes.map((c) => calculateSlot(entryKey(namespace, c.key))));
       if (slots.size > 1) return { kind: 'cross-slot' };
       return await single(() => swapEntries(commands, namespace, changes));
+    },
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      return await single(() => grantLeaseOn(commands, entryKey(namespace, key), id, leaseMs, seenVersion));
     },
     async ping() {
       // Every master must answer: a cluster with one unreachable master cannot serve all keys.

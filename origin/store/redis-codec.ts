@@ -1,3 +1,4 @@
+import { type GraceWindows, graceFields, graceMs } from '../../shared/lifecycle.ts';
 import type { EntryInput, StoredEntry } from './store.ts';
 
 /** Redis key of an entry. Namespaces cannot hold `:`, so pairs never collide. */
@@ -10,12 +11,18 @@ export function tagSetKey(namespace: string, tag: string): string {
   return `strata:t:${namespace}:${tag}`;
 }
 
-/** Decodes an HMGET reply of `entryFields` into an entry, or null when absent or expired at `nowMs`. */
+/** Decodes an HMGET reply of `entryFields` into an entry, or null when absent or past its grace at `nowMs`. */
 export function decodeEntry(fields: (Buffer | null)[], nowMs: number): StoredEntry | null {
-  const [v, d, ct, c, e, t] = fields;
+  const [v, d, ct, c, e, t, w, i, p, r] = fields;
   if (!v || !d || !e) return null;
   const expiresAtMs = Number(e.toString());
-  if (expiresAtMs <= nowMs) return null;
+  const lifecycle = {
+    ...(w ? { staleWhileRevalidateMs: Number(w.toString()) } : {}),
+    ...(i ? { staleIfErrorMs: Number(i.toString()) } : {}),
+    ...(p ? { softPurgedAtMs: Number(p.toString()) } : {}),
+    ...(r ? { refreshMs: Number(r.toString()) } : {}),
+  };
+  if (expiresAtMs + graceMs(lifecycle) <= nowMs) return null;
   const tags = t && t.length > 0 ? t.toString().split(',') : [];
   return {
     value: new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
@@ -24,7 +31,13 @@ export function decodeEntry(fields: (Buffer | null)[], nowMs: number): StoredEnt
     createdAtMs: Number(c?.toString() ?? '0'),
     expiresAtMs,
     tags,
+    ...lifecycle,
   };
+}
+
+/** The grace arguments of the set scripts: stale-while-revalidate ms, stale-if-error ms. */
+export function graceArgs(grace: Partial<GraceWindows> | undefined): [number, number] {
+  return [grace?.staleWhileRevalidateMs ?? 0, grace?.staleIfErrorMs ?? 0];
 }
 
 /**
@@ -41,5 +54,6 @@ export function storedEntry(input: EntryInput, reply: readonly [number | string,
     createdAtMs,
     expiresAtMs: createdAtMs + input.ttlMs,
     tags: [...input.tags],
+    ...graceFields(input.grace),
   };
 }

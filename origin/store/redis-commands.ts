@@ -4,12 +4,14 @@ import { withKeyIndex, withSwapKeyIndex } from './redis-key-index.ts';
 import {
   deleteIfOlderScript,
   deleteScript,
+  leaseGrantScript,
   setIfNewerScript,
   setScript,
+  softPurgeScript,
   swapScript,
   tombstoneTtlMs,
 } from './redis-scripts.ts';
-import type { RemovalResult, StoredEntry, SwapChange, SwapOutcome } from './store.ts';
+import type { RefreshLease, RemovalResult, StoredEntry, SwapChange, SwapOutcome } from './store.ts';
 
 /*
  * ioredis helpers both Redis drivers (standalone and Cluster) and the
@@ -18,7 +20,17 @@ import type { RemovalResult, StoredEntry, SwapChange, SwapOutcome } from './stor
 
 /** The script commands the drivers add to an ioredis client. */
 export interface StrataCommands {
-  strataSet(key: string, data: Uint8Array, contentType: string, ttlMs: number, tags: string): Promise<[number, number]>;
+  strataSet(
+    key: string,
+    data: Uint8Array,
+    contentType: string,
+    ttlMs: number,
+    tags: string,
+    staleWhileRevalidateMs: number,
+    staleIfErrorMs: number,
+    leaseId: string,
+  ): Promise<[number, number]>;
+  strataLeaseGrant(key: string, leaseId: string, leaseMs: number, seenVersion: number): Promise<[number, number]>;
   strataSetIfNewer(
     key: string,
     data: Uint8Array,
@@ -27,8 +39,11 @@ export interface StrataCommands {
     tags: string,
     version: number,
     createdAtMs: number,
+    staleWhileRevalidateMs: number,
+    staleIfErrorMs: number,
   ): Promise<number>;
   strataDelete(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
+  strataSoftPurge(key: string, tombstoneTtlMs: number): Promise<[number, number]>;
   strataDeleteIfOlder(key: string, version: number, tombstoneTtlMs: number): Promise<[number, number]>;
   strataSwap(numKeys: number, ...keysAndArgs: (string | number | Buffer)[]): Promise<number[]>;
 }
@@ -42,6 +57,7 @@ export interface IndexedStrataCommands {
   strataSetIndexed: WithIndex<StrataCommands['strataSet']>;
   strataSetIfNewerIndexed: WithIndex<StrataCommands['strataSetIfNewer']>;
   strataDeleteIndexed: WithIndex<StrataCommands['strataDelete']>;
+  strataSoftPurgeIndexed: WithIndex<StrataCommands['strataSoftPurge']>;
   strataDeleteIfOlderIndexed: WithIndex<StrataCommands['strataDeleteIfOlder']>;
   /** `strataSwap` with the index pair after the entry keys (counted in `numKeys`). */
   strataSwapIndexed: StrataCommands['strataSwap'];
@@ -57,6 +73,7 @@ export function defineIndexedStrataCommands(client: { defineCommand: Redis['defi
   client.defineCommand('strataSetIndexed', { numberOfKeys: 3, lua: withKeyIndex(setScript) });
   client.defineCommand('strataSetIfNewerIndexed', { numberOfKeys: 3, lua: withKeyIndex(setIfNewerScript) });
   client.defineCommand('strataDeleteIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteScript) });
+  client.defineCommand('strataSoftPurgeIndexed', { numberOfKeys: 3, lua: withKeyIndex(softPurgeScript) });
   client.defineCommand('strataDeleteIfOlderIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteIfOlderScript) });
   client.defineCommand('strataSwapIndexed', { lua: withSwapKeyIndex(swapScript) });
 }
@@ -67,6 +84,8 @@ export function defineStrataCommands(client: { defineCommand: Redis['defineComma
   client.defineCommand('strataSetIfNewer', { numberOfKeys: 1, lua: setIfNewerScript });
   client.defineCommand('strataDelete', { numberOfKeys: 1, lua: deleteScript });
   client.defineCommand('strataDeleteIfOlder', { numberOfKeys: 1, lua: deleteIfOlderScript });
+  client.defineCommand('strataSoftPurge', { numberOfKeys: 1, lua: softPurgeScript });
+  client.defineCommand('strataLeaseGrant', { numberOfKeys: 1, lua: leaseGrantScript });
   // The key count varies per call: the caller passes it first (EVALSHA's numkeys).
   client.defineCommand('strataSwap', { lua: swapScript });
 }
@@ -138,3 +157,18 @@ export async function scanMatching(
 export function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
 }
+
+/** Grants a refresh lease with `leaseGrantScript` (both drivers): the lease, or null while another holds it. */
+export async function grantLeaseOn(
+  commands: Pick<StrataCommands, 'strataLeaseGrant'>,
+  entryKey: string,
+  id: string,
+  leaseMs: number,
+  seenVersion: number,
+): Promise<RefreshLease | null> {
+  const [granted, version] = await commands.strataLeaseGrant(entryKey, id, leaseMs, seenVersion);
+  return Number(granted) === 1 ? { id, version: Number(version) } : null;
+}
+
+/** The set scripts' reply for a write whose refresh lease no longer holds. */
+export const leaseLostReply = -2;

@@ -40,10 +40,12 @@ local function body()
 ${script}
 end
 local reply = body()
-local e = redis.call('HGET', KEYS[1], 'e')
-if e then
+local g = redis.call('HMGET', KEYS[1], 'e', 'w', 'i')
+if g[1] then
+  -- Scored by the end of the entry's grace (served stale until then), not its fresh expiry.
+  local keep = tonumber(g[1]) + math.max(tonumber(g[2] or '0'), tonumber(g[3] or '0'))
   redis.call('ZADD', KEYS[2], 0, KEYS[1])
-  redis.call('ZADD', KEYS[3], tonumber(e), KEYS[1])
+  redis.call('ZADD', KEYS[3], keep, KEYS[1])
 else
   redis.call('ZREM', KEYS[2], KEYS[1])
   redis.call('ZREM', KEYS[3], KEYS[1])
@@ -79,10 +81,11 @@ end
 local reply = body()
 if reply[1] ~= 1 then return reply end
 for _, k in ipairs(EK) do
-  local e = redis.call('HGET', k, 'e')
-  if e then
+  local g = redis.call('HMGET', k, 'e', 'w', 'i')
+  if g[1] then
+    local keep = tonumber(g[1]) + math.max(tonumber(g[2] or '0'), tonumber(g[3] or '0'))
     redis.call('ZADD', byKey, 0, k)
-    redis.call('ZADD', byExpiry, tonumber(e), k)
+    redis.call('ZADD', byExpiry, keep, k)
   else
     redis.call('ZREM', byKey, k)
     redis.call('ZREM', byExpiry, k)

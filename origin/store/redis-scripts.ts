@@ -3,31 +3,107 @@
  * one key (one hash slot), so it runs unchanged on a Cluster.
  *
  * An entry is one hash: `v` version, `d` bytes, `ct` content type, `c`
- * created (Unix ms), `e` expires (Unix ms), `t` tags (comma list). Expiry is
- * enforced by Redis with `PEXPIRE`. The version is stamped inside the script
+ * created (Unix ms), `e` expires (Unix ms, end of the fresh lifetime), `t`
+ * tags (comma list), and when the writer gave grace windows (RFC 5861) `w`
+ * stale-while-revalidate ms, `i` stale-if-error ms, and `p` the Unix ms of a
+ * soft purge. Redis drops the hash with `PEXPIRE` at `e` plus the longer window. The version is stamped inside the script
  * from Redis's own `TIME` as `max(current + 1, now µs)` (see
  * `shared/version.ts`), so two origins writing the same key through one master
  * still produce increasing versions — no origin clock is trusted.
  */
 
-/** KEYS[1] entry; ARGV: data, content type, ttl ms, tags. Returns {version, createdMs}. */
+/**
+ * KEYS[1] entry; ARGV: data, content type, ttl ms, tags, stale-while-revalidate
+ * ms, stale-if-error ms, refresh lease (`<id>:<version>` or empty). Returns
+ * {version, createdMs}, or {-2, 0} when the lease given no longer holds (not
+ * the key's current lease, expired, or the entry's version moved since the
+ * grant). A write with a lease records `r`, the ms from grant to write (Δ of
+ * XFetch).
+ */
 export const setScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local t = redis.call('TIME')
 local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local v = math.max(cur + 1, nowus)
 local nowms = math.floor(nowus / 1000)
+local r = nil
+if ARGV[7] and ARGV[7] ~= '' then
+  local l = redis.call('HMGET', KEYS[1], 'l', 'lx', 'lv', 'lg')
+  if l[1] ~= ARGV[7] or tonumber(l[2] or '0') <= nowms or tonumber(l[3] or '-1') ~= cur then return {-2, 0} end
+  r = nowms - tonumber(l[4])
+end
 local ttl = tonumber(ARGV[3])
+local w = tonumber(ARGV[5] or '0')
+local i = tonumber(ARGV[6] or '0')
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1], 'ct', ARGV[2], 'c', nowms, 'e', nowms + ttl, 't', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ttl)
+if w > 0 then redis.call('HSET', KEYS[1], 'w', w) end
+if i > 0 then redis.call('HSET', KEYS[1], 'i', i) end
+if r then redis.call('HSET', KEYS[1], 'r', r) end
+redis.call('PEXPIRE', KEYS[1], ttl + math.max(w, i))
 return {v, nowms}
 `;
 
 /**
+ * KEYS[1] entry; ARGV[1] lease id, ARGV[2] lease ms, ARGV[3] the version the
+ * caller read (0 for a miss). Grants the key's refresh lease (memcache
+ * leases, NSDI 2013) unless one is outstanding, or a live entry of another
+ * version is there now (written since the caller read: it should read
+ * again, not refresh): records `l`
+ * id, `lx` expiry, `lv` the entry's version now (0 when absent) and `lg` the
+ * grant time in the entry's hash, which lives at least as long as the lease.
+ * Returns {1, version} when granted, {0, 0} when another holds it.
+ */
+export const leaseGrantScript = `
+local t = redis.call('TIME')
+local nowms = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+if tonumber(redis.call('HGET', KEYS[1], 'lx') or '0') > nowms then return {0, 0} end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if cur ~= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[1], 'd') == 1 then
+  local g = redis.call('HMGET', KEYS[1], 'e', 'w', 'i')
+  if tonumber(g[1]) + math.max(tonumber(g[2] or '0'), tonumber(g[3] or '0')) > nowms then return {0, 0} end
+end
+local ms = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'l', ARGV[1], 'lx', nowms + ms, 'lv', cur, 'lg', nowms)
+if redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], ms) end
+return {1, cur}
+`;
+
+/**
+ * KEYS[1] entry; ARGV[1] tombstone ttl ms. Soft purge (Fastly's): ends the
+ * fresh lifetime now (`e` = min(e, now)), records `p`, keeps the grace
+ * windows and bumps the version; an entry with no grace left is deleted to a
+ * tombstone as by `deleteScript`. Returns {marked (0|1), version floor}.
+ */
+export const softPurgeScript = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local t = redis.call('TIME')
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local v = math.max(cur + 1, nowus)
+local nowms = math.floor(nowus / 1000)
+if redis.call('HEXISTS', KEYS[1], 'd') == 0 then
+  if cur > 0 then redis.call('HSET', KEYS[1], 'v', v) end
+  return {0, v}
+end
+local e = math.min(tonumber(redis.call('HGET', KEYS[1], 'e')), nowms)
+local keep = e + math.max(tonumber(redis.call('HGET', KEYS[1], 'w') or '0'), tonumber(redis.call('HGET', KEYS[1], 'i') or '0'))
+if keep <= nowms then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'v', v)
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+  return {1, v}
+end
+redis.call('HSET', KEYS[1], 'v', v, 'e', e, 'p', nowms)
+redis.call('PEXPIREAT', KEYS[1], keep)
+return {1, v}
+`;
+
+/**
  * KEYS[1] entry; ARGV: data, content type, expires ms (absolute), tags,
- * version, created ms. Writes only when Redis holds no entry or an older
- * version (write-back after an outage must not overwrite newer data).
- * Returns 1 when written, 0 when Redis held a newer or equal version.
+ * version, created ms, stale-while-revalidate ms, stale-if-error ms. Writes
+ * only when Redis holds no entry or an older version (write-back after an
+ * outage must not overwrite newer data). Returns 1 when written, 0 when
+ * Redis held a newer or equal version.
  */
 export const setIfNewerScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -36,9 +112,14 @@ if cur >= v then return 0 end
 local t = redis.call('TIME')
 local nowms = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
 local e = tonumber(ARGV[3])
-if e <= nowms then return 0 end
+local w = tonumber(ARGV[7] or '0')
+local i = tonumber(ARGV[8] or '0')
+if e + math.max(w, i) <= nowms then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1], 'ct', ARGV[2], 'c', ARGV[6], 'e', e, 't', ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], e)
+if w > 0 then redis.call('HSET', KEYS[1], 'w', w) end
+if i > 0 then redis.call('HSET', KEYS[1], 'i', i) end
+redis.call('PEXPIREAT', KEYS[1], e + math.max(w, i))
 return 1
 `;
 
@@ -80,7 +161,7 @@ return {n, v}
 `;
 
 /** Field order read back by HMGET. */
-export const entryFields = ['v', 'd', 'ct', 'c', 'e', 't'] as const;
+export const entryFields = ['v', 'd', 'ct', 'c', 'e', 't', 'w', 'i', 'p', 'r'] as const;
 
 /**
  * Atomic compare-and-swap over KEYS (entries). ARGV[1] tombstone ttl ms; then

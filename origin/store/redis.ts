@@ -1,27 +1,31 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import { type Glob, parseGlob } from '../listing/glob.ts';
-import { decodeEntry, entryKey, storedEntry, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
   defineIndexedStrataCommands,
   defineStrataCommands,
+  grantLeaseOn,
   type IndexedStrataCommands,
+  leaseLostReply,
   type StrataCommands,
   swapEntries,
 } from './redis-commands.ts';
 import { indexKeysOf, lexRange, standaloneIndexKeys } from './redis-key-index.ts';
 import { badCursor, listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
 import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
-import type {
-  EntryInput,
-  KeyListRequest,
-  KeyPage,
-  ListedKey,
-  PurgeSelector,
-  RemovalResult,
-  Store,
-  StoredEntry,
+import {
+  type EntryInput,
+  type KeyListRequest,
+  type KeyPage,
+  LeaseLostError,
+  type ListedKey,
+  type PurgeSelector,
+  type RemovalResult,
+  type Store,
+  type StoredEntry,
 } from './store.ts';
 
 export interface RedisStoreOptions {
@@ -72,8 +76,11 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       input.contentType,
       input.ttlMs,
       input.tags.join(','),
+      ...graceArgs(input.grace),
+      input.leaseId ?? '',
     );
-    if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs);
+    if (Number(version) === leaseLostReply) throw new LeaseLostError(k);
+    if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs + graceMs(input.grace ?? {}));
     return storedEntry(input, [version, createdAtMs]);
   }
 
@@ -89,10 +96,14 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     await pipeline.exec();
   }
 
-  async function removeKeys(keys: Iterable<string>): Promise<RemovalResult> {
+  async function removeKeys(keys: Iterable<string>, soft = false): Promise<RemovalResult> {
     let removed = 0;
     let version = nextVersion(0, Date.now());
-    const pending = [...keys].map((k) => commands.strataDeleteIndexed(k, ...indexKeysOf(k), tombstoneTtlMs));
+    const pending = [...keys].map((k) =>
+      soft
+        ? commands.strataSoftPurgeIndexed(k, ...indexKeysOf(k), tombstoneTtlMs)
+        : commands.strataDeleteIndexed(k, ...indexKeysOf(k), tombstoneTtlMs),
+    );
     for (const [n, v] of await Promise.all(pending)) {
       removed += Number(n);
       version = Math.max(version, Number(v));
@@ -174,8 +185,11 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
         for (const member of await client.smembers(tagSetKey(namespace, tag))) targets.add(member);
       }
       if (selector.prefix !== null) for (const k of await indexedPrefix(namespace, selector.prefix)) targets.add(k);
-      const result = await removeKeys(targets);
-      if (selector.tags.length > 0) await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
+      const result = await removeKeys(targets, selector.soft);
+      // Soft-purged entries stay tag members, so a later purge of the tag still finds them.
+      if (selector.tags.length > 0 && !selector.soft) {
+        await client.del(...selector.tags.map((t) => tagSetKey(namespace, t)));
+      }
       return result;
     },
     async listKeys(namespace, request) {
@@ -188,6 +202,9 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
     // Conditional writes keep the key index too (prefix purge and listing read it).
     swap: (namespace, changes) =>
       swapEntries(commands, namespace, changes, { keys: standaloneIndexKeys(namespace), client: commands }),
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      return await grantLeaseOn(commands, entryKey(namespace, key), id, leaseMs, seenVersion);
+    },
     async ping() {
       await client.ping();
     },

@@ -1,21 +1,23 @@
 import { CacheError } from '../../shared/errors.ts';
 import { storageKey } from '../../shared/keys.ts';
+import { graceFields } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
-import type {
-  EntryInput,
-  KeyListRequest,
-  PurgeSelector,
-  RemovalResult,
-  Resilience,
-  ResilienceStats,
-  Store,
-  StoredEntry,
-  SwapChange,
-  TieredMiss,
-  TieredRead,
-  TieredStore,
+import {
+  type EntryInput,
+  type KeyListRequest,
+  LeaseLostError,
+  type PurgeSelector,
+  type RemovalResult,
+  type Resilience,
+  type ResilienceStats,
+  type Store,
+  type StoredEntry,
+  type SwapChange,
+  type TieredMiss,
+  type TieredRead,
+  type TieredStore,
 } from './store.ts';
 import { keySequencer, recoveryLoop, type WriteBack } from './write-back.ts';
 
@@ -178,6 +180,7 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
       createdAtMs: t,
       expiresAtMs: t + input.ttlMs,
       tags: [...input.tags],
+      ...graceFields(input.grace),
     };
     accept({ kind: 'set', namespace, key, entry });
     localOnly.add(entry);
@@ -286,7 +289,17 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     },
     set: (namespace, key, input) =>
       exclusive(namespace, [key], async () => {
-        const written = await call('set', () => inner.set(namespace, key, input), false);
+        // A lost lease is Redis answering, not failing: it passes the breaker as a value.
+        const written = await call(
+          'set',
+          () => inner.set(namespace, key, input).catch((e) => (e instanceof LeaseLostError ? e : Promise.reject(e))),
+          false,
+        );
+        if (written instanceof LeaseLostError) throw written;
+        if (written === failed && input.leaseId !== undefined) {
+          // Only Redis knows who holds the lease; the local tier cannot take a lease's write.
+          throw unavailable('set', 'Store unavailable: a write under a refresh lease needs Redis');
+        }
         if (written === failed) return writeLocally(namespace, key, input);
         seen(namespace, key, written.version);
         local.discardDirty(namespace, key);
@@ -382,6 +395,11 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
             ),
         }
       : {}),
+    async grantLease(namespace, key, id, leaseMs, seenVersion) {
+      if (!inner.grantLease) return null;
+      const granted = await call('lease', () => inner.grantLease!(namespace, key, id, leaseMs, seenVersion), true);
+      return granted === failed ? null : granted;
+    },
     async ping() {
       await breaker.run(async (signal) => {
         await ready(signal);

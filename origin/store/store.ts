@@ -15,6 +15,7 @@ import type { LocalTier } from './local-tier.ts';
  */
 
 import type { ReadEntry } from '../../shared/http.ts';
+import type { GraceWindows } from '../../shared/lifecycle.ts';
 
 /** A stored value and its metadata: the entry a read answers with (`shared/http.ts`). */
 export type StoredEntry = ReadEntry;
@@ -26,6 +27,31 @@ export interface EntryInput {
   /** Time to live, milliseconds (> 0). */
   readonly ttlMs: number;
   readonly tags: readonly string[];
+  /** Grace windows after the TTL (RFC 5861); absent = none. The store keeps the entry through the longer one. */
+  readonly grace?: GraceWindows | undefined;
+  /**
+   * The refresh lease this write completes (its id from {@link Store.grantLease}):
+   * the write happens only while that lease is the key's, unexpired, and the
+   * entry's version is the one it was granted at; otherwise the store throws
+   * {@link LeaseLostError} and writes nothing.
+   */
+  readonly leaseId?: string | undefined;
+}
+
+/** A refresh lease (memcache leases, Nishtala et al., NSDI 2013): one holder per key at a time. */
+export interface RefreshLease {
+  /** Opaque id the holder presents with its write (`X-Cache-Lease`). */
+  readonly id: string;
+  /** The entry's version when granted (0 when absent); a write under the lease needs it unchanged. */
+  readonly version: number;
+}
+
+/** Thrown by `set` when the write's refresh lease no longer holds; the service answers 412 CACHE_006. */
+export class LeaseLostError extends Error {
+  constructor(key: string) {
+    super(`refresh lease of ${key} no longer holds`);
+    this.name = 'LeaseLostError';
+  }
 }
 
 /** Which stored entries a purge removes, within one namespace. */
@@ -34,6 +60,12 @@ export interface PurgeSelector {
   readonly tags: readonly string[];
   /** Key prefix, or null. */
   readonly prefix: string | null;
+  /**
+   * Soft purge: mark the entries stale (fresh lifetime ends now, grace
+   * windows kept, `softPurgedAtMs` set, version bumped) instead of removing
+   * them; an entry with no grace left is removed. Default false.
+   */
+  readonly soft?: boolean | undefined;
 }
 
 /** Result of a delete or purge: how many entries went, and the version floor it set. */
@@ -81,9 +113,13 @@ export type StoreKind = 'memory' | 'redis';
 export interface Store {
   /** `memory` for the embedded store, `redis` for standalone and Cluster. */
   readonly kind: StoreKind;
-  /** The entry, or null when absent or expired. */
+  /**
+   * The entry, or null when absent or past its last grace window. An entry
+   * past `expiresAtMs` but within grace is returned: the caller decides
+   * (`shared/lifecycle.ts` `freshness`) whether it may serve it.
+   */
   get(namespace: string, key: string): Promise<StoredEntry | null>;
-  /** Entries found, by key; absent and expired keys are left out. */
+  /** Entries found, by key; absent keys and keys past their grace are left out (stale ones are returned, as by `get`). */
   getMany(namespace: string, keys: readonly string[]): Promise<Map<string, StoredEntry>>;
   /** Writes one entry and returns it with its new version. */
   set(namespace: string, key: string, input: EntryInput): Promise<StoredEntry>;
@@ -105,6 +141,19 @@ export interface Store {
    * `INCR`, `MULTI/EXEC`). Optional: a store without it cannot serve them.
    */
   swap?(namespace: string, changes: readonly SwapChange[]): Promise<SwapOutcome>;
+  /**
+   * Grants the key's refresh lease for `leaseMs` unless another is
+   * outstanding, or a live entry of a version other than `seenVersion` (the
+   * one the caller read; 0 for a miss) is there now: null then. Optional: a
+   * store without it grants none.
+   */
+  grantLease?(
+    namespace: string,
+    key: string,
+    id: string,
+    leaseMs: number,
+    seenVersion: number,
+  ): Promise<RefreshLease | null>;
   /** Resolves when the backing server answers; rejects otherwise. */
   ping(): Promise<void>;
   /** Releases connections. */

@@ -1,9 +1,10 @@
 import type { Cluster, Redis } from 'ioredis';
 import { storageKey } from '../../shared/keys.ts';
+import { keepUntilMs } from '../../shared/lifecycle.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { PurgeInput } from '../purge/bus.ts';
 import type { DirtyChange, LocalTier } from './local-tier.ts';
-import { entryKey, tagSetKey } from './redis-codec.ts';
+import { entryKey, graceArgs, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
   defineIndexedStrataCommands,
@@ -55,12 +56,13 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
         entry.tags.join(','),
         entry.version,
         entry.createdAtMs,
+        ...graceArgs(entry),
       ] as const;
       const written = indexed
         ? await indexed.strataSetIfNewerIndexed(k, ...standaloneIndexKeys(namespace), ...args)
         : await client.strataSetIfNewer(k, ...args);
       if (Number(written) === 1 && entry.tags.length > 0) {
-        const ttlMs = Math.max(1, entry.expiresAtMs - Date.now());
+        const ttlMs = Math.max(1, keepUntilMs(entry) - Date.now());
         await Promise.all(
           entry.tags.map(async (tag) => {
             const set = tagSetKey(namespace, tag);

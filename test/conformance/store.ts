@@ -7,6 +7,7 @@ import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { EntryInput, Store, StoredEntry, SwapChange, TieredStore } from '../../origin/store/store.ts';
 import { encryptedContentType, parseKeyring } from '../../shared/crypto.ts';
+import { storeLeaseConformance, storeLifecycleConformance } from './store-lifecycle.ts';
 import { keyListingConformance } from './store-listing.ts';
 
 const enc = new TextEncoder();
@@ -313,6 +314,9 @@ export function storeConformance<S extends Store>(
       expect(auto.value.byteLength).toBeLessThan(text.byteLength / 10);
       expect((await store.get(ns, 'off'))!.value.byteLength).toBe(text.byteLength);
     });
+
+    storeLifecycleConformance(() => store, freshNamespace);
+    storeLeaseConformance(() => store, freshNamespace);
 
     it('ping resolves while the backing server is up', async () => {
       await expect(store.ping()).resolves.toBeUndefined();

@@ -10,6 +10,7 @@ describe('gRPC error mapping (ARCHITECTURE.md §2 table)', () => {
     CACHE_003: Code.ResourceExhausted,
     CACHE_004: Code.InvalidArgument,
     CACHE_005: Code.Unavailable,
+    CACHE_006: Code.FailedPrecondition,
     AUTH_001: Code.Unauthenticated,
     AUTH_002: Code.PermissionDenied,
     LOCK_001: Code.Aborted,

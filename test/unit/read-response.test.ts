@@ -30,6 +30,8 @@ describe('read response (edge and origin)', () => {
       'x-cache-tier': 'edge',
       etag: '"v42"',
       age: '2',
+      // Fresh lifetime from creation: max-age − Age = 57 s remain (RFC 9111 §4.2.3).
+      'cache-control': 'max-age=59',
       'x-cache-version': '42',
       'cache-tag': 'a,b',
       'x-request-id': 'req-1',
