@@ -2,7 +2,7 @@ import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
-import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
+import type { PublishedPurge, PurgeBus, PurgeInput, PurgeScope } from './purge/bus.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
 
 /** A value to write, as it arrives from REST or gRPC. */
@@ -51,7 +51,7 @@ export interface CacheServiceOptions {
   /** Called after every store failure, for logs and metrics. */
   readonly onStoreError?: (operation: string, error: unknown) => void;
   /** Crash tests only (`STRATA_FAULT`): where this process SIGKILLs itself on a change. */
-  readonly fault?: 'crash-after-store-write' | 'crash-after-log-append';
+  readonly fault?: 'crash-after-intent' | 'crash-after-store-write' | 'crash-after-log-append';
   /** Keys for encryption at rest (`ENCRYPTION_KEYS`); without them `encrypt` is CACHE_004. */
   readonly keyring?: Keyring | null;
   /** Namespaces whose every write is encrypted (`ENCRYPTED_NAMESPACES`). */
@@ -110,8 +110,9 @@ export class CacheService {
   /** Writes one value, then purges older copies at every edge. */
   async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
     const input = await this.#input(namespace, key, request);
+    const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
-    await this.#publish('set', entry, {
+    await this.#publish('set', entry, intent, {
       namespace,
       keys: [key],
       tags: [],
@@ -127,10 +128,12 @@ export class CacheService {
   async setMany(namespace: string, entries: ReadonlyMap<string, WriteRequest>): Promise<Map<string, StoredEntry>> {
     const inputs = new Map<string, EntryInput>();
     for (const [key, request] of entries) inputs.set(key, await this.#input(namespace, key, request));
+    const intent =
+      inputs.size > 0 ? await this.#intend({ namespace, keys: [...inputs.keys()], tags: [], prefix: null }) : null;
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
-      await this.#publish('batch_set', [...stored.values()][0]!, {
+      await this.#publish('batch_set', [...stored.values()][0]!, intent, {
         namespace,
         keys: [...stored.keys()],
         tags: [],
@@ -146,8 +149,9 @@ export class CacheService {
 
   /** Deletes one key and purges it at every edge. */
   async delete(namespace: string, key: string): Promise<RemovalResult> {
+    const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
-    await this.#publish('delete', result, {
+    await this.#publish('delete', result, intent, {
       namespace,
       keys: [key],
       tags: [],
@@ -169,8 +173,14 @@ export class CacheService {
     action: 'delete' | 'update' = 'delete',
     acknowledgedAtMs?: number,
   ): Promise<RemovalResult & { seq: number }> {
+    const intent = await this.#intend({
+      namespace,
+      keys: [...selector.keys],
+      tags: [...selector.tags],
+      prefix: selector.prefix,
+    });
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
-    const published = await this.#publish('purge', result, {
+    const published = await this.#publish('purge', result, intent, {
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -181,6 +191,54 @@ export class CacheService {
     });
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
+  }
+
+  /**
+   * Recovers an intent whose writer never closed it (crashed between its
+   * intent and its purge, or its store write failed): the store write may or
+   * may not have happened, so the keys in scope are evicted at the store —
+   * right either way, since a cache may always drop an entry — and a purge
+   * that closes the intent is logged, so every edge drops what it holds.
+   * Called by the purge bus (`recoverIntentsWith`).
+   * @throws Error when the store or the log cannot be reached; the bus retries.
+   */
+  async recoverIntent(scope: PurgeScope, intentId: string): Promise<void> {
+    const { namespace, keys, tags, prefix } = scope;
+    // Redis unavailable: evicting from the local tier only would drop a change accepted degraded; retry later.
+    if (this.#o.store.resilience?.breaker.state === 'open') throw new Error('store unavailable: intent recovery waits');
+    const result = await this.#o.store.purge(namespace, { keys, tags, prefix });
+    if (this.#o.store.acceptedLocally(result)) throw new Error('store unavailable: intent recovery retried later');
+    const input: PurgeInput = {
+      namespace,
+      keys,
+      tags,
+      prefix,
+      version: result.version,
+      action: 'delete',
+      ts: this.#now(),
+    };
+    await this.#o.bus.publish(input, { closes: intentId });
+  }
+
+  /**
+   * Logs the intent of a change before its store write (buses that support
+   * it, `PurgeBus.intend`); null when the bus has none, or the store's
+   * breaker is open (the change goes to the local tier and its purge is
+   * logged at write-back), or the log cannot take it (the change goes on and
+   * its purge decides: logged, or 503 CACHE_005).
+   */
+  async #intend(scope: PurgeScope): Promise<string | null> {
+    const { bus, store } = this.#o;
+    if (!bus.intend || store.resilience?.breaker.state === 'open') return null;
+    let intent: string;
+    try {
+      intent = await bus.intend(scope);
+    } catch (error) {
+      this.#o.onStoreError?.('purge_intent', error);
+      return null;
+    }
+    if (this.#o.fault === 'crash-after-intent') process.kill(process.pid, 'SIGKILL');
+    return intent;
   }
 
   async #input(namespace: string, key: string, request: WriteRequest): Promise<EntryInput> {
@@ -263,11 +321,12 @@ export class CacheService {
   async #publish(
     operation: string,
     result: StoredEntry | RemovalResult,
+    intent: string | null,
     input: PurgeInput,
   ): Promise<PublishedPurge | { seq: number }> {
     if (this.#o.fault === 'crash-after-store-write') process.kill(process.pid, 'SIGKILL');
     try {
-      const published = await this.#o.bus.publish(input);
+      const published = await this.#o.bus.publish(input, { closes: intent });
       if (this.#o.fault === 'crash-after-log-append') process.kill(process.pid, 'SIGKILL');
       return published;
     } catch (error) {

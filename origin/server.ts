@@ -120,6 +120,13 @@ export async function startOrigin(
         logger.warn({ id, reason }, 'skipped a malformed purge log entry');
       },
       onTailError: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'purge log tail failed; retrying'),
+      onIntentRecovered: (intentId, scope) =>
+        logger.warn(
+          { intentId, namespace: scope.namespace, keys: scope.keys.length },
+          'recovered a purge intent left open (its writer crashed or failed): keys evicted and purged',
+        ),
+      onIntentRecoveryFailed: (intentId, error) =>
+        logger.debug({ intentId, err: error }, 'purge intent recovery failed; retrying'),
     },
   });
   const logBus = bus;
@@ -154,6 +161,8 @@ export async function startOrigin(
       logger.warn({ operation, err: error }, 'store call failed');
     },
   });
+  // Intents a crashed writer left open are recovered through the service (evict at the store, log the purge).
+  bus.recoverIntentsWith?.((scope, intentId) => service.recoverIntent(scope, intentId));
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });

@@ -3,12 +3,14 @@ import type { PurgeMessage, PurgePosition, ResetMessage } from '../../shared/sch
 import { purgeLogEntrySchema, purgeLogFormatVersion } from '../../shared/schemas.ts';
 import type {
   PublishedPurge,
+  PublishOptions,
   PurgeBus,
   PurgeBusHealth,
   PurgeBusListener,
   PurgeBusSubscription,
   PurgeInput,
   PurgeReadResult,
+  PurgeScope,
 } from './bus.ts';
 import { formatPosition, parsePosition } from './position.ts';
 
@@ -33,6 +35,10 @@ export interface RedisStreamBusEvents {
   onTailError?(error: unknown, retryInMs: number): void;
   /** An entry was relayed to this process's subscribers. */
   onRelayed?(message: PurgeMessage): void;
+  /** An intent stayed open past the intent timeout and was recovered (its keys evicted and purged). */
+  onIntentRecovered?(intentId: string, scope: PurgeScope): void;
+  /** Recovering an abandoned intent failed; it is retried on the next sweep. */
+  onIntentRecoveryFailed?(intentId: string, error: unknown): void;
 }
 
 export interface RedisStreamBusOptions {
@@ -54,6 +60,12 @@ export interface RedisStreamBusOptions {
   readonly key?: string;
   /** Milliseconds one XREAD blocks; the tail confirms it is caught up at least this often. */
   readonly blockMs?: number;
+  /**
+   * Milliseconds an intent may stay open before this replica recovers it
+   * (`PURGE_INTENT_TIMEOUT_MS`, default 3000), counted from when its tail
+   * saw the intent.
+   */
+  readonly intentTimeoutMs?: number;
   readonly events?: RedisStreamBusEvents;
 }
 
@@ -84,9 +96,12 @@ end
 // Appends one entry atomically: creates the incarnation when the bookkeeping
 // hash is missing (a fresh or wiped Redis; a stream without it is from an
 // unknown lifetime and is dropped), numbers the entry, trims by count and age.
-// KEYS: stream, meta. ARGV: fresh incarnation, format version, data, maxlen, retention ms.
+// KEYS: stream, meta. ARGV: fresh incarnation, format version, data, maxlen, retention ms,
+// then optional extra field/value pairs (`intent`, `closes`).
 const appendScript = `${ensureIncarnation}local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', 'v', ARGV[2], 'inc', inc, 'seq', seq, 'data', ARGV[3])
+local fields = {'v', ARGV[2], 'inc', inc, 'seq', seq, 'data', ARGV[3]}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', unpack(fields))
 local t = redis.call('TIME')
 local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[5])
 if minid > 0 then redis.call('XTRIM', KEYS[1], 'MINID', minid) end
@@ -196,6 +211,11 @@ export class RedisStreamPurgeBus implements PurgeBus {
   #tailDone: Promise<void> = Promise.resolve();
   /** Ends the tail's back-off sleep at once (close). */
   #stopSleep: () => void = () => {};
+  readonly #intentTimeoutMs: number;
+  /** Intents seen in the log and not yet closed by a purge, by stream id; `seenAt` is this process's clock (ms). */
+  readonly #openIntents = new Map<string, { scope: PurgeScope; seenAt: number; recovering: boolean }>();
+  #recoverIntent: ((scope: PurgeScope, intentId: string) => Promise<void>) | null = null;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(options: RedisStreamBusOptions) {
     const { retainedEntries } = options;
@@ -208,6 +228,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#retentionMs = options.retentionSeconds * 1000;
     this.#blockMs = options.blockMs ?? 1_000;
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 1_000;
+    this.#intentTimeoutMs = options.intentTimeoutMs ?? 3_000;
     this.#options = options;
     this.#waitReplicas = options.waitReplicas ?? null;
     this.#events = options.events ?? {};
@@ -238,6 +259,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
       bus.#live = true;
       bus.#confirmedAt = Date.now();
       await bus.#detectWaitReplicas();
+      await bus.#scanOpenIntents(head);
     } catch (error) {
       // Redis down at start-up: the origin still starts (degraded); the tail says it is not live and
       // resets its edges once it reaches the log.
@@ -245,7 +267,85 @@ export class RedisStreamPurgeBus implements PurgeBus {
       bus.#events.onTailError?.(error, 0);
     }
     bus.#tailDone = bus.#tail(!reachable);
+    bus.#sweepTimer = setInterval(() => bus.#sweepIntents(), Math.max(50, Math.floor(bus.#intentTimeoutMs / 4)));
+    bus.#sweepTimer.unref();
     return bus;
+  }
+
+  /**
+   * Sets what recovers an intent left open past the intent timeout; see
+   * {@link PurgeBus.recoverIntentsWith}. Every replica that sees the intent
+   * recovers it (a few duplicate purges, never a missed one).
+   */
+  recoverIntentsWith(recover: (scope: PurgeScope, intentId: string) => Promise<void>): void {
+    this.#recoverIntent = recover;
+  }
+
+  /** Intents open in the log as this replica's tail sees them (tests, metrics). */
+  get openIntents(): number {
+    return this.#openIntents.size;
+  }
+
+  /**
+   * Appends an intent entry (fields as a purge entry plus `intent`; its
+   * `data` is a purge of the scope at version 0, so an origin that does not
+   * know intents relays a purge that drops nothing). No `WAIT`: an intent
+   * lost in a failover comes with a lost tail, which resets every edge.
+   * @returns the intent's id (its stream id), for `publish(…, { closes })`.
+   * @throws Error when Redis cannot take it within the append bound.
+   */
+  async intend(scope: PurgeScope): Promise<string> {
+    if (this.#closed) throw new Error('purge log is closed');
+    const { namespace, keys, tags, prefix } = scope;
+    const input: PurgeInput = { namespace, keys, tags, prefix, version: 0, action: 'update', ts: Date.now() };
+    const appended = await this.#bounded(this.#append(input, ['intent', '1'], false));
+    return appended.id;
+  }
+
+  /** Recovers intents open longer than the timeout (one at a time per intent; a failure retries next sweep). */
+  #sweepIntents(): void {
+    const recover = this.#recoverIntent;
+    if (!recover || this.#closed || !this.#live) return;
+    const now = Date.now();
+    for (const [id, intent] of this.#openIntents) {
+      if (intent.recovering || now - intent.seenAt < this.#intentTimeoutMs) continue;
+      intent.recovering = true;
+      recover(intent.scope, id).then(
+        () => {
+          this.#openIntents.delete(id);
+          this.#events.onIntentRecovered?.(id, intent.scope);
+        },
+        (error: unknown) => {
+          intent.recovering = false;
+          this.#events.onIntentRecoveryFailed?.(id, error);
+        },
+      );
+    }
+  }
+
+  /**
+   * At start: finds intents still open among the newest entries (up to
+   * `retainedEntries`), so a replica that starts after its region's writers
+   * crashed (every replica restarted) still recovers them. Their age is
+   * taken from the stream ids, against the head's.
+   */
+  async #scanOpenIntents(head: Head): Promise<void> {
+    const entries = (await this.#writer.xrevrange(
+      this.#stream,
+      '+',
+      '-',
+      'COUNT',
+      Math.min(this.retainedEntries, 10_000),
+    )) as StreamEntry[];
+    const closed = new Set<string>();
+    const ms = (id: string) => Number(id.split('-')[0]);
+    for (const entry of entries) {
+      const decoded = this.#decode(entry);
+      if (decoded.kind === 'purge' && decoded.closes) closed.add(decoded.closes);
+      if (decoded.kind !== 'intent' || decoded.incarnation !== head.incarnation || closed.has(entry[0])) continue;
+      const ageMs = Math.max(0, ms(head.id) - ms(entry[0]));
+      this.#openIntents.set(entry[0], { scope: decoded.scope, seenAt: Date.now() - ageMs, recovering: false });
+    }
   }
 
   /** Replicas `publish` waits for (`WAIT`); 0 until detected when not configured. */
@@ -275,28 +375,36 @@ export class RedisStreamPurgeBus implements PurgeBus {
     return this.#subscribers.size;
   }
 
-  async publish(input: PurgeInput): Promise<PublishedPurge> {
+  async publish(input: PurgeInput, options: PublishOptions = {}): Promise<PublishedPurge> {
     if (this.#closed) throw new Error('purge log is closed');
-    // Redis unreachable: ioredis would queue the append until it reconnects; the caller needs an answer now.
-    const limitMs = this.#waitTimeoutMs + 1_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
-    });
-    let appended: { published: PublishedPurge; id: string; incarnation: string };
-    try {
-      appended = await Promise.race([this.#append(input), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const extra = options.closes ? ['closes', options.closes] : [];
+    const appended = await this.#bounded(this.#append(input, extra));
     // In the log now; resolve once this replica's tail relayed it, so local subscribers have it in log order.
     await this.#relayed(appended.id, appended.incarnation);
     return appended.published;
   }
 
-  async #append(input: PurgeInput): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
-    const data = JSON.stringify(input);
-    const waitReplicas = await this.#detectWaitReplicas();
+  /** Bounds an append: with Redis unreachable, ioredis would queue it until it reconnects; the caller needs an answer now. */
+  async #bounded<T>(append: Promise<T>): Promise<T> {
+    const limitMs = this.#waitTimeoutMs + 1_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
+    });
+    try {
+      return await Promise.race([append, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #append(
+    input: PurgeInput,
+    extra: readonly string[] = [],
+    wait = true,
+  ): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
+    const data = JSON.stringify(purgeFields(input));
+    const waitReplicas = wait ? await this.#detectWaitReplicas() : 0;
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
       strataPurgeAppend(...args: unknown[]): unknown;
     };
@@ -308,6 +416,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
       data,
       this.retainedEntries,
       this.#retentionMs,
+      ...extra,
     ) as typeof pipeline;
     // WAIT goes in the same pipeline, so on Cluster it reaches the master holding the stream.
     if (waitReplicas > 0) pipeline.wait(waitReplicas, this.#waitTimeoutMs);
@@ -371,17 +480,25 @@ export class RedisStreamPurgeBus implements PurgeBus {
       const { tailLive, tailAgeMs } = health();
       return { entries: [], reset: placed.reset, head: placed.reset.position, tailLive, tailAgeMs };
     }
-    const raw = (await this.#writer.xrange(this.#stream, `(${placed.id}`, '+', 'COUNT', limit)) as StreamEntry[];
     const entries: PurgeMessage[] = [];
-    for (const entry of raw) {
-      const decoded = this.#decode(entry);
-      if (decoded.kind === 'purge') entries.push(decoded.message);
-      else if (decoded.kind === 'reset') {
-        const { tailLive, tailAgeMs } = health();
-        const reset: ResetMessage = { type: 'reset', position: decoded.position, reason: decoded.reason };
-        if (entries.length === 0) return { entries: [], reset, head: reset.position, tailLive, tailAgeMs };
-        break;
+    // Intents are not relayed: a page of intents only reads on (a few pages at most), so a run of them cannot stall a poller.
+    let from = placed.id;
+    let done = false;
+    for (let pages = 0; pages < 8 && !done && entries.length === 0; pages++) {
+      const raw = (await this.#writer.xrange(this.#stream, `(${from}`, '+', 'COUNT', limit)) as StreamEntry[];
+      for (const entry of raw) {
+        const decoded = this.#decode(entry);
+        if (decoded.kind === 'purge') entries.push(decoded.message);
+        else if (decoded.kind === 'reset') {
+          const { tailLive, tailAgeMs } = health();
+          const reset: ResetMessage = { type: 'reset', position: decoded.position, reason: decoded.reason };
+          if (entries.length === 0) return { entries: [], reset, head: reset.position, tailLive, tailAgeMs };
+          done = true;
+          break;
+        }
+        from = entry[0];
       }
+      if (raw.length < limit) done = true;
     }
     const { position, tailLive, tailAgeMs } = health();
     const last = entries.at(-1);
@@ -443,6 +560,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#live = false;
     this.#subscribers.clear();
     this.#observers.clear();
+    clearInterval(this.#sweepTimer);
+    this.#openIntents.clear();
     for (const waiter of this.#relayWaiters) waiter.resolve();
     this.#relayWaiters.clear();
     this.#tailClient.disconnect();
@@ -584,6 +703,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#incarnation = head.incarnation;
     this.#lastId = head.id;
     this.#lastSeq = head.seq;
+    // Every edge of this replica drops everything: intents seen so far no longer guard anything here.
+    this.#openIntents.clear();
     this.#emit({ type: 'reset', position: this.#position(head.incarnation, head.id), reason });
     this.#wakeRelayWaiters();
   }
@@ -591,7 +712,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
   #decode(
     entry: StreamEntry,
   ):
-    | { kind: 'purge'; message: PurgeMessage; seq: number; incarnation: string }
+    | { kind: 'purge'; message: PurgeMessage; seq: number; incarnation: string; closes: string | null }
+    | { kind: 'intent'; scope: PurgeScope; seq: number; incarnation: string }
     | { kind: 'reset'; position: PurgePosition; reason: string; seq: number; incarnation: string }
     | { kind: 'malformed'; reason: string } {
     const [id, list] = entry;
@@ -621,7 +743,18 @@ export class RedisStreamPurgeBus implements PurgeBus {
     }
     const parsed = purgeLogEntrySchema.safeParse(json);
     if (!parsed.success) return { kind: 'malformed', reason: parsed.error.issues[0]?.message ?? 'invalid entry' };
-    return { kind: 'purge', message: { type: 'purge', position, ...parsed.data }, seq, incarnation };
+    if (fields.get('intent') === '1') {
+      const { namespace, keys, tags, prefix } = parsed.data;
+      return { kind: 'intent', scope: { namespace, keys, tags, prefix }, seq, incarnation };
+    }
+    const closes = fields.get('closes');
+    return {
+      kind: 'purge',
+      message: { type: 'purge', position, ...parsed.data },
+      seq,
+      incarnation,
+      closes: closes && streamId.test(closes) ? closes : null,
+    };
   }
 
   /** Relays one batch from XREAD, checking incarnation and numbering. */
@@ -649,7 +782,13 @@ export class RedisStreamPurgeBus implements PurgeBus {
       this.#lastId = id;
       this.#lastSeq = decoded.seq;
       if (decoded.kind === 'reset') this.#emit({ type: 'reset', position: decoded.position, reason: decoded.reason });
-      else this.#emit(decoded.message);
+      else if (decoded.kind === 'intent') {
+        // Not relayed: edges need only the purge that closes it (or its recovery).
+        this.#openIntents.set(id, { scope: decoded.scope, seenAt: Date.now(), recovering: false });
+      } else {
+        if (decoded.closes) this.#openIntents.delete(decoded.closes);
+        this.#emit(decoded.message);
+      }
     }
     this.#wakeRelayWaiters();
   }
