@@ -17,6 +17,7 @@ import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
+import { type CanaryReading, StalenessCanary } from './purge/canary.ts';
 import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
@@ -120,11 +121,13 @@ export async function startOrigin(
         logger.warn({ id, reason }, 'skipped a malformed purge log entry');
       },
       onTailError: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'purge log tail failed; retrying'),
-      onIntentRecovered: (intentId, scope) =>
+      onIntentRecovered: (intentId, scope) => {
+        metrics?.purgeIntentsRecovered.inc();
         logger.warn(
           { intentId, namespace: scope.namespace, keys: scope.keys.length },
           'recovered a purge intent left open (its writer crashed or failed): keys evicted and purged',
-        ),
+        );
+      },
       onIntentRecoveryFailed: (intentId, error) =>
         logger.debug({ intentId, err: error }, 'purge intent recovery failed; retrying'),
     },
@@ -163,6 +166,16 @@ export async function startOrigin(
   });
   // Intents a crashed writer left open are recovered through the service (evict at the store, log the purge).
   bus.recoverIntentsWith?.((scope, intentId) => service.recoverIntent(scope, intentId));
+  const canary =
+    config.PURGE_CANARY_SECONDS > 0
+      ? new StalenessCanary({
+          intervalSeconds: config.PURGE_CANARY_SECONDS,
+          write: (namespace, key, value) =>
+            service.set(namespace, key, { value, contentType: 'text/plain', ttlSeconds: 60 }),
+          onLag: (ms) => metrics.purgeCanaryLag.observe(ms / 1000),
+          onError: (error) => logger.warn({ err: error }, 'staleness canary write failed'),
+        })
+      : null;
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
@@ -174,7 +187,9 @@ export async function startOrigin(
   });
   const app = createOriginApp({
     service,
-    bus,
+    // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.
+    bus: canary ? canary.instrument(bus) : bus,
+    ...(canary ? { readyDetail: () => ({ canary: canaryDetail(canary.reading) }) } : {}),
     locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -213,6 +228,7 @@ export async function startOrigin(
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
   observability.start(port);
+  canary?.start();
   return {
     url,
     port,
@@ -221,6 +237,7 @@ export async function startOrigin(
     store,
     invalidations,
     async close() {
+      canary?.stop();
       await observability.stop();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
@@ -229,5 +246,18 @@ export async function startOrigin(
       await bus.close();
       await store.close();
     },
+  };
+}
+
+/** The last canary probe as `/ready` shows it (snake_case, ms); null before the first. */
+function canaryDetail(reading: CanaryReading | null): Record<string, unknown> | null {
+  if (!reading) return null;
+  return {
+    at: new Date(reading.atMs).toISOString(),
+    write_ms: reading.writeMs,
+    edges: reading.edges,
+    delivered: reading.delivered,
+    max_lag_ms: reading.maxLagMs,
+    error: reading.error,
   };
 }
