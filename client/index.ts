@@ -108,6 +108,13 @@ export interface WriteOpts extends CallOpts {
   readonly tags?: readonly string[];
   /** Encrypt at rest (single set only); the client's `encrypt` when absent. */
   readonly encrypt?: boolean;
+  /**
+   * Store the value compressed with zstd when that saves space (`true`) or never
+   * (`false`); absent = compress values above the origin's `COMPRESS_MIN_BYTES`
+   * (default 1024 bytes). Ignored for an encrypted write, which is stored
+   * uncompressed. Reads always return the original bytes.
+   */
+  readonly compress?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -200,6 +207,7 @@ export class CacheClient {
       contentType: defaultType(value, opts.contentType),
       tags: [...(opts.tags ?? [])],
       encrypt: opts.encrypt ?? this.#encrypt,
+      ...(opts.compress === undefined ? {} : { compress: opts.compress }),
     };
     const { res, degraded } = await this.#run(false, opts, (call) => this.rpc.set(req, call));
     return { version: Number(res.version), expiresAtMs: Number(res.expiresAtMs), degraded };
@@ -242,6 +250,7 @@ export class CacheClient {
           entries: Object.fromEntries(pairs.map(([k, v]) => [k, bytesOf(v)])),
           ttlSeconds: BigInt(opts.ttlSeconds ?? 0),
           contentType: defaultType(first, opts.contentType),
+          ...(opts.compress === undefined ? {} : { compress: opts.compress }),
         },
         call,
       ),

@@ -5,10 +5,10 @@ import {
   ExponentialBackoff,
   handleAll,
   handleWhen,
+  type IBreaker,
   type IPolicy,
   noop,
   retry,
-  SamplingBreaker,
   TimeoutStrategy,
   timeout,
   wrap,
@@ -43,8 +43,95 @@ export const defaultBreakerOptions: BreakerOptions = {
   retryInitialDelayMs: 20,
 };
 
-/** Subtracted from the threshold so cockatiel's strict `>` acts as `≥` (exact below 10⁶ calls per window). */
-const thresholdNudge = 1e-9;
+/** Tolerance, in calls, for float rounding of `threshold × calls` when comparing the failure count. */
+const ratioTolerance = 1e-6;
+
+/** Buckets per window: a call counts for between 95% and 100% of `windowMs`. */
+const windowBuckets = 20;
+
+interface Bucket {
+  /** `floor(ms / bucketMs)` of the calls counted here. */
+  epoch: number;
+  calls: number;
+  failures: number;
+}
+
+/**
+ * The opening rule (ICD §9.2: error rate ≥ `threshold` over the last
+ * `windowMs`, once the window holds `minRequests` calls) as a cockatiel
+ * `IBreaker`, counted in {@link windowBuckets} time buckets that are
+ * dropped by the clock, not by later calls. cockatiel's own
+ * `SamplingBreaker` is not used: its ring of buckets advances one bucket
+ * per call, so after an idle gap failures older than the window still
+ * counted (19 failures, a minute idle, one failure opened the circuit).
+ * Memory is constant whatever the call rate.
+ *
+ * Window: a call counts while its bucket is one of the last 20, so for at
+ * least `windowMs − windowMs/20` and never past `windowMs`.
+ */
+export class TimeWindowBreaker implements IBreaker {
+  readonly #threshold: number;
+  readonly #minRequests: number;
+  readonly #bucketMs: number;
+  #buckets: Bucket[] = [];
+
+  /**
+   * @param threshold failure ratio in (0, 1] that opens the circuit.
+   * @param windowMs window, milliseconds (≥ 1).
+   * @param minRequests calls the window must hold before it may open.
+   */
+  constructor(threshold: number, windowMs: number, minRequests: number) {
+    this.#threshold = threshold;
+    this.#minRequests = minRequests;
+    this.#bucketMs = Math.max(1, windowMs / windowBuckets);
+  }
+
+  /** The live buckets (cockatiel serialises breakers through this). */
+  get state(): unknown {
+    return this.#live(Date.now()).map((b) => ({ ...b }));
+  }
+
+  set state(value: unknown) {
+    this.#buckets = Array.isArray(value) ? (value as Bucket[]).map((b) => ({ ...b })) : [];
+  }
+
+  success(state: CircuitState): void {
+    if (state === CircuitState.HalfOpen) this.#buckets = [];
+    else this.#record(false);
+  }
+
+  failure(state: CircuitState): boolean {
+    if (state !== CircuitState.Closed) return true;
+    this.#record(true);
+    let calls = 0;
+    let failures = 0;
+    for (const b of this.#buckets) {
+      calls += b.calls;
+      failures += b.failures;
+    }
+    if (calls < this.#minRequests || failures < this.#threshold * calls - ratioTolerance) return false;
+    this.#buckets = [];
+    return true;
+  }
+
+  #live(now: number): Bucket[] {
+    const oldest = Math.floor(now / this.#bucketMs) - windowBuckets + 1;
+    return this.#buckets.filter((b) => b.epoch >= oldest);
+  }
+
+  #record(failed: boolean): void {
+    const now = Date.now();
+    const epoch = Math.floor(now / this.#bucketMs);
+    let last = this.#buckets.at(-1);
+    if (last?.epoch !== epoch) {
+      this.#buckets = this.#live(now);
+      last = { epoch, calls: 0, failures: 0 };
+      this.#buckets.push(last);
+    }
+    last.calls += 1;
+    if (failed) last.failures += 1;
+  }
+}
 
 /** Breaker states as reported by `/ready` and the metrics gauge. */
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
@@ -68,12 +155,10 @@ export class CircuitOpenError extends Error {
  * The circuit breaker around every Redis call, built from cockatiel
  * policies: `retry (reads only) → breaker → timeout`.
  *
- * - **Breaker**: cockatiel's `SamplingBreaker` — opens when at least
- *   `threshold` of the calls in the last `windowMs` failed (ICD §9.2: error
- *   rate ≥ 0.5) and the window holds at least `minRequests` calls. cockatiel
- *   itself tests `>` and takes a rate, so we pass a threshold a hair lower
- *   and `(minRequests − ½) / windowMs` per second. A timeout counts as a
- *   failure.
+ * - **Breaker**: cockatiel's `circuitBreaker` with {@link TimeWindowBreaker}
+ *   — opens when at least `threshold` of the calls in the last `windowMs`
+ *   failed (ICD §9.2: error rate ≥ 0.5) and the window holds at least
+ *   `minRequests` calls. A timeout counts as a failure.
  * - **Requests never wait on a circuit that is not closed**: cockatiel lets
  *   one probe through in half-open and parks every other caller until the
  *   probe settles, which would make requests wait for a dead Redis.
@@ -101,15 +186,7 @@ export class RedisBreaker {
     const o = this.options;
     this.#breaker = circuitBreaker(handleAll, {
       halfOpenAfter: o.halfOpenAfterMs,
-      breaker: new SamplingBreaker({
-        // cockatiel opens on `failures > threshold × calls`; the ICD means "error rate ≥ threshold".
-        // A hair below turns > into ≥ for any realistic call count.
-        threshold: Math.max(Number.EPSILON, o.threshold - thresholdNudge),
-        duration: o.windowMs,
-        // cockatiel compares `calls < duration × rate`; half a call below the minimum keeps floating-point
-        // rounding of `minRequests / window × window` from demanding one call more than configured.
-        minimumRps: ((o.minRequests - 0.5) * 1000) / o.windowMs,
-      }),
+      breaker: new TimeWindowBreaker(o.threshold, o.windowMs, o.minRequests),
     });
     this.#breaker.onStateChange((s) => {
       for (const listener of this.#listeners) listener(stateNames[s]);

@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
+import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { CacheError } from './errors.ts';
 
 /**
@@ -55,6 +56,19 @@ export interface AuthOptions {
   readonly clockSkewSeconds?: number;
   /** Milliseconds between JWKS refetches for an unknown `kid` (rotation). Default 30 000. */
   readonly jwksCooldownMs?: number;
+  /** Verified tokens remembered (see {@link createVerifier}); 0 verifies every call. Default 10 000. */
+  readonly verifiedTokens?: number;
+}
+
+/** How long a fetched JWKS is used before it is fetched again, ms (jose's `cacheMaxAge`). */
+const jwksMaxAgeMs = 600_000;
+
+interface Verified {
+  readonly principal: Principal;
+  /** Epoch ms after which the token is verified again: its `exp` plus the skew allowance, or sooner under a JWKS. */
+  readonly untilMs: number;
+  /** The key set the token was verified against (JWKS only): another one means verify again. */
+  readonly keySet: unknown;
 }
 
 /** Verifies a compact JWS and returns its principal. */
@@ -79,44 +93,67 @@ export function authConfigured(options: AuthOptions): boolean {
  * malformed, bad signature, expired, not yet valid, wrong issuer or audience,
  * no `exp`, no subject — without saying which; CACHE_005 (503) when the JWKS
  * cannot be fetched.
+ *
+ * Verified tokens are remembered (a bounded LRU of `verifiedTokens`, keyed
+ * by the whole compact token, so a changed byte is a different token) and
+ * answered without verifying the signature again until the token's `exp`
+ * plus the clock-skew allowance — the same instant jose's own `exp` check
+ * would start refusing it. Under a JWKS a remembered token is verified again
+ * once the key set was fetched anew (a rotation or a removed key) and at
+ * least every 10 minutes, the key set's own cache age, so a key withdrawn
+ * by the identity provider stops being trusted when the key set says so.
+ * Failures are never remembered. Signature checks dominate the cost of an
+ * authenticated request (tens of µs each), which is why they are cached.
  * @throws Error at build time when both sources are given or the secret is short.
  */
 export function createVerifier(options: AuthOptions): Verifier | null {
   if (options.secret && options.jwksUrl) throw new Error('set AUTH_JWT_SECRET or AUTH_JWKS_URL, not both');
-  let key: Uint8Array | JWTVerifyGetKey;
-  let algorithms: string[];
+  const clockTolerance = options.clockSkewSeconds ?? 30;
+  const verifyOptions = {
+    issuer: options.issuer,
+    audience: options.audience,
+    clockTolerance,
+    requiredClaims: ['exp'],
+  };
+  let verify: (token: string) => Promise<JWTPayload>;
+  let keySet: () => unknown = () => undefined;
   if (options.secret) {
-    key = new TextEncoder().encode(options.secret);
+    const key = new TextEncoder().encode(options.secret);
     if (key.byteLength < minSecretBytes) throw new Error(`AUTH_JWT_SECRET must be at least ${minSecretBytes} bytes`);
-    algorithms = ['HS256'];
+    const hs = { ...verifyOptions, algorithms: ['HS256'] };
+    verify = async (token) => (await jwtVerify(token, key, hs)).payload;
   } else if (options.jwksUrl) {
-    key = createRemoteJWKSet(new URL(options.jwksUrl), {
+    const jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
       cooldownDuration: options.jwksCooldownMs ?? 30_000,
-      cacheMaxAge: 600_000,
+      cacheMaxAge: jwksMaxAgeMs,
     });
-    algorithms = [...jwksAlgorithms];
+    const asym = { ...verifyOptions, algorithms: [...jwksAlgorithms] };
+    verify = async (token) => (await jwtVerify(token, jwks, asym)).payload;
+    keySet = () => jwks.jwks();
   } else {
     return null;
   }
-  const verifyOptions = {
-    algorithms,
-    issuer: options.issuer,
-    audience: options.audience,
-    clockTolerance: options.clockSkewSeconds ?? 30,
-    requiredClaims: ['exp'],
-  };
+  const max = options.verifiedTokens ?? 10_000;
+  const verified = max > 0 ? new LRUCache<string, Verified>({ max }) : undefined;
+  const jwksMode = Boolean(options.jwksUrl);
   return async (token) => {
+    const now = Date.now();
+    const known = verified?.get(token);
+    if (known && now < known.untilMs && known.keySet === keySet()) return known.principal;
     let payload: JWTPayload;
     try {
-      ({ payload } =
-        typeof key === 'function'
-          ? await jwtVerify(token, key, verifyOptions)
-          : await jwtVerify(token, key, verifyOptions));
+      payload = await verify(token);
     } catch (error) {
+      if (known) verified?.delete(token);
       throw verificationError(error);
     }
     const principal = principalOf(payload);
     if (!principal) throw unauthenticated();
+    if (verified && typeof payload.exp === 'number') {
+      const expiresMs = (payload.exp + clockTolerance) * 1000;
+      const untilMs = jwksMode ? Math.min(expiresMs, now + jwksMaxAgeMs) : expiresMs;
+      verified.set(token, { principal, untilMs, keySet: keySet() });
+    }
     return principal;
   };
 }

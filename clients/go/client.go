@@ -197,6 +197,7 @@ type setOptions struct {
 	contentType string
 	tags        []string
 	encrypt     *bool
+	compress    *bool
 }
 
 // TTL sets the entry's time to live in seconds (1 … 31536000); the origin's default when absent.
@@ -212,6 +213,11 @@ func Tags(tags ...string) SetOption { return func(o *setOptions) { o.tags = tags
 
 // Encrypt overrides Options.Encryption for one Set.
 func Encrypt(on bool) SetOption { return func(o *setOptions) { o.encrypt = &on } }
+
+// Compress stores the value zstd-compressed when that saves space (true) or never (false), for Set and
+// SetMany. Without it the origin compresses values above its COMPRESS_MIN_BYTES (default 1024 bytes).
+// Ignored for an encrypted write, which is stored uncompressed; reads always return the original bytes.
+func Compress(on bool) SetOption { return func(o *setOptions) { o.compress = &on } }
 
 func setOpts(opts []SetOption) setOptions {
 	var o setOptions
@@ -249,7 +255,7 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...SetO
 		encrypt = *o.encrypt
 	}
 	req := &cachev1.SetRequest{Namespace: c.namespace, Key: key, Value: value, TtlSeconds: int64(o.ttl / time.Second),
-		ContentType: o.contentType, Tags: o.tags, Encrypt: encrypt}
+		ContentType: o.contentType, Tags: o.tags, Encrypt: encrypt, Compress: o.compress}
 	res, err := call(ctx, c, false, req, c.RPC.Set)
 	if err != nil {
 		return nil, err
@@ -294,7 +300,7 @@ func (c *Client) GetMany(ctx context.Context, keys []string) (*GetManyResult, er
 func (c *Client) SetMany(ctx context.Context, entries map[string][]byte, opts ...SetOption) (int, error) {
 	o := setOpts(opts)
 	req := &cachev1.BatchSetRequest{Namespace: c.namespace, Entries: entries, TtlSeconds: int64(o.ttl / time.Second),
-		ContentType: o.contentType}
+		ContentType: o.contentType, Compress: o.compress}
 	res, err := call(ctx, c, false, req, c.RPC.BatchSet)
 	if err != nil {
 		return 0, err

@@ -40,4 +40,28 @@ describe('JWKS rotation', () => {
     expect(principal.serviceId).toBe('after');
     expect((await verify(before)).serviceId).toBe('before');
   });
+
+  it('a remembered token stops being accepted once the key set it was verified with no longer holds its key', async () => {
+    const kid = issuer.nextKid!();
+    const old = await issuer.sign({ serviceId: 'old-key' });
+    expect((await verify(old)).serviceId).toBe('old-key');
+    expect((await verify(old)).serviceId).toBe('old-key'); // answered from the verified-token cache
+    await issuer.rotate!();
+    issuer.retire!(kid);
+    const fresh = await issuer.sign({ serviceId: 'new-key' });
+    // A token under the new kid makes the verifier fetch the key set again (after the cool-down).
+    await eventually(
+      'the verifier to fetch the key set without the withdrawn key',
+      async () => {
+        try {
+          return await verify(fresh);
+        } catch {
+          return null;
+        }
+      },
+      5_000,
+      50,
+    );
+    await expect(verify(old)).rejects.toMatchObject({ code: 'AUTH_001' });
+  });
 });

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCacheClient } from '../../client/index.ts';
+import { compressedContentType } from '../../origin/compression.ts';
 import { type ClientsStack, clientsStack, crossLanguagePayload } from './clients-stack.ts';
 
 const run = promisify(execFile);
@@ -29,6 +30,7 @@ const goTests = [
   'TestRetryAfter503',
   'TestBreakerOpensAndHalfOpens',
   'TestCrossLanguage',
+  'TestCompressOption',
   'TestBreakerDefaults',
   'TestBreakerHalfOpen',
 ];
@@ -83,8 +85,17 @@ describe('Python and Go clients against a real origin (auth on, real Redis)', ()
 
   const ts = () => createCacheClient({ baseUrl: stack.origin.url, namespace: stack.namespace, token: stack.token });
 
-  it('TypeScript writes its binary value', async () => {
-    await ts().set('xlang:ts', crossLanguagePayload('ts'), { contentType: 'application/octet-stream' });
+  const compressible = Buffer.from('strata compresses this '.repeat(150));
+
+  it('TypeScript writes its binary value, and a compressible one with compress on and off', async () => {
+    const client = ts();
+    await client.set('xlang:ts', crossLanguagePayload('ts'), { contentType: 'application/octet-stream' });
+    await client.set('compress:ts:on', compressible, { compress: true });
+    await client.set('compress:ts:off', compressible, { compress: false });
+    await client.setMany({ 'compress:ts:many': compressible }, { compress: true });
+    for (const k of ['on', 'off', 'many']) {
+      expect(Buffer.from((await client.get(`compress:ts:${k}`))!.value)).toEqual(compressible);
+    }
   });
 
   it('the Go suite passes: every call, auth, each reachable error code, timeouts, retry after a 503, breaker; writes go, reads ts', async () => {
@@ -108,7 +119,7 @@ describe('Python and Go clients against a real origin (auth on, real Redis)', ()
       },
     });
     expect(py.code, py.output).toBe(0);
-    expect(py.output).toMatch(/\b13 passed\b/);
+    expect(py.output).toMatch(/\b14 passed\b/);
     expect(py.output).not.toMatch(/skipped|xfail|deselected/);
   }, 120_000);
 
@@ -126,6 +137,22 @@ describe('Python and Go clients against a real origin (auth on, real Redis)', ()
     for (const lang of ['py', 'go']) {
       const entry = await client.get(`xlang:${lang}`);
       expect(entry?.value, lang).toEqual(crossLanguagePayload(lang));
+    }
+  });
+
+  it("each client's per-write compress option is kept in the store as asked", async () => {
+    for (const lang of ['ts', 'py', 'go']) {
+      for (const [k, compressed] of [
+        ['on', true],
+        ['many', true],
+        ['off', false],
+      ] as const) {
+        const stored = await stack.origin.store.get(stack.namespace, `compress:${lang}:${k}`);
+        expect(stored, `${lang} ${k}`).not.toBeNull();
+        expect(stored!.contentType === compressedContentType, `${lang} ${k}`).toBe(compressed);
+        if (compressed) expect(stored!.value.byteLength).toBeLessThan(compressible.byteLength);
+        else expect(Buffer.from(stored!.value)).toEqual(compressible);
+      }
     }
   });
 });

@@ -28,7 +28,7 @@ const settings = fc.record({
 
 const outcome = (ok: boolean) => (ok ? Promise.resolve('ok') : Promise.reject(new Error('redis down')));
 
-describe('circuit breaker (cockatiel SamplingBreaker behind RedisBreaker, fake clock)', () => {
+describe('circuit breaker (RedisBreaker: cockatiel policies with its time-window breaker, fake clock)', () => {
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_700_000_000_000 });
   });

@@ -28,6 +28,10 @@ export interface TokenIssuer {
   forge(claims?: TokenClaims): Promise<string>;
   /** JWKS only: publishes a new RS256 key (`kid` rsa-2, …) and signs with it from now on; the old keys stay published. */
   rotate?(): Promise<void>;
+  /** JWKS only: withdraws a published key (as an identity provider does after a compromise). */
+  retire?(kid: string): void;
+  /** JWKS only: the `kid` the next `sign` uses. */
+  nextKid?(): string;
   close(): Promise<void>;
 }
 
@@ -117,6 +121,11 @@ export async function jwksIssuer(): Promise<TokenIssuer> {
       keys.push({ ...(await exportJWK(pair.publicKey)), kid, alg: 'RS256', use: 'sig' });
       current = pair;
     },
+    retire: (kid) => {
+      const i = keys.findIndex((k) => k.kid === kid);
+      if (i >= 0) keys.splice(i, 1);
+    },
+    nextKid: () => (current ?? pairs[turn % pairs.length]!).kid,
     forge: (claims = {}) => signWith(impostor.privateKey, 'RS256', 'rsa-1', claims),
     close: () =>
       new Promise<void>((resolve) => {

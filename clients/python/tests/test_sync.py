@@ -142,3 +142,16 @@ def test_cross_language(env):
         for lang in filter(None, read.split(",")):
             entry = c.get(f"xlang:{lang}")
             assert entry is not None and entry.value == payload(lang), f"value written by {lang}"
+
+
+def test_compress_option(env):
+    """Writes a compressible value with compress=True and False (set and set_many) under fixed keys;
+    each reads back as written, and the harness checks in the store that it was kept as asked."""
+    value = b"strata compresses this " * 150
+    with client(env) as c:
+        c.set("compress:py:on", value, compress=True)
+        c.set("compress:py:off", value, compress=False)
+        assert c.set_many({"compress:py:many": value}, compress=True) == 1
+        for k in ("compress:py:on", "compress:py:off", "compress:py:many"):
+            entry = c.get(k)
+            assert entry is not None and entry.value == value

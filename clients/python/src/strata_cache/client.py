@@ -121,9 +121,17 @@ class _Base:
 
     @staticmethod
     def _set_request(ns: str, key: str, value: bytes, ttl: int | None, content_type: str | None,
-                     tags: Iterable[str], encrypt: bool) -> SetRequest:
+                     tags: Iterable[str], encrypt: bool, compress: bool | None) -> SetRequest:
+        extra = {} if compress is None else {"compress": compress}
         return SetRequest(namespace=ns, key=key, value=bytes(value), ttl_seconds=ttl or 0,
-                          content_type=content_type or "", tags=list(tags), encrypt=encrypt)
+                          content_type=content_type or "", tags=list(tags), encrypt=encrypt, **extra)
+
+    @staticmethod
+    def _batch_set_request(ns: str, entries: Mapping[str, bytes], ttl: int | None, content_type: str | None,
+                           compress: bool | None) -> BatchSetRequest:
+        extra = {} if compress is None else {"compress": compress}
+        return BatchSetRequest(namespace=ns, entries={k: bytes(v) for k, v in entries.items()},
+                               ttl_seconds=ttl or 0, content_type=content_type or "", **extra)
 
     @staticmethod
     def _entry(res: Any) -> Entry | None:
@@ -198,10 +206,16 @@ class CacheClient(_Base):
         return self._entry(self._call(True, lambda h: self.rpc.get(req, headers=h)))
 
     def set(self, key: str, value: bytes, ttl: int | None = None, *, content_type: str | None = None,
-            tags: Iterable[str] = (), encrypt: bool | None = None) -> SetResult:
-        """Writes one value (``ttl`` in seconds; the origin's default when ``None``). Not retried."""
+            tags: Iterable[str] = (), encrypt: bool | None = None,
+            compress: bool | None = None) -> SetResult:
+        """Writes one value (``ttl`` in seconds; the origin's default when ``None``). Not retried.
+
+        ``compress``: store it zstd-compressed when that saves space (``True``) or never (``False``);
+        ``None`` compresses values above the origin's ``COMPRESS_MIN_BYTES`` (default 1024 bytes).
+        Ignored for an encrypted write. Reads always return the original bytes.
+        """
         req = self._set_request(self.namespace, key, value, ttl, content_type, tags,
-                                self._encrypt if encrypt is None else encrypt)
+                                self._encrypt if encrypt is None else encrypt, compress)
         res = self._call(False, lambda h: self.rpc.set(req, headers=h))
         return SetResult(res.version, res.expires_at_ms)
 
@@ -216,10 +230,12 @@ class CacheClient(_Base):
         return self._many(self._call(True, lambda h: self.rpc.batch_get(req, headers=h)))
 
     def set_many(self, entries: Mapping[str, bytes], ttl: int | None = None, *,
-                 content_type: str | None = None) -> int:
-        """Writes up to 1000 values with one TTL (seconds); returns how many were stored. Not retried."""
-        req = BatchSetRequest(namespace=self.namespace, entries={k: bytes(v) for k, v in entries.items()},
-                              ttl_seconds=ttl or 0, content_type=content_type or "")
+                 content_type: str | None = None, compress: bool | None = None) -> int:
+        """Writes up to 1000 values with one TTL (seconds); returns how many were stored. Not retried.
+
+        ``compress`` as for :meth:`set`, for every entry.
+        """
+        req = self._batch_set_request(self.namespace, entries, ttl, content_type, compress)
         return self._call(False, lambda h: self.rpc.batch_set(req, headers=h)).stored_count
 
     def purge(self, *, keys: Iterable[str] = (), tags: Iterable[str] = (), prefix: str | None = None) -> int:
@@ -283,10 +299,16 @@ class AsyncCacheClient(_Base):
         return self._entry(await self._call(True, lambda h: self.rpc.get(req, headers=h)))
 
     async def set(self, key: str, value: bytes, ttl: int | None = None, *, content_type: str | None = None,
-                  tags: Iterable[str] = (), encrypt: bool | None = None) -> SetResult:
-        """Writes one value (``ttl`` in seconds; the origin's default when ``None``). Not retried."""
+                  tags: Iterable[str] = (), encrypt: bool | None = None,
+                  compress: bool | None = None) -> SetResult:
+        """Writes one value (``ttl`` in seconds; the origin's default when ``None``). Not retried.
+
+        ``compress``: store it zstd-compressed when that saves space (``True``) or never (``False``);
+        ``None`` compresses values above the origin's ``COMPRESS_MIN_BYTES`` (default 1024 bytes).
+        Ignored for an encrypted write. Reads always return the original bytes.
+        """
         req = self._set_request(self.namespace, key, value, ttl, content_type, tags,
-                                self._encrypt if encrypt is None else encrypt)
+                                self._encrypt if encrypt is None else encrypt, compress)
         res = await self._call(False, lambda h: self.rpc.set(req, headers=h))
         return SetResult(res.version, res.expires_at_ms)
 
@@ -301,10 +323,12 @@ class AsyncCacheClient(_Base):
         return self._many(await self._call(True, lambda h: self.rpc.batch_get(req, headers=h)))
 
     async def set_many(self, entries: Mapping[str, bytes], ttl: int | None = None, *,
-                       content_type: str | None = None) -> int:
-        """Writes up to 1000 values with one TTL (seconds); returns how many were stored. Not retried."""
-        req = BatchSetRequest(namespace=self.namespace, entries={k: bytes(v) for k, v in entries.items()},
-                              ttl_seconds=ttl or 0, content_type=content_type or "")
+                       content_type: str | None = None, compress: bool | None = None) -> int:
+        """Writes up to 1000 values with one TTL (seconds); returns how many were stored. Not retried.
+
+        ``compress`` as for :meth:`set`, for every entry.
+        """
+        req = self._batch_set_request(self.namespace, entries, ttl, content_type, compress)
         return (await self._call(False, lambda h: self.rpc.batch_set(req, headers=h))).stored_count
 
     async def purge(self, *, keys: Iterable[str] = (), tags: Iterable[str] = (), prefix: str | None = None) -> int:
