@@ -44,7 +44,7 @@ export interface RedisStreamBusEvents {
 export interface RedisStreamBusOptions {
   /** The store's client (standalone or Cluster); the bus opens two dedicated connections from it (`duplicate`). */
   readonly client: Redis | Cluster;
-  /** About how many purges the log keeps (`PURGE_BUFFER_SIZE`); older ones are trimmed (XADD MAXLEN). */
+  /** About how many purges the log keeps (`PURGE_BUFFER_SIZE`); older ones are trimmed (XADD MAXLEN, twice this: each change logs an intent too). */
   readonly retainedEntries: number;
   /** Seconds the log keeps a purge (`PURGE_LOG_RETENTION_SECONDS`); older ones are trimmed (XTRIM MINID). */
   readonly retentionSeconds: number;
@@ -177,7 +177,12 @@ const freshIncarnation = () => crypto.randomUUID().replaceAll('-', '').slice(0, 
  *   incarnation, or a last id behind the one relayed (a failover that lost
  *   entries) sends `reset` to every subscriber: never silence. A failing tail
  *   reports `tailLive: false` and retries with jittered exponential back-off.
- * - Retention: `MAXLEN retainedEntries` and `MINID now - retentionSeconds` on
+ * - Intents: a change logs an intent (field `intent`) before its store
+ *   write and its purge closes it (field `closes`); intents are numbered
+ *   but not relayed, and one left open past `intentTimeoutMs` goes to the
+ *   recovery set with `recoverIntentsWith` (docs/architecture.md).
+ * - Retention: `MAXLEN 2 × retainedEntries` (an intent and a purge per
+ *   change) and `MINID now - retentionSeconds` on
  *   every append; a position older than the oldest entry gets `reset`.
  * - `publish`: one Lua script (number, append, trim), then `WAIT` for
  *   `waitReplicas`; resolves once this replica's tail has relayed the entry
@@ -212,6 +217,10 @@ export class RedisStreamPurgeBus implements PurgeBus {
   /** Ends the tail's back-off sleep at once (close). */
   #stopSleep: () => void = () => {};
   readonly #intentTimeoutMs: number;
+  /** Entries the stream keeps (`MAXLEN`): a change logs an intent and a purge, so twice the purges to keep. */
+  get #maxLen(): number {
+    return this.retainedEntries * 2;
+  }
   /** Intents seen in the log and not yet closed by a purge, by stream id; `seenAt` is this process's clock (ms). */
   readonly #openIntents = new Map<string, { scope: PurgeScope; seenAt: number; recovering: boolean }>();
   #recoverIntent: ((scope: PurgeScope, intentId: string) => Promise<void>) | null = null;
@@ -325,7 +334,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
 
   /**
    * At start: finds intents still open among the newest entries (up to
-   * `retainedEntries`), so a replica that starts after its region's writers
+   * twice `retainedEntries`), so a replica that starts after its region's writers
    * crashed (every replica restarted) still recovers them. Their age is
    * taken from the stream ids, against the head's.
    */
@@ -335,7 +344,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
       '+',
       '-',
       'COUNT',
-      Math.min(this.retainedEntries, 10_000),
+      Math.min(this.#maxLen, 20_000),
     )) as StreamEntry[];
     const closed = new Set<string>();
     const ms = (id: string) => Number(id.split('-')[0]);
@@ -414,7 +423,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
       freshIncarnation(),
       purgeLogFormatVersion,
       data,
-      this.retainedEntries,
+      this.#maxLen,
       this.#retentionMs,
       ...extra,
     ) as typeof pipeline;
