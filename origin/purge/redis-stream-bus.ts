@@ -301,10 +301,13 @@ export class RedisStreamPurgeBus implements PurgeBus {
    * know intents relays a purge that drops nothing). No `WAIT`: an intent
    * lost in a failover comes with a lost tail, which resets every edge.
    * @returns the intent's id (its stream id), for `publish(…, { closes })`.
-   * @throws Error when Redis cannot take it within the append bound.
+   * @throws Error at once when this replica's tail is not live (Redis
+   *   unreachable), or when Redis cannot take it within the append bound.
    */
   async intend(scope: PurgeScope): Promise<string> {
     if (this.#closed) throw new Error('purge log is closed');
+    // A tail that cannot read the log says Redis is unreachable: fail at once rather than wait for the append bound.
+    if (!this.health().tailLive) throw new Error('purge log tail is not live');
     const { namespace, keys, tags, prefix } = scope;
     const input: PurgeInput = { namespace, keys, tags, prefix, version: 0, action: 'update', ts: Date.now() };
     const appended = await this.#bounded(this.#append(input, ['intent', '1'], false));
