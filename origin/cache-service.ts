@@ -332,11 +332,33 @@ export class CacheService {
     } catch (error) {
       if (this.#o.store.acceptedLocally(result)) {
         this.#o.bus.relayLocally?.(input);
+        // The change stays accepted: close its intent once the log is back, so no replica recovers (evicts) it.
+        if (intent) this.#closeLater(input.namespace, intent);
         return { seq: 0 };
       }
       this.#o.onStoreError?.(`${operation}_purge_log`, error);
       throw new CacheError('CACHE_005', 'Purge log unavailable', { details: { operation }, cause: error });
     }
+  }
+
+  /**
+   * Closes an intent with an empty purge (it drops nothing) once the log
+   * takes it, retrying with capped back-off for up to ten minutes; for a
+   * change accepted into the local tier, whose own purge is logged at
+   * write-back. Replicas count an intent's age only while their tail is
+   * live, so this normally lands before anyone recovers the intent.
+   */
+  #closeLater(namespace: string, intent: string): void {
+    const empty: PurgeInput = { namespace, keys: [], tags: [], prefix: null, version: 0, action: 'update', ts: 0 };
+    const giveUpAt = this.#now() + 600_000;
+    const attempt = (delayMs: number) => {
+      setTimeout(() => {
+        this.#o.bus.publish({ ...empty, ts: this.#now() }, { closes: intent }).catch(() => {
+          if (this.#now() < giveUpAt) attempt(Math.min(delayMs * 2, 5_000));
+        });
+      }, delayMs).unref();
+    };
+    attempt(100);
   }
 
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {

@@ -815,6 +815,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
           // Back after a failure: anything may have happened meanwhile; check before reading on.
           await this.#checkIdentity();
           broken = false;
+          // An intent's age counts only time the log was reachable: its writer may have been waiting for the log too.
+          const now = Date.now();
+          for (const intent of this.#openIntents.values()) intent.seenAt = now;
         }
         const issuedAt = Date.now();
         const count = 500;
