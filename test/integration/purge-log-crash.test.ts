@@ -31,86 +31,62 @@ const put = (base: string, key: string, body: string) =>
   fetch(`${base}/api/v1/cache/crash/${key}?ttl=600`, { method: 'PUT', body });
 const read = async (base: string, key: string) => (await fetch(`${base}/api/v1/cache/crash/${key}`)).text();
 
+/** A replica's own log, with intents recovered after 1 s. */
+const regionEnv = () => ({
+  REDIS_URL: inject('redisUrl'),
+  PURGE_LOG_KEY: ownPurgeLogKey(),
+  LOG_LEVEL: 'silent',
+  PURGE_INTENT_TIMEOUT_MS: '1000',
+});
+
+/**
+ * A healthy replica with an edge holding 'old' (a cap of 600 s, far beyond
+ * any deadline here: only a purge can end the copy), and a replica that
+ * dies at `fault` while writing 'new'.
+ */
+async function crashMidWrite(fault: string) {
+  const env = regionEnv();
+  const healthy = await originFor(env);
+  cleanups.push(() => healthy.close());
+  const edge: RunningEdge = await edgeFor(healthy.url, { EDGE_MAX_TTL_SECONDS: '600' });
+  cleanups.push(() => edge.close());
+  const crashing = await crashingReplica(fault, env);
+  await put(healthy.url, 'k', 'old');
+  expect(await read(edge.url, 'k')).toBe('old');
+  await expect(put(crashing.url, 'k', 'new')).rejects.toThrow();
+  expect(await crashing.proc.exited).toBeNull();
+  return { healthy, edge };
+}
+
+const stopsServingOld = (edge: RunningEdge) =>
+  eventually('the edge to stop serving the old value', async () => (await read(edge.url, 'k')) !== 'old', 15_000, 50);
+
 describe('an origin killed in the middle of a write', () => {
   it('after the log append, before the acknowledgement: the purge is in the log, so edges of the other replica drop the old value', async () => {
-    const env = { REDIS_URL: inject('redisUrl'), PURGE_LOG_KEY: ownPurgeLogKey(), LOG_LEVEL: 'silent' };
-    const healthy = await originFor(env);
-    cleanups.push(() => healthy.close());
-    const edge: RunningEdge = await edgeFor(healthy.url, { EDGE_MAX_TTL_SECONDS: '600' });
-    cleanups.push(() => edge.close());
-    const crashing = await crashingReplica('crash-after-log-append', env);
-    await put(healthy.url, 'k', 'old');
-    expect(await read(edge.url, 'k')).toBe('old');
-    await expect(put(crashing.url, 'k', 'new')).rejects.toThrow();
-    expect(await crashing.proc.exited).toBeNull();
+    const { edge } = await crashMidWrite('crash-after-log-append');
     // Not acknowledged, but in the store and in the log: the healthy replica relays the purge.
     await eventually('the edge to serve the new value', async () => (await read(edge.url, 'k')) === 'new', 5_000);
   });
 
   it('after the store write, before the log append: a replica recovers the open intent, so the edge drops the old value long before its cap', async () => {
-    const intentTimeoutMs = 1_000;
-    const env = {
-      REDIS_URL: inject('redisUrl'),
-      PURGE_LOG_KEY: ownPurgeLogKey(),
-      LOG_LEVEL: 'silent',
-      PURGE_INTENT_TIMEOUT_MS: String(intentTimeoutMs),
-    };
-    const healthy = await originFor(env);
-    cleanups.push(() => healthy.close());
-    // A cap far beyond the test's deadline: only the recovered intent can end the old copy.
-    const edge: RunningEdge = await edgeFor(healthy.url, { EDGE_MAX_TTL_SECONDS: '600' });
-    cleanups.push(() => edge.close());
-    const crashing = await crashingReplica('crash-after-store-write', env);
-    await put(healthy.url, 'k', 'old');
-    expect(await read(edge.url, 'k')).toBe('old');
-    await expect(put(crashing.url, 'k', 'new')).rejects.toThrow();
-    expect(await crashing.proc.exited).toBeNull();
+    const { healthy, edge } = await crashMidWrite('crash-after-store-write');
     // The store took 'new' but no purge was logged; the intent stays open until the healthy replica recovers it:
     // it evicts the key in doubt and logs a purge, which reaches the edge.
-    await eventually(
-      'the edge to stop serving the old value',
-      async () => (await read(edge.url, 'k')) !== 'old',
-      15_000,
-      50,
-    );
+    await stopsServingOld(edge);
     expect((await fetch(`${edge.url}/api/v1/cache/crash/k`)).status).toBe(404);
     expect((await fetch(`${healthy.url}/api/v1/cache/crash/k`)).status).toBe(404);
     expect((healthy.bus as RedisStreamPurgeBus).openIntents).toBe(0);
   });
 
   it('after the intent, before the store write: the recovery evicts the key, and the old value does not outlive it', async () => {
-    const env = {
-      REDIS_URL: inject('redisUrl'),
-      PURGE_LOG_KEY: ownPurgeLogKey(),
-      LOG_LEVEL: 'silent',
-      PURGE_INTENT_TIMEOUT_MS: '1000',
-    };
-    const healthy = await originFor(env);
-    cleanups.push(() => healthy.close());
-    const edge: RunningEdge = await edgeFor(healthy.url, { EDGE_MAX_TTL_SECONDS: '600' });
-    cleanups.push(() => edge.close());
-    const crashing = await crashingReplica('crash-after-intent', env);
-    await put(healthy.url, 'k', 'old');
-    expect(await read(edge.url, 'k')).toBe('old');
-    await expect(put(crashing.url, 'k', 'new')).rejects.toThrow();
-    expect(await crashing.proc.exited).toBeNull();
+    const { healthy, edge } = await crashMidWrite('crash-after-intent');
     // The store never saw 'new'; recovering cannot tell, so it evicts the key: a miss, never a stale or lost-then-found value.
-    await eventually(
-      'the edge to stop serving the old value',
-      async () => (await read(edge.url, 'k')) !== 'old',
-      15_000,
-      50,
-    );
+    await stopsServingOld(edge);
     expect((await fetch(`${healthy.url}/api/v1/cache/crash/k`)).status).toBe(404);
   });
 
   it('a replica started after every writer died recovers the intents they left open', async () => {
-    const env = {
-      REDIS_URL: inject('redisUrl'),
-      PURGE_LOG_KEY: ownPurgeLogKey(),
-      LOG_LEVEL: 'silent',
-      PURGE_INTENT_TIMEOUT_MS: '1000',
-    };
+    const env = regionEnv();
     const crashing = await crashingReplica('crash-after-store-write', env);
     await put(crashing.url, 'k', 'old').catch(() => {});
     expect(await crashing.proc.exited).toBeNull();
@@ -128,19 +104,19 @@ describe('an origin killed in the middle of a write', () => {
   });
 
   it('a healthy write closes its intent: nothing is recovered or evicted', async () => {
-    const env = {
-      REDIS_URL: inject('redisUrl'),
-      PURGE_LOG_KEY: ownPurgeLogKey(),
-      LOG_LEVEL: 'silent',
-      PURGE_INTENT_TIMEOUT_MS: '300',
-    };
+    const env = regionEnv();
     const writer = await originFor(env);
     cleanups.push(() => writer.close());
     const other = await originFor(env);
     cleanups.push(() => other.close());
     const bus = other.bus as RedisStreamPurgeBus;
     for (const key of ['a', 'b', 'c', 'orphan']) expect((await put(writer.url, key, key)).status).toBe(200);
-    expect(bus.openIntents).toBe(0);
+    // The other replica's tail sees each intent and then the purge that closes it.
+    await eventually(
+      'every intent closed at the other replica',
+      () => bus.health().seq >= 8 && bus.openIntents === 0,
+      5_000,
+    );
     // A control: an intent nobody closes, logged after the three writes, is recovered (its key evicted) once sweeps
     // have run past the timeout; the three older, closed intents would have been recovered by then too.
     await (writer.bus as RedisStreamPurgeBus).intend({ namespace: 'crash', keys: ['orphan'], tags: [], prefix: null });
