@@ -715,8 +715,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#incarnation = head.incarnation;
     this.#lastId = head.id;
     this.#lastSeq = head.seq;
-    // Every edge of this replica drops everything: intents seen so far no longer guard anything here.
-    this.#openIntents.clear();
+    // Open intents stay: a writer may still write its store after the reset, and edges refill from the store.
     this.#emit({ type: 'reset', position: this.#position(head.incarnation, head.id), reason });
     this.#wakeRelayWaiters();
   }
