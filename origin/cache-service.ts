@@ -195,29 +195,61 @@ export class CacheService {
 
   /**
    * Recovers an intent whose writer never closed it (crashed between its
-   * intent and its purge, or its store write failed): the store write may or
-   * may not have happened, so the keys in scope are evicted at the store —
-   * right either way, since a cache may always drop an entry — and a purge
-   * that closes the intent is logged, so every edge drops what it holds.
+   * intent and its purge, or its store write failed). Whether the store
+   * write happened no one can tell, so the store decides: each key still
+   * held gets a purge at the version the store holds now (edges drop any
+   * older copy and keep the current one, whichever write it came from); keys
+   * the store does not hold are purged there (a no-op, for the store's version
+   * floor) and at every edge. A purge intent (tags or prefix) is applied
+   * again, as its client asked. The last purge logged closes the intent.
+   * Nothing the store holds is evicted, so a change that was acknowledged,
+   * or accepted degraded and written back, stays.
    * Called by the purge bus (`recoverIntentsWith`).
-   * @throws Error when the store or the log cannot be reached; the bus retries.
+   * @throws Error when the store or the log cannot be reached (or the store
+   *   answers only from its local tier); the bus retries.
    */
   async recoverIntent(scope: PurgeScope, intentId: string): Promise<void> {
     const { namespace, keys, tags, prefix } = scope;
-    // Redis unavailable: evicting from the local tier only would drop a change accepted degraded; retry later.
-    if (this.#o.store.resilience?.breaker.state === 'open') throw new Error('store unavailable: intent recovery waits');
-    const result = await this.#o.store.purge(namespace, { keys, tags, prefix });
-    if (this.#o.store.acceptedLocally(result)) throw new Error('store unavailable: intent recovery retried later');
-    const input: PurgeInput = {
-      namespace,
-      keys,
-      tags,
-      prefix,
-      version: result.version,
-      action: 'delete',
-      ts: this.#now(),
+    const { store, bus } = this.#o;
+    if (store.resilience?.breaker.state === 'open') throw new Error('store unavailable: intent recovery waits');
+    const floors = new Map<number, string[]>();
+    const purgeAtStore = async (selector: PurgeSelector) => {
+      const result = await store.purge(namespace, selector);
+      if (store.acceptedLocally(result)) throw new Error('store unavailable: intent recovery retried later');
+      return result.version;
     };
-    await this.#o.bus.publish(input, { closes: intentId });
+    if (tags.length > 0 || prefix !== null) {
+      const version = await purgeAtStore({ keys, tags, prefix });
+      const input: PurgeInput = { namespace, keys, tags, prefix, version, action: 'delete', ts: this.#now() };
+      await bus.publish(input, { closes: intentId });
+      return;
+    }
+    const read = await store.getManyTiered(namespace, keys);
+    if (read.degraded) throw new Error('store answered from its local tier: intent recovery retried later');
+    const missing = keys.filter((key) => !read.found.has(key));
+    for (const [key, entry] of read.found) floors.set(entry.version, [...(floors.get(entry.version) ?? []), key]);
+    if (missing.length > 0) {
+      const version = await purgeAtStore({ keys: missing, tags: [], prefix: null });
+      floors.set(version, [...(floors.get(version) ?? []), ...missing]);
+    }
+    const groups = [...floors];
+    for (const [i, [version, group]] of groups.entries()) {
+      const input: PurgeInput = {
+        namespace,
+        keys: group,
+        tags: [],
+        prefix: null,
+        version,
+        action: 'update',
+        ts: this.#now(),
+      };
+      await bus.publish(input, { closes: i === groups.length - 1 ? intentId : null });
+    }
+    if (groups.length === 0)
+      await bus.publish(
+        { namespace, keys: [], tags: [], prefix: null, version: 0, action: 'update', ts: this.#now() },
+        { closes: intentId },
+      );
   }
 
   /**
@@ -332,7 +364,7 @@ export class CacheService {
     } catch (error) {
       if (this.#o.store.acceptedLocally(result)) {
         this.#o.bus.relayLocally?.(input);
-        // The change stays accepted: close its intent once the log is back, so no replica recovers (evicts) it.
+        // The change stays accepted: close its intent once the log is back, so no replica needs to recover it.
         if (intent) this.#closeLater(input.namespace, intent);
         return { seq: 0 };
       }

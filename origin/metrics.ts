@@ -21,7 +21,7 @@ export interface OriginMetrics extends RequestMetrics {
   readonly purgeLogResets: Counter<'reason'>;
   /** Purge log entries skipped because they were not log entries (written by hand, corrupted). */
   readonly purgeLogMalformed: Counter;
-  /** Purge intents left open past the intent timeout that this replica recovered (keys evicted and purged). */
+  /** Purge intents left open past the intent timeout that this replica recovered (keys purged at the store's versions). */
   readonly purgeIntentsRecovered: Counter;
   /** Seconds from a staleness canary write to its purge being handed to one edge (one sample per edge). */
   readonly purgeCanaryLag: Histogram;

@@ -125,7 +125,7 @@ export async function startOrigin(
         metrics?.purgeIntentsRecovered.inc();
         logger.warn(
           { intentId, namespace: scope.namespace, keys: scope.keys.length },
-          'recovered a purge intent left open (its writer crashed or failed): keys evicted and purged',
+          "recovered a purge intent left open (its writer crashed or failed): keys purged at the store's versions",
         );
       },
       onIntentRecoveryFailed: (intentId, error) =>

@@ -140,8 +140,8 @@ export const originConfigSchema = z.object({
   PURGE_LOG_WAIT_TIMEOUT_MS: positiveInt.default(1_000),
   /**
    * Milliseconds a change's intent may stay open in the Redis purge log
-   * before a replica treats its writer as dead and recovers it (evicts the
-   * keys in doubt and logs their purge). Bounds how long an edge can serve a
+   * before a replica treats its writer as dead and recovers it (logs a purge
+   * of its keys at the versions the store holds). Bounds how long an edge can serve a
    * value older than a change whose origin crashed mid-write.
    */
   PURGE_INTENT_TIMEOUT_MS: positiveInt.default(3_000),

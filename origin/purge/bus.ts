@@ -34,8 +34,8 @@ export interface PurgeBus {
    */
   intend?(scope: PurgeScope): Promise<string>;
   /**
-   * Optional, with `intend`: sets what recovers an abandoned intent (evict
-   * the keys in scope and publish a purge that closes it). Until set,
+   * Optional, with `intend`: sets what recovers an abandoned intent (purge
+   * the keys in scope at the store's versions, closing the intent). Until set,
    * abandoned intents wait.
    */
   recoverIntentsWith?(recover: (scope: PurgeScope, intentId: string) => Promise<void>): void;

@@ -35,7 +35,7 @@ export interface RedisStreamBusEvents {
   onTailError?(error: unknown, retryInMs: number): void;
   /** An entry was relayed to this process's subscribers. */
   onRelayed?(message: PurgeMessage): void;
-  /** An intent stayed open past the intent timeout and was recovered (its keys evicted and purged). */
+  /** An intent stayed open past the intent timeout and was recovered (its keys purged at the store's versions). */
   onIntentRecovered?(intentId: string, scope: PurgeScope): void;
   /** Recovering an abandoned intent failed; it is retried on the next sweep. */
   onIntentRecoveryFailed?(intentId: string, error: unknown): void;

@@ -104,7 +104,7 @@ describe('CacheService intents', () => {
     expect(calls.at(-1)).toBe('publish  closes 1-0');
   });
 
-  it('recovering an intent evicts its keys at the store and logs a purge that closes it', async () => {
+  it('recovering an intent purges each key at the version the store holds, evicting nothing, and closes the intent', async () => {
     const memory = memoryStore({ maxBytes: 1 << 20 });
     const { bus, calls } = recordingBus();
     const service = new CacheService({
@@ -113,9 +113,41 @@ describe('CacheService intents', () => {
       defaultTtlSeconds: 60,
       maxValueBytes: 1024,
     });
-    await memory.set('ns', 'a', { value: new TextEncoder().encode('A'), contentType: 'x', ttlMs: 60_000, tags: [] });
-    await service.recoverIntent({ namespace: 'ns', keys: ['a'], tags: [], prefix: null }, '9-0');
-    expect(await memory.get('ns', 'a')).toBeNull();
-    expect(calls).toEqual(['publish a closes 9-0']);
+    const held = await memory.set('ns', 'a', {
+      value: new TextEncoder().encode('A'),
+      contentType: 'x',
+      ttlMs: 60_000,
+      tags: [],
+    });
+    const published: PurgeInput[] = [];
+    bus.observe((m) => published.push(m));
+    await service.recoverIntent({ namespace: 'ns', keys: ['a', 'gone'], tags: [], prefix: null }, '9-0');
+    expect((await memory.get('ns', 'a'))?.version).toBe(held.version);
+    expect(calls).toEqual(['publish a closes -', 'publish gone closes 9-0']);
+    // 'a' at its own version (older copies go, it stays); 'gone' at the store's floor, above anything it held.
+    expect(published.map((p) => [p.keys, p.version === held.version])).toEqual([
+      [['a'], true],
+      [['gone'], false],
+    ]);
+  });
+
+  it('recovering a purge intent (tags or prefix) applies the purge again', async () => {
+    const memory = memoryStore({ maxBytes: 1 << 20 });
+    const { bus, calls } = recordingBus();
+    const service = new CacheService({
+      store: passThroughStore(memory, memory),
+      bus,
+      defaultTtlSeconds: 60,
+      maxValueBytes: 1024,
+    });
+    await memory.set('ns', 't1', {
+      value: new TextEncoder().encode('T'),
+      contentType: 'x',
+      ttlMs: 60_000,
+      tags: ['t'],
+    });
+    await service.recoverIntent({ namespace: 'ns', keys: [], tags: ['t'], prefix: null }, '9-0');
+    expect(await memory.get('ns', 't1')).toBeNull();
+    expect(calls).toEqual(['publish  closes 9-0']);
   });
 });
