@@ -66,6 +66,13 @@ export interface RedisStreamBusOptions {
    * saw the intent.
    */
   readonly intentTimeoutMs?: number;
+  /**
+   * Milliseconds an intent append may take before the change goes on
+   * without one (default 300, `REDIS_CALL_TIMEOUT_MS`): an intent costs a
+   * write at most one store call's timeout. An intent that lands later is
+   * recovered like any open one (one extra purge).
+   */
+  readonly intentAppendTimeoutMs?: number;
   readonly events?: RedisStreamBusEvents;
 }
 
@@ -217,6 +224,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
   /** Ends the tail's back-off sleep at once (close). */
   #stopSleep: () => void = () => {};
   readonly #intentTimeoutMs: number;
+  readonly #intentAppendTimeoutMs: number;
   /** Entries the stream keeps (`MAXLEN`): a change logs an intent and a purge, so twice the purges to keep. */
   get #maxLen(): number {
     return this.retainedEntries * 2;
@@ -238,6 +246,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#blockMs = options.blockMs ?? 1_000;
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 1_000;
     this.#intentTimeoutMs = options.intentTimeoutMs ?? 3_000;
+    this.#intentAppendTimeoutMs = options.intentAppendTimeoutMs ?? 300;
     this.#options = options;
     this.#waitReplicas = options.waitReplicas ?? null;
     this.#events = options.events ?? {};
@@ -310,7 +319,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     if (!this.health().tailLive) throw new Error('purge log tail is not live');
     const { namespace, keys, tags, prefix } = scope;
     const input: PurgeInput = { namespace, keys, tags, prefix, version: 0, action: 'update', ts: Date.now() };
-    const appended = await this.#bounded(this.#append(input, ['intent', '1'], false));
+    const appended = await this.#bounded(this.#append(input, ['intent', '1'], false), this.#intentAppendTimeoutMs);
     return appended.id;
   }
 
@@ -397,8 +406,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
   }
 
   /** Bounds an append: with Redis unreachable, ioredis would queue it until it reconnects; the caller needs an answer now. */
-  async #bounded<T>(append: Promise<T>): Promise<T> {
-    const limitMs = this.#waitTimeoutMs + 1_000;
+  async #bounded<T>(append: Promise<T>, limitMs = this.#waitTimeoutMs + 1_000): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
