@@ -318,4 +318,16 @@ export class CacheClient {
 export function createCacheClient(options: CacheClientOptions): CacheClient {
   return new CacheClient(options);
 }
+
+export {
+  type AdminClient,
+  AdminClientError,
+  type AdminClientOptions,
+  createAdminClient,
+  type FlushResponse,
+  type NamespaceStats,
+  type NamespacesOverview,
+  type NamespaceVersionInfo,
+  type ReloadResponse,
+} from './admin.ts';
 export { createLockClient, type HeldLock, LockClient, type LockLease } from './locks.ts';

@@ -215,6 +215,31 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
     }),
   );
   mountLockPassThrough(app, origin, timed);
+
+  // Management routes go to the origin uncached (the grant was checked above); a flush comes back
+  // to every edge through the purge stream as a namespace-wide floor.
+  const relay = (operation: string) => (c: Context<Env>) =>
+    timed(c, operation, async () => {
+      if (c.req.param('namespace') !== undefined) namespacePath(c, operation);
+      const res = await origin.request(originPath(c.req.url), {
+        method: c.req.method,
+        headers: { [headers.requestId]: c.get('requestId') },
+      });
+      if (res.status !== 200) throw await errorFrom(res);
+      return {
+        res: new Response(res.body, {
+          status: 200,
+          headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
+        }),
+        tier: 'none',
+        result: 'ok',
+      };
+    });
+  app.post('/api/v1/namespaces/:namespace/flush', relay('flush'));
+  app.get('/api/v1/namespaces', relay('stats'));
+  app.get('/api/v1/namespaces/:namespace', relay('version'));
+  app.get('/api/v1/namespaces/:namespace/stats', relay('stats'));
+  app.post('/api/v1/reload', relay('reload'));
   return app;
 }
 

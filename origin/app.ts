@@ -15,9 +15,12 @@ import type { StatsCollector } from './dashboard/stats-collector.ts';
 import type { InProcessSource } from './invalidation/in-process-source.ts';
 import { invalidationRoutes } from './invalidation/route.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
+import type { NamespaceReports } from './namespaces/report.ts';
 import type { PurgeBus } from './purge/bus.ts';
+import type { Reloader } from './reload.ts';
 import { cacheRoutes } from './routes/cache.ts';
 import { lockRoutes } from './routes/locks.ts';
+import { namespaceRoutes } from './routes/namespaces.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 import { purgePollRoutes } from './routes/purges.ts';
 
@@ -44,12 +47,18 @@ export interface OriginAppDeps {
   readonly invalidations?: InProcessSource;
   /** Extra fields of the `/ready` answer (the staleness canary's last probe); read per request. */
   readonly readyDetail?: () => Record<string, unknown>;
+  /** Cross-region state for `/ready` (`region`); absent = not shown. */
+  readonly regions?: { readiness(): unknown };
   /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
   readonly dashboard?: {
     readonly stats: StatsCollector;
     readonly sampleSeconds: number;
     readonly evictionPolicy?: string;
   };
+  /** Namespace stats and versions; absent = no management routes. */
+  readonly reports?: NamespaceReports;
+  /** Serves `POST /api/v1/reload` when present. */
+  readonly reloader?: Reloader;
 }
 
 /**
@@ -59,7 +68,8 @@ export interface OriginAppDeps {
  * `/metrics`, `/openapi.json` and `/docs`, then one sub-app each for the
  * cache REST routes (`routes/cache.ts`), the locks (`routes/locks.ts`), the purge stream
  * (`routes/purge-stream.ts`), in-process invalidations
- * (`invalidation/route.ts`) and the dashboard (`dashboard/routes.ts`).
+ * (`invalidation/route.ts`), the dashboard (`dashboard/routes.ts`) and the
+ * management routes (`routes/namespaces.ts`: flush, stats, reload).
  * `origin/server.ts` wires config and starts it; gRPC paths on the same port
  * never reach this app (`grpc/same-port.ts` dispatches them first).
  */
@@ -107,6 +117,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
       ...state,
       edges: deps.bus.subscribers,
       seq: deps.bus.health().seq,
+      ...(deps.regions ? { region: deps.regions.readiness() } : {}),
       ...deps.readyDetail?.(),
     });
   });
@@ -132,5 +143,8 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
     app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));
+  if (deps.reports) {
+    app.route('/', namespaceRoutes({ service: deps.service, reports: deps.reports, reloader: deps.reloader }));
+  }
   return app;
 }

@@ -2,6 +2,9 @@ import { encryptedContentType, type Keyring, open, seal } from '../shared/crypto
 import { CacheError } from '../shared/errors.ts';
 import type { CacheTier } from '../shared/headers.ts';
 import { compressedContentType, compressValue, decompressValue } from './compression.ts';
+import { NamespaceRegistry } from './namespaces/registry.ts';
+import { NamespaceCounters } from './namespaces/stats.ts';
+import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
 import type { PublishedPurge, PurgeBus, PurgeInput, PurgeScope } from './purge/bus.ts';
 import type { EntryInput, PurgeSelector, RemovalResult, StoredEntry, TieredStore } from './store/store.ts';
 
@@ -60,6 +63,22 @@ export interface CacheServiceOptions {
   readonly compressMinBytes?: number;
   /** Told about each value stored compressed: bytes before and after (the envelope), for metrics. */
   readonly onCompressed?: (beforeBytes: number, afterBytes: number) => void;
+  /**
+   * Namespace versions (flush). Default: versions held in this process,
+   * following `bus` for other replicas' flushes.
+   */
+  readonly namespaces?: NamespaceRegistry;
+}
+
+/** The settings `reconfigure` may change while the origin runs (`POST /api/v1/reload`, SIGHUP). */
+export type RuntimeSettings = Pick<
+  CacheServiceOptions,
+  'defaultTtlSeconds' | 'maxValueBytes' | 'keyring' | 'encryptedNamespaces'
+>;
+
+/** What a flush answers: the namespace's new version and the purge's number in the purge log. */
+export interface FlushResult extends NamespaceVersion {
+  readonly seq: number;
 }
 
 /**
@@ -79,22 +98,81 @@ export interface CacheServiceOptions {
  * cannot be opened.
  */
 export class CacheService {
-  readonly #o: CacheServiceOptions;
+  #o: CacheServiceOptions;
   readonly #now: () => number;
+  readonly namespaces: NamespaceRegistry;
+  /** Per-namespace operation counters (stats). */
+  readonly counters: NamespaceCounters;
+  // The highest entry version this origin has written or read (removal floors
+  // are left out: they may come from this host's clock, not the store's). A
+  // flush's version is above it, so no entry this origin saw survives the flush.
+  #highWater = 0;
 
   constructor(options: CacheServiceOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.namespaces = options.namespaces ?? new NamespaceRegistry(memoryNamespaceVersions(this.#now), options.bus);
+    this.counters = new NamespaceCounters(this.#now);
   }
 
   get store(): TieredStore {
     return this.#o.store;
   }
 
+  /** The settings in force now (limits, default TTL, keys). */
+  get settings(): RuntimeSettings {
+    const { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces } = this.#o;
+    return { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces };
+  }
+
+  /**
+   * Replaces the settings that may change at run time; requests that start
+   * afterwards use them, requests in flight finish with the old ones.
+   */
+  reconfigure(settings: RuntimeSettings): void {
+    this.#o = { ...this.#o, ...settings };
+  }
+
   /** The entry and where it came from, or a miss (`entry` null). */
   async get(namespace: string, key: string): Promise<ReadResult | ReadMiss> {
     const read = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
-    return read.entry ? { ...read, entry: await this.#reveal(namespace, key, read.entry) } : read;
+    if (read.entry && this.#visible(namespace, read.entry)) {
+      this.counters.hit(namespace, read.tier);
+      return { ...read, entry: await this.#reveal(namespace, key, read.entry) };
+    }
+    this.counters.miss(namespace);
+    return { entry: null, degraded: read.degraded };
+  }
+
+  /**
+   * Flushes a namespace in O(1): bumps its version (`namespaces/versions.ts`),
+   * raises this replica's floor at once, then publishes a `flush` purge so
+   * other replicas and every edge raise theirs. Entries written before are
+   * invisible from then on and reclaimed lazily.
+   * @param by the caller's `service_id`, kept in the version history.
+   * @param originRegion set when another region's reset or flush asks for it: the purge log entry carries it
+   *   (`origin_region`), so this region's forwarder does not send it back.
+   * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged).
+   */
+  async flush(namespace: string, by: string, originRegion?: string): Promise<FlushResult> {
+    const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1));
+    this.#seen(record.version);
+    // The version is bumped already; a flush whose purge the log cannot take answers 503 so the caller
+    // retries (another bump), and this replica hides the old entries either way.
+    const published = await this.#call('flush_purge_log', () =>
+      this.#o.bus.publish({
+        namespace,
+        keys: [],
+        tags: [],
+        prefix: null,
+        version: record.version,
+        action: 'flush',
+        ts: record.flushedAtMs,
+        ...(originRegion === undefined ? {} : { origin_region: originRegion }),
+      }),
+    );
+    this.counters.delete(namespace);
+    return { ...record, seq: published.seq };
   }
 
   /** Entries found by key, and the tier that answered. */
@@ -104,6 +182,9 @@ export class CacheService {
   ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
     const read = await this.#call('batch_get', () => this.#o.store.getManyTiered(namespace, unique));
+    for (const [key, entry] of read.found) if (!this.#visible(namespace, entry)) read.found.delete(key);
+    if (read.found.size > 0) this.counters.hit(namespace, read.tier, read.found.size);
+    if (unique.length > read.found.size) this.counters.miss(namespace, unique.length - read.found.size);
     return { ...read, found: await this.#revealAll(namespace, read.found) };
   }
 
@@ -112,6 +193,8 @@ export class CacheService {
     const input = await this.#input(namespace, key, request);
     const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
+    this.#seen(entry.version);
+    this.counters.write(namespace);
     await this.#publish('set', entry, intent, {
       namespace,
       keys: [key],
@@ -131,6 +214,8 @@ export class CacheService {
     const intent =
       inputs.size > 0 ? await this.#intend({ namespace, keys: [...inputs.keys()], tags: [], prefix: null }) : null;
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
+    for (const entry of stored.values()) this.#seen(entry.version);
+    this.counters.write(namespace, stored.size);
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
       await this.#publish('batch_set', [...stored.values()][0]!, intent, {
@@ -151,6 +236,7 @@ export class CacheService {
   async delete(namespace: string, key: string): Promise<RemovalResult> {
     const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
+    this.counters.delete(namespace);
     await this.#publish('delete', result, intent, {
       namespace,
       keys: [key],
@@ -165,6 +251,9 @@ export class CacheService {
 
   /**
    * Purges by keys, tags and prefix at the origin store and at every edge.
+   * @param originRegion set when applying another region's invalidation: the
+   *   purge log entry carries it (`origin_region`), so this region's forwarder
+   *   does not send it back to Kafka.
    * @returns entries removed at the origin, and the purge's number in the purge log (`seq`).
    */
   async purge(
@@ -172,6 +261,7 @@ export class CacheService {
     selector: PurgeSelector,
     action: 'delete' | 'update' = 'delete',
     acknowledgedAtMs?: number,
+    originRegion?: string,
   ): Promise<RemovalResult & { seq: number }> {
     const intent = await this.#intend({
       namespace,
@@ -180,7 +270,8 @@ export class CacheService {
       prefix: selector.prefix,
     });
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
-    const published = await this.#publish('purge', result, intent, {
+    this.counters.delete(namespace);
+    const input: PurgeInput = {
       namespace,
       keys: [...selector.keys],
       tags: [...selector.tags],
@@ -188,7 +279,9 @@ export class CacheService {
       version: result.version,
       action,
       ts: acknowledgedAtMs ?? this.#now(),
-    });
+    };
+    if (originRegion !== undefined) Object.assign(input, { origin_region: originRegion });
+    const published = await this.#publish('purge', result, intent, input);
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
   }
@@ -271,6 +364,16 @@ export class CacheService {
     }
     if (this.#o.fault === 'crash-after-intent') process.kill(process.pid, 'SIGKILL');
     return intent;
+  }
+
+  /** False for an entry written before the namespace's last flush (invisible, reclaimed lazily). */
+  #visible(namespace: string, entry: StoredEntry): boolean {
+    this.#seen(entry.version);
+    return entry.version >= this.namespaces.floor(namespace);
+  }
+
+  #seen(version: number): void {
+    if (version > this.#highWater) this.#highWater = version;
   }
 
   async #input(namespace: string, key: string, request: WriteRequest): Promise<EntryInput> {

@@ -9,11 +9,12 @@
 import { exitOnStartupFailure } from '../platform/node/startup-failure.ts';
 import { startTracing } from '../platform/node/tracing.ts';
 import { originConfigSchema, parseConfig } from '../shared/config.ts';
+import { envWithConfigFile } from './reload.ts';
 import { startOrigin } from './server.ts';
 
 let config: ReturnType<typeof parseConfig<typeof originConfigSchema>>;
 try {
-  config = parseConfig(originConfigSchema, process.env);
+  config = parseConfig(originConfigSchema, await envWithConfigFile(process.env));
 } catch (error) {
   exitOnStartupFailure('strata-origin', error, { code: 2, debug: process.env.LOG_LEVEL === 'debug' });
 }
@@ -22,12 +23,19 @@ const tracing = startTracing({
   serviceName: config.OTEL_SERVICE_NAME ?? 'strata-origin',
   endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
 });
-const origin = await startOrigin(config).catch((error: unknown) =>
+const origin = await startOrigin(config, { reloadEnv: () => envWithConfigFile(process.env) }).catch((error: unknown) =>
   exitOnStartupFailure('strata-origin', error, {
     ports: { ORIGIN_PORT: config.ORIGIN_PORT },
     debug: config.LOG_LEVEL === 'debug',
   }),
 );
+// SIGHUP re-reads the run-time configuration (and STRATA_CONFIG_FILE); an invalid one is refused and logged.
+process.on('SIGHUP', () => {
+  origin.reload().then(
+    (result) => process.stderr.write(`strata-origin: SIGHUP, reloaded ${JSON.stringify(result)}\n`),
+    (error: Error) => process.stderr.write(`strata-origin: SIGHUP, reload refused: ${error.message}\n`),
+  );
+});
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;

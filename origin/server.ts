@@ -15,16 +15,22 @@ import type { InvalidationSource } from './invalidation/source.ts';
 import { lockMetrics } from './locks/lock-metrics.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import { originMetrics } from './metrics.ts';
+import { NamespaceRegistry } from './namespaces/registry.ts';
+import { type FootprintReader, NamespaceReports } from './namespaces/report.ts';
+import { memoryNamespaceVersions } from './namespaces/versions.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
 import { type CanaryReading, StalenessCanary } from './purge/canary.ts';
 import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
+import { type Regions, regionsFromConfig } from './regions/regions.ts';
+import { type Env, Reloader, type ReloadResult } from './reload.ts';
 import { registerResilienceMetrics } from './resilience-metrics.ts';
 import { traceRpc } from './rpc-tracing.ts';
 import { checkStoreAtStart } from './startup.ts';
 import { memoryStore } from './store/memory.ts';
 import { passThroughStore } from './store/pass-through.ts';
+import { redisFootprint, redisNamespaceVersions, startRedisReclaimer } from './store/redis-namespaces.ts';
 import { resilientRedisFromConfig } from './store/resilient-from-config.ts';
 import type { TieredStore } from './store/store.ts';
 
@@ -39,6 +45,13 @@ export interface RunningOrigin {
   readonly store: TieredStore;
   /** Kafka consumer when `KAFKA_BROKERS` is set, else the in-process source (docs/kafka.md). */
   readonly invalidations: InvalidationSource;
+  /** Cross-region forwarding and receiving (docs/regions.md). */
+  readonly regions: Regions;
+  /**
+   * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
+   * @throws CacheError CACHE_004 naming the invalid variable; the old configuration stays.
+   */
+  reload(): Promise<ReloadResult>;
   /** Stops consuming invalidations (commits, leaves the group), stops accepting, ends purge streams, closes the store. */
   close(): Promise<void>;
 }
@@ -68,7 +81,12 @@ export function storeFromConfig(
  */
 export async function startOrigin(
   config: OriginConfig,
-  options: { logger?: Logger; store?: TieredStore } = {},
+  options: {
+    logger?: Logger;
+    store?: TieredStore;
+    /** The environment a reload reads (entry points: `process.env` with `STRATA_CONFIG_FILE`); absent = a reload changes nothing. */
+    reloadEnv?: () => Promise<Env>;
+  } = {},
 ): Promise<RunningOrigin> {
   const authOptions = authOptionsFromConfig(config);
   if (config.NODE_ENV === 'production' && !authConfigured(authOptions)) {
@@ -146,9 +164,18 @@ export async function startOrigin(
       logger.warn({ breaker: state, dirty: resilience.local.dirtyCount }, 'redis circuit breaker changed state'),
     );
   }
+  // Namespace versions live beside the entries: a bookkeeping hash on Redis, in process for the embedded store.
+  const namespaces = new NamespaceRegistry(
+    store.redisClient ? redisNamespaceVersions(store.redisClient) : memoryNamespaceVersions(),
+    bus,
+  );
+  await namespaces.loadOrRetry(1_000, (error) =>
+    logger.warn({ err: error }, 'could not read namespace versions yet; retrying'),
+  );
   const service = new CacheService({
     store,
     bus,
+    namespaces,
     defaultTtlSeconds: config.CACHE_DEFAULT_TTL,
     maxValueBytes: config.MAX_VALUE_BYTES,
     keyring,
@@ -179,7 +206,30 @@ export async function startOrigin(
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
-  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics });
+  const regions = regionsFromConfig(config, {
+    service,
+    redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
+    registry: metrics.registry,
+    logger,
+  });
+  const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics, regions });
+  const reloader = new Reloader({
+    initial: config,
+    env: options.reloadEnv,
+    service,
+    logger,
+  });
+  // Flushed entries on Redis are unlinked in the background, on a connection of the reclaimer's own, at most
+  // 1,000 calls a second, and only for flushes no replica has reclaimed yet.
+  const reclaimer = store.redisClient
+    ? startRedisReclaimer({
+        client: store.redisClient,
+        floors: () => namespaces.floors(),
+        callsPerSecond: 1_000,
+        onError: (error) => logger.debug({ err: error }, 'reclaim of flushed entries failed; retrying'),
+      })
+    : null;
+  const reports = new NamespaceReports(service, footprintReader(store, config.MEMORY_STORE_MAX_BYTES));
   const locks = new LockService({
     store: lockStoreFor(store, (operation, error) => logger.debug({ operation, err: error }, 'lock call failed')),
     metrics: lockMetrics(metrics.registry),
@@ -198,15 +248,20 @@ export async function startOrigin(
     log: pinoRequestLog(logger),
     auth,
     invalidations: invalidations.kind === 'in-process' ? invalidations : undefined,
+    regions,
     dashboard: {
       stats: observability.stats,
       sampleSeconds: config.STATS_SAMPLE_SECONDS,
       evictionPolicy: config.EVICTION_POLICY,
     },
+    reports,
+    reloader,
   });
   const rpc = createGrpcHandler({
     service,
     locks,
+    reports,
+    reloader,
     invalidationKind: invalidations.kind,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -227,6 +282,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
+  regions.start();
   observability.start(port);
   canary?.start();
   return {
@@ -236,9 +292,15 @@ export async function startOrigin(
     bus,
     store,
     invalidations,
+    regions,
+    reload: () => reloader.reload(),
     async close() {
       canary?.stop();
+      namespaces.close();
+      await reclaimer?.stop();
       await observability.stop();
+      // Release the forwarding lease first, so a peer takes over at once.
+      await regions.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.
@@ -260,4 +322,28 @@ function canaryDetail(reading: CanaryReading | null): Record<string, unknown> | 
     max_lag_ms: reading.maxLagMs,
     error: reading.error,
   };
+}
+
+/** The store's footprint for management stats: Redis `INFO`, or the embedded store's usage and budget. */
+function footprintReader(store: TieredStore, memoryLimitBytes: number): FootprintReader {
+  const { redisClient, usage } = store;
+  if (redisClient) {
+    return async () => {
+      const f = await redisFootprint(redisClient);
+      return {
+        kind: 'redis',
+        memory_bytes: f.memoryBytes,
+        memory_limit_bytes: f.limitBytes,
+        keys: f.keys,
+        evictions: f.evictions,
+      };
+    };
+  }
+  return async () => ({
+    kind: store.kind,
+    memory_bytes: usage?.bytes ?? 0,
+    memory_limit_bytes: usage ? memoryLimitBytes : null,
+    keys: usage?.size ?? 0,
+    evictions: usage?.evictions ?? 0,
+  });
 }

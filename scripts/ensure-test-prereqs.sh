@@ -57,6 +57,18 @@ ensure_venv libcachesim '"$venv/bin/python" -c "import libcachesim" >/dev/null 2
 # module proxy. `go` itself must be on the machine.
 command -v go >/dev/null 2>&1 || { echo "strata: go (>= 1.26, as clients/go/go.mod says) is required for the Go client. Run: sudo apt-get install -y golang-go" >&2; exit 1; }
 bash "$(dirname "$0")/proto-plugins.sh"
+# Toxiproxy (the network between regions in the rig and its tests), built from its Go module;
+# keep the version in step with TOXIPROXY_VERSION in scripts/services/toxiproxy.ts.
+toxiproxy_version=v2.5.0
+toxiproxy_bin="$(cd "$(dirname "$0")/.." && pwd)/.cache/go-bin/toxiproxy-$toxiproxy_version"
+if [ ! -x "$toxiproxy_bin/server" ]; then
+  echo "strata: go install github.com/Shopify/toxiproxy/v2/cmd/server@$toxiproxy_version into $toxiproxy_bin"
+  mkdir -p "$toxiproxy_bin"
+  if ! GOBIN="$toxiproxy_bin" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$toxiproxy_version"; then
+    echo "strata: could not build toxiproxy. Run: GOBIN=$toxiproxy_bin go install github.com/Shopify/toxiproxy/v2/cmd/server@$toxiproxy_version" >&2
+    exit 1
+  fi
+fi
 if ! (cd "$(dirname "$0")/../clients/go" && go mod download); then
   echo "strata: could not download the Go client's modules. Run: cd clients/go && go mod download" >&2
   exit 1

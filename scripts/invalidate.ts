@@ -20,8 +20,11 @@
  * Exit codes: 0 sent, 1 delivery failed, 2 bad arguments.
  */
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
+import { type KafkaConnection, kafkaClient, kafkaConnectionFromConfig } from '../origin/kafka/client.ts';
+import { invalidationMessageKey } from '../origin/regions/forwarder.ts';
 import { startTracing } from '../platform/node/tracing.ts';
+import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import { type InvalidationEvent, invalidationEventSchema } from '../shared/schemas.ts';
 import { withProducerSpan } from '../shared/tracing.ts';
 import { parseCli } from './lib/cli.ts';
@@ -85,13 +88,26 @@ try {
       serviceName: process.env.OTEL_SERVICE_NAME ?? 'strata-invalidate',
       endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
     });
-    const producer = new Kafka({ clientId: 'strata-invalidate', brokers, logLevel: logLevel.ERROR }).producer({
+    // The origin's one Kafka client factory, so KAFKA_SSL, KAFKA_SSL_CA_FILE and KAFKA_SASL_* apply here too.
+    let connection: KafkaConnection | undefined;
+    try {
+      connection = kafkaConnectionFromConfig(
+        parseConfig(originConfigSchema, {
+          ...process.env,
+          KAFKA_BROKERS: brokers.join(','),
+          KAFKA_CLIENT_ID: 'strata-invalidate',
+        }),
+      );
+    } catch (error) {
+      fail(error instanceof Error ? error.message : String(error), 2);
+    }
+    const producer = kafkaClient(connection!).producer({
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
     await producer.connect();
     try {
-      const key = event.keys.length === 1 ? `${event.namespace}:${event.keys[0]}` : event.namespace;
+      const key = invalidationMessageKey(event);
       // TRACEPARENT (env carrier convention) lets a calling job's trace continue through the origin.
       const parent: Record<string, string> = process.env.TRACEPARENT ? { traceparent: process.env.TRACEPARENT } : {};
       const [meta] = await withProducerSpan(topic, parent, (headers) =>

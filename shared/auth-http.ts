@@ -47,6 +47,10 @@ const openPaths = new Set([
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | `GET /api/v1/namespaces` | `metrics:read` |
+ * | `GET /api/v1/namespaces/{ns}`, `GET …/{ns}/stats` | `metrics:read` in `ns` |
+ * | `POST /api/v1/namespaces/{ns}/flush` | `cache:flush` in `ns` |
+ * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
  * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
  * | anything else | a valid token (then 404) |
@@ -64,6 +68,13 @@ export function restAccess(method: string, pathname: string): Access {
     return { scope: 'metrics:read' };
   }
   if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  if (pathname === '/api/v1/namespaces') return { scope: 'metrics:read' };
+  if (pathname === '/api/v1/reload') return { scope: 'cache:reload', namespace: allNamespaces };
+  const managed = /^\/api\/v1\/namespaces\/([^/]*)(\/stats|\/flush)?$/.exec(pathname);
+  if (managed) {
+    const namespace = decodeSegment(managed[1]!);
+    return managed[2] === '/flush' ? { scope: 'cache:flush', namespace } : { scope: 'metrics:read', namespace };
+  }
   if (pathname === '/api/v1/purges') return { scope: 'purge:read', namespace: allNamespaces };
   const lock = /^\/api\/v1\/locks\/([^/]*)\//.exec(pathname);
   if (lock) return { scope: 'cache:lock', namespace: decodeSegment(lock[1]!) };

@@ -23,6 +23,7 @@ export const scopes = [
   'cache:write',
   'cache:delete',
   'cache:flush',
+  'cache:reload',
   'metrics:read',
   'purge:read',
   // Distributed locks (docs/locks.md): acquire, renew, release and inspect in the namespace.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
 import { defaultMaxValueBytes } from './keys.ts';
+import { regionSchema } from './schemas.ts';
 
 /**
  * Configuration schemas (ARCHITECTURE.md §3). They parse a plain string map,
@@ -41,8 +42,8 @@ const authVars = {
   NODE_ENV: z.string().optional(),
 };
 
-/** Origin configuration, parsed from env vars. */
-export const originConfigSchema = z.object({
+/** Origin configuration fields; {@link originConfigSchema} adds the checks across fields. */
+const originConfigFields = z.object({
   ...authVars,
   /** Keys for encryption at rest: `id:base64,…` (32-byte AES-256 keys), first = current (shared/crypto.ts). */
   ENCRYPTION_KEYS: z.string().min(1).optional(),
@@ -170,12 +171,14 @@ export const originConfigSchema = z.object({
   /** Seconds between heartbeats: the older spelling of `PURGE_HEARTBEAT_MS`, still honoured when that is unset. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  /** A file of `KEY=VALUE` lines that overrides the environment; re-read on every reload (`POST /api/v1/reload`, SIGHUP). */
+  STRATA_CONFIG_FILE: z.string().min(1).optional(),
   /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */
   KAFKA_BROKERS: commaList.optional(),
   /** Topic of invalidation events (ARCHITECTURE.md §4). */
   KAFKA_INVALIDATION_TOPIC: z.string().min(1).default('cache.invalidation'),
-  /** Consumer group; one per region, so every region sees every event. */
-  KAFKA_GROUP_ID: z.string().min(1).default('strata-origin'),
+  /** Consumer group; one per region, so every region sees every event. Default `strata-origin-<STRATA_REGION>` (`strata-origin` in region `local`). */
+  KAFKA_GROUP_ID: z.string().min(1).optional(),
   /** Kafka client id, for broker logs and quotas. */
   KAFKA_CLIENT_ID: z.string().min(1).default('strata-origin'),
   /** Dead-letter topic for undecodable or invalid events; default `<KAFKA_INVALIDATION_TOPIC>.dlq`. */
@@ -186,6 +189,25 @@ export const originConfigSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
   /** Milliseconds between consumer heartbeats (well under the session timeout). */
   KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
+  /** Connect to Kafka with TLS (`true`/`false`); the broker's certificate is checked against KAFKA_SSL_CA_FILE or the system trust store. */
+  KAFKA_SSL: z.stringbool().default(false),
+  /** PEM file of the CA(s) that signed the brokers' certificates; needs KAFKA_SSL=true. */
+  KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
+  /** SASL mechanism (PLAIN, RFC 4616; SCRAM, RFC 5802 / RFC 7677); unset = no SASL. Needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD. */
+  KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  /** SASL user name (KAFKA_SASL_MECHANISM). */
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  /** SASL password (KAFKA_SASL_MECHANISM); never logged. */
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  /** This origin's region: events it forwards carry it as `origin_region`; events from it are not applied again here (docs/regions.md). */
+  STRATA_REGION: regionSchema.default('local'),
+  /**
+   * Forward this region's purges to the invalidation topic for other regions (with KAFKA_BROKERS and a Redis store);
+   * default: on when STRATA_REGION is set to a region other than `local`.
+   */
+  REGION_FORWARD: z.stringbool().optional(),
+  /** Milliseconds the forwarder lease lasts without renewal: a dead forwarding replica is replaced within about this. */
+  REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
   INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
   /** Seconds between `cache.health.status` events (ICD §3.1.2) on Kafka; 0 = none. Needs `KAFKA_BROKERS`. */
@@ -203,6 +225,35 @@ export const originConfigSchema = z.object({
   /** `service.name` of exported spans. */
   OTEL_SERVICE_NAME: z.string().min(1).optional(),
 });
+
+/** Kafka security settings that only make sense together: one issue per variable, one line each. */
+function checkKafkaSecurity(c: z.infer<typeof originConfigFields>, ctx: z.RefinementCtx): void {
+  if (c.KAFKA_SSL_CA_FILE && !c.KAFKA_SSL)
+    ctx.addIssue({ code: 'custom', path: ['KAFKA_SSL_CA_FILE'], message: 'needs KAFKA_SSL=true' });
+  for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+    if (c.KAFKA_SASL_MECHANISM && !c[name])
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`,
+      });
+    if (!c.KAFKA_SASL_MECHANISM && c[name])
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: 'needs KAFKA_SASL_MECHANISM (plain, scram-sha-256 or scram-sha-512)',
+      });
+  }
+}
+
+/** The consumer group: `KAFKA_GROUP_ID`, else `strata-origin-<STRATA_REGION>` (`strata-origin` in region `local`). */
+export function kafkaGroupId(config: Pick<OriginConfig, 'KAFKA_GROUP_ID' | 'STRATA_REGION'>): string {
+  if (config.KAFKA_GROUP_ID) return config.KAFKA_GROUP_ID;
+  return config.STRATA_REGION === 'local' ? 'strata-origin' : `strata-origin-${config.STRATA_REGION}`;
+}
+
+/** Origin configuration, parsed from env vars. */
+export const originConfigSchema = originConfigFields.superRefine(checkKafkaSecurity);
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 
 /** Default milliseconds between purge-stream heartbeats: a third of the default edge lease. */

@@ -165,7 +165,9 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, opera
 }
 
 /** Rejects bodies over `maxBytes` with 413 CACHE_003 before they are buffered whole. */
-export function valueSizeLimit(maxBytes: number): MiddlewareHandler {
+export function valueSizeLimit(maxBytes: number | (() => number)): MiddlewareHandler {
+  // A getter: the limit can change at run time (a configuration reload) and is read per request.
+  if (typeof maxBytes === 'function') return (c, next) => valueSizeLimit(maxBytes())(c, next);
   return bodyLimit({
     maxSize: maxBytes,
     onError: () => {

@@ -17,13 +17,18 @@ import {
   batchGetResponseSchema,
   batchSetRequestSchema,
   batchSetResponseSchema,
+  flushResponseSchema,
   invalidationEventSchema,
   maxBatchKeys,
   maxPurgePollLimit,
+  namespaceStatsSchema,
+  namespacesOverviewSchema,
+  namespaceVersionInfoSchema,
   purgePollResponseSchema,
   purgeRequestSchema,
   purgeResponseSchema,
   putResponseSchema,
+  reloadResponseSchema,
 } from './schemas.ts';
 import { edgeReportSchema } from './stats.ts';
 
@@ -102,6 +107,10 @@ const error = (description: string, code: string, message: string) => ({
       example: { error: { code, message, details: { timestamp: '2026-11-22T12:20:40.252Z' } } },
     },
   },
+});
+const jsonResponse = (description: string, component: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${component}` } } },
 });
 const authErrors = {
   '401': error(
@@ -377,6 +386,60 @@ export function openApiDocument(
       },
     },
   };
+  /** Management routes (origin; edges relay them uncached). */
+  const managementPaths: Json = {
+    '/api/v1/namespaces': {
+      get: {
+        operationId: 'namespacesStats',
+        summary: 'Stats of every namespace seen since start or ever flushed, and the store footprint (metrics:read)',
+        responses: {
+          '200': jsonResponse('per-namespace stats', 'NamespacesOverview'),
+          ...commonErrors,
+        },
+      },
+    },
+    '/api/v1/namespaces/{namespace}': {
+      parameters: [namespaceParam],
+      get: {
+        operationId: 'namespaceVersion',
+        summary: "A namespace's current version and who set each one, newest first (metrics:read)",
+        responses: { '200': jsonResponse('version and history', 'NamespaceVersion'), ...commonErrors },
+      },
+    },
+    '/api/v1/namespaces/{namespace}/stats': {
+      parameters: [namespaceParam],
+      get: {
+        operationId: 'namespaceStats',
+        summary: 'Entries, bytes, hit ratio per tier, operations per second, evictions, store memory (metrics:read)',
+        responses: { '200': jsonResponse('stats', 'NamespaceStats'), ...commonErrors },
+      },
+    },
+    '/api/v1/namespaces/{namespace}/flush': {
+      parameters: [namespaceParam],
+      post: {
+        operationId: 'flushNamespace',
+        summary: 'Flush a namespace in O(1): bump its version; older entries vanish for every reader (cache:flush)',
+        responses: { '200': jsonResponse('flushed: the new version', 'FlushResponse'), ...commonErrors },
+      },
+    },
+    '/api/v1/reload': {
+      post: {
+        operationId: 'reload',
+        summary:
+          'Re-read the run-time configuration: limits, default TTL, encryption keys, log level (cache:reload, admin)',
+        responses: {
+          '200': jsonResponse('variables now in force, and changed ones that need a restart', 'ReloadResponse'),
+          ...commonErrors,
+          '400': error(
+            'CACHE_004: the new configuration is invalid (the message names the variable); nothing changed',
+            'CACHE_004',
+            'invalid configuration: MAX_VALUE_BYTES: Too small: expected number to be >0',
+          ),
+        },
+      },
+    },
+  };
+
   const healthPaths: Json = {
     '/health': openGet('health', 'Liveness (open)', {
       description: 'alive',
@@ -590,6 +653,11 @@ export function openApiDocument(
         PurgeRequest: purgeRequest,
         PurgeResponse: schema(purgeResponseSchema, 'output'),
         PutResponse: schema(putResponseSchema, 'output'),
+        FlushResponse: schema(flushResponseSchema, 'output'),
+        NamespaceStats: schema(namespaceStatsSchema, 'output'),
+        NamespacesOverview: schema(namespacesOverviewSchema, 'output'),
+        NamespaceVersion: schema(namespaceVersionInfoSchema, 'output'),
+        ReloadResponse: schema(reloadResponseSchema, 'output'),
         DeleteResponse: {
           type: 'object',
           properties: {
@@ -612,6 +680,7 @@ export function openApiDocument(
     paths: {
       ...healthPaths,
       ...cachePaths,
+      ...managementPaths,
       ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
       ...originPaths,
     },

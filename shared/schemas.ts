@@ -98,7 +98,13 @@ export const purgeMessageSchema = z.object({
   prefix: z.string().nullable(),
   /** Version floor: entries with a lower version are stale. */
   version: z.number().int().nonnegative(),
-  action: z.enum(['delete', 'update']),
+  /**
+   * `flush`: the whole namespace was flushed (`keys` and `tags` empty,
+   * `prefix` null). `version` is then the namespace's new version, a floor
+   * above every entry version written before the flush: an edge drops the
+   * namespace's copies below it and refuses older fills from then on.
+   */
+  action: z.enum(['delete', 'update', 'flush']),
   /** Unix ms when the origin acknowledged the change (for purge-lag metrics). */
   ts: z.number().int(),
 });
@@ -116,7 +122,14 @@ export const purgeLogFormatVersion = '1';
  * position is where the entry sits). Unknown fields are ignored, so a newer
  * origin may add optional ones without a format version change.
  */
-export const purgeLogEntrySchema = purgeMessageSchema.omit({ type: true, position: true });
+export const purgeLogEntrySchema = purgeMessageSchema.omit({ type: true, position: true }).extend({
+  /**
+   * Set when the purge applies another region's invalidation (`STRATA_REGION`
+   * of the region that acknowledged the change): the region's forwarder does
+   * not send it back to Kafka. Absent for the region's own changes.
+   */
+  origin_region: z.string().optional(),
+});
 export type PurgeLogEntry = z.infer<typeof purgeLogEntrySchema>;
 
 /**
@@ -205,6 +218,11 @@ export const purgePollResponseSchema = z.object({
 });
 export type PurgePollResponse = z.infer<typeof purgePollResponseSchema>;
 
+/** A region name (`STRATA_REGION`): lowercase letters, digits, `-` and `_`, at most 63. */
+export const regionSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a region name: lowercase letters, digits, - and _ (at most 63)');
+
 /**
  * Invalidation event on Kafka (ARCHITECTURE.md §4). Message key is the
  * namespace or `namespace:key` so per-key order holds. Idempotent by `id`.
@@ -219,6 +237,103 @@ export const invalidationEventSchema = z
     action: z.enum(['delete', 'update']),
     /** Unix ms when the producer created the event. */
     timestamp: z.number().int().nonnegative(),
+    /** Region (`STRATA_REGION`) whose purge log the event was forwarded from; absent for events from other producers. */
+    origin_region: regionSchema.optional(),
   })
   .refine((e) => e.keys.length > 0 || e.tags.length > 0 || e.prefix !== null, 'give keys, tags or prefix');
 export type InvalidationEvent = z.infer<typeof invalidationEventSchema>;
+
+/**
+ * A region-wide reset on the invalidation topic: region `origin_region` lost
+ * purges before forwarding them (its forwarder fell behind the purge log's
+ * retention). Other regions empty `namespaces` (every namespace when null)
+ * of anything they hold, in their stores and edges. Idempotent by `id`.
+ */
+export const regionResetEventSchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  type: z.literal('reset'),
+  origin_region: regionSchema,
+  /** Namespaces the source region has touched; null = unknown, reset them all. */
+  namespaces: z.array(namespaceSchema).max(10_000).nullable(),
+  /** One line: why the source region reset. */
+  reason: z.string().max(500),
+  /** Unix ms when the source region detected the loss. */
+  timestamp: z.number().int().nonnegative(),
+});
+export type RegionResetEvent = z.infer<typeof regionResetEventSchema>;
+
+/** The store's footprint in management stats: memory used and its limit (bytes), keys held, evictions since start. */
+export const storeFootprintSchema = z.object({
+  kind: z.enum(['memory', 'redis']),
+  memory_bytes: z.number().int().nonnegative(),
+  /** null when the store has no limit (Redis `maxmemory 0`). */
+  memory_limit_bytes: z.number().int().nonnegative().nullable(),
+  /** Keys held by the store (on Redis: entries, tag sets and tombstones alike). */
+  keys: z.number().int().nonnegative(),
+  evictions: z.number().int().nonnegative(),
+});
+export type StoreFootprint = z.infer<typeof storeFootprintSchema>;
+
+/**
+ * `GET /api/v1/namespaces/{namespace}/stats`: counters since the origin
+ * started; `entries` and `bytes` are null where the store cannot count one
+ * namespace cheaply (Redis); `hit_ratio` is per answering tier plus `all`.
+ */
+export const namespaceStatsSchema = z.object({
+  namespace: namespaceSchema,
+  /** The namespace's version (0 = never flushed). */
+  version: z.number().int().nonnegative(),
+  entries: z.number().int().nonnegative().nullable(),
+  bytes: z.number().int().nonnegative().nullable(),
+  hits: z.record(z.string(), z.number().int().nonnegative()),
+  misses: z.number().int().nonnegative(),
+  hit_ratio: z.record(z.string(), z.number().min(0).max(1)),
+  writes: z.number().int().nonnegative(),
+  deletes: z.number().int().nonnegative(),
+  /** Operations (reads, writes, deletes) per second over the last 10 s. */
+  ops_per_second: z.number().nonnegative(),
+  store: storeFootprintSchema,
+});
+export type NamespaceStats = z.infer<typeof namespaceStatsSchema>;
+
+/** `GET /api/v1/namespaces`: every namespace this origin has seen or that was ever flushed. */
+export const namespacesOverviewSchema = z.object({
+  namespaces: z.array(namespaceStatsSchema),
+  store: storeFootprintSchema,
+});
+export type NamespacesOverview = z.infer<typeof namespacesOverviewSchema>;
+
+/** `GET /api/v1/namespaces/{namespace}`: the current version and who set each one (newest first). */
+export const namespaceVersionInfoSchema = z.object({
+  namespace: namespaceSchema,
+  version: z.number().int().nonnegative(),
+  history: z.array(
+    z.object({
+      version: z.number().int().nonnegative(),
+      /** Unix ms. */
+      flushed_at_ms: z.number().int().nonnegative(),
+      /** The flushing caller's `service_id` (`anonymous` when authentication is off). */
+      service_id: z.string(),
+    }),
+  ),
+});
+export type NamespaceVersionInfo = z.infer<typeof namespaceVersionInfoSchema>;
+
+/** `POST /api/v1/namespaces/{namespace}/flush` response. */
+export const flushResponseSchema = z.object({
+  namespace: namespaceSchema,
+  /** The namespace's new version: entries below it are gone for every reader. */
+  version: z.number().int().nonnegative(),
+  flushed_at_ms: z.number().int().nonnegative(),
+  service_id: z.string(),
+  /** The flush's number in the purge log. */
+  seq: z.number().int(),
+});
+export type FlushResponse = z.infer<typeof flushResponseSchema>;
+
+/** `POST /api/v1/reload` response: variables now in force, and changed ones that need a restart. */
+export const reloadResponseSchema = z.object({
+  applied: z.array(z.string()),
+  restart_required: z.array(z.string()),
+});
+export type ReloadResponse = z.infer<typeof reloadResponseSchema>;

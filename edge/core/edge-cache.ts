@@ -95,7 +95,10 @@ export class EdgeCache {
   /** Reads through the tier; concurrent misses for one key share one origin load. */
   async read(namespace: string, key: string, requestId?: string): Promise<EdgeRead> {
     const hit = this.tier.get(namespace, key);
-    if (hit) {
+    // A copy below the namespace's flush floor is invisible (a tier that could not apply the flush).
+    if (hit && hit.version < this.ledger.floor(namespace)) {
+      this.tier.delete(namespace, key);
+    } else if (hit) {
       const lease = this.#o.lease;
       if (!lease) return { kind: 'hit', entry: hit };
       const ensured = lease.ensure();
@@ -122,7 +125,11 @@ export class EdgeCache {
     return this.#store(ticket, read, namespace, key).stored;
   }
 
-  /** Applies one purge-stream message: a purge drops older copies, a reset drops everything. */
+  /**
+   * Applies one purge-stream message: a purge drops older copies, a flush
+   * drops the namespace's copies below its new version (and raises the
+   * namespace floor in the ledger), a reset drops everything.
+   */
   apply(message: StreamMessage): number {
     if (message.type === 'purge') {
       this.ledger.record(message);
@@ -177,7 +184,8 @@ export class EdgeCache {
     const ticket = this.ledger.begin();
     this.#o.onOriginLoad?.();
     const read = await this.#o.load(namespace, key, requestId);
-    if (!read) return { kind: 'miss' };
+    // An origin replica that has not learnt of a flush yet may still answer with an older version: never relay it.
+    if (!read || read.version < this.ledger.floor(namespace)) return { kind: 'miss' };
     const { entry, stored } = this.#store(ticket, read, namespace, key);
     return { kind: 'fill', entry, read, stored };
   }

@@ -80,7 +80,12 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     purge(message: PurgeMessage) {
       let removed = 0;
       for (const key of message.keys) if (dropIfOlder(storageKey(message.namespace, key), message.version)) removed++;
-      if (message.tags.length > 0 || message.prefix !== null) {
+      if (message.action === 'flush') {
+        // A namespace flush: every copy of the namespace below the new namespace version goes.
+        for (const [k, entry] of cache.entries()) {
+          if (entry.namespace === message.namespace && dropIfOlder(k, message.version)) removed++;
+        }
+      } else if (message.tags.length > 0 || message.prefix !== null) {
         // The tier is small (a byte budget of recent entries); walking it is cheaper than an index on every fill.
         const tags = new Set(message.tags);
         const prefix = message.prefix === null ? null : storageKey(message.namespace, message.prefix);

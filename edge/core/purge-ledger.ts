@@ -34,7 +34,9 @@ export interface PurgeLedgerOptions {
  * it returns, `admit` refuses it when a remembered purge of the key has a
  * higher version (whenever it arrived); otherwise: no purge since → admit; a
  * reset since → refuse; else refuse iff a tag or prefix purge since then
- * covers the key with a higher version. When records the check needs were forgotten (bounded
+ * covers the key with a higher version. A namespace flush (`action: 'flush'`)
+ * sets a namespace-wide floor that is kept for good: any fill below it is
+ * refused, however late it arrives. When records the check needs were forgotten (bounded
  * memory), it refuses — a refused fill only costs a miss, never a stale read.
  *
  * Pure: no clock, no I/O.
@@ -46,6 +48,8 @@ export class PurgeLedger {
   readonly #keys: LRUCache<string, { version: number; generation: number }>;
   readonly #patterns: PatternPurge[] = [];
   readonly #maxPatterns: number;
+  /** Namespace-wide floors from flushes: never forgotten (one number per flushed namespace). */
+  readonly #floors = new Map<string, number>();
 
   constructor(options: PurgeLedgerOptions = {}) {
     this.#keys = new LRUCache({
@@ -63,8 +67,15 @@ export class PurgeLedger {
   }
 
   /** Records a purge before it is applied to the tier. */
-  record(message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'>): void {
+  record(
+    message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'> & {
+      readonly action?: PurgeMessage['action'];
+    },
+  ): void {
     this.#generation++;
+    if (message.action === 'flush') {
+      this.#floors.set(message.namespace, Math.max(this.floor(message.namespace), message.version));
+    }
     for (const key of message.keys) {
       const k = storageKey(message.namespace, key);
       const previous = this.#keys.get(k);
@@ -91,8 +102,15 @@ export class PurgeLedger {
     this.#resets++;
   }
 
+  /** The namespace's flush floor: copies below it are invisible (0 when never flushed). */
+  floor(namespace: string): number {
+    return this.#floors.get(namespace) ?? 0;
+  }
+
   /** May a fill that took `ticket` store `version` of this key (with these tags)? */
   admit(ticket: FillTicket, namespace: string, key: string, version: number, tags: readonly string[]): boolean {
+    // A flush outranks every copy below the namespace's floor, whenever the fill began.
+    if (version < this.floor(namespace)) return false;
     // A remembered purge of this key outranks any older copy, whenever the fill began
     // (a lagging replica or a fallback tier can answer with an old version).
     const record = this.#keys.peek(storageKey(namespace, key));

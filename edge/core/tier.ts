@@ -30,7 +30,8 @@ export interface EdgeTier {
   delete(namespace: string, key: string): void;
   /**
    * Applies a purge: removes the named keys, tag members and prefix matches
-   * of its namespace whose version is below `message.version`.
+   * of its namespace whose version is below `message.version`; a `flush`
+   * removes every entry of the namespace below it.
    * @returns how many entries were removed.
    */
   purge(message: PurgeMessage): number;

@@ -1,12 +1,24 @@
-import type { Interceptor } from '@connectrpc/connect';
-import { authorize, bearerToken, purgeScope, type Scope, unauthenticated, type Verifier } from '../../shared/auth.ts';
+import { createContextKey, type HandlerContext, type Interceptor } from '@connectrpc/connect';
+import {
+  allNamespaces,
+  authorize,
+  bearerToken,
+  type Principal,
+  purgeScope,
+  type Scope,
+  unauthenticated,
+  type Verifier,
+} from '../../shared/auth.ts';
 import { CacheError } from '../../shared/errors.ts';
 
 /**
  * The grant each RPC needs, as on REST (`shared/auth-http.ts`): `Health` is
  * open; `Get`/`BatchGet` need `cache:read`, `Set`/`BatchSet` `cache:write`,
  * `Delete` `cache:delete`, `Purge` `cache:delete` (`cache:flush` with a
- * prefix), and the lock RPCs `cache:lock`, each in the request's `namespace`.
+ * prefix), the lock RPCs `cache:lock`, `FlushNamespace` `cache:flush`,
+ * `GetNamespaceVersion`/`GetNamespaceStats` `metrics:read`, each in the
+ * request's `namespace`; `ListNamespaceStats` `metrics:read` (any
+ * namespace), `Reload` `cache:reload` in every namespace (admin).
  */
 function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' {
   switch (method) {
@@ -27,10 +39,32 @@ function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' 
     case 'ReleaseLock':
     case 'GetLock':
       return 'cache:lock';
+    case 'FlushNamespace':
+      return 'cache:flush';
+    case 'GetNamespaceVersion':
+    case 'GetNamespaceStats':
+    case 'ListNamespaceStats':
+      return 'metrics:read';
+    case 'Reload':
+      return 'cache:reload';
     default:
       // An RPC added later is closed until someone maps it.
       return 'cache:flush';
   }
+}
+
+/** The namespace a grant must cover, as on REST (`restAccess`): undefined = the scope alone is checked. */
+function rpcNamespace(method: string, message: { namespace?: string }): string | undefined {
+  if (method === 'ListNamespaceStats') return undefined;
+  if (method === 'Reload') return allNamespaces;
+  return message.namespace ?? '';
+}
+
+const principalKey = createContextKey<Principal | undefined>(undefined, { description: 'verified caller' });
+
+/** The verified caller of an RPC, or undefined when authentication is off. */
+export function principalOfCall(ctx: Pick<HandlerContext, 'values'>): Principal | undefined {
+  return ctx.values.get(principalKey);
 }
 
 /**
@@ -54,7 +88,8 @@ export function grpcAuthInterceptor(
       const token = bearerToken(req.header.get('authorization'));
       if (!token) throw unauthenticated();
       const principal = await verifier(token);
-      authorize(principal, scope, message.namespace ?? '');
+      authorize(principal, scope, rpcNamespace(req.method.name, message));
+      req.contextValues.set(principalKey, principal);
     } catch (error) {
       if (onRefused && error instanceof CacheError && (error.code === 'AUTH_001' || error.code === 'AUTH_002')) {
         const operation = `grpc_${req.method.name.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase()}`;

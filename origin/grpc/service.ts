@@ -22,10 +22,13 @@ import type { RequestMetrics } from '../../shared/metrics.ts';
 import { maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import { LockService, lockStoreFor } from '../locks/lock-service.ts';
+import type { NamespaceReports } from '../namespaces/report.ts';
+import type { Reloader } from '../reload.ts';
 import { defaultContentType } from '../routes/cache.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 import { untilAborted } from './errors.ts';
 import { grpcLockRpcs } from './lock-rpcs.ts';
+import { grpcNamespaceRpcs } from './namespace-rpcs.ts';
 
 /** Response header of a call Redis did not confirm; the gRPC twin of REST's `X-Cache-Degraded: 1`. */
 export const degradedMetadata = 'x-cache-degraded';
@@ -40,6 +43,10 @@ export interface GrpcServiceDeps {
   readonly metrics?: RequestMetrics;
   /** Distributed locks, shared with REST; default: locks on the service's store, without metrics. */
   readonly locks?: LockService;
+  /** Namespace versions and stats for the management RPCs, shared with REST; absent = those RPCs are UNIMPLEMENTED. */
+  readonly reports?: NamespaceReports;
+  /** Run-time configuration reload, shared with REST and SIGHUP; absent = `Reload` is UNIMPLEMENTED. */
+  readonly reloader?: Reloader;
 }
 
 const tagsSchema = z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`);
@@ -112,6 +119,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
   const locks = deps.locks ?? new LockService({ store: lockStoreFor(service.store) });
   return {
     ...grpcLockRpcs(locks, timed, service.store.kind),
+    ...grpcNamespaceRpcs(deps, timed, service.store.kind),
     get: (req, ctx) =>
       timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
         validAddress(req.namespace, req.key, 'get');

@@ -1,6 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import { CacheError } from '../../shared/errors.ts';
-import { type InvalidationEvent, invalidationEventSchema } from '../../shared/schemas.ts';
+import {
+  type InvalidationEvent,
+  invalidationEventSchema,
+  type RegionResetEvent,
+  regionResetEventSchema,
+} from '../../shared/schemas.ts';
 import type { CacheService } from '../cache-service.ts';
 import type { InvalidationSourceKind } from './source.ts';
 
@@ -9,7 +14,9 @@ export type ApplyOutcome =
   /** Purged at the store and published to the purge bus. */
   | 'applied'
   /** Its `id` was applied recently (inside the dedup window); nothing done. */
-  | 'duplicate';
+  | 'duplicate'
+  /** Forwarded from this origin's own region (`origin_region`): already applied here; nothing done. */
+  | 'own_region';
 
 /** An undecodable or invalid event, with a one-line reason for logs and the DLQ header. */
 export type DecodeResult = { ok: true; event: InvalidationEvent } | { ok: false; reason: string };
@@ -30,6 +37,21 @@ export function decodeInvalidation(raw: Uint8Array | string | null | undefined):
   return validateInvalidation(json);
 }
 
+/**
+ * Decodes a region-wide reset (`regionResetEventSchema`), for a message that
+ * is not an invalidation event; null when it is not one either. Never throws.
+ */
+export function decodeRegionReset(raw: Uint8Array | string | null | undefined): RegionResetEvent | null {
+  if (raw === null || raw === undefined) return null;
+  const text = typeof raw === 'string' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
+  try {
+    const parsed = regionResetEventSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Validates an already-parsed event with `invalidationEventSchema`. Never throws. */
 export function validateInvalidation(json: unknown): DecodeResult {
   const result = invalidationEventSchema.safeParse(json);
@@ -45,6 +67,16 @@ export interface InvalidationApplierOptions {
   readonly now?: () => number;
   /** Told about every outcome, for metrics; `lagMs` is now − event timestamp, for applied events. */
   readonly onOutcome?: (source: InvalidationSourceKind, outcome: ApplyOutcome | 'failed', lagMs?: number) => void;
+  /** This origin's region (`STRATA_REGION`): events forwarded from it are skipped. */
+  readonly region?: string;
+  /**
+   * Empties `namespaces` (every namespace when null) in this region's store
+   * and edges, for a region-wide reset from `sourceRegion`.
+   * @throws when the store or purge log fails (the reset is then retried).
+   */
+  readonly resetNamespaces?: (namespaces: readonly string[] | null, sourceRegion: string) => Promise<void>;
+  /** Told about every event applied from another region: its source and ms since that region acknowledged it. */
+  readonly onRegionApplied?: (sourceRegion: string, lagMs: number) => void;
 }
 
 /**
@@ -82,15 +114,24 @@ export class InvalidationApplier {
    *   consumer retries it and commits the offset only once Redis has it.
    */
   async apply(event: InvalidationEvent, source: InvalidationSourceKind): Promise<ApplyOutcome> {
+    if (event.origin_region !== undefined && event.origin_region === this.#o.region) {
+      this.#o.onOutcome?.(source, 'own_region');
+      return 'own_region';
+    }
     if (this.#seen.has(event.id)) {
       this.#o.onOutcome?.(source, 'duplicate');
       return 'duplicate';
     }
+    const fromRegion = event.origin_region;
     try {
+      // Another region's purge keeps that region's acknowledgement time (edges' purge lag then spans regions)
+      // and its name (so this region's forwarder does not send it back).
       const result = await this.#o.service.purge(
         event.namespace,
         { keys: event.keys, tags: event.tags, prefix: event.prefix },
         event.action,
+        fromRegion === undefined ? undefined : event.timestamp,
+        fromRegion,
       );
       // At-least-once means the purge must be durable before Kafka forgets the event: a purge only
       // the local tier took (Redis down) would be lost with this process, so the offset must wait.
@@ -100,6 +141,34 @@ export class InvalidationApplier {
           details: { id: event.id, operation: 'invalidate' },
         });
       }
+    } catch (error) {
+      this.#o.onOutcome?.(source, 'failed');
+      throw error;
+    }
+    this.#seen.set(event.id, true);
+    this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
+    if (fromRegion !== undefined) this.#o.onRegionApplied?.(fromRegion, Math.max(0, this.#now() - event.timestamp));
+    return 'applied';
+  }
+
+  /**
+   * Applies a region-wide reset from another region: empties the namespaces
+   * it names (all when null) here, through `resetNamespaces`. Skips this
+   * region's own resets and ids applied within the dedup window.
+   * @throws when `resetNamespaces` fails or is not configured; the event is not marked seen.
+   */
+  async applyReset(event: RegionResetEvent, source: InvalidationSourceKind): Promise<ApplyOutcome> {
+    if (event.origin_region === this.#o.region) {
+      this.#o.onOutcome?.(source, 'own_region');
+      return 'own_region';
+    }
+    if (this.#seen.has(event.id)) {
+      this.#o.onOutcome?.(source, 'duplicate');
+      return 'duplicate';
+    }
+    try {
+      if (!this.#o.resetNamespaces) throw new Error('region resets are not wired to a store');
+      await this.#o.resetNamespaces(event.namespaces, event.origin_region);
     } catch (error) {
       this.#o.onOutcome?.(source, 'failed');
       throw error;

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import type { OriginConfig } from '../../shared/config.ts';
+import { kafkaGroupId, type OriginConfig } from '../../shared/config.ts';
 import type { CacheService } from '../cache-service.ts';
 import { kafkaConnectionFromConfig } from '../kafka/client.ts';
 import type { OriginMetrics } from '../metrics.ts';
+import type { Regions } from '../regions/regions.ts';
 import { InvalidationApplier } from './applier.ts';
 import { type InProcessSource, inProcessSource } from './in-process-source.ts';
 import { type KafkaSource, kafkaSource } from './kafka-source.ts';
@@ -21,10 +22,19 @@ export function invalidationSourceFromConfig(
     service: CacheService;
     logger: Logger;
     metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag' | 'consumerLag'>;
+    /** Cross-region hooks (`origin/regions/`); absent = events are applied whatever their region. */
+    regions?: Pick<Regions, 'region' | 'onRegionApplied' | 'onCaughtUp' | 'resetNamespaces'>;
   },
 ): KafkaSource | InProcessSource {
-  const { metrics } = deps;
+  const { metrics, regions } = deps;
   const applier = new InvalidationApplier({
+    ...(regions
+      ? {
+          region: regions.region,
+          resetNamespaces: (namespaces, source) => regions.resetNamespaces(namespaces, source),
+          onRegionApplied: (source, lagMs) => regions.onRegionApplied(source, lagMs),
+        }
+      : {}),
     service: deps.service,
     dedupWindow: config.INVALIDATION_DEDUP_WINDOW,
     onOutcome: (source, result, lagMs) => {
@@ -37,7 +47,7 @@ export function invalidationSourceFromConfig(
   return kafkaSource({
     connection,
     topic: config.KAFKA_INVALIDATION_TOPIC,
-    groupId: config.KAFKA_GROUP_ID,
+    groupId: kafkaGroupId(config),
     dlqTopic: config.KAFKA_DLQ_TOPIC,
     fromBeginning: config.KAFKA_FROM_BEGINNING,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
@@ -46,5 +56,6 @@ export function invalidationSourceFromConfig(
     logger: deps.logger,
     onDeadLetter: () => metrics.invalidations.inc({ source: 'kafka', result: 'dead_lettered' }),
     onLag: (partition, messages) => metrics.consumerLag.set({ partition: String(partition) }, messages),
+    onCaughtUp: regions ? () => regions.onCaughtUp() : undefined,
   });
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import type { InvalidationApplier } from './applier.ts';
-import { decodeInvalidation } from './applier.ts';
+import { decodeInvalidation, decodeRegionReset } from './applier.ts';
 import { ensureTopics } from './kafka-topics.ts';
 import { applyInKeyOrder } from './partition-scheduler.ts';
 import type { InvalidationSource } from './source.ts';
@@ -38,6 +38,8 @@ export interface KafkaSourceOptions {
   readonly onDeadLetter?: (reason: string) => void;
   /** Told, after each batch, how many messages of `partition` are still behind its high watermark. */
   readonly onLag?: (partition: number, messages: number) => void;
+  /** Told whenever a fetch came back empty: the consumer had read everything the broker held for it. */
+  readonly onCaughtUp?: () => void;
 }
 
 /** The Kafka invalidation source, with what tests and operators may inspect. */
@@ -148,6 +150,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const handle = async (message: KafkaMessage, p: EachBatchPayload): Promise<boolean> => {
     const { partition } = p.batch;
     const decoded = decodeInvalidation(message.value);
+    const reset = decoded.ok ? null : decodeRegionReset(message.value);
+    if (reset) {
+      logger.warn({ topic, partition, sourceRegion: reset.origin_region, reason: reset.reason }, 'region-wide reset');
+      return await persist('applying a region reset', () => applier.applyReset(reset, 'kafka'), p);
+    }
     if (decoded.ok) {
       // The purge (and its Redis calls) continue the producer's trace from the message's traceparent header.
       return await withConsumerSpan(message.headers, { topic, partition, offset: message.offset }, () =>
@@ -204,7 +211,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       joined = true;
       logger.info({ topic, groupId: options.groupId, assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
-    c.on(c.events.FETCH, () => {
+    c.on(c.events.FETCH, (e) => {
+      if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
       if (joined) {
         restartDelayMs = 500;
         markFlowing();

@@ -423,7 +423,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     extra: readonly string[] = [],
     wait = true,
   ): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
-    const data = JSON.stringify(purgeFields(input));
+    const data = JSON.stringify(input);
     const waitReplicas = wait ? await this.#detectWaitReplicas() : 0;
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
       strataPurgeAppend(...args: unknown[]): unknown;

@@ -95,24 +95,28 @@ export function cacheRoutes(deps: {
     }),
   );
 
-  app.put('/api/v1/cache/:namespace/:key', valueSizeLimit(deps.maxValueBytes), (c) =>
-    timed(c, 'set', async () => {
-      const { namespace, key } = cachePath(c, 'set');
-      const { ttlSeconds, tags } = writeOptions(c, 'set');
-      const value = new Uint8Array(await c.req.arrayBuffer());
-      const contentType = c.req.header('Content-Type') || defaultContentType;
-      const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
-      const compress = compressRequested(c.req.header(headers.compress));
-      const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt, compress });
-      c.header(headers.etag, etagFor(entry.version));
-      const local = acceptedLocally(service, entry);
-      if (local) c.header(headers.degraded, '1');
-      return {
-        res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
-        tier: local ? 'origin-local' : service.store.kind,
-        result: 'ok',
-      };
-    }),
+  // The limit in force now (`POST /api/v1/reload` may change it).
+  app.put(
+    '/api/v1/cache/:namespace/:key',
+    valueSizeLimit(() => service.settings.maxValueBytes),
+    (c) =>
+      timed(c, 'set', async () => {
+        const { namespace, key } = cachePath(c, 'set');
+        const { ttlSeconds, tags } = writeOptions(c, 'set');
+        const value = new Uint8Array(await c.req.arrayBuffer());
+        const contentType = c.req.header('Content-Type') || defaultContentType;
+        const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
+        const compress = compressRequested(c.req.header(headers.compress));
+        const entry = await service.set(namespace, key, { value, contentType, ttlSeconds, tags, encrypt, compress });
+        c.header(headers.etag, etagFor(entry.version));
+        const local = acceptedLocally(service, entry);
+        if (local) c.header(headers.degraded, '1');
+        return {
+          res: c.json({ namespace, key, version: entry.version, expires_at_ms: entry.expiresAtMs }),
+          tier: local ? 'origin-local' : service.store.kind,
+          result: 'ok',
+        };
+      }),
   );
 
   app.delete('/api/v1/cache/:namespace/:key', (c) =>

@@ -7,10 +7,14 @@ import {
 } from '../../shared/eviction/index.ts';
 import { namespaceOfStorageKey, storageKey } from '../../shared/keys.ts';
 import { nextVersion } from '../../shared/version.ts';
-import type { EntryInput, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
+import type { EntryInput, NamespaceUsage, PurgeSelector, RemovalResult, Store, StoredEntry } from './store.ts';
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
+
+/** Bytes an entry counts against the budget. */
+const sizeOf = (storage: string, entry: StoredEntry) =>
+  entry.value.byteLength + storage.length * 2 + entryOverheadBytes;
 
 export interface MemoryStoreOptions {
   /** Byte budget (values + keys + overhead). */
@@ -35,6 +39,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
   /** Entries dropped for the budget (`evict`) or found past their TTL (`expire`), since start. */
   readonly evictionsByReason: EvictionCounts;
   readonly policy: EvictionPolicy;
+  namespaceUsage(namespace: string, floor: number): NamespaceUsage;
 } {
   const now = options.now ?? Date.now;
   const tagIndex = new Map<string, Set<string>>();
@@ -91,7 +96,7 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       tags: [...input.tags],
     };
     cache.set(storage, entry, {
-      sizeBytes: entry.value.byteLength + storage.length * 2 + entryOverheadBytes,
+      sizeBytes: sizeOf(storage, entry),
       ttlMs: input.ttlMs,
     });
     if (!cache.has(storage)) return entry; // larger than the whole budget: accepted, then evicted at once
@@ -132,6 +137,23 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       return evicted.counts;
     },
     policy,
+    namespaceUsage(namespace, floor) {
+      // A walk of the embedded store (development scale); entries below the floor were flushed and are dropped here.
+      const start = sk(namespace, '');
+      const t = now();
+      let entries = 0;
+      let bytes = 0;
+      for (const [storage, entry] of [...cache.entries()]) {
+        if (!storage.startsWith(start)) continue;
+        if (entry.version < floor || entry.expiresAtMs <= t) {
+          cache.delete(storage);
+          continue;
+        }
+        entries++;
+        bytes += sizeOf(storage, entry);
+      }
+      return { entries, bytes };
+    },
     async get(namespace, key) {
       return live(sk(namespace, key));
     },

@@ -143,6 +143,19 @@ export interface StoreUsage {
   readonly evictionsByReason?: Readonly<Record<'evict' | 'expire', number>>;
   /** The eviction policy (`EVICTION_POLICY`). */
   readonly policy?: string;
+  /**
+   * One namespace's live entries at or above `floor` (its namespace version);
+   * entries below it are reclaimed on the way. Optional.
+   */
+  namespaceUsage?(namespace: string, floor: number): NamespaceUsage;
+}
+
+/** One namespace's share of an embedded store. */
+export interface NamespaceUsage {
+  /** Live entries. */
+  readonly entries: number;
+  /** Bytes counted against the budget (values + keys + overhead). */
+  readonly bytes: number;
 }
 
 /**

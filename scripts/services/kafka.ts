@@ -44,9 +44,27 @@ const JVM_ARGS = [
   '-Djava.awt.headless=true',
 ];
 
+/**
+ * One more client listener on 127.0.0.1 beside the PLAINTEXT one the other
+ * clients use: `SASL_PLAINTEXT` with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN
+ * for the given user, or a `PLAINTEXT` listener that advertises another
+ * address (a proxy in front of the broker, as the multi-region rig does).
+ */
+export interface KafkaExtraListener {
+  /** Listener name: upper-case letters, digits and `_` (e.g. `SASL`, `REGION_A`). */
+  readonly name: string;
+  readonly protocol: 'PLAINTEXT' | 'SASL_PLAINTEXT';
+  /** `host:port` advertised to clients; default the listener's own `127.0.0.1:port`. */
+  readonly advertised?: string;
+  /** With `SASL_PLAINTEXT`: the one user, created as a SCRAM credential (both hashes) and a PLAIN user. */
+  readonly user?: { readonly username: string; readonly password: string };
+}
+
 export interface KafkaStartOptions extends StartOptions {
   /** Kafka release to fetch and run; defaults to {@link KAFKA_VERSION}. */
   version?: string;
+  /** Client listeners beyond the PLAINTEXT one; each gets its own free port. */
+  extraListeners?: readonly KafkaExtraListener[];
   /** Milliseconds to wait for the broker to answer after each JVM start; defaults to 60 000. */
   readyTimeoutMs?: number;
 }
@@ -58,6 +76,8 @@ export interface RunningKafka extends RunningService {
   readonly port: number;
   /** KRaft controller port on 127.0.0.1 (internal to the broker). */
   readonly controllerPort: number;
+  /** Port of each extra listener, by name ({@link KafkaStartOptions.extraListeners}). */
+  readonly listenerPorts: Readonly<Record<string, number>>;
   /** The current JVM's pid, empty while it is stopped (a getter: it changes on restart). */
   readonly pids: number[];
   /** True while the broker JVM is running. */
@@ -161,15 +181,55 @@ export function randomClusterId(): string {
   }
 }
 
-/** `server.properties` for one combined broker+controller on loopback, with data under `dataDir`. */
-export function kafkaServerProperties(port: number, controllerPort: number, dataDir: string): string {
+/**
+ * `server.properties` for one combined broker+controller on loopback, with
+ * data under `dataDir`, and `extra` client listeners on the given ports.
+ * SASL listeners enable SCRAM-SHA-256, SCRAM-SHA-512 (KIP-554 credentials,
+ * created at format time) and PLAIN (the JAAS user list).
+ */
+export function kafkaServerProperties(
+  port: number,
+  controllerPort: number,
+  dataDir: string,
+  extra: readonly (KafkaExtraListener & { port: number })[] = [],
+): string {
+  const listenerRe = /^[A-Z][A-Z0-9_]*$/;
+  for (const l of extra) {
+    if (!listenerRe.test(l.name) || ['PLAINTEXT', 'CONTROLLER'].includes(l.name))
+      throw new Error(`kafka listener name ${l.name} must be upper-case and not PLAINTEXT or CONTROLLER`);
+  }
+  const saslProps: Record<string, string> = {};
+  for (const l of extra.filter((x) => x.protocol === 'SASL_PLAINTEXT')) {
+    if (!l.user) throw new Error(`kafka listener ${l.name} is SASL_PLAINTEXT and needs a user`);
+    const prefix = `listener.name.${l.name.toLowerCase()}`;
+    const { username, password } = l.user;
+    saslProps[`${prefix}.sasl.enabled.mechanisms`] = 'SCRAM-SHA-256,SCRAM-SHA-512,PLAIN';
+    saslProps[`${prefix}.scram-sha-256.sasl.jaas.config`] =
+      'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+    saslProps[`${prefix}.scram-sha-512.sasl.jaas.config`] =
+      'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+    saslProps[`${prefix}.plain.sasl.jaas.config`] =
+      `org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`;
+  }
   const props: Record<string, string | number | boolean> = {
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    listeners: [
+      `PLAINTEXT://127.0.0.1:${port}`,
+      `CONTROLLER://127.0.0.1:${controllerPort}`,
+      ...extra.map((l) => `${l.name}://127.0.0.1:${l.port}`),
+    ].join(','),
+    'advertised.listeners': [
+      `PLAINTEXT://127.0.0.1:${port}`,
+      ...extra.map((l) => `${l.name}://${l.advertised ?? `127.0.0.1:${l.port}`}`),
+    ].join(','),
+    'listener.security.protocol.map': [
+      'PLAINTEXT:PLAINTEXT',
+      'CONTROLLER:PLAINTEXT',
+      ...extra.map((l) => `${l.name}:${l.protocol}`),
+    ].join(','),
+    ...saslProps,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'log.dirs': dataDir,
@@ -285,6 +345,8 @@ export async function startKafka(options: KafkaStartOptions): Promise<RunningKaf
 
   let port = 0;
   let controllerPort = 0;
+  let listenerPorts: Record<string, number> = {};
+  const extraListeners = options.extraListeners ?? [];
   let jvm: Jvm | undefined;
 
   const launch = async (): Promise<void> => {
@@ -351,14 +413,25 @@ export async function startKafka(options: KafkaStartOptions): Promise<RunningKaf
   // First start: fresh ports (retrying when another process grabs one), format, launch.
   const clusterId = randomClusterId();
   for (let attempt = 1; ; attempt++) {
-    const ports = await freePorts(2);
+    const ports = await freePorts(2 + extraListeners.length);
     port = ports[0]!;
     controllerPort = ports[1]!;
-    writeFileSync(configFile, kafkaServerProperties(port, controllerPort, dataDir));
+    const extra = extraListeners.map((l, i) => ({ ...l, port: ports[2 + i]! }));
+    listenerPorts = Object.fromEntries(extra.map((l) => [l.name, l.port]));
+    writeFileSync(configFile, kafkaServerProperties(port, controllerPort, dataDir, extra));
     if (!existsSync(join(dataDir, 'meta.properties'))) {
+      // SCRAM credentials go into the cluster metadata at format time (KIP-900), before any broker runs.
+      const scram = extra.flatMap((l) =>
+        l.user
+          ? ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => [
+              '--add-scram',
+              `${m}=[name=${l.user!.username},password=${l.user!.password}]`,
+            ])
+          : [],
+      );
       await run(
         'java',
-        [...jvmArgs, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', configFile],
+        [...jvmArgs, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', configFile, ...scram],
         dir,
       ).catch((error: unknown) => {
         throw new Error(
@@ -397,6 +470,7 @@ export async function startKafka(options: KafkaStartOptions): Promise<RunningKaf
     brokers,
     port,
     controllerPort,
+    listenerPorts,
     kill,
     start,
     restart: async () => {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheService } from '../../origin/cache-service.ts';
 import { compressedContentType } from '../../origin/compression.ts';
+import type { NamespaceVersionStore } from '../../origin/namespaces/versions.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { EntryInput, Store, TieredStore } from '../../origin/store/store.ts';
@@ -29,6 +30,11 @@ export interface StoreCapabilities<S extends Store> {
    * function, type-checked. Runs the tiered checks against a healthy store.
    */
   readonly tiered?: (store: S) => TieredStore;
+  /**
+   * Where the store keeps namespace versions (flush): runs the flush checks,
+   * entry versions against the namespace version, with concurrent writers.
+   */
+  readonly namespaceVersions?: (store: S) => NamespaceVersionStore;
 }
 
 /**
@@ -236,6 +242,66 @@ export function storeConformance<S extends Store>(
     it('ping resolves while the backing server is up', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });
+
+    const versionsOf = capabilities.namespaceVersions;
+    if (versionsOf) {
+      it('a flush bumps the namespace version above every entry written before it; later writes are at or above it', async () => {
+        const versions = versionsOf(store);
+        const ns = freshNamespace();
+        const before = await Promise.all(['a', 'b', 'c'].map((k) => store.set(ns, k, input(k))));
+        const highest = Math.max(...before.map((e) => e.version));
+        const flushed = await versions.bump(ns, 'svc-test', highest + 1);
+        expect(flushed).toMatchObject({ namespace: ns, by: 'svc-test' });
+        for (const entry of before) expect(entry.version).toBeLessThan(flushed.version);
+        // Written after the bump was acknowledged: visible under the new version.
+        for (const k of ['a', 'd'])
+          expect((await store.set(ns, k, input(k))).version).toBeGreaterThanOrEqual(flushed.version);
+        expect((await versions.all()).get(ns)?.version).toBe(flushed.version);
+      });
+
+      it('namespace versions only grow, honour the minimum, and keep their history newest first', async () => {
+        const versions = versionsOf(store);
+        const ns = freshNamespace();
+        const other = freshNamespace();
+        const first = await versions.bump(ns, 'one', 0);
+        const second = await versions.bump(ns, 'two', 0);
+        const far = first.version + 10_000_000_000;
+        const third = await versions.bump(ns, 'three', far);
+        expect(second.version).toBeGreaterThan(first.version);
+        expect(third.version).toBe(far);
+        expect(second.flushedAtMs).toBeGreaterThanOrEqual(first.flushedAtMs);
+        expect((await versions.history(ns)).map((h) => [h.version, h.by])).toEqual([
+          [third.version, 'three'],
+          [second.version, 'two'],
+          [first.version, 'one'],
+        ]);
+        expect(await versions.history(other)).toEqual([]);
+        expect((await versions.all()).has(other)).toBe(false);
+      });
+
+      it('writers racing a flush: each write is below the new version or at/above it, and writes after the acknowledgement are above it', async () => {
+        const versions = versionsOf(store);
+        const ns = freshNamespace();
+        let stop = false;
+        const written: number[] = [];
+        const writers = Array.from({ length: 4 }, async (_, w) => {
+          for (let i = 0; !stop; i++) {
+            written.push((await store.set(ns, `w${w}-${i % 20}`, input(`${i}`))).version);
+            // An in-process store answers in microtasks: yield so the flush and other writers interleave.
+            await new Promise((r) => setImmediate(r));
+          }
+        });
+        while (written.length < 20) await new Promise((r) => setImmediate(r));
+        const flushed = await versions.bump(ns, 'racer', Math.max(...written) + 1);
+        const countAtAck = written.length;
+        const after: number[] = [];
+        for (let i = 0; i < 10; i++) after.push((await store.set(ns, `after-${i}`, input('x'))).version);
+        stop = true;
+        await Promise.all(writers);
+        expect(countAtAck).toBeGreaterThan(0);
+        for (const v of after) expect(v).toBeGreaterThanOrEqual(flushed.version);
+      });
+    }
 
     const asTiered = capabilities.tiered;
     if (asTiered) {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { redisClusterStore } from '../../origin/store/redis-cluster.ts';
+import { redisNamespaceVersions } from '../../origin/store/redis-namespaces.ts';
 import { resilientRedisFromConfig } from '../../origin/store/resilient-from-config.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { originConfigSchema, parseConfig } from '../../shared/config.ts';
@@ -14,8 +15,12 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-storeConformance('Redis Cluster (6 nodes)', () =>
-  redisClusterStore({ nodes: cluster.env.REDIS_CLUSTER_NODES!.split(',') }),
+storeConformance(
+  'Redis Cluster (6 nodes)',
+  () => redisClusterStore({ nodes: cluster.env.REDIS_CLUSTER_NODES!.split(',') }),
+  {
+    namespaceVersions: (store) => redisNamespaceVersions(store.client),
+  },
 );
 
 storeConformance(

@@ -89,6 +89,49 @@ describe('edge cache', () => {
     }
   });
 
+  it('a namespace flush drops older copies of that namespace only, and keeps refusing older fills', async () => {
+    const answers = new Map<string, OriginRead>();
+    const cache = new EdgeCache({
+      tier: memoryTier({ maxBytes: 1 << 20 }),
+      maxTtlMs: 5_000,
+      load: async (namespace, key) => answers.get(`${namespace}/${key}`) ?? null,
+    });
+    answers.set('ns/a', originRead('a', 10));
+    answers.set('ns/b', originRead('b', 30));
+    answers.set('other/a', originRead('x', 10));
+    for (const [ns, key] of [
+      ['ns', 'a'],
+      ['ns', 'b'],
+      ['other', 'a'],
+    ] as const) {
+      expect((await cache.read(ns, key)).kind).toBe('fill');
+    }
+    const flush = { ...purgeOf('', 20), keys: [], action: 'flush' as const };
+    expect(cache.apply(flush)).toBe(1);
+    expect(cache.tier.get('ns', 'a')).toBeUndefined();
+    expect(cache.tier.get('ns', 'b')?.version).toBe(30);
+    expect(cache.tier.get('other', 'a')?.version).toBe(10);
+    expect(cache.ledger.floor('ns')).toBe(20);
+    // A lagging origin replica still answering the pre-flush version: neither stored nor relayed, long after the flush.
+    for (let i = 0; i < 5; i++) cache.apply(purgeOf(`unrelated${i}`, 99));
+    expect((await cache.read('ns', 'a')).kind).toBe('miss');
+    answers.set('ns/a', originRead('a2', 25));
+    const refill = await cache.read('ns', 'a');
+    expect(refill.kind === 'fill' && refill.stored).toBe(true);
+  });
+
+  it('a flush during an in-flight fill refuses the older value; a later flush never lowers the floor', async () => {
+    const gate = deferred<OriginRead | null>();
+    const cache = new EdgeCache({ tier: memoryTier({ maxBytes: 1 << 20 }), maxTtlMs: 5_000, load: () => gate.promise });
+    const read = cache.read('ns', 'k');
+    cache.apply({ ...purgeOf('', 50), keys: [], action: 'flush' });
+    cache.apply({ ...purgeOf('', 40), keys: [], action: 'flush' });
+    gate.resolve(originRead('old', 45));
+    expect((await read).kind).toBe('miss');
+    expect(cache.ledger.floor('ns')).toBe(50);
+    expect(cache.tier.get('ns', 'k')).toBeUndefined();
+  });
+
   it('a reset drops the tier and refuses fills in flight', async () => {
     const gate = deferred<OriginRead | null>();
     const cache = new EdgeCache({ tier: memoryTier({ maxBytes: 1 << 20 }), maxTtlMs: 5_000, load: () => gate.promise });

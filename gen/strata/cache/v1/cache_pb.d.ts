@@ -732,6 +732,370 @@ export declare type GetLockResponse = Message<"strata.cache.v1.GetLockResponse">
 export declare const GetLockResponseSchema: GenMessage<GetLockResponse>;
 
 /**
+ * @generated from message strata.cache.v1.FlushNamespaceRequest
+ */
+export declare type FlushNamespaceRequest = Message<"strata.cache.v1.FlushNamespaceRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message strata.cache.v1.FlushNamespaceRequest.
+ * Use `create(FlushNamespaceRequestSchema)` to create a new message.
+ */
+export declare const FlushNamespaceRequestSchema: GenMessage<FlushNamespaceRequest>;
+
+/**
+ * @generated from message strata.cache.v1.FlushNamespaceResponse
+ */
+export declare type FlushNamespaceResponse = Message<"strata.cache.v1.FlushNamespaceResponse"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The namespace's new version (microseconds of the store's clock): entries below it are gone for every reader.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * Unix milliseconds of the flush.
+   *
+   * @generated from field: int64 flushed_at_ms = 3;
+   */
+  flushedAtMs: bigint;
+
+  /**
+   * The caller's service id (JWT `sub`), or `anonymous` when authentication is off.
+   *
+   * @generated from field: string service_id = 4;
+   */
+  serviceId: string;
+
+  /**
+   * The flush's number on the purge stream.
+   *
+   * @generated from field: int64 seq = 5;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.FlushNamespaceResponse.
+ * Use `create(FlushNamespaceResponseSchema)` to create a new message.
+ */
+export declare const FlushNamespaceResponseSchema: GenMessage<FlushNamespaceResponse>;
+
+/**
+ * @generated from message strata.cache.v1.GetNamespaceVersionRequest
+ */
+export declare type GetNamespaceVersionRequest = Message<"strata.cache.v1.GetNamespaceVersionRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message strata.cache.v1.GetNamespaceVersionRequest.
+ * Use `create(GetNamespaceVersionRequestSchema)` to create a new message.
+ */
+export declare const GetNamespaceVersionRequestSchema: GenMessage<GetNamespaceVersionRequest>;
+
+/**
+ * One version of a namespace: when it began and who began it.
+ *
+ * @generated from message strata.cache.v1.NamespaceVersion
+ */
+export declare type NamespaceVersion = Message<"strata.cache.v1.NamespaceVersion"> & {
+  /**
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * Unix milliseconds.
+   *
+   * @generated from field: int64 flushed_at_ms = 2;
+   */
+  flushedAtMs: bigint;
+
+  /**
+   * @generated from field: string service_id = 3;
+   */
+  serviceId: string;
+};
+
+/**
+ * Describes the message strata.cache.v1.NamespaceVersion.
+ * Use `create(NamespaceVersionSchema)` to create a new message.
+ */
+export declare const NamespaceVersionSchema: GenMessage<NamespaceVersion>;
+
+/**
+ * @generated from message strata.cache.v1.GetNamespaceVersionResponse
+ */
+export declare type GetNamespaceVersionResponse = Message<"strata.cache.v1.GetNamespaceVersionResponse"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The current version; 0 = never flushed.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * Newest first, at most 50.
+   *
+   * @generated from field: repeated strata.cache.v1.NamespaceVersion history = 3;
+   */
+  history: NamespaceVersion[];
+};
+
+/**
+ * Describes the message strata.cache.v1.GetNamespaceVersionResponse.
+ * Use `create(GetNamespaceVersionResponseSchema)` to create a new message.
+ */
+export declare const GetNamespaceVersionResponseSchema: GenMessage<GetNamespaceVersionResponse>;
+
+/**
+ * The store's footprint: memory used and its limit, keys held, evictions since start.
+ *
+ * @generated from message strata.cache.v1.StoreFootprint
+ */
+export declare type StoreFootprint = Message<"strata.cache.v1.StoreFootprint"> & {
+  /**
+   * `memory` (embedded store) or `redis`.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Bytes.
+   *
+   * @generated from field: int64 memory_bytes = 2;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * Bytes; unset when the store has no limit (Redis `maxmemory 0`).
+   *
+   * @generated from field: optional int64 memory_limit_bytes = 3;
+   */
+  memoryLimitBytes?: bigint | undefined;
+
+  /**
+   * Keys held (on Redis: entries, tag sets and tombstones alike).
+   *
+   * @generated from field: int64 keys = 4;
+   */
+  keys: bigint;
+
+  /**
+   * @generated from field: int64 evictions = 5;
+   */
+  evictions: bigint;
+};
+
+/**
+ * Describes the message strata.cache.v1.StoreFootprint.
+ * Use `create(StoreFootprintSchema)` to create a new message.
+ */
+export declare const StoreFootprintSchema: GenMessage<StoreFootprint>;
+
+/**
+ * Counters of one namespace since the origin started.
+ *
+ * @generated from message strata.cache.v1.NamespaceStats
+ */
+export declare type NamespaceStats = Message<"strata.cache.v1.NamespaceStats"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The namespace's version; 0 = never flushed.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * Entries and their bytes; unset where the store cannot count one namespace cheaply (Redis).
+   *
+   * @generated from field: optional int64 entries = 3;
+   */
+  entries?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 bytes = 4;
+   */
+  bytes?: bigint | undefined;
+
+  /**
+   * Reads answered, by answering tier (`redis`, `origin-local`, `memory`).
+   *
+   * @generated from field: map<string, int64> hits = 5;
+   */
+  hits: { [key: string]: bigint };
+
+  /**
+   * @generated from field: int64 misses = 6;
+   */
+  misses: bigint;
+
+  /**
+   * Hit ratio per answering tier, plus `all`; 0 … 1.
+   *
+   * @generated from field: map<string, double> hit_ratio = 7;
+   */
+  hitRatio: { [key: string]: number };
+
+  /**
+   * @generated from field: int64 writes = 8;
+   */
+  writes: bigint;
+
+  /**
+   * @generated from field: int64 deletes = 9;
+   */
+  deletes: bigint;
+
+  /**
+   * Operations (reads, writes, deletes) per second over the last 10 s.
+   *
+   * @generated from field: double ops_per_second = 10;
+   */
+  opsPerSecond: number;
+};
+
+/**
+ * Describes the message strata.cache.v1.NamespaceStats.
+ * Use `create(NamespaceStatsSchema)` to create a new message.
+ */
+export declare const NamespaceStatsSchema: GenMessage<NamespaceStats>;
+
+/**
+ * @generated from message strata.cache.v1.GetNamespaceStatsRequest
+ */
+export declare type GetNamespaceStatsRequest = Message<"strata.cache.v1.GetNamespaceStatsRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message strata.cache.v1.GetNamespaceStatsRequest.
+ * Use `create(GetNamespaceStatsRequestSchema)` to create a new message.
+ */
+export declare const GetNamespaceStatsRequestSchema: GenMessage<GetNamespaceStatsRequest>;
+
+/**
+ * @generated from message strata.cache.v1.GetNamespaceStatsResponse
+ */
+export declare type GetNamespaceStatsResponse = Message<"strata.cache.v1.GetNamespaceStatsResponse"> & {
+  /**
+   * @generated from field: strata.cache.v1.NamespaceStats stats = 1;
+   */
+  stats?: NamespaceStats | undefined;
+
+  /**
+   * @generated from field: strata.cache.v1.StoreFootprint store = 2;
+   */
+  store?: StoreFootprint | undefined;
+};
+
+/**
+ * Describes the message strata.cache.v1.GetNamespaceStatsResponse.
+ * Use `create(GetNamespaceStatsResponseSchema)` to create a new message.
+ */
+export declare const GetNamespaceStatsResponseSchema: GenMessage<GetNamespaceStatsResponse>;
+
+/**
+ * @generated from message strata.cache.v1.ListNamespaceStatsRequest
+ */
+export declare type ListNamespaceStatsRequest = Message<"strata.cache.v1.ListNamespaceStatsRequest"> & {
+};
+
+/**
+ * Describes the message strata.cache.v1.ListNamespaceStatsRequest.
+ * Use `create(ListNamespaceStatsRequestSchema)` to create a new message.
+ */
+export declare const ListNamespaceStatsRequestSchema: GenMessage<ListNamespaceStatsRequest>;
+
+/**
+ * @generated from message strata.cache.v1.ListNamespaceStatsResponse
+ */
+export declare type ListNamespaceStatsResponse = Message<"strata.cache.v1.ListNamespaceStatsResponse"> & {
+  /**
+   * Sorted by namespace.
+   *
+   * @generated from field: repeated strata.cache.v1.NamespaceStats namespaces = 1;
+   */
+  namespaces: NamespaceStats[];
+
+  /**
+   * @generated from field: strata.cache.v1.StoreFootprint store = 2;
+   */
+  store?: StoreFootprint | undefined;
+};
+
+/**
+ * Describes the message strata.cache.v1.ListNamespaceStatsResponse.
+ * Use `create(ListNamespaceStatsResponseSchema)` to create a new message.
+ */
+export declare const ListNamespaceStatsResponseSchema: GenMessage<ListNamespaceStatsResponse>;
+
+/**
+ * @generated from message strata.cache.v1.ReloadRequest
+ */
+export declare type ReloadRequest = Message<"strata.cache.v1.ReloadRequest"> & {
+};
+
+/**
+ * Describes the message strata.cache.v1.ReloadRequest.
+ * Use `create(ReloadRequestSchema)` to create a new message.
+ */
+export declare const ReloadRequestSchema: GenMessage<ReloadRequest>;
+
+/**
+ * @generated from message strata.cache.v1.ReloadResponse
+ */
+export declare type ReloadResponse = Message<"strata.cache.v1.ReloadResponse"> & {
+  /**
+   * Reloadable variables whose value changed and is now in force.
+   *
+   * @generated from field: repeated string applied = 1;
+   */
+  applied: string[];
+
+  /**
+   * Variables whose value changed but that take effect only at the next restart.
+   *
+   * @generated from field: repeated string restart_required = 2;
+   */
+  restartRequired: string[];
+};
+
+/**
+ * Describes the message strata.cache.v1.ReloadResponse.
+ * Use `create(ReloadResponseSchema)` to create a new message.
+ */
+export declare const ReloadResponseSchema: GenMessage<ReloadResponse>;
+
+/**
  * Which tier answered a read.
  *
  * @generated from enum strata.cache.v1.CacheSource
@@ -890,6 +1254,62 @@ export declare const CacheService: GenService<{
     methodKind: "unary";
     input: typeof GetLockRequestSchema;
     output: typeof GetLockResponseSchema;
+  },
+  /**
+   * Flushes a namespace in constant time by raising its version: once this
+   * returns, no store and no edge serves an entry written before it. Needs
+   * `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+   * (CACHE_005) and the flush is not acknowledged.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.FlushNamespace
+   */
+  flushNamespace: {
+    methodKind: "unary";
+    input: typeof FlushNamespaceRequestSchema;
+    output: typeof FlushNamespaceResponseSchema;
+  },
+  /**
+   * The namespace's current version and its history. Needs `metrics:read` in the namespace.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.GetNamespaceVersion
+   */
+  getNamespaceVersion: {
+    methodKind: "unary";
+    input: typeof GetNamespaceVersionRequestSchema;
+    output: typeof GetNamespaceVersionResponseSchema;
+  },
+  /**
+   * One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.GetNamespaceStats
+   */
+  getNamespaceStats: {
+    methodKind: "unary";
+    input: typeof GetNamespaceStatsRequestSchema;
+    output: typeof GetNamespaceStatsResponseSchema;
+  },
+  /**
+   * Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.ListNamespaceStats
+   */
+  listNamespaceStats: {
+    methodKind: "unary";
+    input: typeof ListNamespaceStatsRequestSchema;
+    output: typeof ListNamespaceStatsResponseSchema;
+  },
+  /**
+   * Re-reads the configuration that may change at run time (limits, default
+   * TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+   * (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+   * variable, and the old one stays in force.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.Reload
+   */
+  reload: {
+    methodKind: "unary";
+    input: typeof ReloadRequestSchema;
+    output: typeof ReloadResponseSchema;
   },
 }>;
 

@@ -1553,6 +1553,776 @@ func (x *GetLockResponse) GetExpiresAtMs() int64 {
 	return 0
 }
 
+type FlushNamespaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushNamespaceRequest) Reset() {
+	*x = FlushNamespaceRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushNamespaceRequest) ProtoMessage() {}
+
+func (x *FlushNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*FlushNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FlushNamespaceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type FlushNamespaceResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The namespace's new version (microseconds of the store's clock): entries below it are gone for every reader.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Unix milliseconds of the flush.
+	FlushedAtMs int64 `protobuf:"varint,3,opt,name=flushed_at_ms,json=flushedAtMs,proto3" json:"flushed_at_ms,omitempty"`
+	// The caller's service id (JWT `sub`), or `anonymous` when authentication is off.
+	ServiceId string `protobuf:"bytes,4,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// The flush's number on the purge stream.
+	Seq           int64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushNamespaceResponse) Reset() {
+	*x = FlushNamespaceResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushNamespaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushNamespaceResponse) ProtoMessage() {}
+
+func (x *FlushNamespaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushNamespaceResponse.ProtoReflect.Descriptor instead.
+func (*FlushNamespaceResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FlushNamespaceResponse) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *FlushNamespaceResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FlushNamespaceResponse) GetFlushedAtMs() int64 {
+	if x != nil {
+		return x.FlushedAtMs
+	}
+	return 0
+}
+
+func (x *FlushNamespaceResponse) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *FlushNamespaceResponse) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type GetNamespaceVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceVersionRequest) Reset() {
+	*x = GetNamespaceVersionRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceVersionRequest) ProtoMessage() {}
+
+func (x *GetNamespaceVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetNamespaceVersionRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetNamespaceVersionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+// One version of a namespace: when it began and who began it.
+type NamespaceVersion struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Unix milliseconds.
+	FlushedAtMs   int64  `protobuf:"varint,2,opt,name=flushed_at_ms,json=flushedAtMs,proto3" json:"flushed_at_ms,omitempty"`
+	ServiceId     string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceVersion) Reset() {
+	*x = NamespaceVersion{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceVersion) ProtoMessage() {}
+
+func (x *NamespaceVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceVersion.ProtoReflect.Descriptor instead.
+func (*NamespaceVersion) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *NamespaceVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *NamespaceVersion) GetFlushedAtMs() int64 {
+	if x != nil {
+		return x.FlushedAtMs
+	}
+	return 0
+}
+
+func (x *NamespaceVersion) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+type GetNamespaceVersionResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The current version; 0 = never flushed.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Newest first, at most 50.
+	History       []*NamespaceVersion `protobuf:"bytes,3,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceVersionResponse) Reset() {
+	*x = GetNamespaceVersionResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceVersionResponse) ProtoMessage() {}
+
+func (x *GetNamespaceVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceVersionResponse.ProtoReflect.Descriptor instead.
+func (*GetNamespaceVersionResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetNamespaceVersionResponse) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetNamespaceVersionResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetNamespaceVersionResponse) GetHistory() []*NamespaceVersion {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// The store's footprint: memory used and its limit, keys held, evictions since start.
+type StoreFootprint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `memory` (embedded store) or `redis`.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Bytes.
+	MemoryBytes int64 `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Bytes; unset when the store has no limit (Redis `maxmemory 0`).
+	MemoryLimitBytes *int64 `protobuf:"varint,3,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3,oneof" json:"memory_limit_bytes,omitempty"`
+	// Keys held (on Redis: entries, tag sets and tombstones alike).
+	Keys          int64 `protobuf:"varint,4,opt,name=keys,proto3" json:"keys,omitempty"`
+	Evictions     int64 `protobuf:"varint,5,opt,name=evictions,proto3" json:"evictions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreFootprint) Reset() {
+	*x = StoreFootprint{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreFootprint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreFootprint) ProtoMessage() {}
+
+func (x *StoreFootprint) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreFootprint.ProtoReflect.Descriptor instead.
+func (*StoreFootprint) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *StoreFootprint) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *StoreFootprint) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *StoreFootprint) GetMemoryLimitBytes() int64 {
+	if x != nil && x.MemoryLimitBytes != nil {
+		return *x.MemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *StoreFootprint) GetKeys() int64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *StoreFootprint) GetEvictions() int64 {
+	if x != nil {
+		return x.Evictions
+	}
+	return 0
+}
+
+// Counters of one namespace since the origin started.
+type NamespaceStats struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The namespace's version; 0 = never flushed.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Entries and their bytes; unset where the store cannot count one namespace cheaply (Redis).
+	Entries *int64 `protobuf:"varint,3,opt,name=entries,proto3,oneof" json:"entries,omitempty"`
+	Bytes   *int64 `protobuf:"varint,4,opt,name=bytes,proto3,oneof" json:"bytes,omitempty"`
+	// Reads answered, by answering tier (`redis`, `origin-local`, `memory`).
+	Hits   map[string]int64 `protobuf:"bytes,5,rep,name=hits,proto3" json:"hits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Misses int64            `protobuf:"varint,6,opt,name=misses,proto3" json:"misses,omitempty"`
+	// Hit ratio per answering tier, plus `all`; 0 … 1.
+	HitRatio map[string]float64 `protobuf:"bytes,7,rep,name=hit_ratio,json=hitRatio,proto3" json:"hit_ratio,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Writes   int64              `protobuf:"varint,8,opt,name=writes,proto3" json:"writes,omitempty"`
+	Deletes  int64              `protobuf:"varint,9,opt,name=deletes,proto3" json:"deletes,omitempty"`
+	// Operations (reads, writes, deletes) per second over the last 10 s.
+	OpsPerSecond  float64 `protobuf:"fixed64,10,opt,name=ops_per_second,json=opsPerSecond,proto3" json:"ops_per_second,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceStats) Reset() {
+	*x = NamespaceStats{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceStats) ProtoMessage() {}
+
+func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
+func (*NamespaceStats) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *NamespaceStats) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NamespaceStats) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetEntries() int64 {
+	if x != nil && x.Entries != nil {
+		return *x.Entries
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetBytes() int64 {
+	if x != nil && x.Bytes != nil {
+		return *x.Bytes
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetHits() map[string]int64 {
+	if x != nil {
+		return x.Hits
+	}
+	return nil
+}
+
+func (x *NamespaceStats) GetMisses() int64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetHitRatio() map[string]float64 {
+	if x != nil {
+		return x.HitRatio
+	}
+	return nil
+}
+
+func (x *NamespaceStats) GetWrites() int64 {
+	if x != nil {
+		return x.Writes
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetDeletes() int64 {
+	if x != nil {
+		return x.Deletes
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetOpsPerSecond() float64 {
+	if x != nil {
+		return x.OpsPerSecond
+	}
+	return 0
+}
+
+type GetNamespaceStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceStatsRequest) Reset() {
+	*x = GetNamespaceStatsRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceStatsRequest) ProtoMessage() {}
+
+func (x *GetNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetNamespaceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetNamespaceStatsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type GetNamespaceStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stats         *NamespaceStats        `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	Store         *StoreFootprint        `protobuf:"bytes,2,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceStatsResponse) Reset() {
+	*x = GetNamespaceStatsResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceStatsResponse) ProtoMessage() {}
+
+func (x *GetNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetNamespaceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetNamespaceStatsResponse) GetStats() *NamespaceStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+func (x *GetNamespaceStatsResponse) GetStore() *StoreFootprint {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type ListNamespaceStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNamespaceStatsRequest) Reset() {
+	*x = ListNamespaceStatsRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNamespaceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNamespaceStatsRequest) ProtoMessage() {}
+
+func (x *ListNamespaceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNamespaceStatsRequest.ProtoReflect.Descriptor instead.
+func (*ListNamespaceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{32}
+}
+
+type ListNamespaceStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by namespace.
+	Namespaces    []*NamespaceStats `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	Store         *StoreFootprint   `protobuf:"bytes,2,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNamespaceStatsResponse) Reset() {
+	*x = ListNamespaceStatsResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNamespaceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNamespaceStatsResponse) ProtoMessage() {}
+
+func (x *ListNamespaceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNamespaceStatsResponse.ProtoReflect.Descriptor instead.
+func (*ListNamespaceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListNamespaceStatsResponse) GetNamespaces() []*NamespaceStats {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *ListNamespaceStatsResponse) GetStore() *StoreFootprint {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{34}
+}
+
+type ReloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Reloadable variables whose value changed and is now in force.
+	Applied []string `protobuf:"bytes,1,rep,name=applied,proto3" json:"applied,omitempty"`
+	// Variables whose value changed but that take effect only at the next restart.
+	RestartRequired []string `protobuf:"bytes,2,rep,name=restart_required,json=restartRequired,proto3" json:"restart_required,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReloadResponse) Reset() {
+	*x = ReloadResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResponse) ProtoMessage() {}
+
+func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
+func (*ReloadResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReloadResponse) GetApplied() []string {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetRestartRequired() []string {
+	if x != nil {
+		return x.RestartRequired
+	}
+	return nil
+}
+
 var File_strata_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_strata_cache_v1_cache_proto_rawDesc = "" +
@@ -1675,12 +2445,76 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\x0fGetLockResponse\x12\x12\n" +
 	"\x04held\x18\x01 \x01(\bR\x04held\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x03R\x05token\x12\"\n" +
-	"\rexpires_at_ms\x18\x03 \x01(\x03R\vexpiresAtMs*t\n" +
+	"\rexpires_at_ms\x18\x03 \x01(\x03R\vexpiresAtMs\"5\n" +
+	"\x15FlushNamespaceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"\xa5\x01\n" +
+	"\x16FlushNamespaceResponse\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\"\n" +
+	"\rflushed_at_ms\x18\x03 \x01(\x03R\vflushedAtMs\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x04 \x01(\tR\tserviceId\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x03R\x03seq\":\n" +
+	"\x1aGetNamespaceVersionRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"o\n" +
+	"\x10NamespaceVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\"\n" +
+	"\rflushed_at_ms\x18\x02 \x01(\x03R\vflushedAtMs\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\"\x92\x01\n" +
+	"\x1bGetNamespaceVersionResponse\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12;\n" +
+	"\ahistory\x18\x03 \x03(\v2!.strata.cache.v1.NamespaceVersionR\ahistory\"\xc3\x01\n" +
+	"\x0eStoreFootprint\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x121\n" +
+	"\x12memory_limit_bytes\x18\x03 \x01(\x03H\x00R\x10memoryLimitBytes\x88\x01\x01\x12\x12\n" +
+	"\x04keys\x18\x04 \x01(\x03R\x04keys\x12\x1c\n" +
+	"\tevictions\x18\x05 \x01(\x03R\tevictionsB\x15\n" +
+	"\x13_memory_limit_bytes\"\x89\x04\n" +
+	"\x0eNamespaceStats\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x1d\n" +
+	"\aentries\x18\x03 \x01(\x03H\x00R\aentries\x88\x01\x01\x12\x19\n" +
+	"\x05bytes\x18\x04 \x01(\x03H\x01R\x05bytes\x88\x01\x01\x12=\n" +
+	"\x04hits\x18\x05 \x03(\v2).strata.cache.v1.NamespaceStats.HitsEntryR\x04hits\x12\x16\n" +
+	"\x06misses\x18\x06 \x01(\x03R\x06misses\x12J\n" +
+	"\thit_ratio\x18\a \x03(\v2-.strata.cache.v1.NamespaceStats.HitRatioEntryR\bhitRatio\x12\x16\n" +
+	"\x06writes\x18\b \x01(\x03R\x06writes\x12\x18\n" +
+	"\adeletes\x18\t \x01(\x03R\adeletes\x12$\n" +
+	"\x0eops_per_second\x18\n" +
+	" \x01(\x01R\fopsPerSecond\x1a7\n" +
+	"\tHitsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n" +
+	"\rHitRatioEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\n" +
+	"\n" +
+	"\b_entriesB\b\n" +
+	"\x06_bytes\"8\n" +
+	"\x18GetNamespaceStatsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"\x89\x01\n" +
+	"\x19GetNamespaceStatsResponse\x125\n" +
+	"\x05stats\x18\x01 \x01(\v2\x1f.strata.cache.v1.NamespaceStatsR\x05stats\x125\n" +
+	"\x05store\x18\x02 \x01(\v2\x1f.strata.cache.v1.StoreFootprintR\x05store\"\x1b\n" +
+	"\x19ListNamespaceStatsRequest\"\x94\x01\n" +
+	"\x1aListNamespaceStatsResponse\x12?\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\v2\x1f.strata.cache.v1.NamespaceStatsR\n" +
+	"namespaces\x125\n" +
+	"\x05store\x18\x02 \x01(\v2\x1f.strata.cache.v1.StoreFootprintR\x05store\"\x0f\n" +
+	"\rReloadRequest\"U\n" +
+	"\x0eReloadResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x03(\tR\aapplied\x12)\n" +
+	"\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired*t\n" +
 	"\vCacheSource\x12\x1c\n" +
 	"\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n" +
 	"\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CACHE_SOURCE_MEMORY\x10\x032\xe8\x06\n" +
+	"\x13CACHE_SOURCE_MEMORY\x10\x032\xe3\n" +
+	"\n" +
 	"\fCacheService\x12@\n" +
 	"\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n" +
 	"\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n" +
@@ -1692,7 +2526,12 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\vAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n" +
 	"\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a\".strata.cache.v1.RenewLockResponse\x12X\n" +
 	"\vReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n" +
-	"\aGetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponseb\x06proto3"
+	"\aGetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponse\x12a\n" +
+	"\x0eFlushNamespace\x12&.strata.cache.v1.FlushNamespaceRequest\x1a'.strata.cache.v1.FlushNamespaceResponse\x12p\n" +
+	"\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n" +
+	"\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n" +
+	"\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n" +
+	"\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponseb\x06proto3"
 
 var (
 	file_strata_cache_v1_cache_proto_rawDescOnce sync.Once
@@ -1707,73 +2546,105 @@ func file_strata_cache_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_strata_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_strata_cache_v1_cache_proto_goTypes = []any{
-	(CacheSource)(0),            // 0: strata.cache.v1.CacheSource
-	(*EntryMetadata)(nil),       // 1: strata.cache.v1.EntryMetadata
-	(*GetRequest)(nil),          // 2: strata.cache.v1.GetRequest
-	(*GetResponse)(nil),         // 3: strata.cache.v1.GetResponse
-	(*SetRequest)(nil),          // 4: strata.cache.v1.SetRequest
-	(*SetResponse)(nil),         // 5: strata.cache.v1.SetResponse
-	(*DeleteRequest)(nil),       // 6: strata.cache.v1.DeleteRequest
-	(*DeleteResponse)(nil),      // 7: strata.cache.v1.DeleteResponse
-	(*BatchGetRequest)(nil),     // 8: strata.cache.v1.BatchGetRequest
-	(*BatchGetResponse)(nil),    // 9: strata.cache.v1.BatchGetResponse
-	(*BatchSetRequest)(nil),     // 10: strata.cache.v1.BatchSetRequest
-	(*BatchSetResponse)(nil),    // 11: strata.cache.v1.BatchSetResponse
-	(*HealthRequest)(nil),       // 12: strata.cache.v1.HealthRequest
-	(*HealthResponse)(nil),      // 13: strata.cache.v1.HealthResponse
-	(*PurgeRequest)(nil),        // 14: strata.cache.v1.PurgeRequest
-	(*PurgeResponse)(nil),       // 15: strata.cache.v1.PurgeResponse
-	(*AcquireLockRequest)(nil),  // 16: strata.cache.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil), // 17: strata.cache.v1.AcquireLockResponse
-	(*RenewLockRequest)(nil),    // 18: strata.cache.v1.RenewLockRequest
-	(*RenewLockResponse)(nil),   // 19: strata.cache.v1.RenewLockResponse
-	(*ReleaseLockRequest)(nil),  // 20: strata.cache.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil), // 21: strata.cache.v1.ReleaseLockResponse
-	(*GetLockRequest)(nil),      // 22: strata.cache.v1.GetLockRequest
-	(*GetLockResponse)(nil),     // 23: strata.cache.v1.GetLockResponse
-	nil,                         // 24: strata.cache.v1.BatchGetResponse.ValuesEntry
-	nil,                         // 25: strata.cache.v1.BatchGetResponse.EntriesEntry
-	nil,                         // 26: strata.cache.v1.BatchSetRequest.EntriesEntry
-	nil,                         // 27: strata.cache.v1.BatchSetResponse.EntriesEntry
+	(CacheSource)(0),                    // 0: strata.cache.v1.CacheSource
+	(*EntryMetadata)(nil),               // 1: strata.cache.v1.EntryMetadata
+	(*GetRequest)(nil),                  // 2: strata.cache.v1.GetRequest
+	(*GetResponse)(nil),                 // 3: strata.cache.v1.GetResponse
+	(*SetRequest)(nil),                  // 4: strata.cache.v1.SetRequest
+	(*SetResponse)(nil),                 // 5: strata.cache.v1.SetResponse
+	(*DeleteRequest)(nil),               // 6: strata.cache.v1.DeleteRequest
+	(*DeleteResponse)(nil),              // 7: strata.cache.v1.DeleteResponse
+	(*BatchGetRequest)(nil),             // 8: strata.cache.v1.BatchGetRequest
+	(*BatchGetResponse)(nil),            // 9: strata.cache.v1.BatchGetResponse
+	(*BatchSetRequest)(nil),             // 10: strata.cache.v1.BatchSetRequest
+	(*BatchSetResponse)(nil),            // 11: strata.cache.v1.BatchSetResponse
+	(*HealthRequest)(nil),               // 12: strata.cache.v1.HealthRequest
+	(*HealthResponse)(nil),              // 13: strata.cache.v1.HealthResponse
+	(*PurgeRequest)(nil),                // 14: strata.cache.v1.PurgeRequest
+	(*PurgeResponse)(nil),               // 15: strata.cache.v1.PurgeResponse
+	(*AcquireLockRequest)(nil),          // 16: strata.cache.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),         // 17: strata.cache.v1.AcquireLockResponse
+	(*RenewLockRequest)(nil),            // 18: strata.cache.v1.RenewLockRequest
+	(*RenewLockResponse)(nil),           // 19: strata.cache.v1.RenewLockResponse
+	(*ReleaseLockRequest)(nil),          // 20: strata.cache.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),         // 21: strata.cache.v1.ReleaseLockResponse
+	(*GetLockRequest)(nil),              // 22: strata.cache.v1.GetLockRequest
+	(*GetLockResponse)(nil),             // 23: strata.cache.v1.GetLockResponse
+	(*FlushNamespaceRequest)(nil),       // 24: strata.cache.v1.FlushNamespaceRequest
+	(*FlushNamespaceResponse)(nil),      // 25: strata.cache.v1.FlushNamespaceResponse
+	(*GetNamespaceVersionRequest)(nil),  // 26: strata.cache.v1.GetNamespaceVersionRequest
+	(*NamespaceVersion)(nil),            // 27: strata.cache.v1.NamespaceVersion
+	(*GetNamespaceVersionResponse)(nil), // 28: strata.cache.v1.GetNamespaceVersionResponse
+	(*StoreFootprint)(nil),              // 29: strata.cache.v1.StoreFootprint
+	(*NamespaceStats)(nil),              // 30: strata.cache.v1.NamespaceStats
+	(*GetNamespaceStatsRequest)(nil),    // 31: strata.cache.v1.GetNamespaceStatsRequest
+	(*GetNamespaceStatsResponse)(nil),   // 32: strata.cache.v1.GetNamespaceStatsResponse
+	(*ListNamespaceStatsRequest)(nil),   // 33: strata.cache.v1.ListNamespaceStatsRequest
+	(*ListNamespaceStatsResponse)(nil),  // 34: strata.cache.v1.ListNamespaceStatsResponse
+	(*ReloadRequest)(nil),               // 35: strata.cache.v1.ReloadRequest
+	(*ReloadResponse)(nil),              // 36: strata.cache.v1.ReloadResponse
+	nil,                                 // 37: strata.cache.v1.BatchGetResponse.ValuesEntry
+	nil,                                 // 38: strata.cache.v1.BatchGetResponse.EntriesEntry
+	nil,                                 // 39: strata.cache.v1.BatchSetRequest.EntriesEntry
+	nil,                                 // 40: strata.cache.v1.BatchSetResponse.EntriesEntry
+	nil,                                 // 41: strata.cache.v1.NamespaceStats.HitsEntry
+	nil,                                 // 42: strata.cache.v1.NamespaceStats.HitRatioEntry
 }
 var file_strata_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: strata.cache.v1.GetResponse.source:type_name -> strata.cache.v1.CacheSource
-	24, // 1: strata.cache.v1.BatchGetResponse.values:type_name -> strata.cache.v1.BatchGetResponse.ValuesEntry
-	25, // 2: strata.cache.v1.BatchGetResponse.entries:type_name -> strata.cache.v1.BatchGetResponse.EntriesEntry
+	37, // 1: strata.cache.v1.BatchGetResponse.values:type_name -> strata.cache.v1.BatchGetResponse.ValuesEntry
+	38, // 2: strata.cache.v1.BatchGetResponse.entries:type_name -> strata.cache.v1.BatchGetResponse.EntriesEntry
 	0,  // 3: strata.cache.v1.BatchGetResponse.source:type_name -> strata.cache.v1.CacheSource
-	26, // 4: strata.cache.v1.BatchSetRequest.entries:type_name -> strata.cache.v1.BatchSetRequest.EntriesEntry
-	27, // 5: strata.cache.v1.BatchSetResponse.entries:type_name -> strata.cache.v1.BatchSetResponse.EntriesEntry
-	1,  // 6: strata.cache.v1.BatchGetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
-	1,  // 7: strata.cache.v1.BatchSetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
-	2,  // 8: strata.cache.v1.CacheService.Get:input_type -> strata.cache.v1.GetRequest
-	4,  // 9: strata.cache.v1.CacheService.Set:input_type -> strata.cache.v1.SetRequest
-	6,  // 10: strata.cache.v1.CacheService.Delete:input_type -> strata.cache.v1.DeleteRequest
-	8,  // 11: strata.cache.v1.CacheService.BatchGet:input_type -> strata.cache.v1.BatchGetRequest
-	10, // 12: strata.cache.v1.CacheService.BatchSet:input_type -> strata.cache.v1.BatchSetRequest
-	12, // 13: strata.cache.v1.CacheService.Health:input_type -> strata.cache.v1.HealthRequest
-	14, // 14: strata.cache.v1.CacheService.Purge:input_type -> strata.cache.v1.PurgeRequest
-	16, // 15: strata.cache.v1.CacheService.AcquireLock:input_type -> strata.cache.v1.AcquireLockRequest
-	18, // 16: strata.cache.v1.CacheService.RenewLock:input_type -> strata.cache.v1.RenewLockRequest
-	20, // 17: strata.cache.v1.CacheService.ReleaseLock:input_type -> strata.cache.v1.ReleaseLockRequest
-	22, // 18: strata.cache.v1.CacheService.GetLock:input_type -> strata.cache.v1.GetLockRequest
-	3,  // 19: strata.cache.v1.CacheService.Get:output_type -> strata.cache.v1.GetResponse
-	5,  // 20: strata.cache.v1.CacheService.Set:output_type -> strata.cache.v1.SetResponse
-	7,  // 21: strata.cache.v1.CacheService.Delete:output_type -> strata.cache.v1.DeleteResponse
-	9,  // 22: strata.cache.v1.CacheService.BatchGet:output_type -> strata.cache.v1.BatchGetResponse
-	11, // 23: strata.cache.v1.CacheService.BatchSet:output_type -> strata.cache.v1.BatchSetResponse
-	13, // 24: strata.cache.v1.CacheService.Health:output_type -> strata.cache.v1.HealthResponse
-	15, // 25: strata.cache.v1.CacheService.Purge:output_type -> strata.cache.v1.PurgeResponse
-	17, // 26: strata.cache.v1.CacheService.AcquireLock:output_type -> strata.cache.v1.AcquireLockResponse
-	19, // 27: strata.cache.v1.CacheService.RenewLock:output_type -> strata.cache.v1.RenewLockResponse
-	21, // 28: strata.cache.v1.CacheService.ReleaseLock:output_type -> strata.cache.v1.ReleaseLockResponse
-	23, // 29: strata.cache.v1.CacheService.GetLock:output_type -> strata.cache.v1.GetLockResponse
-	19, // [19:30] is the sub-list for method output_type
-	8,  // [8:19] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	39, // 4: strata.cache.v1.BatchSetRequest.entries:type_name -> strata.cache.v1.BatchSetRequest.EntriesEntry
+	40, // 5: strata.cache.v1.BatchSetResponse.entries:type_name -> strata.cache.v1.BatchSetResponse.EntriesEntry
+	27, // 6: strata.cache.v1.GetNamespaceVersionResponse.history:type_name -> strata.cache.v1.NamespaceVersion
+	41, // 7: strata.cache.v1.NamespaceStats.hits:type_name -> strata.cache.v1.NamespaceStats.HitsEntry
+	42, // 8: strata.cache.v1.NamespaceStats.hit_ratio:type_name -> strata.cache.v1.NamespaceStats.HitRatioEntry
+	30, // 9: strata.cache.v1.GetNamespaceStatsResponse.stats:type_name -> strata.cache.v1.NamespaceStats
+	29, // 10: strata.cache.v1.GetNamespaceStatsResponse.store:type_name -> strata.cache.v1.StoreFootprint
+	30, // 11: strata.cache.v1.ListNamespaceStatsResponse.namespaces:type_name -> strata.cache.v1.NamespaceStats
+	29, // 12: strata.cache.v1.ListNamespaceStatsResponse.store:type_name -> strata.cache.v1.StoreFootprint
+	1,  // 13: strata.cache.v1.BatchGetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
+	1,  // 14: strata.cache.v1.BatchSetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
+	2,  // 15: strata.cache.v1.CacheService.Get:input_type -> strata.cache.v1.GetRequest
+	4,  // 16: strata.cache.v1.CacheService.Set:input_type -> strata.cache.v1.SetRequest
+	6,  // 17: strata.cache.v1.CacheService.Delete:input_type -> strata.cache.v1.DeleteRequest
+	8,  // 18: strata.cache.v1.CacheService.BatchGet:input_type -> strata.cache.v1.BatchGetRequest
+	10, // 19: strata.cache.v1.CacheService.BatchSet:input_type -> strata.cache.v1.BatchSetRequest
+	12, // 20: strata.cache.v1.CacheService.Health:input_type -> strata.cache.v1.HealthRequest
+	14, // 21: strata.cache.v1.CacheService.Purge:input_type -> strata.cache.v1.PurgeRequest
+	16, // 22: strata.cache.v1.CacheService.AcquireLock:input_type -> strata.cache.v1.AcquireLockRequest
+	18, // 23: strata.cache.v1.CacheService.RenewLock:input_type -> strata.cache.v1.RenewLockRequest
+	20, // 24: strata.cache.v1.CacheService.ReleaseLock:input_type -> strata.cache.v1.ReleaseLockRequest
+	22, // 25: strata.cache.v1.CacheService.GetLock:input_type -> strata.cache.v1.GetLockRequest
+	24, // 26: strata.cache.v1.CacheService.FlushNamespace:input_type -> strata.cache.v1.FlushNamespaceRequest
+	26, // 27: strata.cache.v1.CacheService.GetNamespaceVersion:input_type -> strata.cache.v1.GetNamespaceVersionRequest
+	31, // 28: strata.cache.v1.CacheService.GetNamespaceStats:input_type -> strata.cache.v1.GetNamespaceStatsRequest
+	33, // 29: strata.cache.v1.CacheService.ListNamespaceStats:input_type -> strata.cache.v1.ListNamespaceStatsRequest
+	35, // 30: strata.cache.v1.CacheService.Reload:input_type -> strata.cache.v1.ReloadRequest
+	3,  // 31: strata.cache.v1.CacheService.Get:output_type -> strata.cache.v1.GetResponse
+	5,  // 32: strata.cache.v1.CacheService.Set:output_type -> strata.cache.v1.SetResponse
+	7,  // 33: strata.cache.v1.CacheService.Delete:output_type -> strata.cache.v1.DeleteResponse
+	9,  // 34: strata.cache.v1.CacheService.BatchGet:output_type -> strata.cache.v1.BatchGetResponse
+	11, // 35: strata.cache.v1.CacheService.BatchSet:output_type -> strata.cache.v1.BatchSetResponse
+	13, // 36: strata.cache.v1.CacheService.Health:output_type -> strata.cache.v1.HealthResponse
+	15, // 37: strata.cache.v1.CacheService.Purge:output_type -> strata.cache.v1.PurgeResponse
+	17, // 38: strata.cache.v1.CacheService.AcquireLock:output_type -> strata.cache.v1.AcquireLockResponse
+	19, // 39: strata.cache.v1.CacheService.RenewLock:output_type -> strata.cache.v1.RenewLockResponse
+	21, // 40: strata.cache.v1.CacheService.ReleaseLock:output_type -> strata.cache.v1.ReleaseLockResponse
+	23, // 41: strata.cache.v1.CacheService.GetLock:output_type -> strata.cache.v1.GetLockResponse
+	25, // 42: strata.cache.v1.CacheService.FlushNamespace:output_type -> strata.cache.v1.FlushNamespaceResponse
+	28, // 43: strata.cache.v1.CacheService.GetNamespaceVersion:output_type -> strata.cache.v1.GetNamespaceVersionResponse
+	32, // 44: strata.cache.v1.CacheService.GetNamespaceStats:output_type -> strata.cache.v1.GetNamespaceStatsResponse
+	34, // 45: strata.cache.v1.CacheService.ListNamespaceStats:output_type -> strata.cache.v1.ListNamespaceStatsResponse
+	36, // 46: strata.cache.v1.CacheService.Reload:output_type -> strata.cache.v1.ReloadResponse
+	31, // [31:47] is the sub-list for method output_type
+	15, // [15:31] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_strata_cache_v1_cache_proto_init() }
@@ -1784,13 +2655,15 @@ func file_strata_cache_v1_cache_proto_init() {
 	file_strata_cache_v1_cache_proto_msgTypes[3].OneofWrappers = []any{}
 	file_strata_cache_v1_cache_proto_msgTypes[9].OneofWrappers = []any{}
 	file_strata_cache_v1_cache_proto_msgTypes[13].OneofWrappers = []any{}
+	file_strata_cache_v1_cache_proto_msgTypes[28].OneofWrappers = []any{}
+	file_strata_cache_v1_cache_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_cache_v1_cache_proto_rawDesc), len(file_strata_cache_v1_cache_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -69,6 +69,20 @@ const (
 	CacheServiceReleaseLockProcedure = "/strata.cache.v1.CacheService/ReleaseLock"
 	// CacheServiceGetLockProcedure is the fully-qualified name of the CacheService's GetLock RPC.
 	CacheServiceGetLockProcedure = "/strata.cache.v1.CacheService/GetLock"
+	// CacheServiceFlushNamespaceProcedure is the fully-qualified name of the CacheService's
+	// FlushNamespace RPC.
+	CacheServiceFlushNamespaceProcedure = "/strata.cache.v1.CacheService/FlushNamespace"
+	// CacheServiceGetNamespaceVersionProcedure is the fully-qualified name of the CacheService's
+	// GetNamespaceVersion RPC.
+	CacheServiceGetNamespaceVersionProcedure = "/strata.cache.v1.CacheService/GetNamespaceVersion"
+	// CacheServiceGetNamespaceStatsProcedure is the fully-qualified name of the CacheService's
+	// GetNamespaceStats RPC.
+	CacheServiceGetNamespaceStatsProcedure = "/strata.cache.v1.CacheService/GetNamespaceStats"
+	// CacheServiceListNamespaceStatsProcedure is the fully-qualified name of the CacheService's
+	// ListNamespaceStats RPC.
+	CacheServiceListNamespaceStatsProcedure = "/strata.cache.v1.CacheService/ListNamespaceStats"
+	// CacheServiceReloadProcedure is the fully-qualified name of the CacheService's Reload RPC.
+	CacheServiceReloadProcedure = "/strata.cache.v1.CacheService/Reload"
 )
 
 // CacheServiceClient is a client for the strata.cache.v1.CacheService service.
@@ -96,6 +110,22 @@ type CacheServiceClient interface {
 	ReleaseLock(context.Context, *connect.Request[v1.ReleaseLockRequest]) (*connect.Response[v1.ReleaseLockResponse], error)
 	// The current holder of a lock; a free lock is `held = false`, not an error.
 	GetLock(context.Context, *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error)
+	// Flushes a namespace in constant time by raising its version: once this
+	// returns, no store and no edge serves an entry written before it. Needs
+	// `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+	// (CACHE_005) and the flush is not acknowledged.
+	FlushNamespace(context.Context, *connect.Request[v1.FlushNamespaceRequest]) (*connect.Response[v1.FlushNamespaceResponse], error)
+	// The namespace's current version and its history. Needs `metrics:read` in the namespace.
+	GetNamespaceVersion(context.Context, *connect.Request[v1.GetNamespaceVersionRequest]) (*connect.Response[v1.GetNamespaceVersionResponse], error)
+	// One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+	GetNamespaceStats(context.Context, *connect.Request[v1.GetNamespaceStatsRequest]) (*connect.Response[v1.GetNamespaceStatsResponse], error)
+	// Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+	ListNamespaceStats(context.Context, *connect.Request[v1.ListNamespaceStatsRequest]) (*connect.Response[v1.ListNamespaceStatsResponse], error)
+	// Re-reads the configuration that may change at run time (limits, default
+	// TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+	// (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+	// variable, and the old one stays in force.
+	Reload(context.Context, *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error)
 }
 
 // NewCacheServiceClient constructs a client for the strata.cache.v1.CacheService service. By
@@ -175,22 +205,57 @@ func NewCacheServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(cacheServiceMethods.ByName("GetLock")),
 			connect.WithClientOptions(opts...),
 		),
+		flushNamespace: connect.NewClient[v1.FlushNamespaceRequest, v1.FlushNamespaceResponse](
+			httpClient,
+			baseURL+CacheServiceFlushNamespaceProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("FlushNamespace")),
+			connect.WithClientOptions(opts...),
+		),
+		getNamespaceVersion: connect.NewClient[v1.GetNamespaceVersionRequest, v1.GetNamespaceVersionResponse](
+			httpClient,
+			baseURL+CacheServiceGetNamespaceVersionProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("GetNamespaceVersion")),
+			connect.WithClientOptions(opts...),
+		),
+		getNamespaceStats: connect.NewClient[v1.GetNamespaceStatsRequest, v1.GetNamespaceStatsResponse](
+			httpClient,
+			baseURL+CacheServiceGetNamespaceStatsProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("GetNamespaceStats")),
+			connect.WithClientOptions(opts...),
+		),
+		listNamespaceStats: connect.NewClient[v1.ListNamespaceStatsRequest, v1.ListNamespaceStatsResponse](
+			httpClient,
+			baseURL+CacheServiceListNamespaceStatsProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("ListNamespaceStats")),
+			connect.WithClientOptions(opts...),
+		),
+		reload: connect.NewClient[v1.ReloadRequest, v1.ReloadResponse](
+			httpClient,
+			baseURL+CacheServiceReloadProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("Reload")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // cacheServiceClient implements CacheServiceClient.
 type cacheServiceClient struct {
-	get         *connect.Client[v1.GetRequest, v1.GetResponse]
-	set         *connect.Client[v1.SetRequest, v1.SetResponse]
-	delete      *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
-	batchGet    *connect.Client[v1.BatchGetRequest, v1.BatchGetResponse]
-	batchSet    *connect.Client[v1.BatchSetRequest, v1.BatchSetResponse]
-	health      *connect.Client[v1.HealthRequest, v1.HealthResponse]
-	purge       *connect.Client[v1.PurgeRequest, v1.PurgeResponse]
-	acquireLock *connect.Client[v1.AcquireLockRequest, v1.AcquireLockResponse]
-	renewLock   *connect.Client[v1.RenewLockRequest, v1.RenewLockResponse]
-	releaseLock *connect.Client[v1.ReleaseLockRequest, v1.ReleaseLockResponse]
-	getLock     *connect.Client[v1.GetLockRequest, v1.GetLockResponse]
+	get                 *connect.Client[v1.GetRequest, v1.GetResponse]
+	set                 *connect.Client[v1.SetRequest, v1.SetResponse]
+	delete              *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	batchGet            *connect.Client[v1.BatchGetRequest, v1.BatchGetResponse]
+	batchSet            *connect.Client[v1.BatchSetRequest, v1.BatchSetResponse]
+	health              *connect.Client[v1.HealthRequest, v1.HealthResponse]
+	purge               *connect.Client[v1.PurgeRequest, v1.PurgeResponse]
+	acquireLock         *connect.Client[v1.AcquireLockRequest, v1.AcquireLockResponse]
+	renewLock           *connect.Client[v1.RenewLockRequest, v1.RenewLockResponse]
+	releaseLock         *connect.Client[v1.ReleaseLockRequest, v1.ReleaseLockResponse]
+	getLock             *connect.Client[v1.GetLockRequest, v1.GetLockResponse]
+	flushNamespace      *connect.Client[v1.FlushNamespaceRequest, v1.FlushNamespaceResponse]
+	getNamespaceVersion *connect.Client[v1.GetNamespaceVersionRequest, v1.GetNamespaceVersionResponse]
+	getNamespaceStats   *connect.Client[v1.GetNamespaceStatsRequest, v1.GetNamespaceStatsResponse]
+	listNamespaceStats  *connect.Client[v1.ListNamespaceStatsRequest, v1.ListNamespaceStatsResponse]
+	reload              *connect.Client[v1.ReloadRequest, v1.ReloadResponse]
 }
 
 // Get calls strata.cache.v1.CacheService.Get.
@@ -248,6 +313,31 @@ func (c *cacheServiceClient) GetLock(ctx context.Context, req *connect.Request[v
 	return c.getLock.CallUnary(ctx, req)
 }
 
+// FlushNamespace calls strata.cache.v1.CacheService.FlushNamespace.
+func (c *cacheServiceClient) FlushNamespace(ctx context.Context, req *connect.Request[v1.FlushNamespaceRequest]) (*connect.Response[v1.FlushNamespaceResponse], error) {
+	return c.flushNamespace.CallUnary(ctx, req)
+}
+
+// GetNamespaceVersion calls strata.cache.v1.CacheService.GetNamespaceVersion.
+func (c *cacheServiceClient) GetNamespaceVersion(ctx context.Context, req *connect.Request[v1.GetNamespaceVersionRequest]) (*connect.Response[v1.GetNamespaceVersionResponse], error) {
+	return c.getNamespaceVersion.CallUnary(ctx, req)
+}
+
+// GetNamespaceStats calls strata.cache.v1.CacheService.GetNamespaceStats.
+func (c *cacheServiceClient) GetNamespaceStats(ctx context.Context, req *connect.Request[v1.GetNamespaceStatsRequest]) (*connect.Response[v1.GetNamespaceStatsResponse], error) {
+	return c.getNamespaceStats.CallUnary(ctx, req)
+}
+
+// ListNamespaceStats calls strata.cache.v1.CacheService.ListNamespaceStats.
+func (c *cacheServiceClient) ListNamespaceStats(ctx context.Context, req *connect.Request[v1.ListNamespaceStatsRequest]) (*connect.Response[v1.ListNamespaceStatsResponse], error) {
+	return c.listNamespaceStats.CallUnary(ctx, req)
+}
+
+// Reload calls strata.cache.v1.CacheService.Reload.
+func (c *cacheServiceClient) Reload(ctx context.Context, req *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error) {
+	return c.reload.CallUnary(ctx, req)
+}
+
 // CacheServiceHandler is an implementation of the strata.cache.v1.CacheService service.
 type CacheServiceHandler interface {
 	// Reads one entry. A miss is `found = false`, not an error (as in the design).
@@ -273,6 +363,22 @@ type CacheServiceHandler interface {
 	ReleaseLock(context.Context, *connect.Request[v1.ReleaseLockRequest]) (*connect.Response[v1.ReleaseLockResponse], error)
 	// The current holder of a lock; a free lock is `held = false`, not an error.
 	GetLock(context.Context, *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error)
+	// Flushes a namespace in constant time by raising its version: once this
+	// returns, no store and no edge serves an entry written before it. Needs
+	// `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+	// (CACHE_005) and the flush is not acknowledged.
+	FlushNamespace(context.Context, *connect.Request[v1.FlushNamespaceRequest]) (*connect.Response[v1.FlushNamespaceResponse], error)
+	// The namespace's current version and its history. Needs `metrics:read` in the namespace.
+	GetNamespaceVersion(context.Context, *connect.Request[v1.GetNamespaceVersionRequest]) (*connect.Response[v1.GetNamespaceVersionResponse], error)
+	// One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+	GetNamespaceStats(context.Context, *connect.Request[v1.GetNamespaceStatsRequest]) (*connect.Response[v1.GetNamespaceStatsResponse], error)
+	// Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+	ListNamespaceStats(context.Context, *connect.Request[v1.ListNamespaceStatsRequest]) (*connect.Response[v1.ListNamespaceStatsResponse], error)
+	// Re-reads the configuration that may change at run time (limits, default
+	// TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+	// (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+	// variable, and the old one stays in force.
+	Reload(context.Context, *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error)
 }
 
 // NewCacheServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -348,6 +454,36 @@ func NewCacheServiceHandler(svc CacheServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(cacheServiceMethods.ByName("GetLock")),
 		connect.WithHandlerOptions(opts...),
 	)
+	cacheServiceFlushNamespaceHandler := connect.NewUnaryHandler(
+		CacheServiceFlushNamespaceProcedure,
+		svc.FlushNamespace,
+		connect.WithSchema(cacheServiceMethods.ByName("FlushNamespace")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceGetNamespaceVersionHandler := connect.NewUnaryHandler(
+		CacheServiceGetNamespaceVersionProcedure,
+		svc.GetNamespaceVersion,
+		connect.WithSchema(cacheServiceMethods.ByName("GetNamespaceVersion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceGetNamespaceStatsHandler := connect.NewUnaryHandler(
+		CacheServiceGetNamespaceStatsProcedure,
+		svc.GetNamespaceStats,
+		connect.WithSchema(cacheServiceMethods.ByName("GetNamespaceStats")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceListNamespaceStatsHandler := connect.NewUnaryHandler(
+		CacheServiceListNamespaceStatsProcedure,
+		svc.ListNamespaceStats,
+		connect.WithSchema(cacheServiceMethods.ByName("ListNamespaceStats")),
+		connect.WithHandlerOptions(opts...),
+	)
+	cacheServiceReloadHandler := connect.NewUnaryHandler(
+		CacheServiceReloadProcedure,
+		svc.Reload,
+		connect.WithSchema(cacheServiceMethods.ByName("Reload")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.cache.v1.CacheService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CacheServiceGetProcedure:
@@ -372,6 +508,16 @@ func NewCacheServiceHandler(svc CacheServiceHandler, opts ...connect.HandlerOpti
 			cacheServiceReleaseLockHandler.ServeHTTP(w, r)
 		case CacheServiceGetLockProcedure:
 			cacheServiceGetLockHandler.ServeHTTP(w, r)
+		case CacheServiceFlushNamespaceProcedure:
+			cacheServiceFlushNamespaceHandler.ServeHTTP(w, r)
+		case CacheServiceGetNamespaceVersionProcedure:
+			cacheServiceGetNamespaceVersionHandler.ServeHTTP(w, r)
+		case CacheServiceGetNamespaceStatsProcedure:
+			cacheServiceGetNamespaceStatsHandler.ServeHTTP(w, r)
+		case CacheServiceListNamespaceStatsProcedure:
+			cacheServiceListNamespaceStatsHandler.ServeHTTP(w, r)
+		case CacheServiceReloadProcedure:
+			cacheServiceReloadHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -423,4 +569,24 @@ func (UnimplementedCacheServiceHandler) ReleaseLock(context.Context, *connect.Re
 
 func (UnimplementedCacheServiceHandler) GetLock(context.Context, *connect.Request[v1.GetLockRequest]) (*connect.Response[v1.GetLockResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.GetLock is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) FlushNamespace(context.Context, *connect.Request[v1.FlushNamespaceRequest]) (*connect.Response[v1.FlushNamespaceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.FlushNamespace is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) GetNamespaceVersion(context.Context, *connect.Request[v1.GetNamespaceVersionRequest]) (*connect.Response[v1.GetNamespaceVersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.GetNamespaceVersion is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) GetNamespaceStats(context.Context, *connect.Request[v1.GetNamespaceStatsRequest]) (*connect.Response[v1.GetNamespaceStatsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.GetNamespaceStats is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) ListNamespaceStats(context.Context, *connect.Request[v1.ListNamespaceStatsRequest]) (*connect.Response[v1.ListNamespaceStatsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.ListNamespaceStats is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) Reload(context.Context, *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.Reload is not implemented"))
 }

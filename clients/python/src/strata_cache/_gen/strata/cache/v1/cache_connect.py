@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import cache_pb
-from .cache_pb import AcquireLockRequest, AcquireLockResponse, BatchGetRequest, BatchGetResponse, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse, GetLockRequest, GetLockResponse, GetRequest, GetResponse, HealthRequest, HealthResponse, PurgeRequest, PurgeResponse, ReleaseLockRequest, ReleaseLockResponse, RenewLockRequest, RenewLockResponse, SetRequest, SetResponse
+from .cache_pb import AcquireLockRequest, AcquireLockResponse, BatchGetRequest, BatchGetResponse, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse, FlushNamespaceRequest, FlushNamespaceResponse, GetLockRequest, GetLockResponse, GetNamespaceStatsRequest, GetNamespaceStatsResponse, GetNamespaceVersionRequest, GetNamespaceVersionResponse, GetRequest, GetResponse, HealthRequest, HealthResponse, ListNamespaceStatsRequest, ListNamespaceStatsResponse, PurgeRequest, PurgeResponse, ReleaseLockRequest, ReleaseLockResponse, ReloadRequest, ReloadResponse, RenewLockRequest, RenewLockResponse, SetRequest, SetResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -103,6 +103,42 @@ class CacheService(Protocol):
     async def get_lock(self, request: GetLockRequest, ctx: RequestContext[GetLockRequest, GetLockResponse], /) -> GetLockResponse:
         """
         The current holder of a lock; a free lock is `held = false`, not an error.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def flush_namespace(self, request: FlushNamespaceRequest, ctx: RequestContext[FlushNamespaceRequest, FlushNamespaceResponse], /) -> FlushNamespaceResponse:
+        """
+        Flushes a namespace in constant time by raising its version: once this
+        returns, no store and no edge serves an entry written before it. Needs
+        `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+        (CACHE_005) and the flush is not acknowledged.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_namespace_version(self, request: GetNamespaceVersionRequest, ctx: RequestContext[GetNamespaceVersionRequest, GetNamespaceVersionResponse], /) -> GetNamespaceVersionResponse:
+        """
+        The namespace's current version and its history. Needs `metrics:read` in the namespace.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_namespace_stats(self, request: GetNamespaceStatsRequest, ctx: RequestContext[GetNamespaceStatsRequest, GetNamespaceStatsResponse], /) -> GetNamespaceStatsResponse:
+        """
+        One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_namespace_stats(self, request: ListNamespaceStatsRequest, ctx: RequestContext[ListNamespaceStatsRequest, ListNamespaceStatsResponse], /) -> ListNamespaceStatsResponse:
+        """
+        Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def reload(self, request: ReloadRequest, ctx: RequestContext[ReloadRequest, ReloadResponse], /) -> ReloadResponse:
+        """
+        Re-reads the configuration that may change at run time (limits, default
+        TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+        (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+        variable, and the old one stays in force.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -244,6 +280,61 @@ class CacheServiceASGIApplication(ConnectASGIApplication[CacheService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.get_lock,
+                ),
+                "/strata.cache.v1.CacheService/FlushNamespace": Endpoint.unary(
+                    method=MethodInfo(
+                        name="FlushNamespace",
+                        service_name="strata.cache.v1.CacheService",
+                        input=FlushNamespaceRequest,
+                        output=FlushNamespaceResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.flush_namespace,
+                ),
+                "/strata.cache.v1.CacheService/GetNamespaceVersion": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetNamespaceVersion",
+                        service_name="strata.cache.v1.CacheService",
+                        input=GetNamespaceVersionRequest,
+                        output=GetNamespaceVersionResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_namespace_version,
+                ),
+                "/strata.cache.v1.CacheService/GetNamespaceStats": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetNamespaceStats",
+                        service_name="strata.cache.v1.CacheService",
+                        input=GetNamespaceStatsRequest,
+                        output=GetNamespaceStatsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_namespace_stats,
+                ),
+                "/strata.cache.v1.CacheService/ListNamespaceStats": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListNamespaceStats",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ListNamespaceStatsRequest,
+                        output=ListNamespaceStatsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_namespace_stats,
+                ),
+                "/strata.cache.v1.CacheService/Reload": Endpoint.unary(
+                    method=MethodInfo(
+                        name="Reload",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ReloadRequest,
+                        output=ReloadResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.reload,
                 ),
             },
             interceptors=interceptors,
@@ -521,6 +612,127 @@ class CacheServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def flush_namespace(
+        self,
+        request: FlushNamespaceRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> FlushNamespaceResponse:
+        """
+        Flushes a namespace in constant time by raising its version: once this
+        returns, no store and no edge serves an entry written before it. Needs
+        `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+        (CACHE_005) and the flush is not acknowledged.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="FlushNamespace",
+                service_name="strata.cache.v1.CacheService",
+                input=FlushNamespaceRequest,
+                output=FlushNamespaceResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def get_namespace_version(
+        self,
+        request: GetNamespaceVersionRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetNamespaceVersionResponse:
+        """
+        The namespace's current version and its history. Needs `metrics:read` in the namespace.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetNamespaceVersion",
+                service_name="strata.cache.v1.CacheService",
+                input=GetNamespaceVersionRequest,
+                output=GetNamespaceVersionResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def get_namespace_stats(
+        self,
+        request: GetNamespaceStatsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetNamespaceStatsResponse:
+        """
+        One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetNamespaceStats",
+                service_name="strata.cache.v1.CacheService",
+                input=GetNamespaceStatsRequest,
+                output=GetNamespaceStatsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def list_namespace_stats(
+        self,
+        request: ListNamespaceStatsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListNamespaceStatsResponse:
+        """
+        Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListNamespaceStats",
+                service_name="strata.cache.v1.CacheService",
+                input=ListNamespaceStatsRequest,
+                output=ListNamespaceStatsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def reload(
+        self,
+        request: ReloadRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReloadResponse:
+        """
+        Re-reads the configuration that may change at run time (limits, default
+        TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+        (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+        variable, and the old one stays in force.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Reload",
+                service_name="strata.cache.v1.CacheService",
+                input=ReloadRequest,
+                output=ReloadResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class CacheServiceSync(Protocol):
     """
@@ -595,6 +807,42 @@ class CacheServiceSync(Protocol):
     def get_lock(self, request: GetLockRequest, ctx: RequestContext[GetLockRequest, GetLockResponse], /) -> GetLockResponse:
         """
         The current holder of a lock; a free lock is `held = false`, not an error.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def flush_namespace(self, request: FlushNamespaceRequest, ctx: RequestContext[FlushNamespaceRequest, FlushNamespaceResponse], /) -> FlushNamespaceResponse:
+        """
+        Flushes a namespace in constant time by raising its version: once this
+        returns, no store and no edge serves an entry written before it. Needs
+        `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+        (CACHE_005) and the flush is not acknowledged.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_namespace_version(self, request: GetNamespaceVersionRequest, ctx: RequestContext[GetNamespaceVersionRequest, GetNamespaceVersionResponse], /) -> GetNamespaceVersionResponse:
+        """
+        The namespace's current version and its history. Needs `metrics:read` in the namespace.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_namespace_stats(self, request: GetNamespaceStatsRequest, ctx: RequestContext[GetNamespaceStatsRequest, GetNamespaceStatsResponse], /) -> GetNamespaceStatsResponse:
+        """
+        One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_namespace_stats(self, request: ListNamespaceStatsRequest, ctx: RequestContext[ListNamespaceStatsRequest, ListNamespaceStatsResponse], /) -> ListNamespaceStatsResponse:
+        """
+        Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def reload(self, request: ReloadRequest, ctx: RequestContext[ReloadRequest, ReloadResponse], /) -> ReloadResponse:
+        """
+        Re-reads the configuration that may change at run time (limits, default
+        TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+        (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+        variable, and the old one stays in force.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -734,6 +982,61 @@ class CacheServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.get_lock,
+                ),
+                "/strata.cache.v1.CacheService/FlushNamespace": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="FlushNamespace",
+                        service_name="strata.cache.v1.CacheService",
+                        input=FlushNamespaceRequest,
+                        output=FlushNamespaceResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.flush_namespace,
+                ),
+                "/strata.cache.v1.CacheService/GetNamespaceVersion": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetNamespaceVersion",
+                        service_name="strata.cache.v1.CacheService",
+                        input=GetNamespaceVersionRequest,
+                        output=GetNamespaceVersionResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_namespace_version,
+                ),
+                "/strata.cache.v1.CacheService/GetNamespaceStats": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetNamespaceStats",
+                        service_name="strata.cache.v1.CacheService",
+                        input=GetNamespaceStatsRequest,
+                        output=GetNamespaceStatsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_namespace_stats,
+                ),
+                "/strata.cache.v1.CacheService/ListNamespaceStats": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListNamespaceStats",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ListNamespaceStatsRequest,
+                        output=ListNamespaceStatsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_namespace_stats,
+                ),
+                "/strata.cache.v1.CacheService/Reload": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="Reload",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ReloadRequest,
+                        output=ReloadResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.reload,
                 ),
             },
             interceptors=interceptors,
@@ -1005,6 +1308,127 @@ class CacheServiceClientSync(ConnectClientSync):
                 service_name="strata.cache.v1.CacheService",
                 input=GetLockRequest,
                 output=GetLockResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def flush_namespace(
+        self,
+        request: FlushNamespaceRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> FlushNamespaceResponse:
+        """
+        Flushes a namespace in constant time by raising its version: once this
+        returns, no store and no edge serves an entry written before it. Needs
+        `cache:flush` in the namespace. A failing store or purge log is UNAVAILABLE
+        (CACHE_005) and the flush is not acknowledged.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="FlushNamespace",
+                service_name="strata.cache.v1.CacheService",
+                input=FlushNamespaceRequest,
+                output=FlushNamespaceResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_namespace_version(
+        self,
+        request: GetNamespaceVersionRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetNamespaceVersionResponse:
+        """
+        The namespace's current version and its history. Needs `metrics:read` in the namespace.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetNamespaceVersion",
+                service_name="strata.cache.v1.CacheService",
+                input=GetNamespaceVersionRequest,
+                output=GetNamespaceVersionResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_namespace_stats(
+        self,
+        request: GetNamespaceStatsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetNamespaceStatsResponse:
+        """
+        One namespace's stats since this origin started. Needs `metrics:read` in the namespace.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetNamespaceStats",
+                service_name="strata.cache.v1.CacheService",
+                input=GetNamespaceStatsRequest,
+                output=GetNamespaceStatsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def list_namespace_stats(
+        self,
+        request: ListNamespaceStatsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListNamespaceStatsResponse:
+        """
+        Stats of every namespace this origin has seen or that was ever flushed. Needs `metrics:read`.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListNamespaceStats",
+                service_name="strata.cache.v1.CacheService",
+                input=ListNamespaceStatsRequest,
+                output=ListNamespaceStatsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def reload(
+        self,
+        request: ReloadRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReloadResponse:
+        """
+        Re-reads the configuration that may change at run time (limits, default
+        TTL, encryption keys, log level). Needs `cache:reload` in every namespace
+        (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
+        variable, and the old one stays in force.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="Reload",
+                service_name="strata.cache.v1.CacheService",
+                input=ReloadRequest,
+                output=ReloadResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

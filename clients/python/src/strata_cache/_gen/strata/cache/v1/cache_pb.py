@@ -1049,6 +1049,538 @@ class GetLockResponse(Message[_GetLockResponseFields]):
         token: int
         expires_at_ms: int
 
+_FlushNamespaceRequestFields: TypeAlias = Literal["namespace"]
+
+class FlushNamespaceRequest(Message[_FlushNamespaceRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.FlushNamespaceRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+    """
+
+    __slots__ = ("namespace",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+        ) -> None:
+            pass
+
+        namespace: str
+
+_FlushNamespaceResponseFields: TypeAlias = Literal["namespace", "version", "flushed_at_ms", "service_id", "seq"]
+
+class FlushNamespaceResponse(Message[_FlushNamespaceResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.FlushNamespaceResponse
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        version:
+            The namespace's new version (microseconds of the store's clock): entries below it are gone for every reader.
+
+            ```proto
+            int64 version = 2;
+            ```
+        flushed_at_ms:
+            Unix milliseconds of the flush.
+
+            ```proto
+            int64 flushed_at_ms = 3;
+            ```
+        service_id:
+            The caller's service id (JWT `sub`), or `anonymous` when authentication is off.
+
+            ```proto
+            string service_id = 4;
+            ```
+        seq:
+            The flush's number on the purge stream.
+
+            ```proto
+            int64 seq = 5;
+            ```
+    """
+
+    __slots__ = ("namespace", "version", "flushed_at_ms", "service_id", "seq")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            version: int = 0,
+            flushed_at_ms: int = 0,
+            service_id: str = "",
+            seq: int = 0,
+        ) -> None:
+            pass
+
+        namespace: str
+        version: int
+        flushed_at_ms: int
+        service_id: str
+        seq: int
+
+_GetNamespaceVersionRequestFields: TypeAlias = Literal["namespace"]
+
+class GetNamespaceVersionRequest(Message[_GetNamespaceVersionRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.GetNamespaceVersionRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+    """
+
+    __slots__ = ("namespace",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+        ) -> None:
+            pass
+
+        namespace: str
+
+_NamespaceVersionFields: TypeAlias = Literal["version", "flushed_at_ms", "service_id"]
+
+class NamespaceVersion(Message[_NamespaceVersionFields]):
+    """
+    One version of a namespace: when it began and who began it.
+
+    ```proto
+    message strata.cache.v1.NamespaceVersion
+    ```
+
+    Attributes:
+        version:
+            ```proto
+            int64 version = 1;
+            ```
+        flushed_at_ms:
+            Unix milliseconds.
+
+            ```proto
+            int64 flushed_at_ms = 2;
+            ```
+        service_id:
+            ```proto
+            string service_id = 3;
+            ```
+    """
+
+    __slots__ = ("version", "flushed_at_ms", "service_id")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            version: int = 0,
+            flushed_at_ms: int = 0,
+            service_id: str = "",
+        ) -> None:
+            pass
+
+        version: int
+        flushed_at_ms: int
+        service_id: str
+
+_GetNamespaceVersionResponseFields: TypeAlias = Literal["namespace", "version", "history"]
+
+class GetNamespaceVersionResponse(Message[_GetNamespaceVersionResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.GetNamespaceVersionResponse
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        version:
+            The current version; 0 = never flushed.
+
+            ```proto
+            int64 version = 2;
+            ```
+        history:
+            Newest first, at most 50.
+
+            ```proto
+            repeated strata.cache.v1.NamespaceVersion history = 3;
+            ```
+    """
+
+    __slots__ = ("namespace", "version", "history")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            version: int = 0,
+            history: list[NamespaceVersion] | None = None,
+        ) -> None:
+            pass
+
+        namespace: str
+        version: int
+        history: list[NamespaceVersion]
+
+_StoreFootprintFields: TypeAlias = Literal["kind", "memory_bytes", "memory_limit_bytes", "keys", "evictions"]
+
+class StoreFootprint(Message[_StoreFootprintFields]):
+    """
+    The store's footprint: memory used and its limit, keys held, evictions since start.
+
+    ```proto
+    message strata.cache.v1.StoreFootprint
+    ```
+
+    Attributes:
+        kind:
+            `memory` (embedded store) or `redis`.
+
+            ```proto
+            string kind = 1;
+            ```
+        memory_bytes:
+            Bytes.
+
+            ```proto
+            int64 memory_bytes = 2;
+            ```
+        memory_limit_bytes:
+            Bytes; unset when the store has no limit (Redis `maxmemory 0`).
+
+            ```proto
+            optional int64 memory_limit_bytes = 3;
+            ```
+        keys:
+            Keys held (on Redis: entries, tag sets and tombstones alike).
+
+            ```proto
+            int64 keys = 4;
+            ```
+        evictions:
+            ```proto
+            int64 evictions = 5;
+            ```
+    """
+
+    __slots__ = ("kind", "memory_bytes", "memory_limit_bytes", "keys", "evictions")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            kind: str = "",
+            memory_bytes: int = 0,
+            memory_limit_bytes: int | None = None,
+            keys: int = 0,
+            evictions: int = 0,
+        ) -> None:
+            pass
+
+        kind: str
+        memory_bytes: int
+        memory_limit_bytes: int
+        keys: int
+        evictions: int
+
+_NamespaceStatsFields: TypeAlias = Literal["namespace", "version", "entries", "bytes", "hits", "misses", "hit_ratio", "writes", "deletes", "ops_per_second"]
+
+class NamespaceStats(Message[_NamespaceStatsFields]):
+    """
+    Counters of one namespace since the origin started.
+
+    ```proto
+    message strata.cache.v1.NamespaceStats
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        version:
+            The namespace's version; 0 = never flushed.
+
+            ```proto
+            int64 version = 2;
+            ```
+        entries:
+            Entries and their bytes; unset where the store cannot count one namespace cheaply (Redis).
+
+            ```proto
+            optional int64 entries = 3;
+            ```
+        bytes:
+            ```proto
+            optional int64 bytes = 4;
+            ```
+        hits:
+            Reads answered, by answering tier (`redis`, `origin-local`, `memory`).
+
+            ```proto
+            map<string, int64> hits = 5;
+            ```
+        misses:
+            ```proto
+            int64 misses = 6;
+            ```
+        hit_ratio:
+            Hit ratio per answering tier, plus `all`; 0 … 1.
+
+            ```proto
+            map<string, double> hit_ratio = 7;
+            ```
+        writes:
+            ```proto
+            int64 writes = 8;
+            ```
+        deletes:
+            ```proto
+            int64 deletes = 9;
+            ```
+        ops_per_second:
+            Operations (reads, writes, deletes) per second over the last 10 s.
+
+            ```proto
+            double ops_per_second = 10;
+            ```
+    """
+
+    __slots__ = ("namespace", "version", "entries", "bytes", "hits", "misses", "hit_ratio", "writes", "deletes", "ops_per_second")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            version: int = 0,
+            entries: int | None = None,
+            bytes: int | None = None,
+            hits: dict[str, int] | None = None,
+            misses: int = 0,
+            hit_ratio: dict[str, float] | None = None,
+            writes: int = 0,
+            deletes: int = 0,
+            ops_per_second: float = 0,
+        ) -> None:
+            pass
+
+        namespace: str
+        version: int
+        entries: int
+        bytes: int
+        hits: dict[str, int]
+        misses: int
+        hit_ratio: dict[str, float]
+        writes: int
+        deletes: int
+        ops_per_second: float
+
+_GetNamespaceStatsRequestFields: TypeAlias = Literal["namespace"]
+
+class GetNamespaceStatsRequest(Message[_GetNamespaceStatsRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.GetNamespaceStatsRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+    """
+
+    __slots__ = ("namespace",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+        ) -> None:
+            pass
+
+        namespace: str
+
+_GetNamespaceStatsResponseFields: TypeAlias = Literal["stats", "store"]
+
+class GetNamespaceStatsResponse(Message[_GetNamespaceStatsResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.GetNamespaceStatsResponse
+    ```
+
+    Attributes:
+        stats:
+            ```proto
+            optional strata.cache.v1.NamespaceStats stats = 1;
+            ```
+        store:
+            ```proto
+            optional strata.cache.v1.StoreFootprint store = 2;
+            ```
+    """
+
+    __slots__ = ("stats", "store")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            stats: NamespaceStats | None = None,
+            store: StoreFootprint | None = None,
+        ) -> None:
+            pass
+
+        stats: NamespaceStats | None
+        store: StoreFootprint | None
+
+_ListNamespaceStatsRequestFields: TypeAlias = NoReturn
+
+class ListNamespaceStatsRequest(Message[_ListNamespaceStatsRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.ListNamespaceStatsRequest
+    ```
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+        ) -> None:
+            pass
+
+_ListNamespaceStatsResponseFields: TypeAlias = Literal["namespaces", "store"]
+
+class ListNamespaceStatsResponse(Message[_ListNamespaceStatsResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.ListNamespaceStatsResponse
+    ```
+
+    Attributes:
+        namespaces:
+            Sorted by namespace.
+
+            ```proto
+            repeated strata.cache.v1.NamespaceStats namespaces = 1;
+            ```
+        store:
+            ```proto
+            optional strata.cache.v1.StoreFootprint store = 2;
+            ```
+    """
+
+    __slots__ = ("namespaces", "store")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespaces: list[NamespaceStats] | None = None,
+            store: StoreFootprint | None = None,
+        ) -> None:
+            pass
+
+        namespaces: list[NamespaceStats]
+        store: StoreFootprint | None
+
+_ReloadRequestFields: TypeAlias = NoReturn
+
+class ReloadRequest(Message[_ReloadRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.ReloadRequest
+    ```
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+        ) -> None:
+            pass
+
+_ReloadResponseFields: TypeAlias = Literal["applied", "restart_required"]
+
+class ReloadResponse(Message[_ReloadResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.ReloadResponse
+    ```
+
+    Attributes:
+        applied:
+            Reloadable variables whose value changed and is now in force.
+
+            ```proto
+            repeated string applied = 1;
+            ```
+        restart_required:
+            Variables whose value changed but that take effect only at the next restart.
+
+            ```proto
+            repeated string restart_required = 2;
+            ```
+    """
+
+    __slots__ = ("applied", "restart_required")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            applied: list[str] | None = None,
+            restart_required: list[str] | None = None,
+        ) -> None:
+            pass
+
+        applied: list[str]
+        restart_required: list[str]
+
 class CacheSource(Enum):
     """
     Which tier answered a read.
@@ -1089,7 +1621,7 @@ class CacheSource(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xf2\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01B\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa6\x02\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xe8\x06\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponseb\x06proto3',
+    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xf2\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01B\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa6\x02\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"5\n\x15FlushNamespaceRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\xa5\x01\n\x16FlushNamespaceResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x03 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x04 \x01(\tR\tserviceId\x12\x10\n\x03seq\x18\x05 \x01(\x03R\x03seq":\n\x1aGetNamespaceVersionRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"o\n\x10NamespaceVersion\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x02 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x03 \x01(\tR\tserviceId"\x92\x01\n\x1bGetNamespaceVersionResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12;\n\x07history\x18\x03 \x03(\x0b2!.strata.cache.v1.NamespaceVersionR\x07history"\xc3\x01\n\x0eStoreFootprint\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n\x0cmemory_bytes\x18\x02 \x01(\x03R\x0bmemoryBytes\x121\n\x12memory_limit_bytes\x18\x03 \x01(\x03H\x00R\x10memoryLimitBytes\x88\x01\x01\x12\x12\n\x04keys\x18\x04 \x01(\x03R\x04keys\x12\x1c\n\tevictions\x18\x05 \x01(\x03R\tevictionsB\x15\n\x13_memory_limit_bytes"\x89\x04\n\x0eNamespaceStats\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\x07entries\x18\x03 \x01(\x03H\x00R\x07entries\x88\x01\x01\x12\x19\n\x05bytes\x18\x04 \x01(\x03H\x01R\x05bytes\x88\x01\x01\x12=\n\x04hits\x18\x05 \x03(\x0b2).strata.cache.v1.NamespaceStats.HitsEntryR\x04hits\x12\x16\n\x06misses\x18\x06 \x01(\x03R\x06misses\x12J\n\thit_ratio\x18\x07 \x03(\x0b2-.strata.cache.v1.NamespaceStats.HitRatioEntryR\x08hitRatio\x12\x16\n\x06writes\x18\x08 \x01(\x03R\x06writes\x12\x18\n\x07deletes\x18\t \x01(\x03R\x07deletes\x12$\n\x0eops_per_second\x18\n \x01(\x01R\x0copsPerSecond\x1a7\n\tHitsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n\rHitRatioEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\n\n\x08_entriesB\x08\n\x06_bytes"8\n\x18GetNamespaceStatsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\x89\x01\n\x19GetNamespaceStatsResponse\x125\n\x05stats\x18\x01 \x01(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\x05stats\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x1b\n\x19ListNamespaceStatsRequest"\x94\x01\n\x1aListNamespaceStatsResponse\x12?\n\nnamespaces\x18\x01 \x03(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\nnamespaces\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x0f\n\rReloadRequest"U\n\x0eReloadResponse\x12\x18\n\x07applied\x18\x01 \x03(\tR\x07applied\x12)\n\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xe3\n\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponse\x12a\n\x0eFlushNamespace\x12&.strata.cache.v1.FlushNamespaceRequest\x1a\'.strata.cache.v1.FlushNamespaceResponse\x12p\n\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponseb\x06proto3',
     [],
     {
         "EntryMetadata": EntryMetadata,
@@ -1115,6 +1647,19 @@ _DESC = file_desc(
         "ReleaseLockResponse": ReleaseLockResponse,
         "GetLockRequest": GetLockRequest,
         "GetLockResponse": GetLockResponse,
+        "FlushNamespaceRequest": FlushNamespaceRequest,
+        "FlushNamespaceResponse": FlushNamespaceResponse,
+        "GetNamespaceVersionRequest": GetNamespaceVersionRequest,
+        "NamespaceVersion": NamespaceVersion,
+        "GetNamespaceVersionResponse": GetNamespaceVersionResponse,
+        "StoreFootprint": StoreFootprint,
+        "NamespaceStats": NamespaceStats,
+        "GetNamespaceStatsRequest": GetNamespaceStatsRequest,
+        "GetNamespaceStatsResponse": GetNamespaceStatsResponse,
+        "ListNamespaceStatsRequest": ListNamespaceStatsRequest,
+        "ListNamespaceStatsResponse": ListNamespaceStatsResponse,
+        "ReloadRequest": ReloadRequest,
+        "ReloadResponse": ReloadResponse,
         "CacheSource": CacheSource,
     },
 )
