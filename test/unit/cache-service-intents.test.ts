@@ -47,6 +47,19 @@ function recordingBus(options: { publishFails?: () => boolean } = {}) {
   return { bus, calls, closed };
 }
 
+/** A service over a memory store and a recording bus. */
+function overMemory() {
+  const memory = memoryStore({ maxBytes: 1 << 20 });
+  const { bus, calls } = recordingBus();
+  const service = new CacheService({
+    store: passThroughStore(memory, memory),
+    bus,
+    defaultTtlSeconds: 60,
+    maxValueBytes: 1024,
+  });
+  return { memory, bus, calls, service };
+}
+
 const text = (s: string) => ({ value: new TextEncoder().encode(s), contentType: 'text/plain' });
 
 describe('CacheService intents', () => {
@@ -105,14 +118,7 @@ describe('CacheService intents', () => {
   });
 
   it('recovering an intent purges each key at the version the store holds, evicting nothing, and closes the intent', async () => {
-    const memory = memoryStore({ maxBytes: 1 << 20 });
-    const { bus, calls } = recordingBus();
-    const service = new CacheService({
-      store: passThroughStore(memory, memory),
-      bus,
-      defaultTtlSeconds: 60,
-      maxValueBytes: 1024,
-    });
+    const { memory, bus, calls, service } = overMemory();
     const held = await memory.set('ns', 'a', {
       value: new TextEncoder().encode('A'),
       contentType: 'x',
@@ -132,14 +138,7 @@ describe('CacheService intents', () => {
   });
 
   it('recovering a purge intent (tags or prefix) applies the purge again', async () => {
-    const memory = memoryStore({ maxBytes: 1 << 20 });
-    const { bus, calls } = recordingBus();
-    const service = new CacheService({
-      store: passThroughStore(memory, memory),
-      bus,
-      defaultTtlSeconds: 60,
-      maxValueBytes: 1024,
-    });
+    const { memory, bus, calls, service } = overMemory();
     await memory.set('ns', 't1', {
       value: new TextEncoder().encode('T'),
       contentType: 'x',
