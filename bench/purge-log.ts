@@ -40,7 +40,7 @@ const summary = (ms: number[]) => `p50 ${fmt(percentile(ms, 50), 2)} ms, p99 ${f
  * share the region's purge log; a PUT at an edge of replica 1 until an edge
  * of replica 2 serves it, over 1,000 writes, beside the same measurement
  * with both edges on replica 1 in the same run (the (c) path, on Redis).
- * Also the write latency the log adds: PUT at an origin with the log
+ * Also the write latency the log adds (the change's intent and its purge): PUT at an origin with the log
  * (`PURGE_BUS=auto`) beside one without it (`PURGE_BUS=none`), same Redis.
  * The Redis here has no replica, so `WAIT` is not exercised.
  */

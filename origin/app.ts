@@ -47,6 +47,8 @@ export interface OriginAppDeps {
   readonly locks?: LockService;
   /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
   readonly invalidations?: InProcessSource;
+  /** Extra fields of the `/ready` answer (the staleness canary's last probe); read per request. */
+  readonly readyDetail?: () => Record<string, unknown>;
   /** Cross-region state for `/ready` (`region`); absent = not shown. */
   readonly regions?: { readiness(): unknown };
   /** The dashboard's collector, sample interval (seconds) and the in-memory tiers' eviction policy; absent = no dashboard routes. */
@@ -118,6 +120,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
       edges: deps.bus.subscribers,
       seq: deps.bus.health().seq,
       ...(deps.regions ? { region: deps.regions.readiness() } : {}),
+      ...deps.readyDetail?.(),
     });
   });
   app.on('GET', ['/metrics', '/health/metrics'], async (c) => {

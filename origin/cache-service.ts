@@ -14,7 +14,7 @@ import type { CacheProfiles } from './lifecycle/profiles.ts';
 import { NamespaceRegistry } from './namespaces/registry.ts';
 import { NamespaceCounters } from './namespaces/stats.ts';
 import { memoryNamespaceVersions, type NamespaceVersion } from './namespaces/versions.ts';
-import type { PublishedPurge, PurgeBus, PurgeInput } from './purge/bus.ts';
+import type { PublishedPurge, PurgeBus, PurgeInput, PurgeScope } from './purge/bus.ts';
 import {
   type EntryInput,
   LeaseLostError,
@@ -111,7 +111,7 @@ export interface CacheServiceOptions {
   /** Called after every store failure, for logs and metrics. */
   readonly onStoreError?: (operation: string, error: unknown) => void;
   /** Crash tests only (`STRATA_FAULT`): where this process SIGKILLs itself on a change. */
-  readonly fault?: 'crash-after-store-write' | 'crash-after-log-append';
+  readonly fault?: 'crash-after-intent' | 'crash-after-store-write' | 'crash-after-log-append';
   /** Keys for encryption at rest (`ENCRYPTION_KEYS`); without them `encrypt` is CACHE_004. */
   readonly keyring?: Keyring | null;
   /** Namespaces whose every write is encrypted (`ENCRYPTED_NAMESPACES`). */
@@ -370,10 +370,11 @@ export class CacheService {
   /** Writes one value, then purges older copies at every edge. */
   async set(namespace: string, key: string, request: WriteRequest): Promise<StoredEntry> {
     const input = await this.#input(namespace, key, request);
+    const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
     const entry = await this.#call('set', () => this.#o.store.set(namespace, key, input));
     this.#seen(entry.version);
     this.counters.write(namespace);
-    await this.#publish('set', entry, {
+    await this.#publish('set', entry, intent, {
       namespace,
       keys: [key],
       tags: [],
@@ -389,12 +390,14 @@ export class CacheService {
   async setMany(namespace: string, entries: ReadonlyMap<string, WriteRequest>): Promise<Map<string, StoredEntry>> {
     const inputs = new Map<string, EntryInput>();
     for (const [key, request] of entries) inputs.set(key, await this.#input(namespace, key, request));
+    const intent =
+      inputs.size > 0 ? await this.#intend({ namespace, keys: [...inputs.keys()], tags: [], prefix: null }) : null;
     const stored = await this.#call('batch_set', () => this.#o.store.setMany(namespace, inputs));
     for (const entry of stored.values()) this.#seen(entry.version);
     this.counters.write(namespace, stored.size);
     if (stored.size > 0) {
       const versions = [...stored.values()].map((e) => e.version);
-      await this.#publish('batch_set', [...stored.values()][0]!, {
+      await this.#publish('batch_set', [...stored.values()][0]!, intent, {
         namespace,
         keys: [...stored.keys()],
         tags: [],
@@ -410,9 +413,10 @@ export class CacheService {
 
   /** Deletes one key and purges it at every edge. */
   async delete(namespace: string, key: string): Promise<RemovalResult> {
+    const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
     const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
     this.counters.delete(namespace);
-    await this.#publish('delete', result, {
+    await this.#publish('delete', result, intent, {
       namespace,
       keys: [key],
       tags: [],
@@ -438,6 +442,12 @@ export class CacheService {
     acknowledgedAtMs?: number,
     originRegion?: string,
   ): Promise<RemovalResult & { seq: number }> {
+    const intent = await this.#intend({
+      namespace,
+      keys: [...selector.keys],
+      tags: [...selector.tags],
+      prefix: selector.prefix,
+    });
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
     this.counters.delete(namespace);
     const input: PurgeInput = {
@@ -450,7 +460,7 @@ export class CacheService {
       ts: acknowledgedAtMs ?? this.#now(),
     };
     if (originRegion !== undefined) Object.assign(input, { origin_region: originRegion });
-    const published = await this.#publish('purge', result, input);
+    const published = await this.#publish('purge', result, intent, input);
     // Keep the store's object (a tiered store recognises results it accepted only locally).
     return Object.assign(result, { seq: published.seq });
   }
@@ -483,11 +493,13 @@ export class CacheService {
         prepared.push({ key, expectedVersion, action: { kind: 'set', input } });
       }
     }
+    // Logged like any write's intent; a swap that conflicts leaves it for recovery, which purges nothing current.
+    const intent = await this.#intend({ namespace, keys: prepared.map((c) => c.key), tags: [], prefix: null });
     const outcome = await this.#call('swap', () => swap(namespace, prepared));
     if (outcome.kind !== 'swapped' || outcome.results.size === 0) return outcome;
     const results = [...outcome.results.values()];
     for (const r of results) this.#seen(r.version);
-    await this.#publish('swap', results[0]!, {
+    await this.#publish('swap', results[0]!, intent, {
       namespace,
       keys: [...outcome.results.keys()],
       tags: [],
@@ -498,6 +510,86 @@ export class CacheService {
       ts: this.#now(),
     });
     return outcome;
+  }
+
+  /**
+   * Recovers an intent whose writer never closed it (crashed between its
+   * intent and its purge, or its store write failed). Whether the store
+   * write happened no one can tell, so the store decides: each key still
+   * held gets a purge at the version the store holds now (edges drop any
+   * older copy and keep the current one, whichever write it came from); keys
+   * the store does not hold are purged there (a no-op, for the store's version
+   * floor) and at every edge. A purge intent (tags or prefix) is applied
+   * again, as its client asked. The last purge logged closes the intent.
+   * Nothing the store holds is evicted, so a change that was acknowledged,
+   * or accepted degraded and written back, stays.
+   * Called by the purge bus (`recoverIntentsWith`).
+   * @throws Error when the store or the log cannot be reached (or the store
+   *   answers only from its local tier); the bus retries.
+   */
+  async recoverIntent(scope: PurgeScope, intentId: string): Promise<void> {
+    const { namespace, keys, tags, prefix } = scope;
+    const { store, bus } = this.#o;
+    if (store.resilience?.breaker.state === 'open') throw new Error('store unavailable: intent recovery waits');
+    const floors = new Map<number, string[]>();
+    const purgeAtStore = async (selector: PurgeSelector) => {
+      const result = await store.purge(namespace, selector);
+      if (store.acceptedLocally(result)) throw new Error('store unavailable: intent recovery retried later');
+      return result.version;
+    };
+    if (tags.length > 0 || prefix !== null) {
+      const version = await purgeAtStore({ keys, tags, prefix });
+      const input: PurgeInput = { namespace, keys, tags, prefix, version, action: 'delete', ts: this.#now() };
+      await bus.publish(input, { closes: intentId });
+      return;
+    }
+    const read = await store.getManyTiered(namespace, keys);
+    if (read.degraded) throw new Error('store answered from its local tier: intent recovery retried later');
+    const missing = keys.filter((key) => !read.found.has(key));
+    for (const [key, entry] of read.found) floors.set(entry.version, [...(floors.get(entry.version) ?? []), key]);
+    if (missing.length > 0) {
+      const version = await purgeAtStore({ keys: missing, tags: [], prefix: null });
+      floors.set(version, [...(floors.get(version) ?? []), ...missing]);
+    }
+    const groups = [...floors];
+    for (const [i, [version, group]] of groups.entries()) {
+      const input: PurgeInput = {
+        namespace,
+        keys: group,
+        tags: [],
+        prefix: null,
+        version,
+        action: 'update',
+        ts: this.#now(),
+      };
+      await bus.publish(input, { closes: i === groups.length - 1 ? intentId : null });
+    }
+    if (groups.length === 0)
+      await bus.publish(
+        { namespace, keys: [], tags: [], prefix: null, version: 0, action: 'update', ts: this.#now() },
+        { closes: intentId },
+      );
+  }
+
+  /**
+   * Logs the intent of a change before its store write (buses that support
+   * it, `PurgeBus.intend`); null when the bus has none, or the store's
+   * breaker is open (the change goes to the local tier and its purge is
+   * logged at write-back), or the log cannot take it (the change goes on and
+   * its purge decides: logged, or 503 CACHE_005).
+   */
+  async #intend(scope: PurgeScope): Promise<string | null> {
+    const { bus, store } = this.#o;
+    if (!bus.intend || store.resilience?.breaker.state === 'open') return null;
+    let intent: string;
+    try {
+      intent = await bus.intend(scope);
+    } catch (error) {
+      this.#o.onStoreError?.('purge_intent', error);
+      return null;
+    }
+    if (this.#o.fault === 'crash-after-intent') process.kill(process.pid, 'SIGKILL');
+    return intent;
   }
 
   /** False for an entry written before the namespace's last flush (invisible, reclaimed lazily). */
@@ -600,21 +692,44 @@ export class CacheService {
   async #publish(
     operation: string,
     result: StoredEntry | RemovalResult,
+    intent: string | null,
     input: PurgeInput,
   ): Promise<PublishedPurge | { seq: number }> {
     if (this.#o.fault === 'crash-after-store-write') process.kill(process.pid, 'SIGKILL');
     try {
-      const published = await this.#o.bus.publish(input);
+      const published = await this.#o.bus.publish(input, { closes: intent });
       if (this.#o.fault === 'crash-after-log-append') process.kill(process.pid, 'SIGKILL');
       return published;
     } catch (error) {
       if (this.#o.store.acceptedLocally(result)) {
         this.#o.bus.relayLocally?.(input);
+        // The change stays accepted: close its intent once the log is back, so no replica needs to recover it.
+        if (intent) this.#closeLater(input.namespace, intent);
         return { seq: 0 };
       }
       this.#o.onStoreError?.(`${operation}_purge_log`, error);
       throw new CacheError('CACHE_005', 'Purge log unavailable', { details: { operation }, cause: error });
     }
+  }
+
+  /**
+   * Closes an intent with an empty purge (it drops nothing) once the log
+   * takes it, retrying with capped back-off for up to ten minutes; for a
+   * change accepted into the local tier, whose own purge is logged at
+   * write-back. Replicas count an intent's age only while their tail is
+   * live, so this normally lands before anyone recovers the intent.
+   */
+  #closeLater(namespace: string, intent: string): void {
+    const empty: PurgeInput = { namespace, keys: [], tags: [], prefix: null, version: 0, action: 'update', ts: 0 };
+    const giveUpAt = this.#now() + 600_000;
+    const attempt = (delayMs: number) => {
+      setTimeout(() => {
+        this.#o.bus.publish({ ...empty, ts: this.#now() }, { closes: intent }).catch(() => {
+          if (this.#now() < giveUpAt) attempt(Math.min(delayMs * 2, 5_000));
+        });
+      }, delayMs).unref();
+    };
+    attempt(100);
   }
 
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {

@@ -21,6 +21,10 @@ export interface OriginMetrics extends RequestMetrics {
   readonly purgeLogResets: Counter<'reason'>;
   /** Purge log entries skipped because they were not log entries (written by hand, corrupted). */
   readonly purgeLogMalformed: Counter;
+  /** Purge intents left open past the intent timeout that this replica recovered (keys purged at the store's versions). */
+  readonly purgeIntentsRecovered: Counter;
+  /** Seconds from a staleness canary write to its purge being handed to one edge (one sample per edge). */
+  readonly purgeCanaryLag: Histogram;
   /** Bytes of values stored compressed, before compression. */
   readonly compressionInputBytes: Counter;
   /** Bytes those values take stored (the compressed envelope). */
@@ -135,6 +139,17 @@ export function originMetrics(gauges: {
     help: 'Purge log entries skipped because they were not valid log entries.',
     registers: [registry],
   });
+  const purgeIntentsRecovered = new Counter({
+    name: 'strata_purge_intents_recovered_total',
+    help: 'Purge intents left open past the intent timeout (writer crashed or failed) that this replica recovered.',
+    registers: [registry],
+  });
+  const purgeCanaryLag = new Histogram({
+    name: 'strata_purge_canary_lag_seconds',
+    help: 'Seconds from a staleness canary write to its purge being handed to one edge of this origin.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
   if (gauges.purgeLog) {
     const read = gauges.purgeLog;
     // One read per scrape feeds all three gauges.
@@ -168,6 +183,8 @@ export function originMetrics(gauges: {
     purgeLogRelayed,
     purgeLogResets,
     purgeLogMalformed,
+    purgeIntentsRecovered,
+    purgeCanaryLag,
     storeErrors,
     compressionInputBytes,
     compressionOutputBytes,

@@ -21,6 +21,7 @@ import { type FootprintReader, NamespaceReports } from './namespaces/report.ts';
 import { memoryNamespaceVersions } from './namespaces/versions.ts';
 import { observe } from './observability.ts';
 import type { PurgeBus, PurgeInput } from './purge/bus.ts';
+import { type CanaryReading, StalenessCanary } from './purge/canary.ts';
 import { purgeBusFromConfig, resetReasonClass } from './purge/from-config.ts';
 import { RedisStreamPurgeBus } from './purge/redis-stream-bus.ts';
 import { type Regions, regionsFromConfig } from './regions/regions.ts';
@@ -139,6 +140,15 @@ export async function startOrigin(
         logger.warn({ id, reason }, 'skipped a malformed purge log entry');
       },
       onTailError: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'purge log tail failed; retrying'),
+      onIntentRecovered: (intentId, scope) => {
+        metrics?.purgeIntentsRecovered.inc();
+        logger.warn(
+          { intentId, namespace: scope.namespace, keys: scope.keys.length },
+          "recovered a purge intent left open (its writer crashed or failed): keys purged at the store's versions",
+        );
+      },
+      onIntentRecoveryFailed: (intentId, error) =>
+        logger.debug({ intentId, err: error }, 'purge intent recovery failed; retrying'),
     },
   });
   const logBus = bus;
@@ -185,6 +195,18 @@ export async function startOrigin(
       logger.warn({ operation, err: error }, 'store call failed');
     },
   });
+  // Intents a crashed writer left open are recovered through the service (evict at the store, log the purge).
+  bus.recoverIntentsWith?.((scope, intentId) => service.recoverIntent(scope, intentId));
+  const canary =
+    config.PURGE_CANARY_SECONDS > 0
+      ? new StalenessCanary({
+          intervalSeconds: config.PURGE_CANARY_SECONDS,
+          write: (namespace, key, value) =>
+            service.set(namespace, key, { value, contentType: 'text/plain', ttlSeconds: 60 }),
+          onLag: (ms) => metrics.purgeCanaryLag.observe(ms / 1000),
+          onError: (error) => logger.warn({ err: error }, 'staleness canary write failed'),
+        })
+      : null;
   // observe, not subscribe: a subscriber is an edge, and `strata_connected_edges` counts those.
   bus.observe((message) => metrics.purges.inc({ action: message.action }));
   const observability = observe({ config, metrics, store, logger });
@@ -219,7 +241,9 @@ export async function startOrigin(
   });
   const app = createOriginApp({
     service,
-    bus,
+    // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.
+    bus: canary ? canary.instrument(bus) : bus,
+    ...(canary ? { readyDetail: () => ({ canary: canaryDetail(canary.reading) }) } : {}),
     locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -264,6 +288,7 @@ export async function startOrigin(
   await invalidations.start();
   regions.start();
   observability.start(port);
+  canary?.start();
   return {
     url,
     port,
@@ -274,6 +299,7 @@ export async function startOrigin(
     regions,
     reload: () => reloader.reload(),
     async close() {
+      canary?.stop();
       namespaces.close();
       await reclaimer?.stop();
       await observability.stop();
@@ -286,6 +312,19 @@ export async function startOrigin(
       await bus.close();
       await store.close();
     },
+  };
+}
+
+/** The last canary probe as `/ready` shows it (snake_case, ms); null before the first. */
+function canaryDetail(reading: CanaryReading | null): Record<string, unknown> | null {
+  if (!reading) return null;
+  return {
+    at: new Date(reading.atMs).toISOString(),
+    write_ms: reading.writeMs,
+    edges: reading.edges,
+    delivered: reading.delivered,
+    max_lag_ms: reading.maxLagMs,
+    error: reading.error,
   };
 }
 

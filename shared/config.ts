@@ -146,12 +146,28 @@ const originConfigFields = z.object({
   /** Milliseconds `WAIT` may take; past it the change answers 503 CACHE_005 (the client retries). */
   PURGE_LOG_WAIT_TIMEOUT_MS: positiveInt.default(1_000),
   /**
-   * Fault injection for crash tests only: the origin SIGKILLs itself after the
-   * store took a change and before its purge is logged
-   * (`crash-after-store-write`), or after the purge is logged and before the
-   * change is acknowledged (`crash-after-log-append`). Never set in production.
+   * Milliseconds a change's intent may stay open in the Redis purge log
+   * before a replica treats its writer as dead and recovers it (logs a purge
+   * of its keys at the versions the store holds). Bounds how long an edge can serve a
+   * value older than a change whose origin crashed mid-write.
    */
-  STRATA_FAULT: z.enum(['crash-after-store-write', 'crash-after-log-append']).optional(),
+  PURGE_INTENT_TIMEOUT_MS: positiveInt.default(3_000),
+  /**
+   * Seconds between staleness canary probes: the origin writes a canary key
+   * and measures how long its purge takes to reach every edge subscribed to
+   * it (`strata_purge_canary_lag_seconds`, `/ready` detail). 0 (default) = off;
+   * 5 suits production. Its purges reach every edge like any other.
+   */
+  PURGE_CANARY_SECONDS: z.coerce.number().int().min(0).default(0),
+  /**
+   * Fault injection for crash tests only: the origin SIGKILLs itself after the
+   * change's intent is in the purge log and before the store write
+   * (`crash-after-intent`), after the store took a change and before its purge
+   * is logged (`crash-after-store-write`), or after the purge is logged and
+   * before the change is acknowledged (`crash-after-log-append`). Never set in
+   * production.
+   */
+  STRATA_FAULT: z.enum(['crash-after-intent', 'crash-after-store-write', 'crash-after-log-append']).optional(),
   /**
    * Milliseconds between `heartbeat` events on the purge stream; at most a
    * third of the edges' `EDGE_LEASE_MS` so a lease survives a lost heartbeat.

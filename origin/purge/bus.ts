@@ -19,7 +19,26 @@ export interface PurgeBus {
    * @throws Error when the log cannot take the entry; the change must then
    *   not be reported as acknowledged.
    */
-  publish(input: PurgeInput): Promise<PublishedPurge>;
+  publish(input: PurgeInput, options?: PublishOptions): Promise<PublishedPurge>;
+  /**
+   * Optional, for a log several processes share: appends an *intent* for a
+   * change about to reach the store, before the store write, and resolves to
+   * the intent's id once it is in the log. The change's purge then closes it
+   * (`publish(input, { closes: id })`). An intent no purge closes within the
+   * log's intent timeout (its writer died, or its store write failed) is
+   * handed to the recovery set with {@link PurgeBus.recoverIntentsWith} by
+   * every replica that sees it: the crash window between a store write and
+   * its log append (docs/architecture.md, "A crash between the store write
+   * and the log append").
+   * @throws Error when the log cannot take the intent.
+   */
+  intend?(scope: PurgeScope): Promise<string>;
+  /**
+   * Optional, with `intend`: sets what recovers an abandoned intent (purge
+   * the keys in scope at the store's versions, closing the intent). Until set,
+   * abandoned intents wait.
+   */
+  recoverIntentsWith?(recover: (scope: PurgeScope, intentId: string) => Promise<void>): void;
   /**
    * Subscribes from a position: `null` starts at the head (live entries
    * only); a position of this log's current incarnation that the log still
@@ -66,6 +85,15 @@ export interface PurgeBus {
 
 /** A purge as the bus receives it; the bus adds `type` and `position`. */
 export type PurgeInput = Omit<PurgeMessage, 'type' | 'position'>;
+
+/** What a change touches: the part of a purge known before the store write (for an intent). */
+export type PurgeScope = Pick<PurgeInput, 'namespace' | 'keys' | 'tags' | 'prefix'>;
+
+/** Options of {@link PurgeBus.publish}. */
+export interface PublishOptions {
+  /** The id of the intent this purge commits (from {@link PurgeBus.intend}). */
+  readonly closes?: string | null;
+}
 
 /** What `publish` resolves to. */
 export interface PublishedPurge {

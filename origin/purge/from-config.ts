@@ -30,6 +30,8 @@ export async function purgeBusFromConfig(
     retentionSeconds: config.PURGE_LOG_RETENTION_SECONDS,
     waitReplicas: config.PURGE_LOG_WAIT_REPLICAS ?? null,
     waitTimeoutMs: config.PURGE_LOG_WAIT_TIMEOUT_MS,
+    intentTimeoutMs: config.PURGE_INTENT_TIMEOUT_MS,
+    intentAppendTimeoutMs: config.REDIS_CALL_TIMEOUT_MS,
     events: options.events,
   });
 }

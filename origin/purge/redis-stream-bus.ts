@@ -3,12 +3,14 @@ import type { PurgeMessage, PurgePosition, ResetMessage } from '../../shared/sch
 import { purgeLogEntrySchema, purgeLogFormatVersion } from '../../shared/schemas.ts';
 import type {
   PublishedPurge,
+  PublishOptions,
   PurgeBus,
   PurgeBusHealth,
   PurgeBusListener,
   PurgeBusSubscription,
   PurgeInput,
   PurgeReadResult,
+  PurgeScope,
 } from './bus.ts';
 import { formatPosition, parsePosition } from './position.ts';
 
@@ -33,12 +35,16 @@ export interface RedisStreamBusEvents {
   onTailError?(error: unknown, retryInMs: number): void;
   /** An entry was relayed to this process's subscribers. */
   onRelayed?(message: PurgeMessage): void;
+  /** An intent stayed open past the intent timeout and was recovered (its keys purged at the store's versions). */
+  onIntentRecovered?(intentId: string, scope: PurgeScope): void;
+  /** Recovering an abandoned intent failed; it is retried on the next sweep. */
+  onIntentRecoveryFailed?(intentId: string, error: unknown): void;
 }
 
 export interface RedisStreamBusOptions {
   /** The store's client (standalone or Cluster); the bus opens two dedicated connections from it (`duplicate`). */
   readonly client: Redis | Cluster;
-  /** About how many purges the log keeps (`PURGE_BUFFER_SIZE`); older ones are trimmed (XADD MAXLEN). */
+  /** About how many purges the log keeps (`PURGE_BUFFER_SIZE`); older ones are trimmed (XADD MAXLEN, twice this: each change logs an intent too). */
   readonly retainedEntries: number;
   /** Seconds the log keeps a purge (`PURGE_LOG_RETENTION_SECONDS`); older ones are trimmed (XTRIM MINID). */
   readonly retentionSeconds: number;
@@ -54,6 +60,19 @@ export interface RedisStreamBusOptions {
   readonly key?: string;
   /** Milliseconds one XREAD blocks; the tail confirms it is caught up at least this often. */
   readonly blockMs?: number;
+  /**
+   * Milliseconds an intent may stay open before this replica recovers it
+   * (`PURGE_INTENT_TIMEOUT_MS`, default 3000), counted from when its tail
+   * saw the intent.
+   */
+  readonly intentTimeoutMs?: number;
+  /**
+   * Milliseconds an intent append may take before the change goes on
+   * without one (default 300, `REDIS_CALL_TIMEOUT_MS`): an intent costs a
+   * write at most one store call's timeout. An intent that lands later is
+   * recovered like any open one (one extra purge).
+   */
+  readonly intentAppendTimeoutMs?: number;
   readonly events?: RedisStreamBusEvents;
 }
 
@@ -84,9 +103,12 @@ end
 // Appends one entry atomically: creates the incarnation when the bookkeeping
 // hash is missing (a fresh or wiped Redis; a stream without it is from an
 // unknown lifetime and is dropped), numbers the entry, trims by count and age.
-// KEYS: stream, meta. ARGV: fresh incarnation, format version, data, maxlen, retention ms.
+// KEYS: stream, meta. ARGV: fresh incarnation, format version, data, maxlen, retention ms,
+// then optional extra field/value pairs (`intent`, `closes`).
 const appendScript = `${ensureIncarnation}local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', 'v', ARGV[2], 'inc', inc, 'seq', seq, 'data', ARGV[3])
+local fields = {'v', ARGV[2], 'inc', inc, 'seq', seq, 'data', ARGV[3]}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '*', unpack(fields))
 local t = redis.call('TIME')
 local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[5])
 if minid > 0 then redis.call('XTRIM', KEYS[1], 'MINID', minid) end
@@ -162,7 +184,12 @@ const freshIncarnation = () => crypto.randomUUID().replaceAll('-', '').slice(0, 
  *   incarnation, or a last id behind the one relayed (a failover that lost
  *   entries) sends `reset` to every subscriber: never silence. A failing tail
  *   reports `tailLive: false` and retries with jittered exponential back-off.
- * - Retention: `MAXLEN retainedEntries` and `MINID now - retentionSeconds` on
+ * - Intents: a change logs an intent (field `intent`) before its store
+ *   write and its purge closes it (field `closes`); intents are numbered
+ *   but not relayed, and one left open past `intentTimeoutMs` goes to the
+ *   recovery set with `recoverIntentsWith` (docs/architecture.md).
+ * - Retention: `MAXLEN 2 × retainedEntries` (an intent and a purge per
+ *   change) and `MINID now - retentionSeconds` on
  *   every append; a position older than the oldest entry gets `reset`.
  * - `publish`: one Lua script (number, append, trim), then `WAIT` for
  *   `waitReplicas`; resolves once this replica's tail has relayed the entry
@@ -196,6 +223,16 @@ export class RedisStreamPurgeBus implements PurgeBus {
   #tailDone: Promise<void> = Promise.resolve();
   /** Ends the tail's back-off sleep at once (close). */
   #stopSleep: () => void = () => {};
+  readonly #intentTimeoutMs: number;
+  readonly #intentAppendTimeoutMs: number;
+  /** Entries the stream keeps (`MAXLEN`): a change logs an intent and a purge, so twice the purges to keep. */
+  get #maxLen(): number {
+    return this.retainedEntries * 2;
+  }
+  /** Intents seen in the log and not yet closed by a purge, by stream id; `seenAt` is this process's clock (ms). */
+  readonly #openIntents = new Map<string, { scope: PurgeScope; seenAt: number; recovering: boolean }>();
+  #recoverIntent: ((scope: PurgeScope, intentId: string) => Promise<void>) | null = null;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(options: RedisStreamBusOptions) {
     const { retainedEntries } = options;
@@ -208,6 +245,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#retentionMs = options.retentionSeconds * 1000;
     this.#blockMs = options.blockMs ?? 1_000;
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 1_000;
+    this.#intentTimeoutMs = options.intentTimeoutMs ?? 3_000;
+    this.#intentAppendTimeoutMs = options.intentAppendTimeoutMs ?? 300;
     this.#options = options;
     this.#waitReplicas = options.waitReplicas ?? null;
     this.#events = options.events ?? {};
@@ -238,6 +277,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
       bus.#live = true;
       bus.#confirmedAt = Date.now();
       await bus.#detectWaitReplicas();
+      await bus.#scanOpenIntents(head);
     } catch (error) {
       // Redis down at start-up: the origin still starts (degraded); the tail says it is not live and
       // resets its edges once it reaches the log.
@@ -245,7 +285,88 @@ export class RedisStreamPurgeBus implements PurgeBus {
       bus.#events.onTailError?.(error, 0);
     }
     bus.#tailDone = bus.#tail(!reachable);
+    bus.#sweepTimer = setInterval(() => bus.#sweepIntents(), Math.max(50, Math.floor(bus.#intentTimeoutMs / 4)));
+    bus.#sweepTimer.unref();
     return bus;
+  }
+
+  /**
+   * Sets what recovers an intent left open past the intent timeout; see
+   * {@link PurgeBus.recoverIntentsWith}. Every replica that sees the intent
+   * recovers it (a few duplicate purges, never a missed one).
+   */
+  recoverIntentsWith(recover: (scope: PurgeScope, intentId: string) => Promise<void>): void {
+    this.#recoverIntent = recover;
+  }
+
+  /** Intents open in the log as this replica's tail sees them (tests, metrics). */
+  get openIntents(): number {
+    return this.#openIntents.size;
+  }
+
+  /**
+   * Appends an intent entry (fields as a purge entry plus `intent`; its
+   * `data` is a purge of the scope at version 0, so an origin that does not
+   * know intents relays a purge that drops nothing). No `WAIT`: an intent
+   * lost in a failover comes with a lost tail, which resets every edge.
+   * @returns the intent's id (its stream id), for `publish(…, { closes })`.
+   * @throws Error at once when this replica's tail is not live (Redis
+   *   unreachable), or when Redis cannot take it within the append bound.
+   */
+  async intend(scope: PurgeScope): Promise<string> {
+    if (this.#closed) throw new Error('purge log is closed');
+    // A tail that cannot read the log says Redis is unreachable: fail at once rather than wait for the append bound.
+    if (!this.health().tailLive) throw new Error('purge log tail is not live');
+    const { namespace, keys, tags, prefix } = scope;
+    const input: PurgeInput = { namespace, keys, tags, prefix, version: 0, action: 'update', ts: Date.now() };
+    const appended = await this.#bounded(this.#append(input, ['intent', '1'], false), this.#intentAppendTimeoutMs);
+    return appended.id;
+  }
+
+  /** Recovers intents open longer than the timeout (one at a time per intent; a failure retries next sweep). */
+  #sweepIntents(): void {
+    const recover = this.#recoverIntent;
+    if (!recover || this.#closed || !this.#live) return;
+    const now = Date.now();
+    for (const [id, intent] of this.#openIntents) {
+      if (intent.recovering || now - intent.seenAt < this.#intentTimeoutMs) continue;
+      intent.recovering = true;
+      recover(intent.scope, id).then(
+        () => {
+          this.#openIntents.delete(id);
+          this.#events.onIntentRecovered?.(id, intent.scope);
+        },
+        (error: unknown) => {
+          intent.recovering = false;
+          this.#events.onIntentRecoveryFailed?.(id, error);
+        },
+      );
+    }
+  }
+
+  /**
+   * At start: finds intents still open among the newest entries (up to
+   * twice `retainedEntries`), so a replica that starts after its region's writers
+   * crashed (every replica restarted) still recovers them. Their age is
+   * taken from the stream ids, against the head's.
+   */
+  async #scanOpenIntents(head: Head): Promise<void> {
+    const entries = (await this.#writer.xrevrange(
+      this.#stream,
+      '+',
+      '-',
+      'COUNT',
+      Math.min(this.#maxLen, 20_000),
+    )) as StreamEntry[];
+    const closed = new Set<string>();
+    const ms = (id: string) => Number(id.split('-')[0]);
+    for (const entry of entries) {
+      const decoded = this.#decode(entry);
+      if (decoded.kind === 'purge' && decoded.closes) closed.add(decoded.closes);
+      if (decoded.kind !== 'intent' || decoded.incarnation !== head.incarnation || closed.has(entry[0])) continue;
+      const ageMs = Math.max(0, ms(head.id) - ms(entry[0]));
+      this.#openIntents.set(entry[0], { scope: decoded.scope, seenAt: Date.now() - ageMs, recovering: false });
+    }
   }
 
   /** Replicas `publish` waits for (`WAIT`); 0 until detected when not configured. */
@@ -275,28 +396,35 @@ export class RedisStreamPurgeBus implements PurgeBus {
     return this.#subscribers.size;
   }
 
-  async publish(input: PurgeInput): Promise<PublishedPurge> {
+  async publish(input: PurgeInput, options: PublishOptions = {}): Promise<PublishedPurge> {
     if (this.#closed) throw new Error('purge log is closed');
-    // Redis unreachable: ioredis would queue the append until it reconnects; the caller needs an answer now.
-    const limitMs = this.#waitTimeoutMs + 1_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
-    });
-    let appended: { published: PublishedPurge; id: string; incarnation: string };
-    try {
-      appended = await Promise.race([this.#append(input), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const extra = options.closes ? ['closes', options.closes] : [];
+    const appended = await this.#bounded(this.#append(input, extra));
     // In the log now; resolve once this replica's tail relayed it, so local subscribers have it in log order.
     await this.#relayed(appended.id, appended.incarnation);
     return appended.published;
   }
 
-  async #append(input: PurgeInput): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
+  /** Bounds an append: with Redis unreachable, ioredis would queue it until it reconnects; the caller needs an answer now. */
+  async #bounded<T>(append: Promise<T>, limitMs = this.#waitTimeoutMs + 1_000): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
+    });
+    try {
+      return await Promise.race([append, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #append(
+    input: PurgeInput,
+    extra: readonly string[] = [],
+    wait = true,
+  ): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
     const data = JSON.stringify(input);
-    const waitReplicas = await this.#detectWaitReplicas();
+    const waitReplicas = wait ? await this.#detectWaitReplicas() : 0;
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
       strataPurgeAppend(...args: unknown[]): unknown;
     };
@@ -306,8 +434,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
       freshIncarnation(),
       purgeLogFormatVersion,
       data,
-      this.retainedEntries,
+      this.#maxLen,
       this.#retentionMs,
+      ...extra,
     ) as typeof pipeline;
     // WAIT goes in the same pipeline, so on Cluster it reaches the master holding the stream.
     if (waitReplicas > 0) pipeline.wait(waitReplicas, this.#waitTimeoutMs);
@@ -371,17 +500,25 @@ export class RedisStreamPurgeBus implements PurgeBus {
       const { tailLive, tailAgeMs } = health();
       return { entries: [], reset: placed.reset, head: placed.reset.position, tailLive, tailAgeMs };
     }
-    const raw = (await this.#writer.xrange(this.#stream, `(${placed.id}`, '+', 'COUNT', limit)) as StreamEntry[];
     const entries: PurgeMessage[] = [];
-    for (const entry of raw) {
-      const decoded = this.#decode(entry);
-      if (decoded.kind === 'purge') entries.push(decoded.message);
-      else if (decoded.kind === 'reset') {
-        const { tailLive, tailAgeMs } = health();
-        const reset: ResetMessage = { type: 'reset', position: decoded.position, reason: decoded.reason };
-        if (entries.length === 0) return { entries: [], reset, head: reset.position, tailLive, tailAgeMs };
-        break;
+    // Intents are not relayed: a page of intents only reads on (a few pages at most), so a run of them cannot stall a poller.
+    let from = placed.id;
+    let done = false;
+    for (let pages = 0; pages < 8 && !done && entries.length === 0; pages++) {
+      const raw = (await this.#writer.xrange(this.#stream, `(${from}`, '+', 'COUNT', limit)) as StreamEntry[];
+      for (const entry of raw) {
+        const decoded = this.#decode(entry);
+        if (decoded.kind === 'purge') entries.push(decoded.message);
+        else if (decoded.kind === 'reset') {
+          const { tailLive, tailAgeMs } = health();
+          const reset: ResetMessage = { type: 'reset', position: decoded.position, reason: decoded.reason };
+          if (entries.length === 0) return { entries: [], reset, head: reset.position, tailLive, tailAgeMs };
+          done = true;
+          break;
+        }
+        from = entry[0];
       }
+      if (raw.length < limit) done = true;
     }
     const { position, tailLive, tailAgeMs } = health();
     const last = entries.at(-1);
@@ -443,6 +580,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#live = false;
     this.#subscribers.clear();
     this.#observers.clear();
+    clearInterval(this.#sweepTimer);
+    this.#openIntents.clear();
     for (const waiter of this.#relayWaiters) waiter.resolve();
     this.#relayWaiters.clear();
     this.#tailClient.disconnect();
@@ -584,6 +723,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     this.#incarnation = head.incarnation;
     this.#lastId = head.id;
     this.#lastSeq = head.seq;
+    // Open intents stay: a writer may still write its store after the reset, and edges refill from the store.
     this.#emit({ type: 'reset', position: this.#position(head.incarnation, head.id), reason });
     this.#wakeRelayWaiters();
   }
@@ -591,7 +731,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
   #decode(
     entry: StreamEntry,
   ):
-    | { kind: 'purge'; message: PurgeMessage; seq: number; incarnation: string }
+    | { kind: 'purge'; message: PurgeMessage; seq: number; incarnation: string; closes: string | null }
+    | { kind: 'intent'; scope: PurgeScope; seq: number; incarnation: string }
     | { kind: 'reset'; position: PurgePosition; reason: string; seq: number; incarnation: string }
     | { kind: 'malformed'; reason: string } {
     const [id, list] = entry;
@@ -621,7 +762,18 @@ export class RedisStreamPurgeBus implements PurgeBus {
     }
     const parsed = purgeLogEntrySchema.safeParse(json);
     if (!parsed.success) return { kind: 'malformed', reason: parsed.error.issues[0]?.message ?? 'invalid entry' };
-    return { kind: 'purge', message: { type: 'purge', position, ...parsed.data }, seq, incarnation };
+    if (fields.get('intent') === '1') {
+      const { namespace, keys, tags, prefix } = parsed.data;
+      return { kind: 'intent', scope: { namespace, keys, tags, prefix }, seq, incarnation };
+    }
+    const closes = fields.get('closes');
+    return {
+      kind: 'purge',
+      message: { type: 'purge', position, ...parsed.data },
+      seq,
+      incarnation,
+      closes: closes && streamId.test(closes) ? closes : null,
+    };
   }
 
   /** Relays one batch from XREAD, checking incarnation and numbering. */
@@ -649,7 +801,13 @@ export class RedisStreamPurgeBus implements PurgeBus {
       this.#lastId = id;
       this.#lastSeq = decoded.seq;
       if (decoded.kind === 'reset') this.#emit({ type: 'reset', position: decoded.position, reason: decoded.reason });
-      else this.#emit(decoded.message);
+      else if (decoded.kind === 'intent') {
+        // Not relayed: edges need only the purge that closes it (or its recovery).
+        this.#openIntents.set(id, { scope: decoded.scope, seenAt: Date.now(), recovering: false });
+      } else {
+        if (decoded.closes) this.#openIntents.delete(decoded.closes);
+        this.#emit(decoded.message);
+      }
     }
     this.#wakeRelayWaiters();
   }
@@ -664,6 +822,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
           // Back after a failure: anything may have happened meanwhile; check before reading on.
           await this.#checkIdentity();
           broken = false;
+          // An intent's age counts only time the log was reachable: its writer may have been waiting for the log too.
+          const now = Date.now();
+          for (const intent of this.#openIntents.values()) intent.seenAt = now;
         }
         const issuedAt = Date.now();
         const count = 500;

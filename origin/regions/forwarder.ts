@@ -73,7 +73,7 @@ const releaseScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redi
 return 0`;
 
 type Decoded =
-  | { kind: 'entry'; id: string; inc: string; seq: number; entry: PurgeLogEntry }
+  | { kind: 'entry'; id: string; inc: string; seq: number; entry: PurgeLogEntry; intent: boolean }
   | { kind: 'lost'; id: string; reason: string };
 
 /** The message key that keeps one key's events in order on one partition: `namespace:key`, else `namespace`. */
@@ -373,7 +373,8 @@ export class RegionForwarder {
     }
     const parsed = purgeLogEntrySchema.safeParse(json);
     if (!parsed.success) return { kind: 'lost', id, reason: 'entry data is not a purge' };
-    return { kind: 'entry', id, inc, seq, entry: parsed.data };
+    // An intent (logged before a change's store write) is not a purge: its change's purge, or its recovery, follows.
+    return { kind: 'entry', id, inc, seq, entry: parsed.data, intent: fields.get('intent') === '1' };
   }
 
   /** Sends one batch (a reset first when something was lost), then acknowledges it in the log. */
@@ -393,6 +394,7 @@ export class RegionForwarder {
         loss ??= `${d.seq - progress.seq - 1} purge log entries were trimmed before they were forwarded`;
       progress = { inc: d.inc, seq: Math.max(d.seq, progress?.inc === d.inc ? progress.seq : 0) };
       const { entry } = d;
+      if (d.intent) continue;
       if (entry.origin_region !== undefined && entry.origin_region !== this.#o.region) continue;
       namespaces.add(entry.namespace);
       if (entry.action === 'flush') {

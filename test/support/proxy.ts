@@ -20,11 +20,14 @@ export interface CuttableProxy {
    * until {@link CuttableProxy.restore}.
    */
   blackhole(): void;
+  /** Points new connections at another port and drops the open ones (a failover behind a fixed address). */
+  retarget(port: number): void;
   close(): Promise<void>;
 }
 
 /** Starts a proxy to `targetPort` on 127.0.0.1. */
-export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> {
+export async function cuttableProxy(initialPort: number): Promise<CuttableProxy> {
+  let targetPort = initialPort;
   const sockets = new Set<Socket>();
   const pairs = new Set<[Socket, Socket]>();
   let open = true;
@@ -70,6 +73,12 @@ export async function cuttableProxy(targetPort: number): Promise<CuttableProxy> 
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    retarget(port) {
+      targetPort = port;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      pairs.clear();
+    },
     cut() {
       open = false;
       for (const s of sockets) s.destroy();
