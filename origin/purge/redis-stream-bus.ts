@@ -1,3 +1,4 @@
+import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { PurgeMessage, PurgePosition, ResetMessage } from '../../shared/schemas.ts';
 import { purgeLogEntrySchema, purgeLogFormatVersion } from '../../shared/schemas.ts';
@@ -405,6 +406,18 @@ export class RedisStreamPurgeBus implements PurgeBus {
     return appended.published;
   }
 
+  /**
+   * Re-reads the Cluster slot map of the writer (no-op on a standalone
+   * server). ioredis refreshes it on redirections of single commands, not of
+   * a pipeline whose other command (WAIT) was answered, so after a failover
+   * of the log's master appends would keep going to the old owner.
+   */
+  #refreshSlots(): Promise<void> {
+    const writer = this.#writer as Partial<Cluster>;
+    if (!writer.refreshSlotsCache) return Promise.resolve();
+    return new Promise((resolve) => writer.refreshSlotsCache!(() => resolve()));
+  }
+
   /** Bounds an append: with Redis unreachable, ioredis would queue it until it reconnects; the caller needs an answer now. */
   async #bounded<T>(append: Promise<T>, limitMs = this.#waitTimeoutMs + 1_000): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -413,6 +426,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
     });
     try {
       return await Promise.race([append, timeout]);
+    } catch (error) {
+      this.#refreshSlots();
+      throw error;
     } finally {
       clearTimeout(timer);
     }
@@ -422,6 +438,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     input: PurgeInput,
     extra: readonly string[] = [],
     wait = true,
+    retryMoved = true,
   ): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
     const data = JSON.stringify(input);
     const waitReplicas = wait ? await this.#detectWaitReplicas() : 0;
@@ -443,7 +460,16 @@ export class RedisStreamPurgeBus implements PurgeBus {
     const results = await pipeline.exec();
     if (!results) throw new Error('purge log append failed: no reply');
     const [appendError, appended] = results[0]!;
-    if (appendError) throw appendError;
+    if (appendError) {
+      // A pipeline holding WAIT is not redirected by ioredis when only the append is MOVED (the WAIT answered
+      // where it landed): after a failover the writer's slot map is stale. Refresh it and try once more (a MOVED
+      // append appended nothing).
+      if (retryMoved && /^MOVED /.test(String((appendError as Error).message))) {
+        await this.#refreshSlots();
+        return await this.#append(input, extra, wait, false);
+      }
+      throw appendError;
+    }
     const [incarnation, seqText, id] = appended as [string, string, string];
     if (waitReplicas > 0) {
       const [waitError, acked] = results[1]!;
@@ -887,8 +913,12 @@ function purgeFields(input: PurgeInput): PurgeInput {
 export async function replicasOfLogMaster(client: Redis | Cluster, key: string): Promise<number> {
   if ('isCluster' in client && client.isCluster) {
     const cluster = client as Cluster;
-    const slot = Number(await cluster.cluster('KEYSLOT', key));
-    const nodes = String(await cluster.cluster('NODES'))
+    const slot = calculateSlot(key);
+    // Asked of a node that is connected now: during a failover a command sent to any node may go to the dead
+    // master and wait for its reconnection, which would stall every append that re-reads the replica count.
+    const node = cluster.nodes('all').find((n) => n.status === 'ready');
+    if (!node) throw new Error('no Redis Cluster node is reachable');
+    const nodes = String(await node.cluster('NODES'))
       .trim()
       .split('\n')
       .map((line) => line.split(' '));
