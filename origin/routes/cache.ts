@@ -228,8 +228,9 @@ export function cacheRoutes(deps: {
       const body = await jsonBody(c, batchSetRequestSchema, 'batch_set');
       const { ttlSeconds, grace } = batchLifetime(c.req.header(headers.cacheControl), body);
       const entries = new Map<string, WriteRequest>();
+      // An empty content_type is no content type, as an empty Content-Type header is on a PUT.
       const contentType =
-        body.content_type ?? (body.encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
+        body.content_type || (body.encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
       for (const [key, text] of Object.entries(body.entries)) {
         entries.set(key, {
           value: decodeValue(text, body.encoding),

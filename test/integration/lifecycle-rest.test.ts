@@ -82,6 +82,19 @@ describe('entry lifecycle through the edge and the origin', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('a batch set with an empty content_type stores the default one for its encoding, not an empty one', async () => {
+    const res = await fetch(`${edge.url}/api/v1/cache/${ns}/batch/set`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ entries: { untyped: 'x' }, content_type: '' }),
+    });
+    expect(res.status).toBe(200);
+    for (const base of [origin.url, edge.url]) {
+      const read = await get(base, 'untyped');
+      expect(read.res.headers.get('Content-Type')).toBe('text/plain; charset=utf-8');
+    }
+  });
+
   it('a batch set takes grace windows from its body, and its entries are served STALE after the TTL', async () => {
     const res = await fetch(`${edge.url}/api/v1/cache/${ns}/batch/set`, {
       method: 'POST',
