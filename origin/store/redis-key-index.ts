@@ -28,6 +28,25 @@ import type { Cluster, Redis } from 'ioredis';
 export const indexCleanupPerWrite = 10;
 
 /**
+ * Lua: `indexEntry(entry, byKey, byExpiry)` puts an entry key in the index
+ * pair while it is an entry, scored by the end of its grace (it is served
+ * stale until then, so a prefix purge must still find it), and takes it out
+ * otherwise (deleted, or a tombstone).
+ */
+const indexEntryLua = `
+local function indexEntry(k, byKey, byExpiry)
+  local g = redis.call('HMGET', k, 'e', 'w', 'i')
+  if g[1] then
+    local keep = tonumber(g[1]) + math.max(tonumber(g[2] or '0'), tonumber(g[3] or '0'))
+    redis.call('ZADD', byKey, 0, k)
+    redis.call('ZADD', byExpiry, keep, k)
+  else
+    redis.call('ZREM', byKey, k)
+    redis.call('ZREM', byExpiry, k)
+  end
+end`;
+
+/**
  * Wraps a write or delete script (whose KEYS[1] is the entry) so that after
  * it runs the index pair in KEYS[2] (by key) and KEYS[3] (by expiry) holds
  * KEYS[1] exactly when it is a live entry, then drops up to
@@ -40,16 +59,8 @@ local function body()
 ${script}
 end
 local reply = body()
-local g = redis.call('HMGET', KEYS[1], 'e', 'w', 'i')
-if g[1] then
-  -- Scored by the end of the entry's grace (served stale until then), not its fresh expiry.
-  local keep = tonumber(g[1]) + math.max(tonumber(g[2] or '0'), tonumber(g[3] or '0'))
-  redis.call('ZADD', KEYS[2], 0, KEYS[1])
-  redis.call('ZADD', KEYS[3], keep, KEYS[1])
-else
-  redis.call('ZREM', KEYS[2], KEYS[1])
-  redis.call('ZREM', KEYS[3], KEYS[1])
-end
+${indexEntryLua}
+indexEntry(KEYS[1], KEYS[2], KEYS[3])
 local it = redis.call('TIME')
 local nowms = tonumber(it[1]) * 1000 + math.floor(tonumber(it[2]) / 1000)
 -- A member scored at or before now has expired: every rewrite moves its score to the new expiry.
@@ -80,17 +91,8 @@ ${swap.replaceAll('ipairs(KEYS)', 'ipairs(EK)')}
 end
 local reply = body()
 if reply[1] ~= 1 then return reply end
-for _, k in ipairs(EK) do
-  local g = redis.call('HMGET', k, 'e', 'w', 'i')
-  if g[1] then
-    local keep = tonumber(g[1]) + math.max(tonumber(g[2] or '0'), tonumber(g[3] or '0'))
-    redis.call('ZADD', byKey, 0, k)
-    redis.call('ZADD', byExpiry, keep, k)
-  else
-    redis.call('ZREM', byKey, k)
-    redis.call('ZREM', byExpiry, k)
-  end
-end
+${indexEntryLua}
+for _, k in ipairs(EK) do indexEntry(k, byKey, byExpiry) end
 return reply
 `;
 }
