@@ -61,6 +61,13 @@ export interface ForwarderStatus {
   readonly confirmedAt: number;
   /** The last failure, one line; null after a success. */
   readonly lastError: string | null;
+  /**
+   * Unix ms when the oldest entry this replica has read but Kafka has not
+   * acknowledged yet was appended to the log (its stream id's time); 0 when
+   * every entry read was acknowledged, or when this replica does not forward.
+   * While Kafka cannot be reached this stays at the first entry waiting.
+   */
+  readonly unforwardedSince: number;
 }
 
 type StreamEntry = [id: string, fields: string[] | null];
@@ -132,6 +139,7 @@ export class RegionForwarder {
   #confirmedAt = 0;
   #lastError: string | null = null;
   #producerConnected = false;
+  #unforwardedSince = 0;
 
   constructor(options: RegionForwarderOptions) {
     this.#o = options;
@@ -162,6 +170,7 @@ export class RegionForwarder {
       forwardedSeq: this.#forwarded?.seq ?? 0,
       confirmedAt: this.#confirmedAt,
       lastError: this.#lastError,
+      unforwardedSince: this.#leader ? this.#unforwardedSince : 0,
     };
   }
 
@@ -239,7 +248,12 @@ export class RegionForwarder {
           needPending = false;
           continue;
         }
-        if (entries.length > 0) await this.#forward(entries);
+        if (entries.length > 0) {
+          // A stream id starts with the ms its entry was appended: the oldest waiting purge's age needs no clock of ours.
+          if (this.#unforwardedSince === 0) this.#unforwardedSince = Number(entries[0]![0].split('-')[0]);
+          await this.#forward(entries);
+          this.#unforwardedSince = 0;
+        }
         this.#confirmedAt = Date.now();
         this.#lastError = null;
         failures = 0;
@@ -260,6 +274,7 @@ export class RegionForwarder {
   async #acquire(): Promise<boolean> {
     const ok = await this.#leaseClient.set(this.#lease, this.#o.replicaId, 'PX', this.#o.leaseMs, 'NX');
     if (ok !== 'OK') return false;
+    this.#unforwardedSince = 0;
     this.#setLeader(true);
     clearInterval(this.#renewTimer);
     this.#renewTimer = setInterval(
