@@ -19,6 +19,7 @@ import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
+import { regionBenchmarks } from './regions.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
 import { table } from './trace.ts';
 import { upstashBenchmarks } from './upstash.ts';
@@ -60,6 +61,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
+  regions: () => regionBenchmarks(options),
 };
 
 process.stdout.write(
