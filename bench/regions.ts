@@ -186,7 +186,10 @@ export async function regionBenchmarks(options: {
   writes?: number;
 }): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-bench-rig-'));
-  const rig = await startRig({ dir, originEnv: { LOG_LEVEL: 'warn' } });
+  const rig = await startRig({ dir, originEnv: { LOG_LEVEL: 'warn' } }).catch((error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   try {
     const purge = await crossRegionPurge(rig, options.writes ?? 1000);
     const isolation = await regionIsolation(rig, options);

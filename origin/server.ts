@@ -215,6 +215,7 @@ export async function startOrigin(
     redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
     registry: metrics.registry,
     logger,
+    bus,
   });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics, regions });
   const reloader = new Reloader({

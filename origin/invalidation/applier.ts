@@ -75,8 +75,8 @@ export interface InvalidationApplierOptions {
    * @throws when the store or purge log fails (the reset is then retried).
    */
   readonly resetNamespaces?: (namespaces: readonly string[] | null, sourceRegion: string) => Promise<void>;
-  /** Told about every event applied from another region: its source, ms since that region acknowledged it, and the event. */
-  readonly onRegionApplied?: (sourceRegion: string, lagMs: number, event: InvalidationEvent) => void;
+  /** Told about every event applied from another region: its source and ms since that region acknowledged it. */
+  readonly onRegionApplied?: (sourceRegion: string, lagMs: number) => void;
 }
 
 /**
@@ -147,8 +147,7 @@ export class InvalidationApplier {
     }
     this.#seen.set(event.id, true);
     this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
-    if (fromRegion !== undefined)
-      this.#o.onRegionApplied?.(fromRegion, Math.max(0, this.#now() - event.timestamp), event);
+    if (fromRegion !== undefined) this.#o.onRegionApplied?.(fromRegion, Math.max(0, this.#now() - event.timestamp));
     return 'applied';
   }
 

@@ -32,7 +32,7 @@ export function invalidationSourceFromConfig(
       ? {
           region: regions.region,
           resetNamespaces: (namespaces, source) => regions.resetNamespaces(namespaces, source),
-          onRegionApplied: (source, lagMs, event) => regions.onRegionApplied(source, lagMs, event),
+          onRegionApplied: (source, lagMs) => regions.onRegionApplied(source, lagMs),
         }
       : {}),
     service: deps.service,

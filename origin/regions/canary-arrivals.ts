@@ -24,7 +24,11 @@ export interface CanarySourceReadiness {
  * The staleness canary seen from the receiving side: every origin with
  * `PURGE_CANARY_SECONDS` set writes its canary key every interval, that
  * write's purge crosses to other regions like any purge, and this records
- * each one applied here, per source region.
+ * each one applied here, per source region. It is fed from this region's
+ * purge log as this replica tails it (entries carrying `origin_region`), so
+ * every replica sees every arrival, whichever replica's consumer applied it,
+ * and the time covers the source's forwarding, Kafka, this region's store
+ * purge and its log, up to the hand-off to this replica's edges.
  *
  * Because the canary writes on a fixed interval whatever the traffic, the
  * time since the newest one arrived says how far behind a source region
@@ -44,8 +48,8 @@ export class CrossRegionCanary {
   }
 
   /**
-   * Looks at one event applied from `sourceRegion` (its `timestamp` is the
-   * source's acknowledgement, Unix ms); records it when it is a canary purge.
+   * Looks at one purge of `sourceRegion` relayed here (its `timestamp` is
+   * the source's acknowledgement, Unix ms); records it when it is a canary purge.
    * Older arrivals (a redelivery) do not move the newest one back.
    * @returns whether it was a canary purge.
    */

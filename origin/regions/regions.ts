@@ -6,8 +6,12 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { OriginConfig } from '../../shared/config.ts';
 import type { CacheService } from '../cache-service.ts';
 import { kafkaClient, kafkaConnectionFromConfig } from '../kafka/client.ts';
+import type { PurgeBus } from '../purge/bus.ts';
 import { type CanarySourceReadiness, CrossRegionCanary } from './canary-arrivals.ts';
 import { type ForwarderStatus, RegionForwarder } from './forwarder.ts';
+
+/** Seconds: from tens of ms (the link up) to half an hour (a long partition healed). */
+const crossRegionLagBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 
 /** The `region` detail of `/ready`. */
 export interface RegionReadiness {
@@ -39,15 +43,8 @@ export interface RegionReadiness {
 export interface Regions {
   readonly region: string;
   readonly forwarder: RegionForwarder | null;
-  /**
-   * For the applier: another region's event was applied, `lagMs` after that
-   * region acknowledged it; `event` (when given) feeds the cross-region canary.
-   */
-  onRegionApplied(
-    sourceRegion: string,
-    lagMs: number,
-    event?: { readonly namespace: string; readonly timestamp: number },
-  ): void;
+  /** For the applier: another region's event was applied, `lagMs` after that region acknowledged it. */
+  onRegionApplied(sourceRegion: string, lagMs: number): void;
   /** For the Kafka source: it has read everything the topic held for it. */
   onCaughtUp(): void;
   /** For the applier: empties `namespaces` (all when null) here, for a reset from `sourceRegion`. */
@@ -88,6 +85,12 @@ export function regionsFromConfig(
     redisClient: Redis | Cluster | undefined;
     registry: Registry;
     logger: Logger;
+    /**
+     * The region's purge log as this replica tails it: other regions' canary
+     * purges are seen here by every replica, whichever replica's consumer
+     * applied them (the region's consumers split the topic's partitions).
+     */
+    bus?: Pick<PurgeBus, 'observe'>;
     now?: () => number;
   },
 ): Regions {
@@ -102,7 +105,7 @@ export function regionsFromConfig(
     name: 'strata_cross_region_lag_seconds',
     help: 'Seconds from a change acknowledged in another region to its purge applied here, by source region.',
     labelNames: ['source_region'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    buckets: crossRegionLagBuckets,
     registers: [registry],
   });
   const resets = new Counter({
@@ -115,12 +118,18 @@ export function regionsFromConfig(
     name: 'strata_cross_region_canary_lag_seconds',
     help: 'Seconds from a staleness canary write acknowledged in another region to its purge applied here, by source region.',
     labelNames: ['source_region'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    buckets: crossRegionLagBuckets,
     registers: [registry],
   });
   const canary = new CrossRegionCanary({
     now,
     onLag: (source, ms) => canaryLag.observe({ source_region: source }, ms / 1000),
+  });
+  const unobserve = deps.bus?.observe((message) => {
+    // Entries that apply another region's purge carry its name and acknowledgement time (`ts`).
+    const source = (message as { origin_region?: unknown }).origin_region;
+    if (typeof source === 'string' && source !== region)
+      canary.observe(source, { namespace: message.namespace, timestamp: message.ts });
   });
   new Gauge({
     name: 'strata_cross_region_source_behind_seconds',
@@ -199,9 +208,8 @@ export function regionsFromConfig(
   return {
     region,
     forwarder,
-    onRegionApplied(sourceRegion, lagMs, event) {
+    onRegionApplied(sourceRegion, lagMs) {
       lag.observe({ source_region: sourceRegion }, lagMs / 1000);
-      if (event) canary.observe(sourceRegion, event);
     },
     onCaughtUp() {
       caughtUpAt = now();
@@ -235,6 +243,7 @@ export function regionsFromConfig(
       forwarder?.start();
     },
     async close() {
+      unobserve?.();
       await forwarder?.close();
     },
   };

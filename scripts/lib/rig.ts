@@ -152,6 +152,22 @@ export async function startRig(options: RigOptions): Promise<Rig> {
         await waitFor(`${url}/ready`, async () => (await fetch(`${url}/ready`).catch(() => null))?.ok === true, 60_000);
       }
     }
+    // Kafka consumer groups join after /ready, and a new group starts at the topic's end: the rig is up once
+    // every origin has applied a canary purge of the other region (so a write now crosses both ways).
+    for (const [region, r] of Object.entries(state.regions)) {
+      const others = rigRegions.filter((other) => other !== region);
+      for (const url of r.origins) {
+        await waitFor(
+          `${url} to hear from region ${others.join(', ')}`,
+          async () => {
+            const body = (await (await fetch(`${url}/ready`)).json()) as { region?: { sources?: object } };
+            return others.every((other) => Object.hasOwn(body.region?.sources ?? {}, other));
+          },
+          120_000,
+          200,
+        );
+      }
+    }
     return { state, redis: redisByRegion, stop };
   } catch (error) {
     await stop();
