@@ -98,7 +98,10 @@ beforeAll(async () => {
   const logA = ownPurgeLogKey();
   const envA = { REDIS_URL: redisUrl, PURGE_LOG_KEY: logA, ...regionEnv('a', { KAFKA_GROUP_ID: uniqueName('a') }) };
   replicasA.push(...(await Promise.all([replicaA(envA), replicaA(envA)])));
-  b = await originFor({ REDIS_URL: redisB.url, ...regionEnv('b', { KAFKA_GROUP_ID: uniqueName('b') }) });
+  b = await originFor({
+    REDIS_URL: redisB.url,
+    ...regionEnv('b', { KAFKA_GROUP_ID: uniqueName('b'), PURGE_CANARY_SECONDS: '1' }),
+  });
   await b.invalidations.ready();
   edgeB = await edgeFor(b.url, { EDGE_MAX_TTL_SECONDS: '600' });
   // Both A replicas consume too (their own group): wait until one forwards.
@@ -155,6 +158,25 @@ describe('invalidations across regions', () => {
     // B applied it through its own purge log, marked as A's: B's forwarder does not send it back.
     const events = await topicEvents(ns, (seen) => seen.length >= 1);
     expect(events.map((e) => e.event.origin_region)).toEqual(['a']);
+  });
+
+  it("every replica of a region hears the other region's canary, whichever replica's consumer applied it", async () => {
+    // A's two replicas split the topic's partitions in their group; B's canary key lands on one of them.
+    const sources = async (url: string) =>
+      ((await (await fetch(`${url}/ready`)).json()) as { region: { sources: Record<string, { lag_ms: number }> } })
+        .region.sources;
+    for (const replica of replicasA) {
+      const heard = await eventually(
+        `${replica.url} hears B's canary`,
+        async () => (await sources(replica.url)).b,
+        20_000,
+        100,
+      );
+      expect(heard.lag_ms).toBeGreaterThanOrEqual(0);
+      expect(
+        await metric(replica.url, 'strata_cross_region_canary_lag_seconds_count', { source_region: 'b' }),
+      ).toBeGreaterThan(0);
+    }
   });
 
   it('an event is applied once per id, and a poison message goes to the dead-letter topic while the partition moves on', async () => {
