@@ -44,7 +44,11 @@ export class PurgeFloors {
   }
 
   /** Records a purge's floors (each only ever rises). */
-  record(message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version' | 'action'>): void {
+  record(
+    message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'> & {
+      readonly action?: PurgeMessage['action'];
+    },
+  ): void {
     const raise = (map: LRUCache<string, number>, k: string) => map.set(k, Math.max(map.get(k) ?? 0, message.version));
     if (message.action === 'flush') raise(this.#namespaces, message.namespace);
     for (const key of message.keys) raise(this.#keys, storageKey(message.namespace, key));
