@@ -116,7 +116,7 @@ export function regionsFromConfig(
   });
   const canaryLag = new Histogram({
     name: 'strata_cross_region_canary_lag_seconds',
-    help: 'Seconds from a staleness canary write acknowledged in another region to its purge applied here, by source region.',
+    help: 'Seconds from a staleness canary write acknowledged in another region to its purge reaching this region log, as this replica relays it, by source region.',
     labelNames: ['source_region'] as const,
     buckets: crossRegionLagBuckets,
     registers: [registry],
