@@ -16,6 +16,7 @@ import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
 import type { BenchRow } from './load.ts';
 import { lockBenchmarks } from './locks.ts';
+import { perfBenchmarks } from './perf.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
@@ -60,6 +61,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
+  perf: () => perfBenchmarks(options),
 };
 
 process.stdout.write(
