@@ -125,12 +125,23 @@ describe('the staleness canary', () => {
     expect(after.c?.edges).toBe(1);
   });
 
-  it('is off by default: no canary in /ready and no canary writes', async () => {
+  it('is off by default: no canary in /ready and no canary writes, and edge reports are still taken', async () => {
     const origin = await originFor({ REDIS_URL: inject('redisUrl'), PURGE_LOG_KEY: ownPurgeLogKey() });
     cleanups.push(() => origin.close());
     const body = (await (await fetch(`${origin.url}/ready`)).json()) as Record<string, unknown>;
     expect(body.status).toBe('ready');
     expect('canary' in body).toBe(false);
+    // Edges report what they applied whether or not the canary is on; the origin takes it and moves on.
+    const report = (payload: unknown) =>
+      fetch(`${origin.url}/api/v1/purge/applied`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(payload),
+      });
+    expect((await report({ edge_id: 'edge-1', position: 'l:i:1' })).status).toBe(204);
+    const bad = await report({ edge_id: '', position: 'has spaces' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('CACHE_004');
     expect(origin.bus.health().seq).toBe(0);
   });
 });
