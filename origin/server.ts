@@ -205,6 +205,7 @@ export async function startOrigin(
             service.set(namespace, key, { value, contentType: 'text/plain', ttlSeconds: 60 }),
           onLag: (ms) => metrics.purgeCanaryLag.observe(ms / 1000),
           onApplied: (edgeId, ms) => metrics.purgeCanaryApplied.observe({ edge: edgeId }, ms / 1000),
+          onForget: (edgeId) => metrics.purgeCanaryApplied.remove({ edge: edgeId }),
           onError: (error) => logger.warn({ err: error }, 'staleness canary write failed'),
         })
       : null;

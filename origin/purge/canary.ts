@@ -51,6 +51,8 @@ export interface StalenessCanaryOptions {
    * network to the edge, the edge's apply, its report back): a histogram per edge.
    */
   readonly onApplied?: (edgeId: string, ms: number) => void;
+  /** An edge was forgotten (silent for {@link StalenessCanary.forgetMs}): drop what is kept per edge (its histogram series). */
+  readonly onForget?: (edgeId: string) => void;
   /** A probe's write failed. */
   readonly onError?: (error: unknown) => void;
   readonly now?: () => number;
@@ -78,6 +80,9 @@ interface EdgeState {
 
 /** Probes remembered for matching late reports (an edge back after a disconnection replays its gap). */
 const probesKept = 64;
+
+/** Edges followed at once; reports from further new ids are dropped until some are forgotten. */
+const maxEdges = 1_000;
 
 /**
  * The staleness canary: every `intervalSeconds` this origin writes its own
@@ -142,11 +147,8 @@ export class StalenessCanary {
     const intervalMs = this.#o.intervalSeconds * 1000;
     const current = this.#current;
     const out: CanaryEdge[] = [];
+    this.#forgetSilent(now);
     for (const [edgeId, e] of [...this.#edges].sort(([a], [b]) => a.localeCompare(b))) {
-      if (now - e.lastReportMs > this.forgetMs) {
-        this.#edges.delete(edgeId);
-        continue;
-      }
       // The oldest probe whose purge is in the log and that this edge has not applied.
       const missed = this.#probes.find((p) => p.position !== null && p.atMs > e.appliedThroughMs);
       const behindMs = missed ? Math.max(0, now - missed.atMs) : 0;
@@ -154,6 +156,14 @@ export class StalenessCanary {
       out.push({ edgeId, lagMs, behindMs, lagging: behindMs > intervalMs });
     }
     return out;
+  }
+
+  #forgetSilent(now: number): void {
+    for (const [edgeId, e] of this.#edges) {
+      if (now - e.lastReportMs <= this.forgetMs) continue;
+      this.#edges.delete(edgeId);
+      this.#o.onForget?.(edgeId);
+    }
   }
 
   /**
@@ -166,6 +176,8 @@ export class StalenessCanary {
     const now = this.#now();
     let edge = this.#edges.get(edgeId);
     if (!edge) {
+      // Edges without `EDGE_ID` get a new id per process: a bounded map, however many restarts came and went.
+      if (this.#edges.size >= maxEdges) return;
       edge = { lastReportMs: now, appliedThroughMs: this.#current?.atMs ?? 0, lagMs: null, lagProbeAtMs: -1 };
       this.#edges.set(edgeId, edge);
     }
@@ -252,6 +264,7 @@ export class StalenessCanary {
     this.#current = probe;
     this.#probes.push(probe);
     if (this.#probes.length > probesKept) this.#probes.shift();
+    this.#forgetSilent(atMs);
     try {
       await this.#o.write(canaryNamespace, this.#key, new TextEncoder().encode(String(atMs)));
       probe.writeMs = this.#now() - atMs;

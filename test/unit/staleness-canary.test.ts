@@ -7,6 +7,7 @@ function setup() {
   let nowMs = 1_000_000;
   const bus = new InProcessPurgeBus({ retainedEntries: 100 });
   const applied: [string, number][] = [];
+  const forgotten: string[] = [];
   const canary = new StalenessCanary({
     intervalSeconds: 1,
     now: () => nowMs,
@@ -15,10 +16,11 @@ function setup() {
       await bus.publish({ namespace, keys: [key], tags: [], prefix: null, version: 1, action: 'update', ts: nowMs });
     },
     onApplied: (edgeId, ms) => applied.push([edgeId, ms]),
+    onForget: (edgeId) => forgotten.push(edgeId),
   });
   canary.instrument(bus);
   const lastPosition = () => bus.health().position;
-  return { canary, applied, lastPosition, bus, advance: (ms: number) => (nowMs += ms) };
+  return { canary, applied, forgotten, lastPosition, bus, advance: (ms: number) => (nowMs += ms) };
 }
 
 const edge = (canary: StalenessCanary, id: string) => canary.applied.find((e) => e.edgeId === id);
@@ -62,12 +64,15 @@ describe('the staleness canary, per edge', () => {
   });
 
   it('does not expect probes from before an edge was first seen, and forgets an edge that stopped reporting', async () => {
-    const { canary, advance } = setup();
+    const { canary, forgotten, advance } = setup();
     await canary.probe();
     advance(5_000);
     canary.report('late', 'p0');
     expect(edge(canary, 'late')).toMatchObject({ behindMs: 0, lagging: false });
     advance(canary.forgetMs + 1);
+    // The next probe forgets it, whether or not anyone looks at the reading.
+    await canary.probe();
+    expect(forgotten).toEqual(['late']);
     expect(edge(canary, 'late')).toBeUndefined();
   });
 
