@@ -2,7 +2,9 @@
  * `npm run bench`: every benchmark, each beside a baseline measured in the
  * same run, printed as a table. Options: `--duration S` (load seconds per
  * measurement, default 5), `--connections N` (default 32), `--only NAME` (one
- * suite), `--sections abcd` (which of the edge measurements; `n`, `p` for the runtimes suite).
+ * suite), `--sections abcd` (which of the edge measurements; `n`, `p` for the runtimes suite),
+ * `--cpu-prof DIR` (the purge-log suite runs its origins and edges under `node --cpu-prof` into DIR
+ * and prints where their CPU went).
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     only: { type: 'string' },
     sections: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const options = {
@@ -56,7 +59,10 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
-  'purge-log': () => withRedis((redisUrl) => purgeLogBenchmarks({ redisUrl })),
+  'purge-log': () =>
+    withRedis((redisUrl) =>
+      purgeLogBenchmarks({ redisUrl, ...(args['cpu-prof'] ? { profileDir: args['cpu-prof'] } : {}) }),
+    ),
   eviction: () => evictionBenchmarks(),
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
