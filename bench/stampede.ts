@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { restCache } from '../client/get-or-set.ts';
-import { type RunningEdge, startEdge } from '../edge/adapters/node/server.ts';
+import type { RunningEdge } from '../edge/adapters/node/server.ts';
 import { type RunningOrigin, startOrigin } from '../origin/server.ts';
-import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
+import { originConfigSchema, parseConfig } from '../shared/config.ts';
+import { benchEdges } from './edges.ts';
 import { type BenchRow, fmt } from './load.ts';
 
 /** The stampede's shape (the test): reads, clients, the data source's latency, the lease lifetime. */
@@ -100,15 +101,7 @@ export async function stampedeBenchmarks(options: { redisUrl: string }): Promise
       { logger: quiet },
     );
     cleanups.unshift(() => origin.close());
-    const edges: RunningEdge[] = [];
-    for (let i = 0; i < 2; i++) {
-      const edge = await startEdge(
-        parseConfig(edgeConfigSchema, { EDGE_PORT: '0', ORIGIN_URL: origin.url, LOG_LEVEL: 'silent' }),
-        { logger: quiet },
-      );
-      cleanups.unshift(() => edge.close());
-      edges.push(edge);
-    }
+    const edges = await benchEdges(origin.url, 2, quiet, cleanups);
     // Baseline first, then leases, then each once more: drift in the shared machine's speed weighs on both.
     const leased = () =>
       stampede(

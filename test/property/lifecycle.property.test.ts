@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { EdgeCache } from '../../edge/core/edge-cache.ts';
 import { memoryTier } from '../../edge/core/memory-tier.ts';
 import { RedisBreaker } from '../../origin/breaker.ts';
-import { CacheService } from '../../origin/cache-service.ts';
+import { CacheService, type CacheServiceOptions } from '../../origin/cache-service.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { LocalTier } from '../../origin/store/local-tier.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
@@ -17,6 +17,17 @@ import { originRead } from '../support/fixtures.ts';
 const runs = { numRuns: 200 };
 const windowMs = fc.integer({ min: 0, max: 5_000 });
 const text = (s: string) => new TextEncoder().encode(s);
+
+/** The origin's service over the embedded store, on the fake clock `now`; `extra` overrides any option. */
+const memoryService = (now: () => number, extra: Partial<CacheServiceOptions> = {}) =>
+  new CacheService({
+    store: passThroughStore(memoryStore({ maxBytes: 1 << 20, now })),
+    bus: new InProcessPurgeBus({ retainedEntries: 64 }),
+    defaultTtlSeconds: 2,
+    maxValueBytes: 1024,
+    now,
+    ...extra,
+  });
 
 describe('entry lifecycle (fake clock)', () => {
   it('a stored entry is fresh before its TTL, stale within grace, and gone after, on the embedded store', async () => {
@@ -54,13 +65,7 @@ describe('entry lifecycle (fake clock)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 30 }), async (ops: Op[]) => {
         let now = 1_000_000;
-        const service = new CacheService({
-          store: passThroughStore(memoryStore({ maxBytes: 1 << 20, now: () => now })),
-          bus: new InProcessPurgeBus({ retainedEntries: 64 }),
-          defaultTtlSeconds: 2,
-          maxValueBytes: 1024,
-          now: () => now,
-        });
+        const service = memoryService(() => now);
         // Model: since the last write, was there a soft purge; and when does the entry stop being servable.
         let softSinceWrite = false;
         let servableUntil = Number.NEGATIVE_INFINITY;
@@ -194,12 +199,7 @@ describe('refresh leases and strong reads (fake clock)', () => {
         fc.double({ min: 0, max: 1, noNaN: true }),
         async (steps, rand) => {
           let now = 1_000_000;
-          const service = new CacheService({
-            store: passThroughStore(memoryStore({ maxBytes: 1 << 20, now: () => now })),
-            bus: new InProcessPurgeBus({ retainedEntries: 64 }),
-            defaultTtlSeconds: 2,
-            maxValueBytes: 1024,
-            now: () => now,
+          const service = memoryService(() => now, {
             leaseMs,
             // XFetch may hand a fresh entry's lease early; it is still one lease at a time.
             random: () => rand,
@@ -254,12 +254,8 @@ describe('refresh leases and strong reads (fake clock)', () => {
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.integer({ min: 0, max: 999 }), async (entryFirst, elapsed) => {
         let now = 1_000_000;
-        const service = new CacheService({
-          store: passThroughStore(memoryStore({ maxBytes: 1 << 20, now: () => now })),
-          bus: new InProcessPurgeBus({ retainedEntries: 64 }),
+        const service = memoryService(() => now, {
           defaultTtlSeconds: 1,
-          maxValueBytes: 1024,
-          now: () => now,
           leaseMs,
         });
         const grace = { staleWhileRevalidateMs: 5_000, staleIfErrorMs: 0 };
