@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { InvalidationEvent, RegionResetEvent } from '../../shared/schemas.ts';
+import { type LazySender, lazySender } from '../kafka/lazy-sender.ts';
 import { type LogGroupBatch, PurgeLogGroupReader } from '../purge/log-group-reader.ts';
 
 /** Consumer group of the forwarder on the region's purge log stream. */
@@ -90,7 +91,7 @@ export class RegionForwarder {
   readonly #o: RegionForwarderOptions;
   readonly #reader: PurgeLogGroupReader;
   readonly #namespaces: string;
-  #producerConnected = false;
+  readonly #sender: LazySender;
 
   constructor(options: RegionForwarderOptions) {
     this.#o = options;
@@ -110,6 +111,7 @@ export class RegionForwarder {
       events: { onLeadership: options.events?.onLeadership, onError: options.events?.onError },
     });
     this.#namespaces = `${this.#reader.keyPrefix}:namespaces`;
+    this.#sender = lazySender(options.producer, options.topic);
   }
 
   /** Starts competing for the lease and forwarding once held. */
@@ -140,10 +142,7 @@ export class RegionForwarder {
   /** Stops forwarding and releases the lease (a peer takes over at once). Idempotent. */
   async close(): Promise<void> {
     await this.#reader.close();
-    if (this.#producerConnected) {
-      this.#producerConnected = false;
-      await this.#o.producer.disconnect().catch(() => {});
-    }
+    await this.#sender.close();
   }
 
   /** Sends one batch (a reset first when something was lost); the reader acknowledges it in the log after. */
@@ -185,17 +184,9 @@ export class RegionForwarder {
     if (namespaces.size > 0) await redis.sadd(this.#namespaces, ...namespaces);
     if (loss) await this.#sendReset(loss, firstId);
     if (events.length > 0) {
-      await this.#send(events.map(({ key, value }) => ({ key, value })));
+      await this.#sender.send(events.map(({ key, value }) => ({ key, value })));
       this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
     }
-  }
-
-  async #send(messages: { key: string; value: string }[]): Promise<void> {
-    if (!this.#producerConnected) {
-      await this.#o.producer.connect();
-      this.#producerConnected = true;
-    }
-    await this.#o.producer.send({ topic: this.#o.topic, acks: -1, messages });
   }
 
   async #sendReset(reason: string, at: string): Promise<void> {
@@ -212,7 +203,7 @@ export class RegionForwarder {
       timestamp: Date.now(),
     };
     this.#o.logger.warn({ region: this.#o.region, reason, namespaces }, 'region forwarder sends a region-wide reset');
-    await this.#send([{ key: `reset:${this.#o.region}`, value: JSON.stringify(event) }]);
+    await this.#sender.send([{ key: `reset:${this.#o.region}`, value: JSON.stringify(event) }]);
     this.#o.events?.onReset?.(reason, namespaces);
   }
 }
