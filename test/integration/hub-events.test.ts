@@ -1,0 +1,335 @@
+import { Kafka, type KafkaMessage, logLevel, type Producer } from 'kafkajs';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { RunningOrigin } from '../../origin/server.ts';
+import { freePort } from '../../scripts/lib/ports.ts';
+import { type ItemUpdatedEvent, itemUpdatedEventSchema } from '../../shared/hub-events.ts';
+import { hs256Issuer, type TokenIssuer } from '../support/jwt.ts';
+import { connectProducer, readTopic, uniqueName } from '../support/kafka.ts';
+import { cleanEnv, type Spawned, spawnEntry } from '../support/spawn-entry.ts';
+import { originFor, ownPurgeLogKey } from '../support/stack.ts';
+import { eventually } from '../support/wait.ts';
+
+const brokers = inject('kafkaBrokers');
+const redisUrl = inject('redisUrl');
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+let producer: Producer;
+beforeAll(async () => {
+  producer = await connectProducer(brokers);
+});
+afterAll(async () => {
+  await producer?.disconnect();
+});
+
+/** Topics of one test, so tests never read each other's events. */
+function hubEnv(): Record<string, string> {
+  return {
+    KAFKA_BROKERS: brokers,
+    HUB_EVENTS_ENABLED: 'true',
+    KAFKA_ITEM_UPDATED_TOPIC: uniqueName('items'),
+    KAFKA_CONFIG_UPDATE_TOPIC: uniqueName('config'),
+    KAFKA_CONTROL_TOPIC: uniqueName('control'),
+    KAFKA_SESSION_TIMEOUT_MS: '6000',
+    KAFKA_HEARTBEAT_INTERVAL_MS: '500',
+    HUB_EVENTS_LEASE_MS: '1000',
+    LOG_LEVEL: 'silent',
+  };
+}
+
+/** Every `cache.item.updated` on `topic` from the beginning, validated, with its Kafka message key and partition. */
+async function collectItems(topic: string) {
+  const seen: { key: string; partition: number; event: ItemUpdatedEvent }[] = [];
+  const consumer = new Kafka({ clientId: 'strata-test', brokers: [brokers], logLevel: logLevel.NOTHING }).consumer({
+    groupId: uniqueName('items-reader'),
+    sessionTimeout: 6_000,
+    heartbeatInterval: 500,
+    maxWaitTimeInMs: 200,
+  });
+  await consumer.connect();
+  // The origin creates the topic; subscribing first would fail on a topic that does not exist yet.
+  await eventually(
+    'the item topic',
+    async () => {
+      const admin = new Kafka({ clientId: 'strata-test', brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      try {
+        return (await admin.listTopics()).includes(topic);
+      } finally {
+        await admin.disconnect();
+      }
+    },
+    20_000,
+    100,
+  );
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ partition, message }: { partition: number; message: KafkaMessage }) => {
+      const event = itemUpdatedEventSchema.parse(JSON.parse(message.value!.toString('utf8')));
+      seen.push({ key: message.key!.toString('utf8'), partition, event });
+    },
+  });
+  cleanups.push(() => consumer.disconnect());
+  return {
+    seen,
+    /** One key's events, first delivery of each id only (at least once allows repeats), in the order received. */
+    of(namespace: string, key: string | null) {
+      const ids = new Set<string>();
+      return seen
+        .filter((s) => s.event.data.namespace === namespace && s.event.data.key === key)
+        .filter((s) => !ids.has(s.event.id) && ids.add(s.event.id))
+        .map((s) => s.event.data);
+    },
+  };
+}
+
+const put = (base: string, ns: string, key: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(`${base}/api/v1/cache/${ns}/${key}?ttl=600`, { method: 'PUT', body, headers });
+
+async function putOk(base: string, ns: string, key: string, body: string): Promise<number> {
+  const res = await put(base, ns, key, body);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { version: number }).version;
+}
+
+/** Writes, deletes, a purge and a flush through REST; returns what each key must show, in order. */
+async function changeThroughRest(url: string, ns: string) {
+  const v1 = await putOk(url, ns, 'a', 'one');
+  const v2 = await putOk(url, ns, 'b', 'two');
+  const v3 = await putOk(url, ns, 'a', 'three');
+  expect((await fetch(`${url}/api/v1/cache/${ns}/a`, { method: 'DELETE' })).status).toBeLessThan(300);
+  const batch = await fetch(`${url}/api/v1/cache/${ns}/batch/set`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ttl: 600, entries: { c: 'C' } }),
+  });
+  expect(batch.status).toBe(200);
+  const purge = await fetch(`${url}/api/v1/purge`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ namespace: ns, keys: ['b'] }),
+  });
+  expect(purge.status).toBe(200);
+  const flush = await fetch(`${url}/api/v1/namespaces/${ns}/flush`, { method: 'POST' });
+  expect(flush.status).toBe(200);
+  return { v1, v2, v3 };
+}
+
+async function expectRestChangesPublished(url: string, topic: string, ns: string) {
+  const items = await collectItems(topic);
+  const { v1, v2, v3 } = await changeThroughRest(url, ns);
+  await eventually('the flush event', () => items.of(ns, null).length >= 1, 20_000, 50);
+  const a = items.of(ns, 'a');
+  expect(a.map((e) => e.operation)).toEqual(['set', 'set', 'delete']);
+  expect(a.slice(0, 2).map((e) => e.version)).toEqual([v1, v3]);
+  expect(items.of(ns, 'b').map((e) => [e.operation, e.version >= v2])).toEqual([
+    ['set', true],
+    ['purge', true],
+  ]);
+  expect(items.of(ns, 'c').map((e) => e.operation)).toEqual(['set']);
+  expect(items.of(ns, null).map((e) => e.operation)).toEqual(['flush']);
+  // One key's events share one partition (message key `namespace:key`), so its order holds for every consumer.
+  const keyed = items.seen.filter((s) => s.event.data.namespace === ns && s.event.data.key === 'a');
+  expect(new Set(keyed.map((s) => s.key))).toEqual(new Set([`${ns}:a`]));
+  expect(new Set(keyed.map((s) => s.partition)).size).toBe(1);
+  for (const s of items.seen) expect(s.event.data.origin_region).toBe('local');
+}
+
+describe('cache.item.updated', () => {
+  it('on Redis, every acknowledged write, delete, purge and flush through REST is published from the purge log, in per-key order', async () => {
+    const env = hubEnv();
+    const origin = await originFor({ ...env, REDIS_URL: redisUrl });
+    cleanups.push(() => origin.close());
+    expect(origin.hubEvents?.publisher.kind).toBe('log');
+    await expectRestChangesPublished(origin.url, env.KAFKA_ITEM_UPDATED_TOPIC!, 'items-redis');
+  });
+
+  it('on the memory store, the same changes are published from the in-process bus (best effort)', async () => {
+    const env = hubEnv();
+    const origin = await originFor(env);
+    cleanups.push(() => origin.close());
+    expect(origin.hubEvents?.publisher.kind).toBe('in-process');
+    await expectRestChangesPublished(origin.url, env.KAFKA_ITEM_UPDATED_TOPIC!, 'items-memory');
+  });
+
+  it('a publishing replica SIGKILLed mid-stream loses nothing: the other takes over, and each key keeps its order', async () => {
+    const env: Record<string, string> = { ...hubEnv(), REDIS_URL: redisUrl, PURGE_LOG_KEY: ownPurgeLogKey() };
+    const replicas: { url: string; proc: Spawned }[] = [];
+    for (const id of ['replica-a', 'replica-b']) {
+      const port = await freePort();
+      const proc = spawnEntry('origin/main.ts', cleanEnv({ ...env, ORIGIN_PORT: String(port), ORIGIN_ID: id }));
+      cleanups.push(() => proc.stop());
+      const url = `http://127.0.0.1:${port}`;
+      await eventually(`${id} to listen`, async () => (await fetch(`${url}/health`)).ok, 20_000, 50);
+      replicas.push({ url, proc });
+    }
+    const leads = async (url: string) =>
+      /^strata_hub_item_events_leader(\{[^}]*\})? 1$/m.test(await (await fetch(`${url}/metrics`)).text());
+    const leader = await eventually(
+      'one replica to hold the publishing lease',
+      async () => {
+        for (const r of replicas) if (await leads(r.url)) return r;
+        return null;
+      },
+      20_000,
+      50,
+    );
+    const survivor = replicas.find((r) => r !== leader)!;
+    const items = await collectItems(env.KAFKA_ITEM_UPDATED_TOPIC!);
+    const ns = 'takeover';
+    const keys = ['k0', 'k1', 'k2', 'k3'];
+    const acked = new Map<string, number[]>(keys.map((k) => [k, []]));
+    // Writes go to the survivor, so every one of them is acknowledged; the leader dies while they flow.
+    let killed = false;
+    for (let round = 0; round < 30; round++) {
+      for (const key of keys) acked.get(key)!.push(await putOk(survivor.url, ns, key, `${key}-${round}`));
+      if (round === 10) {
+        leader.proc.child.kill('SIGKILL');
+        killed = true;
+      }
+    }
+    expect(killed).toBe(true);
+    expect(await leader.proc.exited).toBeNull();
+    await eventually('the survivor to take the lease over', () => leads(survivor.url), 20_000, 50);
+    await eventually(
+      'an event for every acknowledged write',
+      () => keys.every((k) => items.of(ns, k).length >= acked.get(k)!.length),
+      30_000,
+      100,
+    );
+    for (const key of keys) {
+      const versions = items.of(ns, key).map((e) => e.version);
+      // Nothing lost, and in order: the first delivery of each event follows the writes' order exactly.
+      expect(versions).toEqual(acked.get(key));
+    }
+  });
+});
+
+/** Produces one command with an optional `authorization` header. */
+async function command(topic: string, value: unknown, token?: string) {
+  await producer.send({
+    topic,
+    messages: [
+      {
+        key: 'command',
+        value: typeof value === 'string' ? value : JSON.stringify(value),
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      },
+    ],
+  });
+}
+
+/** The TTL, seconds, a PUT without `ttl` got. */
+async function defaultTtlOf(url: string, ns: string, token: string): Promise<number> {
+  const res = await fetch(`${url}/api/v1/cache/${ns}/probe-${crypto.randomUUID().slice(0, 6)}`, {
+    method: 'PUT',
+    body: 'x',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { expires_at_ms: number; created_at_ms: number };
+  return Math.round((body.expires_at_ms - body.created_at_ms) / 1000);
+}
+
+const commandCount = async (url: string, token: string, labels: string) => {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+  const line = text.split('\n').find((l) => l.startsWith('strata_hub_commands_total{') && l.includes(labels));
+  return Number(line?.split(' ').at(-1) ?? 0);
+};
+
+describe('config.cache.update and control.cache.action', () => {
+  let issuer: TokenIssuer;
+  let origin: RunningOrigin;
+  let env: Record<string, string>;
+  let admin: string;
+  beforeAll(async () => {
+    issuer = hs256Issuer();
+    env = { ...hubEnv(), ...issuer.env, REDIS_URL: redisUrl, CACHE_DEFAULT_TTL: '3600' };
+    origin = await originFor(env);
+    admin = await issuer.sign();
+    await origin.hubEvents!.commands.ready();
+  });
+  afterAll(async () => {
+    await origin?.close();
+    await issuer?.close();
+  });
+
+  it('a default TTL change applies to the next PUT without ttl; an invalid one is refused, dead-lettered, and the old one stays', async () => {
+    const topic = env.KAFKA_CONFIG_UPDATE_TOPIC!;
+    expect(await defaultTtlOf(origin.url, 'cfg', admin)).toBe(3600);
+    await command(
+      topic,
+      { event: 'config.cache.update', data: { policy: 'defaults', scope: 'all', parameters: { default_ttl: 42 } } },
+      admin,
+    );
+    await eventually(
+      'the new default TTL',
+      async () => (await defaultTtlOf(origin.url, 'cfg', admin)) === 42,
+      15_000,
+      100,
+    );
+    await command(
+      topic,
+      { event: 'config.cache.update', data: { policy: 'defaults', scope: 'all', parameters: { default_ttl: -5 } } },
+      admin,
+    );
+    const [dead] = await readTopic(brokers, `${topic}.dlq`, 1);
+    expect(dead!.headers['strata-error']).toMatch(/CACHE_DEFAULT_TTL/);
+    expect(await commandCount(origin.url, admin, 'result="refused"')).toBe(1);
+    expect(await defaultTtlOf(origin.url, 'cfg', admin)).toBe(42);
+    // A namespace's profile: its own default TTL, the others keep the global one.
+    await command(
+      topic,
+      { event: 'config.cache.update', data: { policy: 'profile', scope: 'cfg-ns', parameters: { ttl: 77 } } },
+      admin,
+    );
+    await eventually(
+      'the profile TTL',
+      async () => (await defaultTtlOf(origin.url, 'cfg-ns', admin)) === 77,
+      15_000,
+      100,
+    );
+    expect(await defaultTtlOf(origin.url, 'cfg', admin)).toBe(42);
+  });
+
+  it('flush, purge and reload run; unauthorised and poison commands go to the dead-letter topic and the partition keeps moving', async () => {
+    const topic = env.KAFKA_CONTROL_TOPIC!;
+    const auth = { authorization: `Bearer ${admin}` };
+    const get = async (key: string) => (await fetch(`${origin.url}/api/v1/cache/ctl/${key}`, { headers: auth })).status;
+    for (const key of ['x', 'y']) expect((await put(origin.url, 'ctl', key, key, auth)).status).toBe(200);
+    // A reader without cache:flush, a token from nobody, and a message that is not JSON: refused, in that order.
+    const reader = await issuer.sign({ scope: ['cache:read'] });
+    await command(topic, { event: 'control.cache.action', data: { action: 'flush', target: 'ctl' } }, reader);
+    await command(topic, { event: 'control.cache.action', data: { action: 'flush', target: 'ctl' } });
+    await command(topic, 'not json', admin);
+    await command(
+      topic,
+      { event: 'control.cache.action', data: { action: 'purge', target: 'ctl', parameters: { keys: ['x'] } } },
+      admin,
+    );
+    await eventually('the purge to run after the refused commands', async () => (await get('x')) === 404, 15_000, 100);
+    expect(await get('y')).toBe(200);
+    const dead = await readTopic(brokers, `${topic}.dlq`, 3);
+    expect(dead.map((m) => m.headers['strata-error']!.split(':')[0])).toEqual([
+      'forbidden',
+      'unauthenticated',
+      'not JSON',
+    ]);
+    await command(topic, { event: 'control.cache.action', data: { action: 'flush', target: 'ctl' } }, admin);
+    await eventually('the flush', async () => (await get('y')) === 404, 15_000, 100);
+    const version = (await (await fetch(`${origin.url}/api/v1/namespaces/ctl`, { headers: auth })).json()) as {
+      version: number;
+    };
+    expect(version.version).toBeGreaterThan(0);
+    await command(topic, { event: 'control.cache.action', data: { action: 'reload', target: 'all' } }, admin);
+    await eventually(
+      'the reload',
+      async () => (await commandCount(origin.url, admin, 'action="reload",result="applied"')) === 1,
+      15_000,
+      100,
+    );
+  });
+});
