@@ -5,6 +5,7 @@ import { CacheError } from '../../shared/errors.ts';
 import { hubAuthHeader } from '../../shared/hub-events.ts';
 import { dlqOriginHeaders, dlqReasonHeader } from '../invalidation/kafka-source.ts';
 import { lazySender } from '../kafka/lazy-sender.ts';
+import { releaseScript } from '../purge/log-group-reader.ts';
 import { type CommandDeps, decodeCommand, type Refused } from './commands.ts';
 
 /** What the consumer reports, for logs and metrics (all optional). */
@@ -91,7 +92,8 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
         try {
           await fn();
         } catch (error) {
-          await redis.del(claim).catch(() => {});
+          // Only this replica's own claim: one that lapsed may be a peer's by now.
+          await redis.eval(releaseScript, 1, claim, replica).catch(() => {});
           throw error;
         }
         await redis.set(claim, 'done', 'PX', doneMs);

@@ -90,8 +90,8 @@ type Decoded = ({ kind: 'entry' } & LogGroupEntry) | { kind: 'lost'; id: string;
 // Renews the lease only while this replica holds it. KEYS: lease. ARGV: replica, ms.
 const renewScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
-// Releases the lease only while this replica holds it. KEYS: lease. ARGV: replica.
-const releaseScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+/** Lua: deletes a lease (or claim) only while `ARGV[1]` holds it (`GET` = holder). KEYS: lease. ARGV: holder. */
+export const releaseScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
 /**
