@@ -108,7 +108,8 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
   const handle = async (p: EachMessagePayload): Promise<void> => {
     const { topic, partition, message } = p;
     const kind = topic === options.configTopic ? 'config' : 'control';
-    const claim = `${options.claimPrefix}:${topic}:${partition}:${message.offset}`;
+    // The timestamp too: a topic deleted and made anew reuses offsets, and must not find old claims done.
+    const claim = `${options.claimPrefix}:${topic}:${partition}:${message.offset}:${message.timestamp}`;
     const auth = message.headers?.[hubAuthHeader];
     const header = Array.isArray(auth) ? auth[0] : auth;
     const decoded = await decodeCommand(kind, message.value, header?.toString('utf8'), options);
