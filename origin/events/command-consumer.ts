@@ -3,7 +3,8 @@ import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { CacheError } from '../../shared/errors.ts';
 import { hubAuthHeader } from '../../shared/hub-events.ts';
-import { dlqOriginHeaders, dlqReasonHeader } from '../invalidation/kafka-source.ts';
+import { deadLetterOf, dlqReasonHeader } from '../invalidation/kafka-source.ts';
+import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import { lazySender } from '../kafka/lazy-sender.ts';
 import { releaseScript } from '../purge/log-group-reader.ts';
 import { type CommandDeps, decodeCommand, type Refused } from './commands.ts';
@@ -76,8 +77,7 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
   const dlq = lazySender(producer, `${options.controlTopic}.dlq`);
   let consumer: Consumer | undefined;
   let stopping = false;
-  let flowing = false;
-  const waiters = new Set<() => void>();
+  const flowing = flowLatch();
   const replica = `${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
 
   /** Runs `fn` in one replica of the region per message; false when a peer did it. */
@@ -132,27 +132,7 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     const reason = refused.reason.slice(0, 500);
     logger.warn({ topic, partition, offset: message.offset, reason }, 'hub command refused; dead-lettered');
     options.events?.onRefused?.(topic, refused.kind);
-    await once(
-      `${claim}:dlq`,
-      () =>
-        dlq.send(
-          [
-            {
-              key: message.key,
-              value: message.value,
-              headers: {
-                ...message.headers,
-                [dlqReasonHeader]: reason,
-                [dlqOriginHeaders.topic]: topic,
-                [dlqOriginHeaders.partition]: String(partition),
-                [dlqOriginHeaders.offset]: message.offset,
-              },
-            },
-          ],
-          `${topic}.dlq`,
-        ),
-      p,
-    );
+    await once(`${claim}:dlq`, () => dlq.send([deadLetterOf(topic, partition, message, reason)], `${topic}.dlq`), p);
   };
 
   /** Retries `handle` until it succeeds; a stop ends it unhandled (the offset is not committed: redelivered). */
@@ -177,22 +157,9 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
   return {
     async start() {
       stopping = false;
-      const c = kafka.consumer({
-        groupId: options.groupId,
-        sessionTimeout: options.sessionTimeoutMs,
-        heartbeatInterval: options.heartbeatIntervalMs,
-        rebalanceTimeout: Math.max(options.sessionTimeoutMs, 10_000),
-        maxWaitTimeInMs: 500,
-        allowAutoTopicCreation: false,
-        retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
-      });
+      const c = kafka.consumer(groupConsumerConfig(options));
       consumer = c;
-      c.on(c.events.FETCH, () => {
-        if (flowing) return;
-        flowing = true;
-        for (const w of waiters) w();
-        waiters.clear();
-      });
+      c.on(c.events.FETCH, () => flowing.open());
       c.on(c.events.CRASH, (e) =>
         logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub command consumer crashed'),
       );
@@ -201,18 +168,7 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
       await c.run({ eachMessage });
     },
     async ready(timeoutMs = 30_000) {
-      if (flowing) return;
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(done);
-          reject(new Error(`hub command consumer did not start within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        waiters.add(done);
-      });
+      await flowing.wait('hub command consumer did not start', timeoutMs);
     },
     async stop() {
       stopping = true;
