@@ -373,7 +373,8 @@ describe('commands with two replicas of a region', () => {
       async () =>
         (await count(a.url, 'action="reload",result="applied"')) === 1 &&
         (await count(b.url, 'action="reload",result="applied"')) === 1,
-      20_000,
+      // Generous: a replica waiting on a peer's claim waits for that peer, on a loaded machine too.
+      60_000,
       100,
     );
     const applied =
