@@ -154,24 +154,66 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     }
   };
 
+  let relaunchDelayMs = 500;
+  let relaunchTimer: NodeJS.Timeout | undefined;
+
+  const launch = async (): Promise<void> => {
+    const c = kafka.consumer(groupConsumerConfig(options));
+    consumer = c;
+    let joined = false;
+    c.on(c.events.GROUP_JOIN, () => {
+      joined = true;
+    });
+    c.on(c.events.FETCH, () => {
+      if (!joined) return;
+      relaunchDelayMs = 500;
+      flowing.open();
+    });
+    c.on(c.events.CRASH, (e) => {
+      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub command consumer crashed');
+      // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
+      if (!e.payload.restart && consumer === c) relaunch();
+    });
+    await c.connect();
+    await c.subscribe({ topics: [options.configTopic, options.controlTopic], fromBeginning: false });
+    await c.run({ eachMessage });
+  };
+
+  /** Rebuilds the consumer after a back-off (a broker unreachable at start, or a crash kafkajs does not restart). */
+  const relaunch = () => {
+    if (stopping || relaunchTimer) return;
+    const old = consumer;
+    consumer = undefined;
+    const delay = relaunchDelayMs;
+    relaunchDelayMs = Math.min(relaunchDelayMs * 2, 10_000);
+    logger.warn({ retryInMs: delay }, 'restarting the hub command consumer');
+    relaunchTimer = setTimeout(() => {
+      relaunchTimer = undefined;
+      void (async () => {
+        await old?.disconnect().catch(() => {});
+        if (!stopping) await launch();
+      })().catch((error: unknown) => {
+        logger.warn({ err: error }, 'hub command consumer start failed');
+        relaunch();
+      });
+    }, delay);
+  };
+
   return {
     async start() {
       stopping = false;
-      const c = kafka.consumer(groupConsumerConfig(options));
-      consumer = c;
-      c.on(c.events.FETCH, () => flowing.open());
-      c.on(c.events.CRASH, (e) =>
-        logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub command consumer crashed'),
-      );
-      await c.connect();
-      await c.subscribe({ topics: [options.configTopic, options.controlTopic], fromBeginning: false });
-      await c.run({ eachMessage });
+      await launch().catch((error: unknown) => {
+        logger.warn({ err: error }, 'kafka not reachable for hub commands yet; will keep trying');
+        relaunch();
+      });
     },
     async ready(timeoutMs = 30_000) {
       await flowing.wait('hub command consumer did not start', timeoutMs);
     },
     async stop() {
       stopping = true;
+      clearTimeout(relaunchTimer);
+      relaunchTimer = undefined;
       await consumer
         ?.disconnect()
         .catch((error: unknown) => logger.warn({ err: error }, 'hub command consumer disconnect'));

@@ -260,6 +260,23 @@ const commandCount = async (url: string, token: string | null, labels: string) =
   return Number(line?.split(' ').at(-1) ?? 0);
 };
 
+/**
+ * Sends `probe` until `seen` holds (a consumer of a new group starts at the
+ * end of the topic, so a probe sent before it placed itself is not seen).
+ */
+async function probeUntil(what: string, probe: () => Promise<void>, seen: () => Promise<boolean>) {
+  await eventually(
+    what,
+    async () => {
+      if (await seen()) return true;
+      await probe();
+      return await eventually(`${what} (probe)`, seen, 3_000, 100).catch(() => false);
+    },
+    60_000,
+    0,
+  );
+}
+
 describe('config.cache.update and control.cache.action', () => {
   let issuer: TokenIssuer;
   let origin: RunningOrigin;
@@ -271,6 +288,30 @@ describe('config.cache.update and control.cache.action', () => {
     origin = await originFor(env);
     admin = await issuer.sign();
     await origin.hubEvents!.commands.ready();
+    // The origin reads both command topics from here on: it obeyed a first command on each (changing nothing).
+    await probeUntil(
+      'a reload from the control topic',
+      () =>
+        command(
+          env.KAFKA_CONTROL_TOPIC!,
+          { event: 'control.cache.action', data: { action: 'reload', target: 'all' } },
+          admin,
+        ),
+      async () => (await commandCount(origin.url, admin, 'action="reload",result="applied"')) >= 1,
+    );
+    await probeUntil(
+      'a change from the config topic',
+      () =>
+        command(
+          env.KAFKA_CONFIG_UPDATE_TOPIC!,
+          {
+            event: 'config.cache.update',
+            data: { policy: 'defaults', scope: 'all', parameters: { default_ttl: 3600 } },
+          },
+          admin,
+        ),
+      async () => (await commandCount(origin.url, admin, 'action="defaults",result="applied"')) >= 1,
+    );
   });
   afterAll(async () => {
     await origin?.close();
@@ -344,13 +385,10 @@ describe('config.cache.update and control.cache.action', () => {
       version: number;
     };
     expect(version.version).toBeGreaterThan(0);
+    const reloads = () => commandCount(origin.url, admin, 'action="reload",result="applied"');
+    const before = await reloads();
     await command(topic, { event: 'control.cache.action', data: { action: 'reload', target: 'all' } }, admin);
-    await eventually(
-      'the reload',
-      async () => (await commandCount(origin.url, admin, 'action="reload",result="applied"')) === 1,
-      15_000,
-      100,
-    );
+    await eventually('the reload', async () => (await reloads()) === before + 1, 15_000, 100);
   });
 });
 
@@ -364,15 +402,21 @@ describe('commands with two replicas of a region', () => {
     await a.hubEvents!.commands.ready();
     await b.hubEvents!.commands.ready();
     const topic = env.KAFKA_CONTROL_TOPIC!;
+    const count = (url: string, labels: string) => commandCount(url, null, labels);
+    const reloads = async (url: string) => await count(url, 'action="reload",result="applied"');
+    // Both replicas read the topic from here on: each obeyed a first reload.
+    await probeUntil(
+      'both replicas to read the control topic',
+      () => command(topic, { event: 'control.cache.action', data: { action: 'reload', target: 'all' } }),
+      async () => (await reloads(a.url)) >= 1 && (await reloads(b.url)) >= 1,
+    );
+    const before = [await reloads(a.url), await reloads(b.url)];
     await command(topic, 'poison');
     await command(topic, { event: 'control.cache.action', id: 'op-1', data: { action: 'flush', target: 'twice' } });
     await command(topic, { event: 'control.cache.action', data: { action: 'reload', target: 'all' } });
-    const count = (url: string, labels: string) => commandCount(url, null, labels);
     await eventually(
       'both replicas to reload',
-      async () =>
-        (await count(a.url, 'action="reload",result="applied"')) === 1 &&
-        (await count(b.url, 'action="reload",result="applied"')) === 1,
+      async () => (await reloads(a.url)) === before[0]! + 1 && (await reloads(b.url)) === before[1]! + 1,
       // Generous: a replica waiting on a peer's claim waits for that peer, on a loaded machine too.
       60_000,
       100,
