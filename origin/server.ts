@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
@@ -246,7 +247,8 @@ export async function startOrigin(
   });
   // Warm jobs keep their state beside the entries, so any replica answers for any job.
   const jobStore = store.redisClient ? redisJobStore(store.redisClient) : memoryJobStore();
-  const replica = `${config.ORIGIN_ID ?? hostname()}:${process.pid}`;
+  // Unique per started origin (two may share a process in tests): it owns leases and names a job's runner.
+  const replica = `${config.ORIGIN_ID ?? hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const allowedOrigins = new Set(config.WARM_ALLOWED_ORIGINS ?? []);
   const warmEvents = warmMetrics(metrics.registry);
   const warmJobs = new WarmJobs({
