@@ -285,6 +285,35 @@ describe.each(stores)('warm jobs on the %s store', (_name, storeEnv) => {
   });
 });
 
+describe('npm run warm', () => {
+  it('follows the job to its end, lists the failed items and exits 1 when any failed, 0 when none did', async () => {
+    const origin = await originFor({ REDIS_URL: inject('redisUrl') });
+    cleanups.push(() => origin.close());
+    const ns = `warmcli${Date.now().toString(36)}`;
+    const good = join(dir, `${ns}.jsonl`);
+    writeFileSync(good, `${JSON.stringify({ key: 'a', value: 'A' })}\n${JSON.stringify({ key: 'b', value: 'B' })}\n`);
+    const bad = join(dir, `${ns}.csv`);
+    writeFileSync(bad, 'key,value,ttl\nc,C,60\nd,D,0\n');
+    const run = async (file: string) => {
+      const proc = spawnEntry('scripts/warm.ts', cleanEnv({ ORIGIN_URL: origin.url }), [
+        '--file',
+        file,
+        '--namespace',
+        ns,
+      ]);
+      return { code: await proc.exited, out: proc.stdout(), err: proc.stderr() };
+    };
+    const ok = await run(good);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/^done: 2 loaded, 0 failed/m);
+    const failed = await run(bad);
+    expect(failed.code, failed.err).toBe(1);
+    expect(failed.out).toMatch(/^done: 1 loaded, 1 failed/m);
+    expect(failed.out).toMatch(/^failed d \(line 2\): ttl: /m);
+    expect(await (await fetch(`${origin.url}/api/v1/cache/${ns}/c`)).text()).toBe('C');
+  });
+});
+
 describe('warm jobs across replicas on Redis', () => {
   let replica: RunningOrigin;
   beforeAll(async () => {
