@@ -22,6 +22,7 @@ import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
 import { table } from './trace.ts';
 import { upstashBenchmarks } from './upstash.ts';
+import { warmBenchmarks } from './warm.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,6 +61,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
+  warm: () => withRedis((redisUrl) => warmBenchmarks({ redisUrl })),
 };
 
 process.stdout.write(

@@ -32,6 +32,7 @@ import {
   reloadResponseSchema,
 } from './schemas.ts';
 import { edgeReportSchema } from './stats.ts';
+import { warmOpenApiPaths } from './warm.ts';
 
 /**
  * The OpenAPI 3.1 description of the REST API, built from the same zod
@@ -728,6 +729,9 @@ export function openApiDocument(
       ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
       ...listingOpenApiPaths({ commonErrors, namespaceParam, schema }),
       ...originPaths,
+      ...(options.side === 'origin'
+        ? warmOpenApiPaths({ commonErrors, error, schema, namespacePattern, ttlMinimum, ttlMaximum })
+        : {}),
     },
   };
 }

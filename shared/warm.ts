@@ -174,5 +174,118 @@ export type WarmJob = z.infer<typeof warmJobSchema>;
 /** `POST /api/v1/jobs/warm` (202). */
 export const warmStartedSchema = z.object({ id: z.string(), state: z.enum(warmJobStates), href: z.string() });
 
-/** A job id: a UUID. */
-export const jobIdSchema = z.string().uuid('job id must be a UUID');
+/** A job id: a UUID (RFC 9562 syntax, any version, as JSON Schema's `uuid` format). */
+export const jobIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'job id must be a UUID');
+
+type Json = Record<string, unknown>;
+
+/**
+ * The OpenAPI paths of warm jobs (origin only), built from the same limits
+ * the handlers validate with; `shared/openapi.ts` adds them.
+ */
+export function warmOpenApiPaths(parts: {
+  readonly commonErrors: Json;
+  readonly error: (description: string, code: string, message: string) => Json;
+  readonly schema: (s: z.ZodType, io: 'input' | 'output') => Json;
+  readonly namespacePattern: string;
+  readonly ttlMinimum: number;
+  readonly ttlMaximum: number;
+}): Json {
+  const { commonErrors, error } = parts;
+  const job = {
+    description: 'the job',
+    content: { 'application/json': { schema: parts.schema(warmJobSchema, 'output') } },
+  };
+  const notFound = {
+    '404': error('CACHE_001: no such job (or it finished more than a day ago)', 'CACHE_001', 'Job not found'),
+  };
+  const idParam = {
+    name: 'id',
+    in: 'path',
+    required: true,
+    schema: { type: 'string', format: 'uuid' },
+    example: '0f8fad5b-d9cb-469f-a165-70867728950e',
+  };
+  const int = (name: string, minimum: number, maximum: number, description: string) => ({
+    name,
+    in: 'query',
+    description,
+    schema: { type: 'integer', minimum, maximum },
+  });
+  return {
+    '/api/v1/jobs/warm': {
+      post: {
+        operationId: 'startWarmJob',
+        summary:
+          'Start a warm job loading entries into the namespace through the normal write path (cache:write in the namespace); the body is the data in `format`, streamed, of any length up to 1 GiB. URL sources fetch only from WARM_ALLOWED_ORIGINS: any other origin, also as a redirect target, is refused before a request is sent',
+        parameters: [
+          {
+            name: 'namespace',
+            in: 'query',
+            required: true,
+            schema: { type: 'string', pattern: parts.namespacePattern },
+          },
+          {
+            name: 'format',
+            in: 'query',
+            required: true,
+            description:
+              '`jsonl`: one `{"key","value","encoding":"text|base64","ttl","tags","content_type"}` a line; `csv`: a header row naming the same columns (`tags` a comma list); `keys`: one key a line, each fetched from `url_template`; `trace`: a block trace CSV (`version,time,op,size,lbn`) whose `top` most requested keys are fetched from `url_template`',
+            schema: { type: 'string', enum: [...warmFormats] },
+          },
+          {
+            name: 'url_template',
+            in: 'query',
+            description:
+              'required for `keys` and `trace`: `http(s)://host/…{key}…`, the key percent-encoded into it; its origin must be on WARM_ALLOWED_ORIGINS (else 400 CACHE_004)',
+            schema: { type: 'string', minLength: 5, maxLength: 2048, pattern: '\\{key\\}' },
+          },
+          int('top', 1, maxWarmKeys, 'most requested keys of a trace to load (default 1000)'),
+          int('concurrency', 1, maxWarmConcurrency, 'fetches at once (default 8)'),
+          int(
+            'retries',
+            0,
+            10,
+            'retries of a failing fetch (5xx, 408, 429, network), with exponential back-off (default 3)',
+          ),
+          int(
+            'ttl',
+            parts.ttlMinimum,
+            parts.ttlMaximum,
+            'seconds, for entries that give none (default CACHE_DEFAULT_TTL)',
+          ),
+        ],
+        requestBody: {
+          required: false,
+          content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        responses: {
+          '202': {
+            description: 'started; follow `href`',
+            headers: { Location: { schema: { type: 'string' } } },
+            content: { 'application/json': { schema: parts.schema(warmStartedSchema, 'output') } },
+          },
+          '413': error('CACHE_003: body over 1 GiB', 'CACHE_003', 'Warm input too large'),
+          ...commonErrors,
+        },
+      },
+    },
+    '/api/v1/jobs/{id}': {
+      parameters: [idParam],
+      get: {
+        operationId: 'getWarmJob',
+        summary:
+          'Progress of a job (cache:write in its namespace): done, failed (each failed item listed, the first 1000), bytes, rate, ETA, hit ratio while warming. A job whose replica stopped heartbeating is reported failed',
+        responses: { '200': job, ...notFound, ...commonErrors },
+      },
+      delete: {
+        operationId: 'cancelWarmJob',
+        summary:
+          'Cancel a job (cache:write in its namespace); answers the job, which ends `cancelled` at once on its replica or at its next heartbeat (about a second) from another',
+        responses: { '200': job, ...notFound, ...commonErrors },
+      },
+    },
+  };
+}
