@@ -11,7 +11,8 @@ import { startProcess } from './procs.ts';
 const entries = 100_000;
 const ttlSeconds = 3600;
 
-const valueOf = (i: number) => JSON.stringify({ id: i, name: `character-${i}`, level: i % 99, guild: `g${i % 500}` });
+const characterValue = (i: number) =>
+  JSON.stringify({ id: i, name: `character-${i}`, level: i % 99, guild: `g${i % 500}` });
 
 /** Seconds from the start of the upload until the job reads `done` (polled every 20 ms). */
 async function warmSeconds(originUrl: string, file: string, namespace: string): Promise<number> {
@@ -43,7 +44,7 @@ async function bareSetSeconds(redisUrl: string): Promise<number> {
     for (let start = 0; start < entries; start += 1000) {
       const pipeline = redis.pipeline();
       for (let i = start; i < Math.min(start + 1000, entries); i++) {
-        pipeline.set(`bench-bare:character:${i}`, valueOf(i), 'EX', ttlSeconds);
+        pipeline.set(`bench-bare:character:${i}`, characterValue(i), 'EX', ttlSeconds);
       }
       await pipeline.exec();
     }
@@ -68,7 +69,7 @@ export async function warmBenchmarks(options: { redisUrl: string }): Promise<Ben
   let valueBytes = 0;
   const lines: string[] = [];
   for (let i = 0; i < entries; i++) {
-    const value = valueOf(i);
+    const value = characterValue(i);
     valueBytes += Buffer.byteLength(value);
     lines.push(JSON.stringify({ key: `character:${i}`, value, ttl: ttlSeconds }));
   }

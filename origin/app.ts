@@ -72,6 +72,11 @@ export interface OriginAppDeps {
   };
 }
 
+/** The dashboard's view of the ten most recent warm jobs: progress without the failed items. */
+async function dashboardJobs(jobs: WarmJobs): Promise<unknown[]> {
+  return (await jobs.recent(10)).map(({ failed_items: _, ...job }) => job);
+}
+
 /**
  * Builds the origin's Hono app from injected parts; its whole route table
  * is here: `/health` (liveness), `/ready` (writes durable: store reachable
@@ -180,7 +185,15 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   );
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
-    app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));
+    app.route(
+      '/',
+      dashboardRoutes(
+        deps.dashboard.stats,
+        deps.dashboard.sampleSeconds,
+        deps.dashboard.evictionPolicy,
+        deps.warm ? () => dashboardJobs(deps.warm!.jobs) : undefined,
+      ),
+    );
   if (deps.warm) {
     app.route(
       '/',

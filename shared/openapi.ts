@@ -632,6 +632,7 @@ export function openApiDocument(
                           breaker_states: { type: 'array', items: { type: 'string' } },
                           edges: { type: 'array', items: { type: 'object' } },
                           points: { type: 'array', items: { type: 'object' } },
+                          warm_jobs: { type: 'array', items: { type: 'object' }, description: 'recent warm jobs' },
                         },
                         required: ['sample_seconds', 'breaker_states', 'edges', 'points'],
                       },

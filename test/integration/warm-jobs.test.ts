@@ -132,6 +132,9 @@ describe.each(stores)('warm jobs on the %s store', (_name, storeEnv) => {
     }
     const metrics = await (await fetch(`${origin.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`strata_warm_items_total\\{result="loaded"[^}]*\\} ${count}`));
+    // The dashboard's numbers list the job.
+    const stats = (await (await fetch(`${origin.url}/api/v1/stats`)).json()) as { warm_jobs: WarmJob[] };
+    expect(stats.warm_jobs.find((j) => j.id === id)).toMatchObject({ namespace: ns, state: 'done', done: count });
   }, 180_000);
 
   it('a CSV file loads with tags and base64 values, and bad lines are listed as failed items, not skipped', async () => {
