@@ -9,6 +9,7 @@ import type { RunningOrigin } from '../../origin/server.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
 import { errorEnvelopeSchema } from '../../shared/errors.ts';
 import { type WarmJob, warmJobSchema, warmStartedSchema } from '../../shared/warm.ts';
+import { hs256Issuer } from '../support/jwt.ts';
 import { cleanEnv, spawnEntry } from '../support/spawn-entry.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -285,6 +286,69 @@ describe.each(stores)('warm jobs on the %s store', (_name, storeEnv) => {
     expect(source.requests.length).toBe(2);
     await expectError(await fetch(`${origin.url}/api/v1/jobs/${crypto.randomUUID()}`), 404, 'CACHE_001');
     await expectError(await fetch(`${origin.url}/api/v1/jobs/not-a-uuid`), 400, 'CACHE_004');
+  });
+});
+
+describe('warm job sources and grants', () => {
+  it("a trace source loads the trace's most requested keys from the URL template, most requested first", async () => {
+    const source = await dataSource((key, _req, res) => res.writeHead(200).end(`block ${key}`));
+    cleanups.push(() => source.close());
+    const origin = await originFor({ WARM_ALLOWED_ORIGINS: source.origin });
+    cleanups.push(() => origin.close());
+    // lbn 300 is asked for three times, 200 twice (a read and a write), 100 once.
+    const trace = [
+      'version,time,op,size,lbn',
+      '1,0,28,4096,100',
+      '1,0,28,4096,300',
+      '1,1,2a,4096,200',
+      '1,1,28,4096,300',
+      '1,2,28,4096,200',
+      '1,2,28,4096,300',
+    ].join('\n');
+    const id = await started(
+      await startWarm(
+        origin.url,
+        {
+          namespace: 'warmtrace',
+          format: 'trace',
+          top: '2',
+          concurrency: '1',
+          url_template: `${source.origin}/items/{key}`,
+        },
+        trace,
+      ),
+    );
+    expect(await finished(origin.url, id)).toMatchObject({ state: 'done', total: 2, done: 2, failed: 0 });
+    expect(source.requests).toEqual(['/items/300', '/items/200']);
+    expect(await (await fetch(`${origin.url}/api/v1/cache/warmtrace/300`)).text()).toBe('block 300');
+    expect((await fetch(`${origin.url}/api/v1/cache/warmtrace/100`)).status).toBe(404);
+  });
+
+  it('starting, reading and cancelling a job need cache:write in its namespace', async () => {
+    const issuer = hs256Issuer();
+    const origin = await originFor(issuer.env);
+    cleanups.push(() => origin.close());
+    const writer = { Authorization: `Bearer ${await issuer.sign({ scope: ['cache:write'], ns: ['warmauth'] })}` };
+    const reader = { Authorization: `Bearer ${await issuer.sign({ scope: ['cache:read'], ns: ['warmauth'] })}` };
+    const elsewhere = { Authorization: `Bearer ${await issuer.sign({ scope: ['cache:write'], ns: ['other'] })}` };
+    const post = (headers: Record<string, string>) =>
+      fetch(`${origin.url}/api/v1/jobs/warm?namespace=warmauth&format=jsonl`, {
+        method: 'POST',
+        headers,
+        body: '{"key":"a","value":"A"}',
+      });
+    await expectError(await post({}), 401, 'AUTH_001');
+    await expectError(await post(reader), 403, 'AUTH_002');
+    await expectError(await post(elsewhere), 403, 'AUTH_002');
+    const res = await post(writer);
+    const id = await started(res);
+    await expectError(await fetch(`${origin.url}/api/v1/jobs/${id}`, { headers: elsewhere }), 403, 'AUTH_002');
+    await expectError(
+      await fetch(`${origin.url}/api/v1/jobs/${id}`, { method: 'DELETE', headers: reader }),
+      403,
+      'AUTH_002',
+    );
+    expect((await fetch(`${origin.url}/api/v1/jobs/${id}`, { headers: writer })).status).toBe(200);
   });
 });
 
