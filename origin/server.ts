@@ -341,7 +341,7 @@ export async function startOrigin(
     async close() {
       canary?.stop();
       warmOnStart?.stop();
-      warmJobs.stopAll();
+      await warmJobs.stopAll();
       namespaces.close();
       await reclaimer?.stop();
       await observability.stop();

@@ -79,8 +79,13 @@ export function memoryJobStore(now: () => number = Date.now): JobStore {
   const jobs = new Map<string, { job: JobRecord; failures: FailedItem[] }>();
   const leases = new Map<string, { owner: string; untilMs: number }>();
   const marks = new Map<string, number>();
+  const prune = () => {
+    const cutoff = now() - finishedJobRetentionMs;
+    for (const [id, e] of jobs) if (e.job.finishedMs !== null && e.job.finishedMs < cutoff) jobs.delete(id);
+  };
   return {
     async create(job) {
+      prune();
       jobs.set(job.id, { job: { ...job }, failures: [] });
     },
     async progress(id, progress) {
@@ -108,8 +113,7 @@ export function memoryJobStore(now: () => number = Date.now): JobStore {
       return entry !== undefined;
     },
     async recent(limit) {
-      const cutoff = now() - finishedJobRetentionMs;
-      for (const [id, e] of jobs) if (e.job.finishedMs !== null && e.job.finishedMs < cutoff) jobs.delete(id);
+      prune();
       return [...jobs.values()]
         .map((e) => ({ ...e.job }))
         .sort((a, b) => b.createdMs - a.createdMs)

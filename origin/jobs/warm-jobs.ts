@@ -50,6 +50,8 @@ export interface WarmJobsOptions {
 export class WarmJobs {
   readonly #o: WarmJobsOptions;
   readonly #running = new Map<string, AbortController>();
+  readonly #ending = new Set<Promise<JobRecord>>();
+  #shuttingDown = false;
   readonly #now: () => number;
 
   constructor(options: WarmJobsOptions) {
@@ -100,6 +102,8 @@ export class WarmJobs {
     }
     await this.#o.store.create(job);
     const done = this.#run(job, spec, input).finally(() => cleanup?.());
+    this.#ending.add(done);
+    void done.finally(() => this.#ending.delete(done));
     return { id: job.id, done };
   }
 
@@ -161,6 +165,11 @@ export class WarmJobs {
       state = controller.signal.aborted ? 'cancelled' : 'failed';
       error = state === 'failed' ? (e instanceof Error ? e.message : String(e)) : null;
     } finally {
+      // Stopped by a shutdown, not by a caller: the job did not finish.
+      if (this.#shuttingDown && controller.signal.aborted) {
+        state = 'failed';
+        error = `the replica running it (${this.#o.replica}) shut down`;
+      }
       clearInterval(timer);
       this.#running.delete(job.id);
       events?.onRunning?.(-1);
@@ -168,7 +177,8 @@ export class WarmJobs {
     await beating;
     await beat().catch(() => {});
     const end = this.#now();
-    await this.#o.store.finish(job.id, state, error, end);
+    // A store that cannot take the end now leaves the job to be reported failed by its stale heartbeat.
+    await this.#o.store.finish(job.id, state, error, end).catch(() => {});
     Object.assign(job, { state, error, finishedMs: end });
     events?.onFinished?.(job);
     return job;
@@ -224,9 +234,11 @@ export class WarmJobs {
     return views.filter((v): v is WarmJob => v !== null);
   }
 
-  /** Aborts the jobs running here (origin shutdown): they end `cancelled`. */
-  stopAll(): void {
+  /** Origin shutdown: aborts the jobs running here and waits until each has recorded its end (`failed`, "shut down"). */
+  async stopAll(): Promise<void> {
+    this.#shuttingDown = true;
     for (const controller of this.#running.values()) controller.abort();
+    await Promise.allSettled([...this.#ending]);
   }
 }
 

@@ -427,6 +427,24 @@ describe('warm jobs across replicas on Redis', () => {
     expect((await job(replica.url, id)).state).toBe('failed');
   });
 
+  it('a job running on an origin that shuts down ends failed, saying so, at once', async () => {
+    const source = await dataSource(() => {});
+    cleanups.push(() => source.close());
+    const runner = await originFor({ REDIS_URL: inject('redisUrl'), WARM_ALLOWED_ORIGINS: source.origin });
+    const id = await started(
+      await startWarm(
+        runner.url,
+        { namespace: 'warmshutdown', format: 'keys', url_template: `${source.origin}/items/{key}` },
+        'a\nb',
+      ),
+    );
+    await eventually('a fetch in flight', () => source.requests.length > 0);
+    await runner.close();
+    const last = await job(replica.url, id);
+    expect(last.state).toBe('failed');
+    expect(last.error).toMatch(/shut down/);
+  });
+
   it('a cancel sent to another replica stops the job where it runs', async () => {
     const held: ServerResponse[] = [];
     const source = await dataSource((_key, _req, res) => held.push(res));
