@@ -12,14 +12,15 @@ type Env = Record<string, string | undefined>;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** The items of a comma list, trimmed, empty ones dropped. */
+const commaItems = (s: string): string[] =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const commaList = z
   .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
-  )
+  .transform(commaItems)
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
 
 /** Eviction policy of the in-memory tiers (embedded store, fallback tier, edge tier): `lru`, `lfu` (with dynamic aging) or `s3fifo`. */
@@ -48,12 +49,7 @@ const warmVars = {
   /** Origins (`https://host[:port]`, comma list) warm jobs may fetch values from; unset = no URL sources. */
   WARM_ALLOWED_ORIGINS: z
     .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
+    .transform(commaItems)
     .pipe(
       z.array(
         z
@@ -90,12 +86,7 @@ const originConfigFields = z.object({
   /** Namespaces whose every write is encrypted at rest (comma list); needs ENCRYPTION_KEYS. */
   ENCRYPTED_NAMESPACES: z
     .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
+    .transform(commaItems)
     .pipe(z.array(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'expected namespaces')))
     .optional(),
   ORIGIN_PORT: port.default(8080),

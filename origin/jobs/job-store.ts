@@ -29,6 +29,27 @@ export interface JobRecord {
   cancel: boolean;
 }
 
+/** A job just started: running, nothing loaded yet. */
+export function newJobRecord(
+  fields: Pick<JobRecord, 'id' | 'namespace' | 'format' | 'replica' | 'createdMs' | 'total' | 'inputTotalBytes'>,
+): JobRecord {
+  return {
+    ...fields,
+    state: 'running',
+    updatedMs: fields.createdMs,
+    heartbeatMs: fields.createdMs,
+    finishedMs: null,
+    done: 0,
+    failed: 0,
+    bytes: 0,
+    inputBytes: 0,
+    reads: 0,
+    hits: 0,
+    error: null,
+    cancel: false,
+  };
+}
+
 /** The progress fields a running job writes with each heartbeat. */
 export type JobProgress = Pick<
   JobRecord,

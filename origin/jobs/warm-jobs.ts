@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { WarmJob } from '../../shared/warm.ts';
 import type { CacheService } from '../cache-service.ts';
-import type { JobRecord, JobStore } from './job-store.ts';
+import { type JobRecord, type JobStore, newJobRecord } from './job-store.ts';
 import { checkTemplate, type UrlFetchOptions } from './url-source.ts';
 import { type RunProgress, runWarm, type WarmInput, type WarmSpec } from './warm-runner.ts';
 
@@ -75,31 +75,15 @@ export class WarmJobs {
     cleanup?: () => Promise<void>,
   ): Promise<{ id: string; done: Promise<JobRecord> }> {
     if (spec.urlTemplate !== undefined) checkTemplate(spec.urlTemplate, this.#o.allowedOrigins);
-    const now = this.#now();
-    const job: JobRecord = {
+    const job = newJobRecord({
       id: randomUUID(),
       namespace: spec.namespace,
       format: spec.format,
-      state: 'running',
-      createdMs: now,
-      updatedMs: now,
-      heartbeatMs: now,
-      finishedMs: null,
-      total: 'keys' in input ? input.keys.length : null,
-      done: 0,
-      failed: 0,
-      bytes: 0,
-      inputBytes: 0,
-      inputTotalBytes: null,
-      reads: 0,
-      hits: 0,
-      error: null,
       replica: this.#o.replica,
-      cancel: false,
-    };
-    if ('path' in input) {
-      job.inputTotalBytes = (await stat(input.path)).size;
-    }
+      createdMs: this.#now(),
+      total: 'keys' in input ? input.keys.length : null,
+      inputTotalBytes: 'path' in input ? (await stat(input.path)).size : null,
+    });
     await this.#o.store.create(job);
     const done = this.#run(job, spec, input).finally(() => cleanup?.());
     this.#ending.add(done);

@@ -2,31 +2,21 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { CacheService } from '../../origin/cache-service.ts';
 import { hottestKeys } from '../../origin/jobs/inputs.ts';
-import { type JobRecord, memoryJobStore } from '../../origin/jobs/job-store.ts';
+import { type JobRecord, memoryJobStore, newJobRecord } from '../../origin/jobs/job-store.ts';
 import { checkTemplate } from '../../origin/jobs/url-source.ts';
 import { jobView, WarmJobs } from '../../origin/jobs/warm-jobs.ts';
 import { CacheError } from '../../shared/errors.ts';
 
 const record = (over: Partial<JobRecord> = {}): JobRecord => ({
-  id: '0f8fad5b-d9cb-469f-a165-70867728950e',
-  namespace: 'ns',
-  format: 'keys',
-  state: 'running',
-  createdMs: 1_000_000,
-  updatedMs: 1_000_000,
-  heartbeatMs: 1_000_000,
-  finishedMs: null,
-  total: null,
-  done: 0,
-  failed: 0,
-  bytes: 0,
-  inputBytes: 0,
-  inputTotalBytes: null,
-  reads: 0,
-  hits: 0,
-  error: null,
-  replica: 'r1',
-  cancel: false,
+  ...newJobRecord({
+    id: '0f8fad5b-d9cb-469f-a165-70867728950e',
+    namespace: 'ns',
+    format: 'keys',
+    replica: 'r1',
+    createdMs: 1_000_000,
+    total: null,
+    inputTotalBytes: null,
+  }),
   ...over,
 });
 
