@@ -507,6 +507,22 @@ describe('start-up warming (WARM_ON_START)', () => {
     expect(await (await fetch(`${second.url}/api/v1/cache/warmstart/a`)).text()).toBe('warm a');
   });
 
+  it("a file source on the origin's disk is loaded at start-up, and /ready shows the warming done", async () => {
+    const file = join(dir, 'start.jsonl');
+    writeFileSync(file, `${JSON.stringify({ key: 'x', value: 'X', tags: ['boot'] })}\n`);
+    const origin = await originFor({
+      WARM_ON_START: JSON.stringify([{ namespace: 'warmboot', format: 'jsonl', file }]),
+    });
+    cleanups.push(() => origin.close());
+    const ready = await eventually('ready', async () => {
+      const res = await fetch(`${origin.url}/ready`);
+      return res.status === 200 ? ((await res.json()) as { warming: { state: string; jobs: string[] } }) : null;
+    });
+    expect(ready.warming).toMatchObject({ state: 'done', jobs: [expect.any(String)] });
+    expect(await job(origin.url, ready.warming.jobs[0]!)).toMatchObject({ state: 'done', done: 1, failed: 0 });
+    expect(await (await fetch(`${origin.url}/api/v1/cache/warmboot/x`)).text()).toBe('X');
+  });
+
   it('/ready stops waiting at WARM_ON_START_DEADLINE_SECONDS', async () => {
     const source = await dataSource(() => {});
     cleanups.push(() => source.close());
