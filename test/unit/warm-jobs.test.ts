@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { CacheService } from '../../origin/cache-service.ts';
 import { hottestKeys } from '../../origin/jobs/inputs.ts';
-import { type JobRecord, memoryJobStore, newJobRecord } from '../../origin/jobs/job-store.ts';
+import { type JobRecord, type JobStore, memoryJobStore, newJobRecord } from '../../origin/jobs/job-store.ts';
 import { checkTemplate } from '../../origin/jobs/url-source.ts';
 import { jobView, WarmJobs } from '../../origin/jobs/warm-jobs.ts';
+import { WarmOnStart } from '../../origin/jobs/warm-on-start.ts';
 import { CacheError } from '../../shared/errors.ts';
 
 const record = (over: Partial<JobRecord> = {}): JobRecord => ({
@@ -94,5 +95,87 @@ describe('hottest keys of a trace', () => {
     expect(await hottestKeys(Readable.from([trace]), 10)).toEqual(['a', 'b', 'c']);
     expect(await hottestKeys(Readable.from([trace]), 1)).toEqual(['a']);
     await expect(hottestKeys(Readable.from(['version\n1,2,3\n']), 5)).rejects.toThrow(/line 2/);
+  });
+});
+
+describe('start-up warming, once per region', () => {
+  const sources = [{ namespace: 'ns', format: 'keys' as const, keys: ['a'], url_template: 'https://d.example/{key}' }];
+
+  it('a waiting replica takes the lease over when its holder stops renewing it, runs the warming and marks it done', async () => {
+    let now = 1_000_000;
+    const store = memoryJobStore(() => now);
+    let holderDead = false;
+    // The holder's view of the store: after its death no call of it reaches the store.
+    const holderStore: JobStore = {
+      ...store,
+      lease: (name, owner, ttlMs) => (holderDead ? Promise.reject(new Error('dead')) : store.lease(name, owner, ttlMs)),
+      release: (name, owner) => (holderDead ? Promise.reject(new Error('dead')) : store.release(name, owner)),
+    };
+    const ran: string[] = [];
+    let endHeldJob = () => {};
+    const jobsOf = (replica: string, finishes: boolean) =>
+      ({
+        start: async () => {
+          ran.push(replica);
+          const job = newJobRecord({
+            id: `${replica}-job`,
+            namespace: 'ns',
+            format: 'keys',
+            replica,
+            createdMs: now,
+            total: 1,
+            inputTotalBytes: null,
+          });
+          return {
+            id: job.id,
+            done: finishes
+              ? Promise.resolve({ ...job, state: 'done' as const, done: 1 })
+              : new Promise<JobRecord>((resolve) => {
+                  endHeldJob = () => resolve({ ...job, state: 'failed' });
+                }),
+          };
+        },
+      }) as unknown as WarmJobs;
+    const common = { sources, region: 'eu', deadlineSeconds: 3600, leaseMs: 1_000, pollMs: 5, now: () => now };
+    const holder = new WarmOnStart({ ...common, jobs: jobsOf('A', false), store: holderStore, replica: 'A' });
+    const waiter = new WarmOnStart({ ...common, jobs: jobsOf('B', true), store, replica: 'B' });
+    void holder.start();
+    await vi.waitFor(() => expect(holder.status.state).toBe('running'));
+    void waiter.start();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(waiter.status.state).toBe('waiting');
+    expect(waiter.ready).toBe(false);
+    holderDead = true;
+    now += 1_001;
+    await vi.waitFor(() => expect(waiter.status.state).toBe('done'));
+    expect(ran).toEqual(['A', 'B']);
+    expect(waiter.ready).toBe(true);
+    // A third replica finds the mark and runs nothing.
+    const late = new WarmOnStart({ ...common, jobs: jobsOf('C', true), store, replica: 'C' });
+    await late.start();
+    expect(late.status.state).toBe('done');
+    expect(ran).toEqual(['A', 'B']);
+    holder.stop();
+    waiter.stop();
+    // The dead holder's job ends (its process would be gone); its renewal timer stops with it.
+    endHeldJob();
+  });
+
+  it('/ready stops waiting at the deadline even while the warming runs', () => {
+    let now = 0;
+    const onStart = new WarmOnStart({
+      sources,
+      jobs: {} as WarmJobs,
+      store: memoryJobStore(() => now),
+      region: 'eu',
+      replica: 'A',
+      deadlineSeconds: 10,
+      now: () => now,
+    });
+    expect(onStart.ready).toBe(false);
+    now = 9_999;
+    expect(onStart.status.deadline_seconds_left).toBe(1);
+    now = 10_000;
+    expect(onStart.ready).toBe(true);
   });
 });
