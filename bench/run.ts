@@ -27,6 +27,7 @@ import { runtimeBenchmarks } from './runtimes-bench.ts';
 import { stampedeBenchmarks } from './stampede.ts';
 import { table } from './trace.ts';
 import { upstashBenchmarks } from './upstash.ts';
+import { warmBenchmarks } from './warm.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,6 +73,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
   perf: () => perfBenchmarks(options),
   regions: () => regionBenchmarks(options),
+  warm: () => withRedis((redisUrl) => warmBenchmarks({ redisUrl })),
 };
 
 process.stdout.write(

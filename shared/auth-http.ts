@@ -46,6 +46,7 @@ const openPaths = new Set([
  * | `PUT /api/v1/cache/{ns}/{key}`, `POST …/{ns}/batch/set` | `cache:write` in `ns` |
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
+ * | `POST /api/v1/jobs/warm`, `GET`/`DELETE /api/v1/jobs/{id}` | `cache:write` in the job's namespace, checked by the route |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
  * | `POST /api/v1/purge/applied` | `cache:read` in `*` (an edge reporting what it applied of that stream) |
  * | `GET /api/v1/namespaces` | `metrics:read` |
