@@ -32,6 +32,7 @@ import {
   reloadResponseSchema,
 } from './schemas.ts';
 import { edgeReportSchema } from './stats.ts';
+import { upstashOpenApiPaths } from './upstash-openapi.ts';
 
 /**
  * The OpenAPI 3.1 description of the REST API, built from the same zod
@@ -727,6 +728,7 @@ export function openApiDocument(
       ...managementPaths,
       ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
       ...listingOpenApiPaths({ commonErrors, namespaceParam, schema }),
+      ...upstashOpenApiPaths({ namespaceParam, keyParam }),
       ...originPaths,
     },
   };
