@@ -128,21 +128,18 @@ interface DeadlineCommands {
     leaseId: string,
     deadlineMs: number,
   ): Promise<[number, number]>;
-  strataDeleteBefore(
-    key: string,
-    byKey: string,
-    byExpiry: string,
-    tombstoneTtlMs: number,
-    deadlineMs: number,
-  ): Promise<[number, number]>;
-  strataSoftPurgeBefore(
-    key: string,
-    byKey: string,
-    byExpiry: string,
-    tombstoneTtlMs: number,
-    deadlineMs: number,
-  ): Promise<[number, number]>;
+  strataDeleteBefore: RemoveBefore;
+  strataSoftPurgeBefore: RemoveBefore;
 }
+
+/** A delete or soft purge: entry key, its slot's index pair, tombstone TTL ms, deadline Unix ms. */
+type RemoveBefore = (
+  key: string,
+  byKey: string,
+  byExpiry: string,
+  tombstoneTtlMs: number,
+  deadlineMs: number,
+) => Promise<[number, number]>;
 
 /** Options of {@link redisClusterStore}. */
 export interface RedisClusterStoreOptions {
