@@ -204,6 +204,8 @@ export async function startOrigin(
           write: (namespace, key, value) =>
             service.set(namespace, key, { value, contentType: 'text/plain', ttlSeconds: 60 }),
           onLag: (ms) => metrics.purgeCanaryLag.observe(ms / 1000),
+          onApplied: (edgeId, ms) => metrics.purgeCanaryApplied.observe({ edge: edgeId }, ms / 1000),
+          onForget: (edgeId) => metrics.purgeCanaryApplied.remove({ edge: edgeId }),
           onError: (error) => logger.warn({ err: error }, 'staleness canary write failed'),
         })
       : null;
@@ -243,7 +245,12 @@ export async function startOrigin(
     service,
     // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.
     bus: canary ? canary.instrument(bus) : bus,
-    ...(canary ? { readyDetail: () => ({ canary: canaryDetail(canary.reading) }) } : {}),
+    ...(canary
+      ? {
+          readyDetail: () => ({ canary: canaryDetail(canary.reading) }),
+          onPurgeApplied: (edgeId: string, position: string) => canary.report(edgeId, position),
+        }
+      : {}),
     locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -325,6 +332,12 @@ function canaryDetail(reading: CanaryReading | null): Record<string, unknown> | 
     delivered: reading.delivered,
     max_lag_ms: reading.maxLagMs,
     error: reading.error,
+    applied: reading.applied.map((e) => ({
+      edge_id: e.edgeId,
+      lag_ms: e.lagMs,
+      behind_ms: Math.round(e.behindMs),
+      lagging: e.lagging,
+    })),
   };
 }
 

@@ -47,6 +47,7 @@ const openPaths = new Set([
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | `POST /api/v1/purge/applied` | `cache:read` in `*` (an edge reporting what it applied of that stream) |
  * | `GET /api/v1/namespaces` | `metrics:read` |
  * | `GET /api/v1/namespaces/{ns}`, `GET …/{ns}/stats` | `metrics:read` in `ns` |
  * | `POST /api/v1/namespaces/{ns}/flush` | `cache:flush` in `ns` |
@@ -57,6 +58,11 @@ const openPaths = new Set([
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {
+  // The hot path first: entry reads and writes.
+  if (pathname.startsWith('/api/v1/cache/')) {
+    const cache = cacheAccess(method, pathname);
+    if (cache) return cache;
+  }
   if (openPaths.has(pathname) || pathname.startsWith('/docs/') || pathname.startsWith('/dashboard/assets/')) {
     return 'open';
   }
@@ -70,7 +76,9 @@ export function restAccess(method: string, pathname: string): Access {
   ) {
     return { scope: 'metrics:read' };
   }
-  if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  if (pathname === '/api/v1/purge/stream' || pathname === '/api/v1/purge/applied') {
+    return { scope: 'cache:read', namespace: allNamespaces };
+  }
   if (pathname === '/api/v1/namespaces') return { scope: 'metrics:read' };
   if (pathname === '/api/v1/reload') return { scope: 'cache:reload', namespace: allNamespaces };
   const listing = /^\/api\/v1\/namespaces\/([^/]*)\/keys$/.exec(pathname);
@@ -83,17 +91,21 @@ export function restAccess(method: string, pathname: string): Access {
   if (pathname === '/api/v1/purges') return { scope: 'purge:read', namespace: allNamespaces };
   const lock = /^\/api\/v1\/locks\/([^/]*)\//.exec(pathname);
   if (lock) return { scope: 'cache:lock', namespace: decodeSegment(lock[1]!) };
-  const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
-  if (cache) {
-    const namespace = decodeSegment(cache[1]!);
-    const rest = cache[2]!;
-    if (method === 'POST' && rest === 'batch/get') return { scope: 'cache:read', namespace };
-    if (method === 'POST' && rest === 'batch/set') return { scope: 'cache:write', namespace };
-    if (method === 'GET' || method === 'HEAD') return { scope: 'cache:read', namespace };
-    if (method === 'PUT') return { scope: 'cache:write', namespace };
-    if (method === 'DELETE') return { scope: 'cache:delete', namespace };
-  }
   return 'authenticated';
+}
+
+/** The grant a `/api/v1/cache/{ns}/…` request needs, or undefined (then only a valid token, and the route answers). */
+function cacheAccess(method: string, pathname: string): Access | undefined {
+  const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
+  if (!cache) return undefined;
+  const namespace = decodeSegment(cache[1]!);
+  const rest = cache[2]!;
+  if (method === 'POST' && rest === 'batch/get') return { scope: 'cache:read', namespace };
+  if (method === 'POST' && rest === 'batch/set') return { scope: 'cache:write', namespace };
+  if (method === 'GET' || method === 'HEAD') return { scope: 'cache:read', namespace };
+  if (method === 'PUT') return { scope: 'cache:write', namespace };
+  if (method === 'DELETE') return { scope: 'cache:delete', namespace };
+  return undefined;
 }
 
 // A segment that does not decode cannot name a granted namespace; the route answers CACHE_004 for admins.
@@ -120,6 +132,7 @@ export function principalOf(c: Context): Principal | undefined {
 export function restOperation(method: string, pathname: string): string {
   if (pathname === '/api/v1/purge') return 'purge';
   if (pathname === '/api/v1/purge/stream') return 'purge_stream';
+  if (pathname === '/api/v1/purge/applied') return 'purge_applied';
   if (pathname === '/api/v1/invalidations') return 'invalidate';
   if (pathname === '/metrics' || pathname === '/health/metrics') return 'metrics';
   if (pathname === '/api/v1/stats' || pathname === '/api/v1/edges/stats') return 'stats';

@@ -12,6 +12,7 @@ import {
 } from './keys.ts';
 import { listingOpenApiPaths } from './listing.ts';
 import { lockOpenApiPaths } from './lock-api.ts';
+import { purgeAppliedReportSchema } from './purge-report.ts';
 import { queryParameters } from './query-guard.ts';
 import {
   batchGetRequestSchema,
@@ -581,6 +582,23 @@ export function openApiDocument(
               },
             },
           },
+          '/api/v1/purge/applied': {
+            post: {
+              operationId: 'purgeApplied',
+              summary:
+                "An edge's report of the purge-log position it has applied (cache:read in every namespace; sent by streaming edges, timed by the staleness canary)",
+              requestBody: {
+                required: true,
+                content: json('PurgeAppliedReport', { edge_id: 'edge-1', position: 'strata:3b835dd2:1732270000000-0' }),
+              },
+              responses: {
+                '204': { description: 'taken' },
+                '400': invalid,
+                ...tooLarge('report too large'),
+                ...authErrors,
+              },
+            },
+          },
           '/api/v1/invalidations': {
             post: {
               operationId: 'invalidate',
@@ -718,6 +736,7 @@ export function openApiDocument(
               InvalidationEvent: invalidationEvent,
               EdgeReport: schema(edgeReportSchema, 'input'),
               PurgePage: schema(purgePollResponseSchema, 'output'),
+              PurgeAppliedReport: schema(purgeAppliedReportSchema, 'input'),
             }
           : {}),
       },
