@@ -23,6 +23,7 @@ import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
+import { stampedeBenchmarks } from './stampede.ts';
 import { table } from './trace.ts';
 import { upstashBenchmarks } from './upstash.ts';
 
@@ -67,6 +68,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
+  stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
   perf: () => perfBenchmarks(options),
 };
 

@@ -170,6 +170,10 @@ const readHeaders = {
       'the refresh lease handed to this reader (with Prefer: lease): load the value and PUT it with this header',
     schema: { type: 'string' },
   },
+  [headers.consistency]: {
+    description: "`strong` when the key's profile is strong (CACHE_PROFILES): never served stale",
+    schema: { type: 'string', enum: ['strong'] },
+  },
 };
 
 const openGet = (operationId: string, summary: string, ok: Json, extra: Json = {}) => ({
@@ -254,6 +258,14 @@ export function openApiDocument(
             schema: { type: 'string' },
             example: 'lease, wait=5',
           },
+          {
+            name: headers.cacheControl,
+            in: 'header',
+            description:
+              '`no-cache` (RFC 9111 §5.2.1.4) asks for a strong read: only what the store confirms now, never a stale entry (a 404 instead) and never the fallback tier (503 CACHE_005 while the store is down); other directives are ignored',
+            schema: { type: 'string' },
+            example: 'no-cache',
+          },
         ],
         responses: {
           '200': {
@@ -262,7 +274,10 @@ export function openApiDocument(
             content: { '*/*': { example: 'hello, strata' } },
           },
           '304': { description: 'If-None-Match matched the ETag' },
-          '404': error('CACHE_001: not found', 'CACHE_001', 'Key not found'),
+          '404': {
+            ...error('CACHE_001: not found', 'CACHE_001', 'Key not found'),
+            headers: { [headers.cache]: readHeaders[headers.cache], [headers.lease]: readHeaders[headers.lease] },
+          },
           ...commonErrors,
         },
       },

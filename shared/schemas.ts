@@ -3,7 +3,7 @@ import { keySchema, namespaceSchema, tagSchema, ttlSecondsSchema } from './keys.
 import { maxGraceSeconds } from './lifecycle.ts';
 
 /** A grace window in a JSON body: whole seconds, 0 to a year. */
-const graceSecondsSchema = z
+export const graceSecondsSchema = z
   .number({ error: 'a grace window must be a whole number of seconds' })
   .int('a grace window must be a whole number of seconds')
   .min(0)
