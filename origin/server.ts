@@ -8,6 +8,7 @@ import { pinoRequestLog } from '../shared/request-log.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
+import { type HubEvents, hubEventsFromConfig } from './events/from-config.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
@@ -48,6 +49,8 @@ export interface RunningOrigin {
   readonly invalidations: InvalidationSource;
   /** Cross-region forwarding and receiving (docs/regions.md). */
   readonly regions: Regions;
+  /** Item events published and commands obeyed on Kafka (`HUB_EVENTS_ENABLED`, docs/hub-events.md); null when off. */
+  readonly hubEvents: HubEvents | null;
   /**
    * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
    * @throws CacheError CACHE_004 naming the invalid variable; the old configuration stays.
@@ -225,6 +228,15 @@ export async function startOrigin(
     service,
     logger,
   });
+  const hubEvents = hubEventsFromConfig(config, {
+    service,
+    reloader,
+    bus,
+    redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
+    auth,
+    registry: metrics.registry,
+    logger,
+  });
   // Flushed entries on Redis are unlinked in the background, on a connection of the reclaimer's own, at most
   // 1,000 calls a second, and only for flushes no replica has reclaimed yet.
   const reclaimer = store.redisClient
@@ -294,6 +306,7 @@ export async function startOrigin(
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
   regions.start();
+  hubEvents?.start();
   observability.start(port);
   canary?.start();
   return {
@@ -304,6 +317,7 @@ export async function startOrigin(
     store,
     invalidations,
     regions,
+    hubEvents,
     reload: () => reloader.reload(),
     async close() {
       canary?.stop();
@@ -312,6 +326,7 @@ export async function startOrigin(
       await observability.stop();
       // Release the forwarding lease first, so a peer takes over at once.
       await regions.close();
+      await hubEvents?.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.
