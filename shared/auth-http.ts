@@ -55,7 +55,7 @@ const openPaths = new Set([
  * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
  * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
- * | `/upstash/{ns}…` | checked per command by `shared/upstash/http.ts` (`cache:read`, `cache:write`, `cache:delete` in `ns`) |
+ * | `/upstash/{ns}…` | checked per command by `shared/upstash/http.ts` (`cache:read`, `cache:write`, `cache:delete`, `cache:flush` in `ns`) |
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {

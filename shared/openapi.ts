@@ -33,6 +33,7 @@ import {
   reloadResponseSchema,
 } from './schemas.ts';
 import { edgeReportSchema } from './stats.ts';
+import { upstashOpenApiPaths } from './upstash-openapi.ts';
 import { warmOpenApiPaths } from './warm.ts';
 
 /**
@@ -763,6 +764,7 @@ export function openApiDocument(
       ...managementPaths,
       ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
       ...listingOpenApiPaths({ commonErrors, namespaceParam, schema }),
+      ...upstashOpenApiPaths({ namespaceParam, keyParam }),
       ...originPaths,
       ...(options.side === 'origin'
         ? warmOpenApiPaths({ commonErrors, error, schema, namespacePattern, ttlMinimum, ttlMaximum })
