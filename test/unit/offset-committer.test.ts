@@ -5,11 +5,13 @@ import { offsetCommitter } from '../../origin/kafka/offset-committer.ts';
 function gate() {
   const sent: string[] = [];
   const open: (() => void)[] = [];
-  const send = (label: string, fail = false) => () =>
-    new Promise<void>((resolve, reject) => {
-      sent.push(label);
-      open.push(() => (fail ? reject(new Error(`${label} refused`)) : resolve()));
-    });
+  const send =
+    (label: string, fail = false) =>
+    () =>
+      new Promise<void>((resolve, reject) => {
+        sent.push(label);
+        open.push(() => (fail ? reject(new Error(`${label} refused`)) : resolve()));
+      });
   const release = async () => {
     // Lets the committer's promise chain settle and reach its next send (macrotask turns, no timers).
     await new Promise((r) => setImmediate(r));
