@@ -98,33 +98,8 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
   // Reads the shared topic directly (no proxy) for each record's timestamp: when the broker appended it.
   const sentAt = new Map<string, number>();
   const kafka = new Kafka({ brokers: [rig.state.kafka], clientId: 'bench-regions', logLevel: logLevel.NOTHING });
+  const topic = 'cache.invalidation'; // the rig's KAFKA_INVALIDATION_TOPIC (the default)
   const tap = kafka.consumer({ groupId: `bench-regions-${Date.now()}`, maxWaitTimeInMs: 100 });
-  // The broker stamps each record when it appends it (LogAppendTime): splits the Kafka leg at the broker.
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.alterConfigs({
-    validateOnly: false,
-    resources: [
-      {
-        type: topicResource,
-        name: 'cache.invalidation',
-        configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
-      },
-    ],
-  });
-  await admin.disconnect();
-  let tapJoined = false;
-  tap.on(tap.events.GROUP_JOIN, () => {
-    tapJoined = true;
-  });
-  await tap.connect();
-  await tap.subscribe({ topic: 'cache.invalidation', fromBeginning: false });
-  await tap.run({
-    eachMessage: async ({ message }) => {
-      const id = (JSON.parse(message.value?.toString() ?? '{}') as { id?: string }).id;
-      if (id) sentAt.set(id, Number(message.timestamp));
-    },
-  });
   const stageOf: { eventId: string; t0: number; ackAt: number; aLog: number; bLog: number; bEdges: number }[] = [];
   const path = '/api/v1/cache/bench-xr/k';
   const put = async (value: string) => {
@@ -141,6 +116,32 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
   const seedB = (value: string) =>
     storeB.set('bench-xr', 'k', { value: text.encode(value), contentType: 'text/plain', ttlMs: 3_600_000, tags: [] });
   try {
+    // The broker stamps each record when it appends it (LogAppendTime): splits the Kafka leg at the broker.
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: topicResource,
+          name: topic,
+          configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+        },
+      ],
+    });
+    await admin.disconnect();
+    let tapJoined = false;
+    tap.on(tap.events.GROUP_JOIN, () => {
+      tapJoined = true;
+    });
+    await tap.connect();
+    await tap.subscribe({ topic, fromBeginning: false });
+    await tap.run({
+      eachMessage: async ({ message }) => {
+        const id = (JSON.parse(message.value?.toString() ?? '{}') as { id?: string }).id;
+        if (id) sentAt.set(id, Number(message.timestamp));
+      },
+    });
     // The first write's purge must have crossed before B's copy for the first measured write goes in.
     await seedB('b0');
     for (const edge of b.edges) await prime(edge, token, path, 'b0');

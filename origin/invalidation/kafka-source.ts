@@ -80,6 +80,8 @@ export interface KafkaSource extends InvalidationSource {
 // Back-off while the store or the DLQ producer fails: the partition waits rather than skip an event.
 const retryMinMs = 100;
 const retryMaxMs = 2_000;
+/** Milliseconds `stop()` waits for background offset commits before leaving the group. */
+const commitFlushMs = 3_000;
 /** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
 const chunkSize = 64;
 /** Per-key order follows the Kafka message key (read as latin1: one character per byte, so distinct keys stay distinct). */
@@ -306,9 +308,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       stopping = true;
       clearTimeout(restartTimer);
       restartTimer = undefined;
-      // Background commits go out before the group is left; disconnect() then stops fetching, waits for the
-      // batch in hand (which commits) and leaves the group.
-      await committer?.flush();
+      // Background commits go out before the group is left (bounded: a commit that cannot reach the broker
+      // only means a successor re-reads the tail); disconnect() then stops fetching, waits for the batch in
+      // hand (which commits) and leaves the group.
+      if (committer) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([committer.flush(), new Promise((r) => (timer = setTimeout(r, commitFlushMs)))]);
+        clearTimeout(timer);
+      }
       await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
       consumer = undefined;
       await producer.disconnect().catch(() => {});
