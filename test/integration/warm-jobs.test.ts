@@ -1,47 +1,18 @@
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
 import { errorEnvelopeSchema } from '../../shared/errors.ts';
-import { type WarmJob, warmJobSchema, warmStartedSchema } from '../../shared/warm.ts';
+import type { WarmJob } from '../../shared/warm.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 import { cleanEnv, spawnEntry } from '../support/spawn-entry.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
-
-/** A data source on loopback: `handle` answers each `GET /items/{key}`; every request is recorded. */
-interface DataSource {
-  readonly origin: string;
-  readonly requests: string[];
-  close(): Promise<void>;
-}
-
-async function dataSource(
-  handle: (key: string, req: IncomingMessage, res: ServerResponse) => void,
-): Promise<DataSource> {
-  const requests: string[] = [];
-  const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push(path);
-    const key = decodeURIComponent(path.replace(/^\/items\//, ''));
-    handle(key, req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    requests,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { dataSource, finished, job, started, startWarm } from '../support/warm.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -56,29 +27,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const startWarm = async (base: string, query: Record<string, string>, body: string | Uint8Array<ArrayBuffer>) => {
-  const res = await fetch(`${base}/api/v1/jobs/warm?${new URLSearchParams(query)}`, { method: 'POST', body });
-  return res;
-};
-const started = async (res: Response) => {
-  expect(res.status, await res.clone().text()).toBe(202);
-  return warmStartedSchema.parse(await res.json()).id;
-};
-const job = async (base: string, id: string): Promise<WarmJob> => {
-  const res = await fetch(`${base}/api/v1/jobs/${id}`);
-  expect(res.status).toBe(200);
-  return warmJobSchema.parse(await res.json());
-};
-const finished = (base: string, id: string, timeoutMs = 60_000) =>
-  eventually(
-    `job ${id} to finish`,
-    async () => {
-      const j = await job(base, id);
-      return j.state !== 'running' ? j : null;
-    },
-    timeoutMs,
-    100,
-  );
 const expectError = async (res: Response, status: number, code: string) => {
   expect(res.status).toBe(status);
   expect(errorEnvelopeSchema.parse(await res.json()).error.code).toBe(code);
