@@ -8,7 +8,17 @@ import { type RunningRedisCluster, startRedisCluster } from '../../scripts/servi
 import type { WarmJob } from '../../shared/warm.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
-import { dataSource, finished, job, started, startWarm } from '../support/warm.ts';
+import {
+  dataSource,
+  entryValue,
+  finished,
+  heldUrlJob,
+  job,
+  jsonlEntries,
+  started,
+  startWarm,
+  watched,
+} from '../support/warm.ts';
 
 // Warm jobs keep their state in the store so any replica answers: on Redis
 // Cluster a job's hash and its failed-item list must share a slot (one
@@ -40,27 +50,11 @@ describe('warm jobs on Redis Cluster', () => {
   it('a file job of 5,000 entries loads on one replica, with progress and failed items read from the other', async () => {
     const ns = `cwarm${Date.now().toString(36)}`;
     const count = 5_000;
-    const lines: string[] = [];
-    let valueBytes = 0;
-    for (let i = 0; i < count; i++) {
-      const value = `value-${i}-${'y'.repeat(i % 40)}`;
-      valueBytes += Buffer.byteLength(value);
-      lines.push(JSON.stringify({ key: `item:${i}`, value, ttl: 600, tags: i % 3 ? [] : ['third'] }));
-    }
+    const { lines, valueBytes } = jsonlEntries(count);
     // Two bad lines: listed as failed items, stored beside the job's hash.
     lines.splice(10, 0, '{"key":"bad","value":"x","ttl":-1}', 'not json');
     const id = await started(await startWarm(a.url, { namespace: ns, format: 'jsonl' }, `${lines.join('\n')}\n`));
-    const seen: WarmJob[] = [];
-    const last = await eventually(
-      'the job to finish, read from the other replica',
-      async () => {
-        const j = await job(b.url, id);
-        seen.push(j);
-        return j.state !== 'running' ? j : null;
-      },
-      120_000,
-      50,
-    );
+    const { seen, last } = await watched(b.url, id, 'the job to finish, read from the other replica');
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.done).toBeGreaterThanOrEqual(seen[i - 1]!.done);
     expect(last).toMatchObject({ state: 'done', total: count + 2, done: count, failed: 2, bytes: valueBytes });
     expect(last.failed_items.map((f) => f.line)).toEqual([11, 12]);
@@ -68,7 +62,7 @@ describe('warm jobs on Redis Cluster', () => {
     for (const i of [0, 1, 2_345, count - 1]) {
       const res = await fetch(`${b.url}/api/v1/cache/${ns}/item:${i}`);
       expect(res.status).toBe(200);
-      expect(await res.text()).toBe(`value-${i}-${'y'.repeat(i % 40)}`);
+      expect(await res.text()).toBe(entryValue(i));
     }
     // The job's keys share one slot, and the job is listed on both replicas' dashboards.
     const client = a.store.redisClient as Cluster;
@@ -82,21 +76,11 @@ describe('warm jobs on Redis Cluster', () => {
   }, 180_000);
 
   it('a URL job cancelled through the other replica stops where it runs, with no fetch after it', async () => {
-    const held: ServerResponse[] = [];
-    const source = await dataSource((_key, _req, res) => held.push(res));
-    cleanups.push(() => source.close());
-    const runner = await originFor({ ...clusterEnv(), WARM_ALLOWED_ORIGINS: source.origin });
-    cleanups.push(() => runner.close());
-    const ns = `cwarmcancel${Date.now().toString(36)}`;
-    const keys = Array.from({ length: 200 }, (_, i) => `k${i}`).join('\n');
-    const id = await started(
-      await startWarm(
-        runner.url,
-        { namespace: ns, format: 'keys', url_template: `${source.origin}/items/{key}`, concurrency: '2' },
-        keys,
-      ),
-    );
-    await eventually('two fetches in flight', () => source.requests.length === 2);
+    const { id, source, held } = await heldUrlJob(clusterEnv(), cleanups, {
+      keys: 200,
+      concurrency: 2,
+      namespace: `cwarmcancel${Date.now().toString(36)}`,
+    });
     expect((await job(b.url, id)).state).toBe('running');
     expect((await fetch(`${b.url}/api/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(200);
     const last = await finished(b.url, id);
