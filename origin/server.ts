@@ -10,6 +10,8 @@ import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
+import type { HubConsumer } from './hub/consumer.ts';
+import { hubFromConfig } from './hub/from-config.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { loadCacheProfiles } from './lifecycle/profiles.ts';
@@ -48,6 +50,8 @@ export interface RunningOrigin {
   readonly invalidations: InvalidationSource;
   /** Cross-region forwarding and receiving (docs/regions.md). */
   readonly regions: Regions;
+  /** The Message Hub consumer when `HUB_ENABLED=true` (docs/message-hub.md), else null. */
+  readonly hub: HubConsumer | null;
   /**
    * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
    * @throws CacheError CACHE_004 naming the invalid variable; the old configuration stays.
@@ -239,6 +243,8 @@ export async function startOrigin(
     metrics: lockMetrics(metrics.registry),
     maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
   });
+  // The hub answers with the same service, reports, reloader and verifier as REST and gRPC.
+  const hub = hubFromConfig(config, { service, reports, reloader, store, verifier: auth, logger });
   const app = createOriginApp({
     service,
     // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.
@@ -286,6 +292,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
+  await hub?.start();
   regions.start();
   observability.start(port);
   canary?.start();
@@ -297,6 +304,7 @@ export async function startOrigin(
     store,
     invalidations,
     regions,
+    hub,
     reload: () => reloader.reload(),
     async close() {
       canary?.stop();
@@ -306,6 +314,7 @@ export async function startOrigin(
       // Release the forwarding lease first, so a peer takes over at once.
       await regions.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
+      await hub?.stop();
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.
       await server.close();

@@ -216,6 +216,32 @@ const originConfigFields = z.object({
   REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
   INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
+  /** Answer cache operations and management requests over Kafka (the Message Hub, docs/message-hub.md). Needs `KAFKA_BROKERS`. */
+  HUB_ENABLED: z.stringbool().default(false),
+  /** Prefix of the hub's topic names (`<prefix>cache.operation.request`, ...); default none. */
+  HUB_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+    .default(''),
+  /** Consumer group of the hub (and prefix of its transactional ids); default `<consumer group>-hub`. */
+  HUB_GROUP_ID: z.string().min(1).optional(),
+  /** Topics a request's `reply-to` header may name; default the two response topics (with `HUB_TOPIC_PREFIX`). */
+  HUB_REPLY_TOPICS: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected Kafka topic names')).min(1))
+    .optional(),
+  /** Dead-letter topic of requests nobody can be answered for; default `<prefix>cache.hub.dlq`. */
+  HUB_DLQ_TOPIC: z.string().min(1).optional(),
+  /** Milliseconds a change's dedup record outlives its request's TTL: the longest redelivery delay allowed for. */
+  HUB_REDELIVERY_MAX_MS: positiveInt.default(600_000),
+  /** Crash tests only: SIGKILL the origin after a hub transaction applied its requests, before it commits. */
+  HUB_FAULT: z.enum(['crash-before-commit']).optional(),
   /** Seconds between `cache.health.status` events (ICD §3.1.2) on Kafka; 0 = none. Needs `KAFKA_BROKERS`. */
   HEALTH_EVENT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
   /** Topic of the health events. */
