@@ -14,6 +14,7 @@ import { compressionBenchmarks } from './compression.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
 import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
+import { hubBenchmarks } from './hub.ts';
 import type { BenchRow } from './load.ts';
 import { lockBenchmarks } from './locks.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
@@ -60,6 +61,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
+  hub: () => withRedis((redisUrl) => hubBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
 };
 
 process.stdout.write(

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { hubHeaders } from '../../shared/hub.ts';
 import { dlqOriginHeaders, dlqReasonHeader } from '../invalidation/kafka-source.ts';
 import { ensureTopics } from '../invalidation/kafka-topics.ts';
+import { applyInKeyOrder } from '../invalidation/partition-scheduler.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import type { HubMessage, HubOutcome } from './handler.ts';
 
@@ -58,7 +59,8 @@ export const transactionalIdOf = (groupId: string, topic: string, partition: num
 
 /**
  * Consumes hub requests and answers each exactly once: per input partition,
- * requests are handled in offset order, and their responses (or
+ * a chunk of up to 100 requests is handled (distinct message keys
+ * concurrently, one key's requests in offset order), and their responses (or
  * dead-letters) are produced together with the consumed offsets in one Kafka
  * transaction (`sendOffsets`), committed or aborted as one. A crash before
  * the commit aborts the transaction: the responses are never seen by a
@@ -71,7 +73,9 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
   const kafka = kafkaClient(options.connection, {
     logger,
     connectionTimeoutMs: 3_000,
-    retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
+    // Short first retry: a transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS until the
+    // previous markers are written (a few ms), which kafkajs retries on this schedule.
+    retry: { initialRetryTime: 10, maxRetryTime: 3_000, retries: 12 },
   });
   const producers = new Map<string, Promise<Producer>>();
   let consumer: Consumer | undefined;
@@ -123,16 +127,32 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
   const transact = async (producer: Producer, topic: string, partition: number, chunk: KafkaMessage[]) => {
     const tx = await producer.transaction();
     try {
+      // Distinct message keys run concurrently, one key's requests in offset order (per-key order).
+      const outcomes = new Array<HubOutcome>(chunk.length);
+      let failure: { error: unknown } | undefined;
+      await applyInKeyOrder(
+        chunk.map((message, index) => ({ message, index })),
+        ({ message }) => message.key?.toString('latin1') ?? '',
+        async ({ message, index }) => {
+          try {
+            outcomes[index] = await options.handle({
+              topic,
+              key: message.key,
+              value: message.value,
+              headers: message.headers,
+            });
+            return true;
+          } catch (error) {
+            // Every other request still finishes before the abort, so a retry never overlaps a first attempt.
+            failure ??= { error };
+            return false;
+          }
+        },
+      );
+      if (failure) throw failure.error;
       const out = new Map<string, Message[]>();
-      const outcomes: HubOutcome[] = [];
-      for (const message of chunk) {
-        const outcome = await options.handle({
-          topic,
-          key: message.key,
-          value: message.value,
-          headers: message.headers,
-        });
-        outcomes.push(outcome);
+      chunk.forEach((message, index) => {
+        const outcome = outcomes[index]!;
         const [target, produced] =
           outcome.kind === 'dead-letter'
             ? [options.dlqTopic, deadLetter(topic, partition, message, outcome.reason)]
@@ -145,7 +165,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
                 },
               ];
         out.set(target, [...(out.get(target) ?? []), produced]);
-      }
+      });
       await tx.sendBatch({ topicMessages: [...out].map(([t, messages]) => ({ topic: t, messages })) });
       const next = (BigInt(chunk.at(-1)!.offset) + 1n).toString();
       await tx.sendOffsets({
