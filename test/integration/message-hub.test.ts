@@ -226,6 +226,31 @@ describe('the hub and REST answer the same operations alike', () => {
   });
 });
 
+describe('npm run hub', () => {
+  const cli = async (args: string[], env: Record<string, string>) => {
+    const proc = spawnEntry('scripts/hub.ts', cleanEnv(env), args);
+    const code = await proc.exited;
+    return { code, out: proc.stdout(), err: proc.stderr() };
+  };
+
+  it('sets, gets, flushes and reports a miss through the hub, with brokers and token from the environment', async () => {
+    const env = { KAFKA_BROKERS: brokers, STRATA_TOKEN: await issuer.sign(), HUB_TOPIC_PREFIX: prefix };
+    const ns = uniqueName('cli').replace(/[^a-z0-9_-]/g, '');
+    const set = await cli(['set', ns, 'char:1', 'hello', '--ttl', '600'], env);
+    expect(set.code).toBe(0);
+    expect(JSON.parse(set.out)).toMatchObject({ version: expect.any(Number) });
+    expect(await cli(['get', ns, 'char:1'], env)).toMatchObject({ code: 0, out: 'hello\n' });
+    expect(JSON.parse((await cli(['flush', ns], env)).out)).toMatchObject({ namespace: ns });
+    const miss = await cli(['get', ns, 'char:1'], env);
+    expect(miss.code).toBe(1);
+    expect(miss.err).toContain('CACHE_001');
+    const refused = await cli(['get', ns, 'char:1'], { ...env, STRATA_TOKEN: await issuer.forge() });
+    expect(refused).toMatchObject({ code: 1, err: expect.stringContaining('AUTH_001') });
+    const noBrokers = await cli(['get', ns, 'k'], { STRATA_TOKEN: 'x' });
+    expect(noBrokers).toMatchObject({ code: 2, err: expect.stringContaining('KAFKA_BROKERS') });
+  }, 60_000);
+});
+
 describe('requests the hub refuses get one error response, never silence', () => {
   it('no token, a forged token, an expired token and a token without the grant', async () => {
     const ns = 'authz';
