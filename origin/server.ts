@@ -244,7 +244,15 @@ export async function startOrigin(
     maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
   });
   // The hub answers with the same service, reports, reloader and verifier as REST and gRPC.
-  const hub = hubFromConfig(config, { service, reports, reloader, store, verifier: auth, logger });
+  const hub = hubFromConfig(config, {
+    service,
+    reports,
+    reloader,
+    store,
+    verifier: auth,
+    logger,
+    registry: metrics.registry,
+  });
   const app = createOriginApp({
     service,
     // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.

@@ -1,4 +1,11 @@
-import type { Consumer, EachBatchPayload, KafkaMessage, Message, Producer } from 'kafkajs';
+import {
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaMessage,
+  type Message,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
 import type { Logger } from 'pino';
 import { hubHeaders } from '../../shared/hub.ts';
 import { dlqOriginHeaders, dlqReasonHeader } from '../invalidation/kafka-source.ts';
@@ -94,6 +101,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         transactionTimeout: 30_000,
+        createPartitioner: Partitioners.DefaultPartitioner,
       });
       // connect() runs InitProducerId, which fences the partition's previous owner.
       found = producer.connect().then(() => producer);

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { Verifier } from '../../shared/auth.ts';
 import { kafkaGroupId, type OriginConfig } from '../../shared/config.ts';
 import { hubTopics } from '../../shared/hub.ts';
@@ -35,7 +36,8 @@ export function hubFromConfig(
     logger: Logger;
     /** Port the origin listens on, for its default id. */
     port?: number;
-    onOutcome?: (outcome: 'answered' | 'replayed' | 'dead_lettered') => void;
+    /** Where `strata_hub_requests_total{outcome}` is registered (answered, replayed, dead_lettered). */
+    registry?: Registry;
   },
 ): HubConsumer | null {
   if (!config.HUB_ENABLED) return null;
@@ -43,6 +45,14 @@ export function hubFromConfig(
   if (!connection) throw new Error('HUB_ENABLED=true needs KAFKA_BROKERS');
   const names = hubTopicNames(config.HUB_TOPIC_PREFIX);
   const { logger } = deps;
+  const requests = deps.registry
+    ? new Counter({
+        name: 'strata_hub_requests_total',
+        help: 'Hub requests committed, by outcome: answered, replayed (a redelivered change answered from its record), dead_lettered',
+        labelNames: ['outcome'],
+        registers: [deps.registry],
+      })
+    : undefined;
   const handle = hubHandler({
     routes: hubRoutes(config.HUB_TOPIC_PREFIX),
     service: deps.service,
@@ -68,6 +78,6 @@ export function hubFromConfig(
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
     fromBeginning: config.KAFKA_FROM_BEGINNING,
     fault: config.HUB_FAULT,
-    onOutcome: deps.onOutcome,
+    onOutcome: (outcome) => requests?.inc({ outcome }),
   });
 }

@@ -321,6 +321,8 @@ describe('requests the hub refuses get one error response, never silence', () =>
       expect.stringContaining('correlation_id'),
     ]);
     expect(dead[0]!.headers['strata-source-topic']).toBe(topics.operationRequest);
+    const metrics = await (await rest('/metrics')).text();
+    expect(metrics).toMatch(/strata_hub_requests_total\{[^}]*outcome="dead_lettered"[^}]*\} 2\n/);
   });
 
   it('the same correlation id with other content is refused; the same request again gets the recorded answer', async () => {
