@@ -244,6 +244,7 @@ export class CacheService {
    */
   async #getOnce(namespace: string, key: string, wantsLease: boolean): Promise<(ReadResult | ReadMiss) & Leased> {
     const tiered = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
+    if (tiered.entry && !tiered.degraded) await this.#versionsKnown();
     // An entry below its namespace's flush version is invisible.
     const read =
       tiered.entry && !this.#visible(namespace, tiered.entry) ? { entry: null, degraded: tiered.degraded } : tiered;
@@ -355,6 +356,7 @@ export class CacheService {
   ): Promise<{ found: Map<string, StoredEntry>; tier: CacheTier; degraded: boolean }> {
     const unique = [...new Set(keys)];
     const read = await this.#call('batch_get', () => this.#o.store.getManyTiered(namespace, unique));
+    if (read.found.size > 0 && !read.degraded) await this.#versionsKnown();
     // A batch answers fresh entries and stale ones within stale-while-revalidate, like single reads.
     const now = this.#now();
     for (const [key, entry] of read.found) {
@@ -481,6 +483,7 @@ export class CacheService {
     const hidden = new Map<string, number>();
     if (absent.length > 0) {
       const raw = await this.#call('swap', () => store.getMany(namespace, absent));
+      if (raw.size > 0) await this.#versionsKnown();
       for (const [key, entry] of raw) if (!this.#visible(namespace, entry)) hidden.set(key, entry.version);
     }
     const prepared: SwapChange[] = [];
@@ -590,6 +593,16 @@ export class CacheService {
     }
     if (this.#o.fault === 'crash-after-intent') process.kill(process.pid, 'SIGKILL');
     return intent;
+  }
+
+  /**
+   * Waits until this replica knows the namespace versions: only reads right
+   * after a start during a store outage wait (one shared load), so an entry
+   * of a flushed version is never shown for want of its floor. CACHE_005
+   * when the store cannot answer.
+   */
+  async #versionsKnown(): Promise<void> {
+    if (!this.namespaces.loaded) await this.#call('namespace_versions', () => this.namespaces.ensureLoaded());
   }
 
   /** False for an entry written before the namespace's last flush (invisible, reclaimed lazily). */

@@ -91,7 +91,11 @@ export interface SharedEdgeTier {
    * (others' copies are refused, not deleted: it cannot know their versions).
    * @returns how many entries this instance stored and removed.
    */
-  purge(message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'>): Promise<number>;
+  purge(
+    message: Pick<PurgeMessage, 'namespace' | 'keys' | 'tags' | 'prefix' | 'version'> & {
+      readonly action?: PurgeMessage['action'];
+    },
+  ): Promise<number>;
   /** A reset: from now on, reads refuse every entry filled until now. */
   clear(): Promise<void>;
   /** Entries this instance stored and believes still held. */

@@ -59,3 +59,11 @@ export interface LockStore {
   /** The current holder, or null when the lock is free. */
   inspect(namespace: string, name: string): Promise<LockHolder | null>;
 }
+
+/**
+ * How long a lock's history (its last token, and whether it was released)
+ * outlives the last lease, ms: one day. Tokens also grow with the store's
+ * clock, so the history only has to outlive a step back of that clock (a
+ * failover to a replica whose clock is behind), not the lock name forever.
+ */
+export const lockHistoryRetentionMs = 86_400_000;

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { AcquireOutcome, LockStore } from './lock-store.ts';
+import { type AcquireOutcome, type LockStore, lockHistoryRetentionMs } from './lock-store.ts';
 
 /*
  * Keys of one lock, sharing one hash slot through the `{namespace:name}` hash
@@ -7,7 +7,10 @@ import type { AcquireOutcome, LockStore } from './lock-store.ts';
  * tag early, but both keys then still share the same text up to it.
  * - `strata:l:{ns:name}`: the holder's token, a string expiring at the lease's end (PXAT);
  * - `strata:l:{ns:name}:n`: hash `t` last token granted, `r` 1 when it was
- *   released. No expiry: it is what keeps tokens growing.
+ *   released. It expires {@link lockHistoryRetentionMs} after the last
+ *   grant's lease would end: tokens also grow with Redis's clock (`TIME`,
+ *   µs), so the history only has to outlive any step back of that clock (a
+ *   failover to a replica whose clock is behind), not the lock name forever.
  */
 
 /** The holder key and the history key of a lock. */
@@ -38,6 +41,7 @@ local token = math.max(last + 1, nowus)
 local ttl = tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%.0f', token), 'PXAT', nowms + ttl)
 redis.call('HSET', KEYS[2], 't', string.format('%.0f', token), 'r', '0')
+redis.call('PEXPIREAT', KEYS[2], nowms + ttl + ${lockHistoryRetentionMs})
 return {1, token, nowms + ttl, nowus, expired}
 `;
 
@@ -56,6 +60,7 @@ local held = redis.call('GET', KEYS[1])
 if not held or tonumber(held) ~= tonumber(ARGV[1]) then return {0, nowus} end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'r', '1')
+redis.call('PEXPIREAT', KEYS[2], nowms + ${lockHistoryRetentionMs})
 return {1, nowus}
 `;
 

@@ -14,6 +14,8 @@ export class NamespaceRegistry {
   readonly #stopObserving: () => void;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #loaded = false;
+  #loading: Promise<void> | undefined;
 
   constructor(store: NamespaceVersionStore, bus: Pick<PurgeBus, 'observe'>) {
     this.#store = store;
@@ -25,6 +27,30 @@ export class NamespaceRegistry {
   /** Reads every namespace's current version from the store (call once at start). */
   async load(): Promise<void> {
     for (const [namespace, record] of await this.#store.all()) this.#raise(namespace, record.version);
+    this.#loaded = true;
+    clearTimeout(this.#retry);
+  }
+
+  /**
+   * Whether the versions were read from the store since start. Until then a
+   * floor may be missing (an origin started during a store outage), so an
+   * entry read from the store must wait for {@link ensureLoaded}.
+   */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  /**
+   * Resolves once the versions are loaded: at once when they are, else one
+   * load attempt shared by every concurrent caller. Rejects with the store's
+   * error when the attempt fails.
+   */
+  ensureLoaded(): Promise<void> {
+    if (this.#loaded) return Promise.resolve();
+    this.#loading ??= this.load().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
   }
 
   /**
@@ -34,9 +60,9 @@ export class NamespaceRegistry {
    */
   async loadOrRetry(retryMs: number, onError: (error: unknown) => void): Promise<void> {
     try {
-      await this.load();
+      await this.ensureLoaded();
     } catch (error) {
-      if (this.#closed) return;
+      if (this.#closed || this.#loaded) return;
       onError(error);
       this.#retry = setTimeout(() => void this.loadOrRetry(retryMs, onError), retryMs);
       this.#retry.unref?.();

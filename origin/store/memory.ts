@@ -283,7 +283,10 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     async swap(namespace, changes) {
       // One synchronous check-then-apply: nothing else runs in between on this event loop.
       for (const change of changes) {
-        if ((live(sk(namespace, change.key))?.version ?? 0) !== change.expectedVersion) return { kind: 'conflict' };
+        // An entry past its fresh lifetime counts as absent, as in the Redis scripts (grace serves reads, not swaps).
+        const entry = live(sk(namespace, change.key));
+        const version = entry && entry.expiresAtMs > now() ? entry.version : 0;
+        if (version !== change.expectedVersion) return { kind: 'conflict' };
       }
       const results = new Map<string, StoredEntry | RemovalResult>();
       for (const { key, action } of changes) {

@@ -84,7 +84,11 @@ export interface RemovalResult {
  */
 export interface SwapChange {
   readonly key: string;
-  /** Version of the live entry the caller read; 0 = the key must be absent (or expired). */
+  /**
+   * Version of the live entry the caller read; 0 = the key must be absent,
+   * deleted, or past its fresh lifetime (an entry in its grace windows counts
+   * as absent here on every store, as a Redis key past its TTL would).
+   */
   readonly expectedVersion: number;
   /** `set` writes `input`, `delete` removes the entry, `check` only requires the version (a read in a transaction). */
   readonly action:

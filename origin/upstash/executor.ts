@@ -45,10 +45,11 @@ export function upstashExecutor(options: UpstashExecutorOptions) {
   async function unit(namespace: string, commands: readonly Command[], transaction: boolean): Promise<Executed> {
     const keys = [...new Set(commands.flatMap(keysOf))].filter(isValidKey);
     for (let attempt = 0; attempt < maxSwapAttempts; attempt++) {
-      const read = keys.length > 0 ? (await service.getMany(namespace, keys)).found : new Map();
-      const snapshot = new Map<string, KeyValue>();
-      for (const [key, entry] of read) snapshot.set(key, entry);
+      const found = keys.length > 0 ? (await service.getMany(namespace, keys)).found : new Map();
       const nowMs = now();
+      // Entries in their grace windows (stale) do not exist for Redis commands, and a swap expects them absent.
+      const read = new Map([...found].filter(([, entry]) => entry.expiresAtMs > nowMs));
+      const snapshot = new Map<string, KeyValue>(read);
       const { defaultTtlSeconds, maxValueBytes } = service.settings;
       const run = runCommands(commands, snapshot, { nowMs, defaultTtlMs: defaultTtlSeconds * 1000, maxValueBytes });
       if (run.changed.size === 0) return { outcomes: run.outcomes, version: 0 };

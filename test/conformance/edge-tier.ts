@@ -178,6 +178,37 @@ export function runEdgeTierConformance(
       expect(await tier.get('ns', 'a')).toBeUndefined();
     });
 
+    it('a namespace flush removes every older entry of its namespace, keeps newer ones and other namespaces', async () => {
+      const tier = fresh();
+      await tier.set(entry('a', new Uint8Array([1]), 5));
+      await tier.set(entry('b', new Uint8Array([2]), 20));
+      await tier.set(entry('a', new Uint8Array([3]), 5, { namespace: 'other' }));
+      await tier.purge(purgeOf({ action: 'flush', version: 10 }));
+      expect(await tier.get('ns', 'a')).toBeUndefined();
+      expect((await tier.get('ns', 'b'))?.version).toBe(20);
+      expect((await tier.get('other', 'a'))?.version).toBe(5);
+    });
+
+    it('an entry past its expiry but within its grace windows is kept, with its lifecycle fields', async () => {
+      const tier = fresh();
+      const stale = entry('g', new Uint8Array([4]), 3, {
+        expiresAtMs: Date.now() - 1_000,
+        staleWhileRevalidateMs: minute,
+        staleIfErrorMs: 2 * minute,
+        softPurgedAtMs: Date.now() - 1_000,
+        refreshMs: 120,
+        strong: true,
+      });
+      expect(await tier.set(stale)).toBe(true);
+      const held = await tier.get('ns', 'g');
+      expect(held?.staleWhileRevalidateMs).toBe(minute);
+      expect(held?.staleIfErrorMs).toBe(2 * minute);
+      expect(held?.softPurgedAtMs).toBe(stale.softPurgedAtMs);
+      expect(held?.refreshMs).toBe(120);
+      expect(held?.strong).toBe(true);
+      expect(held?.expiresAtMs).toBe(stale.expiresAtMs);
+    });
+
     it('an entry already expired is not stored', async () => {
       const tier = fresh();
       expect(await tier.set(entry('old', new Uint8Array([1]), 1, { expiresAtMs: Date.now() - 1 }))).toBe(false);

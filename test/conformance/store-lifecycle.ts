@@ -52,6 +52,24 @@ export function storeLifecycleConformance(store: () => Store, freshNamespace: ()
     expect(seen).toContain('error-only');
   });
 
+  it('a swap counts an entry in its grace windows as absent, as Redis counts a key past its TTL', async () => {
+    const ns = freshNamespace();
+    const grace = { staleWhileRevalidateMs: 60_000, staleIfErrorMs: 0 };
+    const stale = await store().set(ns, '{s}g', input('old', { ttlMs: 200, grace }));
+    await eventually('the entry to go stale', async () => {
+      const read = await store().get(ns, '{s}g');
+      return read !== null && freshness(read, Date.now()) === 'stale';
+    });
+    const swap = store().swap!.bind(store());
+    const set = { kind: 'set', input: input('new') } as const;
+    expect(await swap(ns, [{ key: '{s}g', expectedVersion: stale.version, action: set }])).toEqual({
+      kind: 'conflict',
+    });
+    const outcome = await swap(ns, [{ key: '{s}g', expectedVersion: 0, action: set }]);
+    expect(outcome.kind).toBe('swapped');
+    expect(new TextDecoder().decode((await store().get(ns, '{s}g'))!.value)).toBe('new');
+  });
+
   it('a batch write keeps each entry’s grace windows, and a batch read returns entries within grace', async () => {
     const ns = freshNamespace();
     const grace = { staleWhileRevalidateMs: 60_000, staleIfErrorMs: 120_000 };

@@ -124,6 +124,37 @@ describe('the Upstash protocol with the real @upstash/redis client, Node edges o
     expect(await rest.text()).toBe('42');
   });
 
+  it('an entry a REST writer left in its grace window is absent to Upstash: SET NX and INCR write it anew', async () => {
+    const key = `${prefix()}:stale`;
+    const url = `${origin.url}/api/v1/cache/${ns}/${encodeURIComponent(key)}`;
+    const headers = { Authorization: `Bearer ${token}`, 'Cache-Control': 'max-age=1, stale-while-revalidate=60' };
+    for (const [k, body] of [
+      [key, 'old'],
+      [`${key}:n`, '41'],
+    ] as const) {
+      const put = await fetch(`${origin.url}/api/v1/cache/${ns}/${encodeURIComponent(k)}`, {
+        method: 'PUT',
+        body,
+        headers,
+      });
+      expect(put.ok).toBe(true);
+    }
+    const staleAt = async (u: string) => {
+      const res = await fetch(u, { headers: { Authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+      return res.headers.get('X-Cache') === 'STALE';
+    };
+    await eventually(
+      'both entries to be served stale',
+      async () => (await staleAt(url)) && (await staleAt(`${url}%3An`)),
+    );
+    const redis = new Redis({ url: `${origin.url}/upstash/${ns}`, token, enableTelemetry: false });
+    expect(await redis.get(key)).toBeNull();
+    expect(await redis.set(key, 'new', { nx: true })).toBe('OK');
+    expect(await redis.incr(`${key}:n`)).toBe(1);
+    expect(await redis.get(key)).toBe('new');
+  });
+
   it('after a namespace flush the keys read as absent, and SET NX and INCR write them anew', async () => {
     const admin = await issuer.sign({ serviceId: 'admin' });
     const flushed = 'upstash-flush';

@@ -163,6 +163,14 @@ describe('purge floors', () => {
     expect(floors.admits('other', 'user:1', 1, ['red'])).toBe(true);
   });
 
+  it('a namespace flush refuses every older version in that namespace only (copies other isolates stored included)', () => {
+    const floors = new PurgeFloors();
+    floors.record({ ...purge({ version: 50 }), action: 'flush' });
+    expect(floors.admits('ns', 'any', 49, [])).toBe(false);
+    expect(floors.admits('ns', 'any', 50, [])).toBe(true);
+    expect(floors.admits('other', 'any', 1, [])).toBe(true);
+  });
+
   it('a floor forgotten to stay within bounds raises the global floor (refusing more, never less)', () => {
     const floors = new PurgeFloors({ maxKeys: 2 });
     floors.record(purge({ keys: ['a'], version: 10 }));

@@ -3,6 +3,8 @@
  * Cloudflare colo) as the Workers edge's second tier, behind the isolate's
  * memory tier. https://developers.cloudflare.com/workers/runtime-apis/cache/
  */
+
+import { keepUntilMs } from '../../../shared/lifecycle.ts';
 import { PurgeFloors, type PurgeFloorsOptions } from '../../core/purge-floors.ts';
 import type { EdgeEntry, SharedEdgeTier } from '../../core/tier.ts';
 
@@ -20,7 +22,20 @@ const meta = {
   filledAt: 'X-Strata-Filled-At-Ms',
   filledFrom: 'X-Strata-Filled-From',
   tags: 'X-Strata-Tags',
+  staleWhileRevalidate: 'X-Strata-Swr-Ms',
+  staleIfError: 'X-Strata-Sie-Ms',
+  softPurgedAt: 'X-Strata-Soft-Purged-At-Ms',
+  refresh: 'X-Strata-Refresh-Ms',
+  strong: 'X-Strata-Strong',
 } as const;
+
+/** The optional lifecycle fields, as headers (absent when the entry lacks them). */
+const optionalFields = [
+  ['staleWhileRevalidateMs', meta.staleWhileRevalidate],
+  ['staleIfErrorMs', meta.staleIfError],
+  ['softPurgedAtMs', meta.softPurgedAt],
+  ['refreshMs', meta.refresh],
+] as const;
 
 export interface CacheApiTierOptions extends PurgeFloorsOptions {
   /** The cache: `caches.default` in a Worker, or one from `caches.open(name)`. */
@@ -59,13 +74,15 @@ interface Known {
  * A `SharedEdgeTier` over the Cache API. Each entry is one `Response` under
  * `<base><namespace>/<key>`: the value as body, `Content-Type`, and the
  * entry's version, times, tags and origin tier as `X-Strata-*` headers;
- * `Cache-Control: max-age` follows the entry's expiry (which reads check
- * again on the tier's clock).
+ * `Cache-Control: max-age` follows the end of the entry's grace windows
+ * (`keepUntilMs`: expiry plus the longer of stale-while-revalidate and
+ * stale-if-error, RFC 5861), which reads check again on the tier's clock;
+ * the edge cache tells fresh from stale.
  *
  * The Cache API deletes by URL only and is written by every isolate of the
  * colo, each following the purge log on its own, so a read accepts an
  * entry only when:
- * - it is not expired;
+ * - it is within its fresh lifetime or grace windows;
  * - it was filled (its origin read was sent) after this isolate's last reset
  *   of trust: its start, the moment its purge source first caught up, and
  *   every `reset` of the purge log since. An isolate cannot know the purges
@@ -117,7 +134,13 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
     if (!res) return undefined;
     const number = (name: string) => Number(res.headers.get(name));
     const value = new Uint8Array(await res.arrayBuffer());
+    const optional: Record<string, number> = {};
+    for (const [field, header] of optionalFields) {
+      const text = res.headers.get(header);
+      if (text !== null) optional[field] = Number(text);
+    }
     const entry: EdgeEntry = {
+      ...optional,
       namespace,
       key,
       value,
@@ -127,6 +150,7 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
       expiresAtMs: number(meta.expiresAt),
       tags: JSON.parse(decodeURIComponent(res.headers.get(meta.tags) ?? '%5B%5D')) as string[],
       filledFrom: res.headers.get(meta.filledFrom) ?? 'edge',
+      ...(res.headers.get(meta.strong) === '1' ? { strong: true } : {}),
     };
     return { entry, filledAtMs: number(meta.filledAt) };
   };
@@ -145,18 +169,24 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
       const { entry, filledAtMs } = held;
       // Checked after the await: a purge or reset applied meanwhile counts.
       const trusted =
-        entry.expiresAtMs > now() &&
+        keepUntilMs(entry) > now() &&
         filledAtMs > trustAfterMs &&
         floors.admits(namespace, key, entry.version, entry.tags);
       return trusted ? entry : undefined;
     },
     async set(entry, filledAtMs = now()) {
-      const ttlMs = entry.expiresAtMs - now();
+      const ttlMs = keepUntilMs(entry) - now();
       if (ttlMs <= 0) return false;
       const u = url(entry.namespace, entry.key);
       const existing = (await read(entry.namespace, entry.key))?.entry;
-      if (existing && existing.version > entry.version && existing.expiresAtMs > now()) return false;
+      if (existing && existing.version > entry.version && keepUntilMs(existing) > now()) return false;
       const maxAge = Math.min(maxAgeCapSeconds, Math.ceil(ttlMs / 1000));
+      const headers: Record<string, string> = {};
+      for (const [field, header] of optionalFields) {
+        const v = entry[field];
+        if (v !== undefined) headers[header] = String(v);
+      }
+      if (entry.strong) headers[meta.strong] = '1';
       await cache.put(
         u,
         new Response(entry.value as Uint8Array<ArrayBuffer>, {
@@ -169,6 +199,7 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
             [meta.filledAt]: String(filledAtMs),
             [meta.filledFrom]: entry.filledFrom,
             [meta.tags]: encodeURIComponent(JSON.stringify(entry.tags)),
+            ...headers,
           },
         }),
       );
@@ -196,6 +227,7 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
       for (const [u, k] of known) {
         if (k.namespace !== message.namespace || k.version >= message.version) continue;
         const matches =
+          message.action === 'flush' ||
           keys.has(k.key) ||
           (message.prefix !== null && k.key.startsWith(message.prefix)) ||
           k.tags.some((t) => tags.has(t));
