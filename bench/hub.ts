@@ -10,23 +10,22 @@
  * Requester, origin and echo share this process, so `performance.now()` is one
  * clock, and their contention for the cores is in the numbers. Authentication
  * is off (a verified token is cached, so it adds little after the first).
- * `bench/run.ts --only hub` runs it; `node bench/hub.ts` prints JSON.
+ * `node bench/run.ts --only hub` runs it (with a throwaway Redis).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
 import { hubConsumer } from '../origin/hub/consumer.ts';
 import { hubTopicNames } from '../origin/hub/from-config.ts';
 import { startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';
-import { startRedis } from '../scripts/services/redis.ts';
 import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import { hubEventVersion, hubHeaders } from '../shared/hub.ts';
 import type { BenchRow } from './load.ts';
+import { percentile } from './trace.ts';
 
 /** One rate's measurement, milliseconds from produce to the response read. */
 export interface HubRateResult {
@@ -39,20 +38,19 @@ export interface HubRateResult {
   readonly baselineP99Ms: number;
 }
 
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
 /**
- * Starts a broker and a Redis of its own (or uses `brokers`/`redisUrl`), an
+ * Starts a broker of its own (or uses `brokers`) and, on `redisUrl`, an
  * origin with the hub on, and the echo baseline; runs each rate for
  * `seconds` (default 3) on both paths; stops everything.
  */
-export async function runHubBench(
-  options: { brokers?: string; redisUrl?: string; seconds?: number; rates?: readonly number[] } = {},
-): Promise<HubRateResult[]> {
+export async function runHubBench(options: {
+  redisUrl: string;
+  brokers?: string;
+  seconds?: number;
+  rates?: readonly number[];
+}): Promise<HubRateResult[]> {
   const seconds = options.seconds ?? 3;
   const rates = options.rates ?? [100, 500, 2_000];
   const cleanups: (() => Promise<void>)[] = [];
@@ -68,16 +66,7 @@ export async function runHubBench(
       });
       brokers = kafka.brokers;
     }
-    let redisUrl = options.redisUrl;
-    if (!redisUrl) {
-      const dir = mkdtempSync(join(tmpdir(), 'strata-bench-hub-redis-'));
-      const redis = await startRedis({ dir });
-      cleanups.unshift(async () => {
-        await redis.stop();
-        rmSync(dir, { recursive: true, force: true });
-      });
-      redisUrl = redis.url;
-    }
+    const { redisUrl } = options;
     const run = randomUUID().slice(0, 8);
     const prefix = `bench-hub-${run}.`;
     const topics = hubTopicNames(prefix);
@@ -199,15 +188,12 @@ export async function runHubBench(
       await Promise.all(sends);
       const deadline = Date.now() + 30_000;
       while (ids.some((id) => !took.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const latencies = ids
-        .map((id) => took.get(id))
-        .filter((ms): ms is number => ms !== undefined)
-        .sort((a, b) => a - b);
+      const latencies = ids.map((id) => took.get(id)).filter((ms): ms is number => ms !== undefined);
       return {
         requests: total,
         answered: latencies.length,
-        p50: quantile(latencies, 0.5),
-        p99: quantile(latencies, 0.99),
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
       };
     };
 
@@ -235,9 +221,7 @@ export async function runHubBench(
 }
 
 /** The rows `bench/run.ts` prints. */
-export async function hubBenchmarks(
-  options: { redisUrl?: string; durationSeconds?: number } = {},
-): Promise<BenchRow[]> {
+export async function hubBenchmarks(options: { redisUrl: string; durationSeconds?: number }): Promise<BenchRow[]> {
   const results = await runHubBench({ redisUrl: options.redisUrl, seconds: Math.min(options.durationSeconds ?? 3, 5) });
   return results.map((r) => ({
     benchmark: '(t) hub round trip, produce → response read',
@@ -247,8 +231,4 @@ export async function hubBenchmarks(
     target: 'reported (goal < 5 ms)',
     met: 'n/a',
   }));
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  process.stdout.write(`${JSON.stringify(await runHubBench(), null, 2)}\n`);
 }

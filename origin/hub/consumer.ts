@@ -8,10 +8,10 @@ import {
 } from 'kafkajs';
 import type { Logger } from 'pino';
 import { hubHeaders } from '../../shared/hub.ts';
-import { dlqOriginHeaders, dlqReasonHeader } from '../invalidation/kafka-source.ts';
 import { ensureTopics } from '../invalidation/kafka-topics.ts';
 import { applyInKeyOrder } from '../invalidation/partition-scheduler.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
+import { deadLetterMessage, flowLatch } from '../kafka/consumer-parts.ts';
 import type { HubMessage, HubOutcome } from './handler.ts';
 
 /** Where the hub may be killed on purpose by a crash test (`HUB_FAULT`): after apply and record, before the commit. */
@@ -87,9 +87,8 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
   const producers = new Map<string, Promise<Producer>>();
   let consumer: Consumer | undefined;
   let stopping = false;
-  let flowing = false;
+  const flowing = flowLatch();
   let relaunchTimer: NodeJS.Timeout | undefined;
-  const waiters = new Set<() => void>();
 
   const producerFor = (topic: string, partition: number): Promise<Producer> => {
     const id = transactionalIdOf(groupId, topic, partition);
@@ -118,18 +117,6 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       await pending.then((p) => p.disconnect()).catch(() => {});
     }
   };
-
-  const deadLetter = (topic: string, partition: number, message: KafkaMessage, reason: string): Message => ({
-    key: message.key,
-    value: message.value,
-    headers: {
-      ...message.headers,
-      [dlqReasonHeader]: reason,
-      [dlqOriginHeaders.topic]: topic,
-      [dlqOriginHeaders.partition]: String(partition),
-      [dlqOriginHeaders.offset]: message.offset,
-    },
-  });
 
   /** Handles `chunk` and commits its answers with its offsets in one transaction. */
   const transact = async (producer: Producer, topic: string, partition: number, chunk: KafkaMessage[]) => {
@@ -163,7 +150,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
         const outcome = outcomes[index]!;
         const [target, produced] =
           outcome.kind === 'dead-letter'
-            ? [options.dlqTopic, deadLetter(topic, partition, message, outcome.reason)]
+            ? [options.dlqTopic, deadLetterMessage(topic, partition, message, outcome.reason)]
             : [
                 outcome.topic,
                 {
@@ -262,10 +249,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       logger.info({ groupId, assignment }, 'hub joined its consumer group');
     });
     c.on(c.events.FETCH, () => {
-      if (!joined || flowing) return;
-      flowing = true;
-      for (const w of waiters) w();
-      waiters.clear();
+      if (joined) flowing.markOpen();
     });
     c.on(c.events.CRASH, (e) => {
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub consumer crashed');
@@ -322,18 +306,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       });
     },
     async ready(timeoutMs = 30_000) {
-      if (flowing) return;
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(done);
-          reject(new Error(`hub consumer did not start within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        waiters.add(done);
-      });
+      await flowing.wait(timeoutMs, 'the hub consumer');
     },
     async stop() {
       stopping = true;

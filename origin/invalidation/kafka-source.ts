@@ -2,20 +2,14 @@ import { type Consumer, type EachBatchPayload, type KafkaMessage, Partitioners, 
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
+import { deadLetterMessage, flowLatch } from '../kafka/consumer-parts.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation, decodeRegionReset } from './applier.ts';
 import { ensureTopics } from './kafka-topics.ts';
 import { applyInKeyOrder } from './partition-scheduler.ts';
 import type { InvalidationSource } from './source.ts';
 
-/** Header on a dead-lettered message: why it was rejected (one line). */
-export const dlqReasonHeader = 'strata-error';
-/** Headers on a dead-lettered message naming where it came from. */
-export const dlqOriginHeaders = {
-  topic: 'strata-source-topic',
-  partition: 'strata-source-partition',
-  offset: 'strata-source-offset',
-} as const;
+export { dlqOriginHeaders, dlqReasonHeader } from '../kafka/consumer-parts.ts';
 
 export interface KafkaSourceOptions {
   /** Brokers and client id (`KAFKA_BROKERS`, `KAFKA_CLIENT_ID`). */
@@ -100,15 +94,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let restartDelayMs = 500;
-  let flowing = false;
-  const waiters = new Set<() => void>();
-
-  const markFlowing = () => {
-    if (flowing) return;
-    flowing = true;
-    for (const w of waiters) w();
-    waiters.clear();
-  };
+  const flowing = flowLatch();
 
   /** Retries `attempt` until it succeeds or this partition's batch must end; false when it must end. */
   const persist = async (what: string, attempt: () => Promise<unknown>, p: EachBatchPayload): Promise<boolean> => {
@@ -128,22 +114,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   };
 
   const deadLetter = async (partition: number, message: KafkaMessage, reason: string) => {
-    await producer.send({
-      topic: dlqTopic,
-      messages: [
-        {
-          key: message.key,
-          value: message.value,
-          headers: {
-            ...message.headers,
-            [dlqReasonHeader]: reason,
-            [dlqOriginHeaders.topic]: topic,
-            [dlqOriginHeaders.partition]: String(partition),
-            [dlqOriginHeaders.offset]: message.offset,
-          },
-        },
-      ],
-    });
+    await producer.send({ topic: dlqTopic, messages: [deadLetterMessage(topic, partition, message, reason)] });
   };
 
   /** Applies (or dead-letters) one message; false when the batch must end before it was done. */
@@ -215,7 +186,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
       if (joined) {
         restartDelayMs = 500;
-        markFlowing();
+        flowing.markOpen();
       }
     });
     c.on(c.events.CRASH, (e) => {
@@ -292,18 +263,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       });
     },
     async ready(timeoutMs = 30_000) {
-      if (flowing) return;
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(done);
-          reject(new Error(`kafka consumer did not start consuming ${topic} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        waiters.add(done);
-      });
+      await flowing.wait(timeoutMs, `the kafka consumer of ${topic}`);
     },
     async stop() {
       stopping = true;
