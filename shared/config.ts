@@ -285,7 +285,13 @@ export function kafkaGroupId(config: Pick<OriginConfig, 'KAFKA_GROUP_ID' | 'STRA
 }
 
 /** Origin configuration, parsed from env vars. */
-export const originConfigSchema = originConfigFields.superRefine(checkKafkaSecurity);
+/** The Message Hub consumes Kafka: `HUB_ENABLED=true` without `KAFKA_BROKERS` is one issue on `HUB_ENABLED`. */
+function checkHub(c: z.infer<typeof originConfigFields>, ctx: z.RefinementCtx): void {
+  if (c.HUB_ENABLED && !c.KAFKA_BROKERS)
+    ctx.addIssue({ code: 'custom', path: ['HUB_ENABLED'], message: 'needs KAFKA_BROKERS' });
+}
+
+export const originConfigSchema = originConfigFields.superRefine(checkKafkaSecurity).superRefine(checkHub);
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 
 /** Default milliseconds between purge-stream heartbeats: a third of the default edge lease. */

@@ -9,6 +9,7 @@ import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
 import { authOptionsFromConfig, createVerifier } from '../../shared/auth.ts';
+import { originConfigSchema, parseConfig } from '../../shared/config.ts';
 import { hubEventVersion, hubRequestSchema } from '../../shared/hub.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 
@@ -180,5 +181,18 @@ describe('hub request handling', () => {
       method: 'GET',
       path: '/api/v1/namespaces',
     });
+  });
+
+  it('HUB_ENABLED without KAFKA_BROKERS is refused in one line naming the variable; HUB_REPLY_TOPICS takes topic names', () => {
+    expect(() => parseConfig(originConfigSchema, { HUB_ENABLED: 'true' })).toThrow(
+      'invalid configuration: HUB_ENABLED: needs KAFKA_BROKERS',
+    );
+    const config = parseConfig(originConfigSchema, {
+      HUB_ENABLED: 'true',
+      KAFKA_BROKERS: '127.0.0.1:9092',
+      HUB_REPLY_TOPICS: 'cache.operation.response, team.replies',
+    });
+    expect(config.HUB_REPLY_TOPICS).toEqual(['cache.operation.response', 'team.replies']);
+    expect(() => parseConfig(originConfigSchema, { HUB_REPLY_TOPICS: 'bad topic' })).toThrow(/HUB_REPLY_TOPICS/);
   });
 });
