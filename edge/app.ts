@@ -287,7 +287,12 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   app.get('/api/v1/namespaces/:namespace', relay('version'));
   app.get('/api/v1/namespaces/:namespace/stats', relay('stats'));
   app.get('/api/v1/namespaces/:namespace/keys', relay('list'));
-  app.get('/api/v1/cache/:namespace/pattern/:pattern', relay('list'));
+  // Registered as `…/:key/:pattern`, not `…/pattern/:pattern`: a static segment where the entry route has its
+  // `:key` parameter makes Hono's SmartRouter give up its RegExpRouter for the slower TrieRouter on every request.
+  const listPattern = relay('list');
+  app.get('/api/v1/cache/:namespace/:key/:pattern', (c) =>
+    c.req.param('key') === 'pattern' ? listPattern(c) : c.notFound(),
+  );
   app.post('/api/v1/reload', relay('reload'));
   app.route('/', edgeUpstashRoutes({ ...deps, leaseMs: deps.leaseMs ?? 3000, now }));
   return app;

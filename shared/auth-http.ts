@@ -57,6 +57,11 @@ const openPaths = new Set([
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {
+  // The hot path first: entry reads and writes.
+  if (pathname.startsWith('/api/v1/cache/')) {
+    const cache = cacheAccess(method, pathname);
+    if (cache) return cache;
+  }
   if (openPaths.has(pathname) || pathname.startsWith('/docs/') || pathname.startsWith('/dashboard/assets/')) {
     return 'open';
   }
@@ -83,17 +88,21 @@ export function restAccess(method: string, pathname: string): Access {
   if (pathname === '/api/v1/purges') return { scope: 'purge:read', namespace: allNamespaces };
   const lock = /^\/api\/v1\/locks\/([^/]*)\//.exec(pathname);
   if (lock) return { scope: 'cache:lock', namespace: decodeSegment(lock[1]!) };
-  const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
-  if (cache) {
-    const namespace = decodeSegment(cache[1]!);
-    const rest = cache[2]!;
-    if (method === 'POST' && rest === 'batch/get') return { scope: 'cache:read', namespace };
-    if (method === 'POST' && rest === 'batch/set') return { scope: 'cache:write', namespace };
-    if (method === 'GET' || method === 'HEAD') return { scope: 'cache:read', namespace };
-    if (method === 'PUT') return { scope: 'cache:write', namespace };
-    if (method === 'DELETE') return { scope: 'cache:delete', namespace };
-  }
   return 'authenticated';
+}
+
+/** The grant a `/api/v1/cache/{ns}/…` request needs, or undefined (then only a valid token, and the route answers). */
+function cacheAccess(method: string, pathname: string): Access | undefined {
+  const cache = /^\/api\/v1\/cache\/([^/]*)\/(.*)$/.exec(pathname);
+  if (!cache) return undefined;
+  const namespace = decodeSegment(cache[1]!);
+  const rest = cache[2]!;
+  if (method === 'POST' && rest === 'batch/get') return { scope: 'cache:read', namespace };
+  if (method === 'POST' && rest === 'batch/set') return { scope: 'cache:write', namespace };
+  if (method === 'GET' || method === 'HEAD') return { scope: 'cache:read', namespace };
+  if (method === 'PUT') return { scope: 'cache:write', namespace };
+  if (method === 'DELETE') return { scope: 'cache:delete', namespace };
+  return undefined;
 }
 
 // A segment that does not decode cannot name a granted namespace; the route answers CACHE_004 for admins.
