@@ -11,15 +11,18 @@ type Env = Record<string, string | undefined>;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
-const commaList = z
-  .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
+/** A comma list of `item`s (blanks trimmed, empties dropped), at least one. */
+const listOf = (item: z.ZodString) =>
+  z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item).min(1));
+const commaList = listOf(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port'));
 
 /** Eviction policy of the in-memory tiers (embedded store, fallback tier, edge tier): `lru`, `lfu` (with dynamic aging) or `s3fifo`. */
 const evictionPolicy = z.enum(evictionPolicies).default(defaultEvictionPolicy);
@@ -226,16 +229,7 @@ const originConfigFields = z.object({
   /** Consumer group of the hub (and prefix of its transactional ids); default `<consumer group>-hub`. */
   HUB_GROUP_ID: z.string().min(1).optional(),
   /** Topics a request's `reply-to` header may name; default the two response topics (with `HUB_TOPIC_PREFIX`). */
-  HUB_REPLY_TOPICS: z
-    .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected Kafka topic names')).min(1))
-    .optional(),
+  HUB_REPLY_TOPICS: listOf(z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected Kafka topic names')).optional(),
   /** Dead-letter topic of requests nobody can be answered for; default `<prefix>cache.hub.dlq`. */
   HUB_DLQ_TOPIC: z.string().min(1).optional(),
   /** Milliseconds a change's dedup record outlives its request's TTL: the longest redelivery delay allowed for. */
