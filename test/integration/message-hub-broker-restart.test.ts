@@ -6,7 +6,7 @@ import { hubTopicNames } from '../../origin/hub/from-config.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { type RunningKafka, startKafka } from '../../scripts/services/kafka.ts';
 import { type HubResponse, hubEventVersion } from '../../shared/hub.ts';
-import { connectProducer, uniqueName } from '../support/kafka.ts';
+import { uniqueName } from '../support/kafka.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -40,21 +40,32 @@ describe('hub across a broker restart', () => {
       KAFKA_SESSION_TIMEOUT_MS: '6000',
       KAFKA_HEARTBEAT_INTERVAL_MS: '500',
     });
-    const producer = await connectProducer(kafka.brokers);
+    const client = new Kafka({
+      clientId: 'hub-restart-test',
+      brokers: [kafka.brokers],
+      logLevel: logLevel.NOTHING,
+      retry: { initialRetryTime: 200, maxRetryTime: 2_000, retries: 30 },
+    });
+    // Idempotent, as the typed client's: a retried send during the restart must not write a request twice.
+    const producer = client.producer({ idempotent: true, allowAutoTopicCreation: false });
+    await producer.connect();
     const seen: HubResponse[] = [];
+    /** Correlation ids as written on the request topic (a duplicate here would be the producer's, not the hub's). */
+    const requested: string[] = [];
     let reader: Consumer | undefined;
     try {
       await origin.hub!.ready(60_000);
-      const client = new Kafka({
-        clientId: 'hub-restart-reader',
-        brokers: [kafka.brokers],
-        logLevel: logLevel.NOTHING,
-        retry: { initialRetryTime: 200, maxRetryTime: 2_000, retries: 30 },
-      });
       reader = client.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 50 });
       await reader.connect();
       await reader.subscribe({ topic: topics.operationResponse, fromBeginning: true });
-      await reader.run({ eachMessage: async ({ message }) => void seen.push(JSON.parse(message.value!.toString())) });
+      await reader.subscribe({ topic: topics.operationRequest, fromBeginning: true });
+      await reader.run({
+        eachMessage: async ({ topic, message }) => {
+          const parsed = JSON.parse(message.value!.toString());
+          if (topic === topics.operationRequest) requested.push(parsed.data.correlation_id);
+          else seen.push(parsed);
+        },
+      });
 
       const ids: { id: string; key: string }[] = [];
       const send = async (from: number, to: number) => {
@@ -101,6 +112,7 @@ describe('hub across a broker restart', () => {
         100,
       );
       for (const { id, key } of ids.slice(0, first)) {
+        expect(requested.filter((r) => r === id)).toHaveLength(1);
         const responses = seen.filter((r) => r.data.correlation_id === id);
         expect(responses).toHaveLength(1);
         expect(responses[0]!.data.status).toBe('success');
