@@ -19,12 +19,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import pino from 'pino';
-import { type RunningEdge, startEdge } from '../edge/adapters/node/server.ts';
 import { ensureTopics } from '../origin/invalidation/kafka-topics.ts';
 import { type RunningOrigin, startOrigin } from '../origin/server.ts';
 import { startKafka } from '../scripts/services/kafka.ts';
-import { edgeConfigSchema, originConfigSchema, parseConfig } from '../shared/config.ts';
+import { originConfigSchema, parseConfig } from '../shared/config.ts';
 import type { InvalidationEvent, StreamMessage } from '../shared/schemas.ts';
+import { benchEdges } from './edges.ts';
 import type { BenchRow } from './load.ts';
 
 /** The p99 bound, milliseconds, under which a rate counts as sustained. */
@@ -148,15 +148,7 @@ export async function runPurgeKafkaBench(options: PurgeKafkaBenchOptions = {}): 
     cleanups.unshift(() => origin.close());
     await origin.invalidations.ready(30_000);
 
-    const edges: RunningEdge[] = [];
-    for (let i = 0; i < 2; i++) {
-      const edge = await startEdge(
-        parseConfig(edgeConfigSchema, { EDGE_PORT: '0', ORIGIN_URL: origin.url, LOG_LEVEL: 'silent' }),
-        { logger: quiet },
-      );
-      cleanups.unshift(() => edge.close());
-      edges.push(edge);
-    }
+    const edges = await benchEdges(origin.url, 2, quiet, cleanups);
     const deadline = Date.now() + 10_000;
     while (origin.bus.subscribers < edges.length || !edges.every((e) => e.subscription.connected)) {
       if (Date.now() > deadline) throw new Error('edges did not subscribe to the purge stream');

@@ -2,7 +2,9 @@
  * `npm run bench`: every benchmark, each beside a baseline measured in the
  * same run, printed as a table. Options: `--duration S` (load seconds per
  * measurement, default 5), `--connections N` (default 32), `--only NAME` (one
- * suite), `--sections abcd` (which of the edge measurements; `n`, `p` for the runtimes suite).
+ * suite), `--sections abcd` (which of the edge measurements; `n`, `p` for the runtimes suite),
+ * `--cpu-prof DIR` (the purge-log suite runs its origins and edges under `node --cpu-prof` into DIR
+ * and prints where their CPU went).
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,10 +19,12 @@ import { grpcBenchmarks } from './grpc-bench.ts';
 import { hubBenchmarks } from './hub.ts';
 import type { BenchRow } from './load.ts';
 import { lockBenchmarks } from './locks.ts';
+import { perfBenchmarks } from './perf.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
+import { stampedeBenchmarks } from './stampede.ts';
 import { table } from './trace.ts';
 import { upstashBenchmarks } from './upstash.ts';
 
@@ -30,6 +34,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     only: { type: 'string' },
     sections: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const options = {
@@ -56,12 +61,17 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   'redis-cluster': () => redisClusterBenchmarks(options),
   grpc: () => grpcBenchmarks(options),
   kafka: () => withRedis((redisUrl) => purgeKafkaBenchmarks({ redisUrl })),
-  'purge-log': () => withRedis((redisUrl) => purgeLogBenchmarks({ redisUrl })),
+  'purge-log': () =>
+    withRedis((redisUrl) =>
+      purgeLogBenchmarks({ redisUrl, ...(args['cpu-prof'] ? { profileDir: args['cpu-prof'] } : {}) }),
+    ),
   eviction: () => evictionBenchmarks(),
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
   hub: () => withRedis((redisUrl) => hubBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
+  stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
+  perf: () => perfBenchmarks(options),
 };
 
 process.stdout.write(

@@ -9,7 +9,8 @@ import { type BenchProcess, startProcess } from './procs.ts';
 import { percentile } from './trace.ts';
 
 const root = resolve(import.meta.dirname, '..');
-const deno = {
+/** The Deno executable of the `deno` npm package and the permissions an edge needs. */
+export const deno = {
   bin: resolve(root, 'node_modules', '.bin', 'deno'),
   args: ['run', '--allow-net', '--allow-env', '--allow-read'],
 };

@@ -46,7 +46,10 @@ export interface RestCache {
    * caller that holds the key's refresh lease, whose write then serves every
    * other caller. A caller whose lease was lost (412 CACHE_006: it expired,
    * or a newer value was written) still gets its loaded value; the newer one
-   * stays in the cache.
+   * stays in the cache. A hit that comes with the lease (stale within
+   * stale-while-revalidate, or near expiry) answers at once and refreshes
+   * the key in the background; a failed background refresh is dropped and
+   * its lease lapses (`LEASE_TTL_MS`).
    * @throws Error with the service's error envelope on any other failure.
    */
   getOrSet(key: string, loader: () => Promise<Uint8Array | string>, options?: GetOrSetOptions): Promise<GetOrSetResult>;
@@ -64,14 +67,8 @@ export function restCache(options: RestCacheOptions): RestCache {
     async getOrSet(key, loader, opts = {}) {
       const wait = Math.min(opts.waitSeconds ?? 5, 10);
       const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-      while (Date.now() < deadline) {
-        const res = await doFetch(url(key), { headers: { ...auth, Prefer: `lease, wait=${wait}` } });
-        if (res.status === 200) return { value: new Uint8Array(await res.arrayBuffer()), loaded: false };
-        if (res.status !== 404) throw await failure(res);
-        await res.body?.cancel();
-        const lease = res.headers.get('X-Cache-Lease');
-        // No lease: another caller is loading and the wait ran out; ask again.
-        if (!lease) continue;
+      /** Loads and writes under `lease`; a lost lease (412 CACHE_006) keeps the newer value in the cache. */
+      const refresh = async (lease: string): Promise<Uint8Array> => {
         const loaded = await loader();
         const value = typeof loaded === 'string' ? new TextEncoder().encode(loaded) : loaded;
         const put = await doFetch(opts.ttlSeconds ? `${url(key)}?ttl=${opts.ttlSeconds}` : url(key), {
@@ -84,9 +81,25 @@ export function restCache(options: RestCacheOptions): RestCache {
             ...cacheControl(opts),
           },
         });
-        if (put.status !== 200 && put.status !== 412) throw await failure(put);
+        if (put.status !== 200 && put.status !== 201 && put.status !== 412) throw await failure(put);
         await put.body?.cancel();
-        return { value, loaded: true };
+        return value;
+      };
+      while (Date.now() < deadline) {
+        const res = await doFetch(url(key), { headers: { ...auth, Prefer: `lease, wait=${wait}` } });
+        const lease = res.headers.get('X-Cache-Lease');
+        if (res.status === 200) {
+          // A stale hit (or a fresh one near expiry, XFetch) handed this caller the key's lease: refresh in the
+          // background and answer the value at once (stale-while-revalidate). Holding the lease unused would stop
+          // every other caller from refreshing the key until it lapsed. A failed refresh only lets the lease lapse.
+          if (lease) void refresh(lease).catch(() => {});
+          return { value: new Uint8Array(await res.arrayBuffer()), loaded: false };
+        }
+        if (res.status !== 404) throw await failure(res);
+        await res.body?.cancel();
+        // No lease: another caller is loading and the wait ran out; ask again.
+        if (!lease) continue;
+        return { value: await refresh(lease), loaded: true };
       }
       const loaded = await loader();
       return { value: typeof loaded === 'string' ? new TextEncoder().encode(loaded) : loaded, loaded: true };

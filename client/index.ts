@@ -12,7 +12,8 @@
  * `@connectrpc/connect`: `code` is the gRPC code (INVALID_ARGUMENT bad
  * key/namespace/TTL, RESOURCE_EXHAUSTED value over the origin's
  * `MAX_VALUE_BYTES`, UNAVAILABLE store down, DEADLINE_EXCEEDED past
- * `timeoutMs`, UNAUTHENTICATED, PERMISSION_DENIED) and `errorCode` the ICD
+ * `timeoutMs`, UNAUTHENTICATED, PERMISSION_DENIED, FAILED_PRECONDITION a
+ * write under a refresh lease that was lost) and `errorCode` the ICD
  * code (`CACHE_004`, `AUTH_001`, …), also in `metadata.get('x-cache-error-code')`.
  */
 
@@ -95,8 +96,41 @@ export interface CacheEntry {
   readonly tags: readonly string[];
   /** Which tier answered (Get only; UNSPECIFIED in getMany entries, see `source` there). */
   readonly source: CacheSource;
-  /** A local copy answered that Redis may have moved past (REST `X-Cache: STALE`). */
+  /** A stale answer (REST `X-Cache: STALE`): within grace, soft-purged, or a local copy Redis may have moved past. */
   readonly stale: boolean;
+}
+
+/** `stale_reason` of a read (REST `X-Cache-Stale-Reason`); empty when fresh or only the tier was stale. */
+export type StaleReason = '' | 'revalidating' | 'soft-purge';
+
+/** What a single-key read adds: the entry's lifecycle (RFC 5861 grace, RFC 9111 `Age`) and this caller's refresh lease. */
+export interface EntryLifecycle {
+  readonly staleReason: StaleReason;
+  /** Seconds since the entry was written (REST `Age`). */
+  readonly ageSeconds: number;
+  /** Grace windows the writer gave, seconds; 0 = none. */
+  readonly staleWhileRevalidateSeconds: number;
+  readonly staleIfErrorSeconds: number;
+  /** The key's refresh lease when this caller was chosen to refresh it (asked with `lease`); pass it to `set`. */
+  readonly lease: string | undefined;
+}
+
+/** Options of a single-key read. */
+export interface ReadOpts extends CallOpts {
+  /** Strong read (REST `Cache-Control: no-cache`): never the fallback tier (CACHE_005 while the store is down), never stale (a miss). */
+  readonly strong?: boolean;
+  /** Ask to be offered the refresh lease of a missing, stale or nearly expired entry (REST `Prefer: lease`). */
+  readonly lease?: boolean;
+  /** On a miss another caller is refreshing, wait up to this many whole seconds (≤ 10) for its write (REST `Prefer: wait`). */
+  readonly waitSeconds?: number;
+}
+
+/** Options of {@link CacheClient.getOrSet}: how a loaded value is written, and how long to wait for another caller's load. */
+export interface GrpcGetOrSetOpts extends Omit<WriteOpts, 'lease'> {
+  /** Seconds one read waits for another caller's load (at most 10). Default 5. */
+  readonly waitSeconds?: number;
+  /** Give up on the cache (and load without it) after this many ms. Default 30000. */
+  readonly giveUpAfterMs?: number;
 }
 
 /** Whether Redis confirmed the call; `true` mirrors REST's `X-Cache-Degraded: 1`. */
@@ -123,6 +157,16 @@ export interface WriteOpts extends CallOpts {
    * uncompressed. Reads always return the original bytes.
    */
   readonly compress?: boolean;
+  /** `stale-while-revalidate` after the TTL, seconds (RFC 5861 §3); 0 = none (or the key's profile default). */
+  readonly staleWhileRevalidateSeconds?: number;
+  /** `stale-if-error` after the TTL, seconds (RFC 5861 §4); 0 = none (or the key's profile default). */
+  readonly staleIfErrorSeconds?: number;
+  /**
+   * The refresh lease this write completes (single set only; from a read with
+   * `lease`). A lease that no longer holds is FAILED_PRECONDITION, `errorCode`
+   * CACHE_006, and nothing is written.
+   */
+  readonly lease?: string;
 }
 
 const encoder = new TextEncoder();
@@ -139,6 +183,13 @@ function bytesOf(value: CacheValue): Uint8Array {
 
 function defaultType(value: CacheValue, given: string | undefined): string {
   return given ?? (typeof value === 'string' ? 'text/plain; charset=utf-8' : '');
+}
+
+function graceOf(opts: Pick<WriteOpts, 'staleWhileRevalidateSeconds' | 'staleIfErrorSeconds'>) {
+  return {
+    staleWhileRevalidateSeconds: BigInt(opts.staleWhileRevalidateSeconds ?? 0),
+    staleIfErrorSeconds: BigInt(opts.staleIfErrorSeconds ?? 0),
+  };
 }
 
 function fromMetadata(value: Uint8Array, meta: EntryMetadata | undefined, source: CacheSource): CacheEntry {
@@ -184,12 +235,30 @@ export class CacheClient {
   }
 
   /** The entry, or null on a miss; `degraded` when Redis did not confirm it. */
-  async get(key: string, opts: CallOpts = {}): Promise<(CacheEntry & Degraded) | null> {
-    const { res, degraded } = await this.#run(true, opts, (call) =>
-      this.rpc.get({ namespace: this.namespace, key }, call),
-    );
-    if (!res.found) return null;
-    return {
+  async get(key: string, opts: ReadOpts = {}): Promise<(CacheEntry & EntryLifecycle & Degraded) | null> {
+    return (await this.read(key, opts)).entry;
+  }
+
+  /**
+   * A read that also answers the refresh lease of a miss: `entry` null on a
+   * miss, `lease` set when this caller was chosen to refresh the key (only
+   * when asked with `lease` or `waitSeconds`).
+   */
+  async read(
+    key: string,
+    opts: ReadOpts = {},
+  ): Promise<{ entry: (CacheEntry & EntryLifecycle & Degraded) | null; lease: string | undefined }> {
+    const request = {
+      namespace: this.namespace,
+      key,
+      strong: opts.strong ?? false,
+      lease: opts.lease ?? false,
+      waitSeconds: opts.waitSeconds ?? 0,
+    };
+    const { res, degraded } = await this.#run(true, opts, (call) => this.rpc.get(request, call));
+    const lease = res.lease || undefined;
+    if (!res.found) return { entry: null, lease };
+    const entry = {
       value: res.value,
       contentType: res.contentType,
       version: Number(res.version),
@@ -197,8 +266,57 @@ export class CacheClient {
       tags: res.tags,
       source: res.source,
       stale: res.stale,
+      staleReason: res.staleReason as StaleReason,
+      ageSeconds: Number(res.ageSeconds),
+      staleWhileRevalidateSeconds: Number(res.staleWhileRevalidateSeconds),
+      staleIfErrorSeconds: Number(res.staleIfErrorSeconds),
+      lease,
       degraded,
     };
+    return { entry, lease };
+  }
+
+  /**
+   * The cached value of `key`, or the loader's, with refresh leases
+   * (memcache leases, NSDI 2013; BentoCache's and FusionCache's `getOrSet`):
+   * on a miss only the caller handed the key's lease runs `loader` and writes
+   * its value under the lease; the others wait for that write. A stale hit
+   * answers the stale value at once, and the caller handed the lease
+   * refreshes it in the background (a failed refresh leaves the stale value;
+   * its lease lapses). A write whose lease was lost (CACHE_006: it expired,
+   * or a newer value was written) still answers the loaded value; the newer
+   * one stays cached. After `giveUpAfterMs` the loader runs without the cache.
+   * @throws CacheClientError for any other failure of a read or write.
+   */
+  async getOrSet(
+    key: string,
+    loader: () => Promise<CacheValue>,
+    opts: GrpcGetOrSetOpts = {},
+  ): Promise<{ value: Uint8Array; loaded: boolean }> {
+    const waitSeconds = Math.min(opts.waitSeconds ?? 5, 10);
+    const deadline = Date.now() + (opts.giveUpAfterMs ?? 30_000);
+    const { giveUpAfterMs: _, waitSeconds: __, ...write } = opts;
+    // A read that waits needs a deadline beyond its wait.
+    const timeoutMs = Math.max(opts.timeoutMs ?? this.#timeoutMs, (waitSeconds + 5) * 1000);
+    const refresh = async (lease: string) => {
+      const loaded = await loader();
+      try {
+        await this.set(key, loaded, { ...write, lease });
+      } catch (error) {
+        if (!(error instanceof CacheClientError && error.errorCode === 'CACHE_006')) throw error;
+      }
+      return bytesOf(loaded);
+    };
+    while (Date.now() < deadline) {
+      const { entry, lease } = await this.read(key, { lease: true, waitSeconds, timeoutMs, signal: opts.signal });
+      if (entry) {
+        if (lease) refresh(lease).catch(() => {});
+        return { value: entry.value, loaded: false };
+      }
+      // No lease: another caller is loading and the wait ran out; ask again.
+      if (lease) return { value: await refresh(lease), loaded: true };
+    }
+    return { value: bytesOf(await loader()), loaded: true };
   }
 
   /** Writes one value; every edge drops older copies. */
@@ -216,6 +334,8 @@ export class CacheClient {
       tags: [...(opts.tags ?? [])],
       encrypt: opts.encrypt ?? this.#encrypt,
       ...(opts.compress === undefined ? {} : { compress: opts.compress }),
+      ...graceOf(opts),
+      lease: opts.lease ?? '',
     };
     const { res, degraded } = await this.#run(false, opts, (call) => this.rpc.set(req, call));
     return { version: Number(res.version), expiresAtMs: Number(res.expiresAtMs), degraded };
@@ -259,6 +379,7 @@ export class CacheClient {
           ttlSeconds: BigInt(opts.ttlSeconds ?? 0),
           contentType: defaultType(first, opts.contentType),
           ...(opts.compress === undefined ? {} : { compress: opts.compress }),
+          ...graceOf(opts),
         },
         call,
       ),
@@ -267,9 +388,13 @@ export class CacheClient {
     return { storedCount: res.storedCount, versions, degraded };
   }
 
-  /** Purges by keys, tags or key prefix in this namespace, at the origin and every edge. */
+  /**
+   * Purges by keys, tags or key prefix in this namespace, at the origin and
+   * every edge. `soft` marks the entries stale instead (served within their
+   * grace as `soft-purge` while one refresh runs; entries without grace are removed).
+   */
   async purge(
-    selector: { keys?: readonly string[]; tags?: readonly string[]; prefix?: string },
+    selector: { keys?: readonly string[]; tags?: readonly string[]; prefix?: string; soft?: boolean },
     opts: CallOpts = {},
   ): Promise<{ purgedCount: number; seq: number }> {
     const { res } = await this.#run(true, opts, (call) =>
@@ -279,6 +404,7 @@ export class CacheClient {
           keys: [...(selector.keys ?? [])],
           tags: [...(selector.tags ?? [])],
           ...(selector.prefix === undefined ? {} : { prefix: selector.prefix }),
+          soft: selector.soft ?? false,
         },
         call,
       ),

@@ -59,12 +59,13 @@ const icdByRpc: Partial<Record<Code, ErrorCode>> = {
   [Code.InvalidArgument]: 'CACHE_004',
   [Code.Unauthenticated]: 'AUTH_001',
   [Code.PermissionDenied]: 'AUTH_002',
+  [Code.FailedPrecondition]: 'CACHE_006',
 };
 
 /**
  * A failed call. Still a `ConnectError` (`code` is the gRPC/Connect code,
  * `metadata` the response's headers and trailers); `errorCode` is the ICD
- * code the origin sent in `x-cache-error-code` (CACHE_001 … CACHE_005,
+ * code the origin sent in `x-cache-error-code` (CACHE_001 … CACHE_006,
  * AUTH_001, AUTH_002), or the one its `code` maps to when nothing from the
  * origin answered (a proxy's 503, a refused connection, a client deadline:
  * CACHE_005). `attempts` counts how many times the call was sent.

@@ -3,6 +3,7 @@ import { authOptionsFromConfig, createVerifier } from '../shared/auth.ts';
 import type { EdgeConfig } from '../shared/config.ts';
 import type { AppEnv, RequestLog } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
+import { purgeCanaryNamespace } from '../shared/purge-report.ts';
 import type { StreamMessage } from '../shared/schemas.ts';
 import { createEdgeApp } from './app.ts';
 import { EdgeCache, type RevalidationOutcome, type SharedTierOutcome } from './core/edge-cache.ts';
@@ -11,6 +12,7 @@ import { memoryTier } from './core/memory-tier.ts';
 import type { PurgeHandlers, PurgeSubscription } from './core/purge-source.ts';
 import type { EdgeTier, SharedEdgeTier } from './core/tier.ts';
 import { OriginClient } from './origin-client.ts';
+import { purgeAppliedReporter } from './purge-report.ts';
 import { pollPurgeSource } from './purge-sources/poll.ts';
 import { ssePurgeSource } from './purge-sources/sse.ts';
 import { rateLimiterFromConfig } from './rate-limit.ts';
@@ -141,9 +143,22 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
       metrics?.originLoad();
     },
   });
+  const headers = token ? { Authorization: `Bearer ${token}` } : undefined;
+  // A streaming edge tells its origin what it has applied, so the origin's staleness canary times the whole path.
+  // A polling isolate does not: its requests end with the read they serve, and a report could be cut off mid-way.
+  const report = polling
+    ? undefined
+    : purgeAppliedReporter({
+        originUrl: config.ORIGIN_URL,
+        edgeId: config.EDGE_ID ?? `edge-${crypto.randomUUID().slice(0, 8)}`,
+        timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
+        headers,
+        onError: (error) => logger?.debug({ err: error }, 'applied-position report not taken'),
+      });
   const applied = (message: StreamMessage) => {
     const removed = cache.apply(message);
     metrics?.purgeApplied(message.type, removed, message.type === 'purge' ? message.ts : undefined);
+    if (message.type === 'purge' && message.namespace === purgeCanaryNamespace) report?.(message.position);
   };
   let caughtUp = false;
   const handlers: PurgeHandlers = {
@@ -159,6 +174,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
         caughtUp = true;
         lastError = undefined;
         metrics?.purgeApplied('hello', 0);
+        if (subscription?.position) report?.(subscription.position);
         logger?.info({ origin: config.ORIGIN_URL, source: parts.purgeSource }, 'purge log followed');
       } else metrics?.reconnect();
     },
@@ -167,7 +183,6 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
       logger?.debug({ err: error }, 'purge source interrupted');
     },
   };
-  const headers = token ? { Authorization: `Bearer ${token}` } : undefined;
   let renew: () => Promise<boolean>;
   let refresh: (() => Promise<boolean>) | undefined;
   let expire: (() => void) | undefined;

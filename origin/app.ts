@@ -22,6 +22,7 @@ import type { Reloader } from './reload.ts';
 import { cacheRoutes } from './routes/cache.ts';
 import { lockRoutes } from './routes/locks.ts';
 import { namespaceRoutes } from './routes/namespaces.ts';
+import { purgeAppliedRoutes } from './routes/purge-applied.ts';
 import { purgeStreamPath, purgeStreamRoutes } from './routes/purge-stream.ts';
 import { purgePollRoutes } from './routes/purges.ts';
 import { originUpstashRoutes } from './upstash/routes.ts';
@@ -47,6 +48,8 @@ export interface OriginAppDeps {
   readonly locks?: LockService;
   /** The in-process invalidation source, whose `POST /api/v1/invalidations` is served when there is no Kafka. */
   readonly invalidations?: InProcessSource;
+  /** Takes an edge's report of the purge-log position it applied (the staleness canary); absent = reports are taken and dropped. */
+  readonly onPurgeApplied?: (edgeId: string, position: string) => void;
   /** Extra fields of the `/ready` answer (the staleness canary's last probe); read per request. */
   readonly readyDetail?: () => Record<string, unknown>;
   /** Cross-region state for `/ready` (`region`); absent = not shown. */
@@ -152,6 +155,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   );
   app.route('/', purgeStreamRoutes(deps.bus, deps.heartbeatMs));
   app.route('/', purgePollRoutes(deps.bus));
+  app.route('/', purgeAppliedRoutes(deps.onPurgeApplied ?? (() => {})));
   app.route(
     '/',
     originUpstashRoutes({

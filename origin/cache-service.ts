@@ -140,7 +140,7 @@ export interface CacheServiceOptions {
 /** The settings `reconfigure` may change while the origin runs (`POST /api/v1/reload`, SIGHUP). */
 export type RuntimeSettings = Pick<
   CacheServiceOptions,
-  'defaultTtlSeconds' | 'maxValueBytes' | 'keyring' | 'encryptedNamespaces'
+  'defaultTtlSeconds' | 'maxValueBytes' | 'keyring' | 'encryptedNamespaces' | 'profiles'
 >;
 
 /** What a flush answers: the namespace's new version and the purge's number in the purge log. */
@@ -188,8 +188,8 @@ export class CacheService {
 
   /** The settings in force now (limits, default TTL, keys). */
   get settings(): RuntimeSettings {
-    const { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces } = this.#o;
-    return { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces };
+    const { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces, profiles } = this.#o;
+    return { defaultTtlSeconds, maxValueBytes, keyring, encryptedNamespaces, ...(profiles ? { profiles } : {}) };
   }
 
   /**
@@ -461,6 +461,8 @@ export class CacheService {
       action,
       ts: acknowledgedAtMs ?? this.#now(),
     };
+    // Tells item events a purge from a delete of the same keys; edges ignore the field.
+    Object.assign(input, { purge: true });
     if (originRegion !== undefined) Object.assign(input, { origin_region: originRegion });
     const published = await this.#publish('purge', result, intent, input);
     // Keep the store's object (a tiered store recognises results it accepted only locally).

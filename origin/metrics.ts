@@ -25,6 +25,8 @@ export interface OriginMetrics extends RequestMetrics {
   readonly purgeIntentsRecovered: Counter;
   /** Seconds from a staleness canary write to its purge being handed to one edge (one sample per edge). */
   readonly purgeCanaryLag: Histogram;
+  /** Seconds from a staleness canary write to one edge reporting it applied the purge, by `edge` id. */
+  readonly purgeCanaryApplied: Histogram<'edge'>;
   /** Bytes of values stored compressed, before compression. */
   readonly compressionInputBytes: Counter;
   /** Bytes those values take stored (the compressed envelope). */
@@ -150,6 +152,13 @@ export function originMetrics(gauges: {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const purgeCanaryApplied = new Histogram({
+    name: 'strata_purge_canary_applied_seconds',
+    help: 'Seconds from a staleness canary write until one edge of this origin reported it applied the purge, by edge.',
+    labelNames: ['edge'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
   if (gauges.purgeLog) {
     const read = gauges.purgeLog;
     // One read per scrape feeds all three gauges.
@@ -185,6 +194,7 @@ export function originMetrics(gauges: {
     purgeLogMalformed,
     purgeIntentsRecovered,
     purgeCanaryLag,
+    purgeCanaryApplied,
     storeErrors,
     compressionInputBytes,
     compressionOutputBytes,

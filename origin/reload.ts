@@ -37,6 +37,10 @@ export const reloadableVariables = [
   'LOG_LEVEL',
 ] as const;
 
+/** Variables a `config.cache.update` event may set (never keys: secrets do not travel on a topic). */
+export const overridableVariables = ['CACHE_DEFAULT_TTL', 'MAX_VALUE_BYTES', 'LOG_LEVEL'] as const;
+export type OverridableVariable = (typeof overridableVariables)[number];
+
 /** What a reload did. */
 export interface ReloadResult {
   /** Reloadable variables whose value changed and is now in force. */
@@ -65,6 +69,8 @@ export class Reloader {
   #current: OriginConfig;
   readonly #o: ReloaderOptions;
   #running: Promise<ReloadResult> | undefined;
+  /** Values set by {@link Reloader.override}; they stay over the environment's on later reloads. */
+  #overrides: Env = {};
 
   constructor(options: ReloaderOptions) {
     this.#o = options;
@@ -87,12 +93,37 @@ export class Reloader {
     return this.#running;
   }
 
+  /**
+   * Sets some of {@link overridableVariables} as a `config.cache.update`
+   * event asks: validated like a reload (the variable's schema), applied to
+   * the configuration in force, and kept over the environment's value on
+   * later reloads until the origin restarts.
+   * @throws CacheError CACHE_004 (400) naming the invalid variable; nothing changed.
+   */
+  async override(variables: Partial<Record<OverridableVariable, string>>): Promise<ReloadResult> {
+    await this.#running?.catch(() => {});
+    const given = Object.fromEntries(Object.entries(variables).filter(([, v]) => v !== undefined));
+    const result = await this.#apply(async () => {
+      // Only the given variables are checked: every other one of the schema has a default or is optional.
+      const parsed = parseConfig(originConfigSchema, given);
+      return { ...this.#current, ...pick(parsed, Object.keys(given)) };
+    });
+    this.#overrides = { ...this.#overrides, ...given };
+    return result;
+  }
+
   async #reload(): Promise<ReloadResult> {
+    const read = this.#o.env;
+    if (!read) return { applied: [], restartRequired: [] };
+    return await this.#apply(async () => parseConfig(originConfigSchema, { ...(await read()), ...this.#overrides }));
+  }
+
+  /** Builds the next configuration, validates it whole, then puts it in force. */
+  async #apply(build: () => Promise<OriginConfig>): Promise<ReloadResult> {
     let next: OriginConfig;
     let settings: RuntimeSettings;
-    if (!this.#o.env) return { applied: [], restartRequired: [] };
     try {
-      next = parseConfig(originConfigSchema, await this.#o.env());
+      next = await build();
       const keyring = next.ENCRYPTION_KEYS ? await parseKeyring(next.ENCRYPTION_KEYS) : null;
       if (next.ENCRYPTED_NAMESPACES?.length && !keyring) {
         throw new Error('invalid configuration: ENCRYPTED_NAMESPACES: needs ENCRYPTION_KEYS');

@@ -8,6 +8,7 @@ import { pinoRequestLog } from '../shared/request-log.ts';
 import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
+import { type HubEvents, hubEventsFromConfig } from './events/from-config.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import type { HubConsumer } from './hub/consumer.ts';
@@ -52,6 +53,8 @@ export interface RunningOrigin {
   readonly regions: Regions;
   /** The Message Hub consumer when `HUB_ENABLED=true` (docs/message-hub.md), else null. */
   readonly hub: HubConsumer | null;
+  /** Item events published and commands obeyed on Kafka (`HUB_EVENTS_ENABLED`, docs/hub-events.md); null when off. */
+  readonly hubEvents: HubEvents | null;
   /**
    * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
    * @throws CacheError CACHE_004 naming the invalid variable; the old configuration stays.
@@ -208,6 +211,8 @@ export async function startOrigin(
           write: (namespace, key, value) =>
             service.set(namespace, key, { value, contentType: 'text/plain', ttlSeconds: 60 }),
           onLag: (ms) => metrics.purgeCanaryLag.observe(ms / 1000),
+          onApplied: (edgeId, ms) => metrics.purgeCanaryApplied.observe({ edge: edgeId }, ms / 1000),
+          onForget: (edgeId) => metrics.purgeCanaryApplied.remove({ edge: edgeId }),
           onError: (error) => logger.warn({ err: error }, 'staleness canary write failed'),
         })
       : null;
@@ -225,6 +230,15 @@ export async function startOrigin(
     initial: config,
     env: options.reloadEnv,
     service,
+    logger,
+  });
+  const hubEvents = hubEventsFromConfig(config, {
+    service,
+    reloader,
+    bus,
+    redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
+    auth,
+    registry: metrics.registry,
     logger,
   });
   // Flushed entries on Redis are unlinked in the background, on a connection of the reclaimer's own, at most
@@ -257,7 +271,12 @@ export async function startOrigin(
     service,
     // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.
     bus: canary ? canary.instrument(bus) : bus,
-    ...(canary ? { readyDetail: () => ({ canary: canaryDetail(canary.reading) }) } : {}),
+    ...(canary
+      ? {
+          readyDetail: () => ({ canary: canaryDetail(canary.reading) }),
+          onPurgeApplied: (edgeId: string, position: string) => canary.report(edgeId, position),
+        }
+      : {}),
     locks,
     metrics,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -302,6 +321,7 @@ export async function startOrigin(
   await invalidations.start();
   await hub?.start();
   regions.start();
+  hubEvents?.start();
   observability.start(port);
   canary?.start();
   return {
@@ -313,6 +333,7 @@ export async function startOrigin(
     invalidations,
     regions,
     hub,
+    hubEvents,
     reload: () => reloader.reload(),
     async close() {
       canary?.stop();
@@ -321,6 +342,7 @@ export async function startOrigin(
       await observability.stop();
       // Release the forwarding lease first, so a peer takes over at once.
       await regions.close();
+      await hubEvents?.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
       await hub?.stop();
       await invalidations.stop();
@@ -342,6 +364,12 @@ function canaryDetail(reading: CanaryReading | null): Record<string, unknown> | 
     delivered: reading.delivered,
     max_lag_ms: reading.maxLagMs,
     error: reading.error,
+    applied: reading.applied.map((e) => ({
+      edge_id: e.edgeId,
+      lag_ms: e.lagMs,
+      behind_ms: Math.round(e.behindMs),
+      lagging: e.lagging,
+    })),
   };
 }
 

@@ -47,6 +47,7 @@ const openPaths = new Set([
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
+ * | `POST /api/v1/purge/applied` | `cache:read` in `*` (an edge reporting what it applied of that stream) |
  * | `GET /api/v1/namespaces` | `metrics:read` |
  * | `GET /api/v1/namespaces/{ns}`, `GET …/{ns}/stats` | `metrics:read` in `ns` |
  * | `POST /api/v1/namespaces/{ns}/flush` | `cache:flush` in `ns` |
@@ -75,7 +76,9 @@ export function restAccess(method: string, pathname: string): Access {
   ) {
     return { scope: 'metrics:read' };
   }
-  if (pathname === '/api/v1/purge/stream') return { scope: 'cache:read', namespace: allNamespaces };
+  if (pathname === '/api/v1/purge/stream' || pathname === '/api/v1/purge/applied') {
+    return { scope: 'cache:read', namespace: allNamespaces };
+  }
   if (pathname === '/api/v1/namespaces') return { scope: 'metrics:read' };
   if (pathname === '/api/v1/reload') return { scope: 'cache:reload', namespace: allNamespaces };
   const listing = /^\/api\/v1\/namespaces\/([^/]*)\/keys$/.exec(pathname);
@@ -129,6 +132,7 @@ export function principalOf(c: Context): Principal | undefined {
 export function restOperation(method: string, pathname: string): string {
   if (pathname === '/api/v1/purge') return 'purge';
   if (pathname === '/api/v1/purge/stream') return 'purge_stream';
+  if (pathname === '/api/v1/purge/applied') return 'purge_applied';
   if (pathname === '/api/v1/invalidations') return 'invalidate';
   if (pathname === '/metrics' || pathname === '/health/metrics') return 'metrics';
   if (pathname === '/api/v1/stats' || pathname === '/api/v1/edges/stats') return 'stats';

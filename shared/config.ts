@@ -240,6 +240,19 @@ const originConfigFields = z.object({
   HEALTH_EVENT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
   /** Topic of the health events. */
   KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
+  /**
+   * Publish `cache.item.updated` and obey `config.cache.update` and `control.cache.action` on Kafka
+   * (docs/hub-events.md); needs `KAFKA_BROKERS`.
+   */
+  HUB_EVENTS_ENABLED: z.stringbool().default(false),
+  /** Topic of the item events this origin publishes. */
+  KAFKA_ITEM_UPDATED_TOPIC: z.string().min(1).default('cache.item.updated'),
+  /** Topic of the policy changes this origin obeys; its dead letters go to `<topic>.dlq`. */
+  KAFKA_CONFIG_UPDATE_TOPIC: z.string().min(1).default('config.cache.update'),
+  /** Topic of the flush, purge and reload commands this origin obeys; its dead letters go to `<topic>.dlq`. */
+  KAFKA_CONTROL_TOPIC: z.string().min(1).default('control.cache.action'),
+  /** Milliseconds the item event publisher's lease lasts without renewal: a dead publisher is replaced within about this. */
+  HUB_EVENTS_LEASE_MS: positiveInt.min(500).default(5_000),
   /** `service_id` of this origin in health events and logs; default the host name and port. */
   ORIGIN_ID: z.string().min(1).max(128).optional(),
   /** Seconds between the dashboard's points (`/api/v1/stats`). */

@@ -6,6 +6,7 @@ import { type CacheStatus, etagFor, headers, ifNoneMatchHits } from './headers.t
 import { parseJsonBody } from './input-guard.ts';
 import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlQuerySchema } from './keys.ts';
 import {
+  ageSeconds as ageOf,
   formatGrace,
   type GraceWindows,
   graceMs,
@@ -103,7 +104,7 @@ export interface ReadSource {
  * its `Content-Type`. The headers stay a plain object (see {@link AppEnv}).
  */
 export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadSource): Response {
-  const ageSeconds = Math.max(0, Math.floor((source.nowMs - entry.createdAtMs) / 1000));
+  const ageSeconds = ageOf(entry, source.nowMs);
   const h: Record<string, string> = {
     [headers.cache]: source.status,
     [headers.cacheTier]: source.tier,

@@ -60,6 +60,11 @@ export function freshness(entry: Lifecycle, nowMs: number): Freshness {
   return 'gone';
 }
 
+/** Whole seconds since the entry was written at `nowMs` (`Age`, RFC 9111 §5.1); never negative. */
+export function ageSeconds(entry: Pick<Lifecycle, 'createdAtMs'>, nowMs: number): number {
+  return Math.max(0, Math.floor((nowMs - entry.createdAtMs) / 1000));
+}
+
 /** Why a stale entry is stale: `soft-purge` when a soft purge ended it, else `revalidating`. */
 export function staleReasonOf(entry: Lifecycle): StaleReason {
   return entry.softPurgedAtMs !== undefined ? 'soft-purge' : 'revalidating';

@@ -12,6 +12,7 @@ import {
 } from './keys.ts';
 import { listingOpenApiPaths } from './listing.ts';
 import { lockOpenApiPaths } from './lock-api.ts';
+import { purgeAppliedReportSchema } from './purge-report.ts';
 import { queryParameters } from './query-guard.ts';
 import {
   batchGetRequestSchema,
@@ -168,6 +169,10 @@ const readHeaders = {
       'the refresh lease handed to this reader (with Prefer: lease): load the value and PUT it with this header',
     schema: { type: 'string' },
   },
+  [headers.consistency]: {
+    description: "`strong` when the key's profile is strong (CACHE_PROFILES): never served stale",
+    schema: { type: 'string', enum: ['strong'] },
+  },
 };
 
 const openGet = (operationId: string, summary: string, ok: Json, extra: Json = {}) => ({
@@ -252,6 +257,14 @@ export function openApiDocument(
             schema: { type: 'string' },
             example: 'lease, wait=5',
           },
+          {
+            name: headers.cacheControl,
+            in: 'header',
+            description:
+              '`no-cache` (RFC 9111 §5.2.1.4) asks for a strong read: only what the store confirms now, never a stale entry (a 404 instead) and never the fallback tier (503 CACHE_005 while the store is down); other directives are ignored',
+            schema: { type: 'string' },
+            example: 'no-cache',
+          },
         ],
         responses: {
           '200': {
@@ -260,7 +273,10 @@ export function openApiDocument(
             content: { '*/*': { example: 'hello, strata' } },
           },
           '304': { description: 'If-None-Match matched the ETag' },
-          '404': error('CACHE_001: not found', 'CACHE_001', 'Key not found'),
+          '404': {
+            ...error('CACHE_001: not found', 'CACHE_001', 'Key not found'),
+            headers: { [headers.cache]: readHeaders[headers.cache], [headers.lease]: readHeaders[headers.lease] },
+          },
           ...commonErrors,
         },
       },
@@ -580,6 +596,23 @@ export function openApiDocument(
               },
             },
           },
+          '/api/v1/purge/applied': {
+            post: {
+              operationId: 'purgeApplied',
+              summary:
+                "An edge's report of the purge-log position it has applied (cache:read in every namespace; sent by streaming edges, timed by the staleness canary)",
+              requestBody: {
+                required: true,
+                content: json('PurgeAppliedReport', { edge_id: 'edge-1', position: 'strata:3b835dd2:1732270000000-0' }),
+              },
+              responses: {
+                '204': { description: 'taken' },
+                '400': invalid,
+                ...tooLarge('report too large'),
+                ...authErrors,
+              },
+            },
+          },
           '/api/v1/invalidations': {
             post: {
               operationId: 'invalidate',
@@ -717,6 +750,7 @@ export function openApiDocument(
               InvalidationEvent: invalidationEvent,
               EdgeReport: schema(edgeReportSchema, 'input'),
               PurgePage: schema(purgePollResponseSchema, 'output'),
+              PurgeAppliedReport: schema(purgeAppliedReportSchema, 'input'),
             }
           : {}),
       },

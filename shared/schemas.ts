@@ -3,7 +3,7 @@ import { keySchema, namespaceSchema, tagSchema, ttlSecondsSchema } from './keys.
 import { maxGraceSeconds } from './lifecycle.ts';
 
 /** A grace window in a JSON body: whole seconds, 0 to a year. */
-const graceSecondsSchema = z
+export const graceSecondsSchema = z
   .number({ error: 'a grace window must be a whole number of seconds' })
   .int('a grace window must be a whole number of seconds')
   .min(0)
@@ -145,6 +145,12 @@ export const purgeLogEntrySchema = purgeMessageSchema.omit({ type: true, positio
    * not send it back to Kafka. Absent for the region's own changes.
    */
   origin_region: z.string().optional(),
+  /**
+   * True when the change is a purge (a purge request, a Kafka invalidation)
+   * rather than a delete of the same keys, for `cache.item.updated`. Absent
+   * for other changes and from older origins.
+   */
+  purge: z.boolean().optional(),
 });
 export type PurgeLogEntry = z.infer<typeof purgeLogEntrySchema>;
 

@@ -78,8 +78,16 @@ type Entry struct {
 	Tags        []string
 	// Source is which tier answered (Get only).
 	Source cachev1.CacheSource
-	// Stale: a local copy answered that Redis may have moved past.
+	// Stale: a stale answer, past its TTL within stale-while-revalidate, soft-purged, or a local copy
+	// Redis may have moved past.
 	Stale bool
+	// StaleReason is "revalidating" or "soft-purge" past the fresh lifetime, empty otherwise (Get only).
+	StaleReason string
+	// AgeSeconds is the time since the entry was written, seconds (Get only).
+	AgeSeconds int64
+	// StaleWhileRevalidateSeconds and StaleIfErrorSeconds are the writer's grace windows (RFC 5861; Get only).
+	StaleWhileRevalidateSeconds int64
+	StaleIfErrorSeconds         int64
 }
 
 // NewClient builds a Client; it does not connect until the first call.
@@ -169,9 +177,14 @@ func call[Req, Res any](ctx context.Context, c *Client, idempotent bool, msg *Re
 func attempt[Req, Res any](ctx context.Context, c *Client, msg *Req,
 	rpc func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
 ) (*connect.Response[Res], error) {
-	if c.cfg.Timeout > 0 {
+	timeout := c.cfg.Timeout
+	// A read that waits for another caller's refresh needs a deadline beyond its wait.
+	if g, ok := any(msg).(*cachev1.GetRequest); ok && g.WaitSeconds > 0 && timeout > 0 {
+		timeout = max(timeout, time.Duration(g.WaitSeconds+5)*time.Second)
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	req := connect.NewRequest(msg)
@@ -198,6 +211,8 @@ type setOptions struct {
 	tags        []string
 	encrypt     *bool
 	compress    *bool
+	swr, sie    int64
+	lease       string
 }
 
 // TTL sets the entry's time to live in seconds (1 … 31536000); the origin's default when absent.
@@ -219,6 +234,33 @@ func Encrypt(on bool) SetOption { return func(o *setOptions) { o.encrypt = &on }
 // Ignored for an encrypted write, which is stored uncompressed; reads always return the original bytes.
 func Compress(on bool) SetOption { return func(o *setOptions) { o.compress = &on } }
 
+// Grace keeps the entry past its TTL, seconds (RFC 5861): within staleWhileRevalidate reads answer it
+// stale while one caller refreshes it; within staleIfError an edge whose origin fails may serve it.
+func Grace(staleWhileRevalidate, staleIfError int64) SetOption {
+	return func(o *setOptions) { o.swr, o.sie = staleWhileRevalidate, staleIfError }
+}
+
+// Lease completes the refresh this caller was handed (ReadResult.Lease); a lease that no longer holds
+// fails with ErrLeaseLost (CACHE_006) and nothing is written. Set only.
+func Lease(token string) SetOption { return func(o *setOptions) { o.lease = token } }
+
+// ReadOption tunes one Get or Read.
+type ReadOption func(*cachev1.GetRequest)
+
+// Strong reads only what the store confirms now (REST Cache-Control: no-cache): never the origin's
+// fallback tier (ErrTimeout while the store is down), never a stale entry (a miss instead).
+func Strong() ReadOption { return func(r *cachev1.GetRequest) { r.Strong = true } }
+
+// WithLease asks to be handed the key's refresh lease when the entry is missing, stale or due for
+// early refresh (REST Prefer: lease); one caller per key at a time gets it.
+func WithLease() ReadOption { return func(r *cachev1.GetRequest) { r.Lease = true } }
+
+// Wait makes a miss another caller is refreshing wait up to seconds (at most 10) for its write (REST
+// Prefer: wait); implies WithLease.
+func Wait(seconds int32) ReadOption {
+	return func(r *cachev1.GetRequest) { r.WaitSeconds, r.Lease = seconds, true }
+}
+
 func setOpts(opts []SetOption) setOptions {
 	var o setOptions
 	for _, f := range opts {
@@ -228,17 +270,79 @@ func setOpts(opts []SetOption) setOptions {
 }
 
 // Get reads one entry; nil and no error on a miss. Idempotent: retried.
-func (c *Client) Get(ctx context.Context, key string) (*Entry, error) {
-	res, err := call(ctx, c, true, &cachev1.GetRequest{Namespace: c.namespace, Key: key}, c.RPC.Get)
+func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (*Entry, error) {
+	r, err := c.Read(ctx, key, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return r.Entry, nil
+}
+
+// ReadResult is a read's entry (nil on a miss) and the key's refresh lease when this caller was handed it.
+type ReadResult struct {
+	Entry *Entry
+	// Lease is the token to pass to Set with Lease; empty when this caller was not chosen.
+	Lease string
+}
+
+// Read reads one entry and, with WithLease or Wait, may hand this caller the key's refresh lease. Retried.
+func (c *Client) Read(ctx context.Context, key string, opts ...ReadOption) (*ReadResult, error) {
+	req := &cachev1.GetRequest{Namespace: c.namespace, Key: key}
+	for _, f := range opts {
+		f(req)
+	}
+	res, err := call(ctx, c, true, req, c.RPC.Get)
 	if err != nil {
 		return nil, err
 	}
 	m := res.Msg
 	if !m.Found {
-		return nil, nil
+		return &ReadResult{Lease: m.Lease}, nil
 	}
-	return &Entry{Value: m.Value, ContentType: m.ContentType, Version: m.Version, ExpiresAtMs: m.ExpiresAtMs,
-		Tags: m.Tags, Source: m.Source, Stale: m.Stale}, nil
+	return &ReadResult{Lease: m.Lease, Entry: &Entry{Value: m.Value, ContentType: m.ContentType, Version: m.Version,
+		ExpiresAtMs: m.ExpiresAtMs, Tags: m.Tags, Source: m.Source, Stale: m.Stale, StaleReason: m.StaleReason,
+		AgeSeconds: m.AgeSeconds, StaleWhileRevalidateSeconds: m.StaleWhileRevalidateSeconds,
+		StaleIfErrorSeconds: m.StaleIfErrorSeconds}}, nil
+}
+
+// GetOrSet answers the cached value of key, or loader's, loaded by one caller across all clients
+// (memcache leases, NSDI 2013): only the caller handed the key's refresh lease runs loader and writes
+// its value with opts under the lease; the others wait (5 s per read) for that write. A stale hit
+// answers the stale value; a lease handed with it is refreshed first. A write whose lease was lost
+// (ErrLeaseLost) still answers the loaded value. When ctx ends, its error is returned. loaded is true
+// when this caller's loader produced the value.
+func (c *Client) GetOrSet(ctx context.Context, key string, loader func(context.Context) ([]byte, error),
+	opts ...SetOption,
+) (value []byte, loaded bool, err error) {
+	refresh := func(lease string) ([]byte, error) {
+		v, err := loader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Set(ctx, key, v, append(opts, Lease(lease))...); err != nil && !errors.Is(err, ErrLeaseLost) {
+			return nil, err
+		}
+		return v, nil
+	}
+	for ctx.Err() == nil {
+		r, err := c.Read(ctx, key, Wait(5))
+		if err != nil {
+			return nil, false, err
+		}
+		if r.Entry != nil {
+			if r.Lease != "" {
+				if _, err := refresh(r.Lease); err != nil {
+					return nil, false, err
+				}
+			}
+			return r.Entry.Value, false, nil
+		}
+		if r.Lease != "" {
+			v, err := refresh(r.Lease)
+			return v, err == nil, err
+		}
+	}
+	return nil, false, fromConnect(connect.NewError(connect.CodeDeadlineExceeded, ctx.Err()), 1)
 }
 
 // SetResult is what a write returns.
@@ -255,7 +359,8 @@ func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...SetO
 		encrypt = *o.encrypt
 	}
 	req := &cachev1.SetRequest{Namespace: c.namespace, Key: key, Value: value, TtlSeconds: int64(o.ttl / time.Second),
-		ContentType: o.contentType, Tags: o.tags, Encrypt: encrypt, Compress: o.compress}
+		ContentType: o.contentType, Tags: o.tags, Encrypt: encrypt, Compress: o.compress,
+		StaleWhileRevalidateSeconds: o.swr, StaleIfErrorSeconds: o.sie, Lease: o.lease}
 	res, err := call(ctx, c, false, req, c.RPC.Set)
 	if err != nil {
 		return nil, err
@@ -300,7 +405,7 @@ func (c *Client) GetMany(ctx context.Context, keys []string) (*GetManyResult, er
 func (c *Client) SetMany(ctx context.Context, entries map[string][]byte, opts ...SetOption) (int, error) {
 	o := setOpts(opts)
 	req := &cachev1.BatchSetRequest{Namespace: c.namespace, Entries: entries, TtlSeconds: int64(o.ttl / time.Second),
-		ContentType: o.contentType, Compress: o.compress}
+		ContentType: o.contentType, Compress: o.compress, StaleWhileRevalidateSeconds: o.swr, StaleIfErrorSeconds: o.sie}
 	res, err := call(ctx, c, false, req, c.RPC.BatchSet)
 	if err != nil {
 		return 0, err
@@ -313,12 +418,15 @@ type PurgeSelector struct {
 	Keys   []string
 	Tags   []string
 	Prefix *string
+	// Soft marks the entries stale (served within their grace, reason soft-purge, while one refresh
+	// lease runs) instead of removing them; entries without grace are removed.
+	Soft bool
 }
 
 // Purge removes entries by keys, tags or prefix at the origin and every edge;
 // returns how many the origin removed. Retried (purging twice is harmless).
 func (c *Client) Purge(ctx context.Context, sel PurgeSelector) (int, error) {
-	req := &cachev1.PurgeRequest{Namespace: c.namespace, Keys: sel.Keys, Tags: sel.Tags, Prefix: sel.Prefix}
+	req := &cachev1.PurgeRequest{Namespace: c.namespace, Keys: sel.Keys, Tags: sel.Tags, Prefix: sel.Prefix, Soft: sel.Soft}
 	res, err := call(ctx, c, true, req, c.RPC.Purge)
 	if err != nil {
 		return 0, err

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,5 +309,82 @@ func TestCompressOption(t *testing.T) {
 		if err != nil || e == nil || !bytes.Equal(e.Value, value) {
 			t.Fatalf("%s: %+v %v", k, e, err)
 		}
+	}
+}
+
+func TestEntryLifecycle(t *testing.T) {
+	ctx := context.Background()
+	c := client(nil)
+	k := key("lifecycle")
+	if _, err := c.Set(ctx, k, []byte("v1"), cache.TTL(300), cache.Grace(300, 600)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Get(ctx, k)
+	if err != nil || e == nil || e.Stale || e.StaleWhileRevalidateSeconds != 300 || e.StaleIfErrorSeconds != 600 {
+		t.Fatalf("fresh entry with grace: %+v %v", e, err)
+	}
+	if n, err := c.Purge(ctx, cache.PurgeSelector{Keys: []string{k}, Soft: true}); err != nil || n != 1 {
+		t.Fatalf("soft purge: %d %v", n, err)
+	}
+	e, err = c.Get(ctx, k)
+	if err != nil || e == nil || string(e.Value) != "v1" || !e.Stale || e.StaleReason != "soft-purge" {
+		t.Fatalf("soft-purged entry: %+v %v", e, err)
+	}
+	if e, err := c.Get(ctx, k, cache.Strong()); err != nil || e != nil {
+		t.Fatalf("a strong read of a stale entry is a miss: %+v %v", e, err)
+	}
+	first, err := c.Read(ctx, k, cache.WithLease())
+	if err != nil || first.Lease == "" {
+		t.Fatalf("the first reader gets the lease: %+v %v", first, err)
+	}
+	if second, err := c.Read(ctx, k, cache.WithLease()); err != nil || second.Lease != "" {
+		t.Fatalf("a second reader gets none: %+v %v", second, err)
+	}
+	if _, err := c.Set(ctx, k, []byte("v2"), cache.TTL(300), cache.Lease(first.Lease)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Set(ctx, k, []byte("late"), cache.Lease(first.Lease))
+	if e := expectCode(t, err, cache.ErrLeaseLost); e.RPCCode != connect.CodeFailedPrecondition {
+		t.Fatalf("a spent lease is FAILED_PRECONDITION, got %s", e.RPCCode)
+	}
+	if e, err := c.Get(ctx, k); err != nil || e == nil || string(e.Value) != "v2" || e.Stale {
+		t.Fatalf("the refresh stands: %+v %v", e, err)
+	}
+}
+
+func TestGetOrSetLoadsOnce(t *testing.T) {
+	k := key("getorset")
+	var loads atomic.Int32
+	loader := func(context.Context) ([]byte, error) {
+		loads.Add(1)
+		time.Sleep(200 * time.Millisecond)
+		return []byte("computed"), nil
+	}
+	var wg sync.WaitGroup
+	values := make([][]byte, 10)
+	loaded := make([]bool, 10)
+	errs := make([]error, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			values[i], loaded[i], errs[i] = client(nil).GetOrSet(context.Background(), k, loader, cache.TTL(60))
+		}()
+	}
+	wg.Wait()
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("the loader ran %d times", n)
+	}
+	loaders := 0
+	for i := range 10 {
+		if errs[i] != nil || string(values[i]) != "computed" {
+			t.Fatalf("caller %d: %q %v", i, values[i], errs[i])
+		}
+		if loaded[i] {
+			loaders++
+		}
+	}
+	if loaders != 1 {
+		t.Fatalf("%d callers report loading", loaders)
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Error is a failed call, carrying the error code of the cache service's
-// interface control document: CACHE_001 … CACHE_005, AUTH_001, AUTH_002.
+// interface control document: CACHE_001 … CACHE_006, AUTH_001, AUTH_002.
 // Compare with errors.Is against the sentinels below
 // (errors.Is(err, cache.ErrInvalidKey)), or read Code.
 type Error struct {
@@ -38,6 +38,9 @@ var (
 	ErrInvalidKey = &Error{Code: "CACHE_004", RPCCode: connect.CodeInvalidArgument, Message: "Invalid key format"}
 	// ErrTimeout is CACHE_005: the store is unavailable, the origin unreachable, or the deadline passed.
 	ErrTimeout = &Error{Code: "CACHE_005", RPCCode: connect.CodeUnavailable, Message: "Operation timeout"}
+	// ErrLeaseLost is CACHE_006: a Set under a refresh lease that no longer holds (it expired, or a
+	// newer value was written meanwhile); nothing was written.
+	ErrLeaseLost = &Error{Code: "CACHE_006", RPCCode: connect.CodeFailedPrecondition, Message: "Refresh lease lost"}
 	// ErrInvalidCredentials is AUTH_001: a missing, expired or badly signed token.
 	ErrInvalidCredentials = &Error{Code: "AUTH_001", RPCCode: connect.CodeUnauthenticated, Message: "Invalid credentials"}
 	// ErrInsufficientPermissions is AUTH_002: the token lacks the scope or the namespace.
@@ -77,6 +80,8 @@ func codeFor(code connect.Code) string {
 		return "AUTH_001"
 	case connect.CodePermissionDenied:
 		return "AUTH_002"
+	case connect.CodeFailedPrecondition:
+		return "CACHE_006"
 	default:
 		return "CACHE_005"
 	}

@@ -216,7 +216,8 @@ export class EdgeCache {
       } catch (error) {
         if (!isOriginFailure(error)) throw error;
         const current = this.tier.get(namespace, key);
-        if (this.#servable(current)) return { kind: 'hit', entry: current };
+        // Only while the lease holds: past it a newer write may have gone unheard, and only stale-if-error answers.
+        if (this.#servable(current) && (this.#o.lease?.valid ?? true)) return { kind: 'hit', entry: current };
         throw error;
       }
     }

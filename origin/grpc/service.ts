@@ -7,7 +7,7 @@ import {
   EntryMetadataSchema,
   type GetResponseSchema,
 } from '../../gen/strata/cache/v1/cache_pb.js';
-import { invalidInput } from '../../shared/errors.ts';
+import { CacheError, invalidInput } from '../../shared/errors.ts';
 import type { CacheTier } from '../../shared/headers.ts';
 import {
   isValidKey,
@@ -18,8 +18,9 @@ import {
   tagSchema,
   ttlSecondsSchema,
 } from '../../shared/keys.ts';
+import { ageSeconds, type GraceWindows, isLeaseToken, maxPreferWaitSeconds } from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
-import { maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
+import { graceSecondsSchema, maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import { LockService, lockStoreFor } from '../locks/lock-service.ts';
 import type { NamespaceReports } from '../namespaces/report.ts';
@@ -47,6 +48,8 @@ export interface GrpcServiceDeps {
   readonly reports?: NamespaceReports;
   /** Run-time configuration reload, shared with REST and SIGHUP; absent = `Reload` is UNIMPLEMENTED. */
   readonly reloader?: Reloader;
+  /** The clock of `age_seconds`, Unix ms; default `Date.now` (the REST routes' clock). */
+  readonly now?: () => number;
 }
 
 const tagsSchema = z.array(tagSchema).max(maxTagsPerEntry, `at most ${maxTagsPerEntry} tags`);
@@ -83,6 +86,43 @@ function ttlOf(ttlSeconds: bigint, operation: string): number | undefined {
   return valid(ttlSecondsSchema, Number(ttlSeconds), { ttl: String(ttlSeconds), operation });
 }
 
+/**
+ * Grace windows of a write from the wire, seconds → ms (RFC 5861); 0 = none.
+ * @throws CacheError CACHE_004 (INVALID_ARGUMENT) for a window outside 0 … 31536000 s.
+ */
+function graceOf(req: { staleWhileRevalidateSeconds: bigint; staleIfErrorSeconds: bigint }, operation: string) {
+  const seconds = (field: string, value: bigint) =>
+    valid(graceSecondsSchema, Number(value), { [field]: String(value), operation });
+  const grace: GraceWindows = {
+    staleWhileRevalidateMs: seconds('stale_while_revalidate_seconds', req.staleWhileRevalidateSeconds) * 1000,
+    staleIfErrorMs: seconds('stale_if_error_seconds', req.staleIfErrorSeconds) * 1000,
+  };
+  return grace.staleWhileRevalidateMs > 0 || grace.staleIfErrorMs > 0 ? grace : undefined;
+}
+
+/**
+ * The refresh lease a Set gives back; empty = none.
+ * @throws CacheError CACHE_004 (INVALID_ARGUMENT) for a malformed token.
+ */
+function leaseOf(lease: string): string | undefined {
+  if (lease === '') return undefined;
+  if (!isLeaseToken(lease))
+    throw new CacheError('CACHE_004', 'lease is not a lease token', { details: { operation: 'set' } });
+  return lease;
+}
+
+/**
+ * How a Get reads (REST `Prefer: lease`, `Prefer: wait`, `Cache-Control: no-cache`).
+ * @throws CacheError CACHE_004 (INVALID_ARGUMENT) for a negative `wait_seconds`.
+ */
+function readOptionsOf(req: { lease: boolean; waitSeconds: number; strong: boolean }) {
+  if (req.waitSeconds < 0) {
+    throw new CacheError('CACHE_004', 'wait_seconds must be 0 or more', { details: { operation: 'get' } });
+  }
+  const waitSeconds = Math.min(req.waitSeconds, maxPreferWaitSeconds);
+  return { lease: req.lease || waitSeconds > 0, waitSeconds, strong: req.strong };
+}
+
 function metadataOf(entry: StoredEntry) {
   return create(EntryMetadataSchema, {
     version: BigInt(entry.version),
@@ -102,6 +142,7 @@ function metadataOf(entry: StoredEntry) {
  */
 export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof CacheServiceDesc> {
   const { service } = deps;
+  const now = deps.now ?? Date.now;
   const degraded = (ctx: HandlerContext) => ctx.responseHeader.set(degradedMetadata, '1');
   const acceptedLocally = (result: StoredEntry | RemovalResult) => service.store.acceptedLocally(result);
   const timed = async <T>(operation: string, run: () => Promise<{ out: T; tier: string; result: string }>) => {
@@ -123,9 +164,10 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
     get: (req, ctx) =>
       timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
         validAddress(req.namespace, req.key, 'get');
-        const read = await untilAborted(ctx.signal, () => service.get(req.namespace, req.key));
+        const options = { ...readOptionsOf(req), signal: ctx.signal };
+        const read = await untilAborted(ctx.signal, () => service.get(req.namespace, req.key, options));
         if (read.degraded) degraded(ctx);
-        if (!read.entry) return { out: { found: false }, tier: 'none', result: 'miss' };
+        if (!read.entry) return { out: { found: false, lease: read.lease ?? '' }, tier: 'none', result: 'miss' };
         const { entry } = read;
         return {
           out: {
@@ -137,6 +179,12 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
             contentType: entry.contentType,
             tags: [...entry.tags],
             stale: read.status === 'STALE',
+            staleReason: read.staleReason ?? '',
+            ageSeconds: BigInt(ageSeconds(entry, now())),
+            lease: read.lease ?? '',
+            staleWhileRevalidateSeconds: BigInt(Math.floor((entry.staleWhileRevalidateMs ?? 0) / 1000)),
+            staleIfErrorSeconds: BigInt(Math.floor((entry.staleIfErrorMs ?? 0) / 1000)),
+            createdAtMs: BigInt(entry.createdAtMs),
           },
           tier: read.tier,
           result: read.status === 'STALE' ? 'stale' : 'hit',
@@ -153,6 +201,8 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
           tags: valid(tagsSchema, req.tags, { operation: 'set' }),
           encrypt: req.encrypt,
           compress: req.compress,
+          grace: graceOf(req, 'set'),
+          leaseId: leaseOf(req.lease),
         };
         const entry = await untilAborted(ctx.signal, () => service.set(req.namespace, req.key, write));
         if (acceptedLocally(entry)) degraded(ctx);
@@ -206,9 +256,10 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
         valid(batchKeysSchema, Object.keys(req.entries), { operation: 'batch_set' });
         const contentType = valid(contentTypeSchema, req.contentType, { operation: 'batch_set' }) || defaultContentType;
         const ttlSeconds = ttlOf(req.ttlSeconds, 'batch_set');
+        const grace = graceOf(req, 'batch_set');
         const writes = new Map<string, WriteRequest>();
         for (const [key, value] of Object.entries(req.entries))
-          writes.set(key, { value, contentType, ttlSeconds, compress: req.compress });
+          writes.set(key, { value, contentType, ttlSeconds, compress: req.compress, grace });
         const stored = await untilAborted(ctx.signal, () => service.setMany(req.namespace, writes));
         if ([...stored.values()].some(acceptedLocally)) degraded(ctx);
         const entries: Record<string, ReturnType<typeof metadataOf>> = {};
@@ -224,7 +275,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
       timed('purge', async () => {
         const selector = valid(
           purgeRequestSchema,
-          { namespace: req.namespace, keys: req.keys, tags: req.tags, prefix: req.prefix ?? null },
+          { namespace: req.namespace, keys: req.keys, tags: req.tags, prefix: req.prefix ?? null, soft: req.soft },
           { operation: 'purge' },
         );
         const result = await untilAborted(ctx.signal, () => service.purge(selector.namespace, selector));

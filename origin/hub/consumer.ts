@@ -8,10 +8,11 @@ import {
 } from 'kafkajs';
 import type { Logger } from 'pino';
 import { hubHeaders } from '../../shared/hub.ts';
+import { deadLetterOf } from '../invalidation/kafka-source.ts';
 import { ensureTopics } from '../invalidation/kafka-topics.ts';
 import { applyInKeyOrder } from '../invalidation/partition-scheduler.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
-import { deadLetterMessage, flowLatch } from '../kafka/consumer-parts.ts';
+import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import type { HubMessage, HubOutcome } from './handler.ts';
 
 /** Where the hub may be killed on purpose by a crash test (`HUB_FAULT`): after apply and record, before the commit. */
@@ -150,7 +151,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
         const outcome = outcomes[index]!;
         const [target, produced] =
           outcome.kind === 'dead-letter'
-            ? [options.dlqTopic, deadLetterMessage(topic, partition, message, outcome.reason)]
+            ? [options.dlqTopic, deadLetterOf(topic, partition, message, outcome.reason)]
             : [
                 outcome.topic,
                 {
@@ -219,15 +220,11 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
 
   const launch = async () => {
     const c = kafka.consumer({
-      groupId,
-      sessionTimeout: options.sessionTimeoutMs,
-      heartbeatInterval: options.heartbeatIntervalMs,
-      rebalanceTimeout: Math.max(options.sessionTimeoutMs, 10_000),
+      ...groupConsumerConfig(options),
+      // A request waits for no fetch longer than this when the partition is idle.
       maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
       // read_committed (kafkajs's default, stated): requests from transactional producers count once committed.
       readUncommitted: false,
-      retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
     });
     consumer = c;
     let joined = false;
@@ -249,7 +246,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       logger.info({ groupId, assignment }, 'hub joined its consumer group');
     });
     c.on(c.events.FETCH, () => {
-      if (joined) flowing.markOpen();
+      if (joined) flowing.open();
     });
     c.on(c.events.CRASH, (e) => {
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub consumer crashed');
@@ -306,7 +303,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       });
     },
     async ready(timeoutMs = 30_000) {
-      await flowing.wait(timeoutMs, 'the hub consumer');
+      await flowing.wait('the hub consumer did not start', timeoutMs);
     },
     async stop() {
       stopping = true;

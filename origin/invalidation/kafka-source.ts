@@ -1,15 +1,48 @@
-import { type Consumer, type EachBatchPayload, type KafkaMessage, Partitioners, type Producer } from 'kafkajs';
+import {
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaMessage,
+  type Message,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
-import { deadLetterMessage, flowLatch } from '../kafka/consumer-parts.ts';
+import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation, decodeRegionReset } from './applier.ts';
 import { ensureTopics } from './kafka-topics.ts';
 import { applyInKeyOrder } from './partition-scheduler.ts';
 import type { InvalidationSource } from './source.ts';
 
-export { dlqOriginHeaders, dlqReasonHeader } from '../kafka/consumer-parts.ts';
+/** Header on a dead-lettered message: why it was rejected (one line). */
+export const dlqReasonHeader = 'strata-error';
+/** Headers on a dead-lettered message naming where it came from. */
+export const dlqOriginHeaders = {
+  topic: 'strata-source-topic',
+  partition: 'strata-source-partition',
+  offset: 'strata-source-offset',
+} as const;
+
+/**
+ * A dead letter of `message`, read at `partition` of `topic`: its key, value
+ * and headers, plus {@link dlqReasonHeader} (`reason`, one line) and
+ * {@link dlqOriginHeaders}.
+ */
+export function deadLetterOf(topic: string, partition: number, message: KafkaMessage, reason: string): Message {
+  return {
+    key: message.key,
+    value: message.value,
+    headers: {
+      ...message.headers,
+      [dlqReasonHeader]: reason,
+      [dlqOriginHeaders.topic]: topic,
+      [dlqOriginHeaders.partition]: String(partition),
+      [dlqOriginHeaders.offset]: message.offset,
+    },
+  };
+}
 
 export interface KafkaSourceOptions {
   /** Brokers and client id (`KAFKA_BROKERS`, `KAFKA_CLIENT_ID`). */
@@ -114,7 +147,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   };
 
   const deadLetter = async (partition: number, message: KafkaMessage, reason: string) => {
-    await producer.send({ topic: dlqTopic, messages: [deadLetterMessage(topic, partition, message, reason)] });
+    await producer.send({ topic: dlqTopic, messages: [deadLetterOf(topic, partition, message, reason)] });
   };
 
   /** Applies (or dead-letters) one message; false when the batch must end before it was done. */
@@ -164,16 +197,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   };
 
   const launch = async () => {
-    const c = kafka.consumer({
-      groupId: options.groupId,
-      sessionTimeout: options.sessionTimeoutMs,
-      heartbeatInterval: options.heartbeatIntervalMs,
-      // Rebalance deadline: bounded by the session so a restart rejoins quickly.
-      rebalanceTimeout: Math.max(options.sessionTimeoutMs, 10_000),
-      maxWaitTimeInMs: 500,
-      allowAutoTopicCreation: false,
-      retry: { initialRetryTime: 200, maxRetryTime: 3_000, retries: 10 },
-    });
+    const c = kafka.consumer(groupConsumerConfig(options));
     consumer = c;
     // Idempotent; the DLQ producer must be up before the first poison message.
     await producer.connect();
@@ -186,7 +210,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
       if (joined) {
         restartDelayMs = 500;
-        flowing.markOpen();
+        flowing.open();
       }
     });
     c.on(c.events.CRASH, (e) => {
@@ -263,7 +287,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       });
     },
     async ready(timeoutMs = 30_000) {
-      await flowing.wait(timeoutMs, `the kafka consumer of ${topic}`);
+      await flowing.wait(`kafka consumer did not start consuming ${topic}`, timeoutMs);
     },
     async stop() {
       stopping = true;

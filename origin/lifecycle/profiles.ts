@@ -31,14 +31,25 @@ export const cacheProfilesFileSchema = z.strictObject({ profiles: z.array(cacheP
 /** Profiles by namespace, looked up per key (longest `key_prefix` first). */
 export class CacheProfiles {
   readonly #byNamespace = new Map<string, CacheProfile[]>();
+  readonly #all: readonly CacheProfile[];
 
   constructor(profiles: readonly CacheProfile[]) {
+    this.#all = profiles;
     for (const profile of profiles) {
       const list = this.#byNamespace.get(profile.namespace) ?? [];
       list.push(profile);
       list.sort((a, b) => (b.key_prefix?.length ?? -1) - (a.key_prefix?.length ?? -1));
       this.#byNamespace.set(profile.namespace, list);
     }
+  }
+
+  /**
+   * These profiles with `profile` in place of the one for the same namespace
+   * and `key_prefix` (added when there was none). This object is unchanged.
+   */
+  with(profile: CacheProfile): CacheProfiles {
+    const others = this.#all.filter((p) => p.namespace !== profile.namespace || p.key_prefix !== profile.key_prefix);
+    return new CacheProfiles([...others, profile]);
   }
 
   /** The profile of a key, or undefined when none applies. */

@@ -73,7 +73,9 @@ return {1, cur}
  * KEYS[1] entry; ARGV[1] tombstone ttl ms. Soft purge (Fastly's): ends the
  * fresh lifetime now (`e` = min(e, now)), records `p`, keeps the grace
  * windows and bumps the version; an entry with no grace left is deleted to a
- * tombstone as by `deleteScript`. Returns {marked (0|1), version floor}.
+ * tombstone as by `deleteScript`. Ends the key's refresh lease, as any write
+ * does: its holder loaded what the purge invalidated, and the next reader
+ * may take a new one. Returns {marked (0|1), version floor}.
  */
 export const softPurgeScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -81,6 +83,7 @@ local t = redis.call('TIME')
 local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local v = math.max(cur + 1, nowus)
 local nowms = math.floor(nowus / 1000)
+redis.call('HDEL', KEYS[1], 'l', 'lx', 'lv', 'lg')
 if redis.call('HEXISTS', KEYS[1], 'd') == 0 then
   if cur > 0 then redis.call('HSET', KEYS[1], 'v', v) end
   return {0, v}

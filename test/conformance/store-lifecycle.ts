@@ -169,4 +169,33 @@ export function storeLeaseConformance(store: () => Store, freshNamespace: () => 
     await expect(s.set(ns, 'k', input('late', { leaseId: 'first' }))).rejects.toBeInstanceOf(LeaseLostError);
     await s.set(ns, 'k', input('refreshed', { leaseId: 'second' }));
   });
+
+  it('a soft purge ends an outstanding lease; the soft-purged entry then gives one lease, whose write makes it fresh', async () => {
+    const s = store();
+    const ns = freshNamespace();
+    const grace = { staleWhileRevalidateMs: 60_000, staleIfErrorMs: 0 };
+    const written = await s.set(ns, 'k', input('v1', { grace }));
+    expect(await s.grantLease!(ns, 'k', 'before', 5_000, written.version)).not.toBeNull();
+    await s.purge(ns, { keys: ['k'], tags: [], prefix: null, soft: true });
+    const stale = (await s.get(ns, 'k'))!;
+    expect(stale.softPurgedAtMs).toBeDefined();
+    await expect(s.set(ns, 'k', input('late', { leaseId: 'before' }))).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await s.grantLease!(ns, 'k', 'refresh', 5_000, stale.version)).toEqual({
+      id: 'refresh',
+      version: stale.version,
+    });
+    expect(await s.grantLease!(ns, 'k', 'another', 5_000, stale.version)).toBeNull();
+    const refreshed = await s.set(ns, 'k', input('v2', { grace, leaseId: 'refresh' }));
+    const read = (await s.get(ns, 'k'))!;
+    expect([read.version, read.softPurgedAtMs, freshness(read, Date.now())]).toEqual([
+      refreshed.version,
+      undefined,
+      'fresh',
+    ]);
+    // A soft purge of a missing key ends the lease a miss handed out, too.
+    expect(await s.grantLease!(ns, 'missing', 'miss', 5_000, 0)).not.toBeNull();
+    await s.purge(ns, { keys: ['missing'], tags: [], prefix: null, soft: true });
+    await expect(s.set(ns, 'missing', input('pre-purge', { leaseId: 'miss' }))).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await s.grantLease!(ns, 'missing', 'next', 5_000, 0)).not.toBeNull();
+  });
 }

@@ -139,6 +139,19 @@ const endpoints: Endpoint[] = [
     request: () => ({ method: 'GET', path: '/api/v1/purge/stream' }),
   },
   {
+    name: 'POST /api/v1/purge/applied',
+    targets: ['origin'],
+    scope: 'cache:read',
+    namespaced: true,
+    admin: true,
+    ok: 204,
+    request: () => ({
+      method: 'POST',
+      path: '/api/v1/purge/applied',
+      ...json({ edge_id: 'edge-1', position: 'l:i:1' }),
+    }),
+  },
+  {
     name: 'GET /api/v1/purges',
     targets: ['origin'],
     scope: 'purge:read',

@@ -82,6 +82,32 @@ describe('npm run invalidate', () => {
     }
   });
 
+  it('--soft marks the entries stale instead of removing them (an entry without grace goes)', async () => {
+    const ns = uniqueName('soft');
+    const grace = { staleWhileRevalidateMs: 600_000, staleIfErrorMs: 0 };
+    await store.set(ns, 'graced', {
+      value: new Uint8Array([1]),
+      contentType: 'text/plain',
+      ttlMs: 600_000,
+      tags: [],
+      grace,
+    });
+    await seed(ns, ['bare']);
+    const origin = await originFor({ REDIS_URL: redisUrl });
+    try {
+      const { stdout } = await invalidate(['--namespace', ns, '--keys', 'graced,bare', '--soft'], {
+        ORIGIN_URL: origin.url,
+      });
+      expect(stdout).toMatch(/"result":"applied"/);
+      expect((await store.get(ns, 'graced'))?.softPurgedAtMs).toBeGreaterThan(0);
+      expect(await store.get(ns, 'bare')).toBeNull();
+      const res = await fetch(`${origin.url}/api/v1/cache/${ns}/graced`);
+      expect([res.headers.get('X-Cache'), res.headers.get('X-Cache-Stale-Reason')]).toEqual(['STALE', 'soft-purge']);
+    } finally {
+      await origin.close();
+    }
+  });
+
   it('refuses an event without keys, tags or prefix (exit 2) and sends nothing', async () => {
     await expect(invalidate(['--namespace', 'ns'], {})).rejects.toMatchObject({ code: 2 });
   });

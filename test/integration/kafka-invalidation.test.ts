@@ -198,6 +198,40 @@ describe('Kafka invalidation → origin → every edge', () => {
     expect(metrics).toMatch(/strata_invalidation_events_total\{[^}]*source="kafka"[^}]*result="applied"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/strata_invalidation_consumer_lag_messages\{[^}]*partition="\d"[^}]*\} 0/);
   });
+
+  it('a soft event marks the entries stale (soft-purge) at the origin and every edge, and removes those without grace', async () => {
+    const ns = uniqueName('soft');
+    const grace = { staleWhileRevalidateMs: 600_000, staleIfErrorMs: 0 };
+    await store.set(ns, 'graced', {
+      value: text.encode('kept'),
+      contentType: 'text/plain',
+      ttlMs: 600_000,
+      tags: ['t'],
+      grace,
+    });
+    await seed(ns, 'bare', 'dropped', ['t']);
+    await warm(ns, ['graced', 'bare']);
+
+    await produceEvents(producer, topic, [invalidation({ namespace: ns, tags: ['t'], soft: true })]);
+    await eventually(
+      'the store marked the entry soft-purged',
+      async () => (await store.get(ns, 'graced'))?.softPurgedAtMs,
+      10_000,
+    );
+    expect(await store.get(ns, 'bare')).toBeNull();
+    for (const edge of edges) {
+      await eventually(
+        'the edge dropped both copies',
+        () => !inTier(edge, ns, 'graced') && !inTier(edge, ns, 'bare'),
+        10_000,
+      );
+      const res = await fetch(`${edge.url}/api/v1/cache/${ns}/graced`);
+      expect(res.headers.get('X-Cache')).toBe('STALE');
+      expect(res.headers.get('X-Cache-Stale-Reason')).toBe('soft-purge');
+      expect(await res.text()).toBe('kept');
+      expect((await edgeGet(edge, ns, 'bare')).status).toBe(404);
+    }
+  });
 });
 
 describe('edge disconnected from the purge stream', () => {

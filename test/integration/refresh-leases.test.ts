@@ -141,6 +141,33 @@ describe('refresh leases', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
+  it('getOrSet on a stale hit answers the stale value at once and refreshes the key in the background, once', async () => {
+    const key = 'stale-refresh';
+    const written = await put(origin.url, key, 'old', { 'Cache-Control': 'max-age=1, stale-while-revalidate=60' });
+    expect(written.ok).toBe(true);
+    await eventually('the entry to go stale', async () => {
+      const res = await fetch(url(origin.url, key));
+      await res.arrayBuffer();
+      return res.headers.get('X-Cache') === 'STALE';
+    });
+    let loads = 0;
+    const loader = async () => {
+      loads += 1;
+      return 'new';
+    };
+    const client = restCache({ baseUrl: origin.url, namespace: ns });
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => client.getOrSet(key, loader, { ttlSeconds: 60 })),
+    );
+    expect(results.map((r) => new TextDecoder().decode(r.value))).toEqual(['old', 'old', 'old', 'old', 'old']);
+    expect(results.every((r) => !r.loaded)).toBe(true);
+    await eventually(
+      'the background refresh to land',
+      async () => (await (await fetch(url(origin.url, key))).text()) === 'new',
+    );
+    expect(loads).toBe(1);
+  });
+
   it('stampede: 1,000 reads of one missing key through two edges by 50 clients load the data source exactly once', async () => {
     let loads = 0;
     const loader = async () => {

@@ -37,9 +37,9 @@ export interface Spawned {
   stop(): Promise<void>;
 }
 
-/** Runs `node <file> ...args` in the repository root with `env` (see {@link cleanEnv}). */
-export function spawnEntry(file: string, env: Record<string, string>, args: string[] = []): Spawned {
-  const child = spawn(process.execPath, [file, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `node <file> ...args` in `cwd` (default: the repository root) with `env` (see {@link cleanEnv}). */
+export function spawnEntry(file: string, env: Record<string, string>, args: string[] = [], cwd = repoRoot): Spawned {
+  const child = spawn(process.execPath, [file, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));

@@ -88,6 +88,7 @@ describe('grants', () => {
     expect(restAccess('POST', '/api/v1/purge')).toBe('authenticated');
     expect(restAccess('GET', '/metrics')).toEqual({ scope: 'metrics:read' });
     expect(restAccess('GET', '/api/v1/purge/stream')).toEqual({ scope: 'cache:read', namespace: '*' });
+    expect(restAccess('POST', '/api/v1/purge/applied')).toEqual({ scope: 'cache:read', namespace: '*' });
     expect(purgeScope({ prefix: 'p' })).toBe('cache:flush');
     expect(purgeScope({ prefix: null })).toBe('cache:delete');
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EdgeCache, type OriginRead } from '../../edge/core/edge-cache.ts';
+import { Lease } from '../../edge/core/lease.ts';
 import { memoryTier } from '../../edge/core/memory-tier.ts';
 import { deferred, originRead } from '../support/fixtures.ts';
 
@@ -174,5 +175,51 @@ describe('edge cache', () => {
     const first = await cache.read('ns', 'k');
     expect(first.kind === 'fill' && !first.stored).toBe(true);
     expect((await cache.read('ns', 'k')).kind).toBe('fill');
+  });
+});
+
+describe('edge cache past its lease', () => {
+  /** An edge holding a copy past its TTL but within stale-while-revalidate, whose origin now fails. */
+  async function staleCopy(leaseHeld: boolean) {
+    let now = 1_000_000;
+    let failing = false;
+    const confirmation = () => (leaseHeld ? { atMs: now, tailLive: true } : null);
+    const lease = new Lease({
+      leaseMs: 3_000,
+      renewAfterMs: 3_000,
+      confirmation,
+      renew: async () => {},
+      now: () => now,
+    });
+    const cache = new EdgeCache({
+      tier: memoryTier({ maxBytes: 1 << 20, now: () => now }),
+      lease,
+      revalidate: async () => {
+        throw new Error('origin unreachable');
+      },
+      maxTtlMs: 600_000,
+      now: () => now,
+      load: async () => {
+        if (failing) throw new Error('origin unreachable');
+        return originRead('old', 1, { createdAtMs: now, expiresAtMs: now + 1_000, staleWhileRevalidateMs: 60_000 });
+      },
+    });
+    expect(await cache.read('ns', 'k')).toMatchObject({ kind: 'fill' });
+    now += 2_000;
+    failing = true;
+    return cache;
+  }
+
+  it('answers a refresher from a copy within stale-while-revalidate while its lease holds and the origin fails', async () => {
+    const cache = await staleCopy(true);
+    expect(await cache.read('ns', 'k', undefined, { lease: true, waitSeconds: 0 })).toMatchObject({ kind: 'hit' });
+  });
+
+  it('never answers from stale-while-revalidate past its lease: only stale-if-error may, and this writer gave none', async () => {
+    const cache = await staleCopy(false);
+    await expect(cache.read('ns', 'k', undefined, { lease: true, waitSeconds: 0 })).rejects.toThrow(
+      'origin unreachable',
+    );
+    await expect(cache.read('ns', 'k')).rejects.toThrow();
   });
 });

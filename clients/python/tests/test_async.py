@@ -72,3 +72,21 @@ def test_retry_after_503_async(env, key):
             assert entry is not None and entry.value == b"after-503"
 
     asyncio.run(run())
+
+
+def test_get_or_set_async_loads_once(env, key):
+    loads = []
+
+    async def loader() -> bytes:
+        loads.append(1)
+        await asyncio.sleep(0.2)
+        return b"computed"
+
+    async def run() -> list:
+        async with client(env) as c:
+            return await asyncio.gather(*(c.get_or_set(key, loader, ttl=60) for _ in range(10)))
+
+    results = asyncio.run(run())
+    assert len(loads) == 1
+    assert [r.value for r in results] == [b"computed"] * 10
+    assert sum(r.loaded for r in results) == 1

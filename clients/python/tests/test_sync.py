@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from strata_cache import (
     InsufficientPermissionsError,
     InvalidCredentialsError,
     InvalidKeyError,
+    LeaseLostError,
     OperationTimeoutError,
     RetryConfig,
     StorageFullError,
@@ -155,3 +157,52 @@ def test_compress_option(env):
         for k in ("compress:py:on", "compress:py:off", "compress:py:many"):
             entry = c.get(k)
             assert entry is not None and entry.value == value
+
+
+def test_entry_lifecycle(env, key):
+    with client(env) as c:
+        c.set(key, b"v1", ttl=300, stale_while_revalidate=300, stale_if_error=600)
+        entry = c.get(key)
+        assert entry is not None
+        assert (entry.stale, entry.stale_reason, entry.stale_while_revalidate_seconds, entry.stale_if_error_seconds) == (
+            False, "", 300, 600)
+        assert c.purge(keys=[key], soft=True) == 1
+        soft = c.get(key)
+        assert soft is not None and soft.value == b"v1" and soft.stale and soft.stale_reason == "soft-purge"
+        assert c.get(key, strong=True) is None
+        first = c.read(key, lease=True)
+        assert first.entry is not None and first.lease
+        assert c.read(key, lease=True).lease is None
+        c.set(key, b"v2", ttl=300, lease=first.lease)
+        with pytest.raises(LeaseLostError) as lost:
+            c.set(key, b"late", lease=first.lease)
+        assert lost.value.code == "CACHE_006" and lost.value.rpc_code == Code.FAILED_PRECONDITION
+        fresh = c.get(key)
+        assert fresh is not None and fresh.value == b"v2" and not fresh.stale
+
+
+def test_get_or_set_loads_once(env, key):
+
+    loads = []
+    lock = threading.Lock()
+
+    def loader() -> bytes:
+        with lock:
+            loads.append(1)
+        time.sleep(0.2)
+        return b"computed"
+
+    results = []
+
+    def caller() -> None:
+        with client(env) as c:
+            results.append(c.get_or_set(key, loader, ttl=60))
+
+    threads = [threading.Thread(target=caller) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1
+    assert [r.value for r in results] == [b"computed"] * 10
+    assert sum(r.loaded for r in results) == 1

@@ -2,7 +2,7 @@
 
 from ._gen.strata.cache.v1.cache_pb import CacheSource
 from ._policy import BreakerConfig, RetryConfig
-from .client import AsyncCacheClient, CacheClient, Entry, GetManyResult, SetResult
+from .client import AsyncCacheClient, CacheClient, Entry, GetManyResult, GetOrSetResult, ReadResult, SetResult
 from .errors import (
     CacheError,
     CircuitOpenError,
@@ -11,6 +11,7 @@ from .errors import (
     InvalidKeyError,
     KeyExpiredError,
     KeyNotFoundError,
+    LeaseLostError,
     OperationTimeoutError,
     StorageFullError,
 )
@@ -24,12 +25,15 @@ __all__ = [
     "CircuitOpenError",
     "Entry",
     "GetManyResult",
+    "GetOrSetResult",
     "InsufficientPermissionsError",
     "InvalidCredentialsError",
     "InvalidKeyError",
     "KeyExpiredError",
     "KeyNotFoundError",
+    "LeaseLostError",
     "OperationTimeoutError",
+    "ReadResult",
     "RetryConfig",
     "SetResult",
     "StorageFullError",

@@ -1,5 +1,5 @@
 """Typed exceptions, one per error code of the cache service's interface
-control document (CACHE_001 … CACHE_005, AUTH_001, AUTH_002).
+control document (CACHE_001 … CACHE_006, AUTH_001, AUTH_002).
 
 Every exception is a :class:`CacheError` with ``code`` (the ICD code),
 ``rpc_code`` (the Connect/gRPC status the origin answered, or the client
@@ -57,6 +57,15 @@ class CircuitOpenError(OperationTimeoutError):
     """CACHE_005 raised by the client itself, without calling the origin: its circuit breaker is open."""
 
 
+class LeaseLostError(CacheError):
+    """CACHE_006 (FAILED_PRECONDITION): a ``set`` under a refresh lease that no longer holds.
+
+    The lease expired, or a newer value was written meanwhile; nothing was written.
+    """
+
+    code = "CACHE_006"
+
+
 class InvalidCredentialsError(CacheError):
     """AUTH_001: a missing, expired or badly signed token."""
 
@@ -77,6 +86,7 @@ _by_code: dict[str, type[CacheError]] = {
         StorageFullError,
         InvalidKeyError,
         OperationTimeoutError,
+        LeaseLostError,
         InvalidCredentialsError,
         InsufficientPermissionsError,
     )
@@ -88,6 +98,7 @@ _by_rpc: dict[Code, str] = {
     Code.INVALID_ARGUMENT: "CACHE_004",
     Code.UNAUTHENTICATED: "AUTH_001",
     Code.PERMISSION_DENIED: "AUTH_002",
+    Code.FAILED_PRECONDITION: "CACHE_006",
 }
 
 

@@ -76,6 +76,31 @@ export declare type GetRequest = Message<"strata.cache.v1.GetRequest"> & {
    * @generated from field: string namespace = 2;
    */
   namespace: string;
+
+  /**
+   * Ask to be offered the key's refresh lease when the entry is missing, stale
+   * or due for early refresh (REST `Prefer: lease`); the granted token comes
+   * back in GetResponse.lease, to one caller per key at a time.
+   *
+   * @generated from field: bool lease = 3;
+   */
+  lease: boolean;
+
+  /**
+   * On a miss whose lease another caller holds, wait up to this many seconds
+   * for its write (REST `Prefer: wait`, RFC 7240); whole seconds, capped at 10; implies `lease`.
+   *
+   * @generated from field: int32 wait_seconds = 4;
+   */
+  waitSeconds: number;
+
+  /**
+   * Strong read (REST `Cache-Control: no-cache`): never answered from the
+   * fallback tier (UNAVAILABLE, CACHE_005, while the store is down) and never stale (a miss instead).
+   *
+   * @generated from field: bool strong = 5;
+   */
+  strong: boolean;
 };
 
 /**
@@ -130,11 +155,56 @@ export declare type GetResponse = Message<"strata.cache.v1.GetResponse"> & {
   tags: string[];
 
   /**
-   * True when a local copy answered that Redis may have moved past (REST `X-Cache: STALE`).
+   * True for any stale answer (REST `X-Cache: STALE`): past its TTL within
+   * `stale-while-revalidate` or soft-purged (see stale_reason), or a local copy
+   * answered that Redis may have moved past (stale_reason empty).
    *
    * @generated from field: bool stale = 8;
    */
   stale: boolean;
+
+  /**
+   * `revalidating` (past its TTL, within stale-while-revalidate) or
+   * `soft-purge`; empty otherwise (REST `X-Cache-Stale-Reason`).
+   *
+   * @generated from field: string stale_reason = 9;
+   */
+  staleReason: string;
+
+  /**
+   * Seconds since the entry was written (REST `Age`, RFC 9111 §5.1).
+   *
+   * @generated from field: int64 age_seconds = 10;
+   */
+  ageSeconds: bigint;
+
+  /**
+   * The key's refresh lease when this caller is the one to refresh it (REST
+   * `X-Cache-Lease`), also on a miss (`found = false`); empty otherwise. Give
+   * it back in SetRequest.lease.
+   *
+   * @generated from field: string lease = 11;
+   */
+  lease: string;
+
+  /**
+   * Grace windows the writer gave, seconds (RFC 5861); 0 = none.
+   *
+   * @generated from field: int64 stale_while_revalidate_seconds = 12;
+   */
+  staleWhileRevalidateSeconds: bigint;
+
+  /**
+   * @generated from field: int64 stale_if_error_seconds = 13;
+   */
+  staleIfErrorSeconds: bigint;
+
+  /**
+   * Unix milliseconds at which the entry was written.
+   *
+   * @generated from field: int64 created_at_ms = 14;
+   */
+  createdAtMs: bigint;
 };
 
 /**
@@ -197,6 +267,30 @@ export declare type SetRequest = Message<"strata.cache.v1.SetRequest"> & {
    * @generated from field: optional bool compress = 8;
    */
   compress?: boolean | undefined;
+
+  /**
+   * Grace after the TTL, seconds, 0 … 31536000 (RFC 5861; REST `Cache-Control:
+   * stale-while-revalidate=S, stale-if-error=E`): within `stale-while-revalidate`
+   * reads answer the value as stale; within `stale-if-error` an edge whose origin fails may.
+   * 0 = none, or the key's profile default (CACHE_PROFILES).
+   *
+   * @generated from field: int64 stale_while_revalidate_seconds = 9;
+   */
+  staleWhileRevalidateSeconds: bigint;
+
+  /**
+   * @generated from field: int64 stale_if_error_seconds = 10;
+   */
+  staleIfErrorSeconds: bigint;
+
+  /**
+   * The refresh lease this write completes (GetResponse.lease). A lease that no
+   * longer holds (expired, or a newer value was written meanwhile) is
+   * FAILED_PRECONDITION (CACHE_006) and nothing is written.
+   *
+   * @generated from field: string lease = 11;
+   */
+  lease: string;
 };
 
 /**
@@ -369,6 +463,18 @@ export declare type BatchSetRequest = Message<"strata.cache.v1.BatchSetRequest">
    * @generated from field: optional bool compress = 5;
    */
   compress?: boolean | undefined;
+
+  /**
+   * As SetRequest's grace windows, seconds, for every entry.
+   *
+   * @generated from field: int64 stale_while_revalidate_seconds = 6;
+   */
+  staleWhileRevalidateSeconds: bigint;
+
+  /**
+   * @generated from field: int64 stale_if_error_seconds = 7;
+   */
+  staleIfErrorSeconds: bigint;
 };
 
 /**
@@ -485,6 +591,14 @@ export declare type PurgeRequest = Message<"strata.cache.v1.PurgeRequest"> & {
    * @generated from field: optional string prefix = 4;
    */
   prefix?: string | undefined;
+
+  /**
+   * Soft purge: mark the entries stale (served within their grace, stale_reason
+   * `soft-purge`, while one refresh lease runs) instead of removing them; entries without grace are removed.
+   *
+   * @generated from field: bool soft = 5;
+   */
+  soft: boolean;
 };
 
 /**

@@ -163,9 +163,19 @@ func (x *EntryMetadata) GetTags() []string {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Ask to be offered the key's refresh lease when the entry is missing, stale
+	// or due for early refresh (REST `Prefer: lease`); the granted token comes
+	// back in GetResponse.lease, to one caller per key at a time.
+	Lease bool `protobuf:"varint,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	// On a miss whose lease another caller holds, wait up to this many seconds
+	// for its write (REST `Prefer: wait`, RFC 7240); whole seconds, capped at 10; implies `lease`.
+	WaitSeconds int32 `protobuf:"varint,4,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	// Strong read (REST `Cache-Control: no-cache`): never answered from the
+	// fallback tier (UNAVAILABLE, CACHE_005, while the store is down) and never stale (a miss instead).
+	Strong        bool `protobuf:"varint,5,opt,name=strong,proto3" json:"strong,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +224,27 @@ func (x *GetRequest) GetNamespace() string {
 	return ""
 }
 
+func (x *GetRequest) GetLease() bool {
+	if x != nil {
+		return x.Lease
+	}
+	return false
+}
+
+func (x *GetRequest) GetWaitSeconds() int32 {
+	if x != nil {
+		return x.WaitSeconds
+	}
+	return 0
+}
+
+func (x *GetRequest) GetStrong() bool {
+	if x != nil {
+		return x.Strong
+	}
+	return false
+}
+
 type GetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// False on a miss; the other fields are then empty.
@@ -226,8 +257,24 @@ type GetResponse struct {
 	ExpiresAtMs int64    `protobuf:"varint,5,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
 	ContentType string   `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	Tags        []string `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
-	// True when a local copy answered that Redis may have moved past (REST `X-Cache: STALE`).
-	Stale         bool `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	// True for any stale answer (REST `X-Cache: STALE`): past its TTL within
+	// `stale-while-revalidate` or soft-purged (see stale_reason), or a local copy
+	// answered that Redis may have moved past (stale_reason empty).
+	Stale bool `protobuf:"varint,8,opt,name=stale,proto3" json:"stale,omitempty"`
+	// `revalidating` (past its TTL, within stale-while-revalidate) or
+	// `soft-purge`; empty otherwise (REST `X-Cache-Stale-Reason`).
+	StaleReason string `protobuf:"bytes,9,opt,name=stale_reason,json=staleReason,proto3" json:"stale_reason,omitempty"`
+	// Seconds since the entry was written (REST `Age`, RFC 9111 §5.1).
+	AgeSeconds int64 `protobuf:"varint,10,opt,name=age_seconds,json=ageSeconds,proto3" json:"age_seconds,omitempty"`
+	// The key's refresh lease when this caller is the one to refresh it (REST
+	// `X-Cache-Lease`), also on a miss (`found = false`); empty otherwise. Give
+	// it back in SetRequest.lease.
+	Lease string `protobuf:"bytes,11,opt,name=lease,proto3" json:"lease,omitempty"`
+	// Grace windows the writer gave, seconds (RFC 5861); 0 = none.
+	StaleWhileRevalidateSeconds int64 `protobuf:"varint,12,opt,name=stale_while_revalidate_seconds,json=staleWhileRevalidateSeconds,proto3" json:"stale_while_revalidate_seconds,omitempty"`
+	StaleIfErrorSeconds         int64 `protobuf:"varint,13,opt,name=stale_if_error_seconds,json=staleIfErrorSeconds,proto3" json:"stale_if_error_seconds,omitempty"`
+	// Unix milliseconds at which the entry was written.
+	CreatedAtMs   int64 `protobuf:"varint,14,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -318,6 +365,48 @@ func (x *GetResponse) GetStale() bool {
 	return false
 }
 
+func (x *GetResponse) GetStaleReason() string {
+	if x != nil {
+		return x.StaleReason
+	}
+	return ""
+}
+
+func (x *GetResponse) GetAgeSeconds() int64 {
+	if x != nil {
+		return x.AgeSeconds
+	}
+	return 0
+}
+
+func (x *GetResponse) GetLease() string {
+	if x != nil {
+		return x.Lease
+	}
+	return ""
+}
+
+func (x *GetResponse) GetStaleWhileRevalidateSeconds() int64 {
+	if x != nil {
+		return x.StaleWhileRevalidateSeconds
+	}
+	return 0
+}
+
+func (x *GetResponse) GetStaleIfErrorSeconds() int64 {
+	if x != nil {
+		return x.StaleIfErrorSeconds
+	}
+	return 0
+}
+
+func (x *GetResponse) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
 type SetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -333,7 +422,17 @@ type SetRequest struct {
 	Tags []string `protobuf:"bytes,7,rep,name=tags,proto3" json:"tags,omitempty"`
 	// Store compressed with zstd when that saves space (true) or never (false); unset = values above the
 	// origin's COMPRESS_MIN_BYTES. Ignored when encrypting: an encrypted value is stored uncompressed.
-	Compress      *bool `protobuf:"varint,8,opt,name=compress,proto3,oneof" json:"compress,omitempty"`
+	Compress *bool `protobuf:"varint,8,opt,name=compress,proto3,oneof" json:"compress,omitempty"`
+	// Grace after the TTL, seconds, 0 … 31536000 (RFC 5861; REST `Cache-Control:
+	// stale-while-revalidate=S, stale-if-error=E`): within `stale-while-revalidate`
+	// reads answer the value as stale; within `stale-if-error` an edge whose origin fails may.
+	// 0 = none, or the key's profile default (CACHE_PROFILES).
+	StaleWhileRevalidateSeconds int64 `protobuf:"varint,9,opt,name=stale_while_revalidate_seconds,json=staleWhileRevalidateSeconds,proto3" json:"stale_while_revalidate_seconds,omitempty"`
+	StaleIfErrorSeconds         int64 `protobuf:"varint,10,opt,name=stale_if_error_seconds,json=staleIfErrorSeconds,proto3" json:"stale_if_error_seconds,omitempty"`
+	// The refresh lease this write completes (GetResponse.lease). A lease that no
+	// longer holds (expired, or a newer value was written meanwhile) is
+	// FAILED_PRECONDITION (CACHE_006) and nothing is written.
+	Lease         string `protobuf:"bytes,11,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +521,27 @@ func (x *SetRequest) GetCompress() bool {
 		return *x.Compress
 	}
 	return false
+}
+
+func (x *SetRequest) GetStaleWhileRevalidateSeconds() int64 {
+	if x != nil {
+		return x.StaleWhileRevalidateSeconds
+	}
+	return 0
+}
+
+func (x *SetRequest) GetStaleIfErrorSeconds() int64 {
+	if x != nil {
+		return x.StaleIfErrorSeconds
+	}
+	return 0
+}
+
+func (x *SetRequest) GetLease() string {
+	if x != nil {
+		return x.Lease
+	}
+	return ""
 }
 
 type SetResponse struct {
@@ -722,9 +842,12 @@ type BatchSetRequest struct {
 	// Content type of every entry; default application/octet-stream.
 	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// As SetRequest.compress, for every entry.
-	Compress      *bool `protobuf:"varint,5,opt,name=compress,proto3,oneof" json:"compress,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Compress *bool `protobuf:"varint,5,opt,name=compress,proto3,oneof" json:"compress,omitempty"`
+	// As SetRequest's grace windows, seconds, for every entry.
+	StaleWhileRevalidateSeconds int64 `protobuf:"varint,6,opt,name=stale_while_revalidate_seconds,json=staleWhileRevalidateSeconds,proto3" json:"stale_while_revalidate_seconds,omitempty"`
+	StaleIfErrorSeconds         int64 `protobuf:"varint,7,opt,name=stale_if_error_seconds,json=staleIfErrorSeconds,proto3" json:"stale_if_error_seconds,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
 }
 
 func (x *BatchSetRequest) Reset() {
@@ -790,6 +913,20 @@ func (x *BatchSetRequest) GetCompress() bool {
 		return *x.Compress
 	}
 	return false
+}
+
+func (x *BatchSetRequest) GetStaleWhileRevalidateSeconds() int64 {
+	if x != nil {
+		return x.StaleWhileRevalidateSeconds
+	}
+	return 0
+}
+
+func (x *BatchSetRequest) GetStaleIfErrorSeconds() int64 {
+	if x != nil {
+		return x.StaleIfErrorSeconds
+	}
+	return 0
 }
 
 type BatchSetResponse struct {
@@ -969,7 +1106,10 @@ type PurgeRequest struct {
 	// Up to 1000 tags.
 	Tags []string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
 	// Key prefix; unset for none. At least one of keys, tags or prefix is required.
-	Prefix        *string `protobuf:"bytes,4,opt,name=prefix,proto3,oneof" json:"prefix,omitempty"`
+	Prefix *string `protobuf:"bytes,4,opt,name=prefix,proto3,oneof" json:"prefix,omitempty"`
+	// Soft purge: mark the entries stale (served within their grace, stale_reason
+	// `soft-purge`, while one refresh lease runs) instead of removing them; entries without grace are removed.
+	Soft          bool `protobuf:"varint,5,opt,name=soft,proto3" json:"soft,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1030,6 +1170,13 @@ func (x *PurgeRequest) GetPrefix() string {
 		return *x.Prefix
 	}
 	return ""
+}
+
+func (x *PurgeRequest) GetSoft() bool {
+	if x != nil {
+		return x.Soft
+	}
+	return false
 }
 
 type PurgeResponse struct {
@@ -2332,11 +2479,14 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\"\n" +
 	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
-	"\x04tags\x18\x04 \x03(\tR\x04tags\"<\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\"\x8d\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
-	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"\xfa\x01\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05lease\x18\x03 \x01(\bR\x05lease\x12!\n" +
+	"\fwait_seconds\x18\x04 \x01(\x05R\vwaitSeconds\x12\x16\n" +
+	"\x06strong\x18\x05 \x01(\bR\x06strong\"\xf2\x03\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x124\n" +
@@ -2345,7 +2495,15 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\rexpires_at_ms\x18\x05 \x01(\x03R\vexpiresAtMs\x12!\n" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04tags\x18\a \x03(\tR\x04tags\x12\x14\n" +
-	"\x05stale\x18\b \x01(\bR\x05stale\"\xf2\x01\n" +
+	"\x05stale\x18\b \x01(\bR\x05stale\x12!\n" +
+	"\fstale_reason\x18\t \x01(\tR\vstaleReason\x12\x1f\n" +
+	"\vage_seconds\x18\n" +
+	" \x01(\x03R\n" +
+	"ageSeconds\x12\x14\n" +
+	"\x05lease\x18\v \x01(\tR\x05lease\x12C\n" +
+	"\x1estale_while_revalidate_seconds\x18\f \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n" +
+	"\x16stale_if_error_seconds\x18\r \x01(\x03R\x13staleIfErrorSeconds\x12\"\n" +
+	"\rcreated_at_ms\x18\x0e \x01(\x03R\vcreatedAtMs\"\x82\x03\n" +
 	"\n" +
 	"SetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -2356,7 +2514,11 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\aencrypt\x18\x05 \x01(\bR\aencrypt\x12!\n" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04tags\x18\a \x03(\tR\x04tags\x12\x1f\n" +
-	"\bcompress\x18\b \x01(\bH\x00R\bcompress\x88\x01\x01B\v\n" +
+	"\bcompress\x18\b \x01(\bH\x00R\bcompress\x88\x01\x01\x12C\n" +
+	"\x1estale_while_revalidate_seconds\x18\t \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n" +
+	"\x16stale_if_error_seconds\x18\n" +
+	" \x01(\x03R\x13staleIfErrorSeconds\x12\x14\n" +
+	"\x05lease\x18\v \x01(\tR\x05leaseB\v\n" +
 	"\t_compress\"e\n" +
 	"\vSetResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
@@ -2381,14 +2543,16 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1aZ\n" +
 	"\fEntriesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
-	"\x05value\x18\x02 \x01(\v2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01\"\xa6\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01\"\xa0\x03\n" +
 	"\x0fBatchSetRequest\x12G\n" +
 	"\aentries\x18\x01 \x03(\v2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\aentries\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
 	"ttlSeconds\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n" +
 	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x1f\n" +
-	"\bcompress\x18\x05 \x01(\bH\x00R\bcompress\x88\x01\x01\x1a:\n" +
+	"\bcompress\x18\x05 \x01(\bH\x00R\bcompress\x88\x01\x01\x12C\n" +
+	"\x1estale_while_revalidate_seconds\x18\x06 \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n" +
+	"\x16stale_if_error_seconds\x18\a \x01(\x03R\x13staleIfErrorSeconds\x1a:\n" +
 	"\fEntriesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01B\v\n" +
@@ -2405,12 +2569,13 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12!\n" +
 	"\fredis_status\x18\x02 \x01(\tR\vredisStatus\x12#\n" +
 	"\rbroker_status\x18\x03 \x01(\tR\fbrokerStatus\x12#\n" +
-	"\rbreaker_state\x18\x04 \x01(\tR\fbreakerState\"|\n" +
+	"\rbreaker_state\x18\x04 \x01(\tR\fbreakerState\"\x90\x01\n" +
 	"\fPurgeRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n" +
 	"\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n" +
-	"\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n" +
+	"\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01\x12\x12\n" +
+	"\x04soft\x18\x05 \x01(\bR\x04softB\t\n" +
 	"\a_prefix\"D\n" +
 	"\rPurgeResponse\x12!\n" +
 	"\fpurged_count\x18\x01 \x01(\x05R\vpurgedCount\x12\x10\n" +

@@ -74,7 +74,7 @@ class EntryMetadata(Message[_EntryMetadataFields]):
         content_type: str
         tags: list[str]
 
-_GetRequestFields: TypeAlias = Literal["key", "namespace"]
+_GetRequestFields: TypeAlias = Literal["key", "namespace", "lease", "wait_seconds", "strong"]
 
 class GetRequest(Message[_GetRequestFields]):
     """
@@ -91,9 +91,31 @@ class GetRequest(Message[_GetRequestFields]):
             ```proto
             string namespace = 2;
             ```
+        lease:
+            Ask to be offered the key's refresh lease when the entry is missing, stale
+            or due for early refresh (REST `Prefer: lease`); the granted token comes
+            back in GetResponse.lease, to one caller per key at a time.
+
+            ```proto
+            bool lease = 3;
+            ```
+        wait_seconds:
+            On a miss whose lease another caller holds, wait up to this many seconds
+            for its write (REST `Prefer: wait`, RFC 7240); whole seconds, capped at 10; implies `lease`.
+
+            ```proto
+            int32 wait_seconds = 4;
+            ```
+        strong:
+            Strong read (REST `Cache-Control: no-cache`): never answered from the
+            fallback tier (UNAVAILABLE, CACHE_005, while the store is down) and never stale (a miss instead).
+
+            ```proto
+            bool strong = 5;
+            ```
     """
 
-    __slots__ = ("key", "namespace")
+    __slots__ = ("key", "namespace", "lease", "wait_seconds", "strong")
 
     if TYPE_CHECKING:
 
@@ -102,13 +124,19 @@ class GetRequest(Message[_GetRequestFields]):
             *,
             key: str = "",
             namespace: str = "",
+            lease: bool = False,
+            wait_seconds: int = 0,
+            strong: bool = False,
         ) -> None:
             pass
 
         key: str
         namespace: str
+        lease: bool
+        wait_seconds: int
+        strong: bool
 
-_GetResponseFields: TypeAlias = Literal["found", "value", "source", "version", "expires_at_ms", "content_type", "tags", "stale"]
+_GetResponseFields: TypeAlias = Literal["found", "value", "source", "version", "expires_at_ms", "content_type", "tags", "stale", "stale_reason", "age_seconds", "lease", "stale_while_revalidate_seconds", "stale_if_error_seconds", "created_at_ms"]
 
 class GetResponse(Message[_GetResponseFields]):
     """
@@ -152,14 +180,53 @@ class GetResponse(Message[_GetResponseFields]):
             repeated string tags = 7;
             ```
         stale:
-            True when a local copy answered that Redis may have moved past (REST `X-Cache: STALE`).
+            True for any stale answer (REST `X-Cache: STALE`): past its TTL within
+            `stale-while-revalidate` or soft-purged (see stale_reason), or a local copy
+            answered that Redis may have moved past (stale_reason empty).
 
             ```proto
             bool stale = 8;
             ```
+        stale_reason:
+            `revalidating` (past its TTL, within stale-while-revalidate) or
+            `soft-purge`; empty otherwise (REST `X-Cache-Stale-Reason`).
+
+            ```proto
+            string stale_reason = 9;
+            ```
+        age_seconds:
+            Seconds since the entry was written (REST `Age`, RFC 9111 §5.1).
+
+            ```proto
+            int64 age_seconds = 10;
+            ```
+        lease:
+            The key's refresh lease when this caller is the one to refresh it (REST
+            `X-Cache-Lease`), also on a miss (`found = false`); empty otherwise. Give
+            it back in SetRequest.lease.
+
+            ```proto
+            string lease = 11;
+            ```
+        stale_while_revalidate_seconds:
+            Grace windows the writer gave, seconds (RFC 5861); 0 = none.
+
+            ```proto
+            int64 stale_while_revalidate_seconds = 12;
+            ```
+        stale_if_error_seconds:
+            ```proto
+            int64 stale_if_error_seconds = 13;
+            ```
+        created_at_ms:
+            Unix milliseconds at which the entry was written.
+
+            ```proto
+            int64 created_at_ms = 14;
+            ```
     """
 
-    __slots__ = ("found", "value", "source", "version", "expires_at_ms", "content_type", "tags", "stale")
+    __slots__ = ("found", "value", "source", "version", "expires_at_ms", "content_type", "tags", "stale", "stale_reason", "age_seconds", "lease", "stale_while_revalidate_seconds", "stale_if_error_seconds", "created_at_ms")
 
     if TYPE_CHECKING:
 
@@ -174,6 +241,12 @@ class GetResponse(Message[_GetResponseFields]):
             content_type: str = "",
             tags: list[str] | None = None,
             stale: bool = False,
+            stale_reason: str = "",
+            age_seconds: int = 0,
+            lease: str = "",
+            stale_while_revalidate_seconds: int = 0,
+            stale_if_error_seconds: int = 0,
+            created_at_ms: int = 0,
         ) -> None:
             pass
 
@@ -185,8 +258,14 @@ class GetResponse(Message[_GetResponseFields]):
         content_type: str
         tags: list[str]
         stale: bool
+        stale_reason: str
+        age_seconds: int
+        lease: str
+        stale_while_revalidate_seconds: int
+        stale_if_error_seconds: int
+        created_at_ms: int
 
-_SetRequestFields: TypeAlias = Literal["key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags", "compress"]
+_SetRequestFields: TypeAlias = Literal["key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags", "compress", "stale_while_revalidate_seconds", "stale_if_error_seconds", "lease"]
 
 class SetRequest(Message[_SetRequestFields]):
     """
@@ -238,9 +317,30 @@ class SetRequest(Message[_SetRequestFields]):
             ```proto
             optional bool compress = 8;
             ```
+        stale_while_revalidate_seconds:
+            Grace after the TTL, seconds, 0 … 31536000 (RFC 5861; REST `Cache-Control:
+            stale-while-revalidate=S, stale-if-error=E`): within `stale-while-revalidate`
+            reads answer the value as stale; within `stale-if-error` an edge whose origin fails may.
+            0 = none, or the key's profile default (CACHE_PROFILES).
+
+            ```proto
+            int64 stale_while_revalidate_seconds = 9;
+            ```
+        stale_if_error_seconds:
+            ```proto
+            int64 stale_if_error_seconds = 10;
+            ```
+        lease:
+            The refresh lease this write completes (GetResponse.lease). A lease that no
+            longer holds (expired, or a newer value was written meanwhile) is
+            FAILED_PRECONDITION (CACHE_006) and nothing is written.
+
+            ```proto
+            string lease = 11;
+            ```
     """
 
-    __slots__ = ("key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags", "compress")
+    __slots__ = ("key", "value", "ttl_seconds", "namespace", "encrypt", "content_type", "tags", "compress", "stale_while_revalidate_seconds", "stale_if_error_seconds", "lease")
 
     if TYPE_CHECKING:
 
@@ -255,6 +355,9 @@ class SetRequest(Message[_SetRequestFields]):
             content_type: str = "",
             tags: list[str] | None = None,
             compress: bool | None = None,
+            stale_while_revalidate_seconds: int = 0,
+            stale_if_error_seconds: int = 0,
+            lease: str = "",
         ) -> None:
             pass
 
@@ -266,6 +369,9 @@ class SetRequest(Message[_SetRequestFields]):
         content_type: str
         tags: list[str]
         compress: bool
+        stale_while_revalidate_seconds: int
+        stale_if_error_seconds: int
+        lease: str
 
 _SetResponseFields: TypeAlias = Literal["success", "version", "expires_at_ms"]
 
@@ -463,7 +569,7 @@ class BatchGetResponse(Message[_BatchGetResponseFields]):
         entries: dict[str, EntryMetadata]
         source: CacheSource
 
-_BatchSetRequestFields: TypeAlias = Literal["entries", "ttl_seconds", "namespace", "content_type", "compress"]
+_BatchSetRequestFields: TypeAlias = Literal["entries", "ttl_seconds", "namespace", "content_type", "compress", "stale_while_revalidate_seconds", "stale_if_error_seconds"]
 
 class BatchSetRequest(Message[_BatchSetRequestFields]):
     """
@@ -500,9 +606,19 @@ class BatchSetRequest(Message[_BatchSetRequestFields]):
             ```proto
             optional bool compress = 5;
             ```
+        stale_while_revalidate_seconds:
+            As SetRequest's grace windows, seconds, for every entry.
+
+            ```proto
+            int64 stale_while_revalidate_seconds = 6;
+            ```
+        stale_if_error_seconds:
+            ```proto
+            int64 stale_if_error_seconds = 7;
+            ```
     """
 
-    __slots__ = ("entries", "ttl_seconds", "namespace", "content_type", "compress")
+    __slots__ = ("entries", "ttl_seconds", "namespace", "content_type", "compress", "stale_while_revalidate_seconds", "stale_if_error_seconds")
 
     if TYPE_CHECKING:
 
@@ -514,6 +630,8 @@ class BatchSetRequest(Message[_BatchSetRequestFields]):
             namespace: str = "",
             content_type: str = "",
             compress: bool | None = None,
+            stale_while_revalidate_seconds: int = 0,
+            stale_if_error_seconds: int = 0,
         ) -> None:
             pass
 
@@ -522,6 +640,8 @@ class BatchSetRequest(Message[_BatchSetRequestFields]):
         namespace: str
         content_type: str
         compress: bool
+        stale_while_revalidate_seconds: int
+        stale_if_error_seconds: int
 
 _BatchSetResponseFields: TypeAlias = Literal["success", "stored_count", "entries"]
 
@@ -637,7 +757,7 @@ class HealthResponse(Message[_HealthResponseFields]):
         broker_status: str
         breaker_state: str
 
-_PurgeRequestFields: TypeAlias = Literal["namespace", "keys", "tags", "prefix"]
+_PurgeRequestFields: TypeAlias = Literal["namespace", "keys", "tags", "prefix", "soft"]
 
 class PurgeRequest(Message[_PurgeRequestFields]):
     """
@@ -668,9 +788,16 @@ class PurgeRequest(Message[_PurgeRequestFields]):
             ```proto
             optional string prefix = 4;
             ```
+        soft:
+            Soft purge: mark the entries stale (served within their grace, stale_reason
+            `soft-purge`, while one refresh lease runs) instead of removing them; entries without grace are removed.
+
+            ```proto
+            bool soft = 5;
+            ```
     """
 
-    __slots__ = ("namespace", "keys", "tags", "prefix")
+    __slots__ = ("namespace", "keys", "tags", "prefix", "soft")
 
     if TYPE_CHECKING:
 
@@ -681,6 +808,7 @@ class PurgeRequest(Message[_PurgeRequestFields]):
             keys: list[str] | None = None,
             tags: list[str] | None = None,
             prefix: str | None = None,
+            soft: bool = False,
         ) -> None:
             pass
 
@@ -688,6 +816,7 @@ class PurgeRequest(Message[_PurgeRequestFields]):
         keys: list[str]
         tags: list[str]
         prefix: str
+        soft: bool
 
 _PurgeResponseFields: TypeAlias = Literal["purged_count", "seq"]
 
@@ -1621,7 +1750,7 @@ class CacheSource(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"<\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\xfa\x01\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale"\xf2\x01\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01B\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa6\x02\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"|\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01B\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"5\n\x15FlushNamespaceRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\xa5\x01\n\x16FlushNamespaceResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x03 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x04 \x01(\tR\tserviceId\x12\x10\n\x03seq\x18\x05 \x01(\x03R\x03seq":\n\x1aGetNamespaceVersionRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"o\n\x10NamespaceVersion\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x02 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x03 \x01(\tR\tserviceId"\x92\x01\n\x1bGetNamespaceVersionResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12;\n\x07history\x18\x03 \x03(\x0b2!.strata.cache.v1.NamespaceVersionR\x07history"\xc3\x01\n\x0eStoreFootprint\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n\x0cmemory_bytes\x18\x02 \x01(\x03R\x0bmemoryBytes\x121\n\x12memory_limit_bytes\x18\x03 \x01(\x03H\x00R\x10memoryLimitBytes\x88\x01\x01\x12\x12\n\x04keys\x18\x04 \x01(\x03R\x04keys\x12\x1c\n\tevictions\x18\x05 \x01(\x03R\tevictionsB\x15\n\x13_memory_limit_bytes"\x89\x04\n\x0eNamespaceStats\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\x07entries\x18\x03 \x01(\x03H\x00R\x07entries\x88\x01\x01\x12\x19\n\x05bytes\x18\x04 \x01(\x03H\x01R\x05bytes\x88\x01\x01\x12=\n\x04hits\x18\x05 \x03(\x0b2).strata.cache.v1.NamespaceStats.HitsEntryR\x04hits\x12\x16\n\x06misses\x18\x06 \x01(\x03R\x06misses\x12J\n\thit_ratio\x18\x07 \x03(\x0b2-.strata.cache.v1.NamespaceStats.HitRatioEntryR\x08hitRatio\x12\x16\n\x06writes\x18\x08 \x01(\x03R\x06writes\x12\x18\n\x07deletes\x18\t \x01(\x03R\x07deletes\x12$\n\x0eops_per_second\x18\n \x01(\x01R\x0copsPerSecond\x1a7\n\tHitsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n\rHitRatioEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\n\n\x08_entriesB\x08\n\x06_bytes"8\n\x18GetNamespaceStatsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\x89\x01\n\x19GetNamespaceStatsResponse\x125\n\x05stats\x18\x01 \x01(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\x05stats\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x1b\n\x19ListNamespaceStatsRequest"\x94\x01\n\x1aListNamespaceStatsResponse\x12?\n\nnamespaces\x18\x01 \x03(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\nnamespaces\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x0f\n\rReloadRequest"U\n\x0eReloadResponse\x12\x18\n\x07applied\x18\x01 \x03(\tR\x07applied\x12)\n\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xe3\n\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponse\x12a\n\x0eFlushNamespace\x12&.strata.cache.v1.FlushNamespaceRequest\x1a\'.strata.cache.v1.FlushNamespaceResponse\x12p\n\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponseb\x06proto3',
+    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"\x8d\x01\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n\x05lease\x18\x03 \x01(\x08R\x05lease\x12!\n\x0cwait_seconds\x18\x04 \x01(\x05R\x0bwaitSeconds\x12\x16\n\x06strong\x18\x05 \x01(\x08R\x06strong"\xf2\x03\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale\x12!\n\x0cstale_reason\x18\t \x01(\tR\x0bstaleReason\x12\x1f\n\x0bage_seconds\x18\n \x01(\x03R\nageSeconds\x12\x14\n\x05lease\x18\x0b \x01(\tR\x05lease\x12C\n\x1estale_while_revalidate_seconds\x18\x0c \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\r \x01(\x03R\x13staleIfErrorSeconds\x12"\n\rcreated_at_ms\x18\x0e \x01(\x03R\x0bcreatedAtMs"\x82\x03\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01\x12C\n\x1estale_while_revalidate_seconds\x18\t \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\n \x01(\x03R\x13staleIfErrorSeconds\x12\x14\n\x05lease\x18\x0b \x01(\tR\x05leaseB\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa0\x03\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x12C\n\x1estale_while_revalidate_seconds\x18\x06 \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\x07 \x01(\x03R\x13staleIfErrorSeconds\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"\x90\x01\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01\x12\x12\n\x04soft\x18\x05 \x01(\x08R\x04softB\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"5\n\x15FlushNamespaceRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\xa5\x01\n\x16FlushNamespaceResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x03 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x04 \x01(\tR\tserviceId\x12\x10\n\x03seq\x18\x05 \x01(\x03R\x03seq":\n\x1aGetNamespaceVersionRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"o\n\x10NamespaceVersion\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x02 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x03 \x01(\tR\tserviceId"\x92\x01\n\x1bGetNamespaceVersionResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12;\n\x07history\x18\x03 \x03(\x0b2!.strata.cache.v1.NamespaceVersionR\x07history"\xc3\x01\n\x0eStoreFootprint\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n\x0cmemory_bytes\x18\x02 \x01(\x03R\x0bmemoryBytes\x121\n\x12memory_limit_bytes\x18\x03 \x01(\x03H\x00R\x10memoryLimitBytes\x88\x01\x01\x12\x12\n\x04keys\x18\x04 \x01(\x03R\x04keys\x12\x1c\n\tevictions\x18\x05 \x01(\x03R\tevictionsB\x15\n\x13_memory_limit_bytes"\x89\x04\n\x0eNamespaceStats\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\x07entries\x18\x03 \x01(\x03H\x00R\x07entries\x88\x01\x01\x12\x19\n\x05bytes\x18\x04 \x01(\x03H\x01R\x05bytes\x88\x01\x01\x12=\n\x04hits\x18\x05 \x03(\x0b2).strata.cache.v1.NamespaceStats.HitsEntryR\x04hits\x12\x16\n\x06misses\x18\x06 \x01(\x03R\x06misses\x12J\n\thit_ratio\x18\x07 \x03(\x0b2-.strata.cache.v1.NamespaceStats.HitRatioEntryR\x08hitRatio\x12\x16\n\x06writes\x18\x08 \x01(\x03R\x06writes\x12\x18\n\x07deletes\x18\t \x01(\x03R\x07deletes\x12$\n\x0eops_per_second\x18\n \x01(\x01R\x0copsPerSecond\x1a7\n\tHitsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n\rHitRatioEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\n\n\x08_entriesB\x08\n\x06_bytes"8\n\x18GetNamespaceStatsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\x89\x01\n\x19GetNamespaceStatsResponse\x125\n\x05stats\x18\x01 \x01(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\x05stats\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x1b\n\x19ListNamespaceStatsRequest"\x94\x01\n\x1aListNamespaceStatsResponse\x12?\n\nnamespaces\x18\x01 \x03(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\nnamespaces\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x0f\n\rReloadRequest"U\n\x0eReloadResponse\x12\x18\n\x07applied\x18\x01 \x03(\tR\x07applied\x12)\n\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xe3\n\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponse\x12a\n\x0eFlushNamespace\x12&.strata.cache.v1.FlushNamespaceRequest\x1a\'.strata.cache.v1.FlushNamespaceResponse\x12p\n\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponseb\x06proto3',
     [],
     {
         "EntryMetadata": EntryMetadata,
