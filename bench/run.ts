@@ -23,10 +23,12 @@ import { perfBenchmarks } from './perf.ts';
 import { purgeKafkaBenchmarks } from './purge-kafka.ts';
 import { purgeLogBenchmarks } from './purge-log.ts';
 import { redisClusterBenchmarks } from './redis-cluster.ts';
+import { regionBenchmarks } from './regions.ts';
 import { runtimeBenchmarks } from './runtimes-bench.ts';
 import { stampedeBenchmarks } from './stampede.ts';
 import { table } from './trace.ts';
 import { upstashBenchmarks } from './upstash.ts';
+import { warmBenchmarks } from './warm.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,6 +74,8 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   hub: () => withRedis((redisUrl) => hubBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
   perf: () => perfBenchmarks(options),
+  regions: () => regionBenchmarks(options),
+  warm: () => withRedis((redisUrl) => warmBenchmarks({ redisUrl })),
 };
 
 process.stdout.write(

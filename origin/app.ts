@@ -14,6 +14,9 @@ import { dashboardRoutes } from './dashboard/routes.ts';
 import type { StatsCollector } from './dashboard/stats-collector.ts';
 import type { InProcessSource } from './invalidation/in-process-source.ts';
 import { invalidationRoutes } from './invalidation/route.ts';
+import { warmJobRoutes } from './jobs/routes.ts';
+import type { WarmJobs } from './jobs/warm-jobs.ts';
+import type { WarmOnStart } from './jobs/warm-on-start.ts';
 import { listingRoutes } from './listing/routes.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
 import type { NamespaceReports } from './namespaces/report.ts';
@@ -64,6 +67,17 @@ export interface OriginAppDeps {
   readonly reports?: NamespaceReports;
   /** Serves `POST /api/v1/reload` when present. */
   readonly reloader?: Reloader;
+  /** Warm jobs (`/api/v1/jobs/…`) and the start-up warming `/ready` waits for; absent = no job routes. */
+  readonly warm?: {
+    readonly jobs: WarmJobs;
+    readonly allowedOrigins: ReadonlySet<string>;
+    readonly onStart?: WarmOnStart | undefined;
+  };
+}
+
+/** The dashboard's view of the ten most recent warm jobs: progress without the failed items. */
+async function dashboardJobs(jobs: WarmJobs): Promise<unknown[]> {
+  return (await jobs.recent(10)).map(({ failed_items: _, ...job }) => job);
 }
 
 /**
@@ -99,6 +113,11 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   // Ready = a write now would be durable in the store: Redis answers and the breaker is closed.
   app.on('GET', ['/ready', '/health/ready'], async (c) => {
     const store = deps.service.store;
+    // A cold replica waits for its region's start-up warming (or its deadline) before taking traffic.
+    const warming = deps.warm?.onStart;
+    if (warming && !warming.ready) {
+      throw new CacheError('CACHE_005', 'Start-up warming in progress', { details: { warming: warming.status } });
+    }
     const health = store.health();
     const state = health.breaker ? { breaker: health.breaker, dirty: health.dirty } : {};
     try {
@@ -123,6 +142,7 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
       edges: deps.bus.subscribers,
       seq: deps.bus.health().seq,
       ...(deps.regions ? { region: deps.regions.readiness() } : {}),
+      ...(warming ? { warming: warming.status } : {}),
       ...deps.readyDetail?.(),
     });
   });
@@ -169,7 +189,27 @@ export function createOriginApp(deps: OriginAppDeps): Hono<{ Variables: { reques
   );
   if (deps.invalidations) app.route('/', invalidationRoutes(deps.invalidations, maxValueBytes));
   if (deps.dashboard)
-    app.route('/', dashboardRoutes(deps.dashboard.stats, deps.dashboard.sampleSeconds, deps.dashboard.evictionPolicy));
+    app.route(
+      '/',
+      dashboardRoutes(
+        deps.dashboard.stats,
+        deps.dashboard.sampleSeconds,
+        deps.dashboard.evictionPolicy,
+        deps.warm ? () => dashboardJobs(deps.warm!.jobs) : undefined,
+      ),
+    );
+  if (deps.warm) {
+    app.route(
+      '/',
+      warmJobRoutes({
+        jobs: deps.warm.jobs,
+        allowedOrigins: deps.warm.allowedOrigins,
+        tier: deps.service.store.kind,
+        metrics: deps.metrics,
+        log: deps.log,
+      }),
+    );
+  }
   if (deps.reports) {
     app.route('/', namespaceRoutes({ service: deps.service, reports: deps.reports, reloader: deps.reloader }));
   }

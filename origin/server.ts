@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { requestTimeouts } from '../platform/node/request-timeouts.ts';
@@ -15,6 +17,10 @@ import type { HubConsumer } from './hub/consumer.ts';
 import { hubFromConfig } from './hub/from-config.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
+import { memoryJobStore, redisJobStore } from './jobs/job-store.ts';
+import { WarmJobs } from './jobs/warm-jobs.ts';
+import { warmMetrics } from './jobs/warm-metrics.ts';
+import { WarmOnStart } from './jobs/warm-on-start.ts';
 import { loadCacheProfiles } from './lifecycle/profiles.ts';
 import { lockMetrics } from './locks/lock-metrics.ts';
 import { LockService, lockStoreFor } from './locks/lock-service.ts';
@@ -224,6 +230,7 @@ export async function startOrigin(
     redisClient: bus instanceof RedisStreamPurgeBus ? store.redisClient : undefined,
     registry: metrics.registry,
     logger,
+    bus,
   });
   const invalidations = invalidationSourceFromConfig(config, { service, logger, metrics, regions });
   const reloader = new Reloader({
@@ -257,6 +264,38 @@ export async function startOrigin(
     metrics: lockMetrics(metrics.registry),
     maxWaitSeconds: config.LOCK_MAX_WAIT_SECONDS,
   });
+  // Warm jobs keep their state beside the entries, so any replica answers for any job.
+  const jobStore = store.redisClient ? redisJobStore(store.redisClient) : memoryJobStore();
+  // Unique per started origin (two may share a process in tests): it owns leases and names a job's runner.
+  const replica = `${config.ORIGIN_ID ?? hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const allowedOrigins = new Set(config.WARM_ALLOWED_ORIGINS ?? []);
+  const warmEvents = warmMetrics(metrics.registry);
+  const warmJobs = new WarmJobs({
+    service,
+    store: jobStore,
+    replica,
+    allowedOrigins,
+    maxValueBytes: config.MAX_VALUE_BYTES,
+    events: {
+      ...warmEvents,
+      onFinished: (job) =>
+        logger.info(
+          { job: job.id, namespace: job.namespace, state: job.state, done: job.done, failed: job.failed },
+          'warm job finished',
+        ),
+    },
+  });
+  const warmOnStart = config.WARM_ON_START
+    ? new WarmOnStart({
+        sources: config.WARM_ON_START,
+        jobs: warmJobs,
+        store: jobStore,
+        region: config.STRATA_REGION,
+        replica,
+        deadlineSeconds: config.WARM_ON_START_DEADLINE_SECONDS,
+        onError: (error) => logger.warn({ err: error }, 'start-up warming failed'),
+      })
+    : undefined;
   // The hub answers with the same service, reports, reloader and verifier as REST and gRPC.
   const hub = hubFromConfig(config, {
     service,
@@ -269,6 +308,7 @@ export async function startOrigin(
   });
   const app = createOriginApp({
     service,
+    warm: { jobs: warmJobs, allowedOrigins, onStart: warmOnStart },
     // Edges are served through the canary's wrapper, which times each hand-off of a canary purge.
     bus: canary ? canary.instrument(bus) : bus,
     ...(canary
@@ -324,6 +364,7 @@ export async function startOrigin(
   hubEvents?.start();
   observability.start(port);
   canary?.start();
+  void warmOnStart?.start();
   return {
     url,
     port,
@@ -337,6 +378,8 @@ export async function startOrigin(
     reload: () => reloader.reload(),
     async close() {
       canary?.stop();
+      warmOnStart?.stop();
+      await warmJobs.stopAll();
       namespaces.close();
       await reclaimer?.stop();
       await observability.stop();

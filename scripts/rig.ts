@@ -19,31 +19,13 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Toxiproxy } from 'toxiproxy-node-client';
-import { signServiceToken } from './lib/dev-auth.ts';
-import { freePorts } from './lib/ports.ts';
-import { isAlive, spawnServer, stopPid, waitFor } from './lib/proc.ts';
-import { startKafka } from './services/kafka.ts';
-import { startRedis } from './services/redis.ts';
-import { startRedisCluster } from './services/redis-cluster.ts';
-import { latencyProxy, setProxyEnabled, startToxiproxy } from './services/toxiproxy.ts';
-import type { RunningService } from './services/types.ts';
+import { isAlive, stopPid } from './lib/proc.ts';
+import { type RigState, rigLatencyMs, startRig } from './lib/rig.ts';
+import { setProxyEnabled } from './services/toxiproxy.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const rigDir = join(root, '.rig');
 const stateFile = join(rigDir, 'state.json');
-const regions = ['a', 'b'] as const;
-/** Milliseconds added in each direction on a region's path to the shared Kafka. */
-const latencyMs = 20;
-const issuer = 'strata-rig';
-
-interface RigState {
-  /** Every process started, in start order (stopped in reverse). */
-  pids: { name: string; pid: number }[];
-  toxiproxyUrl: string;
-  kafka: string;
-  regions: Record<string, { redis: Record<string, string>; origins: string[]; edges: string[]; proxy: string }>;
-  token: string;
-}
 
 function readState(): RigState | undefined {
   return existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as RigState) : undefined;
@@ -59,100 +41,23 @@ async function up(cluster: boolean): Promise<void> {
   rmSync(rigDir, { recursive: true, force: true });
   mkdirSync(rigDir, { recursive: true });
   const started: { name: string; pid: number }[] = [];
-  const record = (name: string, service: RunningService) => {
-    for (const pid of service.pids) started.push({ name, pid });
-    writeFileSync(join(rigDir, 'pids.json'), JSON.stringify(started));
-  };
   try {
-    const toxiproxy = await startToxiproxy({ dir: join(rigDir, 'toxiproxy'), detached: true });
-    record('toxiproxy', toxiproxy);
-    const proxyPorts = await freePorts(regions.length);
-    const kafka = await startKafka({
-      dir: join(rigDir, 'kafka'),
+    const rig = await startRig({
+      dir: rigDir,
+      cluster,
       detached: true,
-      extraListeners: regions.map((r, i) => ({
-        name: `REGION_${r.toUpperCase()}`,
-        protocol: 'PLAINTEXT' as const,
-        advertised: `127.0.0.1:${proxyPorts[i]}`,
-      })),
+      // Recorded as they start, so `down` stops them even if `up` dies half-way.
+      onStarted: (name, pid) => {
+        started.push({ name, pid });
+        writeFileSync(join(rigDir, 'pids.json'), JSON.stringify(started));
+      },
     });
-    record('kafka', kafka);
-    const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
-    const edgeToken = await signServiceToken(secret, { serviceId: 'strata-edge', issuer }, 7 * 24 * 3600);
-    const token = await signServiceToken(secret, { serviceId: 'rig-admin', issuer }, 7 * 24 * 3600);
-    const state: RigState = { pids: started, toxiproxyUrl: toxiproxy.url, kafka: kafka.brokers, regions: {}, token };
-    for (const [i, region] of regions.entries()) {
-      const listen = `127.0.0.1:${proxyPorts[i]}`;
-      const proxy = `kafka-${region}`;
-      await latencyProxy(
-        toxiproxy.client,
-        proxy,
-        listen,
-        `127.0.0.1:${kafka.listenerPorts[`REGION_${region.toUpperCase()}`]}`,
-        latencyMs,
-      );
-      const dir = join(rigDir, `redis-${region}`);
-      const redis = cluster
-        ? await startRedisCluster({ dir, detached: true })
-        : await startRedis({ dir, detached: true });
-      record(`redis-${region}`, redis);
-      const [o1, o2, e1, e2] = await freePorts(4);
-      const origins = [o1!, o2!].map((port) => `http://127.0.0.1:${port}`);
-      const edges = [e1!, e2!].map((port) => `http://127.0.0.1:${port}`);
-      for (const [n, port] of [o1!, o2!].entries()) {
-        const env = {
-          ...process.env,
-          ...redis.env,
-          ORIGIN_PORT: String(port),
-          ORIGIN_ID: `origin-${region}${n + 1}`,
-          STRATA_REGION: region,
-          KAFKA_BROKERS: listen,
-          // Rejoin the region's group within seconds after `heal` (the default session is 30 s).
-          KAFKA_SESSION_TIMEOUT_MS: '6000',
-          KAFKA_HEARTBEAT_INTERVAL_MS: '1000',
-          AUTH_JWT_SECRET: secret,
-          AUTH_ISSUER: issuer,
-        };
-        const proc = spawnServer(process.execPath, ['origin/main.ts'], {
-          logFile: join(rigDir, `origin-${region}${n + 1}.log`),
-          detached: true,
-          cwd: root,
-          env,
-        });
-        started.push({ name: `origin-${region}${n + 1}`, pid: proc.pid });
-      }
-      for (const [n, port] of [e1!, e2!].entries()) {
-        const env = {
-          ...process.env,
-          EDGE_PORT: String(port),
-          EDGE_ID: `edge-${region}${n + 1}`,
-          ORIGIN_URL: origins[n]!,
-          EDGE_ORIGIN_TOKEN: edgeToken,
-          AUTH_JWT_SECRET: secret,
-          AUTH_ISSUER: issuer,
-        };
-        const proc = spawnServer(process.execPath, ['edge/adapters/node/main.ts'], {
-          logFile: join(rigDir, `edge-${region}${n + 1}.log`),
-          detached: true,
-          cwd: root,
-          env,
-        });
-        started.push({ name: `edge-${region}${n + 1}`, pid: proc.pid });
-      }
-      state.regions[region] = { redis: redis.env, origins, edges, proxy };
-    }
-    writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
-    for (const r of Object.values(state.regions)) {
-      for (const url of [...r.origins, ...r.edges]) {
-        await waitFor(`${url}/ready`, async () => (await fetch(`${url}/ready`).catch(() => null))?.ok === true, 60_000);
-      }
-    }
-    print(state);
+    writeFileSync(stateFile, `${JSON.stringify(rig.state, null, 2)}\n`);
+    print(rig.state);
   } catch (error) {
     process.stderr.write(
-      `strata rig: could not start (${error instanceof Error ? error.message : error}); stopping what started\n`,
+      `strata rig: could not start (${error instanceof Error ? error.message : error}); stopped what started\n`,
     );
-    for (const p of started.reverse()) await stopPid(p.pid);
     process.exitCode = 1;
   }
 }
@@ -161,7 +66,7 @@ function print(state: RigState): void {
   const lines = [`toxiproxy: ${state.toxiproxyUrl}   kafka (direct): ${state.kafka}`];
   for (const [region, r] of Object.entries(state.regions)) {
     lines.push(
-      `region ${region}: redis ${Object.values(r.redis).join(' ')}   kafka via proxy ${r.proxy} (+${latencyMs} ms each way)`,
+      `region ${region}: redis ${Object.values(r.redis).join(' ')}   kafka via proxy ${r.proxy} (+${rigLatencyMs} ms each way)`,
     );
     lines.push(`  origins: ${r.origins.join('  ')}`);
     lines.push(`  edges:   ${r.edges.join('  ')}`);

@@ -46,6 +46,7 @@ const openPaths = new Set([
  * | `PUT /api/v1/cache/{ns}/{key}`, `POST …/{ns}/batch/set` | `cache:write` in `ns` |
  * | `DELETE /api/v1/cache/{ns}/{key}` | `cache:delete` in `ns` |
  * | `POST /api/v1/purge`, `POST /api/v1/invalidations` | `cache:delete` (`cache:flush` for a prefix) in the body's namespace |
+ * | `POST /api/v1/jobs/warm`, `GET`/`DELETE /api/v1/jobs/{id}` | `cache:write` in the job's namespace, checked by the route |
  * | `GET /api/v1/purge/stream` | `cache:read` in `*` (it shows every namespace's purges) |
  * | `POST /api/v1/purge/applied` | `cache:read` in `*` (an edge reporting what it applied of that stream) |
  * | `GET /api/v1/namespaces` | `metrics:read` |
@@ -54,7 +55,7 @@ const openPaths = new Set([
  * | `POST /api/v1/reload` | `cache:reload` in `*` (admin) |
  * | `GET /api/v1/purges` (the poll of the purge log) | `purge:read` in `*` |
  * | `POST`, `PUT`, `DELETE`, `GET /api/v1/locks/{ns}/{name}…` | `cache:lock` in `ns` |
- * | `/upstash/{ns}…` | checked per command by `shared/upstash/http.ts` (`cache:read`, `cache:write`, `cache:delete` in `ns`) |
+ * | `/upstash/{ns}…` | checked per command by `shared/upstash/http.ts` (`cache:read`, `cache:write`, `cache:delete`, `cache:flush` in `ns`) |
  * | anything else | a valid token (then 404) |
  */
 export function restAccess(method: string, pathname: string): Access {

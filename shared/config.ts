@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
 import { defaultMaxValueBytes } from './keys.ts';
 import { regionSchema } from './schemas.ts';
+import { warmStartSourceSchema } from './warm.ts';
 
 /**
  * Configuration schemas (ARCHITECTURE.md §3). They parse a plain string map,
@@ -11,17 +12,14 @@ type Env = Record<string, string | undefined>;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** The items of a comma list, trimmed, empty ones dropped. */
+const commaItems = (s: string): string[] =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 /** A comma list of `item`s (blanks trimmed, empties dropped), at least one. */
-const listOf = (item: z.ZodString) =>
-  z
-    .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(item).min(1));
+const listOf = (item: z.ZodString) => z.string().transform(commaItems).pipe(z.array(item).min(1));
 const commaList = listOf(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port'));
 
 /** Eviction policy of the in-memory tiers (embedded store, fallback tier, edge tier): `lru`, `lfu` (with dynamic aging) or `s3fifo`. */
@@ -45,6 +43,40 @@ const authVars = {
   NODE_ENV: z.string().optional(),
 };
 
+/** Cache warming (docs/warming.md). */
+const warmVars = {
+  /** Origins (`https://host[:port]`, comma list) warm jobs may fetch values from; unset = no URL sources. */
+  WARM_ALLOWED_ORIGINS: z
+    .string()
+    .transform(commaItems)
+    .pipe(
+      z.array(
+        z
+          .string()
+          .refine(
+            (o) => URL.canParse(o) && new URL(o).origin === o,
+            'expected origins such as https://data.example:8443',
+          ),
+      ),
+    )
+    .optional(),
+  /** Sources to warm at start-up, once per region: a JSON array of `{namespace, format, file | keys, url_template, …}`. */
+  WARM_ON_START: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected a JSON array of warm sources' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(warmStartSourceSchema).min(1))
+    .optional(),
+  /** Seconds `/ready` waits for the start-up warming before answering ready anyway. */
+  WARM_ON_START_DEADLINE_SECONDS: positiveInt.max(86_400).default(300),
+};
+
 /** Origin configuration fields; {@link originConfigSchema} adds the checks across fields. */
 const originConfigFields = z.object({
   ...authVars,
@@ -53,12 +85,7 @@ const originConfigFields = z.object({
   /** Namespaces whose every write is encrypted at rest (comma list); needs ENCRYPTION_KEYS. */
   ENCRYPTED_NAMESPACES: z
     .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
+    .transform(commaItems)
     .pipe(z.array(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'expected namespaces')))
     .optional(),
   ORIGIN_PORT: port.default(8080),
@@ -263,6 +290,7 @@ const originConfigFields = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** `service.name` of exported spans. */
   OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  ...warmVars,
 });
 
 /** Kafka security settings that only make sense together: one issue per variable, one line each. */

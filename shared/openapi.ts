@@ -33,6 +33,8 @@ import {
   reloadResponseSchema,
 } from './schemas.ts';
 import { edgeReportSchema } from './stats.ts';
+import { upstashOpenApiPaths } from './upstash-openapi.ts';
+import { warmOpenApiPaths } from './warm.ts';
 
 /**
  * The OpenAPI 3.1 description of the REST API, built from the same zod
@@ -664,6 +666,7 @@ export function openApiDocument(
                           breaker_states: { type: 'array', items: { type: 'string' } },
                           edges: { type: 'array', items: { type: 'object' } },
                           points: { type: 'array', items: { type: 'object' } },
+                          warm_jobs: { type: 'array', items: { type: 'object' }, description: 'recent warm jobs' },
                         },
                         required: ['sample_seconds', 'breaker_states', 'edges', 'points'],
                       },
@@ -761,7 +764,11 @@ export function openApiDocument(
       ...managementPaths,
       ...lockOpenApiPaths({ error, commonErrors, namespaceParam, keyParam, schema }),
       ...listingOpenApiPaths({ commonErrors, namespaceParam, schema }),
+      ...upstashOpenApiPaths({ namespaceParam, keyParam }),
       ...originPaths,
+      ...(options.side === 'origin'
+        ? warmOpenApiPaths({ commonErrors, error, schema, namespacePattern, ttlMinimum, ttlMaximum })
+        : {}),
     },
   };
 }

@@ -23,6 +23,8 @@ export const queryParameters = {
   listKeys: ['match', 'cursor', 'count'],
   /** `GET /api/v1/cache/{namespace}/pattern/{pattern}`: work bound of the first page. */
   listPattern: ['count'],
+  /** `POST /api/v1/jobs/warm`: the job's namespace, input format and options (`shared/warm.ts`). */
+  warm: ['namespace', 'format', 'url_template', 'top', 'concurrency', 'retries', 'ttl'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The query parameters `method` on `pathname` accepts (empty for most API routes). */
@@ -36,6 +38,7 @@ export function allowedQueryParameters(method: string, pathname: string): readon
   if (method === 'GET' && /^\/api\/v1\/namespaces\/[^/]+\/keys$/.test(pathname)) return queryParameters.listKeys;
   if (method === 'GET' && /^\/api\/v1\/cache\/[^/]+\/pattern\/[^/]+$/.test(pathname))
     return queryParameters.listPattern;
+  if (method === 'POST' && pathname === '/api/v1/jobs/warm') return queryParameters.warm;
   return [];
 }
 

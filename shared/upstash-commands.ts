@@ -42,6 +42,8 @@ interface Spec {
   readonly edge: boolean;
   readonly keys: (args: readonly Arg[]) => string[];
   readonly writes: boolean;
+  /** A command over the whole namespace (SCAN, KEYS, FLUSHDB), run by the origin, not by {@link runCommands}. */
+  readonly namespace?: true;
 }
 
 const first = (args: readonly Arg[]) => (args.length > 0 ? [argText(args[0]!)] : []);
@@ -65,6 +67,11 @@ const specs: Record<string, Spec> = {
   decr: { scope: 'cache:write', edge: false, keys: first, writes: true },
   decrby: { scope: 'cache:write', edge: false, keys: first, writes: true },
   del: { scope: 'cache:delete', edge: false, keys: all, writes: true },
+  // Over the whole namespace: the origin runs them (`origin/upstash/namespace-commands.ts`), never `runCommands`.
+  scan: { scope: 'cache:read', edge: false, keys: none, writes: false, namespace: true },
+  keys: { scope: 'cache:read', edge: false, keys: none, writes: false, namespace: true },
+  flushdb: { scope: 'cache:flush', edge: false, keys: none, writes: true, namespace: true },
+  flushall: { scope: 'cache:flush', edge: false, keys: none, writes: true, namespace: true },
 };
 
 /** The commands served, lower case. */
@@ -169,6 +176,7 @@ function runOne(
   const name = commandName(command);
   const spec = specOf(command);
   if (!spec) return fail(unsupportedCommand(name));
+  if (spec.namespace) return fail(`ERR '${name}' runs at the origin only, outside a transaction`);
   const args = command.slice(1);
   const arity = (min: number, max = Number.POSITIVE_INFINITY) => {
     if (args.length < min || args.length > max) fail(`ERR wrong number of arguments for '${name}' command`);

@@ -32,6 +32,8 @@ export interface UpstashCall {
   readonly body: Uint8Array;
   /** The client's read-your-writes token ({@link parseSyncToken}). */
   readonly syncToken: number;
+  /** The verified caller; undefined when authentication is off. */
+  readonly principal?: Principal | undefined;
   readonly c: Context<AppEnv>;
 }
 
@@ -103,7 +105,7 @@ export function mountUpstash(app: Hono<AppEnv>, options: UpstashMountOptions): v
       const rest = pathname.slice(`${upstashBasePath}/${namespace}`.length).replace(/^\//, '');
       const request = parseRequest(c.req.method, rest, body);
       if (principal) for (const command of request.commands) checkGrant(principal, command, namespace);
-      const ran = await options.run({ namespace, request, rest, body, syncToken, c });
+      const ran = await options.run({ namespace, request, rest, body, syncToken, principal, c });
       if (ran instanceof Response) return { res: ran, tier: 'none' };
       syncToken = Math.max(syncToken, ran.syncToken);
       const h = withRequestId(c, { [syncTokenHeader]: String(syncToken) });

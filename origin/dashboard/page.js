@@ -72,6 +72,37 @@ function draw(points) {
   }
 }
 
+// Warm jobs (newest first): running ones show their progress and ETA.
+function drawJobs(jobs) {
+  const panel = document.getElementById('warm-jobs');
+  if (!jobs || jobs.length === 0) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  const rows = jobs.map((j) => {
+    const tr = document.createElement('tr');
+    const cells = [
+      j.namespace,
+      j.state,
+      j.done,
+      j.failed,
+      j.total ?? '?',
+      Math.round(j.rate_per_second),
+      j.eta_seconds === null ? '' : `${Math.ceil(j.eta_seconds)} s`,
+      j.created_at.slice(11, 19),
+    ];
+    for (const value of cells) {
+      const td = document.createElement('td');
+      td.textContent = String(value);
+      tr.append(td);
+    }
+    return tr;
+  });
+  panel.querySelector('tbody').replaceChildren(...rows);
+  panel.dataset.running = String(jobs.filter((j) => j.state === 'running').length);
+}
+
 // With authentication on, /api/v1/stats needs a token with metrics:read; the page asks for one once per tab.
 const tokenKey = 'strata-dashboard-token';
 const authForm = document.getElementById('auth');
@@ -106,6 +137,7 @@ async function poll() {
     breakerNames = stats.breaker_states ?? breakerNames;
     delayMs = Math.max(1, stats.sample_seconds) * 1000;
     draw(stats.points);
+    drawJobs(stats.warm_jobs);
     const last = stats.points.at(-1);
     const edges = stats.edges.map((e) => e.edge_id).join(', ') || 'none reporting';
     const ratios = last

@@ -24,12 +24,14 @@ const page = readFileSync(new URL('./page.html', import.meta.url), 'utf8');
  * - `GET /dashboard/assets/<file>`: uPlot's bundle and CSS from node_modules, and the page's script;
  * - `GET /api/v1/stats`: `{ sample_seconds, breaker_states, eviction_policy, edges, points }`, points
  *   oldest first (`StatsPoint` of `shared/stats.ts`); `eviction_policy` is the in-memory tiers' `EVICTION_POLICY`;
+ *   `warm_jobs` the recent warm jobs (`shared/warm.ts` `warmJobSchema` without `failed_items`) when `warmJobs` is given;
  * - `POST /api/v1/edges/stats`: an edge's `{ edge_id, snapshot }`; 204, or 400 CACHE_004 when malformed.
  */
 export function dashboardRoutes(
   collector: StatsCollector,
   sampleSeconds: number,
   evictionPolicy = 'unknown',
+  warmJobs?: () => Promise<unknown[]>,
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const files = new Map<string, { body: string; type: string }>();
@@ -41,13 +43,14 @@ export function dashboardRoutes(
     if (!file) throw new CacheError('CACHE_001', 'No such dashboard asset');
     return c.body(file.body, 200, { 'Content-Type': file.type, 'Cache-Control': 'public, max-age=3600' });
   });
-  app.get(statsPath, (c) =>
+  app.get(statsPath, async (c) =>
     c.json({
       sample_seconds: sampleSeconds,
       breaker_states: breakerStates,
       eviction_policy: evictionPolicy,
       edges: collector.edges.map((e) => ({ edge_id: e.edgeId, last_report_ms: e.lastReportMs })),
       points: collector.points,
+      ...(warmJobs ? { warm_jobs: await warmJobs() } : {}),
     }),
   );
   app.post(

@@ -13,7 +13,7 @@ import { CacheError } from '../../shared/errors.ts';
 
 /**
  * The grant each RPC needs, as on REST (`shared/auth-http.ts`): `Health` is
- * open; `Get`/`BatchGet` need `cache:read`, `Set`/`BatchSet` `cache:write`,
+ * open; `Get`/`BatchGet`/`ListKeys` need `cache:read`, `Set`/`BatchSet` `cache:write`,
  * `Delete` `cache:delete`, `Purge` `cache:delete` (`cache:flush` with a
  * prefix), the lock RPCs `cache:lock`, `FlushNamespace` `cache:flush`,
  * `GetNamespaceVersion`/`GetNamespaceStats` `metrics:read`, each in the
@@ -26,6 +26,7 @@ function rpcScope(method: string, message: { prefix?: string }): Scope | 'open' 
       return 'open';
     case 'Get':
     case 'BatchGet':
+    case 'ListKeys':
       return 'cache:read';
     case 'Set':
     case 'BatchSet':

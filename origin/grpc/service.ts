@@ -28,6 +28,7 @@ import type { Reloader } from '../reload.ts';
 import { defaultContentType } from '../routes/cache.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 import { untilAborted } from './errors.ts';
+import { grpcListingRpcs } from './listing-rpcs.ts';
 import { grpcLockRpcs } from './lock-rpcs.ts';
 import { grpcNamespaceRpcs } from './namespace-rpcs.ts';
 
@@ -161,6 +162,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
   return {
     ...grpcLockRpcs(locks, timed, service.store.kind),
     ...grpcNamespaceRpcs(deps, timed, service.store.kind),
+    ...grpcListingRpcs(service, timed),
     get: (req, ctx) =>
       timed<MessageInitShape<typeof GetResponseSchema>>('get', async () => {
         validAddress(req.namespace, req.key, 'get');

@@ -56,6 +56,13 @@ export interface ForwarderStatus {
   readonly confirmedAt: number;
   /** The last failure, one line; null after a success. */
   readonly lastError: string | null;
+  /**
+   * Unix ms when the oldest entry this replica has read but Kafka has not
+   * acknowledged yet was appended to the log (its stream id's time); 0 when
+   * every entry read was acknowledged, or when this replica does not forward.
+   * While Kafka cannot be reached this stays at the first entry waiting.
+   */
+  readonly unforwardedSince: number;
 }
 
 /** The message key that keeps one key's events in order on one partition: `namespace:key`, else `namespace`. */
@@ -92,6 +99,7 @@ export class RegionForwarder {
   readonly #reader: PurgeLogGroupReader;
   readonly #namespaces: string;
   readonly #sender: LazySender;
+  #unforwardedSince = 0;
 
   constructor(options: RegionForwarderOptions) {
     this.#o = options;
@@ -108,7 +116,13 @@ export class RegionForwarder {
       logger: options.logger,
       label: 'region forwarder',
       verb: 'forwarded',
-      events: { onLeadership: options.events?.onLeadership, onError: options.events?.onError },
+      events: {
+        onLeadership: (leader) => {
+          this.#unforwardedSince = 0;
+          options.events?.onLeadership?.(leader);
+        },
+        onError: options.events?.onError,
+      },
     });
     this.#namespaces = `${this.#reader.keyPrefix}:namespaces`;
     this.#sender = lazySender(options.producer, options.topic);
@@ -128,6 +142,7 @@ export class RegionForwarder {
       forwardedSeq: s.deliveredSeq,
       confirmedAt: s.confirmedAt,
       lastError: s.lastError,
+      unforwardedSince: s.leader ? this.#unforwardedSince : 0,
     };
   }
 
@@ -147,6 +162,8 @@ export class RegionForwarder {
 
   /** Sends one batch (a reset first when something was lost); the reader acknowledges it in the log after. */
   async #forward({ entries, loss, firstId }: LogGroupBatch): Promise<void> {
+    // A stream id starts with the ms its entry was appended: the oldest waiting purge's age needs no clock of ours.
+    if (this.#unforwardedSince === 0) this.#unforwardedSince = Number(firstId.split('-')[0]) || Date.now();
     const redis = this.#reader.redis;
     const events: { key: string; value: string; ts: number }[] = [];
     const namespaces = new Set<string>();
@@ -187,6 +204,7 @@ export class RegionForwarder {
       await this.#sender.send(events.map(({ key, value }) => ({ key, value })));
       this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
     }
+    this.#unforwardedSince = 0;
   }
 
   async #sendReset(reason: string, at: string): Promise<void> {

@@ -6,7 +6,12 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { OriginConfig } from '../../shared/config.ts';
 import type { CacheService } from '../cache-service.ts';
 import { kafkaClient, kafkaConnectionFromConfig } from '../kafka/client.ts';
-import { RegionForwarder } from './forwarder.ts';
+import type { PurgeBus } from '../purge/bus.ts';
+import { type CanarySourceReadiness, CrossRegionCanary } from './canary-arrivals.ts';
+import { type ForwarderStatus, RegionForwarder } from './forwarder.ts';
+
+/** Seconds: from tens of ms (the link up) to half an hour (a long partition healed). */
+const crossRegionLagBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 
 /** The `region` detail of `/ready`. */
 export interface RegionReadiness {
@@ -20,6 +25,18 @@ export interface RegionReadiness {
    * most this old, plus their own forwarding delay. Null without Kafka.
    */
   readonly behind_seconds: number | null;
+  /**
+   * Seconds the oldest purge of this region that Kafka has not acknowledged
+   * yet has been waiting (0 when none); null when this replica does not
+   * forward. Grows while this region cannot reach Kafka.
+   */
+  readonly forward_behind_seconds: number | null;
+  /**
+   * Per source region, the newest of its staleness canary writes applied
+   * here (present for regions that run the canary): `behind_seconds` grows
+   * while the link to that region is down, whichever side failed.
+   */
+  readonly sources: Record<string, CanarySourceReadiness>;
 }
 
 /** Cross-region wiring of one origin: the forwarder (when configured), the receive hooks, metrics and readiness. */
@@ -50,6 +67,13 @@ export interface Regions {
  *   `strata_region_forwarder_leader`, `strata_region_forwarded_total`,
  *   `strata_region_forward_backlog_entries` and
  *   `strata_region_resets_total{direction,source_region}`;
+ * - from other regions' staleness canaries ({@link CrossRegionCanary}):
+ *   `strata_cross_region_canary_lag_seconds{source_region}` (histogram) and
+ *   `strata_cross_region_source_behind_seconds{source_region}` (gauge:
+ *   seconds since the newest canary write of that region applied here was
+ *   acknowledged there; it grows while the link is down, alert on it), and
+ *   `strata_region_forward_behind_seconds` on the forwarding replica (gauge:
+ *   age of the oldest purge of this region Kafka has not acknowledged);
  * - the reset receiver: flushes each named namespace through
  *   {@link CacheService.flush} (its version goes up in this region's store,
  *   then this region's purge log tells its replicas and edges).
@@ -61,6 +85,12 @@ export function regionsFromConfig(
     redisClient: Redis | Cluster | undefined;
     registry: Registry;
     logger: Logger;
+    /**
+     * The region's purge log as this replica tails it: other regions' canary
+     * purges are seen here by every replica, whichever replica's consumer
+     * applied them (the region's consumers split the topic's partitions).
+     */
+    bus?: Pick<PurgeBus, 'observe'>;
     now?: () => number;
   },
 ): Regions {
@@ -75,7 +105,7 @@ export function regionsFromConfig(
     name: 'strata_cross_region_lag_seconds',
     help: 'Seconds from a change acknowledged in another region to its purge applied here, by source region.',
     labelNames: ['source_region'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    buckets: crossRegionLagBuckets,
     registers: [registry],
   });
   const resets = new Counter({
@@ -83,6 +113,32 @@ export function regionsFromConfig(
     help: 'Region-wide resets: sent by this region, or received from source_region and applied here.',
     labelNames: ['direction', 'source_region'] as const,
     registers: [registry],
+  });
+  const canaryLag = new Histogram({
+    name: 'strata_cross_region_canary_lag_seconds',
+    help: 'Seconds from a staleness canary write acknowledged in another region to its purge reaching this region log, as this replica relays it, by source region.',
+    labelNames: ['source_region'] as const,
+    buckets: crossRegionLagBuckets,
+    registers: [registry],
+  });
+  const canary = new CrossRegionCanary({
+    now,
+    onLag: (source, ms) => canaryLag.observe({ source_region: source }, ms / 1000),
+  });
+  const unobserve = deps.bus?.observe((message) => {
+    // Entries that apply another region's purge carry its name and acknowledgement time (`ts`).
+    const source = (message as { origin_region?: unknown }).origin_region;
+    if (typeof source === 'string' && source !== region)
+      canary.observe(source, { namespace: message.namespace, timestamp: message.ts });
+  });
+  new Gauge({
+    name: 'strata_cross_region_source_behind_seconds',
+    help: 'Seconds since the newest staleness canary write of source_region applied here was acknowledged there; grows while the link is down.',
+    labelNames: ['source_region'] as const,
+    registers: [registry],
+    collect() {
+      for (const source of canary.sources()) this.set({ source_region: source }, canary.behindSeconds(source) ?? 0);
+    },
   });
   new Gauge({
     name: 'strata_cross_region_behind_seconds',
@@ -131,6 +187,14 @@ export function regionsFromConfig(
     });
     forwarder = f;
     new Gauge({
+      name: 'strata_region_forward_behind_seconds',
+      help: 'Seconds the oldest purge of this region not yet acknowledged by Kafka has waited (forwarding replica; 0 elsewhere).',
+      registers: [registry],
+      collect() {
+        this.set(unforwardedSeconds(f.status(), now()) ?? 0);
+      },
+    });
+    new Gauge({
       name: 'strata_region_forward_backlog_entries',
       help: 'Entries of this region purge log not yet acknowledged by Kafka (read from Redis by every replica).',
       registers: [registry],
@@ -171,13 +235,22 @@ export function regionsFromConfig(
         name: region,
         forwarder: forwarder ? forwarder.status().leader : null,
         behind_seconds: connection ? Math.round((now() - (caughtUpAt || startedAt)) / 100) / 10 : null,
+        forward_behind_seconds: forwarder ? unforwardedSeconds(forwarder.status(), now()) : null,
+        sources: canary.readiness(),
       };
     },
     start() {
       forwarder?.start();
     },
     async close() {
+      unobserve?.();
       await forwarder?.close();
     },
   };
+}
+
+/** Seconds the oldest unforwarded purge has waited (0.1 s steps), 0 when none; null when this replica does not forward. */
+function unforwardedSeconds(status: ForwarderStatus, nowMs: number): number | null {
+  if (!status.leader) return null;
+  return status.unforwardedSince === 0 ? 0 : Math.round(Math.max(0, nowMs - status.unforwardedSince) / 100) / 10;
 }

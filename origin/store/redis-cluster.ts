@@ -1,18 +1,31 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, type ClusterNode, type ClusterOptions, type Redis } from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions } from 'ioredis';
 import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
+import { type Glob, parseGlob } from '../listing/glob.ts';
+import {
+  decodeSlotIndexCursor,
+  encodeSlotIndexCursor,
+  type SlotIndexCursor,
+  type SlotRegistration,
+  slotIndexKeys,
+  slotIndexKeysOf,
+  slotRegistrar,
+  slotRegistryKey,
+  slotsPerListingCall,
+} from './redis-cluster-key-index.ts';
 import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
+  defineIndexedStrataCommands,
   defineStrataCommands,
-  escapeGlob,
   grantLeaseOn,
+  type IndexedStrataCommands,
   leaseLostReply,
   type StrataCommands,
-  scanMatching,
   swapEntries,
 } from './redis-commands.ts';
+import { lexRange, withKeyIndex } from './redis-key-index.ts';
 import {
   clusterTopology,
   decodeClusterCursor,
@@ -27,6 +40,7 @@ import {
   type KeyListRequest,
   type KeyPage,
   LeaseLostError,
+  type ListedKey,
   type RemovalResult,
   type Store,
   type StoredEntry,
@@ -85,12 +99,12 @@ if tonumber(g[1]) * 1000 + math.floor(tonumber(g[2]) / 1000) > tonumber(ARGV[${d
 ${script}`;
 }
 
-/** `setScript` with a deadline in ARGV[8]. */
-export const setBeforeScript = withDeadline(setScript, 8);
-/** `deleteScript` with a deadline in ARGV[2]. */
-export const deleteBeforeScript = withDeadline(deleteScript, 2);
-/** `softPurgeScript` with a deadline in ARGV[2]. */
-export const softPurgeBeforeScript = withDeadline(softPurgeScript, 2);
+/** `setScript` keeping the slot's key index (KEYS[2], KEYS[3]), with a deadline in ARGV[8]. */
+export const setBeforeScript = withDeadline(withKeyIndex(setScript), 8);
+/** `deleteScript` keeping the slot's key index, with a deadline in ARGV[2]. */
+export const deleteBeforeScript = withDeadline(withKeyIndex(deleteScript), 2);
+/** `softPurgeScript` keeping the slot's key index, with a deadline in ARGV[2]. */
+export const softPurgeBeforeScript = withDeadline(withKeyIndex(softPurgeScript), 2);
 
 /** Thrown when a write reached Redis after its deadline and was not applied. */
 export class LateWriteError extends Error {
@@ -103,6 +117,8 @@ export class LateWriteError extends Error {
 interface DeadlineCommands {
   strataSetBefore(
     key: string,
+    byKey: string,
+    byExpiry: string,
     data: Uint8Array,
     contentType: string,
     ttlMs: number,
@@ -112,9 +128,18 @@ interface DeadlineCommands {
     leaseId: string,
     deadlineMs: number,
   ): Promise<[number, number]>;
-  strataDeleteBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
-  strataSoftPurgeBefore(key: string, tombstoneTtlMs: number, deadlineMs: number): Promise<[number, number]>;
+  strataDeleteBefore: RemoveBefore;
+  strataSoftPurgeBefore: RemoveBefore;
 }
+
+/** A delete or soft purge: entry key, its slot's index pair, tombstone TTL ms, deadline Unix ms. */
+type RemoveBefore = (
+  key: string,
+  byKey: string,
+  byExpiry: string,
+  tombstoneTtlMs: number,
+  deadlineMs: number,
+) => Promise<[number, number]>;
 
 /** Options of {@link redisClusterStore}. */
 export interface RedisClusterStoreOptions {
@@ -199,7 +224,8 @@ export function groupBySlotOwner<T>(
 /**
  * The Redis Cluster driver (ioredis `Cluster`). Same data layout and Lua
  * scripts as the standalone driver (`redis-scripts.ts`): every script touches
- * one key, hence one slot, so it runs unchanged on a cluster.
+ * one entry key and its namespace's key index in that key's slot
+ * (`redis-cluster-key-index.ts`), so it runs on one master.
  *
  * - **Batches**: `getMany`/`setMany` group keys by the node that owns their
  *   slot and send one pipeline per node — a batch of 1,000 keys over 3
@@ -242,12 +268,31 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   client.on('error', onConnectionError);
   client.on('node error', onConnectionError);
   defineStrataCommands(client);
-  client.defineCommand('strataSetBefore', { numberOfKeys: 1, lua: setBeforeScript });
-  client.defineCommand('strataDeleteBefore', { numberOfKeys: 1, lua: deleteBeforeScript });
-  client.defineCommand('strataSoftPurgeBefore', { numberOfKeys: 1, lua: softPurgeBeforeScript });
-  const commands = client as Cluster & StrataCommands;
+  defineIndexedStrataCommands(client);
+  client.defineCommand('strataSetBefore', { numberOfKeys: 3, lua: setBeforeScript });
+  client.defineCommand('strataDeleteBefore', { numberOfKeys: 3, lua: deleteBeforeScript });
+  client.defineCommand('strataSoftPurgeBefore', { numberOfKeys: 3, lua: softPurgeBeforeScript });
+  const commands = client as Cluster & StrataCommands & IndexedStrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
+  const registrar = slotRegistrar();
+
+  /**
+   * Adds the slots of entry keys to their namespaces' slot registries before
+   * the keys are written (one SADD per namespace, only for slots this process
+   * has not registered lately), so a prefix purge that sees a key also reads
+   * its slot. A failed registration fails the write: nothing is written unregistered.
+   */
+  async function register(entryKeys: readonly string[]): Promise<void> {
+    const due = registrar.due(entryKeys);
+    if (due.length === 0) return;
+    await perNode(
+      due,
+      (r) => r.registry,
+      (pipeline, r) => pipeline.sadd(r.registry, ...r.slots),
+    );
+    registrar.done(due);
+  }
 
   function single<T>(run: () => Promise<T>): Promise<T> {
     stats.roundTrips += 1;
@@ -308,13 +353,25 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     entries: ReadonlyMap<string, EntryInput>,
   ): Promise<Map<string, StoredEntry>> {
     const items = [...entries];
+    // Slot registrations ride first in the pipeline of the master holding the registry, so a batch
+    // stays one round trip per master. Should that pipeline fail, the call fails and the slots stay
+    // due: the next write to them (a retry, or the local tier's write-back) registers them again.
+    const due = registrar.due(items.map(([key]) => entryKey(namespace, key)));
     const deadline = Date.now() + writeDeadlineMs;
-    const replies = await perNode(
-      items,
-      ([key]) => entryKey(namespace, key),
-      (pipeline, [key, input]) => {
+    const all: (readonly [string, EntryInput] | SlotRegistration)[] = [...due, ...items];
+    const sent = await perNode(
+      all,
+      (item) => ('registry' in item ? item.registry : entryKey(namespace, item[0])),
+      (pipeline, item) => {
+        if ('registry' in item) {
+          pipeline.sadd(item.registry, ...item.slots);
+          return;
+        }
+        const [key, input] = item;
+        const k = entryKey(namespace, key);
         (pipeline as unknown as DeadlineCommands).strataSetBefore(
-          entryKey(namespace, key),
+          k,
+          ...slotIndexKeysOf(k),
           asBuffer(input.value),
           input.contentType,
           input.ttlMs,
@@ -325,6 +382,8 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
         );
       },
     );
+    registrar.done(due);
+    const replies = sent.slice(due.length);
     items.forEach(([key], i) => {
       const status = Number((replies[i]![0] as [number, number])[0]);
       if (status === -1) throw new LateWriteError(entryKey(namespace, key));
@@ -351,8 +410,8 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       (k) => k,
       (pipeline, k) => {
         const commands = pipeline as unknown as DeadlineCommands;
-        if (soft) commands.strataSoftPurgeBefore(k, tombstoneTtlMs, deadline);
-        else commands.strataDeleteBefore(k, tombstoneTtlMs, deadline);
+        if (soft) commands.strataSoftPurgeBefore(k, ...slotIndexKeysOf(k), tombstoneTtlMs, deadline);
+        else commands.strataDeleteBefore(k, ...slotIndexKeysOf(k), tombstoneTtlMs, deadline);
       },
     );
     for (const [i, [reply]] of replies.entries()) {
@@ -364,18 +423,77 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     return { removed, version };
   }
 
-  /** SCAN runs per master: each node only walks its own keyspace. */
-  async function scanPrefix(namespace: string, prefix: string): Promise<string[]> {
-    const match = `${escapeGlob(entryKey(namespace, prefix))}*`;
-    const perNode = await Promise.all(
-      client.nodes('master').map((node: Redis) =>
-        scanMatching(node, match, () => {
-          stats.roundTrips += 1;
-          stats.commands += 1;
-        }),
-      ),
+  /**
+   * The entry keys with a prefix, from the namespace's key index in every
+   * registered hash slot: one SMEMBERS, then one pipeline of ZRANGEBYLEX per
+   * master; no keyspace walk.
+   */
+  async function indexedPrefix(namespace: string, prefix: string): Promise<string[]> {
+    const [min, max] = lexRange(entryKey(namespace, prefix));
+    const slots = await single(() => client.smembers(slotRegistryKey(namespace)));
+    const replies = await perNode(
+      slots.map((slot) => slotIndexKeys(namespace, Number(slot))[0]),
+      (byKey) => byKey,
+      (pipeline, byKey) => pipeline.zrangebylex(byKey, min, max),
     );
-    return perNode.flat();
+    return replies.flatMap(([members]) => members as string[]);
+  }
+
+  /** The listed keys among entry keys: one pipeline of HMGET and HSTRLEN per master. */
+  async function describe(namespace: string, found: readonly string[]): Promise<ListedKey[]> {
+    const replies = await perNode(
+      found,
+      (k) => k,
+      (pipeline, k) => pipeline.hmgetBuffer(k, ...listFields).hstrlen(k, 'd'),
+    );
+    const per = replies.map(([fields, size]) => [fields as (Buffer | null)[], Number(size)] as const);
+    return listedKeys(namespace, found, per, Date.now());
+  }
+
+  /**
+   * A listing whose glob starts with literal text reads the namespace's key
+   * index slot by slot, in slot order then key order, so each key is listed
+   * once and a failover or resharding does not disturb it (an index moves
+   * with its slot). One call reads a few slots' ranges, at most `count`
+   * members each, and keeps `count` members; the cursor names the slot and
+   * the last key read there (`redis-cluster-key-index.ts`).
+   */
+  async function listFromSlotIndex(namespace: string, glob: Glob, request: KeyListRequest): Promise<KeyPage> {
+    const at = decodeSlotIndexCursor(request.cursor);
+    const registered = (await single(() => client.smembers(slotRegistryKey(namespace))))
+      .map(Number)
+      .filter((slot) => slot >= at.slot)
+      .sort((a, b) => a - b);
+    const batch = registered.slice(0, slotsPerListingCall(request.count));
+    const [min, max] = lexRange(entryKey(namespace, glob.literalPrefix));
+    const ranges = await perNode(
+      batch,
+      (slot) => slotIndexKeys(namespace, slot)[0],
+      (pipeline, slot) => {
+        const from = slot === at.slot && at.after !== null ? Buffer.from(`(${entryKey(namespace, at.after)}`) : min;
+        pipeline.zrangebylex(slotIndexKeys(namespace, slot)[0], from, max, 'LIMIT', 0, request.count);
+      },
+    );
+    const prefixLength = entryKey(namespace, '').length;
+    const read: string[] = [];
+    let next: SlotIndexCursor | null =
+      batch.length < registered.length ? { slot: registered[batch.length]!, after: null } : null;
+    for (const [i, slot] of batch.entries()) {
+      if (read.length === request.count) {
+        next = { slot, after: null };
+        break;
+      }
+      const members = ranges[i]![0] as string[];
+      const taken = members.slice(0, request.count - read.length);
+      read.push(...taken);
+      // The slot may hold more when its range was cut by this page or by LIMIT.
+      if (taken.length < members.length || members.length === request.count) {
+        next = { slot, after: taken.at(-1)!.slice(prefixLength) };
+        break;
+      }
+    }
+    const matching = read.filter((m) => glob.matches(m.slice(prefixLength)));
+    return { keys: await describe(namespace, matching), cursor: next === null ? null : encodeSlotIndexCursor(next) };
   }
 
   /**
@@ -385,6 +503,8 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
    */
   async function listKeys(namespace: string, request: KeyListRequest): Promise<KeyPage> {
     const match = scanPattern(namespace, request.match);
+    const glob = parseGlob(request.match);
+    if (glob.literalPrefix !== '') return await listFromSlotIndex(namespace, glob, request);
     let topology = clusterTopology(client.slots);
     if (!topology) {
       await single(() => client.ping()); // the slot map fills once the client is connected
@@ -399,13 +519,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
     const node = client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === address);
     if (!node) throw new Error(`cluster master ${address} not connected`);
     const [next, found] = await single(() => node.scan(at.scan, 'MATCH', match, 'COUNT', request.count));
-    const replies = await perNode(
-      found,
-      (k) => k,
-      (pipeline, k) => pipeline.hmgetBuffer(k, ...listFields).hstrlen(k, 'd'),
-    );
-    const per = replies.map(([fields, size]) => [fields as (Buffer | null)[], Number(size)] as const);
-    const keys = listedKeys(namespace, found, per, Date.now());
+    const keys = await describe(namespace, found);
     if (next !== '0') return { keys, cursor: encodeClusterCursor({ ...at, scan: next }) };
     if (at.master + 1 < topology.masters.length) {
       return { keys, cursor: encodeClusterCursor({ ...at, master: at.master + 1, scan: '0' }) };
@@ -449,8 +563,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));
       const tagSets = selector.tags.map((t) => tagSetKey(namespace, t));
       for (const set of tagSets) for (const member of await single(() => client.smembers(set))) targets.add(member);
-      // SCAN walks every master; acceptable for operator-driven prefix purges.
-      if (selector.prefix !== null) for (const k of await scanPrefix(namespace, selector.prefix)) targets.add(k);
+      if (selector.prefix !== null) for (const k of await indexedPrefix(namespace, selector.prefix)) targets.add(k);
       const result = await removeKeys(targets, selector.soft);
       // Soft-purged entries stay tag members, so a later purge of the tag still finds them.
       if (tagSets.length > 0 && !selector.soft)
@@ -465,7 +578,12 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       // A script's keys must share one slot; Redis would refuse it with CROSSSLOT, so do not send it.
       const slots = new Set(changes.map((c) => calculateSlot(entryKey(namespace, c.key))));
       if (slots.size > 1) return { kind: 'cross-slot' };
-      return await single(() => swapEntries(commands, namespace, changes));
+      const [slot] = slots;
+      if (slot === undefined) return { kind: 'swapped', results: new Map() };
+      await register(changes.map((c) => entryKey(namespace, c.key)));
+      return await single(() =>
+        swapEntries(commands, namespace, changes, { keys: slotIndexKeys(namespace, slot), client: commands }),
+      );
     },
     async grantLease(namespace, key, id, leaseMs, seenVersion) {
       return await single(() => grantLeaseOn(commands, entryKey(namespace, key), id, leaseMs, seenVersion));

@@ -11,14 +11,10 @@ import type { Cluster, Redis } from 'ioredis';
  * Both sets are kept by the same Lua script as every write and delete
  * ({@link withKeyIndex}), so the index never disagrees with a change Redis
  * acknowledged. One pair per namespace, `strata:i:{ns}` and `strata:ie:{ns}`,
- * on a standalone server (and a Sentinel master).
- *
- * Not on Redis Cluster (yet): a script there may only touch keys of one hash
- * slot, and entry keys carry no hash tag, so the index would have to be one
- * pair per namespace and slot (hash-tagged to the entry's slot) plus a
- * registry of the slots in use; that design cost availability during a
- * failover (the registry's master) and write-back ordering in tests, so the
- * Cluster driver keeps `SCAN` on every master for prefix purges.
+ * on a standalone server (and a Sentinel master); on a Redis Cluster one
+ * pair per namespace and hash slot, with a registry of the slots in use
+ * (`redis-cluster-key-index.ts`). A namespace flush's reclaimer takes the
+ * entries it unlinks out of the index too (`redis-namespaces.ts`).
  *
  * Entries written before the index existed are not in it: they leave by
  * their TTL, or by a namespace flush.

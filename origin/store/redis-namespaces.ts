@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
 import { type NamespaceVersion, type NamespaceVersionStore, namespaceHistoryLimit } from '../namespaces/versions.ts';
+import { slotIndexKeysOf } from './redis-cluster-key-index.ts';
 import { entryKey } from './redis-codec.ts';
 import { escapeGlob } from './redis-commands.ts';
+import { indexKeysOf } from './redis-key-index.ts';
 
 /**
  * Bookkeeping keys of namespace versions. Both carry the hash tag
@@ -113,10 +115,18 @@ export async function redisFootprint(client: Redis | Cluster): Promise<RedisFoot
   };
 }
 
-/** KEYS[1] entry; ARGV[1] namespace version. Unlinks the entry when written before the flush. Returns 1 when unlinked. */
+/**
+ * KEYS[1] entry, KEYS[2..3] its key-index pair (same slot on a Cluster); ARGV[1] namespace version.
+ * Unlinks the entry when written before the flush, and takes it out of the key index. Returns 1 when unlinked.
+ */
 const unlinkIfOlderScript = `
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v < tonumber(ARGV[1]) then redis.call('UNLINK', KEYS[1]) return 1 end
+if v < tonumber(ARGV[1]) then
+  redis.call('UNLINK', KEYS[1])
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  redis.call('ZREM', KEYS[3], KEYS[1])
+  return 1
+end
 return 0
 `;
 
@@ -299,7 +309,8 @@ export function startRedisReclaimer(options: RedisReclaimerOptions): RedisReclai
         await call(() => connection.pexpire(reclaiming(namespace), leaseMs));
         for (const key of keys) {
           if (stopped) return false;
-          reclaimed += Number(await call(() => connection.eval(unlinkIfOlderScript, 1, key, String(floor))));
+          const index = isCluster(connection) ? slotIndexKeysOf(key) : indexKeysOf(key);
+          reclaimed += Number(await call(() => connection.eval(unlinkIfOlderScript, 3, key, ...index, String(floor))));
         }
       } while (cursor !== '0' && !stopped);
     }

@@ -4,6 +4,7 @@ import { keepUntilMs } from '../../shared/lifecycle.ts';
 import type { RedisBreaker } from '../breaker.ts';
 import type { PurgeInput } from '../purge/bus.ts';
 import type { DirtyChange, LocalTier } from './local-tier.ts';
+import { slotIndexKeysOf, slotRegistrar } from './redis-cluster-key-index.ts';
 import { entryKey, graceArgs, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
@@ -43,12 +44,22 @@ export interface WriteBack {
  * Errors: rejects with the client's errors; callers keep the entry dirty.
  */
 export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): WriteBack {
-  // On a standalone server the namespace's key index is kept by the same scripts (`redis-key-index.ts`).
-  const indexed = isCluster(client) ? null : (client as unknown as Redis & IndexedStrataCommands);
-  if (indexed) defineIndexedStrataCommands(indexed);
+  // The namespace's key index is kept by the same scripts (`redis-key-index.ts`): one pair on a
+  // standalone server, one per hash slot on a Cluster (`redis-cluster-key-index.ts`).
+  const indexed = client as unknown as (Redis | Cluster) & IndexedStrataCommands;
+  defineIndexedStrataCommands(indexed);
+  const clustered = isCluster(client);
+  const indexKeys = (namespace: string, k: string) => (clustered ? slotIndexKeysOf(k) : standaloneIndexKeys(namespace));
+  const registrar = slotRegistrar();
   return {
     async setIfNewer(namespace, key, entry) {
       const k = entryKey(namespace, key);
+      if (clustered) {
+        // The slot is registered before the write, as the Cluster driver does, so a prefix purge finds the key.
+        const due = registrar.due([k]);
+        for (const { registry, slots } of due) await client.sadd(registry, ...slots);
+        registrar.done(due);
+      }
       const args = [
         asBuffer(entry.value),
         entry.contentType,
@@ -58,9 +69,7 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
         entry.createdAtMs,
         ...graceArgs(entry),
       ] as const;
-      const written = indexed
-        ? await indexed.strataSetIfNewerIndexed(k, ...standaloneIndexKeys(namespace), ...args)
-        : await client.strataSetIfNewer(k, ...args);
+      const written = await indexed.strataSetIfNewerIndexed(k, ...indexKeys(namespace, k), ...args);
       if (Number(written) === 1 && entry.tags.length > 0) {
         const ttlMs = Math.max(1, keepUntilMs(entry) - Date.now());
         await Promise.all(
@@ -76,9 +85,12 @@ export function redisWriteBack(client: (Redis | Cluster) & StrataCommands): Writ
     },
     async deleteIfOlder(namespace, key, version) {
       const k = entryKey(namespace, key);
-      const [removed] = indexed
-        ? await indexed.strataDeleteIfOlderIndexed(k, ...standaloneIndexKeys(namespace), version, tombstoneTtlMs)
-        : await client.strataDeleteIfOlder(k, version, tombstoneTtlMs);
+      const [removed] = await indexed.strataDeleteIfOlderIndexed(
+        k,
+        ...indexKeys(namespace, k),
+        version,
+        tombstoneTtlMs,
+      );
       return Number(removed) === 1;
     },
   };

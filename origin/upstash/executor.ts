@@ -1,7 +1,14 @@
 import { isValidKey } from '../../shared/keys.ts';
 import { type KeyValue, keysOf, runCommands } from '../../shared/upstash-commands.ts';
-import { type Command, type Outcome, UpstashError, type UpstashRequest } from '../../shared/upstash-protocol.ts';
+import {
+  type Command,
+  commandName,
+  type Outcome,
+  UpstashError,
+  type UpstashRequest,
+} from '../../shared/upstash-protocol.ts';
 import type { CacheService, SwapRequest } from '../cache-service.ts';
+import { isNamespaceCommand, runNamespaceCommand } from './namespace-commands.ts';
 
 /** Content type of values written through the Upstash protocol (Redis strings are bytes). */
 export const upstashContentType = 'application/octet-stream';
@@ -89,12 +96,27 @@ export function upstashExecutor(options: UpstashExecutorOptions) {
   }
 
   return {
-    /** Runs one request in `namespace`. */
-    async execute(namespace: string, request: UpstashRequest): Promise<Executed> {
-      if (request.kind === 'multi-exec') return await unit(namespace, request.commands, true);
+    /**
+     * Runs one request in `namespace`; `by` (the caller's service id) is
+     * kept in the namespace's version history when a command flushes it.
+     * SCAN, KEYS, FLUSHDB and FLUSHALL (`namespace-commands.ts`) run on
+     * their own, so a `multi-exec` holding one is refused whole (400).
+     */
+    async execute(namespace: string, request: UpstashRequest, by = 'anonymous'): Promise<Executed> {
+      if (request.kind === 'multi-exec') {
+        const whole = request.commands.find(isNamespaceCommand);
+        if (whole) throw new UpstashError(400, `ERR '${commandName(whole)}' cannot run inside multi-exec here`);
+        return await unit(namespace, request.commands, true);
+      }
       const outcomes: Outcome[] = [];
       let version = 0;
       for (const command of request.commands) {
+        if (isNamespaceCommand(command)) {
+          const done = await runNamespaceCommand(service, namespace, command, by);
+          outcomes.push(done.outcome);
+          version = Math.max(version, done.version);
+          continue;
+        }
         const done = await unit(namespace, [command], false);
         outcomes.push(...done.outcomes);
         version = Math.max(version, done.version);

@@ -29,8 +29,8 @@ export function originUpstashRoutes(deps: OriginUpstashDeps): Hono<AppEnv> {
     metrics: deps.metrics,
     log: deps.log,
     maxBodyBytes: Math.max(deps.maxValueBytes * 2, 8 * 1024 * 1024),
-    async run({ namespace, request, c }) {
-      const done = await executor.execute(namespace, request);
+    async run({ namespace, request, principal, c }) {
+      const done = await executor.execute(namespace, request, principal?.serviceId ?? 'anonymous');
       if (done.version > 0) c.header(headers.version, String(done.version));
       return { outcomes: done.outcomes, syncToken: done.version, tier: deps.service.store.kind };
     },

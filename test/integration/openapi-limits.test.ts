@@ -110,6 +110,8 @@ describe('OpenAPI limits match what the servers enforce', () => {
       '/api/v1/invalidations',
       '/api/v1/stats',
       '/dashboard',
+      '/api/v1/jobs/warm',
+      '/api/v1/jobs/{id}',
     ];
     expect(Object.keys(originDoc.paths)).toEqual(expect.arrayContaining([...common, ...originOnly]));
     expect(Object.keys(edgeDoc.paths)).toEqual(expect.arrayContaining(common));

@@ -5,7 +5,7 @@
  * region. Values never cross; purges do, through each region's forwarder.
  */
 import { join } from 'node:path';
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
@@ -13,6 +13,12 @@ import { freePort } from '../../scripts/lib/ports.ts';
 import { type RunningRedis, startRedis } from '../../scripts/services/redis.ts';
 import { connectProducer, createTopics, readTopic, uniqueName } from '../support/kafka.ts';
 import { scrape, value } from '../support/prometheus.ts';
+import {
+  distinctIds,
+  firstOccurrencesPerKey,
+  increasing,
+  topicEvents as readTopicEvents,
+} from '../support/region-topic.ts';
 import { cleanEnv, type Spawned, spawnEntry } from '../support/spawn-entry.ts';
 import { edgeFor, originFor, ownPurgeLogKey } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -77,39 +83,12 @@ const forwards = async (url: string): Promise<boolean> =>
 const metric = async (url: string, name: string, labels: Record<string, string> = {}) =>
   value(await scrape(url), name, labels);
 
-/** Events on the topic that `match` (a namespace, or a predicate), in partition order per message key, until `done` holds for them. */
-async function topicEvents(
-  match: string | ((event: Record<string, unknown>) => boolean),
-  done: (events: { key: string; event: Record<string, unknown> }[]) => boolean,
-  timeoutMs = 30_000,
-): Promise<{ key: string; event: Record<string, unknown> }[]> {
-  const consumer = new Kafka({ clientId: 'strata-test', brokers: [brokers], logLevel: logLevel.NOTHING }).consumer({
-    groupId: uniqueName('reader'),
-    sessionTimeout: 6_000,
-    heartbeatInterval: 500,
-    maxWaitTimeInMs: 200,
-  });
-  const seen: { key: string; event: Record<string, unknown> }[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        try {
-          const event = JSON.parse(message.value?.toString('utf8') ?? '') as Record<string, unknown>;
-          if (typeof match === 'string' ? event.namespace === match : match(event))
-            seen.push({ key: message.key?.toString('utf8') ?? '', event });
-        } catch {
-          // not JSON: a poison message of another test
-        }
-      },
-    });
-    await eventually(`events on ${topic}`, () => done(seen), timeoutMs, 100);
-  } finally {
-    await consumer.disconnect();
-  }
-  return seen;
-}
+/** Events on this file's topic (see {@link readTopicEvents}). */
+const topicEvents = (
+  match: Parameters<typeof readTopicEvents>[2],
+  done: Parameters<typeof readTopicEvents>[3],
+  timeoutMs?: number,
+) => readTopicEvents(brokers, topic, match, done, timeoutMs);
 
 beforeAll(async () => {
   topic = uniqueName('inv-regions');
@@ -119,7 +98,10 @@ beforeAll(async () => {
   const logA = ownPurgeLogKey();
   const envA = { REDIS_URL: redisUrl, PURGE_LOG_KEY: logA, ...regionEnv('a', { KAFKA_GROUP_ID: uniqueName('a') }) };
   replicasA.push(...(await Promise.all([replicaA(envA), replicaA(envA)])));
-  b = await originFor({ REDIS_URL: redisB.url, ...regionEnv('b', { KAFKA_GROUP_ID: uniqueName('b') }) });
+  b = await originFor({
+    REDIS_URL: redisB.url,
+    ...regionEnv('b', { KAFKA_GROUP_ID: uniqueName('b'), PURGE_CANARY_SECONDS: '1' }),
+  });
   await b.invalidations.ready();
   edgeB = await edgeFor(b.url, { EDGE_MAX_TTL_SECONDS: '600' });
   // Both A replicas consume too (their own group): wait until one forwards.
@@ -176,6 +158,25 @@ describe('invalidations across regions', () => {
     // B applied it through its own purge log, marked as A's: B's forwarder does not send it back.
     const events = await topicEvents(ns, (seen) => seen.length >= 1);
     expect(events.map((e) => e.event.origin_region)).toEqual(['a']);
+  });
+
+  it("every replica of a region hears the other region's canary, whichever replica's consumer applied it", async () => {
+    // A's two replicas split the topic's partitions in their group; B's canary key lands on one of them.
+    const sources = async (url: string) =>
+      ((await (await fetch(`${url}/ready`)).json()) as { region: { sources: Record<string, { lag_ms: number }> } })
+        .region.sources;
+    for (const replica of replicasA) {
+      const heard = await eventually(
+        `${replica.url} hears B's canary`,
+        async () => (await sources(replica.url)).b,
+        20_000,
+        100,
+      );
+      expect(heard.lag_ms).toBeGreaterThanOrEqual(0);
+      expect(
+        await metric(replica.url, 'strata_cross_region_canary_lag_seconds_count', { source_region: 'b' }),
+      ).toBeGreaterThan(0);
+    }
   });
 
   it('an event is applied once per id, and a poison message goes to the dead-letter topic while the partition moves on', async () => {
@@ -255,26 +256,12 @@ describe('invalidations across regions', () => {
       await put(survivor.url, ns, `k${i % 5}`, `v${i}`);
     }
     expect(await leader.proc.exited).toBeNull();
-    const distinct = (seen: { event: Record<string, unknown> }[]) => new Set(seen.map((e) => e.event.id)).size;
-    const events = await topicEvents(ns, (seen) => distinct(seen) >= writes, 40_000);
-    expect(distinct(events)).toBe(writes);
+    const events = await topicEvents(ns, (seen) => distinctIds(seen) >= writes, 40_000);
+    expect(distinctIds(events)).toBe(writes);
     // Per key, first occurrences in topic order follow the purge log's order (stream ids increase).
-    const streamId = (id: unknown) => String(id).split(':').pop()!.split('-').map(BigInt);
-    const firstSeen = new Map<string, bigint[][]>();
-    const ids = new Set<unknown>();
-    for (const { key, event } of events) {
-      if (ids.has(event.id)) continue;
-      ids.add(event.id);
-      firstSeen.set(key, [...(firstSeen.get(key) ?? []), streamId(event.id)]);
-    }
-    expect(firstSeen.size).toBe(5);
-    for (const sequence of firstSeen.values()) {
-      for (let i = 1; i < sequence.length; i++) {
-        const [pm, ps] = sequence[i - 1]!;
-        const [m, s] = sequence[i]!;
-        expect(m! > pm! || (m === pm && s! > ps!)).toBe(true);
-      }
-    }
+    const perKey = firstOccurrencesPerKey(events);
+    expect(perKey.size).toBe(5);
+    for (const sequence of perKey.values()) expect(increasing(sequence)).toBe(true);
     await eventually('the survivor forwards', () => forwards(survivor.url), 10_000);
   });
 

@@ -192,6 +192,82 @@ describe('the Upstash protocol with the real @upstash/redis client, Node edges o
     expect(await path.json()).toEqual({ result: 'OK' });
   });
 
+  it('SCAN, KEYS and FLUSHDB over the raw protocol: path style, pipelines, base64 replies, grants and multi-exec', async () => {
+    const admin = await issuer.sign({ serviceId: 'admin' });
+    const flushed = `upstash-scan-${Date.now().toString(36)}`;
+    const base = `${a.url}/upstash/${flushed}`;
+    const keys = ['user:1', 'user:2', 'user:3', 'order:1'];
+    expect(
+      (
+        await post(
+          `${base}/pipeline`,
+          admin,
+          keys.map((k) => ['SET', k, 'v']),
+        )
+      ).status,
+    ).toBe(200);
+    // Path style, and SCAN's reply shape: [cursor, keys], the cursor "0" when done.
+    const listed: string[] = [];
+    let cursor = '0';
+    do {
+      const res = await fetch(`${base}/scan/${encodeURIComponent(cursor)}/match/user:*/count/1`, {
+        headers: { Authorization: `Bearer ${admin}` },
+      });
+      const { result } = (await res.json()) as { result: [string, string[]] };
+      listed.push(...result[1]);
+      cursor = result[0];
+    } while (cursor !== '0');
+    expect(listed.sort()).toEqual(['user:1', 'user:2', 'user:3']);
+    // In a pipeline, with base64 replies: the cursor and every key are base64, as the client decodes them.
+    const piped = await post(
+      `${base}/pipeline`,
+      admin,
+      [
+        ['KEYS', 'order:*'],
+        ['SCAN', '0', 'MATCH', 'order:*', 'COUNT', '1000', 'WITHTYPE'],
+        ['SCAN', '0', 'TYPE', 'hash'],
+        ['SCAN', 'not-a-cursor'],
+        ['SCAN', '0', 'COUNT', 'many'],
+      ],
+      { 'Upstash-Encoding': 'base64' },
+    );
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    expect(piped.body).toEqual([
+      { result: [b64('order:1')] },
+      { result: [b64('0'), [b64('order:1'), b64('string')]] },
+      { result: [b64('0'), []] },
+      { error: expect.stringContaining('ERR Invalid cursor') },
+      { error: 'ERR value is not an integer or out of range' },
+    ]);
+    // The grants REST asks for: cache:read to list, cache:flush to flush.
+    const writer = await issuer.sign({ serviceId: 'writer', scope: ['cache:write'], ns: [flushed] });
+    const reader = await issuer.sign({ serviceId: 'reader', scope: ['cache:read'], ns: [flushed] });
+    expect(await post(base, writer, ['KEYS', '*'])).toMatchObject({ status: 403 });
+    expect(await post(base, reader, ['FLUSHDB'])).toMatchObject({
+      status: 403,
+      body: { error: expect.stringContaining("NOPERM this token has no permissions to run the 'flushdb' command") },
+    });
+    expect(await post(`${base}/multi-exec`, admin, [['SET', 'user:1', 'x'], ['FLUSHDB']])).toMatchObject({
+      status: 400,
+      body: { error: "ERR 'flushdb' cannot run inside multi-exec here" },
+    });
+    // A flush through Upstash at edge A: the version history names the caller, edge B stops serving the keys.
+    expect((await post(`${b.url}/upstash/${flushed}`, admin, ['GET', 'user:1'])).body).toEqual({ result: 'v' });
+    const flush = await post(base, admin, ['FLUSHDB', 'ASYNC']);
+    expect(flush).toMatchObject({ status: 200, body: { result: 'OK' } });
+    expect(Number(flush.headers.get('upstash-sync-token'))).toBeGreaterThan(0);
+    expect((await post(base, admin, ['KEYS', '*'])).body).toEqual({ result: [] });
+    await eventually(
+      'edge B to drop the flushed namespace',
+      async () => (await post(`${b.url}/upstash/${flushed}`, admin, ['GET', 'user:1'])).body.result === null,
+      10_000,
+    );
+    const version = await fetch(`${origin.url}/api/v1/namespaces/${flushed}`, {
+      headers: { Authorization: `Bearer ${admin}` },
+    });
+    expect(((await version.json()) as { history: { service_id: string }[] }).history[0]!.service_id).toBe('edge');
+  });
+
   it('counts Upstash requests in strata_requests_total: served at the edge, relayed, and refused', async () => {
     const admin = await issuer.sign({ serviceId: 'admin' });
     const counted = async (url: string, tier: string, result: string) => {
@@ -279,5 +355,27 @@ describe('multi-exec on an origin over Redis Cluster', () => {
       "CROSSSLOT Keys in request don't hash to the same slot",
     );
     expect(await redis.mget('alpha', 'beta')).toEqual([null, null]);
+  });
+
+  it('SCAN and KEYS walk the namespace’s key index on every master, and FLUSHDB empties it', async () => {
+    const scanNs = `upstash-cluster-${Date.now().toString(36)}`;
+    const redis = new Redis({ url: `${origin.url}/upstash/${scanNs}`, token: 'unused', enableTelemetry: false });
+    const keys = Array.from({ length: 40 }, (_, i) => `item:${i}`);
+    // One SET per key: an MSET over several hash slots is refused with CROSSSLOT on a Cluster.
+    const pipeline = redis.pipeline();
+    for (const k of keys) pipeline.set(k, 'v');
+    await pipeline.exec();
+    const scanned: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, page] = await redis.scan(cursor, { match: 'item:*', count: 7 });
+      scanned.push(...page);
+      cursor = String(next);
+    } while (cursor !== '0');
+    expect(scanned.length).toBe(keys.length);
+    expect(scanned.sort()).toEqual([...keys].sort());
+    expect((await redis.keys('item:1*')).sort()).toEqual(keys.filter((k) => k.startsWith('item:1')).sort());
+    expect(await redis.flushdb()).toBe('OK');
+    expect(await redis.keys('*')).toEqual([]);
   });
 });

@@ -30,9 +30,11 @@ interface Client {
   pexpire(key: string, ms: number): Promise<unknown>;
   ttl(key: string): Promise<unknown>;
   pttl(key: string): Promise<unknown>;
-  scan(cursor: number): Promise<unknown>;
-  keys(pattern: string): Promise<unknown>;
+  scan(cursor: string | number, options?: { match?: string; count?: number }): Promise<[string, string[]]>;
+  keys(pattern: string): Promise<string[]>;
   flushdb(): Promise<unknown>;
+  flushall(): Promise<unknown>;
+  hgetall(key: string): Promise<unknown>;
   pipeline(): Batch;
   multi(): Batch;
 }
@@ -131,15 +133,35 @@ export async function upstashScenario(
     .exec({ keepErrors: true });
   out.multiExec = await redis.multi().set(k('{tx}a'), 1).incr(k('{tx}a')).get(k('{tx}a')).exec();
 
-  out.scan = await failure(() => redis.scan(0));
-  out.keys = await failure(() => redis.keys('*'));
-  out.flushdb = await failure(() => redis.flushdb());
+  // SCAN and KEYS list the namespace; keys are recorded without this run's prefix.
+  const own = (keys: readonly string[]) => keys.map((key) => key.slice(input.prefix.length + 1)).sort();
+  const scanned: string[] = [];
+  let cursor = '0';
+  let pages = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, { match: `${input.prefix}:*`, count: 3 });
+    scanned.push(...keys);
+    cursor = String(next);
+    pages++;
+  } while (cursor !== '0' && pages < 1_000);
+  out.scan = { keys: own(scanned), once: new Set(scanned).size === scanned.length, done: cursor === '0' };
+  out.keys = own(await redis.keys(`${input.prefix}:n*`));
+  out.keysBadGlob = await failure(() => redis.keys(`${input.prefix}:[`));
+  out.unsupported = await failure(() => redis.hgetall(k('s')));
 
   out.badToken = await failure(() => make('not-a-token').get(k('s')));
   out.readOnlyGet = await make(input.readOnlyToken).get(k('s'));
   out.readOnlySet = await failure(() => make(input.readOnlyToken).set(k('s'), 'nope'));
   out.otherNamespace = await failure(() => make(input.otherNamespaceToken).get(k('s')));
   out.afterRefusedSet = await redis.get(k('s'));
+
+  // FLUSHDB last: it empties the namespace (a version bump), and the writer sees that at once.
+  out.readOnlyFlushdb = await failure(() => make(input.readOnlyToken).flushdb());
+  out.flushdb = await redis.flushdb();
+  out.afterFlush = [await redis.get(k('s')), own(await redis.keys(`${input.prefix}:*`))];
+  await redis.set(k('s'), 'after flush');
+  out.flushall = await redis.flushall();
+  out.afterFlushall = await redis.get(k('s'));
   return out;
 }
 
@@ -182,13 +204,19 @@ export function expectedScenario(): Record<string, (value: unknown) => boolean> 
       { error: 'ERR value is not an integer or out of range', result: undefined },
     ]),
     multiExec: is(['OK', 2, 2]),
-    scan: has("ERR Command is not available: 'scan'"),
-    keys: has("ERR Command is not available: 'keys'"),
-    flushdb: has("ERR Command is not available: 'flushdb'"),
+    scan: is({ keys: ['c', 'j', 'n', 'nx', 'p', 'pc', 'race', 's', 't', '{tx}a'], once: true, done: true }),
+    keys: is(['n', 'nx']),
+    keysBadGlob: has('ERR Invalid'),
+    unsupported: has("ERR Command is not available: 'hgetall'"),
     badToken: has('Unauthorized'),
     readOnlyGet: is('hello, strata ✓'),
     readOnlySet: has("NOPERM this token has no permissions to run the 'set' command"),
     otherNamespace: has("NOPERM this token has no permissions to run the 'get' command"),
     afterRefusedSet: is('hello, strata ✓'),
+    readOnlyFlushdb: has("NOPERM this token has no permissions to run the 'flushdb' command"),
+    flushdb: is('OK'),
+    afterFlush: is([null, []]),
+    flushall: is('OK'),
+    afterFlushall: is(null),
   };
 }

@@ -75,7 +75,11 @@ describe('Upstash command semantics over a snapshot', () => {
   it('keys and values outside Strata limits, and unknown commands, answer errors', () => {
     expect(run([['GET', '']]).outcomes[0]).toMatchObject({ error: expect.stringContaining('ERR invalid key') });
     expect(run([['SET', 'k', 'x'.repeat(17)]]).outcomes).toEqual([{ error: 'ERR value exceeds 16 bytes' }]);
-    expect(run([['FLUSHALL']]).outcomes).toEqual([{ error: "ERR Command is not available: 'flushall'" }]);
+    expect(run([['HGETALL', 'k']]).outcomes).toEqual([{ error: "ERR Command is not available: 'hgetall'" }]);
+    // Namespace commands are the origin's (`origin/upstash/namespace-commands.ts`), never run over a snapshot.
+    expect(run([['FLUSHALL']]).outcomes).toEqual([
+      { error: "ERR 'flushall' runs at the origin only, outside a transaction" },
+    ]);
     expect(run([['constructor']]).outcomes).toEqual([{ error: "ERR Command is not available: 'constructor'" }]);
   });
 });

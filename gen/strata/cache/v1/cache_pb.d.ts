@@ -1210,6 +1210,127 @@ export declare type ReloadResponse = Message<"strata.cache.v1.ReloadResponse"> &
 export declare const ReloadResponseSchema: GenMessage<ReloadResponse>;
 
 /**
+ * @generated from message strata.cache.v1.ListKeysRequest
+ */
+export declare type ListKeysRequest = Message<"strata.cache.v1.ListKeysRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Glob (Redis `SCAN MATCH` syntax: `*`, `?`, `[...]`, `\` escapes); empty = `*`.
+   *
+   * @generated from field: string match = 2;
+   */
+  match: string;
+
+  /**
+   * The previous page's `cursor`; empty for the first page.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * Work bound of this call: 1 … 1000 (a larger value is capped); 0 = 100.
+   *
+   * @generated from field: int32 count = 4;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message strata.cache.v1.ListKeysRequest.
+ * Use `create(ListKeysRequestSchema)` to create a new message.
+ */
+export declare const ListKeysRequestSchema: GenMessage<ListKeysRequest>;
+
+/**
+ * One listed key.
+ *
+ * @generated from message strata.cache.v1.ListedKey
+ */
+export declare type ListedKey = Message<"strata.cache.v1.ListedKey"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Bytes of the stored value (as stored: after compression or encryption).
+   *
+   * @generated from field: int64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * Milliseconds of TTL left when the page was read.
+   *
+   * @generated from field: int64 ttl_ms = 3;
+   */
+  ttlMs: bigint;
+
+  /**
+   * Unix milliseconds when the entry expires.
+   *
+   * @generated from field: int64 expires_at_ms = 4;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * The entry's version (its `ETag`).
+   *
+   * @generated from field: int64 version = 5;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: repeated string tags = 6;
+   */
+  tags: string[];
+};
+
+/**
+ * Describes the message strata.cache.v1.ListedKey.
+ * Use `create(ListedKeySchema)` to create a new message.
+ */
+export declare const ListedKeySchema: GenMessage<ListedKey>;
+
+/**
+ * @generated from message strata.cache.v1.ListKeysResponse
+ */
+export declare type ListKeysResponse = Message<"strata.cache.v1.ListKeysResponse"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string match = 2;
+   */
+  match: string;
+
+  /**
+   * @generated from field: repeated strata.cache.v1.ListedKey keys = 3;
+   */
+  keys: ListedKey[];
+
+  /**
+   * Pass it back for the next page; empty when the listing is done.
+   *
+   * @generated from field: string cursor = 4;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message strata.cache.v1.ListKeysResponse.
+ * Use `create(ListKeysResponseSchema)` to create a new message.
+ */
+export declare const ListKeysResponseSchema: GenMessage<ListKeysResponse>;
+
+/**
  * Which tier answered a read.
  *
  * @generated from enum strata.cache.v1.CacheSource
@@ -1424,6 +1545,22 @@ export declare const CacheService: GenService<{
     methodKind: "unary";
     input: typeof ReloadRequestSchema;
     output: typeof ReloadResponseSchema;
+  },
+  /**
+   * Lists a namespace's keys matching a glob, a page at a time, as REST's
+   * `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+   * opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+   * version are never listed; a page may be empty while `cursor` is not.
+   * Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+   * INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+   * topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
+   *
+   * @generated from rpc strata.cache.v1.CacheService.ListKeys
+   */
+  listKeys: {
+    methodKind: "unary";
+    input: typeof ListKeysRequestSchema;
+    output: typeof ListKeysResponseSchema;
   },
 }>;
 

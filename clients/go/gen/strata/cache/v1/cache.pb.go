@@ -2470,6 +2470,235 @@ func (x *ReloadResponse) GetRestartRequired() []string {
 	return nil
 }
 
+type ListKeysRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Glob (Redis `SCAN MATCH` syntax: `*`, `?`, `[...]`, `\` escapes); empty = `*`.
+	Match string `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
+	// The previous page's `cursor`; empty for the first page.
+	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Work bound of this call: 1 … 1000 (a larger value is capped); 0 = 100.
+	Count         int32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysRequest) Reset() {
+	*x = ListKeysRequest{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysRequest) ProtoMessage() {}
+
+func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListKeysRequest) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListKeysRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetMatch() string {
+	if x != nil {
+		return x.Match
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// One listed key.
+type ListedKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Bytes of the stored value (as stored: after compression or encryption).
+	SizeBytes int64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Milliseconds of TTL left when the page was read.
+	TtlMs int64 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// Unix milliseconds when the entry expires.
+	ExpiresAtMs int64 `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	// The entry's version (its `ETag`).
+	Version       int64    `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Tags          []string `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListedKey) Reset() {
+	*x = ListedKey{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedKey) ProtoMessage() {}
+
+func (x *ListedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedKey.ProtoReflect.Descriptor instead.
+func (*ListedKey) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListedKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ListedKey) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ListedKey) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *ListedKey) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
+func (x *ListedKey) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListedKey) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+type ListKeysResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Match     string                 `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
+	Keys      []*ListedKey           `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Pass it back for the next page; empty when the listing is done.
+	Cursor        string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysResponse) Reset() {
+	*x = ListKeysResponse{}
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysResponse) ProtoMessage() {}
+
+func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_cache_v1_cache_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListKeysResponse) Descriptor() ([]byte, []int) {
+	return file_strata_cache_v1_cache_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListKeysResponse) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListKeysResponse) GetMatch() string {
+	if x != nil {
+		return x.Match
+	}
+	return ""
+}
+
+func (x *ListKeysResponse) GetKeys() []*ListedKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ListKeysResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
 var File_strata_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_strata_cache_v1_cache_proto_rawDesc = "" +
@@ -2673,13 +2902,30 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\rReloadRequest\"U\n" +
 	"\x0eReloadResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x03(\tR\aapplied\x12)\n" +
-	"\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired*t\n" +
+	"\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired\"s\n" +
+	"\x0fListKeysRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05match\x18\x02 \x01(\tR\x05match\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x05R\x05count\"\xa5\x01\n" +
+	"\tListedKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x15\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\x12\"\n" +
+	"\rexpires_at_ms\x18\x04 \x01(\x03R\vexpiresAtMs\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04tags\x18\x06 \x03(\tR\x04tags\"\x8e\x01\n" +
+	"\x10ListKeysResponse\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05match\x18\x02 \x01(\tR\x05match\x12.\n" +
+	"\x04keys\x18\x03 \x03(\v2\x1a.strata.cache.v1.ListedKeyR\x04keys\x12\x16\n" +
+	"\x06cursor\x18\x04 \x01(\tR\x06cursor*t\n" +
 	"\vCacheSource\x12\x1c\n" +
 	"\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n" +
 	"\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CACHE_SOURCE_MEMORY\x10\x032\xe3\n" +
-	"\n" +
+	"\x13CACHE_SOURCE_MEMORY\x10\x032\xb4\v\n" +
 	"\fCacheService\x12@\n" +
 	"\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n" +
 	"\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n" +
@@ -2696,7 +2942,8 @@ const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n" +
 	"\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n" +
 	"\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n" +
-	"\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponseb\x06proto3"
+	"\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponse\x12O\n" +
+	"\bListKeys\x12 .strata.cache.v1.ListKeysRequest\x1a!.strata.cache.v1.ListKeysResponseb\x06proto3"
 
 var (
 	file_strata_cache_v1_cache_proto_rawDescOnce sync.Once
@@ -2711,7 +2958,7 @@ func file_strata_cache_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_cache_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_strata_cache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_strata_cache_v1_cache_proto_goTypes = []any{
 	(CacheSource)(0),                    // 0: strata.cache.v1.CacheSource
 	(*EntryMetadata)(nil),               // 1: strata.cache.v1.EntryMetadata
@@ -2750,66 +2997,72 @@ var file_strata_cache_v1_cache_proto_goTypes = []any{
 	(*ListNamespaceStatsResponse)(nil),  // 34: strata.cache.v1.ListNamespaceStatsResponse
 	(*ReloadRequest)(nil),               // 35: strata.cache.v1.ReloadRequest
 	(*ReloadResponse)(nil),              // 36: strata.cache.v1.ReloadResponse
-	nil,                                 // 37: strata.cache.v1.BatchGetResponse.ValuesEntry
-	nil,                                 // 38: strata.cache.v1.BatchGetResponse.EntriesEntry
-	nil,                                 // 39: strata.cache.v1.BatchSetRequest.EntriesEntry
-	nil,                                 // 40: strata.cache.v1.BatchSetResponse.EntriesEntry
-	nil,                                 // 41: strata.cache.v1.NamespaceStats.HitsEntry
-	nil,                                 // 42: strata.cache.v1.NamespaceStats.HitRatioEntry
+	(*ListKeysRequest)(nil),             // 37: strata.cache.v1.ListKeysRequest
+	(*ListedKey)(nil),                   // 38: strata.cache.v1.ListedKey
+	(*ListKeysResponse)(nil),            // 39: strata.cache.v1.ListKeysResponse
+	nil,                                 // 40: strata.cache.v1.BatchGetResponse.ValuesEntry
+	nil,                                 // 41: strata.cache.v1.BatchGetResponse.EntriesEntry
+	nil,                                 // 42: strata.cache.v1.BatchSetRequest.EntriesEntry
+	nil,                                 // 43: strata.cache.v1.BatchSetResponse.EntriesEntry
+	nil,                                 // 44: strata.cache.v1.NamespaceStats.HitsEntry
+	nil,                                 // 45: strata.cache.v1.NamespaceStats.HitRatioEntry
 }
 var file_strata_cache_v1_cache_proto_depIdxs = []int32{
 	0,  // 0: strata.cache.v1.GetResponse.source:type_name -> strata.cache.v1.CacheSource
-	37, // 1: strata.cache.v1.BatchGetResponse.values:type_name -> strata.cache.v1.BatchGetResponse.ValuesEntry
-	38, // 2: strata.cache.v1.BatchGetResponse.entries:type_name -> strata.cache.v1.BatchGetResponse.EntriesEntry
+	40, // 1: strata.cache.v1.BatchGetResponse.values:type_name -> strata.cache.v1.BatchGetResponse.ValuesEntry
+	41, // 2: strata.cache.v1.BatchGetResponse.entries:type_name -> strata.cache.v1.BatchGetResponse.EntriesEntry
 	0,  // 3: strata.cache.v1.BatchGetResponse.source:type_name -> strata.cache.v1.CacheSource
-	39, // 4: strata.cache.v1.BatchSetRequest.entries:type_name -> strata.cache.v1.BatchSetRequest.EntriesEntry
-	40, // 5: strata.cache.v1.BatchSetResponse.entries:type_name -> strata.cache.v1.BatchSetResponse.EntriesEntry
+	42, // 4: strata.cache.v1.BatchSetRequest.entries:type_name -> strata.cache.v1.BatchSetRequest.EntriesEntry
+	43, // 5: strata.cache.v1.BatchSetResponse.entries:type_name -> strata.cache.v1.BatchSetResponse.EntriesEntry
 	27, // 6: strata.cache.v1.GetNamespaceVersionResponse.history:type_name -> strata.cache.v1.NamespaceVersion
-	41, // 7: strata.cache.v1.NamespaceStats.hits:type_name -> strata.cache.v1.NamespaceStats.HitsEntry
-	42, // 8: strata.cache.v1.NamespaceStats.hit_ratio:type_name -> strata.cache.v1.NamespaceStats.HitRatioEntry
+	44, // 7: strata.cache.v1.NamespaceStats.hits:type_name -> strata.cache.v1.NamespaceStats.HitsEntry
+	45, // 8: strata.cache.v1.NamespaceStats.hit_ratio:type_name -> strata.cache.v1.NamespaceStats.HitRatioEntry
 	30, // 9: strata.cache.v1.GetNamespaceStatsResponse.stats:type_name -> strata.cache.v1.NamespaceStats
 	29, // 10: strata.cache.v1.GetNamespaceStatsResponse.store:type_name -> strata.cache.v1.StoreFootprint
 	30, // 11: strata.cache.v1.ListNamespaceStatsResponse.namespaces:type_name -> strata.cache.v1.NamespaceStats
 	29, // 12: strata.cache.v1.ListNamespaceStatsResponse.store:type_name -> strata.cache.v1.StoreFootprint
-	1,  // 13: strata.cache.v1.BatchGetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
-	1,  // 14: strata.cache.v1.BatchSetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
-	2,  // 15: strata.cache.v1.CacheService.Get:input_type -> strata.cache.v1.GetRequest
-	4,  // 16: strata.cache.v1.CacheService.Set:input_type -> strata.cache.v1.SetRequest
-	6,  // 17: strata.cache.v1.CacheService.Delete:input_type -> strata.cache.v1.DeleteRequest
-	8,  // 18: strata.cache.v1.CacheService.BatchGet:input_type -> strata.cache.v1.BatchGetRequest
-	10, // 19: strata.cache.v1.CacheService.BatchSet:input_type -> strata.cache.v1.BatchSetRequest
-	12, // 20: strata.cache.v1.CacheService.Health:input_type -> strata.cache.v1.HealthRequest
-	14, // 21: strata.cache.v1.CacheService.Purge:input_type -> strata.cache.v1.PurgeRequest
-	16, // 22: strata.cache.v1.CacheService.AcquireLock:input_type -> strata.cache.v1.AcquireLockRequest
-	18, // 23: strata.cache.v1.CacheService.RenewLock:input_type -> strata.cache.v1.RenewLockRequest
-	20, // 24: strata.cache.v1.CacheService.ReleaseLock:input_type -> strata.cache.v1.ReleaseLockRequest
-	22, // 25: strata.cache.v1.CacheService.GetLock:input_type -> strata.cache.v1.GetLockRequest
-	24, // 26: strata.cache.v1.CacheService.FlushNamespace:input_type -> strata.cache.v1.FlushNamespaceRequest
-	26, // 27: strata.cache.v1.CacheService.GetNamespaceVersion:input_type -> strata.cache.v1.GetNamespaceVersionRequest
-	31, // 28: strata.cache.v1.CacheService.GetNamespaceStats:input_type -> strata.cache.v1.GetNamespaceStatsRequest
-	33, // 29: strata.cache.v1.CacheService.ListNamespaceStats:input_type -> strata.cache.v1.ListNamespaceStatsRequest
-	35, // 30: strata.cache.v1.CacheService.Reload:input_type -> strata.cache.v1.ReloadRequest
-	3,  // 31: strata.cache.v1.CacheService.Get:output_type -> strata.cache.v1.GetResponse
-	5,  // 32: strata.cache.v1.CacheService.Set:output_type -> strata.cache.v1.SetResponse
-	7,  // 33: strata.cache.v1.CacheService.Delete:output_type -> strata.cache.v1.DeleteResponse
-	9,  // 34: strata.cache.v1.CacheService.BatchGet:output_type -> strata.cache.v1.BatchGetResponse
-	11, // 35: strata.cache.v1.CacheService.BatchSet:output_type -> strata.cache.v1.BatchSetResponse
-	13, // 36: strata.cache.v1.CacheService.Health:output_type -> strata.cache.v1.HealthResponse
-	15, // 37: strata.cache.v1.CacheService.Purge:output_type -> strata.cache.v1.PurgeResponse
-	17, // 38: strata.cache.v1.CacheService.AcquireLock:output_type -> strata.cache.v1.AcquireLockResponse
-	19, // 39: strata.cache.v1.CacheService.RenewLock:output_type -> strata.cache.v1.RenewLockResponse
-	21, // 40: strata.cache.v1.CacheService.ReleaseLock:output_type -> strata.cache.v1.ReleaseLockResponse
-	23, // 41: strata.cache.v1.CacheService.GetLock:output_type -> strata.cache.v1.GetLockResponse
-	25, // 42: strata.cache.v1.CacheService.FlushNamespace:output_type -> strata.cache.v1.FlushNamespaceResponse
-	28, // 43: strata.cache.v1.CacheService.GetNamespaceVersion:output_type -> strata.cache.v1.GetNamespaceVersionResponse
-	32, // 44: strata.cache.v1.CacheService.GetNamespaceStats:output_type -> strata.cache.v1.GetNamespaceStatsResponse
-	34, // 45: strata.cache.v1.CacheService.ListNamespaceStats:output_type -> strata.cache.v1.ListNamespaceStatsResponse
-	36, // 46: strata.cache.v1.CacheService.Reload:output_type -> strata.cache.v1.ReloadResponse
-	31, // [31:47] is the sub-list for method output_type
-	15, // [15:31] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	38, // 13: strata.cache.v1.ListKeysResponse.keys:type_name -> strata.cache.v1.ListedKey
+	1,  // 14: strata.cache.v1.BatchGetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
+	1,  // 15: strata.cache.v1.BatchSetResponse.EntriesEntry.value:type_name -> strata.cache.v1.EntryMetadata
+	2,  // 16: strata.cache.v1.CacheService.Get:input_type -> strata.cache.v1.GetRequest
+	4,  // 17: strata.cache.v1.CacheService.Set:input_type -> strata.cache.v1.SetRequest
+	6,  // 18: strata.cache.v1.CacheService.Delete:input_type -> strata.cache.v1.DeleteRequest
+	8,  // 19: strata.cache.v1.CacheService.BatchGet:input_type -> strata.cache.v1.BatchGetRequest
+	10, // 20: strata.cache.v1.CacheService.BatchSet:input_type -> strata.cache.v1.BatchSetRequest
+	12, // 21: strata.cache.v1.CacheService.Health:input_type -> strata.cache.v1.HealthRequest
+	14, // 22: strata.cache.v1.CacheService.Purge:input_type -> strata.cache.v1.PurgeRequest
+	16, // 23: strata.cache.v1.CacheService.AcquireLock:input_type -> strata.cache.v1.AcquireLockRequest
+	18, // 24: strata.cache.v1.CacheService.RenewLock:input_type -> strata.cache.v1.RenewLockRequest
+	20, // 25: strata.cache.v1.CacheService.ReleaseLock:input_type -> strata.cache.v1.ReleaseLockRequest
+	22, // 26: strata.cache.v1.CacheService.GetLock:input_type -> strata.cache.v1.GetLockRequest
+	24, // 27: strata.cache.v1.CacheService.FlushNamespace:input_type -> strata.cache.v1.FlushNamespaceRequest
+	26, // 28: strata.cache.v1.CacheService.GetNamespaceVersion:input_type -> strata.cache.v1.GetNamespaceVersionRequest
+	31, // 29: strata.cache.v1.CacheService.GetNamespaceStats:input_type -> strata.cache.v1.GetNamespaceStatsRequest
+	33, // 30: strata.cache.v1.CacheService.ListNamespaceStats:input_type -> strata.cache.v1.ListNamespaceStatsRequest
+	35, // 31: strata.cache.v1.CacheService.Reload:input_type -> strata.cache.v1.ReloadRequest
+	37, // 32: strata.cache.v1.CacheService.ListKeys:input_type -> strata.cache.v1.ListKeysRequest
+	3,  // 33: strata.cache.v1.CacheService.Get:output_type -> strata.cache.v1.GetResponse
+	5,  // 34: strata.cache.v1.CacheService.Set:output_type -> strata.cache.v1.SetResponse
+	7,  // 35: strata.cache.v1.CacheService.Delete:output_type -> strata.cache.v1.DeleteResponse
+	9,  // 36: strata.cache.v1.CacheService.BatchGet:output_type -> strata.cache.v1.BatchGetResponse
+	11, // 37: strata.cache.v1.CacheService.BatchSet:output_type -> strata.cache.v1.BatchSetResponse
+	13, // 38: strata.cache.v1.CacheService.Health:output_type -> strata.cache.v1.HealthResponse
+	15, // 39: strata.cache.v1.CacheService.Purge:output_type -> strata.cache.v1.PurgeResponse
+	17, // 40: strata.cache.v1.CacheService.AcquireLock:output_type -> strata.cache.v1.AcquireLockResponse
+	19, // 41: strata.cache.v1.CacheService.RenewLock:output_type -> strata.cache.v1.RenewLockResponse
+	21, // 42: strata.cache.v1.CacheService.ReleaseLock:output_type -> strata.cache.v1.ReleaseLockResponse
+	23, // 43: strata.cache.v1.CacheService.GetLock:output_type -> strata.cache.v1.GetLockResponse
+	25, // 44: strata.cache.v1.CacheService.FlushNamespace:output_type -> strata.cache.v1.FlushNamespaceResponse
+	28, // 45: strata.cache.v1.CacheService.GetNamespaceVersion:output_type -> strata.cache.v1.GetNamespaceVersionResponse
+	32, // 46: strata.cache.v1.CacheService.GetNamespaceStats:output_type -> strata.cache.v1.GetNamespaceStatsResponse
+	34, // 47: strata.cache.v1.CacheService.ListNamespaceStats:output_type -> strata.cache.v1.ListNamespaceStatsResponse
+	36, // 48: strata.cache.v1.CacheService.Reload:output_type -> strata.cache.v1.ReloadResponse
+	39, // 49: strata.cache.v1.CacheService.ListKeys:output_type -> strata.cache.v1.ListKeysResponse
+	33, // [33:50] is the sub-list for method output_type
+	16, // [16:33] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_strata_cache_v1_cache_proto_init() }
@@ -2828,7 +3081,7 @@ func file_strata_cache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_cache_v1_cache_proto_rawDesc), len(file_strata_cache_v1_cache_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

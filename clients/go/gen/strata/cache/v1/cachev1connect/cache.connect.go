@@ -83,6 +83,8 @@ const (
 	CacheServiceListNamespaceStatsProcedure = "/strata.cache.v1.CacheService/ListNamespaceStats"
 	// CacheServiceReloadProcedure is the fully-qualified name of the CacheService's Reload RPC.
 	CacheServiceReloadProcedure = "/strata.cache.v1.CacheService/Reload"
+	// CacheServiceListKeysProcedure is the fully-qualified name of the CacheService's ListKeys RPC.
+	CacheServiceListKeysProcedure = "/strata.cache.v1.CacheService/ListKeys"
 )
 
 // CacheServiceClient is a client for the strata.cache.v1.CacheService service.
@@ -126,6 +128,14 @@ type CacheServiceClient interface {
 	// (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
 	// variable, and the old one stays in force.
 	Reload(context.Context, *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error)
+	// Lists a namespace's keys matching a glob, a page at a time, as REST's
+	// `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+	// opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+	// version are never listed; a page may be empty while `cursor` is not.
+	// Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+	// INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+	// topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
+	ListKeys(context.Context, *connect.Request[v1.ListKeysRequest]) (*connect.Response[v1.ListKeysResponse], error)
 }
 
 // NewCacheServiceClient constructs a client for the strata.cache.v1.CacheService service. By
@@ -235,6 +245,12 @@ func NewCacheServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(cacheServiceMethods.ByName("Reload")),
 			connect.WithClientOptions(opts...),
 		),
+		listKeys: connect.NewClient[v1.ListKeysRequest, v1.ListKeysResponse](
+			httpClient,
+			baseURL+CacheServiceListKeysProcedure,
+			connect.WithSchema(cacheServiceMethods.ByName("ListKeys")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -256,6 +272,7 @@ type cacheServiceClient struct {
 	getNamespaceStats   *connect.Client[v1.GetNamespaceStatsRequest, v1.GetNamespaceStatsResponse]
 	listNamespaceStats  *connect.Client[v1.ListNamespaceStatsRequest, v1.ListNamespaceStatsResponse]
 	reload              *connect.Client[v1.ReloadRequest, v1.ReloadResponse]
+	listKeys            *connect.Client[v1.ListKeysRequest, v1.ListKeysResponse]
 }
 
 // Get calls strata.cache.v1.CacheService.Get.
@@ -338,6 +355,11 @@ func (c *cacheServiceClient) Reload(ctx context.Context, req *connect.Request[v1
 	return c.reload.CallUnary(ctx, req)
 }
 
+// ListKeys calls strata.cache.v1.CacheService.ListKeys.
+func (c *cacheServiceClient) ListKeys(ctx context.Context, req *connect.Request[v1.ListKeysRequest]) (*connect.Response[v1.ListKeysResponse], error) {
+	return c.listKeys.CallUnary(ctx, req)
+}
+
 // CacheServiceHandler is an implementation of the strata.cache.v1.CacheService service.
 type CacheServiceHandler interface {
 	// Reads one entry. A miss is `found = false`, not an error (as in the design).
@@ -379,6 +401,14 @@ type CacheServiceHandler interface {
 	// (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
 	// variable, and the old one stays in force.
 	Reload(context.Context, *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error)
+	// Lists a namespace's keys matching a glob, a page at a time, as REST's
+	// `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+	// opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+	// version are never listed; a page may be empty while `cursor` is not.
+	// Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+	// INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+	// topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
+	ListKeys(context.Context, *connect.Request[v1.ListKeysRequest]) (*connect.Response[v1.ListKeysResponse], error)
 }
 
 // NewCacheServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -484,6 +514,12 @@ func NewCacheServiceHandler(svc CacheServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(cacheServiceMethods.ByName("Reload")),
 		connect.WithHandlerOptions(opts...),
 	)
+	cacheServiceListKeysHandler := connect.NewUnaryHandler(
+		CacheServiceListKeysProcedure,
+		svc.ListKeys,
+		connect.WithSchema(cacheServiceMethods.ByName("ListKeys")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.cache.v1.CacheService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CacheServiceGetProcedure:
@@ -518,6 +554,8 @@ func NewCacheServiceHandler(svc CacheServiceHandler, opts ...connect.HandlerOpti
 			cacheServiceListNamespaceStatsHandler.ServeHTTP(w, r)
 		case CacheServiceReloadProcedure:
 			cacheServiceReloadHandler.ServeHTTP(w, r)
+		case CacheServiceListKeysProcedure:
+			cacheServiceListKeysHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -589,4 +627,8 @@ func (UnimplementedCacheServiceHandler) ListNamespaceStats(context.Context, *con
 
 func (UnimplementedCacheServiceHandler) Reload(context.Context, *connect.Request[v1.ReloadRequest]) (*connect.Response[v1.ReloadResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.Reload is not implemented"))
+}
+
+func (UnimplementedCacheServiceHandler) ListKeys(context.Context, *connect.Request[v1.ListKeysRequest]) (*connect.Response[v1.ListKeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.cache.v1.CacheService.ListKeys is not implemented"))
 }

@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import cache_pb
-from .cache_pb import AcquireLockRequest, AcquireLockResponse, BatchGetRequest, BatchGetResponse, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse, FlushNamespaceRequest, FlushNamespaceResponse, GetLockRequest, GetLockResponse, GetNamespaceStatsRequest, GetNamespaceStatsResponse, GetNamespaceVersionRequest, GetNamespaceVersionResponse, GetRequest, GetResponse, HealthRequest, HealthResponse, ListNamespaceStatsRequest, ListNamespaceStatsResponse, PurgeRequest, PurgeResponse, ReleaseLockRequest, ReleaseLockResponse, ReloadRequest, ReloadResponse, RenewLockRequest, RenewLockResponse, SetRequest, SetResponse
+from .cache_pb import AcquireLockRequest, AcquireLockResponse, BatchGetRequest, BatchGetResponse, BatchSetRequest, BatchSetResponse, DeleteRequest, DeleteResponse, FlushNamespaceRequest, FlushNamespaceResponse, GetLockRequest, GetLockResponse, GetNamespaceStatsRequest, GetNamespaceStatsResponse, GetNamespaceVersionRequest, GetNamespaceVersionResponse, GetRequest, GetResponse, HealthRequest, HealthResponse, ListKeysRequest, ListKeysResponse, ListNamespaceStatsRequest, ListNamespaceStatsResponse, PurgeRequest, PurgeResponse, ReleaseLockRequest, ReleaseLockResponse, ReloadRequest, ReloadResponse, RenewLockRequest, RenewLockResponse, SetRequest, SetResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -139,6 +139,18 @@ class CacheService(Protocol):
         TTL, encryption keys, log level). Needs `cache:reload` in every namespace
         (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
         variable, and the old one stays in force.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_keys(self, request: ListKeysRequest, ctx: RequestContext[ListKeysRequest, ListKeysResponse], /) -> ListKeysResponse:
+        """
+        Lists a namespace's keys matching a glob, a page at a time, as REST's
+        `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+        opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+        version are never listed; a page may be empty while `cursor` is not.
+        Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+        INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+        topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -335,6 +347,17 @@ class CacheServiceASGIApplication(ConnectASGIApplication[CacheService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.reload,
+                ),
+                "/strata.cache.v1.CacheService/ListKeys": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListKeys",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ListKeysRequest,
+                        output=ListKeysResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_keys,
                 ),
             },
             interceptors=interceptors,
@@ -733,6 +756,35 @@ class CacheServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def list_keys(
+        self,
+        request: ListKeysRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListKeysResponse:
+        """
+        Lists a namespace's keys matching a glob, a page at a time, as REST's
+        `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+        opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+        version are never listed; a page may be empty while `cursor` is not.
+        Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+        INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+        topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListKeys",
+                service_name="strata.cache.v1.CacheService",
+                input=ListKeysRequest,
+                output=ListKeysResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class CacheServiceSync(Protocol):
     """
@@ -843,6 +895,18 @@ class CacheServiceSync(Protocol):
         TTL, encryption keys, log level). Needs `cache:reload` in every namespace
         (`*`). An invalid configuration is INVALID_ARGUMENT (CACHE_004) naming the
         variable, and the old one stays in force.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_keys(self, request: ListKeysRequest, ctx: RequestContext[ListKeysRequest, ListKeysResponse], /) -> ListKeysResponse:
+        """
+        Lists a namespace's keys matching a glob, a page at a time, as REST's
+        `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+        opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+        version are never listed; a page may be empty while `cursor` is not.
+        Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+        INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+        topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -1037,6 +1101,17 @@ class CacheServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.reload,
+                ),
+                "/strata.cache.v1.CacheService/ListKeys": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListKeys",
+                        service_name="strata.cache.v1.CacheService",
+                        input=ListKeysRequest,
+                        output=ListKeysResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_keys,
                 ),
             },
             interceptors=interceptors,
@@ -1429,6 +1504,35 @@ class CacheServiceClientSync(ConnectClientSync):
                 service_name="strata.cache.v1.CacheService",
                 input=ReloadRequest,
                 output=ReloadResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def list_keys(
+        self,
+        request: ListKeysRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ListKeysResponse:
+        """
+        Lists a namespace's keys matching a glob, a page at a time, as REST's
+        `GET /api/v1/namespaces/{namespace}/keys` does: same glob rules, same
+        opaque cursor, `count` capped at 1,000. Entries of a flushed namespace
+        version are never listed; a page may be empty while `cursor` is not.
+        Needs `cache:read` in the namespace. A malformed glob, cursor or count is
+        INVALID_ARGUMENT (CACHE_004); an unavailable store, or a Cluster whose
+        topology changed during the listing, is UNAVAILABLE (CACHE_005): start again.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListKeys",
+                service_name="strata.cache.v1.CacheService",
+                input=ListKeysRequest,
+                output=ListKeysResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -1710,6 +1710,174 @@ class ReloadResponse(Message[_ReloadResponseFields]):
         applied: list[str]
         restart_required: list[str]
 
+_ListKeysRequestFields: TypeAlias = Literal["namespace", "match", "cursor", "count"]
+
+class ListKeysRequest(Message[_ListKeysRequestFields]):
+    """
+    ```proto
+    message strata.cache.v1.ListKeysRequest
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        match:
+            Glob (Redis `SCAN MATCH` syntax: `*`, `?`, `[...]`, `\\` escapes); empty = `*`.
+
+            ```proto
+            string match = 2;
+            ```
+        cursor:
+            The previous page's `cursor`; empty for the first page.
+
+            ```proto
+            string cursor = 3;
+            ```
+        count:
+            Work bound of this call: 1 … 1000 (a larger value is capped); 0 = 100.
+
+            ```proto
+            int32 count = 4;
+            ```
+    """
+
+    __slots__ = ("namespace", "match", "cursor", "count")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            match: str = "",
+            cursor: str = "",
+            count: int = 0,
+        ) -> None:
+            pass
+
+        namespace: str
+        match: str
+        cursor: str
+        count: int
+
+_ListedKeyFields: TypeAlias = Literal["key", "size_bytes", "ttl_ms", "expires_at_ms", "version", "tags"]
+
+class ListedKey(Message[_ListedKeyFields]):
+    """
+    One listed key.
+
+    ```proto
+    message strata.cache.v1.ListedKey
+    ```
+
+    Attributes:
+        key:
+            ```proto
+            string key = 1;
+            ```
+        size_bytes:
+            Bytes of the stored value (as stored: after compression or encryption).
+
+            ```proto
+            int64 size_bytes = 2;
+            ```
+        ttl_ms:
+            Milliseconds of TTL left when the page was read.
+
+            ```proto
+            int64 ttl_ms = 3;
+            ```
+        expires_at_ms:
+            Unix milliseconds when the entry expires.
+
+            ```proto
+            int64 expires_at_ms = 4;
+            ```
+        version:
+            The entry's version (its `ETag`).
+
+            ```proto
+            int64 version = 5;
+            ```
+        tags:
+            ```proto
+            repeated string tags = 6;
+            ```
+    """
+
+    __slots__ = ("key", "size_bytes", "ttl_ms", "expires_at_ms", "version", "tags")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            key: str = "",
+            size_bytes: int = 0,
+            ttl_ms: int = 0,
+            expires_at_ms: int = 0,
+            version: int = 0,
+            tags: list[str] | None = None,
+        ) -> None:
+            pass
+
+        key: str
+        size_bytes: int
+        ttl_ms: int
+        expires_at_ms: int
+        version: int
+        tags: list[str]
+
+_ListKeysResponseFields: TypeAlias = Literal["namespace", "match", "keys", "cursor"]
+
+class ListKeysResponse(Message[_ListKeysResponseFields]):
+    """
+    ```proto
+    message strata.cache.v1.ListKeysResponse
+    ```
+
+    Attributes:
+        namespace:
+            ```proto
+            string namespace = 1;
+            ```
+        match:
+            ```proto
+            string match = 2;
+            ```
+        keys:
+            ```proto
+            repeated strata.cache.v1.ListedKey keys = 3;
+            ```
+        cursor:
+            Pass it back for the next page; empty when the listing is done.
+
+            ```proto
+            string cursor = 4;
+            ```
+    """
+
+    __slots__ = ("namespace", "match", "keys", "cursor")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            namespace: str = "",
+            match: str = "",
+            keys: list[ListedKey] | None = None,
+            cursor: str = "",
+        ) -> None:
+            pass
+
+        namespace: str
+        match: str
+        keys: list[ListedKey]
+        cursor: str
+
 class CacheSource(Enum):
     """
     Which tier answered a read.
@@ -1750,7 +1918,7 @@ class CacheSource(Enum):
 
 
 _DESC = file_desc(
-    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"\x8d\x01\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n\x05lease\x18\x03 \x01(\x08R\x05lease\x12!\n\x0cwait_seconds\x18\x04 \x01(\x05R\x0bwaitSeconds\x12\x16\n\x06strong\x18\x05 \x01(\x08R\x06strong"\xf2\x03\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale\x12!\n\x0cstale_reason\x18\t \x01(\tR\x0bstaleReason\x12\x1f\n\x0bage_seconds\x18\n \x01(\x03R\nageSeconds\x12\x14\n\x05lease\x18\x0b \x01(\tR\x05lease\x12C\n\x1estale_while_revalidate_seconds\x18\x0c \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\r \x01(\x03R\x13staleIfErrorSeconds\x12"\n\rcreated_at_ms\x18\x0e \x01(\x03R\x0bcreatedAtMs"\x82\x03\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01\x12C\n\x1estale_while_revalidate_seconds\x18\t \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\n \x01(\x03R\x13staleIfErrorSeconds\x12\x14\n\x05lease\x18\x0b \x01(\tR\x05leaseB\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa0\x03\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x12C\n\x1estale_while_revalidate_seconds\x18\x06 \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\x07 \x01(\x03R\x13staleIfErrorSeconds\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"\x90\x01\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01\x12\x12\n\x04soft\x18\x05 \x01(\x08R\x04softB\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"5\n\x15FlushNamespaceRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\xa5\x01\n\x16FlushNamespaceResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x03 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x04 \x01(\tR\tserviceId\x12\x10\n\x03seq\x18\x05 \x01(\x03R\x03seq":\n\x1aGetNamespaceVersionRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"o\n\x10NamespaceVersion\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x02 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x03 \x01(\tR\tserviceId"\x92\x01\n\x1bGetNamespaceVersionResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12;\n\x07history\x18\x03 \x03(\x0b2!.strata.cache.v1.NamespaceVersionR\x07history"\xc3\x01\n\x0eStoreFootprint\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n\x0cmemory_bytes\x18\x02 \x01(\x03R\x0bmemoryBytes\x121\n\x12memory_limit_bytes\x18\x03 \x01(\x03H\x00R\x10memoryLimitBytes\x88\x01\x01\x12\x12\n\x04keys\x18\x04 \x01(\x03R\x04keys\x12\x1c\n\tevictions\x18\x05 \x01(\x03R\tevictionsB\x15\n\x13_memory_limit_bytes"\x89\x04\n\x0eNamespaceStats\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\x07entries\x18\x03 \x01(\x03H\x00R\x07entries\x88\x01\x01\x12\x19\n\x05bytes\x18\x04 \x01(\x03H\x01R\x05bytes\x88\x01\x01\x12=\n\x04hits\x18\x05 \x03(\x0b2).strata.cache.v1.NamespaceStats.HitsEntryR\x04hits\x12\x16\n\x06misses\x18\x06 \x01(\x03R\x06misses\x12J\n\thit_ratio\x18\x07 \x03(\x0b2-.strata.cache.v1.NamespaceStats.HitRatioEntryR\x08hitRatio\x12\x16\n\x06writes\x18\x08 \x01(\x03R\x06writes\x12\x18\n\x07deletes\x18\t \x01(\x03R\x07deletes\x12$\n\x0eops_per_second\x18\n \x01(\x01R\x0copsPerSecond\x1a7\n\tHitsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n\rHitRatioEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\n\n\x08_entriesB\x08\n\x06_bytes"8\n\x18GetNamespaceStatsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\x89\x01\n\x19GetNamespaceStatsResponse\x125\n\x05stats\x18\x01 \x01(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\x05stats\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x1b\n\x19ListNamespaceStatsRequest"\x94\x01\n\x1aListNamespaceStatsResponse\x12?\n\nnamespaces\x18\x01 \x03(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\nnamespaces\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x0f\n\rReloadRequest"U\n\x0eReloadResponse\x12\x18\n\x07applied\x18\x01 \x03(\tR\x07applied\x12)\n\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xe3\n\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponse\x12a\n\x0eFlushNamespace\x12&.strata.cache.v1.FlushNamespaceRequest\x1a\'.strata.cache.v1.FlushNamespaceResponse\x12p\n\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponseb\x06proto3',
+    b'\n\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1"\x84\x01\n\rEntryMetadata\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x03 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags"\x8d\x01\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n\x05lease\x18\x03 \x01(\x08R\x05lease\x12!\n\x0cwait_seconds\x18\x04 \x01(\x05R\x0bwaitSeconds\x12\x16\n\x06strong\x18\x05 \x01(\x08R\x06strong"\xf2\x03\n\x0bGetResponse\x12\x14\n\x05found\x18\x01 \x01(\x08R\x05found\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x124\n\x06source\x18\x03 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x05 \x01(\x03R\x0bexpiresAtMs\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x14\n\x05stale\x18\x08 \x01(\x08R\x05stale\x12!\n\x0cstale_reason\x18\t \x01(\tR\x0bstaleReason\x12\x1f\n\x0bage_seconds\x18\n \x01(\x03R\nageSeconds\x12\x14\n\x05lease\x18\x0b \x01(\tR\x05lease\x12C\n\x1estale_while_revalidate_seconds\x18\x0c \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\r \x01(\x03R\x13staleIfErrorSeconds\x12"\n\rcreated_at_ms\x18\x0e \x01(\x03R\x0bcreatedAtMs"\x82\x03\n\nSetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x18\n\x07encrypt\x18\x05 \x01(\x08R\x07encrypt\x12!\n\x0ccontent_type\x18\x06 \x01(\tR\x0bcontentType\x12\x12\n\x04tags\x18\x07 \x03(\tR\x04tags\x12\x1f\n\x08compress\x18\x08 \x01(\x08H\x00R\x08compress\x88\x01\x01\x12C\n\x1estale_while_revalidate_seconds\x18\t \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\n \x01(\x03R\x13staleIfErrorSeconds\x12\x14\n\x05lease\x18\x0b \x01(\tR\x05leaseB\x0b\n\t_compress"e\n\x0bSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"?\n\rDeleteRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"D\n\x0eDeleteResponse\x12\x18\n\x07deleted\x18\x01 \x01(\x08R\x07deleted\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"C\n\x0fBatchGetRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace"\x93\x03\n\x10BatchGetResponse\x12E\n\x06values\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchGetResponse.ValuesEntryR\x06values\x12!\n\x0cmissing_keys\x18\x02 \x03(\tR\x0bmissingKeys\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchGetResponse.EntriesEntryR\x07entries\x124\n\x06source\x18\x04 \x01(\x0e2\x1c.strata.cache.v1.CacheSourceR\x06source\x1a9\n\x0bValuesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\xa0\x03\n\x0fBatchSetRequest\x12G\n\x07entries\x18\x01 \x03(\x0b2-.strata.cache.v1.BatchSetRequest.EntriesEntryR\x07entries\x12\x1f\n\x0bttl_seconds\x18\x02 \x01(\x03R\nttlSeconds\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0ccontent_type\x18\x04 \x01(\tR\x0bcontentType\x12\x1f\n\x08compress\x18\x05 \x01(\x08H\x00R\x08compress\x88\x01\x01\x12C\n\x1estale_while_revalidate_seconds\x18\x06 \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n\x16stale_if_error_seconds\x18\x07 \x01(\x03R\x13staleIfErrorSeconds\x1a:\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x0cR\x05value:\x028\x01B\x0b\n\t_compress"\xf5\x01\n\x10BatchSetResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12!\n\x0cstored_count\x18\x02 \x01(\x05R\x0bstoredCount\x12H\n\x07entries\x18\x03 \x03(\x0b2..strata.cache.v1.BatchSetResponse.EntriesEntryR\x07entries\x1aZ\n\x0cEntriesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x124\n\x05value\x18\x02 \x01(\x0b2\x1e.strata.cache.v1.EntryMetadataR\x05value:\x028\x01"\x0f\n\rHealthRequest"\x97\x01\n\x0eHealthResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12!\n\x0credis_status\x18\x02 \x01(\tR\x0bredisStatus\x12#\n\rbroker_status\x18\x03 \x01(\tR\x0cbrokerStatus\x12#\n\rbreaker_state\x18\x04 \x01(\tR\x0cbreakerState"\x90\x01\n\x0cPurgeRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04keys\x18\x02 \x03(\tR\x04keys\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\x1b\n\x06prefix\x18\x04 \x01(\tH\x00R\x06prefix\x88\x01\x01\x12\x12\n\x04soft\x18\x05 \x01(\x08R\x04softB\t\n\x07_prefix"D\n\rPurgeResponse\x12!\n\x0cpurged_count\x18\x01 \x01(\x05R\x0bpurgedCount\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq"\x8a\x01\n\x12AcquireLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n\x0bttl_seconds\x18\x03 \x01(\x03R\nttlSeconds\x12!\n\x0cwait_seconds\x18\x04 \x01(\x01R\x0bwaitSeconds"O\n\x13AcquireLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"{\n\x10RenewLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds"M\n\x11RenewLockResponse\x12\x14\n\x05token\x18\x01 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x02 \x01(\x03R\x0bexpiresAtMs"\\\n\x12ReleaseLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05token\x18\x03 \x01(\x03R\x05token"1\n\x13ReleaseLockResponse\x12\x1a\n\x08released\x18\x01 \x01(\x08R\x08released"B\n\x0eGetLockRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name"_\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x14\n\x05token\x18\x02 \x01(\x03R\x05token\x12"\n\rexpires_at_ms\x18\x03 \x01(\x03R\x0bexpiresAtMs"5\n\x15FlushNamespaceRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\xa5\x01\n\x16FlushNamespaceResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x03 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x04 \x01(\tR\tserviceId\x12\x10\n\x03seq\x18\x05 \x01(\x03R\x03seq":\n\x1aGetNamespaceVersionRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"o\n\x10NamespaceVersion\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12"\n\rflushed_at_ms\x18\x02 \x01(\x03R\x0bflushedAtMs\x12\x1d\n\nservice_id\x18\x03 \x01(\tR\tserviceId"\x92\x01\n\x1bGetNamespaceVersionResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12;\n\x07history\x18\x03 \x03(\x0b2!.strata.cache.v1.NamespaceVersionR\x07history"\xc3\x01\n\x0eStoreFootprint\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n\x0cmemory_bytes\x18\x02 \x01(\x03R\x0bmemoryBytes\x121\n\x12memory_limit_bytes\x18\x03 \x01(\x03H\x00R\x10memoryLimitBytes\x88\x01\x01\x12\x12\n\x04keys\x18\x04 \x01(\x03R\x04keys\x12\x1c\n\tevictions\x18\x05 \x01(\x03R\tevictionsB\x15\n\x13_memory_limit_bytes"\x89\x04\n\x0eNamespaceStats\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\x07entries\x18\x03 \x01(\x03H\x00R\x07entries\x88\x01\x01\x12\x19\n\x05bytes\x18\x04 \x01(\x03H\x01R\x05bytes\x88\x01\x01\x12=\n\x04hits\x18\x05 \x03(\x0b2).strata.cache.v1.NamespaceStats.HitsEntryR\x04hits\x12\x16\n\x06misses\x18\x06 \x01(\x03R\x06misses\x12J\n\thit_ratio\x18\x07 \x03(\x0b2-.strata.cache.v1.NamespaceStats.HitRatioEntryR\x08hitRatio\x12\x16\n\x06writes\x18\x08 \x01(\x03R\x06writes\x12\x18\n\x07deletes\x18\t \x01(\x03R\x07deletes\x12$\n\x0eops_per_second\x18\n \x01(\x01R\x0copsPerSecond\x1a7\n\tHitsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n\rHitRatioEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\n\n\x08_entriesB\x08\n\x06_bytes"8\n\x18GetNamespaceStatsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace"\x89\x01\n\x19GetNamespaceStatsResponse\x125\n\x05stats\x18\x01 \x01(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\x05stats\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x1b\n\x19ListNamespaceStatsRequest"\x94\x01\n\x1aListNamespaceStatsResponse\x12?\n\nnamespaces\x18\x01 \x03(\x0b2\x1f.strata.cache.v1.NamespaceStatsR\nnamespaces\x125\n\x05store\x18\x02 \x01(\x0b2\x1f.strata.cache.v1.StoreFootprintR\x05store"\x0f\n\rReloadRequest"U\n\x0eReloadResponse\x12\x18\n\x07applied\x18\x01 \x03(\tR\x07applied\x12)\n\x10restart_required\x18\x02 \x03(\tR\x0frestartRequired"s\n\x0fListKeysRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05match\x18\x02 \x01(\tR\x05match\x12\x16\n\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n\x05count\x18\x04 \x01(\x05R\x05count"\xa5\x01\n\tListedKey\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1d\n\nsize_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x15\n\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\x12"\n\rexpires_at_ms\x18\x04 \x01(\x03R\x0bexpiresAtMs\x12\x18\n\x07version\x18\x05 \x01(\x03R\x07version\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags"\x8e\x01\n\x10ListKeysResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05match\x18\x02 \x01(\tR\x05match\x12.\n\x04keys\x18\x03 \x03(\x0b2\x1a.strata.cache.v1.ListedKeyR\x04keys\x12\x16\n\x06cursor\x18\x04 \x01(\tR\x06cursor*t\n\x0bCacheSource\x12\x1c\n\x18CACHE_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12CACHE_SOURCE_REDIS\x10\x01\x12\x16\n\x12CACHE_SOURCE_LOCAL\x10\x02\x12\x17\n\x13CACHE_SOURCE_MEMORY\x10\x032\xb4\x0b\n\x0cCacheService\x12@\n\x03Get\x12\x1b.strata.cache.v1.GetRequest\x1a\x1c.strata.cache.v1.GetResponse\x12@\n\x03Set\x12\x1b.strata.cache.v1.SetRequest\x1a\x1c.strata.cache.v1.SetResponse\x12I\n\x06Delete\x12\x1e.strata.cache.v1.DeleteRequest\x1a\x1f.strata.cache.v1.DeleteResponse\x12O\n\x08BatchGet\x12 .strata.cache.v1.BatchGetRequest\x1a!.strata.cache.v1.BatchGetResponse\x12O\n\x08BatchSet\x12 .strata.cache.v1.BatchSetRequest\x1a!.strata.cache.v1.BatchSetResponse\x12I\n\x06Health\x12\x1e.strata.cache.v1.HealthRequest\x1a\x1f.strata.cache.v1.HealthResponse\x12F\n\x05Purge\x12\x1d.strata.cache.v1.PurgeRequest\x1a\x1e.strata.cache.v1.PurgeResponse\x12X\n\x0bAcquireLock\x12#.strata.cache.v1.AcquireLockRequest\x1a$.strata.cache.v1.AcquireLockResponse\x12R\n\tRenewLock\x12!.strata.cache.v1.RenewLockRequest\x1a".strata.cache.v1.RenewLockResponse\x12X\n\x0bReleaseLock\x12#.strata.cache.v1.ReleaseLockRequest\x1a$.strata.cache.v1.ReleaseLockResponse\x12L\n\x07GetLock\x12\x1f.strata.cache.v1.GetLockRequest\x1a .strata.cache.v1.GetLockResponse\x12a\n\x0eFlushNamespace\x12&.strata.cache.v1.FlushNamespaceRequest\x1a\'.strata.cache.v1.FlushNamespaceResponse\x12p\n\x13GetNamespaceVersion\x12+.strata.cache.v1.GetNamespaceVersionRequest\x1a,.strata.cache.v1.GetNamespaceVersionResponse\x12j\n\x11GetNamespaceStats\x12).strata.cache.v1.GetNamespaceStatsRequest\x1a*.strata.cache.v1.GetNamespaceStatsResponse\x12m\n\x12ListNamespaceStats\x12*.strata.cache.v1.ListNamespaceStatsRequest\x1a+.strata.cache.v1.ListNamespaceStatsResponse\x12I\n\x06Reload\x12\x1e.strata.cache.v1.ReloadRequest\x1a\x1f.strata.cache.v1.ReloadResponse\x12O\n\x08ListKeys\x12 .strata.cache.v1.ListKeysRequest\x1a!.strata.cache.v1.ListKeysResponseb\x06proto3',
     [],
     {
         "EntryMetadata": EntryMetadata,
@@ -1789,6 +1957,9 @@ _DESC = file_desc(
         "ListNamespaceStatsResponse": ListNamespaceStatsResponse,
         "ReloadRequest": ReloadRequest,
         "ReloadResponse": ReloadResponse,
+        "ListKeysRequest": ListKeysRequest,
+        "ListedKey": ListedKey,
+        "ListKeysResponse": ListKeysResponse,
         "CacheSource": CacheSource,
     },
 )
