@@ -200,7 +200,8 @@ export function hubHandler(options: HubHandlerOptions): (message: HubMessage) =>
     try {
       const principal = await authenticate(options.verifier, token, sentAtMs);
       authorizeHub(principal, request);
-      result = await runHubRequest(options, request, principal);
+      const keepMs = request.data.request_ttl_ms + options.redeliveryMs;
+      result = await runHubRequest(options, request, principal, { fingerprint, ttlMs: keepMs });
     } catch (error) {
       if (error instanceof CacheError) return fail(topic, error);
       options.onUnexpectedError?.(error);

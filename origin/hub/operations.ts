@@ -7,6 +7,7 @@ import type { FlushResponse, ReloadResponse } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import type { NamespaceReports } from '../namespaces/report.ts';
 import type { Reloader } from '../reload.ts';
+import type { OnceRecord } from '../store/store.ts';
 import { defaultContentType } from '../routes/cache.ts';
 
 /** What a hub request runs against: the same service, reports and reloader as REST and gRPC. */
@@ -89,14 +90,26 @@ export async function runHubRequest(
   target: HubTarget,
   request: HubRequest,
   principal: Principal | undefined,
+  once?: Omit<OnceRecord, 'id'>,
 ): Promise<OperationResult> {
   const { data } = request;
   if (request.event === 'cache.management.request')
     return await manage(target, data as ManagementRequestData, principal);
-  return await operate(target.service, data as OperationRequestData);
+  const record = once && { ...once, id: data.correlation_id };
+  return await operate(target.service, data as OperationRequestData, record);
 }
 
-async function operate(service: CacheService, data: OperationRequestData): Promise<OperationResult> {
+/**
+ * One operation request. With `once`, set, delete and every key of set_many
+ * write their idempotency record with the change (see `OnceRecord`): a
+ * redelivery changes nothing already changed, and rebuilds the same result
+ * from the recorded versions and times.
+ */
+async function operate(
+  service: CacheService,
+  data: OperationRequestData,
+  once: OnceRecord | undefined,
+): Promise<OperationResult> {
   const { namespace, operation, encoding } = data;
   // As REST batches: utf8 text is stored as text unless a content type is given.
   const contentType = data.content_type ?? (encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
@@ -104,6 +117,7 @@ async function operate(service: CacheService, data: OperationRequestData): Promi
     value: decodeValue(text, encoding),
     contentType,
     ttlSeconds: data.ttl,
+    ...(once ? { once } : {}),
   });
   switch (operation) {
     case 'get': {
@@ -129,7 +143,7 @@ async function operate(service: CacheService, data: OperationRequestData): Promi
     }
     case 'delete': {
       const key = need(data.key, 'key', operation);
-      const result = await service.delete(namespace, key);
+      const result = await service.delete(namespace, key, once);
       return { namespace, key, deleted: result.removed > 0, version: result.version };
     }
     case 'get_many': {
