@@ -7,8 +7,8 @@ import type { FlushResponse, ReloadResponse } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import type { NamespaceReports } from '../namespaces/report.ts';
 import type { Reloader } from '../reload.ts';
-import type { OnceRecord } from '../store/store.ts';
 import { defaultContentType } from '../routes/cache.ts';
+import type { OnceRecord } from '../store/store.ts';
 
 /** What a hub request runs against: the same service, reports and reloader as REST and gRPC. */
 export interface HubTarget {

@@ -296,11 +296,7 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     },
     set: (namespace, key, input) =>
       exclusive(namespace, [key], async () => {
-        const written = await call(
-          'set',
-          () => inner.set(namespace, key, input).catch(answered),
-          false,
-        );
+        const written = await call('set', () => inner.set(namespace, key, input).catch(answered), false);
         if (written instanceof Error) throw written;
         if (written === failed && input.leaseId !== undefined) {
           // Only Redis knows who holds the lease; the local tier cannot take a lease's write.
