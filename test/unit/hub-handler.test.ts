@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CacheService } from '../../origin/cache-service.ts';
-import { memoryDedup } from '../../origin/hub/dedup.ts';
+import { type HubDedup, memoryDedup } from '../../origin/hub/dedup.ts';
 import { type HubOutcome, hubHandler, hubRoutes } from '../../origin/hub/handler.ts';
 import { restEquivalent } from '../../origin/hub/operations.ts';
 import { NamespaceReports } from '../../origin/namespaces/report.ts';
@@ -14,9 +14,11 @@ import { hubEventVersion, hubRequestSchema } from '../../shared/hub.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 
 /** The hub's request handling over a real service on the embedded store, Kafka aside. */
-function setup() {
+function setup(options: { dedup?: HubDedup } = {}) {
   const issuer = hs256Issuer();
-  const memory = memoryStore({ maxBytes: 1 << 24 });
+  let clock = Date.now();
+  // The store keeps its idempotency records on the same clock as the handler's.
+  const memory = memoryStore({ maxBytes: 1 << 24, now: () => clock });
   const bus = new InProcessPurgeBus({ retainedEntries: 16 });
   const service = new CacheService({
     store: passThroughStore(memory, memory),
@@ -31,8 +33,7 @@ function setup() {
     keys: 0,
     evictions: 0,
   }));
-  let clock = Date.now();
-  const dedup = memoryDedup(() => clock);
+  const dedup = options.dedup ?? memoryDedup(() => clock);
   const handle = hubHandler({
     routes: hubRoutes(),
     service,
@@ -113,6 +114,28 @@ describe('hub request handling', () => {
     );
     expect(codeOf(outcome)).toBe('CACHE_005');
     expect((await service.get('ns', 'late')).entry).toBeNull();
+  });
+
+  it('a change redelivered before its response was recorded (a crash right after the store write) is answered from the store records, not applied again', async () => {
+    // Response records that never land: as if the process died between the store write and recording the answer.
+    const { send, auth, service } = setup({ dedup: { get: async () => null, put: async () => {} } });
+    const token = await auth();
+    const batch = { operation: 'set_many', namespace: 'ns', entries: { a: 'QQ==', b: 'Qg==' }, correlation_id: 'c-9' };
+    const first = answer(await send(batch, token));
+    const again = answer(await send(batch, token));
+    expect(again.replayed).toBe(false);
+    expect(again.response.data.versions).toEqual(first.response.data.versions);
+    expect((await service.get('ns', 'a')).entry?.version).toBe(first.response.data.versions!.a);
+    const del = { operation: 'delete', namespace: 'ns', key: 'b', correlation_id: 'c-10' };
+    const removed = answer(await send(del, token));
+    expect(answer(await send(del, token)).response.data).toMatchObject({
+      deleted: true,
+      version: removed.response.data.version,
+    });
+    // The same id on the same key for another request: refused, the key untouched.
+    const rewritten = await service.set('ns', 'b', { value: new Uint8Array([1]), contentType: 'text/plain' });
+    expect(codeOf(await send({ ...del, service: 'svc-other' }, token))).toBe('CACHE_004');
+    expect((await service.get('ns', 'b')).entry?.version).toBe(rewritten.version);
   });
 
   it('a redelivered change gets the recorded answer until its record expires, and is then applied anew', async () => {
