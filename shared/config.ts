@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
+import { hubAliasSchema } from './hub.ts';
 import { defaultMaxValueBytes } from './keys.ts';
 import { regionSchema } from './schemas.ts';
 import { warmStartSourceSchema } from './warm.ts';
@@ -257,6 +258,11 @@ const originConfigFields = z.object({
   HUB_GROUP_ID: z.string().min(1).optional(),
   /** Topics a request's `reply-to` header may name; default the two response topics (with `HUB_TOPIC_PREFIX`). */
   HUB_REPLY_TOPICS: listOf(z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected Kafka topic names')).optional(),
+  /**
+   * Per-service topics accepted as aliases of the operation request topic, comma-separated
+   * `<topic>=<operation>:<namespace>` (e.g. `cache.char.get=get:character,cache.char.set=set:character`); default none.
+   */
+  HUB_ALIASES: z.string().transform(commaItems).pipe(z.array(hubAliasSchema).min(1)).optional(),
   /** Dead-letter topic of requests nobody can be answered for; default `<prefix>cache.hub.dlq`. */
   HUB_DLQ_TOPIC: z.string().min(1).optional(),
   /** Milliseconds a change's dedup record outlives its request's TTL: the longest redelivery delay allowed for. */

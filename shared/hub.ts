@@ -72,6 +72,36 @@ export const operationRequestDataSchema = z.object({
 });
 export type OperationRequestData = z.infer<typeof operationRequestDataSchema>;
 
+/**
+ * One per-service event name accepted as an alias of `cache.operation.request`
+ * (`HUB_ALIASES`, the Message Hub plan's `cache.char.get`, `cache.campaign.set`,
+ * ...): `<topic>=<operation>:<namespace>`, e.g.
+ * `cache.char.get=get:character`. A request on the topic may leave out
+ * `operation` and `namespace` (they are the alias's); one that names others
+ * is refused with CACHE_004.
+ */
+export const hubAliasSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9._-]{1,249}=(get|set|delete|get_many|set_many):[^:=\s]+$/,
+    'expected <topic>=<get|set|delete|get_many|set_many>:<namespace>',
+  )
+  .transform((item) => {
+    const [topic, rest] = item.split('=') as [string, string];
+    const [operation, namespace] = rest.split(':') as [OperationRequestData['operation'], string];
+    return { topic, operation, namespace };
+  })
+  .pipe(
+    z.object({
+      topic: z.string(),
+      operation: operationRequestDataSchema.shape.operation,
+      namespace: namespaceSchema,
+    }),
+  );
+
+/** A per-service alias of `cache.operation.request` (see {@link hubAliasSchema}). */
+export type HubAlias = z.infer<typeof hubAliasSchema>;
+
 /** The data of a `cache.management.request` event. */
 export const managementRequestDataSchema = z.object({
   operation: z.enum(['flush', 'stats', 'reload']),

@@ -54,7 +54,7 @@ export function hubFromConfig(
       })
     : undefined;
   const handle = hubHandler({
-    routes: hubRoutes(config.HUB_TOPIC_PREFIX),
+    routes: hubRoutes(config.HUB_TOPIC_PREFIX, config.HUB_ALIASES),
     service: deps.service,
     reports: deps.reports,
     reloader: deps.reloader,
@@ -69,7 +69,7 @@ export function hubFromConfig(
   return hubConsumer({
     connection,
     groupId: config.HUB_GROUP_ID ?? `${kafkaGroupId(config)}-hub`,
-    requestTopics: [names.operationRequest, names.managementRequest],
+    requestTopics: [names.operationRequest, names.managementRequest, ...(config.HUB_ALIASES ?? []).map((a) => a.topic)],
     responseTopics: [names.operationResponse, names.managementResponse],
     dlqTopic: config.HUB_DLQ_TOPIC ?? names.dlq,
     handle,

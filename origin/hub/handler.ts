@@ -3,6 +3,7 @@ import type { IHeaders } from 'kafkajs';
 import { bearerToken, type Principal, unauthenticated, type Verifier } from '../../shared/auth.ts';
 import { CacheError, invalidInput } from '../../shared/errors.ts';
 import {
+  type HubAlias,
   type HubRequest,
   type HubResponse,
   type HubResponseData,
@@ -45,11 +46,27 @@ export interface HubRoute {
   readonly response: HubResponse['event'];
   /** The topic answers go to unless a request names an allowed `reply-to`. */
   readonly responseTopic: string;
+  /** On a per-service alias topic (`HUB_ALIASES`): its event name, operation and namespace. */
+  readonly alias?: { readonly event: string; readonly operation: string; readonly namespace: string } | undefined;
 }
 
-/** The routes of the unprefixed topics of `shared/hub.ts`, or of `prefix` + those names. */
-export function hubRoutes(prefix = ''): ReadonlyMap<string, HubRoute> {
+/**
+ * The routes of the unprefixed topics of `shared/hub.ts`, or of `prefix` +
+ * those names, and of the per-service `aliases` of the operation request
+ * (topics as given; their event name is the topic without `prefix`).
+ */
+export function hubRoutes(prefix = '', aliases: readonly HubAlias[] = []): ReadonlyMap<string, HubRoute> {
+  const aliasRoutes = aliases.map(({ topic, operation, namespace }): [string, HubRoute] => [
+    topic,
+    {
+      request: hubTopics.operationRequest,
+      response: hubTopics.operationResponse,
+      responseTopic: `${prefix}${hubTopics.operationResponse}`,
+      alias: { event: topic.startsWith(prefix) ? topic.slice(prefix.length) : topic, operation, namespace },
+    },
+  ]);
   return new Map<string, HubRoute>([
+    ...aliasRoutes,
     [
       `${prefix}${hubTopics.operationRequest}`,
       {
@@ -130,6 +147,7 @@ export function hubHandler(options: HubHandlerOptions): (message: HubMessage) =>
       return { kind: 'dead-letter', reason: 'data.correlation_id is missing or not a string of 1-128 characters' };
     }
     const key = message.key?.toString('utf8') ?? correlationId;
+    const aliasError = route.alias ? fromAlias(raw as { event?: unknown; data: Record<string, unknown> }, route) : null;
     const rawData = (raw as { data: Record<string, unknown> }).data;
     const base = {
       operation: typeof rawData.operation === 'string' ? rawData.operation : 'unknown',
@@ -164,6 +182,7 @@ export function hubHandler(options: HubHandlerOptions): (message: HubMessage) =>
       return fail(defaultTopic, new CacheError('CACHE_004', `reply-to topic ${replyTo} is not allowed`));
     }
     const topic = replyTo ?? defaultTopic;
+    if (aliasError) return fail(topic, new CacheError('CACHE_004', aliasError));
     const parsed = hubRequestSchema.safeParse(raw);
     if (!parsed.success) return fail(topic, invalidInput(parsed.error, { operation: base.operation }));
     const request = parsed.data;
@@ -217,6 +236,27 @@ export function hubHandler(options: HubHandlerOptions): (message: HubMessage) =>
     }
     return outcome;
   };
+}
+
+/**
+ * Turns a request on a per-service alias topic into the operation request it
+ * stands for, in place: `event` becomes `cache.operation.request`, and
+ * `operation` and `namespace` default to the alias's.
+ * @returns why the request does not fit the alias (answered CACHE_004), or null.
+ */
+function fromAlias(raw: { event?: unknown; data: Record<string, unknown> }, route: HubRoute): string | null {
+  const alias = route.alias!;
+  const { data } = raw;
+  data.operation ??= alias.operation;
+  data.namespace ??= alias.namespace;
+  if (raw.event !== undefined && raw.event !== alias.event && raw.event !== route.request) {
+    return `event ${String(raw.event)} does not belong on the ${alias.event} topic`;
+  }
+  raw.event = route.request;
+  if (data.operation !== alias.operation || data.namespace !== alias.namespace) {
+    return `${alias.event} carries ${alias.operation} on namespace ${alias.namespace} only`;
+  }
+  return null;
 }
 
 /**

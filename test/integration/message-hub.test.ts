@@ -41,6 +41,7 @@ const hubEnv = () => ({
   KAFKA_SESSION_TIMEOUT_MS: '6000',
   KAFKA_HEARTBEAT_INTERVAL_MS: '500',
   HUB_REPLY_TOPICS: `${topics.operationResponse},${topics.managementResponse},${prefix}replies`,
+  HUB_ALIASES: `${prefix}cache.char.set=set:character,${prefix}cache.char.get=get:character`,
   ...issuer.env,
 });
 
@@ -353,13 +354,51 @@ describe('requests the hub refuses get one error response, never silence', () =>
   });
 });
 
+describe('per-service event names (HUB_ALIASES)', () => {
+  it('cache.char.set and cache.char.get act as set and get on the character namespace, answered on the operation response topic', async () => {
+    const token = await bearer();
+    const key = `char:${randomUUID()}`;
+    // As a service following the Message Hub plan writes them: no operation, no namespace.
+    const aliased = (event: string, data: Record<string, unknown>) => ({ ...raw(data), event });
+    const set = aliased('cache.char.set', { key, value: 'aGVsbG8=', encoding: 'base64', ttl: 600 });
+    await producer.send({
+      topic: `${prefix}cache.char.set`,
+      messages: [{ key: `character:${key}`, value: JSON.stringify(set), headers: token }],
+    });
+    const stored = await responseTo(set.data.correlation_id);
+    expect(stored.topic).toBe(topics.operationResponse);
+    expect(stored.response.event).toBe('cache.operation.response');
+    expect(stored.response.data).toMatchObject({ status: 'success', operation: 'set', namespace: 'character', key });
+    // The same entry through REST.
+    const read = await rest(`/api/v1/cache/character/${encodeURIComponent(key)}`);
+    expect(await read.text()).toBe('hello');
+    const get = aliased('cache.char.get', { key, encoding: 'utf8' });
+    await producer.send({
+      topic: `${prefix}cache.char.get`,
+      messages: [{ key: `character:${key}`, value: JSON.stringify(get), headers: token }],
+    });
+    expect((await responseTo(get.data.correlation_id)).response.data).toMatchObject({
+      status: 'success',
+      value: 'hello',
+      version: stored.response.data.version,
+    });
+    // An alias carries its own operation and namespace only.
+    const wrong = { ...get, data: { ...get.data, correlation_id: randomUUID(), namespace: 'campaign' } };
+    await producer.send({
+      topic: `${prefix}cache.char.get`,
+      messages: [{ key: `character:${key}`, value: JSON.stringify(wrong), headers: token }],
+    });
+    expect((await responseTo(wrong.data.correlation_id)).response.data.error?.code).toBe('CACHE_004');
+  });
+});
+
 describe('exactly once across an origin killed between apply and commit', () => {
   it('the requester gets one response per correlation id and set_many is applied once', async () => {
     // A second group and prefix-free of the first origin: only the crashing origin, then its successor, consume it.
     const crashPrefix = `${uniqueName('hubcrash')}.`;
     const crashTopics = hubTopicNames(crashPrefix);
     const crashGroup = uniqueName('hub-crash');
-    const { HUB_REPLY_TOPICS: _own, ...shared } = hubEnv();
+    const { HUB_REPLY_TOPICS: _own, HUB_ALIASES: _aliases, ...shared } = hubEnv();
     const env = { ...shared, HUB_TOPIC_PREFIX: crashPrefix, HUB_GROUP_ID: crashGroup, LOG_LEVEL: 'silent' };
     const port = await freePort();
     const crashing = spawnEntry(

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CacheService } from '../../origin/cache-service.ts';
 import { type HubDedup, memoryDedup } from '../../origin/hub/dedup.ts';
-import { type HubOutcome, hubHandler, hubRoutes } from '../../origin/hub/handler.ts';
+import { type HubOutcome, type HubRoute, hubHandler, hubRoutes } from '../../origin/hub/handler.ts';
 import { restEquivalent } from '../../origin/hub/operations.ts';
 import { NamespaceReports } from '../../origin/namespaces/report.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
@@ -14,7 +14,7 @@ import { hubEventVersion, hubRequestSchema } from '../../shared/hub.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 
 /** The hub's request handling over a real service on the embedded store, Kafka aside. */
-function setup(options: { dedup?: HubDedup } = {}) {
+function setup(options: { dedup?: HubDedup; routes?: ReadonlyMap<string, HubRoute> } = {}) {
   const issuer = hs256Issuer();
   let clock = Date.now();
   // The store keeps its idempotency records on the same clock as the handler's.
@@ -35,7 +35,7 @@ function setup(options: { dedup?: HubDedup } = {}) {
   }));
   const dedup = options.dedup ?? memoryDedup(() => clock);
   const handle = hubHandler({
-    routes: hubRoutes(),
+    routes: options.routes ?? hubRoutes(),
     service,
     reports,
     verifier: createVerifier(
@@ -76,7 +76,7 @@ function setup(options: { dedup?: HubDedup } = {}) {
       headers,
     });
   const auth = async (claims = {}) => ({ authorization: `Bearer ${await issuer.sign(claims)}` });
-  return { send, auth, service, advance: (ms: number) => (clock += ms), now: () => clock };
+  return { send, handle, auth, service, advance: (ms: number) => (clock += ms), now: () => clock };
 }
 
 const answer = (outcome: HubOutcome) => {
@@ -217,5 +217,50 @@ describe('hub request handling', () => {
     });
     expect(config.HUB_REPLY_TOPICS).toEqual(['cache.operation.response', 'team.replies']);
     expect(() => parseConfig(originConfigSchema, { HUB_REPLY_TOPICS: 'bad topic' })).toThrow(/HUB_REPLY_TOPICS/);
+  });
+
+  it('HUB_ALIASES maps per-service topics to an operation and namespace; anything else is refused naming the variable', () => {
+    const config = parseConfig(originConfigSchema, {
+      HUB_ALIASES: 'cache.char.get=get:character, cache.campaign.invalidate=delete:campaign',
+    });
+    expect(config.HUB_ALIASES).toEqual([
+      { topic: 'cache.char.get', operation: 'get', namespace: 'character' },
+      { topic: 'cache.campaign.invalidate', operation: 'delete', namespace: 'campaign' },
+    ]);
+    for (const bad of ['cache.char.get', 'cache.char.get=flush:character', 'cache.char.get=get:', 'bad topic=get:x']) {
+      expect(() => parseConfig(originConfigSchema, { HUB_ALIASES: bad })).toThrow(/HUB_ALIASES/);
+    }
+  });
+
+  it('on an alias topic a request without operation and namespace runs as the alias; other ones are refused', async () => {
+    const { handle, auth } = setup({
+      routes: hubRoutes('', [{ topic: 'cache.char.set', operation: 'set', namespace: 'character' }]),
+    });
+    const token = await auth();
+    const envelope = (event: string, data: Record<string, unknown>) => ({
+      topic: 'cache.char.set',
+      key: Buffer.from('character:c1'),
+      value: Buffer.from(
+        JSON.stringify({
+          event,
+          version: hubEventVersion,
+          data: {
+            service: 'svc',
+            correlation_id: randomUUID(),
+            timestamp: new Date().toISOString(),
+            request_ttl_ms: 5_000,
+            ...data,
+          },
+        }),
+      ),
+      headers: token,
+    });
+    const done = answer(await handle(envelope('cache.char.set', { key: 'c1', value: 'dg==' })));
+    expect(done.topic).toBe('cache.operation.response');
+    expect(done.response.data).toMatchObject({ status: 'success', operation: 'set', namespace: 'character' });
+    const other = answer(await handle(envelope('cache.char.set', { key: 'c1', value: 'dg==', operation: 'delete' })));
+    expect(other.response.data.error?.code).toBe('CACHE_004');
+    const wrongEvent = answer(await handle(envelope('cache.image.set', { key: 'c1', value: 'dg==' })));
+    expect(wrongEvent.response.data.error?.code).toBe('CACHE_004');
   });
 });
