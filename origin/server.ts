@@ -59,7 +59,7 @@ export interface RunningOrigin {
   readonly regions: Regions;
   /** The Message Hub consumer when `HUB_ENABLED=true` (docs/message-hub.md), else null. */
   readonly hub: HubConsumer | null;
-  /** Item events published and commands obeyed on Kafka (`HUB_EVENTS_ENABLED`, docs/hub-events.md); null when off. */
+  /** Item events published and commands obeyed on Kafka (`HUB_EVENTS_ENABLED`, docs/message-hub.md); null when off. */
   readonly hubEvents: HubEvents | null;
   /**
    * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).

@@ -275,7 +275,7 @@ const originConfigFields = z.object({
   KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
   /**
    * Publish `cache.item.updated` and obey `config.cache.update` and `control.cache.action` on Kafka
-   * (docs/hub-events.md); needs `KAFKA_BROKERS`.
+   * (docs/message-hub.md); needs `KAFKA_BROKERS`.
    */
   HUB_EVENTS_ENABLED: z.stringbool().default(false),
   /** Topic of the item events this origin publishes. */

@@ -13,7 +13,12 @@ export interface DedupRecord {
   readonly response: HubResponseData;
 }
 
-/** The hub's idempotency records: in process for the embedded store, beside the entries on Redis. */
+/**
+ * The hub's response records: in process for the embedded store, beside the
+ * entries on Redis. They answer a redelivered request with exactly the first
+ * response; what keeps its change from being applied twice is the per-key
+ * record the store writes with the change (`OnceRecord`).
+ */
 export interface HubDedup {
   /** The record of `correlationId`, or null when none is kept. */
   get(correlationId: string): Promise<DedupRecord | null>;

@@ -128,8 +128,15 @@ const header = (headers: IHeaders | undefined, name: string): string | undefined
  *    no longer; grant missing → AUTH_002;
  * 7. the operation's own errors, as REST answers them.
  *
- * A change that succeeded is recorded (see {@link HubDedup}) before its
- * response is handed back, for `request_ttl_ms` + `redeliveryMs`.
+ * Set, delete and each key of set_many write an idempotency record by
+ * `correlation_id` in the same store step as the change (`OnceRecord` in
+ * `store/store.ts`), so a redelivery that finds no recorded response still
+ * writes nothing twice and rebuilds the same versions. A change that
+ * succeeded is then recorded whole (see {@link HubDedup}) before its
+ * response is handed back; both for `request_ttl_ms` + `redeliveryMs`.
+ * On a per-service alias topic (`HUB_ALIASES`) a request is first made the
+ * operation request it stands for (CACHE_004 when it names another
+ * operation, namespace or event).
  */
 export function hubHandler(options: HubHandlerOptions): (message: HubMessage) => Promise<HubOutcome> {
   const now = options.now ?? Date.now;
