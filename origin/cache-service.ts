@@ -330,10 +330,12 @@ export class CacheService {
    * @param by the caller's `service_id`, kept in the version history.
    * @param originRegion set when another region's reset or flush asks for it: the purge log entry carries it
    *   (`origin_region`), so this region's forwarder does not send it back.
-   * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged).
+   * @param once the hub's idempotency record: on Redis written by the bump's own script (see `OnceRecord`).
+   * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged);
+   *   CACHE_004 when `once`'s id was used by another request.
    */
-  async flush(namespace: string, by: string, originRegion?: string): Promise<FlushResult> {
-    const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1));
+  async flush(namespace: string, by: string, originRegion?: string, once?: OnceRecord): Promise<FlushResult> {
+    const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1, once));
     this.#seen(record.version);
     // The version is bumped already; a flush whose purge the log cannot take answers 503 so the caller
     // retries (another bump), and this replica hides the old entries either way.

@@ -93,9 +93,9 @@ export async function runHubRequest(
   once?: Omit<OnceRecord, 'id'>,
 ): Promise<OperationResult> {
   const { data } = request;
-  if (request.event === 'cache.management.request')
-    return await manage(target, data as ManagementRequestData, principal);
   const record = once && { ...once, id: data.correlation_id };
+  if (request.event === 'cache.management.request')
+    return await manage(target, data as ManagementRequestData, principal, record);
   return await operate(target.service, data as OperationRequestData, record);
 }
 
@@ -174,12 +174,14 @@ async function manage(
   target: HubTarget,
   data: ManagementRequestData,
   principal: Principal | undefined,
+  once: OnceRecord | undefined,
 ): Promise<OperationResult> {
   const { namespace, operation } = data;
   switch (operation) {
     case 'flush': {
       if (namespace === undefined) throw missing('namespace', operation);
-      const flushed = await target.service.flush(namespace, principal?.serviceId ?? data.service);
+      // On Redis the version bump writes the idempotency record in its own script.
+      const flushed = await target.service.flush(namespace, principal?.serviceId ?? data.service, undefined, once);
       const result: FlushResponse = {
         namespace,
         version: flushed.version,

@@ -392,6 +392,17 @@ export function storeConformance<S extends Store>(
         expect((await versions.all()).get(ns)?.version).toBe(flushed.version);
       });
 
+      it('a bump with an idempotency record happens once per request id; another request with the id is refused', async () => {
+        const versions = versionsOf(store);
+        const ns = freshNamespace();
+        const once = { id: `flush-${counter++}`, fingerprint: 'fp', ttlMs: 60_000 };
+        const first = await versions.bump(ns, 'svc', 0, once);
+        expect(await versions.bump(ns, 'svc', 0, once)).toEqual(first);
+        expect(await versions.history(ns)).toHaveLength(1);
+        await expect(versions.bump(ns, 'svc', 0, { ...once, fingerprint: 'other' })).rejects.toThrow(OnceConflictError);
+        expect((await versions.bump(ns, 'svc', 0)).version).toBeGreaterThan(first.version);
+      });
+
       it('namespace versions only grow, honour the minimum, and keep their history newest first', async () => {
         const versions = versionsOf(store);
         const ns = freshNamespace();
