@@ -23,6 +23,7 @@ import {
   grantLeaseOn,
   type IndexedStrataCommands,
   leaseLostReply,
+  type SetScriptArgs,
   type StrataCommands,
   swapEntries,
 } from './redis-commands.ts';
@@ -134,14 +135,7 @@ interface DeadlineCommands {
     key: string,
     byKey: string,
     byExpiry: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-    staleWhileRevalidateMs: number,
-    staleIfErrorMs: number,
-    leaseId: string,
-    deadlineMs: number,
+    ...args: [...SetScriptArgs, deadlineMs: number]
   ): Promise<[number, number]>;
   strataDeleteBefore: RemoveBefore;
   strataSoftPurgeBefore: RemoveBefore;
@@ -150,16 +144,7 @@ interface DeadlineCommands {
     byKey: string,
     byExpiry: string,
     onceKey: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-    staleWhileRevalidateMs: number,
-    staleIfErrorMs: number,
-    leaseId: string,
-    deadlineMs: number,
-    fingerprint: string,
-    onceTtlMs: number,
+    ...args: [...SetScriptArgs, deadlineMs: number, fingerprint: string, onceTtlMs: number]
   ): Promise<[number, number]>;
   strataDeleteOnceBefore(
     key: string,

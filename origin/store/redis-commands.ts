@@ -19,18 +19,20 @@ import type { RefreshLease, RemovalResult, StoredEntry, SwapChange, SwapOutcome 
  * write-back share, so the drivers never import each other.
  */
 
+/** The arguments of the set script after its keys (`setScript` in `redis-scripts.ts`). */
+export type SetScriptArgs = [
+  data: Uint8Array,
+  contentType: string,
+  ttlMs: number,
+  tags: string,
+  staleWhileRevalidateMs: number,
+  staleIfErrorMs: number,
+  leaseId: string,
+];
+
 /** The script commands the drivers add to an ioredis client. */
 export interface StrataCommands {
-  strataSet(
-    key: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-    staleWhileRevalidateMs: number,
-    staleIfErrorMs: number,
-    leaseId: string,
-  ): Promise<[number, number]>;
+  strataSet(key: string, ...args: SetScriptArgs): Promise<[number, number]>;
   strataLeaseGrant(key: string, leaseId: string, leaseMs: number, seenVersion: number): Promise<[number, number]>;
   strataSetIfNewer(
     key: string,
@@ -68,15 +70,7 @@ export interface IndexedStrataCommands {
     byKey: string,
     byExpiry: string,
     onceKey: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-    staleWhileRevalidateMs: number,
-    staleIfErrorMs: number,
-    leaseId: string,
-    fingerprint: string,
-    onceTtlMs: number,
+    ...args: [...SetScriptArgs, fingerprint: string, onceTtlMs: number]
   ): Promise<[number, number]>;
   /** `strataDeleteIndexed` once per request id, as `strataSetOnce`. */
   strataDeleteOnce(
