@@ -16,6 +16,7 @@ import { compressionBenchmarks } from './compression.ts';
 import { edgeBenchmarks } from './edge-bench.ts';
 import { evictionBenchmarks } from './eviction.ts';
 import { grpcBenchmarks } from './grpc-bench.ts';
+import { hubBenchmarks } from './hub.ts';
 import type { BenchRow } from './load.ts';
 import { lockBenchmarks } from './locks.ts';
 import { perfBenchmarks } from './perf.ts';
@@ -70,6 +71,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   compression: () => compressionBenchmarks(),
   locks: () => withRedis((redisUrl) => lockBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   upstash: () => upstashBenchmarks(options),
+  hub: () => withRedis((redisUrl) => hubBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
   perf: () => perfBenchmarks(options),
   regions: () => regionBenchmarks(options),

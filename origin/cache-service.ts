@@ -18,6 +18,8 @@ import type { PublishedPurge, PurgeBus, PurgeInput, PurgeScope } from './purge/b
 import {
   type EntryInput,
   LeaseLostError,
+  OnceConflictError,
+  type OnceRecord,
   type PurgeSelector,
   type RemovalResult,
   type StoredEntry,
@@ -45,6 +47,8 @@ export interface WriteRequest {
   readonly grace?: GraceWindows | undefined;
   /** The refresh lease this write completes (`X-Cache-Lease`); CACHE_006 (412) when it no longer holds. */
   readonly leaseId?: string | undefined;
+  /** Idempotency record written atomically with the entry (the hub's `correlation_id`); CACHE_004 when its id was used by another request. */
+  readonly once?: OnceRecord | undefined;
 }
 
 /** How a read may wait, and whether it takes part in refreshing (`Prefer: lease`). */
@@ -326,10 +330,12 @@ export class CacheService {
    * @param by the caller's `service_id`, kept in the version history.
    * @param originRegion set when another region's reset or flush asks for it: the purge log entry carries it
    *   (`origin_region`), so this region's forwarder does not send it back.
-   * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged).
+   * @param once the hub's idempotency record: on Redis written by the bump's own script (see `OnceRecord`).
+   * @throws CacheError CACHE_005 when the store or the purge log fails (the flush is then not acknowledged);
+   *   CACHE_004 when `once`'s id was used by another request.
    */
-  async flush(namespace: string, by: string, originRegion?: string): Promise<FlushResult> {
-    const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1));
+  async flush(namespace: string, by: string, originRegion?: string, once?: OnceRecord): Promise<FlushResult> {
+    const record = await this.#call('flush', () => this.namespaces.bump(namespace, by, this.#highWater + 1, once));
     this.#seen(record.version);
     // The version is bumped already; a flush whose purge the log cannot take answers 503 so the caller
     // retries (another bump), and this replica hides the old entries either way.
@@ -413,10 +419,10 @@ export class CacheService {
     return stored;
   }
 
-  /** Deletes one key and purges it at every edge. */
-  async delete(namespace: string, key: string): Promise<RemovalResult> {
+  /** Deletes one key and purges it at every edge; with `once`, at most once per request id (see `OnceRecord`). */
+  async delete(namespace: string, key: string, once?: OnceRecord): Promise<RemovalResult> {
     const intent = await this.#intend({ namespace, keys: [key], tags: [], prefix: null });
-    const result = await this.#call('delete', () => this.#o.store.delete(namespace, key));
+    const result = await this.#call('delete', () => this.#o.store.delete(namespace, key, once));
     this.counters.delete(namespace);
     await this.#publish('delete', result, intent, {
       namespace,
@@ -660,6 +666,7 @@ export class CacheService {
       tags: request.tags ?? [],
       grace,
       leaseId: request.leaseId,
+      ...(request.once ? { once: request.once } : {}),
     };
   }
 
@@ -752,6 +759,11 @@ export class CacheService {
       return await run();
     } catch (error) {
       if (error instanceof CacheError) throw error;
+      if (error instanceof OnceConflictError) {
+        throw new CacheError('CACHE_004', 'correlation_id was already used by a different request', {
+          details: { operation },
+        });
+      }
       if (error instanceof LeaseLostError) {
         throw new CacheError('CACHE_006', 'Refresh lease lost: it expired, or a newer value was written', {
           details: { operation },

@@ -13,6 +13,8 @@ import { CacheService } from './cache-service.ts';
 import { type HubEvents, hubEventsFromConfig } from './events/from-config.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
+import type { HubConsumer } from './hub/consumer.ts';
+import { hubFromConfig } from './hub/from-config.ts';
 import { invalidationSourceFromConfig } from './invalidation/from-config.ts';
 import type { InvalidationSource } from './invalidation/source.ts';
 import { memoryJobStore, redisJobStore } from './jobs/job-store.ts';
@@ -55,7 +57,9 @@ export interface RunningOrigin {
   readonly invalidations: InvalidationSource;
   /** Cross-region forwarding and receiving (docs/regions.md). */
   readonly regions: Regions;
-  /** Item events published and commands obeyed on Kafka (`HUB_EVENTS_ENABLED`, docs/hub-events.md); null when off. */
+  /** The Message Hub consumer when `HUB_ENABLED=true` (docs/message-hub.md), else null. */
+  readonly hub: HubConsumer | null;
+  /** Item events published and commands obeyed on Kafka (`HUB_EVENTS_ENABLED`, docs/message-hub.md); null when off. */
   readonly hubEvents: HubEvents | null;
   /**
    * Re-reads the run-time configuration (`POST /api/v1/reload`, SIGHUP).
@@ -292,6 +296,16 @@ export async function startOrigin(
         onError: (error) => logger.warn({ err: error }, 'start-up warming failed'),
       })
     : undefined;
+  // The hub answers with the same service, reports, reloader and verifier as REST and gRPC.
+  const hub = hubFromConfig(config, {
+    service,
+    reports,
+    reloader,
+    store,
+    verifier: auth,
+    logger,
+    registry: metrics.registry,
+  });
   const app = createOriginApp({
     service,
     warm: { jobs: warmJobs, allowedOrigins, onStart: warmOnStart },
@@ -345,6 +359,7 @@ export async function startOrigin(
   const url = `http://${config.ORIGIN_HOST}:${port}`;
   logger.info({ url, store: store.kind, purgeLog: bus.health().position }, 'origin listening');
   await invalidations.start();
+  await hub?.start();
   regions.start();
   hubEvents?.start();
   observability.start(port);
@@ -358,6 +373,7 @@ export async function startOrigin(
     store,
     invalidations,
     regions,
+    hub,
     hubEvents,
     reload: () => reloader.reload(),
     async close() {
@@ -371,6 +387,7 @@ export async function startOrigin(
       await regions.close();
       await hubEvents?.close();
       // Stop consuming first: the batch in hand still reaches the purge bus and is committed before edges are cut.
+      await hub?.stop();
       await invalidations.stop();
       // Purge streams never end by themselves; close() cuts every connection so it returns.
       await server.close();

@@ -72,8 +72,12 @@ interface Verified {
   readonly keySet: unknown;
 }
 
-/** Verifies a compact JWS and returns its principal. */
-export type Verifier = (token: string) => Promise<Principal>;
+/**
+ * Verifies a compact JWS and returns its principal. `atMs` (epoch ms) checks
+ * `exp`/`nbf` as of that instant instead of now (the hub's grace for a token
+ * that expired while its request was queued); such checks are never cached.
+ */
+export type Verifier = (token: string, atMs?: number) => Promise<Principal>;
 
 /** Algorithms accepted from a JWKS; HS256 alone with a secret (no `alg` confusion between the two). */
 export const jwksAlgorithms = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -116,20 +120,20 @@ export function createVerifier(options: AuthOptions): Verifier | null {
     clockTolerance,
     requiredClaims: ['exp'],
   };
-  let verify: (token: string) => Promise<JWTPayload>;
+  let verify: (token: string, currentDate?: Date) => Promise<JWTPayload>;
   let keySet: () => unknown = () => undefined;
   if (options.secret) {
     const key = new TextEncoder().encode(options.secret);
     if (key.byteLength < minSecretBytes) throw new Error(`AUTH_JWT_SECRET must be at least ${minSecretBytes} bytes`);
     const hs = { ...verifyOptions, algorithms: ['HS256'] };
-    verify = async (token) => (await jwtVerify(token, key, hs)).payload;
+    verify = async (token, currentDate) => (await jwtVerify(token, key, { ...hs, currentDate })).payload;
   } else if (options.jwksUrl) {
     const jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
       cooldownDuration: options.jwksCooldownMs ?? 30_000,
       cacheMaxAge: jwksMaxAgeMs,
     });
     const asym = { ...verifyOptions, algorithms: [...jwksAlgorithms] };
-    verify = async (token) => (await jwtVerify(token, jwks, asym)).payload;
+    verify = async (token, currentDate) => (await jwtVerify(token, jwks, { ...asym, currentDate })).payload;
     keySet = () => jwks.jwks();
   } else {
     return null;
@@ -137,7 +141,18 @@ export function createVerifier(options: AuthOptions): Verifier | null {
   const max = options.verifiedTokens ?? 10_000;
   const verified = max > 0 ? new LRUCache<string, Verified>({ max }) : undefined;
   const jwksMode = Boolean(options.jwksUrl);
-  return async (token) => {
+  return async (token, atMs) => {
+    if (atMs !== undefined) {
+      let payload: JWTPayload;
+      try {
+        payload = await verify(token, new Date(atMs));
+      } catch (error) {
+        throw verificationError(error);
+      }
+      const principal = principalOf(payload);
+      if (!principal) throw unauthenticated();
+      return principal;
+    }
     const now = Date.now();
     const known = verified?.get(token);
     if (known && now < known.untilMs && known.keySet === keySet()) return known.principal;

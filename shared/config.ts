@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defaultEvictionPolicy, evictionPolicies } from './eviction/index.ts';
+import { hubAliasSchema } from './hub.ts';
 import { defaultMaxValueBytes } from './keys.ts';
 import { regionSchema } from './schemas.ts';
 import { warmStartSourceSchema } from './warm.ts';
@@ -18,10 +19,9 @@ const commaItems = (s: string): string[] =>
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);
-const commaList = z
-  .string()
-  .transform(commaItems)
-  .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1));
+/** A comma list of `item`s (blanks trimmed, empties dropped), at least one. */
+const listOf = (item: z.ZodString) => z.string().transform(commaItems).pipe(z.array(item).min(1));
+const commaList = listOf(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port'));
 
 /** Eviction policy of the in-memory tiers (embedded store, fallback tier, edge tier): `lru`, `lfu` (with dynamic aging) or `s3fifo`. */
 const evictionPolicy = z.enum(evictionPolicies).default(defaultEvictionPolicy);
@@ -247,13 +247,35 @@ const originConfigFields = z.object({
   REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
   INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
+  /** Answer cache operations and management requests over Kafka (the Message Hub, docs/message-hub.md). Needs `KAFKA_BROKERS`. */
+  HUB_ENABLED: z.stringbool().default(false),
+  /** Prefix of the hub's topic names (`<prefix>cache.operation.request`, ...); default none. */
+  HUB_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+    .default(''),
+  /** Consumer group of the hub (and prefix of its transactional ids); default `<consumer group>-hub`. */
+  HUB_GROUP_ID: z.string().min(1).optional(),
+  /** Topics a request's `reply-to` header may name; default the two response topics (with `HUB_TOPIC_PREFIX`). */
+  HUB_REPLY_TOPICS: listOf(z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected Kafka topic names')).optional(),
+  /**
+   * Per-service topics accepted as aliases of the operation request topic, comma-separated
+   * `<topic>=<operation>:<namespace>` (e.g. `cache.char.get=get:character,cache.char.set=set:character`); default none.
+   */
+  HUB_ALIASES: z.string().transform(commaItems).pipe(z.array(hubAliasSchema).min(1)).optional(),
+  /** Dead-letter topic of requests nobody can be answered for; default `<prefix>cache.hub.dlq`. */
+  HUB_DLQ_TOPIC: z.string().min(1).optional(),
+  /** Milliseconds a change's dedup record outlives its request's TTL: the longest redelivery delay allowed for. */
+  HUB_REDELIVERY_MAX_MS: positiveInt.default(600_000),
+  /** Crash tests only: SIGKILL the origin after a hub transaction applied its requests, before it commits. */
+  HUB_FAULT: z.enum(['crash-before-commit']).optional(),
   /** Seconds between `cache.health.status` events (ICD §3.1.2) on Kafka; 0 = none. Needs `KAFKA_BROKERS`. */
   HEALTH_EVENT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
   /** Topic of the health events. */
   KAFKA_HEALTH_TOPIC: z.string().min(1).default('cache.health.status'),
   /**
    * Publish `cache.item.updated` and obey `config.cache.update` and `control.cache.action` on Kafka
-   * (docs/hub-events.md); needs `KAFKA_BROKERS`.
+   * (docs/message-hub.md); needs `KAFKA_BROKERS`.
    */
   HUB_EVENTS_ENABLED: z.stringbool().default(false),
   /** Topic of the item events this origin publishes. */
@@ -304,7 +326,13 @@ export function kafkaGroupId(config: Pick<OriginConfig, 'KAFKA_GROUP_ID' | 'STRA
 }
 
 /** Origin configuration, parsed from env vars. */
-export const originConfigSchema = originConfigFields.superRefine(checkKafkaSecurity);
+/** The Message Hub consumes Kafka: `HUB_ENABLED=true` without `KAFKA_BROKERS` is one issue on `HUB_ENABLED`. */
+function checkHub(c: z.infer<typeof originConfigFields>, ctx: z.RefinementCtx): void {
+  if (c.HUB_ENABLED && !c.KAFKA_BROKERS)
+    ctx.addIssue({ code: 'custom', path: ['HUB_ENABLED'], message: 'needs KAFKA_BROKERS' });
+}
+
+export const originConfigSchema = originConfigFields.superRefine(checkKafkaSecurity).superRefine(checkHub);
 export type OriginConfig = z.infer<typeof originConfigSchema>;
 
 /** Default milliseconds between purge-stream heartbeats: a third of the default edge lease. */

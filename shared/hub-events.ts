@@ -3,7 +3,7 @@ import { keySchema, namespaceSchema, tagSchema } from './keys.ts';
 
 /**
  * Events Strata publishes and obeys on the Message Hub's Kafka topics (the
- * cache service's interface control document §3.1.1 and §3.2, docs/hub-events.md).
+ * cache service's interface control document §3.1.1 and §3.2, docs/message-hub.md).
  * The envelope follows the document: `{ "event": <name>, "data": { … } }`,
  * with `id` beside it so consumers can skip a redelivery.
  */

@@ -53,7 +53,7 @@ const doneMs = 86_400_000;
 const retryMaxMs = 2_000;
 
 /**
- * Obeys `config.cache.update` and `control.cache.action` (docs/hub-events.md).
+ * Obeys `config.cache.update` and `control.cache.action` (docs/message-hub.md).
  *
  * - **Every replica** reads both topics in a consumer group of its own, so
  *   a policy change or a reload reaches each replica's memory, as a reload

@@ -38,7 +38,7 @@ export interface HubEventsDeps {
 }
 
 /**
- * The hub events the config asks for (docs/hub-events.md): none unless
+ * The hub events the config asks for (docs/message-hub.md): none unless
  * `HUB_EVENTS_ENABLED=true` and `KAFKA_BROKERS` is set. Item events come
  * from the region's purge log when the purge bus is on Redis (at least
  * once), else from this process's bus (best effort).

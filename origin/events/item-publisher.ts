@@ -43,7 +43,7 @@ export interface ItemPublisher {
 
 /**
  * `cache.item.updated` from the region's purge log, where every acknowledged
- * change is appended before it is acknowledged (docs/hub-events.md): read
+ * change is appended before it is acknowledged (docs/message-hub.md): read
  * by a {@link PurgeLogGroupReader} in group {@link itemEventsGroup} (one
  * lease-holding replica, `XAUTOCLAIM` on takeover) and acknowledged in the
  * log only after Kafka acknowledged the events, so a crash loses none and

@@ -1,4 +1,5 @@
 import type { PurgeBus } from '../purge/bus.ts';
+import type { OnceRecord } from '../store/store.ts';
 import type { NamespaceVersion, NamespaceVersionStore } from './versions.ts';
 
 /**
@@ -80,8 +81,8 @@ export class NamespaceRegistry {
   }
 
   /** Bumps the namespace's version in the store and raises the floor here before returning. */
-  async bump(namespace: string, by: string, minimum: number): Promise<NamespaceVersion> {
-    const record = await this.#store.bump(namespace, by, minimum);
+  async bump(namespace: string, by: string, minimum: number, once?: OnceRecord): Promise<NamespaceVersion> {
+    const record = await this.#store.bump(namespace, by, minimum, once);
     this.#raise(namespace, record.version);
     return record;
   }

@@ -1,3 +1,5 @@
+import { OnceConflictError, type OnceRecord } from '../store/store.ts';
+
 /**
  * Namespace versions (the origin's "cache versioning"). Flushing a namespace
  * bumps its version in O(1); entries written before the bump become
@@ -40,9 +42,13 @@ export interface NamespaceVersionStore {
   /**
    * Bumps the namespace's version to `max(previous + 1, now µs, minimum)`
    * and records it in the history, atomically.
-   * @throws Error when the backing store fails (mapped to CACHE_005 above).
+   * With `once`, the bump
+   * and its idempotency record are one script: the same request id and
+   * fingerprint again returns the recorded version without bumping.
+   * @throws Error when the backing store fails (mapped to CACHE_005 above);
+   *   `OnceConflictError` when the id was used by another request.
    */
-  bump(namespace: string, by: string, minimum: number): Promise<NamespaceVersion>;
+  bump(namespace: string, by: string, minimum: number, once?: OnceRecord): Promise<NamespaceVersion>;
   /** The current version of every namespace ever flushed. */
   all(): Promise<Map<string, NamespaceVersion>>;
   /** Versions of one namespace, newest first, at most {@link namespaceHistoryLimit}. */
@@ -52,13 +58,24 @@ export interface NamespaceVersionStore {
 /** Namespace versions held in this process (the embedded memory store's companion). */
 export function memoryNamespaceVersions(now: () => number = Date.now): NamespaceVersionStore {
   const histories = new Map<string, NamespaceVersion[]>();
+  // Idempotency records of bumps, by request id and namespace (few: one per hub flush, dropped at their TTL).
+  const onceRecords = new Map<string, { fingerprint: string; record: NamespaceVersion; untilMs: number }>();
   return {
-    async bump(namespace, by, minimum) {
+    async bump(namespace, by, minimum, once) {
+      const id = once && `${once.id}\n${namespace}`;
+      if (once && id) {
+        const t = now();
+        for (const [k, v] of onceRecords) if (v.untilMs <= t) onceRecords.delete(k);
+        const seen = onceRecords.get(id);
+        if (seen && seen.fingerprint !== once.fingerprint) throw new OnceConflictError(`namespace ${namespace}`);
+        if (seen) return seen.record;
+      }
       const history = histories.get(namespace) ?? [];
       const t = now();
       const version = Math.max((history[0]?.version ?? 0) + 1, Math.floor(t * 1000), minimum);
       const record = { namespace, version, flushedAtMs: t, by };
       histories.set(namespace, [record, ...history].slice(0, namespaceHistoryLimit));
+      if (once && id) onceRecords.set(id, { fingerprint: once.fingerprint, record, untilMs: t + once.ttlMs });
       return record;
     },
     async all() {

@@ -16,6 +16,8 @@ import {
   LeaseLostError,
   type ListedKey,
   type NamespaceUsage,
+  OnceConflictError,
+  type OnceRecord,
   type PurgeSelector,
   type RefreshLease,
   type RemovalResult,
@@ -23,6 +25,9 @@ import {
   type StoredEntry,
   type SwapResults,
 } from './store.ts';
+
+/** Idempotency records kept at most; the oldest go first past it (they also end at their TTL). */
+const onceRecordLimit = 100_000;
 
 /** Bytes counted per entry on top of key and value, for maps and metadata. */
 const entryOverheadBytes = 128;
@@ -133,6 +138,25 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
     return entry;
   }
 
+  // Idempotency records by request id and storage key, oldest first (Map keeps insertion order).
+  const onceRecords = new Map<string, { fingerprint: string; result: unknown; untilMs: number }>();
+
+  /** Runs `apply` at most once per `record` id and key (see `OnceRecord`); no record, no check. */
+  function once<T>(storage: string, record: OnceRecord | undefined, apply: () => T): T {
+    if (!record) return apply();
+    const id = `${record.id}\n${storage}`;
+    const found = onceRecords.get(id);
+    if (found && found.untilMs > now()) {
+      if (found.fingerprint !== record.fingerprint) throw new OnceConflictError(storage);
+      return found.result as T;
+    }
+    const result = apply();
+    onceRecords.delete(id);
+    onceRecords.set(id, { fingerprint: record.fingerprint, result, untilMs: now() + record.ttlMs });
+    while (onceRecords.size > onceRecordLimit) onceRecords.delete(onceRecords.keys().next().value!);
+    return result;
+  }
+
   function index(storage: string, tags: readonly string[]): void {
     const namespace = namespaceOfStorageKey(storage);
     for (const tag of tags) {
@@ -230,15 +254,21 @@ export function memoryStore(options: MemoryStoreOptions): Store & {
       return found;
     },
     async set(namespace, key, input) {
-      return write(namespace, key, input);
+      return once(sk(namespace, key), input.once, () => write(namespace, key, input));
     },
     async setMany(namespace, entries) {
       const stored = new Map<string, StoredEntry>();
-      for (const [key, input] of entries) stored.set(key, write(namespace, key, input));
+      for (const [key, input] of entries) {
+        stored.set(
+          key,
+          once(sk(namespace, key), input.once, () => write(namespace, key, input)),
+        );
+      }
       return stored;
     },
-    async delete(namespace, key) {
-      return remove([sk(namespace, key)]);
+    async delete(namespace, key, record?: OnceRecord) {
+      const storage = sk(namespace, key);
+      return once(storage, record, () => remove([storage]));
     },
     async purge(namespace, selector: PurgeSelector) {
       const targets = new Set<string>(selector.keys.map((k) => sk(namespace, k)));

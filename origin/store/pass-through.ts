@@ -25,7 +25,7 @@ export function passThroughStore(inner: Store, usage?: StoreUsage): TieredStore 
     getMany: (namespace, keys) => inner.getMany(namespace, keys),
     set: (namespace, key, input) => inner.set(namespace, key, input),
     setMany: (namespace, entries) => inner.setMany(namespace, entries),
-    delete: (namespace, key) => inner.delete(namespace, key),
+    delete: (namespace, key, once) => inner.delete(namespace, key, once),
     purge: (namespace, selector) => inner.purge(namespace, selector),
     ...(inner.listKeys ? { listKeys: inner.listKeys.bind(inner) } : {}),
     ...(inner.swap ? { swap: inner.swap.bind(inner) } : {}),

@@ -37,6 +37,11 @@ function tagOfSlot(slot: number): string {
   return slotTags[slot]!;
 }
 
+/** A short hash tag of the slot `key` hashes to: `{tag}` in another key puts it in the same slot. */
+export function slotTagOf(key: string): string {
+  return tagOfSlot(calculateSlot(key));
+}
+
 /** The index pair of a namespace in one hash slot, `[by key, by expiry]`; both live in that slot. */
 export function slotIndexKeys(namespace: string, slot: number): [string, string] {
   const tag = tagOfSlot(slot);

@@ -13,8 +13,9 @@ import {
   slotRegistrar,
   slotRegistryKey,
   slotsPerListingCall,
+  slotTagOf,
 } from './redis-cluster-key-index.ts';
-import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, graceArgs, onceKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
   defineIndexedStrataCommands,
@@ -22,6 +23,7 @@ import {
   grantLeaseOn,
   type IndexedStrataCommands,
   leaseLostReply,
+  type SetScriptArgs,
   type StrataCommands,
   swapEntries,
 } from './redis-commands.ts';
@@ -34,13 +36,23 @@ import {
   listFields,
   scanPattern,
 } from './redis-listing.ts';
-import { deleteScript, entryFields, setScript, softPurgeScript, tombstoneTtlMs } from './redis-scripts.ts';
+import {
+  deleteScript,
+  entryFields,
+  onceConflictReply,
+  setScript,
+  softPurgeScript,
+  tombstoneTtlMs,
+  withOnce,
+} from './redis-scripts.ts';
 import {
   type EntryInput,
   type KeyListRequest,
   type KeyPage,
   LeaseLostError,
   type ListedKey,
+  OnceConflictError,
+  type OnceRecord,
   type RemovalResult,
   type Store,
   type StoredEntry,
@@ -103,6 +115,10 @@ ${script}`;
 export const setBeforeScript = withDeadline(withKeyIndex(setScript), 8);
 /** `deleteScript` keeping the slot's key index, with a deadline in ARGV[2]. */
 export const deleteBeforeScript = withDeadline(withKeyIndex(deleteScript), 2);
+/** `setBeforeScript` once per request id: the record key in KEYS[4] (the entry's slot), fingerprint ARGV[9], record TTL ms ARGV[10]. */
+export const setOnceBeforeScript = withDeadline(withOnce(withKeyIndex(setScript), 4, 9), 8);
+/** `deleteBeforeScript` once per request id: the record key in KEYS[4], fingerprint ARGV[3], record TTL ms ARGV[4]. */
+export const deleteOnceBeforeScript = withDeadline(withOnce(withKeyIndex(deleteScript), 4, 3), 2);
 /** `softPurgeScript` keeping the slot's key index, with a deadline in ARGV[2]. */
 export const softPurgeBeforeScript = withDeadline(withKeyIndex(softPurgeScript), 2);
 
@@ -119,17 +135,27 @@ interface DeadlineCommands {
     key: string,
     byKey: string,
     byExpiry: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-    staleWhileRevalidateMs: number,
-    staleIfErrorMs: number,
-    leaseId: string,
-    deadlineMs: number,
+    ...args: [...SetScriptArgs, deadlineMs: number]
   ): Promise<[number, number]>;
   strataDeleteBefore: RemoveBefore;
   strataSoftPurgeBefore: RemoveBefore;
+  strataSetOnceBefore(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    onceKey: string,
+    ...args: [...SetScriptArgs, deadlineMs: number, fingerprint: string, onceTtlMs: number]
+  ): Promise<[number, number]>;
+  strataDeleteOnceBefore(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    onceKey: string,
+    tombstoneTtlMs: number,
+    deadlineMs: number,
+    fingerprint: string,
+    onceTtlMs: number,
+  ): Promise<[number, number]>;
 }
 
 /** A delete or soft purge: entry key, its slot's index pair, tombstone TTL ms, deadline Unix ms. */
@@ -272,6 +298,8 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
   client.defineCommand('strataSetBefore', { numberOfKeys: 3, lua: setBeforeScript });
   client.defineCommand('strataDeleteBefore', { numberOfKeys: 3, lua: deleteBeforeScript });
   client.defineCommand('strataSoftPurgeBefore', { numberOfKeys: 3, lua: softPurgeBeforeScript });
+  client.defineCommand('strataSetOnceBefore', { numberOfKeys: 4, lua: setOnceBeforeScript });
+  client.defineCommand('strataDeleteOnceBefore', { numberOfKeys: 4, lua: deleteOnceBeforeScript });
   const commands = client as Cluster & StrataCommands & IndexedStrataCommands;
   const writeDeadlineMs = options.writeDeadlineMs ?? 5_000;
   const stats: ClusterStoreStats = { roundTrips: 0, commands: 0 };
@@ -369,9 +397,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
         }
         const [key, input] = item;
         const k = entryKey(namespace, key);
-        (pipeline as unknown as DeadlineCommands).strataSetBefore(
-          k,
-          ...slotIndexKeysOf(k),
+        const args = [
           asBuffer(input.value),
           input.contentType,
           input.ttlMs,
@@ -379,7 +405,13 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
           ...graceArgs(input.grace),
           input.leaseId ?? '',
           deadline,
-        );
+        ] as const;
+        const commands = pipeline as unknown as DeadlineCommands;
+        const { once } = input;
+        if (once) {
+          const record = onceKey(k, once.id, slotTagOf(k));
+          commands.strataSetOnceBefore(k, ...slotIndexKeysOf(k), record, ...args, once.fingerprint, once.ttlMs);
+        } else commands.strataSetBefore(k, ...slotIndexKeysOf(k), ...args);
       },
     );
     registrar.done(due);
@@ -388,6 +420,7 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       const status = Number((replies[i]![0] as [number, number])[0]);
       if (status === -1) throw new LateWriteError(entryKey(namespace, key));
       if (status === leaseLostReply) throw new LeaseLostError(entryKey(namespace, key));
+      if (status === onceConflictReply) throw new OnceConflictError(entryKey(namespace, key));
     });
     await indexTags(
       items.map(([key, input]) => ({
@@ -556,8 +589,25 @@ export function redisClusterStore(options: RedisClusterStoreOptions): RedisClust
       return result.get(key)!;
     },
     setMany,
-    async delete(namespace, key) {
-      return removeKeys([entryKey(namespace, key)]);
+    async delete(namespace, key, once?: OnceRecord) {
+      const k = entryKey(namespace, key);
+      if (!once) return removeKeys([k]);
+      const deadline = Date.now() + writeDeadlineMs;
+      const record = onceKey(k, once.id, slotTagOf(k));
+      const [n, v] = await single(() =>
+        (client as unknown as DeadlineCommands).strataDeleteOnceBefore(
+          k,
+          ...slotIndexKeysOf(k),
+          record,
+          tombstoneTtlMs,
+          deadline,
+          once.fingerprint,
+          once.ttlMs,
+        ),
+      );
+      if (Number(n) === -1) throw new LateWriteError(k);
+      if (Number(n) === onceConflictReply) throw new OnceConflictError(k);
+      return { removed: Number(n), version: Number(v) };
     },
     async purge(namespace, selector) {
       const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));

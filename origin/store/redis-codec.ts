@@ -6,6 +6,15 @@ export function entryKey(namespace: string, key: string): string {
   return `strata:e:${namespace}:${key}`;
 }
 
+/**
+ * Redis key of a change's idempotency record (`OnceRecord` in `store.ts`):
+ * one per request id and entry. On a Cluster `slotTag` is a hash tag of the
+ * entry key's slot, so the record and the entry are written by one script.
+ */
+export function onceKey(entry: string, id: string, slotTag?: string): string {
+  return slotTag === undefined ? `strata:once:${id}:${entry}` : `strata:once:{${slotTag}}:${id}:${entry}`;
+}
+
 /** Redis key of a tag's member set. */
 export function tagSetKey(namespace: string, tag: string): string {
   return `strata:t:${namespace}:${tag}`;

@@ -10,6 +10,7 @@ import {
   softPurgeScript,
   swapScript,
   tombstoneTtlMs,
+  withOnce,
 } from './redis-scripts.ts';
 import type { RefreshLease, RemovalResult, StoredEntry, SwapChange, SwapOutcome } from './store.ts';
 
@@ -18,18 +19,20 @@ import type { RefreshLease, RemovalResult, StoredEntry, SwapChange, SwapOutcome 
  * write-back share, so the drivers never import each other.
  */
 
+/** The arguments of the set script after its keys (`setScript` in `redis-scripts.ts`). */
+export type SetScriptArgs = [
+  data: Uint8Array,
+  contentType: string,
+  ttlMs: number,
+  tags: string,
+  staleWhileRevalidateMs: number,
+  staleIfErrorMs: number,
+  leaseId: string,
+];
+
 /** The script commands the drivers add to an ioredis client. */
 export interface StrataCommands {
-  strataSet(
-    key: string,
-    data: Uint8Array,
-    contentType: string,
-    ttlMs: number,
-    tags: string,
-    staleWhileRevalidateMs: number,
-    staleIfErrorMs: number,
-    leaseId: string,
-  ): Promise<[number, number]>;
+  strataSet(key: string, ...args: SetScriptArgs): Promise<[number, number]>;
   strataLeaseGrant(key: string, leaseId: string, leaseMs: number, seenVersion: number): Promise<[number, number]>;
   strataSetIfNewer(
     key: string,
@@ -61,6 +64,24 @@ export interface IndexedStrataCommands {
   strataDeleteIfOlderIndexed: WithIndex<StrataCommands['strataDeleteIfOlder']>;
   /** `strataSwap` with the index pair after the entry keys (counted in `numKeys`). */
   strataSwapIndexed: StrataCommands['strataSwap'];
+  /** `strataSetIndexed` once per request id: the record key after the index pair, fingerprint and record TTL ms last. */
+  strataSetOnce(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    onceKey: string,
+    ...args: [...SetScriptArgs, fingerprint: string, onceTtlMs: number]
+  ): Promise<[number, number]>;
+  /** `strataDeleteIndexed` once per request id, as `strataSetOnce`. */
+  strataDeleteOnce(
+    key: string,
+    byKey: string,
+    byExpiry: string,
+    onceKey: string,
+    tombstoneTtlMs: number,
+    fingerprint: string,
+    onceTtlMs: number,
+  ): Promise<[number, number]>;
 }
 
 /** A script command with the index pair (by key, by expiry) after its entry key. */
@@ -76,6 +97,8 @@ export function defineIndexedStrataCommands(client: { defineCommand: Redis['defi
   client.defineCommand('strataSoftPurgeIndexed', { numberOfKeys: 3, lua: withKeyIndex(softPurgeScript) });
   client.defineCommand('strataDeleteIfOlderIndexed', { numberOfKeys: 3, lua: withKeyIndex(deleteIfOlderScript) });
   client.defineCommand('strataSwapIndexed', { lua: withSwapKeyIndex(swapScript) });
+  client.defineCommand('strataSetOnce', { numberOfKeys: 4, lua: withOnce(withKeyIndex(setScript), 4, 8) });
+  client.defineCommand('strataDeleteOnce', { numberOfKeys: 4, lua: withOnce(withKeyIndex(deleteScript), 4, 2) });
 }
 
 /** Registers the Lua scripts on a standalone or Cluster client (EVALSHA with EVAL fallback). */

@@ -4,6 +4,7 @@ import { slotIndexKeysOf } from './redis-cluster-key-index.ts';
 import { entryKey } from './redis-codec.ts';
 import { escapeGlob } from './redis-commands.ts';
 import { indexKeysOf } from './redis-key-index.ts';
+import { OnceConflictError } from './store.ts';
 
 /**
  * Bookkeeping keys of namespace versions. Both carry the hash tag
@@ -19,6 +20,8 @@ export const namespaceVersionKeys = {
   reclaimed: 'strata:{strata-ns}:reclaimed',
   /** String per namespace: the replica walking it now (a lease with a TTL). */
   reclaiming: (namespace: string) => `strata:{strata-ns}:reclaiming:${namespace}`,
+  /** String per request id and namespace: the idempotency record of a flush (`OnceRecord`), written by the bump. */
+  once: (id: string, namespace: string) => `strata:{strata-ns}:once:${id}:${namespace}`,
 } as const;
 
 /**
@@ -40,6 +43,28 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 return rec
 `;
 
+/**
+ * `bumpScript` at most once per request id: KEYS[3] the record key (same
+ * `{strata-ns}` slot), ARGV[5] the request's fingerprint, ARGV[6] the
+ * record's TTL ms (the record is `fingerprint|version record`; fingerprints
+ * hold no `|`). A record of the same fingerprint returns the recorded
+ * version record without bumping; one of another fingerprint returns `!`.
+ */
+const bumpOnceScript = `
+local seen = redis.call('GET', KEYS[3])
+if seen then
+  local fp, rec = string.match(seen, '^([^|]*)|(.*)$')
+  if fp ~= ARGV[5] then return '!' end
+  return rec
+end
+local function bump()
+${bumpScript}
+end
+local rec = bump()
+redis.call('SET', KEYS[3], ARGV[5] .. '|' .. rec, 'PX', math.max(1, math.ceil(tonumber(ARGV[6]))))
+return rec
+`;
+
 function decode(namespace: string, record: string): NamespaceVersion {
   const [version, at, ...by] = record.split('|');
   return { namespace, version: Number(version), flushedAtMs: Number(at), by: by.join('|') };
@@ -52,18 +77,22 @@ function decode(namespace: string, record: string): NamespaceVersion {
  */
 export function redisNamespaceVersions(client: Redis | Cluster): NamespaceVersionStore {
   return {
-    async bump(namespace, by, minimum) {
+    async bump(namespace, by, minimum, once) {
       const { current, history } = namespaceVersionKeys;
-      const record = (await client.eval(
-        bumpScript,
-        2,
-        current,
-        history(namespace),
-        namespace,
-        by,
-        String(minimum),
-        String(namespaceHistoryLimit),
-      )) as string;
+      const args = [namespace, by, String(minimum), String(namespaceHistoryLimit)];
+      const record = once
+        ? ((await client.eval(
+            bumpOnceScript,
+            3,
+            current,
+            history(namespace),
+            namespaceVersionKeys.once(once.id, namespace),
+            ...args,
+            once.fingerprint,
+            String(once.ttlMs),
+          )) as string)
+        : ((await client.eval(bumpScript, 2, current, history(namespace), ...args)) as string);
+      if (record === '!') throw new OnceConflictError(`namespace ${namespace}`);
       return decode(namespace, record);
     },
     async all() {

@@ -216,3 +216,39 @@ for i, k in ipairs(KEYS) do
 end
 return out
 `;
+
+/** The reply of a write or delete whose request id a different request already used (see `withOnce`). */
+export const onceConflictReply = -3;
+
+/**
+ * Makes a single-key write or delete script (reply `{a, b}`, negative `a`
+ * when it refused) run at most once per request id. KEYS[`keyIndex`] is the
+ * record's key, in the entry's hash slot; ARGV[`argIndex`] the request's
+ * fingerprint, ARGV[`argIndex` + 1] the record's TTL ms. A record of the
+ * same fingerprint means the change was made: the script is not run and the
+ * recorded reply is returned. A record of another fingerprint returns
+ * `{-3, 0}`. Otherwise the script runs and, unless it refused, the record
+ * `a|b|fingerprint` is written by the same script, so a change and its
+ * record exist together or not at all (Redis runs a script atomically, and
+ * a Cluster runs it on the one node owning the slot).
+ */
+export function withOnce(script: string, keyIndex: number, argIndex: number): string {
+  return `
+local rec = redis.call('GET', KEYS[${keyIndex}])
+if rec then
+  local a, b, fp = string.match(rec, '^(-?%d+)|(-?%d+)|(.*)$')
+  if fp ~= ARGV[${argIndex}] then return {${onceConflictReply}, 0} end
+  return {tonumber(a), tonumber(b)}
+end
+local function once()
+${script}
+end
+local done = once()
+if tonumber(done[1]) >= 0 then
+  -- %.0f: a version (Unix µs) has 16 digits, more than tostring keeps.
+  local text = string.format('%.0f|%.0f|', done[1], done[2]) .. ARGV[${argIndex}]
+  redis.call('SET', KEYS[${keyIndex}], text, 'PX', math.max(1, math.ceil(tonumber(ARGV[${argIndex + 1}]))))
+end
+return done
+`;
+}

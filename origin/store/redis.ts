@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { graceMs } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import { type Glob, parseGlob } from '../listing/glob.ts';
-import { decodeEntry, entryKey, graceArgs, storedEntry, tagSetKey } from './redis-codec.ts';
+import { decodeEntry, entryKey, graceArgs, onceKey, storedEntry, tagSetKey } from './redis-codec.ts';
 import {
   asBuffer,
   defineIndexedStrataCommands,
@@ -15,13 +15,15 @@ import {
 } from './redis-commands.ts';
 import { indexKeysOf, lexRange, standaloneIndexKeys } from './redis-key-index.ts';
 import { badCursor, listedKeys, listFields, scanCursor, scanPattern } from './redis-listing.ts';
-import { entryFields, tombstoneTtlMs } from './redis-scripts.ts';
+import { entryFields, onceConflictReply, tombstoneTtlMs } from './redis-scripts.ts';
 import {
   type EntryInput,
   type KeyListRequest,
   type KeyPage,
   LeaseLostError,
   type ListedKey,
+  OnceConflictError,
+  type OnceRecord,
   type PurgeSelector,
   type RemovalResult,
   type Store,
@@ -69,17 +71,27 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
 
   async function write(namespace: string, key: string, input: EntryInput): Promise<StoredEntry> {
     const k = entryKey(namespace, key);
-    const [version, createdAtMs] = await commands.strataSetIndexed(
-      k,
-      ...standaloneIndexKeys(namespace),
+    const args = [
       asBuffer(input.value),
       input.contentType,
       input.ttlMs,
       input.tags.join(','),
       ...graceArgs(input.grace),
       input.leaseId ?? '',
-    );
+    ] as const;
+    const { once } = input;
+    const [version, createdAtMs] = once
+      ? await commands.strataSetOnce(
+          k,
+          ...standaloneIndexKeys(namespace),
+          onceKey(k, once.id),
+          ...args,
+          once.fingerprint,
+          once.ttlMs,
+        )
+      : await commands.strataSetIndexed(k, ...standaloneIndexKeys(namespace), ...args);
     if (Number(version) === leaseLostReply) throw new LeaseLostError(k);
+    if (Number(version) === onceConflictReply) throw new OnceConflictError(k);
     if (input.tags.length > 0) await indexTags(namespace, k, input.tags, input.ttlMs + graceMs(input.grace ?? {}));
     return storedEntry(input, [version, createdAtMs]);
   }
@@ -176,8 +188,19 @@ export function redisStore(options: RedisStoreOptions): Store & { readonly clien
       );
       return new Map(results);
     },
-    async delete(namespace, key) {
-      return removeKeys([entryKey(namespace, key)]);
+    async delete(namespace, key, once?: OnceRecord) {
+      const k = entryKey(namespace, key);
+      if (!once) return removeKeys([k]);
+      const [n, v] = await commands.strataDeleteOnce(
+        k,
+        ...indexKeysOf(k),
+        onceKey(k, once.id),
+        tombstoneTtlMs,
+        once.fingerprint,
+        once.ttlMs,
+      );
+      if (Number(n) === onceConflictReply) throw new OnceConflictError(k);
+      return { removed: Number(n), version: Number(v) };
     },
     async purge(namespace, selector: PurgeSelector) {
       const targets = new Set(selector.keys.map((k) => entryKey(namespace, k)));

@@ -8,6 +8,7 @@ import {
   type EntryInput,
   type KeyListRequest,
   LeaseLostError,
+  OnceConflictError,
   type PurgeSelector,
   type RemovalResult,
   type Resilience,
@@ -128,6 +129,12 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
       nudge();
       return failed;
     }
+  }
+
+  /** Redis answering "no" (a lost lease, a request id used by another request) passes the breaker as a value, not a failure. */
+  function answered(error: unknown): Promise<LeaseLostError | OnceConflictError> {
+    if (error instanceof LeaseLostError || error instanceof OnceConflictError) return Promise.resolve(error);
+    return Promise.reject(error);
   }
 
   function unavailable(operation: string, message: string, details: Record<string, unknown> = {}): CacheError {
@@ -289,13 +296,8 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     },
     set: (namespace, key, input) =>
       exclusive(namespace, [key], async () => {
-        // A lost lease is Redis answering, not failing: it passes the breaker as a value.
-        const written = await call(
-          'set',
-          () => inner.set(namespace, key, input).catch((e) => (e instanceof LeaseLostError ? e : Promise.reject(e))),
-          false,
-        );
-        if (written instanceof LeaseLostError) throw written;
+        const written = await call('set', () => inner.set(namespace, key, input).catch(answered), false);
+        if (written instanceof Error) throw written;
         if (written === failed && input.leaseId !== undefined) {
           // Only Redis knows who holds the lease; the local tier cannot take a lease's write.
           throw unavailable('set', 'Store unavailable: a write under a refresh lease needs Redis');
@@ -308,7 +310,8 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
       }),
     setMany: (namespace, entries) =>
       exclusive(namespace, [...entries.keys()], async () => {
-        const written = await call('batch_set', () => inner.setMany(namespace, entries), false);
+        const written = await call('batch_set', () => inner.setMany(namespace, entries).catch(answered), false);
+        if (written instanceof Error) throw written;
         if (written === failed) {
           return new Map([...entries].map(([key, input]) => [key, writeLocally(namespace, key, input)]));
         }
@@ -319,9 +322,10 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
         }
         return written;
       }),
-    delete: (namespace, key) =>
+    delete: (namespace, key, once) =>
       exclusive(namespace, [key], async () => {
-        const removed = await call('delete', () => inner.delete(namespace, key), false);
+        const removed = await call('delete', () => inner.delete(namespace, key, once).catch(answered), false);
+        if (removed instanceof Error) throw removed;
         if (removed === failed) return deleteLocally(namespace, key);
         seen(namespace, key, removed.version);
         local.discardDirty(namespace, key);

@@ -36,6 +36,40 @@ export interface EntryInput {
    * {@link LeaseLostError} and writes nothing.
    */
   readonly leaseId?: string | undefined;
+  /** Idempotency record written with the change (see {@link OnceRecord}); stores without support ignore it. */
+  readonly once?: OnceRecord | undefined;
+}
+
+/**
+ * An idempotency record kept with a change, by request id (the hub's
+ * `correlation_id`): written in the same atomic step as the entry (one Lua
+ * script in the entry's hash slot on Redis and Redis Cluster, one
+ * synchronous step in the memory store), one per key. A later write or
+ * delete of the same key carrying the same `id` and `fingerprint` changes
+ * nothing and returns what the first one returned (same version, same
+ * times); one with the same `id` and another `fingerprint` throws
+ * {@link OnceConflictError}. So a request redelivered after a crash
+ * anywhere past the store write is never applied twice, and a batch
+ * redelivered after a partial write applies only the keys not yet recorded.
+ *
+ * The local fallback tier (Redis unavailable) keeps no records: a change it
+ * accepts is not deduplicated by the store.
+ */
+export interface OnceRecord {
+  /** The request's id (1-128 characters). */
+  readonly id: string;
+  /** What makes a redelivery the same request (content and credential). */
+  readonly fingerprint: string;
+  /** Milliseconds the record is kept (> 0). */
+  readonly ttlMs: number;
+}
+
+/** Thrown when a {@link OnceRecord}'s id was already used by a request of another fingerprint; the hub answers CACHE_004. */
+export class OnceConflictError extends Error {
+  constructor(key: string) {
+    super(`request id already used by a different request on ${key}`);
+    this.name = 'OnceConflictError';
+  }
 }
 
 /** A refresh lease (memcache leases, Nishtala et al., NSDI 2013): one holder per key at a time. */
@@ -129,8 +163,8 @@ export interface Store {
   set(namespace: string, key: string, input: EntryInput): Promise<StoredEntry>;
   /** Writes several entries; returns them, by key, with their new versions. */
   setMany(namespace: string, entries: ReadonlyMap<string, EntryInput>): Promise<Map<string, StoredEntry>>;
-  /** Removes one entry. `removed` is 0 when it was absent. */
-  delete(namespace: string, key: string): Promise<RemovalResult>;
+  /** Removes one entry. `removed` is 0 when it was absent. With `once`, idempotent by its id as {@link OnceRecord} says. */
+  delete(namespace: string, key: string, once?: OnceRecord): Promise<RemovalResult>;
   /** Removes the entries a selector names: keys, tag members and keys with the prefix. */
   purge(namespace: string, selector: PurgeSelector): Promise<RemovalResult>;
   /** Keys matching a glob, a page at a time (see {@link KeyListing}); every driver has it, facades forward it. */

@@ -5,7 +5,14 @@ import { compressedContentType } from '../../origin/compression.ts';
 import type { NamespaceVersionStore } from '../../origin/namespaces/versions.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
-import type { EntryInput, Store, StoredEntry, SwapChange, TieredStore } from '../../origin/store/store.ts';
+import {
+  type EntryInput,
+  OnceConflictError,
+  type Store,
+  type StoredEntry,
+  type SwapChange,
+  type TieredStore,
+} from '../../origin/store/store.ts';
 import { encryptedContentType, parseKeyring } from '../../shared/crypto.ts';
 import { storeLeaseConformance, storeLifecycleConformance } from './store-lifecycle.ts';
 import { keyListingConformance } from './store-listing.ts';
@@ -95,6 +102,53 @@ export function storeConformance<S extends Store>(
       expect((await store.delete(ns, 'gone')).removed).toBe(1);
       expect(await store.get(ns, 'gone')).toBeNull();
       expect((await store.delete(ns, 'gone')).removed).toBe(0);
+    });
+
+    it('a write with an idempotency record is applied once per request id; a redelivery returns the first result', async () => {
+      const ns = freshNamespace();
+      const once = { id: `req-${counter++}`, fingerprint: 'fp-1', ttlMs: 60_000 };
+      const first = await store.set(ns, 'once', input('a', { once }));
+      const again = await store.set(ns, 'once', input('a', { once }));
+      expect(again.version).toBe(first.version);
+      expect(again.expiresAtMs).toBe(first.expiresAtMs);
+      expect((await store.get(ns, 'once'))!.version).toBe(first.version);
+      // Another writer since: the redelivery still changes nothing.
+      const other = await store.set(ns, 'once', input('b'));
+      expect((await store.set(ns, 'once', input('a', { once }))).version).toBe(first.version);
+      expect(new TextDecoder().decode((await store.get(ns, 'once'))!.value)).toBe('b');
+      expect((await store.get(ns, 'once'))!.version).toBe(other.version);
+      await expect(store.set(ns, 'once', input('c', { once: { ...once, fingerprint: 'fp-2' } }))).rejects.toThrow(
+        OnceConflictError,
+      );
+    });
+
+    it('a batch redelivered after a partial write applies only the keys not yet recorded', async () => {
+      const ns = freshNamespace();
+      const once = { id: `req-${counter++}`, fingerprint: 'fp', ttlMs: 60_000 };
+      // The first delivery got as far as key a.
+      const a = (await store.set(ns, 'a', input('A', { once }))).version;
+      const batch = new Map([
+        ['a', input('A', { once })],
+        ['b', input('B', { once })],
+      ]);
+      const first = await store.setMany(ns, batch);
+      expect(first.get('a')!.version).toBe(a);
+      expect((await store.get(ns, 'b'))!.version).toBe(first.get('b')!.version);
+      const again = await store.setMany(ns, batch);
+      expect(again.get('a')!.version).toBe(a);
+      expect(again.get('b')!.version).toBe(first.get('b')!.version);
+    });
+
+    it('a delete with an idempotency record is applied once per request id', async () => {
+      const ns = freshNamespace();
+      const once = { id: `req-${counter++}`, fingerprint: 'fp', ttlMs: 60_000 };
+      await store.set(ns, 'd', input('x'));
+      const first = await store.delete(ns, 'd', once);
+      expect(first.removed).toBe(1);
+      const rewritten = await store.set(ns, 'd', input('y'));
+      const again = await store.delete(ns, 'd', once);
+      expect(again).toEqual(first);
+      expect((await store.get(ns, 'd'))!.version).toBe(rewritten.version);
     });
 
     it('an entry expires after its TTL', async () => {
@@ -336,6 +390,17 @@ export function storeConformance<S extends Store>(
         for (const k of ['a', 'd'])
           expect((await store.set(ns, k, input(k))).version).toBeGreaterThanOrEqual(flushed.version);
         expect((await versions.all()).get(ns)?.version).toBe(flushed.version);
+      });
+
+      it('a bump with an idempotency record happens once per request id; another request with the id is refused', async () => {
+        const versions = versionsOf(store);
+        const ns = freshNamespace();
+        const once = { id: `flush-${counter++}`, fingerprint: 'fp', ttlMs: 60_000 };
+        const first = await versions.bump(ns, 'svc', 0, once);
+        expect(await versions.bump(ns, 'svc', 0, once)).toEqual(first);
+        expect(await versions.history(ns)).toHaveLength(1);
+        await expect(versions.bump(ns, 'svc', 0, { ...once, fingerprint: 'other' })).rejects.toThrow(OnceConflictError);
+        expect((await versions.bump(ns, 'svc', 0)).version).toBeGreaterThan(first.version);
       });
 
       it('namespace versions only grow, honour the minimum, and keep their history newest first', async () => {
