@@ -10,16 +10,22 @@
  * - (a′) the same on the Deno edge;
  * - (e′) origin GET on a Redis hit, auth on, origin + Redis CPU, vs Webdis
  *   (`threads: 1`, `pool_size: 4`) + the same Redis reading `GET /GET/key.txt`.
+ * - (h) gRPC-web `Get` on the same origin and Redis hit, origin + Redis CPU
+ *   per call, vs REST `GET` of the same key (wrk posts a pre-encoded
+ *   gRPC-web frame, rotating the same tokens).
  * Bare Hono routes on Node and Deno are printed as references.
  */
 import { spawn } from 'node:child_process';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GetRequestSchema, GetResponseSchema } from '../gen/strata/cache/v1/cache_pb.js';
 import { signServiceToken } from '../scripts/lib/dev-auth.ts';
 import { freePort } from '../scripts/lib/ports.ts';
 import { stopPid, waitFor } from '../scripts/lib/proc.ts';
 import { redisCommand, startRedis } from '../scripts/services/redis.ts';
+import { frame } from './grpc-bench.ts';
 import { type BenchRow, fmt } from './load.ts';
 import {
   best,
@@ -202,6 +208,39 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
       );
       rows.push(
         ratioRow("(e') origin GET on a Redis hit, auth on, origin + Redis CPU, pinned", p, 'Webdis + Redis', 2.0, 1.5),
+      );
+    }
+
+    if (want('h')) {
+      const rpcUrl = `${origin.url}/strata.cache.v1.CacheService/Get`;
+      const headers = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
+      const body = frame(toBinary(GetRequestSchema, create(GetRequestSchema, { namespace: 'bench', key: 'hot' })));
+      const check = await fetch(rpcUrl, {
+        method: 'POST',
+        headers: { ...headers, Authorization: `Bearer ${tokens[1]}` },
+        body,
+      });
+      const answer = Buffer.from(await check.arrayBuffer());
+      // gRPC-web answers HTTP 200 even for errors: decode the one message to know the call hit.
+      const reply =
+        answer.byteLength >= 5
+          ? fromBinary(GetResponseSchema, answer.subarray(5, 5 + answer.readUInt32BE(1)))
+          : undefined;
+      if (!reply?.found || reply.value.byteLength !== value.length)
+        throw new Error('gRPC-web Get did not hit the stored value');
+      const grpcFiles = writeWrkFiles(dir, tokens, { method: 'POST', headers, body });
+      const p = await paired(
+        () => pinnedRun(rpcUrl, [origin.pid, redis.pids[0]!], grpcFiles, run),
+        measure(`${origin.url}${path}`, [origin.pid, redis.pids[0]!]),
+      );
+      rows.push(
+        ratioRow(
+          '(h) gRPC-web Get vs REST GET, origin Redis hit, auth on, origin + Redis CPU, pinned',
+          p,
+          'REST GET',
+          2.0,
+          1.3,
+        ),
       );
     }
   } finally {

@@ -77,11 +77,51 @@ request = function()
 end
 `;
 
-/** Writes the wrk script and the token file into `dir`; returns the paths wrk needs. */
-export function writeWrkFiles(dir: string, tokens: readonly string[]): { script: string; tokens: string } {
-  const script = join(dir, 'tokens.lua');
+/** A request other than a bare GET for {@link writeWrkFiles}: its method, extra headers and body bytes. */
+export interface WrkRequest {
+  readonly method: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** The wrk script for `request`: the body is read once (binary) from a file beside the script. */
+function wrkScriptFor(request: WrkRequest, bodyFile: string): string {
+  const headers = Object.entries(request.headers)
+    .map(([name, value]) => `[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
+    .join(', ');
+  return `
+local tokens = {}
+local i = 0
+local body
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  local f = io.open(${JSON.stringify(bodyFile)}, "rb")
+  body = f:read("*a")
+  f:close()
+end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format(${JSON.stringify(request.method)}, nil, { ${headers}, ["Authorization"] = "Bearer " .. tokens[i] }, body)
+end
+`;
+}
+
+/**
+ * Writes the wrk script and the token file into `dir`; returns the paths wrk
+ * needs. Without `request` every request is a GET; with it, each request has
+ * its method, headers and body (a gRPC-web frame, for one).
+ */
+export function writeWrkFiles(
+  dir: string,
+  tokens: readonly string[],
+  request?: WrkRequest,
+): { script: string; tokens: string } {
+  const name = request ? `tokens-${request.method.toLowerCase()}` : 'tokens';
+  const script = join(dir, `${name}.lua`);
   const tokenFile = join(dir, 'tokens.txt');
-  writeFileSync(script, wrkScript);
+  const bodyFile = join(dir, `${name}.body`);
+  if (request) writeFileSync(bodyFile, request.body);
+  writeFileSync(script, request ? wrkScriptFor(request, bodyFile) : wrkScript);
   writeFileSync(tokenFile, `${tokens.join('\n')}\n`);
   return { script, tokens: tokenFile };
 }
