@@ -16,10 +16,10 @@
  * Bare Hono routes on Node and Deno are printed as references.
  */
 import { spawn } from 'node:child_process';
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { GetRequestSchema, GetResponseSchema } from '../gen/strata/cache/v1/cache_pb.js';
 import { signServiceToken } from '../scripts/lib/dev-auth.ts';
 import { freePort } from '../scripts/lib/ports.ts';
