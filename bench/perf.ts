@@ -13,6 +13,8 @@
  * - (h) gRPC-web `Get` on the same origin and Redis hit, origin + Redis CPU
  *   per call, vs REST `GET` of the same key (wrk posts a pre-encoded
  *   gRPC-web frame, rotating the same tokens).
+ * - (s) the real trace through edge + origin on embedded defaults beside a
+ *   bare proxy + store pair (`bench/trace-bench.ts`).
  * Bare Hono routes on Node and Deno are printed as references.
  */
 import { spawn } from 'node:child_process';
@@ -40,6 +42,7 @@ import {
 } from './pinned.ts';
 import { type BenchProcess, startProcess } from './procs.ts';
 import { deno } from './runtimes-bench.ts';
+import { traceBenchmark } from './trace-bench.ts';
 
 interface Anchor {
   readonly url: string;
@@ -243,6 +246,8 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
         ),
       );
     }
+
+    if (want('s')) rows.push(await traceBenchmark({ secret, token: tokens[0]! }));
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
