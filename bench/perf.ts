@@ -37,10 +37,11 @@ import {
   paired,
   pin,
   pinnedRun,
+  pinnedServers,
   spreadPercent,
   writeWrkFiles,
 } from './pinned.ts';
-import { type BenchProcess, startProcess } from './procs.ts';
+import { startProcess } from './procs.ts';
 import { deno } from './runtimes-bench.ts';
 import { traceBenchmark } from './trace-bench.ts';
 
@@ -135,16 +136,10 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
   const auth = { AUTH_JWT_SECRET: secret };
   const path = '/api/v1/cache/bench/hot';
   const value = 'x'.repeat(1024);
-  const stops: (() => Promise<void>)[] = [];
-  const started = async (p: Promise<BenchProcess>) => {
-    const proc = await p;
-    pin(proc.pid, 0);
-    stops.push(() => proc.stop());
-    return proc;
-  };
+  const { started, onStop, stopAll } = pinnedServers();
   try {
     const redis = await startRedis({ dir: join(dir, 'redis') });
-    stops.push(() => redis.stop());
+    onStop(() => redis.stop());
     pin(redis.pids[0]!, 0);
     const origin = await started(
       startProcess('origin/main.ts', 'ORIGIN_PORT', {
@@ -175,7 +170,7 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
     if (want('a')) {
       const edge = await started(startProcess('edge/adapters/node/main.ts', 'EDGE_PORT', edgeEnv));
       const varnish = await startVarnish(edge.url, dir);
-      stops.push(() => varnish.stop());
+      onStop(() => varnish.stop());
       await warm(edge.url);
       await warm(varnish.url);
       const bare = await started(startProcess('bench/bare-hono.ts', 'BARE_PORT', { BARE_VALUE_BYTES: '1024' }));
@@ -204,7 +199,7 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
     if (want('e')) {
       await redisCommand(redis.port, `SET key ${value}`);
       const webdis = await startWebdis(redis.port, dir);
-      stops.push(() => webdis.stop());
+      onStop(() => webdis.stop());
       const p = await paired(
         measure(`${origin.url}${path}`, [origin.pid, redis.pids[0]!]),
         measure(`${webdis.url}/GET/key.txt`, [...webdis.pids, redis.pids[0]!]),
@@ -249,7 +244,7 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
 
     if (want('s')) rows.push(await traceBenchmark({ secret, token: tokens[0]! }));
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;

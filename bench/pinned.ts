@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDebianCommand } from '../scripts/lib/proc.ts';
+import type { BenchProcess } from './procs.ts';
 
 const clockTicks = 100; // USER_HZ on Linux
 
@@ -227,4 +228,31 @@ export function best(runs: readonly PinnedRun[]): PinnedRun {
 export function spreadPercent(runs: readonly PinnedRun[]): number {
   const xs = runs.map((r) => r.cpuUsPerReq);
   return (100 * (Math.max(...xs) - Math.min(...xs))) / Math.min(...xs);
+}
+
+/**
+ * The servers of one pinned measurement: `started` pins each to core 0 as it
+ * comes up, `onStop` registers anything else to stop (Redis, anchors), and
+ * `stopAll` stops everything in reverse order, ignoring failures.
+ */
+export function pinnedServers(): {
+  started(p: Promise<BenchProcess>): Promise<BenchProcess>;
+  onStop(stop: () => Promise<void>): void;
+  stopAll(): Promise<void>;
+} {
+  const stops: (() => Promise<void>)[] = [];
+  return {
+    async started(p) {
+      const proc = await p;
+      pin(proc.pid, 0);
+      stops.push(() => proc.stop());
+      return proc;
+    },
+    onStop(stop) {
+      stops.push(stop);
+    },
+    async stopAll() {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+    },
+  };
 }

@@ -14,8 +14,8 @@
  */
 import { spawn } from 'node:child_process';
 import { type BenchRow, fmt } from './load.ts';
-import { cpuSecondsOf, pin } from './pinned.ts';
-import { type BenchProcess, startProcess } from './procs.ts';
+import { cpuSecondsOf, pinnedServers } from './pinned.ts';
+import { startProcess } from './procs.ts';
 
 /** What one replay measured. */
 interface TraceRun {
@@ -86,13 +86,7 @@ export async function traceBenchmark(options: {
   limit?: number;
 }): Promise<BenchRow> {
   const trace = { path: options.trace, limit: options.limit };
-  const stops: (() => Promise<void>)[] = [];
-  const started = async (p: Promise<BenchProcess>) => {
-    const proc = await p;
-    pin(proc.pid, 0);
-    stops.push(() => proc.stop());
-    return proc;
-  };
+  const { started, stopAll } = pinnedServers();
   try {
     const store = await started(startProcess('bench/bare-store.ts', 'BARE_PORT'));
     const proxy = await started(startProcess('bench/bare-proxy.ts', 'BARE_PORT', { BARE_ORIGIN_URL: store.url }));
@@ -120,6 +114,6 @@ export async function traceBenchmark(options: {
       met: strata.errors === 0 && strata.cpuUsPerReq <= 150 && strata.rps >= 3000 ? 'yes' : 'no',
     };
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await stopAll();
   }
 }
