@@ -10,7 +10,7 @@ import { Agent, createServer, request } from 'node:http';
 const origin = new URL(process.env.BARE_ORIGIN_URL ?? 'http://127.0.0.1:8080');
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-createServer((req, res) => {
+const server = createServer((req, res) => {
   if (req.url === '/health') {
     res.writeHead(200).end('ok');
     return;
@@ -34,4 +34,7 @@ createServer((req, res) => {
     res.end();
   });
   req.pipe(upstream);
-}).listen(Number(process.env.BARE_PORT ?? 0), '127.0.0.1');
+});
+// Idle keep-alive connections outlive the client's reuse window, so a reused socket is never closed under a request.
+server.keepAliveTimeout = 65_000;
+server.listen(Number(process.env.BARE_PORT ?? 0), '127.0.0.1');

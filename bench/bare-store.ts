@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 const values = new Map<string, Buffer>();
 const prefix = '/api/v1/cache/';
 
-createServer((req, res) => {
+const server = createServer((req, res) => {
   const url = req.url ?? '';
   if (url === '/health') {
     res.writeHead(200).end('ok');
@@ -33,4 +33,7 @@ createServer((req, res) => {
   if (value === undefined) res.writeHead(404, { 'Content-Length': 0 }).end();
   else
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': value.byteLength }).end(value);
-}).listen(Number(process.env.BARE_PORT ?? 0), '127.0.0.1');
+});
+// Idle keep-alive connections outlive the client's reuse window, so a reused socket is never closed under a request.
+server.keepAliveTimeout = 65_000;
+server.listen(Number(process.env.BARE_PORT ?? 0), '127.0.0.1');

@@ -25,6 +25,8 @@ interface TraceRun {
   /** Server CPU µs per trace request (both processes of the pair). */
   readonly cpuUsPerReq: number;
   readonly hitRatio: string;
+  /** The replay's first error message, when there were errors. */
+  readonly firstError?: string;
 }
 
 async function replay(
@@ -70,6 +72,7 @@ async function replay(
     errors: Number(field('errors')),
     cpuUsPerReq: requests > 0 ? (used / requests) * 1e6 : Number.NaN,
     hitRatio: field('overall hit ratio \\(of reads\\)'),
+    firstError: /^first errors:\n\s+(.+)$/m.exec(out)?.[1],
   };
 }
 
@@ -103,7 +106,7 @@ export async function traceBenchmark(options: {
     );
     const strata = await replay(edge.url, options.token, [origin.pid, edge.pid], trace);
     const cell = (r: TraceRun) =>
-      `${fmt(r.cpuUsPerReq, 1)} µs CPU/trace request, ${fmt(r.rps)} req/s, hit ratio ${r.hitRatio}, ${r.errors} errors`;
+      `${fmt(r.cpuUsPerReq, 1)} µs CPU/trace request, ${fmt(r.rps)} req/s, hit ratio ${r.hitRatio}, ${r.errors} errors${r.firstError ? ` (first: ${r.firstError})` : ''}`;
     const ratio = strata.cpuUsPerReq / bare.cpuUsPerReq;
     return {
       benchmark: `(s) real trace, ${options.limit ? 'first' : 'full,'} ${strata.requests} requests, concurrency 16, embedded defaults, auth on: edge + origin CPU, pinned`,
