@@ -120,7 +120,13 @@ function ratioRow(benchmark: string, p: PairedRuns, anchorName: string, hard: nu
 }
 
 /** The pinned hit-path figures (a), (a′), (e′) with their anchors. */
-export async function perfBenchmarks(options: { durationSeconds: number; connections: number; sections?: string }) {
+export async function perfBenchmarks(options: {
+  durationSeconds: number;
+  connections: number;
+  sections?: string;
+  /** Bench (s) replays only the trace's first requests (default: all). */
+  traceLimit?: number;
+}) {
   ensureBenchTools();
   const want = (s: string) => !options.sections || options.sections.includes(s);
   const rows: BenchRow[] = [];
@@ -242,7 +248,15 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
       );
     }
 
-    if (want('s')) rows.push(await traceBenchmark({ secret, token: tokens[0]! }));
+    if (want('s')) {
+      rows.push(
+        await traceBenchmark({
+          secret,
+          token: tokens[0]!,
+          ...(options.traceLimit ? { limit: options.traceLimit } : {}),
+        }),
+      );
+    }
   } finally {
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
