@@ -2,6 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import { defaultPurgeLogKey } from '../origin/purge/redis-stream-bus.ts';
 import { redisStore } from '../origin/store/redis.ts';
 import { waitFor } from '../scripts/lib/proc.ts';
 import { type Rig, rigLatencyMs, startRig } from '../scripts/lib/rig.ts';
@@ -39,6 +42,44 @@ async function prime(edge: string, token: string, path: string, body: string): P
   });
 }
 
+/** kafkajs's `ConfigResourceTypes.TOPIC` (the enum is not an ES module export of the CommonJS package). */
+const topicResource = 2;
+
+type StreamEntry = [id: string, fields: string[]];
+
+/** The newest purge log entry (not an intent) of `redis` that `match` accepts: its stream id and decoded fields. */
+async function newestLogEntry(
+  redis: Redis,
+  match: (data: { namespace?: string; origin_region?: string }) => boolean,
+): Promise<{ id: string; inc: string } | null> {
+  const entries = (await redis.xrevrange(`${defaultPurgeLogKey}:stream`, '+', '-', 'COUNT', 10)) as StreamEntry[];
+  for (const [id, list] of entries) {
+    const fields = new Map<string, string>();
+    for (let i = 0; i + 1 < list.length; i += 2) fields.set(list[i]!, list[i + 1]!);
+    if (fields.get('intent') === '1') continue;
+    if (match(JSON.parse(fields.get('data') ?? '{}'))) return { id, inc: fields.get('inc') ?? '' };
+  }
+  return null;
+}
+
+/** A stream id's time: the ms its entry was appended (Redis's clock; one machine here). */
+const streamMs = (id: string) => Number(id.split('-')[0]);
+
+/**
+ * Where one write's cross-region purge spent its time, ms, on the machine's
+ * clock: PUT answered (region a's log append inside it), a's log → the
+ * broker's append (the record's LogAppendTime: the forwarder's read and the
+ * produce request's way through a's proxy), that append → region b's log
+ * (the fetch answer's way through b's proxy, b's apply), b's log → b's edges
+ * purged.
+ */
+interface Stages {
+  ack: number;
+  forward: number;
+  kafka: number;
+  relay: number;
+}
+
 /**
  * (l) A write acknowledged in region A until every edge of both regions has
  * dropped its copy: per write, the time from the PUT at an origin of A to the
@@ -52,6 +93,14 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
   const a = regions.a!;
   const b = regions.b!;
   const storeB = redisStore({ url: b.redis.REDIS_URL });
+  const logA = new Redis(a.redis.REDIS_URL!);
+  const logB = new Redis(b.redis.REDIS_URL!);
+  // Reads the shared topic directly (no proxy) for each record's timestamp: when the broker appended it.
+  const sentAt = new Map<string, number>();
+  const kafka = new Kafka({ brokers: [rig.state.kafka], clientId: 'bench-regions', logLevel: logLevel.NOTHING });
+  const topic = 'cache.invalidation'; // the rig's KAFKA_INVALIDATION_TOPIC (the default)
+  const tap = kafka.consumer({ groupId: `bench-regions-${Date.now()}`, maxWaitTimeInMs: 100 });
+  const stageOf: { eventId: string; t0: number; ackAt: number; aLog: number; bLog: number; bEdges: number }[] = [];
   const path = '/api/v1/cache/bench-xr/k';
   const put = async (value: string) => {
     const res = await fetch(`${a.origins[0]}${path}?ttl=3600`, {
@@ -67,10 +116,37 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
   const seedB = (value: string) =>
     storeB.set('bench-xr', 'k', { value: text.encode(value), contentType: 'text/plain', ttlMs: 3_600_000, tags: [] });
   try {
+    // The broker stamps each record when it appends it (LogAppendTime): splits the Kafka leg at the broker.
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: topicResource,
+          name: topic,
+          configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+        },
+      ],
+    });
+    await admin.disconnect();
+    let tapJoined = false;
+    tap.on(tap.events.GROUP_JOIN, () => {
+      tapJoined = true;
+    });
+    await tap.connect();
+    await tap.subscribe({ topic, fromBeginning: false });
+    await tap.run({
+      eachMessage: async ({ message }) => {
+        const id = (JSON.parse(message.value?.toString() ?? '{}') as { id?: string }).id;
+        if (id) sentAt.set(id, Number(message.timestamp));
+      },
+    });
     // The first write's purge must have crossed before B's copy for the first measured write goes in.
     await seedB('b0');
     for (const edge of b.edges) await prime(edge, token, path, 'b0');
     await put('a0');
+    await waitFor('the bench consumer to join', async () => tapJoined, 30_000, 20);
     for (const edge of b.edges)
       await waitFor(
         'the first purge in region b',
@@ -87,7 +163,9 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
       ]);
       for (const [edge, body] of before) await prime(edge, token, path, body);
       const t0 = performance.now();
+      const wall0 = Date.now();
       await put(`a${i}`);
+      const ackAt = Date.now();
       const purgedAfter = await Promise.all(
         [...before].map(async ([edge, old]) => {
           for (;;) {
@@ -97,10 +175,41 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
       );
       all.push(Math.max(...purgedAfter));
       inRegion.push(Math.max(...purgedAfter.slice(0, a.edges.length)));
+      const inA = await newestLogEntry(logA, (d) => d.namespace === 'bench-xr' && d.origin_region === undefined);
+      const inB = await newestLogEntry(logB, (d) => d.namespace === 'bench-xr' && d.origin_region === 'a');
+      if (inA && inB)
+        stageOf.push({
+          eventId: `a:${inA.inc}:${inA.id}`,
+          t0: wall0,
+          ackAt,
+          aLog: streamMs(inA.id),
+          bLog: streamMs(inB.id),
+          bEdges: wall0 + Math.max(...purgedAfter.slice(a.edges.length)),
+        });
     }
+    await waitFor(
+      'the bench to see every forwarded event',
+      async () => stageOf.every((s) => sentAt.has(s.eventId)),
+      10_000,
+      50,
+    ).catch(() => {});
   } finally {
+    await tap.disconnect().catch(() => {});
+    logA.disconnect();
+    logB.disconnect();
     await storeB.close();
   }
+  const stages: Stages[] = stageOf
+    .filter((s) => sentAt.has(s.eventId))
+    .map((s) => ({
+      ack: s.ackAt - s.t0,
+      forward: sentAt.get(s.eventId)! - s.aLog,
+      kafka: s.bLog - sentAt.get(s.eventId)!,
+      relay: s.bEdges - s.bLog,
+    }));
+  const stage = (name: keyof Stages) => summary(stages.map((s) => s[name]));
+  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's log (fetch answer one way, apply) ${stage('kafka')}; b's log → b's edges purged ${stage('relay')}`;
+  process.stdout.write(`${breakdown}\n`);
   const rttMs = 2 * rigLatencyMs;
   const p99 = percentile(all, 99);
   return {

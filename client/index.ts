@@ -115,6 +115,9 @@ export interface EntryLifecycle {
   readonly lease: string | undefined;
 }
 
+/** An entry of a {@link CacheClient.getMany} answer: the value, its metadata and its lifecycle (no lease: batch reads offer none). */
+export type BatchEntry = CacheEntry & Omit<EntryLifecycle, 'lease'>;
+
 /** Options of a single-key read. */
 export interface ReadOpts extends CallOpts {
   /** Strong read (REST `Cache-Control: no-cache`): never the fallback tier (CACHE_005 while the store is down), never stale (a miss). */
@@ -192,7 +195,22 @@ function graceOf(opts: Pick<WriteOpts, 'staleWhileRevalidateSeconds' | 'staleIfE
   };
 }
 
-function fromMetadata(value: Uint8Array, meta: EntryMetadata | undefined, source: CacheSource): CacheEntry {
+/** The lifecycle fields GetResponse and EntryMetadata share, as numbers. */
+function lifecycleOf(res: {
+  staleReason: string;
+  ageSeconds: bigint;
+  staleWhileRevalidateSeconds: bigint;
+  staleIfErrorSeconds: bigint;
+}): Omit<EntryLifecycle, 'lease'> {
+  return {
+    staleReason: res.staleReason as StaleReason,
+    ageSeconds: Number(res.ageSeconds),
+    staleWhileRevalidateSeconds: Number(res.staleWhileRevalidateSeconds),
+    staleIfErrorSeconds: Number(res.staleIfErrorSeconds),
+  };
+}
+
+function fromMetadata(value: Uint8Array, meta: EntryMetadata | undefined, source: CacheSource): BatchEntry {
   return {
     value,
     contentType: meta?.contentType ?? '',
@@ -200,7 +218,10 @@ function fromMetadata(value: Uint8Array, meta: EntryMetadata | undefined, source
     expiresAtMs: Number(meta?.expiresAtMs ?? 0n),
     tags: meta?.tags ?? [],
     source,
-    stale: false,
+    stale: meta?.stale ?? false,
+    ...(meta
+      ? lifecycleOf(meta)
+      : { staleReason: '' as const, ageSeconds: 0, staleWhileRevalidateSeconds: 0, staleIfErrorSeconds: 0 }),
   };
 }
 
@@ -266,10 +287,7 @@ export class CacheClient {
       tags: res.tags,
       source: res.source,
       stale: res.stale,
-      staleReason: res.staleReason as StaleReason,
-      ageSeconds: Number(res.ageSeconds),
-      staleWhileRevalidateSeconds: Number(res.staleWhileRevalidateSeconds),
-      staleIfErrorSeconds: Number(res.staleIfErrorSeconds),
+      ...lifecycleOf(res),
       lease,
       degraded,
     };
@@ -349,15 +367,15 @@ export class CacheClient {
     return { deleted: res.deleted, version: Number(res.version), degraded };
   }
 
-  /** Reads up to 1000 keys: found entries by key, and the keys that missed. */
+  /** Reads up to 1000 keys: found entries by key (with their lifecycle: stale reason, age, grace windows), and the keys that missed. */
   async getMany(
     keys: readonly string[],
     opts: CallOpts = {},
-  ): Promise<{ values: Map<string, CacheEntry>; missingKeys: string[]; source: CacheSource } & Degraded> {
+  ): Promise<{ values: Map<string, BatchEntry>; missingKeys: string[]; source: CacheSource } & Degraded> {
     const { res, degraded } = await this.#run(true, opts, (call) =>
       this.rpc.batchGet({ namespace: this.namespace, keys: [...keys] }, call),
     );
-    const values = new Map<string, CacheEntry>();
+    const values = new Map<string, BatchEntry>();
     for (const [key, value] of Object.entries(res.values)) {
       values.set(key, fromMetadata(value, res.entries[key], res.source));
     }

@@ -81,11 +81,11 @@ type Entry struct {
 	// Stale: a stale answer, past its TTL within stale-while-revalidate, soft-purged, or a local copy
 	// Redis may have moved past.
 	Stale bool
-	// StaleReason is "revalidating" or "soft-purge" past the fresh lifetime, empty otherwise (Get only).
+	// StaleReason is "revalidating" or "soft-purge" past the fresh lifetime, empty otherwise.
 	StaleReason string
-	// AgeSeconds is the time since the entry was written, seconds (Get only).
+	// AgeSeconds is the time since the entry was written, seconds.
 	AgeSeconds int64
-	// StaleWhileRevalidateSeconds and StaleIfErrorSeconds are the writer's grace windows (RFC 5861; Get only).
+	// StaleWhileRevalidateSeconds and StaleIfErrorSeconds are the writer's grace windows (RFC 5861).
 	StaleWhileRevalidateSeconds int64
 	StaleIfErrorSeconds         int64
 }
@@ -395,6 +395,8 @@ func (c *Client) GetMany(ctx context.Context, keys []string) (*GetManyResult, er
 		e := &Entry{Value: v, Source: res.Msg.Source}
 		if m := res.Msg.Entries[k]; m != nil {
 			e.ContentType, e.Version, e.ExpiresAtMs, e.Tags = m.ContentType, m.Version, m.ExpiresAtMs, m.Tags
+			e.Stale, e.StaleReason, e.AgeSeconds = m.Stale, m.StaleReason, m.AgeSeconds
+			e.StaleWhileRevalidateSeconds, e.StaleIfErrorSeconds = m.StaleWhileRevalidateSeconds, m.StaleIfErrorSeconds
 		}
 		out.Values[k] = e
 	}

@@ -330,6 +330,14 @@ func TestEntryLifecycle(t *testing.T) {
 	if err != nil || e == nil || string(e.Value) != "v1" || !e.Stale || e.StaleReason != "soft-purge" {
 		t.Fatalf("soft-purged entry: %+v %v", e, err)
 	}
+	many, err := c.GetMany(ctx, []string{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := many.Values[k]; b == nil || !b.Stale || b.StaleReason != "soft-purge" ||
+		b.StaleWhileRevalidateSeconds != 300 || b.StaleIfErrorSeconds != 600 {
+		t.Fatalf("a batch read answers the same lifecycle: %+v", b)
+	}
 	if e, err := c.Get(ctx, k, cache.Strong()); err != nil || e != nil {
 		t.Fatalf("a strong read of a stale entry is a miss: %+v %v", e, err)
 	}

@@ -18,7 +18,14 @@ import {
   tagSchema,
   ttlSecondsSchema,
 } from '../../shared/keys.ts';
-import { ageSeconds, type GraceWindows, isLeaseToken, maxPreferWaitSeconds } from '../../shared/lifecycle.ts';
+import {
+  ageSeconds,
+  freshness,
+  type GraceWindows,
+  isLeaseToken,
+  maxPreferWaitSeconds,
+  staleReasonOf,
+} from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import { graceSecondsSchema, maxBatchKeys, purgeRequestSchema } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
@@ -124,12 +131,32 @@ function readOptionsOf(req: { lease: boolean; waitSeconds: number; strong: boole
   return { lease: req.lease || waitSeconds > 0, waitSeconds, strong: req.strong };
 }
 
-function metadataOf(entry: StoredEntry) {
-  return create(EntryMetadataSchema, {
+/**
+ * The fields of an entry that Get and {@link metadataOf} both answer:
+ * version, expiry and write time (Unix ms), content type, tags, `Age`
+ * (seconds, RFC 9111 §5.1) at `nowMs`, and the writer's grace windows
+ * (seconds, RFC 5861).
+ */
+function entryFieldsOf(entry: StoredEntry, nowMs: number) {
+  return {
     version: BigInt(entry.version),
     expiresAtMs: BigInt(entry.expiresAtMs),
     contentType: entry.contentType,
     tags: [...entry.tags],
+    ageSeconds: BigInt(ageSeconds(entry, nowMs)),
+    staleWhileRevalidateSeconds: BigInt(Math.floor((entry.staleWhileRevalidateMs ?? 0) / 1000)),
+    staleIfErrorSeconds: BigInt(Math.floor((entry.staleIfErrorMs ?? 0) / 1000)),
+    createdAtMs: BigInt(entry.createdAtMs),
+  };
+}
+
+/** `EntryMetadata` of a batch answer at `nowMs`: stale (with its reason) when past its TTL within `stale-while-revalidate`. */
+function metadataOf(entry: StoredEntry, nowMs: number) {
+  const stale = freshness(entry, nowMs) === 'stale';
+  return create(EntryMetadataSchema, {
+    ...entryFieldsOf(entry, nowMs),
+    stale,
+    staleReason: stale ? staleReasonOf(entry) : '',
   });
 }
 
@@ -176,17 +203,10 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
             found: true,
             value: entry.value,
             source: sources[read.tier],
-            version: BigInt(entry.version),
-            expiresAtMs: BigInt(entry.expiresAtMs),
-            contentType: entry.contentType,
-            tags: [...entry.tags],
+            ...entryFieldsOf(entry, now()),
             stale: read.status === 'STALE',
             staleReason: read.staleReason ?? '',
-            ageSeconds: BigInt(ageSeconds(entry, now())),
             lease: read.lease ?? '',
-            staleWhileRevalidateSeconds: BigInt(Math.floor((entry.staleWhileRevalidateMs ?? 0) / 1000)),
-            staleIfErrorSeconds: BigInt(Math.floor((entry.staleIfErrorMs ?? 0) / 1000)),
-            createdAtMs: BigInt(entry.createdAtMs),
           },
           tier: read.tier,
           result: read.status === 'STALE' ? 'stale' : 'hit',
@@ -236,6 +256,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
         const values: Record<string, Uint8Array> = {};
         const entries: Record<string, ReturnType<typeof metadataOf>> = {};
         const missingKeys: string[] = [];
+        const nowMs = now();
         for (const key of new Set(keys)) {
           const entry = read.found.get(key);
           if (!entry) {
@@ -243,7 +264,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
             continue;
           }
           values[key] = entry.value;
-          entries[key] = metadataOf(entry);
+          entries[key] = metadataOf(entry, nowMs);
         }
         return {
           out: { values, entries, missingKeys, source: sources[read.tier] },
@@ -265,7 +286,7 @@ export function grpcCacheService(deps: GrpcServiceDeps): ServiceImpl<typeof Cach
         const stored = await untilAborted(ctx.signal, () => service.setMany(req.namespace, writes));
         if ([...stored.values()].some(acceptedLocally)) degraded(ctx);
         const entries: Record<string, ReturnType<typeof metadataOf>> = {};
-        for (const [key, entry] of stored) entries[key] = metadataOf(entry);
+        for (const [key, entry] of stored) entries[key] = metadataOf(entry, now());
         return {
           out: { success: true, storedCount: stored.size, entries },
           tier: service.store.kind,

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { type OffsetCommitter, offsetCommitter } from '../kafka/offset-committer.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation, decodeRegionReset } from './applier.ts';
 import { ensureTopics } from './kafka-topics.ts';
@@ -79,6 +80,8 @@ export interface KafkaSource extends InvalidationSource {
 // Back-off while the store or the DLQ producer fails: the partition waits rather than skip an event.
 const retryMinMs = 100;
 const retryMaxMs = 2_000;
+/** Milliseconds `stop()` waits for background offset commits before leaving the group. */
+const commitFlushMs = 3_000;
 /** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
 const chunkSize = 64;
 /** Per-key order follows the Kafka message key (read as latin1: one character per byte, so distinct keys stay distinct). */
@@ -90,8 +93,10 @@ const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ??
  *
  * - **At-least-once**: auto-commit is off; per partition, a batch's offsets
  *   are resolved one by one after the applier purged the store and handed the
- *   purge to the purge bus, and committed when the batch ends (also when it ends
- *   early on shutdown, rebalance or error). A crash re-delivers at most the
+ *   purge to the purge bus, and committed when the batch ends: in the
+ *   background ({@link offsetCommitter}), so the next fetch is not held back
+ *   by a coordinator round trip, and before returning when the batch ends
+ *   early (shutdown, rebalance, error). A crash re-delivers at most the
  *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
  * - **Order**: producers key messages by `namespace` or `namespace:key`, so
  *   one key's events share a partition. Partitions are processed in
@@ -124,6 +129,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     createPartitioner: Partitioners.DefaultPartitioner,
   });
   let consumer: Consumer | undefined;
+  let committer: OffsetCommitter | undefined;
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let restartDelayMs = 500;
@@ -173,9 +179,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     return done;
   };
 
-  const eachBatch = async (p: EachBatchPayload) => {
+  const eachBatchOf = (committer: OffsetCommitter) => async (p: EachBatchPayload) => {
     const { partition, messages } = p.batch;
     let next: string | null = null;
+    let complete = false;
     try {
       for (let start = 0; start < messages.length; start += chunkSize) {
         const chunk = messages.slice(start, start + chunkSize);
@@ -186,12 +193,18 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           next = (BigInt(last) + 1n).toString();
         }
         if (done < chunk.length) break;
-        await p.heartbeat();
+        // Between chunks only: after the last one the runner heartbeats itself.
+        if (start + chunkSize < messages.length) await p.heartbeat();
       }
+      complete = true;
       options.onLag?.(partition, Number(p.batch.offsetLag()));
     } finally {
       if (next !== null) {
-        await p.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+        const offsets = { topics: [{ topic, partitions: [{ partition, offset: next }] }] };
+        // A batch cut short (shutdown, rebalance, failure) commits before it returns, so a peer starts after it.
+        if (complete && p.isRunning() && !p.isStale())
+          committer.commit(partition, next, () => p.commitOffsetsIfNecessary(offsets));
+        else await committer.commitNow(partition, next, () => p.commitOffsetsIfNecessary(offsets));
       }
     }
   };
@@ -199,6 +212,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const launch = async () => {
     const c = kafka.consumer(groupConsumerConfig(options));
     consumer = c;
+    committer = offsetCommitter(logger);
+    const eachBatch = eachBatchOf(committer);
     // Idempotent; the DLQ producer must be up before the first poison message.
     await producer.connect();
     let joined = false;
@@ -293,7 +308,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       stopping = true;
       clearTimeout(restartTimer);
       restartTimer = undefined;
-      // disconnect() stops fetching, waits for the batch in hand (which commits) and leaves the group.
+      // Background commits go out before the group is left (bounded: a commit that cannot reach the broker
+      // only means a successor re-reads the tail); disconnect() then stops fetching, waits for the batch in
+      // hand (which commits) and leaves the group.
+      if (committer) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([committer.flush(), new Promise((r) => (timer = setTimeout(r, commitFlushMs)))]);
+        clearTimeout(timer);
+      }
       await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
       consumer = undefined;
       await producer.disconnect().catch(() => {});

@@ -329,6 +329,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 /** Plays one interleaving against an edge cache over `tier` and checks the no-stale-set rule after every step. */
 async function noStaleSet(tier: TierUnderTest, ops: readonly Op[]): Promise<void> {
+  // Every step here settles through promises alone; yield to the event loop once per run, so a long property
+  // never starves the test runner's own messages (vitest gives up on a worker silent for 60 s).
+  await new Promise((resolve) => setTimeout(resolve, 0));
   // The origin: current version per key; each write queues a purge for the edge.
   const originVersion = [1, 1, 1];
   const undelivered: PurgeMessage[] = [];

@@ -25,10 +25,22 @@ interface Ran {
   readonly output: string;
 }
 
-/** Runs `commands` in one bash (so variables carry over, as in a terminal); one result per command. */
-function runInShell(commands: readonly string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Ran[]> {
+/**
+ * Runs `commands` in one bash (so variables carry over, as in a terminal); one
+ * result per command. With `stdoutOnly`, each command's stderr is dropped, as
+ * a terminal shows it: curl prints no progress meter to a terminal, but does
+ * into a pipe, where it would interleave with the answer.
+ */
+function runInShell(
+  commands: readonly string[],
+  env: Record<string, string>,
+  { timeoutMs = 120_000, stdoutOnly = false } = {},
+): Promise<Ran[]> {
   const script = commands
-    .map((c, i) => `printf '\\n@@begin ${i}\\n'\n${c}\nprintf '\\n@@end ${i} %d\\n' "$?"`)
+    .map(
+      (c, i) =>
+        `printf '\\n@@begin ${i}\\n'\n${stdoutOnly ? `{\n${c}\n} 2>/dev/null` : c}\nprintf '\\n@@end ${i} %d\\n' "$?"`,
+    )
     .join('\n');
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', script], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -130,14 +142,19 @@ describe('a new user following the README against npm start', () => {
     expect(results.find((r) => r.command.startsWith('npm run invalidate'))!.output).toMatch(/"result":"applied"/);
   });
 
-  it('the curl session of the README gives the answers the README shows', async () => {
-    const transcript = consoleCommands(blocksIn(blocks, /^A curl session$/, 'console')[0]!.text).filter(
-      (t) => t.command !== 'npm start' && !t.command.startsWith('export STRATA_TOKEN='),
-    );
-    expect(transcript.length).toBeGreaterThanOrEqual(6);
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  /**
+   * Runs a README console session's commands in one bash (on this run's
+   * ports) and holds each to what the README shows under it: exit code, HTTP
+   * status, the `X-Cache*` and `Cache-Tag` headers, a refresh lease shown or
+   * not, a token-shaped line, the body's last line, and JSON answers (their
+   * fields, or their error code).
+   */
+  const expectSessionAsShown = async (transcript: ReturnType<typeof consoleCommands>) => {
     const results = await runInShell(
       transcript.map((t) => here(t.command)),
       env,
+      { stdoutOnly: true },
     );
     transcript.forEach((t, i) => {
       const r = results[i]!;
@@ -149,11 +166,21 @@ describe('a new user following the README against npm start', () => {
           ...what,
           status: shownStatus,
         });
+      // Exactly the readers shown a lease get one.
+      if (t.output.some((l) => /^X-Cache: /i.test(l)))
+        expect({ ...what, lease: /^x-cache-lease: /im.test(r.output) }).toEqual({
+          ...what,
+          lease: t.output.some((l) => /^X-Cache-Lease: /i.test(l)),
+        });
+      const last = t.output.at(-1);
+      if (last && !/^(HTTP\/|\{|[\w-]+: )/.test(last) && !uuid.test(last))
+        expect({ ...what, body: r.output.trim().split('\n').at(-1) }).toEqual({ ...what, body: last });
       for (const line of t.output) {
-        const header = /^(X-Cache|X-Cache-Tier|Cache-Tag): (.+)$/i.exec(line);
+        const header = /^(X-Cache|X-Cache-Tier|X-Cache-Stale-Reason|Cache-Tag): (.+)$/i.exec(line);
         if (header)
           expect(r.output.toLowerCase()).toContain(`${header[1]!.toLowerCase()}: ${header[2]!.toLowerCase()}`);
-        if (line === 'hello, strata') expect(r.output).toContain(line);
+        if (uuid.test(line))
+          expect({ ...what, output: r.output.trim() }).toMatchObject({ output: expect.stringMatching(uuid) });
         if (line.startsWith('{')) {
           const shown = JSON.parse(line.replaceAll('…', '')) as Record<string, { code?: string }>;
           const actual = JSON.parse(r.output.trim().split('\n').at(-1)!) as Record<string, { code?: string }>;
@@ -163,6 +190,25 @@ describe('a new user following the README against npm start', () => {
         }
       }
     });
+  };
+
+  it('the curl session of the README gives the answers the README shows', async () => {
+    const transcript = consoleCommands(blocksIn(blocks, /^A curl session$/, 'console')[0]!.text).filter(
+      (t) => t.command !== 'npm start' && !t.command.startsWith('export STRATA_TOKEN='),
+    );
+    expect(transcript.length).toBeGreaterThanOrEqual(6);
+    await expectSessionAsShown(transcript);
+  });
+
+  it('the entry lifecycle session of the README (stale, a lease, a refused stale set, a soft purge) answers as shown', async () => {
+    const session = blocksIn(blocks, /^Entry lifecycle$/, 'console')[0];
+    expect(session, 'the README has a console block under "Entry lifecycle"').toBeDefined();
+    const transcript = consoleCommands(session!.text);
+    const shown = transcript.flatMap((t) => t.output).join('\n');
+    for (const mark of ['X-Cache: STALE', 'X-Cache-Stale-Reason: soft-purge', '"CACHE_006"', '412 Precondition Failed'])
+      expect(shown).toContain(mark);
+    expect(transcript.some((t) => t.output.some((l) => uuid.test(l)))).toBe(true);
+    await expectSessionAsShown(transcript);
   });
 
   it('npm run token, as the README shows it, mints a token the edge accepts for that namespace only', async () => {

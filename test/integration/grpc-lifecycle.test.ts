@@ -97,6 +97,59 @@ describe('entry lifecycle over gRPC (real Redis)', () => {
     expect(await web.get('soft:graced')).toBeNull();
   });
 
+  it('BatchGet answers each entry with its lifecycle as Get does: stale and why, age, grace windows, write time', async () => {
+    await web.set('bg:fresh', 'f', { ttlSeconds: 300, staleWhileRevalidateSeconds: 60, staleIfErrorSeconds: 120 });
+    await web.set('bg:expiring', 'e', { ttlSeconds: 1, staleWhileRevalidateSeconds: 60 });
+    await web.set('bg:soft', 's', { ttlSeconds: 300, staleWhileRevalidateSeconds: 300, tags: ['bgsp'] });
+    await web.purge({ tags: ['bgsp'], soft: true });
+    const keys = ['bg:fresh', 'bg:expiring', 'bg:soft', 'bg:absent'];
+    const batch = await eventually('bg:expiring to go stale in a batch', async () => {
+      const read = await web.getMany(keys);
+      return read.values.get('bg:expiring')?.stale ? read : null;
+    });
+    expect(batch.missingKeys).toEqual(['bg:absent']);
+    expect(batch.values.get('bg:fresh')).toMatchObject({
+      stale: false,
+      staleReason: '',
+      staleWhileRevalidateSeconds: 60,
+      staleIfErrorSeconds: 120,
+    });
+    expect(batch.values.get('bg:expiring')).toMatchObject({ stale: true, staleReason: 'revalidating' });
+    expect(batch.values.get('bg:expiring')!.ageSeconds).toBeGreaterThanOrEqual(1);
+    expect(batch.values.get('bg:soft')).toMatchObject({
+      stale: true,
+      staleReason: 'soft-purge',
+      staleWhileRevalidateSeconds: 300,
+    });
+    // The same fields a single Get answers for each key.
+    for (const key of ['bg:fresh', 'bg:expiring', 'bg:soft']) {
+      const one = await web.get(key);
+      const fromBatch = batch.values.get(key)!;
+      for (const field of [
+        'stale',
+        'staleReason',
+        'staleWhileRevalidateSeconds',
+        'staleIfErrorSeconds',
+        'version',
+      ] as const)
+        expect(fromBatch[field], `${key} ${field}`).toEqual(one![field]);
+      expect(one!.ageSeconds).toBeGreaterThanOrEqual(fromBatch.ageSeconds);
+    }
+    // On the wire (plain grpc-js), with the write time beside the age.
+    const before = Date.now();
+    const { message } = await gjs.call<{
+      entries: Record<string, { stale: boolean; staleReason: string; ageSeconds: number; createdAtMs: number }>;
+    }>('BatchGet', { namespace: ns, keys: ['bg:soft', 'bg:fresh'] });
+    const after = Date.now();
+    expect(message.entries['bg:soft']).toMatchObject({ stale: true, staleReason: 'soft-purge' });
+    const fresh = message.entries['bg:fresh']!;
+    expect(fresh).toMatchObject({ stale: false, staleReason: '' });
+    expect(fresh.createdAtMs).toBeGreaterThan(0);
+    expect(fresh.createdAtMs).toBeLessThanOrEqual(before);
+    expect(fresh.ageSeconds).toBeGreaterThanOrEqual(Math.floor((before - fresh.createdAtMs) / 1000));
+    expect(fresh.ageSeconds).toBeLessThanOrEqual(Math.floor((after - fresh.createdAtMs) / 1000));
+  });
+
   it('a miss hands one caller the lease; its Set completes the refresh, and the spent token is FAILED_PRECONDITION CACHE_006', async () => {
     expect((await web.read('cold')).lease).toBeUndefined();
     const first = await web.read('cold', { lease: true });

@@ -1,47 +1,28 @@
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
 import { errorEnvelopeSchema } from '../../shared/errors.ts';
-import { type WarmJob, warmJobSchema, warmStartedSchema } from '../../shared/warm.ts';
+import type { WarmJob } from '../../shared/warm.ts';
 import { hs256Issuer } from '../support/jwt.ts';
 import { cleanEnv, spawnEntry } from '../support/spawn-entry.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
-
-/** A data source on loopback: `handle` answers each `GET /items/{key}`; every request is recorded. */
-interface DataSource {
-  readonly origin: string;
-  readonly requests: string[];
-  close(): Promise<void>;
-}
-
-async function dataSource(
-  handle: (key: string, req: IncomingMessage, res: ServerResponse) => void,
-): Promise<DataSource> {
-  const requests: string[] = [];
-  const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push(path);
-    const key = decodeURIComponent(path.replace(/^\/items\//, ''));
-    handle(key, req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    requests,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import {
+  dataSource,
+  entryValue,
+  finished,
+  heldUrlJob,
+  job,
+  jsonlEntries,
+  started,
+  startWarm,
+  watched,
+} from '../support/warm.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -56,29 +37,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const startWarm = async (base: string, query: Record<string, string>, body: string | Uint8Array<ArrayBuffer>) => {
-  const res = await fetch(`${base}/api/v1/jobs/warm?${new URLSearchParams(query)}`, { method: 'POST', body });
-  return res;
-};
-const started = async (res: Response) => {
-  expect(res.status, await res.clone().text()).toBe(202);
-  return warmStartedSchema.parse(await res.json()).id;
-};
-const job = async (base: string, id: string): Promise<WarmJob> => {
-  const res = await fetch(`${base}/api/v1/jobs/${id}`);
-  expect(res.status).toBe(200);
-  return warmJobSchema.parse(await res.json());
-};
-const finished = (base: string, id: string, timeoutMs = 60_000) =>
-  eventually(
-    `job ${id} to finish`,
-    async () => {
-      const j = await job(base, id);
-      return j.state !== 'running' ? j : null;
-    },
-    timeoutMs,
-    100,
-  );
 const expectError = async (res: Response, status: number, code: string) => {
   expect(res.status).toBe(status);
   expect(errorEnvelopeSchema.parse(await res.json()).error.code).toBe(code);
@@ -95,29 +53,13 @@ describe.each(stores)('warm jobs on the %s store', (_name, storeEnv) => {
     cleanups.push(() => origin.close());
     const ns = `warm${Date.now().toString(36)}`;
     const count = 100_000;
-    const lines: string[] = [];
-    let valueBytes = 0;
-    for (let i = 0; i < count; i++) {
-      const value = `value-${i}-${'x'.repeat(i % 50)}`;
-      valueBytes += Buffer.byteLength(value);
-      lines.push(JSON.stringify({ key: `item:${i}`, value, ttl: 600, tags: i % 2 ? ['odd'] : [] }));
-    }
+    const { lines, valueBytes } = jsonlEntries(count);
     const file = join(dir, `entries-${ns}.jsonl`);
     writeFileSync(file, `${lines.join('\n')}\n`);
     const id = await started(
       await startWarm(origin.url, { namespace: ns, format: 'jsonl' }, new Uint8Array(await readFile(file))),
     );
-    const seen: WarmJob[] = [];
-    const last = await eventually(
-      'the 100,000 entries to load',
-      async () => {
-        const j = await job(origin.url, id);
-        seen.push(j);
-        return j.state !== 'running' ? j : null;
-      },
-      120_000,
-      50,
-    );
+    const { seen, last } = await watched(origin.url, id, 'the 100,000 entries to load');
     for (let i = 1; i < seen.length; i++) {
       expect(seen[i]!.done).toBeGreaterThanOrEqual(seen[i - 1]!.done);
       expect(seen[i]!.input_bytes).toBeGreaterThanOrEqual(seen[i - 1]!.input_bytes);
@@ -129,7 +71,7 @@ describe.each(stores)('warm jobs on the %s store', (_name, storeEnv) => {
     for (const i of [0, 1, 54_321, count - 1]) {
       const res = await fetch(`${origin.url}/api/v1/cache/${ns}/item:${i}`);
       expect(res.status).toBe(200);
-      expect(await res.text()).toBe(`value-${i}-${'x'.repeat(i % 50)}`);
+      expect(await res.text()).toBe(entryValue(i));
     }
     const metrics = await (await fetch(`${origin.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`strata_warm_items_total\\{result="loaded"[^}]*\\} ${count}`));
@@ -254,21 +196,17 @@ describe.each(stores)('warm jobs on the %s store', (_name, storeEnv) => {
   });
 
   it('cancel stops a job: no fetch after it, and the job ends cancelled', async () => {
-    const held: ServerResponse[] = [];
-    const source = await dataSource((_key, _req, res) => held.push(res));
-    cleanups.push(() => source.close());
-    const origin = await originFor({ ...storeEnv(), WARM_ALLOWED_ORIGINS: source.origin });
-    cleanups.push(() => origin.close());
-    const ns = `warmcancel${Date.now().toString(36)}`;
-    const keys = Array.from({ length: 500 }, (_, i) => `k${i}`).join('\n');
-    const id = await started(
-      await startWarm(
-        origin.url,
-        { namespace: ns, format: 'keys', url_template: `${source.origin}/items/{key}`, concurrency: '2' },
-        keys,
-      ),
-    );
-    await eventually('two fetches in flight', () => source.requests.length === 2);
+    const {
+      id,
+      namespace: ns,
+      runner: origin,
+      source,
+      held,
+    } = await heldUrlJob(storeEnv(), cleanups, {
+      keys: 500,
+      concurrency: 2,
+      namespace: `warmcancel${Date.now().toString(36)}`,
+    });
     // The hit ratio while warming: one miss and one hit in the namespace since the job started.
     expect((await fetch(`${origin.url}/api/v1/cache/${ns}/k0`)).status).toBe(404);
     expect((await fetch(`${origin.url}/api/v1/cache/${ns}/other`, { method: 'PUT', body: 'x' })).status).toBe(200);
@@ -446,19 +384,11 @@ describe('warm jobs across replicas on Redis', () => {
   });
 
   it('a cancel sent to another replica stops the job where it runs', async () => {
-    const held: ServerResponse[] = [];
-    const source = await dataSource((_key, _req, res) => held.push(res));
-    cleanups.push(() => source.close());
-    const runner = await originFor({ REDIS_URL: inject('redisUrl'), WARM_ALLOWED_ORIGINS: source.origin });
-    cleanups.push(() => runner.close());
-    const id = await started(
-      await startWarm(
-        runner.url,
-        { namespace: 'warmremote', format: 'keys', url_template: `${source.origin}/items/{key}`, concurrency: '1' },
-        'a\nb\nc',
-      ),
-    );
-    await eventually('a fetch in flight', () => source.requests.length === 1);
+    const { id, held } = await heldUrlJob({ REDIS_URL: inject('redisUrl') }, cleanups, {
+      keys: 3,
+      concurrency: 1,
+      namespace: 'warmremote',
+    });
     expect((await fetch(`${replica.url}/api/v1/jobs/${id}`, { method: 'DELETE' })).status).toBe(200);
     const last = await finished(replica.url, id);
     expect(last.state).toBe('cancelled');

@@ -169,6 +169,9 @@ def test_entry_lifecycle(env, key):
         assert c.purge(keys=[key], soft=True) == 1
         soft = c.get(key)
         assert soft is not None and soft.value == b"v1" and soft.stale and soft.stale_reason == "soft-purge"
+        batched = c.get_many([key]).values[key]
+        assert (batched.stale, batched.stale_reason, batched.stale_while_revalidate_seconds,
+                batched.stale_if_error_seconds) == (True, "soft-purge", 300, 600)
         assert c.get(key, strong=True) is None
         first = c.read(key, lease=True)
         assert first.entry is not None and first.lease

@@ -190,8 +190,10 @@ class _Base:
         values = {}
         for k, v in res.values.items():
             m = res.entries.get(k)
-            values[k] = Entry(v, m.content_type if m else "", m.version if m else 0, m.expires_at_ms if m else 0,
-                              tuple(m.tags) if m else (), res.source)
+            values[k] = (Entry(v, m.content_type, m.version, m.expires_at_ms, tuple(m.tags), res.source, m.stale,
+                               m.stale_reason, m.age_seconds, m.stale_while_revalidate_seconds,
+                               m.stale_if_error_seconds)
+                         if m else Entry(v, "", 0, 0, (), res.source))
         return GetManyResult(values, tuple(res.missing_keys))
 
     @staticmethod

@@ -55,6 +55,47 @@ export declare type EntryMetadata = Message<"strata.cache.v1.EntryMetadata"> & {
    * @generated from field: repeated string tags = 4;
    */
   tags: string[];
+
+  /**
+   * True when the entry is past its TTL and answered within
+   * `stale-while-revalidate`, or soft-purged (see stale_reason); as GetResponse.stale.
+   *
+   * @generated from field: bool stale = 5;
+   */
+  stale: boolean;
+
+  /**
+   * `revalidating` or `soft-purge` when stale; empty otherwise (REST `X-Cache-Stale-Reason`).
+   *
+   * @generated from field: string stale_reason = 6;
+   */
+  staleReason: string;
+
+  /**
+   * Seconds since the entry was written (REST `Age`, RFC 9111 §5.1).
+   *
+   * @generated from field: int64 age_seconds = 7;
+   */
+  ageSeconds: bigint;
+
+  /**
+   * Grace windows the writer gave, seconds (RFC 5861); 0 = none.
+   *
+   * @generated from field: int64 stale_while_revalidate_seconds = 8;
+   */
+  staleWhileRevalidateSeconds: bigint;
+
+  /**
+   * @generated from field: int64 stale_if_error_seconds = 9;
+   */
+  staleIfErrorSeconds: bigint;
+
+  /**
+   * Unix milliseconds at which the entry was written.
+   *
+   * @generated from field: int64 created_at_ms = 10;
+   */
+  createdAtMs: bigint;
 };
 
 /**

@@ -99,7 +99,19 @@ type EntryMetadata struct {
 	// Content type recorded at write time.
 	ContentType string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Surrogate keys (tags) recorded at write time.
-	Tags          []string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	Tags []string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	// True when the entry is past its TTL and answered within
+	// `stale-while-revalidate`, or soft-purged (see stale_reason); as GetResponse.stale.
+	Stale bool `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	// `revalidating` or `soft-purge` when stale; empty otherwise (REST `X-Cache-Stale-Reason`).
+	StaleReason string `protobuf:"bytes,6,opt,name=stale_reason,json=staleReason,proto3" json:"stale_reason,omitempty"`
+	// Seconds since the entry was written (REST `Age`, RFC 9111 §5.1).
+	AgeSeconds int64 `protobuf:"varint,7,opt,name=age_seconds,json=ageSeconds,proto3" json:"age_seconds,omitempty"`
+	// Grace windows the writer gave, seconds (RFC 5861); 0 = none.
+	StaleWhileRevalidateSeconds int64 `protobuf:"varint,8,opt,name=stale_while_revalidate_seconds,json=staleWhileRevalidateSeconds,proto3" json:"stale_while_revalidate_seconds,omitempty"`
+	StaleIfErrorSeconds         int64 `protobuf:"varint,9,opt,name=stale_if_error_seconds,json=staleIfErrorSeconds,proto3" json:"stale_if_error_seconds,omitempty"`
+	// Unix milliseconds at which the entry was written.
+	CreatedAtMs   int64 `protobuf:"varint,10,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +172,48 @@ func (x *EntryMetadata) GetTags() []string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *EntryMetadata) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *EntryMetadata) GetStaleReason() string {
+	if x != nil {
+		return x.StaleReason
+	}
+	return ""
+}
+
+func (x *EntryMetadata) GetAgeSeconds() int64 {
+	if x != nil {
+		return x.AgeSeconds
+	}
+	return 0
+}
+
+func (x *EntryMetadata) GetStaleWhileRevalidateSeconds() int64 {
+	if x != nil {
+		return x.StaleWhileRevalidateSeconds
+	}
+	return 0
+}
+
+func (x *EntryMetadata) GetStaleIfErrorSeconds() int64 {
+	if x != nil {
+		return x.StaleIfErrorSeconds
+	}
+	return 0
+}
+
+func (x *EntryMetadata) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
 }
 
 type GetRequest struct {
@@ -2703,12 +2757,20 @@ var File_strata_cache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_strata_cache_v1_cache_proto_rawDesc = "" +
 	"\n" +
-	"\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1\"\x84\x01\n" +
+	"\x1bstrata/cache/v1/cache.proto\x12\x0fstrata.cache.v1\"\xfc\x02\n" +
 	"\rEntryMetadata\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\"\n" +
 	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
-	"\x04tags\x18\x04 \x03(\tR\x04tags\"\x8d\x01\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\x12\x14\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\x12!\n" +
+	"\fstale_reason\x18\x06 \x01(\tR\vstaleReason\x12\x1f\n" +
+	"\vage_seconds\x18\a \x01(\x03R\n" +
+	"ageSeconds\x12C\n" +
+	"\x1estale_while_revalidate_seconds\x18\b \x01(\x03R\x1bstaleWhileRevalidateSeconds\x123\n" +
+	"\x16stale_if_error_seconds\x18\t \x01(\x03R\x13staleIfErrorSeconds\x12\"\n" +
+	"\rcreated_at_ms\x18\n" +
+	" \x01(\x03R\vcreatedAtMs\"\x8d\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
