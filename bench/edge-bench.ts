@@ -7,7 +7,7 @@ import { percentile } from './trace.ts';
 /**
  * (a) Edge hit path vs a bare Hono route on the same runtime, (b) coalescing
  * of 1,000 concurrent cold GETs, (c) purge propagation edge A → edge B,
- * (d) edge memory against its byte budget. Each server runs in its own
+ * (d) edge peak memory (`VmHWM`) against its byte budget. Each server runs in its own
  * process so its CPU time can be read from /proc.
  */
 export async function edgeBenchmarks(options: {
@@ -148,6 +148,9 @@ export async function edgeBenchmarks(options: {
           await (await fetch(`${edge.url}/api/v1/cache/mem/k0`)).arrayBuffer();
           const liveBefore = await edge.collectGarbage();
           const before = edge.rssBytes();
+          // The peak (VmHWM) is the kernel's own high-water mark: it includes every transient body
+          // the run allocated, whether or not it was collected later. No collection is forced during the run.
+          const peakBefore = edge.peakRssBytes();
           for (let i = 0; i < count; i += 8) {
             await Promise.all(
               Array.from({ length: Math.min(8, count - i) }, async (_, j) => {
@@ -155,22 +158,26 @@ export async function edgeBenchmarks(options: {
               }),
             );
           }
+          const peak = edge.peakRssBytes();
+          const growth = edge.rssBytes() - before;
           const ready = (await (await fetch(`${edge.url}/ready`)).json()) as { bytes: number; entries: number };
           const liveGrowth = (await edge.collectGarbage()) - liveBefore;
-          return { growth: edge.rssBytes() - before, liveGrowth, ...ready };
+          return { growth, peakBefore, peak, peakGrowth: peak - peakBefore, liveGrowth, ...ready };
         } finally {
           await edge.stop();
         }
       };
       const full = await growthWith(budget);
       const tiny = await growthWith(1024 * 1024);
+      // "Peak RSS ≤ budget + 20%" is read as growth over the idle process: the peak (VmHWM) after
+      // the run minus the same edge's VmHWM before it (runtime, code and heap of an idle edge).
       rows.push({
-        benchmark: `(d) memory: ${mib(count * valueSize)} MiB of distinct values through a ${mib(budget)} MiB edge`,
-        subject: `RSS growth ${mib(full.growth)} MiB; live heap + buffers after GC +${mib(full.liveGrowth)} MiB; tier ${full.entries} entries, ${mib(full.bytes)} MiB counted`,
-        baseline: `same traffic, 1 MiB budget: RSS growth ${mib(tiny.growth)} MiB, live +${mib(tiny.liveGrowth)} MiB`,
-        result: `RSS ${fmt((100 * full.growth) / budget, 0)}% of budget; live ${fmt((100 * full.liveGrowth) / budget, 0)}%`,
-        target: 'RSS ≤ budget + 20%',
-        met: full.growth <= budget * 1.2 ? 'yes' : 'no',
+        benchmark: `(d) edge peak RSS: ${mib(count * valueSize)} MiB of distinct values through a ${mib(budget)} MiB edge`,
+        subject: `VmHWM ${mib(full.peak)} MiB (idle ${mib(full.peakBefore)} MiB, growth ${mib(full.peakGrowth)} MiB); RSS growth at the end ${mib(full.growth)} MiB; live heap + buffers after GC +${mib(full.liveGrowth)} MiB; tier ${full.entries} entries, ${mib(full.bytes)} MiB counted`,
+        baseline: `same traffic, 1 MiB budget: VmHWM growth ${mib(tiny.peakGrowth)} MiB, RSS growth ${mib(tiny.growth)} MiB, live +${mib(tiny.liveGrowth)} MiB`,
+        result: `peak growth ${fmt((100 * full.peakGrowth) / budget, 0)}% of budget; live ${fmt((100 * full.liveGrowth) / budget, 0)}%`,
+        target: 'peak growth ≤ budget + 20%',
+        met: full.peakGrowth <= budget * 1.2 ? 'yes' : 'no',
       } as BenchRow);
     } finally {
       await bigOrigin.stop();

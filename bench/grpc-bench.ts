@@ -4,7 +4,7 @@ import { type BenchRow, fmt, load } from './load.ts';
 import { startProcess } from './procs.ts';
 
 /** gRPC-web framing of one message: flags 0, 4-byte big-endian length. */
-function frame(message: Uint8Array): Buffer<ArrayBuffer> {
+export function frame(message: Uint8Array): Buffer<ArrayBuffer> {
   const out = Buffer.alloc(5 + message.byteLength);
   out.writeUInt32BE(message.byteLength, 1);
   out.set(message, 5);

@@ -10,16 +10,24 @@
  * - (a′) the same on the Deno edge;
  * - (e′) origin GET on a Redis hit, auth on, origin + Redis CPU, vs Webdis
  *   (`threads: 1`, `pool_size: 4`) + the same Redis reading `GET /GET/key.txt`.
+ * - (h) gRPC-web `Get` on the same origin and Redis hit, origin + Redis CPU
+ *   per call, vs REST `GET` of the same key (wrk posts a pre-encoded
+ *   gRPC-web frame, rotating the same tokens).
+ * - (s) the real trace through edge + origin on embedded defaults beside a
+ *   bare proxy + store pair (`bench/trace-bench.ts`).
  * Bare Hono routes on Node and Deno are printed as references.
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { GetRequestSchema, GetResponseSchema } from '../gen/strata/cache/v1/cache_pb.js';
 import { signServiceToken } from '../scripts/lib/dev-auth.ts';
 import { freePort } from '../scripts/lib/ports.ts';
 import { stopPid, waitFor } from '../scripts/lib/proc.ts';
 import { redisCommand, startRedis } from '../scripts/services/redis.ts';
+import { frame } from './grpc-bench.ts';
 import { type BenchRow, fmt } from './load.ts';
 import {
   best,
@@ -29,11 +37,13 @@ import {
   paired,
   pin,
   pinnedRun,
+  pinnedServers,
   spreadPercent,
   writeWrkFiles,
 } from './pinned.ts';
-import { type BenchProcess, startProcess } from './procs.ts';
+import { startProcess } from './procs.ts';
 import { deno } from './runtimes-bench.ts';
+import { traceBenchmark } from './trace-bench.ts';
 
 interface Anchor {
   readonly url: string;
@@ -110,7 +120,13 @@ function ratioRow(benchmark: string, p: PairedRuns, anchorName: string, hard: nu
 }
 
 /** The pinned hit-path figures (a), (a′), (e′) with their anchors. */
-export async function perfBenchmarks(options: { durationSeconds: number; connections: number; sections?: string }) {
+export async function perfBenchmarks(options: {
+  durationSeconds: number;
+  connections: number;
+  sections?: string;
+  /** Bench (s) replays only the trace's first requests (default: all). */
+  traceLimit?: number;
+}) {
   ensureBenchTools();
   const want = (s: string) => !options.sections || options.sections.includes(s);
   const rows: BenchRow[] = [];
@@ -126,16 +142,10 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
   const auth = { AUTH_JWT_SECRET: secret };
   const path = '/api/v1/cache/bench/hot';
   const value = 'x'.repeat(1024);
-  const stops: (() => Promise<void>)[] = [];
-  const started = async (p: Promise<BenchProcess>) => {
-    const proc = await p;
-    pin(proc.pid, 0);
-    stops.push(() => proc.stop());
-    return proc;
-  };
+  const { started, onStop, stopAll } = pinnedServers();
   try {
     const redis = await startRedis({ dir: join(dir, 'redis') });
-    stops.push(() => redis.stop());
+    onStop(() => redis.stop());
     pin(redis.pids[0]!, 0);
     const origin = await started(
       startProcess('origin/main.ts', 'ORIGIN_PORT', {
@@ -166,7 +176,7 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
     if (want('a')) {
       const edge = await started(startProcess('edge/adapters/node/main.ts', 'EDGE_PORT', edgeEnv));
       const varnish = await startVarnish(edge.url, dir);
-      stops.push(() => varnish.stop());
+      onStop(() => varnish.stop());
       await warm(edge.url);
       await warm(varnish.url);
       const bare = await started(startProcess('bench/bare-hono.ts', 'BARE_PORT', { BARE_VALUE_BYTES: '1024' }));
@@ -195,7 +205,7 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
     if (want('e')) {
       await redisCommand(redis.port, `SET key ${value}`);
       const webdis = await startWebdis(redis.port, dir);
-      stops.push(() => webdis.stop());
+      onStop(() => webdis.stop());
       const p = await paired(
         measure(`${origin.url}${path}`, [origin.pid, redis.pids[0]!]),
         measure(`${webdis.url}/GET/key.txt`, [...webdis.pids, redis.pids[0]!]),
@@ -204,8 +214,51 @@ export async function perfBenchmarks(options: { durationSeconds: number; connect
         ratioRow("(e') origin GET on a Redis hit, auth on, origin + Redis CPU, pinned", p, 'Webdis + Redis', 2.0, 1.5),
       );
     }
+
+    if (want('h')) {
+      const rpcUrl = `${origin.url}/strata.cache.v1.CacheService/Get`;
+      const headers = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
+      const body = frame(toBinary(GetRequestSchema, create(GetRequestSchema, { namespace: 'bench', key: 'hot' })));
+      const check = await fetch(rpcUrl, {
+        method: 'POST',
+        headers: { ...headers, Authorization: `Bearer ${tokens[1]}` },
+        body,
+      });
+      const answer = Buffer.from(await check.arrayBuffer());
+      // gRPC-web answers HTTP 200 even for errors: decode the one message to know the call hit.
+      const reply =
+        answer.byteLength >= 5
+          ? fromBinary(GetResponseSchema, answer.subarray(5, 5 + answer.readUInt32BE(1)))
+          : undefined;
+      if (!reply?.found || reply.value.byteLength !== value.length)
+        throw new Error('gRPC-web Get did not hit the stored value');
+      const grpcFiles = writeWrkFiles(dir, tokens, { method: 'POST', headers, body });
+      const p = await paired(
+        () => pinnedRun(rpcUrl, [origin.pid, redis.pids[0]!], grpcFiles, run),
+        measure(`${origin.url}${path}`, [origin.pid, redis.pids[0]!]),
+      );
+      rows.push(
+        ratioRow(
+          '(h) gRPC-web Get vs REST GET, origin Redis hit, auth on, origin + Redis CPU, pinned',
+          p,
+          'REST GET',
+          2.0,
+          1.3,
+        ),
+      );
+    }
+
+    if (want('s')) {
+      rows.push(
+        await traceBenchmark({
+          secret,
+          token: tokens[0]!,
+          ...(options.traceLimit ? { limit: options.traceLimit } : {}),
+        }),
+      );
+    }
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;

@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDebianCommand } from '../scripts/lib/proc.ts';
+import type { BenchProcess } from './procs.ts';
 
 const clockTicks = 100; // USER_HZ on Linux
 
@@ -77,11 +78,51 @@ request = function()
 end
 `;
 
-/** Writes the wrk script and the token file into `dir`; returns the paths wrk needs. */
-export function writeWrkFiles(dir: string, tokens: readonly string[]): { script: string; tokens: string } {
-  const script = join(dir, 'tokens.lua');
+/** A request other than a bare GET for {@link writeWrkFiles}: its method, extra headers and body bytes. */
+export interface WrkRequest {
+  readonly method: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** The wrk script for `request`: the body is read once (binary) from a file beside the script. */
+function wrkScriptFor(request: WrkRequest, bodyFile: string): string {
+  const headers = Object.entries(request.headers)
+    .map(([name, value]) => `[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
+    .join(', ');
+  return `
+local tokens = {}
+local i = 0
+local body
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  local f = io.open(${JSON.stringify(bodyFile)}, "rb")
+  body = f:read("*a")
+  f:close()
+end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format(${JSON.stringify(request.method)}, nil, { ${headers}, ["Authorization"] = "Bearer " .. tokens[i] }, body)
+end
+`;
+}
+
+/**
+ * Writes the wrk script and the token file into `dir`; returns the paths wrk
+ * needs. Without `request` every request is a GET; with it, each request has
+ * its method, headers and body (a gRPC-web frame, for one).
+ */
+export function writeWrkFiles(
+  dir: string,
+  tokens: readonly string[],
+  request?: WrkRequest,
+): { script: string; tokens: string } {
+  const name = request ? `tokens-${request.method.toLowerCase()}` : 'tokens';
+  const script = join(dir, `${name}.lua`);
   const tokenFile = join(dir, 'tokens.txt');
-  writeFileSync(script, wrkScript);
+  const bodyFile = join(dir, `${name}.body`);
+  if (request) writeFileSync(bodyFile, request.body);
+  writeFileSync(script, request ? wrkScriptFor(request, bodyFile) : wrkScript);
   writeFileSync(tokenFile, `${tokens.join('\n')}\n`);
   return { script, tokens: tokenFile };
 }
@@ -187,4 +228,31 @@ export function best(runs: readonly PinnedRun[]): PinnedRun {
 export function spreadPercent(runs: readonly PinnedRun[]): number {
   const xs = runs.map((r) => r.cpuUsPerReq);
   return (100 * (Math.max(...xs) - Math.min(...xs))) / Math.min(...xs);
+}
+
+/**
+ * The servers of one pinned measurement: `started` pins each to core 0 as it
+ * comes up, `onStop` registers anything else to stop (Redis, anchors), and
+ * `stopAll` stops everything in reverse order, ignoring failures.
+ */
+export function pinnedServers(): {
+  started(p: Promise<BenchProcess>): Promise<BenchProcess>;
+  onStop(stop: () => Promise<void>): void;
+  stopAll(): Promise<void>;
+} {
+  const stops: (() => Promise<void>)[] = [];
+  return {
+    async started(p) {
+      const proc = await p;
+      pin(proc.pid, 0);
+      stops.push(() => proc.stop());
+      return proc;
+    },
+    onStop(stop) {
+      stops.push(stop);
+    },
+    async stopAll() {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+    },
+  };
 }

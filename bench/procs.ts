@@ -14,6 +14,8 @@ export interface BenchProcess {
   cpuSeconds(): number;
   /** Resident set size now, bytes, from /proc. */
   rssBytes(): number;
+  /** Peak resident set size so far (`VmHWM`), bytes, from /proc. */
+  peakRssBytes(): number;
   /**
    * Asks a process started from `bench/edge-with-gc.ts` to collect garbage;
    * resolves with its live bytes (heap used + ArrayBuffers) afterwards.
@@ -61,12 +63,8 @@ export async function startProcess(
       // utime and stime are fields 14 and 15 of /proc/PID/stat (here offset by the 2 fields before ') ').
       return (Number(fields[11]) + Number(fields[12])) / clockTicks;
     },
-    rssBytes() {
-      const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-        .split('\n')
-        .find((l) => l.startsWith('VmRSS:'));
-      return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
-    },
+    rssBytes: () => statusBytes(pid, 'VmRSS:'),
+    peakRssBytes: () => statusBytes(pid, 'VmHWM:'),
     async collectGarbage() {
       const target = gcCount + 1;
       child.kill('SIGUSR2');
@@ -80,4 +78,12 @@ export async function startProcess(
       if (child.exitCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/** A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), bytes. */
+function statusBytes(pid: number, field: string): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(field));
+  return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
 }

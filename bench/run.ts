@@ -3,6 +3,7 @@
  * same run, printed as a table. Options: `--duration S` (load seconds per
  * measurement, default 5), `--connections N` (default 32), `--only NAME` (one
  * suite), `--sections abcd` (which of the edge measurements; `n`, `p` for the runtimes suite),
+ * `--trace-limit N` (bench (s) of the perf suite replays only the trace's first N requests),
  * `--cpu-prof DIR` (the purge-log suite runs its origins and edges under `node --cpu-prof` into DIR
  * and prints where their CPU went).
  */
@@ -37,12 +38,14 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     sections: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'trace-limit': { type: 'string' },
   },
 });
 const options = {
   durationSeconds: Number(args.duration),
   connections: Number(args.connections),
   sections: args.sections,
+  ...(args['trace-limit'] ? { traceLimit: Number(args['trace-limit']) } : {}),
 };
 
 /** Runs `run` with a throwaway Redis (Debian's redis-server) and stops it afterwards. */

@@ -127,10 +127,9 @@ export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadS
   if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
     return new Response(null, { status: 304, headers: h });
   }
-  return new Response(entry.value as Uint8Array<ArrayBuffer>, {
-    status: 200,
-    headers: { ...h, 'Content-Type': entry.contentType },
-  });
+  // Added in place rather than by copying `h`: one object fewer per answered read.
+  h['Content-Type'] = entry.contentType;
+  return new Response(entry.value as Uint8Array<ArrayBuffer>, { status: 200, headers: h });
 }
 
 /** Renders any thrown error as the documented envelope; unknown errors become CACHE_005. */
