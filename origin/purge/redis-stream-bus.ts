@@ -914,26 +914,56 @@ export async function replicasOfLogMaster(client: Redis | Cluster, key: string):
   if ('isCluster' in client && client.isCluster) {
     const cluster = client as Cluster;
     const slot = calculateSlot(key);
-    // Asked of a node that is connected now: during a failover a command sent to any node may go to the dead
-    // master and wait for its reconnection, which would stall every append that re-reads the replica count.
-    const node = cluster.nodes('all').find((n) => n.status === 'ready');
-    if (!node) throw new Error('no Redis Cluster node is reachable');
-    const nodes = String(await node.cluster('NODES'))
-      .trim()
-      .split('\n')
-      .map((line) => line.split(' '));
-    const master = nodes.find(
-      (n) =>
-        n[2]?.includes('master') &&
-        n.slice(8).some((range) => {
-          const [first, last = first] = range.split('-').map(Number);
-          return first !== undefined && last !== undefined && slot >= first && slot <= last;
-        }),
+    // Every node is asked with a short bound and in parallel: right after a failover ioredis may still call
+    // the dead master 'ready' and queue a command to it until it reconnects, which would stall every append
+    // that re-reads the replica count. Views can also lag the failover (the promoted replica still listed under
+    // the dead master), so the fewest replicas any answering node sees counts: waiting for a replica that may
+    // be gone would fail every write, waiting for one fewer only lasts until the views agree.
+    const views = cluster.nodes('all');
+    const answers = await Promise.allSettled(
+      views.map((node) => withinMs(node.cluster('NODES') as Promise<string>, clusterViewTimeoutMs)),
     );
-    if (!master) return 0;
-    return nodes.filter((n) => n[3] === master[0] && !n[2]?.includes('fail')).length;
+    const counts = answers.flatMap((a) => (a.status === 'fulfilled' ? [replicasInView(String(a.value), slot)] : []));
+    if (counts.length === 0) throw new Error('no Redis Cluster node answered CLUSTER NODES');
+    return Math.min(...counts);
   }
   const info = await (client as Redis).info('replication');
   const match = /connected_slaves:(\d+)/.exec(info);
   return match ? Number(match[1]) : 0;
+}
+
+/** In one node's `CLUSTER NODES` text: the connected, healthy replicas of the master serving `slot` (0 when that master is failing). */
+function replicasInView(text: string, slot: number): number {
+  const nodes = text
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' '));
+  const master = nodes.find(
+    (n) =>
+      n[2]?.includes('master') &&
+      n.slice(8).some((range) => {
+        const [first, last = first] = range.split('-').map(Number);
+        return first !== undefined && last !== undefined && slot >= first && slot <= last;
+      }),
+  );
+  if (!master || master[2]?.includes('fail')) return 0;
+  return nodes.filter((n) => n[3] === master[0] && !n[2]?.includes('fail') && n[7] === 'connected').length;
+}
+
+/** How long one node may take to answer CLUSTER NODES when the replica count is re-read, ms. */
+const clusterViewTimeoutMs = 500;
+
+/** `promise`, or a rejection after `ms`. */
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
