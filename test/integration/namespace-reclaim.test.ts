@@ -27,7 +27,9 @@ const entry = { value: new TextEncoder().encode('x'), contentType: 'text/plain',
  * took traced reads of other tests out of their trace).
  */
 describe('namespace reclaimer on a shared Redis', () => {
-  const url = inject('redisUrl');
+  // A logical database of its own on the shared server: a walk is a SCAN of the whole keyspace at a bounded
+  // rate, so the keys other test files leave behind (a warm test loads 100,000) would set how long it takes.
+  const url = `${inject('redisUrl')}/9`;
   const store = redisStore({ url, redis: { connectionName: 'test-store' } });
   const observer = new Redis(url);
   const versions = redisNamespaceVersions(store.client);
