@@ -36,10 +36,21 @@ export interface PlainValue {
  * The value in the compressed envelope, or null when that would not be
  * smaller than the value as it is (already-compressed data, tiny values).
  * The zstd work runs on libuv's thread pool, not the event loop.
+ *
+ * The value's length is pledged to zstd (`pledgedSrcSize`,
+ * `ZSTD_CCtx_setPledgedSrcSize`): zstd then sizes its window and tables to
+ * the value rather than to an unknown stream, so each call allocates and
+ * touches a context of a few hundred KiB instead of several MiB. The frame is
+ * byte-identical; the saving is CPU: on a 36 KB value at level 3, 16 calls in
+ * flight, about 100 µs of CPU per value instead of about 600 µs, most of
+ * that in the kernel faulting in fresh context pages (docs/benchmarks.md, (s)).
  */
 export async function compressValue(plain: PlainValue): Promise<Uint8Array | null> {
   const type = encoder.encode(plain.contentType);
-  const frame = await compress(plain.value, { params: { [constants.ZSTD_c_compressionLevel]: zstdLevel } });
+  const frame = await compress(plain.value, {
+    params: { [constants.ZSTD_c_compressionLevel]: zstdLevel },
+    pledgedSrcSize: plain.value.byteLength,
+  });
   const size = magic.byteLength + 2 + type.byteLength + frame.byteLength;
   if (size >= plain.value.byteLength) return null;
   const out = new Uint8Array(size);

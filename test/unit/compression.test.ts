@@ -1,7 +1,8 @@
+import { constants, zstdCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createOriginApp } from '../../origin/app.ts';
 import { CacheService } from '../../origin/cache-service.ts';
-import { compressedContentType, compressValue, decompressValue } from '../../origin/compression.ts';
+import { compressedContentType, compressValue, decompressValue, zstdLevel } from '../../origin/compression.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
@@ -34,6 +35,15 @@ describe('compression envelope', () => {
     expect(opened.contentType).toBe('application/json');
     expect(Buffer.from(opened.value).equals(Buffer.from(json))).toBe(true);
     expect(await compressValue({ value: crypto.getRandomValues(new Uint8Array(2048)), contentType: 'x' })).toBeNull();
+  });
+
+  it('holds the same zstd frame a one-shot compression of the value gives (the pledged size changes only the context)', async () => {
+    const packed = (await compressValue({ value: json, contentType: 'application/json' }))!;
+    const frame = zstdCompressSync(json, { params: { [constants.ZSTD_c_compressionLevel]: zstdLevel } });
+    const header = 4 + 2 + 'application/json'.length;
+    expect(Buffer.from(packed.subarray(header)).equals(frame)).toBe(true);
+    // Frame_Header_Descriptor (RFC 8878 §3.1.1.1.1): a content size is declared.
+    expect(packed[header + 4]! >> 6).toBeGreaterThan(0);
   });
 
   it('rejects a malformed envelope and stops inflating past the value limit', async () => {
