@@ -34,7 +34,7 @@ import { purgeRequestSchema, putResponseSchema } from '../shared/schemas.ts';
 import { isTracingEnabled, traceServerRequests } from '../shared/tracing.ts';
 import type { EdgeCache } from './core/edge-cache.ts';
 import { mountLockPassThrough } from './locks.ts';
-import { errorFrom, type OriginClient } from './origin-client.ts';
+import { errorFrom, errorOf, type OriginClient } from './origin-client.ts';
 import { rateLimitMiddleware, type TokenBucketLimiter } from './rate-limit.ts';
 import { edgeUpstashRoutes } from './upstash/routes.ts';
 
@@ -65,6 +65,8 @@ export interface EdgeAppDeps {
 }
 
 type Env = AppEnv;
+
+const utf8 = new TextDecoder();
 
 /**
  * Builds the edge's Hono app (runtime-free; `edge/build-edge.ts` wires it and
@@ -170,10 +172,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
       const value = new Uint8Array(await c.req.arrayBuffer());
       const contentType = c.req.header('Content-Type') || 'application/octet-stream';
       const ticket = cache.ledger.begin();
-      const res = await origin.request(originPath(c.req.url), {
-        method: 'PUT',
-        body: value,
-        headers: {
+      const res = await origin.send(
+        'PUT',
+        originPath(c.req.url),
+        {
           'Content-Type': contentType,
           [headers.requestId]: c.get('requestId'),
           ...relayed(headers.encrypt, c.req.header(headers.encrypt)),
@@ -181,9 +183,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           ...relayed(headers.cacheControl, c.req.header(headers.cacheControl)),
           ...relayed(headers.lease, c.req.header(headers.lease)),
         },
-      });
-      if (res.status !== 200) throw await errorFrom(res);
-      const body = putResponseSchema.parse(await res.json());
+        value,
+      );
+      if (res.status !== 200) throw errorOf(res);
+      const body = putResponseSchema.parse(JSON.parse(utf8.decode(res.body)));
       cache.storeWrite(
         ticket,
         {
@@ -194,10 +197,10 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
           expiresAtMs: body.expires_at_ms,
           tags,
           tier: 'edge',
-          degraded: res.headers.get(headers.degraded) === '1',
+          degraded: res.header(headers.degraded) === '1',
           status: 'HIT',
-          ...graceFields(res.headers.has(headers.grace) ? parseGrace(res.headers.get(headers.grace)) : grace),
-          ...(res.headers.get(headers.consistency) === 'strong' ? { strong: true } : {}),
+          ...graceFields(res.header(headers.grace) !== null ? parseGrace(res.header(headers.grace)) : grace),
+          ...(res.header(headers.consistency) === 'strong' ? { strong: true } : {}),
         },
         namespace,
         key,

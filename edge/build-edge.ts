@@ -12,6 +12,7 @@ import { memoryTier } from './core/memory-tier.ts';
 import type { PurgeHandlers, PurgeSubscription } from './core/purge-source.ts';
 import type { EdgeTier, SharedEdgeTier } from './core/tier.ts';
 import { OriginClient } from './origin-client.ts';
+import type { OriginTransport } from './origin-transport.ts';
 import { purgeAppliedReporter } from './purge-report.ts';
 import { pollPurgeSource } from './purge-sources/poll.ts';
 import { ssePurgeSource } from './purge-sources/sse.ts';
@@ -73,6 +74,8 @@ export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
   readonly logger?: EdgeLogger;
   /** One record per finished request; default: none. */
   readonly requestLog?: RequestLog;
+  /** How entry reads and writes reach the origin; default: over the runtime's `fetch`. */
+  readonly originTransport?: OriginTransport;
 }
 
 /** An edge wired from its config, not yet serving: the runtime adapter hands `app.fetch` to its server. */
@@ -109,7 +112,12 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
   const now = parts.now ?? Date.now;
   const tier = parts.tier ?? memoryTier({ maxBytes: config.EDGE_MAX_BYTES, policy: config.EVICTION_POLICY });
   const token = config.EDGE_ORIGIN_TOKEN;
-  const origin = new OriginClient({ baseUrl: config.ORIGIN_URL, timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS, token });
+  const origin = new OriginClient({
+    baseUrl: config.ORIGIN_URL,
+    timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
+    token,
+    ...(parts.originTransport ? { transport: parts.originTransport } : {}),
+  });
   const polling = parts.purgeSource === 'poll';
   let subscription: PurgeSubscription | undefined;
   let lastError: string | undefined;

@@ -9,6 +9,7 @@ import {
 } from '../shared/lifecycle.ts';
 import { isTracingEnabled, tracedFetch } from '../shared/tracing.ts';
 import type { OriginMiss, OriginRead } from './core/edge-cache.ts';
+import { fetchTransport, type OriginAnswer, type OriginExchange, type OriginTransport } from './origin-transport.ts';
 
 export interface OriginClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -17,6 +18,13 @@ export interface OriginClientOptions {
   timeoutMs: number;
   /** The runtime's fetch (keep-alive by default on Node's undici and in workerd). */
   fetch?: typeof fetch;
+  /**
+   * How reads, revalidations and writes of entries reach the origin; default:
+   * over `fetch`. The Node adapter gives one on undici's `request`
+   * (`edge/adapters/node/origin-transport.ts`). Relayed calls
+   * ({@link OriginClient.request}) always use `fetch`: they stream bodies through.
+   */
+  transport?: OriginTransport;
   now?: () => number;
   /** Wrap each call in a CLIENT span and send `traceparent`; default: whether an OpenTelemetry SDK is recording. */
   tracing?: boolean;
@@ -35,10 +43,12 @@ export class OriginClient {
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
   readonly #tracing: boolean;
+  readonly #transport: OriginTransport;
 
   constructor(options: OriginClientOptions) {
     this.#o = { ...options, baseUrl: options.baseUrl.replace(/\/+$/, '') };
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#transport = options.transport ?? fetchTransport(this.#fetch);
     this.#now = options.now ?? Date.now;
     this.#tracing = options.tracing ?? isTracingEnabled();
   }
@@ -65,25 +75,23 @@ export class OriginClient {
   ): Promise<OriginRead | OriginMiss | null> {
     const prefer = preferences ? formatPreferences(preferences) : undefined;
     const waitSeconds = preferences?.waitSeconds ?? 0;
-    const res = await this.request(
+    const res = await this.send(
+      'GET',
       `/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`,
       {
-        method: 'GET',
-        headers: {
-          ...(requestId ? { [headers.requestId]: requestId } : {}),
-          ...(prefer ? { [headers.prefer]: prefer } : {}),
-          ...(preferences?.strong ? { [headers.cacheControl]: 'no-cache' } : {}),
-        },
+        ...(requestId ? { [headers.requestId]: requestId } : {}),
+        ...(prefer ? { [headers.prefer]: prefer } : {}),
+        ...(preferences?.strong ? { [headers.cacheControl]: 'no-cache' } : {}),
       },
+      undefined,
       waitSeconds * 1000,
     );
     if (res.status === 404) {
-      const lease = res.headers.get(headers.lease);
-      await res.body?.cancel();
+      const lease = res.header(headers.lease);
       return lease ? { miss: true, lease } : null;
     }
-    if (res.status !== 200) throw await errorFrom(res);
-    return await this.#readOf(res);
+    if (res.status !== 200) throw errorOf(res);
+    return this.#readOf(res);
   }
 
   /**
@@ -99,46 +107,69 @@ export class OriginClient {
     requestId?: string,
     strong = false,
   ): Promise<OriginRead | 'not-modified' | null> {
-    const res = await this.request(`/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
-      method: 'GET',
-      headers: {
-        [headers.ifNoneMatch]: etagFor(version),
-        ...(requestId ? { [headers.requestId]: requestId } : {}),
-        ...(strong ? { [headers.cacheControl]: 'no-cache' } : {}),
-      },
+    const res = await this.send('GET', `/api/v1/cache/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`, {
+      [headers.ifNoneMatch]: etagFor(version),
+      ...(requestId ? { [headers.requestId]: requestId } : {}),
+      ...(strong ? { [headers.cacheControl]: 'no-cache' } : {}),
     });
-    if (res.status === 304) {
-      await res.body?.cancel();
-      return 'not-modified';
-    }
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return null;
-    }
-    if (res.status !== 200) throw await errorFrom(res);
-    return await this.#readOf(res);
+    if (res.status === 304) return 'not-modified';
+    if (res.status === 404) return null;
+    if (res.status !== 200) throw errorOf(res);
+    return this.#readOf(res);
   }
 
-  async #readOf(res: Response): Promise<OriginRead> {
-    const value = new Uint8Array(await res.arrayBuffer());
-    const h = res.headers;
-    const ageSeconds = Number(h.get(headers.age) ?? '0');
-    const tagHeader = h.get(headers.cacheTag);
+  #readOf(res: OriginAnswer): OriginRead {
+    const h = (name: string) => res.header(name);
+    const ageSeconds = Number(h(headers.age) ?? '0');
+    const tagHeader = h(headers.cacheTag);
+    const lease = h(headers.lease);
     return {
-      value,
-      contentType: h.get('Content-Type') ?? 'application/octet-stream',
-      version: Number(h.get(headers.version) ?? '0'),
-      createdAtMs: Number(h.get(headers.createdAt) ?? Number.NaN) || this.#now() - ageSeconds * 1000,
-      expiresAtMs: Number(h.get(headers.expiresAt) ?? '0'),
+      value: res.body,
+      contentType: h('Content-Type') ?? 'application/octet-stream',
+      version: Number(h(headers.version) ?? '0'),
+      createdAtMs: Number(h(headers.createdAt) ?? Number.NaN) || this.#now() - ageSeconds * 1000,
+      expiresAtMs: Number(h(headers.expiresAt) ?? '0'),
       tags: tagHeader ? tagHeader.split(',') : [],
-      tier: h.get(headers.cacheTier) ?? 'unknown',
-      degraded: h.get(headers.degraded) === '1',
-      status: h.get(headers.cache) === 'STALE' ? 'STALE' : 'HIT',
-      ...graceFields(parseGrace(h.get(headers.grace))),
-      ...staleOf(h.get(headers.staleReason), this.#now()),
-      ...(h.get(headers.lease) ? { lease: h.get(headers.lease)! } : {}),
-      ...(h.get(headers.consistency) === 'strong' ? { strong: true } : {}),
+      tier: h(headers.cacheTier) ?? 'unknown',
+      degraded: h(headers.degraded) === '1',
+      status: h(headers.cache) === 'STALE' ? 'STALE' : 'HIT',
+      ...graceFields(parseGrace(h(headers.grace))),
+      ...staleOf(h(headers.staleReason), this.#now()),
+      ...(lease ? { lease } : {}),
+      ...(h(headers.consistency) === 'strong' ? { strong: true } : {}),
     };
+  }
+
+  /**
+   * One call to the origin through the transport, body read whole, with the
+   * edge's token, the time limit (plus `extraTimeMs`) and, when tracing, a
+   * CLIENT span. Used for entry reads, revalidations and writes.
+   * @param path absolute path with query, e.g. `/api/v1/cache/ns/k`.
+   * @throws CacheError CACHE_005 (503 unreachable, 504 timed out).
+   */
+  async send(
+    method: OriginExchange['method'],
+    path: string,
+    requestHeaders: Record<string, string>,
+    body?: Uint8Array<ArrayBuffer>,
+    extraTimeMs = 0,
+  ): Promise<OriginAnswer> {
+    const withToken = this.#o.token ? { ...requestHeaders, Authorization: `Bearer ${this.#o.token}` } : requestHeaders;
+    const exchange = (traceHeaders?: Record<string, string>): Promise<OriginAnswer> =>
+      this.#transport({
+        method,
+        base: this.#o.baseUrl,
+        path,
+        headers: traceHeaders ? { ...withToken, ...traceHeaders } : withToken,
+        ...(body ? { body } : {}),
+        signal: AbortSignal.timeout(this.#o.timeoutMs + extraTimeMs),
+      });
+    try {
+      if (!this.#tracing) return await exchange();
+      return await tracedFetch(method, new URL(`${this.#o.baseUrl}${path}`), exchange);
+    } catch (error) {
+      throw this.#unreachable(error);
+    }
   }
 
   /**
@@ -170,25 +201,40 @@ export class OriginClient {
         }),
       );
     } catch (error) {
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
-      throw new CacheError('CACHE_005', timedOut ? 'Origin timed out' : 'Origin unreachable', {
-        status: timedOut ? 504 : 503,
-        details: { origin: this.#o.baseUrl },
-        cause: error,
-      });
+      throw this.#unreachable(error);
     }
+  }
+
+  /** CACHE_005: 504 when the call's time limit fired, 503 when the origin could not be reached. */
+  #unreachable(error: unknown): CacheError {
+    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+    return new CacheError('CACHE_005', timedOut ? 'Origin timed out' : 'Origin unreachable', {
+      status: timedOut ? 504 : 503,
+      details: { origin: this.#o.baseUrl },
+      cause: error,
+    });
   }
 }
 
 /** Rebuilds the origin's CacheError from its envelope; anything else becomes CACHE_005. */
 export async function errorFrom(res: Response): Promise<CacheError> {
-  const text = await res.text();
+  return errorOfText(res.status, await res.text());
+}
+
+/** {@link errorFrom} for an answer read whole by the transport. */
+export function errorOf(res: OriginAnswer): CacheError {
+  return errorOfText(res.status, utf8.decode(res.body));
+}
+
+const utf8 = new TextDecoder();
+
+function errorOfText(status: number, text: string): CacheError {
   try {
     const envelope = errorEnvelopeSchema.parse(JSON.parse(text));
     const { code, message, details } = envelope.error;
-    return new CacheError(code, message, { status: res.status, details: details ?? {} });
+    return new CacheError(code, message, { status, details: details ?? {} });
   } catch {
-    return new CacheError('CACHE_005', `Origin answered HTTP ${res.status}`, { details: { status: res.status } });
+    return new CacheError('CACHE_005', `Origin answered HTTP ${status}`, { details: { status } });
   }
 }
 

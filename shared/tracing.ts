@@ -122,11 +122,11 @@ export function traceServerRequests(
  * the request. Records `http.response.status_code` from the returned
  * response; a thrown error ends the span as an error and is rethrown.
  */
-export async function tracedFetch(
+export async function tracedFetch<R extends { readonly status: number } = Response>(
   method: string,
   url: URL,
-  call: (traceHeaders: Record<string, string>) => Promise<Response>,
-): Promise<Response> {
+  call: (traceHeaders: Record<string, string>) => Promise<R>,
+): Promise<R> {
   const span = strataTracer().startSpan(method, {
     kind: SpanKind.CLIENT,
     attributes: {

@@ -9,7 +9,9 @@ import { pinoRequestLog } from '../../../shared/request-log.ts';
 import { buildEdge } from '../../build-edge.ts';
 import type { EdgeCache } from '../../core/edge-cache.ts';
 import type { PurgeSubscription } from '../../core/purge-source.ts';
+import type { OriginTransport } from '../../origin-transport.ts';
 import { edgeNodeMetrics } from './metrics.ts';
+import { undiciOriginTransport } from './origin-transport.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
 /** A running Node edge. */
@@ -29,16 +31,22 @@ export interface RunningEdge {
  * Starts a Node edge (`@hono/node-server`): the edge `buildEdge` wires, with
  * the purge stream, Prometheus metrics and a pino log; listens on
  * `EDGE_HOST:EDGE_PORT` (0 = a free port) and reports its counters to the
- * origin's dashboard every `EDGE_STATS_INTERVAL_SECONDS`. Used by
- * `npm run start:edge`, `npm start`, tests and benchmarks.
+ * origin's dashboard every `EDGE_STATS_INTERVAL_SECONDS`. Entry reads and
+ * writes reach the origin over undici's `request` (`origin-transport.ts`)
+ * unless `originTransport` says otherwise. Used by `npm run start:edge`,
+ * `npm start`, tests and benchmarks.
  */
-export async function startEdge(config: EdgeConfig, options: { logger?: Logger } = {}): Promise<RunningEdge> {
+export async function startEdge(
+  config: EdgeConfig,
+  options: { logger?: Logger; originTransport?: OriginTransport } = {},
+): Promise<RunningEdge> {
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-edge' });
   const edge = buildEdge(config, {
     purgeSource: 'stream',
     metrics: edgeNodeMetrics,
     logger,
     requestLog: pinoRequestLog(logger),
+    originTransport: options.originTransport ?? undiciOriginTransport(),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve(
