@@ -2,7 +2,14 @@ import { constants, zstdCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createOriginApp } from '../../origin/app.ts';
 import { CacheService } from '../../origin/cache-service.ts';
-import { compressedContentType, compressValue, decompressValue, zstdLevel } from '../../origin/compression.ts';
+import {
+  compressedContentType,
+  compressValue,
+  decompressValue,
+  frameContentSize,
+  inlineMaxBytes,
+  zstdLevel,
+} from '../../origin/compression.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../../origin/store/memory.ts';
 import { passThroughStore } from '../../origin/store/pass-through.ts';
@@ -44,6 +51,20 @@ describe('compression envelope', () => {
     expect(Buffer.from(packed.subarray(header)).equals(frame)).toBe(true);
     // Frame_Header_Descriptor (RFC 8878 §3.1.1.1.1): a content size is declared.
     expect(packed[header + 4]! >> 6).toBeGreaterThan(0);
+  });
+
+  it('round-trips on both sides of the inline limit and stops past the value limit on both', async () => {
+    const sizes = [200, 300, inlineMaxBytes, inlineMaxBytes + 1, 300_000];
+    for (const size of sizes) {
+      const value = new Uint8Array(size).map((_, i) => (i * 31) % 97);
+      const packed = (await compressValue({ value, contentType: 'x/y' }))!;
+      const frame = packed.subarray(4 + 2 + 3);
+      expect(frameContentSize(frame), `declared size of ${size}`).toBe(size);
+      const opened = await decompressValue(packed, 1 << 20);
+      expect(Buffer.from(opened.value).equals(Buffer.from(value)), `round trip of ${size}`).toBe(true);
+      await expect(decompressValue(packed, size - 1), `limit at ${size}`).rejects.toThrow();
+    }
+    expect(frameContentSize(new Uint8Array([1, 2, 3, 4, 5, 6]))).toBeNull();
   });
 
   it('rejects a malformed envelope and stops inflating past the value limit', async () => {
