@@ -208,28 +208,55 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, opera
 
 /** Rejects bodies over `maxBytes` with 413 CACHE_003 before they are buffered whole. */
 export function valueSizeLimit(maxBytes: number | (() => number)): MiddlewareHandler {
+  const tooLarge = (limit: number) => () => {
+    throw new CacheError('CACHE_003', `Value exceeds ${limit} bytes`, { status: 413, details: { maxBytes: limit } });
+  };
   // A getter: the limit can change at run time (a configuration reload) and is read per request.
-  if (typeof maxBytes === 'function') return (c, next) => valueSizeLimit(maxBytes())(c, next);
-  return bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
-      throw new CacheError('CACHE_003', `Value exceeds ${maxBytes} bytes`, { status: 413, details: { maxBytes } });
-    },
-  });
+  if (typeof maxBytes === 'function') {
+    let limit = maxBytes();
+    let check = sizeLimit(limit, tooLarge(limit));
+    return (c, next) => {
+      const now = maxBytes();
+      if (now !== limit) {
+        limit = now;
+        check = sizeLimit(limit, tooLarge(limit));
+      }
+      return check(c, next);
+    };
+  }
+  return sizeLimit(maxBytes, tooLarge(maxBytes));
 }
 
 /** JSON bodies (batch, purge) may carry a batch of values: allow that many values plus slack. */
 export function jsonSizeLimit(maxValueBytes: number): MiddlewareHandler {
   const maxBytes = Math.max(maxValueBytes * 2, 8 * 1024 * 1024);
-  return bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
-      throw new CacheError('CACHE_003', `Request body exceeds ${maxBytes} bytes`, {
-        status: 413,
-        details: { maxBytes },
-      });
-    },
+  return sizeLimit(maxBytes, () => {
+    throw new CacheError('CACHE_003', `Request body exceeds ${maxBytes} bytes`, {
+      status: 413,
+      details: { maxBytes },
+    });
   });
+}
+
+/**
+ * Hono's `bodyLimit` with its `Content-Length` decision taken from the
+ * request's headers alone: a body whose length is declared (and not
+ * chunked) is judged by that length and left unread, so the route reads it
+ * straight from the socket (`@hono/node-server` builds no WHATWG `Request`
+ * or stream for it). Only a body without a declared length goes through
+ * `bodyLimit`, which counts it as it streams. Same answers as `bodyLimit`.
+ */
+function sizeLimit(maxSize: number, onError: () => never): MiddlewareHandler {
+  const streamed = bodyLimit({ maxSize, onError });
+  return (c, next) => {
+    const method = c.req.method;
+    if (method === 'GET' || method === 'HEAD') return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      return Number.parseInt(length, 10) > maxSize ? onError() : next();
+    }
+    return streamed(c, next);
+  };
 }
 
 /** One finished request, as logged (never a value, body or credential). */
