@@ -125,12 +125,11 @@ export function createUnaryFastPath(options: UnaryFastPathOptions): UnaryFastPat
     };
     const onEnd = () => {
       req.off('data', onData);
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      const message = body.byteLength >= 5 && body[0] === 0 && body.readUInt32BE(1) === body.byteLength - 5;
+      const message = size >= 5 && chunks[0]![0] === 0 && envelopeLength(chunks) === size - 5;
       let input: ReturnType<typeof fromBinary> | undefined;
       if (message) {
         try {
-          input = fromBinary(spec.method.input, body.subarray(5));
+          input = fromBinary(spec.method.input, copyMessage(chunks, size));
         } catch {
           // Malformed: the handler's guard answers INVALID_ARGUMENT through Connect.
         }
@@ -213,6 +212,32 @@ function trailerFrame(trailer: Headers): Uint8Array {
     if (key !== 'grpc-status' || value !== '0') only = false;
   });
   return only ? okTrailerFrame : envelope(trailerFlag, trailerSerialize(trailer));
+}
+
+/** The big-endian length of the first envelope (bytes 1–4 of the body, which may span chunks). */
+function envelopeLength(chunks: readonly Buffer[]): number {
+  const first = chunks[0]!;
+  if (first.byteLength >= 5) return first.readUInt32BE(1);
+  return Buffer.concat(chunks).readUInt32BE(1);
+}
+
+/**
+ * The message bytes (the body after the 5-byte envelope header) in an
+ * ArrayBuffer of their own: decoded `bytes` fields are views into it, and a
+ * value kept by the memory store must not pin the socket's read buffer
+ * (request headers, a pipelined request) that Node's body chunks are views of.
+ */
+function copyMessage(chunks: readonly Buffer[], size: number): Uint8Array {
+  const out = new Uint8Array(size - 5);
+  let skip = 5;
+  let offset = 0;
+  for (const chunk of chunks) {
+    const part = skip > 0 ? chunk.subarray(Math.min(skip, chunk.byteLength)) : chunk;
+    skip -= chunk.byteLength - part.byteLength;
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
 }
 
 /** One gRPC envelope: flags (1 byte), length (4 bytes, big-endian), data. */

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
@@ -87,6 +87,31 @@ describe('unary gRPC-web fast path: what it takes', () => {
     expect(trailer.subarray(5).toString()).toBe('grpc-status: 0\r\n');
     // The interceptors see the request's headers.
     expect(headersSeen.at(-1)).toBe('seen');
+  });
+
+  it('reads a body that arrives in pieces, the envelope header split across them', async () => {
+    const body = frame(0, get('hit'));
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const req = request(`${url}/Get`, { method: 'POST', headers: grpcWeb }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve(Buffer.concat(parts)));
+      });
+      req.on('error', reject);
+      void (async () => {
+        for (const [from, to] of [
+          [0, 3],
+          [3, 7],
+          [7, body.byteLength],
+        ] as const) {
+          req.write(body.subarray(from, to));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        req.end();
+      })();
+    });
+    expect(answer[0]).toBe(0);
+    expect(fromBinary(GetResponseSchema, answer.subarray(5, 5 + answer.readUInt32BE(1))).found).toBe(true);
   });
 
   it('answers an error with the trailers frame alone: status, percent-encoded message, the error’s metadata', async () => {
