@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { CacheError } from '../../shared/errors.ts';
 import { hubAuthHeader } from '../../shared/hub-events.ts';
 import { deadLetterOf, dlqReasonHeader } from '../invalidation/kafka-source.ts';
-import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import { lazySender } from '../kafka/lazy-sender.ts';
 import { releaseScript } from '../purge/log-group-reader.ts';
 import { type CommandDeps, decodeCommand, type Refused } from './commands.ts';
@@ -154,9 +154,6 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     }
   };
 
-  let relaunchDelayMs = 500;
-  let relaunchTimer: NodeJS.Timeout | undefined;
-
   const launch = async (): Promise<void> => {
     const c = kafka.consumer(groupConsumerConfig(options));
     consumer = c;
@@ -166,45 +163,38 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     });
     c.on(c.events.FETCH, () => {
       if (!joined) return;
-      relaunchDelayMs = 500;
+      relauncher.healthy();
       flowing.open();
     });
     c.on(c.events.CRASH, (e) => {
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub command consumer crashed');
       // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
-      if (!e.payload.restart && consumer === c) relaunch();
+      if (!e.payload.restart && consumer === c) relauncher.schedule();
     });
     await c.connect();
     await c.subscribe({ topics: [options.configTopic, options.controlTopic], fromBeginning: false });
     await c.run({ eachMessage });
   };
 
-  /** Rebuilds the consumer after a back-off (a broker unreachable at start, or a crash kafkajs does not restart). */
-  const relaunch = () => {
-    if (stopping || relaunchTimer) return;
-    const old = consumer;
-    consumer = undefined;
-    const delay = relaunchDelayMs;
-    relaunchDelayMs = Math.min(relaunchDelayMs * 2, 10_000);
-    logger.warn({ retryInMs: delay }, 'restarting the hub command consumer');
-    relaunchTimer = setTimeout(() => {
-      relaunchTimer = undefined;
-      void (async () => {
-        await old?.disconnect().catch(() => {});
-        if (!stopping) await launch();
-      })().catch((error: unknown) => {
-        logger.warn({ err: error }, 'hub command consumer start failed');
-        relaunch();
-      });
-    }, delay);
-  };
+  // Rebuilds the consumer after a back-off (a broker unreachable at start, or a crash kafkajs does not restart).
+  const relauncher = consumerRelauncher({
+    name: 'hub command consumer',
+    logger,
+    launch,
+    detach: () => {
+      const old = consumer;
+      consumer = undefined;
+      return old;
+    },
+  });
 
   return {
     async start() {
       stopping = false;
+      relauncher.arm();
       await launch().catch((error: unknown) => {
         logger.warn({ err: error }, 'kafka not reachable for hub commands yet; will keep trying');
-        relaunch();
+        relauncher.schedule();
       });
     },
     async ready(timeoutMs = 30_000) {
@@ -212,8 +202,7 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     },
     async stop() {
       stopping = true;
-      clearTimeout(relaunchTimer);
-      relaunchTimer = undefined;
+      await relauncher.stop();
       await consumer
         ?.disconnect()
         .catch((error: unknown) => logger.warn({ err: error }, 'hub command consumer disconnect'));

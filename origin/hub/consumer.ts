@@ -12,7 +12,7 @@ import { deadLetterOf } from '../invalidation/kafka-source.ts';
 import { ensureTopics } from '../invalidation/kafka-topics.ts';
 import { applyInKeyOrder } from '../invalidation/partition-scheduler.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
-import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import type { HubMessage, HubOutcome } from './handler.ts';
 
 /** Where the hub may be killed on purpose by a crash test (`HUB_FAULT`): after apply and record, before the commit. */
@@ -89,7 +89,6 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
   let consumer: Consumer | undefined;
   let stopping = false;
   const flowing = flowLatch();
-  let relaunchTimer: NodeJS.Timeout | undefined;
 
   const producerFor = (topic: string, partition: number): Promise<Producer> => {
     const id = transactionalIdOf(groupId, topic, partition);
@@ -246,11 +245,13 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       logger.info({ groupId, assignment }, 'hub joined its consumer group');
     });
     c.on(c.events.FETCH, () => {
-      if (joined) flowing.open();
+      if (!joined) return;
+      relauncher.healthy();
+      flowing.open();
     });
     c.on(c.events.CRASH, (e) => {
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub consumer crashed');
-      if (!e.payload.restart && consumer === c) relaunch();
+      if (!e.payload.restart && consumer === c) relauncher.schedule();
     });
     await c.connect();
     if (stopping) return void (await c.disconnect().catch(() => {}));
@@ -258,22 +259,16 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 3, eachBatch });
   };
 
-  const relaunch = () => {
-    if (stopping || relaunchTimer) return;
-    const old = consumer;
-    consumer = undefined;
-    relaunchTimer = setTimeout(() => {
-      relaunchTimer = undefined;
-      void (async () => {
-        await old?.disconnect().catch(() => {});
-        if (stopping) return;
-        await launch().catch((error: unknown) => {
-          logger.warn({ err: error }, 'hub consumer start failed; retrying');
-          relaunch();
-        });
-      })();
-    }, 1_000);
-  };
+  const relauncher = consumerRelauncher({
+    name: 'hub consumer',
+    logger,
+    launch,
+    detach: () => {
+      const old = consumer;
+      consumer = undefined;
+      return old;
+    },
+  });
 
   const createTopics = async () => {
     const admin = kafka.admin();
@@ -294,12 +289,13 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     groupId,
     async start() {
       stopping = false;
+      relauncher.arm();
       void (async () => {
         await createTopics();
         if (!stopping) await launch();
       })().catch((error: unknown) => {
         logger.warn({ err: error }, 'kafka not reachable yet for the hub; will keep trying');
-        relaunch();
+        relauncher.schedule();
       });
     },
     async ready(timeoutMs = 30_000) {
@@ -307,7 +303,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     },
     async stop() {
       stopping = true;
-      clearTimeout(relaunchTimer);
+      await relauncher.stop();
       await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'hub consumer disconnect'));
       consumer = undefined;
       await closeProducers(new Set());

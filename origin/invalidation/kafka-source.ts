@@ -9,7 +9,7 @@ import {
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
-import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import { type OffsetCommitter, offsetCommitter } from '../kafka/offset-committer.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation, decodeRegionReset } from './applier.ts';
@@ -131,8 +131,6 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let consumer: Consumer | undefined;
   let committer: OffsetCommitter | undefined;
   let stopping = false;
-  let restartTimer: NodeJS.Timeout | undefined;
-  let restartDelayMs = 500;
   const flowing = flowLatch();
 
   /** Retries `attempt` until it succeeds or this partition's batch must end; false when it must end. */
@@ -224,14 +222,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     c.on(c.events.FETCH, (e) => {
       if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
       if (joined) {
-        restartDelayMs = 500;
+        relauncher.healthy();
         flowing.open();
       }
     });
     c.on(c.events.CRASH, (e) => {
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
       // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
-      if (!e.payload.restart && consumer === c) scheduleRelaunch();
+      if (!e.payload.restart && consumer === c) relauncher.schedule();
     });
     // stop() may come while this is still connecting: never start consuming after it.
     const abandoned = async () => {
@@ -246,25 +244,16 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 3, eachBatch });
   };
 
-  const scheduleRelaunch = () => {
-    if (stopping || restartTimer) return;
-    const old = consumer;
-    consumer = undefined;
-    const delay = restartDelayMs;
-    restartDelayMs = Math.min(restartDelayMs * 2, 10_000);
-    logger.warn({ retryInMs: delay }, 'restarting the kafka consumer');
-    restartTimer = setTimeout(() => {
-      restartTimer = undefined;
-      void (async () => {
-        await old?.disconnect().catch(() => {});
-        if (stopping) return;
-        await launch().catch((error: unknown) => {
-          logger.warn({ err: error }, 'kafka consumer start failed');
-          scheduleRelaunch();
-        });
-      })();
-    }, delay);
-  };
+  const relauncher = consumerRelauncher({
+    name: 'kafka consumer',
+    logger,
+    launch,
+    detach: () => {
+      const old = consumer;
+      consumer = undefined;
+      return old;
+    },
+  });
 
   const createTopics = async () => {
     // Convenience for development; production topics are usually provisioned, and this is then a no-op.
@@ -292,13 +281,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     dlqTopic,
     async start() {
       stopping = false;
+      relauncher.arm();
       // In the background: an origin starts (and serves reads) while the broker is still unreachable.
       void (async () => {
         await createTopics();
         if (!stopping) await launch();
       })().catch((error: unknown) => {
         logger.warn({ err: error, brokers: options.connection.brokers }, 'kafka not reachable yet; will keep trying');
-        scheduleRelaunch();
+        relauncher.schedule();
       });
     },
     async ready(timeoutMs = 30_000) {
@@ -306,8 +296,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     async stop() {
       stopping = true;
-      clearTimeout(restartTimer);
-      restartTimer = undefined;
+      await relauncher.stop();
       // Background commits go out before the group is left (bounded: a commit that cannot reach the broker
       // only means a successor re-reads the tail); disconnect() then stops fetching, waits for the batch in
       // hand (which commits) and leaves the group.

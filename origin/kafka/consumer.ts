@@ -1,4 +1,5 @@
 import type { ConsumerConfig } from 'kafkajs';
+import type { Logger } from 'pino';
 
 /**
  * The consumer settings every origin consumer group shares: session and
@@ -60,6 +61,127 @@ export function flowLatch(): FlowLatch {
         };
         waiters.add(done);
       });
+    },
+  };
+}
+
+/** A consumer as {@link consumerRelauncher} sees it: something to disconnect. */
+export interface Disconnectable {
+  disconnect(): Promise<void>;
+}
+
+export interface ConsumerRelauncherOptions {
+  /** Names the consumer in log lines (`restarting the <name>`, `<name> start failed`). */
+  readonly name: string;
+  readonly logger: Logger;
+  /** Builds, connects and runs a new consumer; rejects when it could not start (then retried). */
+  readonly launch: () => Promise<void>;
+  /**
+   * Takes the current consumer from its owner (who then holds none, so its own
+   * `stop()` does not disconnect it twice) and returns it, to be disconnected
+   * before the next launch.
+   */
+  readonly detach: () => Disconnectable | undefined;
+  /** Milliseconds; the first back-off, and the one after a healthy run. Default 500. */
+  readonly baseMs?: number;
+  /** Milliseconds; the longest back-off. Default 10 000. */
+  readonly capMs?: number;
+  /** Uniform in [0, 1); `Math.random` by default (tests pass their own). */
+  readonly random?: () => number;
+  /** Told of each relaunch scheduled, with its delay in ms (a metric). */
+  readonly onRelaunch?: (delayMs: number) => void;
+}
+
+/** Rebuilds a Kafka consumer after failures; see {@link consumerRelauncher}. */
+export interface ConsumerRelauncher {
+  /**
+   * Rebuilds the consumer after the next back-off: a broker unreachable at
+   * start, or a crash kafkajs does not restart itself. A no-op while a
+   * relaunch is pending and after {@link ConsumerRelauncher.stop}.
+   */
+  schedule(): void;
+  /** The consumer ran healthily (joined its group and fetched): the next back-off starts at `baseMs` again. */
+  healthy(): void;
+  /** Allows relaunches again after a stop (a consumer started anew), from `baseMs`. */
+  arm(): void;
+  /**
+   * No relaunch after this: cancels a pending one (no timer is left) and
+   * disconnects a consumer detached for it. A launch already under way is
+   * its owner's to abandon (it checks its own stop flag).
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * The back-off before relaunch `attempt` (0-based), in ms: exponential from
+ * `baseMs`, capped at `capMs`, with "equal jitter" (half fixed, half uniform
+ * random), so replicas that lost the same broker do not come back in step
+ * while no delay falls below half its step (M. Brooker, "Exponential Backoff
+ * And Jitter", AWS Architecture Blog, 2015).
+ */
+export function relaunchDelayMs(attempt: number, baseMs: number, capMs: number, random: () => number): number {
+  const step = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(step / 2 + (random() * step) / 2);
+}
+
+/**
+ * One relaunch loop for the origin's Kafka consumers (invalidations, hub
+ * requests, hub commands). kafkajs restarts a consumer itself after
+ * retriable errors only; after a non-retriable crash, or when the broker is
+ * unreachable at start, the owner calls {@link ConsumerRelauncher.schedule}:
+ * the old consumer is detached at once, disconnected when the back-off
+ * ({@link relaunchDelayMs}) ends, and a new one launched; a failed launch
+ * schedules the next attempt with a longer back-off.
+ */
+export function consumerRelauncher(options: ConsumerRelauncherOptions): ConsumerRelauncher {
+  const { name, logger } = options;
+  const baseMs = options.baseMs ?? 500;
+  const capMs = options.capMs ?? 10_000;
+  const random = options.random ?? Math.random;
+  let attempt = 0;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let detached: Disconnectable | undefined;
+
+  const schedule = () => {
+    if (stopped || timer) return;
+    const old = options.detach();
+    if (old) detached = old;
+    const delay = relaunchDelayMs(attempt, baseMs, capMs, random);
+    attempt += 1;
+    logger.warn({ retryInMs: delay }, `restarting the ${name}`);
+    options.onRelaunch?.(delay);
+    timer = setTimeout(() => {
+      timer = undefined;
+      const retired = detached;
+      detached = undefined;
+      void (async () => {
+        await retired?.disconnect().catch(() => {});
+        if (stopped) return;
+        await options.launch();
+      })().catch((error: unknown) => {
+        logger.warn({ err: error }, `${name} start failed`);
+        schedule();
+      });
+    }, delay);
+  };
+
+  return {
+    schedule,
+    healthy() {
+      attempt = 0;
+    },
+    arm() {
+      stopped = false;
+      attempt = 0;
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+      const retired = detached;
+      detached = undefined;
+      await retired?.disconnect().catch(() => {});
     },
   };
 }

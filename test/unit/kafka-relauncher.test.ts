@@ -1,0 +1,187 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { consumerRelauncher, relaunchDelayMs } from '../../origin/kafka/consumer.ts';
+
+/** A consumer owner as the three origin consumers hold one: a current consumer, launches counted. */
+function owner(options: { failLaunches?: number; random?: () => number } = {}) {
+  const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+  const logger = {
+    warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+  } as never;
+  const disconnected: string[] = [];
+  let current: { id: string; disconnect(): Promise<void> } | undefined;
+  let launches = 0;
+  let failLaunches = options.failLaunches ?? 0;
+  const consumerOf = (id: string) => ({
+    id,
+    async disconnect() {
+      disconnected.push(id);
+    },
+  });
+  const delays: number[] = [];
+  const relauncher = consumerRelauncher({
+    name: 'test consumer',
+    logger,
+    random: options.random ?? (() => 0.5),
+    launch: async () => {
+      launches += 1;
+      current = consumerOf(`c${launches}`);
+      if (failLaunches > 0) {
+        failLaunches -= 1;
+        throw new Error('broker unreachable');
+      }
+    },
+    detach: () => {
+      const old = current;
+      current = undefined;
+      return old;
+    },
+    onRelaunch: (delay) => delays.push(delay),
+  });
+  current = consumerOf('c0');
+  return {
+    relauncher,
+    warnings,
+    disconnected,
+    delays,
+    launches: () => launches,
+    current: () => current?.id,
+  };
+}
+
+/** Runs the timers due within `ms` and lets the relaunch's promise chain settle. */
+async function advance(ms: number) {
+  await vi.advanceTimersByTimeAsync(ms);
+}
+
+describe('consumerRelauncher', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('the back-off doubles from the base up to the cap, jittered between half and all of each step', () => {
+    const low = [0, 1, 2, 3, 4, 5, 6].map((n) => relaunchDelayMs(n, 500, 10_000, () => 0));
+    const high = [0, 1, 2, 3, 4, 5, 6].map((n) => relaunchDelayMs(n, 500, 10_000, () => 0.999_999));
+    expect(low).toEqual([250, 500, 1_000, 2_000, 4_000, 5_000, 5_000]);
+    expect(high).toEqual([500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+    // A huge attempt count neither overflows nor exceeds the cap.
+    expect(relaunchDelayMs(10_000, 500, 10_000, () => 0.5)).toBe(7_500);
+  });
+
+  it('disconnects the crashed consumer and launches a new one once the back-off ends, logging the delay', async () => {
+    const o = owner();
+    o.relauncher.schedule();
+    // Detached at once: the owner's own stop() would no longer see it.
+    expect(o.current()).toBeUndefined();
+    expect(o.warnings).toEqual([{ fields: { retryInMs: 375 }, message: 'restarting the test consumer' }]);
+    await advance(374);
+    expect(o.launches()).toBe(0);
+    expect(o.disconnected).toEqual([]);
+    await advance(1);
+    expect(o.disconnected).toEqual(['c0']);
+    expect(o.launches()).toBe(1);
+    expect(o.current()).toBe('c1');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a second schedule while one is pending does nothing', async () => {
+    const o = owner();
+    o.relauncher.schedule();
+    o.relauncher.schedule();
+    expect(vi.getTimerCount()).toBe(1);
+    await advance(10_000);
+    expect(o.launches()).toBe(1);
+    expect(o.delays).toEqual([375]);
+  });
+
+  it('a failed launch is logged and retried with a longer back-off, and its consumer disconnected', async () => {
+    const o = owner({ failLaunches: 2 });
+    o.relauncher.schedule();
+    await advance(375);
+    expect(o.launches()).toBe(1);
+    expect(o.warnings.map((w) => w.message)).toEqual([
+      'restarting the test consumer',
+      'test consumer start failed',
+      'restarting the test consumer',
+    ]);
+    await advance(750);
+    expect(o.launches()).toBe(2);
+    await advance(1_500);
+    expect(o.launches()).toBe(3);
+    expect(o.delays).toEqual([375, 750, 1_500]);
+    expect(o.disconnected).toEqual(['c0', 'c1', 'c2']);
+    expect(o.current()).toBe('c3');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('after a healthy run the back-off starts from the base again', async () => {
+    const o = owner({ failLaunches: 2 });
+    o.relauncher.schedule();
+    await advance(375 + 750 + 1_500);
+    expect(o.launches()).toBe(3);
+    o.relauncher.schedule();
+    expect(o.delays.at(-1)).toBe(3_000);
+    await advance(3_000);
+    o.relauncher.healthy();
+    o.relauncher.schedule();
+    expect(o.delays.at(-1)).toBe(375);
+  });
+
+  it('stop cancels a pending relaunch, leaves no timer, and disconnects the detached consumer', async () => {
+    const o = owner();
+    o.relauncher.schedule();
+    await o.relauncher.stop();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(o.disconnected).toEqual(['c0']);
+    await advance(60_000);
+    expect(o.launches()).toBe(0);
+  });
+
+  it('no relaunch is scheduled after stop, whether by a crash or by a launch failing', async () => {
+    const o = owner({ failLaunches: 1 });
+    o.relauncher.schedule();
+    await advance(375);
+    // The failed launch scheduled another; a stop now ends it.
+    expect(vi.getTimerCount()).toBe(1);
+    await o.relauncher.stop();
+    o.relauncher.schedule();
+    expect(vi.getTimerCount()).toBe(0);
+    await advance(60_000);
+    expect(o.launches()).toBe(1);
+  });
+
+  it('a stop while the old consumer is still disconnecting prevents the launch', async () => {
+    let release = () => {};
+    const slow = new Promise<void>((r) => (release = r));
+    let launches = 0;
+    const relauncher = consumerRelauncher({
+      name: 'test consumer',
+      logger: { warn: () => {} } as never,
+      random: () => 0,
+      launch: async () => {
+        launches += 1;
+      },
+      detach: () => ({ disconnect: () => slow }),
+    });
+    relauncher.schedule();
+    await advance(250);
+    await relauncher.stop();
+    release();
+    await advance(60_000);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(launches).toBe(0);
+  });
+
+  it('arm allows relaunches again after a stop, from the base delay', async () => {
+    const o = owner();
+    await o.relauncher.stop();
+    o.relauncher.schedule();
+    expect(vi.getTimerCount()).toBe(0);
+    o.relauncher.arm();
+    o.relauncher.schedule();
+    await advance(375);
+    expect(o.launches()).toBe(1);
+  });
+});
