@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs';
+import type { EachMessagePayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { CacheError } from '../../shared/errors.ts';
 import { hubAuthHeader } from '../../shared/hub-events.ts';
@@ -75,7 +75,6 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
   const { kafka, logger, redis } = options;
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   const dlq = lazySender(producer, `${options.controlTopic}.dlq`);
-  let consumer: Consumer | undefined;
   let stopping = false;
   const flowing = flowLatch();
   const replica = `${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
@@ -156,7 +155,7 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
 
   const launch = async (): Promise<void> => {
     const c = kafka.consumer(groupConsumerConfig(options));
-    consumer = c;
+    relauncher.adopt(c);
     let joined = false;
     c.on(c.events.GROUP_JOIN, () => {
       joined = true;
@@ -165,11 +164,6 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
       if (!joined) return;
       relauncher.healthy();
       flowing.open();
-    });
-    c.on(c.events.CRASH, (e) => {
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub command consumer crashed');
-      // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
-      if (!e.payload.restart && consumer === c) relauncher.schedule();
     });
     await c.connect();
     await c.subscribe({ topics: [options.configTopic, options.controlTopic], fromBeginning: false });
@@ -181,11 +175,6 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     name: 'hub command consumer',
     logger,
     launch,
-    detach: () => {
-      const old = consumer;
-      consumer = undefined;
-      return old;
-    },
   });
 
   return {
@@ -203,10 +192,10 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     async stop() {
       stopping = true;
       await relauncher.stop();
-      await consumer
+      await relauncher
+        .release()
         ?.disconnect()
         .catch((error: unknown) => logger.warn({ err: error }, 'hub command consumer disconnect'));
-      consumer = undefined;
       await dlq.close();
     },
   };

@@ -1,11 +1,4 @@
-import {
-  type Consumer,
-  type EachBatchPayload,
-  type KafkaMessage,
-  type Message,
-  Partitioners,
-  type Producer,
-} from 'kafkajs';
+import { type EachBatchPayload, type KafkaMessage, type Message, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { hubHeaders } from '../../shared/hub.ts';
 import { deadLetterOf } from '../invalidation/kafka-source.ts';
@@ -86,7 +79,6 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     retry: { initialRetryTime: 10, maxRetryTime: 3_000, retries: 12 },
   });
   const producers = new Map<string, Promise<Producer>>();
-  let consumer: Consumer | undefined;
   let stopping = false;
   const flowing = flowLatch();
 
@@ -225,7 +217,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       // read_committed (kafkajs's default, stated): requests from transactional producers count once committed.
       readUncommitted: false,
     });
-    consumer = c;
+    relauncher.adopt(c);
     let joined = false;
     c.on(c.events.GROUP_JOIN, (e) => {
       joined = true;
@@ -249,10 +241,6 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       relauncher.healthy();
       flowing.open();
     });
-    c.on(c.events.CRASH, (e) => {
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub consumer crashed');
-      if (!e.payload.restart && consumer === c) relauncher.schedule();
-    });
     await c.connect();
     if (stopping) return void (await c.disconnect().catch(() => {}));
     for (const topic of options.requestTopics) await c.subscribe({ topic, fromBeginning: options.fromBeginning });
@@ -263,11 +251,6 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     name: 'hub consumer',
     logger,
     launch,
-    detach: () => {
-      const old = consumer;
-      consumer = undefined;
-      return old;
-    },
   });
 
   const createTopics = async () => {
@@ -304,8 +287,10 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     async stop() {
       stopping = true;
       await relauncher.stop();
-      await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'hub consumer disconnect'));
-      consumer = undefined;
+      await relauncher
+        .release()
+        ?.disconnect()
+        .catch((error: unknown) => logger.warn({ err: error }, 'hub consumer disconnect'));
       await closeProducers(new Set());
     },
   };

@@ -1,11 +1,4 @@
-import {
-  type Consumer,
-  type EachBatchPayload,
-  type KafkaMessage,
-  type Message,
-  Partitioners,
-  type Producer,
-} from 'kafkajs';
+import { type EachBatchPayload, type KafkaMessage, type Message, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
@@ -128,7 +121,6 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
-  let consumer: Consumer | undefined;
   let committer: OffsetCommitter | undefined;
   let stopping = false;
   const flowing = flowLatch();
@@ -209,7 +201,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
 
   const launch = async () => {
     const c = kafka.consumer(groupConsumerConfig(options));
-    consumer = c;
+    relauncher.adopt(c);
     committer = offsetCommitter(logger);
     const eachBatch = eachBatchOf(committer);
     // Idempotent; the DLQ producer must be up before the first poison message.
@@ -225,11 +217,6 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         relauncher.healthy();
         flowing.open();
       }
-    });
-    c.on(c.events.CRASH, (e) => {
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
-      // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
-      if (!e.payload.restart && consumer === c) relauncher.schedule();
     });
     // stop() may come while this is still connecting: never start consuming after it.
     const abandoned = async () => {
@@ -248,11 +235,6 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     name: 'kafka consumer',
     logger,
     launch,
-    detach: () => {
-      const old = consumer;
-      consumer = undefined;
-      return old;
-    },
   });
 
   const createTopics = async () => {
@@ -305,8 +287,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         await Promise.race([committer.flush(), new Promise((r) => (timer = setTimeout(r, commitFlushMs)))]);
         clearTimeout(timer);
       }
-      await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
-      consumer = undefined;
+      await relauncher
+        .release()
+        ?.disconnect()
+        .catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
       await producer.disconnect().catch(() => {});
     },
   };

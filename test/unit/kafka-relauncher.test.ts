@@ -1,50 +1,69 @@
+import type { ConsumerCrashEvent } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { consumerRelauncher, relaunchDelayMs } from '../../origin/kafka/consumer.ts';
 
-/** A consumer owner as the three origin consumers hold one: a current consumer, launches counted. */
-function owner(options: { failLaunches?: number; random?: () => number } = {}) {
-  const warnings: { fields: Record<string, unknown>; message: string }[] = [];
-  const logger = {
-    warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
-  } as never;
-  const disconnected: string[] = [];
-  let current: { id: string; disconnect(): Promise<void> } | undefined;
-  let launches = 0;
-  let failLaunches = options.failLaunches ?? 0;
-  const consumerOf = (id: string) => ({
+/** A consumer as the relauncher sees one: its crash listeners (fired by the test) and its disconnects. */
+function fakeConsumer(id: string, disconnected: string[], disconnect?: () => Promise<void>) {
+  const crashListeners: ((e: ConsumerCrashEvent) => void)[] = [];
+  return {
     id,
+    events: { CRASH: 'consumer.crash' as const },
+    on(event: 'consumer.crash', listener: (e: ConsumerCrashEvent) => void) {
+      if (event === 'consumer.crash') crashListeners.push(listener);
+    },
     async disconnect() {
       disconnected.push(id);
+      await disconnect?.();
     },
-  });
+    crash(restart: boolean) {
+      const payload = { error: new Error(`${id} crashed`), restart, groupId: 'g' };
+      for (const l of crashListeners) l({ id: '0', type: 'consumer.crash', timestamp: 0, payload });
+    },
+  };
+}
+type FakeConsumer = ReturnType<typeof fakeConsumer>;
+
+/** A consumer owner as the three origin consumers hold one: each launch adopts a new consumer. */
+function owner(options: { failLaunches?: number; random?: () => number } = {}) {
+  const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+  const errors: string[] = [];
+  const logger = {
+    warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+    error: (_fields: unknown, message: string) => errors.push(message),
+  } as never;
+  const disconnected: string[] = [];
+  let launches = 0;
+  let failLaunches = options.failLaunches ?? 0;
   const delays: number[] = [];
-  const relauncher = consumerRelauncher({
+  const consumers: FakeConsumer[] = [];
+  const relauncher = consumerRelauncher<FakeConsumer>({
     name: 'test consumer',
     logger,
     random: options.random ?? (() => 0.5),
     launch: async () => {
       launches += 1;
-      current = consumerOf(`c${launches}`);
+      const c = fakeConsumer(`c${launches}`, disconnected);
+      consumers.push(c);
+      relauncher.adopt(c);
       if (failLaunches > 0) {
         failLaunches -= 1;
         throw new Error('broker unreachable');
       }
     },
-    detach: () => {
-      const old = current;
-      current = undefined;
-      return old;
-    },
     onRelaunch: (delay) => delays.push(delay),
   });
-  current = consumerOf('c0');
+  const first = fakeConsumer('c0', disconnected);
+  consumers.push(first);
+  relauncher.adopt(first);
   return {
     relauncher,
     warnings,
+    errors,
     disconnected,
     delays,
+    consumers,
     launches: () => launches,
-    current: () => current?.id,
+    current: () => relauncher.current?.id,
   };
 }
 
@@ -68,6 +87,31 @@ describe('consumerRelauncher', () => {
     expect(high).toEqual([500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
     // A huge attempt count neither overflows nor exceeds the cap.
     expect(relaunchDelayMs(10_000, 500, 10_000, () => 0.5)).toBe(7_500);
+  });
+
+  it('a crash kafkajs does not restart relaunches; one it restarts, or one of a replaced consumer, does not', async () => {
+    const o = owner();
+    o.consumers[0]!.crash(true);
+    expect(vi.getTimerCount()).toBe(0);
+    o.consumers[0]!.crash(false);
+    expect(o.errors).toEqual(['test consumer crashed', 'test consumer crashed']);
+    await advance(375);
+    expect(o.current()).toBe('c1');
+    // The old consumer crashing again (say, while it disconnects) is not the current one's crash.
+    o.consumers[0]!.crash(false);
+    expect(vi.getTimerCount()).toBe(0);
+    o.consumers[1]!.crash(false);
+    expect(vi.getTimerCount()).toBe(1);
+  });
+
+  it('release takes the current consumer for its owner to disconnect; a relaunch then has none to retire', async () => {
+    const o = owner();
+    expect(o.relauncher.release()?.id).toBe('c0');
+    expect(o.current()).toBeUndefined();
+    o.relauncher.schedule();
+    await advance(375);
+    expect(o.disconnected).toEqual([]);
+    expect(o.current()).toBe('c1');
   });
 
   it('disconnects the crashed consumer and launches a new one once the back-off ends, logging the delay', async () => {
@@ -156,18 +200,21 @@ describe('consumerRelauncher', () => {
     let release = () => {};
     const slow = new Promise<void>((r) => (release = r));
     let launches = 0;
-    const relauncher = consumerRelauncher({
+    const relauncher = consumerRelauncher<FakeConsumer>({
       name: 'test consumer',
       logger: { warn: () => {} } as never,
       random: () => 0,
       launch: async () => {
         launches += 1;
       },
-      detach: () => ({ disconnect: () => slow }),
     });
+    relauncher.adopt(fakeConsumer('c0', [], () => slow));
     relauncher.schedule();
     await advance(250);
-    await relauncher.stop();
+    await relauncher.stop().then(
+      () => {},
+      () => {},
+    );
     release();
     await advance(60_000);
     expect(vi.getTimerCount()).toBe(0);
