@@ -88,8 +88,6 @@ export interface ConsumerRelauncherOptions {
   readonly capMs?: number;
   /** Uniform in [0, 1); `Math.random` by default (tests pass their own). */
   readonly random?: () => number;
-  /** Told of each relaunch scheduled, with its delay in ms (a metric). */
-  readonly onRelaunch?: (delayMs: number) => void;
 }
 
 /** Holds an origin consumer and rebuilds it after failures; see {@link consumerRelauncher}. */
@@ -171,7 +169,6 @@ export function consumerRelauncher<C extends RelaunchedConsumer = Consumer>(
     const delay = relaunchDelayMs(attempt, baseMs, capMs, random);
     attempt += 1;
     logger.warn({ retryInMs: delay }, `restarting the ${name}`);
-    options.onRelaunch?.(delay);
     timer = setTimeout(() => {
       timer = undefined;
       const old = retiring;
