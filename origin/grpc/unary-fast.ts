@@ -54,7 +54,8 @@ const okTrailerFrame = envelope(trailerFlag, new TextEncoder().encode('grpc-stat
 /**
  * A unary gRPC-web fast path for the origin's HTTP/1.1 listener: the same
  * answers as Connect's gRPC-web handler, byte for byte (status, headers,
- * message frame, trailers frame), without Connect's streaming pipeline.
+ * message frame, trailers frame), without Connect's streaming pipeline. The
+ * body goes out as one HTTP chunk where Connect writes one per frame.
  *
  * Takes a request only when it is a `POST` over HTTP/1.x to a unary method
  * of `service`, with content type `application/grpc-web` or
