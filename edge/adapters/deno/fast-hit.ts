@@ -1,4 +1,4 @@
-import type { FastHit } from '../../fast-hit.ts';
+import type { FastHit, HitAnswer } from '../../fast-hit.ts';
 
 /**
  * A `Deno.serve` handler (any WHATWG fetch handler) that answers fresh edge
@@ -12,7 +12,13 @@ export function fastHitHandler(
 ): (request: Request, info?: unknown) => Response | Promise<Response> {
   if (!fastHit) return app;
   return (request, info) => {
-    const answer = fastHit(request.method, request.url, request, fetchHeader);
+    let answer: HitAnswer | undefined;
+    try {
+      answer = fastHit(request.method, request.url, request, fetchHeader);
+    } catch {
+      // The app answers (or envelopes) what the fast path could not.
+      answer = undefined;
+    }
     if (!answer) return app(request, info);
     return new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
       status: answer.status,

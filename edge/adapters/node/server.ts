@@ -9,7 +9,7 @@ import { pinoRequestLog } from '../../../shared/request-log.ts';
 import { buildEdge } from '../../build-edge.ts';
 import type { EdgeCache } from '../../core/edge-cache.ts';
 import type { PurgeSubscription } from '../../core/purge-source.ts';
-import type { FastHit } from '../../fast-hit.ts';
+import type { FastHit, HitAnswer } from '../../fast-hit.ts';
 import { edgeNodeMetrics } from './metrics.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
@@ -35,7 +35,13 @@ export interface RunningEdge {
 export function fastHitListener(fastHit: FastHit | undefined, app: RequestListener): RequestListener {
   if (!fastHit) return app;
   return (req, res) => {
-    const answer = fastHit(req.method ?? '', req.url ?? '', req, nodeHeader);
+    let answer: HitAnswer | undefined;
+    try {
+      answer = fastHit(req.method ?? '', req.url ?? '', req, nodeHeader);
+    } catch {
+      // Never an uncaught exception in the server's 'request' event: the app answers (or envelopes) it instead.
+      answer = undefined;
+    }
     if (!answer) return app(req, res);
     const { body } = answer;
     if (body) answer.headers['Content-Length'] = String(body.byteLength);
