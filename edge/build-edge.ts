@@ -5,12 +5,14 @@ import type { AppEnv, RequestLog } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import { purgeCanaryNamespace } from '../shared/purge-report.ts';
 import type { StreamMessage } from '../shared/schemas.ts';
-import { createEdgeApp } from './app.ts';
+import { isTracingEnabled } from '../shared/tracing.ts';
+import { createEdgeApp, type EdgeAppDeps } from './app.ts';
 import { EdgeCache, type RevalidationOutcome, type SharedTierOutcome } from './core/edge-cache.ts';
 import { Lease } from './core/lease.ts';
 import { memoryTier } from './core/memory-tier.ts';
 import type { PurgeHandlers, PurgeSubscription } from './core/purge-source.ts';
 import type { EdgeTier, SharedEdgeTier } from './core/tier.ts';
+import { createFastHit, type FastHit } from './fast-hit.ts';
 import { OriginClient } from './origin-client.ts';
 import type { OriginTransport } from './origin-transport.ts';
 import { purgeAppliedReporter } from './purge-report.ts';
@@ -76,11 +78,19 @@ export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
   readonly requestLog?: RequestLog;
   /** How entry reads and writes reach the origin; default: over the runtime's `fetch`. */
   readonly originTransport?: OriginTransport;
+  /**
+   * This edge's id in its reports to the origin when `EDGE_ID` is unset (the
+   * adapter's default, shared with its other reports; a promise until it is
+   * known); default: a random id per process.
+   */
+  readonly edgeId?: string | Promise<string>;
 }
 
 /** An edge wired from its config, not yet serving: the runtime adapter hands `app.fetch` to its server. */
 export interface BuiltEdge<M extends EdgeMetrics = EdgeMetrics> {
   readonly app: Hono<AppEnv>;
+  /** The hit fast path over the same parts, for the adapter to try before `app` (`edge/fast-hit.ts`); undefined with tracing on. */
+  readonly fastHit: FastHit | undefined;
   readonly cache: EdgeCache;
   readonly origin: OriginClient;
   /** The runtime's metrics, when it gave a factory. */
@@ -158,7 +168,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     ? undefined
     : purgeAppliedReporter({
         originUrl: config.ORIGIN_URL,
-        edgeId: config.EDGE_ID ?? `edge-${crypto.randomUUID().slice(0, 8)}`,
+        edgeId: config.EDGE_ID ?? parts.edgeId ?? `edge-${crypto.randomUUID().slice(0, 8)}`,
         timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
         headers,
         onError: (error) => logger?.debug({ err: error }, 'applied-position report not taken'),
@@ -218,7 +228,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     subscription = stream;
     renew = () => stream.renew();
   }
-  const app = createEdgeApp({
+  const appDeps: EdgeAppDeps = {
     cache,
     origin,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -236,9 +246,14 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     // Per process or isolate: a bound per instance, not a global one (docs/security.md).
     rateLimiter: rateLimiterFromConfig(config),
     leaseMs: config.EDGE_LEASE_MS,
-  });
+    // Decided once, here, for the app and its fast path alike.
+    tracing: isTracingEnabled(),
+  };
+  const app = createEdgeApp(appDeps);
   return {
     app,
+    // The same parts as the app: one verifier (and its remembered tokens), one limiter, one tier.
+    fastHit: createFastHit(appDeps),
     cache,
     origin,
     metrics,
