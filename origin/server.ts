@@ -11,6 +11,7 @@ import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { type HubEvents, hubEventsFromConfig } from './events/from-config.ts';
+import { fastReadListener } from './fast-read.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import type { HubConsumer } from './hub/consumer.ts';
@@ -346,8 +347,12 @@ export async function startOrigin(
     auth,
     log: pinoRequestLog(logger),
   });
+  const restListener = getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST });
   const server = await listenSamePort({
-    rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),
+    // Plain GET hits are answered in front of Hono (`fast-read.ts`); with tracing on, every request opens its span there.
+    rest: isTracingEnabled()
+      ? restListener
+      : fastReadListener({ service, metrics, log: pinoRequestLog(logger), auth, fallback: restListener }),
     rpc: traceRpc(rpc, isTracingEnabled()),
     isRpcPath: (path) => path.startsWith(rpcPathPrefix),
     port: config.ORIGIN_PORT,

@@ -12,7 +12,6 @@ import {
   jsonSizeLimit,
   namespacePath,
   type RequestLog,
-  readResponse,
   valueSizeLimit,
   writeOptions,
 } from '../../shared/http.ts';
@@ -34,6 +33,8 @@ import {
   purgeRequestSchema,
 } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
+import { takeHandedRead } from '../fast-read.ts';
+import { readAnswer } from '../read-answer.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
@@ -120,7 +121,10 @@ export function cacheRoutes(deps: {
       const { namespace, key } = cachePath(c, 'get');
       const preferences = readPreferences(c.req.header(headers.prefer));
       const strong = requestsNoCache(c.req.header(headers.cacheControl));
-      const read = await service.get(namespace, key, { ...preferences, strong, signal: c.req.raw.signal });
+      // A read the fast path made already (`fast-read.ts`) and handed over because it was not a plain fresh hit.
+      const read =
+        takeHandedRead(c.env) ??
+        (await service.get(namespace, key, { ...preferences, strong, signal: c.req.raw.signal }));
       if (!read.entry) {
         c.header(headers.cache, 'MISS');
         if (read.lease) c.header(headers.lease, read.lease);
@@ -130,15 +134,25 @@ export function cacheRoutes(deps: {
       }
       const { entry, tier } = read;
       // Served while Redis could not confirm it (breaker open or Redis failing): the builder says so.
-      const res = readResponse(c, entry, {
-        status: read.status,
-        tier,
-        degraded: read.degraded,
-        nowMs: now(),
-        exposeExpiry: true,
-        staleReason: read.staleReason,
-        lease: read.lease,
-        strong: read.strong,
+      const answer = readAnswer(
+        entry,
+        {
+          status: read.status,
+          tier,
+          degraded: read.degraded,
+          nowMs: now(),
+          exposeExpiry: true,
+          staleReason: read.staleReason,
+          lease: read.lease,
+          strong: read.strong,
+        },
+        c.get('requestId'),
+        c.req.header(headers.ifNoneMatch),
+      );
+      c.set('requestIdSent', true);
+      const res = new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
+        status: answer.status,
+        headers: answer.headers,
       });
       return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
