@@ -3,6 +3,7 @@ import { authorize, bearerToken, type Verifier } from '../shared/auth.ts';
 import type { RequestLog } from '../shared/http.ts';
 import { pathTrick } from '../shared/input-guard.ts';
 import { isValidKey, isValidNamespace } from '../shared/keys.ts';
+import { requestsNoCache } from '../shared/lifecycle.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import type { CacheService } from './cache-service.ts';
 import { readAnswer } from './read-answer.ts';
@@ -23,6 +24,8 @@ export interface FastReadOptions {
   readonly auth?: Verifier | null | undefined;
   /** Now, Unix ms (for `Age`). */
   readonly now?: () => number;
+  /** Told of each request the fast path answered itself (tests). */
+  readonly onAnswered?: (() => void) | undefined;
   /** The full path, the Hono app's listener: every request the fast path does not answer, unchanged. */
   readonly fallback: (req: IncomingMessage, res: ServerResponse) => unknown;
 }
@@ -32,8 +35,8 @@ const prefix = '/api/v1/cache/';
 const plainHost = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 /** A well-formed `X-Request-Id`, echoed (the same rule as `requestIdMiddleware` in `shared/http.ts`). */
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-/** A plain read asks for no lease, no wait and no strong read. */
-const plainOptions = {};
+/** Headers read here whose repeated values Node joins into one string. */
+const repeatable = ['x-request-id', 'if-none-match', 'cache-control'] as const;
 
 const handed = new WeakMap<object, Handed>();
 
@@ -66,11 +69,11 @@ function plainRead(req: IncomingMessage): [string, string] | null {
   const key = url.slice(slash + 1);
   if (!isValidNamespace(namespace) || !isValidKey(key)) return null;
   const h = req.headers;
-  // `Prefer` (leases, waits) and `Cache-Control` (strong reads) change the read: the route handles them.
-  if (h.prefer !== undefined || h['cache-control'] !== undefined) return null;
+  // `Prefer` (leases, waits) changes the read: the route handles it.
+  if (h.prefer !== undefined) return null;
   if (h.host === undefined || !plainHost.test(h.host)) return null;
   // Node joins repeated values of these into one string; anything else is left to the full path.
-  if (typeof (h['x-request-id'] ?? '') !== 'string' || typeof (h['if-none-match'] ?? '') !== 'string') return null;
+  for (const name of repeatable) if (typeof (h[name] ?? '') !== 'string') return null;
   return [namespace, key];
 }
 
@@ -86,7 +89,7 @@ function plainRead(req: IncomingMessage): [string, string] | null {
  * count and duration in `metrics` (seconds) and its request-log record.
  *
  * Everything else goes to `fallback` untouched: other methods, paths and
- * HTTP/2, `Prefer` and `Cache-Control` requests, a missing or refused token
+ * HTTP/2, `Prefer` requests (leases, waits), a missing or refused token
  * (the full path answers 401/403 and records the refusal), and reads that are
  * not a plain fresh hit — misses, STALE, degraded answers, leases, store
  * failures — whose result is handed over ({@link takeHandedRead}) so the
@@ -94,7 +97,7 @@ function plainRead(req: IncomingMessage): [string, string] | null {
  * opens the request's span).
  */
 export function fastReadListener(options: FastReadOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { service, metrics, log, auth, fallback } = options;
+  const { service, metrics, log, auth, fallback, onAnswered } = options;
   const now = options.now ?? Date.now;
 
   async function serve(req: IncomingMessage, res: ServerResponse, namespace: string, key: string): Promise<void> {
@@ -110,7 +113,10 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
     const started = performance.now();
     let read: Read;
     try {
-      read = await service.get(namespace, key, plainOptions);
+      // `Cache-Control: no-cache` is a strong read (fetch adds it to every conditional request).
+      read = await service.get(namespace, key, {
+        strong: requestsNoCache(req.headers['cache-control'] as string | undefined),
+      });
     } catch (error) {
       handed.set(req, { error });
       return void fallback(req, res);
@@ -155,6 +161,7 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
       status,
       duration_ms: seconds * 1000,
     });
+    onAnswered?.();
   }
 
   return (req, res) => {

@@ -101,6 +101,10 @@ export async function startOrigin(
     store?: TieredStore;
     /** The environment a reload reads (entry points: `process.env` with `STRATA_CONFIG_FILE`); absent = a reload changes nothing. */
     reloadEnv?: () => Promise<Env>;
+    /** Tests: false serves every REST request through the Hono app (default true: the GET fast path in front). */
+    fastRead?: boolean;
+    /** Tests: told of each GET the fast path answered itself. */
+    onFastRead?: () => void;
   } = {},
 ): Promise<RunningOrigin> {
   const authOptions = authOptionsFromConfig(config);
@@ -350,9 +354,17 @@ export async function startOrigin(
   const restListener = getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST });
   const server = await listenSamePort({
     // Plain GET hits are answered in front of Hono (`fast-read.ts`); with tracing on, every request opens its span there.
-    rest: isTracingEnabled()
-      ? restListener
-      : fastReadListener({ service, metrics, log: pinoRequestLog(logger), auth, fallback: restListener }),
+    rest:
+      options.fastRead === false || isTracingEnabled()
+        ? restListener
+        : fastReadListener({
+            service,
+            metrics,
+            log: pinoRequestLog(logger),
+            auth,
+            fallback: restListener,
+            onAnswered: options.onFastRead,
+          }),
     rpc: traceRpc(rpc, isTracingEnabled()),
     isRpcPath: (path) => path.startsWith(rpcPathPrefix),
     port: config.ORIGIN_PORT,
