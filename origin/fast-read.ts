@@ -31,6 +31,8 @@ export interface FastReadOptions {
 }
 
 const prefix = '/api/v1/cache/';
+/** RFC 3986 `pchar`s and `/`, unescaped: a request target WHATWG URL parsing does not rewrite. */
+const plainTarget = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
 /** The Host values `@hono/node-server` takes without parsing a URL; any other goes the full way. */
 const plainHost = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 /** A well-formed `X-Request-Id`, echoed (the same rule as `requestIdMiddleware` in `shared/http.ts`). */
@@ -61,8 +63,9 @@ export function takeHandedRead(env: unknown): Read | undefined {
 function plainRead(req: IncomingMessage): [string, string] | null {
   if (req.method !== 'GET' || req.httpVersionMajor !== 1) return null;
   const url = req.url ?? '';
-  // No query (the route takes none: the guard answers it), no escapes (decoded by the router), no dot segments.
-  if (!url.startsWith(prefix) || url.includes('?') || url.includes('%') || pathTrick(url) !== null) return null;
+  // Only characters a URL parser leaves as they are (no query: the route takes none, so the guard answers it;
+  // no escapes, which the router decodes; no `\`, which it reads as `/`), and no dot segments.
+  if (!url.startsWith(prefix) || !plainTarget.test(url) || pathTrick(url) !== null) return null;
   const slash = url.indexOf('/', prefix.length);
   if (slash === -1 || url.indexOf('/', slash + 1) !== -1) return null;
   const namespace = url.slice(prefix.length, slash);
