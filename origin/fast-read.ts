@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorize, bearerToken, type Verifier } from '../shared/auth.ts';
-import type { RequestLog } from '../shared/http.ts';
+import { headers, ifNoneMatchHits } from '../shared/headers.ts';
+import { type RequestLog, readHeaders } from '../shared/http.ts';
 import { pathTrick } from '../shared/input-guard.ts';
 import { isValidKey, isValidNamespace } from '../shared/keys.ts';
 import { requestsNoCache } from '../shared/lifecycle.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import type { CacheService } from './cache-service.ts';
-import { readAnswer } from './read-answer.ts';
 
 /** What `CacheService.get` answers. */
 type Read = Awaited<ReturnType<CacheService['get']>>;
@@ -85,8 +85,8 @@ function plainRead(req: IncomingMessage): [string, string] | null {
  * hot request itself: a plain `GET /api/v1/cache/{namespace}/{key}` over
  * HTTP/1.1 whose read is a fresh hit confirmed by the store. It applies what
  * the full path applies, in the same order and with the same answer (status,
- * headers and body; `routes/cache.ts` builds its answer with the same
- * `readAnswer`): the path and query guards (any query, percent-escape or dot
+ * headers and body; the headers come from the same `readHeaders` as the
+ * route's `readResponse`, `shared/http.ts`): the path and query guards (any query, percent-escape or dot
  * segment goes the full way), the bearer token and the `cache:read` grant in
  * the namespace, the request id (echoed when well-formed), the request's
  * count and duration in `metrics` (seconds) and its request-log record.
@@ -134,18 +134,24 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
     const { tier } = read;
     let status: number;
     try {
-      const answer = readAnswer(
+      const h = readHeaders(
         entry,
         { status: 'HIT', tier, degraded: false, nowMs: now(), exposeExpiry: true, strong: read.strong },
         requestId,
-        req.headers['if-none-match'] as string | undefined,
       );
-      if (answer.body) answer.headers['Content-Length'] = String(answer.body.byteLength);
-      // Validates every header before writing any: a throw leaves nothing sent.
-      res.writeHead(answer.status, answer.headers);
-      if (answer.body) res.end(answer.body);
-      else res.end();
-      status = answer.status;
+      // As `readResponse` answers (`shared/http.ts`): 304 without a body, else the value and its Content-Type.
+      if (ifNoneMatchHits(req.headers['if-none-match'] as string | undefined, h[headers.etag]!)) {
+        status = 304;
+        // Validates every header before writing any: a throw leaves nothing sent.
+        res.writeHead(status, h);
+        res.end();
+      } else {
+        status = 200;
+        h['Content-Type'] = entry.contentType;
+        h['Content-Length'] = String(entry.value.byteLength);
+        res.writeHead(status, h);
+        res.end(entry.value);
+      }
     } catch (error) {
       // The full path meets the same error building its Response and answers it (CACHE_005).
       if (res.headersSent) throw error;

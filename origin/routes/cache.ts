@@ -12,6 +12,7 @@ import {
   jsonSizeLimit,
   namespacePath,
   type RequestLog,
+  readResponse,
   valueSizeLimit,
   writeOptions,
 } from '../../shared/http.ts';
@@ -38,7 +39,6 @@ import {
 } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import { takeHandedRead } from '../fast-read.ts';
-import { readAnswer } from '../read-answer.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
@@ -138,25 +138,15 @@ export function cacheRoutes(deps: {
       }
       const { entry, tier } = read;
       // Served while Redis could not confirm it (breaker open or Redis failing): the builder says so.
-      const answer = readAnswer(
-        entry,
-        {
-          status: read.status,
-          tier,
-          degraded: read.degraded,
-          nowMs: now(),
-          exposeExpiry: true,
-          staleReason: read.staleReason,
-          lease: read.lease,
-          strong: read.strong,
-        },
-        c.get('requestId'),
-        c.req.header(headers.ifNoneMatch),
-      );
-      c.set('requestIdSent', true);
-      const res = new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
-        status: answer.status,
-        headers: answer.headers,
+      const res = readResponse(c, entry, {
+        status: read.status,
+        tier,
+        degraded: read.degraded,
+        nowMs: now(),
+        exposeExpiry: true,
+        staleReason: read.staleReason,
+        lease: read.lease,
+        strong: read.strong,
       });
       return { res, tier, result: read.status === 'STALE' ? 'stale' : 'hit' };
     }),
