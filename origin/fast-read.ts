@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorize, bearerToken, type Verifier } from '../shared/auth.ts';
 import { headers, ifNoneMatchHits } from '../shared/headers.ts';
-import { type RequestLog, readHeaders } from '../shared/http.ts';
+import { type RequestLog, readHeaders, requestIdFor } from '../shared/http.ts';
 import { pathTrick } from '../shared/input-guard.ts';
 import { isValidKey, isValidNamespace } from '../shared/keys.ts';
 import { requestsNoCache } from '../shared/lifecycle.ts';
@@ -35,8 +35,6 @@ const prefix = '/api/v1/cache/';
 const plainTarget = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
 /** The Host values `@hono/node-server` takes without parsing a URL; any other goes the full way. */
 const plainHost = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
-/** A well-formed `X-Request-Id`, echoed (the same rule as `requestIdMiddleware` in `shared/http.ts`). */
-const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Headers read here whose repeated values Node joins into one string. */
 const repeatable = ['x-request-id', 'if-none-match', 'cache-control'] as const;
 
@@ -129,8 +127,7 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
       handed.set(req, { read });
       return void fallback(req, res);
     }
-    const given = req.headers['x-request-id'] as string | undefined;
-    const requestId = given !== undefined && requestIdPattern.test(given) ? given : crypto.randomUUID();
+    const requestId = requestIdFor(req.headers['x-request-id'] as string | undefined);
     const { tier } = read;
     let status: number;
     try {
