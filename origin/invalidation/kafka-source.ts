@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { type HeartbeatAhead, heartbeatAhead } from '../kafka/heartbeat-ahead.ts';
 import { type OffsetCommitter, offsetCommitter } from '../kafka/offset-committer.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation, decodeRegionReset } from './applier.ts';
@@ -84,6 +85,16 @@ const retryMaxMs = 2_000;
 const commitFlushMs = 3_000;
 /** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
 const chunkSize = 64;
+/**
+ * Milliseconds a fetch waits at the broker when nothing arrives: after an
+ * empty answer, the next fetch needs one round trip to be back at the broker,
+ * and an event arriving meanwhile waits for it, so idle fetches are kept
+ * rare; a third of the session timeout, at most 2 000 (kafkajs stops only
+ * once the fetch in flight returned, which bounds `stop()` too). Fetches
+ * answer as soon as one byte is there (`minBytes` 1, kafkajs's default).
+ */
+const fetchWaitMs = (o: Pick<KafkaSourceOptions, 'sessionTimeoutMs'>) =>
+  Math.max(100, Math.min(2_000, Math.floor(o.sessionTimeoutMs / 3)));
 /** Per-key order follows the Kafka message key (read as latin1: one character per byte, so distinct keys stay distinct). */
 const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ?? '';
 
@@ -179,7 +190,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     return done;
   };
 
-  const eachBatchOf = (committer: OffsetCommitter) => async (p: EachBatchPayload) => {
+  const eachBatchOf = (committer: OffsetCommitter, ahead: HeartbeatAhead) => async (p: EachBatchPayload) => {
+    ahead.use(p.heartbeat);
     const { partition, messages } = p.batch;
     let next: string | null = null;
     let complete = false;
@@ -210,10 +222,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   };
 
   const launch = async () => {
-    const c = kafka.consumer(groupConsumerConfig(options));
+    const c = kafka.consumer({ ...groupConsumerConfig(options), maxWaitTimeInMs: fetchWaitMs(options) });
     consumer = c;
     committer = offsetCommitter(logger);
-    const eachBatch = eachBatchOf(committer);
+    const eachBatch = eachBatchOf(committer, heartbeatAhead(c, options.heartbeatIntervalMs));
     // Idempotent; the DLQ producer must be up before the first poison message.
     await producer.connect();
     let joined = false;
