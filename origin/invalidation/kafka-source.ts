@@ -85,16 +85,6 @@ const retryMaxMs = 2_000;
 const commitFlushMs = 3_000;
 /** Messages of one partition in flight at once (distinct keys only); bounds store concurrency. */
 const chunkSize = 64;
-/**
- * Milliseconds a fetch waits at the broker when nothing arrives: after an
- * empty answer, the next fetch needs one round trip to be back at the broker,
- * and an event arriving meanwhile waits for it, so idle fetches are kept
- * rare; a third of the session timeout, at most 2 000 (kafkajs stops only
- * once the fetch in flight returned, which bounds `stop()` too). Fetches
- * answer as soon as one byte is there (`minBytes` 1, kafkajs's default).
- */
-const fetchWaitMs = (o: Pick<KafkaSourceOptions, 'sessionTimeoutMs'>) =>
-  Math.max(100, Math.min(2_000, Math.floor(o.sessionTimeoutMs / 3)));
 /** Per-key order follows the Kafka message key (read as latin1: one character per byte, so distinct keys stay distinct). */
 const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ?? '';
 
@@ -222,7 +212,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   };
 
   const launch = async () => {
-    const c = kafka.consumer({ ...groupConsumerConfig(options), maxWaitTimeInMs: fetchWaitMs(options) });
+    const c = kafka.consumer(groupConsumerConfig(options));
     consumer = c;
     committer = offsetCommitter(logger);
     const eachBatch = eachBatchOf(committer, heartbeatAhead(c, options.heartbeatIntervalMs));
