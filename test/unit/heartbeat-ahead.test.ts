@@ -37,6 +37,16 @@ function beats(emit: (event: 'HEARTBEAT') => void, ok = () => true) {
 
 const interval = 1_000;
 
+/** A helper on a fake consumer that joined its group, holding a batch's heartbeat (failing while `ok` says so). */
+function joined(ok?: () => boolean) {
+  const fake = fakeConsumer();
+  const ahead = heartbeatAhead(fake.consumer, interval);
+  const beat = beats(fake.emit, ok);
+  ahead.use(beat.heartbeat);
+  fake.emit('GROUP_JOIN');
+  return { ...fake, ahead, ...beat };
+}
+
 describe('heartbeatAhead', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -56,11 +66,7 @@ describe('heartbeatAhead', () => {
   });
 
   it('sends each heartbeat just after it falls due, never before, and once per interval', async () => {
-    const { consumer, emit } = fakeConsumer();
-    const ahead = heartbeatAhead(consumer, interval);
-    const { heartbeat, calls } = beats(emit);
-    ahead.use(heartbeat);
-    emit('GROUP_JOIN');
+    const { ahead, calls } = joined();
     await vi.advanceTimersByTimeAsync(interval);
     expect(calls()).toBe(0);
     await vi.advanceTimersByTimeAsync(10);
@@ -72,11 +78,7 @@ describe('heartbeatAhead', () => {
   });
 
   it('a heartbeat of the fetch loop in between moves the next one back by a whole interval', async () => {
-    const { consumer, emit } = fakeConsumer();
-    const ahead = heartbeatAhead(consumer, interval);
-    const { heartbeat, calls } = beats(emit);
-    ahead.use(heartbeat);
-    emit('GROUP_JOIN');
+    const { ahead, emit, calls } = joined();
     await vi.advanceTimersByTimeAsync(interval / 2);
     emit('HEARTBEAT');
     await vi.advanceTimersByTimeAsync(interval);
@@ -87,12 +89,8 @@ describe('heartbeatAhead', () => {
   });
 
   it('after a failed heartbeat it tries again an interval later, and resumes once one succeeds', async () => {
-    const { consumer, emit } = fakeConsumer();
-    const ahead = heartbeatAhead(consumer, interval);
     let healthy = false;
-    const { heartbeat, calls } = beats(emit, () => healthy);
-    ahead.use(heartbeat);
-    emit('GROUP_JOIN');
+    const { ahead, calls } = joined(() => healthy);
     await vi.advanceTimersByTimeAsync(interval + 10);
     expect(calls()).toBe(1);
     await vi.advanceTimersByTimeAsync(interval);
@@ -106,11 +104,7 @@ describe('heartbeatAhead', () => {
   });
 
   it('pauses while the consumer is stopped and resumes with the heartbeat of a batch after the next join', async () => {
-    const { consumer, emit } = fakeConsumer();
-    const ahead = heartbeatAhead(consumer, interval);
-    const first = beats(emit);
-    ahead.use(first.heartbeat);
-    emit('GROUP_JOIN');
+    const { ahead, emit, ...first } = joined();
     await vi.advanceTimersByTimeAsync(interval + 10);
     expect(first.calls()).toBe(1);
     emit('STOP');
@@ -127,11 +121,7 @@ describe('heartbeatAhead', () => {
   });
 
   it('stop() ends it for good and leaves no listener on the consumer', async () => {
-    const { consumer, emit, emitter } = fakeConsumer();
-    const ahead = heartbeatAhead(consumer, interval);
-    const { heartbeat, calls } = beats(emit);
-    ahead.use(heartbeat);
-    emit('GROUP_JOIN');
+    const { ahead, emit, emitter, heartbeat, calls } = joined();
     ahead.stop();
     ahead.use(heartbeat);
     emit('HEARTBEAT');
