@@ -26,6 +26,12 @@ export interface HeartbeatAhead {
  * long-poll fetch) leaves the fetch loop nothing to send, unless a batch ends
  * during the one round trip it is in flight.
  *
+ * It sends only while a fetch is in flight (kafkajs's FETCH_START … FETCH);
+ * one falling due between fetches goes out with the next fetch. So, as
+ * before, a consumer whose fetch loop hangs (a batch that never ends) stops
+ * heartbeating and the group moves its partitions to a live member after
+ * the session timeout.
+ *
  * Until the first batch hands over its `heartbeat`, and whenever one sent
  * from here fails (a rebalance, a lost coordinator), kafkajs's own heartbeat
  * in the fetch loop still runs and handles the error as before: errors here
@@ -36,11 +42,15 @@ export function heartbeatAhead(consumer: Consumer, intervalMs: number): Heartbea
   let heartbeat: GroupHeartbeat | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let fetching = false;
+  /** A heartbeat fell due between fetches: it goes out with the next fetch. */
+  let owed = false;
   // kafkajs stamps the heartbeat's time just after the event: a few ms later it is surely due.
   const dueMs = intervalMs + 5;
 
   const schedule = (delayMs: number) => {
     clearTimeout(timer);
+    owed = false;
     if (stopped) return;
     timer = setTimeout(beat, delayMs);
     timer.unref();
@@ -49,7 +59,14 @@ export function heartbeatAhead(consumer: Consumer, intervalMs: number): Heartbea
     timer = undefined;
     // None yet (no batch since the join): kafkajs's own heartbeat runs, and its HEARTBEAT event schedules again.
     if (!heartbeat) return;
-    void heartbeat().then(
+    if (!fetching) {
+      owed = true;
+      return;
+    }
+    send(heartbeat);
+  };
+  const send = (h: GroupHeartbeat) => {
+    void h().then(
       // Normally the HEARTBEAT event has scheduled the next one already; else (skipped, not yet due) try again.
       () => timer ?? schedule(intervalMs),
       () => timer ?? schedule(intervalMs),
@@ -60,9 +77,21 @@ export function heartbeatAhead(consumer: Consumer, intervalMs: number): Heartbea
     clearTimeout(timer);
     timer = undefined;
     heartbeat = undefined;
+    fetching = false;
+    owed = false;
   };
   const offs = [
     consumer.on(consumer.events.HEARTBEAT, () => schedule(dueMs)),
+    consumer.on(consumer.events.FETCH_START, () => {
+      fetching = true;
+      if (owed && heartbeat) {
+        owed = false;
+        send(heartbeat);
+      }
+    }),
+    consumer.on(consumer.events.FETCH, () => {
+      fetching = false;
+    }),
     consumer.on(consumer.events.GROUP_JOIN, () => schedule(dueMs)),
     consumer.on(consumer.events.STOP, pause),
     consumer.on(consumer.events.DISCONNECT, pause),

@@ -5,6 +5,8 @@ import { heartbeatAhead } from '../../origin/kafka/heartbeat-ahead.ts';
 
 const events = {
   HEARTBEAT: 'consumer.heartbeat',
+  FETCH_START: 'consumer.fetch_start',
+  FETCH: 'consumer.fetch',
   GROUP_JOIN: 'consumer.group_join',
   STOP: 'consumer.stop',
   DISCONNECT: 'consumer.disconnect',
@@ -37,13 +39,17 @@ function beats(emit: (event: 'HEARTBEAT') => void, ok = () => true) {
 
 const interval = 1_000;
 
-/** A helper on a fake consumer that joined its group, holding a batch's heartbeat (failing while `ok` says so). */
+/**
+ * A helper on a fake consumer that joined its group and has a fetch in
+ * flight, holding a batch's heartbeat (failing while `ok` says so).
+ */
 function joined(ok?: () => boolean) {
   const fake = fakeConsumer();
   const ahead = heartbeatAhead(fake.consumer, interval);
   const beat = beats(fake.emit, ok);
   ahead.use(beat.heartbeat);
   fake.emit('GROUP_JOIN');
+  fake.emit('FETCH_START');
   return { ...fake, ahead, ...beat };
 }
 
@@ -55,6 +61,7 @@ describe('heartbeatAhead', () => {
     const { consumer, emit } = fakeConsumer();
     const ahead = heartbeatAhead(consumer, interval);
     emit('GROUP_JOIN');
+    emit('FETCH_START');
     await vi.advanceTimersByTimeAsync(5 * interval);
     const { heartbeat, calls } = beats(emit);
     ahead.use(heartbeat);
@@ -112,11 +119,34 @@ describe('heartbeatAhead', () => {
     expect(first.calls()).toBe(1);
     // kafkajs restarted itself: a new run, a new heartbeat from its first batch.
     emit('GROUP_JOIN');
+    emit('FETCH_START');
     const second = beats(emit);
     ahead.use(second.heartbeat);
     await vi.advanceTimersByTimeAsync(interval + 10);
     expect(first.calls()).toBe(1);
     expect(second.calls()).toBe(1);
+    ahead.stop();
+  });
+
+  it('sends nothing while no fetch is in flight (a batch in hand); one due then goes out with the next fetch', async () => {
+    const { ahead, emit, calls } = joined();
+    emit('FETCH');
+    await vi.advanceTimersByTimeAsync(3 * interval);
+    expect(calls()).toBe(0);
+    emit('FETCH_START');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls()).toBe(1);
+    ahead.stop();
+  });
+
+  it('a batch that never ends stops the heartbeats, so the group can move its partitions (session timeout)', async () => {
+    const { ahead, emit, calls } = joined();
+    await vi.advanceTimersByTimeAsync(interval + 10);
+    expect(calls()).toBe(1);
+    // The fetch answered, and its batch hangs: no FETCH_START follows.
+    emit('FETCH');
+    await vi.advanceTimersByTimeAsync(30 * interval);
+    expect(calls()).toBe(1);
     ahead.stop();
   });
 
@@ -127,6 +157,6 @@ describe('heartbeatAhead', () => {
     emit('HEARTBEAT');
     await vi.advanceTimersByTimeAsync(5 * interval);
     expect(calls()).toBe(0);
-    expect(Object.values(events).map((e) => emitter.listenerCount(e))).toEqual([0, 0, 0, 0, 0]);
+    expect(Object.values(events).map((e) => emitter.listenerCount(e))).toEqual([0, 0, 0, 0, 0, 0, 0]);
   });
 });
