@@ -73,6 +73,12 @@ export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
   readonly logger?: EdgeLogger;
   /** One record per finished request; default: none. */
   readonly requestLog?: RequestLog;
+  /**
+   * This edge's id in its reports to the origin when `EDGE_ID` is unset (the
+   * adapter's default, shared with its other reports; a promise until it is
+   * known); default: a random id per process.
+   */
+  readonly edgeId?: string | Promise<string>;
 }
 
 /** An edge wired from its config, not yet serving: the runtime adapter hands `app.fetch` to its server. */
@@ -150,7 +156,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     ? undefined
     : purgeAppliedReporter({
         originUrl: config.ORIGIN_URL,
-        edgeId: config.EDGE_ID ?? `edge-${crypto.randomUUID().slice(0, 8)}`,
+        edgeId: config.EDGE_ID ?? parts.edgeId ?? `edge-${crypto.randomUUID().slice(0, 8)}`,
         timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
         headers,
         onError: (error) => logger?.debug({ err: error }, 'applied-position report not taken'),

@@ -4,8 +4,13 @@ import type { PurgePosition } from '../shared/schemas.ts';
 export interface PurgeAppliedReporterOptions {
   /** Origin base URL (the one the edge follows the purge log from). */
   readonly originUrl: string;
-  /** This edge's id in the reports (`EDGE_ID`, or a random id per process). */
-  readonly edgeId: string;
+  /**
+   * This edge's id in the reports (`EDGE_ID`, or a default the runtime
+   * adapter gives); a promise while the adapter does not know it yet (the
+   * Node edge's `<host>:<port>` before it listens): reports wait for it, and
+   * are dropped (`onError`) if it rejects.
+   */
+  readonly edgeId: string | Promise<string>;
   /** Milliseconds before one report is given up. */
   readonly timeoutMs: number;
   /** Extra request headers (credentials). */
@@ -28,7 +33,7 @@ export function purgeAppliedReporter(options: PurgeAppliedReporterOptions): (pos
   let inFlight = false;
   let next: PurgePosition | null = null;
   const send = async (position: PurgePosition) => {
-    const body: PurgeAppliedReport = { edge_id: options.edgeId, position };
+    const body: PurgeAppliedReport = { edge_id: await options.edgeId, position };
     const res = await doFetch(url, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', ...options.headers },

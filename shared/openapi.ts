@@ -385,7 +385,7 @@ export function openApiDocument(
         requestBody: { required: true, content: json('BatchGetRequest', { keys: ['greeting', 'other'] }) },
         responses: {
           '200': {
-            description: 'values found and keys missing',
+            description: 'values found and keys missing; `stale_reasons` names the keys served stale',
             content: json('BatchGetResponse', {
               values: { greeting: 'hello, strata' },
               missing_keys: ['other'],

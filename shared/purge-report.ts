@@ -15,8 +15,9 @@ export const purgeCanaryNamespace = 'strata-canary';
  * What an edge reports to the origin it follows: the position in the purge
  * log it has applied up to. Sent when the edge's purge source comes up (its
  * starting position) and right after it applies a purge in
- * {@link purgeCanaryNamespace}. `edge_id` is `EDGE_ID` or a random id per
- * edge process (1–64 characters).
+ * {@link purgeCanaryNamespace}. `edge_id` is `EDGE_ID`, else the Node edge's
+ * `host:port` (as in its stats reports) or a random id per Deno edge process
+ * (1–64 characters).
  */
 export const purgeAppliedReportSchema = z.object({
   edge_id: z.string().min(1).max(64),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { keySchema, namespaceSchema, tagSchema, ttlSecondsSchema } from './keys.ts';
-import { maxGraceSeconds } from './lifecycle.ts';
+import { maxGraceSeconds, type StaleReason } from './lifecycle.ts';
 
 /** A grace window in a JSON body: whole seconds, 0 to a year. */
 export const graceSecondsSchema = z
@@ -23,11 +23,31 @@ export const batchGetRequestSchema = z.strictObject({
 });
 export type BatchGetRequest = z.infer<typeof batchGetRequestSchema>;
 
-/** Response of batch get: found values (encoded as asked) and the keys that missed. */
+/**
+ * Why an entry was served stale, as `X-Cache-Stale-Reason` says on a single
+ * read: `revalidating` (past its TTL, within `stale-while-revalidate`, RFC
+ * 5861 §3), `soft-purge` (a soft purge ended its fresh lifetime), `error`
+ * (the origin failed; an edge's single read only).
+ */
+export const staleReasonSchema = z.enum([
+  'revalidating',
+  'error',
+  'soft-purge',
+] as const satisfies readonly StaleReason[]);
+
+/**
+ * Response of batch get: found values (encoded as asked) and the keys that
+ * missed; `stale_reasons` names each found key served stale with its
+ * reason, and is absent when every value is fresh.
+ */
 export const batchGetResponseSchema = z.object({
   values: z.record(z.string(), z.string()),
   missing_keys: z.array(z.string()),
   encoding: z.enum(['utf8', 'base64']),
+  stale_reasons: z.record(z.string(), staleReasonSchema).optional().meta({
+    description:
+      'Each key served stale, with why (as X-Cache-Stale-Reason on a single read); absent when every value is fresh.',
+  }),
 });
 export type BatchGetResponse = z.infer<typeof batchGetResponseSchema>;
 

@@ -1,10 +1,10 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs';
+import type { EachMessagePayload, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { CacheError } from '../../shared/errors.ts';
 import { hubAuthHeader } from '../../shared/hub-events.ts';
 import { deadLetterOf, dlqReasonHeader } from '../invalidation/kafka-source.ts';
-import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import { lazySender } from '../kafka/lazy-sender.ts';
 import { releaseScript } from '../purge/log-group-reader.ts';
 import { type CommandDeps, decodeCommand, type Refused } from './commands.ts';
@@ -75,7 +75,6 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
   const { kafka, logger, redis } = options;
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   const dlq = lazySender(producer, `${options.controlTopic}.dlq`);
-  let consumer: Consumer | undefined;
   let stopping = false;
   const flowing = flowLatch();
   const replica = `${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
@@ -154,57 +153,37 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     }
   };
 
-  let relaunchDelayMs = 500;
-  let relaunchTimer: NodeJS.Timeout | undefined;
-
   const launch = async (): Promise<void> => {
     const c = kafka.consumer(groupConsumerConfig(options));
-    consumer = c;
+    relauncher.adopt(c);
     let joined = false;
     c.on(c.events.GROUP_JOIN, () => {
       joined = true;
     });
     c.on(c.events.FETCH, () => {
       if (!joined) return;
-      relaunchDelayMs = 500;
+      relauncher.healthy();
       flowing.open();
-    });
-    c.on(c.events.CRASH, (e) => {
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub command consumer crashed');
-      // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
-      if (!e.payload.restart && consumer === c) relaunch();
     });
     await c.connect();
     await c.subscribe({ topics: [options.configTopic, options.controlTopic], fromBeginning: false });
     await c.run({ eachMessage });
   };
 
-  /** Rebuilds the consumer after a back-off (a broker unreachable at start, or a crash kafkajs does not restart). */
-  const relaunch = () => {
-    if (stopping || relaunchTimer) return;
-    const old = consumer;
-    consumer = undefined;
-    const delay = relaunchDelayMs;
-    relaunchDelayMs = Math.min(relaunchDelayMs * 2, 10_000);
-    logger.warn({ retryInMs: delay }, 'restarting the hub command consumer');
-    relaunchTimer = setTimeout(() => {
-      relaunchTimer = undefined;
-      void (async () => {
-        await old?.disconnect().catch(() => {});
-        if (!stopping) await launch();
-      })().catch((error: unknown) => {
-        logger.warn({ err: error }, 'hub command consumer start failed');
-        relaunch();
-      });
-    }, delay);
-  };
+  // Rebuilds the consumer after a back-off (a broker unreachable at start, or a crash kafkajs does not restart).
+  const relauncher = consumerRelauncher({
+    name: 'hub command consumer',
+    logger,
+    launch,
+  });
 
   return {
     async start() {
       stopping = false;
+      relauncher.arm();
       await launch().catch((error: unknown) => {
         logger.warn({ err: error }, 'kafka not reachable for hub commands yet; will keep trying');
-        relaunch();
+        relauncher.schedule();
       });
     },
     async ready(timeoutMs = 30_000) {
@@ -212,12 +191,11 @@ export function commandConsumer(options: CommandConsumerOptions): CommandConsume
     },
     async stop() {
       stopping = true;
-      clearTimeout(relaunchTimer);
-      relaunchTimer = undefined;
-      await consumer
+      await relauncher.stop();
+      await relauncher
+        .release()
         ?.disconnect()
         .catch((error: unknown) => logger.warn({ err: error }, 'hub command consumer disconnect'));
-      consumer = undefined;
       await dlq.close();
     },
   };

@@ -1,18 +1,11 @@
-import {
-  type Consumer,
-  type EachBatchPayload,
-  type KafkaMessage,
-  type Message,
-  Partitioners,
-  type Producer,
-} from 'kafkajs';
+import { type EachBatchPayload, type KafkaMessage, type Message, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { hubHeaders } from '../../shared/hub.ts';
 import { deadLetterOf } from '../invalidation/kafka-source.ts';
 import { ensureTopics } from '../invalidation/kafka-topics.ts';
 import { applyInKeyOrder } from '../invalidation/partition-scheduler.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
-import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import type { HubMessage, HubOutcome } from './handler.ts';
 
 /** Where the hub may be killed on purpose by a crash test (`HUB_FAULT`): after apply and record, before the commit. */
@@ -86,10 +79,8 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     retry: { initialRetryTime: 10, maxRetryTime: 3_000, retries: 12 },
   });
   const producers = new Map<string, Promise<Producer>>();
-  let consumer: Consumer | undefined;
   let stopping = false;
   const flowing = flowLatch();
-  let relaunchTimer: NodeJS.Timeout | undefined;
 
   const producerFor = (topic: string, partition: number): Promise<Producer> => {
     const id = transactionalIdOf(groupId, topic, partition);
@@ -226,7 +217,7 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       // read_committed (kafkajs's default, stated): requests from transactional producers count once committed.
       readUncommitted: false,
     });
-    consumer = c;
+    relauncher.adopt(c);
     let joined = false;
     c.on(c.events.GROUP_JOIN, (e) => {
       joined = true;
@@ -246,11 +237,9 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
       logger.info({ groupId, assignment }, 'hub joined its consumer group');
     });
     c.on(c.events.FETCH, () => {
-      if (joined) flowing.open();
-    });
-    c.on(c.events.CRASH, (e) => {
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'hub consumer crashed');
-      if (!e.payload.restart && consumer === c) relaunch();
+      if (!joined) return;
+      relauncher.healthy();
+      flowing.open();
     });
     await c.connect();
     if (stopping) return void (await c.disconnect().catch(() => {}));
@@ -258,22 +247,11 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 3, eachBatch });
   };
 
-  const relaunch = () => {
-    if (stopping || relaunchTimer) return;
-    const old = consumer;
-    consumer = undefined;
-    relaunchTimer = setTimeout(() => {
-      relaunchTimer = undefined;
-      void (async () => {
-        await old?.disconnect().catch(() => {});
-        if (stopping) return;
-        await launch().catch((error: unknown) => {
-          logger.warn({ err: error }, 'hub consumer start failed; retrying');
-          relaunch();
-        });
-      })();
-    }, 1_000);
-  };
+  const relauncher = consumerRelauncher({
+    name: 'hub consumer',
+    logger,
+    launch,
+  });
 
   const createTopics = async () => {
     const admin = kafka.admin();
@@ -294,12 +272,13 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     groupId,
     async start() {
       stopping = false;
+      relauncher.arm();
       void (async () => {
         await createTopics();
         if (!stopping) await launch();
       })().catch((error: unknown) => {
         logger.warn({ err: error }, 'kafka not reachable yet for the hub; will keep trying');
-        relaunch();
+        relauncher.schedule();
       });
     },
     async ready(timeoutMs = 30_000) {
@@ -307,9 +286,11 @@ export function hubConsumer(options: HubConsumerOptions): HubConsumer {
     },
     async stop() {
       stopping = true;
-      clearTimeout(relaunchTimer);
-      await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'hub consumer disconnect'));
-      consumer = undefined;
+      await relauncher.stop();
+      await relauncher
+        .release()
+        ?.disconnect()
+        .catch((error: unknown) => logger.warn({ err: error }, 'hub consumer disconnect'));
       await closeProducers(new Set());
     },
   };

@@ -1,15 +1,8 @@
-import {
-  type Consumer,
-  type EachBatchPayload,
-  type KafkaMessage,
-  type Message,
-  Partitioners,
-  type Producer,
-} from 'kafkajs';
+import { type EachBatchPayload, type KafkaMessage, type Message, Partitioners, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
-import { flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
 import { type HeartbeatAhead, heartbeatAhead } from '../kafka/heartbeat-ahead.ts';
 import { type OffsetCommitter, offsetCommitter } from '../kafka/offset-committer.ts';
 import type { InvalidationApplier } from './applier.ts';
@@ -129,11 +122,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
-  let consumer: Consumer | undefined;
   let committer: OffsetCommitter | undefined;
   let stopping = false;
-  let restartTimer: NodeJS.Timeout | undefined;
-  let restartDelayMs = 500;
   const flowing = flowLatch();
 
   /** Retries `attempt` until it succeeds or this partition's batch must end; false when it must end. */
@@ -213,7 +203,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
 
   const launch = async () => {
     const c = kafka.consumer(groupConsumerConfig(options));
-    consumer = c;
+    relauncher.adopt(c);
     committer = offsetCommitter(logger);
     const eachBatch = eachBatchOf(committer, heartbeatAhead(c, options.heartbeatIntervalMs));
     // Idempotent; the DLQ producer must be up before the first poison message.
@@ -226,14 +216,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     c.on(c.events.FETCH, (e) => {
       if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
       if (joined) {
-        restartDelayMs = 500;
+        relauncher.healthy();
         flowing.open();
       }
-    });
-    c.on(c.events.CRASH, (e) => {
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'kafka consumer crashed');
-      // kafkajs restarts itself on retriable errors; otherwise rebuild the consumer here.
-      if (!e.payload.restart && consumer === c) scheduleRelaunch();
     });
     // stop() may come while this is still connecting: never start consuming after it.
     const abandoned = async () => {
@@ -248,25 +233,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 3, eachBatch });
   };
 
-  const scheduleRelaunch = () => {
-    if (stopping || restartTimer) return;
-    const old = consumer;
-    consumer = undefined;
-    const delay = restartDelayMs;
-    restartDelayMs = Math.min(restartDelayMs * 2, 10_000);
-    logger.warn({ retryInMs: delay }, 'restarting the kafka consumer');
-    restartTimer = setTimeout(() => {
-      restartTimer = undefined;
-      void (async () => {
-        await old?.disconnect().catch(() => {});
-        if (stopping) return;
-        await launch().catch((error: unknown) => {
-          logger.warn({ err: error }, 'kafka consumer start failed');
-          scheduleRelaunch();
-        });
-      })();
-    }, delay);
-  };
+  const relauncher = consumerRelauncher({
+    name: 'kafka consumer',
+    logger,
+    launch,
+  });
 
   const createTopics = async () => {
     // Convenience for development; production topics are usually provisioned, and this is then a no-op.
@@ -294,13 +265,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     dlqTopic,
     async start() {
       stopping = false;
+      relauncher.arm();
       // In the background: an origin starts (and serves reads) while the broker is still unreachable.
       void (async () => {
         await createTopics();
         if (!stopping) await launch();
       })().catch((error: unknown) => {
         logger.warn({ err: error, brokers: options.connection.brokers }, 'kafka not reachable yet; will keep trying');
-        scheduleRelaunch();
+        relauncher.schedule();
       });
     },
     async ready(timeoutMs = 30_000) {
@@ -308,8 +280,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     async stop() {
       stopping = true;
-      clearTimeout(restartTimer);
-      restartTimer = undefined;
+      await relauncher.stop();
       // Background commits go out before the group is left (bounded: a commit that cannot reach the broker
       // only means a successor re-reads the tail); disconnect() then stops fetching, waits for the batch in
       // hand (which commits) and leaves the group.
@@ -318,8 +289,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         await Promise.race([committer.flush(), new Promise((r) => (timer = setTimeout(r, commitFlushMs)))]);
         clearTimeout(timer);
       }
-      await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
-      consumer = undefined;
+      await relauncher
+        .release()
+        ?.disconnect()
+        .catch((error: unknown) => logger.warn({ err: error }, 'kafka consumer disconnect'));
       await producer.disconnect().catch(() => {});
     },
   };

@@ -18,16 +18,20 @@ import {
 } from '../../shared/http.ts';
 import {
   formatGrace,
+  freshness,
   type GraceWindows,
   graceMs,
   isLeaseToken,
   parseWriteCacheControl,
   readPreferences,
   requestsNoCache,
+  type StaleReason,
+  staleReasonOf,
   writeLifetime,
 } from '../../shared/lifecycle.ts';
 import type { RequestMetrics } from '../../shared/metrics.ts';
 import {
+  type BatchGetResponse,
   type BatchSetRequest,
   batchGetRequestSchema,
   batchSetRequestSchema,
@@ -209,13 +213,27 @@ export function cacheRoutes(deps: {
       if (degraded) c.header(headers.degraded, '1');
       const values: Record<string, string> = {};
       const missing: string[] = [];
+      const staleReasons: Record<string, StaleReason> = {};
+      const nowMs = now();
       for (const key of new Set(body.keys)) {
         const entry = found.get(key);
-        if (entry) values[key] = encodeValue(entry.value, body.encoding, key);
-        else missing.push(key);
+        if (!entry) {
+          missing.push(key);
+          continue;
+        }
+        values[key] = encodeValue(entry.value, body.encoding, key);
+        // As a single read's X-Cache-Stale-Reason: served within stale-while-revalidate.
+        if (freshness(entry, nowMs) === 'stale') staleReasons[key] = staleReasonOf(entry);
       }
+      const stale = Object.keys(staleReasons).length > 0;
+      const answer: BatchGetResponse = {
+        values,
+        missing_keys: missing,
+        encoding: body.encoding,
+        ...(stale ? { stale_reasons: staleReasons } : {}),
+      };
       return {
-        res: c.json({ values, missing_keys: missing, encoding: body.encoding }),
+        res: c.json(answer),
         tier,
         result: missing.length === 0 ? 'hit' : 'miss',
       };

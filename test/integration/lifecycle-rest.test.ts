@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
+import { batchGetResponseSchema } from '../../shared/schemas.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -134,6 +135,45 @@ describe('entry lifecycle through the edge and the origin', () => {
     const rewritten = await get(edge.url, 'soft');
     expect(rewritten.text).toBe('after');
     expect(rewritten.res.headers.get('X-Cache')).toBe('HIT');
+  });
+
+  it('a batch get names each entry served stale with the reason a single read gives, at the origin and the edge', async () => {
+    expect((await put(origin.url, 'bfresh', 'f', 'max-age=300')).status).toBe(200);
+    expect((await put(origin.url, 'bswr', 's', 'max-age=1, stale-while-revalidate=60')).status).toBe(200);
+    expect((await put(origin.url, 'bsoft', 'p', 'max-age=300, stale-while-revalidate=300')).status).toBe(200);
+    const purge = await fetch(`${origin.url}/api/v1/purge`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ namespace: ns, keys: ['bsoft'], soft: true }),
+    });
+    expect(purge.status).toBe(200);
+    await eventually('the short-lived entry to be stale', async () => {
+      const read = await get(origin.url, 'bswr');
+      return read.res.headers.get('X-Cache') === 'STALE';
+    });
+    const single: Record<string, string | null> = {};
+    for (const key of ['bfresh', 'bswr', 'bsoft']) {
+      single[key] = (await get(origin.url, key)).res.headers.get('X-Cache-Stale-Reason');
+    }
+    expect(single).toEqual({ bfresh: null, bswr: 'revalidating', bsoft: 'soft-purge' });
+    const batchGet = async (base: string, keys: string[]) => {
+      const res = await fetch(`${base}/api/v1/cache/${ns}/batch/get`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ keys }),
+      });
+      expect(res.status).toBe(200);
+      return batchGetResponseSchema.parse(await res.json());
+    };
+    for (const base of [origin.url, edge.url]) {
+      const answer = await batchGet(base, ['bfresh', 'bswr', 'bsoft', 'bmissing']);
+      expect(answer.values).toEqual({ bfresh: 'f', bswr: 's', bsoft: 'p' });
+      expect(answer.missing_keys).toEqual(['bmissing']);
+      expect(answer.stale_reasons).toEqual({ bswr: 'revalidating', bsoft: 'soft-purge' });
+      // Every value fresh: no field at all, as before.
+      const fresh = await batchGet(base, ['bfresh', 'bmissing']);
+      expect(fresh).toEqual({ values: { bfresh: 'f' }, missing_keys: ['bmissing'], encoding: 'utf8' });
+    }
   });
 });
 

@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
@@ -7,15 +6,14 @@ import type { RunningOrigin } from '../../origin/server.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import type { WarmJob } from '../../shared/warm.ts';
 import { originFor } from '../support/stack.ts';
-import { eventually } from '../support/wait.ts';
 import {
-  dataSource,
   entryValue,
   finished,
   heldUrlJob,
   job,
   jsonlEntries,
   started,
+  startupWarming,
   startWarm,
   watched,
 } from '../support/warm.ts';
@@ -90,28 +88,10 @@ describe('warm jobs on Redis Cluster', () => {
   });
 
   it('start-up warming runs once per region on Cluster: one replica takes the lease, the other waits for its mark', async () => {
-    const held: { key: string; res: ServerResponse }[] = [];
-    const source = await dataSource((key, _req, res) => held.push({ key, res }));
-    cleanups.push(() => source.close());
-    const region = `cr${Date.now().toString(36)}`;
-    const env = {
-      ...clusterEnv(),
-      STRATA_REGION: region,
-      WARM_ALLOWED_ORIGINS: source.origin,
-      WARM_ON_START: JSON.stringify([
-        {
-          namespace: 'cwarmstart',
-          format: 'keys',
-          keys: ['a', 'b', 'c'],
-          url_template: `${source.origin}/items/{key}`,
-        },
-      ]),
-    };
-    const first = await originFor(env);
-    cleanups.push(() => first.close());
-    const second = await originFor(env);
-    cleanups.push(() => second.close());
-    await eventually('the warming to fetch', () => held.length === 3);
+    const { first, second, source, release } = await startupWarming(clusterEnv(), cleanups, {
+      namespace: 'cwarmstart',
+      keys: ['a', 'b', 'c'],
+    });
     const states: string[] = [];
     for (const o of [first, second]) {
       const res = await fetch(`${o.url}/ready`);
@@ -120,9 +100,7 @@ describe('warm jobs on Redis Cluster', () => {
       states.push(body.error.details.warming.state);
     }
     expect(states.sort()).toEqual(['running', 'waiting']);
-    for (const { key, res } of held) res.writeHead(200).end(`warm ${key}`);
-    for (const o of [first, second])
-      await eventually('ready after the warming', async () => (await fetch(`${o.url}/ready`)).status === 200, 10_000);
+    await release();
     expect(source.requests.sort()).toEqual(['/items/a', '/items/b', '/items/c']);
     expect(await (await fetch(`${second.url}/api/v1/cache/cwarmstart/c`)).text()).toBe('warm c');
   });

@@ -1,6 +1,5 @@
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -20,6 +19,7 @@ import {
   job,
   jsonlEntries,
   started,
+  startupWarming,
   startWarm,
   watched,
 } from '../support/warm.ts';
@@ -398,40 +398,16 @@ describe('warm jobs across replicas on Redis', () => {
 
 describe('start-up warming (WARM_ON_START)', () => {
   it('/ready answers 503 until the warming is done, and it runs once per region: the other replica waits', async () => {
-    const held: { key: string; res: ServerResponse }[] = [];
-    const source = await dataSource((key, _req, res) => held.push({ key, res }));
-    cleanups.push(() => source.close());
-    const region = `r${Date.now().toString(36)}`;
-    const env = {
-      REDIS_URL: inject('redisUrl'),
-      STRATA_REGION: region,
-      WARM_ALLOWED_ORIGINS: source.origin,
-      WARM_ON_START: JSON.stringify([
-        { namespace: 'warmstart', format: 'keys', keys: ['a', 'b'], url_template: `${source.origin}/items/{key}` },
-      ]),
-    };
-    const first = await originFor(env);
-    cleanups.push(() => first.close());
-    const second = await originFor(env);
-    cleanups.push(() => second.close());
-    await eventually('the warming to fetch', () => held.length === 2);
+    const { first, second, source, release } = await startupWarming({ REDIS_URL: inject('redisUrl') }, cleanups, {
+      namespace: 'warmstart',
+      keys: ['a', 'b'],
+    });
     for (const o of [first, second]) {
       const res = await fetch(`${o.url}/ready`);
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ error: { code: 'CACHE_005', details: { warming: {} } } });
     }
-    for (const { key, res } of held) res.writeHead(200).end(`warm ${key}`);
-    for (const o of [first, second]) {
-      await eventually(
-        'ready after the warming',
-        async () => {
-          const res = await fetch(`${o.url}/ready`);
-          if (res.status !== 200) throw new Error(await res.text());
-          return true;
-        },
-        10_000,
-      );
-    }
+    await release();
     // Fetched once in the region: one replica ran it, the other waited for its mark.
     expect(source.requests.sort()).toEqual(['/items/a', '/items/b']);
     expect(await (await fetch(`${second.url}/api/v1/cache/warmstart/a`)).text()).toBe('warm a');

@@ -141,3 +141,59 @@ export async function heldUrlJob(
   await eventually(`${concurrency} fetches in flight`, () => source.requests.length === concurrency);
   return { id, namespace, runner, source, held };
 }
+
+/** Two replicas of one region warming at start-up from a data source that holds every fetch. */
+export interface StartupWarming {
+  readonly first: RunningOrigin;
+  readonly second: RunningOrigin;
+  readonly source: DataSource;
+  /** Answers every held fetch with `warm <key>`, then waits until both replicas answer `/ready` with 200. */
+  release(): Promise<void>;
+}
+
+/**
+ * Starts a data source that holds each fetch, then two origins over `env`
+ * in a region of their own whose `WARM_ON_START` warms `keys` of
+ * `namespace` from it; resolves once every key is being fetched (by
+ * whichever replica took the region's start-up lease). Everything is closed
+ * through `cleanups`.
+ */
+export async function startupWarming(
+  env: Record<string, string>,
+  cleanups: (() => Promise<unknown>)[],
+  { namespace, keys }: { namespace: string; keys: string[] },
+): Promise<StartupWarming> {
+  const held: { key: string; res: ServerResponse }[] = [];
+  const source = await dataSource((key, _req, res) => held.push({ key, res }));
+  cleanups.push(() => source.close());
+  const replicaEnv = {
+    ...env,
+    STRATA_REGION: `r${Date.now().toString(36)}`,
+    WARM_ALLOWED_ORIGINS: source.origin,
+    WARM_ON_START: JSON.stringify([{ namespace, format: 'keys', keys, url_template: `${source.origin}/items/{key}` }]),
+  };
+  const first = await originFor(replicaEnv);
+  cleanups.push(() => first.close());
+  const second = await originFor(replicaEnv);
+  cleanups.push(() => second.close());
+  await eventually('the warming to fetch', () => held.length === keys.length);
+  return {
+    first,
+    second,
+    source,
+    async release() {
+      for (const { key, res } of held) res.writeHead(200).end(`warm ${key}`);
+      for (const o of [first, second]) {
+        await eventually(
+          'ready after the warming',
+          async () => {
+            const res = await fetch(`${o.url}/ready`);
+            if (res.status !== 200) throw new Error(await res.text());
+            return true;
+          },
+          10_000,
+        );
+      }
+    },
+  };
+}

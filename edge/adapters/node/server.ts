@@ -9,6 +9,7 @@ import { pinoRequestLog } from '../../../shared/request-log.ts';
 import { buildEdge } from '../../build-edge.ts';
 import type { EdgeCache } from '../../core/edge-cache.ts';
 import type { PurgeSubscription } from '../../core/purge-source.ts';
+import { edgeIdOf } from '../../edge-id.ts';
 import { edgeNodeMetrics } from './metrics.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
@@ -34,11 +35,16 @@ export interface RunningEdge {
  */
 export async function startEdge(config: EdgeConfig, options: { logger?: Logger } = {}): Promise<RunningEdge> {
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL, name: 'strata-edge' });
+  // One id in every report to the origin (stats and applied positions); without EDGE_ID it names the port,
+  // known once listening: an applied-position report sent before then waits for it.
+  const edgeId = Promise.withResolvers<string>();
+  edgeId.promise.catch(() => {});
   const edge = buildEdge(config, {
     purgeSource: 'stream',
     metrics: edgeNodeMetrics,
     logger,
     requestLog: pinoRequestLog(logger),
+    edgeId: edgeId.promise,
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve(
@@ -55,18 +61,24 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     );
     // A bind failure (EADDRINUSE) rejects instead of crashing as an unhandled 'error' event.
     s.once('error', reject);
+  }).catch((error: unknown) => {
+    edge.close();
+    edgeId.reject(error);
+    throw error;
   });
   server.keepAliveTimeout = 65_000;
   answerClientErrorsWithEnvelope(server);
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.EDGE_HOST}:${port}`;
+  const id = edgeIdOf(config.EDGE_ID, hostname(), port);
+  edgeId.resolve(id);
   logger.info({ url, origin: config.ORIGIN_URL }, 'edge listening');
   let reporter: StatsReporter | undefined;
   if (config.EDGE_STATS_INTERVAL_SECONDS > 0 && edge.metrics) {
     reporter = startStatsReporter({
       registry: edge.metrics.registry,
       originUrl: config.ORIGIN_URL,
-      edgeId: config.EDGE_ID ?? `${hostname()}:${port}`,
+      edgeId: id,
       intervalMs: config.EDGE_STATS_INTERVAL_SECONDS * 1000,
       timeoutMs: config.EDGE_ORIGIN_TIMEOUT_MS,
       onError: (error) => logger.debug({ err: error }, 'stats report not taken'),
