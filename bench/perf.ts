@@ -119,6 +119,19 @@ function ratioRow(benchmark: string, p: PairedRuns, anchorName: string, hard: nu
   };
 }
 
+/** A reference server's best run beside the same run's anchor. */
+function referenceRow(benchmark: string, run: PinnedRun, p: PairedRuns): BenchRow {
+  const a = best(p.anchor);
+  return {
+    benchmark,
+    subject: cell(run),
+    baseline: `Varnish hit: ${cell(a)}`,
+    result: `${fmt(run.cpuUsPerReq / a.cpuUsPerReq, 2)}× the anchor`,
+    target: 'reference',
+    met: 'n/a',
+  };
+}
+
 /** The pinned hit-path figures (a), (a′), (e′) with their anchors. */
 export async function perfBenchmarks(options: {
   durationSeconds: number;
@@ -183,14 +196,16 @@ export async function perfBenchmarks(options: {
       const p = await paired(measure(`${edge.url}${path}`, [edge.pid]), measure(`${varnish.url}${path}`, varnish.pids));
       rows.push(ratioRow('(a) Node edge hit, auth on, 1 KiB, pinned', p, 'Varnish hit', 1.5, 1.0));
       const bareRun = best([await measure(`${bare.url}${path}`, [bare.pid])()]);
-      rows.push({
-        benchmark: '(a) reference: bare Hono route on Node, pinned',
-        subject: cell(bareRun),
-        baseline: `Varnish hit: ${cell(best(p.anchor))}`,
-        result: `${fmt(bareRun.cpuUsPerReq / best(p.anchor).cpuUsPerReq, 2)}× the anchor`,
-        target: 'reference',
-        met: 'n/a',
-      });
+      rows.push(referenceRow('(a) reference: bare Hono route on Node, pinned', bareRun, p));
+      // The floor: node:http itself answering the same bytes, no framework and no cache.
+      const floor = await started(startProcess('bench/bare-node.ts', 'BARE_PORT', { BARE_VALUE_BYTES: '1024' }));
+      rows.push(
+        referenceRow(
+          '(a) reference: bare node:http listener, pinned',
+          best([await measure(`${floor.url}${path}`, [floor.pid])()]),
+          p,
+        ),
+      );
       if (want('n')) {
         const denoEdge = await started(startProcess('edge/adapters/deno/main.ts', 'EDGE_PORT', edgeEnv, [], deno));
         await warm(denoEdge.url);
@@ -199,6 +214,16 @@ export async function perfBenchmarks(options: {
           measure(`${varnish.url}${path}`, varnish.pids),
         );
         rows.push(ratioRow("(a') Deno edge hit, auth on, 1 KiB, pinned", pd, 'Varnish hit', 1.0, 0.8));
+        const denoFloor = await started(
+          startProcess('bench/bare-deno.ts', 'BARE_PORT', { BARE_VALUE_BYTES: '1024' }, [], deno),
+        );
+        rows.push(
+          referenceRow(
+            "(a') reference: bare Deno.serve handler, pinned",
+            best([await measure(`${denoFloor.url}${path}`, [denoFloor.pid])()]),
+            pd,
+          ),
+        );
       }
     }
 

@@ -5,12 +5,14 @@ import type { AppEnv, RequestLog } from '../shared/http.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import { purgeCanaryNamespace } from '../shared/purge-report.ts';
 import type { StreamMessage } from '../shared/schemas.ts';
-import { createEdgeApp } from './app.ts';
+import { isTracingEnabled } from '../shared/tracing.ts';
+import { createEdgeApp, type EdgeAppDeps } from './app.ts';
 import { EdgeCache, type RevalidationOutcome, type SharedTierOutcome } from './core/edge-cache.ts';
 import { Lease } from './core/lease.ts';
 import { memoryTier } from './core/memory-tier.ts';
 import type { PurgeHandlers, PurgeSubscription } from './core/purge-source.ts';
 import type { EdgeTier, SharedEdgeTier } from './core/tier.ts';
+import { createFastHit, type FastHit } from './fast-hit.ts';
 import { OriginClient } from './origin-client.ts';
 import { purgeAppliedReporter } from './purge-report.ts';
 import { pollPurgeSource } from './purge-sources/poll.ts';
@@ -84,6 +86,8 @@ export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
 /** An edge wired from its config, not yet serving: the runtime adapter hands `app.fetch` to its server. */
 export interface BuiltEdge<M extends EdgeMetrics = EdgeMetrics> {
   readonly app: Hono<AppEnv>;
+  /** The hit fast path over the same parts, for the adapter to try before `app` (`edge/fast-hit.ts`); undefined with tracing on. */
+  readonly fastHit: FastHit | undefined;
   readonly cache: EdgeCache;
   readonly origin: OriginClient;
   /** The runtime's metrics, when it gave a factory. */
@@ -216,7 +220,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     subscription = stream;
     renew = () => stream.renew();
   }
-  const app = createEdgeApp({
+  const appDeps: EdgeAppDeps = {
     cache,
     origin,
     maxValueBytes: config.MAX_VALUE_BYTES,
@@ -234,9 +238,14 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     // Per process or isolate: a bound per instance, not a global one (docs/security.md).
     rateLimiter: rateLimiterFromConfig(config),
     leaseMs: config.EDGE_LEASE_MS,
-  });
+    // Decided once, here, for the app and its fast path alike.
+    tracing: isTracingEnabled(),
+  };
+  const app = createEdgeApp(appDeps);
   return {
     app,
+    // The same parts as the app: one verifier (and its remembered tokens), one limiter, one tier.
+    fastHit: createFastHit(appDeps),
     cache,
     origin,
     metrics,

@@ -345,6 +345,7 @@ export async function startOrigin(
     onUnexpectedError: (error) => logger.error({ err: error }, 'unexpected error'),
     auth,
     log: pinoRequestLog(logger),
+    unaryFastPath: config.GRPC_UNARY_FAST_PATH && !isTracingEnabled(),
   });
   const server = await listenSamePort({
     rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),

@@ -77,7 +77,16 @@ interface Verified {
  * `exp`/`nbf` as of that instant instead of now (the hub's grace for a token
  * that expired while its request was queued); such checks are never cached.
  */
-export type Verifier = (token: string, atMs?: number) => Promise<Principal>;
+export type Verifier = ((token: string, atMs?: number) => Promise<Principal>) & {
+  /**
+   * The principal of a token this verifier has already verified and would
+   * answer now without checking its signature again (same rules as the call:
+   * before `exp` plus the skew allowance, same key set), or undefined. Never
+   * verifies, never throws: a hot path that must not wait uses it and hands
+   * anything else to the call. Absent on verifiers that remember nothing.
+   */
+  readonly peek?: (token: string) => Principal | undefined;
+};
 
 /** Algorithms accepted from a JWKS; HS256 alone with a secret (no `alg` confusion between the two). */
 export const jwksAlgorithms = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -141,7 +150,11 @@ export function createVerifier(options: AuthOptions): Verifier | null {
   const max = options.verifiedTokens ?? 10_000;
   const verified = max > 0 ? new LRUCache<string, Verified>({ max }) : undefined;
   const jwksMode = Boolean(options.jwksUrl);
-  return async (token, atMs) => {
+  const remembered = (token: string, now: number): Verified | undefined => {
+    const known = verified?.get(token);
+    return known && now < known.untilMs && known.keySet === keySet() ? known : undefined;
+  };
+  const verifier = async (token: string, atMs?: number): Promise<Principal> => {
     if (atMs !== undefined) {
       let payload: JWTPayload;
       try {
@@ -154,8 +167,9 @@ export function createVerifier(options: AuthOptions): Verifier | null {
       return principal;
     }
     const now = Date.now();
+    const fresh = remembered(token, now);
+    if (fresh) return fresh.principal;
     const known = verified?.get(token);
-    if (known && now < known.untilMs && known.keySet === keySet()) return known.principal;
     let payload: JWTPayload;
     try {
       payload = await verify(token);
@@ -172,6 +186,8 @@ export function createVerifier(options: AuthOptions): Verifier | null {
     }
     return principal;
   };
+  if (!verified) return verifier;
+  return Object.assign(verifier, { peek: (token: string) => remembered(token, Date.now())?.principal });
 }
 
 function verificationError(error: unknown): CacheError {

@@ -208,6 +208,12 @@ const originConfigFields = z.object({
   /** Seconds between heartbeats: the older spelling of `PURGE_HEARTBEAT_MS`, still honoured when that is unset. */
   PURGE_HEARTBEAT_SECONDS: positiveInt.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  /**
+   * Answer unary binary gRPC-web calls over HTTP/1.1 on a fast path with the
+   * same bytes as Connect's handler (docs/grpc.md); `false` sends every call
+   * through Connect. Off by itself while tracing is on.
+   */
+  GRPC_UNARY_FAST_PATH: z.stringbool().default(true),
   /** A file of `KEY=VALUE` lines that overrides the environment; re-read on every reload (`POST /api/v1/reload`, SIGHUP). */
   STRATA_CONFIG_FILE: z.string().min(1).optional(),
   /** Kafka bootstrap brokers `host:port,...`; unset = in-process invalidation source, no consumer (docs/kafka.md). */

@@ -33,10 +33,14 @@ export type AppEnv = { Variables: { requestId: string; requestIdSent?: boolean }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The request id of a request: its `X-Request-Id` when well formed (1–128 of `[A-Za-z0-9._:-]`), else a new UUID. */
+export function requestIdFor(given: string | null | undefined): string {
+  return given && requestIdPattern.test(given) ? given : crypto.randomUUID();
+}
+
 /** Echoes a well-formed `X-Request-Id` or generates one, on every response. */
 export const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const given = c.req.header(headers.requestId);
-  const id = given && requestIdPattern.test(given) ? given : crypto.randomUUID();
+  const id = requestIdFor(c.req.header(headers.requestId));
   c.set('requestId', id);
   await next();
   if (!c.get('requestIdSent')) c.res.headers.set(headers.requestId, id);
@@ -104,6 +108,23 @@ export interface ReadSource {
  * its `Content-Type`. The headers stay a plain object (see {@link AppEnv}).
  */
 export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadSource): Response {
+  const h = readHeaders(entry, source, c.get('requestId'));
+  c.set('requestIdSent', true);
+  if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
+    return new Response(null, { status: 304, headers: h });
+  }
+  // Added in place rather than by copying `h`: one object fewer per answered read.
+  h['Content-Type'] = entry.contentType;
+  return new Response(entry.value as Uint8Array<ArrayBuffer>, { status: 200, headers: h });
+}
+
+/**
+ * The headers of {@link readResponse} but `Content-Type`, in its order, as a
+ * new plain object the caller may add to: the one place both the Hono route
+ * and the runtime adapters' hit fast path (`edge/fast-hit.ts`) build them,
+ * so the two answer alike. `requestId` is the `X-Request-Id` to send.
+ */
+export function readHeaders(entry: ReadEntry, source: ReadSource, requestId: string): Record<string, string> {
   const ageSeconds = ageOf(entry, source.nowMs);
   const h: Record<string, string> = {
     [headers.cache]: source.status,
@@ -123,13 +144,8 @@ export function readResponse(c: Context<AppEnv>, entry: ReadEntry, source: ReadS
   }
   if (entry.tags.length > 0) h[headers.cacheTag] = entry.tags.join(',');
   if (source.degraded) h[headers.degraded] = '1';
-  withRequestId(c, h);
-  if (ifNoneMatchHits(c.req.header(headers.ifNoneMatch), h[headers.etag]!)) {
-    return new Response(null, { status: 304, headers: h });
-  }
-  // Added in place rather than by copying `h`: one object fewer per answered read.
-  h['Content-Type'] = entry.contentType;
-  return new Response(entry.value as Uint8Array<ArrayBuffer>, { status: 200, headers: h });
+  h[headers.requestId] = requestId;
+  return h;
 }
 
 /** Renders any thrown error as the documented envelope; unknown errors become CACHE_005. */

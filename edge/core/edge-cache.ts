@@ -188,6 +188,23 @@ export class EdgeCache {
     }
   }
 
+  /**
+   * The copy {@link read} would answer now as a fresh hit from the tier
+   * without asking anyone (no origin, no shared tier, no waiting), or
+   * undefined: absent, below the namespace's flush floor, not fresh, a
+   * `strong` key, or the lease not confirmed at once (a renewal this starts
+   * is the one `read` then joins). Synchronous: the runtime adapters' hit
+   * fast path (`edge/fast-hit.ts`) answers with it and hands anything else
+   * to `read`.
+   */
+  freshHit(namespace: string, key: string): EdgeEntry | undefined {
+    const copy = this.tier.get(namespace, key);
+    if (!copy || copy.strong || copy.version < this.ledger.floor(namespace)) return undefined;
+    if (freshness(copy, this.#now()) !== 'fresh') return undefined;
+    const lease = this.#o.lease;
+    return !lease || lease.ensure() === true ? copy : undefined;
+  }
+
   /** Is this copy a hit now: fresh, or stale within `stale-while-revalidate`? */
   #servable(entry: EdgeEntry | undefined): entry is EdgeEntry {
     if (!entry) return false;

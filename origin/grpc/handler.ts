@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fromBinary } from '@bufbuild/protobuf';
 import {
   Code,
@@ -22,6 +23,7 @@ import { grpcAuthInterceptor } from './auth.ts';
 import { callLogInterceptor } from './call-log.ts';
 import { errorCodeMetadata, toConnectError } from './errors.ts';
 import { type GrpcServiceDeps, grpcCacheService } from './service.ts';
+import { createUnaryFastPath, replay } from './unary-fast.ts';
 
 /** A request handler for `node:http` and `node:http2` servers alike. */
 export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
@@ -39,6 +41,13 @@ export interface GrpcHandlerOptions extends GrpcServiceDeps {
   readonly auth?: Verifier | null;
   /** One record per call (the REST request log's format). */
   readonly log?: RequestLog;
+  /**
+   * Answer unary binary gRPC-web calls over HTTP/1.1 without Connect's
+   * streaming pipeline (`unary-fast.ts`), with the same bytes; default true.
+   * Turn it off when tracing is on: the fast path reads the body from
+   * events, outside the span's context.
+   */
+  readonly unaryFastPath?: boolean;
 }
 
 /** Why a request body did not parse, when it did not; set by {@link guardMalformed}. */
@@ -73,27 +82,30 @@ export function createGrpcHandler(options: GrpcHandlerOptions): NodeHandlerFn {
       throw toConnectError(error, options.onUnexpectedError);
     }
   };
+  // mapErrors outermost, so auth failures leave as UNAUTHENTICATED / PERMISSION_DENIED.
+  // The call log outermost, so it records the mapped error.
+  const interceptors: Interceptor[] = [
+    ...(options.log ? [callLogInterceptor(options.log)] : []),
+    mapErrors,
+    ...(options.auth
+      ? [
+          grpcAuthInterceptor(options.auth, (operation, _code, seconds) =>
+            options.metrics?.request(operation, 'none', 'refused', seconds),
+          ),
+        ]
+      : []),
+  ];
   const router = createConnectRouter({
-    // mapErrors outermost, so auth failures leave as UNAUTHENTICATED / PERMISSION_DENIED.
-    // The call log outermost, so it records the mapped error.
-    interceptors: [
-      ...(options.log ? [callLogInterceptor(options.log)] : []),
-      mapErrors,
-      ...(options.auth
-        ? [
-            grpcAuthInterceptor(options.auth, (operation, _code, seconds) =>
-              options.metrics?.request(operation, 'none', 'refused', seconds),
-            ),
-          ]
-        : []),
-    ],
+    interceptors,
     readMaxBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
   });
-  router.service(CacheServiceDesc, grpcCacheService(options));
+  const impl = grpcCacheService(options);
+  router.service(CacheServiceDesc, impl);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
 
-  return (req, res) => {
+  /** Connect's path; `body` replaces the request's body when the fast path already read part of it. */
+  const viaConnect = (req: IncomingMessage, res: ServerResponse, body?: AsyncIterable<Uint8Array>): void => {
     const handler = handlers.get(req.url?.split('?', 1)[0] ?? '');
     if (!handler) {
       res.writeHead(404);
@@ -101,7 +113,7 @@ export function createGrpcHandler(options: GrpcHandlerOptions): NodeHandlerFn {
       return;
     }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues());
-    guardMalformed(handler, uReq, readMaxBytes)
+    guardMalformed(handler, body ? { ...uReq, body } : uReq, readMaxBytes)
       .then((guarded) => handler(guarded))
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((error) => {
@@ -109,6 +121,18 @@ export function createGrpcHandler(options: GrpcHandlerOptions): NodeHandlerFn {
         if (ConnectError.from(error).code !== Code.Aborted) options.onUnexpectedError?.(error);
       });
   };
+  if (options.unaryFastPath === false) return viaConnect as NodeHandlerFn;
+  const fast = createUnaryFastPath({
+    service: CacheServiceDesc,
+    impl,
+    interceptors,
+    readMaxBytes,
+    fallback: viaConnect,
+  });
+  return ((req: IncomingMessage, res: ServerResponse) => {
+    // HTTP/2 requests never match the fast path (it takes HTTP/1.x only).
+    if (!fast(req, res)) viaConnect(req, res);
+  }) as NodeHandlerFn;
 }
 
 const framedTypes = /^application\/grpc(-web)?(\+proto)?$/i;
@@ -167,10 +191,4 @@ async function guardMalformed(
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-async function* replay(chunks: readonly Uint8Array[], rest?: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
-  yield* chunks;
-  if (!rest) return;
-  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
 }

@@ -87,4 +87,18 @@ describe('verified-token cache', () => {
     await verify(a!);
     expect(calls.verify).toBe(4);
   });
+
+  it('peek answers only what a call would answer from memory, and never verifies', async () => {
+    const verify = createVerifier({ secret, clockSkewSeconds: 30 })!;
+    const t = await token({ sub: 'p' }, 60);
+    expect(verify.peek?.(t)).toBeUndefined();
+    expect(calls.verify).toBe(0);
+    await verify(t);
+    expect(verify.peek?.(t)?.serviceId).toBe('p');
+    expect(verify.peek?.(`${t}x`)).toBeUndefined();
+    vi.setSystemTime(start + 90_000);
+    expect(verify.peek?.(t)).toBeUndefined();
+    expect(calls.verify).toBe(1);
+    expect(createVerifier({ secret, verifiedTokens: 0 })!.peek).toBeUndefined();
+  });
 });

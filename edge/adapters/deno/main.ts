@@ -12,6 +12,7 @@
 import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
 import { buildEdge } from '../../build-edge.ts';
 import { textEdgeMetrics } from '../../text-metrics.ts';
+import { fastHitHandler } from './fast-hit.ts';
 import { jsonLinesLogger } from './logger.ts';
 
 let config: ReturnType<typeof parseConfig<typeof edgeConfigSchema>>;
@@ -33,7 +34,7 @@ const server = Deno.serve(
       console.log(JSON.stringify({ msg: 'edge listening', url, origin: config.ORIGIN_URL }));
     },
   },
-  edge.app.fetch,
+  fastHitHandler(edge.fastHit, edge.app.fetch),
 );
 
 let stopping = false;

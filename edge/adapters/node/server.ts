@@ -1,7 +1,7 @@
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { serve } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { answerClientErrorsWithEnvelope, requestTimeouts } from '../../../platform/node/request-timeouts.ts';
 import type { EdgeConfig } from '../../../shared/config.ts';
@@ -10,6 +10,7 @@ import { buildEdge } from '../../build-edge.ts';
 import type { EdgeCache } from '../../core/edge-cache.ts';
 import type { PurgeSubscription } from '../../core/purge-source.ts';
 import { edgeIdOf } from '../../edge-id.ts';
+import type { FastHit, HitAnswer } from '../../fast-hit.ts';
 import { edgeNodeMetrics } from './metrics.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
 
@@ -27,7 +28,52 @@ export interface RunningEdge {
 }
 
 /**
- * Starts a Node edge (`@hono/node-server`): the edge `buildEdge` wires, with
+ * A `node:http` request listener that answers fresh edge hits itself
+ * (`edge/fast-hit.ts`: no WHATWG `Request`/`Response`, no Hono context) and
+ * hands every other request to `app` (`@hono/node-server`'s listener over the
+ * Hono app) untouched.
+ */
+export function fastHitListener(fastHit: FastHit | undefined, app: RequestListener): RequestListener {
+  if (!fastHit) return app;
+  return (req, res) => {
+    let answer: HitAnswer | undefined;
+    try {
+      answer = fastHit(req.method ?? '', req.url ?? '', req, nodeHeader);
+    } catch {
+      // Never an uncaught exception in the server's 'request' event: the app answers (or envelopes) it instead.
+      answer = undefined;
+    }
+    if (!answer) return app(req, res);
+    const { body } = answer;
+    if (body) answer.headers['Content-Length'] = String(body.byteLength);
+    res.writeHead(answer.status, answer.headers);
+    res.end(body ?? undefined);
+  };
+}
+
+/**
+ * A request header as the app reads it through `@hono/node-server`: Node's
+ * joined value, but `Authorization`, whose repeats Node drops (it keeps the
+ * first) and the app joins with `", "`.
+ */
+function nodeHeader(req: IncomingMessage, name: string): string | undefined {
+  if (name !== 'authorization') {
+    const value = req.headers[name];
+    return typeof value === 'string' ? value : undefined;
+  }
+  const raw = req.rawHeaders;
+  let joined: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === 13 && n.toLowerCase() === 'authorization') {
+      joined = joined === undefined ? raw[i + 1]! : `${joined}, ${raw[i + 1]!}`;
+    }
+  }
+  return joined;
+}
+
+/**
+ * Starts a Node edge (`node:http`, the hit fast path, then `@hono/node-server`): the edge `buildEdge` wires, with
  * the purge stream, Prometheus metrics and a pino log; listens on
  * `EDGE_HOST:EDGE_PORT` (0 = a free port) and reports its counters to the
  * origin's dashboard every `EDGE_STATS_INTERVAL_SECONDS`. Used by
@@ -46,21 +92,17 @@ export async function startEdge(config: EdgeConfig, options: { logger?: Logger }
     requestLog: pinoRequestLog(logger),
     edgeId: edgeId.promise,
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve(
-      {
-        fetch: edge.app.fetch,
-        port: config.EDGE_PORT,
-        hostname: config.EDGE_HOST,
-        serverOptions: requestTimeouts(config.REQUEST_TIMEOUT_MS),
-      },
-      () => {
-        s.off('error', reject);
-        resolve(s as Server);
-      },
-    );
+  const server = createServer(
+    requestTimeouts(config.REQUEST_TIMEOUT_MS),
+    fastHitListener(edge.fastHit, getRequestListener(edge.app.fetch, { hostname: config.EDGE_HOST })),
+  );
+  await new Promise<void>((resolve, reject) => {
     // A bind failure (EADDRINUSE) rejects instead of crashing as an unhandled 'error' event.
-    s.once('error', reject);
+    server.once('error', reject);
+    server.listen(config.EDGE_PORT, config.EDGE_HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
   }).catch((error: unknown) => {
     edge.close();
     edgeId.reject(error);
