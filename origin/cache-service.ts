@@ -248,7 +248,8 @@ export class CacheService {
    */
   async #getOnce(namespace: string, key: string, wantsLease: boolean): Promise<(ReadResult | ReadMiss) & Leased> {
     const tiered = await this.#call('get', () => this.#o.store.getTiered(namespace, key));
-    if (tiered.entry && !tiered.degraded) await this.#versionsKnown();
+    // The hot read awaits nothing more once versions are loaded and the value is plain (no promise, no copy).
+    if (tiered.entry && !tiered.degraded && !this.namespaces.loaded) await this.#versionsKnown();
     // An entry below its namespace's flush version is invisible.
     const read =
       tiered.entry && !this.#visible(namespace, tiered.entry) ? { entry: null, degraded: tiered.degraded } : tiered;
@@ -262,12 +263,10 @@ export class CacheService {
         ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)),
       };
     }
-    const entry = await this.#reveal(namespace, key, read.entry);
+    const entry = sealed(read.entry) ? await this.#reveal(namespace, key, read.entry) : read.entry;
     if (state === 'fresh') {
-      const early = this.#xfetch(read.entry, now)
-        ? await this.#lease(namespace, key, seen, read.degraded || !wantsLease)
-        : {};
-      return { ...read, entry, ...early };
+      if (!this.#xfetch(read.entry, now)) return entry === read.entry ? read : { ...read, entry };
+      return { ...read, entry, ...(await this.#lease(namespace, key, seen, read.degraded || !wantsLease)) };
     }
     return {
       ...read,
@@ -773,4 +772,9 @@ export class CacheService {
       throw new CacheError('CACHE_005', 'Store unavailable', { details: { operation }, cause: error });
     }
   }
+}
+
+/** True when a stored value is compressed or encrypted, so a read must open it (`CacheService.#reveal`). */
+function sealed(entry: StoredEntry): boolean {
+  return entry.contentType === compressedContentType || entry.contentType === encryptedContentType;
 }

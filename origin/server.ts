@@ -11,6 +11,7 @@ import { isTracingEnabled } from '../shared/tracing.ts';
 import { createOriginApp } from './app.ts';
 import { CacheService } from './cache-service.ts';
 import { type HubEvents, hubEventsFromConfig } from './events/from-config.ts';
+import { fastReadListener } from './fast-read.ts';
 import { createGrpcHandler, rpcPathPrefix } from './grpc/handler.ts';
 import { listenSamePort } from './grpc/same-port.ts';
 import type { HubConsumer } from './hub/consumer.ts';
@@ -100,6 +101,10 @@ export async function startOrigin(
     store?: TieredStore;
     /** The environment a reload reads (entry points: `process.env` with `STRATA_CONFIG_FILE`); absent = a reload changes nothing. */
     reloadEnv?: () => Promise<Env>;
+    /** Tests: false serves every REST request through the Hono app (default true: the GET fast path in front). */
+    fastRead?: boolean;
+    /** Tests: told of each GET the fast path answered itself. */
+    onFastRead?: () => void;
   } = {},
 ): Promise<RunningOrigin> {
   const authOptions = authOptionsFromConfig(config);
@@ -347,8 +352,20 @@ export async function startOrigin(
     log: pinoRequestLog(logger),
     unaryFastPath: config.GRPC_UNARY_FAST_PATH && !isTracingEnabled(),
   });
+  const restListener = getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST });
   const server = await listenSamePort({
-    rest: getRequestListener(app.fetch, { hostname: config.ORIGIN_HOST }),
+    // Plain GET hits are answered in front of Hono (`fast-read.ts`); with tracing on, every request opens its span there.
+    rest:
+      options.fastRead === false || isTracingEnabled()
+        ? restListener
+        : fastReadListener({
+            service,
+            metrics,
+            log: pinoRequestLog(logger),
+            auth,
+            fallback: restListener,
+            onAnswered: options.onFastRead,
+          }),
     rpc: traceRpc(rpc, isTracingEnabled()),
     isRpcPath: (path) => path.startsWith(rpcPathPrefix),
     port: config.ORIGIN_PORT,

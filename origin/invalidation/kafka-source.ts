@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { type HeartbeatAhead, heartbeatAhead } from '../kafka/heartbeat-ahead.ts';
 import { type OffsetCommitter, offsetCommitter } from '../kafka/offset-committer.ts';
 import type { InvalidationApplier } from './applier.ts';
 import { decodeInvalidation, decodeRegionReset } from './applier.ts';
@@ -169,7 +170,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     return done;
   };
 
-  const eachBatchOf = (committer: OffsetCommitter) => async (p: EachBatchPayload) => {
+  const eachBatchOf = (committer: OffsetCommitter, ahead: HeartbeatAhead) => async (p: EachBatchPayload) => {
+    ahead.use(p.heartbeat);
     const { partition, messages } = p.batch;
     let next: string | null = null;
     let complete = false;
@@ -203,7 +205,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const c = kafka.consumer(groupConsumerConfig(options));
     relauncher.adopt(c);
     committer = offsetCommitter(logger);
-    const eachBatch = eachBatchOf(committer);
+    const eachBatch = eachBatchOf(committer, heartbeatAhead(c, options.heartbeatIntervalMs));
     // Idempotent; the DLQ producer must be up before the first poison message.
     await producer.connect();
     let joined = false;

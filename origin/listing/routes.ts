@@ -33,14 +33,17 @@ export function listingRoutes(deps: KeyListingDeps & { metrics: RequestMetrics; 
       return { res: c.json(page), tier: deps.store.kind, result: 'ok' };
     }),
   );
-  app.get('/api/v1/cache/:namespace/pattern/:pattern', (c) =>
-    timed(c, 'list', async () => {
+  // Registered as `…/:key/:pattern`, not `…/pattern/:pattern`: a static segment where the entry route has its
+  // `:key` parameter makes Hono's SmartRouter give up its RegExpRouter for the slower TrieRouter on every request.
+  app.get('/api/v1/cache/:namespace/:key/:pattern', (c) => {
+    if (c.req.param('key') !== 'pattern') return c.notFound();
+    return timed(c, 'list', async () => {
       const namespace = namespacePath(c, 'list');
       const query = listQuerySchema.pick({ count: true }).safeParse(c.req.query());
       if (!query.success) throw invalidInput(query.error, { namespace, operation: 'list' });
       const page = await listKeys(deps, namespace, { match: c.req.param('pattern'), count: query.data.count });
       return { res: c.json(page), tier: deps.store.kind, result: 'ok' };
-    }),
-  );
+    });
+  });
   return app;
 }

@@ -198,12 +198,17 @@ export class RegionForwarder {
       };
       events.push({ key: invalidationMessageKey(event), value: JSON.stringify(event), ts: entry.ts });
     }
-    if (namespaces.size > 0) await redis.sadd(this.#namespaces, ...namespaces);
-    if (loss) await this.#sendReset(loss, firstId);
-    if (events.length > 0) {
-      await this.#sender.send(events.map(({ key, value }) => ({ key, value })));
-      this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
+    // Recording the namespaces seen is off the path to Kafka: it runs beside the send, and the batch is
+    // acknowledged in the log only once both succeeded (a failure re-reads it), so a later reset still names them.
+    const seen = namespaces.size > 0 ? redis.sadd(this.#namespaces, ...namespaces) : null;
+    seen?.catch(() => {});
+    if (loss) {
+      await seen;
+      await this.#sendReset(loss, firstId);
     }
+    if (events.length > 0) await this.#sender.send(events.map(({ key, value }) => ({ key, value })));
+    await seen;
+    if (events.length > 0) this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
     this.#unforwardedSince = 0;
   }
 

@@ -38,6 +38,7 @@ import {
   purgeRequestSchema,
 } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
+import { takeHandedRead } from '../fast-read.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
@@ -124,7 +125,10 @@ export function cacheRoutes(deps: {
       const { namespace, key } = cachePath(c, 'get');
       const preferences = readPreferences(c.req.header(headers.prefer));
       const strong = requestsNoCache(c.req.header(headers.cacheControl));
-      const read = await service.get(namespace, key, { ...preferences, strong, signal: c.req.raw.signal });
+      // A read the fast path made already (`fast-read.ts`) and handed over because it was not a plain fresh hit.
+      const read =
+        takeHandedRead(c.env) ??
+        (await service.get(namespace, key, { ...preferences, strong, signal: c.req.raw.signal }));
       if (!read.entry) {
         c.header(headers.cache, 'MISS');
         if (read.lease) c.header(headers.lease, read.lease);
