@@ -23,6 +23,9 @@ import { formatPosition, parsePosition } from './position.ts';
  */
 export const defaultPurgeLogKey = '{strata:purge-log}';
 
+/** One `WAIT` reply as a pipeline gives it: the error, or how many replicas acknowledged. */
+type WaitResult = [Error | null, unknown];
+
 /** Log identity in positions of a Redis Stream bus: the same at every replica of a region. */
 export const redisLogId = 'region';
 
@@ -208,6 +211,10 @@ export class RedisStreamPurgeBus implements PurgeBus {
   readonly #waitTimeoutMs: number;
   #waitReplicas: number | null;
   #replicasCheckedAt = 0;
+  /** The `WAIT` on the writer's connection now (at most one: `WAIT` blocks the connection until it returns). */
+  #waitInFlight: Promise<WaitResult> | null = null;
+  /** The `WAIT` that starts when {@link #waitInFlight} returns, shared by every append answered meanwhile. */
+  #nextWait: Promise<WaitResult> | null = null;
   readonly #options: RedisStreamBusOptions;
   readonly #events: RedisStreamBusEvents;
   readonly #subscribers = new Set<Subscriber>();
@@ -419,7 +426,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
   }
 
   /** Bounds an append: with Redis unreachable, ioredis would queue it until it reconnects; the caller needs an answer now. */
-  async #bounded<T>(append: Promise<T>, limitMs = this.#waitTimeoutMs + 1_000): Promise<T> {
+  // Two WAITs: the one in flight when the append is answered, then the round that covers it (group commit).
+  async #bounded<T>(append: Promise<T>, limitMs = 2 * this.#waitTimeoutMs + 1_000): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
@@ -455,9 +463,17 @@ export class RedisStreamPurgeBus implements PurgeBus {
       this.#retentionMs,
       ...extra,
     ) as typeof pipeline;
-    // WAIT goes in the same pipeline, so on Cluster it reaches the master holding the stream.
-    if (waitReplicas > 0) pipeline.wait(waitReplicas, this.#waitTimeoutMs);
-    const results = await pipeline.exec();
+    // WAIT goes in the same pipeline, so on Cluster it reaches the master holding the stream. WAIT blocks the
+    // connection until it returns, so only one is sent at a time: appends answered while one is out share the
+    // next (group commit). One WAIT per append would queue every later append behind every earlier WAIT: with
+    // the replica gone or resyncing after a failover, each waits its full timeout and the queue outgrows any
+    // bound while writes keep coming.
+    const carriesWait = waitReplicas > 0 && this.#waitInFlight === null;
+    if (carriesWait) pipeline.wait(waitReplicas, this.#waitTimeoutMs);
+    const exec = pipeline.exec();
+    if (carriesWait)
+      this.#startWait(exec.then((r) => (r?.[1] ?? [new Error('purge log WAIT: no reply'), null]) as WaitResult));
+    const results = await exec;
     if (!results) throw new Error('purge log append failed: no reply');
     const [appendError, appended] = results[0]!;
     if (appendError) {
@@ -472,7 +488,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     }
     const [incarnation, seqText, id] = appended as [string, string, string];
     if (waitReplicas > 0) {
-      const [waitError, acked] = results[1]!;
+      const [waitError, acked] = carriesWait ? (results[1]! as WaitResult) : await this.#waitAfterAppend(waitReplicas);
       if (waitError) throw waitError;
       if (Number(acked) < waitReplicas) {
         // Not configured and the master has no replica left (a failover took it): nothing to wait for.
@@ -489,6 +505,37 @@ export class RedisStreamPurgeBus implements PurgeBus {
       ...purgeFields(input),
     };
     return { published: { message, seq: Number(seqText) }, id, incarnation };
+  }
+
+  /** Marks `round` as the writer's `WAIT` in flight until it returns. */
+  #startWait(round: Promise<WaitResult>): Promise<WaitResult> {
+    const settled = round.catch((error: unknown): WaitResult => [error as Error, null]);
+    this.#waitInFlight = settled;
+    void settled.then(() => {
+      if (this.#waitInFlight === settled) this.#waitInFlight = null;
+    });
+    return settled;
+  }
+
+  /**
+   * A `WAIT` sent after an append that was answered without one: the next
+   * round, started once the one in flight returns (or at once), shared with
+   * every append answered before it starts. `WAIT` counts every write the
+   * connection made before it, so it covers them all.
+   */
+  #waitAfterAppend(replicas: number): Promise<WaitResult> {
+    if (this.#nextWait) return this.#nextWait;
+    const before = this.#waitInFlight ?? Promise.resolve();
+    const next = before.then(() => {
+      if (this.#nextWait === next) this.#nextWait = null;
+      // EXISTS on the stream routes the pipeline to the master holding it (on Cluster; a no-op elsewhere).
+      const pipeline = this.#writer.pipeline().exists(this.#stream).wait(replicas, this.#waitTimeoutMs);
+      return this.#startWait(
+        pipeline.exec().then((r) => (r?.[1] ?? [new Error('purge log WAIT: no reply'), null]) as WaitResult),
+      );
+    });
+    this.#nextWait = next;
+    return next;
   }
 
   subscribe(from: PurgePosition | null, listener: PurgeBusListener): PurgeBusSubscription {
