@@ -408,6 +408,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
     if (this.#closed) throw new Error('purge log is closed');
     const extra = options.closes ? ['closes', options.closes] : [];
     const appended = await this.#bounded(this.#append(input, extra));
+    // An append answered while another's WAIT was out waits for the round that covers it, under a bound of its
+    // own: the WAIT in flight, then its round (group commit, below).
+    if (appended.confirm) await this.#bounded(appended.confirm(), 2 * this.#waitTimeoutMs + 1_000);
     // In the log now; resolve once this replica's tail relayed it, so local subscribers have it in log order.
     await this.#relayed(appended.id, appended.incarnation);
     return appended.published;
@@ -426,8 +429,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
   }
 
   /** Bounds an append: with Redis unreachable, ioredis would queue it until it reconnects; the caller needs an answer now. */
-  // Two WAITs: the one in flight when the append is answered, then the round that covers it (group commit).
-  async #bounded<T>(append: Promise<T>, limitMs = 2 * this.#waitTimeoutMs + 1_000): Promise<T> {
+  async #bounded<T>(append: Promise<T>, limitMs = this.#waitTimeoutMs + 1_000): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`purge log append took longer than ${limitMs} ms`)), limitMs);
@@ -447,7 +449,7 @@ export class RedisStreamPurgeBus implements PurgeBus {
     extra: readonly string[] = [],
     wait = true,
     retryMoved = true,
-  ): Promise<{ published: PublishedPurge; id: string; incarnation: string }> {
+  ): Promise<{ published: PublishedPurge; id: string; incarnation: string; confirm?: () => Promise<void> }> {
     const data = JSON.stringify(input);
     const waitReplicas = wait ? await this.#detectWaitReplicas() : 0;
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
@@ -487,24 +489,28 @@ export class RedisStreamPurgeBus implements PurgeBus {
       throw appendError;
     }
     const [incarnation, seqText, id] = appended as [string, string, string];
-    if (waitReplicas > 0) {
-      const [waitError, acked] = carriesWait ? (results[1]! as WaitResult) : await this.#waitAfterAppend(waitReplicas);
-      if (waitError) throw waitError;
-      if (Number(acked) < waitReplicas) {
-        // Not configured and the master has no replica left (a failover took it): nothing to wait for.
-        await this.#refreshWaitReplicas(true);
-        if (this.#waitReplicas !== 0)
-          throw new Error(
-            `purge log entry reached ${acked} of ${waitReplicas} replicas within ${this.#waitTimeoutMs} ms`,
-          );
-      }
-    }
+    if (carriesWait) await this.#checkWait(waitReplicas, results[1]! as WaitResult);
     const message: PurgeMessage = {
       type: 'purge',
       position: this.#position(incarnation, id),
       ...purgeFields(input),
     };
-    return { published: { message, seq: Number(seqText) }, id, incarnation };
+    const published = { message, seq: Number(seqText) };
+    if (waitReplicas > 0 && !carriesWait) {
+      const confirm = async () => this.#checkWait(waitReplicas, await this.#waitAfterAppend(waitReplicas));
+      return { published, id, incarnation, confirm };
+    }
+    return { published, id, incarnation };
+  }
+
+  /** Throws unless `WAIT` answered `replicas` acknowledgements (or the log's master turned out to have none left). */
+  async #checkWait(replicas: number, [waitError, acked]: WaitResult): Promise<void> {
+    if (waitError) throw waitError;
+    if (Number(acked) >= replicas) return;
+    // Not configured and the master has no replica left (a failover took it): nothing to wait for.
+    await this.#refreshWaitReplicas(true);
+    if (this.#waitReplicas !== 0)
+      throw new Error(`purge log entry reached ${acked} of ${replicas} replicas within ${this.#waitTimeoutMs} ms`);
   }
 
   /** Marks `round` as the writer's `WAIT` in flight until it returns. */

@@ -45,7 +45,7 @@ describe('purge log WAIT is group-committed', () => {
       const reasons = outcomes.map((o) =>
         o.status === 'rejected' ? String((o.reason as Error).message) : 'acknowledged',
       );
-      // Twelve WAITs in a row would take 3.6 s; the append bound is 1.6 s: with one WAIT per append most
+      // Twelve WAITs in a row would take 3.6 s; the append bound is 1.3 s: with one WAIT per append most
       // publishes would time out behind the others instead of hearing that the replica did not acknowledge.
       expect(reasons).toEqual(
         Array(publishes).fill(`purge log entry reached 0 of 1 replicas within ${waitTimeoutMs} ms`),
