@@ -63,17 +63,36 @@ const steps: Step[] = [
   { to: 'edge', method: 'GET', path: 'small' },
 ];
 
-/** Status, headers (minus the ones that name the request or the clock) and body, as comparable text. */
-async function outcome(res: Response): Promise<{ status: number; headers: [string, string][]; body: string }> {
+/**
+ * Status, headers (minus the ones that name the request or the clock) and body, as comparable text. The
+ * seconds that count down or up with the clock (`max-age`, `s-maxage`, `stale-*` in Cache-Control, and
+ * Age) are taken out into `seconds`: the second pair answers a moment after the first, so across a
+ * second boundary its remaining lifetime is one less.
+ */
+async function outcome(
+  res: Response,
+): Promise<{ status: number; headers: [string, string][]; body: string; seconds: number[] }> {
+  const seconds: number[] = [];
+  const timed = (name: string, value: string): string => {
+    if (name === 'age') {
+      seconds.push(Number(value));
+      return '<s>';
+    }
+    if (name !== 'cache-control') return value;
+    return value.replace(/=(\d+)/g, (_, n: string) => {
+      seconds.push(Number(n));
+      return '=<s>';
+    });
+  };
   const skipped = new Set(['x-request-id', 'date']);
   // Unix milliseconds, versions (milliseconds × 1000 + a counter), ISO 8601 times.
   const clock = /(?<!\d)1\d{12}(?:\d{3})?(?!\d)|\d{4}-\d\d-\d\dT[\d:.]+Z/g;
   const headers = [...res.headers]
     .filter(([name]) => !skipped.has(name))
-    .map(([name, value]): [string, string] => [name, value.replace(clock, '<ms>')]);
+    .map(([name, value]): [string, string] => [name, timed(name, value.replace(clock, '<ms>'))]);
   const bytes = Buffer.from(await res.arrayBuffer());
   const text = res.headers.get('Content-Type')?.includes('json') ? bytes.toString('utf8').replace(clock, '<ms>') : '';
-  return { status: res.status, headers, body: text || bytes.toString('base64') };
+  return { status: res.status, headers, body: text || bytes.toString('base64'), seconds };
 }
 
 describe('edge origin transports give the same answers', () => {
@@ -111,7 +130,10 @@ describe('edge origin transports give the same answers', () => {
         );
       const a = await run(viaUndici);
       const b = await run(viaFetch);
-      expect(a, `${step.method} ${step.to} ${step.path}`).toEqual(b);
+      const label = `${step.method} ${step.to} ${step.path}`;
+      expect({ ...a, seconds: a.seconds.length }, label).toEqual({ ...b, seconds: b.seconds.length });
+      // Same directives, and each count of seconds within the one second that can pass between the two.
+      a.seconds.forEach((n, i) => expect(Math.abs(n - (b.seconds[i] ?? Number.NaN)), label).toBeLessThanOrEqual(1));
       seen.push(a.status);
     }
     // The sequence did reach what it is meant to cover: misses, fills, hits, writes, an origin error, a delete.
