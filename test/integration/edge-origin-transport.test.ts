@@ -133,7 +133,8 @@ describe('edge origin transports give the same answers', () => {
       const label = `${step.method} ${step.to} ${step.path}`;
       expect({ ...a, seconds: a.seconds.length }, label).toEqual({ ...b, seconds: b.seconds.length });
       // Same directives, and each count of seconds within the one second that can pass between the two.
-      a.seconds.forEach((n, i) => expect(Math.abs(n - (b.seconds[i] ?? Number.NaN)), label).toBeLessThanOrEqual(1));
+      for (const [i, n] of a.seconds.entries())
+        expect(Math.abs(n - (b.seconds[i] ?? Number.NaN)), label).toBeLessThanOrEqual(1);
       seen.push(a.status);
     }
     // The sequence did reach what it is meant to cover: misses, fills, hits, writes, an origin error, a delete.
