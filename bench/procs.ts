@@ -21,10 +21,25 @@ export interface BenchProcess {
    * resolves with its live bytes (heap used + ArrayBuffers) afterwards.
    */
   collectGarbage(): Promise<number>;
+  /**
+   * What a process started from `bench/edge-with-gc.ts` printed as `mem <json>` before its last
+   * collection: its memory sample at the highest RSS seen until then (bytes), or undefined.
+   */
+  memoryAtPeak(): unknown;
   stop(): Promise<void>;
 }
 
 const clockTicks = 100; // USER_HZ on Linux
+
+/**
+ * The Node flags `npm run start:edge` runs the edge with (the words between `node` and the
+ * script in package.json), so that benchmarks measure the edge as shipped.
+ */
+export function shippedEdgeNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const words = (pkg.scripts['start:edge'] ?? '').split(/\s+/);
+  return words.slice(words.indexOf('node') + 1).filter((w) => w.startsWith('--'));
+}
 
 /**
  * Starts `node <script>` (relative to the repo) with `env` plus `portVar` set
@@ -46,7 +61,9 @@ export async function startProcess(
   });
   let gcCount = 0;
   let liveBytes = Number.NaN;
+  let memoryAtPeak: unknown;
   child.stdout?.on('data', (chunk: Buffer) => {
+    for (const m of chunk.toString().matchAll(/^mem (.+)$/gm)) memoryAtPeak = JSON.parse(m[1]!);
     for (const m of chunk.toString().matchAll(/^gc (\d+)$/gm)) {
       gcCount++;
       liveBytes = Number(m[1]);
@@ -71,6 +88,7 @@ export async function startProcess(
       await waitFor('garbage collection', () => gcCount >= target, 10_000, 10);
       return liveBytes;
     },
+    memoryAtPeak: () => memoryAtPeak,
     async stop() {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');

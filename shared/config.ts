@@ -374,6 +374,12 @@ export const edgeConfigSchema = z
     EDGE_NEGATIVE_TTL_MS: z.coerce.number().int().min(0).default(0),
     /** Byte budget of the near-user tier. */
     EDGE_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+    /**
+     * Node edge: bytes of origin bodies read between two full garbage
+     * collections, so that filled and evicted values do not pile up in
+     * resident memory; default an eighth of `EDGE_MAX_BYTES`, at least 4 MiB. 0 = off (V8 alone decides).
+     */
+    EDGE_GC_EVERY_BYTES: z.coerce.number().int().min(0).optional(),
     /** Eviction policy of the near-user tier. */
     EVICTION_POLICY: evictionPolicy,
     /** Largest value the edge accepts on a write, bytes. */

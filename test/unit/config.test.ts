@@ -26,6 +26,13 @@ describe('configuration', () => {
     expect(() => parseConfig(edgeConfigSchema, { EVICTION_POLICY: 'arc' })).toThrow(/EVICTION_POLICY/);
   });
 
+  it('EDGE_GC_EVERY_BYTES is unset by default (paced by the budget), accepts 0 (off) and rejects a negative', () => {
+    expect(parseConfig(edgeConfigSchema, {}).EDGE_GC_EVERY_BYTES).toBeUndefined();
+    expect(parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '0' }).EDGE_GC_EVERY_BYTES).toBe(0);
+    expect(parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '8388608' }).EDGE_GC_EVERY_BYTES).toBe(8 * 1024 * 1024);
+    expect(() => parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '-1' })).toThrow(/EDGE_GC_EVERY_BYTES/);
+  });
+
   it('an empty variable counts as unset', () => {
     expect(parseConfig(originConfigSchema, { REDIS_URL: '' }).REDIS_URL).toBeUndefined();
   });

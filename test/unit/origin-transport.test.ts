@@ -185,6 +185,19 @@ describe('the undici transport beside the fetch transport', () => {
     }
   });
 
+  it('reports the length of each body it read whole (Content-Length, chunked, error answers)', async () => {
+    const lengths: number[] = [];
+    const c = client(undiciOriginTransport(undefined, { onBody: (bytes) => lengths.push(bytes) }));
+    await c.get('ns', 'k');
+    await c.get('ns', 'chunked');
+    await c.get('ns', 'miss');
+    expect(lengths).toEqual([
+      value.byteLength,
+      value.byteLength,
+      '{"error":{"code":"CACHE_001","message":"Key not found"}}'.length,
+    ]);
+  });
+
   it('keeps the base URL path prefix', async () => {
     await client(undiciOriginTransport(), { baseUrl: `${base}/prefix/` }).get('ns', 'k');
     expect(received.at(-1)!.url).toBe('/prefix/api/v1/cache/ns/k');

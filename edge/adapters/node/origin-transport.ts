@@ -18,8 +18,15 @@ import type { OriginAnswer, OriginExchange, OriginTransport } from '../../origin
  * `AbortSignal.timeout`) when the call is aborted, headers or body, and with
  * undici's error when the origin cannot be reached or the connection breaks
  * — what the origin client maps to CACHE_005.
+ *
+ * `options.onBody` is called with each complete body's length (bytes), e.g.
+ * `fillCollector` (`./fill-collector.ts`) pacing garbage collections by bytes read.
  */
-export function undiciOriginTransport(agent: Agent = new Agent()): OriginTransport {
+export function undiciOriginTransport(
+  agent: Agent = new Agent(),
+  options: { onBody?: (bodyBytes: number) => void } = {},
+): OriginTransport {
+  const { onBody } = options;
   let lastBase = '';
   let origin = '';
   let prefix = '';
@@ -40,6 +47,7 @@ export function undiciOriginTransport(agent: Agent = new Agent()): OriginTranspo
       signal,
     });
     const body = await readWhole(res.body, res.headers['content-length'], signal);
+    onBody?.(body.byteLength);
     const h = res.headers;
     return {
       status: res.statusCode,

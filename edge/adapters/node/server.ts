@@ -12,6 +12,7 @@ import type { PurgeSubscription } from '../../core/purge-source.ts';
 import { edgeIdOf } from '../../edge-id.ts';
 import type { FastHit, HitAnswer } from '../../fast-hit.ts';
 import type { OriginTransport } from '../../origin-transport.ts';
+import { collectEveryBytes, fillCollector } from './fill-collector.ts';
 import { edgeNodeMetrics } from './metrics.ts';
 import { undiciOriginTransport } from './origin-transport.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
@@ -51,6 +52,12 @@ export function fastHitListener(fastHit: FastHit | undefined, app: RequestListen
     res.writeHead(answer.status, answer.headers);
     res.end(body ?? undefined);
   };
+}
+
+/** Full collections paced by origin bodies read (`EDGE_GC_EVERY_BYTES`, `./fill-collector.ts`); none when 0. */
+function collectingFills(config: EdgeConfig): { onBody?: (bodyBytes: number) => void } {
+  const every = config.EDGE_GC_EVERY_BYTES ?? collectEveryBytes(config.EDGE_MAX_BYTES);
+  return every > 0 ? { onBody: fillCollector(every) } : {};
 }
 
 /**
@@ -97,7 +104,7 @@ export async function startEdge(
     metrics: edgeNodeMetrics,
     logger,
     requestLog: pinoRequestLog(logger),
-    originTransport: options.originTransport ?? undiciOriginTransport(),
+    originTransport: options.originTransport ?? undiciOriginTransport(undefined, collectingFills(config)),
     edgeId: edgeId.promise,
   });
   const server = createServer(

@@ -1,0 +1,66 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** Smallest pace (bytes of origin bodies between two collections), whatever the budget: 4 MiB. */
+export const minCollectEveryBytes = 4 * 1024 * 1024;
+
+/**
+ * How many bytes of origin bodies the Node edge reads between two full
+ * collections: an eighth of its byte budget (`EDGE_MAX_BYTES`), at least
+ * {@link minCollectEveryBytes}.
+ *
+ * Why: every value the edge fills arrives in socket read buffers and is
+ * copied once into its own buffer; the socket buffers die young, and a
+ * value that the tier evicts later dies old. Both live outside the V8 heap
+ * (ArrayBuffer backing stores, `malloc`ed) and are freed only when their
+ * small JS wrappers are collected: the socket buffers at the next young
+ * collection (a 16 MiB semi-space's worth of JS allocation later), the
+ * evicted values only at the next full collection, which V8 starts on its own
+ * once external memory has grown by about 64 MiB since the last one. Under a
+ * stream of misses of 64 KiB values, an edge with a 32 MiB budget peaked
+ * about 77 MiB above its idle resident set (measured, see
+ * docs/benchmarks.md (d)); with a collection every eighth of the budget
+ * read, garbage never outgrows a fraction of the budget.
+ */
+export function collectEveryBytes(maxBytes: number): number {
+  return Math.max(minCollectEveryBytes, Math.floor(maxBytes / 8));
+}
+
+/**
+ * Paces full garbage collections by the bytes of origin bodies read: call
+ * the returned function with each body's length (bytes); after every
+ * `everyBytes` it asks for one collection (`collect`, default: V8's full
+ * collection run as a task on the event loop, not inside the caller).
+ * Hits read no origin bodies and never trigger one. `collections` counts the
+ * collections asked for.
+ */
+export function fillCollector(
+  everyBytes: number,
+  collect: () => void = asyncFullCollection(),
+): ((bodyBytes: number) => void) & { readonly collections: number } {
+  let sinceLast = 0;
+  let collections = 0;
+  const onBody = (bodyBytes: number) => {
+    sinceLast += bodyBytes;
+    if (sinceLast < everyBytes) return;
+    sinceLast = 0;
+    collections++;
+    collect();
+  };
+  return Object.defineProperty(onBody, 'collections', { get: () => collections }) as typeof onBody & {
+    readonly collections: number;
+  };
+}
+
+/**
+ * V8's `gc` function without starting Node with `--expose-gc`: the flag set
+ * at run time exposes `gc` in contexts created afterwards (Node's
+ * `v8.setFlagsFromString`, `vm.runInNewContext`). Called with
+ * `{ type: 'major', execution: 'async' }` it schedules one full (mark-compact)
+ * collection as a task instead of running it on the caller's stack.
+ */
+function asyncFullCollection(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (options: { type: 'major'; execution: 'async' }) => unknown;
+  return () => void gc({ type: 'major', execution: 'async' });
+}
