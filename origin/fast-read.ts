@@ -10,8 +10,11 @@ import type { CacheService } from './cache-service.ts';
 /** What `CacheService.get` answers. */
 type Read = Awaited<ReturnType<CacheService['get']>>;
 
-/** A read the fast path made and left to the full path: its answer, or what it threw. */
-type Handed = { readonly read: Read } | { readonly error: unknown };
+/**
+ * A read the fast path made and left to the full path: its answer, or what it
+ * threw, and when the read began (`performance.now()`, ms), which the full path's duration counts from.
+ */
+type Handed = ({ readonly read: Read } | { readonly error: unknown }) & { readonly startedMs: number };
 
 /** Options of {@link fastReadListener}. */
 export interface FastReadOptions {
@@ -51,6 +54,18 @@ export function takeHandedRead(env: unknown): Read | undefined {
   handed.delete(incoming);
   if ('error' in taken) throw taken.error;
   return taken.read;
+}
+
+/**
+ * When the read the fast path handed over for this request began
+ * (`performance.now()`, ms), or undefined; does not take it. The full path
+ * times the request from there (`instrument`'s `startedAt`, `shared/http.ts`), so
+ * its duration includes the store read.
+ * @param env the Hono context's `env`, as for {@link takeHandedRead}.
+ */
+export function handedReadStartedAt(env: unknown): number | undefined {
+  const incoming = (env as { incoming?: object } | undefined)?.incoming;
+  return incoming ? handed.get(incoming)?.startedMs : undefined;
 }
 
 /** `[namespace, key]` of a plain HTTP/1.1 `GET /api/v1/cache/{namespace}/{key}`, or null for any other request. */
@@ -106,12 +121,12 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
         strong: requestsNoCache(req.headers['cache-control'] as string | undefined),
       });
     } catch (error) {
-      handed.set(req, { error });
+      handed.set(req, { error, startedMs: started });
       return void fallback(req, res);
     }
     const { entry } = read;
     if (!entry || read.status !== 'HIT' || read.degraded || read.lease !== undefined || read.staleReason) {
-      handed.set(req, { read });
+      handed.set(req, { read, startedMs: started });
       return void fallback(req, res);
     }
     const requestId = requestIdFor(req.headers['x-request-id'] as string | undefined);
@@ -139,7 +154,7 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
     } catch (error) {
       // The full path meets the same error building its Response and answers it (CACHE_005).
       if (res.headersSent) throw error;
-      handed.set(req, { error });
+      handed.set(req, { error, startedMs: started });
       return void fallback(req, res);
     }
     const seconds = (performance.now() - started) / 1000;
