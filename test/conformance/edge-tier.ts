@@ -209,6 +209,33 @@ export function runEdgeTierConformance(
       expect(held?.expiresAtMs).toBe(stale.expiresAtMs);
     });
 
+    // Shared tiers have no peek: the edge's fast path looks only at its near-user tier.
+    it.skipIf(capabilities.sharedStorage === true)(
+      'peek (near-user tiers only) answers what get answers: stored, absent, purged, expired',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            keyArb,
+            fc.integer({ min: 1, max: 100_000 }),
+            fc.integer({ min: 0, max: 200_000 }),
+            fc.nat({ max: 10 }),
+            async (key, ttlMs, elapsed, purged) => {
+              let now = 1_700_000_000_000;
+              const tier = fresh(1 << 20, () => now) as EdgeTier;
+              await tier.set(entry(key, new Uint8Array([5]), 5, { expiresAtMs: now + ttlMs }));
+              await tier.purge(purgeOf({ keys: [key], version: purged }));
+              now += elapsed;
+              const peeked = tier.peek('ns', key);
+              expect(peeked).toBe(tier.get('ns', key));
+              expect(peeked !== undefined).toBe(elapsed < ttlMs && purged <= 5);
+              expect(tier.peek('ns', `${key}-never`)).toBeUndefined();
+            },
+          ),
+          runs,
+        );
+      },
+    );
+
     it('an entry already expired is not stored', async () => {
       const tier = fresh();
       expect(await tier.set(entry('old', new Uint8Array([1]), 1, { expiresAtMs: Date.now() - 1 }))).toBe(false);
