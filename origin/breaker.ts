@@ -157,6 +157,8 @@ interface Slice {
   readonly controller: AbortController;
   /** How to reject each call of the slice still running. */
   readonly pending: Set<(error: Error) => void>;
+  /** Times the slice out; it keeps the process alive only while a call of the slice runs. */
+  readonly timer: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -169,8 +171,8 @@ interface Slice {
  * A call is timed out `timeoutMs` to `timeoutMs + 1` ms after it started
  * (never earlier): its promise rejects with cockatiel's `TaskCancelledError`
  * (as the `timeout` policy's aggressive strategy does) and its signal aborts.
- * The timer does not keep the process alive on its own (the call waits on
- * a connection that does).
+ * As with a timer per call, a running call keeps the process alive until it
+ * settles or times out, and a settled one does not.
  */
 class SharedDeadlines {
   readonly #timeoutMs: number;
@@ -188,9 +190,11 @@ class SharedDeadlines {
   run<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const slice = this.#slice();
     return new Promise<T>((resolve, reject) => {
+      if (slice.pending.size === 0) slice.timer.ref();
       slice.pending.add(reject);
       const settled = (): void => {
         slice.pending.delete(reject);
+        if (slice.pending.size === 0) slice.timer.unref();
       };
       let running: Promise<T>;
       try {
@@ -217,10 +221,10 @@ class SharedDeadlines {
     const now = Date.now();
     const current = this.#current;
     if (current?.startedAtMs === now) return current;
-    const slice: Slice = { startedAtMs: now, controller: new AbortController(), pending: new Set() };
-    this.#current = slice;
     // +1: a call that started late in the slice's millisecond still gets its full `timeoutMs`.
-    setTimeout(() => this.#expire(slice), this.#timeoutMs + 1).unref();
+    const timer = setTimeout(() => this.#expire(slice), this.#timeoutMs + 1).unref();
+    const slice: Slice = { startedAtMs: now, controller: new AbortController(), pending: new Set(), timer };
+    this.#current = slice;
     return slice;
   }
 

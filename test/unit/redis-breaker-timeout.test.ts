@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { TaskCancelledError } from 'cockatiel';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RedisBreaker } from '../../origin/breaker.ts';
@@ -119,5 +121,20 @@ describe('origin circuit breaker timeout and retries', () => {
     const probed = b.probe(hang);
     await vi.advanceTimersByTimeAsync(301);
     await expect(probed).resolves.toBe(false);
+  });
+});
+
+describe('origin circuit breaker timeout, real process', () => {
+  it('a running call keeps the process alive until it times out (its timer is shared, not dropped)', async () => {
+    const breaker = new URL('../../origin/breaker.ts', import.meta.url).href;
+    // Nothing else keeps this process alive: only the running call's timeout can make it print.
+    const script = `
+      import { RedisBreaker } from ${JSON.stringify(breaker)};
+      const b = new RedisBreaker({ callTimeoutMs: 200, readAttempts: 1 });
+      console.log(await b.run(() => Promise.resolve('settled'), false));
+      b.run(() => new Promise(() => {}), false).catch((e) => console.log(e.constructor.name));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    expect(stdout.trim().split('\n')).toEqual(['settled', 'TaskCancelledError']);
   });
 });
