@@ -6,15 +6,18 @@
  *
  * It also samples its own memory every 10 ms (`process.memoryUsage()` and V8's new space) and,
  * before each collection, prints the sample taken at the highest resident set size seen so far
- * as `mem <json>` (bytes): where the peak is, between ArrayBuffer backing stores (values and
+ * as `mem <json>` (bytes), with its pace of full collections (`EDGE_GC_EVERY_BYTES`): where the peak is, between ArrayBuffer backing stores (values and
  * socket reads, outside the V8 heap) and the V8 heap (young generation included).
  */
 
 import { getHeapSpaceStatistics } from 'node:v8';
+import { collectEveryBytes } from '../edge/adapters/node/fill-collector.ts';
 import { startEdge } from '../edge/adapters/node/server.ts';
 import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
 
-const edge = await startEdge(parseConfig(edgeConfigSchema, process.env));
+const config = parseConfig(edgeConfigSchema, process.env);
+const edge = await startEdge(config);
+const collectEvery = config.EDGE_GC_EVERY_BYTES ?? collectEveryBytes(config.EDGE_MAX_BYTES);
 const collect = (globalThis as { gc?: () => void }).gc;
 if (!collect) throw new Error('run with --expose-gc');
 
@@ -46,7 +49,7 @@ setInterval(() => {
 }, 10).unref();
 
 process.on('SIGUSR2', () => {
-  process.stdout.write(`mem ${JSON.stringify({ atPeak, maxArrayBuffers })}\n`);
+  process.stdout.write(`mem ${JSON.stringify({ atPeak, maxArrayBuffers, collectEveryBytes: collectEvery })}\n`);
   atPeak = sample();
   maxArrayBuffers = atPeak.arrayBuffers;
   collect();

@@ -32,16 +32,6 @@ export interface BenchProcess {
 const clockTicks = 100; // USER_HZ on Linux
 
 /**
- * The Node flags `npm run start:edge` runs the edge with (the words between `node` and the
- * script in package.json), so that benchmarks measure the edge as shipped.
- */
-export function shippedEdgeNodeFlags(): string[] {
-  const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const words = (pkg.scripts['start:edge'] ?? '').split(/\s+/);
-  return words.slice(words.indexOf('node') + 1).filter((w) => w.startsWith('--'));
-}
-
-/**
  * Starts `node <script>` (relative to the repo) with `env` plus `portVar` set
  * to a free port (and `nodeFlags` before the script), and waits until
  * `GET /health` answers.
