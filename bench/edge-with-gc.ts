@@ -6,8 +6,9 @@
  *
  * It also samples its own memory every 10 ms (`process.memoryUsage()` and V8's new space) and,
  * before each collection, prints the sample taken at the highest resident set size seen so far
- * as `mem <json>` (bytes), with its pace of full collections (`EDGE_GC_EVERY_BYTES`): where the peak is, between ArrayBuffer backing stores (values and
- * socket reads, outside the V8 heap) and the V8 heap (young generation included).
+ * as `mem <json>` (bytes), with its pace of full collections (`EDGE_GC_EVERY_BYTES`): where the
+ * peak is, between ArrayBuffer backing stores (values and socket reads, outside the V8 heap) and
+ * the V8 heap (young generation included).
  */
 
 import { getHeapSpaceStatistics } from 'node:v8';
