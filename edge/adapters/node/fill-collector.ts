@@ -18,8 +18,8 @@ export const minCollectEveryBytes = 4 * 1024 * 1024;
  * evicted values only at the next full collection, which V8 starts on its own
  * once external memory has grown by about 64 MiB since the last one. Under a
  * stream of misses of 64 KiB values, an edge with a 32 MiB budget peaked
- * 2.1–2.5× its budget above its idle resident set; with a collection every
- * eighth of the budget read, 0.65–1.2× (docs/benchmarks.md, (d)). The price
+ * 2.1–2.7× its budget above its idle resident set; with a collection every
+ * eighth of the budget read, 0.65–1.21× (docs/benchmarks.md, (d)). The price
  * is CPU on misses (a full collection marks the whole heap and pauses the
  * event loop) and none on hits.
  */
