@@ -91,9 +91,9 @@ export async function requestBody(c: Context): Promise<Uint8Array<ArrayBuffer>> 
   const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
   if (incoming instanceof IncomingMessage && !incoming.readableDidRead) {
     const declared = incoming.headers['content-length'];
-    if (declared !== undefined && incoming.headers['transfer-encoding'] === undefined) {
-      return readDeclaredBody(incoming, Number.parseInt(declared, 10));
-    }
+    // Node's parser has refused a malformed or repeated Content-Length already; anything odd goes to Hono anyway.
+    const length = declared !== undefined && /^[0-9]{1,15}$/.test(declared) ? Number(declared) : -1;
+    if (length >= 0 && incoming.headers['transfer-encoding'] === undefined) return readDeclaredBody(incoming, length);
   }
   return new Uint8Array(await c.req.arrayBuffer());
 }
