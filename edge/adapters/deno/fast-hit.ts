@@ -1,3 +1,4 @@
+import { headers as headerNames } from '../../../shared/headers.ts';
 import type { FastHit, HitAnswer } from '../../fast-hit.ts';
 
 /**
@@ -5,12 +6,30 @@ import type { FastHit, HitAnswer } from '../../fast-hit.ts';
  * hits itself (`edge/fast-hit.ts`: no Hono context, no middleware chain) and
  * hands every other request to `app` untouched. Runtime-free apart from the
  * WHATWG `Request`/`Response` it takes and makes.
+ *
+ * A hit's `Response` is not built from its header object: Deno's
+ * `new Response(body, { headers })` converts every header (WebIDL
+ * `ByteString`, value trimming, a lower-casing duplicate scan per header, so
+ * quadratic in the header count) and copies the body
+ * (`ext/fetch/23_response.js`, `ext/fetch/22_body.js`). Instead a response is
+ * prebuilt once per tier entry and answer (status, every header but
+ * `X-Request-Id`, body) and each hit answers with its `clone()`, which copies
+ * the header list as it is and shares the body bytes, plus the request's
+ * `X-Request-Id`. The prebuilt response is used only while the fast path's
+ * answer is the same in every header and byte (`Age` and `Cache-Control`
+ * change by the second, so a second later it is rebuilt); the answer is
+ * therefore exactly the one built from the header object. The prebuilt
+ * responses hold a copy of their bodies (the constructor copies), so they
+ * are kept for the most recently prebuilt entries only, up to
+ * {@link prebuiltBytes} of bodies in all; an entry pushed out is prebuilt
+ * again on its next hit.
  */
 export function fastHitHandler(
   fastHit: FastHit | undefined,
   app: (request: Request, info?: unknown) => Response | Promise<Response>,
 ): (request: Request, info?: unknown) => Response | Promise<Response> {
   if (!fastHit) return app;
+  const prebuilt: PrebuiltSet = { byEntry: new Map(), bytes: 0 };
   return (request, info) => {
     let answer: HitAnswer | undefined;
     try {
@@ -20,11 +39,103 @@ export function fastHitHandler(
       answer = undefined;
     }
     if (!answer) return app(request, info);
-    return new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
-      status: answer.status,
-      headers: answer.headers,
-    });
+    return respond(prebuilt, answer);
   };
+}
+
+/** One answer of one entry as a `Response` (all but `X-Request-Id`), and what it was built from. */
+interface Prebuilt {
+  readonly status: number;
+  readonly body: Uint8Array | null;
+  /** Header names and values in the answer's order, `X-Request-Id` left out. */
+  readonly names: readonly string[];
+  readonly values: readonly string[];
+  readonly response: Response;
+}
+
+/** Prebuilt responses by tier entry, oldest first; one slot per status (200 and 304 alternate without rebuilding). */
+interface PrebuiltSet {
+  readonly byEntry: Map<object, Prebuilt[]>;
+  /** Body bytes the prebuilt responses hold. */
+  bytes: number;
+}
+
+/** The most body bytes (bytes) prebuilt responses hold in all; past it the oldest entries' are dropped. */
+export const prebuiltBytes = 1024 * 1024;
+
+const requestId = headerNames.requestId;
+
+function respond(prebuilt: PrebuiltSet, answer: HitAnswer): Response {
+  let slots = prebuilt.byEntry.get(answer.entry);
+  let p: Prebuilt | undefined;
+  for (const s of slots ?? []) if (s.status === answer.status) p = s;
+  if (!p || !matches(p, answer)) {
+    const size = answer.body?.byteLength ?? 0;
+    // A body alone over the bound is not prebuilt: answered from its header object.
+    if (size > prebuiltBytes) return plain(answer);
+    slots ??= [];
+    // Newest last: the entry rebuilt now is the last to be dropped.
+    prebuilt.byEntry.delete(answer.entry);
+    prebuilt.byEntry.set(answer.entry, slots);
+    if (p) {
+      slots.splice(slots.indexOf(p), 1);
+      prebuilt.bytes -= p.body?.byteLength ?? 0;
+    }
+    p = build(answer);
+    slots.push(p);
+    prebuilt.bytes += size;
+    trim(prebuilt, answer.entry);
+  }
+  const response = p.response.clone();
+  const id = answer.headers[requestId];
+  if (id !== undefined) response.headers.append(requestId, id);
+  return response;
+}
+
+/** Whether `p` answers exactly as `answer` (status, body bytes by identity, every header but the request id, in order). */
+function matches(p: Prebuilt, answer: HitAnswer): boolean {
+  if (p.body !== answer.body) return false;
+  const { names, values } = p;
+  let i = 0;
+  for (const name in answer.headers) {
+    if (name === requestId) continue;
+    if (names[i] !== name || values[i] !== answer.headers[name]) return false;
+    i++;
+  }
+  return i === names.length;
+}
+
+/** Drops the oldest entries' prebuilt responses until the bodies fit {@link prebuiltBytes}, never `keep`'s. */
+function trim(prebuilt: PrebuiltSet, keep: object): void {
+  for (const [entry, slots] of prebuilt.byEntry) {
+    if (prebuilt.bytes <= prebuiltBytes) return;
+    if (entry === keep) continue;
+    prebuilt.byEntry.delete(entry);
+    for (const s of slots) prebuilt.bytes -= s.body?.byteLength ?? 0;
+  }
+}
+
+/** The answer as a `Response` built from its header object. */
+function plain(answer: HitAnswer): Response {
+  return new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
+    status: answer.status,
+    headers: answer.headers,
+  });
+}
+
+function build(answer: HitAnswer): Prebuilt {
+  const names: string[] = [];
+  const values: string[] = [];
+  for (const name in answer.headers) {
+    if (name === requestId) continue;
+    names.push(name);
+    values.push(answer.headers[name]!);
+  }
+  const response = new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
+    status: answer.status,
+    headers: names.map((name, i): [string, string] => [name, values[i]!]),
+  });
+  return { status: answer.status, body: answer.body, names, values, response };
 }
 
 function fetchHeader(request: Request, name: string): string | null {
