@@ -64,6 +64,7 @@ interface PrebuiltSet {
 export const prebuiltBytes = 1024 * 1024;
 
 const requestId = headerNames.requestId;
+const requestIdLower = requestId.toLowerCase();
 
 function respond(prebuilt: PrebuiltSet, answer: HitAnswer): Response {
   let slots = prebuilt.byEntry.get(answer.entry);
@@ -88,7 +89,7 @@ function respond(prebuilt: PrebuiltSet, answer: HitAnswer): Response {
   }
   const response = p.response.clone();
   const id = answer.headers[requestId];
-  if (id !== undefined) response.headers.append(requestId, id);
+  if (id !== undefined) response.headers.append(requestIdLower, id);
   return response;
 }
 
@@ -133,7 +134,9 @@ function build(answer: HitAnswer): Prebuilt {
   }
   const response = new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
     status: answer.status,
-    headers: names.map((name, i): [string, string] => [name, values[i]!]),
+    // Lower-case names (as they go on the wire): Deno lower-cases every listed name on each append, and an
+    // already lower-case one is returned as it is rather than copied.
+    headers: names.map((name, i): [string, string] => [name.toLowerCase(), values[i]!]),
   });
   return { status: answer.status, body: answer.body, names, values, response };
 }
