@@ -6,11 +6,11 @@ import { fastHitHandler } from '../../edge/adapters/deno/fast-hit.ts';
 import { edgeNodeMetrics } from '../../edge/adapters/node/metrics.ts';
 import { fastHitListener } from '../../edge/adapters/node/server.ts';
 import { type BuiltEdge, buildEdge } from '../../edge/build-edge.ts';
-import type { FastHit } from '../../edge/fast-hit.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { edgeConfigSchema, parseConfig } from '../../shared/config.ts';
 import type { RequestRecord } from '../../shared/http.ts';
 import { denoFastHitTwin } from '../support/deno.ts';
+import { watchFastHit } from '../support/fast-hit-watch.ts';
 import { hs256Issuer, type TokenIssuer } from '../support/jwt.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -118,13 +118,9 @@ async function twin(originUrl: string, env: Record<string, string>): Promise<Twi
     requestLog: (record) => logs.push(record),
     now: () => state.clock,
   });
-  const inner = edge.fastHit;
-  if (!inner) throw new Error('no fast path built');
-  const watched: FastHit = (method, target, request, header) => {
-    const answer = inner(method, target, request, header);
-    state.last = answer ? 'fast' : 'app';
-    return answer;
-  };
+  const watched = watchFastHit(edge.fastHit, (side) => {
+    state.last = side;
+  });
   const app = getRequestListener(edge.app.fetch, { hostname: '127.0.0.1' });
   const fast = await listen(fastHitListener(watched, app));
   const full = await listen(app);

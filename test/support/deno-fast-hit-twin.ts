@@ -11,9 +11,9 @@
  */
 import { fastHitHandler } from '../../edge/adapters/deno/fast-hit.ts';
 import { buildEdge } from '../../edge/build-edge.ts';
-import type { FastHit } from '../../edge/fast-hit.ts';
 import { textEdgeMetrics } from '../../edge/text-metrics.ts';
 import { edgeConfigSchema, parseConfig } from '../../shared/config.ts';
+import { watchFastHit } from './fast-hit-watch.ts';
 
 declare const Deno: {
   readonly env: { toObject(): Record<string, string> };
@@ -26,13 +26,9 @@ declare const Deno: {
 const config = parseConfig(edgeConfigSchema, Deno.env.toObject());
 const state = { clock: Date.now(), last: 'none' as 'fast' | 'app' | 'none' };
 const edge = buildEdge(config, { purgeSource: 'stream', metrics: textEdgeMetrics, now: () => state.clock });
-const inner = edge.fastHit;
-if (!inner) throw new Error('no fast path built');
-const watched: FastHit = (method, target, request, header) => {
-  const answer = inner(method, target, request, header);
-  state.last = answer ? 'fast' : 'app';
-  return answer;
-};
+const watched = watchFastHit(edge.fastHit, (side) => {
+  state.last = side;
+});
 
 const listen = (handler: (request: Request) => Response | Promise<Response>) =>
   new Promise<string>((resolve) => {
