@@ -21,15 +21,17 @@ import type { FastHit, HitAnswer } from '../../fast-hit.ts';
  * therefore exactly the one built from the header object. The prebuilt
  * responses hold a copy of their bodies (the constructor copies), so they
  * are kept for the most recently prebuilt entries only, up to
- * {@link prebuiltBytes} of bodies in all; an entry pushed out is prebuilt
- * again on its next hit.
+ * {@link prebuiltBytes} in all (bodies, and {@link overheadBytes} for each
+ * response); an entry pushed out is prebuilt again on its next hit. They are
+ * found by entry through a `WeakMap`, so they never keep an entry the tier
+ * dropped alive.
  */
 export function fastHitHandler(
   fastHit: FastHit | undefined,
   app: (request: Request, info?: unknown) => Response | Promise<Response>,
 ): (request: Request, info?: unknown) => Response | Promise<Response> {
   if (!fastHit) return app;
-  const prebuilt: PrebuiltSet = { byEntry: new Map(), bytes: 0 };
+  const prebuilt: PrebuiltSet = { byEntry: new WeakMap(), order: new Set(), bytes: 0 };
   return (request, info) => {
     let answer: HitAnswer | undefined;
     try {
@@ -53,15 +55,21 @@ interface Prebuilt {
   readonly response: Response;
 }
 
-/** Prebuilt responses by tier entry, oldest first; one slot per status (200 and 304 alternate without rebuilding). */
+/** Prebuilt responses by tier entry; one slot per status (200 and 304 alternate without rebuilding). */
 interface PrebuiltSet {
-  readonly byEntry: Map<object, Prebuilt[]>;
-  /** Body bytes the prebuilt responses hold. */
+  readonly byEntry: WeakMap<object, Prebuilt[]>;
+  /** The entries' slots that hold prebuilt responses, least recently (re)built first. */
+  readonly order: Set<Prebuilt[]>;
+  /** What the prebuilt responses hold, counted as {@link held} (bytes). */
   bytes: number;
 }
 
-/** The most body bytes (bytes) prebuilt responses hold in all; past it the oldest entries' are dropped. */
+/** The most the prebuilt responses hold in all (bytes); past it the oldest entries' are dropped. */
 export const prebuiltBytes = 1024 * 1024;
+/** What one prebuilt response counts for besides its body (bytes): its objects and header list, roughly. */
+export const overheadBytes = 512;
+
+const held = (p: { readonly body: Uint8Array | null }) => (p.body?.byteLength ?? 0) + overheadBytes;
 
 const requestId = headerNames.requestId;
 const requestIdLower = requestId.toLowerCase();
@@ -71,21 +79,23 @@ function respond(prebuilt: PrebuiltSet, answer: HitAnswer): Response {
   let p: Prebuilt | undefined;
   for (const s of slots ?? []) if (s.status === answer.status) p = s;
   if (!p || !matches(p, answer)) {
-    const size = answer.body?.byteLength ?? 0;
     // A body alone over the bound is not prebuilt: answered from its header object.
-    if (size > prebuiltBytes) return plain(answer);
-    slots ??= [];
+    if (held(answer) > prebuiltBytes) return plain(answer);
+    if (!slots) {
+      slots = [];
+      prebuilt.byEntry.set(answer.entry, slots);
+    }
     // Newest last: the entry rebuilt now is the last to be dropped.
-    prebuilt.byEntry.delete(answer.entry);
-    prebuilt.byEntry.set(answer.entry, slots);
+    prebuilt.order.delete(slots);
+    prebuilt.order.add(slots);
     if (p) {
       slots.splice(slots.indexOf(p), 1);
-      prebuilt.bytes -= p.body?.byteLength ?? 0;
+      prebuilt.bytes -= held(p);
     }
     p = build(answer);
     slots.push(p);
-    prebuilt.bytes += size;
-    trim(prebuilt, answer.entry);
+    prebuilt.bytes += held(p);
+    trim(prebuilt, slots);
   }
   const response = p.response.clone();
   const id = answer.headers[requestId];
@@ -106,13 +116,15 @@ function matches(p: Prebuilt, answer: HitAnswer): boolean {
   return i === names.length;
 }
 
-/** Drops the oldest entries' prebuilt responses until the bodies fit {@link prebuiltBytes}, never `keep`'s. */
-function trim(prebuilt: PrebuiltSet, keep: object): void {
-  for (const [entry, slots] of prebuilt.byEntry) {
+/** Drops the oldest entries' prebuilt responses until they fit {@link prebuiltBytes}, never `keep`'s. */
+function trim(prebuilt: PrebuiltSet, keep: Prebuilt[]): void {
+  for (const slots of prebuilt.order) {
     if (prebuilt.bytes <= prebuiltBytes) return;
-    if (entry === keep) continue;
-    prebuilt.byEntry.delete(entry);
-    for (const s of slots) prebuilt.bytes -= s.body?.byteLength ?? 0;
+    if (slots === keep) continue;
+    prebuilt.order.delete(slots);
+    for (const s of slots) prebuilt.bytes -= held(s);
+    // The entry keeps its (now empty) slot list in the WeakMap until the entry itself goes.
+    slots.length = 0;
   }
 }
 
