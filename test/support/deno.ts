@@ -63,7 +63,8 @@ async function runDeno<T>(
   env: Record<string, string>,
   ready: (record: unknown) => T | undefined,
 ): Promise<{ value: T; process: ChildProcess; close(): Promise<number | null> }> {
-  const child = spawn(denoBin, ['run', '--allow-net', '--allow-env', `--allow-read=${root}`, resolve(root, script)], {
+  const permissions = ['--allow-net', '--allow-env', `--allow-read=${root}`, '--allow-sys=hostname'];
+  const child = spawn(denoBin, ['run', ...permissions, resolve(root, script)], {
     cwd: root,
     env: {
       PATH: process.env.PATH,
