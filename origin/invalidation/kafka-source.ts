@@ -92,13 +92,16 @@ const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ??
  * Consumes invalidation events with kafkajs in consumer group `groupId` and
  * applies each through the {@link InvalidationApplier} (ARCHITECTURE.md §4).
  *
- * - **At-least-once**: auto-commit is off; per partition, a batch's offsets
- *   are resolved one by one after the applier purged the store and handed the
- *   purge to the purge bus, and committed when the batch ends: in the
- *   background ({@link offsetCommitter}), so the next fetch is not held back
- *   by a coordinator round trip, and before returning when the batch ends
- *   early (shutdown, rebalance, error). A crash re-delivers at most the
- *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
+ * - **At-least-once**: auto-commit is off. A batch is handed over to its
+ *   apply and its fetch position resolved at once, so the next fetch waits at
+ *   the broker during the apply (one batch per partition in apply; the next
+ *   waits for it). Offsets are committed only after the applier purged the
+ *   store and handed the purge to the purge bus: in the background
+ *   ({@link offsetCommitter}), so the next fetch is not held back by a
+ *   coordinator round trip, and at once when the apply is cut short
+ *   (shutdown, rebalance). An apply that throws seeks its partition back to
+ *   its first message not done. A crash re-delivers at most the uncommitted
+ *   tail, which idempotency by `id` and idempotent purges absorb.
  * - **Order**: producers key messages by `namespace` or `namespace:key`, so
  *   one key's events share a partition. Partitions are processed in
  *   parallel; within one, up to 64 messages at a time are applied
