@@ -250,7 +250,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         p.pause();
         return;
       }
-      if (messages.length === 0) return;
+      // Fetched before a seek back (an apply that failed) or a stop: fetched again from where that left it.
+      if (messages.length === 0 || !p.isRunning() || p.isStale()) return;
       p.resolveOffset(messages[messages.length - 1]!.offset);
       options.onLag?.(partition, Number(p.batch.offsetLag()));
       const applying = applyBatch(c, committer, p, messages).finally(() => {
