@@ -198,7 +198,10 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
         await seedB(held);
       };
       for (const [edge, body] of before)
-        await prime(edge, token, path, body, b.edges.includes(edge) ? reseed : undefined);
+        await prime(edge, token, path, body, b.edges.includes(edge) ? reseed : undefined).catch((error: Error) => {
+          const where = b.edges.includes(edge) ? `region b (${reseeds} copies written again so far)` : 'region a';
+          throw new Error(`write ${i}, an edge of ${where}: ${error.message}`);
+        });
       const t0 = performance.now();
       const wall0 = Date.now();
       await put(`a${i}`);
