@@ -4,14 +4,10 @@ import {
   circuitBreaker,
   ExponentialBackoff,
   handleAll,
-  handleWhen,
+  type IBackoff,
+  type IBackoffFactory,
   type IBreaker,
-  type IPolicy,
-  noop,
-  retry,
-  TimeoutStrategy,
-  timeout,
-  wrap,
+  TaskCancelledError,
 } from 'cockatiel';
 
 /** Breaker settings. Defaults come from the ICD §9.2 `circuit_breaker` block. */
@@ -152,8 +148,99 @@ export class CircuitOpenError extends Error {
 }
 
 /**
- * The circuit breaker around every Redis call, built from cockatiel
- * policies: `retry (reads only) → breaker → timeout`.
+ * The calls started in one millisecond: they share one `AbortSignal` and one
+ * timer, which times out every call of the slice still running.
+ */
+interface Slice {
+  /** `Date.now()` (ms) when the slice's calls started. */
+  readonly startedAtMs: number;
+  readonly controller: AbortController;
+  /** How to reject each call of the slice still running. */
+  readonly pending: Set<(error: Error) => void>;
+  /** Times the slice out; it keeps the process alive only while a call of the slice runs. */
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Per-call timeouts shared by the calls of each millisecond: one
+ * `AbortController` and one timer per millisecond in which calls start,
+ * instead of an `AbortController`, a timer, abort listeners and a
+ * `Promise.race` per call (what cockatiel's `timeout` policy allocates; on the
+ * origin's read path that was a measurable share of a Redis hit's CPU).
+ *
+ * A call is timed out `timeoutMs` to `timeoutMs + 1` ms after it started
+ * (never earlier): its promise rejects with cockatiel's `TaskCancelledError`
+ * (as the `timeout` policy's aggressive strategy does) and its signal aborts.
+ * As with a timer per call, a running call keeps the process alive until it
+ * settles or times out, and a settled one does not.
+ */
+class SharedDeadlines {
+  readonly #timeoutMs: number;
+  #current: Slice | undefined;
+
+  /** @param timeoutMs per-call timeout, milliseconds. */
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * Runs `call` with the current slice's signal; rejects with
+   * `TaskCancelledError` when it has not settled by its deadline.
+   */
+  run<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const slice = this.#slice();
+    return new Promise<T>((resolve, reject) => {
+      if (slice.pending.size === 0) slice.timer.ref();
+      slice.pending.add(reject);
+      const settled = (): void => {
+        slice.pending.delete(reject);
+        if (slice.pending.size === 0) slice.timer.unref();
+      };
+      let running: Promise<T>;
+      try {
+        running = call(slice.controller.signal);
+      } catch (error) {
+        settled();
+        reject(error);
+        return;
+      }
+      running.then(
+        (value) => {
+          settled();
+          resolve(value);
+        },
+        (error: unknown) => {
+          settled();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #slice(): Slice {
+    const now = Date.now();
+    const current = this.#current;
+    if (current?.startedAtMs === now) return current;
+    // +1: a call that started late in the slice's millisecond still gets its full `timeoutMs`.
+    const timer = setTimeout(() => this.#expire(slice), this.#timeoutMs + 1).unref();
+    const slice: Slice = { startedAtMs: now, controller: new AbortController(), pending: new Set(), timer };
+    this.#current = slice;
+    return slice;
+  }
+
+  #expire(slice: Slice): void {
+    if (this.#current === slice) this.#current = undefined;
+    if (slice.pending.size === 0) return;
+    const rejects = [...slice.pending];
+    slice.pending.clear();
+    slice.controller.abort();
+    for (const reject of rejects) reject(new TaskCancelledError(`Operation timed out after ${this.#timeoutMs}ms`));
+  }
+}
+
+/**
+ * The circuit breaker around every Redis call: `retry (reads only) → breaker
+ * → timeout`, the breaker's state machine cockatiel's.
  *
  * - **Breaker**: cockatiel's `circuitBreaker` with {@link TimeWindowBreaker}
  *   — opens when at least `threshold` of the calls in the last `windowMs`
@@ -166,19 +253,22 @@ export class CircuitOpenError extends Error {
  *   circuit is closed, and only {@link probe} (the origin's recovery loop)
  *   goes through an open circuit; after `halfOpenAfterMs` cockatiel turns it
  *   half-open and lets the probe call Redis.
+ * - **Timeout**: `callTimeoutMs` per call (to `callTimeoutMs + 1` ms), kept
+ *   by {@link SharedDeadlines}; the call's `AbortSignal` aborts when it times
+ *   out, and it rejects with cockatiel's `TaskCancelledError`.
  * - **Retries**: exponential backoff with decorrelated jitter
  *   (cockatiel's `ExponentialBackoff`; "Exponential Backoff And Jitter",
  *   AWS Architecture Blog, 2015), only when the caller marks the call
  *   idempotent, and never for a refused call.
  *
- * Clock: cockatiel reads `Date.now()` and `setTimeout`, so tests fake both
- * with vitest's fake timers.
+ * Clock: cockatiel and the timeouts read `Date.now()` and `setTimeout`, so
+ * tests fake both with vitest's fake timers.
  */
 export class RedisBreaker {
   readonly options: BreakerOptions;
   readonly #breaker;
-  readonly #read: IPolicy;
-  readonly #write: IPolicy;
+  readonly #deadlines: SharedDeadlines;
+  readonly #backoff: IBackoffFactory<unknown>;
   readonly #listeners = new Set<(state: BreakerState) => void>();
 
   constructor(options: Partial<BreakerOptions> = {}) {
@@ -191,21 +281,8 @@ export class RedisBreaker {
     this.#breaker.onStateChange((s) => {
       for (const listener of this.#listeners) listener(stateNames[s]);
     });
-    // abortOnReturn: false — cockatiel would otherwise abort (and build a DOMException for) every finished
-    // call's signal; only a timeout needs to abort, which is what the connection gate listens for.
-    const perCall = timeout(o.callTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
-    this.#write = wrap(this.#breaker, perCall);
-    const retries =
-      o.readAttempts > 1
-        ? retry(
-            handleWhen((e) => !(e instanceof BrokenCircuitError) && !(e instanceof CircuitOpenError)),
-            {
-              maxAttempts: o.readAttempts - 1,
-              backoff: new ExponentialBackoff({ initialDelay: o.retryInitialDelayMs, maxDelay: o.callTimeoutMs }),
-            },
-          )
-        : noop;
-    this.#read = wrap(retries, this.#breaker, perCall);
+    this.#deadlines = new SharedDeadlines(o.callTimeoutMs);
+    this.#backoff = new ExponentialBackoff({ initialDelay: o.retryInitialDelayMs, maxDelay: o.callTimeoutMs });
   }
 
   /** Current state. */
@@ -221,22 +298,29 @@ export class RedisBreaker {
 
   /**
    * Runs `call` through the breaker when it is closed.
-   * @param idempotent true for reads: retried with backoff on failure.
+   * @param call the Redis call; `signal` aborts when it times out.
+   * @param idempotent true for reads: retried with backoff on failure (`readAttempts` in all).
    * @throws CircuitOpenError when the circuit is not closed (Redis is not called);
    *   cockatiel's `TaskCancelledError` when the call timed out; otherwise the call's own error.
    */
   async run<T>(call: (signal: AbortSignal) => Promise<T>, idempotent: boolean): Promise<T> {
     if (this.#breaker.state !== CircuitState.Closed) throw new CircuitOpenError(this.state);
-    const policy = idempotent ? this.#read : this.#write;
-    try {
-      return await policy.execute(({ signal }) => {
-        // The retry may come back after the circuit opened: refuse rather than queue.
-        if (this.#breaker.state === CircuitState.Open) throw new CircuitOpenError('open');
-        return call(signal);
-      });
-    } catch (error) {
-      if (error instanceof BrokenCircuitError) throw new CircuitOpenError(this.state);
-      throw error;
+    const attempts = idempotent ? this.options.readAttempts : 1;
+    let backoff: IBackoff<unknown> | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#breaker.execute(() => {
+          // A retry may come back after the circuit opened: refuse rather than queue.
+          if (this.#breaker.state === CircuitState.Open) throw new CircuitOpenError('open');
+          return this.#deadlines.run(call);
+        });
+      } catch (error) {
+        if (error instanceof BrokenCircuitError) throw new CircuitOpenError(this.state);
+        if (attempt >= attempts || error instanceof CircuitOpenError) throw error;
+      }
+      const next: IBackoff<unknown> = backoff ? backoff.next(undefined) : this.#backoff.next(undefined);
+      backoff = next;
+      await new Promise((resolve) => setTimeout(resolve, next.duration));
     }
   }
 
@@ -248,7 +332,7 @@ export class RedisBreaker {
    */
   async probe(call: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> {
     try {
-      await this.#write.execute(({ signal }) => call(signal));
+      await this.#breaker.execute(() => this.#deadlines.run(call));
       return true;
     } catch {
       return false;

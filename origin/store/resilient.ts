@@ -218,7 +218,8 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
     fromRedis: StoredEntry | null,
   ): TieredRead | TieredMiss {
     if (fromRedis) seen(namespace, key, fromRedis.version);
-    const change = newest(pending(before), pending(local.lookup(namespace, key)));
+    // Without dirty changes there is nothing pending to look up (the common case: Redis healthy).
+    const change = newest(pending(before), local.dirtyCount > 0 ? pending(local.lookup(namespace, key)) : null);
     if (change && (!fromRedis || change.version > fromRedis.version)) {
       if (change.entry) return { entry: change.entry, tier: 'origin-local', status: 'HIT', degraded: true };
       // Redis confirms the absence only when it holds nothing either.
@@ -257,7 +258,8 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
       return { breaker: breaker.state, dirty: local.dirtyCount, durable: breaker.state === 'closed' };
     },
     async getTiered(namespace, key) {
-      const before = local.lookup(namespace, key);
+      // Only a dirty change matters to `reconcile`; with none held, the lookup is skipped.
+      const before = local.dirtyCount > 0 ? local.lookup(namespace, key) : nothingKnown;
       const fromRedis = await call('get', () => inner.get(namespace, key), true);
       if (fromRedis !== failed) {
         if (local.dirtyCount > 0) nudge();
@@ -426,6 +428,9 @@ interface Pending {
   readonly version: number;
   readonly entry: StoredEntry | null;
 }
+
+/** A lookup that found nothing (no dirty change, no clean copy). */
+const nothingKnown: LocalLookup = { kind: 'unknown' };
 
 function pending(known: LocalLookup): Pending | null {
   if (known.kind === 'dirty-set') return { version: known.entry.version, entry: known.entry };
