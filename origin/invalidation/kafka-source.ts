@@ -264,6 +264,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const c = kafka.consumer(groupConsumerConfig(options));
     relauncher.adopt(c);
     committer = offsetCommitter(logger);
+    // A consumer rebuilt after a crash: the old one's applies end with the attempt in hand (it is no longer
+    // running) before the new one fetches, so one partition never has two applies at once.
+    await Promise.all(behind.values());
     behind = new Map();
     const eachBatch = eachBatchOf(c, committer, heartbeatAhead(c, options.heartbeatIntervalMs), behind);
     // Idempotent; the DLQ producer must be up before the first poison message.
