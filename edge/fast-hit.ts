@@ -1,7 +1,7 @@
-import { authorize, bearerToken, type Principal, type Verifier } from '../shared/auth.ts';
+import { bearerToken, isAuthorized, type Principal, type Verifier } from '../shared/auth.ts';
 import { headers, ifNoneMatchHits } from '../shared/headers.ts';
 import { type RequestLog, readHeaders, requestIdFor } from '../shared/http.ts';
-import { isValidKey, isValidNamespace } from '../shared/keys.ts';
+import { plainCacheTarget } from '../shared/input-guard.ts';
 import { freshness } from '../shared/lifecycle.ts';
 import { noMetrics, type RequestMetrics } from '../shared/metrics.ts';
 import { activeTraceId } from '../shared/tracing.ts';
@@ -72,10 +72,6 @@ export interface FastHitDeps {
   readonly rateLimiter?: TokenBucketLimiter | undefined;
 }
 
-const prefix = '/api/v1/cache/';
-/** Path characters that no URL parser rewrites and no router decodes: unreserved and sub-delims but `%` (RFC 3986 §2). */
-const plainSegments = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]+\/[A-Za-z0-9\-._~!$&'()*+,;=:@]+$/;
-
 /**
  * Builds the fast path over the app's own parts, or returns undefined when
  * there is none to take (tracing on: every request gets the app's span; an
@@ -94,20 +90,15 @@ export function createFastHit(deps: FastHitDeps): FastHit | undefined {
     if (method !== 'GET') return undefined;
     const started = performance.now();
     const path = pathOf(target);
-    if (path === undefined || !path.startsWith(prefix) || !plainSegments.test(path.slice(prefix.length))) {
-      return undefined;
-    }
-    const slash = path.indexOf('/', prefix.length);
-    const namespace = path.slice(prefix.length, slash);
-    const key = path.slice(slash + 1);
-    if (key === '.' || key === '..' || namespace === '.' || namespace === '..') return undefined;
-    if (!isValidNamespace(namespace) || !isValidKey(key)) return undefined;
+    const plain = path === undefined ? null : plainCacheTarget(path);
+    if (!plain) return undefined;
+    const [namespace, key] = plain;
     if (header(request, 'prefer') != null || header(request, 'cache-control') != null) return undefined;
     let principal: Principal | undefined;
     if (peek) {
       const token = bearerToken(header(request, 'authorization'));
       principal = token === undefined ? undefined : peek(token);
-      if (!principal || !granted(principal, namespace)) return undefined;
+      if (!principal || !isAuthorized(principal, 'cache:read', namespace)) return undefined;
     }
     const entry = cache.freshHit(namespace, key);
     if (!entry) return undefined;
@@ -115,6 +106,8 @@ export function createFastHit(deps: FastHitDeps): FastHit | undefined {
     if (freshness(entry, t) !== 'fresh') return undefined;
     // Last: a refusal takes no token, so the app asks again and answers 429 itself.
     if (rateLimiter && !rateLimiter.take(principal?.serviceId ?? 'anonymous', t).ok) return undefined;
+    // Answered: one access for the eviction policy, as the app's read counts it (declined, the app counts it).
+    cache.countHit(namespace, key);
     const requestId = requestIdFor(header(request, 'x-request-id'));
     const h = readHeaders(entry, { status: 'HIT', tier: 'edge', degraded: false, nowMs: t }, requestId);
     let answer: HitAnswer;
@@ -147,14 +140,4 @@ function pathOf(target: string): string | undefined {
   if (scheme === -1) return undefined;
   const slash = target.indexOf('/', scheme + 3);
   return slash === -1 ? undefined : target.slice(slash);
-}
-
-/** Whether `principal` may read `namespace` (`authorize` without the throw: a refusal is the app's to answer). */
-function granted(principal: Principal, namespace: string): boolean {
-  try {
-    authorize(principal, 'cache:read', namespace);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authorize, bearerToken, type Verifier } from '../shared/auth.ts';
+import { bearerToken, isAuthorized, type Verifier } from '../shared/auth.ts';
 import { headers, ifNoneMatchHits } from '../shared/headers.ts';
 import { type RequestLog, readHeaders, requestIdFor } from '../shared/http.ts';
-import { pathTrick } from '../shared/input-guard.ts';
-import { isValidKey, isValidNamespace } from '../shared/keys.ts';
+import { plainCacheTarget } from '../shared/input-guard.ts';
 import { requestsNoCache } from '../shared/lifecycle.ts';
 import type { RequestMetrics } from '../shared/metrics.ts';
 import type { CacheService } from './cache-service.ts';
@@ -11,8 +10,11 @@ import type { CacheService } from './cache-service.ts';
 /** What `CacheService.get` answers. */
 type Read = Awaited<ReturnType<CacheService['get']>>;
 
-/** A read the fast path made and left to the full path: its answer, or what it threw. */
-type Handed = { readonly read: Read } | { readonly error: unknown };
+/**
+ * A read the fast path made and left to the full path: its answer, or what it
+ * threw, and when the read began (`performance.now()`, ms), which the full path's duration counts from.
+ */
+type Handed = ({ readonly read: Read } | { readonly error: unknown }) & { readonly startedMs: number };
 
 /** Options of {@link fastReadListener}. */
 export interface FastReadOptions {
@@ -30,9 +32,6 @@ export interface FastReadOptions {
   readonly fallback: (req: IncomingMessage, res: ServerResponse) => unknown;
 }
 
-const prefix = '/api/v1/cache/';
-/** RFC 3986 `pchar`s and `/`, unescaped: a request target WHATWG URL parsing does not rewrite. */
-const plainTarget = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
 /** The Host values `@hono/node-server` takes without parsing a URL; any other goes the full way. */
 const plainHost = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 /** Headers read here whose repeated values Node joins into one string. */
@@ -57,25 +56,31 @@ export function takeHandedRead(env: unknown): Read | undefined {
   return taken.read;
 }
 
+/**
+ * When the read the fast path handed over for this request began
+ * (`performance.now()`, ms), or undefined; does not take it. The full path
+ * times the request from there (`instrument`'s `startedAt`, `shared/http.ts`), so
+ * its duration includes the store read.
+ * @param env the Hono context's `env`, as for {@link takeHandedRead}.
+ */
+export function handedReadStartedAt(env: unknown): number | undefined {
+  const incoming = (env as { incoming?: object } | undefined)?.incoming;
+  return incoming ? handed.get(incoming)?.startedMs : undefined;
+}
+
 /** `[namespace, key]` of a plain HTTP/1.1 `GET /api/v1/cache/{namespace}/{key}`, or null for any other request. */
 function plainRead(req: IncomingMessage): [string, string] | null {
   if (req.method !== 'GET' || req.httpVersionMajor !== 1) return null;
-  const url = req.url ?? '';
-  // Only characters a URL parser leaves as they are (no query: the route takes none, so the guard answers it;
-  // no escapes, which the router decodes; no `\`, which it reads as `/`), and no dot segments.
-  if (!url.startsWith(prefix) || !plainTarget.test(url) || pathTrick(url) !== null) return null;
-  const slash = url.indexOf('/', prefix.length);
-  if (slash === -1 || url.indexOf('/', slash + 1) !== -1) return null;
-  const namespace = url.slice(prefix.length, slash);
-  const key = url.slice(slash + 1);
-  if (!isValidNamespace(namespace) || !isValidKey(key)) return null;
+  // No query (the route takes none, so the guard answers it), no escapes (the router decodes them), no dot segments.
+  const target = plainCacheTarget(req.url ?? '');
+  if (!target) return null;
   const h = req.headers;
   // `Prefer` (leases, waits) changes the read: the route handles it.
   if (h.prefer !== undefined) return null;
   if (h.host === undefined || !plainHost.test(h.host)) return null;
   // Node joins repeated values of these into one string; anything else is left to the full path.
   for (const name of repeatable) if (typeof (h[name] ?? '') !== 'string') return null;
-  return [namespace, key];
+  return target;
 }
 
 /**
@@ -105,11 +110,8 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
     if (auth) {
       const token = bearerToken(req.headers.authorization);
       if (!token) return void fallback(req, res);
-      try {
-        authorize(await auth(token), 'cache:read', namespace);
-      } catch {
-        return void fallback(req, res);
-      }
+      const principal = await auth(token).catch(() => undefined);
+      if (!principal || !isAuthorized(principal, 'cache:read', namespace)) return void fallback(req, res);
     }
     const started = performance.now();
     let read: Read;
@@ -119,12 +121,12 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
         strong: requestsNoCache(req.headers['cache-control'] as string | undefined),
       });
     } catch (error) {
-      handed.set(req, { error });
+      handed.set(req, { error, startedMs: started });
       return void fallback(req, res);
     }
     const { entry } = read;
     if (!entry || read.status !== 'HIT' || read.degraded || read.lease !== undefined || read.staleReason) {
-      handed.set(req, { read });
+      handed.set(req, { read, startedMs: started });
       return void fallback(req, res);
     }
     const requestId = requestIdFor(req.headers['x-request-id'] as string | undefined);
@@ -152,7 +154,7 @@ export function fastReadListener(options: FastReadOptions): (req: IncomingMessag
     } catch (error) {
       // The full path meets the same error building its Response and answers it (CACHE_005).
       if (res.headersSent) throw error;
-      handed.set(req, { error });
+      handed.set(req, { error, startedMs: started });
       return void fallback(req, res);
     }
     const seconds = (performance.now() - started) / 1000;

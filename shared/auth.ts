@@ -235,9 +235,18 @@ export function bearerToken(header: string | null | undefined): string | undefin
  * @throws CacheError AUTH_002 (403).
  */
 export function authorize(principal: Principal, scope: Scope, namespace?: string): void {
-  if (!principal.scopes.has(scope)) throw forbidden();
-  if (namespace === undefined || principal.namespaces.has(allNamespaces)) return;
-  if (namespace === allNamespaces || !principal.namespaces.has(namespace)) throw forbidden();
+  if (!isAuthorized(principal, scope, namespace)) throw forbidden();
+}
+
+/**
+ * {@link authorize} without the throw: whether the grant holds. For the hit
+ * fast paths (`edge/fast-hit.ts`, `origin/fast-read.ts`), which leave a
+ * refusal to the full path to answer (403 AUTH_002).
+ */
+export function isAuthorized(principal: Principal, scope: Scope, namespace?: string): boolean {
+  if (!principal.scopes.has(scope)) return false;
+  if (namespace === undefined || principal.namespaces.has(allNamespaces)) return true;
+  return namespace !== allNamespaces && principal.namespaces.has(namespace);
 }
 
 /**

@@ -315,10 +315,19 @@ function isMissCode(code: string): boolean {
  * Errors are recorded with tier `none` and their ICD code, then rethrown to
  * the envelope handler; their result is `miss` for CACHE_001/CACHE_002 (a
  * 404 read is a cache miss, counted in the hit ratio) and `error` otherwise.
+ * Timed from the handler's start, or from `options.startedAt` when it names an earlier one.
  */
-export function instrument(metrics: RequestMetrics, log?: RequestLog) {
+export function instrument(
+  metrics: RequestMetrics,
+  log?: RequestLog,
+  options: {
+    /** When this request's work began, if before the handler (`performance.now()`, ms): a read a fast path made and handed over. */
+    readonly startedAt?: (c: Context<AppEnv>) => number | undefined;
+  } = {},
+) {
+  const { startedAt } = options;
   return async (c: Context<AppEnv>, operation: string, run: () => Promise<Answer>): Promise<Response> => {
-    const started = performance.now();
+    const started = startedAt?.(c) ?? performance.now();
     try {
       const { res, tier, result } = await run();
       const seconds = (performance.now() - started) / 1000;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { errorCodes } from './errors.ts';
 import { keySchema, maxTtlSeconds, minTtlSeconds, namespaceSchema } from './keys.ts';
+import { staleReasonSchema } from './schemas.ts';
 
 /**
  * Wire contract of the Message Hub: cache operations and management
@@ -139,7 +140,8 @@ export type HubError = z.infer<typeof hubErrorSchema>;
  * `error` holds the ICD code). What a success carries, by operation:
  * get → `value`, `encoding`, `content_type`, `version`, `expires_at_ms`;
  * set → `version`, `expires_at_ms`; delete → `deleted`, `version`;
- * get_many → `values`, `missing_keys`, `encoding`; set_many → `stored_count`,
+ * get_many → `values`, `missing_keys`, `encoding`, `stale_reasons` (absent when
+ * every value is fresh); set_many → `stored_count`,
  * `versions`; flush, stats, reload → `result` (the REST answer's body).
  */
 export const hubResponseDataSchema = z.object({
@@ -160,6 +162,8 @@ export const hubResponseDataSchema = z.object({
   deleted: z.boolean().optional(),
   values: z.record(z.string(), z.string()).optional(),
   missing_keys: z.array(z.string()).optional(),
+  /** get_many: each key served stale and why, as in the REST batch get; absent when every value is fresh. */
+  stale_reasons: z.record(z.string(), staleReasonSchema).optional(),
   stored_count: z.number().optional(),
   versions: z.record(z.string(), z.number()).optional(),
   result: z.unknown().optional(),

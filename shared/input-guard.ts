@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { CacheError } from './errors.ts';
+import { isValidKey, isValidNamespace } from './keys.ts';
 
 /**
  * Guards for hostile input that the zod schemas cannot see because they run
@@ -35,6 +36,32 @@ export function pathTrick(rawPath: string): string | null {
     if (decoded === '.' || decoded === '..') return 'dot segment';
   }
   return null;
+}
+
+const cachePrefix = '/api/v1/cache/';
+/** Two segments of path characters no URL parser rewrites and no router decodes: unreserved and sub-delims but `%` (RFC 3986 §3.3). */
+const plainSegments = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]+\/[A-Za-z0-9\-._~!$&'()*+,;=:@]+$/;
+
+/**
+ * `[namespace, key]` of a plain cache read target, an origin-form
+ * `/api/v1/cache/{namespace}/{key}` that every URL parser and router reads
+ * the same way, or null: the hit fast paths (`edge/fast-hit.ts`,
+ * `origin/fast-read.ts`) take the first and leave the rest to the full path
+ * (which answers it, or refuses it with {@link rejectPathTricks}). Null for
+ * any query (even an empty `?`), fragment, percent-escape, `\`, dot segment
+ * (`.`, `..`), empty or extra segment, any character outside RFC 3986's
+ * unreserved and sub-delimiters (and `:`, `@`), and a namespace or key the
+ * key rules refuse (`shared/keys.ts`).
+ */
+export function plainCacheTarget(path: string): [namespace: string, key: string] | null {
+  if (!path.startsWith(cachePrefix)) return null;
+  const rest = path.slice(cachePrefix.length);
+  if (!plainSegments.test(rest)) return null;
+  const slash = rest.indexOf('/');
+  const namespace = rest.slice(0, slash);
+  const key = rest.slice(slash + 1);
+  if (key === '.' || key === '..' || !isValidNamespace(namespace) || !isValidKey(key)) return null;
+  return [namespace, key];
 }
 
 /** The request target as the client sent it: the Node request's raw URL when there is one. */

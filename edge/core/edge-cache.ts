@@ -195,14 +195,20 @@ export class EdgeCache {
    * `strong` key, or the lease not confirmed at once (a renewal this starts
    * is the one `read` then joins). Synchronous: the runtime adapters' hit
    * fast path (`edge/fast-hit.ts`) answers with it and hands anything else
-   * to `read`.
+   * to `read`. Only peeks: the caller that answers with the copy counts the
+   * access with {@link countHit}, so a request it declines is counted once, by `read`.
    */
   freshHit(namespace: string, key: string): EdgeEntry | undefined {
-    const copy = this.tier.get(namespace, key);
+    const copy = this.tier.peek(namespace, key);
     if (!copy || copy.strong || copy.version < this.ledger.floor(namespace)) return undefined;
     if (freshness(copy, this.#now()) !== 'fresh') return undefined;
     const lease = this.#o.lease;
     return !lease || lease.ensure() === true ? copy : undefined;
+  }
+
+  /** Counts an answer from a {@link freshHit} copy as one access of the tier's eviction policy, as `read` counts its own. */
+  countHit(namespace: string, key: string): void {
+    this.tier.get(namespace, key);
   }
 
   /** Is this copy a hit now: fresh, or stale within `stale-while-revalidate`? */

@@ -42,6 +42,16 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     return false;
   };
 
+  /** `entry` unless past its grace windows, when it is dropped. */
+  const kept = (k: string, entry: EdgeEntry | undefined): EdgeEntry | undefined => {
+    if (!entry) return undefined;
+    if (keepUntilMs(entry) <= now()) {
+      cache.delete(k);
+      return undefined;
+    }
+    return entry;
+  };
+
   return {
     get size() {
       return cache.size;
@@ -58,13 +68,11 @@ export function memoryTier(options: MemoryTierOptions): EdgeTier {
     policy: cache.policy,
     get(namespace, key) {
       const k = storageKey(namespace, key);
-      const entry = cache.get(k);
-      if (!entry) return undefined;
-      if (keepUntilMs(entry) <= now()) {
-        cache.delete(k);
-        return undefined;
-      }
-      return entry;
+      return kept(k, cache.get(k));
+    },
+    peek(namespace, key) {
+      const k = storageKey(namespace, key);
+      return kept(k, cache.peek(k));
     },
     set(entry) {
       const ttl = keepUntilMs(entry) - now();

@@ -27,6 +27,8 @@ export interface EdgeTier {
    * fresh from stale with `freshness`.
    */
   get(namespace: string, key: string): EdgeEntry | undefined;
+  /** What {@link get} answers, without counting an access for the eviction policy (LFU, S3-FIFO frequency). */
+  peek(namespace: string, key: string): EdgeEntry | undefined;
   /**
    * Stores `entry` unless the tier holds the same key at a higher version.
    * @returns true when stored.

@@ -7,7 +7,7 @@ import type { FlushResponse, ReloadResponse } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
 import type { NamespaceReports } from '../namespaces/report.ts';
 import type { Reloader } from '../reload.ts';
-import { defaultContentType } from '../routes/cache.ts';
+import { batchGetAnswer, defaultContentType } from '../routes/cache.ts';
 import type { OnceRecord } from '../store/store.ts';
 
 /** What a hub request runs against: the same service, reports and reloader as REST and gRPC. */
@@ -149,14 +149,7 @@ async function operate(
     case 'get_many': {
       if (!data.keys) throw missing('keys', operation);
       const { found } = await service.getMany(namespace, data.keys);
-      const values: Record<string, string> = {};
-      const missingKeys: string[] = [];
-      for (const key of new Set(data.keys)) {
-        const entry = found.get(key);
-        if (entry) values[key] = encodeValue(entry.value, encoding, key);
-        else missingKeys.push(key);
-      }
-      return { namespace, values, missing_keys: missingKeys, encoding };
+      return { namespace, ...batchGetAnswer(found, data.keys, encoding, Date.now()) };
     }
     case 'set_many': {
       if (!data.entries) throw missing('entries', operation);

@@ -389,8 +389,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
 
   /**
    * Not configured (`waitReplicas` null): follows the topology, so a master
-   * left without replicas after a failover does not fail every write.
-   * Reads it at most every two seconds, or at once when `now`.
+   * left without replicas after a failover does not fail every write, and one
+   * whose replica rejoined is waited for again. Reads it at most every two
+   * seconds (from the idle tail and from appends), or at once when `now`.
    */
   async #refreshWaitReplicas(now = false): Promise<void> {
     const configured = this.#options.waitReplicas;
@@ -451,6 +452,10 @@ export class RedisStreamPurgeBus implements PurgeBus {
     retryMoved = true,
   ): Promise<{ published: PublishedPurge; id: string; incarnation: string; confirm?: () => Promise<void> }> {
     const data = JSON.stringify(input);
+    // The tail re-reads the count only when idle, which it never is while writes keep coming: without this, the
+    // count moved only when a WAIT fell short (a full WAIT timeout after a failover) and never back up when a
+    // replica rejoined. In the background: an append does not wait on CLUSTER NODES.
+    if (wait) void this.#refreshWaitReplicas().catch(() => {});
     const waitReplicas = wait ? await this.#detectWaitReplicas() : 0;
     let pipeline = this.#writer.pipeline() as ReturnType<Redis['pipeline']> & {
       strataPurgeAppend(...args: unknown[]): unknown;

@@ -38,7 +38,7 @@ import {
   purgeRequestSchema,
 } from '../../shared/schemas.ts';
 import type { CacheService, WriteRequest } from '../cache-service.ts';
-import { takeHandedRead } from '../fast-read.ts';
+import { handedReadStartedAt, takeHandedRead } from '../fast-read.ts';
 import type { RemovalResult, StoredEntry } from '../store/store.ts';
 
 /** Default Content-Type of a value written without one. */
@@ -105,6 +105,36 @@ export function batchLifetime(
 }
 
 /**
+ * A batch get's answer from what `CacheService.getMany` found: each of `keys`
+ * once, its value encoded as asked or listed in `missing_keys`, and
+ * `stale_reasons` naming each value served stale (within
+ * stale-while-revalidate, as a single read's `X-Cache-Stale-Reason`), absent
+ * when every value is fresh. REST batch get and the hub's `get_many` answer with it.
+ * @param nowMs now, Unix ms.
+ */
+export function batchGetAnswer(
+  found: ReadonlyMap<string, StoredEntry>,
+  keys: readonly string[],
+  encoding: BatchGetResponse['encoding'],
+  nowMs: number,
+): BatchGetResponse {
+  const values: Record<string, string> = {};
+  const missing: string[] = [];
+  const staleReasons: Record<string, StaleReason> = {};
+  for (const key of new Set(keys)) {
+    const entry = found.get(key);
+    if (!entry) {
+      missing.push(key);
+      continue;
+    }
+    values[key] = encodeValue(entry.value, encoding, key);
+    if (freshness(entry, nowMs) === 'stale') staleReasons[key] = staleReasonOf(entry);
+  }
+  const stale = Object.keys(staleReasons).length > 0;
+  return { values, missing_keys: missing, encoding, ...(stale ? { stale_reasons: staleReasons } : {}) };
+}
+
+/**
  * The origin's cache REST routes (the same surface as the edge's).
  * Error codes: CACHE_001 miss, CACHE_003 oversized value, CACHE_004 bad
  * input, CACHE_005 store unavailable.
@@ -118,7 +148,8 @@ export function cacheRoutes(deps: {
 }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { service, metrics, now } = deps;
-  const timed = instrument(metrics, deps.log);
+  // A read the fast path handed over is timed from its store read, as the fast path times its own answers.
+  const timed = instrument(metrics, deps.log, { startedAt: (c) => handedReadStartedAt(c.env) });
 
   app.get('/api/v1/cache/:namespace/:key', (c) =>
     timed(c, 'get', async () => {
@@ -215,31 +246,11 @@ export function cacheRoutes(deps: {
       const body = await jsonBody(c, batchGetRequestSchema, 'batch_get');
       const { found, tier, degraded } = await service.getMany(namespace, body.keys);
       if (degraded) c.header(headers.degraded, '1');
-      const values: Record<string, string> = {};
-      const missing: string[] = [];
-      const staleReasons: Record<string, StaleReason> = {};
-      const nowMs = now();
-      for (const key of new Set(body.keys)) {
-        const entry = found.get(key);
-        if (!entry) {
-          missing.push(key);
-          continue;
-        }
-        values[key] = encodeValue(entry.value, body.encoding, key);
-        // As a single read's X-Cache-Stale-Reason: served within stale-while-revalidate.
-        if (freshness(entry, nowMs) === 'stale') staleReasons[key] = staleReasonOf(entry);
-      }
-      const stale = Object.keys(staleReasons).length > 0;
-      const answer: BatchGetResponse = {
-        values,
-        missing_keys: missing,
-        encoding: body.encoding,
-        ...(stale ? { stale_reasons: staleReasons } : {}),
-      };
+      const answer = batchGetAnswer(found, body.keys, body.encoding, now());
       return {
         res: c.json(answer),
         tier,
-        result: missing.length === 0 ? 'hit' : 'miss',
+        result: answer.missing_keys.length === 0 ? 'hit' : 'miss',
       };
     }),
   );

@@ -242,6 +242,9 @@ export function kafkaServerProperties(
     'transaction.state.log.min.isr': 1,
     'transaction.state.log.num.partitions': 5,
     'group.initial.rebalance.delay.ms': 0,
+    // Lets tests that kill a consumer or bounce the broker use sessions shorter than the 6 s default minimum:
+    // a dead member holds its group's rebalance until its session lapses.
+    'group.min.session.timeout.ms': 1_000,
     // After a crash (SIGKILL) the restarted controller keeps the old broker registration alive for one
     // session, and the new broker cannot register until it lapses: 4 s instead of 9 s (heartbeat 1 s, not 2 s).
     'broker.session.timeout.ms': 4_000,

@@ -91,6 +91,9 @@ export function runEdgeTierConformance(
     ...over,
   });
   const keyArb = fc.string({ minLength: 1, maxLength: 20 });
+  // A lifetime (ms) and how far the fake clock then moves (ms), for the expiry cases.
+  const ttlArb = fc.integer({ min: 1, max: 100_000 });
+  const elapsedArb = fc.integer({ min: 0, max: 200_000 });
 
   describe(`EdgeTier conformance: ${name}`, () => {
     it('round-trip: a stored value is read back unchanged, with its content type, version and tags', async () => {
@@ -209,6 +212,27 @@ export function runEdgeTierConformance(
       expect(held?.expiresAtMs).toBe(stale.expiresAtMs);
     });
 
+    // Shared tiers have no peek: the edge's fast path looks only at its near-user tier.
+    it.skipIf(capabilities.sharedStorage === true)(
+      'peek (near-user tiers only) answers what get answers: stored, absent, purged, expired',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(keyArb, ttlArb, elapsedArb, fc.nat({ max: 10 }), async (key, ttlMs, elapsed, purged) => {
+            const clock = { now: 1_700_000_000_000 };
+            const tier = fresh(1 << 20, () => clock.now) as EdgeTier;
+            await tier.set(entry(key, new Uint8Array([5]), 5, { expiresAtMs: clock.now + ttlMs }));
+            await tier.purge(purgeOf({ keys: [key], version: purged }));
+            clock.now += elapsed;
+            const peeked = tier.peek('ns', key);
+            expect(peeked).toBe(tier.get('ns', key));
+            expect(peeked !== undefined).toBe(elapsed < ttlMs && purged <= 5);
+            expect(tier.peek('ns', `${key}-never`)).toBeUndefined();
+          }),
+          runs,
+        );
+      },
+    );
+
     it('an entry already expired is not stored', async () => {
       const tier = fresh();
       expect(await tier.set(entry('old', new Uint8Array([1]), 1, { expiresAtMs: Date.now() - 1 }))).toBe(false);
@@ -220,18 +244,13 @@ export function runEdgeTierConformance(
       'TTL expiry with a fake clock: served strictly before expiry, never at or after it',
       async () => {
         await fc.assert(
-          fc.asyncProperty(
-            keyArb,
-            fc.integer({ min: 1, max: 100_000 }),
-            fc.integer({ min: 0, max: 200_000 }),
-            async (key, ttlMs, elapsed) => {
-              let now = 1_700_000_000_000;
-              const tier = fresh(1 << 20, () => now);
-              await tier.set(entry(key, new Uint8Array([7]), 1, { expiresAtMs: now + ttlMs }));
-              now += elapsed;
-              expect((await tier.get('ns', key)) !== undefined).toBe(elapsed < ttlMs);
-            },
-          ),
+          fc.asyncProperty(keyArb, ttlArb, elapsedArb, async (key, ttlMs, elapsed) => {
+            let now = 1_700_000_000_000;
+            const tier = fresh(1 << 20, () => now);
+            await tier.set(entry(key, new Uint8Array([7]), 1, { expiresAtMs: now + ttlMs }));
+            now += elapsed;
+            expect((await tier.get('ns', key)) !== undefined).toBe(elapsed < ttlMs);
+          }),
           runs,
         );
       },

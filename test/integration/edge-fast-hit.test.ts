@@ -1,11 +1,16 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fastHitHandler } from '../../edge/adapters/deno/fast-hit.ts';
 import { edgeNodeMetrics } from '../../edge/adapters/node/metrics.ts';
 import { fastHitListener } from '../../edge/adapters/node/server.ts';
 import { type BuiltEdge, buildEdge } from '../../edge/build-edge.ts';
+import { memoryTier } from '../../edge/core/memory-tier.ts';
+import type { EdgeTier } from '../../edge/core/tier.ts';
 import type { FastHit } from '../../edge/fast-hit.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { edgeConfigSchema, parseConfig } from '../../shared/config.ts';
@@ -78,7 +83,7 @@ interface Twin {
   close(): Promise<void>;
 }
 
-async function twin(originUrl: string, env: Record<string, string>): Promise<Twin> {
+async function twin(originUrl: string, env: Record<string, string>, tier?: EdgeTier): Promise<Twin> {
   const config = parseConfig(edgeConfigSchema, {
     EDGE_PORT: '0',
     ORIGIN_URL: originUrl,
@@ -92,6 +97,7 @@ async function twin(originUrl: string, env: Record<string, string>): Promise<Twi
     metrics: edgeNodeMetrics,
     requestLog: (record) => logs.push(record),
     now: () => state.clock,
+    ...(tier ? { tier } : {}),
   });
   const inner = edge.fastHit;
   if (!inner) throw new Error('no fast path built');
@@ -303,10 +309,74 @@ describe('edge hit fast path', () => {
   });
 });
 
+/**
+ * The real memory tier (LFU), with its eviction-policy accesses (`get`; `peek`
+ * counts none) counted per key, so that one request is shown to count one access.
+ */
+function countingTier(clock: () => number): { tier: EdgeTier; accesses: (ns: string, key: string) => number } {
+  const inner = memoryTier({ maxBytes: 1 << 20, policy: 'lfu', now: clock });
+  const counts = new Map<string, number>();
+  const tier = new Proxy(inner, {
+    get(target, property) {
+      if (property !== 'get') return Reflect.get(target, property);
+      return (ns: string, key: string) => {
+        counts.set(`${ns}/${key}`, (counts.get(`${ns}/${key}`) ?? 0) + 1);
+        return target.get(ns, key);
+      };
+    },
+  });
+  return { tier, accesses: (ns, key) => counts.get(`${ns}/${key}`) ?? 0 };
+}
+
+describe('edge hit fast path and the eviction policy', () => {
+  it('counts one access per request whether the fast path answers or declines after looking at the copy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-fast-hit-'));
+    const profiles = join(dir, 'profiles.json');
+    writeFileSync(
+      profiles,
+      JSON.stringify({ profiles: [{ namespace: 'fa', key_prefix: 'strong:', ttl: 300, consistency: 'strong' }] }),
+    );
+    const origin = await originFor({ CACHE_PROFILES: profiles });
+    let clock = Date.now();
+    const counted = countingTier(() => clock);
+    const t = await twin(origin.url, {}, counted.tier);
+    try {
+      for (const key of ['plain', 'strong:1']) {
+        const put = await send(portOf(t.full), 'PUT', `/api/v1/cache/fa/${key}?ttl=300`, [], key);
+        expect(put.status, put.body).toBe(200);
+        // The first read fills the tier.
+        expect((await send(portOf(t.full), 'GET', `/api/v1/cache/fa/${key}`)).body).toBe(key);
+      }
+      /** Accesses one request to `server` counts for `key`, and who answered it. */
+      const accessesOf = async (server: Server, key: string) => {
+        clock = Date.now();
+        t.clock = clock;
+        t.last = undefined;
+        const before = counted.accesses('fa', key);
+        const answer = await send(portOf(server), 'GET', `/api/v1/cache/fa/${key}`);
+        expect([key, answer.status, answer.body]).toEqual([key, 200, key]);
+        return [counted.accesses('fa', key) - before, t.last] as const;
+      };
+      // A fresh hit the fast path answers, then the app answering the same.
+      expect(await accessesOf(t.fast, 'plain')).toEqual([1, 'fast']);
+      expect(await accessesOf(t.full, 'plain')).toEqual([1, undefined]);
+      // A strong copy: the fast path looks, declines, and the app reads (and revalidates) it.
+      const full = await accessesOf(t.full, 'strong:1');
+      expect(full[0]).toBeGreaterThan(0);
+      expect(await accessesOf(t.fast, 'strong:1')).toEqual([full[0], 'app']);
+    } finally {
+      await t.close();
+      await origin.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('edge hit fast path with a rate limit', () => {
   it('shares the limiter with the app and leaves the refusal to it', async () => {
     const origin = await originFor();
-    const t = await twin(origin.url, { EDGE_RATE_LIMIT_RPS: '0.01', EDGE_RATE_LIMIT_BURST: '3' });
+    const counted = countingTier(Date.now);
+    const t = await twin(origin.url, { EDGE_RATE_LIMIT_RPS: '0.01', EDGE_RATE_LIMIT_BURST: '3' }, counted.tier);
     try {
       const put = await send(portOf(t.full), 'PUT', '/api/v1/cache/rl/k', [], 'v');
       expect(put.status, put.body).toBe(200);
@@ -315,10 +385,14 @@ describe('edge hit fast path with a rate limit', () => {
       expect(t.last).toBe('fast');
       expect((await send(portOf(t.full), 'GET', '/api/v1/cache/rl/k')).status).toBe(200);
       t.clock = Date.now();
+      const before = counted.accesses('rl', 'k');
       const viaFast = await send(portOf(t.fast), 'GET', '/api/v1/cache/rl/k');
       expect(t.last).toBe('app');
+      const refusedFast = counted.accesses('rl', 'k') - before;
       const viaApp = await send(portOf(t.full), 'GET', '/api/v1/cache/rl/k');
       expect(viaFast.status).toBe(429);
+      // A refused read counts as many eviction-policy accesses either way (the fast path only peeked).
+      expect(refusedFast).toBe(counted.accesses('rl', 'k') - before - refusedFast);
       expect(comparable(viaFast, false)).toEqual(comparable(viaApp, false));
     } finally {
       await t.close();

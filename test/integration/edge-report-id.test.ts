@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import { edgeIdOf } from '../../edge/edge-id.ts';
+import { denoEdgeFor } from '../support/deno.ts';
 import { edgeFor, originFor, ownPurgeLogKey } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -55,4 +56,43 @@ describe("a Node edge's name in its reports to the origin", () => {
     expect(fromStats).toEqual(['edge-named']);
     expect(fromCanary).toEqual(['edge-named']);
   });
+});
+
+describe("a Deno edge's name in its applied-position reports", () => {
+  /** Ids the origin's staleness canary names, once it names one, for a real Deno edge started with `edgeEnv`. */
+  async function canaryIds(edgeEnv: Record<string, string>): Promise<{ port: number; ids: string[] }> {
+    const origin = await originFor({
+      REDIS_URL: inject('redisUrl'),
+      PURGE_LOG_KEY: ownPurgeLogKey(),
+      PURGE_CANARY_SECONDS: '1',
+    });
+    cleanups.push(() => origin.close());
+    const edge = await denoEdgeFor(origin.url, edgeEnv);
+    cleanups.push(async () => {
+      await edge.close();
+    });
+    const ids = await eventually(
+      "the Deno edge in the canary's per-edge figures",
+      async () => {
+        const ready = (await (await fetch(`${origin.url}/ready`)).json()) as {
+          canary: { applied: { edge_id: string }[] } | null;
+        };
+        const applied = ready.canary?.applied.map((e) => e.edge_id) ?? [];
+        return applied.length > 0 ? applied : null;
+      },
+      20_000,
+      100,
+    );
+    return { port: Number(new URL(edge.url).port), ids };
+  }
+
+  it('without EDGE_ID, it is host:port of its listener, as on Node (stable across restarts on one port)', async () => {
+    const { port, ids } = await canaryIds({});
+    expect(ids).toEqual([edgeIdOf(undefined, hostname(), port)]);
+  }, 40_000);
+
+  it('with EDGE_ID, the report names it', async () => {
+    const { ids } = await canaryIds({ EDGE_ID: 'deno-named' });
+    expect(ids).toEqual(['deno-named']);
+  }, 40_000);
 });

@@ -69,6 +69,14 @@ function spawnOrigin(env: Record<string, string>): { child: ChildProcess; exited
   return { child, exited, log: () => log.slice(-4_000) };
 }
 
+/**
+ * A consumer config for the tests whose group may hold a member that is gone (a SIGKILLed origin, a consumer
+ * cut off by a broker stop): the group's rebalance waits for that member's session to lapse, so a 3 s session
+ * (heartbeat every 300 ms; the test broker allows it) instead of `kafkaOriginEnv`'s 6 s shortens every such
+ * wait. Most of these tests' time is process start-up (the broker's JVM, a spawned origin), not this.
+ */
+const quickRejoin = { KAFKA_SESSION_TIMEOUT_MS: '3000', KAFKA_HEARTBEAT_INTERVAL_MS: '300' };
+
 describe('at-least-once across origin and broker restarts', () => {
   it('SIGKILL of the origin mid-stream: after a restart every event is applied, none skipped', async () => {
     const topic = uniqueName('kill');
@@ -76,7 +84,7 @@ describe('at-least-once across origin and broker restarts', () => {
     await createTopics(brokers, topic);
     const keys = await seedKeys(namespace, 600);
     const producer = await connectProducer(brokers);
-    const env = { REDIS_URL: redisUrl, ...kafkaOriginEnv(brokers, topic, uniqueName('group')) };
+    const env = { REDIS_URL: redisUrl, ...kafkaOriginEnv(brokers, topic, uniqueName('group')), ...quickRejoin };
     let origin = spawnOrigin(env);
     try {
       const firstHalf = keys.slice(0, 300);
@@ -166,6 +174,7 @@ describe('broker restart', () => {
     const origin = await originFor({
       REDIS_URL: redisUrl,
       ...kafkaOriginEnv(kafka.brokers, topic, uniqueName('group')),
+      ...quickRejoin,
     });
     try {
       expect((await fetch(`${origin.url}/health`)).status).toBe(200);
@@ -204,6 +213,7 @@ describe('broker restart', () => {
     const origin = await originFor({
       REDIS_URL: redisUrl,
       ...kafkaOriginEnv(kafka.brokers, topic, uniqueName('group')),
+      ...quickRejoin,
     });
     try {
       await origin.invalidations.ready();

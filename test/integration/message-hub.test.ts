@@ -198,6 +198,50 @@ describe('the hub and REST answer the same operations alike', () => {
     });
   });
 
+  it('get_many names the values served stale and why, as the REST batch get does', async () => {
+    const ns = uniqueName('stale').replace(/[^a-z0-9_-]/g, '');
+    for (const [key, control] of [
+      ['fresh', 'max-age=600'],
+      ['graced', 'max-age=1, stale-while-revalidate=300'],
+    ]) {
+      const put = await rest(`/api/v1/cache/${ns}/${key}`, {
+        method: 'PUT',
+        body: key,
+        headers: { 'Cache-Control': control! },
+      });
+      expect(put.status).toBe(200);
+    }
+    const keys = ['fresh', 'graced', 'absent'];
+    const viaRest = async () =>
+      (await (
+        await rest(`/api/v1/cache/${ns}/batch/get`, {
+          method: 'POST',
+          body: JSON.stringify({ keys, encoding: 'utf8' }),
+          headers: { 'Content-Type': 'application/json' },
+        })
+      ).json()) as Record<string, unknown>;
+    const viaHub = async () =>
+      (await send(raw({ operation: 'get_many', namespace: ns, keys, encoding: 'utf8' }), await bearer())).response.data;
+    // Every value fresh: neither answer has stale_reasons.
+    const [freshRest, freshHub] = [await viaRest(), await viaHub()];
+    expect(freshRest.stale_reasons).toBeUndefined();
+    expect(freshHub).toMatchObject({ status: 'success', values: freshRest.values, missing_keys: ['absent'] });
+    expect(freshHub.stale_reasons).toBeUndefined();
+    const stale = await eventually('the graced value to be served stale', async () => {
+      const answer = await viaRest();
+      return answer.stale_reasons ? answer : null;
+    });
+    expect(stale.stale_reasons).toEqual({ graced: 'revalidating' });
+    const hub = await viaHub();
+    expect(hub).toMatchObject({
+      status: 'success',
+      values: stale.values,
+      missing_keys: stale.missing_keys,
+      encoding: stale.encoding,
+      stale_reasons: stale.stale_reasons,
+    });
+  });
+
   it('a flush through either interface hides the namespace from the other, and both see the same version', async () => {
     const ns = uniqueName('flush').replace(/[^a-z0-9_-]/g, '');
     await client.set(ns, 'a', 'one', { ttl: 600 });

@@ -301,3 +301,55 @@ describe('origin GET fast path while Redis is down', () => {
     expect(fast.fastAnswers).toBe(before);
   });
 });
+
+describe('origin GET fast path: a handed-over read is timed from its store read', () => {
+  const ns = 'fasttimed';
+  const path = (key: string) => `/api/v1/cache/${ns}/${key}`;
+  const storeReadMs = 150;
+  let side: Side;
+
+  beforeAll(async () => {
+    side = await startSide({ REDIS_URL: inject('redisUrl') }, true);
+    const res = await fetch(`${side.origin.url}${path('graced')}`, {
+      method: 'PUT',
+      body: 'g',
+      headers: { 'Cache-Control': 'max-age=1, stale-while-revalidate=300' },
+    });
+    expect(res.status).toBe(200);
+    await eventually(
+      'the graced entry to turn stale',
+      async () => (await fetch(`${side.origin.url}${path('graced')}`)).headers.get('X-Cache') === 'STALE',
+      5_000,
+      50,
+    );
+  });
+  afterAll(async () => {
+    await side?.origin.close();
+  });
+
+  it('the duration a handed-over miss or STALE read records includes the store read the fast path made', async () => {
+    // Every store read from here on takes at least `storeReadMs`, so a duration below it left the read out.
+    const { service } = side.origin;
+    const read = service.get.bind(service);
+    service.get = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, storeReadMs));
+      return await read(...args);
+    };
+    const cases: [string, number][] = [
+      ['absent', 404],
+      ['graced', 200],
+    ];
+    for (const [key, status] of cases) {
+      const before = side.fastAnswers;
+      const requestId = `timed-${key}`;
+      const res = await fetch(`${side.origin.url}${path(key)}`, { headers: { 'X-Request-Id': requestId } });
+      await res.arrayBuffer();
+      expect([key, res.status, side.fastAnswers - before]).toEqual([key, status, 0]);
+      const record = await eventually('the request-log record', () =>
+        side.log.records().find((r) => r.request_id === requestId),
+      );
+      expect([key, record.duration_ms]).toEqual([key, expect.any(Number)]);
+      expect(record.duration_ms as number).toBeGreaterThanOrEqual(storeReadMs);
+    }
+  });
+});

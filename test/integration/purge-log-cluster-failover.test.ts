@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/adapters/node/server.ts';
-import { defaultPurgeLogKey } from '../../origin/purge/redis-stream-bus.ts';
+import { defaultPurgeLogKey, RedisStreamPurgeBus } from '../../origin/purge/redis-stream-bus.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { type RunningRedisCluster, startRedisCluster } from '../../scripts/services/redis-cluster.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
@@ -13,7 +13,8 @@ import { eventually } from '../support/wait.ts';
  * master holding the log is killed in the middle of a write stream. After
  * the failover every replica's tail is live again, and no edge of either
  * replica serves a value older than the last one acknowledged: entries the
- * failover could not confirm led to a reset, never to silence.
+ * failover could not confirm led to a reset, never to silence. The number
+ * of replicas each write waits for follows the failover and the rejoin.
  */
 describe('purge log on Redis Cluster while the master holding it is killed', () => {
   let cluster: RunningRedisCluster;
@@ -42,7 +43,9 @@ describe('purge log on Redis Cluster while the master holding it is killed', () 
     await cluster?.stop();
   });
 
-  it('the tails resume after the failover and no edge serves a value older than the last acknowledged one', async () => {
+  it('the tails resume after the failover and no edge serves a value older than the last acknowledged one', {
+    timeout: 120_000,
+  }, async () => {
     const client = new Cluster(
       cluster.env.REDIS_CLUSTER_NODES!.split(',').map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })),
     );
@@ -93,7 +96,33 @@ describe('purge log on Redis Cluster while the master holding it is killed', () 
       100,
     );
     const atPromotion = counter;
+    // The purge log's replica count (how many replicas WAIT asks for) follows the topology while writes
+    // keep coming: none once the promoted master is left without one, one again once the old master rejoins.
+    const buses = origins.map((o) => o.bus);
+    expect(buses.every((b) => b instanceof RedisStreamPurgeBus)).toBe(true);
+    const replicaCounts = async (want: number, what: string) => {
+      const seen: string[] = [];
+      const since = Date.now();
+      await eventually(
+        what,
+        () => {
+          const counts = buses.map((b) => (b as RedisStreamPurgeBus).waitReplicas);
+          seen.push(`${Date.now() - since} ms: ${counts.join(',')}`);
+          return counts.every((n) => n === want);
+        },
+        15_000,
+        100,
+      ).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}; counts seen ${seen.slice(-5).join(' | ')}`);
+      });
+    };
+    await replicaCounts(0, 'no replica to WAIT for after the failover');
     await eventually('writes after the promotion', () => counter >= atPromotion + 40, 30_000);
+    // The killed node comes back as the promoted master's replica, with writes still coming.
+    await cluster.startAll();
+    await replicaCounts(1, 'the rejoined replica waited for again');
+    const atRejoin = counter;
+    await eventually('writes after the rejoin', () => counter >= atRejoin + 40, 30_000);
     running = false;
     await Promise.all(load);
 

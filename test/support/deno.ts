@@ -23,7 +23,14 @@ export interface DenoEdge {
 export async function denoEdgeFor(originUrl: string, env: Record<string, string> = {}): Promise<DenoEdge> {
   const child = spawn(
     denoBin,
-    ['run', '--allow-net', '--allow-env', `--allow-read=${root}`, resolve(root, 'edge/adapters/deno/main.ts')],
+    [
+      'run',
+      '--allow-net',
+      '--allow-env',
+      `--allow-read=${root}`,
+      '--allow-sys=hostname',
+      resolve(root, 'edge/adapters/deno/main.ts'),
+    ],
     {
       cwd: root,
       env: {

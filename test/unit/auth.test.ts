@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { authorize, bearerToken, createVerifier, purgeScope } from '../../shared/auth.ts';
+import { authorize, bearerToken, createVerifier, isAuthorized, purgeScope } from '../../shared/auth.ts';
 import { restAccess } from '../../shared/auth-http.ts';
 import { CacheError } from '../../shared/errors.ts';
 
@@ -77,6 +77,24 @@ describe('grants', () => {
     expect(() => authorize(principal, 'cache:read', '*')).toThrow(CacheError);
     expect(() => authorize(admin, 'cache:read', 'anything')).not.toThrow();
     expect(() => authorize(admin, 'cache:read', '*')).not.toThrow();
+  });
+
+  it('isAuthorized answers what authorize decides, without throwing', () => {
+    const cases: [typeof principal, 'cache:read' | 'cache:write', string | undefined][] = [];
+    for (const who of [principal, admin])
+      for (const scope of ['cache:read', 'cache:write'] as const)
+        for (const ns of ['a', 'b', '*', undefined]) cases.push([who, scope, ns]);
+    for (const [who, scope, ns] of cases) {
+      let allowed = true;
+      try {
+        authorize(who, scope, ns);
+      } catch {
+        allowed = false;
+      }
+      expect([who.serviceId, scope, ns, isAuthorized(who, scope, ns)]).toEqual([who.serviceId, scope, ns, allowed]);
+    }
+    expect(isAuthorized(principal, 'cache:read', 'a')).toBe(true);
+    expect(isAuthorized(principal, 'cache:read', 'b')).toBe(false);
   });
 
   it('maps endpoints to grants', () => {

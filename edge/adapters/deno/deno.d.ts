@@ -17,4 +17,8 @@ declare namespace Deno {
   function serve(options: ServeOptions, handler: (request: Request) => Response | Promise<Response>): HttpServer;
   function addSignalListener(signal: 'SIGINT' | 'SIGTERM', handler: () => void): void;
   function exit(code?: number): never;
+  function hostname(): string;
+  const permissions: {
+    querySync(descriptor: { name: 'sys'; kind: 'hostname' }): { readonly state: 'granted' | 'denied' | 'prompt' };
+  };
 }

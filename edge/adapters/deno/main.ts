@@ -11,6 +11,7 @@
  */
 import { edgeConfigSchema, parseConfig } from '../../../shared/config.ts';
 import { buildEdge } from '../../build-edge.ts';
+import { edgeIdOf } from '../../edge-id.ts';
 import { textEdgeMetrics } from '../../text-metrics.ts';
 import { fastHitHandler } from './fast-hit.ts';
 import { jsonLinesLogger } from './logger.ts';
@@ -24,18 +25,32 @@ try {
   Deno.exit(2);
 }
 const logger = jsonLinesLogger(config.LOG_LEVEL, 'strata-edge');
-const edge = buildEdge(config, { purgeSource: 'stream', metrics: textEdgeMetrics, logger });
+// Named as a Node edge is (`edge/edge-id.ts`): EDGE_ID, else host:port, known once listening; an
+// applied-position report sent before then waits for it.
+const edgeId = Promise.withResolvers<string>();
+const edge = buildEdge(config, { purgeSource: 'stream', metrics: textEdgeMetrics, logger, edgeId: edgeId.promise });
 const server = Deno.serve(
   {
     port: config.EDGE_PORT,
     hostname: config.EDGE_HOST,
     onListen: ({ hostname, port }) => {
+      edgeId.resolve(edgeIdOf(config.EDGE_ID, machineName(hostname), port));
       const url = `http://${hostname}:${port}`;
       console.log(JSON.stringify({ msg: 'edge listening', url, origin: config.ORIGIN_URL }));
     },
   },
   fastHitHandler(edge.fastHit, edge.app.fetch),
 );
+
+/** The machine's host name when `--allow-sys=hostname` grants it (asked first: never a prompt), else the address listened on. */
+function machineName(listening: string): string {
+  try {
+    if (Deno.permissions.querySync({ name: 'sys', kind: 'hostname' }).state === 'granted') return Deno.hostname();
+  } catch {
+    // A runtime without the permission API or the call: the address stands in.
+  }
+  return listening;
+}
 
 let stopping = false;
 const stop = async (signal: string) => {
