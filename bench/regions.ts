@@ -112,6 +112,8 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
   const logB = new Redis(b.redis.REDIS_URL!);
   // Reads the shared topic directly (no proxy) for each record's timestamp: when the broker appended it.
   const sentAt = new Map<string, number>();
+  /** Every record the tap read: its append time, partition and source region (for the blind-window attribution). */
+  const records: { id: string; ts: number; region: string }[] = [];
   const kafka = new Kafka({ brokers: [rig.state.kafka], clientId: 'bench-regions', logLevel: logLevel.NOTHING });
   const topic = 'cache.invalidation'; // the rig's KAFKA_INVALIDATION_TOPIC (the default)
   const tap = kafka.consumer({ groupId: `bench-regions-${Date.now()}`, maxWaitTimeInMs: 100 });
@@ -162,8 +164,12 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
     await tap.subscribe({ topic, fromBeginning: false });
     await tap.run({
       eachMessage: async ({ message }) => {
-        const id = (JSON.parse(message.value?.toString() ?? '{}') as { id?: string }).id;
+        const { id, origin_region } = JSON.parse(message.value?.toString() ?? '{}') as {
+          id?: string;
+          origin_region?: string;
+        };
         if (id) sentAt.set(id, Number(message.timestamp));
+        if (id) records.push({ id, ts: Number(message.timestamp), region: origin_region ?? 'none' });
       },
     });
     // The first write's purge must have crossed before B's copy for the first measured write goes in.
@@ -192,7 +198,10 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
         await seedB(held);
       };
       for (const [edge, body] of before)
-        await prime(edge, token, path, body, b.edges.includes(edge) ? reseed : undefined);
+        await prime(edge, token, path, body, b.edges.includes(edge) ? reseed : undefined).catch((error: Error) => {
+          const where = b.edges.includes(edge) ? `region b (${reseeds} copies written again so far)` : 'region a';
+          throw new Error(`write ${i}, an edge of ${where}: ${error.message}`);
+        });
       const t0 = performance.now();
       const wall0 = Date.now();
       await put(`a${i}`);
@@ -233,21 +242,32 @@ async function crossRegionPurge(rig: Rig, writes: number): Promise<BenchRow> {
     logB.disconnect();
     await storeB.close();
   }
-  const stages: Stages[] = stageOf
-    .filter((s) => sentAt.has(s.eventId))
-    .map((s) => ({
-      ack: s.ackAt - s.t0,
-      forward: sentAt.get(s.eventId)! - s.aLog,
-      fetch: s.bIntent - sentAt.get(s.eventId)!,
-      apply: s.bLog - s.bIntent,
-      relay: s.bEdges - s.bLog,
-    }));
+  const seen = stageOf.filter((s) => sentAt.has(s.eventId));
+  // A fetch answer leaves b's consumer without a fetch at the broker for about one round trip plus its handling:
+  // a write whose event was appended within that long after another record may have waited for the next fetch.
+  const blindMs = 3 * rigLatencyMs;
+  const precededBy = (s: (typeof seen)[number]) => {
+    const at = sentAt.get(s.eventId)!;
+    return records.filter((r) => r.id !== s.eventId && r.ts <= at && r.ts > at - blindMs);
+  };
+  const stages: (Stages & { before: { region: string }[] })[] = seen.map((s) => ({
+    before: precededBy(s),
+    ack: s.ackAt - s.t0,
+    forward: sentAt.get(s.eventId)! - s.aLog,
+    fetch: s.bIntent - sentAt.get(s.eventId)!,
+    apply: s.bLog - s.bIntent,
+    relay: s.bEdges - s.bLog,
+  }));
   const stage = (name: keyof Stages) => summary(stages.map((s) => s[name]));
   const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry) ${stage('apply')}; b's log → b's edges purged ${stage('relay')}`;
   // Beyond one way through b's proxy plus 10 ms, the event most likely reached the broker while no fetch of b was there.
-  const late = stages.filter((s) => s.fetch > rigLatencyMs + 10).length;
+  const late = stages.filter((s) => s.fetch > rigLatencyMs + 10);
+  const onTime = stages.filter((s) => s.fetch <= rigLatencyMs + 10);
+  const fromRegion = (list: typeof stages, region: string) =>
+    list.filter((s) => s.before.some((r) => r.region === region)).length;
+  const attribution = `of those, appended within ${blindMs} ms after another record on the topic: ${late.filter((s) => s.before.length > 0).length} (after one of region a: ${fromRegion(late, 'a')}, of region b: ${fromRegion(late, 'b')}); writes on time that were: ${onTime.filter((s) => s.before.length > 0).length} of ${onTime.length}`;
   process.stdout.write(
-    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late} of ${stages.length} writes; b's copy written again before a write (a purge delivered again): ${reseeds} times\n`,
+    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times\n`,
   );
   const rttMs = 2 * rigLatencyMs;
   const p99 = percentile(all, 99);

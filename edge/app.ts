@@ -62,6 +62,12 @@ export interface EdgeAppDeps {
   readonly rateLimiter?: TokenBucketLimiter;
   /** The lease on the tier (`EDGE_LEASE_MS`), for the Upstash protocol's read-your-writes; default 3000. */
   readonly leaseMs?: number;
+  /**
+   * Reads a write's value (`PUT`) from the request, bytes; default
+   * `c.req.arrayBuffer()`. The Node adapter reads a declared-length body
+   * straight from the socket into one buffer (`platform/node/request-body.ts`).
+   */
+  readonly readBody?: (c: Context<Env>) => Promise<Uint8Array<ArrayBuffer>>;
 }
 
 type Env = AppEnv;
@@ -83,6 +89,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
   const { cache, origin } = deps;
   const metrics = deps.metrics ?? noMetrics;
   const now = deps.now ?? Date.now;
+  const readBody = deps.readBody ?? (async (c: Context<Env>) => new Uint8Array(await c.req.arrayBuffer()));
   if (deps.tracing ?? isTracingEnabled()) app.use('/api/*', traceServerRequests('edge'));
   app.use('*', requestIdMiddleware);
   installErrorHandling(app, deps.onUnexpectedError);
@@ -169,7 +176,7 @@ export function createEdgeApp(deps: EdgeAppDeps): Hono<Env> {
     timed(c, 'set', async () => {
       const { namespace, key } = cachePath(c, 'set');
       const { tags, grace } = writeOptions(c, 'set'); // reject bad ttl/tags/Cache-Control here; the origin re-validates
-      const value = new Uint8Array(await c.req.arrayBuffer());
+      const value = await readBody(c);
       const contentType = c.req.header('Content-Type') || 'application/octet-stream';
       const ticket = cache.ledger.begin();
       const res = await origin.send(

@@ -78,6 +78,8 @@ export interface EdgeRuntimeParts<M extends EdgeMetrics = EdgeMetrics> {
   readonly requestLog?: RequestLog;
   /** How entry reads and writes reach the origin; default: over the runtime's `fetch`. */
   readonly originTransport?: OriginTransport;
+  /** How a write's value is read from the request; default: `c.req.arrayBuffer()`. */
+  readonly readBody?: EdgeAppDeps['readBody'];
   /**
    * This edge's id in its reports to the origin when `EDGE_ID` is unset (the
    * adapter's default, shared with its other reports; a promise until it is
@@ -246,6 +248,7 @@ export function buildEdge<M extends EdgeMetrics = EdgeMetrics>(
     // Per process or isolate: a bound per instance, not a global one (docs/security.md).
     rateLimiter: rateLimiterFromConfig(config),
     leaseMs: config.EDGE_LEASE_MS,
+    ...(parts.readBody ? { readBody: parts.readBody } : {}),
     // Decided once, here, for the app and its fast path alike.
     tracing: isTracingEnabled(),
   };

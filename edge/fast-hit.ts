@@ -42,6 +42,12 @@ export interface HitAnswer {
   readonly headers: Record<string, string>;
   /** The value's bytes; null on 304. */
   readonly body: Uint8Array | null;
+  /**
+   * The tier entry answered from, as an identity only: an adapter may key
+   * per-entry state on it (the Deno adapter's prebuilt responses); `status`,
+   * `headers` and `body` stay what the answer is.
+   */
+  readonly entry: object;
 }
 
 /**
@@ -112,10 +118,10 @@ export function createFastHit(deps: FastHitDeps): FastHit | undefined {
     const h = readHeaders(entry, { status: 'HIT', tier: 'edge', degraded: false, nowMs: t }, requestId);
     let answer: HitAnswer;
     if (ifNoneMatchHits(header(request, 'if-none-match'), h[headers.etag]!)) {
-      answer = { status: 304, headers: h, body: null };
+      answer = { status: 304, headers: h, body: null, entry };
     } else {
       h['Content-Type'] = entry.contentType;
-      answer = { status: 200, headers: h, body: entry.value };
+      answer = { status: 200, headers: h, body: entry.value, entry };
     }
     const seconds = (performance.now() - started) / 1000;
     metrics.request('get', 'edge', 'hit', seconds);

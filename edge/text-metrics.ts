@@ -13,7 +13,7 @@ const textFormat = 'text/plain; version=0.0.4; charset=utf-8';
  * bucketed. Label values are escaped per the format.
  */
 export function textEdgeMetrics(tier: EdgeTier, sources: EdgeMetricsSources): EdgeMetrics {
-  const requests = new Map<string, { count: number; seconds: number }>();
+  const requests = new Map<string, { labels: string; count: number; seconds: number }>();
   const purges = new Map<string, number>();
   const revalidations = new Map<string, number>();
   const sharedTier = new Map<string, number>();
@@ -25,11 +25,15 @@ export function textEdgeMetrics(tier: EdgeTier, sources: EdgeMetricsSources): Ed
   return {
     contentType: textFormat,
     request(operation, t, result, seconds) {
-      const key = labels({ operation, tier: t, result });
-      const r = requests.get(key) ?? { count: 0, seconds: 0 };
+      // Labels are rendered once per combination, not per request (the hit path calls this on every hit).
+      const key = `${operation}\n${t}\n${result}`;
+      let r = requests.get(key);
+      if (!r) {
+        r = { labels: labels({ operation, tier: t, result }), count: 0, seconds: 0 };
+        requests.set(key, r);
+      }
       r.count++;
       r.seconds += seconds;
-      requests.set(key, r);
     },
     originLoad: () => {
       originLoads++;
@@ -61,13 +65,13 @@ export function textEdgeMetrics(tier: EdgeTier, sources: EdgeMetricsSources): Ed
         'strata_edge_requests_total',
         'counter',
         'Requests by operation, tier and result.',
-        [...requests].map(([l, r]) => [l, r.count]),
+        [...requests.values()].map((r) => [r.labels, r.count]),
       );
       metric(
         'strata_edge_request_seconds_sum',
         'counter',
         'Seconds spent answering requests, by operation, tier and result.',
-        [...requests].map(([l, r]) => [l, r.seconds]),
+        [...requests.values()].map((r) => [r.labels, r.seconds]),
       );
       metric('strata_edge_origin_loads_total', 'counter', 'Origin loads after coalescing concurrent misses.', [
         ['', originLoads],

@@ -4,7 +4,16 @@ import type { z } from 'zod';
 import { CacheError, invalidInput } from './errors.ts';
 import { type CacheStatus, etagFor, headers, ifNoneMatchHits } from './headers.ts';
 import { parseJsonBody } from './input-guard.ts';
-import { isValidKey, isValidNamespace, keySchema, namespaceSchema, tagListSchema, ttlQuerySchema } from './keys.ts';
+import {
+  isValidKey,
+  isValidNamespace,
+  keySchema,
+  namespaceSchema,
+  plainTagList,
+  plainTtlSeconds,
+  tagListSchema,
+  ttlQuerySchema,
+} from './keys.ts';
 import {
   ageSeconds as ageOf,
   formatGrace,
@@ -199,15 +208,23 @@ export function writeOptions(
   const ttl = c.req.query('ttl');
   let ttlSeconds: number | undefined;
   if (ttl !== undefined) {
-    const parsed = ttlQuerySchema.safeParse(ttl);
-    if (!parsed.success) throw invalidInput(parsed.error, { ttl, operation });
-    ttlSeconds = parsed.data;
+    // The schemas run only on a value the plain checks refuse, for their error message.
+    ttlSeconds = plainTtlSeconds(ttl);
+    if (ttlSeconds === undefined) {
+      const parsed = ttlQuerySchema.safeParse(ttl);
+      if (!parsed.success) throw invalidInput(parsed.error, { ttl, operation });
+      ttlSeconds = parsed.data;
+    }
   }
   const tagsQuery = c.req.query('tags');
-  const tags = tagListSchema.safeParse(tagsQuery ?? '');
-  if (!tags.success) throw invalidInput(tags.error, { tags: tagsQuery, operation });
+  let tags = plainTagList(tagsQuery ?? '');
+  if (tags === undefined) {
+    const parsed = tagListSchema.safeParse(tagsQuery ?? '');
+    if (!parsed.success) throw invalidInput(parsed.error, { tags: tagsQuery, operation });
+    tags = parsed.data;
+  }
   const lifetime = writeLifetime(ttlSeconds, parseWriteCacheControl(c.req.header(headers.cacheControl)));
-  return { ttlSeconds: lifetime.ttlSeconds, tags: tags.data, grace: lifetime.grace };
+  return { ttlSeconds: lifetime.ttlSeconds, tags, grace: lifetime.grace };
 }
 
 /** Reads a JSON body and validates it; malformed JSON, nesting deeper than 32 or a schema miss throws CACHE_004. */

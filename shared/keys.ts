@@ -108,3 +108,28 @@ export function isValidKey(key: string): boolean {
   if (key.length === 0 || controlCharacters.test(key) || !key.isWellFormed()) return false;
   return key.length <= 170 || utf8Bytes(key) <= maxKeyBytes;
 }
+
+const plainTtl = /^[0-9]{1,12}$/;
+
+/**
+ * Fast parse of a `ttl` query value, for the write path: the seconds when
+ * {@link ttlQuerySchema} accepts it, else undefined (the schema then says
+ * why). Same rule, without zod's per-call work.
+ */
+export function plainTtlSeconds(text: string): number | undefined {
+  if (!plainTtl.test(text)) return undefined;
+  const seconds = Number(text);
+  return seconds >= minTtlSeconds && seconds <= maxTtlSeconds ? seconds : undefined;
+}
+
+const plainTags = new RegExp(`^(?:[A-Za-z0-9_:.-]{1,128}(?:,[A-Za-z0-9_:.-]{1,128}){0,${maxTagsPerEntry - 1}})?$`);
+
+/**
+ * Fast parse of a `tags` query value, for the write path: the tags when
+ * {@link tagListSchema} accepts it (the empty string: none), else undefined
+ * (the schema then says why).
+ */
+export function plainTagList(text: string): string[] | undefined {
+  if (text === '') return [];
+  return plainTags.test(text) ? text.split(',') : undefined;
+}

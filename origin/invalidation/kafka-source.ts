@@ -1,4 +1,11 @@
-import { type EachBatchPayload, type KafkaMessage, type Message, Partitioners, type Producer } from 'kafkajs';
+import {
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaMessage,
+  type Message,
+  Partitioners,
+  type Producer,
+} from 'kafkajs';
 import type { Logger } from 'pino';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
@@ -85,13 +92,16 @@ const messageKey = (message: KafkaMessage) => message.key?.toString('latin1') ??
  * Consumes invalidation events with kafkajs in consumer group `groupId` and
  * applies each through the {@link InvalidationApplier} (ARCHITECTURE.md §4).
  *
- * - **At-least-once**: auto-commit is off; per partition, a batch's offsets
- *   are resolved one by one after the applier purged the store and handed the
- *   purge to the purge bus, and committed when the batch ends: in the
- *   background ({@link offsetCommitter}), so the next fetch is not held back
- *   by a coordinator round trip, and before returning when the batch ends
- *   early (shutdown, rebalance, error). A crash re-delivers at most the
- *   uncommitted tail, which idempotency by `id` and idempotent purges absorb.
+ * - **At-least-once**: auto-commit is off. A batch is handed over to its
+ *   apply and its fetch position resolved at once, so the next fetch waits at
+ *   the broker during the apply (one batch per partition in apply; the next
+ *   waits for it). Offsets are committed only after the applier purged the
+ *   store and handed the purge to the purge bus: in the background
+ *   ({@link offsetCommitter}), so the next fetch is not held back by a
+ *   coordinator round trip, and at once when the apply is cut short
+ *   (shutdown, rebalance). An apply that throws seeks its partition back to
+ *   its first message not done. A crash re-delivers at most the uncommitted
+ *   tail, which idempotency by `id` and idempotent purges absorb.
  * - **Order**: producers key messages by `namespace` or `namespace:key`, so
  *   one key's events share a partition. Partitions are processed in
  *   parallel; within one, up to 64 messages at a time are applied
@@ -123,6 +133,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     createPartitioner: Partitioners.DefaultPartitioner,
   });
   let committer: OffsetCommitter | undefined;
+  /** Per partition, the apply of the batch handed over last (the current consumer's). */
+  let behind = new Map<number, Promise<void>>();
   let stopping = false;
   const flowing = flowLatch();
 
@@ -130,7 +142,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const persist = async (what: string, attempt: () => Promise<unknown>, p: EachBatchPayload): Promise<boolean> => {
     let delay = retryMinMs;
     for (;;) {
-      if (!p.isRunning() || p.isStale()) return false;
+      if (stopping || !p.isRunning() || p.isStale()) return false;
       try {
         await attempt();
         return true;
@@ -170,42 +182,93 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     return done;
   };
 
-  const eachBatchOf = (committer: OffsetCommitter, ahead: HeartbeatAhead) => async (p: EachBatchPayload) => {
-    ahead.use(p.heartbeat);
-    const { partition, messages } = p.batch;
+  /**
+   * Applies `messages` of one partition's batch (in chunks, per-key order) and
+   * commits the done prefix after. The fetch position is not touched here:
+   * the batch was resolved when it was handed over. When something fails
+   * after the hand-over while the consumer runs on, the partition is sought
+   * back to the first message not done, so it is fetched again, never skipped.
+   */
+  const applyBatch = async (
+    c: Consumer,
+    committer: OffsetCommitter,
+    p: EachBatchPayload,
+    messages: readonly KafkaMessage[],
+  ): Promise<void> => {
+    const { partition } = p.batch;
     let next: string | null = null;
     let complete = false;
     try {
       for (let start = 0; start < messages.length; start += chunkSize) {
         const chunk = messages.slice(start, start + chunkSize);
         const done = await applyInKeyOrder(chunk, messageKey, (message) => handle(message, p));
-        if (done > 0) {
-          const last = chunk[done - 1]!.offset;
-          p.resolveOffset(last);
-          next = (BigInt(last) + 1n).toString();
-        }
+        if (done > 0) next = (BigInt(chunk[done - 1]!.offset) + 1n).toString();
         if (done < chunk.length) break;
-        // Between chunks only: after the last one the runner heartbeats itself.
+        // Between chunks only: the fetch loop heartbeats itself (and heartbeatAhead while a fetch waits).
         if (start + chunkSize < messages.length) await p.heartbeat();
       }
       complete = true;
-      options.onLag?.(partition, Number(p.batch.offsetLag()));
+    } catch (error) {
+      logger.error({ err: error, topic, partition }, 'applying a batch failed; fetching its rest again');
+      if (!stopping && p.isRunning() && !p.isStale()) {
+        const first = next ?? messages[0]!.offset;
+        c.seek({ topic, partition, offset: first });
+      }
     } finally {
       if (next !== null) {
         const offsets = { topics: [{ topic, partitions: [{ partition, offset: next }] }] };
-        // A batch cut short (shutdown, rebalance, failure) commits before it returns, so a peer starts after it.
-        if (complete && p.isRunning() && !p.isStale())
+        // A batch cut short (shutdown, rebalance, failure) commits before it ends, so a peer starts after it.
+        if (complete && !stopping && p.isRunning() && !p.isStale())
           committer.commit(partition, next, () => p.commitOffsetsIfNecessary(offsets));
-        else await committer.commitNow(partition, next, () => p.commitOffsetsIfNecessary(offsets));
+        else
+          await committer
+            .commitNow(partition, next, () => p.commitOffsetsIfNecessary(offsets))
+            .catch((error: unknown) => logger.warn({ err: error, topic, partition }, 'offset commit failed'));
       }
     }
   };
+
+  /**
+   * kafkajs fetches again only once every batch of a fetch was handled; an
+   * apply awaited here would leave no fetch at the broker for the apply's
+   * time on top of the round trip. So a batch is handed over: its fetch
+   * position is resolved at once and its apply runs behind (depth one per
+   * partition: the next batch of a partition waits here until the previous
+   * one's apply ended, which keeps offset order, bounds memory to one batch
+   * per partition, and holds the fetch loop, and with it the heartbeats,
+   * when an apply hangs, as before). Offsets are committed only after the
+   * apply (at-least-once).
+   */
+  const eachBatchOf =
+    (c: Consumer, committer: OffsetCommitter, ahead: HeartbeatAhead, behind: Map<number, Promise<void>>) =>
+    async (p: EachBatchPayload) => {
+      ahead.use(p.heartbeat);
+      const { partition, messages } = p.batch;
+      await behind.get(partition);
+      if (stopping) {
+        // Leaving: nothing new starts; the messages stay uncommitted for the partition's next owner.
+        p.pause();
+        return;
+      }
+      // Fetched before a seek back (an apply that failed) or a stop: fetched again from where that left it.
+      if (messages.length === 0 || !p.isRunning() || p.isStale()) return;
+      p.resolveOffset(messages[messages.length - 1]!.offset);
+      options.onLag?.(partition, Number(p.batch.offsetLag()));
+      const applying = applyBatch(c, committer, p, messages).finally(() => {
+        if (behind.get(partition) === applying) behind.delete(partition);
+      });
+      behind.set(partition, applying);
+    };
 
   const launch = async () => {
     const c = kafka.consumer(groupConsumerConfig(options));
     relauncher.adopt(c);
     committer = offsetCommitter(logger);
-    const eachBatch = eachBatchOf(committer, heartbeatAhead(c, options.heartbeatIntervalMs));
+    // A consumer rebuilt after a crash: the old one's applies end with the attempt in hand (it is no longer
+    // running) before the new one fetches, so one partition never has two applies at once.
+    await Promise.all(behind.values());
+    behind = new Map();
+    const eachBatch = eachBatchOf(c, committer, heartbeatAhead(c, options.heartbeatIntervalMs), behind);
     // Idempotent; the DLQ producer must be up before the first poison message.
     await producer.connect();
     let joined = false;
@@ -281,6 +344,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     async stop() {
       stopping = true;
       await relauncher.stop();
+      // The applies handed over finish the message in hand and commit what they did while the consumer is up.
+      await Promise.all(behind.values());
       // Background commits go out before the group is left (bounded: a commit that cannot reach the broker
       // only means a successor re-reads the tail); disconnect() then stops fetching, waits for the batch in
       // hand (which commits) and leaves the group.

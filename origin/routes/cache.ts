@@ -1,4 +1,5 @@
 import { type Context, Hono } from 'hono';
+import { requestBody } from '../../platform/node/request-body.ts';
 import { purgeScope } from '../../shared/auth.ts';
 import { authorizeBody } from '../../shared/auth-http.ts';
 import { decodeValue, encodeValue } from '../../shared/bytes.ts';
@@ -191,7 +192,7 @@ export function cacheRoutes(deps: {
       timed(c, 'set', async () => {
         const { namespace, key } = cachePath(c, 'set');
         const { ttlSeconds, tags, grace } = writeOptions(c, 'set');
-        const value = new Uint8Array(await c.req.arrayBuffer());
+        const value = await requestBody(c);
         const contentType = c.req.header('Content-Type') || defaultContentType;
         const encrypt = encryptRequested(c.req.query('encrypt') ?? c.req.header(headers.encrypt));
         const compress = compressRequested(c.req.header(headers.compress));

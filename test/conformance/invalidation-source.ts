@@ -41,7 +41,7 @@ export interface InvalidationSourceCapabilities {
  * few event-loop turns chosen at random, so a source that applied one key's
  * events concurrently would publish them out of order.
  */
-class GatedBus extends InProcessPurgeBus {
+export class GatedBus extends InProcessPurgeBus {
   gate: Promise<void> | null = null;
   entered = 0;
   override async publish(input: Parameters<PurgeBus['publish']>[0]) {

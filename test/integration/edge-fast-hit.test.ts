@@ -11,10 +11,11 @@ import { fastHitListener } from '../../edge/adapters/node/server.ts';
 import { type BuiltEdge, buildEdge } from '../../edge/build-edge.ts';
 import { memoryTier } from '../../edge/core/memory-tier.ts';
 import type { EdgeTier } from '../../edge/core/tier.ts';
-import type { FastHit } from '../../edge/fast-hit.ts';
 import type { RunningOrigin } from '../../origin/server.ts';
 import { edgeConfigSchema, parseConfig } from '../../shared/config.ts';
 import type { RequestRecord } from '../../shared/http.ts';
+import { denoFastHitTwin } from '../support/deno.ts';
+import { watchFastHit } from '../support/fast-hit-watch.ts';
 import { hs256Issuer, type TokenIssuer } from '../support/jwt.ts';
 import { originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -63,6 +64,30 @@ function comparable(answer: Answer, keepRequestId: boolean): Answer {
   return { ...answer, body, headers: keepRequestId ? { ...rest, 'x-request-id': requestId } : rest };
 }
 
+/**
+ * Sends one request to the fast side, asks `taken` who answered it there,
+ * sends it to the app alone, and asserts the two answers match; returns the
+ * fast side's answer and who answered it.
+ */
+async function sendBoth<W>(
+  fastPort: number,
+  fullPort: number,
+  taken: () => W | Promise<W>,
+  method: string,
+  target: string,
+  headers: string[] = [],
+): Promise<{ answer: Answer; taken: W }> {
+  const viaFast = await send(fastPort, method, target, headers);
+  const who = await taken();
+  const viaApp = await send(fullPort, method, target, headers);
+  // A well-formed X-Request-Id is echoed by both; otherwise each side generates its own.
+  const at = headers.findIndex((h) => h.toLowerCase() === 'x-request-id');
+  const given = at === -1 ? undefined : headers[at + 1];
+  const keepId = given !== undefined && /^[A-Za-z0-9._:-]{1,128}$/.test(given);
+  expect(comparable(viaFast, keepId), `${method} ${target} ${headers.join(' ')}`).toEqual(comparable(viaApp, keepId));
+  return { answer: viaFast, taken: who };
+}
+
 async function listen(listener: RequestListener): Promise<Server> {
   const server = createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -99,13 +124,9 @@ async function twin(originUrl: string, env: Record<string, string>, tier?: EdgeT
     now: () => state.clock,
     ...(tier ? { tier } : {}),
   });
-  const inner = edge.fastHit;
-  if (!inner) throw new Error('no fast path built');
-  const watched: FastHit = (method, target, request, header) => {
-    const answer = inner(method, target, request, header);
-    state.last = answer ? 'fast' : 'app';
-    return answer;
-  };
+  const watched = watchFastHit(edge.fastHit, (side) => {
+    state.last = side;
+  });
   const app = getRequestListener(edge.app.fetch, { hostname: '127.0.0.1' });
   const fast = await listen(fastHitListener(watched, app));
   const full = await listen(app);
@@ -154,15 +175,7 @@ describe('edge hit fast path', () => {
   const both = async (method: string, target: string, headers: string[] = []) => {
     t.clock = Date.now();
     t.last = undefined;
-    const viaFast = await send(portOf(t.fast), method, target, headers);
-    const taken = t.last;
-    const viaApp = await send(portOf(t.full), method, target, headers);
-    // A well-formed X-Request-Id is echoed by both; otherwise each side generates its own.
-    const at = headers.findIndex((h) => h.toLowerCase() === 'x-request-id');
-    const given = at === -1 ? undefined : headers[at + 1];
-    const keepId = given !== undefined && /^[A-Za-z0-9._:-]{1,128}$/.test(given);
-    expect(comparable(viaFast, keepId), `${method} ${target} ${headers.join(' ')}`).toEqual(comparable(viaApp, keepId));
-    return { answer: viaFast, taken };
+    return await sendBoth(portOf(t.fast), portOf(t.full), () => t.last, method, target, headers);
   };
 
   it('answers every request exactly as the app does, and takes only fresh hits', async () => {
@@ -298,14 +311,33 @@ describe('edge hit fast path', () => {
     const url = 'http://edge.test/api/v1/cache/fh/deno';
     const auth = { Authorization: `Bearer ${admin}`, 'X-Request-Id': 'deno-1' };
     await (await t.edge.app.fetch(new Request(url, { headers: auth }))).arrayBuffer();
-    const extras: Record<string, string>[] = [{}, { 'If-None-Match': '*' }, { Prefer: 'lease' }];
-    for (const extra of extras) {
-      t.clock = Date.now();
-      const a = await handler(new Request(url, { headers: { ...auth, ...extra } }));
-      const b = await t.edge.app.fetch(new Request(url, { headers: { ...auth, ...extra } }));
-      const without = (h: Headers) => Object.fromEntries([...h].filter(([name]) => name !== 'date'));
-      expect([a.status, without(a.headers), await a.text()]).toEqual([b.status, without(b.headers), await b.text()]);
+    const extras: Record<string, string>[] = [
+      {},
+      { 'If-None-Match': '*' },
+      { Prefer: 'lease' },
+      { 'X-Request-Id': 'deno-2' },
+      { 'If-None-Match': '"v0"' },
+    ];
+    const without = (h: Headers) => Object.fromEntries([...h].filter(([name]) => name !== 'date'));
+    // Each answer twice (the second from the prebuilt response), then again a second and a minute later (Age moved).
+    const started = Date.now();
+    for (const at of [started, started + 1_500, started + 61_000]) {
+      for (const extra of [...extras, ...extras]) {
+        t.clock = at;
+        const a = await handler(new Request(url, { headers: { ...auth, ...extra } }));
+        const b = await t.edge.app.fetch(new Request(url, { headers: { ...auth, ...extra } }));
+        expect([a.status, without(a.headers), await a.text()]).toEqual([b.status, without(b.headers), await b.text()]);
+      }
     }
+    // A generated request id is the answer's own, not the prebuilt response's.
+    t.clock = started;
+    const ids = [];
+    for (let i = 0; i < 2; i++) {
+      const a = await handler(new Request(url, { headers: { Authorization: `Bearer ${admin}` } }));
+      expect(a.headers.get('x-cache')).toBe('HIT');
+      ids.push(a.headers.get('x-request-id'));
+    }
+    expect(new Set(ids).size).toBe(2);
   });
 });
 
@@ -399,4 +431,128 @@ describe('edge hit fast path with a rate limit', () => {
       await origin.close();
     }
   });
+});
+
+/**
+ * The same comparison in a real `deno` process (`test/support/deno-fast-hit-twin.ts`):
+ * Deno's own `Response`, `clone()` and `Deno.serve`, so the prebuilt
+ * responses of the Deno adapter are shown to answer byte for byte as the app
+ * does, hit after hit, across `Age` changes, a new version and the bound on
+ * what they hold.
+ */
+describe('edge hit fast path in a deno process', () => {
+  let issuer: TokenIssuer;
+  let origin: RunningOrigin;
+  let admin: string;
+  let twin: Awaited<ReturnType<typeof denoFastHitTwin>>;
+  const port = (url: string) => Number(new URL(url).port);
+  const setClock = async (ms: number) => {
+    expect((await fetch(`${twin.control}/clock`, { method: 'PUT', body: String(ms) })).status).toBe(204);
+  };
+  const last = async () => await (await fetch(`${twin.control}/last`)).text();
+  const both = async (target: string, headers: string[]) =>
+    await sendBoth(port(twin.fast), port(twin.full), last, 'GET', target, headers);
+  const putAtOrigin = async (path: string, body: string) => {
+    const res = await fetch(`${origin.url}${path}`, {
+      method: 'PUT',
+      body,
+      headers: { Authorization: `Bearer ${admin}` },
+    });
+    expect(res.status, await res.text()).toBe(200);
+  };
+
+  beforeAll(async () => {
+    issuer = hs256Issuer();
+    origin = await originFor({ ...issuer.env });
+    admin = await issuer.sign({ serviceId: 'admin' });
+    twin = await denoFastHitTwin(origin.url, {
+      ...issuer.env,
+      EDGE_ORIGIN_TOKEN: admin,
+      EDGE_STATS_INTERVAL_SECONDS: '0',
+    });
+    await eventually(
+      'the purge stream',
+      async () => (await (await fetch(`${twin.control}/connected`)).text()) === 'true',
+      10_000,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await twin?.close();
+    await origin?.close();
+    await issuer?.close();
+  });
+
+  it('answers hit after hit exactly as the app does, across Age changes and a new version', async () => {
+    const bearer = ['Authorization', `Bearer ${admin}`];
+    const path = '/api/v1/cache/dh/k1';
+    await putAtOrigin(`${path}?ttl=300&tags=a,b`, 'deno-value-1');
+    await setClock(Date.now());
+    expect((await send(port(twin.full), 'GET', path, bearer)).headers['x-cache']).toBe('MISS');
+    const etagNow = async () => (await send(port(twin.full), 'GET', path, bearer)).headers.etag as string;
+    // The edge's lease with the origin may be on its way (at start, or renewed once the clock moved past its
+    // renewal age); until it holds, the app answers every hit.
+    const leaseHeld = () =>
+      eventually(
+        'the fast path taking hits',
+        async () => (await send(port(twin.fast), 'GET', path, bearer)).status === 200 && (await last()) === 'fast',
+        10_000,
+      );
+    await leaseHeld();
+    const casesFor = (etag: string): [string[], 'fast' | 'app', number][] => [
+      [bearer, 'fast', 200],
+      [[...bearer, 'X-Request-Id', 'deno-abc.1:2'], 'fast', 200],
+      [[...bearer, 'X-Request-Id', 'not a valid id'], 'fast', 200],
+      [[...bearer, 'If-None-Match', etag], 'fast', 304],
+      [[...bearer, 'If-None-Match', '*'], 'fast', 304],
+      [[...bearer, 'If-None-Match', '"v0"'], 'fast', 200],
+      [[...bearer, 'Prefer', 'lease'], 'app', 200],
+      [[], 'app', 401],
+    ];
+    const cases = casesFor(await etagNow());
+    const started = Date.now();
+    for (const at of [started, started + 1_500, started + 61_000]) {
+      await setClock(at);
+      await leaseHeld();
+      for (const [headers, side, status] of [...cases, ...cases]) {
+        const { answer, taken } = await both(path, headers);
+        const label = `+${at - started} ms ${headers.join(' ')}`;
+        expect([label, taken, answer.status]).toEqual([label, side, status]);
+      }
+    }
+    const hit = await both(path, bearer);
+    expect([hit.taken, hit.answer.body, hit.answer.headers['content-length']]).toEqual(['fast', 'deno-value-1', '12']);
+
+    // A new version at the origin reaches the edge as a purge; the refill is answered from its own response.
+    await putAtOrigin(`${path}?ttl=300`, 'deno-value-2');
+    await setClock(Date.now());
+    await eventually(
+      'the new version at the edge',
+      async () => (await send(port(twin.full), 'GET', path, bearer)).body === 'deno-value-2',
+      10_000,
+    );
+    await leaseHeld();
+    for (const [headers, side, status] of casesFor(await etagNow())) {
+      const { answer, taken } = await both(path, headers);
+      expect([headers.join(' '), taken, answer.status]).toEqual([headers.join(' '), side, status]);
+    }
+    expect((await both(path, bearer)).answer.body).toBe('deno-value-2');
+  }, 60_000);
+
+  it('answers alike past the bound on prebuilt responses', async () => {
+    const bearer = ['Authorization', `Bearer ${admin}`];
+    // 32 values of 48 KiB: more than the prebuilt responses hold (1 MiB), so the oldest are dropped and rebuilt.
+    const keys = Array.from({ length: 32 }, (_, i) => `big-${i}`);
+    for (const [i, key] of keys.entries()) {
+      await putAtOrigin(`/api/v1/cache/dh/${key}?ttl=300`, String.fromCharCode(97 + (i % 26)).repeat(48 * 1024));
+    }
+    await setClock(Date.now());
+    for (const key of keys) {
+      expect((await send(port(twin.full), 'GET', `/api/v1/cache/dh/${key}`, bearer)).status).toBe(200);
+    }
+    for (const key of [...keys, ...keys.slice(0, 4)]) {
+      const { answer, taken } = await both(`/api/v1/cache/dh/${key}`, bearer);
+      expect([key, taken, answer.status, answer.body.length]).toEqual([key, 'fast', 200, 48 * 1024]);
+    }
+  }, 60_000);
 });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { requestBody } from '../../../platform/node/request-body.ts';
 import { answerClientErrorsWithEnvelope, requestTimeouts } from '../../../platform/node/request-timeouts.ts';
 import type { EdgeConfig } from '../../../shared/config.ts';
 import { pinoRequestLog } from '../../../shared/request-log.ts';
@@ -105,6 +106,8 @@ export async function startEdge(
     logger,
     requestLog: pinoRequestLog(logger),
     originTransport: options.originTransport ?? undiciOriginTransport(undefined, collectingFills(config)),
+    // A write's value straight from the socket into one buffer of its Content-Length.
+    readBody: requestBody,
     edgeId: edgeId.promise,
   });
   const server = createServer(
