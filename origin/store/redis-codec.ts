@@ -1,4 +1,4 @@
-import { type GraceWindows, graceFields, graceMs } from '../../shared/lifecycle.ts';
+import { type GraceWindows, graceFields, keepUntilMs } from '../../shared/lifecycle.ts';
 import type { EntryInput, StoredEntry } from './store.ts';
 
 /** Redis key of an entry. Namespaces cannot hold `:`, so pairs never collide. */
@@ -20,28 +20,28 @@ export function tagSetKey(namespace: string, tag: string): string {
   return `strata:t:${namespace}:${tag}`;
 }
 
-/** Decodes an HMGET reply of `entryFields` into an entry, or null when absent or past its grace at `nowMs`. */
+/**
+ * Decodes an HMGET reply of `entryFields` into an entry, or null when absent or past its grace at `nowMs`.
+ * Built field by field rather than by spreading: it runs on every read, and
+ * an absent grace or lifecycle field stays absent (not `undefined`).
+ */
 export function decodeEntry(fields: (Buffer | null)[], nowMs: number): StoredEntry | null {
   const [v, d, ct, c, e, t, w, i, p, r] = fields;
   if (!v || !d || !e) return null;
   const expiresAtMs = Number(e.toString());
-  const lifecycle = {
-    ...(w ? { staleWhileRevalidateMs: Number(w.toString()) } : {}),
-    ...(i ? { staleIfErrorMs: Number(i.toString()) } : {}),
-    ...(p ? { softPurgedAtMs: Number(p.toString()) } : {}),
-    ...(r ? { refreshMs: Number(r.toString()) } : {}),
-  };
-  if (expiresAtMs + graceMs(lifecycle) <= nowMs) return null;
-  const tags = t && t.length > 0 ? t.toString().split(',') : [];
-  return {
+  const entry: { -readonly [F in keyof StoredEntry]: StoredEntry[F] } = {
     value: new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
     contentType: ct?.toString() ?? 'application/octet-stream',
     version: Number(v.toString()),
     createdAtMs: Number(c?.toString() ?? '0'),
     expiresAtMs,
-    tags,
-    ...lifecycle,
+    tags: t && t.length > 0 ? t.toString().split(',') : [],
   };
+  if (w) entry.staleWhileRevalidateMs = Number(w.toString());
+  if (i) entry.staleIfErrorMs = Number(i.toString());
+  if (p) entry.softPurgedAtMs = Number(p.toString());
+  if (r) entry.refreshMs = Number(r.toString());
+  return keepUntilMs(entry) <= nowMs ? null : entry;
 }
 
 /** The grace arguments of the set scripts: stale-while-revalidate ms, stale-if-error ms. */
