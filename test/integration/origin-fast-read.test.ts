@@ -154,6 +154,13 @@ describe('origin GET fast path answers exactly as the full path', () => {
       expect(res.status).toBe(200);
     };
     await put('hit', '?ttl=3600&tags=a,b', { 'Content-Type': 'text/plain' });
+    // Fresh, with both grace windows stored beside it.
+    await put('fresh-graced', '', {
+      'Content-Type': 'text/plain',
+      'Cache-Control': 'max-age=3600, stale-while-revalidate=60, stale-if-error=120',
+    });
+    // No grace: past its TTL by the time `graced` turns stale below, so a miss on both origins.
+    await put('short', '?ttl=1', { 'Content-Type': 'text/plain' });
     await put('graced', '', {
       'Content-Type': 'application/json',
       'Cache-Control': 'max-age=1, stale-while-revalidate=300',
@@ -211,9 +218,30 @@ describe('origin GET fast path answers exactly as the full path', () => {
     expect(fast.fastAnswers).toBe(before + 3);
   });
 
+  it('a fresh hit with grace windows is answered by the fast path with the same lifecycle headers', async () => {
+    const before = fast.fastAnswers;
+    const a = await same(fast, full, path('fresh-graced'), { headers: { Authorization: `Bearer ${reader}` } });
+    expect(fast.fastAnswers).toBe(before + 1);
+    expect(a.status).toBe(200);
+    expect(a.headers['x-cache-grace']).toBeDefined();
+    expect(a.headers['cache-control']).toMatch(/stale-while-revalidate=60/);
+  });
+
+  it('a token seen for the first time and the same token again (already verified) are answered alike', async () => {
+    const token = await issuer.sign({ serviceId: 'first-seen', scope: ['cache:read'], ns: [ns] });
+    const headers = { Authorization: `Bearer ${token}` };
+    const before = fast.fastAnswers;
+    const first = await same(fast, full, path('hit'), { headers });
+    const again = await same(fast, full, path('hit'), { headers });
+    expect(fast.fastAnswers).toBe(before + 2);
+    expect([first.status, again.status]).toEqual([200, 200]);
+    expect(again.body).toBe(first.body);
+  });
+
   it('everything else is handed to the full path and answered the same way', async () => {
     const forged = await issuer.forge({ scope: ['cache:read'], ns: [ns] });
     const elsewhere = await issuer.sign({ scope: ['cache:read'], ns: ['elsewhere'] });
+    const expired = await issuer.sign({ scope: ['cache:read'], ns: [ns], expiresIn: -120 });
     const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
     const cases: [string, string, RequestInit, number][] = [
       ['miss', path('absent'), { headers: auth(reader) }, 404],
@@ -221,6 +249,10 @@ describe('origin GET fast path answers exactly as the full path', () => {
       ['no token', path('hit'), {}, 401],
       ['forged token', path('hit'), { headers: auth(forged) }, 401],
       ['no grant in the namespace', path('hit'), { headers: auth(elsewhere) }, 403],
+      // The same token again: now from the verifier's cache, still refused.
+      ['no grant in the namespace, token already verified', path('hit'), { headers: auth(elsewhere) }, 403],
+      ['expired token', path('hit'), { headers: auth(expired) }, 401],
+      ['entry past its TTL, no grace', path('short'), { headers: auth(reader) }, 404],
       ['unknown query parameter', `${path('hit')}?ttl=5`, { headers: auth(reader) }, 400],
       ['percent-encoded key', `/api/v1/cache/${ns}/%68it`, { headers: auth(reader) }, 200],
       ['encoded separator', `/api/v1/cache/${ns}/a%2Fb`, { headers: auth(reader) }, 400],
