@@ -7,9 +7,16 @@ export class ConnectionDownError extends Error {
 }
 
 /**
+ * The promise a `ready` gate answers while the connection is usable: one
+ * settled promise for every call, so a caller can tell "ready now" by
+ * identity and call at once instead of awaiting it (`resilient.ts`).
+ */
+export const readyNow: Promise<void> = Promise.resolve();
+
+/**
  * A `ready` gate for an ioredis client (standalone or Cluster).
  *
- * - `ready`: resolves at once.
+ * - `ready`: {@link readyNow}, already resolved.
  * - first connection (`wait`, `connecting`, `connect`): waits for the
  *   `ready` event; rejects when `signal` aborts (the per-call timeout).
  * - lost (`reconnecting`, `close`, `end`): rejects at once with
@@ -29,7 +36,7 @@ export function connectionReady(client: {
   off(event: 'ready', listener: () => void): unknown;
 }): (signal: AbortSignal) => Promise<void> {
   return (signal) => {
-    if (client.status === 'ready') return Promise.resolve();
+    if (client.status === 'ready') return readyNow;
     if (!['wait', 'connecting', 'connect'].includes(client.status)) {
       return Promise.reject(new ConnectionDownError(client.status));
     }

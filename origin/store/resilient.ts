@@ -3,6 +3,7 @@ import { storageKey } from '../../shared/keys.ts';
 import { graceFields } from '../../shared/lifecycle.ts';
 import { nextVersion } from '../../shared/version.ts';
 import type { RedisBreaker } from '../breaker.ts';
+import { readyNow } from './connection-ready.ts';
 import type { DirtyChange, LocalLookup, LocalTier } from './local-tier.ts';
 import {
   type EntryInput,
@@ -43,6 +44,8 @@ export interface ResilientStoreOptions {
    * aborts (the per-call timeout). Calls wait on it instead of entering the
    * client's offline queue, so a timed-out write can never be sent later,
    * after newer changes (see `connectionReady` in `connection-ready.ts`).
+   * Answering `readyNow` (same module) lets the call go at once, without a
+   * microtask per Redis call.
    */
   readonly ready?: (signal: AbortSignal) => Promise<void>;
   /** Clock, Unix ms; versions of local writes are stamped from it. */
@@ -83,7 +86,7 @@ export interface ResilientStoreOptions {
 export function resilientStore(options: ResilientStoreOptions): ResilientStore {
   const { inner, breaker, local, writeBack } = options;
   const now = options.now ?? Date.now;
-  const ready = options.ready ?? (async () => {});
+  const ready = options.ready ?? (() => readyNow);
   const stats: ResilienceStats = {
     fallbackHits: 0,
     fallbackMisses: 0,
@@ -119,9 +122,10 @@ export function resilientStore(options: ResilientStoreOptions): ResilientStore {
 
   async function call<T>(operation: string, run: () => Promise<T>, idempotent: boolean): Promise<T | Failed> {
     try {
-      return await breaker.run(async (signal) => {
-        await ready(signal);
-        return await run();
+      return await breaker.run((signal) => {
+        const gate = ready(signal);
+        // Connected (the usual case): call now; `breaker.run` turns a synchronous throw into a rejection.
+        return gate === readyNow ? run() : gate.then(run);
       }, idempotent);
     } catch (error) {
       if (error instanceof CacheError) throw error;

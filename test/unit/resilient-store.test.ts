@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { RedisBreaker } from '../../origin/breaker.ts';
+import { readyNow } from '../../origin/store/connection-ready.ts';
 import { LocalTier } from '../../origin/store/local-tier.ts';
 import { resilientStore } from '../../origin/store/resilient.ts';
 import type { EntryInput, Store, StoredEntry } from '../../origin/store/store.ts';
@@ -96,9 +97,10 @@ function fakeRedis() {
   return { store, writeBack, data, state, hooks, write };
 }
 
-function setup(maxDirtyBytes = 1024 * 1024) {
+function setup(maxDirtyBytes = 1024 * 1024, ready?: (signal: AbortSignal) => Promise<void>) {
   const redis = fakeRedis();
   const store = resilientStore({
+    ...(ready ? { ready } : {}),
     inner: redis.store,
     writeBack: redis.writeBack,
     breaker: new RedisBreaker({ readAttempts: 1 }),
@@ -368,5 +370,36 @@ describe('breaker facade with local fallback tier', () => {
     const read = await store.getTiered('ns', 'k');
     expect(text(read.entry)).toBe('after the delete');
     expect(read).toMatchObject({ tier: 'redis', degraded: false });
+  });
+});
+
+describe('breaker facade: the connection gate', () => {
+  it('calls Redis at once while connected, after the gate opens while connecting, and never while disconnected', async () => {
+    let answer: () => Promise<void> = () => readyNow;
+    const { redis, store } = setup(1024 * 1024, () => answer());
+    let gets = 0;
+    const get = redis.store.get.bind(redis.store);
+    redis.store.get = (ns, key) => {
+      gets += 1;
+      return get(ns, key);
+    };
+    await store.set('ns', 'k', input('v1'));
+    expect(await store.getTiered('ns', 'k')).toMatchObject({ tier: 'redis', degraded: false });
+    expect(gets).toBe(1);
+
+    // Still connecting: the read waits for the gate, then reads Redis.
+    const connecting = gate();
+    answer = connecting.wait;
+    const held = store.getTiered('ns', 'k');
+    await vi.waitUntil(() => connecting.reached, { timeout: 5_000 });
+    expect(gets).toBe(1);
+    connecting.release();
+    expect(text((await held).entry)).toBe('v1');
+    expect(gets).toBe(2);
+
+    // Known disconnected: Redis is not called, the local tier answers, degraded.
+    answer = () => Promise.reject(new Error('redis connection reconnecting'));
+    expect(await store.getTiered('ns', 'k')).toMatchObject({ degraded: true });
+    expect(gets).toBe(2);
   });
 });
