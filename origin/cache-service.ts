@@ -215,8 +215,13 @@ export class CacheService {
    * (reason `revalidating`, or `soft-purge`), and is a miss after that:
    * only an edge whose origin fails may serve `stale-if-error`.
    */
-  async get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
-    const read = await this.#read(namespace, key, options);
+  get(namespace: string, key: string, options: ReadOptions = {}): Promise<(ReadResult | ReadMiss) & Leased> {
+    // Not a second async layer around `#read` (which counts the answer): one promise fewer per read.
+    return this.#read(namespace, key, options);
+  }
+
+  /** Counts a read's answer, once, as a hit or a miss of its namespace. */
+  #counted<R extends (ReadResult | ReadMiss) & Leased>(namespace: string, read: R): R {
     if (read.entry) this.counters.hit(namespace, read.tier);
     else this.counters.miss(namespace);
     return read;
@@ -227,7 +232,7 @@ export class CacheService {
     const profileStrong = this.#o.profiles?.of(namespace, key)?.consistency === 'strong';
     const strong = options.strong === true || profileStrong;
     const read = this.#strictly(await this.#getOnce(namespace, key, wantsLease), strong, profileStrong, key);
-    if (read.entry || read.lease !== undefined || !options.waitSeconds) return read;
+    if (read.entry || read.lease !== undefined || !options.waitSeconds) return this.#counted(namespace, read);
     // A full miss another caller is refreshing: wait for its write (or for its lease to lapse, then take it).
     const deadline = this.#now() + Math.min(options.waitSeconds, maxWaitSeconds) * 1000;
     const pollMs = this.#o.waitPollMs ?? 25;
@@ -235,9 +240,9 @@ export class CacheService {
     while (this.#now() < deadline && !options.signal?.aborted) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - this.#now()))));
       last = this.#strictly(await this.#getOnce(namespace, key, wantsLease), strong, profileStrong, key);
-      if (last.entry || last.lease !== undefined) return last;
+      if (last.entry || last.lease !== undefined) return this.#counted(namespace, last);
     }
-    return last;
+    return this.#counted(namespace, last);
   }
 
   /**
