@@ -12,13 +12,13 @@
  */
 
 import { getHeapSpaceStatistics } from 'node:v8';
-import { collectEveryBytes } from '../edge/adapters/node/fill-collector.ts';
+import { collectionPace } from '../edge/adapters/node/fill-collector.ts';
 import { startEdge } from '../edge/adapters/node/server.ts';
 import { edgeConfigSchema, parseConfig } from '../shared/config.ts';
 
 const config = parseConfig(edgeConfigSchema, process.env);
 const edge = await startEdge(config);
-const collectEvery = config.EDGE_GC_EVERY_BYTES ?? collectEveryBytes(config.EDGE_MAX_BYTES);
+const collectEvery = collectionPace(config.EDGE_GC_EVERY_BYTES, config.EDGE_MAX_BYTES);
 const collect = (globalThis as { gc?: () => void }).gc;
 if (!collect) throw new Error('run with --expose-gc');
 

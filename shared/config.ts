@@ -377,9 +377,10 @@ export const edgeConfigSchema = z
     /**
      * Node edge: bytes of origin bodies read between two full garbage
      * collections, so that filled and evicted values do not pile up in
-     * resident memory; default an eighth of `EDGE_MAX_BYTES`, at least 4 MiB. 0 = off (V8 alone decides).
+     * resident memory; `auto` = an eighth of `EDGE_MAX_BYTES`, at least 4 MiB.
+     * Default 0 = off (V8 alone decides): each collection costs CPU on misses.
      */
-    EDGE_GC_EVERY_BYTES: z.coerce.number().int().min(0).optional(),
+    EDGE_GC_EVERY_BYTES: z.union([z.literal('auto'), z.coerce.number().int().min(0)]).default(0),
     /** Eviction policy of the near-user tier. */
     EVICTION_POLICY: evictionPolicy,
     /** Largest value the edge accepts on a write, bytes. */

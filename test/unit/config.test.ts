@@ -26,8 +26,10 @@ describe('configuration', () => {
     expect(() => parseConfig(edgeConfigSchema, { EVICTION_POLICY: 'arc' })).toThrow(/EVICTION_POLICY/);
   });
 
-  it('EDGE_GC_EVERY_BYTES is unset by default (paced by the budget), accepts 0 (off) and rejects a negative', () => {
-    expect(parseConfig(edgeConfigSchema, {}).EDGE_GC_EVERY_BYTES).toBeUndefined();
+  it('EDGE_GC_EVERY_BYTES is 0 (off) by default, accepts auto and a byte count, and rejects a negative or a word', () => {
+    expect(parseConfig(edgeConfigSchema, {}).EDGE_GC_EVERY_BYTES).toBe(0);
+    expect(parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: 'auto' }).EDGE_GC_EVERY_BYTES).toBe('auto');
+    expect(() => parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: 'often' })).toThrow(/EDGE_GC_EVERY_BYTES/);
     expect(parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '0' }).EDGE_GC_EVERY_BYTES).toBe(0);
     expect(parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '8388608' }).EDGE_GC_EVERY_BYTES).toBe(8 * 1024 * 1024);
     expect(() => parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '-1' })).toThrow(/EDGE_GC_EVERY_BYTES/);

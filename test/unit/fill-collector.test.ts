@@ -1,6 +1,11 @@
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { collectEveryBytes, fillCollector, minCollectEveryBytes } from '../../edge/adapters/node/fill-collector.ts';
+import {
+  collectEveryBytes,
+  collectionPace,
+  fillCollector,
+  minCollectEveryBytes,
+} from '../../edge/adapters/node/fill-collector.ts';
 
 const MiB = 1024 * 1024;
 
@@ -10,6 +15,14 @@ describe('collectEveryBytes', () => {
     expect(collectEveryBytes(32 * MiB)).toBe(minCollectEveryBytes);
     expect(collectEveryBytes(1 * MiB)).toBe(minCollectEveryBytes);
     expect(collectEveryBytes(1024 * MiB)).toBe(128 * MiB);
+  });
+});
+
+describe('collectionPace', () => {
+  it('is off at 0, the budget-derived pace for auto, and a byte count as given', () => {
+    expect(collectionPace(0, 64 * MiB)).toBe(0);
+    expect(collectionPace('auto', 64 * MiB)).toBe(8 * MiB);
+    expect(collectionPace(5 * MiB, 64 * MiB)).toBe(5 * MiB);
   });
 });
 

@@ -21,10 +21,20 @@ export const minCollectEveryBytes = 4 * 1024 * 1024;
  * 2.1–2.7× its budget above its idle resident set; with a collection every
  * eighth of the budget read, 0.65–1.21× (docs/benchmarks.md, (d)). The price
  * is CPU on misses (a full collection marks the whole heap and pauses the
- * event loop) and none on hits.
+ * event loop) and none on hits: on the real trace's data path it added about
+ * a quarter to the two servers' CPU, which is why it is off unless
+ * `EDGE_GC_EVERY_BYTES` asks for it (`auto` for this pace).
  */
 export function collectEveryBytes(maxBytes: number): number {
   return Math.max(minCollectEveryBytes, Math.floor(maxBytes / 8));
+}
+
+/**
+ * The pace `EDGE_GC_EVERY_BYTES` asks for, bytes: `auto` is
+ * {@link collectEveryBytes} of the budget, a number is itself, 0 is off.
+ */
+export function collectionPace(setting: number | 'auto', maxBytes: number): number {
+  return setting === 'auto' ? collectEveryBytes(maxBytes) : setting;
 }
 
 /**

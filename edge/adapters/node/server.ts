@@ -13,7 +13,7 @@ import type { PurgeSubscription } from '../../core/purge-source.ts';
 import { edgeIdOf } from '../../edge-id.ts';
 import type { FastHit, HitAnswer } from '../../fast-hit.ts';
 import type { OriginTransport } from '../../origin-transport.ts';
-import { collectEveryBytes, fillCollector } from './fill-collector.ts';
+import { collectionPace, fillCollector } from './fill-collector.ts';
 import { edgeNodeMetrics } from './metrics.ts';
 import { undiciOriginTransport } from './origin-transport.ts';
 import { type StatsReporter, startStatsReporter } from './stats-reporter.ts';
@@ -55,9 +55,9 @@ export function fastHitListener(fastHit: FastHit | undefined, app: RequestListen
   };
 }
 
-/** Full collections paced by origin bodies read (`EDGE_GC_EVERY_BYTES`, `./fill-collector.ts`); none when 0. */
+/** Full collections paced by origin bodies read (`EDGE_GC_EVERY_BYTES`, `./fill-collector.ts`); none when 0 (the default). */
 function collectingFills(config: EdgeConfig): { onBody?: (bodyBytes: number) => void } {
-  const every = config.EDGE_GC_EVERY_BYTES ?? collectEveryBytes(config.EDGE_MAX_BYTES);
+  const every = collectionPace(config.EDGE_GC_EVERY_BYTES, config.EDGE_MAX_BYTES);
   return every > 0 ? { onBody: fillCollector(every) } : {};
 }
 
