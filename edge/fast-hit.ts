@@ -91,6 +91,7 @@ export function createFastHit(deps: FastHitDeps): FastHit | undefined {
   const { cache, log, rateLimiter } = deps;
   const metrics = deps.metrics ?? noMetrics;
   const now = deps.now ?? Date.now;
+  const tokenOf = authorizationTokens();
 
   return (method, target, request, header) => {
     if (method !== 'GET') return undefined;
@@ -102,7 +103,7 @@ export function createFastHit(deps: FastHitDeps): FastHit | undefined {
     if (header(request, 'prefer') != null || header(request, 'cache-control') != null) return undefined;
     let principal: Principal | undefined;
     if (peek) {
-      const token = bearerToken(header(request, 'authorization'));
+      const token = tokenOf(header(request, 'authorization'));
       principal = token === undefined ? undefined : peek(token);
       if (!principal || !isAuthorized(principal, 'cache:read', namespace)) return undefined;
     }
@@ -136,6 +137,33 @@ export function createFastHit(deps: FastHitDeps): FastHit | undefined {
       duration_ms: seconds * 1000,
     });
     return answer;
+  };
+}
+
+/** How many `Authorization` values {@link authorizationTokens} remembers; past it, it starts over. */
+export const rememberedAuthorizations = 4096;
+
+/**
+ * `bearerToken` (`shared/auth.ts`) remembered by the whole `Authorization`
+ * value, so that a hit with a value seen before runs no expression and cuts
+ * no string: one map lookup, and the token it returns is the same string
+ * each time (its hash already computed for the verifier's own lookup). Only
+ * the parsing is remembered; whether the token is still valid is asked of
+ * the verifier on every request. A value that holds no bearer token is not
+ * remembered. At most {@link rememberedAuthorizations} values; past that the
+ * map is emptied and fills again (no recency bookkeeping on the hit path).
+ */
+export function authorizationTokens(): (authorization: string | null | undefined) => string | undefined {
+  const tokens = new Map<string, string>();
+  return (authorization) => {
+    if (!authorization) return undefined;
+    const known = tokens.get(authorization);
+    if (known !== undefined) return known;
+    const token = bearerToken(authorization);
+    if (token === undefined) return undefined;
+    if (tokens.size >= rememberedAuthorizations) tokens.clear();
+    tokens.set(authorization, token);
+    return token;
   };
 }
 

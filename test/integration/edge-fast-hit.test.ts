@@ -196,6 +196,13 @@ describe('edge hit fast path', () => {
       ['/api/v1/cache/fh/k1', [...bearer(reader), 'If-None-Match', `"v1", ${etag}`], 'fast', 304],
       ['/api/v1/cache/fh/k1', [...bearer(reader), 'If-None-Match', '*'], 'fast', 304],
       ['/api/v1/cache/fh/k1', [...bearer(reader), 'If-None-Match', '"v1"'], 'fast', 200],
+      // Other spellings of a remembered token's Authorization value (the fast path remembers each value's token).
+      ['/api/v1/cache/fh/k1', ['Authorization', `bearer ${reader}`], 'fast', 200],
+      ['/api/v1/cache/fh/k1', ['Authorization', `Bearer   ${reader}`], 'fast', 200],
+      ['/api/v1/cache/fh/k1', ['Authorization', `bearer ${reader}`], 'fast', 200],
+      ['/api/v1/cache/fh/k1', ['Authorization', `Bearer${reader}`], 'app', 401],
+      ['/api/v1/cache/fh/k1', ['Authorization', `Token ${reader}`], 'app', 401],
+      ['/api/v1/cache/fh/k1', ['Authorization', `Token ${reader}`], 'app', 401],
       // Refused before the route: no token, a forged one, an expired one, a missing grant or scope, two tokens.
       ['/api/v1/cache/fh/k1', [], 'app', 401],
       ['/api/v1/cache/fh/k1', ['Authorization', 'Basic Zm9vOmJhcg=='], 'app', 401],
@@ -508,6 +515,9 @@ describe('edge hit fast path in a deno process', () => {
       [[...bearer, 'If-None-Match', '"v0"'], 'fast', 200],
       [[...bearer, 'Prefer', 'lease'], 'app', 200],
       [[], 'app', 401],
+      // Another spelling of the same token's Authorization value, and a value with no bearer token.
+      [['Authorization', bearer[1]!.replace('Bearer ', 'bearer  ')], 'fast', 200],
+      [['Authorization', bearer[1]!.replace('Bearer ', 'Token ')], 'app', 401],
     ];
     const cases = casesFor(await etagNow());
     const started = Date.now();
