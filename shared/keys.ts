@@ -44,15 +44,21 @@ export const ttlSecondsSchema = z
   .min(minTtlSeconds, 'ttl must be at least 1 second')
   .max(maxTtlSeconds, `ttl must be at most ${maxTtlSeconds} seconds`);
 
+/** Decimal digits only (no sign, exponent, hex or spaces): a TTL as a query string writes it. */
+const wholeSeconds = /^[0-9]{1,12}$/;
+
 /** A TTL in a query string: decimal digits only (no sign, exponent, hex or spaces), then {@link ttlSecondsSchema}. */
 export const ttlQuerySchema = z
   .string()
-  .regex(/^[0-9]{1,12}$/, 'ttl must be a whole number of seconds')
+  .regex(wholeSeconds, 'ttl must be a whole number of seconds')
   .transform(Number)
   .pipe(ttlSecondsSchema);
 
+/** One tag's rule, as regular-expression source: the schema below and the write path's plain check share it. */
+const tagRule = '[A-Za-z0-9_:.-]{1,128}';
+
 /** A tag (surrogate key): same character rules as a namespace but up to 128 chars, plus `:` and `.`. */
-export const tagSchema = z.string().regex(/^[A-Za-z0-9_:.-]{1,128}$/, 'tag must match [A-Za-z0-9_:.-]{1,128}');
+export const tagSchema = z.string().regex(new RegExp(`^${tagRule}$`), `tag must match ${tagRule}`);
 
 /** Largest number of tags on one entry. */
 export const maxTagsPerEntry = 32;
@@ -109,20 +115,18 @@ export function isValidKey(key: string): boolean {
   return key.length <= 170 || utf8Bytes(key) <= maxKeyBytes;
 }
 
-const plainTtl = /^[0-9]{1,12}$/;
-
 /**
  * Fast parse of a `ttl` query value, for the write path: the seconds when
  * {@link ttlQuerySchema} accepts it, else undefined (the schema then says
  * why). Same rule, without zod's per-call work.
  */
 export function plainTtlSeconds(text: string): number | undefined {
-  if (!plainTtl.test(text)) return undefined;
+  if (!wholeSeconds.test(text)) return undefined;
   const seconds = Number(text);
   return seconds >= minTtlSeconds && seconds <= maxTtlSeconds ? seconds : undefined;
 }
 
-const plainTags = new RegExp(`^(?:[A-Za-z0-9_:.-]{1,128}(?:,[A-Za-z0-9_:.-]{1,128}){0,${maxTagsPerEntry - 1}})?$`);
+const plainTags = new RegExp(`^(?:${tagRule}(?:,${tagRule}){0,${maxTagsPerEntry - 1}})?$`);
 
 /**
  * Fast parse of a `tags` query value, for the write path: the tags when
