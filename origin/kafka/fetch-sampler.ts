@@ -119,6 +119,8 @@ const defaultMaxLanes = 16;
 const partitionMaxBytes = 1_048_576;
 /** Messages handed to one delivery (the consumer applies in chunks of the same size). */
 const chunkSize = 64;
+/** Records read ahead of their delivery per partition before the partition is read no further. */
+const maxQueued = 4 * chunkSize;
 const retryMinMs = 100;
 const retryMaxMs = 2_000;
 
@@ -322,6 +324,8 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
     const wanted = new Map<number, bigint>();
     for (const [partition, state] of partitions) {
       if (state.position === null || state.holdThrough !== null || state.retryAt > now) continue;
+      // Bounded memory: a partition whose deliveries lag (a slow store) is read again once they caught up.
+      if (state.queued.length >= maxQueued) continue;
       wanted.set(partition, state.position);
     }
     if (wanted.size === 0) return;
@@ -347,16 +351,22 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
         });
         for (const response of answer.responses) {
           if (response.topicName !== topic) continue;
-          for (const fetched of response.partitions) take(fetched);
+          for (const fetched of response.partitions) take(fetched, wanted.get(fetched.partition));
         }
       }),
     );
   };
 
-  /** Queues an answer's records at or after the partition's read position (answers overlap; each record once). */
-  const take = (fetched: FetchedPartition) => {
+  /**
+   * Queues an answer's records at or after the partition's read position
+   * (answers overlap; each record once). An answer read from past the
+   * position (the position moved back: a retry, a new assignment) would
+   * leave a gap, and is dropped.
+   */
+  const take = (fetched: FetchedPartition, from: bigint | undefined) => {
     const state = partitions.get(fetched.partition);
     if (!state || state.position === null || state.holdThrough !== null) return;
+    if (from === undefined || from > state.position) return;
     // Queued records end just before `position`: only what lies at or after it is new.
     const messages = new Batch(topic, String(state.position), fetched).messages;
     const last = messages[messages.length - 1];

@@ -43,7 +43,7 @@ function replica(topic: string, groupId: string, clientId: string, fetchSampleMs
   });
   const applied: string[] = [];
   bus.observe((m) => applied.push(m.keys[0]!));
-  const counts = { sampled: 0, fetched: new Map<number, number>() };
+  const counts = { sampled: 0, deadLettered: 0, fetched: new Map<number, number>() };
   const source = kafkaSource({
     connection: { brokers: [brokers], clientId },
     topic,
@@ -55,6 +55,7 @@ function replica(topic: string, groupId: string, clientId: string, fetchSampleMs
     logger: pino({ level: 'silent' }),
     fetchSampleMs,
     onSampled: () => counts.sampled++,
+    onDeadLetter: () => counts.deadLettered++,
     onBatchFetched: (p) => counts.fetched.set(p, (counts.fetched.get(p) ?? 0) + 1),
   });
   return { bus, source, applied, counts };
@@ -148,6 +149,27 @@ describe('Kafka fetch sampler (real broker)', () => {
     expect(new Set(r.applied).size).toBe(6);
     expect(r.applied.filter((k) => k.startsWith('a'))).toEqual(['a1', 'a2']);
     expect(r.counts.sampled).toBe(0);
+  });
+
+  it('leaves a poison message to the consumer, which dead-letters it once; the events around it are applied once, in order', async () => {
+    const s = await setup(1);
+    const r = replica(s.topic, s.groupId, 'strata-sampler-poison', 5);
+    cleanups.push(async () => {
+      await r.source.stop();
+      await s.producer.disconnect();
+      await s.admin.disconnect();
+    });
+    await r.source.start();
+    await r.source.ready(30_000);
+    await s.send(0, 'ns:k', 'before');
+    await s.producer.send({ topic: s.topic, messages: [{ partition: 0, key: 'ns:k', value: '{not json' }] });
+    await s.send(0, 'ns:k', 'after');
+    await eventually('both events applied', () => r.applied.length === 2, 20_000);
+    expect(r.applied).toEqual(['before', 'after']);
+    await eventually('the poison message dead-lettered', () => r.counts.deadLettered === 1, 20_000);
+    await eventually('offsets committed past all three', async () => (await s.committed()).get(0) === 3, 20_000);
+    expect(r.counts.deadLettered).toBe(1);
+    expect(r.applied).toEqual(['before', 'after']);
   });
 
   it('samples only the partitions assigned to its replica', async () => {
