@@ -1,8 +1,7 @@
-import { createRequire } from 'node:module';
 import type { KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
-import { type KafkaConnection, kafkaSecurity } from './client.ts';
-import { kafkaLogLevel, pinoLogCreator } from './log.ts';
+import type { KafkaConnection } from './client.ts';
+import { batchMessages, type FetchedPartition, type KafkaCluster, kafkaCluster } from './cluster.ts';
 
 /** What a {@link FetchSamplerOptions.deliver} did with the messages it was handed. */
 export interface SampleDelivery {
@@ -64,53 +63,6 @@ export interface FetchSampler {
   /** Connections open now (for tests and logs). */
   readonly lanes: number;
 }
-
-// kafkajs's own cluster, broker and batch, used directly (kafkajs is pinned): the public consumer has one
-// fetch in flight per broker, and each of these clusters brings its own fetch connection.
-interface KafkaBroker {
-  fetch(request: {
-    maxWaitTime: number;
-    minBytes: number;
-    maxBytes: number;
-    isolationLevel: number;
-    topics: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[] }[];
-  }): Promise<{ responses: { topicName: string; partitions: FetchedPartition[] }[] }>;
-  offsetFetch(request: {
-    groupId: string;
-    topics: { topic: string; partitions: { partition: number }[] }[];
-  }): Promise<{ responses: { topic: string; partitions: { partition: number; offset: string }[] }[] }>;
-}
-interface FetchedPartition {
-  partition: number;
-  highWatermark: string;
-}
-interface KafkaCluster {
-  connect(): Promise<void>;
-  disconnect(): Promise<void>;
-  addTargetTopic(topic: string): Promise<void>;
-  refreshMetadata(): Promise<void>;
-  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
-  findBroker(by: { nodeId: string }): Promise<KafkaBroker>;
-  findGroupCoordinator(by: { groupId: string }): Promise<KafkaBroker>;
-  fetchTopicsOffset(
-    topics: { topic: string; partitions: { partition: number }[]; fromBeginning: boolean }[],
-  ): Promise<{ topic: string; partitions: { partition: number; offset: string }[] }[]>;
-}
-type ClusterConstructor = new (options: Record<string, unknown>) => KafkaCluster;
-type BatchConstructor = new (
-  topic: string,
-  fetchedOffset: string,
-  partition: FetchedPartition,
-) => { readonly messages: KafkaMessage[] };
-
-const require = createRequire(import.meta.url);
-const Cluster = require('kafkajs/src/cluster') as ClusterConstructor;
-// Drops records below the fetched offset, aborted transactions and control records, as the consumer does.
-const Batch = require('kafkajs/src/consumer/batch') as BatchConstructor;
-const { createLogger } = require('kafkajs/src/loggers') as {
-  createLogger(options: { level: number; logCreator: unknown }): unknown;
-};
-const socketFactory = require('kafkajs/src/network/socketFactory') as () => unknown;
 
 /** Kafka's READ_COMMITTED isolation, the consumer's default. */
 const readCommitted = 1;
@@ -191,25 +143,10 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
   /** Deliveries under way: stop() waits for them (fetches and lookups are cut off instead). */
   const delivering = new Set<Promise<void>>();
 
-  const newCluster = (): KafkaCluster =>
-    new Cluster({
-      logger: createLogger({ level: kafkaLogLevel(log), logCreator: pinoLogCreator(log) }),
-      socketFactory: socketFactory(),
-      brokers: [...options.connection.brokers],
-      clientId: options.connection.clientId,
-      ...kafkaSecurity(options.connection),
-      connectionTimeout: 3_000,
-      enforceRequestTimeout: true,
-      requestTimeout: 10_000,
-      metadataMaxAge: 300_000,
-      allowAutoTopicCreation: false,
-      retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 2 },
-    });
-
   const openLane = () => {
     if (opening || lanes.length >= maxLanes) return;
     opening = (async () => {
-      const cluster = newCluster();
+      const cluster = kafkaCluster(options.connection, log);
       try {
         await cluster.connect();
         await cluster.addTargetTopic(topic);
@@ -368,7 +305,7 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
     if (!state || state.position === null || state.holdThrough !== null) return;
     if (from === undefined || from > state.position) return;
     // Queued records end just before `position`: only what lies at or after it is new.
-    const messages = new Batch(topic, String(state.position), fetched).messages;
+    const messages = batchMessages(topic, String(state.position), fetched);
     const last = messages[messages.length - 1];
     if (!last) return;
     state.queued.push(...messages);
