@@ -35,6 +35,8 @@ export interface FetchSamplerOptions {
    * after it ended.
    */
   readonly deliver: (partition: number, messages: readonly KafkaMessage[]) => Promise<SampleDelivery>;
+  /** Builds one lane's cluster; {@link kafkaCluster} over `connection` by default (unit tests pass a fake). */
+  readonly cluster?: () => KafkaCluster;
 }
 
 /** Reads the newest records of a consumer's partitions between its long-poll fetches; see {@link fetchSampler}. */
@@ -146,7 +148,7 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
   const openLane = () => {
     if (opening || lanes.length >= maxLanes) return;
     opening = (async () => {
-      const cluster = kafkaCluster(options.connection, log);
+      const cluster = options.cluster?.() ?? kafkaCluster(options.connection, log);
       try {
         await cluster.connect();
         await cluster.addTargetTopic(topic);
