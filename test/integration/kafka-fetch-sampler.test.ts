@@ -1,14 +1,11 @@
 import { AssignerProtocol, Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { CacheService } from '../../origin/cache-service.ts';
 import { InvalidationApplier } from '../../origin/invalidation/applier.ts';
 import { kafkaSource } from '../../origin/invalidation/kafka-source.ts';
 import type { PurgeBus } from '../../origin/purge/bus.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
-import { memoryStore } from '../../origin/store/memory.ts';
-import { passThroughStore } from '../../origin/store/pass-through.ts';
-import { connectProducer, createTopics, invalidation, uniqueName } from '../support/kafka.ts';
+import { connectProducer, createTopics, invalidation, purgeRecorder, uniqueName } from '../support/kafka.ts';
 import { eventually } from '../support/wait.ts';
 
 const brokers = inject('kafkaBrokers');
@@ -35,14 +32,7 @@ class HoldingBus extends InProcessPurgeBus {
 /** One replica: a Kafka source in `groupId` applying through its own applier, service and bus. */
 function replica(topic: string, groupId: string, clientId: string, fetchSampleMs: number | undefined) {
   const bus = new HoldingBus({ retainedEntries: 1_000 });
-  const service = new CacheService({
-    store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
-    bus,
-    defaultTtlSeconds: 60,
-    maxValueBytes: 1024,
-  });
-  const applied: string[] = [];
-  bus.observe((m) => applied.push(m.keys[0]!));
+  const { service, applied } = purgeRecorder(bus);
   const counts = { sampled: 0, deadLettered: 0, fetched: new Map<number, number>() };
   const source = kafkaSource({
     connection: { brokers: [brokers], clientId },
