@@ -115,8 +115,9 @@ interface PartitionState {
  * on a connection whose previous fetch has returned: the sampler opens
  * connections (lanes, each a kafkajs cluster of its own, with the consumer's
  * TLS and SASL settings) as the ticks find none free, up to `maxLanes`,
- * which settles at about round trip ÷ interval + 1. A record then waits at
- * most about one interval for a fetch instead of up to one round trip. Cost:
+ * which settles at about round trip ÷ interval + 1 (more while the process
+ * is slow to read answers). A record then waits at most about one interval
+ * for a fetch instead of up to one round trip. Cost:
  * 1000 ÷ `intervalMs` fetches per second per replica to the partitions'
  * leaders, and up to two connections per lane and broker (one for metadata,
  * one for fetches).
