@@ -60,21 +60,29 @@ async function setup(replicaId: string, logKey = ownPurgeLogKey(), leaseMs = 3_0
     bus.publish({ namespace: 'ns', keys: [`k${n++}`], tags: [], prefix: null, version: n, action: 'update', ts: 1 });
   const progress = async () => Number(await client.hget(`${logKey}:pipeline:progress`, 'seq'));
   const pending = async () => Number(((await client.xpending(`${logKey}:stream`, 'pipeline-test')) as [number])[0]);
-  return { bus, reader, calls, publish, progress, pending, logKey };
+  /**
+   * Logs one entry, starts the reader, then logs `held - 1` more, each
+   * handed over while the earlier ones are held; resolves with the `seq`
+   * before the first.
+   */
+  const startHolding = async (held: number) => {
+    await publish();
+    reader.start();
+    await callsFor(calls, 1);
+    for (let i = 1; i < held; i++) await publish();
+    await callsFor(calls, held);
+    return calls[0]!.seqs[0]! - 1;
+  };
+  return { bus, reader, calls, publish, progress, pending, logKey, startHolding };
 }
 
 const callsFor = (calls: Held[], n: number) => eventually(`${n} deliveries`, () => calls.length >= n, 10_000);
 
 describe('purge log group reader, several batches in delivery', () => {
   it('hands batch 2 over while batch 1 is held, and acknowledges batch 2 only after batch 1', async () => {
-    const { reader, calls, publish, progress, pending } = await setup('pipe-a');
-    await publish();
-    reader.start();
-    await callsFor(calls, 1);
-    const base = calls[0]!.seqs[0]! - 1;
-    await publish();
+    const { reader, calls, progress, pending, startHolding } = await setup('pipe-a');
     // Batch 2 arrives while batch 1 is still in delivery.
-    await callsFor(calls, 2);
+    const base = await startHolding(2);
     expect(calls.map((c) => c.seqs)).toEqual([[base + 1], [base + 2]]);
     expect(calls.map((c) => c.batch.loss)).toEqual([null, null]);
 
@@ -93,13 +101,8 @@ describe('purge log group reader, several batches in delivery', () => {
   });
 
   it('batch 1 fails after batch 2 was delivered: both are delivered again, from batch 1, in log order', async () => {
-    const { reader, calls, publish, progress, pending } = await setup('pipe-b');
-    await publish();
-    reader.start();
-    await callsFor(calls, 1);
-    const base = calls[0]!.seqs[0]! - 1;
-    await publish();
-    await callsFor(calls, 2);
+    const { reader, calls, publish, progress, pending, startHolding } = await setup('pipe-b');
+    const base = await startHolding(2);
     calls[1]!.resolve();
     calls[0]!.reject(new Error('Kafka unreachable'));
     // A third entry logged meanwhile comes after the two re-delivered ones.
@@ -121,13 +124,7 @@ describe('purge log group reader, several batches in delivery', () => {
 
   it('a replica killed with out-of-order completions: the next holder re-delivers from the first unacknowledged, no false loss', async () => {
     const a = await setup('pipe-kill-a', undefined, 900);
-    await a.publish();
-    a.reader.start();
-    await callsFor(a.calls, 1);
-    const base = a.calls[0]!.seqs[0]! - 1;
-    await a.publish();
-    await a.publish();
-    await callsFor(a.calls, 3);
+    const base = await a.startHolding(3);
     // Batches 3 and 2 are done, batch 1 is not: nothing may be acknowledged yet.
     a.calls[2]!.resolve();
     a.calls[1]!.resolve();
