@@ -265,7 +265,7 @@ export class RegionForwarder {
     // One send per producer, queued after the previous batch's (batches come in log order).
     const byLane = new Map<Lane, Message[]>();
     for (const { key, value } of events) {
-      const lane = this.#lanes[crc32(key) % this.#lanes.length]!;
+      const lane = this.#laneOf(key);
       byLane.set(lane, [...(byLane.get(lane) ?? []), { key, value }]);
     }
     const queued = this.#queued.then(async (blocked) => {
@@ -289,6 +289,11 @@ export class RegionForwarder {
     const failed = sends.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     if (events.length > 0) this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
+  }
+
+  /** The producer a message key always goes to (CRC-32 of the key, RFC 1952). */
+  #laneOf(key: string): Lane {
+    return this.#lanes[crc32(key) % this.#lanes.length]!;
   }
 
   /**
@@ -326,7 +331,7 @@ export class RegionForwarder {
     };
     this.#o.logger.warn({ region: this.#o.region, reason, namespaces }, 'region forwarder sends a region-wide reset');
     const key = `reset:${this.#o.region}`;
-    await this.#queue(this.#lanes[crc32(key) % this.#lanes.length]!, [{ key, value: JSON.stringify(event) }], pass);
+    await this.#queue(this.#laneOf(key), [{ key, value: JSON.stringify(event) }], pass);
     this.#o.events?.onReset?.(reason, namespaces);
   }
 }

@@ -112,8 +112,7 @@ async function forwarding(producers: number, failAt?: number) {
     }
     return writes;
   };
-  const pending = async () =>
-    Number(((await client.xpending(`${logKey}:stream`, forwarderGroup)) as [number])[0] ?? 0);
+  const pending = async () => Number(((await client.xpending(`${logKey}:stream`, forwarderGroup)) as [number])[0] ?? 0);
   return { forwarder, watch, errors, ns, write, pending };
 }
 
