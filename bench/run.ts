@@ -39,6 +39,10 @@ const { values: args } = parseArgs({
     sections: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'trace-limit': { type: 'string' },
+    /** (l): milliseconds between one edge's answer and its next GET while waiting for a purge (0 = back to back). */
+    'poll-ms': { type: 'string', default: '1' },
+    /** (l): sequential writes measured. */
+    writes: { type: 'string', default: '1000' },
   },
 });
 const options = {
@@ -77,7 +81,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   hub: () => withRedis((redisUrl) => hubBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
   perf: () => perfBenchmarks(options),
-  regions: () => regionBenchmarks(options),
+  regions: () => regionBenchmarks({ ...options, pollMs: Number(args['poll-ms']), writes: Number(args.writes) }),
   warm: () => withRedis((redisUrl) => warmBenchmarks({ redisUrl })),
 };
 
