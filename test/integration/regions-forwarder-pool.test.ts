@@ -41,7 +41,7 @@ interface Watch {
 
 /**
  * A real idempotent producer (as the origin makes them) whose sends are
- * counted; its `failAt`-th send fails (after 100 ms, as a broker that stopped
+ * counted; its `failAt`-th send, if given, fails (after 100 ms, as a broker that stopped
  * answering) without reaching Kafka.
  */
 function watched(watch: Watch, index: number, failAt?: number): Producer {
@@ -78,7 +78,7 @@ async function forwarding(producers: number, failAt?: number) {
     logKey,
     region: 'a',
     replicaId: uniqueName('pool'),
-    producers: Array.from({ length: producers }, (_, i) => watched(watch, i, i === 0 ? failAt : undefined)),
+    producers: Array.from({ length: producers }, (_, i) => watched(watch, i, failAt)),
     topic,
     leaseMs: 3_000,
     blockMs: 200,
@@ -125,8 +125,8 @@ describe('region forwarder with several producers', () => {
     const perKey = firstOccurrencesPerKey(events);
     expect(perKey.size).toBe(12);
     for (const sequence of perKey.values()) expect(increasing(sequence)).toBe(true);
-    // Every producer carried some keys, and more than one send was in flight at a time.
-    expect(watch.sends.every((n) => n > 0)).toBe(true);
+    // Several producers carried keys (all 12 keys on one of 4 has odds of 1 in 4 million), several sends at a time.
+    expect(watch.sends.filter((n) => n > 0).length).toBeGreaterThan(1);
     expect(watch.most).toBeGreaterThan(1);
     await eventually('nothing left pending in the log', async () => (await pending()) === 0, 10_000);
     expect(forwarder.status().unforwardedSince).toBe(0);
@@ -142,8 +142,8 @@ describe('region forwarder with several producers', () => {
     const perKey = firstOccurrencesPerKey(events);
     expect(perKey.size).toBe(12);
     for (const sequence of perKey.values()) expect(increasing(sequence)).toBe(true);
-    // The failing producer was used again after the re-read.
-    expect(watch.sends[0]).toBeGreaterThan(3);
+    // Producers whose third send failed were used again after the re-read.
+    expect(watch.sends.some((n) => n > 3)).toBe(true);
     await eventually('nothing left pending in the log', async () => (await pending()) === 0, 10_000);
     await eventually('the forwarder reports no error', () => forwarder.status().lastError === null, 10_000);
     expect(forwarder.status().unforwardedSince).toBe(0);
