@@ -143,7 +143,7 @@ describe('CacheService intents', () => {
   });
 
   it('recovering a purge intent (tags or prefix) applies the purge again', async () => {
-    const { memory, bus, calls, service } = overMemory();
+    const { memory, calls, service } = overMemory();
     await memory.set('ns', 't1', {
       value: new TextEncoder().encode('T'),
       contentType: 'x',
