@@ -459,6 +459,7 @@ export class CacheService {
       keys: [...selector.keys],
       tags: [...selector.tags],
       prefix: selector.prefix,
+      ...(originRegion === undefined ? {} : { origin_region: originRegion }),
     });
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
     this.counters.delete(namespace);
@@ -544,6 +545,8 @@ export class CacheService {
    */
   async recoverIntent(scope: PurgeScope, intentId: string): Promise<void> {
     const { namespace, keys, tags, prefix } = scope;
+    // Another region's invalidation stays marked as such: this region's forwarder must not send it back.
+    const from = scope.origin_region === undefined ? {} : { origin_region: scope.origin_region };
     const { store, bus } = this.#o;
     if (store.resilience?.breaker.state === 'open') throw new Error('store unavailable: intent recovery waits');
     const floors = new Map<number, string[]>();
@@ -554,7 +557,7 @@ export class CacheService {
     };
     if (tags.length > 0 || prefix !== null) {
       const version = await purgeAtStore({ keys, tags, prefix });
-      const input: PurgeInput = { namespace, keys, tags, prefix, version, action: 'delete', ts: this.#now() };
+      const input: PurgeInput = { namespace, keys, tags, prefix, version, action: 'delete', ts: this.#now(), ...from };
       await bus.publish(input, { closes: intentId });
       return;
     }
@@ -576,12 +579,13 @@ export class CacheService {
         version,
         action: 'update',
         ts: this.#now(),
+        ...from,
       };
       await bus.publish(input, { closes: i === groups.length - 1 ? intentId : null });
     }
     if (groups.length === 0)
       await bus.publish(
-        { namespace, keys: [], tags: [], prefix: null, version: 0, action: 'update', ts: this.#now() },
+        { namespace, keys: [], tags: [], prefix: null, version: 0, action: 'update', ts: this.#now(), ...from },
         { closes: intentId },
       );
   }

@@ -257,6 +257,12 @@ const originConfigFields = z.object({
   REGION_FORWARD: z.stringbool().optional(),
   /** Milliseconds the forwarder lease lasts without renewal: a dead forwarding replica is replaced within about this. */
   REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
+  /**
+   * Idempotent Kafka producers (one connection each to every broker they send to) the region forwarder sends
+   * through; a key's events always use the same one, so they stay in order. More lets a purge leave while another
+   * produce is in flight; 1 sends one batch at a time.
+   */
+  REGION_FORWARD_PRODUCERS: positiveInt.max(32).default(4),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */
   INVALIDATION_DEDUP_WINDOW: positiveInt.default(100_000),
   /** Answer cache operations and management requests over Kafka (the Message Hub, docs/message-hub.md). Needs `KAFKA_BROKERS`. */

@@ -86,8 +86,14 @@ export interface PurgeBus {
 /** A purge as the bus receives it; the bus adds `type` and `position`. */
 export type PurgeInput = Omit<PurgeMessage, 'type' | 'position'>;
 
-/** What a change touches: the part of a purge known before the store write (for an intent). */
-export type PurgeScope = Pick<PurgeInput, 'namespace' | 'keys' | 'tags' | 'prefix'>;
+/**
+ * What a change touches: the part of a purge known before the store write (for an intent).
+ * `origin_region` is set when the change applies another region's invalidation: the intent keeps it, so a
+ * recovered intent's purge is not forwarded back to that region as one of this region's own.
+ */
+export type PurgeScope = Pick<PurgeInput, 'namespace' | 'keys' | 'tags' | 'prefix'> & {
+  readonly origin_region?: string | undefined;
+};
 
 /** Options of {@link PurgeBus.publish}. */
 export interface PublishOptions {

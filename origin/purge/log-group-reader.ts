@@ -28,6 +28,14 @@ export interface LogGroupBatch {
   readonly loss: string | null;
   /** Stream id of the first entry read (or the time, ms, for a loss found at takeover): names a loss report. */
   readonly firstId: string;
+  /**
+   * Which pass over the log this batch belongs to: it goes up each time the
+   * reader starts again from its pending entries (after a failure, a lost
+   * lease or a takeover), and every delivery of an earlier pass has settled
+   * by then. A consumer that holds state across deliveries (a send that
+   * failed and must hold back later ones) resets it on a new pass.
+   */
+  readonly pass: number;
 }
 
 /** What the reader reports, for logs and metrics (all optional). */
@@ -56,9 +64,21 @@ export interface LogGroupReaderOptions {
   /** Entries per read; default 200. */
   readonly batchSize?: number | undefined;
   /**
+   * Batches in delivery at once (default 1: the next read waits for the
+   * previous delivery). With more, the reader reads and hands over the next
+   * batch while earlier ones are still in delivery (on a connection of its
+   * own, so a blocking read never delays an acknowledgement); `deliver` is
+   * called in log order, and must itself keep whatever order it needs
+   * downstream. Batches are still acknowledged in log order only.
+   */
+  readonly maxInFlight?: number | undefined;
+  /**
    * Hands one batch downstream; resolves only once downstream holds it
-   * (Kafka acknowledged it). Only then are the batch's entries acknowledged
-   * in the log (`XACK`); a rejection re-reads them after a back-off.
+   * (Kafka acknowledged it). Only then, and once every earlier batch was,
+   * are the batch's entries acknowledged in the log (`XACK` and the
+   * progress); a rejection stops reading, waits for the deliveries in
+   * flight to settle and re-reads this replica's pending entries after a
+   * back-off.
    */
   readonly deliver: (batch: LogGroupBatch) => Promise<void>;
   readonly logger: Logger;
@@ -87,9 +107,23 @@ type StreamEntry = [id: string, fields: string[] | null];
 
 type Decoded = ({ kind: 'entry' } & LogGroupEntry) | { kind: 'lost'; id: string; reason: string };
 
+/** How far through the log: an incarnation and the `seq` of an entry in it. */
+type Progress = { inc: string; seq: number };
+
 // Renews the lease only while this replica holds it. KEYS: lease. ARGV: replica, ms.
 const renewScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
+/**
+ * Acknowledges entries and stores the progress only while this replica holds
+ * the lease: a replica that lost it while delivering must not move the
+ * progress back behind what the new holder acknowledged (a false gap at the
+ * next takeover). KEYS: stream, progress, lease. ARGV: group, replica, inc
+ * ('' = keep), seq, ids….
+ */
+const acknowledgeScript = `if redis.call('GET', KEYS[3]) ~= ARGV[2] then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 5))
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'inc', ARGV[3], 'seq', ARGV[4]) end
+return 1`;
 /** Lua: deletes a lease (or claim) only while `ARGV[1]` holds it (`GET` = holder). KEYS: lease. ARGV: holder. */
 export const releaseScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
@@ -108,7 +142,10 @@ return 0`;
  *   taking over it first claims what the previous holder read but did not
  *   acknowledge (`XAUTOCLAIM`) and delivers that, oldest first. An entry is
  *   acknowledged in the log (`XACK`) only after `deliver` resolved, so a crash
- *   re-delivers at most the unacknowledged tail.
+ *   re-delivers at most the unacknowledged tail. With several batches in
+ *   delivery at once (`maxInFlight`), a batch is acknowledged only after
+ *   every earlier one was, so the stored progress is always a contiguous
+ *   prefix of the log and a takeover never sees a gap that is not one.
  * - **Never silent**: entries trimmed before they were delivered, a log that
  *   lost its entries or restarted (new incarnation), or an entry it cannot
  *   read, come to `deliver` as a `loss`.
@@ -120,6 +157,8 @@ export class PurgeLogGroupReader {
   readonly #redis: Redis | Cluster;
   /** The lease's own connection: a blocking read on {@link #redis} must not delay a renewal. */
   readonly #leaseClient: Redis | Cluster;
+  /** Where `XREADGROUP` goes: {@link #redis} with one batch in flight, else a connection of its own. */
+  readonly #reads: Redis | Cluster;
   /** `<logKey>:stream`, the log itself. */
   readonly stream: string;
   /** `<logKey>:meta`, the log's bookkeeping hash (incarnation, last seq). */
@@ -131,16 +170,30 @@ export class PurgeLogGroupReader {
   readonly #blockMs: number;
   readonly #batchSize: number;
   readonly #verb: string;
+  readonly #maxInFlight: number;
   #leader = false;
   #leaderSince = 0;
   #closed = false;
   #loop: Promise<void> = Promise.resolve();
   #renewTimer: NodeJS.Timeout | undefined;
   #stopSleep: () => void = () => {};
-  /** Progress known to this replica: the incarnation and `seq` of the last entry delivered. */
-  #delivered: { inc: string; seq: number } | null = null;
+  /** Progress known to this replica: the incarnation and `seq` of the last entry delivered and acknowledged in the log. */
+  #delivered: Progress | null = null;
+  /** Progress as read: the last entry handed to `deliver` (ahead of {@link #delivered} while batches are in flight). */
+  #readProgress: Progress | null = null;
   #confirmedAt = 0;
   #lastError: string | null = null;
+  #failures = 0;
+  /** The current pass over the log ({@link LogGroupBatch.pass}). */
+  #pass = 0;
+  /** Deliveries not settled yet (delivered and acknowledged, or failed), oldest first; each never rejects. */
+  readonly #inFlight: Promise<void>[] = [];
+  /** The last batch's delivery and acknowledgement: the next batch is acknowledged after it. */
+  #ackTail: Promise<void> = Promise.resolve();
+  /** The first failure of a delivery in flight in this pass: reading stops until they all settled. */
+  #failure: { error: unknown } | null = null;
+  /** Wakes the loop waiting for a delivery to settle or fail. */
+  #wake: () => void = () => {};
 
   constructor(options: LogGroupReaderOptions) {
     this.#o = options;
@@ -153,10 +206,13 @@ export class PurgeLogGroupReader {
     this.#blockMs = options.blockMs ?? 1_000;
     this.#batchSize = options.batchSize ?? 200;
     this.#verb = options.verb ?? 'delivered';
+    this.#maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 1));
     this.#redis = options.client.duplicate();
     this.#redis.on('error', () => {});
     this.#leaseClient = options.client.duplicate();
     this.#leaseClient.on('error', () => {});
+    this.#reads = this.#maxInFlight > 1 ? options.client.duplicate() : this.#redis;
+    if (this.#reads !== this.#redis) this.#reads.on('error', () => {});
   }
 
   /** The reader's own connection (not the blocking one's peer), for a consumer's bookkeeping beside the log. */
@@ -206,6 +262,7 @@ export class PurgeLogGroupReader {
     this.#closed = true;
     clearInterval(this.#renewTimer);
     this.#stopSleep();
+    this.#wake();
     await Promise.race([this.#loop, new Promise((r) => setTimeout(r, this.#blockMs + 1_000).unref())]);
     if (this.#leader) {
       await this.#leaseClient.eval(releaseScript, 1, this.#lease, this.#o.replicaId).catch(() => {});
@@ -213,6 +270,7 @@ export class PurgeLogGroupReader {
     }
     this.#redis.disconnect();
     this.#leaseClient.disconnect();
+    if (this.#reads !== this.#redis) this.#reads.disconnect();
   }
 
   #setLeader(leader: boolean): void {
@@ -234,39 +292,81 @@ export class PurgeLogGroupReader {
   }
 
   async #run(): Promise<void> {
-    let failures = 0;
-    let needPending = true;
+    // Non-null: this replica's pending entries are read (after a takeover or failure), past this stream id.
+    let pendingAfter: string | null = '0';
     while (!this.#closed) {
       try {
         if (!this.#leader) {
+          // A lost lease: what is in flight settles first (acknowledged in order, or re-read by the next holder).
+          await this.#settle();
           if (!(await this.#acquire())) {
             await this.#sleep(Math.max(100, Math.floor(this.#o.leaseMs / 3)));
             continue;
           }
-          needPending = true;
+          pendingAfter = '0';
+          this.#newPass();
           await this.#takeOver();
         }
-        const entries = await this.#read(needPending);
-        if (this.#closed || !this.#leader) continue;
-        if (needPending && entries.length === 0) {
-          needPending = false;
+        this.#throwFailure();
+        if (this.#inFlight.length >= this.#maxInFlight) {
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+          });
           continue;
         }
-        if (entries.length > 0) await this.#deliver(entries);
-        this.#confirmedAt = Date.now();
-        this.#lastError = null;
-        failures = 0;
+        const entries = await this.#readLog(pendingAfter);
+        this.#throwFailure();
+        if (this.#closed || !this.#leader) continue;
+        if (pendingAfter !== null && entries.length === 0) {
+          pendingAfter = null;
+          continue;
+        }
+        if (entries.length > 0) {
+          if (pendingAfter !== null) pendingAfter = entries.at(-1)![0];
+          this.#deliver(entries);
+        } else if (this.#inFlight.length === 0) {
+          this.#confirmed();
+        }
       } catch (error) {
-        if (this.#closed) return;
-        // Re-read what this replica holds but has not acknowledged: the log (not memory) says what is left.
-        needPending = true;
-        failures += 1;
-        const retryInMs = Math.round(Math.random() * Math.min(5_000, 100 * 2 ** failures));
+        if (this.#closed) break;
+        // Stop reading, let what is in flight settle, then re-read what this replica holds but has not
+        // acknowledged: the log (not memory) says what is left.
+        await this.#settle();
+        pendingAfter = '0';
+        this.#newPass();
+        this.#failures += 1;
+        const retryInMs = Math.round(Math.random() * Math.min(5_000, 100 * 2 ** this.#failures));
         this.#lastError = error instanceof Error ? error.message : String(error);
         this.#o.events?.onError?.(error, retryInMs);
         await this.#sleep(retryInMs);
       }
     }
+    await this.#settle();
+  }
+
+  /** Starts reading again from what the log says (nothing in flight): forgets the last pass's failure. */
+  #newPass(): void {
+    this.#pass += 1;
+    this.#readProgress = this.#delivered;
+    this.#failure = null;
+    this.#ackTail = Promise.resolve();
+  }
+
+  /** A delivery or idle read succeeded. */
+  #confirmed(): void {
+    this.#confirmedAt = Date.now();
+    this.#lastError = null;
+    this.#failures = 0;
+  }
+
+  /** Throws the failure of a delivery in flight, if one failed. */
+  #throwFailure(): void {
+    if (this.#failure) throw this.#failure.error;
+  }
+
+  /** Waits until every delivery in flight settled (delivered and acknowledged, or failed). */
+  async #settle(): Promise<void> {
+    while (this.#inFlight.length > 0) await this.#inFlight[0];
   }
 
   /** Takes the lease when free; starts renewing it. */
@@ -304,6 +404,7 @@ export class PurgeLogGroupReader {
     await this.#ensureGroup();
     const progress = await this.#redis.hmget(this.#progress, 'inc', 'seq');
     this.#delivered = progress[0] ? { inc: progress[0], seq: Number(progress[1] ?? 0) } : null;
+    this.#readProgress = this.#delivered;
     let cursor = '0-0';
     let lost = 0;
     do {
@@ -323,7 +424,7 @@ export class PurgeLogGroupReader {
     // Claimed ids that were trimmed meanwhile are dropped from the group by XAUTOCLAIM: a loss to report.
     if (lost > 0) {
       const loss = `${lost} purge log entries were trimmed before they were ${this.#verb}`;
-      await this.#o.deliver({ entries: [], loss, firstId: `${Date.now()}` });
+      await this.#o.deliver({ entries: [], loss, firstId: `${Date.now()}`, pass: this.#pass });
     }
   }
 
@@ -343,22 +444,25 @@ export class PurgeLogGroupReader {
     if (decoded?.kind === 'entry') {
       await this.#redis.hset(this.#progress, 'inc', decoded.inc, 'seq', decoded.seq - 1);
       this.#delivered = { inc: decoded.inc, seq: decoded.seq - 1 };
+      this.#readProgress = this.#delivered;
     } else {
       const [inc, seq] = await this.#redis.hmget(this.meta, 'inc', 'seq');
       if (!inc) return;
       await this.#redis.hset(this.#progress, 'inc', inc, 'seq', Number(seq ?? 0));
       this.#delivered = { inc, seq: Number(seq ?? 0) };
+      this.#readProgress = this.#delivered;
     }
   }
 
-  /** This replica's pending entries (after a takeover or failure), else new ones (blocking). */
-  async #read(pending: boolean): Promise<StreamEntry[]> {
-    const args = pending
-      ? ['COUNT', this.#batchSize, 'STREAMS', this.stream, '0']
-      : ['COUNT', this.#batchSize, 'BLOCK', this.#blockMs, 'STREAMS', this.stream, '>'];
+  /** This replica's pending entries past `pendingAfter` (after a takeover or failure), else new ones (blocking). */
+  async #readLog(pendingAfter: string | null): Promise<StreamEntry[]> {
+    const args =
+      pendingAfter !== null
+        ? ['COUNT', this.#batchSize, 'STREAMS', this.stream, pendingAfter]
+        : ['COUNT', this.#batchSize, 'BLOCK', this.#blockMs, 'STREAMS', this.stream, '>'];
     let reply: [string, StreamEntry[]][] | null;
     try {
-      reply = (await this.#redis.call('XREADGROUP', 'GROUP', this.#o.group, this.#o.replicaId, ...args.map(String))) as
+      reply = (await this.#reads.call('XREADGROUP', 'GROUP', this.#o.group, this.#o.replicaId, ...args.map(String))) as
         | [string, StreamEntry[]][]
         | null;
     } catch (error) {
@@ -392,10 +496,14 @@ export class PurgeLogGroupReader {
     return { kind: 'entry', id, inc, seq, entry: parsed.data, intent: fields.get('intent') === '1' };
   }
 
-  /** Decodes one read, finds losses, hands it downstream, then acknowledges it in the log. */
-  async #deliver(raw: StreamEntry[]): Promise<void> {
+  /**
+   * Decodes one read, finds losses (against the progress as read), hands it
+   * downstream now, and acknowledges it in the log once delivered and once
+   * every earlier batch was acknowledged.
+   */
+  #deliver(raw: StreamEntry[]): void {
     let loss: string | null = null;
-    let progress = this.#delivered;
+    let progress = this.#readProgress;
     const entries: LogGroupEntry[] = [];
     for (const d of raw.map((e) => this.#decode(e))) {
       if (d.kind === 'lost') {
@@ -409,12 +517,47 @@ export class PurgeLogGroupReader {
       const { kind: _, ...entry } = d;
       entries.push(entry);
     }
-    await this.#o.deliver({ entries, loss, firstId: raw[0]![0] });
-    const tx = this.#redis.multi().xack(this.stream, this.#o.group, ...raw.map(([id]) => id));
-    if (progress) tx.hset(this.#progress, 'inc', progress.inc, 'seq', progress.seq);
-    const results = await tx.exec();
-    const failed = results?.find(([error]) => error);
-    if (!results || failed) throw failed?.[0] ?? new Error('purge log acknowledgement failed');
+    this.#readProgress = progress;
+    const delivery = this.#o.deliver({ entries, loss, firstId: raw[0]![0], pass: this.#pass });
+    // Any failure stops reading at once, even while earlier batches are still in delivery.
+    delivery.catch((error: unknown) => {
+      this.#failure ??= { error };
+      this.#wake();
+    });
+    const acknowledged = this.#ackTail.then(async () => {
+      await delivery;
+      await this.#acknowledge(raw, progress);
+    });
+    this.#ackTail = acknowledged;
+    const settled = acknowledged.then(
+      () => this.#confirmed(),
+      (error: unknown) => {
+        this.#failure ??= { error };
+      },
+    );
+    this.#inFlight.push(settled);
+    void settled.finally(() => {
+      this.#inFlight.splice(this.#inFlight.indexOf(settled), 1);
+      this.#wake();
+    });
+  }
+
+  /** `XACK` and the progress, atomically, while this replica holds the lease. */
+  async #acknowledge(raw: StreamEntry[], progress: Progress | null): Promise<void> {
+    const done = await this.#redis.eval(
+      acknowledgeScript,
+      3,
+      this.stream,
+      this.#progress,
+      this.#lease,
+      this.#o.group,
+      this.#o.replicaId,
+      progress?.inc ?? '',
+      progress?.seq ?? 0,
+      ...raw.map(([id]) => id),
+    );
+    // The new holder claimed these entries (XAUTOCLAIM) and delivers them again; this replica leaves them be.
+    if (Number(done) !== 1) throw new Error('lease lost before the delivered entries were acknowledged');
     this.#delivered = progress;
   }
 }

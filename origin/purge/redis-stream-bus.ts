@@ -325,8 +325,9 @@ export class RedisStreamPurgeBus implements PurgeBus {
     if (this.#closed) throw new Error('purge log is closed');
     // A tail that cannot read the log says Redis is unreachable: fail at once rather than wait for the append bound.
     if (!this.health().tailLive) throw new Error('purge log tail is not live');
-    const { namespace, keys, tags, prefix } = scope;
+    const { namespace, keys, tags, prefix, origin_region } = scope;
     const input: PurgeInput = { namespace, keys, tags, prefix, version: 0, action: 'update', ts: Date.now() };
+    if (origin_region !== undefined) Object.assign(input, { origin_region });
     const appended = await this.#bounded(this.#append(input, ['intent', '1'], false), this.#intentAppendTimeoutMs);
     return appended.id;
   }
@@ -847,8 +848,10 @@ export class RedisStreamPurgeBus implements PurgeBus {
     const parsed = purgeLogEntrySchema.safeParse(json);
     if (!parsed.success) return { kind: 'malformed', reason: parsed.error.issues[0]?.message ?? 'invalid entry' };
     if (fields.get('intent') === '1') {
-      const { namespace, keys, tags, prefix } = parsed.data;
-      return { kind: 'intent', scope: { namespace, keys, tags, prefix }, seq, incarnation };
+      const { namespace, keys, tags, prefix, origin_region } = parsed.data;
+      const scope: PurgeScope = { namespace, keys, tags, prefix };
+      if (origin_region !== undefined) Object.assign(scope, { origin_region });
+      return { kind: 'intent', scope, seq, incarnation };
     }
     const closes = fields.get('closes');
     return {

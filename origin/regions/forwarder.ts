@@ -1,5 +1,6 @@
+import { crc32 } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
-import type { Producer } from 'kafkajs';
+import type { Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { InvalidationEvent, RegionResetEvent } from '../../shared/schemas.ts';
 import { type LazySender, lazySender } from '../kafka/lazy-sender.ts';
@@ -29,8 +30,13 @@ export interface RegionForwarderOptions {
   readonly region: string;
   /** This replica's name in the lease and the consumer group; unique per process. */
   readonly replicaId: string;
-  /** A connected-on-demand producer; must be idempotent (`idempotent: true`, at most 1 request in flight). */
-  readonly producer: Producer;
+  /**
+   * Producers connected on demand (one or more); each must be idempotent
+   * (`idempotent: true`, at most 1 request in flight). Each event goes to the
+   * one its message key hashes to, so one key's events always leave through
+   * one producer, in log order (`REGION_FORWARD_PRODUCERS`).
+   */
+  readonly producers: readonly Producer[];
   /** The shared invalidation topic (`KAFKA_INVALIDATION_TOPIC`). */
   readonly topic: string;
   /** Milliseconds a lease lasts without renewal (`REGION_FORWARD_LEASE_MS`); renewed every third of it. */
@@ -39,6 +45,8 @@ export interface RegionForwarderOptions {
   readonly blockMs?: number;
   /** Entries per Kafka send; default 200. */
   readonly batchSize?: number;
+  /** Log batches in delivery at once; default 1 with one producer, else twice the producers. */
+  readonly maxInFlight?: number;
   readonly logger: Logger;
   readonly events?: ForwarderEvents;
 }
@@ -93,13 +101,33 @@ export function invalidationMessageKey(event: Pick<InvalidationEvent, 'namespace
  *   namespace, in log order with the region's other events.
  * - Entries that apply another region's invalidation (`origin_region` set)
  *   are acknowledged without being sent: they came from Kafka.
+ * - **Several sends in flight, in order per key**: kafkajs's idempotent
+ *   producer has one request in flight, so with one producer a purge logged
+ *   while another produce is in flight waits for its acknowledgement (one
+ *   round trip). With several producers, each event goes to the producer its
+ *   message key hashes to (CRC-32), the reader hands over the next batch
+ *   while earlier ones are in flight, and sends on one producer are chained
+ *   in log order. A failed send holds back every later send on its producer
+ *   (they fail without being sent) until the reader re-reads its pending
+ *   entries, so one key's events never overtake each other, even across a
+ *   failure. A loss is a barrier: everything in flight settles, the reset
+ *   goes out, then the rest.
  */
 export class RegionForwarder {
   readonly #o: RegionForwarderOptions;
   readonly #reader: PurgeLogGroupReader;
   readonly #namespaces: string;
-  readonly #sender: LazySender;
-  #unforwardedSince = 0;
+  readonly #lanes: Lane[];
+  /**
+   * Settles once the previous batch queued its sends (after its reset, if
+   * it had a loss): the next batch queues its own after. Holds the failure
+   * of a reset, which fails every later batch of its pass.
+   */
+  #queued: Promise<{ pass: number; error: unknown } | null> = Promise.resolve(null);
+  /** Batches in delivery, by the time their first entry was appended (Unix ms). */
+  readonly #unsent = new Map<symbol, number>();
+  /** The oldest batch whose send failed (and the pass it failed in): unsent until a later pass succeeds. */
+  #failed: { since: number; pass: number } | null = null;
 
   constructor(options: RegionForwarderOptions) {
     this.#o = options;
@@ -112,20 +140,27 @@ export class RegionForwarder {
       leaseMs: options.leaseMs,
       blockMs: options.blockMs,
       batchSize: options.batchSize,
+      maxInFlight: options.maxInFlight ?? (options.producers.length > 1 ? 2 * options.producers.length : 1),
       deliver: (batch) => this.#forward(batch),
       logger: options.logger,
       label: 'region forwarder',
       verb: 'forwarded',
       events: {
         onLeadership: (leader) => {
-          this.#unforwardedSince = 0;
+          this.#unsent.clear();
+          this.#failed = null;
           options.events?.onLeadership?.(leader);
         },
         onError: options.events?.onError,
       },
     });
     this.#namespaces = `${this.#reader.keyPrefix}:namespaces`;
-    this.#sender = lazySender(options.producer, options.topic);
+    if (options.producers.length === 0) throw new Error('the region forwarder needs at least one producer');
+    this.#lanes = options.producers.map((producer) => ({
+      sender: lazySender(producer, options.topic),
+      tail: Promise.resolve(),
+      poisoned: null,
+    }));
   }
 
   /** Starts competing for the lease and forwarding once held. */
@@ -142,8 +177,14 @@ export class RegionForwarder {
       forwardedSeq: s.deliveredSeq,
       confirmedAt: s.confirmedAt,
       lastError: s.lastError,
-      unforwardedSince: s.leader ? this.#unforwardedSince : 0,
+      unforwardedSince: s.leader ? this.#unforwardedSince() : 0,
     };
+  }
+
+  #unforwardedSince(): number {
+    let oldest = this.#failed?.since ?? 0;
+    for (const since of this.#unsent.values()) if (oldest === 0 || since < oldest) oldest = since;
+    return oldest;
   }
 
   /**
@@ -157,13 +198,32 @@ export class RegionForwarder {
   /** Stops forwarding and releases the lease (a peer takes over at once). Idempotent. */
   async close(): Promise<void> {
     await this.#reader.close();
-    await this.#sender.close();
+    await Promise.all(this.#lanes.map((lane) => lane.sender.close()));
   }
 
-  /** Sends one batch (a reset first when something was lost); the reader acknowledges it in the log after. */
-  async #forward({ entries, loss, firstId }: LogGroupBatch): Promise<void> {
+  /**
+   * Sends one batch (a reset first when something was lost); the reader
+   * acknowledges it in the log after. Settles only once every send of the
+   * batch settled.
+   */
+  async #forward(batch: LogGroupBatch): Promise<void> {
+    const { firstId, pass } = batch;
+    const token = Symbol(firstId);
     // A stream id starts with the ms its entry was appended: the oldest waiting purge's age needs no clock of ours.
-    if (this.#unforwardedSince === 0) this.#unforwardedSince = Number(firstId.split('-')[0]) || Date.now();
+    const since = Number(firstId.split('-')[0]) || Date.now();
+    this.#unsent.set(token, since);
+    try {
+      await this.#send(batch);
+      this.#unsent.delete(token);
+      if (this.#failed && this.#failed.pass < pass) this.#failed = null;
+    } catch (error) {
+      this.#unsent.delete(token);
+      this.#failed = { since: Math.min(this.#failed?.since ?? since, since), pass };
+      throw error;
+    }
+  }
+
+  async #send({ entries, loss, firstId, pass }: LogGroupBatch): Promise<void> {
     const redis = this.#reader.redis;
     const events: { key: string; value: string; ts: number }[] = [];
     const namespaces = new Set<string>();
@@ -202,17 +262,61 @@ export class RegionForwarder {
     // acknowledged in the log only once both succeeded (a failure re-reads it), so a later reset still names them.
     const seen = namespaces.size > 0 ? redis.sadd(this.#namespaces, ...namespaces) : null;
     seen?.catch(() => {});
-    if (loss) {
-      await seen;
-      await this.#sendReset(loss, firstId);
+    // One send per producer, queued after the previous batch's (batches come in log order).
+    const byLane = new Map<Lane, Message[]>();
+    for (const { key, value } of events) {
+      const lane = this.#laneOf(key);
+      byLane.set(lane, [...(byLane.get(lane) ?? []), { key, value }]);
     }
-    if (events.length > 0) await this.#sender.send(events.map(({ key, value }) => ({ key, value })));
+    const queued = this.#queued.then(async (blocked) => {
+      if (blocked?.pass === pass) throw blocked.error;
+      if (loss) {
+        // A barrier: everything in flight settles first, and nothing of a failed pass is overtaken by the reset.
+        await Promise.all(this.#lanes.map((lane) => lane.tail));
+        const failed = this.#lanes.find((lane) => lane.poisoned?.pass === pass);
+        if (failed) throw failed.poisoned!.error;
+        await seen;
+        await this.#sendReset(loss, firstId, pass);
+      }
+      return [...byLane].map(([lane, messages]) => this.#queue(lane, messages, pass));
+    });
+    this.#queued = queued.then(
+      () => null,
+      (error: unknown) => ({ pass, error }),
+    );
+    const sends = await Promise.allSettled(await queued);
     await seen;
+    const failed = sends.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
     if (events.length > 0) this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
-    this.#unforwardedSince = 0;
   }
 
-  async #sendReset(reason: string, at: string): Promise<void> {
+  /** The producer a message key always goes to (CRC-32 of the key, RFC 1952). */
+  #laneOf(key: string): Lane {
+    return this.#lanes[crc32(key) % this.#lanes.length]!;
+  }
+
+  /**
+   * Queues `messages` on `lane` after its earlier sends. A failed send
+   * poisons the lane for the rest of its pass: later sends fail unsent.
+   */
+  #queue(lane: Lane, messages: Message[], pass: number): Promise<void> {
+    // Every send of an earlier pass has settled (the reader saw to it): the re-read may send again.
+    if (lane.poisoned && lane.poisoned.pass < pass) lane.poisoned = null;
+    const sent = lane.tail.then(async () => {
+      if (lane.poisoned) throw lane.poisoned.error;
+      try {
+        await lane.sender.send(messages);
+      } catch (error) {
+        lane.poisoned ??= { pass, error };
+        throw error;
+      }
+    });
+    lane.tail = sent.catch(() => {});
+    return sent;
+  }
+
+  async #sendReset(reason: string, at: string, pass: number): Promise<void> {
     const redis = this.#reader.redis;
     const seen = await redis.smembers(this.#namespaces);
     const namespaces = seen.length > 0 ? seen.sort() : null;
@@ -226,7 +330,17 @@ export class RegionForwarder {
       timestamp: Date.now(),
     };
     this.#o.logger.warn({ region: this.#o.region, reason, namespaces }, 'region forwarder sends a region-wide reset');
-    await this.#sender.send([{ key: `reset:${this.#o.region}`, value: JSON.stringify(event) }]);
+    const key = `reset:${this.#o.region}`;
+    await this.#queue(this.#laneOf(key), [{ key, value: JSON.stringify(event) }], pass);
     this.#o.events?.onReset?.(reason, namespaces);
   }
+}
+
+/** One producer of the forwarder and the sends queued on it. */
+interface Lane {
+  readonly sender: LazySender;
+  /** Settles when the last send queued on it settled; never rejects. */
+  tail: Promise<void>;
+  /** The failed send that holds back the lane's later sends in its pass. */
+  poisoned: { pass: number; error: unknown } | null;
 }

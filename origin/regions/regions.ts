@@ -173,8 +173,11 @@ export function regionsFromConfig(
       logKey: config.PURGE_LOG_KEY,
       region,
       replicaId,
-      // Idempotent (KIP-98): a retried send is written once, and one request in flight keeps the log's order.
-      producer: kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
+      // Idempotent (KIP-98): a retried send is written once, and one request in flight keeps the log's order
+      // per producer; a key always leaves through the same one (REGION_FORWARD_PRODUCERS).
+      producers: Array.from({ length: config.REGION_FORWARD_PRODUCERS }, () =>
+        kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
+      ),
       topic: config.KAFKA_INVALIDATION_TOPIC,
       leaseMs: config.REGION_FORWARD_LEASE_MS,
       logger,

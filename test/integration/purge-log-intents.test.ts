@@ -79,4 +79,23 @@ describe('intents in the Redis purge log', () => {
     expect(recovered).toEqual([{ scope: scope(['orphan']), id: orphan }]);
     await eventually('both replicas to see the intent closed', () => a.openIntents === 0 && late.openIntents === 0);
   });
+
+  it('an intent of another region’s invalidation keeps its region, in the log and in what recovery is handed', async () => {
+    const key = freshKey();
+    const recovered: PurgeScope[] = [];
+    const bus = await open(key, 200);
+    bus.recoverIntentsWith(async (s, id) => {
+      recovered.push(s);
+      await bus.publish(purge(s.keys, 9), { closes: id });
+    });
+    await bus.intend({ ...scope(['from-a']), origin_region: 'a' });
+    const [entry] = (await standalone.xrange(`${key}:stream`, '-', '+')) as [string, string[]][];
+    const fields = entry?.[1] ?? [];
+    expect(purgeLogEntrySchema.parse(JSON.parse(fields[fields.indexOf('data') + 1]!))).toMatchObject({
+      keys: ['from-a'],
+      origin_region: 'a',
+    });
+    await eventually('the intent to be recovered', () => recovered.length === 1, 5_000);
+    expect(recovered).toEqual([{ ...scope(['from-a']), origin_region: 'a' }]);
+  });
 });

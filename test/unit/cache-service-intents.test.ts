@@ -17,6 +17,9 @@ function recordingBus(options: { publishFails?: () => boolean } = {}) {
   const inner = new InProcessPurgeBus({ retainedEntries: 64 });
   const calls: string[] = [];
   const closed: (string | null | undefined)[] = [];
+  /** What `publish` and `intend` were handed, as given. */
+  const inputs: PurgeInput[] = [];
+  const scopes: PurgeScope[] = [];
   let intents = 0;
   const bus: PurgeBus = {
     publish: async (input: PurgeInput, publishOptions?: PublishOptions) => {
@@ -26,10 +29,12 @@ function recordingBus(options: { publishFails?: () => boolean } = {}) {
       }
       calls.push(`publish ${input.keys.join(',')} closes ${publishOptions?.closes ?? '-'}`);
       closed.push(publishOptions?.closes);
+      inputs.push(input);
       return await inner.publish(input);
     },
     intend: async (scope: PurgeScope) => {
       intents += 1;
+      scopes.push(scope);
       calls.push(`intent ${scope.keys.join(',')}`);
       return `${intents}-0`;
     },
@@ -44,20 +49,20 @@ function recordingBus(options: { publishFails?: () => boolean } = {}) {
     relayLocally: () => calls.push('relayed locally'),
     close: () => inner.close(),
   };
-  return { bus, calls, closed };
+  return { bus, calls, closed, inputs, scopes };
 }
 
 /** A service over a memory store and a recording bus. */
 function overMemory() {
   const memory = memoryStore({ maxBytes: 1 << 20 });
-  const { bus, calls } = recordingBus();
+  const { bus, calls, inputs, scopes } = recordingBus();
   const service = new CacheService({
     store: passThroughStore(memory, memory),
     bus,
     defaultTtlSeconds: 60,
     maxValueBytes: 1024,
   });
-  return { memory, bus, calls, service };
+  return { memory, bus, calls, inputs, scopes, service };
 }
 
 const text = (s: string) => ({ value: new TextEncoder().encode(s), contentType: 'text/plain' });
@@ -138,7 +143,7 @@ describe('CacheService intents', () => {
   });
 
   it('recovering a purge intent (tags or prefix) applies the purge again', async () => {
-    const { memory, bus, calls, service } = overMemory();
+    const { memory, calls, service } = overMemory();
     await memory.set('ns', 't1', {
       value: new TextEncoder().encode('T'),
       contentType: 'x',
@@ -148,5 +153,26 @@ describe('CacheService intents', () => {
     await service.recoverIntent({ namespace: 'ns', keys: [], tags: ['t'], prefix: null }, '9-0');
     expect(await memory.get('ns', 't1')).toBeNull();
     expect(calls).toEqual(['publish  closes 9-0']);
+  });
+
+  it('another region’s invalidation keeps its region in the intent, and a recovered intent keeps it in every purge it logs', async () => {
+    const { memory, inputs, scopes, service } = overMemory();
+    await service.purge('ns', { keys: ['x'], tags: [], prefix: null }, 'update', 1_000, 'a');
+    expect(scopes).toEqual([{ namespace: 'ns', keys: ['x'], tags: [], prefix: null, origin_region: 'a' }]);
+    await memory.set('ns', 'held', { value: new TextEncoder().encode('H'), contentType: 'x', ttlMs: 60_000, tags: [] });
+    inputs.length = 0;
+    // Recovered here, an intent of region a's purge must not be forwarded back to region a as this region's own.
+    await service.recoverIntent(
+      { namespace: 'ns', keys: ['held', 'gone'], tags: [], prefix: null, origin_region: 'a' },
+      '9-0',
+    );
+    await service.recoverIntent({ namespace: 'ns', keys: [], tags: ['t'], prefix: null, origin_region: 'a' }, '10-0');
+    await service.recoverIntent({ namespace: 'ns', keys: [], tags: [], prefix: null, origin_region: 'a' }, '11-0');
+    expect(inputs.length).toBe(4);
+    for (const input of inputs) expect(input).toMatchObject({ origin_region: 'a' });
+    // This region's own intents stay unmarked.
+    inputs.length = 0;
+    await service.recoverIntent({ namespace: 'ns', keys: ['held'], tags: [], prefix: null }, '12-0');
+    expect(inputs.map((i) => 'origin_region' in i)).toEqual([false]);
   });
 });

@@ -14,4 +14,15 @@ describe('region settings', () => {
     expect(kafkaGroupId(parseConfig(originConfigSchema, { STRATA_REGION: 'eu-west' }))).toBe('strata-origin-eu-west');
     expect(kafkaGroupId(parseConfig(originConfigSchema, { STRATA_REGION: 'eu-west', KAFKA_GROUP_ID: 'g' }))).toBe('g');
   });
+
+  it('the forwarder sends through 4 producers unless REGION_FORWARD_PRODUCERS says otherwise (1 to 32)', () => {
+    expect(parseConfig(originConfigSchema, {}).REGION_FORWARD_PRODUCERS).toBe(4);
+    expect(parseConfig(originConfigSchema, { REGION_FORWARD_PRODUCERS: '1' }).REGION_FORWARD_PRODUCERS).toBe(1);
+    expect(() => parseConfig(originConfigSchema, { REGION_FORWARD_PRODUCERS: '0' })).toThrow(
+      /REGION_FORWARD_PRODUCERS/,
+    );
+    expect(() => parseConfig(originConfigSchema, { REGION_FORWARD_PRODUCERS: '33' })).toThrow(
+      /REGION_FORWARD_PRODUCERS/,
+    );
+  });
 });
