@@ -15,6 +15,8 @@ export interface OriginMetrics extends RequestMetrics {
   readonly invalidationLag: Histogram<'source'>;
   /** Kafka messages behind the partition's high watermark after the last batch, by partition. */
   readonly consumerLag: Gauge<'partition'>;
+  /** Invalidation events the Kafka fetch sampler applied before the group consumer did (`KAFKA_FETCH_SAMPLE_MS`). */
+  readonly invalidationsSampled: Counter;
   /** Purge log entries this replica relayed to its edges. */
   readonly purgeLogRelayed: Counter;
   /** `reset`s this replica's tail sent to its edges, by reason class (`incarnation`, `lost`, `gap`, `format`, `other`). */
@@ -48,7 +50,7 @@ export interface PurgeLogGauges {
  * Prometheus naming: `strata_requests_total`, `strata_request_duration_seconds`,
  * `strata_store_errors_total`, `strata_purges_total`, `strata_connected_edges`,
  * `strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
- * `strata_invalidation_consumer_lag_messages`,
+ * `strata_invalidation_consumer_lag_messages`, `strata_invalidation_sampled_total`,
  * `strata_compression_input_bytes_total`, `strata_compression_output_bytes_total`,
  * plus the process defaults and the ICD §6.1 names (`platform/node/icd-metrics.ts`).
  * No key is ever a label.
@@ -94,6 +96,11 @@ export function originMetrics(gauges: {
     name: 'strata_invalidation_consumer_lag_messages',
     help: 'Kafka invalidation messages not yet consumed, by partition (high watermark after the last batch).',
     labelNames: ['partition'] as const,
+    registers: [registry],
+  });
+  const invalidationsSampled = new Counter({
+    name: 'strata_invalidation_sampled_total',
+    help: 'Invalidation events the Kafka fetch sampler applied before the group consumer did.',
     registers: [registry],
   });
   const compressionInputBytes = new Counter({
@@ -202,6 +209,7 @@ export function originMetrics(gauges: {
     invalidations,
     invalidationLag,
     consumerLag,
+    invalidationsSampled,
     contentType: registry.contentType,
     request(operation, tier, result, seconds) {
       requests.request(operation, tier, result, seconds);

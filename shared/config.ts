@@ -232,6 +232,12 @@ const originConfigFields = z.object({
   KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
   /** Milliseconds between consumer heartbeats (well under the session timeout). */
   KAFKA_HEARTBEAT_INTERVAL_MS: positiveInt.default(3_000),
+  /**
+   * Milliseconds between sampling fetches of the consumer's partitions beside its long-poll (0–1000; 0 = off,
+   * the default): a new event then waits at most about this long for a fetch, instead of up to one round trip to
+   * the broker. Costs 1000 ÷ this fetches per second per replica and up to 16 more connections (docs/kafka.md).
+   */
+  KAFKA_FETCH_SAMPLE_MS: z.coerce.number().int().min(0).max(1_000).default(0),
   /** Connect to Kafka with TLS (`true`/`false`); the broker's certificate is checked against KAFKA_SSL_CA_FILE or the system trust store. */
   KAFKA_SSL: z.stringbool().default(false),
   /** PEM file of the CA(s) that signed the brokers' certificates; needs KAFKA_SSL=true. */

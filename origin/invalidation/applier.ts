@@ -13,7 +13,7 @@ import type { InvalidationSourceKind } from './source.ts';
 export type ApplyOutcome =
   /** Purged at the store and published to the purge bus. */
   | 'applied'
-  /** Its `id` was applied recently (inside the dedup window); nothing done. */
+  /** Its `id` was applied recently (inside the dedup window), or by an apply in flight that then succeeded; nothing done. */
   | 'duplicate'
   /** Forwarded from this origin's own region (`origin_region`): already applied here; nothing done. */
   | 'own_region';
@@ -86,6 +86,12 @@ export interface InvalidationApplierOptions {
  * {@link CacheService.purge}. The id is remembered only after that
  * succeeded, so a failed event is applied again on redelivery.
  *
+ * An id also counts while its apply is in flight: a second apply of it (the
+ * Kafka consumer and its fetch sampler reading the same event) waits for the
+ * first to end, then answers `duplicate` if it succeeded, or applies the
+ * event itself if it failed. So one event is never applied twice at once,
+ * and a key's later event never starts before its earlier one ended.
+ *
  * Idempotency is best-effort over a bounded window: a redelivery after the
  * window (or after an origin restart) is applied again, which is harmless
  * because a purge is idempotent; the window only saves work and edge churn.
@@ -94,6 +100,8 @@ export class InvalidationApplier {
   readonly #o: InvalidationApplierOptions;
   readonly #now: () => number;
   readonly #seen: LRUCache<string, true>;
+  /** Applies in flight, by event id: a second apply of an id waits for the first. */
+  readonly #inFlight = new Map<string, Promise<unknown>>();
 
   constructor(options: InvalidationApplierOptions) {
     this.#o = options;
@@ -118,10 +126,39 @@ export class InvalidationApplier {
       this.#o.onOutcome?.(source, 'own_region');
       return 'own_region';
     }
-    if (this.#seen.has(event.id)) {
-      this.#o.onOutcome?.(source, 'duplicate');
-      return 'duplicate';
+    return await this.#once(event.id, source, () => this.#purge(event, source));
+  }
+
+  /**
+   * Runs `work` for event `id` unless the id was applied within the window
+   * or is being applied: then waits for that apply to end and answers
+   * `duplicate` when it succeeded (runs `work` when it failed). Marks the id
+   * seen when `work` succeeded.
+   */
+  async #once(id: string, source: InvalidationSourceKind, work: () => Promise<void>): Promise<ApplyOutcome> {
+    for (;;) {
+      if (this.#seen.has(id)) {
+        this.#o.onOutcome?.(source, 'duplicate');
+        return 'duplicate';
+      }
+      const running = this.#inFlight.get(id);
+      if (!running) break;
+      await running.catch(() => {});
     }
+    const running = work().then(() => {
+      this.#seen.set(id, true);
+    });
+    this.#inFlight.set(id, running);
+    try {
+      await running;
+    } finally {
+      this.#inFlight.delete(id);
+    }
+    return 'applied';
+  }
+
+  /** Purges one event's keys, tags or prefix and reports the outcome; throws (reported `failed`) when it did not take. */
+  async #purge(event: InvalidationEvent, source: InvalidationSourceKind): Promise<void> {
     const fromRegion = event.origin_region;
     try {
       // Another region's purge keeps that region's acknowledgement time (edges' purge lag then spans regions)
@@ -145,10 +182,8 @@ export class InvalidationApplier {
       this.#o.onOutcome?.(source, 'failed');
       throw error;
     }
-    this.#seen.set(event.id, true);
     this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
     if (fromRegion !== undefined) this.#o.onRegionApplied?.(fromRegion, Math.max(0, this.#now() - event.timestamp));
-    return 'applied';
   }
 
   /**
@@ -162,19 +197,15 @@ export class InvalidationApplier {
       this.#o.onOutcome?.(source, 'own_region');
       return 'own_region';
     }
-    if (this.#seen.has(event.id)) {
-      this.#o.onOutcome?.(source, 'duplicate');
-      return 'duplicate';
-    }
-    try {
-      if (!this.#o.resetNamespaces) throw new Error('region resets are not wired to a store');
-      await this.#o.resetNamespaces(event.namespaces, event.origin_region);
-    } catch (error) {
-      this.#o.onOutcome?.(source, 'failed');
-      throw error;
-    }
-    this.#seen.set(event.id, true);
-    this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
-    return 'applied';
+    return await this.#once(event.id, source, async () => {
+      try {
+        if (!this.#o.resetNamespaces) throw new Error('region resets are not wired to a store');
+        await this.#o.resetNamespaces(event.namespaces, event.origin_region);
+      } catch (error) {
+        this.#o.onOutcome?.(source, 'failed');
+        throw error;
+      }
+      this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
+    });
   }
 }

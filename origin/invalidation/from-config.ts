@@ -13,7 +13,7 @@ import { type KafkaSource, kafkaSource } from './kafka-source.ts';
  * `KAFKA_BROKERS` is set, else the in-process source. Both apply events
  * through one {@link InvalidationApplier} wired to the origin's metrics
  * (`strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
- * `strata_invalidation_consumer_lag_messages`).
+ * `strata_invalidation_consumer_lag_messages`, `strata_invalidation_sampled_total`).
  * Not started: call `start()`.
  */
 export function invalidationSourceFromConfig(
@@ -21,7 +21,7 @@ export function invalidationSourceFromConfig(
   deps: {
     service: CacheService;
     logger: Logger;
-    metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag' | 'consumerLag'>;
+    metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag' | 'consumerLag' | 'invalidationsSampled'>;
     /** Cross-region hooks (`origin/regions/`); absent = events are applied whatever their region. */
     regions?: Pick<Regions, 'region' | 'onRegionApplied' | 'onCaughtUp' | 'resetNamespaces'>;
   },
@@ -57,5 +57,7 @@ export function invalidationSourceFromConfig(
     onDeadLetter: () => metrics.invalidations.inc({ source: 'kafka', result: 'dead_lettered' }),
     onLag: (partition, messages) => metrics.consumerLag.set({ partition: String(partition) }, messages),
     onCaughtUp: regions ? () => regions.onCaughtUp() : undefined,
+    fetchSampleMs: config.KAFKA_FETCH_SAMPLE_MS,
+    onSampled: () => metrics.invalidationsSampled.inc(),
   });
 }

@@ -7,9 +7,11 @@ import {
   type Producer,
 } from 'kafkajs';
 import type { Logger } from 'pino';
+import type { InvalidationEvent } from '../../shared/schemas.ts';
 import { withConsumerSpan } from '../../shared/tracing.ts';
 import { type KafkaConnection, kafkaClient } from '../kafka/client.ts';
 import { consumerRelauncher, flowLatch, groupConsumerConfig } from '../kafka/consumer.ts';
+import { type FetchSampler, fetchSampler, type SampleDelivery } from '../kafka/fetch-sampler.ts';
 import { type HeartbeatAhead, heartbeatAhead } from '../kafka/heartbeat-ahead.ts';
 import { type OffsetCommitter, offsetCommitter } from '../kafka/offset-committer.ts';
 import type { InvalidationApplier } from './applier.ts';
@@ -69,6 +71,20 @@ export interface KafkaSourceOptions {
   readonly onLag?: (partition: number, messages: number) => void;
   /** Told whenever a fetch came back empty: the consumer had read everything the broker held for it. */
   readonly onCaughtUp?: () => void;
+  /**
+   * Milliseconds between sampling fetches of this replica's partitions
+   * beside the group consumer (`KAFKA_FETCH_SAMPLE_MS`, {@link fetchSampler});
+   * 0 or absent = off.
+   */
+  readonly fetchSampleMs?: number;
+  /** Told about each event the fetch sampler applied before the group consumer did. */
+  readonly onSampled?: () => void;
+  /**
+   * Told when the group consumer's fetch brought a batch of `partition` to
+   * its handler, before the handler waits for that partition's previous
+   * apply (while it waits, kafkajs sends no next fetch).
+   */
+  readonly onBatchFetched?: (partition: number) => void;
 }
 
 /** The Kafka invalidation source, with what tests and operators may inspect. */
@@ -137,6 +153,57 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let behind = new Map<number, Promise<void>>();
   let stopping = false;
   const flowing = flowLatch();
+  /** Bumped per consumer built: events of a consumer no longer in use do not touch the sampler. */
+  let launches = 0;
+
+  /**
+   * Applies what the fetch sampler read of `partition`, after the group
+   * consumer's apply in hand for it ended, in per-key order. Only
+   * invalidation events: the first message that is not one (poison, a region
+   * reset) and everything after it is left to the consumer. A failed apply
+   * is left for the sampler to read again (the applier's dedup, which covers
+   * applies in flight, keeps each event applied once).
+   */
+  const deliverSample = async (partition: number, messages: readonly KafkaMessage[]): Promise<SampleDelivery> => {
+    await behind.get(partition);
+    if (stopping || sampler?.held(partition)) return { done: 0, stop: 'retry' };
+    const events: { message: KafkaMessage; event: InvalidationEvent }[] = [];
+    for (const message of messages) {
+      const decoded = decodeInvalidation(message.value);
+      if (!decoded.ok) break;
+      events.push({ message, event: decoded.event });
+    }
+    const done = await applyInKeyOrder(
+      events,
+      ({ message }) => messageKey(message),
+      async ({ message, event }) => {
+        try {
+          const outcome = await withConsumerSpan(message.headers, { topic, partition, offset: message.offset }, () =>
+            applier.apply(event, 'kafka'),
+          );
+          if (outcome === 'applied') options.onSampled?.();
+          return true;
+        } catch (error) {
+          // The group consumer retries (and logs) the same event; the sampler reads it again after a back-off.
+          logger.debug({ err: error, topic, partition, offset: message.offset }, 'sampled event not applied');
+          return false;
+        }
+      },
+    );
+    if (done < events.length) return { done, stop: 'retry' };
+    return events.length < messages.length ? { done, stop: 'leave' } : { done };
+  };
+  const sampler: FetchSampler | undefined = options.fetchSampleMs
+    ? fetchSampler({
+        connection: options.connection,
+        topic,
+        groupId: options.groupId,
+        fromBeginning: options.fromBeginning,
+        intervalMs: options.fetchSampleMs,
+        logger,
+        deliver: deliverSample,
+      })
+    : undefined;
 
   /** Retries `attempt` until it succeeds or this partition's batch must end; false when it must end. */
   const persist = async (what: string, attempt: () => Promise<unknown>, p: EachBatchPayload): Promise<boolean> => {
@@ -210,6 +277,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       complete = true;
     } catch (error) {
       logger.error({ err: error, topic, partition }, 'applying a batch failed; fetching its rest again');
+      // Later events must not overtake the ones fetched again: the sampler waits until they are handed over again.
+      sampler?.hold(partition, messages[messages.length - 1]!.offset);
       if (!stopping && p.isRunning() && !p.isStale()) {
         const first = next ?? messages[0]!.offset;
         c.seek({ topic, partition, offset: first });
@@ -244,6 +313,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     async (p: EachBatchPayload) => {
       ahead.use(p.heartbeat);
       const { partition, messages } = p.batch;
+      options.onBatchFetched?.(partition);
       await behind.get(partition);
       if (stopping) {
         // Leaving: nothing new starts; the messages stay uncommitted for the partition's next owner.
@@ -252,7 +322,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       }
       // Fetched before a seek back (an apply that failed) or a stop: fetched again from where that left it.
       if (messages.length === 0 || !p.isRunning() || p.isStale()) return;
-      p.resolveOffset(messages[messages.length - 1]!.offset);
+      const last = messages[messages.length - 1]!.offset;
+      p.resolveOffset(last);
+      sampler?.advance(partition, (BigInt(last) + 1n).toString());
       options.onLag?.(partition, Number(p.batch.offsetLag()));
       const applying = applyBatch(c, committer, p, messages).finally(() => {
         if (behind.get(partition) === applying) behind.delete(partition);
@@ -272,10 +344,17 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     // Idempotent; the DLQ producer must be up before the first poison message.
     await producer.connect();
     let joined = false;
+    const built = ++launches;
     c.on(c.events.GROUP_JOIN, (e) => {
       joined = true;
       logger.info({ topic, groupId: options.groupId, assignment: e.payload.memberAssignment }, 'joined consumer group');
+      if (built === launches) sampler?.assign(e.payload.memberAssignment[topic] ?? []);
     });
+    // Between owning partitions and owning them again (or not), the sampler reads none.
+    for (const event of [c.events.REBALANCING, c.events.STOP, c.events.CRASH, c.events.DISCONNECT] as const)
+      c.on(event, () => {
+        if (built === launches) sampler?.assign([]);
+      });
     c.on(c.events.FETCH, (e) => {
       if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
       if (joined) {
@@ -329,6 +408,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     async start() {
       stopping = false;
       relauncher.arm();
+      sampler?.start();
       // In the background: an origin starts (and serves reads) while the broker is still unreachable.
       void (async () => {
         await createTopics();
@@ -343,6 +423,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     async stop() {
       stopping = true;
+      // Never blocks the consumer's stop: the deliveries in hand end with the apply in hand.
+      await sampler?.stop();
       await relauncher.stop();
       // The applies handed over finish the message in hand and commit what they did while the consumer is up.
       await Promise.all(behind.values());

@@ -1,14 +1,11 @@
 import { Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { CacheService } from '../../origin/cache-service.ts';
 import { InvalidationApplier } from '../../origin/invalidation/applier.ts';
 import { type KafkaSource, kafkaSource } from '../../origin/invalidation/kafka-source.ts';
 import type { PurgeBus } from '../../origin/purge/bus.ts';
-import { memoryStore } from '../../origin/store/memory.ts';
-import { passThroughStore } from '../../origin/store/pass-through.ts';
 import { GatedBus } from '../conformance/invalidation-source.ts';
-import { connectProducer, createTopics, invalidation, uniqueName } from '../support/kafka.ts';
+import { connectProducer, createTopics, invalidation, purgeRecorder, uniqueName } from '../support/kafka.ts';
 import { eventually } from '../support/wait.ts';
 
 const brokers = inject('kafkaBrokers');
@@ -36,14 +33,7 @@ async function setup() {
   const groupId = uniqueName('handoff-group');
   await createTopics(brokers, topic, 1);
   const bus = new FlakyBus({ retainedEntries: 1_000 });
-  const service = new CacheService({
-    store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
-    bus,
-    defaultTtlSeconds: 60,
-    maxValueBytes: 1024,
-  });
-  const applied: string[] = [];
-  bus.observe((m) => applied.push(m.keys[0]!));
+  const { service, applied } = purgeRecorder(bus);
   let caughtUp = 0;
   const source = kafkaSource({
     connection: { brokers: [brokers], clientId: 'strata-handoff-test' },

@@ -5,7 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type IHeaders, Kafka, type KafkaMessage, logLevel, type Producer } from 'kafkajs';
+import { CacheService } from '../../origin/cache-service.ts';
 import { ensureTopics } from '../../origin/invalidation/kafka-topics.ts';
+import type { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
+import { memoryStore } from '../../origin/store/memory.ts';
+import { passThroughStore } from '../../origin/store/pass-through.ts';
 import type { InvalidationEvent } from '../../shared/schemas.ts';
 import { eventually } from './wait.ts';
 
@@ -122,4 +126,21 @@ export async function readTopic(
     value: m.value?.toString('utf8') ?? null,
     headers: decodeHeaders(m.headers),
   }));
+}
+
+/**
+ * A cache service over a 1 MiB memory store publishing to `bus`, and the
+ * first key of every purge the bus published, in order: what an
+ * invalidation source applied.
+ */
+export function purgeRecorder(bus: InProcessPurgeBus): { service: CacheService; applied: string[] } {
+  const service = new CacheService({
+    store: passThroughStore(memoryStore({ maxBytes: 1 << 20 })),
+    bus,
+    defaultTtlSeconds: 60,
+    maxValueBytes: 1024,
+  });
+  const applied: string[] = [];
+  bus.observe((m) => applied.push(m.keys[0]!));
+  return { service, applied };
 }

@@ -35,6 +35,14 @@ describe('configuration', () => {
     expect(() => parseConfig(edgeConfigSchema, { EDGE_GC_EVERY_BYTES: '-1' })).toThrow(/EDGE_GC_EVERY_BYTES/);
   });
 
+  it('KAFKA_FETCH_SAMPLE_MS is 0 (off) by default, accepts milliseconds up to 1000, and rejects a negative or a word', () => {
+    expect(parseConfig(originConfigSchema, {}).KAFKA_FETCH_SAMPLE_MS).toBe(0);
+    expect(parseConfig(originConfigSchema, { KAFKA_FETCH_SAMPLE_MS: '5' }).KAFKA_FETCH_SAMPLE_MS).toBe(5);
+    expect(() => parseConfig(originConfigSchema, { KAFKA_FETCH_SAMPLE_MS: '-1' })).toThrow(/KAFKA_FETCH_SAMPLE_MS/);
+    expect(() => parseConfig(originConfigSchema, { KAFKA_FETCH_SAMPLE_MS: '5000' })).toThrow(/KAFKA_FETCH_SAMPLE_MS/);
+    expect(() => parseConfig(originConfigSchema, { KAFKA_FETCH_SAMPLE_MS: 'often' })).toThrow(/KAFKA_FETCH_SAMPLE_MS/);
+  });
+
   it('an empty variable counts as unset', () => {
     expect(parseConfig(originConfigSchema, { REDIS_URL: '' }).REDIS_URL).toBeUndefined();
   });

@@ -82,6 +82,67 @@ describe('InvalidationApplier', () => {
     expect(bus.health().seq).toBe(1);
     expect(outcomes).toEqual(['failed', 'applied']);
   });
+
+  it('a second apply of an id in flight waits for the first and then skips it: the store purges once', async () => {
+    const store = memoryStore({ maxBytes: 1 << 20 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let purges = 0;
+    const gated: Store = {
+      ...store,
+      kind: store.kind,
+      purge: async (ns, selector) => {
+        purges++;
+        await gate;
+        return await store.purge(ns, selector);
+      },
+    };
+    const { bus, applier, outcomes } = setup(gated);
+    const parsed = { ...event(), tags: [], prefix: null } as never;
+    const first = applier.apply(parsed, 'kafka');
+    const second = applier.apply(parsed, 'kafka');
+    let secondDone = false;
+    void second.then(() => (secondDone = true));
+    // The second waits while the first is held at the store; it has not purged on its own.
+    await new Promise((r) => setImmediate(r));
+    expect(purges).toBe(1);
+    expect(secondDone).toBe(false);
+    release();
+    expect(await first).toBe('applied');
+    expect(await second).toBe('duplicate');
+    expect(purges).toBe(1);
+    expect(bus.health().seq).toBe(1);
+    expect(outcomes).toEqual(['applied', 'duplicate']);
+  });
+
+  it('when the apply in flight fails, the apply that waited for it applies the event itself', async () => {
+    const store = memoryStore({ maxBytes: 1 << 20 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let purges = 0;
+    const failingOnce: Store = {
+      ...store,
+      kind: store.kind,
+      purge: async (ns, selector) => {
+        purges++;
+        if (purges === 1) {
+          await gate;
+          throw new Error('down');
+        }
+        return await store.purge(ns, selector);
+      },
+    };
+    const { bus, applier, outcomes } = setup(failingOnce);
+    const parsed = { ...event(), tags: [], prefix: null } as never;
+    const first = applier.apply(parsed, 'kafka');
+    const second = applier.apply(parsed, 'kafka');
+    release();
+    await expect(first).rejects.toMatchObject({ code: 'CACHE_005' });
+    expect(await second).toBe('applied');
+    expect(purges).toBe(2);
+    expect(bus.health().seq).toBe(1);
+    expect(outcomes).toEqual(['failed', 'applied']);
+  });
 });
 
 describe('in-process source', () => {
