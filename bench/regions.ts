@@ -268,8 +268,12 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const fromRegion = (list: typeof stages, region: string) =>
     list.filter((s) => s.before.some((r) => r.region === region)).length;
   const attribution = `of those, appended within ${blindMs} ms after another record on the topic: ${late.filter((s) => s.before.length > 0).length} (after one of region a: ${fromRegion(late, 'a')}, of region b: ${fromRegion(late, 'b')}); writes on time that were: ${onTime.filter((s) => s.before.length > 0).length} of ${onTime.length}`;
+  // A forward leg beyond one way through a's proxy plus 10 ms waited before its produce left (a produce in flight
+  // on its producer, the forwarder's read); how many followed one of region a's other records (canaries) closely.
+  const slowForward = stages.filter((s) => s.forward > rigLatencyMs + 10);
+  const forwardAttribution = `a's log → broker append over ${rigLatencyMs + 10} ms: ${slowForward.length} of ${stages.length} writes, of those appended within ${blindMs} ms after another of region a's records: ${slowForward.filter((s) => s.before.some((r) => r.region === 'a')).length}`;
   process.stdout.write(
-    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times\n`,
+    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times\n`,
   );
   const rttMs = 2 * rigLatencyMs;
   const p99 = percentile(all, 99);
@@ -356,9 +360,11 @@ export async function regionBenchmarks(options: {
   writes?: number;
   /** Milliseconds between an edge's answer and its next GET while waiting for a purge; 0 = back to back. */
   pollMs?: number;
+  /** Settings for every origin of the rig on top of its own (to compare settings on the same benchmark). */
+  originEnv?: Record<string, string>;
 }): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-bench-rig-'));
-  const rig = await startRig({ dir, originEnv: { LOG_LEVEL: 'warn' } }).catch((error: unknown) => {
+  const rig = await startRig({ dir, originEnv: { LOG_LEVEL: 'warn', ...options.originEnv } }).catch((error: unknown) => {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   });

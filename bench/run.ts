@@ -43,6 +43,8 @@ const { values: args } = parseArgs({
     'poll-ms': { type: 'string', default: '1' },
     /** (l): sequential writes measured. */
     writes: { type: 'string', default: '1000' },
+    /** (l)/(m): extra settings for the rig's origins, `NAME=value,NAME=value`. */
+    'origin-env': { type: 'string' },
   },
 });
 const options = {
@@ -81,7 +83,18 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   hub: () => withRedis((redisUrl) => hubBenchmarks({ redisUrl, durationSeconds: options.durationSeconds })),
   stampede: () => withRedis((redisUrl) => stampedeBenchmarks({ redisUrl })),
   perf: () => perfBenchmarks(options),
-  regions: () => regionBenchmarks({ ...options, pollMs: Number(args['poll-ms']), writes: Number(args.writes) }),
+  regions: () =>
+    regionBenchmarks({
+      ...options,
+      pollMs: Number(args['poll-ms']),
+      writes: Number(args.writes),
+      originEnv: Object.fromEntries(
+        (args['origin-env'] ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+      ),
+    }),
   warm: () => withRedis((redisUrl) => warmBenchmarks({ redisUrl })),
 };
 

@@ -1,4 +1,3 @@
-import { crc32 } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import type { Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -104,14 +103,16 @@ export function invalidationMessageKey(event: Pick<InvalidationEvent, 'namespace
  * - **Several sends in flight, in order per key**: kafkajs's idempotent
  *   producer has one request in flight, so with one producer a purge logged
  *   while another produce is in flight waits for its acknowledgement (one
- *   round trip). With several producers, each event goes to the producer its
- *   message key hashes to (CRC-32), the reader hands over the next batch
- *   while earlier ones are in flight, and sends on one producer are chained
- *   in log order. A failed send holds back every later send on its producer
- *   (they fail without being sent) until the reader re-reads its pending
- *   entries, so one key's events never overtake each other, even across a
- *   failure. A loss is a barrier: everything in flight settles, the reset
- *   goes out, then the rest.
+ *   round trip). With several producers, the reader hands over the next
+ *   batch while earlier ones are in flight; an event goes to the producer
+ *   that carries a send of its message key still in flight (so it is
+ *   chained behind it, in log order), else to the least busy producer (so a
+ *   purge never waits behind another key's produce while a producer is
+ *   idle). A failed send holds back every later send of its pass, on every
+ *   producer (they fail without being sent), until the reader re-reads its
+ *   pending entries, so one key's events never overtake each other, even
+ *   across a failure. A loss is a barrier: everything in flight settles, the
+ *   reset goes out, then the rest.
  */
 export class RegionForwarder {
   readonly #o: RegionForwarderOptions;
@@ -128,6 +129,10 @@ export class RegionForwarder {
   readonly #unsent = new Map<symbol, number>();
   /** The oldest batch whose send failed (and the pass it failed in): unsent until a later pass succeeds. */
   #failed: { since: number; pass: number } | null = null;
+  /** The first failed send of a pass: every later send of that pass fails unsent (a key may have moved producer). */
+  #poisoned: { pass: number; error: unknown } | null = null;
+  /** Message keys with sends queued or in flight: their producer and how many sends. */
+  readonly #inFlight = new Map<string, { lane: Lane; sends: number }>();
 
   constructor(options: RegionForwarderOptions) {
     this.#o = options;
@@ -159,7 +164,7 @@ export class RegionForwarder {
     this.#lanes = options.producers.map((producer) => ({
       sender: lazySender(producer, options.topic),
       tail: Promise.resolve(),
-      poisoned: null,
+      queued: 0,
     }));
   }
 
@@ -262,21 +267,22 @@ export class RegionForwarder {
     // acknowledged in the log only once both succeeded (a failure re-reads it), so a later reset still names them.
     const seen = namespaces.size > 0 ? redis.sadd(this.#namespaces, ...namespaces) : null;
     seen?.catch(() => {});
-    // One send per producer, queued after the previous batch's (batches come in log order).
-    const byLane = new Map<Lane, Message[]>();
-    for (const { key, value } of events) {
-      const lane = this.#laneOf(key);
-      byLane.set(lane, [...(byLane.get(lane) ?? []), { key, value }]);
-    }
     const queued = this.#queued.then(async (blocked) => {
       if (blocked?.pass === pass) throw blocked.error;
       if (loss) {
         // A barrier: everything in flight settles first, and nothing of a failed pass is overtaken by the reset.
         await Promise.all(this.#lanes.map((lane) => lane.tail));
-        const failed = this.#lanes.find((lane) => lane.poisoned?.pass === pass);
-        if (failed) throw failed.poisoned!.error;
+        if (this.#poisoned?.pass === pass) throw this.#poisoned.error;
         await seen;
         await this.#sendReset(loss, firstId, pass);
+      }
+      // One send per producer, queued after the previous batch's (batches come in log order). Producers are
+      // chosen here, in batch order, so a key's earlier sends are known to be queued.
+      const byLane = new Map<Lane, Message[]>();
+      const idle = this.#leastBusy();
+      for (const { key, value } of events) {
+        const lane = this.#inFlight.get(key)?.lane ?? idle;
+        byLane.set(lane, [...(byLane.get(lane) ?? []), { key, value }]);
       }
       return [...byLane].map(([lane, messages]) => this.#queue(lane, messages, pass));
     });
@@ -291,28 +297,46 @@ export class RegionForwarder {
     if (events.length > 0) this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
   }
 
-  /** The producer a message key always goes to (CRC-32 of the key, RFC 1952). */
-  #laneOf(key: string): Lane {
-    return this.#lanes[crc32(key) % this.#lanes.length]!;
+  /** The producer with the fewest sends queued or in flight (the first of them on a tie). */
+  #leastBusy(): Lane {
+    let best = this.#lanes[0]!;
+    for (const lane of this.#lanes) if (lane.queued < best.queued) best = lane;
+    return best;
   }
 
   /**
-   * Queues `messages` on `lane` after its earlier sends. A failed send
-   * poisons the lane for the rest of its pass: later sends fail unsent.
+   * Queues `messages` on `lane` after its earlier sends; their keys stay on
+   * `lane` until the send settles. A failed send poisons the rest of its
+   * pass: later sends, on any producer, fail unsent.
    */
   #queue(lane: Lane, messages: Message[], pass: number): Promise<void> {
     // Every send of an earlier pass has settled (the reader saw to it): the re-read may send again.
-    if (lane.poisoned && lane.poisoned.pass < pass) lane.poisoned = null;
+    if (this.#poisoned && this.#poisoned.pass < pass) this.#poisoned = null;
+    lane.queued += 1;
+    for (const { key } of messages) {
+      const k = String(key);
+      const held = this.#inFlight.get(k);
+      if (held) held.sends += 1;
+      else this.#inFlight.set(k, { lane, sends: 1 });
+    }
     const sent = lane.tail.then(async () => {
-      if (lane.poisoned) throw lane.poisoned.error;
+      if (this.#poisoned?.pass === pass) throw this.#poisoned.error;
       try {
         await lane.sender.send(messages);
       } catch (error) {
-        lane.poisoned ??= { pass, error };
+        if (this.#poisoned?.pass !== pass) this.#poisoned = { pass, error };
         throw error;
       }
     });
-    lane.tail = sent.catch(() => {});
+    const settled = sent.catch(() => {});
+    lane.tail = settled.then(() => {
+      lane.queued -= 1;
+      for (const { key } of messages) {
+        const k = String(key);
+        const held = this.#inFlight.get(k);
+        if (held && --held.sends === 0) this.#inFlight.delete(k);
+      }
+    });
     return sent;
   }
 
@@ -331,7 +355,11 @@ export class RegionForwarder {
     };
     this.#o.logger.warn({ region: this.#o.region, reason, namespaces }, 'region forwarder sends a region-wide reset');
     const key = `reset:${this.#o.region}`;
-    await this.#queue(this.#laneOf(key), [{ key, value: JSON.stringify(event) }], pass);
+    await this.#queue(
+      this.#inFlight.get(key)?.lane ?? this.#leastBusy(),
+      [{ key, value: JSON.stringify(event) }],
+      pass,
+    );
     this.#o.events?.onReset?.(reason, namespaces);
   }
 }
@@ -339,8 +367,8 @@ export class RegionForwarder {
 /** One producer of the forwarder and the sends queued on it. */
 interface Lane {
   readonly sender: LazySender;
-  /** Settles when the last send queued on it settled; never rejects. */
+  /** Settles when the last send queued on it settled and its bookkeeping is done; never rejects. */
   tail: Promise<void>;
-  /** The failed send that holds back the lane's later sends in its pass. */
-  poisoned: { pass: number; error: unknown } | null;
+  /** Sends queued on it or in flight. */
+  queued: number;
 }

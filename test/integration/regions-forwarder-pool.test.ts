@@ -148,4 +148,62 @@ describe('region forwarder with several producers', () => {
     await eventually('the forwarder reports no error', () => forwarder.status().lastError === null, 10_000);
     expect(forwarder.status().unforwardedSince).toBe(0);
   });
+
+  it('a purge leaves through an idle producer while another key’s send is in flight, and that key’s next purge waits behind it', async () => {
+    const logKey = ownPurgeLogKey();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const order: string[] = [];
+    /** Producer `index`'s first send waits for the gate (a produce whose acknowledgement is slow). */
+    const producer = (index: number): Producer => {
+      const real = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+      let calls = 0;
+      return {
+        ...real,
+        async send(record) {
+          calls += 1;
+          if (index === 0 && calls === 1) await gate;
+          order.push(...record.messages.map((m) => String(m.key)));
+          return await real.send(record);
+        },
+      };
+    };
+    const bus = await RedisStreamPurgeBus.open({ client, retainedEntries: 1_000, retentionSeconds: 3600, key: logKey });
+    const forwarder = new RegionForwarder({
+      client,
+      logKey,
+      region: 'a',
+      replicaId: uniqueName('pool'),
+      producers: [producer(0), producer(1)],
+      topic,
+      leaseMs: 3_000,
+      blockMs: 200,
+      logger: quiet,
+    });
+    cleanups.push(async () => {
+      release();
+      await forwarder.close();
+      await bus.close();
+    });
+    forwarder.start();
+    await eventually('the forwarder holds the lease', () => forwarder.status().leader, 10_000);
+    const ns = uniqueName('idle');
+    const purge = (key: string, version: number) =>
+      bus.publish({ namespace: ns, keys: [key], tags: [], prefix: null, version, action: 'update', ts: Date.now() });
+    await purge('slow', 1);
+    await eventually('the first send to be held', () => forwarder.status().unforwardedSince > 0, 10_000);
+    await purge('fast', 2);
+    await purge('slow', 3);
+    // 'fast' reaches Kafka while 'slow' is still held on the other producer.
+    const early = await topicEvents(brokers, topic, ns, (seen) => seen.some((e) => e.key === `${ns}:fast`), 20_000);
+    expect(early.map((e) => e.key)).toEqual([`${ns}:fast`]);
+    release();
+    const events = await topicEvents(brokers, topic, ns, (seen) => distinctIds(seen) >= 3, 20_000);
+    expect(distinctIds(events)).toBe(3);
+    // The second 'slow' went behind the first, on the same producer, so its order held.
+    const slow = firstOccurrencesPerKey(events).get(`${ns}:slow`)!;
+    expect(slow.length).toBe(2);
+    expect(increasing(slow)).toBe(true);
+    expect(order.filter((k) => k === `${ns}:slow`).length).toBe(2);
+  });
 });
