@@ -54,6 +54,27 @@ async function prime(
   });
 }
 
+/**
+ * What Node's default metrics (prom-client) say of a process since the last
+ * scrape: event loop delay p99 and max (ms) and major GC time (ms, cumulative).
+ */
+async function processStalls(
+  url: string,
+  token: string,
+): Promise<{ lagP99: number; lagMax: number; majorGcMs: number } | null> {
+  const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+    .then((r) => r.text())
+    .catch(() => '');
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+  const lagP99 = value(/^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? (\S+)/m) * 1000;
+  if (Number.isNaN(lagP99)) return null;
+  return {
+    lagP99,
+    lagMax: value(/^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)/m) * 1000,
+    majorGcMs: value(/^nodejs_gc_duration_seconds_sum\{[^}]*kind="major"[^}]*\} (\S+)/m) * 1000,
+  };
+}
+
 /** kafkajs's `ConfigResourceTypes.TOPIC` (the enum is not an ES module export of the CommonJS package). */
 const topicResource = 2;
 
@@ -139,6 +160,8 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   };
   const all: number[] = [];
   const inRegion: number[] = [];
+  /** Each origin's and edge's event loop delay and major GC time over the writes (their own metrics). */
+  let stalls = '';
   // The bench's own event loop times every detection: its delays are part of each figure, so they are shown.
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   let reseeds = 0;
@@ -187,6 +210,10 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
         30_000,
         5,
       );
+    // A scrape starts each process's event loop delay window afresh (prom-client resets it when collected).
+    const processes = [...a.origins, ...a.edges, ...b.origins, ...b.edges];
+    const names = ['origin a1', 'origin a2', 'edge a1', 'edge a2', 'origin b1', 'origin b2', 'edge b1', 'edge b2'];
+    const gcBefore = await Promise.all(processes.map((url) => processStalls(url, token)));
     loopDelay.enable();
     for (let i = 1; i <= writes; i++) {
       const held = `b${i}`;
@@ -237,6 +264,15 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
         });
     }
     loopDelay.disable();
+    const gcAfter = await Promise.all(processes.map((url) => processStalls(url, token)));
+    stalls = processes
+      .map((url, i) => {
+        const after = gcAfter[i];
+        if (!after) return `${names[i] ?? url}: no metrics`;
+        const major = after.majorGcMs - (gcBefore[i]?.majorGcMs ?? 0);
+        return `${names[i] ?? url} loop delay p99 ${fmt(after.lagP99, 1)} / max ${fmt(after.lagMax, 1)} ms, major GC ${fmt(major, 1)} ms`;
+      })
+      .join('; ');
     await waitFor(
       'the bench to see every forwarded event',
       async () => stageOf.every((s) => sentAt.has(s.eventId)),
@@ -278,7 +314,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const slowForward = stages.filter((s) => s.forward > rigLatencyMs + 10);
   const forwardAttribution = `a's log → broker append over ${rigLatencyMs + 10} ms: ${slowForward.length} of ${stages.length} writes, of those appended within ${blindMs} ms after another of region a's records: ${slowForward.filter((s) => s.before.some((r) => r.region === 'a')).length}`;
   process.stdout.write(
-    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times; the bench's own event loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6, 1)} ms\n`,
+    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times; the bench's own event loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6, 1)} ms\nprocesses during the writes (their own metrics): ${stalls}\n`,
   );
   const rttMs = 2 * rigLatencyMs;
   const p99 = percentile(all, 99);
