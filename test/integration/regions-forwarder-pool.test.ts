@@ -68,7 +68,8 @@ function watched(watch: Watch, index: number, failAt?: number): Producer {
   };
 }
 
-async function forwarding(producers: number, failAt?: number) {
+/** A forwarder over a purge log of its own, with `producers` watched producers (or the ones given). */
+async function forwarding(producers: number | Producer[], failAt?: number) {
   const logKey = ownPurgeLogKey();
   const watch: Watch = { inFlight: 0, most: 0, sends: [] };
   const errors: unknown[] = [];
@@ -78,7 +79,9 @@ async function forwarding(producers: number, failAt?: number) {
     logKey,
     region: 'a',
     replicaId: uniqueName('pool'),
-    producers: Array.from({ length: producers }, (_, i) => watched(watch, i, failAt)),
+    producers: Array.isArray(producers)
+      ? producers
+      : Array.from({ length: producers }, (_, i) => watched(watch, i, failAt)),
     topic,
     leaseMs: 3_000,
     blockMs: 200,
@@ -113,7 +116,7 @@ async function forwarding(producers: number, failAt?: number) {
     return writes;
   };
   const pending = async () => Number(((await client.xpending(`${logKey}:stream`, forwarderGroup)) as [number])[0] ?? 0);
-  return { forwarder, watch, errors, ns, write, pending };
+  return { forwarder, bus, watch, errors, ns, write, pending };
 }
 
 describe('region forwarder with several producers', () => {
@@ -150,7 +153,6 @@ describe('region forwarder with several producers', () => {
   });
 
   it('a purge leaves through an idle producer while another key’s send is in flight, and that key’s next purge waits behind it', async () => {
-    const logKey = ownPurgeLogKey();
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
     const order: string[] = [];
@@ -168,26 +170,8 @@ describe('region forwarder with several producers', () => {
         },
       };
     };
-    const bus = await RedisStreamPurgeBus.open({ client, retainedEntries: 1_000, retentionSeconds: 3600, key: logKey });
-    const forwarder = new RegionForwarder({
-      client,
-      logKey,
-      region: 'a',
-      replicaId: uniqueName('pool'),
-      producers: [producer(0), producer(1)],
-      topic,
-      leaseMs: 3_000,
-      blockMs: 200,
-      logger: quiet,
-    });
-    cleanups.push(async () => {
-      release();
-      await forwarder.close();
-      await bus.close();
-    });
-    forwarder.start();
-    await eventually('the forwarder holds the lease', () => forwarder.status().leader, 10_000);
-    const ns = uniqueName('idle');
+    const { forwarder, bus, ns } = await forwarding([producer(0), producer(1)]);
+    cleanups.push(async () => release());
     const purge = (key: string, version: number) =>
       bus.publish({ namespace: ns, keys: [key], tags: [], prefix: null, version, action: 'update', ts: Date.now() });
     await purge('slow', 1);
