@@ -121,15 +121,18 @@ export class RegionForwarder {
   readonly #lanes: Lane[];
   /**
    * Settles once the previous batch queued its sends (after its reset, if
-   * it had a loss): the next batch queues its own after. Holds the failure
-   * of a reset, which fails every later batch of its pass.
+   * it had a loss): the next batch queues its own after. Never rejects: a
+   * failure there (a reset not sent) poisons its pass like a failed send.
    */
-  #queued: Promise<{ pass: number; error: unknown } | null> = Promise.resolve(null);
+  #queued: Promise<void> = Promise.resolve();
   /** Batches in delivery, by the time their first entry was appended (Unix ms). */
   readonly #unsent = new Map<symbol, number>();
   /** The oldest batch whose send failed (and the pass it failed in): unsent until a later pass succeeds. */
   #failed: { since: number; pass: number } | null = null;
-  /** The first failed send of a pass: every later send of that pass fails unsent (a key may have moved producer). */
+  /**
+   * The first failure of a pass (a send, or a reset not sent): every later
+   * send of that pass fails unsent (a key may have moved producer).
+   */
   #poisoned: { pass: number; error: unknown } | null = null;
   /** Message keys with sends queued or in flight: their producer and how many sends. */
   readonly #inFlight = new Map<string, { lane: Lane; sends: number }>();
@@ -267,12 +270,12 @@ export class RegionForwarder {
     // acknowledged in the log only once both succeeded (a failure re-reads it), so a later reset still names them.
     const seen = namespaces.size > 0 ? redis.sadd(this.#namespaces, ...namespaces) : null;
     seen?.catch(() => {});
-    const queued = this.#queued.then(async (blocked) => {
-      if (blocked?.pass === pass) throw blocked.error;
+    const queued = this.#queued.then(async () => {
+      this.#throwIfPoisoned(pass);
       if (loss) {
         // A barrier: everything in flight settles first, and nothing of a failed pass is overtaken by the reset.
         await Promise.all(this.#lanes.map((lane) => lane.tail));
-        if (this.#poisoned?.pass === pass) throw this.#poisoned.error;
+        this.#throwIfPoisoned(pass);
         await seen;
         await this.#sendReset(loss, firstId, pass);
       }
@@ -287,14 +290,25 @@ export class RegionForwarder {
       return [...byLane].map(([lane, messages]) => this.#queue(lane, messages, pass));
     });
     this.#queued = queued.then(
-      () => null,
-      (error: unknown) => ({ pass, error }),
+      () => {},
+      (error: unknown) => this.#poison(pass, error),
     );
     const sends = await Promise.allSettled(await queued);
     await seen;
     const failed = sends.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     if (events.length > 0) this.#o.events?.onForwarded?.(events.length, Math.min(...events.map((e) => e.ts)));
+  }
+
+  /** Throws the failure that holds back the rest of `pass`; forgets one of an earlier pass (all of it has settled: the reader saw to it). */
+  #throwIfPoisoned(pass: number): void {
+    if (this.#poisoned && this.#poisoned.pass < pass) this.#poisoned = null;
+    if (this.#poisoned) throw this.#poisoned.error;
+  }
+
+  /** Holds back the rest of `pass` (its first failure is kept). */
+  #poison(pass: number, error: unknown): void {
+    if (this.#poisoned?.pass !== pass) this.#poisoned = { pass, error };
   }
 
   /** The producer with the fewest sends queued or in flight (the first of them on a tie). */
@@ -310,8 +324,6 @@ export class RegionForwarder {
    * pass: later sends, on any producer, fail unsent.
    */
   #queue(lane: Lane, messages: Message[], pass: number): Promise<void> {
-    // Every send of an earlier pass has settled (the reader saw to it): the re-read may send again.
-    if (this.#poisoned && this.#poisoned.pass < pass) this.#poisoned = null;
     lane.queued += 1;
     for (const { key } of messages) {
       const k = String(key);
@@ -320,11 +332,11 @@ export class RegionForwarder {
       else this.#inFlight.set(k, { lane, sends: 1 });
     }
     const sent = lane.tail.then(async () => {
-      if (this.#poisoned?.pass === pass) throw this.#poisoned.error;
+      this.#throwIfPoisoned(pass);
       try {
         await lane.sender.send(messages);
       } catch (error) {
-        if (this.#poisoned?.pass !== pass) this.#poisoned = { pass, error };
+        this.#poison(pass, error);
         throw error;
       }
     });
