@@ -259,8 +259,8 @@ const originConfigFields = z.object({
   REGION_FORWARD_LEASE_MS: positiveInt.min(500).default(5_000),
   /**
    * Idempotent Kafka producers (one connection each to every broker they send to) the region forwarder sends
-   * through; a key's events always use the same one, so they stay in order. More lets a purge leave while another
-   * produce is in flight; 1 sends one batch at a time.
+   * through; a key's event goes behind that key's send still in flight, on the same producer, so they stay in
+   * order. More lets a purge leave while another produce is in flight; 1 sends one batch at a time.
    */
   REGION_FORWARD_PRODUCERS: positiveInt.max(32).default(4),
   /** Invalidation event ids remembered for idempotency (a bounded LRU window). */

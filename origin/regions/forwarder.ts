@@ -31,9 +31,9 @@ export interface RegionForwarderOptions {
   readonly replicaId: string;
   /**
    * Producers connected on demand (one or more); each must be idempotent
-   * (`idempotent: true`, at most 1 request in flight). Each event goes to the
-   * one its message key hashes to, so one key's events always leave through
-   * one producer, in log order (`REGION_FORWARD_PRODUCERS`).
+   * (`idempotent: true`, at most 1 request in flight). An event goes to the
+   * one still carrying a send of its message key (behind it, in log order),
+   * else to the least busy one (`REGION_FORWARD_PRODUCERS`).
    */
   readonly producers: readonly Producer[];
   /** The shared invalidation topic (`KAFKA_INVALIDATION_TOPIC`). */

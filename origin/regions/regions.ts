@@ -174,7 +174,7 @@ export function regionsFromConfig(
       region,
       replicaId,
       // Idempotent (KIP-98): a retried send is written once, and one request in flight keeps the log's order
-      // per producer; a key always leaves through the same one (REGION_FORWARD_PRODUCERS).
+      // per producer; a key with a send in flight waits behind it on the same one (REGION_FORWARD_PRODUCERS).
       producers: Array.from({ length: config.REGION_FORWARD_PRODUCERS }, () =>
         kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }),
       ),
