@@ -1,8 +1,11 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { createParser } from 'eventsource-parser';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { defaultPurgeLogKey } from '../origin/purge/redis-stream-bus.ts';
@@ -55,6 +58,89 @@ async function prime(
 }
 
 /**
+ * Follows a Server-Sent Events stream (bearer token) and calls `onEvent` with
+ * the `id` (or, when `use` is `'message'`, the data) of each event of type
+ * `type` and the wall-clock ms (sub-ms) it arrived. Returns what stops it.
+ */
+function followEvents(
+  url: string,
+  token: string,
+  type: string,
+  onEvent: (value: string, at: number) => void,
+  use: 'id' | 'data' = type === 'message' ? 'data' : 'id',
+): () => void {
+  const controller = new AbortController();
+  const parser = createParser({
+    onEvent: (event) => {
+      const value = use === 'id' ? event.id : event.data;
+      if ((event.event ?? 'message') !== type || !value) return;
+      onEvent(value, performance.timeOrigin + performance.now());
+    },
+  });
+  void (async () => {
+    const res = await fetch(url, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: controller.signal,
+    });
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+      parser.feed(decoder.decode(chunk, { stream: true }));
+  })().catch(() => {});
+  return () => controller.abort();
+}
+
+/**
+ * The bare relay's two processes (`bench/bare-relay.ts`), started and ready:
+ * the write's URL (region a's side), the event stream's (region b's side),
+ * and `stop`, which kills both.
+ */
+async function startBareRelay(rig: Rig): Promise<{ write: string; events: string; stop: () => void }> {
+  const listen = async (region: string) => {
+    const res = await fetch(`${rig.state.toxiproxyUrl}/proxies/kafka-${region}`);
+    return ((await res.json()) as { listen: string }).listen;
+  };
+  const children: ChildProcess[] = [];
+  const ports: Record<string, number> = {};
+  const stop = () => {
+    for (const child of children) child.kill('SIGKILL');
+  };
+  try {
+    for (const [mode, region] of [
+      ['apply', 'b'],
+      ['forward', 'a'],
+    ] as const) {
+      const child = spawn(
+        process.execPath,
+        [
+          fileURLToPath(new URL('./bare-relay.ts', import.meta.url)),
+          mode,
+          rig.state.regions[region]!.redis.REDIS_URL!,
+          await listen(region),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      children.push(child);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`bare relay (${mode}) not ready in 60 s`)), 60_000);
+        child.once('exit', (code) => reject(new Error(`bare relay (${mode}) exited with ${code}`)));
+        child.stdout!.on('data', (chunk: Buffer) => {
+          const ready = /ready (\d+)/.exec(chunk.toString());
+          if (ready) {
+            ports[mode] = Number(ready[1]);
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    }
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return { write: `http://127.0.0.1:${ports.forward}/`, events: `http://127.0.0.1:${ports.apply}/`, stop };
+}
+
+/**
  * What Node's default metrics (prom-client) say of a process since the last
  * scrape: event loop delay p99 and max (ms) and major GC time (ms, cumulative).
  */
@@ -71,7 +157,8 @@ async function processStalls(
   return {
     lagP99,
     lagMax: value(/^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)/m) * 1000,
-    majorGcMs: value(/^nodejs_gc_duration_seconds_sum\{[^}]*kind="major"[^}]*\} (\S+)/m) * 1000,
+    // prom-client shows a GC kind only once one ran.
+    majorGcMs: (Number(/^nodejs_gc_duration_seconds_sum\{[^}]*kind="major"[^}]*\} (\S+)/m.exec(text)?.[1]) || 0) * 1000,
   };
 }
 
@@ -115,13 +202,24 @@ interface Stages {
   fetch: number;
   apply: number;
   relay: number;
+  /** Of `relay`, for b's edge purged last: b's log → its origin's purge stream event reaching a listener. */
+  tail: number;
+  /** That event → the first GET that edge answered without its copy was sent. */
+  edge: number;
+  /** That GET's answer (a miss to b's origin) → received: not part of the purge, part of `relay`. */
+  refill: number;
+  /** PUT sent → b's purge stream event at a listener (the stretch the bare relay anchors). */
+  logs: number;
 }
 
 /**
  * (l) A write acknowledged in region A until every edge of both regions has
  * dropped its copy: per write, the time from the PUT at an origin of A to the
- * last of the four edges answering something other than the value it held
- * (A's edges: the new value; B's: a miss, since values never cross). B's copy
+ * last of the four edges dropping the value it held, counted when the first
+ * GET that edge answered with something else (A's edges: the new value; B's:
+ * a miss, since values never cross) was sent; the same writes counted when
+ * that answer arrived (a miss's refill from the region's origin added) are
+ * shown beside. B's copy
  * is written into B's Redis directly before each write (no purge of its own).
  * The same writes give the in-region figure (A's two edges only) as baseline.
  */
@@ -147,7 +245,20 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     bIntent: number;
     bLog: number;
     bEdges: number;
+    /** The purge stream event of b's last edge's origin: wall ms it reached the bench's listener (NaN: not seen). */
+    bStream: number;
+    /** Wall ms that edge's first fresh GET was sent. */
+    bEdgeSent: number;
   }[] = [];
+  /** Per origin of b: when each purge (by stream id) reached the bench's listener of its purge stream. */
+  const streamAt = b.origins.map(() => new Map<string, number>());
+  const stopStreams = b.origins.map((origin, n) =>
+    followEvents(`${origin}/api/v1/purge/stream`, token, 'purge', (position, at) => {
+      // A position's offset is its purge log entry's stream id.
+      const id = position.split(':').pop()!;
+      if (!streamAt[n]!.has(id)) streamAt[n]!.set(id, at);
+    }),
+  );
   const path = '/api/v1/cache/bench-xr/k';
   const put = async (value: string) => {
     const res = await fetch(`${a.origins[0]}${path}?ttl=3600`, {
@@ -158,7 +269,32 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`PUT in region a answered ${res.status}`);
   };
+  /** The anchor: after each write, one write through the bare relay until its event reached a listener, ms. */
+  const bare: number[] = [];
+  let bareRelay: Awaited<ReturnType<typeof startBareRelay>> | undefined;
+  let stopBareEvents = () => {};
+  /** Each bare event's data → when it reached the bench's listener (wall ms). */
+  const bareArrived = new Map<string, number>();
+  let bareWake = () => {};
+  /** POSTs `tag` to the bare relay's write and waits until its event reached the bench's listener: ms. */
+  const bareOnce = async (tag: string): Promise<number> => {
+    const t0 = performance.timeOrigin + performance.now();
+    const res = await fetch(bareRelay!.write, { method: 'POST', body: tag });
+    await res.arrayBuffer();
+    if (res.status !== 204) throw new Error(`the bare relay's write answered ${res.status}`);
+    const deadline = Date.now() + 10_000;
+    while (!bareArrived.has(tag)) {
+      if (Date.now() > deadline) throw new Error(`the bare relay did not carry ${tag} within 10 s`);
+      await new Promise<void>((resolve) => {
+        bareWake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+    return bareArrived.get(tag)! - t0;
+  };
   const all: number[] = [];
+  /** The same writes, each edge counted when its first answer without its copy arrived (a miss's refill included). */
+  const answered: number[] = [];
   const inRegion: number[] = [];
   /** Each origin's and edge's event loop delay and major GC time over the writes (their own metrics). */
   let stalls = '';
@@ -210,6 +346,12 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
         30_000,
         5,
       );
+    bareRelay = await startBareRelay(rig);
+    stopBareEvents = followEvents(bareRelay.events, token, 'message', (data, at) => {
+      bareArrived.set(data, at);
+      bareWake();
+    });
+    for (let i = 0; i < 5; i++) await bareOnce(`warm-up ${i}`);
     // A scrape starts each process's event loop delay window afresh (prom-client resets it when collected).
     const processes = [...a.origins, ...a.edges, ...b.origins, ...b.edges];
     const names = ['origin a1', 'origin a2', 'edge a1', 'edge a2', 'origin b1', 'origin b2', 'edge b1', 'edge b2'];
@@ -234,25 +376,34 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
           throw new Error(`write ${i}, an edge of ${where}: ${error.message}`);
         });
       const t0 = performance.now();
-      const wall0 = Date.now();
+      const wall0 = performance.timeOrigin + t0;
       await put(`a${i}`);
-      const ackAt = Date.now();
-      const purgedAfter = await Promise.all(
+      const ackAt = performance.timeOrigin + performance.now();
+      // Per edge: when the first GET answered without the edge's copy was sent, and when its answer arrived. The
+      // edge had dropped its copy by the time it handled that GET, and still held it when it handled the GET
+      // before (whose answer arrived before this one was sent): the send time places the purge within one
+      // GET's way there plus one rest. The answer arrives later by a miss's refill from the region's origin.
+      const detected = await Promise.all(
         [...before].map(async ([edge, old]) => {
-          // A GET, then `pollMs` of rest: detection adds at most one rest and one GET. Polling back to back kept
-          // both cores busy for the whole wait and slowed the very purge it timed.
+          // A GET, then `pollMs` of rest. Polling back to back kept both cores busy for the whole wait and slowed
+          // the very purge it timed.
           for (;;) {
-            if ((await edgeGet(edge, token, path)).body !== old) return performance.now() - t0;
+            const sent = performance.now() - t0;
+            if ((await edgeGet(edge, token, path)).body !== old) return { sent, answered: performance.now() - t0 };
             if (pollMs > 0) await new Promise((r) => setTimeout(r, pollMs));
           }
         }),
       );
+      const purgedAfter = detected.map((d) => d.sent);
       all.push(Math.max(...purgedAfter));
+      answered.push(Math.max(...detected.map((d) => d.answered)));
       inRegion.push(Math.max(...purgedAfter.slice(0, a.edges.length)));
       const inA = await newestLogEntry(logA, (d) => d.namespace === 'bench-xr' && d.origin_region === undefined);
       const inB = await newestLogEntry(logB, (d) => d.namespace === 'bench-xr' && d.origin_region === 'a');
       // b's apply logs an intent before its store purge; the purge entry names it (`closes`).
-      if (inA && inB?.closes)
+      if (inA && inB?.closes) {
+        const inBEdges = detected.slice(a.edges.length);
+        const last = inBEdges.reduce((worst, d, n) => (d.answered > inBEdges[worst]!.answered ? n : worst), 0);
         stageOf.push({
           eventId: `a:${inA.inc}:${inA.id}`,
           t0: wall0,
@@ -260,8 +411,12 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
           aLog: streamMs(inA.id),
           bIntent: streamMs(inB.closes),
           bLog: streamMs(inB.id),
-          bEdges: wall0 + Math.max(...purgedAfter.slice(a.edges.length)),
+          bEdges: wall0 + inBEdges[last]!.answered,
+          bStream: streamAt[last]!.get(inB.id) ?? Number.NaN,
+          bEdgeSent: wall0 + inBEdges[last]!.sent,
         });
+      }
+      bare.push(await bareOnce(`${i}`));
     }
     loopDelay.disable();
     const gcAfter = await Promise.all(processes.map((url) => processStalls(url, token)));
@@ -280,6 +435,9 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
       50,
     ).catch(() => {});
   } finally {
+    for (const stop of stopStreams) stop();
+    stopBareEvents();
+    bareRelay?.stop();
     await tap.disconnect().catch(() => {});
     logA.disconnect();
     logB.disconnect();
@@ -300,9 +458,13 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     fetch: s.bIntent - sentAt.get(s.eventId)!,
     apply: s.bLog - s.bIntent,
     relay: s.bEdges - s.bLog,
+    tail: s.bStream - s.bLog,
+    edge: s.bEdgeSent - s.bStream,
+    refill: s.bEdges - s.bEdgeSent,
+    logs: s.bStream - s.t0,
   }));
-  const stage = (name: keyof Stages) => summary(stages.map((s) => s[name]));
-  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry) ${stage('apply')}; b's log → b's edges purged ${stage('relay')}`;
+  const stage = (name: keyof Stages) => summary(stages.map((s) => s[name]).filter((ms) => !Number.isNaN(ms)));
+  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry) ${stage('apply')}; b's log → b's edges purged and answering ${stage('relay')} (for b's edge answering last: b's log → its origin's purge stream event at a listener ${stage('tail')}, → the first GET answered without the copy sent ${stage('edge')}, → that answer received, a miss to b's origin ${stage('refill')})`;
   // Beyond one way through b's proxy plus 10 ms, the event most likely reached the broker while no fetch of b was there.
   const late = stages.filter((s) => s.fetch > rigLatencyMs + 10);
   const onTime = stages.filter((s) => s.fetch <= rigLatencyMs + 10);
@@ -320,8 +482,8 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const p99 = percentile(all, 99);
   return {
     benchmark: `(l) in the rig (${rttMs} ms RTT between regions): PUT in region a → all 4 edges of both regions purged (${writes} writes, each edge polled every ${pollMs} ms)`,
-    subject: `${summary(all)}, max ${fmt(Math.max(...all), 1)} ms`,
-    baseline: `region a's own 2 edges, same writes: ${summary(inRegion)}; published: Cloudflare Instant Purge < 150 ms p50 globally, Fastly ≈ 150 ms`,
+    subject: `${summary(all)}, max ${fmt(Math.max(...all), 1)} ms (counted at each edge's first answer received, a miss's refill included: ${summary(answered)})`,
+    baseline: `bare relay (write → a's Redis stream → plain kafkajs producer → broker → plain consumer → b's Redis stream → event at a listener; one after each write): ${summary(bare)}, beside Strata's PUT → b's purge stream event at a listener ${stage('logs')}; region a's own 2 edges, same writes: ${summary(inRegion)}; published: Cloudflare Instant Purge < 150 ms p50 globally, Fastly ≈ 150 ms`,
     result: `p99 ${fmt(p99, 1)} ms`,
     target: `p99 ≤ RTT + 20 ms = ${rttMs + 20} ms`,
     met: p99 <= rttMs + 20 ? 'yes' : 'no',
