@@ -198,7 +198,6 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         connection: options.connection,
         topic,
         groupId: options.groupId,
-        fromBeginning: options.fromBeginning,
         intervalMs: options.fetchSampleMs,
         logger,
         deliver: deliverSample,

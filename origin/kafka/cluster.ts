@@ -39,9 +39,6 @@ export interface KafkaCluster {
   findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
   findBroker(by: { nodeId: string }): Promise<KafkaBroker>;
   findGroupCoordinator(by: { groupId: string }): Promise<KafkaBroker>;
-  fetchTopicsOffset(
-    topics: { topic: string; partitions: { partition: number }[]; fromBeginning: boolean }[],
-  ): Promise<{ topic: string; partitions: { partition: number; offset: string }[] }[]>;
 }
 type ClusterConstructor = new (options: Record<string, unknown>) => KafkaCluster;
 type BatchConstructor = new (

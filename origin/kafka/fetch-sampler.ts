@@ -22,8 +22,6 @@ export interface FetchSamplerOptions {
   readonly topic: string;
   /** The group whose committed offsets a partition starts from when it is assigned. */
   readonly groupId: string;
-  /** With no committed offset, start at the oldest record (true) or the log end (false), like the consumer. */
-  readonly fromBeginning: boolean;
   /** Milliseconds between two sampling fetches arriving at the broker (> 0). */
   readonly intervalMs: number;
   /** Most connections (lanes) kept at once, each with at most one fetch in flight; default 16. */
@@ -44,8 +42,8 @@ export interface FetchSampler {
   /**
    * The partitions the group consumer owns now (from its `GROUP_JOIN`); an
    * empty list while it owns none (rebalancing, stopped). A partition newly
-   * assigned starts at the group's committed offset, or where the consumer
-   * starts without one.
+   * assigned starts at the group's committed offset or, without one, at the
+   * consumer's first hand-over ({@link FetchSampler.advance}).
    */
   assign(partitions: readonly number[]): void;
   /** The group consumer handed over `partition`'s records below `offset`: the sampler reads on from there at least. */
@@ -94,6 +92,8 @@ interface PartitionState {
   position: bigint | null;
   /** The group consumer's hand-over mark, kept while the start is being looked up. */
   advanced: bigint;
+  /** No committed offset: the partition starts at the consumer's first hand-over, never at a start of its own. */
+  awaitsHandOver: boolean;
   /** Records read and not yet delivered, in offset order, all at or after `position`'s start. */
   queued: KafkaMessage[];
   delivering: boolean;
@@ -123,9 +123,14 @@ interface PartitionState {
  * one for fetches).
  *
  * Per partition, the position is the greater of the group's committed
- * offset (or the consumer's starting point without one) and the end of the
- * last batch the consumer handed over ({@link FetchSampler.advance}); records
- * below it are dropped, so overlapping answers deliver each record once.
+ * offset and the end of the last batch the consumer handed over
+ * ({@link FetchSampler.advance}); records below it are dropped, so
+ * overlapping answers deliver each record once. A partition the group has
+ * no committed offset for (a new group's first join) is not read until the
+ * consumer's first hand-over: a log end (or start) the sampler looked up
+ * itself could lie past where the consumer started, and a record between
+ * the two would then be applied by the consumer after later records of its
+ * key that the sampler had applied already.
  * Deliveries of one partition run one at a time, in offset order. A
  * delivery that `leave`s a record holds the partition there until the
  * consumer moves past it; one that fails is read again after a back-off.
@@ -190,22 +195,15 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
           groupId: options.groupId,
           topics: [{ topic, partitions: wanted.map((partition) => ({ partition })) }],
         });
-        const starts = new Map<number, bigint>();
-        const missing: number[] = [];
-        for (const p of committed.responses.find((r) => r.topic === topic)?.partitions ?? []) {
-          if (BigInt(p.offset) >= 0n) starts.set(p.partition, BigInt(p.offset));
-          else missing.push(p.partition);
-        }
-        if (missing.length > 0) {
-          const [ends] = await lane.cluster.fetchTopicsOffset([
-            { topic, partitions: missing.map((partition) => ({ partition })), fromBeginning: options.fromBeginning },
-          ]);
-          for (const p of ends?.partitions ?? []) starts.set(p.partition, BigInt(p.offset));
-        }
         if (gen !== generation) return;
-        for (const [partition, start] of starts) {
-          const state = partitions.get(partition);
-          if (state && state.position === null) state.position = later(start, state.advanced);
+        for (const p of committed.responses.find((r) => r.topic === topic)?.partitions ?? []) {
+          const state = partitions.get(p.partition);
+          if (!state || state.position !== null) continue;
+          const start = BigInt(p.offset);
+          if (start >= 0n) state.position = later(start, state.advanced);
+          // No committed offset: the consumer's start is the only one; it comes with its first hand-over.
+          else if (state.advanced >= 0n) state.position = state.advanced;
+          else state.awaitsHandOver = true;
         }
         return;
       } catch (error) {
@@ -355,6 +353,7 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
         partitions.set(partition, {
           position: null,
           advanced: -1n,
+          awaitsHandOver: false,
           queued: [],
           delivering: false,
           holdThrough: null,
@@ -369,7 +368,8 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
       const at = BigInt(offset);
       if (at > state.advanced) state.advanced = at;
       if (state.holdThrough !== null && at > state.holdThrough) state.holdThrough = null;
-      if (state.position !== null && at > state.position) {
+      if (state.position === null && state.awaitsHandOver) state.position = at;
+      else if (state.position !== null && at > state.position) {
         state.position = at;
         state.queued = [];
       } else if (state.queued.length > 0 && BigInt(state.queued[0]!.offset) < at) {

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { AssignerProtocol, Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -12,16 +13,22 @@ const brokers = inject('kafkaBrokers');
 
 /** A purge bus that holds the publish of one key until released (the consumer's apply of it then hangs). */
 class HoldingBus extends InProcessPurgeBus {
-  holdKey: string | null = null;
+  #holdKey: string | null = null;
   /** The held key's publish started. */
   holding = false;
   #release: () => void = () => {};
-  readonly #gate = new Promise<void>((r) => (this.#release = r));
+  #gate = Promise.resolve();
+  /** Holds the publishes of `key` from now until {@link HoldingBus.release}. */
+  hold(key: string) {
+    this.#holdKey = key;
+    this.holding = false;
+    this.#gate = new Promise<void>((r) => (this.#release = r));
+  }
   release() {
     this.#release();
   }
   override async publish(input: Parameters<PurgeBus['publish']>[0]) {
-    if (input.keys[0] === this.holdKey) {
+    if (input.keys[0] === this.#holdKey) {
       this.holding = true;
       await this.#gate;
     }
@@ -29,8 +36,51 @@ class HoldingBus extends InProcessPurgeBus {
   }
 }
 
+const require = createRequire(import.meta.url);
+type LogEndLookUp = (topics: { topic: string }[]) => Promise<unknown>;
+/** kafkajs's cluster, which both the group consumer and the fetch sampler read log ends with. */
+const Cluster = require('kafkajs/src/cluster') as { prototype: { fetchTopicsOffset: LogEndLookUp } };
+
+/**
+ * Holds every log-end (or log-start) look-up of `topic` that the fetch
+ * sampler makes itself (told by its stack) until `open()`; the group
+ * consumer's pass. Puts the gap between the consumer's start and one the
+ * sampler might pick at a moment the test chooses.
+ */
+function holdSamplerLogEndLookUps(topic: string) {
+  const original = Cluster.prototype.fetchTopicsOffset;
+  let open = () => {};
+  const opened = new Promise<void>((r) => (open = r));
+  let inFlight = 0;
+  Cluster.prototype.fetchTopicsOffset = async function (this: unknown, topics) {
+    if (!topics.some((t) => t.topic === topic) || !new Error().stack?.includes('/kafka/fetch-sampler.ts'))
+      return await original.call(this, topics);
+    inFlight++;
+    try {
+      await opened;
+      return await original.call(this, topics);
+    } finally {
+      inFlight--;
+    }
+  };
+  return {
+    open,
+    /** The sampler's look-ups held or under way. */
+    inFlight: () => inFlight,
+    restore() {
+      Cluster.prototype.fetchTopicsOffset = original;
+    },
+  };
+}
+
 /** One replica: a Kafka source in `groupId` applying through its own applier, service and bus. */
-function replica(topic: string, groupId: string, clientId: string, fetchSampleMs: number | undefined) {
+function replica(
+  topic: string,
+  groupId: string,
+  clientId: string,
+  fetchSampleMs: number | undefined,
+  fromBeginning = true,
+) {
   const bus = new HoldingBus({ retainedEntries: 1_000 });
   const { service, applied } = purgeRecorder(bus);
   const counts = { sampled: 0, deadLettered: 0, fetched: new Map<number, number>() };
@@ -38,7 +88,7 @@ function replica(topic: string, groupId: string, clientId: string, fetchSampleMs
     connection: { brokers: [brokers], clientId },
     topic,
     groupId,
-    fromBeginning: true,
+    fromBeginning,
     sessionTimeoutMs: 6_000,
     heartbeatIntervalMs: 500,
     applier: new InvalidationApplier({ service, dedupWindow: 1_000 }),
@@ -69,6 +119,8 @@ async function setup(partitions: number) {
   };
   return { topic, groupId, producer, admin, send, committed };
 }
+type Setup = Awaited<ReturnType<typeof setup>>;
+type Replica = ReturnType<typeof replica>;
 
 describe('Kafka fetch sampler (real broker)', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -77,9 +129,29 @@ describe('Kafka fetch sampler (real broker)', () => {
   });
 
   /**
+   * Holds the apply of `held` (sent to partition 0), then has the consumer
+   * fetch `blocker` (partition 0's next event): its batch handler waits for
+   * the held apply, so kafkajs sends no next fetch of any partition until
+   * `r.bus.release()`.
+   */
+  const stallConsumer = async (s: Setup, r: Replica, held: string, blocker: string) => {
+    r.bus.hold(held);
+    await s.send(0, `ns:${held}`, held);
+    await eventually(`the apply of ${held} held`, () => r.bus.holding, 20_000);
+    const before = r.counts.fetched.get(0) ?? 0;
+    await s.send(0, `ns:${blocker}`, blocker);
+    await eventually(
+      'the consumer fetched the next batch of partition 0',
+      () => (r.counts.fetched.get(0) ?? 0) > before,
+      20_000,
+    );
+  };
+
+  /**
    * Partition 0's apply is held, and a second event of partition 0 fetched:
    * the consumer's batch handler waits for the held apply, so kafkajs sends no
    * next fetch. Then four events go to partition 1 (two keys, two each).
+   * With the sampler on, the group has committed offsets to start it from.
    */
   const heldFetch = async (fetchSampleMs: number | undefined) => {
     const s = await setup(2);
@@ -90,18 +162,16 @@ describe('Kafka fetch sampler (real broker)', () => {
       await s.producer.disconnect();
       await s.admin.disconnect();
     });
-    r.bus.holdKey = 'held';
+    // A group that committed before (offset 0 of both partitions): the sampler starts there, not at a hand-over.
+    if (fetchSampleMs !== undefined)
+      await s.admin.setOffsets({
+        groupId: s.groupId,
+        topic: s.topic,
+        partitions: [0, 1].map((partition) => ({ partition, offset: '0' })),
+      });
     await r.source.start();
     await r.source.ready(30_000);
-    await s.send(0, 'ns:held', 'held');
-    await eventually('the apply of the first event held', () => r.bus.holding, 20_000);
-    const before = r.counts.fetched.get(0) ?? 0;
-    await s.send(0, 'ns:blocker', 'blocker');
-    await eventually(
-      'the consumer fetched the next batch of partition 0',
-      () => (r.counts.fetched.get(0) ?? 0) > before,
-      20_000,
-    );
+    await stallConsumer(s, r, 'held', 'blocker');
     for (const key of ['a1', 'b1', 'a2', 'b2']) await s.send(1, `ns:${key[0]}`, key);
     return { s, r };
   };
@@ -128,6 +198,54 @@ describe('Kafka fetch sampler (real broker)', () => {
       20_000,
     );
     expect(r.applied).toHaveLength(6);
+  });
+
+  it('starts a partition without a committed offset where the group consumer hands over, so a later event of a key never overtakes one the consumer starts before', async () => {
+    const s = await setup(3);
+    const r = replica(s.topic, s.groupId, 'strata-sampler-new-group', 5, false);
+    const lookUps = holdSamplerLogEndLookUps(s.topic);
+    cleanups.push(async () => {
+      lookUps.open();
+      lookUps.restore();
+      r.bus.release();
+      await r.source.stop();
+      await s.producer.disconnect();
+      await s.admin.disconnect();
+    });
+    const fetched = (partition: number) => r.counts.fetched.get(partition) ?? 0;
+    // A new group at the log end: every partition starts where the consumer resolved it on joining.
+    await r.source.start();
+    await r.source.ready(30_000);
+    // Partition 2 is handed over once, so the sampler reads it from then on: its event below marks a sampling fetch.
+    await s.send(2, 'ns:warm', 'warm');
+    await eventually('the warm-up event applied', () => r.applied.includes('warm'), 20_000);
+    await stallConsumer(s, r, 'held', 'blocker');
+    // k1 lies after the consumer's start of partition 1; a start the sampler looked up only now would lie after it.
+    await s.send(1, 'ns:k', 'k1');
+    lookUps.open();
+    await eventually('no look-up of the sampler under way', () => lookUps.inFlight() === 0, 20_000);
+    await s.send(1, 'ns:k', 'k2');
+    await s.send(2, 'ns:mark', 'mark');
+    await eventually('a sampling fetch past k2 applied', () => r.applied.includes('mark'), 20_000);
+    expect(fetched(1)).toBe(0);
+    r.bus.release();
+    await eventually(
+      'both events of key k applied',
+      () => r.applied.includes('k1') && r.applied.includes('k2'),
+      20_000,
+    );
+    expect(r.applied.filter((k) => k.startsWith('k'))).toEqual(['k1', 'k2']);
+
+    // The consumer has handed over partition 1 (k1, k2): the sampler reads it from there while the consumer is stalled.
+    await eventually('the stalled events applied', () => r.applied.includes('blocker'), 20_000);
+    await stallConsumer(s, r, 'held-again', 'blocker-again');
+    const sampled = r.counts.sampled;
+    const before = fetched(1);
+    await s.send(1, 'ns:k', 'k3');
+    await eventually('k3 applied while the consumer fetches nothing', () => r.applied.includes('k3'), 20_000);
+    expect(fetched(1)).toBe(before);
+    expect(r.counts.sampled).toBe(sampled + 1);
+    expect(r.applied.filter((k) => k.startsWith('k'))).toEqual(['k1', 'k2', 'k3']);
   });
 
   it('off by default: events of another partition wait for the held apply, as before', async () => {

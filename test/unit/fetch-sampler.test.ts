@@ -50,15 +50,6 @@ function fakeBroker(partitions: number) {
       findLeaderForPartitions: (_topic, ps) => ({ '1': ps }),
       findBroker: async () => broker,
       findGroupCoordinator: async () => broker,
-      fetchTopicsOffset: async ([t]) => [
-        {
-          topic: 'topic',
-          partitions: t!.partitions.map(({ partition }) => ({
-            partition,
-            offset: String(t!.fromBeginning ? 0 : logs[partition]!.length),
-          })),
-        },
-      ],
     };
   };
   const append = (partition: number, key: string) => {
@@ -85,13 +76,11 @@ describe('fetch sampler (fake broker)', () => {
   const start = (
     broker: ReturnType<typeof fakeBroker>,
     deliver: (partition: number, messages: readonly KafkaMessage[]) => Promise<SampleDelivery>,
-    fromBeginning = false,
   ) => {
     const sampler = fetchSampler({
       connection: { brokers: ['127.0.0.1:9'], clientId: 'test' },
       topic: 'topic',
       groupId: 'group',
-      fromBeginning,
       intervalMs: 1,
       maxLanes: 4,
       logger: pino({ level: 'silent' }),
@@ -105,6 +94,7 @@ describe('fetch sampler (fake broker)', () => {
 
   it('delivers each record once and in offset order, though several fetches overlap', async () => {
     const broker = fakeBroker(1);
+    broker.committed.set(0, 0);
     const delivered: string[] = [];
     let concurrent = 0;
     let overlapped = false;
@@ -126,7 +116,7 @@ describe('fetch sampler (fake broker)', () => {
     expect(overlapped).toBe(false);
   });
 
-  it('starts at the group committed offset, or at the log end without one; unassigned partitions are never fetched', async () => {
+  it('starts at the group committed offset, or at the consumer hand-over without one; unassigned partitions are never fetched', async () => {
     const broker = fakeBroker(3);
     for (let i = 0; i < 5; i++) {
       broker.append(0, 'a');
@@ -141,12 +131,21 @@ describe('fetch sampler (fake broker)', () => {
     });
     sampler.assign([0, 1]);
     await eventually('partition 0 read from its committed offset', () => delivered.length >= 2, 5_000);
+    broker.append(0, 'a');
     broker.append(1, 'b');
     broker.append(2, 'c');
-    await eventually('the new record of partition 1', () => delivered.some(([p]) => p === 1), 5_000);
+    await eventually('the new record of partition 0', () => delivered.length >= 3, 5_000);
+    // No committed offset of partition 1: nothing read of it before the consumer hands over.
+    expect([...broker.fetched]).toEqual([0]);
+    // The consumer handed over offsets 0-2 of partition 1: the sampler reads on from 3.
+    sampler.advance(1, '3');
+    await eventually('partition 1 read from the hand-over', () => delivered.length >= 6, 5_000);
     expect(delivered).toEqual([
       [0, '3'],
       [0, '4'],
+      [0, '5'],
+      [1, '3'],
+      [1, '4'],
       [1, '5'],
     ]);
     expect([...broker.fetched].sort()).toEqual([0, 1]);
@@ -154,17 +153,14 @@ describe('fetch sampler (fake broker)', () => {
 
   it('holds at a record left to the consumer until the consumer hands over records past it, then reads on after them', async () => {
     const broker = fakeBroker(1);
+    broker.committed.set(0, 0);
     const delivered: string[] = [];
-    const sampler = start(
-      broker,
-      async (_p, messages) => {
-        const poison = messages.findIndex((m) => m.value?.toString() === 'poison');
-        const done = poison === -1 ? messages.length : poison;
-        delivered.push(...messages.slice(0, done).map((m) => m.offset));
-        return poison === -1 ? { done } : { done, stop: 'leave' };
-      },
-      true,
-    );
+    const sampler = start(broker, async (_p, messages) => {
+      const poison = messages.findIndex((m) => m.value?.toString() === 'poison');
+      const done = poison === -1 ? messages.length : poison;
+      delivered.push(...messages.slice(0, done).map((m) => m.offset));
+      return poison === -1 ? { done } : { done, stop: 'leave' };
+    });
     sampler.assign([0]);
     broker.append(0, 'ok');
     broker.append(0, 'poison');
@@ -181,25 +177,22 @@ describe('fetch sampler (fake broker)', () => {
 
   it('after a failed delivery reads from the failed record again, never from answers already in flight past it', async () => {
     const broker = fakeBroker(1);
+    broker.committed.set(0, 0);
     const delivered: string[] = [];
     let failures = 1;
-    const sampler = start(
-      broker,
-      async (_p, messages) => {
-        if (failures > 0) {
-          failures--;
-          // Fetches from past the failed records go out meanwhile; the record appended now is in the answers
-          // still in flight when the delivery has failed.
-          await eventually('fetches from past the failed records', () => broker.clusters() > 1, 5_000);
-          await new Promise((r) => setTimeout(r, 5));
-          broker.append(0, 'late');
-          return { done: 0, stop: 'retry' };
-        }
-        delivered.push(...messages.map((m) => m.offset));
-        return { done: messages.length };
-      },
-      true,
-    );
+    const sampler = start(broker, async (_p, messages) => {
+      if (failures > 0) {
+        failures--;
+        // Fetches from past the failed records go out meanwhile; the record appended now is in the answers
+        // still in flight when the delivery has failed.
+        await eventually('fetches from past the failed records', () => broker.clusters() > 1, 5_000);
+        await new Promise((r) => setTimeout(r, 5));
+        broker.append(0, 'late');
+        return { done: 0, stop: 'retry' };
+      }
+      delivered.push(...messages.map((m) => m.offset));
+      return { done: messages.length };
+    });
     sampler.assign([0]);
     for (const key of ['a', 'b', 'c']) broker.append(0, key);
     await eventually('every record delivered', () => delivered.includes('3'), 5_000);
