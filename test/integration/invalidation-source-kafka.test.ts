@@ -1,8 +1,7 @@
-import pino from 'pino';
 import { inject } from 'vitest';
-import { kafkaSource } from '../../origin/invalidation/kafka-source.ts';
 import { invalidationSourceConformance } from '../conformance/invalidation-source.ts';
 import { connectProducer, createTopics, uniqueName } from '../support/kafka.ts';
+import { testKafkaSource } from '../support/kafka-source.ts';
 
 const brokers = inject('kafkaBrokers');
 
@@ -16,15 +15,10 @@ for (const [name, fetchSampleMs] of [
       const topic = uniqueName('conformance');
       await createTopics(brokers, topic);
       const producer = await connectProducer(brokers);
-      const source = kafkaSource({
-        connection: { brokers: [brokers], clientId: 'strata-conformance' },
+      const source = testKafkaSource(brokers, 'strata-conformance', {
         topic,
         groupId: uniqueName('conformance-group'),
-        fromBeginning: true,
-        sessionTimeoutMs: 6_000,
-        heartbeatIntervalMs: 500,
         applier,
-        logger: pino({ level: 'silent' }),
         fetchSampleMs,
       });
       return {

@@ -1,12 +1,11 @@
 import { createRequire } from 'node:module';
 import { AssignerProtocol, Kafka, logLevel } from 'kafkajs';
-import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { InvalidationApplier } from '../../origin/invalidation/applier.ts';
-import { kafkaSource } from '../../origin/invalidation/kafka-source.ts';
 import type { PurgeBus } from '../../origin/purge/bus.ts';
 import { InProcessPurgeBus } from '../../origin/purge/in-process-bus.ts';
 import { connectProducer, createTopics, invalidation, purgeRecorder, uniqueName } from '../support/kafka.ts';
+import { testKafkaSource } from '../support/kafka-source.ts';
 import { eventually } from '../support/wait.ts';
 
 const brokers = inject('kafkaBrokers');
@@ -84,15 +83,11 @@ function replica(
   const bus = new HoldingBus({ retainedEntries: 1_000 });
   const { service, applied } = purgeRecorder(bus);
   const counts = { sampled: 0, deadLettered: 0, fetched: new Map<number, number>() };
-  const source = kafkaSource({
-    connection: { brokers: [brokers], clientId },
+  const source = testKafkaSource(brokers, clientId, {
     topic,
     groupId,
     fromBeginning,
-    sessionTimeoutMs: 6_000,
-    heartbeatIntervalMs: 500,
     applier: new InvalidationApplier({ service, dedupWindow: 1_000 }),
-    logger: pino({ level: 'silent' }),
     fetchSampleMs,
     onSampled: () => counts.sampled++,
     onDeadLetter: () => counts.deadLettered++,

@@ -1,11 +1,11 @@
 import { Kafka, logLevel } from 'kafkajs';
-import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { InvalidationApplier } from '../../origin/invalidation/applier.ts';
-import { type KafkaSource, kafkaSource } from '../../origin/invalidation/kafka-source.ts';
+import type { KafkaSource } from '../../origin/invalidation/kafka-source.ts';
 import type { PurgeBus } from '../../origin/purge/bus.ts';
 import { GatedBus } from '../conformance/invalidation-source.ts';
 import { connectProducer, createTopics, invalidation, purgeRecorder, uniqueName } from '../support/kafka.ts';
+import { testKafkaSource } from '../support/kafka-source.ts';
 import { eventually } from '../support/wait.ts';
 
 const brokers = inject('kafkaBrokers');
@@ -35,15 +35,10 @@ async function setup() {
   const bus = new FlakyBus({ retainedEntries: 1_000 });
   const { service, applied } = purgeRecorder(bus);
   let caughtUp = 0;
-  const source = kafkaSource({
-    connection: { brokers: [brokers], clientId: 'strata-handoff-test' },
+  const source = testKafkaSource(brokers, 'strata-handoff-test', {
     topic,
     groupId,
-    fromBeginning: true,
-    sessionTimeoutMs: 6_000,
-    heartbeatIntervalMs: 500,
     applier: new InvalidationApplier({ service, dedupWindow: 1_000 }),
-    logger: pino({ level: 'silent' }),
     onCaughtUp: () => caughtUp++,
   });
   const producer = await connectProducer(brokers);
