@@ -347,9 +347,15 @@ export class PurgeLogGroupReader {
   /** Starts reading again from what the log says (nothing in flight): forgets the last pass's failure. */
   #newPass(): void {
     this.#pass += 1;
-    this.#readProgress = this.#delivered;
+    this.#startAt(this.#delivered);
     this.#failure = null;
     this.#ackTail = Promise.resolve();
+  }
+
+  /** Reading (re)starts at `progress`, the progress stored in the log: nothing read past it counts. */
+  #startAt(progress: Progress | null): void {
+    this.#delivered = progress;
+    this.#readProgress = progress;
   }
 
   /** A delivery or idle read succeeded. */
@@ -403,8 +409,7 @@ export class PurgeLogGroupReader {
   async #takeOver(): Promise<void> {
     await this.#ensureGroup();
     const progress = await this.#redis.hmget(this.#progress, 'inc', 'seq');
-    this.#delivered = progress[0] ? { inc: progress[0], seq: Number(progress[1] ?? 0) } : null;
-    this.#readProgress = this.#delivered;
+    this.#startAt(progress[0] ? { inc: progress[0], seq: Number(progress[1] ?? 0) } : null);
     let cursor = '0-0';
     let lost = 0;
     do {
@@ -443,14 +448,12 @@ export class PurgeLogGroupReader {
     const decoded = first ? this.#decode(first) : null;
     if (decoded?.kind === 'entry') {
       await this.#redis.hset(this.#progress, 'inc', decoded.inc, 'seq', decoded.seq - 1);
-      this.#delivered = { inc: decoded.inc, seq: decoded.seq - 1 };
-      this.#readProgress = this.#delivered;
+      this.#startAt({ inc: decoded.inc, seq: decoded.seq - 1 });
     } else {
       const [inc, seq] = await this.#redis.hmget(this.meta, 'inc', 'seq');
       if (!inc) return;
       await this.#redis.hset(this.#progress, 'inc', inc, 'seq', Number(seq ?? 0));
-      this.#delivered = { inc, seq: Number(seq ?? 0) };
-      this.#readProgress = this.#delivered;
+      this.#startAt({ inc, seq: Number(seq ?? 0) });
     }
   }
 
