@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -138,6 +138,26 @@ async function startBareRelay(rig: Rig): Promise<{ write: string; events: string
     throw error;
   }
   return { write: `http://127.0.0.1:${ports.forward}/`, events: `http://127.0.0.1:${ports.apply}/`, stop };
+}
+
+/**
+ * The scheduler's account of a process (all its threads, Linux
+ * `/proc/PID/task/TID/schedstat`): ns on a core, ns runnable but waiting for
+ * one, and how many times it was given a core. Null once it is gone.
+ */
+function schedStat(pid: number): { runNs: number; waitNs: number; slices: number } | null {
+  try {
+    const total = { runNs: 0, waitNs: 0, slices: 0 };
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const [run, wait, slices] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ');
+      total.runNs += Number(run);
+      total.waitNs += Number(wait);
+      total.slices += Number(slices);
+    }
+    return total;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -298,6 +318,8 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const inRegion: number[] = [];
   /** Each origin's and edge's event loop delay and major GC time over the writes (their own metrics). */
   let stalls = '';
+  /** What the scheduler says of every process over the writes (`/proc/PID/task/TID/schedstat`). */
+  let sched = '';
   // The bench's own event loop times every detection: its delays are part of each figure, so they are shown.
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   let reseeds = 0;
@@ -356,6 +378,10 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     const processes = [...a.origins, ...a.edges, ...b.origins, ...b.edges];
     const names = ['origin a1', 'origin a2', 'edge a1', 'edge a2', 'origin b1', 'origin b2', 'edge b1', 'edge b2'];
     const gcBefore = await Promise.all(processes.map((url) => processStalls(url, token)));
+    // Every process of the rig and the bench itself (its anchor's two processes only run between writes).
+    const scheduled = [...rig.state.pids, { name: 'bench', pid: process.pid }];
+    const schedBefore = scheduled.map(({ pid }) => schedStat(pid));
+    const writesStart = performance.now();
     loopDelay.enable();
     for (let i = 1; i <= writes; i++) {
       const held = `b${i}`;
@@ -419,6 +445,21 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
       bare.push(await bareOnce(`${i}`));
     }
     loopDelay.disable();
+    const writesMs = performance.now() - writesStart;
+    const schedAfter = scheduled.map(({ pid }) => schedStat(pid));
+    let allRun = 0;
+    let allWait = 0;
+    const perProcess = scheduled.map(({ name }, i) => {
+      const [before, after] = [schedBefore[i], schedAfter[i]];
+      if (!before || !after) return `${name}: gone`;
+      const run = (after.runNs - before.runNs) / 1e6;
+      const wait = (after.waitNs - before.waitNs) / 1e6;
+      const slices = after.slices - before.slices;
+      allRun += run;
+      allWait += wait;
+      return `${name} ${fmt((run / writesMs) * 100, 1)}% of a core, ${fmt(slices ? wait / slices : 0, 2)} ms waited per run`;
+    });
+    sched = `over the writes (${fmt(writesMs / 1000, 1)} s): cores busy ${fmt(allRun / writesMs, 2)} of 2; threads runnable but waiting for a core, summed, ${fmt(allWait / writesMs, 2)} core-equivalents; ${perProcess.join('; ')}`;
     const gcAfter = await Promise.all(processes.map((url) => processStalls(url, token)));
     stalls = processes
       .map((url, i) => {
@@ -476,7 +517,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const slowForward = stages.filter((s) => s.forward > rigLatencyMs + 10);
   const forwardAttribution = `a's log → broker append over ${rigLatencyMs + 10} ms: ${slowForward.length} of ${stages.length} writes, of those appended within ${blindMs} ms after another of region a's records: ${slowForward.filter((s) => s.before.some((r) => r.region === 'a')).length}`;
   process.stdout.write(
-    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times; the bench's own event loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6, 1)} ms\nprocesses during the writes (their own metrics): ${stalls}\n`,
+    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times; the bench's own event loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6, 1)} ms\nprocesses during the writes (their own metrics): ${stalls}\nthe scheduler ${sched}\n`,
   );
   const rttMs = 2 * rigLatencyMs;
   const p99 = percentile(all, 99);
