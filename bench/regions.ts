@@ -210,11 +210,12 @@ const streamMs = (id: string) => Number(id.split('-')[0]);
  * Where one write's cross-region purge spent its time, ms, on the machine's
  * clock: PUT answered (region a's log append inside it), a's log → the
  * broker's append (the record's LogAppendTime: the forwarder's read and the
- * produce request's way through a's proxy), that append → the intent b's
- * apply logs first (the fetch answer's way through b's proxy, plus any wait
- * for a fetch to be outstanding at the broker, plus decoding), that intent →
- * b's purge entry (b's store purge and log append), b's log → b's edges
- * purged.
+ * produce request's way through a's proxy), that append → b's apply starts
+ * (the fetch answer's way through b's proxy, plus any wait for a fetch to be
+ * outstanding at the broker, plus decoding; marked by the intent b logs
+ * first where it logs one, else this leg runs to b's purge entry and holds
+ * the apply too), that intent → b's purge entry (b's store purge and log
+ * append), b's log → b's edges purged.
  */
 interface Stages {
   ack: number;
@@ -427,7 +428,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
       const inA = await newestLogEntry(logA, (d) => d.namespace === 'bench-xr' && d.origin_region === undefined);
       const inB = await newestLogEntry(logB, (d) => d.namespace === 'bench-xr' && d.origin_region === 'a');
       // b's apply logs an intent before its store purge; the purge entry names it (`closes`).
-      if (inA && inB?.closes) {
+      if (inA && inB) {
         const inBEdges = detected.slice(a.edges.length);
         const last = inBEdges.reduce((worst, d, n) => (d.answered > inBEdges[worst]!.answered ? n : worst), 0);
         stageOf.push({
@@ -435,7 +436,8 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
           t0: wall0,
           ackAt,
           aLog: streamMs(inA.id),
-          bIntent: streamMs(inB.closes),
+          // b logs an intent before applying only an event its source would not deliver again (not Kafka's).
+          bIntent: inB.closes ? streamMs(inB.closes) : Number.NaN,
           bLog: streamMs(inB.id),
           bEdges: wall0 + inBEdges[last]!.answered,
           bStream: streamAt[last]!.get(inB.id) ?? Number.NaN,
@@ -496,7 +498,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     before: precededBy(s),
     ack: s.ackAt - s.t0,
     forward: sentAt.get(s.eventId)! - s.aLog,
-    fetch: s.bIntent - sentAt.get(s.eventId)!,
+    fetch: (Number.isNaN(s.bIntent) ? s.bLog : s.bIntent) - sentAt.get(s.eventId)!,
     apply: s.bLog - s.bIntent,
     relay: s.bEdges - s.bLog,
     tail: s.bStream - s.bLog,
@@ -504,8 +506,12 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     refill: s.bEdges - s.bEdgeSent,
     logs: s.bStream - s.t0,
   }));
-  const stage = (name: keyof Stages) => summary(stages.map((s) => s[name]).filter((ms) => !Number.isNaN(ms)));
-  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry) ${stage('apply')}; b's log → b's edges purged and answering ${stage('relay')} (for b's edge answering last: b's log → its origin's purge stream event at a listener ${stage('tail')}, → the first GET answered without the copy sent ${stage('edge')}, → that answer received, a miss to b's origin ${stage('refill')})`;
+  const stage = (name: keyof Stages) => {
+    const ms = stages.map((s) => s[name]).filter((m) => !Number.isNaN(m));
+    return ms.length > 0 ? summary(ms) : 'not seen';
+  };
+  const withIntent = stages.filter((s) => !Number.isNaN(s.apply)).length;
+  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts, or b's purge entry where b logged no intent (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry, ${withIntent} writes) ${stage('apply')}; b's log → b's edges purged and answering ${stage('relay')} (for b's edge answering last: b's log → its origin's purge stream event at a listener ${stage('tail')}, → the first GET answered without the copy sent ${stage('edge')}, → that answer received, a miss to b's origin ${stage('refill')})`;
   // Beyond one way through b's proxy plus 10 ms, the event most likely reached the broker while no fetch of b was there.
   const late = stages.filter((s) => s.fetch > rigLatencyMs + 10);
   const onTime = stages.filter((s) => s.fetch <= rigLatencyMs + 10);
