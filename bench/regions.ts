@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -141,6 +141,26 @@ async function startBareRelay(rig: Rig): Promise<{ write: string; events: string
 }
 
 /**
+ * The scheduler's account of a process (all its threads, Linux
+ * `/proc/PID/task/TID/schedstat`): ns on a core, ns runnable but waiting for
+ * one, and how many times it was given a core. Null once it is gone.
+ */
+function schedStat(pid: number): { runNs: number; waitNs: number; slices: number } | null {
+  try {
+    const total = { runNs: 0, waitNs: 0, slices: 0 };
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const [run, wait, slices] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ');
+      total.runNs += Number(run);
+      total.waitNs += Number(wait);
+      total.slices += Number(slices);
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * What Node's default metrics (prom-client) say of a process since the last
  * scrape: event loop delay p99 and max (ms) and major GC time (ms, cumulative).
  */
@@ -190,11 +210,12 @@ const streamMs = (id: string) => Number(id.split('-')[0]);
  * Where one write's cross-region purge spent its time, ms, on the machine's
  * clock: PUT answered (region a's log append inside it), a's log → the
  * broker's append (the record's LogAppendTime: the forwarder's read and the
- * produce request's way through a's proxy), that append → the intent b's
- * apply logs first (the fetch answer's way through b's proxy, plus any wait
- * for a fetch to be outstanding at the broker, plus decoding), that intent →
- * b's purge entry (b's store purge and log append), b's log → b's edges
- * purged.
+ * produce request's way through a's proxy), that append → b's apply starts
+ * (the fetch answer's way through b's proxy, plus any wait for a fetch to be
+ * outstanding at the broker, plus decoding; marked by the intent b logs
+ * first where it logs one, else this leg runs to b's purge entry and holds
+ * the apply too), that intent → b's purge entry (b's store purge and log
+ * append), b's log → b's edges purged.
  */
 interface Stages {
   ack: number;
@@ -298,6 +319,8 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const inRegion: number[] = [];
   /** Each origin's and edge's event loop delay and major GC time over the writes (their own metrics). */
   let stalls = '';
+  /** What the scheduler says of every process over the writes (`/proc/PID/task/TID/schedstat`). */
+  let sched = '';
   // The bench's own event loop times every detection: its delays are part of each figure, so they are shown.
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   let reseeds = 0;
@@ -356,6 +379,10 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     const processes = [...a.origins, ...a.edges, ...b.origins, ...b.edges];
     const names = ['origin a1', 'origin a2', 'edge a1', 'edge a2', 'origin b1', 'origin b2', 'edge b1', 'edge b2'];
     const gcBefore = await Promise.all(processes.map((url) => processStalls(url, token)));
+    // Every process of the rig and the bench itself (its anchor's two processes only run between writes).
+    const scheduled = [...rig.state.pids, { name: 'bench', pid: process.pid }];
+    const schedBefore = scheduled.map(({ pid }) => schedStat(pid));
+    const writesStart = performance.now();
     loopDelay.enable();
     for (let i = 1; i <= writes; i++) {
       const held = `b${i}`;
@@ -401,7 +428,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
       const inA = await newestLogEntry(logA, (d) => d.namespace === 'bench-xr' && d.origin_region === undefined);
       const inB = await newestLogEntry(logB, (d) => d.namespace === 'bench-xr' && d.origin_region === 'a');
       // b's apply logs an intent before its store purge; the purge entry names it (`closes`).
-      if (inA && inB?.closes) {
+      if (inA && inB) {
         const inBEdges = detected.slice(a.edges.length);
         const last = inBEdges.reduce((worst, d, n) => (d.answered > inBEdges[worst]!.answered ? n : worst), 0);
         stageOf.push({
@@ -409,7 +436,8 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
           t0: wall0,
           ackAt,
           aLog: streamMs(inA.id),
-          bIntent: streamMs(inB.closes),
+          // b logs an intent before applying only an event its source would not deliver again (not Kafka's).
+          bIntent: inB.closes ? streamMs(inB.closes) : Number.NaN,
           bLog: streamMs(inB.id),
           bEdges: wall0 + inBEdges[last]!.answered,
           bStream: streamAt[last]!.get(inB.id) ?? Number.NaN,
@@ -419,6 +447,21 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
       bare.push(await bareOnce(`${i}`));
     }
     loopDelay.disable();
+    const writesMs = performance.now() - writesStart;
+    const schedAfter = scheduled.map(({ pid }) => schedStat(pid));
+    let allRun = 0;
+    let allWait = 0;
+    const perProcess = scheduled.map(({ name }, i) => {
+      const [before, after] = [schedBefore[i], schedAfter[i]];
+      if (!before || !after) return `${name}: gone`;
+      const run = (after.runNs - before.runNs) / 1e6;
+      const wait = (after.waitNs - before.waitNs) / 1e6;
+      const slices = after.slices - before.slices;
+      allRun += run;
+      allWait += wait;
+      return `${name} ${fmt((run / writesMs) * 100, 1)}% of a core, ${fmt(slices ? wait / slices : 0, 2)} ms waited per run`;
+    });
+    sched = `over the writes (${fmt(writesMs / 1000, 1)} s): cores busy ${fmt(allRun / writesMs, 2)} of 2; threads runnable but waiting for a core, summed, ${fmt(allWait / writesMs, 2)} core-equivalents; ${perProcess.join('; ')}`;
     const gcAfter = await Promise.all(processes.map((url) => processStalls(url, token)));
     stalls = processes
       .map((url, i) => {
@@ -455,7 +498,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     before: precededBy(s),
     ack: s.ackAt - s.t0,
     forward: sentAt.get(s.eventId)! - s.aLog,
-    fetch: s.bIntent - sentAt.get(s.eventId)!,
+    fetch: (Number.isNaN(s.bIntent) ? s.bLog : s.bIntent) - sentAt.get(s.eventId)!,
     apply: s.bLog - s.bIntent,
     relay: s.bEdges - s.bLog,
     tail: s.bStream - s.bLog,
@@ -463,8 +506,12 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
     refill: s.bEdges - s.bEdgeSent,
     logs: s.bStream - s.t0,
   }));
-  const stage = (name: keyof Stages) => summary(stages.map((s) => s[name]).filter((ms) => !Number.isNaN(ms)));
-  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry) ${stage('apply')}; b's log → b's edges purged and answering ${stage('relay')} (for b's edge answering last: b's log → its origin's purge stream event at a listener ${stage('tail')}, → the first GET answered without the copy sent ${stage('edge')}, → that answer received, a miss to b's origin ${stage('refill')})`;
+  const stage = (name: keyof Stages) => {
+    const ms = stages.map((s) => s[name]).filter((m) => !Number.isNaN(m));
+    return ms.length > 0 ? summary(ms) : 'not seen';
+  };
+  const withIntent = stages.filter((s) => !Number.isNaN(s.apply)).length;
+  const breakdown = `where the time goes (${stages.length} writes, ms on one clock): PUT answered ${stage('ack')}; a's log → broker append (forwarder's read, produce one way) ${stage('forward')}; broker append → b's apply starts, or b's purge entry where b logged no intent (fetch answer one way, any wait for a fetch at the broker) ${stage('fetch')}; b's apply (intent → purge entry, ${withIntent} writes) ${stage('apply')}; b's log → b's edges purged and answering ${stage('relay')} (for b's edge answering last: b's log → its origin's purge stream event at a listener ${stage('tail')}, → the first GET answered without the copy sent ${stage('edge')}, → that answer received, a miss to b's origin ${stage('refill')})`;
   // Beyond one way through b's proxy plus 10 ms, the event most likely reached the broker while no fetch of b was there.
   const late = stages.filter((s) => s.fetch > rigLatencyMs + 10);
   const onTime = stages.filter((s) => s.fetch <= rigLatencyMs + 10);
@@ -476,7 +523,7 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
   const slowForward = stages.filter((s) => s.forward > rigLatencyMs + 10);
   const forwardAttribution = `a's log → broker append over ${rigLatencyMs + 10} ms: ${slowForward.length} of ${stages.length} writes, of those appended within ${blindMs} ms after another of region a's records: ${slowForward.filter((s) => s.before.some((r) => r.region === 'a')).length}`;
   process.stdout.write(
-    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times; the bench's own event loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6, 1)} ms\nprocesses during the writes (their own metrics): ${stalls}\n`,
+    `${breakdown}; broker append → b's apply over ${rigLatencyMs + 10} ms: ${late.length} of ${stages.length} writes, ${attribution}; ${forwardAttribution}; b's copy written again before a write (a purge delivered again): ${reseeds} times; the bench's own event loop delay p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6, 1)} ms\nprocesses during the writes (their own metrics): ${stalls}\nthe scheduler ${sched}\n`,
   );
   const rttMs = 2 * rigLatencyMs;
   const p99 = percentile(all, 99);

@@ -445,6 +445,11 @@ export class CacheService {
    * @param originRegion set when applying another region's invalidation: the
    *   purge log entry carries it (`origin_region`), so this region's forwarder
    *   does not send it back to Kafka.
+   * @param options.redelivered the caller's source delivers this purge again
+   *   unless the call returns (a Kafka event, whose offset is committed only
+   *   after it): no intent is logged first, since a crash between the store
+   *   purge and the log append is repaired by that redelivery, not by a
+   *   replica recovering an intent. One log append fewer per such purge.
    * @returns entries removed at the origin, and the purge's number in the purge log (`seq`).
    */
   async purge(
@@ -453,14 +458,17 @@ export class CacheService {
     action: 'delete' | 'update' = 'delete',
     acknowledgedAtMs?: number,
     originRegion?: string,
+    options: { redelivered?: boolean } = {},
   ): Promise<RemovalResult & { seq: number }> {
-    const intent = await this.#intend({
-      namespace,
-      keys: [...selector.keys],
-      tags: [...selector.tags],
-      prefix: selector.prefix,
-      ...(originRegion === undefined ? {} : { origin_region: originRegion }),
-    });
+    const intent = options.redelivered
+      ? null
+      : await this.#intend({
+          namespace,
+          keys: [...selector.keys],
+          tags: [...selector.tags],
+          prefix: selector.prefix,
+          ...(originRegion === undefined ? {} : { origin_region: originRegion }),
+        });
     const result = await this.#call('purge', () => this.#o.store.purge(namespace, selector));
     this.counters.delete(namespace);
     const input: PurgeInput = {

@@ -92,6 +92,11 @@ export interface InvalidationApplierOptions {
  * event itself if it failed. So one event is never applied twice at once,
  * and a key's later event never starts before its earlier one ended.
  *
+ * A Kafka event's purge logs no intent before its store purge
+ * (`redelivered`): its offset is committed only after the apply, so a crash
+ * in between is repaired by Kafka delivering it again, to this replica after
+ * a restart or to the group's next owner of the partition.
+ *
  * Idempotency is best-effort over a bounded window: a redelivery after the
  * window (or after an origin restart) is applied again, which is harmless
  * because a purge is idempotent; the window only saves work and edge churn.
@@ -169,6 +174,8 @@ export class InvalidationApplier {
         event.action,
         fromRegion === undefined ? undefined : event.timestamp,
         fromRegion,
+        // Kafka delivers the event again unless its apply ended (the offset is committed after it).
+        { redelivered: source === 'kafka' },
       );
       // At-least-once means the purge must be durable before Kafka forgets the event: a purge only
       // the local tier took (Redis down) would be lost with this process, so the offset must wait.

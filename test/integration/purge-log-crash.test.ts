@@ -1,7 +1,16 @@
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { RunningEdge } from '../../edge/adapters/node/server.ts';
 import type { RedisStreamPurgeBus } from '../../origin/purge/redis-stream-bus.ts';
 import { freePort } from '../../scripts/lib/ports.ts';
+import {
+  connectProducer,
+  createTopics,
+  invalidation,
+  kafkaOriginEnv,
+  produceEvents,
+  uniqueName,
+} from '../support/kafka.ts';
 import { cleanEnv, type Spawned, spawnEntry } from '../support/spawn-entry.ts';
 import { edgeFor, originFor, ownPurgeLogKey } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -107,6 +116,45 @@ describe('an origin killed in the middle of a write', () => {
     );
     expect((late.bus as RedisStreamPurgeBus).openIntents).toBe(0);
     expect(await read(late.url, 'k')).toBe('old');
+  });
+
+  it("a purge from Kafka, killed after the store purge: it logged no intent, and Kafka's redelivery to the group's next member drops the edge's old value", async () => {
+    const env = regionEnv();
+    const healthy = await originFor(env);
+    cleanups.push(() => healthy.close());
+    const edge: RunningEdge = await edgeFor(healthy.url, { EDGE_MAX_TTL_SECONDS: '600' });
+    cleanups.push(() => edge.close());
+    await put(healthy.url, 'k', 'old');
+    expect(await read(edge.url, 'k')).toBe('old');
+    const brokers = inject('kafkaBrokers');
+    const topic = uniqueName('crash-kafka');
+    await createTopics(brokers, topic, 1);
+    // A short session: the next member takes the partition soon after the killed one's session lapses.
+    const kafkaEnv = {
+      ...env,
+      ...kafkaOriginEnv(brokers, topic, uniqueName('group')),
+      KAFKA_SESSION_TIMEOUT_MS: '3000',
+      KAFKA_HEARTBEAT_INTERVAL_MS: '300',
+    };
+    const crashing = await crashingReplica('crash-after-store-write', kafkaEnv);
+    const producer = await connectProducer(brokers);
+    cleanups.push(() => producer.disconnect());
+    await produceEvents(producer, topic, [invalidation({ namespace: 'crash', keys: ['k'] })]);
+    expect(await crashing.proc.exited).toBeNull();
+    // The log holds the PUT's intent and the purge closing it, nothing of the killed apply: no intent is open for
+    // the healthy replica to recover, and the edge still holds its copy.
+    const log = new Redis(inject('redisUrl'));
+    cleanups.push(async () => void log.disconnect());
+    const entries = (await log.xrange(`${env.PURGE_LOG_KEY}:stream`, '-', '+')) as [string, string[]][];
+    const isIntent = (fields: string[]) =>
+      fields.some((f, n) => n % 2 === 0 && f === 'intent' && fields[n + 1] === '1');
+    expect(entries.filter(([, fields]) => isIntent(fields))).toHaveLength(1);
+    expect(await read(edge.url, 'k')).toBe('old');
+    // Its offset was never committed: the group's next member is given the event again and logs its purge.
+    const successor = await originFor(kafkaEnv);
+    cleanups.push(() => successor.close());
+    await eventually('the edge to drop its copy', async () => (await read(edge.url, 'k')) !== 'old', 30_000, 50);
+    expect(await recoveredBy(healthy.url)).toBe(0);
   });
 
   it('a healthy write closes its intent: nothing is recovered', async () => {

@@ -93,6 +93,14 @@ describe('CacheService intents', () => {
     ]);
   });
 
+  it('a purge its source delivers again until it returns (a Kafka event) logs no intent: only its purge', async () => {
+    const { memory, calls, service } = overMemory();
+    await memory.set('ns', 'x', { ...text('X'), ttlMs: 60_000, tags: [] });
+    await service.purge('ns', { keys: ['x'], tags: [], prefix: null }, 'delete', 1_000, 'a', { redelivered: true });
+    expect(calls).toEqual(['publish x closes -']);
+    expect(await memory.get('ns', 'x')).toBeNull();
+  });
+
   it('a failed store write leaves its intent open (for a replica to recover) and logs no purge', async () => {
     const memory = memoryStore({ maxBytes: 1 << 20 });
     const { bus, calls } = recordingBus();

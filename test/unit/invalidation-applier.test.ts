@@ -65,6 +65,24 @@ describe('InvalidationApplier', () => {
     expect(outcomes).toEqual(['applied', 'duplicate', 'applied', 'applied', 'applied']);
   });
 
+  it('logs an intent for a purge from the in-process source, none for one from Kafka (which delivers it again)', async () => {
+    const bus = new InProcessPurgeBus({ retainedEntries: 100 });
+    const intents: string[] = [];
+    Object.assign(bus, { intend: async (scope: { keys: string[] }) => `${intents.push(scope.keys.join(','))}-0` });
+    const store = memoryStore({ maxBytes: 1 << 20 });
+    const service = new CacheService({
+      store: passThroughStore(store),
+      bus,
+      defaultTtlSeconds: 60,
+      maxValueBytes: 1024,
+    });
+    const applier = new InvalidationApplier({ service, dedupWindow: 8 });
+    const parsed = (id: string, key: string) => ({ ...event({ id, keys: [key] }), tags: [], prefix: null }) as never;
+    expect(await applier.apply(parsed('e1', 'posted'), 'in-process')).toBe('applied');
+    expect(await applier.apply(parsed('e2', 'consumed'), 'kafka')).toBe('applied');
+    expect(intents).toEqual(['posted']);
+  });
+
   it('does not remember an event whose purge failed, so its redelivery is applied', async () => {
     const store = memoryStore({ maxBytes: 1 << 20 });
     let failing = true;
