@@ -111,18 +111,13 @@ interface PartitionState {
  * the broker until the answer has crossed the link and the next fetch has
  * crossed back: one round trip, during which a new record waits. Each
  * sampling fetch asks for the partitions' records from the sampler's
- * position with `maxWaitTime` equal to the interval, so the broker holds it
- * until a record arrives or the next sampling fetch is due there, and goes
- * out on a connection whose previous fetch has returned: the sampler opens
+ * position with `maxWaitTime` 0, so the broker answers at once, and goes out
+ * on a connection whose previous fetch has returned: the sampler opens
  * connections (lanes, each a kafkajs cluster of its own, with the consumer's
  * TLS and SASL settings) as the ticks find none free, up to `maxLanes`,
- * which settles at about (round trip + interval) ÷ interval + 1 (more while
- * the process is slow to read answers). While records are sparse, one
- * sampling fetch is waiting at the broker at almost any moment, so a record
- * is answered as it lands; right after a record, the fetches already on
- * their way carry the old position and are answered at once, so a record
- * then waits at most about one interval for a fetch instead of up to one
- * round trip. Cost:
+ * which settles at about round trip ÷ interval + 1 (more while the process
+ * is slow to read answers). A record then waits at most about one interval
+ * for a fetch instead of up to one round trip. Cost:
  * 1000 ÷ `intervalMs` fetches per second per replica to the partitions'
  * leaders, and up to two connections per lane and broker (one for metadata,
  * one for fetches).
@@ -277,8 +272,7 @@ export function fetchSampler(options: FetchSamplerOptions): FetchSampler {
       Object.entries(leaders).map(async ([nodeId, owned]) => {
         const broker = await lane.cluster.findBroker({ nodeId });
         const answer = await broker.fetch({
-          // Held at the broker until a record arrives or the next sampling fetch is due there.
-          maxWaitTime: intervalMs,
+          maxWaitTime: 0,
           minBytes: 1,
           maxBytes: partitionMaxBytes * owned.length,
           isolationLevel: readCommitted,

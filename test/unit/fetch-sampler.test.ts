@@ -8,36 +8,16 @@ import { eventually } from '../support/wait.ts';
 /**
  * One broker in memory: a log per partition, committed offsets, and fetches
  * answered after a random delay of up to 4 ms, so several lanes' fetches are
- * in flight at once and their answers overlap and arrive out of order. Like
- * Kafka's, a fetch that finds nothing new is held until a record is appended
- * or its `maxWaitTime` passes.
+ * in flight at once and their answers overlap and arrive out of order.
  */
 function fakeBroker(partitions: number) {
   const logs = Array.from({ length: partitions }, () => [] as KafkaMessage[]);
   const committed = new Map<number, number>();
   const fetched = new Set<number>();
   let clusters = 0;
-  /** Fetches held now, woken by the next append. */
-  const held = new Set<() => void>();
-  /** Answers with records given by a fetch that had been held when they were appended. */
-  let answeredWhileHeld = 0;
-  const hasNew = (request: Parameters<KafkaBroker['fetch']>[0]) =>
-    request.topics[0]!.partitions.some((p) => logs[p.partition]!.length > Number(p.fetchOffset));
   const broker: KafkaBroker = {
     async fetch(request) {
       await new Promise((r) => setTimeout(r, Math.random() * 4));
-      if (!hasNew(request) && request.maxWaitTime > 0) {
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            clearTimeout(timer);
-            held.delete(wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, request.maxWaitTime);
-          held.add(wake);
-        });
-        if (hasNew(request)) answeredWhileHeld++;
-      }
       const out: FetchedPartition[] = [];
       for (const p of request.topics[0]!.partitions) {
         fetched.add(p.partition);
@@ -83,18 +63,8 @@ function fakeBroker(partitions: number) {
       attributes: 0,
       isControlRecord: false,
     } as KafkaMessage);
-    for (const wake of [...held]) wake();
   };
-  return {
-    logs,
-    committed,
-    fetched,
-    append,
-    cluster,
-    clusters: () => clusters,
-    held: () => held.size,
-    answeredWhileHeld: () => answeredWhileHeld,
-  };
+  return { logs, committed, fetched, append, cluster, clusters: () => clusters };
 }
 
 describe('fetch sampler (fake broker)', () => {
@@ -106,13 +76,12 @@ describe('fetch sampler (fake broker)', () => {
   const start = (
     broker: ReturnType<typeof fakeBroker>,
     deliver: (partition: number, messages: readonly KafkaMessage[]) => Promise<SampleDelivery>,
-    intervalMs = 1,
   ) => {
     const sampler = fetchSampler({
       connection: { brokers: ['127.0.0.1:9'], clientId: 'test' },
       topic: 'topic',
       groupId: 'group',
-      intervalMs,
+      intervalMs: 1,
       maxLanes: 4,
       logger: pino({ level: 'silent' }),
       deliver,
@@ -145,26 +114,6 @@ describe('fetch sampler (fake broker)', () => {
     await eventually('every record delivered', () => delivered.length >= 200, 5_000);
     expect(delivered).toEqual(Array.from({ length: 200 }, (_, i) => String(i)));
     expect(overlapped).toBe(false);
-  });
-
-  it('a sampling fetch that finds nothing waits at the broker, and answers a record appended meanwhile', async () => {
-    const broker = fakeBroker(1);
-    broker.committed.set(0, 0);
-    const delivered: string[] = [];
-    // A long interval: one sampling fetch at a time, held at the broker for up to that long.
-    const sampler = start(
-      broker,
-      async (_p, messages) => {
-        delivered.push(...messages.map((m) => m.offset));
-        return { done: messages.length };
-      },
-      500,
-    );
-    sampler.assign([0]);
-    await eventually('a sampling fetch held at the broker', () => broker.held() > 0, 10_000);
-    broker.append(0, 'k');
-    await eventually('the record delivered', () => delivered.length === 1, 10_000);
-    expect(broker.answeredWhileHeld()).toBe(1);
   });
 
   it('starts at the group committed offset, or at the consumer hand-over without one; unassigned partitions are never fetched', async () => {
