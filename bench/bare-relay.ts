@@ -26,14 +26,36 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 
-/** Stream the bench appends to in the first region's Redis. */
-export const bareSourceStream = 'bench-bare:source';
+/** Stream the write appends to in the first region's Redis. */
+const bareSourceStream = 'bench-bare:source';
 /** Stream the relay appends to in the second region's Redis. */
-export const bareTargetStream = 'bench-bare:target';
+const bareTargetStream = 'bench-bare:target';
 /** The relay's topic. */
-export const bareTopic = 'bench-bare';
+const bareTopic = 'bench-bare';
 
-type StreamReply = [string, [string, string[]][]][] | null;
+type StreamEntry = [id: string, fields: string[]];
+
+/**
+ * Reads `stream` from its start (the rig's Redis is new) on a connection of
+ * its own (`XREAD BLOCK`), forever, handing each batch of entries to `onEntries`.
+ */
+async function followStream(
+  redisUrl: string,
+  stream: string,
+  onEntries: (entries: StreamEntry[]) => Promise<void> | void,
+): Promise<never> {
+  const redis = new Redis(redisUrl);
+  let last = '0-0';
+  for (;;) {
+    const reply = (await redis.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', stream, last)) as
+      | [string, StreamEntry[]][]
+      | null;
+    const entries = reply?.[0]?.[1] ?? [];
+    if (entries.length === 0) continue;
+    last = entries.at(-1)![0];
+    await onEntries(entries);
+  }
+}
 
 /** A `node:http` server on a free loopback port; resolves with the port. */
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<number> {
@@ -43,7 +65,6 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
 }
 
 async function forward(redisUrl: string, brokers: string): Promise<void> {
-  const redis = new Redis(redisUrl);
   const writer = new Redis(redisUrl);
   const port = await listen((req, res) => {
     const chunks: Buffer[] = [];
@@ -59,19 +80,14 @@ async function forward(redisUrl: string, brokers: string): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   await producer.send({ topic: bareTopic, acks: -1, messages: [{ value: 'warm-up' }] });
-  let last = '0-0'; // the rig's Redis is new: from the stream's start
   process.stdout.write(`ready ${port}\n`);
-  for (;;) {
-    const reply = (await redis.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', bareSourceStream, last)) as StreamReply;
-    const entries = reply?.[0]?.[1] ?? [];
-    if (entries.length === 0) continue;
-    last = entries.at(-1)![0];
+  await followStream(redisUrl, bareSourceStream, async (entries) => {
     await producer.send({
       topic: bareTopic,
       acks: -1,
       messages: entries.map(([, fields]) => ({ value: fields[1] ?? '' })),
     });
-  }
+  });
 }
 
 async function apply(redisUrl: string, brokers: string): Promise<void> {
@@ -100,17 +116,9 @@ async function apply(redisUrl: string, brokers: string): Promise<void> {
     listeners.add(res);
     req.on('close', () => listeners.delete(res));
   });
-  const tail = new Redis(redisUrl);
-  let last = '0-0'; // the rig's Redis is new: from the stream's start
-  void (async () => {
-    for (;;) {
-      const reply = (await tail.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', bareTargetStream, last)) as StreamReply;
-      const entries = reply?.[0]?.[1] ?? [];
-      if (entries.length === 0) continue;
-      last = entries.at(-1)![0];
-      for (const [id, fields] of entries) for (const res of listeners) res.write(`id: ${id}\ndata: ${fields[1]}\n\n`);
-    }
-  })();
+  void followStream(redisUrl, bareTargetStream, (entries) => {
+    for (const [id, fields] of entries) for (const res of listeners) res.write(`id: ${id}\ndata: ${fields[1]}\n\n`);
+  });
   while (!joined) await new Promise((r) => setTimeout(r, 20));
   process.stdout.write(`ready ${port}\n`);
 }

@@ -59,20 +59,21 @@ async function prime(
 
 /**
  * Follows a Server-Sent Events stream (bearer token) and calls `onEvent` with
- * the `id` (or, when `use` is `'message'`, the data) of each event of type
- * `type` and the wall-clock ms (sub-ms) it arrived. Returns what stops it.
+ * the `id` of each event of type `type` (its data for untyped `message`
+ * events: the bare relay's, whose data is the write's tag) and the
+ * wall-clock ms (sub-ms) it arrived.
+ * Returns what stops it.
  */
 function followEvents(
   url: string,
   token: string,
   type: string,
   onEvent: (value: string, at: number) => void,
-  use: 'id' | 'data' = type === 'message' ? 'data' : 'id',
 ): () => void {
   const controller = new AbortController();
   const parser = createParser({
     onEvent: (event) => {
-      const value = use === 'id' ? event.id : event.data;
+      const value = type === 'message' ? event.data : event.id;
       if ((event.event ?? 'message') !== type || !value) return;
       onEvent(value, performance.timeOrigin + performance.now());
     },
