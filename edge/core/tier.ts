@@ -90,6 +90,7 @@ export interface SharedEdgeTier {
    * Applies a purge: reads refuse entries of its keys, tags and prefix below
    * `message.version` from the call on (before the returned promise
    * settles); the matching older entries this instance stored are deleted
+   * unless another instance has since stored a newer copy in their place
    * (others' copies are refused, not deleted: it cannot know their versions).
    * @returns how many entries this instance stored and removed.
    */

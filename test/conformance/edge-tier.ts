@@ -301,6 +301,26 @@ export function runEdgeTierConformance(
       },
     );
 
+    // Storage deletes by location only: one instance's purge must not drop the newer copy another stored over its own.
+    it.skipIf(!capabilities.sharedStorage)(
+      'shared storage: a purge keeps the newer copy another instance stored over an older one this instance stored',
+      async () => {
+        const first = fresh();
+        const second = makeTier({ maxBytes: 1 << 20, now: Date.now, shareWith: first });
+        const one = new Uint8Array([1]);
+        await first.set(entry('k', one, 5, { tags: ['red'] }));
+        await first.set(entry('j', one, 5, { tags: ['red'] }));
+        await second.set(entry('k', one, 12, { tags: ['red'] }));
+        expect(await first.purge(purgeOf({ keys: ['k'], version: 10 }))).toBe(0);
+        expect((await second.get('ns', 'k'))?.version).toBe(12);
+        expect((await first.get('ns', 'k'))?.version).toBe(12);
+        // By tag: the newer copy stays, the older one this instance stored is gone for every instance.
+        await first.purge(purgeOf({ tags: ['red'], version: 11 }));
+        expect((await second.get('ns', 'k'))?.version).toBe(12);
+        expect(await second.get('ns', 'j')).toBeUndefined();
+      },
+    );
+
     it.skipIf(!capabilities.sharedStorage || !capabilities.injectedClock)(
       'shared storage: an instance refuses copies filled up to its last clear (a reset, or its start), and serves later fills',
       async () => {

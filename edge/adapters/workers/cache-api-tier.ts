@@ -91,7 +91,10 @@ interface Known {
  * - its version is at least every purge this isolate applied to its key,
  *   its tags and the prefixes that cover it ({@link PurgeFloors}).
  * A purge also deletes the matching older entries this isolate stored
- * itself (by key, tag or prefix). Copies other isolates stored are refused
+ * itself (by key, tag or prefix), unless another isolate has since stored a
+ * copy at or above the purge's version under the same URL (read before the
+ * delete; a copy stored between that read and the delete is lost, a miss and
+ * never a stale read). Copies other isolates stored are refused
  * by the floors, deleted by the isolate that stored them when its own view
  * brings the purge, and otherwise age out with their `max-age`. (Deleting
  * every purged key's URL would also drop the fresh copy another isolate just
@@ -126,6 +129,13 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
     await cache.delete(u);
   };
 
+  /** The version stored under `u` now, whichever isolate stored it (headers only: the body is not read). */
+  const storedVersion = async (u: string): Promise<number | undefined> => {
+    const res = await cache.match(u);
+    if (!res) return undefined;
+    await res.body?.cancel();
+    return Number(res.headers.get(meta.version));
+  };
   const read = async (
     namespace: string,
     key: string,
@@ -233,8 +243,20 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
           k.tags.some((t) => tags.has(t));
         if (matches) doomed.push(u);
       }
-      await Promise.all(doomed.map(remove));
-      return doomed.length;
+      // Another isolate may have stored a newer copy over ours since (its view brought the purge first and its
+      // next read filled): the URL is deleted only while it still holds a version below the purge.
+      const removed = await Promise.all(
+        doomed.map(async (u) => {
+          const held = await storedVersion(u);
+          if (held !== undefined && held < message.version) {
+            await remove(u);
+            return true;
+          }
+          forget(u);
+          return false;
+        }),
+      );
+      return removed.filter(Boolean).length;
     },
     async clear() {
       trustAfterMs = Math.max(trustAfterMs, now());
