@@ -99,9 +99,25 @@ describe.each(setups)('Workers edge purge probe (workerd, $name)', ({ start, sha
         await new Promise((r) => setTimeout(r, writerPauseMs));
       }
     };
-    // With a shared tier the readers go on after the writers stopped until some read came from the Cache API (at
-    // most one more run): on a loaded machine the writes can purge every copy before the other isolate reads it.
-    const reading = () => Date.now() < end || (sharedTier && fromCacheApi === 0 && Date.now() < end + runMs);
+    // With a shared tier, until some read came from the Cache API (at most one more run): on a loaded machine the
+    // writes can purge every copy before the other isolate reads it, and once writes stop both isolates' memory
+    // tiers hold the last versions, so reads never reach the Cache API. One key is then rewritten at a time, slower
+    // than the poll interval: each isolate drops its memory copy, the first read after fills the Cache API and a
+    // read at the other isolate finds it there (a purge deletes only the copies the purging isolate stored).
+    const covering = () => sharedTier && fromCacheApi === 0 && Date.now() < end + runMs;
+    const reading = () => Date.now() < end || covering();
+    const coverer = async () => {
+      while (Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; covering(); i++) {
+        const k = keys[i % keys.length]!;
+        const res = await fetch(`${origin.url}${path(k)}?ttl=600&tags=t-${k}`, { method: 'PUT', body: `${k}-c${i}` });
+        expect(res.status).toBe(200);
+        acked
+          .get(k)!
+          .push({ version: ((await res.json()) as { version: number }).version, atMs: Date.now(), floor: 0 });
+        await new Promise((r) => setTimeout(r, 2 * pollMs + marginMs));
+      }
+    };
     const reader = async () => {
       while (reading()) {
         for (const k of keys) {
@@ -130,7 +146,7 @@ describe.each(setups)('Workers edge purge probe (workerd, $name)', ({ start, sha
         }
       }
     };
-    await Promise.all([writer(0), writer(1), reader(), reader(), reader()]);
+    await Promise.all([writer(0), writer(1), coverer(), reader(), reader(), reader()]);
     expect(writes).toBeGreaterThan(20);
     expect(purges).toBeGreaterThan(2);
     expect(reads).toBeGreaterThan(50);
