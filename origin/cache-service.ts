@@ -148,6 +148,18 @@ export type RuntimeSettings = Pick<
 >;
 
 /** What a flush answers: the namespace's new version and the purge's number in the purge log. */
+/** How a purge was asked for (`CacheService.purge`); every field optional. */
+export interface PurgeOptions {
+  /** `delete` (default) or `update`. */
+  readonly action?: 'delete' | 'update';
+  /** When the purge was acknowledged, Unix ms; default now. */
+  readonly acknowledgedAtMs?: number;
+  /** The region whose invalidation this applies (`origin_region`); unset for this region's own purges. */
+  readonly originRegion?: string;
+  /** The caller's source redelivers the purge unless the call returns (no intent is logged). Default false. */
+  readonly redelivered?: boolean;
+}
+
 export interface FlushResult extends NamespaceVersion {
   readonly seq: number;
 }
@@ -442,9 +454,14 @@ export class CacheService {
 
   /**
    * Purges by keys, tags and prefix at the origin store and at every edge.
-   * @param originRegion set when applying another region's invalidation: the
-   *   purge log entry carries it (`origin_region`), so this region's forwarder
-   *   does not send it back to Kafka.
+   * @param options.action `delete` (default) or `update` (the edge may keep
+   *   serving within its stale windows, a soft purge's answer at the edge).
+   * @param options.acknowledgedAtMs when the purge was acknowledged, Unix ms
+   *   (default now): another region's purge keeps its region's time, so the
+   *   edges' purge lag spans regions.
+   * @param options.originRegion set when applying another region's
+   *   invalidation: the purge log entry carries it (`origin_region`), so this
+   *   region's forwarder does not send it back to Kafka.
    * @param options.redelivered the caller's source delivers this purge again
    *   unless the call returns (a Kafka event, whose offset is committed only
    *   after it): no intent is logged first, since a crash between the store
@@ -455,12 +472,10 @@ export class CacheService {
   async purge(
     namespace: string,
     selector: PurgeSelector,
-    action: 'delete' | 'update' = 'delete',
-    acknowledgedAtMs?: number,
-    originRegion?: string,
-    options: { redelivered?: boolean } = {},
+    options: PurgeOptions = {},
   ): Promise<RemovalResult & { seq: number }> {
-    const intent = options.redelivered
+    const { action = 'delete', acknowledgedAtMs, originRegion, redelivered = false } = options;
+    const intent = redelivered
       ? null
       : await this.#intend({
           namespace,

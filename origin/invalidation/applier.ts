@@ -171,11 +171,12 @@ export class InvalidationApplier {
       const result = await this.#o.service.purge(
         event.namespace,
         { keys: event.keys, tags: event.tags, prefix: event.prefix, soft: event.soft },
-        event.action,
-        fromRegion === undefined ? undefined : event.timestamp,
-        fromRegion,
-        // Kafka delivers the event again unless its apply ended (the offset is committed after it).
-        { redelivered: source === 'kafka' },
+        {
+          action: event.action,
+          ...(fromRegion === undefined ? {} : { acknowledgedAtMs: event.timestamp, originRegion: fromRegion }),
+          // Kafka delivers the event again unless its apply ended (the offset is committed after it).
+          redelivered: source === 'kafka',
+        },
       );
       // At-least-once means the purge must be durable before Kafka forgets the event: a purge only
       // the local tier took (Redis down) would be lost with this process, so the offset must wait.

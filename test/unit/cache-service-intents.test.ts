@@ -96,7 +96,15 @@ describe('CacheService intents', () => {
   it('a purge its source delivers again until it returns (a Kafka event) logs no intent: only its purge', async () => {
     const { memory, calls, service } = overMemory();
     await memory.set('ns', 'x', { ...text('X'), ttlMs: 60_000, tags: [] });
-    await service.purge('ns', { keys: ['x'], tags: [], prefix: null }, 'delete', 1_000, 'a', { redelivered: true });
+    await service.purge(
+      'ns',
+      { keys: ['x'], tags: [], prefix: null },
+      {
+        acknowledgedAtMs: 1_000,
+        originRegion: 'a',
+        redelivered: true,
+      },
+    );
     expect(calls).toEqual(['publish x closes -']);
     expect(await memory.get('ns', 'x')).toBeNull();
   });
@@ -165,7 +173,15 @@ describe('CacheService intents', () => {
 
   it('another region’s invalidation keeps its region in the intent, and a recovered intent keeps it in every purge it logs', async () => {
     const { memory, inputs, scopes, service } = overMemory();
-    await service.purge('ns', { keys: ['x'], tags: [], prefix: null }, 'update', 1_000, 'a');
+    await service.purge(
+      'ns',
+      { keys: ['x'], tags: [], prefix: null },
+      {
+        action: 'update',
+        acknowledgedAtMs: 1_000,
+        originRegion: 'a',
+      },
+    );
     expect(scopes).toEqual([{ namespace: 'ns', keys: ['x'], tags: [], prefix: null, origin_region: 'a' }]);
     await memory.set('ns', 'held', { value: new TextEncoder().encode('H'), contentType: 'x', ttlMs: 60_000, tags: [] });
     inputs.length = 0;
