@@ -99,7 +99,11 @@ export interface SharedEdgeTier {
       readonly action?: PurgeMessage['action'];
     },
   ): Promise<number>;
-  /** A reset: from now on, reads refuse every entry filled until now. */
+  /**
+   * A reset: from now on, reads refuse every entry filled until now; the
+   * entries this instance stored are deleted, unless another instance has
+   * since stored a newer copy in their place.
+   */
   clear(): Promise<void>;
   /** Entries this instance stored and believes still held. */
   readonly size: number;

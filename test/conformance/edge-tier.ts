@@ -303,7 +303,7 @@ export function runEdgeTierConformance(
 
     // Storage deletes by location only: one instance's purge must not drop the newer copy another stored over its own.
     it.skipIf(!capabilities.sharedStorage)(
-      'shared storage: a purge keeps the newer copy another instance stored over an older one this instance stored',
+      'shared storage: a purge or a reset keeps the newer copy another instance stored over an older one this instance stored',
       async () => {
         const first = fresh();
         const second = makeTier({ maxBytes: 1 << 20, now: Date.now, shareWith: first });
@@ -318,6 +318,14 @@ export function runEdgeTierConformance(
         await first.purge(purgeOf({ tags: ['red'], version: 11 }));
         expect((await second.get('ns', 'k'))?.version).toBe(12);
         expect(await second.get('ns', 'j')).toBeUndefined();
+        // A reset of the first instance deletes its own copies, not the second's newer one.
+        await first.set(entry('i', one, 5));
+        await second.set(entry('i', one, 6));
+        await first.set(entry('h', one, 5));
+        await first.clear();
+        expect((await second.get('ns', 'i'))?.version).toBe(6);
+        expect((await second.get('ns', 'k'))?.version).toBe(12);
+        expect(await second.get('ns', 'h')).toBeUndefined();
       },
     );
 

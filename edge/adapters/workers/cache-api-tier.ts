@@ -136,6 +136,20 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
     await res.body?.cancel();
     return Number(res.headers.get(meta.version));
   };
+  /**
+   * Deletes `u` if the copy stored there now, whichever isolate stored it, is below `version`; forgets it either
+   * way (a copy stored between the check and the delete is lost: a miss, never a stale read).
+   * @returns whether it was deleted.
+   */
+  const removeBelow = async (u: string, version: number): Promise<boolean> => {
+    const held = await storedVersion(u);
+    if (held === undefined || held >= version) {
+      forget(u);
+      return false;
+    }
+    await remove(u);
+    return true;
+  };
   const read = async (
     namespace: string,
     key: string,
@@ -245,23 +259,13 @@ export function cacheApiTier(options: CacheApiTierOptions): SharedEdgeTier {
       }
       // Another isolate may have stored a newer copy over ours since (its view brought the purge first and its
       // next read filled): the URL is deleted only while it still holds a version below the purge.
-      const removed = await Promise.all(
-        doomed.map(async (u) => {
-          const held = await storedVersion(u);
-          if (held !== undefined && held < message.version) {
-            await remove(u);
-            return true;
-          }
-          forget(u);
-          return false;
-        }),
-      );
+      const removed = await Promise.all(doomed.map((u) => removeBelow(u, message.version)));
       return removed.filter(Boolean).length;
     },
     async clear() {
       trustAfterMs = Math.max(trustAfterMs, now());
-      const urls = [...known.keys()];
-      await Promise.all(urls.map(remove));
+      // This isolate's copies (or older ones); a newer copy another isolate stored since is its own to distrust.
+      await Promise.all([...known].map(([u, k]) => removeBelow(u, k.version + 1)));
     },
   };
 }
