@@ -13,6 +13,7 @@ import type {
   PurgeReadResult,
   PurgeScope,
 } from './bus.ts';
+import { NewestRead } from './newest-read.ts';
 import { formatPosition, parsePosition } from './position.ts';
 
 /**
@@ -211,6 +212,8 @@ export class RedisStreamPurgeBus implements PurgeBus {
   readonly #waitTimeoutMs: number;
   #waitReplicas: number | null;
   #replicasCheckedAt = 0;
+  /** Re-reads of the replica count overlap (tail, appends, a short WAIT): the one started last wins. */
+  readonly #replicasReads = new NewestRead<number>();
   /** The `WAIT` on the writer's connection now (at most one: `WAIT` blocks the connection until it returns). */
   #waitInFlight: Promise<WaitResult> | null = null;
   /** The `WAIT` that starts when {@link #waitInFlight} returns, shared by every append answered meanwhile. */
@@ -399,7 +402,12 @@ export class RedisStreamPurgeBus implements PurgeBus {
     if (configured !== null && configured !== undefined) return;
     if (!now && Date.now() - this.#replicasCheckedAt < 2_000) return;
     this.#replicasCheckedAt = Date.now();
-    this.#waitReplicas = Math.min(1, await replicasOfLogMaster(this.#options.client, this.#stream));
+    await this.#replicasReads.read(
+      () => replicasOfLogMaster(this.#options.client, this.#stream),
+      (count) => {
+        this.#waitReplicas = Math.min(1, count);
+      },
+    );
   }
 
   get subscribers(): number {
