@@ -15,6 +15,8 @@ export interface HubTarget {
   readonly service: CacheService;
   readonly reports: NamespaceReports;
   readonly reloader?: Reloader | undefined;
+  /** The clock a batch get judges freshness by, Unix ms (as REST's); default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** The fields of a success response an operation fills in (the envelope adds the rest). */
@@ -96,7 +98,7 @@ export async function runHubRequest(
   const record = once && { ...once, id: data.correlation_id };
   if (request.event === 'cache.management.request')
     return await manage(target, data as ManagementRequestData, principal, record);
-  return await operate(target.service, data as OperationRequestData, record);
+  return await operate(target, data as OperationRequestData, record);
 }
 
 /**
@@ -106,10 +108,11 @@ export async function runHubRequest(
  * from the recorded versions and times.
  */
 async function operate(
-  service: CacheService,
+  target: HubTarget,
   data: OperationRequestData,
   once: OnceRecord | undefined,
 ): Promise<OperationResult> {
+  const { service, now = Date.now } = target;
   const { namespace, operation, encoding } = data;
   // As REST batches: utf8 text is stored as text unless a content type is given.
   const contentType = data.content_type ?? (encoding === 'utf8' ? 'text/plain; charset=utf-8' : defaultContentType);
@@ -149,7 +152,7 @@ async function operate(
     case 'get_many': {
       if (!data.keys) throw missing('keys', operation);
       const { found } = await service.getMany(namespace, data.keys);
-      return { namespace, ...batchGetAnswer(found, data.keys, encoding, Date.now()) };
+      return { namespace, ...batchGetAnswer(found, data.keys, encoding, now()) };
     }
     case 'set_many': {
       if (!data.entries) throw missing('entries', operation);

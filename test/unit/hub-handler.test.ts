@@ -21,6 +21,7 @@ function setup(options: { dedup?: HubDedup; routes?: ReadonlyMap<string, HubRout
   const memory = memoryStore({ maxBytes: 1 << 24, now: () => clock });
   const bus = new InProcessPurgeBus({ retainedEntries: 16 });
   const service = new CacheService({
+    now: () => clock,
     store: passThroughStore(memory, memory),
     bus,
     defaultTtlSeconds: 60,
@@ -161,6 +162,22 @@ describe('hub request handling', () => {
     const get = { operation: 'get', namespace: 'ns', key: 'none', correlation_id: 'g-1' };
     expect(answer(await send(get, token)).replayed).toBe(false);
     expect(answer(await send(get, token)).replayed).toBe(false);
+  });
+
+  it("get_many judges freshness on the handler's clock: a value past its TTL within stale-while-revalidate is named stale", async () => {
+    const { send, auth, service, advance } = setup();
+    const token = await auth();
+    await service.set('ns', 'old', {
+      value: new TextEncoder().encode('v'),
+      contentType: 'text/plain',
+      ttlSeconds: 1,
+      grace: { staleWhileRevalidateMs: 60_000, staleIfErrorMs: 0 },
+    });
+    const getMany = { operation: 'get_many', namespace: 'ns', keys: ['old'], encoding: 'utf8' };
+    expect(answer(await send(getMany, token)).response.data).not.toHaveProperty('stale_reasons');
+    advance(2_000);
+    const later = answer(await send(getMany, token)).response.data;
+    expect(later).toMatchObject({ values: { old: 'v' }, stale_reasons: { old: 'revalidating' } });
   });
 
   it('nothing to answer to goes to the dead-letter topic; a bad reply-to is refused on the default topic', async () => {
