@@ -69,7 +69,10 @@ export interface KafkaSourceOptions {
   readonly onDeadLetter?: (reason: string) => void;
   /** Told, after each batch, how many messages of `partition` are still behind its high watermark. */
   readonly onLag?: (partition: number, messages: number) => void;
-  /** Told whenever a fetch came back empty: the consumer had read everything the broker held for it. */
+  /**
+   * Told whenever the consumer had read everything the broker held for it
+   * (a fetch came back empty) and applied all of it (no apply still running).
+   */
   readonly onCaughtUp?: () => void;
   /**
    * Milliseconds between sampling fetches of this replica's partitions
@@ -255,12 +258,13 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
    * after the hand-over while the consumer runs on, the partition is sought
    * back to the first message not done, so it is fetched again, never skipped.
    */
+  /** @returns whether every message of the batch was applied (false: cut short, or failed and fetched again). */
   const applyBatch = async (
     c: Consumer,
     committer: OffsetCommitter,
     p: EachBatchPayload,
     messages: readonly KafkaMessage[],
-  ): Promise<void> => {
+  ): Promise<boolean> => {
     const { partition } = p.batch;
     let next: string | null = null;
     let complete = false;
@@ -294,6 +298,19 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             .catch((error: unknown) => logger.warn({ err: error, topic, partition }, 'offset commit failed'));
       }
     }
+    return complete;
+  };
+
+  /**
+   * An empty fetch says the consumer read everything the broker held, but
+   * handed-over batches may still be applying (or hung): caught up is
+   * reported only once none is, so `onCaughtUp` never counts an event as
+   * applied before its apply ended. Set while an empty fetch waits for them.
+   */
+  let caughtUpOnceApplied = false;
+  const caughtUp = () => {
+    caughtUpOnceApplied = false;
+    options.onCaughtUp?.();
   };
 
   /**
@@ -325,8 +342,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       p.resolveOffset(last);
       sampler?.advance(partition, (BigInt(last) + 1n).toString());
       options.onLag?.(partition, Number(p.batch.offsetLag()));
-      const applying = applyBatch(c, committer, p, messages).finally(() => {
+      const applying = applyBatch(c, committer, p, messages).then((complete) => {
         if (behind.get(partition) === applying) behind.delete(partition);
+        // A batch fetched again (a failed apply) is not caught up; the empty fetch after it will say so.
+        if (!complete) caughtUpOnceApplied = false;
+        else if (caughtUpOnceApplied && behind.size === 0) caughtUp();
       });
       behind.set(partition, applying);
     };
@@ -355,7 +375,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         if (built === launches) sampler?.assign([]);
       });
     c.on(c.events.FETCH, (e) => {
-      if (joined && e.payload.numberOfBatches === 0) options.onCaughtUp?.();
+      if (joined && e.payload.numberOfBatches === 0) {
+        if (behind.size === 0) caughtUp();
+        else caughtUpOnceApplied = true;
+      }
       if (joined) {
         relauncher.healthy();
         flowing.open();

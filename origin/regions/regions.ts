@@ -20,8 +20,8 @@ export interface RegionReadiness {
   /** Whether this replica forwards the region's purges now (holds the lease); null without a forwarder. */
   readonly forwarder: boolean | null;
   /**
-   * Seconds since this origin last read everything the invalidation topic
-   * held for it: other regions' purges it may not have applied yet are at
+   * Seconds since this origin last read and applied everything the
+   * invalidation topic held for it: other regions' purges it may not have applied yet are at
    * most this old, plus their own forwarding delay. Null without Kafka.
    */
   readonly behind_seconds: number | null;
@@ -45,7 +45,7 @@ export interface Regions {
   readonly forwarder: RegionForwarder | null;
   /** For the applier: another region's event was applied, `lagMs` after that region acknowledged it. */
   onRegionApplied(sourceRegion: string, lagMs: number): void;
-  /** For the Kafka source: it has read everything the topic held for it. */
+  /** For the Kafka source: it has read and applied everything the topic held for it. */
   onCaughtUp(): void;
   /** For the applier: empties `namespaces` (all when null) here, for a reset from `sourceRegion`. */
   resetNamespaces(namespaces: readonly string[] | null, sourceRegion: string): Promise<void>;
@@ -63,7 +63,7 @@ export interface Regions {
  * - metrics: `strata_cross_region_lag_seconds{source_region}` (histogram:
  *   seconds from the acknowledgement in the source region to the purge here),
  *   `strata_cross_region_behind_seconds` (gauge: seconds since this origin
- *   last read everything on the invalidation topic; alert when it grows),
+ *   last read and applied everything on the invalidation topic; alert when it grows),
  *   `strata_region_forwarder_leader`, `strata_region_forwarded_total`,
  *   `strata_region_forward_backlog_entries` and
  *   `strata_region_resets_total{direction,source_region}`;
@@ -142,7 +142,7 @@ export function regionsFromConfig(
   });
   new Gauge({
     name: 'strata_cross_region_behind_seconds',
-    help: 'Seconds since this origin last read everything the invalidation topic held for it (other regions purges may be this late).',
+    help: 'Seconds since this origin last read and applied everything the invalidation topic held for it (other regions purges may be this late).',
     registers: [registry],
     collect() {
       if (connection) this.set((now() - (caughtUpAt || startedAt)) / 1000);

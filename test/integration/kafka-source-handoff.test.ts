@@ -35,11 +35,13 @@ async function setup() {
   const bus = new FlakyBus({ retainedEntries: 1_000 });
   const { service, applied } = purgeRecorder(bus);
   let caughtUp = 0;
+  let batches = 0;
   const source = testKafkaSource(brokers, 'strata-handoff-test', {
     topic,
     groupId,
     applier: new InvalidationApplier({ service, dedupWindow: 1_000 }),
     onCaughtUp: () => caughtUp++,
+    onBatchFetched: () => batches++,
   });
   const producer = await connectProducer(brokers);
   const admin = new Kafka({ clientId: 'strata-handoff-admin', brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
@@ -60,6 +62,7 @@ async function setup() {
     committed,
     send,
     caughtUp: () => caughtUp,
+    batches: () => batches,
     /** Opens a gate the test left closed (a failed assertion), so stop() can finish the apply in hand. */
     release: () => {},
     async close() {
@@ -85,21 +88,27 @@ describe('Kafka source: the next fetch leaves before the apply (real broker)', (
     return s;
   };
 
-  it('while an apply is held, the consumer fetches again, and commits nothing past the held event until it was applied', async () => {
+  it('while an apply is held, the consumer fetches again, but neither reports itself caught up nor commits past the held event until it was applied', async () => {
     const s = await started();
     s.bus.gate = new Promise<void>((r) => (s.release = r));
     await s.send('held');
     await eventually('the first event in hand', () => s.bus.entered > 0, 20_000);
-    // A fetch that came back empty while the apply is still held: the fetch loop was not waiting for it.
     const before = s.caughtUp();
-    await eventually('a fetch answered while the apply is held', () => s.caughtUp() > before, 10_000);
+    const fetched = s.batches();
+    // Several empty fetches' time (each waits at most 500 ms at the broker): none counts as caught up while held.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(s.caughtUp()).toBe(before);
+    // The next event's batch is fetched while the apply is still held: the fetch loop was not waiting for it.
     await s.send('next');
+    await eventually('the next batch fetched while the apply is held', () => s.batches() > fetched, 10_000);
     expect(s.applied).toEqual([]);
     expect(await s.committed()).toBeLessThan(1);
+    expect(s.caughtUp()).toBe(before);
     s.release();
     await eventually('both events applied', () => s.applied.length === 2, 20_000);
     expect(s.applied).toEqual(['held', 'next']);
     await eventually('both offsets committed', async () => (await s.committed()) === 2, 10_000);
+    await eventually('caught up once both were applied', () => s.caughtUp() > before, 10_000);
   });
 
   it('an apply that fails is retried, never skipped: later events wait for it, and its offset is committed after it succeeded', async () => {
