@@ -12,7 +12,7 @@ const root = resolve(import.meta.dirname, '..');
 /** The Deno executable of the `deno` npm package and the permissions an edge needs. */
 export const deno = {
   bin: resolve(root, 'node_modules', '.bin', 'deno'),
-  args: ['run', '--allow-net', '--allow-env', '--allow-read'],
+  args: ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-sys=hostname'],
 };
 
 /**
