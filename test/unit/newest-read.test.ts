@@ -1,36 +1,42 @@
 import { describe, expect, it } from 'vitest';
 import { NewestRead } from '../../origin/purge/newest-read.ts';
+import { deferred } from '../support/fixtures.ts';
 
-/** A load whose answer the test releases. */
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
+/** Two overlapping reads, the older started first; `olderFirst` says which one's answer comes first. */
+async function overlapping(olderFirst: boolean) {
+  const reads = new NewestRead<number>();
+  const kept: number[] = [];
+  const older = deferred<number>();
+  const newer = deferred<number>();
+  const first = reads.read(
+    () => older.promise,
+    (v) => kept.push(v),
+  );
+  const second = reads.read(
+    () => newer.promise,
+    (v) => kept.push(v),
+  );
+  const answers: boolean[] = [];
+  if (olderFirst) {
+    older.resolve(1);
+    answers.push(await first);
+  }
+  newer.resolve(0);
+  answers.push(await second);
+  if (!olderFirst) {
+    older.resolve(1);
+    answers.push(await first);
+  }
+  return { kept, answers };
 }
 
 describe('NewestRead', () => {
   it('an older read finishing after a newer one is dropped', async () => {
-    const reads = new NewestRead<number>();
-    const kept: number[] = [];
-    const older = deferred<number>();
-    const newer = deferred<number>();
-    const first = reads.read(
-      () => older.promise,
-      (v) => kept.push(v),
-    );
-    const second = reads.read(
-      () => newer.promise,
-      (v) => kept.push(v),
-    );
-    newer.resolve(0);
-    expect(await second).toBe(true);
-    older.resolve(1);
-    expect(await first).toBe(false);
-    expect(kept).toEqual([0]);
+    expect(await overlapping(false)).toEqual({ kept: [0], answers: [true, false] });
+  });
+
+  it('an older read finishing before a newer one is kept, then replaced', async () => {
+    expect(await overlapping(true)).toEqual({ kept: [1, 0], answers: [true, true] });
   });
 
   it('reads finishing in order are all kept, and a failed read keeps nothing nor blocks the next', async () => {
@@ -42,13 +48,12 @@ describe('NewestRead', () => {
         (v) => kept.push(v),
       ),
     ).toBe(true);
-    const failing = deferred<number>();
-    const failed = reads.read(
-      () => failing.promise,
-      (v) => kept.push(v),
-    );
-    failing.reject(new Error('down'));
-    await expect(failed).rejects.toThrow('down');
+    await expect(
+      reads.read(
+        () => Promise.reject(new Error('down')),
+        (v) => kept.push(v),
+      ),
+    ).rejects.toThrow('down');
     expect(
       await reads.read(
         async () => 2,
@@ -56,25 +61,5 @@ describe('NewestRead', () => {
       ),
     ).toBe(true);
     expect(kept).toEqual([1, 2]);
-  });
-
-  it('an older read finishing before a newer one is kept, then replaced', async () => {
-    const reads = new NewestRead<number>();
-    const kept: number[] = [];
-    const older = deferred<number>();
-    const newer = deferred<number>();
-    const first = reads.read(
-      () => older.promise,
-      (v) => kept.push(v),
-    );
-    const second = reads.read(
-      () => newer.promise,
-      (v) => kept.push(v),
-    );
-    older.resolve(1);
-    expect(await first).toBe(true);
-    newer.resolve(0);
-    expect(await second).toBe(true);
-    expect(kept).toEqual([1, 0]);
   });
 });
