@@ -2,6 +2,7 @@ import { CacheService } from '../origin/cache-service.ts';
 import { InProcessPurgeBus } from '../origin/purge/in-process-bus.ts';
 import { memoryStore } from '../origin/store/memory.ts';
 import { passThroughStore } from '../origin/store/pass-through.ts';
+import { defaultEvictionPolicy, type EvictionPolicy } from '../shared/eviction/index.ts';
 import type { BenchRow } from './load.ts';
 import { loadTrace, type TraceRequest } from './trace.ts';
 
@@ -13,6 +14,8 @@ export interface CompressionBenchOptions {
   readonly budgetFraction?: number;
   /** `COMPRESS_MIN_BYTES` of the "on" run. Default 1024. */
   readonly compressMinBytes?: number;
+  /** The store's eviction policy (`EVICTION_POLICY`); default the shipped one. */
+  readonly policy?: EvictionPolicy;
 }
 
 /** What one replay measured. */
@@ -78,8 +81,9 @@ export async function replayThroughService(
   budgetBytes: number,
   compressMinBytes: number,
   pool: Uint8Array,
+  policy: EvictionPolicy = defaultEvictionPolicy,
 ): Promise<ReplayFigures> {
-  const store = memoryStore({ maxBytes: budgetBytes });
+  const store = memoryStore({ maxBytes: budgetBytes, policy });
   let saved = 0;
   const service = new CacheService({
     store: passThroughStore(store, store),
@@ -141,11 +145,12 @@ export async function compressionBenchmarks(options: CompressionBenchOptions = {
   const distinctBytes = [...distinct.values()].reduce((a, b) => a + b, 0);
   const budget = Math.max(1, Math.floor(distinctBytes * (options.budgetFraction ?? 0.25)));
   const pool = jsonPool(Math.max(1, ...requests.map((r) => r.size)) * 4);
-  const off = await replayThroughService(requests, budget, 0, pool);
-  const on = await replayThroughService(requests, budget, options.compressMinBytes ?? 1024, pool);
+  const policy = options.policy ?? defaultEvictionPolicy;
+  const off = await replayThroughService(requests, budget, 0, pool, policy);
+  const on = await replayThroughService(requests, budget, options.compressMinBytes ?? 1024, pool, policy);
   return [
     {
-      benchmark: `(x) compression, trace replay (${requests.length} req, budget ${mib(budget)})`,
+      benchmark: `(x) compression, trace replay (${requests.length} req, budget ${mib(budget)}, ${policy})`,
       subject: `zstd > ${options.compressMinBytes ?? 1024} B: ${describe(on)}`,
       baseline: `off: ${describe(off)}`,
       result: `stored/in ${(on.bytesStored / Math.max(1, on.bytesIn)).toFixed(2)}, hit ${((100 * on.hits) / Math.max(1, on.reads)).toFixed(1)}% vs ${((100 * off.hits) / Math.max(1, off.reads)).toFixed(1)}%`,
