@@ -147,7 +147,6 @@ export type RuntimeSettings = Pick<
   'defaultTtlSeconds' | 'maxValueBytes' | 'keyring' | 'encryptedNamespaces' | 'profiles'
 >;
 
-/** What a flush answers: the namespace's new version and the purge's number in the purge log. */
 /** How a purge was asked for (`CacheService.purge`); every field optional. */
 export interface PurgeOptions {
   /** `delete` (default) or `update`. */
@@ -160,6 +159,7 @@ export interface PurgeOptions {
   readonly redelivered?: boolean;
 }
 
+/** What a flush answers: the namespace's new version and the purge's number in the purge log. */
 export interface FlushResult extends NamespaceVersion {
   readonly seq: number;
 }

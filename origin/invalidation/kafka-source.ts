@@ -257,8 +257,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
    * the batch was resolved when it was handed over. When something fails
    * after the hand-over while the consumer runs on, the partition is sought
    * back to the first message not done, so it is fetched again, never skipped.
+   * @returns whether every message of the batch was applied (false: cut short, or failed and fetched again).
    */
-  /** @returns whether every message of the batch was applied (false: cut short, or failed and fetched again). */
   const applyBatch = async (
     c: Consumer,
     committer: OffsetCommitter,
@@ -342,11 +342,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       p.resolveOffset(last);
       sampler?.advance(partition, (BigInt(last) + 1n).toString());
       options.onLag?.(partition, Number(p.batch.offsetLag()));
-      const applying = applyBatch(c, committer, p, messages).then((complete) => {
+      const settled = (complete: boolean) => {
         if (behind.get(partition) === applying) behind.delete(partition);
         // A batch fetched again (a failed apply) is not caught up; the empty fetch after it will say so.
         if (!complete) caughtUpOnceApplied = false;
         else if (caughtUpOnceApplied && behind.size === 0) caughtUp();
+      };
+      const applying = applyBatch(c, committer, p, messages).then(settled, (error: unknown) => {
+        settled(false);
+        throw error;
       });
       behind.set(partition, applying);
     };
