@@ -13,6 +13,7 @@ export interface OriginMetrics extends RequestMetrics {
   readonly invalidations: Counter<'source' | 'result'>;
   /** Seconds from an event's `timestamp` (producer clock) to the purge handed to the hub. */
   readonly invalidationLag: Histogram<'source'>;
+  readonly invalidationApply: Histogram<'source'>;
   /** Kafka messages behind the partition's high watermark after the last batch, by partition. */
   readonly consumerLag: Gauge<'partition'>;
   /** Invalidation events the Kafka fetch sampler applied before the group consumer did (`KAFKA_FETCH_SAMPLE_MS`). */
@@ -88,6 +89,13 @@ export function originMetrics(gauges: {
   const invalidationLag = new Histogram({
     name: 'strata_invalidation_lag_seconds',
     help: "Seconds from an invalidation event's timestamp to its purge being handed to the hub.",
+    labelNames: ['source'] as const,
+    buckets: latencyBucketsSeconds,
+    registers: [registry],
+  });
+  const invalidationApply = new Histogram({
+    name: 'strata_invalidation_apply_seconds',
+    help: 'Seconds an applied invalidation event took from the start of its apply to its purge being handed to the hub (store purge and purge log append).',
     labelNames: ['source'] as const,
     buckets: latencyBucketsSeconds,
     registers: [registry],
@@ -208,6 +216,7 @@ export function originMetrics(gauges: {
     purges,
     invalidations,
     invalidationLag,
+    invalidationApply,
     consumerLag,
     invalidationsSampled,
     contentType: registry.contentType,

@@ -65,8 +65,19 @@ export interface InvalidationApplierOptions {
   /** How many event ids are remembered for idempotency (LRU). */
   readonly dedupWindow: number;
   readonly now?: () => number;
-  /** Told about every outcome, for metrics; `lagMs` is now − event timestamp, for applied events. */
-  readonly onOutcome?: (source: InvalidationSourceKind, outcome: ApplyOutcome | 'failed', lagMs?: number) => void;
+  /**
+   * Told about every outcome, for metrics. For applied events: `lagMs` is
+   * now − the event's timestamp (the producer's clock), `applyMs` the time
+   * the apply itself took (store purge and purge log append, this process's
+   * clock), so `lagMs − applyMs` is what delivery took (produce, broker,
+   * fetch).
+   */
+  readonly onOutcome?: (
+    source: InvalidationSourceKind,
+    outcome: ApplyOutcome | 'failed',
+    lagMs?: number,
+    applyMs?: number,
+  ) => void;
   /** This origin's region (`STRATA_REGION`): events forwarded from it are skipped. */
   readonly region?: string;
   /**
@@ -165,6 +176,7 @@ export class InvalidationApplier {
   /** Purges one event's keys, tags or prefix and reports the outcome; throws (reported `failed`) when it did not take. */
   async #purge(event: InvalidationEvent, source: InvalidationSourceKind): Promise<void> {
     const fromRegion = event.origin_region;
+    const startedAt = performance.now();
     try {
       // Another region's purge keeps that region's acknowledgement time (edges' purge lag then spans regions)
       // and its name (so this region's forwarder does not send it back).
@@ -190,7 +202,7 @@ export class InvalidationApplier {
       this.#o.onOutcome?.(source, 'failed');
       throw error;
     }
-    this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
+    this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp, performance.now() - startedAt);
     if (fromRegion !== undefined) this.#o.onRegionApplied?.(fromRegion, Math.max(0, this.#now() - event.timestamp));
   }
 
@@ -206,6 +218,7 @@ export class InvalidationApplier {
       return 'own_region';
     }
     return await this.#once(event.id, source, async () => {
+      const startedAt = performance.now();
       try {
         if (!this.#o.resetNamespaces) throw new Error('region resets are not wired to a store');
         await this.#o.resetNamespaces(event.namespaces, event.origin_region);
@@ -213,7 +226,7 @@ export class InvalidationApplier {
         this.#o.onOutcome?.(source, 'failed');
         throw error;
       }
-      this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp);
+      this.#o.onOutcome?.(source, 'applied', this.#now() - event.timestamp, performance.now() - startedAt);
     });
   }
 }

@@ -12,7 +12,7 @@ import { type KafkaSource, kafkaSource } from './kafka-source.ts';
  * The invalidation source the config names: the Kafka consumer when
  * `KAFKA_BROKERS` is set, else the in-process source. Both apply events
  * through one {@link InvalidationApplier} wired to the origin's metrics
- * (`strata_invalidation_events_total`, `strata_invalidation_lag_seconds`,
+ * (`strata_invalidation_events_total`, `strata_invalidation_lag_seconds`, `strata_invalidation_apply_seconds`,
  * `strata_invalidation_consumer_lag_messages`, `strata_invalidation_sampled_total`).
  * Not started: call `start()`.
  */
@@ -21,7 +21,10 @@ export function invalidationSourceFromConfig(
   deps: {
     service: CacheService;
     logger: Logger;
-    metrics: Pick<OriginMetrics, 'invalidations' | 'invalidationLag' | 'consumerLag' | 'invalidationsSampled'>;
+    metrics: Pick<
+      OriginMetrics,
+      'invalidations' | 'invalidationLag' | 'invalidationApply' | 'consumerLag' | 'invalidationsSampled'
+    >;
     /** Cross-region hooks (`origin/regions/`); absent = events are applied whatever their region. */
     regions?: Pick<Regions, 'region' | 'onRegionApplied' | 'onCaughtUp' | 'resetNamespaces'>;
   },
@@ -37,9 +40,10 @@ export function invalidationSourceFromConfig(
       : {}),
     service: deps.service,
     dedupWindow: config.INVALIDATION_DEDUP_WINDOW,
-    onOutcome: (source, result, lagMs) => {
+    onOutcome: (source, result, lagMs, applyMs) => {
       metrics.invalidations.inc({ source, result });
       if (lagMs !== undefined) metrics.invalidationLag.observe({ source }, Math.max(0, lagMs) / 1000);
+      if (applyMs !== undefined) metrics.invalidationApply.observe({ source }, applyMs / 1000);
     },
   });
   const connection = kafkaConnectionFromConfig(config);

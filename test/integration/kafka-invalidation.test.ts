@@ -13,6 +13,7 @@ import {
   readTopic,
   uniqueName,
 } from '../support/kafka.ts';
+import { type Sample, scrape, value } from '../support/prometheus.ts';
 import { type CuttableProxy, cuttableProxy } from '../support/proxy.ts';
 import { edgeFor, originFor } from '../support/stack.ts';
 import { eventually } from '../support/wait.ts';
@@ -181,6 +182,11 @@ describe('Kafka invalidation → origin → every edge', () => {
     // Purges relayed from here on, counted by observing the bus (the log's seq also numbers each change's intent).
     let relayed = 0;
     origin.bus.observe(() => relayed++);
+    const timed = (samples: Sample[]) => ({
+      lag: value(samples, 'strata_invalidation_lag_seconds_count', { source: 'kafka' }),
+      apply: value(samples, 'strata_invalidation_apply_seconds_count', { source: 'kafka' }),
+    });
+    const timedBefore = timed(await scrape(origin.url));
     // Same message key, same partition: the sentinel is applied after both copies.
     await produceEvents(producer, topic, [event, event, sentinel]);
     await eventually(
@@ -197,6 +203,10 @@ describe('Kafka invalidation → origin → every edge', () => {
     const metrics = await (await fetch(`${origin.url}/metrics`)).text();
     expect(metrics).toMatch(/strata_invalidation_events_total\{[^}]*source="kafka"[^}]*result="applied"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/strata_invalidation_consumer_lag_messages\{[^}]*partition="\d"[^}]*\} 0/);
+    // Both applied events (not the duplicate) were timed: lag since their timestamp, and the apply alone.
+    const after = timed(await scrape(origin.url));
+    expect(after.lag - timedBefore.lag).toBe(2);
+    expect(after.apply - timedBefore.apply).toBe(2);
   });
 
   it('a soft event marks the entries stale (soft-purge) at the origin and every edge, and removes those without grace', async () => {

@@ -101,6 +101,40 @@ describe('InvalidationApplier', () => {
     expect(outcomes).toEqual(['failed', 'applied']);
   });
 
+  it('reports, for an applied event, its lag since the event timestamp and the time its own apply took (the store purge within it)', async () => {
+    const store = memoryStore({ maxBytes: 1 << 20 });
+    const slow: Store = {
+      ...store,
+      kind: store.kind,
+      purge: async (ns, selector) => {
+        await new Promise((r) => setTimeout(r, 30));
+        return await store.purge(ns, selector);
+      },
+    };
+    const bus = new InProcessPurgeBus({ retainedEntries: 100 });
+    const service = new CacheService({
+      store: passThroughStore(slow),
+      bus,
+      defaultTtlSeconds: 60,
+      maxValueBytes: 1024,
+    });
+    const reported: { outcome: string; lagMs?: number; applyMs?: number }[] = [];
+    const applier = new InvalidationApplier({
+      service,
+      dedupWindow: 2,
+      now: () => 10_000,
+      onOutcome: (_source, outcome, lagMs, applyMs) => reported.push({ outcome, lagMs, applyMs }),
+    });
+    const parsed = { ...event({ timestamp: 4_000 }), tags: [], prefix: null } as never;
+    expect(await applier.apply(parsed, 'kafka')).toBe('applied');
+    expect(await applier.apply(parsed, 'kafka')).toBe('duplicate');
+    const [applied, duplicate] = reported;
+    expect(applied).toMatchObject({ outcome: 'applied', lagMs: 6_000 });
+    // The apply covers the store purge (held 30 ms; timers may fire a millisecond early).
+    expect(applied!.applyMs).toBeGreaterThanOrEqual(29);
+    expect(duplicate).toEqual({ outcome: 'duplicate', lagMs: undefined, applyMs: undefined });
+  });
+
   it('a second apply of an id in flight waits for the first and then skips it: the store purges once', async () => {
     const store = memoryStore({ maxBytes: 1 << 20 });
     let release!: () => void;
