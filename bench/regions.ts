@@ -161,14 +161,22 @@ function schedStat(pid: number): { runNs: number; waitNs: number; slices: number
   }
 }
 
+/** An origin's `strata_invalidation_apply_seconds{source="kafka"}`, cumulative: count, sum (s) and bucket counts by bound (s). */
+interface ApplyTimes {
+  readonly count: number;
+  readonly sum: number;
+  readonly buckets: ReadonlyMap<number, number>;
+}
+
 /**
  * What Node's default metrics (prom-client) say of a process since the last
- * scrape: event loop delay p99 and max (ms) and major GC time (ms, cumulative).
+ * scrape: event loop delay p99 and max (ms) and major GC time (ms, cumulative);
+ * and, on an origin, how long its applies of Kafka events took.
  */
 async function processStalls(
   url: string,
   token: string,
-): Promise<{ lagP99: number; lagMax: number; majorGcMs: number } | null> {
+): Promise<{ lagP99: number; lagMax: number; majorGcMs: number; apply: ApplyTimes } | null> {
   const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
     .then((r) => r.text())
     .catch(() => '');
@@ -180,7 +188,39 @@ async function processStalls(
     lagMax: value(/^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)/m) * 1000,
     // prom-client shows a GC kind only once one ran.
     majorGcMs: (Number(/^nodejs_gc_duration_seconds_sum\{[^}]*kind="major"[^}]*\} (\S+)/m.exec(text)?.[1]) || 0) * 1000,
+    apply: {
+      count: value(/^strata_invalidation_apply_seconds_count\{[^}]*source="kafka"[^}]*\} (\S+)/m) || 0,
+      sum: value(/^strata_invalidation_apply_seconds_sum\{[^}]*source="kafka"[^}]*\} (\S+)/m) || 0,
+      buckets: new Map(
+        [...text.matchAll(/^strata_invalidation_apply_seconds_bucket\{([^}]*)\} (\S+)/gm)]
+          .filter((m) => m[1]!.includes('source="kafka"'))
+          .map((m) => [Number(/le="([^"]+)"/.exec(m[1]!)?.[1]), Number(m[2])] as const),
+      ),
+    },
   };
+}
+
+/**
+ * Region b's applies of Kafka events over the writes, from its origins'
+ * `strata_invalidation_apply_seconds` (the store purge and the purge log
+ * append): how many, the mean, and the share within each bucket bound.
+ */
+function applyTimes(before: readonly (ApplyTimes | undefined)[], after: readonly (ApplyTimes | undefined)[]): string {
+  let count = 0;
+  let sum = 0;
+  const within = new Map<number, number>();
+  after.forEach((a, i) => {
+    if (!a) return;
+    const b = before[i];
+    count += a.count - (b?.count ?? 0);
+    sum += a.sum - (b?.sum ?? 0);
+    for (const [le, n] of a.buckets) within.set(le, (within.get(le) ?? 0) + n - (b?.buckets.get(le) ?? 0));
+  });
+  if (count === 0) return "b's applies of Kafka events: none timed";
+  const shares = [0.001, 0.0025, 0.005, 0.01, 0.025]
+    .map((le) => `≤ ${le * 1000} ms ${fmt((100 * (within.get(le) ?? 0)) / count, 1)}%`)
+    .join(', ');
+  return `b's applies of Kafka events (store purge + log append, its origins' own timing): ${count}, mean ${fmt((sum / count) * 1000, 2)} ms; ${shares}`;
 }
 
 /** kafkajs's `ConfigResourceTypes.TOPIC` (the enum is not an ES module export of the CommonJS package). */
@@ -472,6 +512,11 @@ async function crossRegionPurge(rig: Rig, writes: number, pollMs: number): Promi
         return `${names[i] ?? url} loop delay p99 ${fmt(after.lagP99, 1)} / max ${fmt(after.lagMax, 1)} ms, major GC ${fmt(major, 1)} ms`;
       })
       .join('; ');
+    const bOrigins = [4, 5];
+    stalls += `\n${applyTimes(
+      bOrigins.map((i) => gcBefore[i]?.apply),
+      bOrigins.map((i) => gcAfter[i]?.apply),
+    )}`;
     await waitFor(
       'the bench to see every forwarded event',
       async () => stageOf.every((s) => sentAt.has(s.eventId)),
