@@ -103,7 +103,7 @@ describe.each(setups)('Workers edge purge probe (workerd, $name)', ({ start, sha
     // writes can purge every copy before the other isolate reads it, and once writes stop both isolates' memory
     // tiers hold the last versions, so reads never reach the Cache API. One key is then rewritten at a time, slower
     // than the poll interval: each isolate drops its memory copy, the first read after fills the Cache API and a
-    // read at the other isolate finds it there (a purge deletes only the copies the purging isolate stored).
+    // read at the other isolate finds it there (an isolate's purge leaves a newer copy another isolate stored).
     const covering = () => sharedTier && fromCacheApi === 0 && Date.now() < end + runMs;
     const reading = () => Date.now() < end || covering();
     const coverer = async () => {
