@@ -69,8 +69,11 @@ const controls = String.raw`\u0000-\u001f\u007f-\u009f`;
  * server accepts (`origin/listing/glob.ts`): escaped characters, plain
  * characters, and classes of escaped characters, single characters and
  * ranges; a `^` right after `[` negates, and a character followed by `-`
- * and another character starts a range. Byte length (at most 1,024 bytes of
- * UTF-8) is stated beside it as `x-max-utf8-bytes`.
+ * and another character starts a range. In a class, a character of more
+ * than one UTF-8 byte is never followed by `-` (the server reads classes
+ * byte by byte, as Redis does, and refuses what would be a range from its
+ * last byte). Byte length (at most 1,024 bytes of UTF-8) is stated beside
+ * it as `x-max-utf8-bytes`.
  */
 export const globJsonPattern = globPattern(true);
 
@@ -86,8 +89,13 @@ function globPattern(inQuery: boolean): string {
   const any = inQuery ? `[^${controls}]` : String.raw`[^\\${banned}]`;
   const escaped = inQuery ? String.raw`\\[^${controls}]|` : '';
   const plain = String.raw`[^\\\[${banned}]`;
-  const start = String.raw`[^\]\\${banned}]`;
-  const item = String.raw`(?:${escaped}${start}-${any}|${start}(?!-${any}))`;
+  // One-byte characters in a class: any as a range's end, and as a start all but ']' and '\'.
+  const narrow = inQuery ? String.raw`[\u0020-\u007e]` : String.raw`(?![\\/])[\u0020-\u007e]`;
+  const start = inQuery ? String.raw`(?![\]\\])[\u0020-\u007e]` : String.raw`(?![\]\\/])[\u0020-\u007e]`;
+  // Characters of more than one UTF-8 byte (U+0080 to U+009F are controls, refused anyway): never before '-'.
+  const wide = String.raw`[^\u0000-\u009f](?!-)`;
+  const classEscaped = inQuery ? String.raw`\\${narrow}|\\${wide}|` : '';
+  const item = `(?:${classEscaped}${start}-(?:${narrow}|${wide})|${start}(?!-${any})|${wide})`;
   const head = inQuery ? '^' : String.raw`^(?!\.{1,2}$)`;
   return String.raw`${head}(?:${escaped}${plain}|\[(?:\^${item}+|(?!\^)${item}+)\])+$`;
 }

@@ -88,6 +88,10 @@ export function parseGlob(pattern: string): Glob {
           c = bytes[++i]!;
           ranges.push([c, c]);
           i++;
+        } else if (c >= 0x80 && bytes[i + 1] === 0x2d /* - */) {
+          // A character of several bytes: its last byte would start a byte range (as Redis reads it), which no
+          // reader of the pattern expects; refused rather than matched in a way the pattern does not show.
+          throw malformed(pattern, 'a character of more than one byte cannot start a range in [...]');
         } else if (bytes[i + 1] === 0x2d /* - */ && i + 2 < bytes.length) {
           // As Redis: the byte after '-' ends the range, whatever it is (even ']' or '\\').
           const end = bytes[i + 2]!;
