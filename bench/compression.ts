@@ -74,14 +74,14 @@ function offsetFor(key: string, span: number): number {
 /**
  * Replays `requests` cache-aside (a read that misses is filled with a write of
  * the trace's size) through the origin's `CacheService` over the memory store
- * with `budgetBytes`, in this process, one request at a time.
+ * with `budgetBytes` and eviction `policy`, in this process, one request at a time.
  */
 export async function replayThroughService(
   requests: readonly TraceRequest[],
   budgetBytes: number,
   compressMinBytes: number,
   pool: Uint8Array,
-  policy: EvictionPolicy = defaultEvictionPolicy,
+  policy: EvictionPolicy,
 ): Promise<ReplayFigures> {
   const store = memoryStore({ maxBytes: budgetBytes, policy });
   let saved = 0;
